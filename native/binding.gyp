@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "warden_native",
+      "sources": ["warden_native.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2", "-fno-strict-aliasing"]
+    }
+  ]
+}

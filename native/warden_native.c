@@ -1,0 +1,207 @@
+/* warden_native: the few syscalls Node lacks. TAP fds (TUNSETIFF), fds over unix
+ * sockets (SCM_RIGHTS), socketpair. Every fd returned is O_CLOEXEC; the caller passes
+ * it on explicitly (spawn stdio) or closes it. Errors throw with the errno name as code. */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+
+#define MAX_FDS 253   /* SCM_MAX_FD */
+#define MAX_QUEUES 16
+
+static const char *errno_code(int e) {
+  switch (e) {
+    case EPERM: return "EPERM"; case ENOENT: return "ENOENT"; case EBADF: return "EBADF";
+    case EAGAIN: return "EAGAIN"; case EACCES: return "EACCES"; case EBUSY: return "EBUSY";
+    case EEXIST: return "EEXIST"; case EINVAL: return "EINVAL"; case ENODEV: return "ENODEV";
+    case EMFILE: return "EMFILE"; case ENOTSOCK: return "ENOTSOCK"; case EPIPE: return "EPIPE";
+    case ECONNRESET: return "ECONNRESET"; case ENOTCONN: return "ENOTCONN"; case EINTR: return "EINTR";
+    case E2BIG: return "E2BIG"; case EMSGSIZE: return "EMSGSIZE"; case ENAMETOOLONG: return "ENAMETOOLONG";
+    default: return "EIO";
+  }
+}
+
+static napi_value throw_errno(napi_env env, const char *what, int e) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(e));
+  napi_throw_error(env, errno_code(e), msg);
+  return NULL;
+}
+
+static int get_int(napi_env env, napi_value v, int32_t *out) {
+  return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+/* openTap(name: string, queues: number, vnetHdr: boolean) -> {name, fds}
+ * name may be "" or a pattern such as "wd%d" for the kernel to choose. */
+static napi_value open_tap(napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  char name[IFNAMSIZ]; size_t len = 0; int32_t queues = 1; bool vnet = true;
+  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok
+      || !get_int(env, argv[1], &queues) || napi_get_value_bool(env, argv[2], &vnet) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "openTap(name, queues, vnetHdr)");
+    return NULL;
+  }
+  if (len >= IFNAMSIZ - 1 || queues < 1 || queues > MAX_QUEUES) {
+    napi_throw_range_error(env, "EINVAL", "openTap: name longer than 15 bytes or queues out of 1..16");
+    return NULL;
+  }
+  int fds[MAX_QUEUES]; int n = 0;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, name, len);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0) | (queues > 1 ? IFF_MULTI_QUEUE : 0);
+  for (n = 0; n < queues; n++) {
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) < 0) {
+      int e = errno;
+      if (fd >= 0) close(fd);
+      for (int i = 0; i < n; i++) close(fds[i]);
+      return throw_errno(env, fd < 0 ? "open /dev/net/tun" : "TUNSETIFF", e);
+    }
+    fds[n] = fd;
+  }
+  napi_value result, jname, jfds;
+  napi_create_object(env, &result);
+  napi_create_string_utf8(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ), &jname);
+  napi_create_array_with_length(env, (size_t)n, &jfds);
+  for (int i = 0; i < n; i++) {
+    napi_value v; napi_create_int32(env, fds[i], &v); napi_set_element(env, jfds, (uint32_t)i, v);
+  }
+  napi_set_named_property(env, result, "name", jname);
+  napi_set_named_property(env, result, "fds", jfds);
+  return result;
+}
+
+/* sendFds(sockFd: number, data: Uint8Array, fds: number[]) -> bytes sent.
+ * One sendmsg; the fds ride on the first byte. Throws EAGAIN when the socket is full. */
+static napi_value send_fds(napi_env env, napi_callback_info info) {
+  size_t argc = 3; napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t sock; void *data = NULL; size_t dlen = 0; uint32_t nfds = 0;
+  napi_typedarray_type tt; napi_value ab; size_t off;
+  bool is_arr = false;
+  if (argc < 3 || !get_int(env, argv[0], &sock)
+      || napi_get_typedarray_info(env, argv[1], &tt, &dlen, &data, &ab, &off) != napi_ok
+      || napi_is_array(env, argv[2], &is_arr) != napi_ok || !is_arr
+      || napi_get_array_length(env, argv[2], &nfds) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "sendFds(sockFd, Uint8Array, fds[])");
+    return NULL;
+  }
+  if (tt != napi_uint8_array || dlen == 0 || nfds > MAX_FDS) {
+    napi_throw_range_error(env, "EINVAL", "sendFds: data must be a non-empty Uint8Array and at most 253 fds");
+    return NULL;
+  }
+  int fds[MAX_FDS];
+  for (uint32_t i = 0; i < nfds; i++) {
+    napi_value v; napi_get_element(env, argv[2], i, &v);
+    if (!get_int(env, v, &fds[i]) || fds[i] < 0) {
+      napi_throw_type_error(env, "EINVAL", "sendFds: fds must be non-negative integers");
+      return NULL;
+    }
+  }
+  struct iovec iov = { .iov_base = data, .iov_len = dlen };
+  struct msghdr msg; memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov; msg.msg_iovlen = 1;
+  char *cbuf = NULL;
+  if (nfds > 0) {
+    size_t clen = CMSG_SPACE(sizeof(int) * nfds);
+    cbuf = calloc(1, clen);
+    if (cbuf == NULL) return throw_errno(env, "sendFds", ENOMEM);
+    msg.msg_control = cbuf; msg.msg_controllen = clen;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET; c->cmsg_type = SCM_RIGHTS; c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  }
+  ssize_t n;
+  do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+  int e = errno;
+  free(cbuf);
+  if (n < 0) return throw_errno(env, "sendmsg", e);
+  napi_value r; napi_create_int64(env, n, &r);
+  return r;
+}
+
+/* recvFds(sockFd: number, maxBytes: number) -> {data: Buffer, fds: number[]} (fds O_CLOEXEC).
+ * Throws EAGAIN when nothing is waiting. */
+static napi_value recv_fds(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t sock, max;
+  if (argc < 2 || !get_int(env, argv[0], &sock) || !get_int(env, argv[1], &max) || max <= 0 || max > (1 << 20)) {
+    napi_throw_type_error(env, "EINVAL", "recvFds(sockFd, maxBytes in 1..1MiB)");
+    return NULL;
+  }
+  void *buf = malloc((size_t)max);
+  size_t clen = CMSG_SPACE(sizeof(int) * MAX_FDS);
+  char *cbuf = calloc(1, clen);
+  if (buf == NULL || cbuf == NULL) { free(buf); free(cbuf); return throw_errno(env, "recvFds", ENOMEM); }
+  struct iovec iov = { .iov_base = buf, .iov_len = (size_t)max };
+  struct msghdr msg; memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov; msg.msg_iovlen = 1; msg.msg_control = cbuf; msg.msg_controllen = clen;
+  ssize_t n;
+  do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+  if (n < 0) { int e = errno; free(buf); free(cbuf); return throw_errno(env, "recvmsg", e); }
+  napi_value result, jdata, jfds;
+  napi_create_object(env, &result);
+  void *copy; napi_create_buffer_copy(env, (size_t)n, buf, &copy, &jdata);
+  napi_create_array(env, &jfds);
+  uint32_t k = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    int *p = (int *)CMSG_DATA(c);
+    for (size_t i = 0; i < cnt; i++) {
+      napi_value v; napi_create_int32(env, p[i], &v); napi_set_element(env, jfds, k++, v);
+    }
+  }
+  free(buf); free(cbuf);
+  napi_set_named_property(env, result, "data", jdata);
+  napi_set_named_property(env, result, "fds", jfds);
+  return result;
+}
+
+/* socketpair() -> [fd, fd]: AF_UNIX SOCK_STREAM, both O_CLOEXEC. */
+static napi_value socket_pair(napi_env env, napi_callback_info info) {
+  (void)info;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return throw_errno(env, "socketpair", errno);
+  napi_value arr, a, b;
+  napi_create_array_with_length(env, 2, &arr);
+  napi_create_int32(env, sv[0], &a); napi_create_int32(env, sv[1], &b);
+  napi_set_element(env, arr, 0, a); napi_set_element(env, arr, 1, b);
+  return arr;
+}
+
+/* closeFd(fd): close(2); EBADF is reported. */
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1]; int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !get_int(env, argv[0], &fd)) { napi_throw_type_error(env, "EINVAL", "closeFd(fd)"); return NULL; }
+  if (close(fd) < 0 && errno != EINTR) return throw_errno(env, "close", errno);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "openTap", NULL, open_tap, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "sendFds", NULL, send_fds, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "recvFds", NULL, recv_fds, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "socketpair", NULL, socket_pair, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,47 @@
+#!/bin/sh
+# Installs and builds everything qemu-warden needs on a Debian/Ubuntu machine.
+# Idempotent and quick when nothing changed: apt packages (as root), npm packages,
+# the native addon, the TypeScript build. `--quiet` prints only what it does.
+set -eu
+cd "$(dirname "$0")/.."
+quiet=false; [ "${1:-}" = "--quiet" ] && quiet=true
+say() { echo "setup: $*" >&2; }
+
+# Debian packages the tests and the demo use (Debian 12 names).
+PKGS="qemu-utils qemu-system-x86 qemu-system-data ovmf bubblewrap util-linux busybox-static \
+iproute2 openvswitch-switch cpio gzip kmod python3 make g++"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    say "missing Debian packages:$missing (run as root, or: sudo apt-get install$missing)"; exit 1
+  fi
+  say "installing Debian packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends $missing >/dev/null
+fi
+
+# npm packages: reinstall when the lock file changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Native addon (TAP fds, SCM_RIGHTS): rebuild when its source is newer than the build.
+addon=native/build/Release/warden_native.node
+if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" -name '*.c' -o -maxdepth 1 -newer "$addon" -name '*.gyp')" ]; then
+  say "building the native addon"
+  npm run --silent build:native >/dev/null
+fi
+
+# TypeScript: rebuild when any source is newer than the last build.
+stamp=dist/.built
+if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package.json -newer "$stamp" -print -quit)" ]; then
+  $quiet || say "compiling TypeScript"
+  npm run --silent build
+  touch "$stamp"
+fi
+$quiet || say "ready: ./bin/warden --help"

@@ -1,0 +1,98 @@
+/** @module errors: the base error class every module's typed errors extend, and the code → exit status table. */
+
+/** Structured facts about where an error happened (path, offset, vm, argv ...). */
+export type ErrorContext = Record<string, unknown>;
+
+export interface WardenErrorOptions {
+  context?: ErrorContext;
+  cause?: unknown;
+  suggestions?: string[];
+}
+
+/**
+ * Base of all qemu-warden errors. `code` is a stable string callers branch on
+ * (`IMAGE_BAD_MAGIC`, `JAIL_CGROUP_WRITE` ...); the message says what was being done,
+ * to what, with the values, and never repeats the cause's text.
+ */
+export class WardenError extends Error {
+  readonly code: string;
+  readonly context: ErrorContext;
+  readonly suggestions: string[];
+
+  constructor(code: string, message: string, options: WardenErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.context = options.context ?? {};
+    this.suggestions = options.suggestions ?? [];
+  }
+
+  /** A JSON-safe view: {code, message, context, suggestions, cause}. */
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = { code: this.code, message: this.message };
+    if (Object.keys(this.context).length > 0) out['context'] = this.context;
+    if (this.suggestions.length > 0) out['suggestions'] = this.suggestions;
+    if (this.cause !== undefined) out['cause'] = describeCause(this.cause);
+    return out;
+  }
+}
+
+function describeCause(cause: unknown): unknown {
+  if (cause instanceof WardenError) return cause.toJSON();
+  if (cause instanceof Error) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    return code === undefined ? { message: cause.message } : { code, message: cause.message };
+  }
+  return String(cause);
+}
+
+/** The whole cause chain as lines, outermost first, for the CLI and logs. */
+export function formatErrorChain(err: unknown): string[] {
+  const lines: string[] = [];
+  let cur: unknown = err;
+  for (let depth = 0; cur !== undefined && cur !== null && depth < 16; depth++) {
+    if (cur instanceof Error) {
+      const code = (cur as { code?: unknown }).code;
+      lines.push(typeof code === 'string' ? `${cur.message} [${code}]` : cur.message);
+      cur = cur.cause;
+    } else {
+      lines.push(String(cur));
+      cur = undefined;
+    }
+  }
+  return lines;
+}
+
+/**
+ * The one table from error-code prefix to CLI exit status (and, later, HTTP status).
+ * Exit 2 is a usage or spec problem, 3 a refused image, 4 wrong VM state, 5 not found,
+ * 6 host preflight, 7 QEMU died, 1 anything else.
+ */
+const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
+  ['SPEC_', 2, 400],
+  ['USAGE_', 2, 400],
+  ['PLAN_', 2, 422],
+  ['IMAGE_', 3, 422],
+  ['VM_INVALID_STATE', 4, 409],
+  ['VM_NOT_FOUND', 5, 404],
+  ['VM_EXISTS', 4, 409],
+  ['HOST_', 6, 503],
+  ['NET_', 6, 503],
+  ['JAIL_', 6, 500],
+  ['VM_QEMU_DIED', 7, 500],
+  ['QMP_', 7, 502],
+];
+
+export function exitCodeFor(err: unknown): number {
+  const code = err instanceof WardenError ? err.code : undefined;
+  if (code === undefined) return 1;
+  for (const [prefix, exit] of EXIT_BY_PREFIX) if (code.startsWith(prefix)) return exit;
+  return 1;
+}
+
+export function httpStatusFor(err: unknown): number {
+  const code = err instanceof WardenError ? err.code : undefined;
+  if (code === undefined) return 500;
+  for (const [prefix, , status] of EXIT_BY_PREFIX) if (code.startsWith(prefix)) return status;
+  return 500;
+}

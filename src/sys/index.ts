@@ -1,0 +1,7 @@
+/** @module sys: ports for side effects and their Node implementations; the only module that touches Node I/O directly. */
+export type { ProcessRunner, RunOptions, RunResult, Fs, Clock } from './ports.js';
+export { NodeProcessRunner } from './node-process.js';
+export { NodeFs } from './node-fs.js';
+export { nodeClock } from './node-clock.js';
+export { loadNative } from './native.js';
+export type { NativeAddon } from './native.js';

@@ -1,0 +1,33 @@
+/** @module sys/native: loads the small N-API addon (native/) for the syscalls Node lacks. */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+export interface NativeAddon {
+  /** Opens `queues` fds on one TAP device (IFF_TAP|IFF_NO_PI, IFF_VNET_HDR when asked). */
+  openTap(name: string, queues: number, vnetHdr: boolean): { name: string; fds: number[] };
+  /** One sendmsg carrying `fds` as SCM_RIGHTS; returns bytes sent; throws code EAGAIN when full. */
+  sendFds(sockFd: number, data: Uint8Array, fds: number[]): number;
+  /** One recvmsg; received fds are O_CLOEXEC. Throws code EAGAIN when nothing waits. */
+  recvFds(sockFd: number, maxBytes: number): { data: Buffer; fds: number[] };
+  /** An AF_UNIX stream socketpair, both ends O_CLOEXEC. */
+  socketpair(): [number, number];
+  closeFd(fd: number): void;
+}
+
+let cached: NativeAddon | undefined;
+
+/** The addon, built by `npm run build:native` (scripts/setup.sh runs it). */
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const here = dirname(fileURLToPath(import.meta.url));
+  // dist/src/sys → repository root is three levels up.
+  const path = join(here, '..', '..', '..', 'native', 'build', 'Release', 'warden_native.node');
+  const require = createRequire(import.meta.url);
+  try {
+    cached = require(path) as NativeAddon;
+  } catch (cause) {
+    throw new Error(`loading the native addon from ${path} failed; run "npm run setup" to build it`, { cause });
+  }
+  return cached;
+}
