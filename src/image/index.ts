@@ -1,0 +1,2 @@
+/** @module image: the table-driven image prober and backing-chain walker. */
+export type { ImageFormat, ImageInfo, ChainLayer, ImageChain } from './types.js';

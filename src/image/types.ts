@@ -1,0 +1,43 @@
+/** @module image/types: what the prober reports about one image and one backing chain (the contract the planner consumes). */
+
+/** Format names as QEMU spells them. */
+export type ImageFormat =
+  | 'raw' | 'qcow2' | 'qcow' | 'qed' | 'vmdk' | 'vdi' | 'vpc' | 'vhdx'
+  | 'parallels' | 'luks' | 'bochs' | 'cloop' | 'dmg';
+
+/** One image's header facts; null where the format has no such field or the image does not set it. */
+export interface ImageInfo {
+  format: ImageFormat;
+  virtualSize: number | null;
+  /** The backing name exactly as recorded in the header (not resolved). */
+  backingFilename: string | null;
+  /** The backing format recorded in the header, if any. */
+  backingFormat: ImageFormat | null;
+  encrypted: boolean;
+  /** An external data file name as recorded (qcow2 extension 0x44415441). */
+  dataFile: string | null;
+  dirty: boolean;
+  corrupt: boolean;
+  /** Bytes read from the file to learn all this (bounded: at most 64 KiB). */
+  bytesRead: number;
+  /** Hints for the reader (e.g. "ISO 9660 image: QEMU treats it as raw"). */
+  notes?: string[];
+}
+
+/** One layer of a chain: the info plus where it really is. */
+export interface ChainLayer extends ImageInfo {
+  /** Absolute path of this layer (backing names resolved against the overlay's directory). */
+  path: string;
+  /** Absolute path of the external data file, resolved like a backing name, or null. */
+  dataFilePath: string | null;
+  /** Device and inode, for loop detection and to recognise the same file under two names. */
+  dev: number;
+  ino: number;
+  /** File size in bytes. */
+  size: number;
+}
+
+/** A chain from the top layer (index 0) to the bottom (no backing file). */
+export interface ImageChain {
+  layers: ChainLayer[];
+}
