@@ -10,6 +10,7 @@ say() { echo "setup: $*" >&2; }
 # Debian packages the tests and the demo use (Debian 12 names).
 PKGS="qemu-utils qemu-system-x86 qemu-system-data ovmf bubblewrap util-linux busybox-static \
 iproute2 openvswitch-switch cpio gzip kmod python3 make g++"
+# (build-guest.sh also needs apt-get and dpkg, present on every Debian system.)
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -36,6 +37,9 @@ if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" -name '*
   say "building the native addon"
   npm run --silent build:native >/dev/null
 fi
+
+# The test and demo guest (cloud kernel + busybox initramfs), cached in .cache/guest/.
+if $quiet; then sh scripts/build-guest.sh --quiet; else sh scripts/build-guest.sh; fi
 
 # TypeScript: rebuild when any source is newer than the last build.
 stamp=dist/.built
