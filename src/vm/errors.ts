@@ -1,0 +1,28 @@
+/** @module vm/errors: VmError and its stable codes (VM_*), for the lifecycle, the state store and the supervisor. */
+import { WardenError, type WardenErrorOptions } from '../errors/index.js';
+
+export type VmErrorCode =
+  | 'VM_NOT_FOUND'
+  | 'VM_EXISTS'
+  | 'VM_INVALID_STATE'
+  | 'VM_BUSY'
+  | 'VM_DISK_IN_USE'
+  | 'VM_STATE_CORRUPT'
+  | 'VM_START_FAILED'
+  | 'VM_QEMU_DIED'
+  | 'VM_TIMEOUT'
+  | 'VM_QMP'
+  | 'VM_BAD_NAME'
+  | 'VM_IO';
+
+export class VmError extends WardenError {
+  declare readonly code: VmErrorCode;
+
+  constructor(code: VmErrorCode, message: string, options: WardenErrorOptions = {}) {
+    super(code, message, options);
+  }
+}
+
+export function isVmError(err: unknown, code?: VmErrorCode): err is VmError {
+  return err instanceof VmError && (code === undefined || err.code === code);
+}

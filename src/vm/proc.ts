@@ -1,0 +1,73 @@
+/** @module vm/proc: facts about host processes from /proc (through the Fs port): liveness with pid-reuse safety, status fields. */
+import type { Fs } from '../sys/index.js';
+import type { ProcId } from './record.js';
+
+/** Fields of /proc/PID/stat after the command name, which may itself contain spaces and parentheses. */
+function statFields(text: string): string[] {
+  const close = text.lastIndexOf(')');
+  return close < 0 ? [] : text.slice(close + 2).trim().split(/\s+/);
+}
+
+/** The process state letter and start time (field 22, clock ticks since boot), or null if there is no such process. */
+export async function procStat(fs: Fs, pid: number): Promise<{ state: string; startTime: number; ppid: number } | null> {
+  let text: string;
+  try {
+    text = await fs.readFile(`/proc/${pid}/stat`);
+  } catch {
+    return null;
+  }
+  const f = statFields(text);
+  // After "pid (comm) ": f[0] is state (field 3), f[1] ppid (field 4), f[19] starttime (field 22).
+  const startTime = Number(f[19]);
+  if (f[0] === undefined || !Number.isFinite(startTime)) return null;
+  return { state: f[0], ppid: Number(f[1]), startTime };
+}
+
+/** The identity of a live process, for recording. */
+export async function procId(fs: Fs, pid: number): Promise<ProcId | null> {
+  const st = await procStat(fs, pid);
+  return st === null ? null : { pid, startTime: st.startTime };
+}
+
+/** True when `id` names a live process (not a zombie) and the same one (start time matches). */
+export async function isAlive(fs: Fs, id: ProcId): Promise<boolean> {
+  const st = await procStat(fs, id.pid);
+  return st !== null && st.startTime === id.startTime && st.state !== 'Z' && st.state !== 'X';
+}
+
+/** The key: value lines of /proc/PID/status (Uid, CapEff, NoNewPrivs, Seccomp ...). */
+export async function procStatus(fs: Fs, pid: number): Promise<Record<string, string> | null> {
+  let text: string;
+  try {
+    text = await fs.readFile(`/proc/${pid}/status`);
+  } catch {
+    return null;
+  }
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/** Children of a pid (from /proc/PID/task/PID/children, where the kernel has it). */
+export async function procChildren(fs: Fs, pid: number): Promise<number[]> {
+  try {
+    const text = await fs.readFile(`/proc/${pid}/task/${pid}/children`);
+    return text.trim().split(/\s+/).filter((s) => s !== '').map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Sends a signal; false when the process is already gone. */
+export function signal(pid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw err;
+  }
+}

@@ -1,0 +1,72 @@
+/** @module vm/record: the persisted shape of one VM (vm.json), data only. */
+import type { ExitReason, Phase } from './machine.js';
+
+/** A process identity that survives pid reuse: the pid plus its start time in clock ticks since boot. */
+export interface ProcId {
+  pid: number;
+  startTime: number;
+}
+
+/** A disk layer the running VM holds, for the one-writer rule. */
+export interface DiskClaim {
+  path: string;
+  dev: number;
+  ino: number;
+  writable: boolean;
+}
+
+/** What a running VM holds; present from the moment QEMU is spawned until teardown. */
+export interface RunInfo {
+  /** QEMU itself (the host pid of the jailed program). */
+  qemu: ProcId;
+  /** The launcher process that is QEMU's ancestor (bwrap), when there is one. */
+  launcher?: ProcId;
+  uid: number;
+  gid: number;
+  accel: 'kvm' | 'tcg';
+  startedAt: string;
+  jailName: string;
+  /** cgroup directories of the jail (for OOM counters before teardown). */
+  cgroups: string[];
+  /** Where the launcher records the program's exit status, if it does. */
+  statusFile?: string;
+  /** Protections that are off for this VM (non-root, no cgroup ...), for inspect. */
+  protectionsOff: string[];
+}
+
+export interface ExitInfo {
+  reason: ExitReason;
+  at: string;
+  code?: number | null;
+  signal?: string | null;
+  /** One line for humans: "the guest powered off", "QEMU was killed by SIGKILL" ... */
+  detail: string;
+}
+
+/** A host change made by a start step, recorded before the step runs so that a later process can undo it. */
+export interface UndoRecord {
+  step: string;
+  /** Step-specific data (net undo log, jail name, socket paths ...). */
+  data: Record<string, unknown>;
+}
+
+export interface VmRecord {
+  version: 1;
+  name: string;
+  phase: Phase;
+  /** The spec as validated, paths absolute (JSON of the spec module's Spec). */
+  spec: Record<string, unknown>;
+  specFile?: string;
+  createdAt: string;
+  updatedAt: string;
+  run?: RunInfo;
+  /** Disk layers claimed while starting or running (checked against other VMs). */
+  disks?: DiskClaim[];
+  /** Host changes of the current (or interrupted) start, in the order made. */
+  undo?: UndoRecord[];
+  /** What the last stop/kill asked for, so an exit can be told apart from a crash. */
+  intent?: 'stop' | 'kill';
+  lastExit?: ExitInfo;
+  /** Warnings from the last start (e.g. KVM fell back to TCG). */
+  warnings?: string[];
+}

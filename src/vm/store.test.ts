@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NodeFs } from '../sys/index.js';
+import { StateStore, defaultStateRoot } from './store.js';
+import { isVmError } from './errors.js';
+import { procId } from './proc.js';
+import type { VmRecord } from './record.js';
+
+const fs = new NodeFs();
+function tempStore(t: { after(fn: () => void): void }): StateStore {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-vm-store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return new StateStore(dir, fs);
+}
+const rec = (name: string): VmRecord => ({ version: 1, name, phase: 'created', spec: { name }, createdAt: 't', updatedAt: 't' });
+
+test('create, read, write and list VMs; a second create of the same name is VM_EXISTS', async (t) => {
+  const store = tempStore(t);
+  await store.create(rec('wdv-b'));
+  await store.create(rec('wdv-a'));
+  assert.deepEqual(await store.list(), ['wdv-a', 'wdv-b']);
+  await store.write({ ...rec('wdv-a'), phase: 'stopped' });
+  assert.equal((await store.read('wdv-a')).phase, 'stopped');
+  await assert.rejects(store.create(rec('wdv-a')), (e) => isVmError(e, 'VM_EXISTS'));
+  // Atomic writes leave no temp files behind.
+  assert.deepEqual(readdirSync(store.paths('wdv-a').dir), ['vm.json']);
+  await store.remove('wdv-a');
+  await assert.rejects(store.read('wdv-a'), (e) => isVmError(e, 'VM_NOT_FOUND') && /warden list/.test(e.suggestions.join()));
+});
+
+test('bad names and corrupt records are refused with their own codes', async (t) => {
+  const store = tempStore(t);
+  await assert.rejects(store.read('../etc'), (e) => isVmError(e, 'VM_BAD_NAME'));
+  await store.create(rec('wdv-c'));
+  writeFileSync(store.paths('wdv-c').record, '{"version":1,');
+  await assert.rejects(store.read('wdv-c'), (e) => isVmError(e, 'VM_STATE_CORRUPT'));
+});
+
+test('the operation lock excludes a second holder and is taken over from a dead one', async (t) => {
+  const store = tempStore(t);
+  await store.create(rec('wdv-d'));
+  const lock = await store.lock('wdv-d', 'start');
+  await assert.rejects(store.lock('wdv-d', 'stop'), (e) => isVmError(e, 'VM_BUSY') && /running "start"/.test(e.message));
+  await lock.release();
+  // A lock left by a process that has exited is stale.
+  const child = spawn('sleep', ['10']);
+  const id = await procId(fs, child.pid!);
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('exit', r));
+  writeFileSync(store.paths('wdv-d').lock, JSON.stringify({ ...id, op: 'start' }));
+  const again = await store.lock('wdv-d', 'stop');
+  await again.release();
+});
+
+test('the default state root follows WARDEN_STATE_DIR, root, then XDG', () => {
+  assert.equal(defaultStateRoot({ WARDEN_STATE_DIR: '/x' }, 0), '/x');
+  assert.equal(defaultStateRoot({}, 0), '/var/lib/warden');
+  assert.equal(defaultStateRoot({ XDG_STATE_HOME: '/home/u/.st' }, 1000), '/home/u/.st/warden');
+});
