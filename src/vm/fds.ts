@@ -1,0 +1,86 @@
+/**
+ * @module vm/fds: opening the plan's fds in the manager: files with exactly the planned
+ * flags, listening unix sockets bound under a temporary name and renamed into place (Node
+ * unlinks a socket's bound path when its server closes, so the final path must not be the
+ * bound one). Every fd is closed again once the jailed program holds its copy.
+ */
+import { closeSync, constants as C, openSync, renameSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { basename, dirname, join } from 'node:path';
+import { VmError } from './errors.js';
+import type { OpenFlag, PlannedFdView } from './ports.js';
+
+const FLAG: Record<OpenFlag, number> = {
+  O_RDONLY: C.O_RDONLY, O_WRONLY: C.O_WRONLY, O_RDWR: C.O_RDWR, O_DIRECT: C.O_DIRECT ?? 0,
+  O_CREAT: C.O_CREAT, O_APPEND: C.O_APPEND, O_CLOEXEC: 0, // Node opens every fd close-on-exec already
+};
+
+export function openFlags(flags: readonly OpenFlag[]): number {
+  return flags.reduce((acc, f) => acc | FLAG[f], 0);
+}
+
+/** The fds opened for one start; `close()` releases them all (idempotent). */
+export class OpenFds {
+  readonly byName = new Map<string, number>();
+  readonly socketPaths: string[] = [];
+  private readonly servers: Server[] = [];
+  private readonly owned: number[] = [];
+
+  async openAll(fds: readonly PlannedFdView[], vm: string): Promise<void> {
+    for (const fd of fds) {
+      if (fd.kind === 'file') this.add(fd.name, this.openFile(fd, vm));
+      else if (fd.kind === 'unix-listen') this.add(fd.name, await this.listen(fd.path, vm));
+    }
+  }
+
+  /** fds the manager did not open itself (TAP queues from the network step), for the name map only. */
+  adopt(name: string, fd: number): void {
+    this.byName.set(name, fd);
+    this.owned.push(fd);
+  }
+
+  private add(name: string, fd: number): void {
+    this.byName.set(name, fd);
+  }
+
+  private openFile(fd: Extract<PlannedFdView, { kind: 'file' }>, vm: string): number {
+    try {
+      const n = openSync(fd.path, openFlags(fd.flags), 0o600);
+      this.owned.push(n);
+      return n;
+    } catch (cause) {
+      throw new VmError('VM_START_FAILED', `opening ${fd.path} (${fd.flags.join('|')}) for VM ${vm} failed`, {
+        context: { vm, path: fd.path, flags: fd.flags, from: fd.from }, cause,
+      });
+    }
+  }
+
+  private async listen(path: string, vm: string): Promise<number> {
+    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${this.servers.length}`);
+    rmSync(tmp, { force: true });
+    const server = createServer();
+    this.servers.push(server);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ path: tmp, backlog: 8 }, () => resolve());
+      });
+      renameSync(tmp, path);
+    } catch (cause) {
+      throw new VmError('VM_START_FAILED', `creating the socket ${path} for VM ${vm} failed`, { context: { vm, path }, cause });
+    }
+    this.socketPaths.push(path);
+    const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== 'number' || fd < 0) throw new VmError('VM_START_FAILED', `the socket ${path} has no fd to pass`, { context: { vm, path } });
+    return fd;
+  }
+
+  /** Closes the manager's copies (after launch, or on failure). Socket files stay unless `unlink`. */
+  async close(unlink: boolean): Promise<void> {
+    for (const fd of this.owned.splice(0)) {
+      try { closeSync(fd); } catch { /* already closed */ }
+    }
+    await Promise.all(this.servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+    if (unlink) for (const p of this.socketPaths) rmSync(p, { force: true });
+  }
+}

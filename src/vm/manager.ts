@@ -1,0 +1,223 @@
+/**
+ * @module vm/manager: the lifecycle verbs. Each takes the VM's lock, reconciles the record
+ * with reality, checks the state machine, acts, and records the outcome. Nothing here
+ * depends on the process that started a VM: every fact is re-read from the record, /proc
+ * and the QMP socket.
+ */
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Fs } from '../sys/index.js';
+import { VmError } from './errors.js';
+import { OpenFds } from './fds.js';
+import { assertAllowed, expectsProcess, type Action } from './machine.js';
+import { isAlive, signal } from './proc.js';
+import { START_STEPS, type StartCtx } from './start.js';
+import { runSteps, silentProgress, type BeforeStep, type Progress, type StepRun } from './steps.js';
+import { endRun, waitGone, type TeardownDeps } from './teardown.js';
+import type { Backends, QmpConn, SpecView } from './ports.js';
+import type { StateStore } from './store.js';
+import type { VmRecord } from './record.js';
+
+export interface ManagerOptions {
+  store: StateStore;
+  backends: Backends;
+  fs: Fs;
+  progress?: Progress;
+  /** Fault injection: runs before each start step (tests stop the manager there). */
+  beforeStep?: BeforeStep;
+}
+
+export interface StopOptions {
+  /** Seconds to wait for the guest to power off after the ACPI request (default 30). */
+  timeoutS?: number;
+  /** Skip the ACPI request: quit, then kill. */
+  force?: boolean;
+}
+
+export class VmManager {
+  readonly store: StateStore;
+  private readonly d: TeardownDeps;
+  private readonly progress: Progress;
+
+  constructor(private readonly o: ManagerOptions) {
+    this.store = o.store;
+    this.d = { fs: o.fs, store: o.store, backends: o.backends, now: () => new Date().toISOString() };
+    this.progress = o.progress ?? silentProgress;
+  }
+
+  /** Validates a spec file and records a new VM (phase created). */
+  async create(file: string, nameOverride?: string): Promise<VmRecord> {
+    const path = resolve(file);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (cause) {
+      throw new VmError('VM_IO', `reading the spec file ${path} failed`, { context: { file: path }, cause });
+    }
+    const spec = this.o.backends.parseSpec(text, path);
+    if (nameOverride !== undefined) spec['name'] = nameOverride;
+    const now = this.d.now();
+    const rec: VmRecord = { version: 1, name: String(spec['name']), phase: 'created', spec, specFile: path, createdAt: now, updatedAt: now };
+    await this.store.create(rec);
+    return rec;
+  }
+
+  /** Runs `fn` holding the VM's lock, on the reconciled record. */
+  private async locked<T>(name: string, op: Action, fn: (rec: VmRecord) => Promise<T>): Promise<T> {
+    await this.store.read(name);
+    const lock = await this.store.lock(name, op);
+    try {
+      const rec = await this.reconcileLocked(await this.store.read(name), op === 'inspect' || op === 'qmp');
+      assertAllowed(name, rec.phase, op);
+      return await fn(rec);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async start(name: string): Promise<{ record: VmRecord; run: StepRun; warnings: string[] }> {
+    return this.locked(name, 'start', async (rec) => {
+      const c: StartCtx = { d: this.d, rec: { ...rec, warnings: [] }, spec: rec.spec as unknown as SpecView, paths: this.store.paths(name),
+        warnings: [], kvmUsable: false, chains: {}, fds: new OpenFds() };
+      try {
+        const run = await runSteps(START_STEPS, c, this.progress, this.o.beforeStep);
+        for (const w of c.warnings) this.progress.warn(w);
+        return { record: c.rec, run, warnings: c.warnings };
+      } catch (err) {
+        await c.fds.close(true);
+        await endRun(this.d, c.rec, { reason: 'start-failed', detail: String((err as Error)?.message ?? err).split('\n')[0] ?? '' });
+        throw err;
+      } finally {
+        await c.qmp?.close().catch(() => undefined);
+      }
+    });
+  }
+
+  /** ACPI powerdown (unless forced), then quit, then SIGKILL; waits for the end and tears down. */
+  async stop(name: string, o: StopOptions = {}): Promise<VmRecord> {
+    return this.locked(name, 'stop', async (rec0) => {
+      const rec: VmRecord = { ...rec0, phase: 'stopping', intent: 'stop', updatedAt: this.d.now() };
+      await this.store.write(rec);
+      const qemu = rec.run?.qemu;
+      let shutdownReason: string | undefined;
+      if (o.force !== true) {
+        this.progress.step('asking the guest to power off (ACPI)');
+        shutdownReason = await this.withQmp(rec, async (q) => { await q.execute('system_powerdown'); return 'guest-shutdown'; }).catch(() => undefined);
+        if (await waitGone(this.d.fs, qemu, (o.timeoutS ?? 30) * 1000)) return endRun(this.d, rec, { shutdownReason });
+        this.progress.warn(`the guest did not power off within ${o.timeoutS ?? 30} s: quitting QEMU`);
+      }
+      await this.withQmp(rec, (q) => q.execute('quit', undefined, 2000)).catch(() => undefined);
+      if (await waitGone(this.d.fs, qemu, 5000)) return endRun(this.d, rec, { shutdownReason: 'host-qmp-quit' });
+      if (qemu) signal(qemu.pid, 'SIGKILL');
+      await waitGone(this.d.fs, qemu, 5000);
+      return endRun(this.d, rec, { escalated: true });
+    });
+  }
+
+  async kill(name: string): Promise<VmRecord> {
+    return this.locked(name, 'kill', async (rec0) => {
+      const rec: VmRecord = { ...rec0, intent: 'kill', updatedAt: this.d.now() };
+      await this.store.write(rec);
+      if (rec.run) signal(rec.run.qemu.pid, 'SIGKILL');
+      await waitGone(this.d.fs, rec.run?.qemu, 5000);
+      return endRun(this.d, rec, { intent: 'kill' });
+    });
+  }
+
+  async pause(name: string): Promise<VmRecord> {
+    return this.setRunState(name, 'pause', 'stop', 'paused');
+  }
+
+  async resume(name: string): Promise<VmRecord> {
+    return this.setRunState(name, 'resume', 'cont', 'running');
+  }
+
+  private async setRunState(name: string, op: Action, command: string, want: 'paused' | 'running'): Promise<VmRecord> {
+    return this.locked(name, op, async (rec) => {
+      const status = await this.withQmp(rec, async (q) => {
+        await q.execute(command);
+        return ((await q.execute('query-status')) as { status: string }).status;
+      });
+      if (status !== want) throw new VmError('VM_QMP', `VM ${name} is "${status}" after ${command}, expected ${want}`, { context: { vm: name, status } });
+      const out: VmRecord = { ...rec, phase: want, updatedAt: this.d.now() };
+      await this.store.write(out);
+      return out;
+    });
+  }
+
+  async restart(name: string, o: StopOptions = {}): Promise<VmRecord> {
+    const rec = await this.reconcile(name);
+    assertAllowed(name, rec.phase, 'restart');
+    if (expectsProcess(rec.phase)) await this.stop(name, o);
+    return (await this.start(name)).record;
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.locked(name, 'delete', async (rec) => {
+      if ((rec.undo ?? []).length > 0) await endRun(this.d, rec);
+    });
+    await this.store.remove(name);
+  }
+
+  /** Runs one QMP command on a running VM and returns QEMU's reply. */
+  async qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
+    return this.locked(name, 'qmp', (rec) => this.withQmp(rec, (q) => q.execute(command, args)));
+  }
+
+  /** The record after reconciling it (skipped while another process holds the VM's lock). */
+  async reconcile(name: string, deep = false): Promise<VmRecord> {
+    const rec = await this.store.read(name);
+    let lock;
+    try {
+      lock = await this.store.lock(name, 'reconcile');
+    } catch (err) {
+      if (err instanceof VmError && err.code === 'VM_BUSY') return rec;
+      throw err;
+    }
+    try {
+      return await this.reconcileLocked(await this.store.read(name), deep);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async list(): Promise<VmRecord[]> {
+    const out: VmRecord[] = [];
+    for (const name of await this.store.list()) out.push(await this.reconcile(name).catch(() => this.store.read(name)));
+    return out;
+  }
+
+  /**
+   * Under the lock: a phase that expects QEMU but whose QEMU is gone is ended with the
+   * reason; "starting"/"stopping" left by a dead process are finished; `deep` also asks
+   * QMP for the run state.
+   */
+  private async reconcileLocked(rec: VmRecord, deep: boolean): Promise<VmRecord> {
+    if (!expectsProcess(rec.phase)) {
+      return (rec.undo ?? []).length > 0 ? endRun(this.d, rec) : rec;
+    }
+    if (rec.phase === 'starting') {
+      return endRun(this.d, rec, { reason: 'interrupted', detail: 'the manager stopped while starting the VM; everything it set up was undone' });
+    }
+    const alive = rec.run !== undefined && (await isAlive(this.d.fs, rec.run.qemu));
+    if (!alive || rec.phase === 'stopping') return endRun(this.d, rec);
+    if (!deep) return rec;
+    const status = await this.withQmp(rec, async (q) => ((await q.execute('query-status', undefined, 3000)) as { status: string }).status).catch(() => undefined);
+    const phase = status === 'running' ? 'running' : status === 'paused' ? 'paused' : rec.phase;
+    if (phase === rec.phase) return rec;
+    const out: VmRecord = { ...rec, phase, updatedAt: this.d.now() };
+    await this.store.write(out);
+    return out;
+  }
+
+  private async withQmp<T>(rec: VmRecord, fn: (q: QmpConn) => Promise<T>): Promise<T> {
+    const q = await this.o.backends.qmpConnect(this.store.paths(rec.name).qmpSocket, 5000).catch((cause: unknown) => {
+      throw new VmError('VM_QMP', `connecting to the QMP monitor of VM ${rec.name} failed`, { context: { vm: rec.name }, cause });
+    });
+    try {
+      return await fn(q);
+    } finally {
+      await q.close().catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * @module vm/ports: what the lifecycle needs from the layers below (image prober, planner,
+ * jailer, network, QMP), as small interfaces. backends.ts binds them to the real modules;
+ * tests bind them to the same real modules and add fault injection where needed.
+ */
+import type { ImageChain } from '../image/index.js';
+import type { JailSpec } from '../jail/index.js';
+import type { HostAction } from '../net/index.js';
+
+/** The parts of a validated spec (src/spec) the lifecycle reads; the rest is passed through to the planner. */
+export interface SpecView {
+  name: string;
+  accel: 'auto' | 'kvm' | 'tcg';
+  disks: Array<{ name: string; image: string; format: string; readOnly: boolean; media: string }>;
+  networks: Array<{ name: string; type: string }>;
+}
+
+export type OpenFlag = 'O_RDONLY' | 'O_WRONLY' | 'O_RDWR' | 'O_DIRECT' | 'O_CREAT' | 'O_APPEND' | 'O_CLOEXEC';
+
+/** One fd of the plan (src/plan PlannedFd). */
+export type PlannedFdView =
+  | { kind: 'file'; name: string; target: number; from: string; path: string; flags: OpenFlag[]; fdset?: number }
+  | { kind: 'unix-listen'; name: string; target: number; from: string; path: string }
+  | { kind: 'host-action'; name: string; target: number; from: string; action: number };
+
+/** The planner's output (src/plan Plan). */
+export interface PlanView {
+  argv: string[];
+  fds: PlannedFdView[];
+  jail: JailSpec;
+  hostActions: HostAction[];
+  manifest: unknown[];
+}
+
+export interface PlanInput {
+  spec: Record<string, unknown>;
+  chains: Record<string, ImageChain>;
+  kvmUsable: boolean;
+  paths: { stateDir: string; qmpSocket: string; serialSocket: string; serialLog: string; uefiVars: string; vncSocket: string };
+}
+
+/** How a jailed program ended, as its launcher reports it. */
+export interface ProgramExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A launched program (QEMU) in its jail. */
+export interface Launched {
+  pid: number;
+  uid: number;
+  gid: number;
+  cgroups: string[];
+  launcherPid?: number;
+  statusFile?: string;
+  /** Protections that are off (non-root runs, missing kernel features). */
+  protectionsOff: string[];
+}
+
+export interface JailPort {
+  launch(spec: JailSpec, fds: ReadonlyMap<string, number>, stderrFd: number, statusFile: string): Promise<Launched>;
+  /** The program's exit if the launcher recorded it (works from any process), else null. */
+  exitOf(jailName: string, statusFile: string | undefined): Promise<ProgramExit | null>;
+  /** Kills what remains, removes the cgroup, releases the lease; idempotent. */
+  teardown(jailName: string): Promise<void>;
+}
+
+export interface NetPort {
+  /** Performs the actions; fds by name. `record` receives the undo log (JSON) after every change. */
+  apply(vm: string, actions: readonly HostAction[], record: (undoLog: unknown) => Promise<void>): Promise<Map<string, number>>;
+  undo(undoLog: unknown): Promise<void>;
+}
+
+/** A QMP connection (src/qmp QmpClient, seen untyped). */
+export interface QmpConn {
+  execute(command: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<unknown>;
+  /** Waits for one event by name. */
+  nextEvent(names: readonly string[], timeoutMs: number): Promise<{ event: string; data: Record<string, unknown> }>;
+  close(): Promise<void>;
+}
+
+export interface Backends {
+  qemuBinary: string;
+  walkChain(path: string, format: string): Promise<ImageChain>;
+  plan(input: PlanInput): Promise<PlanView>;
+  /** The validated spec from a spec file's text (paths resolved against the file's directory). */
+  parseSpec(text: string, file: string): Record<string, unknown>;
+  kvm(): Promise<{ usable: boolean; reason: string }>;
+  jail: JailPort;
+  net: NetPort;
+  qmpConnect(path: string, timeoutMs: number): Promise<QmpConn>;
+}

@@ -1,0 +1,175 @@
+/**
+ * @module vm/start: starting a VM as named steps: accelerator, probe chains, plan, claim
+ * disks, host network, open fds, jail (QEMU paused with -S), QMP on the pre-opened socket,
+ * cont. Every host change is recorded in the VM's record before it is made, so a failure
+ * here, or a crash of this process, is undone by teardown from the record.
+ */
+import { closeSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ImageChain } from '../image/index.js';
+import { VmError } from './errors.js';
+import { OpenFds } from './fds.js';
+import { claimsFor, findConflict } from './claims.js';
+import { expectsProcess } from './machine.js';
+import { procId } from './proc.js';
+import type { Launched, PlanView, QmpConn, SpecView } from './ports.js';
+import type { TeardownDeps } from './teardown.js';
+import type { VmPaths } from './store.js';
+import type { UndoRecord, VmRecord } from './record.js';
+import type { Step } from './steps.js';
+
+export interface StartCtx {
+  d: TeardownDeps;
+  rec: VmRecord;
+  spec: SpecView;
+  paths: VmPaths;
+  warnings: string[];
+  kvmUsable: boolean;
+  chains: Record<string, ImageChain>;
+  plan?: PlanView;
+  fds: OpenFds;
+  launched?: Launched;
+  qmp?: QmpConn;
+}
+
+/** Persists a host change before it is made (write-ahead), so another process can undo it. */
+async function recordUndo(c: StartCtx, u: UndoRecord): Promise<void> {
+  const undo = (c.rec.undo ?? []).filter((x) => x.step !== u.step);
+  c.rec = { ...c.rec, undo: [...undo, u], updatedAt: c.d.now() };
+  await c.d.store.write(c.rec);
+}
+
+const accel: Step<StartCtx> = {
+  name: 'accel', label: 'checking the accelerator',
+  async run(c) {
+    if (c.spec.accel === 'tcg') return;
+    const v = await c.d.backends.kvm();
+    c.kvmUsable = v.usable;
+    if (!v.usable && c.spec.accel === 'auto') c.warnings.push(`KVM is not usable (${v.reason}): falling back to TCG, which is much slower`);
+  },
+};
+
+const probe: Step<StartCtx> = {
+  name: 'probe', label: 'probing disk image chains',
+  async run(c) {
+    for (const disk of c.spec.disks) c.chains[disk.name] = await c.d.backends.walkChain(disk.image, disk.format);
+  },
+};
+
+const plan: Step<StartCtx> = {
+  name: 'plan', label: 'planning',
+  async run(c) {
+    const p = c.paths;
+    c.plan = await c.d.backends.plan({ spec: c.rec.spec, chains: c.chains, kvmUsable: c.kvmUsable,
+      paths: { stateDir: p.dir, qmpSocket: p.qmpSocket, serialSocket: p.serialSocket, serialLog: p.serialLog, uefiVars: p.uefiVars, vncSocket: p.vncSocket } });
+    writeFileSync(join(p.dir, 'plan.json'), `${JSON.stringify(c.plan, null, 2)}\n`);
+  },
+};
+
+/** Under the store-wide lock: no other live VM may hold a layer we write, or write a layer we hold. */
+const claim: Step<StartCtx> = {
+  name: 'claim', label: 'claiming disk images',
+  async run(c) {
+    const mine = claimsFor(c.spec, c.chains);
+    const lock = await c.d.store.lockRoot(`claim disks for ${c.rec.name}`);
+    try {
+      const others = [];
+      for (const name of await c.d.store.list()) {
+        if (name === c.rec.name) continue;
+        const o = await c.d.store.tryRead(name).catch(() => null);
+        if (o?.disks !== undefined && expectsProcess(o.phase)) others.push({ name, disks: o.disks });
+      }
+      const hit = findConflict(mine, others);
+      if (hit !== null) {
+        throw new VmError('VM_DISK_IN_USE', `cannot start VM ${c.rec.name}: ${hit.mine.path} is ${hit.theirs.writable ? 'written' : 'used'} by VM ${hit.other}`, {
+          context: { vm: c.rec.name, path: hit.mine.path, other: hit.other, otherPath: hit.theirs.path, writable: hit.mine.writable },
+          suggestions: [`stop ${hit.other} first, or give this VM its own overlay: qemu-img create -f qcow2 -b ${hit.mine.path} -F FORMAT NEW.qcow2`],
+        });
+      }
+      c.rec = { ...c.rec, phase: 'starting', disks: mine, updatedAt: c.d.now() };
+      await c.d.store.write(c.rec);
+    } finally {
+      await lock.release();
+    }
+  },
+};
+
+const network: Step<StartCtx> = {
+  name: 'network', label: 'setting up host networking',
+  async run(c) {
+    const actions = c.plan!.hostActions;
+    if (actions.length === 0) return;
+    const fds = await c.d.backends.net.apply(c.rec.name, actions, (log) => recordUndo(c, { step: 'net', data: { log } }));
+    for (const [name, fd] of fds) c.fds.adopt(name, fd);
+  },
+};
+
+const open: Step<StartCtx> = {
+  name: 'open', label: 'opening files and sockets',
+  async run(c) {
+    const sockets = c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
+    await recordUndo(c, { step: 'sockets', data: { paths: sockets } });
+    await c.fds.openAll(c.plan!.fds, c.rec.name);
+    const missing = c.plan!.fds.filter((f) => !c.fds.byName.has(f.name));
+    if (missing.length > 0) throw new VmError('VM_START_FAILED', `no fd for ${missing.map((f) => f.name).join(', ')} of VM ${c.rec.name}`, { context: { vm: c.rec.name } });
+  },
+  undo: (c) => c.fds.close(true),
+};
+
+const jail: Step<StartCtx> = {
+  name: 'jail', label: 'starting QEMU in its jail (paused)',
+  async run(c) {
+    const spec = c.plan!.jail;
+    await recordUndo(c, { step: 'jail', data: { jailName: spec.name } });
+    const statusFile = join(c.paths.dir, 'qemu.status');
+    rmSync(statusFile, { force: true });
+    const log = openSync(c.paths.qemuLog, 'a', 0o600);
+    try {
+      c.launched = await c.d.backends.jail.launch(spec, c.fds.byName, log, statusFile);
+    } finally {
+      closeSync(log);
+    }
+    // QEMU holds its copies now; ours must go before anyone connects (our listener would accept).
+    await c.fds.close(false);
+    await recordRun(c, spec.name);
+  },
+};
+
+async function recordRun(c: StartCtx, jailName: string): Promise<void> {
+  const l = c.launched!;
+  const qemu = await procId(c.d.fs, l.pid);
+  if (qemu === null) throw new VmError('VM_QEMU_DIED', `QEMU of VM ${c.rec.name} exited right after it was started`, { context: { vm: c.rec.name, log: c.paths.qemuLog }, suggestions: [`read ${c.paths.qemuLog}`] });
+  const launcher = l.launcherPid === undefined ? null : await procId(c.d.fs, l.launcherPid);
+  c.rec = { ...c.rec, updatedAt: c.d.now(), run: {
+    qemu, ...(launcher === null ? {} : { launcher }), uid: l.uid, gid: l.gid,
+    accel: c.plan!.argv[c.plan!.argv.indexOf('-accel') + 1] === 'kvm' ? 'kvm' : 'tcg', startedAt: c.d.now(), jailName, cgroups: l.cgroups,
+    ...(l.statusFile === undefined ? {} : { statusFile: l.statusFile }), protectionsOff: l.protectionsOff,
+  } };
+  await c.d.store.write(c.rec);
+}
+
+const qmp: Step<StartCtx> = {
+  name: 'qmp', label: 'connecting to QMP',
+  async run(c) {
+    c.qmp = await c.d.backends.qmpConnect(c.paths.qmpSocket, 10_000);
+    const st = (await c.qmp.execute('query-status')) as { status: string };
+    if (st.status !== 'prelaunch' && st.status !== 'paused') {
+      throw new VmError('VM_START_FAILED', `QEMU of VM ${c.rec.name} is "${st.status}" before cont, expected paused`, { context: { vm: c.rec.name, status: st.status } });
+    }
+  },
+  undo: async (c) => { await c.qmp?.close(); },
+};
+
+const cont: Step<StartCtx> = {
+  name: 'cont', label: 'starting the vCPUs',
+  async run(c) {
+    await c.qmp!.execute('cont');
+    const st = (await c.qmp!.execute('query-status')) as { status: string };
+    if (st.status !== 'running') throw new VmError('VM_START_FAILED', `QEMU of VM ${c.rec.name} is "${st.status}" after cont`, { context: { vm: c.rec.name, status: st.status } });
+    c.rec = { ...c.rec, phase: 'running', updatedAt: c.d.now(), warnings: c.warnings };
+    await c.d.store.write(c.rec);
+  },
+};
+
+/** The start sequence, in order. */
+export const START_STEPS: ReadonlyArray<Step<StartCtx>> = [accel, probe, plan, claim, network, open, jail, qmp, cont];

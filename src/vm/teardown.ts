@@ -1,0 +1,89 @@
+/**
+ * @module vm/teardown: ending a VM's run from its persisted record alone, so it works in
+ * the process that started the VM and in any later one: learn how QEMU ended, kill what
+ * remains, undo the recorded host changes in reverse, record the reason.
+ */
+import { rmSync } from 'node:fs';
+import type { Fs } from '../sys/index.js';
+import { classifyExit, sawOomKill } from './exit.js';
+import { phaseAfterExit, type ExitReason } from './machine.js';
+import { isAlive, signal } from './proc.js';
+import type { Backends, ProgramExit } from './ports.js';
+import type { StateStore } from './store.js';
+import type { ProcId, UndoRecord, VmRecord } from './record.js';
+
+export interface TeardownDeps {
+  fs: Fs;
+  store: StateStore;
+  backends: Backends;
+  now(): string;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until the process is gone; false on timeout. */
+export async function waitGone(fs: Fs, id: ProcId | undefined, timeoutMs: number): Promise<boolean> {
+  if (id === undefined) return true;
+  const deadline = Date.now() + timeoutMs;
+  while (await isAlive(fs, id)) {
+    if (Date.now() > deadline) return false;
+    await sleep(25);
+  }
+  return true;
+}
+
+/** Undoes recorded host changes in reverse; every record is tried even if one fails. Returns failures. */
+export async function undoRecords(d: TeardownDeps, undo: readonly UndoRecord[]): Promise<string[]> {
+  const failures: string[] = [];
+  for (const u of [...undo].reverse()) {
+    try {
+      if (u.step === 'jail') await d.backends.jail.teardown(String(u.data['jailName']));
+      else if (u.step === 'sockets') for (const p of u.data['paths'] as string[]) rmSync(p, { force: true });
+      else if (u.step === 'net') await d.backends.net.undo(u.data['log']);
+    } catch (err) {
+      failures.push(`${u.step}: ${String((err as Error)?.message ?? err)}`);
+    }
+  }
+  return failures;
+}
+
+export interface EndFacts {
+  intent?: 'stop' | 'kill' | undefined;
+  escalated?: boolean;
+  shutdownReason?: string | undefined;
+  /** Overrides the classification (interrupted starts, failed starts). */
+  reason?: ExitReason;
+  detail?: string;
+  /** The exit as seen by this process, if it is QEMU's launcher's parent. */
+  exit?: ProgramExit | null;
+}
+
+/**
+ * Ends the run recorded in `rec`: reads the exit (status file) and OOM counters before
+ * anything is removed, kills QEMU if it still lives, undoes every recorded host change,
+ * then writes the record with the phase and reason. Idempotent.
+ */
+export async function endRun(d: TeardownDeps, rec: VmRecord, f: EndFacts = {}): Promise<VmRecord> {
+  const run = rec.run;
+  if (run !== undefined && (await isAlive(d.fs, run.qemu))) {
+    signal(run.qemu.pid, 'SIGKILL');
+    await waitGone(d.fs, run.qemu, 5000);
+  }
+  // The launcher records the exit once QEMU is gone; give it a moment to write.
+  await waitGone(d.fs, run?.launcher, 2000);
+  const exit = f.exit !== undefined && f.exit !== null ? f.exit
+    : run === undefined ? null : await d.backends.jail.exitOf(run.jailName, run.statusFile);
+  const oomKilled = run === undefined ? false : await sawOomKill(d.fs, run.cgroups);
+  const failures = await undoRecords(d, rec.undo ?? []);
+  const c = f.reason !== undefined ? { reason: f.reason, detail: f.detail ?? f.reason }
+    : classifyExit({ exit, intent: f.intent ?? rec.intent, escalated: f.escalated ?? false, oomKilled, shutdownReason: f.shutdownReason });
+  const out: VmRecord = { ...rec, phase: rec.phase === 'created' && run === undefined ? 'created' : phaseAfterExit(c.reason), updatedAt: d.now(),
+    lastExit: { reason: c.reason, at: d.now(), code: exit?.code ?? null, signal: exit?.signal ?? null, detail: c.detail } };
+  delete out.run;
+  delete out.undo;
+  delete out.disks;
+  delete out.intent;
+  if (failures.length > 0) out.warnings = [...(rec.warnings ?? []), ...failures.map((x) => `teardown: ${x}`)];
+  await d.store.write(out);
+  return out;
+}
