@@ -36,11 +36,13 @@ export interface StopOptions {
 
 export class VmManager {
   readonly store: StateStore;
+  readonly fs: Fs;
   private readonly d: TeardownDeps;
   private readonly progress: Progress;
 
   constructor(private readonly o: ManagerOptions) {
     this.store = o.store;
+    this.fs = o.fs;
     this.d = { fs: o.fs, store: o.store, backends: o.backends, now: () => new Date().toISOString() };
     this.progress = o.progress ?? silentProgress;
   }
@@ -79,9 +81,11 @@ export class VmManager {
     return this.locked(name, 'start', async (rec) => {
       const c: StartCtx = { d: this.d, rec: { ...rec, warnings: [] }, spec: rec.spec as unknown as SpecView, paths: this.store.paths(name),
         warnings: [], kvmUsable: false, chains: {}, fds: new OpenFds() };
+      this.progress.begin(`starting VM ${name}`);
       try {
         const run = await runSteps(START_STEPS, c, this.progress, this.o.beforeStep);
         for (const w of c.warnings) this.progress.warn(w);
+        this.progress.end(`VM ${name} is running`);
         return { record: c.rec, run, warnings: c.warnings };
       } catch (err) {
         await c.fds.close(true);
@@ -98,20 +102,30 @@ export class VmManager {
     return this.locked(name, 'stop', async (rec0) => {
       const rec: VmRecord = { ...rec0, phase: 'stopping', intent: 'stop', updatedAt: this.d.now() };
       await this.store.write(rec);
-      const qemu = rec.run?.qemu;
-      let shutdownReason: string | undefined;
-      if (o.force !== true) {
-        this.progress.step('asking the guest to power off (ACPI)');
-        shutdownReason = await this.withQmp(rec, async (q) => { await q.execute('system_powerdown'); return 'guest-shutdown'; }).catch(() => undefined);
-        if (await waitGone(this.d.fs, qemu, (o.timeoutS ?? 30) * 1000)) return endRun(this.d, rec, { shutdownReason });
-        this.progress.warn(`the guest did not power off within ${o.timeoutS ?? 30} s: quitting QEMU`);
-      }
-      await this.withQmp(rec, (q) => q.execute('quit', undefined, 2000)).catch(() => undefined);
-      if (await waitGone(this.d.fs, qemu, 5000)) return endRun(this.d, rec, { shutdownReason: 'host-qmp-quit' });
-      if (qemu) signal(qemu.pid, 'SIGKILL');
-      await waitGone(this.d.fs, qemu, 5000);
-      return endRun(this.d, rec, { escalated: true });
+      this.progress.begin(`stopping VM ${name}`);
+      const out = await this.stopSteps(rec, o);
+      this.progress.end(`VM ${name} is ${out.phase}: ${out.lastExit?.detail ?? ''}`);
+      return out;
     });
+  }
+
+  private async stopSteps(rec: VmRecord, o: StopOptions): Promise<VmRecord> {
+    const qemu = rec.run?.qemu;
+    let shutdownReason: string | undefined;
+    if (o.force !== true) {
+      const t0 = performance.now();
+      shutdownReason = await this.withQmp(rec, async (q) => { await q.execute('system_powerdown'); return 'guest-shutdown'; }).catch(() => undefined);
+      if (await waitGone(this.d.fs, qemu, (o.timeoutS ?? 30) * 1000)) {
+        this.progress.done('guest powered off (ACPI)', performance.now() - t0);
+        return endRun(this.d, rec, { shutdownReason });
+      }
+      this.progress.warn(`the guest did not power off within ${o.timeoutS ?? 30} s: quitting QEMU`);
+    }
+    await this.withQmp(rec, (q) => q.execute('quit', undefined, 2000)).catch(() => undefined);
+    if (await waitGone(this.d.fs, qemu, 5000)) return endRun(this.d, rec, { shutdownReason: 'host-qmp-quit' });
+    if (qemu) signal(qemu.pid, 'SIGKILL');
+    await waitGone(this.d.fs, qemu, 5000);
+    return endRun(this.d, rec, { escalated: true });
   }
 
   async kill(name: string): Promise<VmRecord> {

@@ -15,6 +15,10 @@ export interface Step<C> {
 }
 
 export interface Progress {
+  /** An operation begins (a title line); later lines are timed from here. */
+  begin(title: string): void;
+  /** The operation ended; `message` is shown with the total elapsed time. */
+  end(message: string): void;
   step(label: string): void;
   done(label: string, ms: number): void;
   failed(label: string, ms: number, err: unknown): void;
@@ -23,7 +27,7 @@ export interface Progress {
 }
 
 export const silentProgress: Progress = {
-  step: () => {}, done: () => {}, failed: () => {}, warn: () => {}, info: () => {},
+  begin: () => {}, end: () => {}, step: () => {}, done: () => {}, failed: () => {}, warn: () => {}, info: () => {},
 };
 
 /** Test hook: called before each step runs, so fault injection can stop the run there. */

@@ -1,0 +1,83 @@
+/** @module vm/view: what list and inspect show, built from a record, its plan and the outside view of QEMU. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Fs } from '../sys/index.js';
+import { allowedActions } from './machine.js';
+import { outsideView, type OutsideView } from './outside.js';
+import type { VmRecord } from './record.js';
+import type { StateStore } from './store.js';
+
+export interface VmSummary {
+  name: string;
+  phase: string;
+  pid: number | null;
+  uid: number | null;
+  accel: string | null;
+  startedAt: string | null;
+  lastExit: string | null;
+}
+
+export function summarize(rec: VmRecord): VmSummary {
+  return {
+    name: rec.name, phase: rec.phase, pid: rec.run?.qemu.pid ?? null, uid: rec.run?.uid ?? null, accel: rec.run?.accel ?? null,
+    startedAt: rec.run?.startedAt ?? null, lastExit: rec.lastExit === undefined ? null : `${rec.lastExit.reason}: ${rec.lastExit.detail}`,
+  };
+}
+
+export function formatTable(rows: VmSummary[]): string {
+  const head = ['NAME', 'PHASE', 'PID', 'UID', 'ACCEL', 'LAST EXIT'];
+  const body = rows.map((r) => [r.name, r.phase, String(r.pid ?? '-'), String(r.uid ?? '-'), r.accel ?? '-', r.lastExit ?? '-']);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  return [head, ...body].map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+export interface Inspection {
+  name: string;
+  phase: string;
+  allowedActions: readonly string[];
+  specFile: string | null;
+  spec: Record<string, unknown>;
+  plan: { argv: string[]; manifest: unknown[]; jail: unknown } | null;
+  run: VmRecord['run'] | null;
+  process: OutsideView | null;
+  protectionsOff: string[];
+  lastExit: VmRecord['lastExit'] | null;
+  warnings: string[];
+  paths: { dir: string; serialLog: string; qmpSocket: string; serialSocket: string; qemuLog: string };
+}
+
+export async function inspectRecord(fs: Fs, store: StateStore, rec: VmRecord): Promise<Inspection> {
+  const p = store.paths(rec.name);
+  let plan: Inspection['plan'] = null;
+  try {
+    const v = JSON.parse(readFileSync(join(p.dir, 'plan.json'), 'utf8')) as { argv: string[]; manifest: unknown[]; jail: unknown };
+    plan = { argv: v.argv, manifest: v.manifest, jail: v.jail };
+  } catch { /* never planned */ }
+  const proc = rec.run === undefined ? null : await outsideView(fs, rec.run.qemu.pid);
+  return {
+    name: rec.name, phase: rec.phase, allowedActions: allowedActions(rec.phase), specFile: rec.specFile ?? null, spec: rec.spec, plan,
+    run: rec.run ?? null, process: proc, protectionsOff: rec.run?.protectionsOff ?? [], lastExit: rec.lastExit ?? null,
+    warnings: rec.warnings ?? [],
+    paths: { dir: p.dir, serialLog: p.serialLog, qmpSocket: p.qmpSocket, serialSocket: p.serialSocket, qemuLog: p.qemuLog },
+  };
+}
+
+export function formatInspection(i: Inspection): string {
+  const lines = [`VM ${i.name}: ${i.phase}`, `  allowed now: ${i.allowedActions.join(', ')}`];
+  if (i.specFile) lines.push(`  spec: ${i.specFile}`);
+  if (i.run) {
+    lines.push(`  QEMU pid ${i.run.qemu.pid} as uid ${i.run.uid}:${i.run.gid}, accel ${i.run.accel}, since ${i.run.startedAt}`);
+    if (i.run.cgroups.length > 0) lines.push(`  cgroups: ${i.run.cgroups.join(', ')}`);
+  }
+  if (i.process) {
+    const p = i.process;
+    lines.push(`  seen from outside: CapEff ${p.capEff}, NoNewPrivs ${p.noNewPrivs ? 1 : 0}, Seccomp ${p.seccomp}, own namespaces: ${p.ownNamespaces.join(' ') || 'none'}`);
+    lines.push(`  open files: ${Object.values(p.fds).filter((f) => f.startsWith('/')).join(', ') || 'none'}`);
+  }
+  lines.push(`  protections off: ${i.run ? (i.protectionsOff.length === 0 ? 'none' : i.protectionsOff.join('; ')) : '(not running)'}`);
+  if (i.lastExit) lines.push(`  last stopped: ${i.lastExit.reason} at ${i.lastExit.at}: ${i.lastExit.detail}`);
+  for (const w of i.warnings) lines.push(`  warning: ${w}`);
+  lines.push(`  serial log: ${i.paths.serialLog}`);
+  if (i.plan) lines.push(`  plan: ${i.plan.argv.length} QEMU arguments, ${i.plan.manifest.length} resources (--json shows them)`);
+  return lines.join('\n');
+}
