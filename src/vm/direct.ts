@@ -11,7 +11,7 @@ import { VmError } from './errors.js';
 import type { JailPort, Launched, ProgramExit } from './ports.js';
 
 export const DIRECT_PROTECTIONS_OFF = [
-  'uid switch (QEMU runs as the calling user)', 'capability drop and no_new_privs', 'mount, pid and network namespaces',
+  'uid switch (QEMU runs as the calling user)', 'mount view limited to /usr and the passed fds', 'own pid, ipc, uts and network namespaces',
   'cgroup limits', 'Landlock',
 ];
 

@@ -33,7 +33,9 @@ export function classifyExit(f: ExitFacts): { reason: ExitReason; detail: string
   if (f.intent === 'kill') return { reason: 'killed', detail: `killed on request; ${how}` };
   if (f.intent === 'stop') {
     if (f.escalated) return { reason: 'killed', detail: 'the stop did not finish in time and escalated to SIGKILL' };
-    return { reason: 'stopped', detail: f.shutdownReason === 'guest-shutdown' ? 'stopped on request: the guest powered off' : `stopped on request; ${how}` };
+    if (f.shutdownReason === 'guest-shutdown') return { reason: 'stopped', detail: 'stopped on request: the guest powered off' };
+    if (f.shutdownReason === 'host-qmp-quit') return { reason: 'stopped', detail: 'stopped on request: QEMU quit (QMP)' };
+    return { reason: 'stopped', detail: `stopped on request; ${how}` };
   }
   if (e !== null && e.signal === null && e.code === 0) {
     return { reason: 'poweroff', detail: f.shutdownReason === undefined || f.shutdownReason === 'guest-shutdown' ? 'the guest powered off' : `QEMU shut down (${f.shutdownReason})` };

@@ -27,6 +27,9 @@ export interface ManagerOptions {
   beforeStep?: BeforeStep;
 }
 
+/** How often the ACPI power button is pressed again while waiting for a guest to power off. */
+const POWERDOWN_REPEAT_MS = 3000;
+
 export interface StopOptions {
   /** Seconds to wait for the guest to power off after the ACPI request (default 30). */
   timeoutS?: number;
@@ -111,13 +114,11 @@ export class VmManager {
 
   private async stopSteps(rec: VmRecord, o: StopOptions): Promise<VmRecord> {
     const qemu = rec.run?.qemu;
-    let shutdownReason: string | undefined;
     if (o.force !== true) {
       const t0 = performance.now();
-      shutdownReason = await this.withQmp(rec, async (q) => { await q.execute('system_powerdown'); return 'guest-shutdown'; }).catch(() => undefined);
-      if (await waitGone(this.d.fs, qemu, (o.timeoutS ?? 30) * 1000)) {
+      if (await this.powerdown(rec, (o.timeoutS ?? 30) * 1000)) {
         this.progress.done('guest powered off (ACPI)', performance.now() - t0);
-        return endRun(this.d, rec, { shutdownReason });
+        return endRun(this.d, rec, { shutdownReason: 'guest-shutdown' });
       }
       this.progress.warn(`the guest did not power off within ${o.timeoutS ?? 30} s: quitting QEMU`);
     }
@@ -126,6 +127,21 @@ export class VmManager {
     if (qemu) signal(qemu.pid, 'SIGKILL');
     await waitGone(this.d.fs, qemu, 5000);
     return endRun(this.d, rec, { escalated: true });
+  }
+
+  /**
+   * Presses the ACPI power button and waits up to `timeoutMs` for QEMU to exit. The press
+   * is repeated every few seconds: a guest that is still booting has no one listening to
+   * the button yet, and the first press would be lost.
+   */
+  private async powerdown(rec: VmRecord, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await this.withQmp(rec, (q) => q.execute('system_powerdown', undefined, 2000)).catch(() => undefined);
+      const left = deadline - Date.now();
+      if (await waitGone(this.d.fs, rec.run?.qemu, Math.max(0, Math.min(left, POWERDOWN_REPEAT_MS)))) return true;
+      if (Date.now() >= deadline) return false;
+    }
   }
 
   async kill(name: string): Promise<VmRecord> {
