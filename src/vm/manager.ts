@@ -213,7 +213,7 @@ export class VmManager {
 
   async list(): Promise<VmRecord[]> {
     const out: VmRecord[] = [];
-    for (const name of await this.store.list()) out.push(await this.reconcile(name).catch(() => this.store.read(name)));
+    for (const name of await this.store.list()) out.push(await this.reconcile(name, true).catch(() => this.store.read(name)));
     return out;
   }
 

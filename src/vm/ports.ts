@@ -74,8 +74,6 @@ export interface NetPort {
 /** A QMP connection (src/qmp QmpClient, seen untyped). */
 export interface QmpConn {
   execute(command: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<unknown>;
-  /** Waits for one event by name. */
-  nextEvent(names: readonly string[], timeoutMs: number): Promise<{ event: string; data: Record<string, unknown> }>;
   close(): Promise<void>;
 }
 
