@@ -10,11 +10,13 @@ import type { Fs } from '../sys/index.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
 import { assertAllowed, expectsProcess, type Action } from './machine.js';
-import { isAlive, signal } from './proc.js';
+import { signal } from './proc.js';
 import { START_STEPS, type StartCtx } from './start.js';
 import { runSteps, silentProgress, type BeforeStep, type Progress, type StepRun } from './steps.js';
 import { endRun, waitGone, type TeardownDeps } from './teardown.js';
-import type { Backends, QmpConn, SpecView } from './ports.js';
+import { reconcileLocked, withQmp } from './reconcile.js';
+import { stopRun, type StopOptions } from './stop.js';
+import type { Backends, SpecView } from './ports.js';
 import type { StateStore } from './store.js';
 import type { VmRecord } from './record.js';
 
@@ -27,15 +29,7 @@ export interface ManagerOptions {
   beforeStep?: BeforeStep;
 }
 
-/** How often the ACPI power button is pressed again while waiting for a guest to power off. */
-const POWERDOWN_REPEAT_MS = 3000;
-
-export interface StopOptions {
-  /** Seconds to wait for the guest to power off after the ACPI request (default 30). */
-  timeoutS?: number;
-  /** Skip the ACPI request: quit, then kill. */
-  force?: boolean;
-}
+export type { StopOptions };
 
 export class VmManager {
   readonly store: StateStore;
@@ -72,7 +66,7 @@ export class VmManager {
     await this.store.read(name);
     const lock = await this.store.lock(name, op);
     try {
-      const rec = await this.reconcileLocked(await this.store.read(name), op === 'inspect' || op === 'qmp');
+      const rec = await reconcileLocked(this.d, await this.store.read(name), op === 'inspect' || op === 'qmp');
       assertAllowed(name, rec.phase, op);
       return await fn(rec);
     } finally {
@@ -106,42 +100,10 @@ export class VmManager {
       const rec: VmRecord = { ...rec0, phase: 'stopping', intent: 'stop', updatedAt: this.d.now() };
       await this.store.write(rec);
       this.progress.begin(`stopping VM ${name}`);
-      const out = await this.stopSteps(rec, o);
+      const out = await stopRun(this.d, rec, o, this.progress);
       this.progress.end(`VM ${name} is ${out.phase}: ${out.lastExit?.detail ?? ''}`);
       return out;
     });
-  }
-
-  private async stopSteps(rec: VmRecord, o: StopOptions): Promise<VmRecord> {
-    const qemu = rec.run?.qemu;
-    if (o.force !== true) {
-      const t0 = performance.now();
-      if (await this.powerdown(rec, (o.timeoutS ?? 30) * 1000)) {
-        this.progress.done('guest powered off (ACPI)', performance.now() - t0);
-        return endRun(this.d, rec, { shutdownReason: 'guest-shutdown' });
-      }
-      this.progress.warn(`the guest did not power off within ${o.timeoutS ?? 30} s: quitting QEMU`);
-    }
-    await this.withQmp(rec, (q) => q.execute('quit', undefined, 2000)).catch(() => undefined);
-    if (await waitGone(this.d.fs, qemu, 5000)) return endRun(this.d, rec, { shutdownReason: 'host-qmp-quit' });
-    if (qemu) signal(qemu.pid, 'SIGKILL');
-    await waitGone(this.d.fs, qemu, 5000);
-    return endRun(this.d, rec, { escalated: true });
-  }
-
-  /**
-   * Presses the ACPI power button and waits up to `timeoutMs` for QEMU to exit. The press
-   * is repeated every few seconds: a guest that is still booting has no one listening to
-   * the button yet, and the first press would be lost.
-   */
-  private async powerdown(rec: VmRecord, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      await this.withQmp(rec, (q) => q.execute('system_powerdown', undefined, 2000)).catch(() => undefined);
-      const left = deadline - Date.now();
-      if (await waitGone(this.d.fs, rec.run?.qemu, Math.max(0, Math.min(left, POWERDOWN_REPEAT_MS)))) return true;
-      if (Date.now() >= deadline) return false;
-    }
   }
 
   async kill(name: string): Promise<VmRecord> {
@@ -164,7 +126,7 @@ export class VmManager {
 
   private async setRunState(name: string, op: Action, command: string, want: 'paused' | 'running'): Promise<VmRecord> {
     return this.locked(name, op, async (rec) => {
-      const status = await this.withQmp(rec, async (q) => {
+      const status = await withQmp(this.d, rec, async (q) => {
         await q.execute(command);
         return ((await q.execute('query-status')) as { status: string }).status;
       });
@@ -191,7 +153,7 @@ export class VmManager {
 
   /** Runs one QMP command on a running VM and returns QEMU's reply. */
   async qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
-    return this.locked(name, 'qmp', (rec) => this.withQmp(rec, (q) => q.execute(command, args)));
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => q.execute(command, args)));
   }
 
   /** The record after reconciling it (skipped while another process holds the VM's lock). */
@@ -205,7 +167,7 @@ export class VmManager {
       throw err;
     }
     try {
-      return await this.reconcileLocked(await this.store.read(name), deep);
+      return await reconcileLocked(this.d, await this.store.read(name), deep);
     } finally {
       await lock.release();
     }
@@ -217,37 +179,4 @@ export class VmManager {
     return out;
   }
 
-  /**
-   * Under the lock: a phase that expects QEMU but whose QEMU is gone is ended with the
-   * reason; "starting"/"stopping" left by a dead process are finished; `deep` also asks
-   * QMP for the run state.
-   */
-  private async reconcileLocked(rec: VmRecord, deep: boolean): Promise<VmRecord> {
-    if (!expectsProcess(rec.phase)) {
-      return (rec.undo ?? []).length > 0 ? endRun(this.d, rec) : rec;
-    }
-    if (rec.phase === 'starting') {
-      return endRun(this.d, rec, { reason: 'interrupted', detail: 'the manager stopped while starting the VM; everything it set up was undone' });
-    }
-    const alive = rec.run !== undefined && (await isAlive(this.d.fs, rec.run.qemu));
-    if (!alive || rec.phase === 'stopping') return endRun(this.d, rec);
-    if (!deep) return rec;
-    const status = await this.withQmp(rec, async (q) => ((await q.execute('query-status', undefined, 3000)) as { status: string }).status).catch(() => undefined);
-    const phase = status === 'running' ? 'running' : status === 'paused' ? 'paused' : rec.phase;
-    if (phase === rec.phase) return rec;
-    const out: VmRecord = { ...rec, phase, updatedAt: this.d.now() };
-    await this.store.write(out);
-    return out;
-  }
-
-  private async withQmp<T>(rec: VmRecord, fn: (q: QmpConn) => Promise<T>): Promise<T> {
-    const q = await this.o.backends.qmpConnect(this.store.paths(rec.name).qmpSocket, 5000).catch((cause: unknown) => {
-      throw new VmError('VM_QMP', `connecting to the QMP monitor of VM ${rec.name} failed`, { context: { vm: rec.name }, cause });
-    });
-    try {
-      return await fn(q);
-    } finally {
-      await q.close().catch(() => undefined);
-    }
-  }
 }
