@@ -4,7 +4,7 @@
  * cont. Every host change is recorded in the VM's record before it is made, so a failure
  * here, or a crash of this process, is undone by teardown from the record.
  */
-import { closeSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ImageChain } from '../image/index.js';
 import { VmError } from './errors.js';
@@ -13,7 +13,7 @@ import { claimsFor, findConflict } from './claims.js';
 import { expectsProcess } from './machine.js';
 import { procId } from './proc.js';
 import type { Launched, PlanView, QmpConn, SpecView } from './ports.js';
-import type { TeardownDeps } from './teardown.js';
+import { waitGone, type TeardownDeps } from './teardown.js';
 import type { VmPaths } from './store.js';
 import type { UndoRecord, VmRecord } from './record.js';
 import type { Step } from './steps.js';
@@ -151,7 +151,11 @@ async function recordRun(c: StartCtx, jailName: string): Promise<void> {
 const qmp: Step<StartCtx> = {
   name: 'qmp', label: 'connecting to QMP',
   async run(c) {
-    c.qmp = await c.d.backends.qmpConnect(c.paths.qmpSocket, 10_000);
+    try {
+      c.qmp = await c.d.backends.qmpConnect(c.paths.qmpSocket, 10_000);
+    } catch (err) {
+      throw (await qemuDied(c, err)) ?? err;
+    }
     const st = (await c.qmp.execute('query-status')) as { status: string };
     if (st.status !== 'prelaunch' && st.status !== 'paused') {
       throw new VmError('VM_START_FAILED', `QEMU of VM ${c.rec.name} is "${st.status}" before cont, expected paused`, { context: { vm: c.rec.name, status: st.status } });
@@ -160,10 +164,21 @@ const qmp: Step<StartCtx> = {
   undo: async (c) => { await c.qmp?.close(); },
 };
 
+/** VM_QEMU_DIED with QEMU's last words when QEMU is gone (a failure talking to it is then only a symptom). */
+async function qemuDied(c: StartCtx, cause: unknown): Promise<VmError | null> {
+  const run = c.rec.run;
+  if (run === undefined || !(await waitGone(c.d.fs, run.qemu, 500))) return null;
+  const log = (() => { try { return readFileSync(c.paths.qemuLog, 'utf8').trim().split('\n'); } catch { return []; } })();
+  const last = (log[log.length - 1] ?? '').replace(/^\S+Z qemu-system-\S+: /, '');
+  return new VmError('VM_QEMU_DIED', `QEMU of VM ${c.rec.name} exited while starting${last ? `: ${last}` : ''}`, {
+    context: { vm: c.rec.name, log: c.paths.qemuLog, stderr: log.slice(-10) }, cause, suggestions: [`read ${c.paths.qemuLog}`],
+  });
+}
+
 const cont: Step<StartCtx> = {
   name: 'cont', label: 'starting the vCPUs',
   async run(c) {
-    await c.qmp!.execute('cont');
+    await c.qmp!.execute('cont').catch(async (err: unknown) => { throw (await qemuDied(c, err)) ?? err; });
     const st = (await c.qmp!.execute('query-status')) as { status: string };
     if (st.status !== 'running') throw new VmError('VM_START_FAILED', `QEMU of VM ${c.rec.name} is "${st.status}" after cont`, { context: { vm: c.rec.name, status: st.status } });
     c.rec = { ...c.rec, phase: 'running', updatedAt: c.d.now(), warnings: c.warnings };
