@@ -13,6 +13,7 @@ export type VmErrorCode =
   | 'VM_TIMEOUT'
   | 'VM_QMP'
   | 'VM_BAD_NAME'
+  | 'VM_TEARDOWN_FAILED'
   | 'VM_IO';
 
 export class VmError extends WardenError {

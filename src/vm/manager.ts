@@ -146,7 +146,12 @@ export class VmManager {
 
   async delete(name: string): Promise<void> {
     await this.locked(name, 'delete', async (rec) => {
-      if ((rec.undo ?? []).length > 0) await endRun(this.d, rec);
+      // locked() already retried any teardown left over; what still fails must not be forgotten.
+      if ((rec.undo ?? []).length > 0) {
+        throw new VmError('VM_TEARDOWN_FAILED', `cannot delete VM ${name}: host changes of its last run could not be undone`, {
+          context: { vm: name, undo: rec.undo, warnings: rec.warnings ?? [] }, suggestions: ['see the warnings in: warden inspect ' + name],
+        });
+      }
     });
     await this.store.remove(name);
   }

@@ -7,7 +7,7 @@
 import { VmError } from './errors.js';
 import { expectsProcess } from './machine.js';
 import { isAlive } from './proc.js';
-import { endRun, type TeardownDeps } from './teardown.js';
+import { endRun, retryUndo, type TeardownDeps } from './teardown.js';
 import type { QmpConn } from './ports.js';
 import type { VmRecord } from './record.js';
 
@@ -26,7 +26,7 @@ export async function withQmp<T>(d: TeardownDeps, rec: VmRecord, fn: (q: QmpConn
 /** The caller holds the VM's lock, so a "starting" or "stopping" phase belongs to a process that died. */
 export async function reconcileLocked(d: TeardownDeps, rec: VmRecord, deep: boolean): Promise<VmRecord> {
   if (!expectsProcess(rec.phase)) {
-    return (rec.undo ?? []).length > 0 ? endRun(d, rec) : rec;
+    return (rec.undo ?? []).length > 0 ? retryUndo(d, rec) : rec;
   }
   if (rec.phase === 'starting') {
     return endRun(d, rec, { reason: 'interrupted', detail: 'the manager stopped while starting the VM; everything it set up was undone' });

@@ -32,9 +32,10 @@ export async function waitGone(fs: Fs, id: ProcId | undefined, timeoutMs: number
   return true;
 }
 
-/** Undoes recorded host changes in reverse; every record is tried even if one fails. Returns failures. */
-export async function undoRecords(d: TeardownDeps, undo: readonly UndoRecord[]): Promise<string[]> {
+/** Undoes recorded host changes in reverse; every record is tried even if one fails. The failed ones are returned to retry later. */
+export async function undoRecords(d: TeardownDeps, undo: readonly UndoRecord[]): Promise<{ failures: string[]; remaining: UndoRecord[] }> {
   const failures: string[] = [];
+  const remaining: UndoRecord[] = [];
   for (const u of [...undo].reverse()) {
     try {
       if (u.step === 'jail') await d.backends.jail.teardown(String(u.data['jailName']));
@@ -42,9 +43,20 @@ export async function undoRecords(d: TeardownDeps, undo: readonly UndoRecord[]):
       else if (u.step === 'net') await d.backends.net.undo(u.data['log']);
     } catch (err) {
       failures.push(`${u.step}: ${String((err as Error)?.message ?? err)}`);
+      remaining.unshift(u);
     }
   }
-  return failures;
+  return { failures, remaining };
+}
+
+/** Retries undo records a previous teardown could not complete (the phase and reason stay). */
+export async function retryUndo(d: TeardownDeps, rec: VmRecord): Promise<VmRecord> {
+  const { remaining } = await undoRecords(d, rec.undo ?? []);
+  const out: VmRecord = { ...rec, updatedAt: d.now() };
+  if (remaining.length > 0) out.undo = remaining;
+  else delete out.undo;
+  await d.store.write(out);
+  return out;
 }
 
 export interface EndFacts {
@@ -74,13 +86,15 @@ export async function endRun(d: TeardownDeps, rec: VmRecord, f: EndFacts = {}): 
   const exit = f.exit !== undefined && f.exit !== null ? f.exit
     : run === undefined ? null : await d.backends.jail.exitOf(run.jailName, run.statusFile);
   const oomKilled = run === undefined ? false : await sawOomKill(d.fs, run.cgroups);
-  const failures = await undoRecords(d, rec.undo ?? []);
+  const { failures, remaining } = await undoRecords(d, rec.undo ?? []);
   const c = f.reason !== undefined ? { reason: f.reason, detail: f.detail ?? f.reason }
     : classifyExit({ exit, intent: f.intent ?? rec.intent, escalated: f.escalated ?? false, oomKilled, shutdownReason: f.shutdownReason });
   const out: VmRecord = { ...rec, phase: rec.phase === 'created' && run === undefined ? 'created' : phaseAfterExit(c.reason), updatedAt: d.now(),
     lastExit: { reason: c.reason, at: d.now(), code: exit?.code ?? null, signal: exit?.signal ?? null, detail: c.detail } };
   delete out.run;
   delete out.undo;
+  // What could not be undone stays recorded; the next command retries it.
+  if (remaining.length > 0) out.undo = remaining;
   delete out.disks;
   delete out.intent;
   if (failures.length > 0) out.warnings = [...(rec.warnings ?? []), ...failures.map((x) => `teardown: ${x}`)];
