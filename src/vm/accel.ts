@@ -72,11 +72,12 @@ export async function probeKvm(o: KvmProbeOptions): Promise<Omit<KvmVerdict, 'ca
   const probeMs = Math.round(performance.now() - t0);
   if (r.stdout.includes(PROGRESS_MARK)) return { usable: true, reason: '', probeMs };
   const why = r.signal === 'SIGKILL' ? `made no progress within ${timeoutMs} ms`
-    : `exited (${r.code ?? r.signal}) before its firmware finished: ${lastLine(r.stderr)}`;
+    : `${r.signal === 'SIGABRT' ? 'aborted' : `exited (${r.code ?? r.signal})`} before its firmware finished: ${lastLine(r.stderr)}`;
   return { usable: false, reason: `a KVM probe guest ${why}`, probeMs };
 }
 
+/** QEMU's last stderr line without its program name and source location. */
 function lastLine(s: string): string {
   const lines = s.trim().split('\n');
-  return lines[lines.length - 1] ?? '';
+  return (lines[lines.length - 1] ?? '').replace(/^[^:]*qemu-system-[^:]*: /, '').replace(/^\S+\.c:\d+: /, '');
 }
