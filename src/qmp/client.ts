@@ -1,0 +1,269 @@
+/** @module qmp/client: the QMP client: greeting, capability negotiation, id-correlated commands, timeouts, events, disconnects. */
+import type net from 'node:net';
+import { QmpError } from './errors.js';
+import { EventSubscription, DEFAULT_EVENT_BUFFER } from './events.js';
+import type { RawQmpEvent } from './events.js';
+import { DEFAULT_MAX_LINE_BYTES, LineDecoder } from './framing.js';
+import { parseMessage } from './protocol.js';
+import type { QmpGreeting, QmpMessage } from './protocol.js';
+import { openSocket, Writer } from './transport.js';
+import type { QmpTarget } from './transport.js';
+import type { ExecuteOptions, ExecuteRest, QmpCommandName, QmpEvent, QmpEventName, QmpReturn } from './types.js';
+
+export interface ConnectOptions {
+  /** Budget for connecting, the greeting and negotiation (ms, default 10000). */
+  timeoutMs?: number;
+  /** Default per-command timeout (ms, default 30000; 0 = none). */
+  commandTimeoutMs?: number;
+  /** Longest line accepted from QEMU (bytes, default 16 MiB); longer fails the connection. */
+  maxLineBytes?: number;
+  /** Negotiate the oob capability when QEMU offers it (default true). */
+  oob?: boolean;
+  /** Told about replies that were dropped: late ones (after a timeout) and ones with unknown ids. */
+  onWarning?: (warning: QmpWarning) => void;
+}
+
+export interface QmpWarning {
+  kind: 'late-reply' | 'unknown-id';
+  id: unknown;
+  message: string;
+}
+
+type Pending = { command: string; resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout | undefined };
+
+/** How many timed-out ids are remembered so that their late replies are dropped quietly. */
+const LATE_IDS = 1024;
+
+/** A connection to one QEMU monitor. Create with `QmpClient.connect()`. */
+export class QmpClient {
+  /** QEMU's greeting (version, offered capabilities). */
+  greeting!: QmpGreeting;
+  /** Capabilities enabled by negotiation (['oob'] or []). */
+  capabilities: string[] = [];
+  /** Resolves once the socket is closed, with the reason (undefined after close()). */
+  readonly closed: Promise<QmpError | undefined>;
+
+  private state: 'greeting' | 'negotiating' | 'open' | 'closed' = 'greeting';
+  private seq = 0;
+  private reason: QmpError | undefined;
+  private closedByClient = false;
+  private readonly pending = new Map<string, Pending>();
+  private readonly lateIds = new Set<string>();
+  private readonly subs = new Set<EventSubscription<{ event: string }>>();
+  private readonly decoder: LineDecoder;
+  private readonly writer: Writer;
+  private greeted: { resolve: (g: QmpGreeting) => void; reject: (e: Error) => void } | undefined;
+  private resolveClosed!: (reason: QmpError | undefined) => void;
+
+  private constructor(private readonly socket: net.Socket, private readonly options: ConnectOptions) {
+    this.decoder = new LineDecoder(options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
+    this.writer = new Writer(socket);
+    this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    // ECONNRESET / EPIPE when QEMU exits: a disconnect, never an unhandled error.
+    socket.on('error', (cause) => this.fail(this.disconnected('the connection failed', cause)));
+    socket.on('end', () => this.fail(this.disconnected('QEMU closed the connection')));
+    socket.on('close', () => {
+      this.fail(this.disconnected('the socket closed'));
+      this.resolveClosed(this.closedByClient ? undefined : this.reason);
+    });
+  }
+
+  /** Connects, reads the greeting and negotiates capabilities (oob where offered). */
+  static async connect(target: QmpTarget, options: ConnectOptions = {}): Promise<QmpClient> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const client = new QmpClient(await openSocket(target), options);
+    const where = 'path' in target ? target.path : 'fd' in target ? `fd ${target.fd}` : 'a given socket';
+    const timer = setTimeout(() => client.fail(new QmpError('QMP_CONNECT', `connecting to QMP at ${where} failed: no greeting and negotiation within ${timeoutMs} ms`, {
+      context: { target: where, timeoutMs, state: client.state },
+      suggestions: ['QEMU greets one client at a time: check that no other client holds this monitor'],
+    })), timeoutMs);
+    try {
+      client.greeting = await new Promise<QmpGreeting>((resolve, reject) => {
+        client.greeted = { resolve, reject };
+        if (client.reason) reject(client.reason);
+      });
+      client.state = 'negotiating';
+      const enable = options.oob !== false && client.greeting.capabilities.includes('oob') ? ['oob'] : [];
+      await client.send('qmp_capabilities', enable.length > 0 ? { enable } : undefined, { timeoutMs: 0 });
+      client.capabilities = enable;
+      client.state = 'open';
+      return client;
+    } catch (err) {
+      client.fail(err as QmpError);
+      throw err instanceof QmpError && err.code === 'QMP_CONNECT' ? err : new QmpError('QMP_CONNECT', `connecting to QMP at ${where} failed`, {
+        context: { target: where }, cause: err,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Runs a command; resolves with its typed `return` value, rejects with a QmpError. */
+  execute<K extends QmpCommandName>(name: K, ...rest: ExecuteRest<K>): Promise<QmpReturn<K>> {
+    const [args, options] = rest as [Record<string, unknown> | undefined, ExecuteOptions | undefined];
+    return this.send(name, args, options) as Promise<QmpReturn<K>>;
+  }
+
+  /** Untyped escape hatch for commands the generated schema does not know (other QEMU versions). */
+  executeUntyped(name: string, args?: Record<string, unknown>, options?: ExecuteOptions): Promise<unknown> {
+    return this.send(name, args, options);
+  }
+
+  /**
+   * Subscribes to events by name, or 'all'. Subscribe before issuing the command that
+   * causes the event: QEMU may send the event before the command's reply.
+   */
+  events(names?: 'all', options?: { bufferSize?: number }): EventSubscription<QmpEvent>;
+  events<K extends QmpEventName>(names: readonly K[], options?: { bufferSize?: number }): EventSubscription<QmpEvent<K>>;
+  events(names: readonly string[] | 'all' = 'all', options: { bufferSize?: number } = {}): EventSubscription<QmpEvent> {
+    const set = names === 'all' ? 'all' : new Set(names);
+    const sub = new EventSubscription<{ event: string }>(set, options.bufferSize ?? DEFAULT_EVENT_BUFFER, (s) => this.subs.delete(s));
+    this.subs.add(sub);
+    if (this.state === 'closed') sub.end(this.reason ?? this.disconnected('the client is closed'));
+    // The names chosen above are what makes the narrower type true.
+    return sub as unknown as EventSubscription<QmpEvent>;
+  }
+
+  /** Closes the connection; pending commands fail with QMP_DISCONNECTED. Resolves once closed. */
+  async close(): Promise<void> {
+    if (this.state !== 'closed') this.closedByClient = true;
+    this.fail(new QmpError('QMP_DISCONNECTED', 'the QMP connection was closed by the client'));
+    await this.closed;
+  }
+
+  /** Commands sent and not yet answered, failed or timed out. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  private get ended(): boolean {
+    return this.state === 'closed';
+  }
+
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  private send(name: string, args: Record<string, unknown> | undefined, options: ExecuteOptions = {}): Promise<unknown> {
+    if (this.state === 'closed' || (this.state !== 'open' && name !== 'qmp_capabilities')) {
+      return Promise.reject(this.disconnected(`running ${name} failed: the connection is not open`, undefined, name));
+    }
+    const id = `w${++this.seq}`;
+    const msg: Record<string, unknown> = { [options.oob === true ? 'exec-oob' : 'execute']: name };
+    if (args !== undefined) msg['arguments'] = args;
+    msg['id'] = id;
+    const data = Buffer.from(`${JSON.stringify(msg)}\n`);
+    const timeoutMs = options.timeoutMs ?? this.options.commandTimeoutMs ?? 30_000;
+    return new Promise((resolve, reject) => {
+      const p: Pending = { command: name, resolve, reject, timer: undefined };
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) p.timer = setTimeout(() => this.timeout(id, timeoutMs), timeoutMs);
+      this.pending.set(id, p);
+      this.writer.send(data, options.fds).catch((err: Error) => this.settle(id, err));
+    });
+  }
+
+  private timeout(id: string, timeoutMs: number): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return;
+    this.lateIds.add(id);
+    if (this.lateIds.size > LATE_IDS) this.lateIds.delete(this.lateIds.values().next().value as string);
+    this.settle(id, new QmpError('QMP_TIMEOUT', `running ${p.command} failed: no reply within ${timeoutMs} ms`, {
+      command: p.command, context: { id, timeoutMs },
+      suggestions: ['the command may still run inside QEMU: re-query the state before retrying'],
+    }));
+  }
+
+  private settle(id: string, error: Error | undefined, value?: unknown): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return;
+    this.pending.delete(id);
+    if (p.timer !== undefined) clearTimeout(p.timer);
+    if (error !== undefined) p.reject(error);
+    else p.resolve(value);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state === 'closed') return;
+    try {
+      for (const line of this.decoder.push(chunk)) {
+        this.onMessage(parseMessage(line));
+        if (this.ended) return;
+      }
+    } catch (err) {
+      this.fail(err as QmpError);
+    }
+  }
+
+  private onMessage(msg: QmpMessage): void {
+    if (this.state === 'greeting') {
+      if (msg.kind !== 'greeting') throw new QmpError('QMP_PROTOCOL', `reading the QMP greeting failed: got a ${msg.kind} message first`);
+      this.greeted?.resolve(msg.greeting);
+      this.greeted = undefined;
+      return;
+    }
+    switch (msg.kind) {
+      case 'event': {
+        const event: RawQmpEvent = { event: msg.event, data: msg.data, timestamp: msg.timestamp };
+        for (const sub of this.subs) sub.deliver(event);
+        return;
+      }
+      case 'return':
+        return this.route(msg.id, undefined, msg.value);
+      case 'error':
+        return this.route(msg.id, msg);
+      case 'greeting':
+        throw new QmpError('QMP_PROTOCOL', 'reading a QMP message failed: a second greeting arrived');
+    }
+  }
+
+  private route(id: unknown, error: Extract<QmpMessage, { kind: 'error' }> | undefined, value?: unknown): void {
+    const p = typeof id === 'string' ? this.pending.get(id) : undefined;
+    if (p !== undefined) {
+      if (error === undefined) return this.settle(id as string, undefined, value);
+      return this.settle(id as string, new QmpError('QMP_COMMAND_FAILED', `running ${p.command} failed: ${error.errorClass}: ${error.desc}`, {
+        command: p.command, errorClass: error.errorClass, desc: error.desc, context: { id },
+      }));
+    }
+    if (error !== undefined && id === undefined) {
+      // QEMU could not even read an id: the byte stream is out of step, nothing can be trusted.
+      throw new QmpError('QMP_PROTOCOL', `reading a QMP message failed: QEMU reported an error for no command (${error.errorClass})`, {
+        errorClass: error.errorClass, desc: error.desc,
+      });
+    }
+    const late = typeof id === 'string' && this.lateIds.delete(id);
+    this.options.onWarning?.({
+      kind: late ? 'late-reply' : 'unknown-id', id,
+      message: late ? `dropped the late reply to timed-out id ${id}` : `dropped a reply with unknown id ${JSON.stringify(id)}`,
+    });
+  }
+
+  private disconnected(what: string, cause?: unknown, command?: string): QmpError {
+    const partial = this.decoder.pendingBytes;
+    return new QmpError('QMP_DISCONNECTED', `the QMP connection ended: ${what}`, {
+      ...(command === undefined ? {} : { command }),
+      context: partial > 0 ? { partialLineBytes: partial } : {},
+      cause,
+      suggestions: ['QEMU may have exited: check its exit status and stderr'],
+    });
+  }
+
+  /** Ends the connection once: every pending call and subscription fails with `reason`. */
+  private fail(reason: QmpError): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.reason = reason;
+    this.greeted?.reject(reason);
+    this.greeted = undefined;
+    for (const [id, p] of [...this.pending]) {
+      const err = reason.code === 'QMP_DISCONNECTED' || reason.code === 'QMP_PROTOCOL' || reason.code === 'QMP_CONNECT'
+        ? new QmpError(reason.code, `running ${p.command} failed: ${reason.message}`, { command: p.command, context: { id }, cause: reason })
+        : reason;
+      this.settle(id, err);
+    }
+    const subEnd = reason.code === 'QMP_DISCONNECTED' ? reason : this.disconnected(reason.message, reason);
+    for (const sub of [...this.subs]) sub.end(subEnd);
+    this.writer.abort(reason);
+    this.socket.destroy();
+  }
+}
