@@ -5,6 +5,7 @@ import { mkdtempSync, renameSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadNative } from '../../sys/index.js';
 
 export const QEMU_BINARY = process.env['WARDEN_QEMU'] ?? 'qemu-system-x86_64';
 
@@ -14,6 +15,8 @@ export interface QemuOptions {
   /** How many QMP monitors, each on its own socket (default 1). */
   monitors?: number;
   extraArgs?: string[];
+  /** Also give QEMU one end of a socketpair as a (non-listening) monitor; the other end is `pairFd`. */
+  socketpair?: boolean;
 }
 
 export interface TestQemu {
@@ -21,6 +24,8 @@ export interface TestQemu {
   /** One path per monitor; connect with QmpClient.connect({ path }). */
   sockets: string[];
   child: ChildProcess;
+  /** Our end of the socketpair monitor, when asked for; connect with QmpClient.connect({ fd }). */
+  pairFd: number | undefined;
   /** stderr so far, to explain a death. */
   stderr(): string;
   /** Resolves with the exit code or signal once QEMU has exited. */
@@ -51,9 +56,18 @@ export async function startQemu(options: QemuOptions = {}): Promise<TestQemu> {
     const fds = servers.map((s) => (s as unknown as { _handle: { fd: number } })._handle.fd);
     const argv = ['-machine', options.machine ?? 'none', '-accel', 'tcg', '-nodefaults', '-no-user-config', '-S', '-display', 'none'];
     sockets.forEach((_, i) => argv.push('-chardev', `socket,id=mon${i},fd=${3 + i},server=on,wait=off`, '-mon', `chardev=mon${i},mode=control`));
+    const pair = options.socketpair === true ? loadNative().socketpair() : undefined;
+    if (pair !== undefined) {
+      fds.push(pair[1]);
+      argv.push('-chardev', `socket,id=pair,fd=${2 + fds.length}`, '-mon', 'chardev=pair,mode=control');
+    }
     argv.push(...(options.extraArgs ?? []));
-    const child = spawn(QEMU_BINARY, argv, { stdio: ['ignore', 'ignore', 'pipe', ...fds] });
-    return track(child, dir, sockets);
+    try {
+      const child = spawn(QEMU_BINARY, argv, { stdio: ['ignore', 'ignore', 'pipe', ...fds] });
+      return track(child, dir, sockets, pair?.[0]);
+    } finally {
+      if (pair !== undefined) loadNative().closeFd(pair[1]);
+    }
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
@@ -62,7 +76,7 @@ export async function startQemu(options: QemuOptions = {}): Promise<TestQemu> {
   }
 }
 
-function track(child: ChildProcess, dir: string, sockets: string[]): TestQemu {
+function track(child: ChildProcess, dir: string, sockets: string[], pairFd: number | undefined): TestQemu {
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (s: string) => { if (stderr.length < 65536) stderr += s; });
   const exited = new Promise<number | string>((resolve) => {
@@ -70,7 +84,7 @@ function track(child: ChildProcess, dir: string, sockets: string[]): TestQemu {
     child.once('error', (err) => resolve(`spawn failed: ${err.message}`));
   });
   return {
-    dir, sockets, child, exited,
+    dir, sockets, child, exited, pairFd,
     stderr: () => stderr,
     async kill() {
       if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) child.kill('SIGKILL');
