@@ -122,6 +122,26 @@ test('fds interleaved with pipelined commands arrive with the right command', as
     [[10, 1, 'n0'], [11, 1, 'n1'], [12, 1, 'n2'], [13, 1, 'n3'], [14, 1, 'n4']]);
 });
 
+test('an fd sent while megabytes of earlier commands wait in Node\'s buffer goes out after them', async (t) => {
+  const { qemu, client } = await qemuWithClient(t);
+  const pad = 'x'.repeat(32 * 1024);
+  const fd = openSync(qemu.dir, 'r');
+  const calls: Array<Promise<unknown>> = [];
+  try {
+    // 512 KiB written in one tick: the kernel buffer fills and Node queues the rest, so the
+    // add-fd's sendmsg must wait for Node's queue to drain or it would cut into a command.
+    for (let i = 0; i < 16; i++) calls.push(client.executeUntyped('query-status', { pad }).catch((e: QmpError) => e.errorClass));
+    calls.push(client.execute('add-fd', { 'fdset-id': 7, opaque: 'after-the-flood' }, { fds: [fd] }));
+    for (let i = 0; i < 4; i++) calls.push(client.executeUntyped('query-status', { pad }).catch((e: QmpError) => e.errorClass));
+    const results = await Promise.all(calls);
+    assert.deepEqual(results.filter((r) => r !== 'GenericError'), [{ fd: (results[16] as { fd: number }).fd, 'fdset-id': 7 }]);
+  } finally {
+    closeSync(fd);
+  }
+  const sets = await client.execute('query-fdsets');
+  assert.deepEqual(sets.map((s) => s.fds.map((f) => f.opaque)), [['after-the-flood']]);
+});
+
 test('connects over a socketpair fd too, and fd passing works there', async (t) => {
   const qemu = await startQemu({ socketpair: true });
   t.after(() => qemu.kill());
