@@ -185,3 +185,21 @@ test('quit with calls pending: every call settles, the rest fail QMP_DISCONNECTE
   assert.equal(await qemu.exited, 0);
   assert.equal(client.pendingCount, 0);
 });
+
+test('QEMU killed with calls in flight: they all settle, none is left pending, nothing unhandled', async (t) => {
+  const { qemu, client } = await qemuWithClient(t);
+  const dir = qemu.dir;
+  const fd = openSync(dir, 'r');
+  t.after(async () => closeSync(fd));
+  const calls = Array.from({ length: 50 }, (_, i) => (i % 10 === 9
+    ? client.execute('add-fd', {}, { fds: [fd] })
+    : client.execute('query-status')));
+  qemu.child.kill('SIGKILL');
+  const results = await Promise.allSettled(calls);
+  const failures = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as QmpError).code] : []));
+  assert.ok(failures.length > 0, 'QEMU died before answering everything');
+  assert.ok(failures.every((c) => c === 'QMP_DISCONNECTED'), `codes: ${[...new Set(failures)].join(',')}`);
+  assert.equal((await client.closed)?.code, 'QMP_DISCONNECTED');
+  assert.equal(client.pendingCount, 0);
+  await assert.rejects(client.execute('query-status'), (e: QmpError) => e.code === 'QMP_DISCONNECTED');
+});

@@ -4,6 +4,7 @@ import { QmpError } from './errors.js';
 import { EventSubscription, DEFAULT_EVENT_BUFFER } from './events.js';
 import type { RawQmpEvent } from './events.js';
 import { DEFAULT_MAX_LINE_BYTES, LineDecoder } from './framing.js';
+import { PendingCalls } from './pending.js';
 import { parseMessage } from './protocol.js';
 import type { QmpGreeting, QmpMessage } from './protocol.js';
 import { openSocket, Writer } from './transport.js';
@@ -29,11 +30,6 @@ export interface QmpWarning {
   message: string;
 }
 
-type Pending = { command: string; resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout | undefined };
-
-/** How many timed-out ids are remembered so that their late replies are dropped quietly. */
-const LATE_IDS = 1024;
-
 /** A connection to one QEMU monitor. Create with `QmpClient.connect()`. */
 export class QmpClient {
   /** QEMU's greeting (version, offered capabilities). */
@@ -44,11 +40,9 @@ export class QmpClient {
   readonly closed: Promise<QmpError | undefined>;
 
   private state: 'greeting' | 'negotiating' | 'open' | 'closed' = 'greeting';
-  private seq = 0;
   private reason: QmpError | undefined;
   private closedByClient = false;
-  private readonly pending = new Map<string, Pending>();
-  private readonly lateIds = new Set<string>();
+  private readonly pending = new PendingCalls();
   private readonly subs = new Set<EventSubscription<{ event: string }>>();
   private readonly decoder: LineDecoder;
   private readonly writer: Writer;
@@ -149,38 +143,14 @@ export class QmpClient {
     if (this.state === 'closed' || (this.state !== 'open' && name !== 'qmp_capabilities')) {
       return Promise.reject(this.disconnected(`running ${name} failed: the connection is not open`, undefined, name));
     }
-    const id = `w${++this.seq}`;
+    const id = this.pending.nextId();
     const msg: Record<string, unknown> = { [options.oob === true ? 'exec-oob' : 'execute']: name };
     if (args !== undefined) msg['arguments'] = args;
     msg['id'] = id;
     const data = Buffer.from(`${JSON.stringify(msg)}\n`);
-    const timeoutMs = options.timeoutMs ?? this.options.commandTimeoutMs ?? 30_000;
-    return new Promise((resolve, reject) => {
-      const p: Pending = { command: name, resolve, reject, timer: undefined };
-      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) p.timer = setTimeout(() => this.timeout(id, timeoutMs), timeoutMs);
-      this.pending.set(id, p);
-      this.writer.send(data, options.fds).catch((err: Error) => this.settle(id, err));
-    });
-  }
-
-  private timeout(id: string, timeoutMs: number): void {
-    const p = this.pending.get(id);
-    if (p === undefined) return;
-    this.lateIds.add(id);
-    if (this.lateIds.size > LATE_IDS) this.lateIds.delete(this.lateIds.values().next().value as string);
-    this.settle(id, new QmpError('QMP_TIMEOUT', `running ${p.command} failed: no reply within ${timeoutMs} ms`, {
-      command: p.command, context: { id, timeoutMs },
-      suggestions: ['the command may still run inside QEMU: re-query the state before retrying'],
-    }));
-  }
-
-  private settle(id: string, error: Error | undefined, value?: unknown): void {
-    const p = this.pending.get(id);
-    if (p === undefined) return;
-    this.pending.delete(id);
-    if (p.timer !== undefined) clearTimeout(p.timer);
-    if (error !== undefined) p.reject(error);
-    else p.resolve(value);
+    const reply = this.pending.add(id, name, options.timeoutMs ?? this.options.commandTimeoutMs ?? 30_000);
+    this.writer.send(data, options.fds).catch((err: Error) => this.pending.reject(id, err));
+    return reply;
   }
 
   private onData(chunk: Buffer): void {
@@ -218,11 +188,11 @@ export class QmpClient {
   }
 
   private route(id: unknown, error: Extract<QmpMessage, { kind: 'error' }> | undefined, value?: unknown): void {
-    const p = typeof id === 'string' ? this.pending.get(id) : undefined;
-    if (p !== undefined) {
-      if (error === undefined) return this.settle(id as string, undefined, value);
-      return this.settle(id as string, new QmpError('QMP_COMMAND_FAILED', `running ${p.command} failed: ${error.errorClass}: ${error.desc}`, {
-        command: p.command, errorClass: error.errorClass, desc: error.desc, context: { id },
+    const command = this.pending.commandOf(id);
+    if (command !== undefined) {
+      if (error === undefined) return this.pending.resolve(id as string, value);
+      return this.pending.reject(id as string, new QmpError('QMP_COMMAND_FAILED', `running ${command} failed: ${error.errorClass}: ${error.desc}`, {
+        command, errorClass: error.errorClass, desc: error.desc, context: { id },
       }));
     }
     if (error !== undefined && id === undefined) {
@@ -231,10 +201,10 @@ export class QmpClient {
         errorClass: error.errorClass, desc: error.desc,
       });
     }
-    const late = typeof id === 'string' && this.lateIds.delete(id);
+    const late = this.pending.forgetLate(id);
     this.options.onWarning?.({
       kind: late ? 'late-reply' : 'unknown-id', id,
-      message: late ? `dropped the late reply to timed-out id ${id}` : `dropped a reply with unknown id ${JSON.stringify(id)}`,
+      message: late ? `dropped the late reply to timed-out id ${String(id)}` : `dropped a reply with unknown id ${JSON.stringify(id)}`,
     });
   }
 
@@ -255,12 +225,8 @@ export class QmpClient {
     this.reason = reason;
     this.greeted?.reject(reason);
     this.greeted = undefined;
-    for (const [id, p] of [...this.pending]) {
-      const err = reason.code === 'QMP_DISCONNECTED' || reason.code === 'QMP_PROTOCOL' || reason.code === 'QMP_CONNECT'
-        ? new QmpError(reason.code, `running ${p.command} failed: ${reason.message}`, { command: p.command, context: { id }, cause: reason })
-        : reason;
-      this.settle(id, err);
-    }
+    this.pending.rejectAll((command, id) =>
+      new QmpError(reason.code, `running ${command} failed: ${reason.message}`, { command, context: { id }, cause: reason }));
     const subEnd = reason.code === 'QMP_DISCONNECTED' ? reason : this.disconnected(reason.message, reason);
     for (const sub of [...this.subs]) sub.end(subEnd);
     this.writer.abort(reason);

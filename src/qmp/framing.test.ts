@@ -25,12 +25,17 @@ test('a line at the bound passes, one byte more fails', () => {
   const d = new LineDecoder(10);
   assert.deepEqual(d.push(Buffer.from('0123456789\r\n')), ['0123456789']);
   assert.throws(() => new LineDecoder(10).push(Buffer.from('0123456789A\n')), (e: QmpError) => e.code === 'QMP_PROTOCOL');
+  assert.throws(() => new LineDecoder(10).push(Buffer.from('0123456789A\r\n')), (e: QmpError) => e.code === 'QMP_PROTOCOL');
+  const split = new LineDecoder(10);
+  split.push(Buffer.from('0123456789\r'));
+  assert.deepEqual(split.push(Buffer.from('\n')), ['0123456789'], 'a CR split from its LF still counts as the terminator');
 });
 
 test('an endless line fails as soon as the held bytes pass the bound, not at its newline', () => {
   const d = new LineDecoder(1000);
   for (let i = 0; i < 9; i++) d.push(Buffer.alloc(100, 0x61));
   assert.equal(d.pendingBytes, 900);
-  assert.throws(() => d.push(Buffer.alloc(101, 0x61)), (e: QmpError) => e.code === 'QMP_PROTOCOL' && e.context['maxLineBytes'] === 1000);
+  d.push(Buffer.alloc(101, 0x61)); // 1001 held: the last byte could still be the line's CR
+  assert.throws(() => d.push(Buffer.alloc(1, 0x61)), (e: QmpError) => e.code === 'QMP_PROTOCOL' && e.context['maxLineBytes'] === 1000);
   assert.equal(d.pendingBytes, 0, 'the held bytes are released');
 });

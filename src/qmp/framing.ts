@@ -25,7 +25,8 @@ export class LineDecoder {
     }
     if (start < chunk.length) {
       const tail = chunk.subarray(start);
-      this.check(this.partBytes + tail.length);
+      // +1: the line's CR may be the last byte of this chunk.
+      this.check(this.partBytes + tail.length - 1);
       // Copy: the tail may pin a large socket buffer otherwise.
       this.parts.push(Buffer.from(tail));
       this.partBytes += tail.length;
@@ -39,17 +40,17 @@ export class LineDecoder {
   }
 
   private take(piece: Buffer): string {
-    let end = piece.length;
-    this.check(this.partBytes + end);
+    const held = this.partBytes + piece.length;
+    const last = piece.length > 0 ? piece[piece.length - 1] : this.parts.at(-1)?.at(-1);
+    this.check(last === 13 ? held - 1 : held);
     let whole = piece;
     if (this.parts.length > 0) {
       this.parts.push(piece);
-      whole = Buffer.concat(this.parts, this.partBytes + end);
-      end = whole.length;
+      whole = Buffer.concat(this.parts, held);
       this.parts = [];
       this.partBytes = 0;
     }
-    if (end > 0 && whole[end - 1] === 13) end--;
+    const end = last === 13 ? whole.length - 1 : whole.length;
     return whole.toString('utf8', 0, end).trim();
   }
 

@@ -133,6 +133,9 @@ async function sendmsgRetrying(socket: net.Socket, sock: number, data: Buffer, f
       return native.sendFds(sock, data, fds);
     } catch (cause) {
       const code = (cause as NodeJS.ErrnoException).code;
+      if (code === 'EPIPE' || code === 'ECONNRESET' || code === 'ENOTCONN') {
+        throw new QmpError('QMP_DISCONNECTED', 'passing fds over QMP failed: QEMU closed the connection', { cause });
+      }
       if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') {
         throw new QmpError('QMP_FD_PASSING', `passing ${fds.length} fd(s) over QMP failed: sendmsg returned ${String(code)}`, {
           context: { fds },
