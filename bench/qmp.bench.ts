@@ -2,7 +2,7 @@
 import net from 'node:net';
 import type { Benchmark, BenchRow } from './lib.js';
 import { QmpClient } from '../src/qmp/index.js';
-import { startQemu } from '../src/qmp/testing/qemu.js';
+import { startQemu } from '../src/qmp/testing/index.js';
 
 const SEQUENTIAL = 3000;
 const PIPELINED = 6000;

@@ -84,10 +84,11 @@ export class QmpClient {
       client.state = 'open';
       return client;
     } catch (err) {
-      client.fail(err as QmpError);
-      throw err instanceof QmpError && err.code === 'QMP_CONNECT' ? err : new QmpError('QMP_CONNECT', `connecting to QMP at ${where} failed`, {
+      const error = err instanceof QmpError && err.code === 'QMP_CONNECT' ? err : new QmpError('QMP_CONNECT', `connecting to QMP at ${where} failed`, {
         context: { target: where }, cause: err,
       });
+      client.fail(error);
+      throw error;
     } finally {
       clearTimeout(timer);
     }

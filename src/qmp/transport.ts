@@ -9,7 +9,13 @@ export type QmpTarget = { path: string } | { fd: number } | { socket: net.Socket
 /** Opens the stream; resolves once connected. The caller owns the socket afterwards. */
 export function openSocket(target: QmpTarget): Promise<net.Socket> {
   if ('socket' in target) return Promise.resolve(target.socket);
-  if ('fd' in target) return Promise.resolve(new net.Socket({ fd: target.fd, readable: true, writable: true }));
+  if ('fd' in target) {
+    try {
+      return Promise.resolve(new net.Socket({ fd: target.fd, readable: true, writable: true }));
+    } catch (cause) {
+      return Promise.reject(new QmpError('QMP_CONNECT', `using fd ${target.fd} as the QMP socket failed`, { context: { fd: target.fd }, cause }));
+    }
+  }
   return new Promise((resolve, reject) => {
     const socket = net.connect({ path: target.path });
     const fail = (cause: Error) => {
