@@ -8,6 +8,6 @@ export type { NextOptions, RawQmpEvent } from './events.js';
 export type { QmpTarget } from './transport.js';
 export type { QmpGreeting, QmpVersion, QmpTimestamp } from './protocol.js';
 export type {
-  QmpCommandName, QmpEventName, QmpArgs, QmpReturn, QmpEventData, QmpEvent, ExecuteOptions, ExecuteRest,
+  QmpCommandName, QmpEventName, QmpArgs, QmpReturn, QmpEventData, QmpEvent, ExecuteOptions, ExecuteOptionsFor, ExecuteRest,
 } from './types.js';
 export type * from './generated/qapi.js';

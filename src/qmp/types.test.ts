@@ -24,6 +24,7 @@ export async function good(): Promise<void> {
   const e = await sub.next();
   if (e.event === 'DEVICE_DELETED') { const d: string | undefined = e.data.device; void d; }
   const all: QmpEvent = await c.events().next();
+  await c.execute('query-yank', undefined, { oob: true });
   void state; void set; void all;
 }
 export async function bad(): Promise<void> {
@@ -37,6 +38,7 @@ export async function bad(): Promise<void> {
   c.events(['NOT_AN_EVENT']); // ERR
   await c.execute('add-fd', {}, { fds: 'x' }); // ERR
   await c.execute('device_add', { bus: 'pci.0' }); // ERR
+  await c.execute('query-status', undefined, { oob: true }); // ERR
 }
 `;
 
@@ -55,7 +57,7 @@ test('a mistyped call fails to compile, a well-typed one compiles (tsc on a fixt
   const errLines = new Set(diags.map((d) => d.file!.getLineAndCharacterOfPosition(d.start!).line));
   const lines = text.split('\n');
   const expected = new Set(lines.flatMap((l, i) => (l.endsWith('// ERR') ? [i] : [])));
-  assert.equal(expected.size, 10);
+  assert.equal(expected.size, 11);
   const unexpected = diags.filter((d) => !expected.has(d.file!.getLineAndCharacterOfPosition(d.start!).line));
   assert.deepEqual(unexpected.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n')), [], 'good lines compile');
   for (const i of expected) assert.ok(errLines.has(i), `line ${i + 1} should fail to compile: ${lines[i]}`);

@@ -22,7 +22,12 @@ export interface ExecuteOptions {
   oob?: boolean;
 }
 
+/** ExecuteOptions where `oob` is allowed only for the commands QEMU marks allow-oob. */
+export type ExecuteOptionsFor<K extends QmpCommandName> = QmpCommands[K]['oob'] extends true
+  ? ExecuteOptions
+  : Omit<ExecuteOptions, 'oob'> & { oob?: false };
+
 /** Arguments are optional exactly when every argument member is optional. */
 export type ExecuteRest<K extends QmpCommandName> = {} extends QmpArgs<K>
-  ? [args?: QmpArgs<K>, options?: ExecuteOptions]
-  : [args: QmpArgs<K>, options?: ExecuteOptions];
+  ? [args?: QmpArgs<K>, options?: ExecuteOptionsFor<K>]
+  : [args: QmpArgs<K>, options?: ExecuteOptionsFor<K>];
