@@ -20,7 +20,7 @@ export interface ConnectOptions {
   maxLineBytes?: number;
   /** Negotiate the oob capability when QEMU offers it (default true). */
   oob?: boolean;
-  /** Told about replies that were dropped: late ones (after a timeout) and ones with unknown ids. */
+  /** Told about replies that were dropped: late ones (after a timeout) and ones with unknown ids. Exceptions it throws are ignored. */
   onWarning?: (warning: QmpWarning) => void;
 }
 
@@ -55,10 +55,10 @@ export class QmpClient {
     this.closed = new Promise((resolve) => { this.resolveClosed = resolve; });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     // ECONNRESET / EPIPE when QEMU exits: a disconnect, never an unhandled error.
-    socket.on('error', (cause) => this.fail(this.disconnected('the connection failed', cause)));
-    socket.on('end', () => this.fail(this.disconnected('QEMU closed the connection')));
+    socket.on('error', (cause) => this.fail(this.disconnected('the QMP connection failed', cause)));
+    socket.on('end', () => this.fail(this.disconnected('QEMU closed the QMP connection')));
     socket.on('close', () => {
-      this.fail(this.disconnected('the socket closed'));
+      this.fail(this.disconnected('the QMP socket closed'));
       this.resolveClosed(this.closedByClient ? undefined : this.reason);
     });
   }
@@ -115,7 +115,7 @@ export class QmpClient {
     const set = names === 'all' ? 'all' : new Set(names);
     const sub = new EventSubscription<{ event: string }>(set, options.bufferSize ?? DEFAULT_EVENT_BUFFER, (s) => this.subs.delete(s));
     this.subs.add(sub);
-    if (this.state === 'closed') sub.end(this.reason ?? this.disconnected('the client is closed'));
+    if (this.state === 'closed') sub.end(this.reason ?? this.disconnected('the QMP connection is closed'));
     // The names chosen above are what makes the narrower type true.
     return sub as unknown as EventSubscription<QmpEvent>;
   }
@@ -142,7 +142,9 @@ export class QmpClient {
 
   private send(name: string, args: Record<string, unknown> | undefined, options: ExecuteOptions = {}): Promise<unknown> {
     if (this.state === 'closed' || (this.state !== 'open' && name !== 'qmp_capabilities')) {
-      return Promise.reject(this.disconnected(`running ${name} failed: the connection is not open`, undefined, name));
+      return Promise.reject(new QmpError('QMP_DISCONNECTED', `running ${name} failed: the QMP connection is closed`, {
+        command: name, cause: this.reason, suggestions: ['connect again; re-query state, since pending commands may or may not have run'],
+      }));
     }
     const id = this.pending.nextId();
     const msg: Record<string, unknown> = { [options.oob === true ? 'exec-oob' : 'execute']: name };
@@ -162,7 +164,7 @@ export class QmpClient {
         if (this.ended) return;
       }
     } catch (err) {
-      this.fail(err as QmpError);
+      this.fail(err instanceof QmpError ? err : new QmpError('QMP_PROTOCOL', 'handling a QMP message failed', { cause: err }));
     }
   }
 
@@ -203,16 +205,20 @@ export class QmpClient {
       });
     }
     const late = this.pending.forgetLate(id);
-    this.options.onWarning?.({
+    const warning: QmpWarning = {
       kind: late ? 'late-reply' : 'unknown-id', id,
       message: late ? `dropped the late reply to timed-out id ${String(id)}` : `dropped a reply with unknown id ${JSON.stringify(id)}`,
-    });
+    };
+    try {
+      this.options.onWarning?.(warning);
+    } catch {
+      // A throwing warning hook must not take the connection down (documented on onWarning).
+    }
   }
 
-  private disconnected(what: string, cause?: unknown, command?: string): QmpError {
+  private disconnected(message: string, cause?: unknown): QmpError {
     const partial = this.decoder.pendingBytes;
-    return new QmpError('QMP_DISCONNECTED', `the QMP connection ended: ${what}`, {
-      ...(command === undefined ? {} : { command }),
+    return new QmpError('QMP_DISCONNECTED', message, {
       context: partial > 0 ? { partialLineBytes: partial } : {},
       cause,
       suggestions: ['QEMU may have exited: check its exit status and stderr'],
@@ -226,9 +232,10 @@ export class QmpClient {
     this.reason = reason;
     this.greeted?.reject(reason);
     this.greeted = undefined;
-    this.pending.rejectAll((command, id) =>
-      new QmpError(reason.code, `running ${command} failed: ${reason.message}`, { command, context: { id }, cause: reason }));
-    const subEnd = reason.code === 'QMP_DISCONNECTED' ? reason : this.disconnected(reason.message, reason);
+    const why = reason.code === 'QMP_DISCONNECTED' ? 'the QMP connection ended before its reply'
+      : reason.code === 'QMP_PROTOCOL' ? 'the QMP connection was dropped after a protocol error' : 'the QMP connection could not be set up';
+    this.pending.rejectAll((command, id) => new QmpError(reason.code, `running ${command} failed: ${why}`, { command, context: { id }, cause: reason }));
+    const subEnd = reason.code === 'QMP_DISCONNECTED' ? reason : this.disconnected(`waiting for QMP events failed: ${why}`, reason);
     for (const sub of [...this.subs]) sub.end(subEnd);
     this.writer.abort(reason);
     this.socket.destroy();
