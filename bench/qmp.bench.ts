@@ -1,6 +1,7 @@
 /** @module bench/qmp: QMP round-trip latency and pipelined throughput of the typed client next to a minimal raw-socket client, against one real QEMU. */
 import net from 'node:net';
 import type { Benchmark, BenchRow } from './lib.js';
+import { medianMs } from './lib.js';
 import { QmpClient } from '../src/qmp/index.js';
 import { startQemu } from '../src/qmp/testing/index.js';
 
@@ -97,11 +98,14 @@ async function run(): Promise<BenchRow[] | string> {
       const cliSeq = await timed(() => clientSequential(client, SEQUENTIAL));
       const rawPipe = await timed(() => rawPipelined(raw, PIPELINED));
       const cliPipe = await timed(() => clientPipelined(client, PIPELINED));
+      const rawSchema = await medianMs(async () => { raw.write('{"execute":"query-qmp-schema","id":"s"}\n'); await raw.readLine(); }, 15, 2);
+      const cliSchema = await medianMs(() => client.execute('query-qmp-schema'), 15, 2);
       const us = (ms: number, n: number) => (ms * 1000) / n;
       const perSec = (ms: number, n: number) => n / (ms / 1000);
       return [
         { group: 'qmp', name: `query-status sequential round trip (QmpClient, ${SEQUENTIAL} calls)`, value: us(cliSeq, SEQUENTIAL), unit: 'us/call', baseline: { name: 'raw socket client', value: us(rawSeq, SEQUENTIAL) } },
         { group: 'qmp', name: `query-status pipelined, window ${WINDOW} (QmpClient, ${PIPELINED} calls)`, value: perSec(cliPipe, PIPELINED), unit: 'calls/s', baseline: { name: 'raw socket client', value: perSec(rawPipe, PIPELINED) } },
+        { group: 'qmp', name: 'query-qmp-schema, one ~200 KiB reply line (QmpClient, median of 15)', value: cliSchema, unit: 'ms/call', baseline: { name: 'raw socket client', value: rawSchema } },
       ];
     } finally {
       raw.close();
