@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { closeSync, openSync } from 'node:fs';
 import { QmpClient } from './client.js';
 import type { QmpWarning } from './client.js';
 import { QmpError } from './errors.js';
@@ -167,4 +168,26 @@ test('close() fails pending calls and ends subscriptions; later calls fail at on
   for await (const e of sub) seen.push(e);
   assert.deepEqual(seen, []);
   await assert.rejects(client.execute('query-status'), code('QMP_DISCONNECTED'));
+});
+
+test('a peer that stops reading: an fd-carrying call that times out in the queue is never sent later', async (t) => {
+  const peer = await setup(t);
+  peer.script = (cmd, conn) => conn.reply(cmd);
+  const client = await QmpClient.connect({ path: peer.path });
+  t.after(() => client.close());
+  const conn = peer.connections[0]!;
+  conn.socket.pause();
+  const pad = 'x'.repeat(64 * 1024);
+  const flood = Array.from({ length: 64 }, () => client.executeUntyped('query-status', { pad }, { timeoutMs: 0 }));
+  const fd = openSync(peer.dir, 'r');
+  try {
+    await assert.rejects(client.execute('getfd', { fdname: 'late' }, { fds: [fd], timeoutMs: 50 }), code('QMP_TIMEOUT'));
+  } finally {
+    closeSync(fd);
+  }
+  conn.socket.resume();
+  await Promise.all(flood);
+  assert.deepEqual(await client.executeUntyped('query-status'), {});
+  assert.equal(peer.received.filter((c) => c.execute === 'getfd').length, 0, 'the timed-out getfd and its fd never went out');
+  assert.equal(peer.received.filter((c) => c.execute === 'query-status').length, 65);
 });

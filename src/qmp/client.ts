@@ -152,7 +152,7 @@ export class QmpClient {
     msg['id'] = id;
     const data = Buffer.from(`${JSON.stringify(msg)}\n`);
     const reply = this.pending.add(id, name, options.timeoutMs ?? this.options.commandTimeoutMs ?? 30_000);
-    this.writer.send(data, options.fds).catch((err: Error) => this.pending.reject(id, err));
+    this.writer.send(data, options.fds, () => this.pending.has(id)).catch((err: Error) => this.pending.reject(id, err));
     return reply;
   }
 

@@ -39,6 +39,10 @@ export class PendingCalls {
     return typeof id === 'string' ? this.calls.get(id)?.command : undefined;
   }
 
+  has(id: string): boolean {
+    return this.calls.has(id);
+  }
+
   /** True once for an id that timed out (its late reply is expected and dropped). */
   forgetLate(id: unknown): boolean {
     return typeof id === 'string' && this.late.delete(id);

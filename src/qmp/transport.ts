@@ -43,13 +43,15 @@ function rawFd(socket: net.Socket): number | undefined {
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
-type Outgoing = { data: Buffer; fds: number[]; resolve: () => void; reject: (e: Error) => void };
+type Outgoing = { data: Buffer; fds: number[]; wanted: () => boolean; resolve: () => void; reject: (e: Error) => void };
 
 /**
  * Writes messages in order. Plain messages go through the Node socket. A message with
  * fds waits until Node has handed every earlier byte to the kernel, then goes out with
  * one sendmsg (fds on its first byte); later messages queue behind it, so the byte stream
- * QEMU sees is exactly the order of send() calls.
+ * QEMU sees is exactly the order of send() calls. A queued message whose `wanted()` turns
+ * false (its call timed out) is never sent: after that the caller may close its fds, and a
+ * closed fd number must not go out later, possibly reused for another file.
  */
 export class Writer {
   private readonly queue: Outgoing[] = [];
@@ -60,13 +62,13 @@ export class Writer {
   constructor(private readonly socket: net.Socket) {}
 
   /** Queues one message; resolves when its bytes (and fds) are in the kernel. */
-  send(data: Buffer, fds: readonly number[] = []): Promise<void> {
+  send(data: Buffer, fds: readonly number[] = [], wanted: () => boolean = () => true): Promise<void> {
     if (fds.length === 0 && this.queue.length === 0) {
       this.write(data);
       return Promise.resolve();
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ data, fds: [...fds], resolve, reject });
+      this.queue.push({ data, fds: [...fds], wanted, resolve, reject });
       void this.pump();
     });
   }
@@ -91,8 +93,9 @@ export class Writer {
       while (this.queue.length > 0) {
         const item = this.queue[0]!;
         try {
-          if (item.fds.length === 0) this.write(item.data);
-          else await this.sendWithFds(item.data, item.fds);
+          if (!item.wanted()) { /* dropped: its call already settled */ }
+          else if (item.fds.length === 0) this.write(item.data);
+          else await this.sendWithFds(item);
           this.queue.shift();
           item.resolve();
         } catch (err) {
@@ -105,8 +108,9 @@ export class Writer {
     }
   }
 
-  private async sendWithFds(data: Buffer, fds: number[]): Promise<void> {
+  private async sendWithFds({ data, fds, wanted }: Outgoing): Promise<void> {
     await this.drained();
+    if (!wanted()) return;
     if (this.socket.destroyed) throw new QmpError('QMP_DISCONNECTED', 'passing fds over QMP failed: the connection is closed');
     const sock = rawFd(this.socket);
     if (sock === undefined) {
@@ -114,8 +118,8 @@ export class Writer {
         suggestions: ['connect by path or by fd to a unix socket'],
       });
     }
-    const sent = await sendmsgRetrying(this.socket, sock, data, fds);
-    if (sent < data.length) this.write(data.subarray(sent));
+    const sent = await sendmsgRetrying(this.socket, sock, data, fds, wanted);
+    if (sent !== undefined && sent < data.length) this.write(data.subarray(sent));
   }
 
   /** Resolves once every byte written through Node has reached the kernel. */
@@ -130,11 +134,16 @@ export class Writer {
   }
 }
 
-/** sendmsg on a non-blocking socket: retries EAGAIN (QEMU not reading yet) with a short pause. */
-async function sendmsgRetrying(socket: net.Socket, sock: number, data: Buffer, fds: number[]): Promise<number> {
+/**
+ * sendmsg on a non-blocking socket: retries EAGAIN (QEMU not reading yet) with a short
+ * pause. Returns the bytes sent, or undefined when the message was dropped unsent.
+ */
+async function sendmsgRetrying(socket: net.Socket, sock: number, data: Buffer, fds: number[], wanted: () => boolean): Promise<number | undefined> {
   const native = loadNative();
   for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
     if (socket.destroyed) throw new QmpError('QMP_DISCONNECTED', 'passing fds over QMP failed: the connection closed');
+    // EAGAIN sent nothing, so a call that timed out meanwhile can still be dropped whole.
+    if (!wanted()) return undefined;
     try {
       return native.sendFds(sock, data, fds);
     } catch (cause) {

@@ -16,7 +16,10 @@ export type QmpEvent<K extends QmpEventName = QmpEventName> = {
 export interface ExecuteOptions {
   /** Reject with QMP_TIMEOUT after this many ms (default: the client's commandTimeoutMs; 0 = none). */
   timeoutMs?: number;
-  /** Fds sent with this command by SCM_RIGHTS (getfd / add-fd consume the first one). */
+  /**
+   * Fds sent with this command by SCM_RIGHTS (getfd / add-fd consume the first one). Keep
+   * them open until the call settles; a call that settles unsent (timeout) never sends them.
+   */
   fds?: readonly number[];
   /** Send as exec-oob (only for allow-oob commands, and only when oob was negotiated). */
   oob?: boolean;
