@@ -54,7 +54,9 @@ export async function startQemu(options: QemuOptions = {}): Promise<TestQemu> {
       sockets.push(join(dir, `mon${i}.sock`));
     }
     const fds = servers.map((s) => (s as unknown as { _handle: { fd: number } })._handle.fd);
-    const argv = ['-machine', options.machine ?? 'none', '-accel', 'tcg', '-nodefaults', '-no-user-config', '-S', '-display', 'none'];
+    // -compat ...=reject: our own use of a deprecated or unstable interface fails loudly in tests.
+    const argv = ['-machine', options.machine ?? 'none', '-accel', 'tcg', '-nodefaults', '-no-user-config', '-S', '-display', 'none',
+      '-compat', 'deprecated-input=reject,unstable-input=reject'];
     sockets.forEach((_, i) => argv.push('-chardev', `socket,id=mon${i},fd=${3 + i},server=on,wait=off`, '-mon', `chardev=mon${i},mode=control`));
     const pair = options.socketpair === true ? loadNative().socketpair() : undefined;
     if (pair !== undefined) {
