@@ -1,0 +1,66 @@
+/** @module jail/spawn: starts the helper → setpriv → bwrap chain detached, finds the program's real pid, then opens the gate. */
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { Writable } from 'node:stream';
+import { JailError } from './errors.js';
+import { childrenOf, nsPids, processId, type ProcessId } from './procfs.js';
+import { readJailStatus } from './status.js';
+
+export type StdioTarget = number | 'ignore';
+
+export interface SpawnedJail {
+  monitor: ProcessId;
+  program: ProcessId;
+  /** Lets the program run: it has been waiting in the inner helper until now. */
+  go(): Promise<void>;
+  /** Kills the chain before it was let go (the program never ran). */
+  abort(): void;
+}
+
+/** What the helper's early exit statuses mean (see native/warden-exec.c). */
+const HELPER_EXIT: Record<number, string> = {
+  120: 'the exec helper was called wrongly', 121: 'joining the network namespace failed',
+  122: 'joining the cgroup failed', 127: 'exec of setpriv failed',
+};
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function spawnChain(argv: string[], stdio: StdioTarget[], userFds: number[], statusFd: number): ChildProcess {
+  // fd layout in the chain: 0-2 stdio, 3.. the allowlist, then the status file, then the gate.
+  const layout: StdioOptions = [...stdio, ...userFds, statusFd, 'pipe'];
+  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: layout, env: {} });
+  child.unref();
+  return child;
+}
+
+/**
+ * Waits for bwrap's child-pid (the sandbox init), then for its only child (the inner helper,
+ * which becomes the program by exec); it must be pid 2 in the jail's pid namespace.
+ */
+export async function waitForStart(child: ChildProcess, statusFile: string, name: string, timeoutMs: number): Promise<SpawnedJail> {
+  const gate = child.stdio[child.stdio.length - 1] as Writable;
+  let exitCode: number | null | undefined;
+  child.once('exit', (code, signal) => { exitCode = code ?? (signal === null ? null : -1); });
+  const deadline = Date.now() + timeoutMs;
+  const abort = (): void => { gate.destroy(); try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } };
+  const fail = (message: string, context: Record<string, unknown> = {}): never => {
+    abort();
+    throw new JailError('JAIL_LAUNCH_FAILED', `starting jail "${name}" failed: ${message}`, { context: { jail: name, ...context }, suggestions: ['run the same spec with "warden jail" to see the helper\'s or bwrap\'s message on stderr'] });
+  };
+  for (let wait = 1; ; wait = Math.min(wait * 2, 10)) {
+    if (exitCode !== undefined) fail(HELPER_EXIT[exitCode ?? -1] ?? `the sandbox exited with status ${String(exitCode)} before the program started`, { exitCode });
+    if (Date.now() > deadline) fail(`no program process after ${timeoutMs} ms`);
+    const init = readJailStatus(statusFile).initPid;
+    const kids = init === undefined ? [] : childrenOf(init);
+    if (init !== undefined && kids.length === 1) {
+      const ns = nsPids(kids[0]!);
+      const program = processId(kids[0]!);
+      const monitor = processId(child.pid!);
+      if (ns[ns.length - 1] !== 2 || program === undefined || monitor === undefined) fail('the sandbox did not start its program as expected', { init, kids, ns });
+      return {
+        monitor: monitor!, program: program!, abort,
+        go: () => new Promise<void>((resolve) => { gate.write('g', () => { gate.destroy(); resolve(); }); }),
+      };
+    }
+    await sleep(wait);
+  }
+}
