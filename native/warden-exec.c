@@ -5,11 +5,12 @@
  *     Runs as root outside the sandbox: joins a network namespace, writes its own pid
  *     into each cgroup.procs (so everything it execs starts inside the limits), execs.
  *
- *   warden-exec inner --keep N [--gate FD] [--rlimit NAME=VALUE]... [--ll-ro PATH]...
- *                     [--ll-rw PATH]... [--ll-required] -- PROGRAM ARGS...
+ *   warden-exec inner --keep N [--gate FD] [--stderr-fd FD] [--rlimit NAME=VALUE]...
+ *                     [--ll-ro PATH]... [--ll-rw PATH]... [--ll-required] -- PROGRAM ARGS...
  *     Runs as the jailed uid inside the sandbox, just before the program: waits for the
- *     manager's "go" byte on the gate fd, closes every fd above 2+N, sets rlimits,
- *     applies Landlock where the kernel has it, execs.
+ *     manager's "go" byte on the gate fd, moves the program's real stderr onto fd 2 (until
+ *     then fd 2 carries setup errors to the manager), closes every fd above 2+N, sets
+ *     rlimits, applies Landlock where the kernel has it, execs.
  *
  *   warden-exec abi      prints the kernel's Landlock ABI version (0 when absent).
  *
@@ -21,6 +22,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,13 +148,14 @@ static void wait_gate(int fd) {
 static int run_inner(int argc, char **argv) {
   char *ro[MAX_ITEMS], *rw[MAX_ITEMS], *limits[MAX_ITEMS];
   int nro = 0, nrw = 0, nlim = 0, required = 0, i;
-  long long keep = -1, gate = -1;
+  long long keep = -1, gate = -1, errfd = -1;
   for (i = 2; i < argc && strcmp(argv[i], "--") != 0; i++) {
     const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(opt, "--ll-required") == 0) { required = 1; continue; }
     if (!val) usage("option without a value");
     if (strcmp(opt, "--keep") == 0) { if (parse_int(val, 0, 65536, &keep) < 0) usage("bad --keep"); }
     else if (strcmp(opt, "--gate") == 0) { if (parse_int(val, 3, INT_MAX, &gate) < 0) usage("bad --gate"); }
+    else if (strcmp(opt, "--stderr-fd") == 0) { if (parse_int(val, 3, INT_MAX, &errfd) < 0) usage("bad --stderr-fd"); }
     else if (strcmp(opt, "--rlimit") == 0 && nlim < MAX_ITEMS) limits[nlim++] = argv[i + 1];
     else if (strcmp(opt, "--ll-ro") == 0 && nro < MAX_ITEMS) ro[nro++] = argv[i + 1];
     else if (strcmp(opt, "--ll-rw") == 0 && nrw < MAX_ITEMS) rw[nrw++] = argv[i + 1];
@@ -160,9 +163,11 @@ static int run_inner(int argc, char **argv) {
     i++;
   }
   if (keep < 0 || i + 1 >= argc) usage("inner needs --keep N and -- PROGRAM");
-  if (gate >= 0 && gate <= 2 + keep) usage("--gate must be above the kept fds");
-  /* Order: gate (nothing runs unconfirmed), fds (nothing leaks), rlimits, Landlock last: it forbids nothing we still need. */
+  if ((gate >= 0 && gate <= 2 + keep) || (errfd >= 0 && errfd <= 2 + keep)) usage("--gate and --stderr-fd must be above the kept fds");
+  /* Order: gate (nothing runs unconfirmed), stderr, fds (nothing leaks), rlimits, Landlock last: it forbids nothing we still need. */
   if (gate >= 0) wait_gate((int)gate);
+  if (errfd >= 0 && dup2((int)errfd, 2) < 0) die(124, "stderr", NULL);
+  signal(SIGPIPE, SIG_DFL); /* pre ignored it for the setup chain; the program gets the default back */
   close_above(2 + (int)keep);
   for (int j = 0; j < nlim; j++) set_rlimit(limits[j]);
   if (nro + nrw > 0) apply_landlock(ro, nro, rw, nrw, required);
@@ -189,6 +194,8 @@ static int run_pre(int argc, char **argv) {
     else if (strcmp(argv[i], "--cgroup-procs") != 0) usage("unknown option");
   }
   if (i + 1 >= argc) usage("pre needs -- PROGRAM");
+  /* fd 2 is a pipe to the manager during setup; it may be gone later: never die of writing to it. */
+  signal(SIGPIPE, SIG_IGN);
   if (netns) {
     int fd = open(netns, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) die(121, "netns: join", netns);

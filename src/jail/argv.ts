@@ -16,6 +16,8 @@ export interface JailArgvFacts {
   statusFd: number;
   /** fd the inner helper reads the manager's "go" byte from, before the program starts. */
   gateFd: number;
+  /** fd holding the program's real stderr; fd 2 carries setup errors to the manager until the go. */
+  stderrFd: number;
   landlockRequired: boolean;
 }
 
@@ -55,7 +57,7 @@ function viewArgs(spec: JailSpec, helperPath: string): string[] {
 
 /** The inner helper: gate, close every fd but 0-2 and the allowlist, rlimits, Landlock, exec. */
 function innerArgs(spec: JailSpec, facts: JailArgvFacts): string[] {
-  const args = [HELPER_TARGET, 'inner', '--keep', String(spec.fds.length), '--gate', String(facts.gateFd)];
+  const args = [HELPER_TARGET, 'inner', '--keep', String(spec.fds.length), '--gate', String(facts.gateFd), '--stderr-fd', String(facts.stderrFd)];
   for (const [name, value] of Object.entries(spec.rlimits ?? {})) if (value !== undefined) args.push('--rlimit', `${name}=${value}`);
   if (spec.landlock !== undefined) {
     // The jailer's own /dev nodes and the listed devices must stay usable under Landlock.

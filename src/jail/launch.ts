@@ -11,7 +11,7 @@ import { planCgroup, type CgroupPlan } from './cgroup-plan.js';
 import { cgroupPids, createCgroup, detectCgroupLayout, killCgroup, nodeSignaller, removeCgroup } from './cgroup-fs.js';
 import { checkTools, deviceNumbers, orderedFds } from './host-facts.js';
 import { LeaseStore, type JailRecord } from './lease-store.js';
-import { spawnChain, waitForStart, type StdioTarget } from './spawn.js';
+import { chainFds, spawnChain, waitForStart, type SpawnedJail, type StdioTarget } from './spawn.js';
 import { handleFromRecord, type JailHandle } from './handle.js';
 
 export interface LaunchOptions {
@@ -51,6 +51,26 @@ async function undoLaunch(fs: Fs, store: LeaseStore, record: JailRecord): Promis
   await store.release(record.name);
 }
 
+/** Opens the status file, builds the argv, spawns the chain and waits until the program is about to start. */
+async function startChain(spec: JailSpec, options: LaunchOptions, record: JailRecord, cgroupProcs: string[], userFds: number[]): Promise<SpawnedJail> {
+  const { config } = options;
+  mkdirSync(dirname(record.statusFile), { recursive: true, mode: 0o700 });
+  const fds = chainFds(userFds.length);
+  const groups = 'groups' in spec.identity ? spec.identity.groups ?? [] : [];
+  const argv = buildJailArgv(spec, { uid: record.uid, gid: record.gid, groups, helperPath: config.helperPath,
+    setprivPath: config.setprivPath, bwrapPath: config.bwrapPath, cgroupProcs, ...fds, landlockRequired: config.landlockRequired });
+  const statusFd = openSync(record.statusFile, 'w', 0o600);
+  const wantStderr = options.stdio?.stderr ?? 'ignore';
+  const stderr = wantStderr === 'ignore' ? openSync('/dev/null', 'w') : wantStderr;
+  try {
+    const child = spawnChain(argv, { stdin: options.stdio?.stdin ?? 'ignore', stdout: options.stdio?.stdout ?? 'ignore', stderr }, userFds, statusFd);
+    return await waitForStart(child, record.statusFile, spec.name, options.startTimeoutMs ?? 10000);
+  } finally {
+    closeSync(statusFd);
+    if (wantStderr === 'ignore') closeSync(stderr);
+  }
+}
+
 /** Confines `spec.argv` per the spec; the program is inside its cgroup and namespaces before its first instruction. */
 export async function launchJail(spec: JailSpec, options: LaunchOptions): Promise<JailHandle> {
   const { config } = options;
@@ -71,18 +91,7 @@ export async function launchJail(spec: JailSpec, options: LaunchOptions): Promis
   try {
     await clearLeftovers(fs, plan, spec.name);
     await createCgroup(fs, plan);
-    mkdirSync(dirname(statusFile), { recursive: true, mode: 0o700 });
-    const statusFd = openSync(statusFile, 'w', 0o600);
-    const gateFd = 3 + userFds.length + 1;
-    const groups = 'groups' in spec.identity ? spec.identity.groups ?? [] : [];
-    const argv = buildJailArgv(spec, { uid: record.uid, gid: record.gid, groups, helperPath: config.helperPath,
-      setprivPath: config.setprivPath, bwrapPath: config.bwrapPath, cgroupProcs: plan.leaves.map((l) => `${l}/cgroup.procs`),
-      statusFd: gateFd - 1, gateFd, landlockRequired: config.landlockRequired });
-    const stdio = [options.stdio?.stdin ?? 'ignore', options.stdio?.stdout ?? 'ignore', options.stdio?.stderr ?? 'ignore'];
-    let started;
-    try {
-      started = await waitForStart(spawnChain(argv, stdio, userFds, statusFd), statusFile, spec.name, options.startTimeoutMs ?? 10000);
-    } finally { closeSync(statusFd); }
+    const started = await startChain(spec, options, record, plan.leaves.map((l) => `${l}/cgroup.procs`), userFds);
     if (!(await cgroupPids(fs, plan.leaves)).includes(started.program.pid)) {
       started.abort();
       throw new JailError('JAIL_LAUNCH_FAILED', `the program of jail "${spec.name}" (pid ${started.program.pid}) is not in its cgroup`, { context: { jail: spec.name, leaves: plan.leaves } });

@@ -1,6 +1,6 @@
 /** @module jail/spawn: starts the helper → setpriv → bwrap chain detached, finds the program's real pid, then opens the gate. */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { JailError } from './errors.js';
 import { childrenOf, nsPids, processId, type ProcessId } from './procfs.js';
 import { readJailStatus } from './status.js';
@@ -24,9 +24,13 @@ const HELPER_EXIT: Record<number, string> = {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function spawnChain(argv: string[], stdio: StdioTarget[], userFds: number[], statusFd: number): ChildProcess {
-  // fd layout in the chain: 0-2 stdio, 3.. the allowlist, then the status file, then the gate.
-  const layout: StdioOptions = [...stdio, ...userFds, statusFd, 'pipe'];
+/** The chain's fd layout: stdin, stdout, a setup-error pipe as fd 2, the allowlist from 3, then status file, gate, real stderr. */
+export function chainFds(userFds: number): { statusFd: number; gateFd: number; stderrFd: number } {
+  return { statusFd: 3 + userFds, gateFd: 4 + userFds, stderrFd: 5 + userFds };
+}
+
+export function spawnChain(argv: string[], stdio: { stdin: StdioTarget; stdout: StdioTarget; stderr: number }, userFds: number[], statusFd: number): ChildProcess {
+  const layout: StdioOptions = [stdio.stdin, stdio.stdout, 'pipe', ...userFds, statusFd, 'pipe', stdio.stderr];
   const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: layout, env: {} });
   child.unref();
   return child;
@@ -37,16 +41,22 @@ export function spawnChain(argv: string[], stdio: StdioTarget[], userFds: number
  * which becomes the program by exec); it must be pid 2 in the jail's pid namespace.
  */
 export async function waitForStart(child: ChildProcess, statusFile: string, name: string, timeoutMs: number): Promise<SpawnedJail> {
-  const gate = child.stdio[child.stdio.length - 1] as Writable;
+  const gate = child.stdio[child.stdio.length - 2] as Writable;
+  const setupErr = child.stdio[2] as Readable;
+  let errText = '';
+  setupErr.on('data', (b: Buffer) => { errText = (errText + b.toString('utf8')).slice(-4000); });
+  setupErr.on('error', () => undefined);
   let exitCode: number | null | undefined;
   child.once('exit', (code, signal) => { exitCode = code ?? (signal === null ? null : -1); });
   const deadline = Date.now() + timeoutMs;
-  const abort = (): void => { gate.destroy(); try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } };
+  const abort = (): void => { gate.destroy(); setupErr.destroy(); try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } };
   const fail = (message: string, context: Record<string, unknown> = {}): never => {
     abort();
-    throw new JailError('JAIL_LAUNCH_FAILED', `starting jail "${name}" failed: ${message}`, { context: { jail: name, ...context }, suggestions: ['run the same spec with "warden jail" to see the helper\'s or bwrap\'s message on stderr'] });
+    const stderr = errText.trim();
+    throw new JailError('JAIL_LAUNCH_FAILED', `starting jail "${name}" failed: ${message}${stderr === '' ? '' : `: ${stderr.split('\n').pop()}`}`, { context: { jail: name, ...context, ...(stderr === '' ? {} : { stderr }) } });
   };
   for (let wait = 1; ; wait = Math.min(wait * 2, 10)) {
+    if (exitCode !== undefined) await sleep(5); // let the setup-error pipe drain
     if (exitCode !== undefined) fail(HELPER_EXIT[exitCode ?? -1] ?? `the sandbox exited with status ${String(exitCode)} before the program started`, { exitCode });
     if (Date.now() > deadline) fail(`no program process after ${timeoutMs} ms`);
     const init = readJailStatus(statusFile).initPid;
@@ -58,7 +68,7 @@ export async function waitForStart(child: ChildProcess, statusFile: string, name
       if (ns[ns.length - 1] !== 2 || program === undefined || monitor === undefined) fail('the sandbox did not start its program as expected', { init, kids, ns });
       return {
         monitor: monitor!, program: program!, abort,
-        go: () => new Promise<void>((resolve) => { gate.write('g', () => { gate.destroy(); resolve(); }); }),
+        go: () => new Promise<void>((resolve) => { gate.write('g', () => { gate.destroy(); setupErr.destroy(); resolve(); }); }),
       };
     }
     await sleep(wait);
