@@ -50,8 +50,13 @@
 struct ll_ruleset_attr { uint64_t handled_access_fs; };
 struct ll_path_beneath { uint64_t allowed_access; int32_t parent_fd; } __attribute__((packed));
 
+/* After the go, the gate socket stays open (close-on-exec): a failed step reports its status
+ * byte on it, a successful exec closes it, so the manager learns which happened. */
+static int report_fd = -1;
+
 static void die(int status, const char *step, const char *what) {
   fprintf(stderr, "warden-exec: %s %s: %s\n", step, what ? what : "", strerror(errno));
+  if (report_fd >= 0) { unsigned char b = (unsigned char)status; if (write(report_fd, &b, 1) < 0) { /* nothing more to do */ } }
   exit(status);
 }
 
@@ -131,11 +136,20 @@ static void set_rlimit(const char *spec) {
   usage("unknown --rlimit name");
 }
 
-static void close_above(int last_kept) {
-  if (syscall(SYS_close_range, (unsigned)last_kept + 1, ~0U, 0) == 0) return;
+static void close_between(unsigned first, unsigned last) {
+  if (first > last) return;
+  if (syscall(SYS_close_range, first, last, 0) == 0) return;
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) < 0) die(124, "close fds", NULL);
-  for (long fd = last_kept + 1; fd < (long)rl.rlim_cur && fd < 1048576; fd++) close((int)fd);
+  for (unsigned long fd = first; fd <= last && fd < rl.rlim_cur && fd < 1048576; fd++) close((int)fd);
+}
+
+/* Everything above the allowlist goes, except the report fd, which closes itself at exec. */
+static void close_above(int last_kept, int keep_open) {
+  if (keep_open < 0) { close_between((unsigned)last_kept + 1, ~0U); return; }
+  close_between((unsigned)last_kept + 1, (unsigned)keep_open - 1);
+  close_between((unsigned)keep_open + 1, ~0U);
+  if (fcntl(keep_open, F_SETFD, FD_CLOEXEC) < 0) die(124, "gate cloexec", NULL);
 }
 
 static void wait_gate(int fd) {
@@ -165,10 +179,10 @@ static int run_inner(int argc, char **argv) {
   if (keep < 0 || i + 1 >= argc) usage("inner needs --keep N and -- PROGRAM");
   if ((gate >= 0 && gate <= 2 + keep) || (errfd >= 0 && errfd <= 2 + keep)) usage("--gate and --stderr-fd must be above the kept fds");
   /* Order: gate (nothing runs unconfirmed), stderr, fds (nothing leaks), rlimits, Landlock last: it forbids nothing we still need. */
-  if (gate >= 0) wait_gate((int)gate);
+  if (gate >= 0) { wait_gate((int)gate); report_fd = (int)gate; }
   if (errfd >= 0 && dup2((int)errfd, 2) < 0) die(124, "stderr", NULL);
   signal(SIGPIPE, SIG_DFL); /* pre ignored it for the setup chain; the program gets the default back */
-  close_above(2 + (int)keep);
+  close_above(2 + (int)keep, (int)gate);
   for (int j = 0; j < nlim; j++) set_rlimit(limits[j]);
   if (nro + nrw > 0) apply_landlock(ro, nro, rw, nrw, required);
   execv(argv[i + 1], argv + i + 1);

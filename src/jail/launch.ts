@@ -71,6 +71,15 @@ async function startChain(spec: JailSpec, options: LaunchOptions, record: JailRe
   }
 }
 
+/** What the inner helper's exit statuses mean (native/warden-exec.c). */
+const INNER_EXIT: Record<number, string> = { 123: 'the start gate', 124: 'closing inherited fds', 125: 'setting rlimits', 126: 'applying Landlock', 127: 'exec of the program' };
+
+/** The helper failed between the go and the exec: name the step from its status byte. */
+function helperDied(name: string, status: number): never {
+  throw new JailError('JAIL_LAUNCH_FAILED', `starting jail "${name}" failed at ${INNER_EXIT[status] ?? 'the exec helper (timed out)'} (status ${status}); the helper's message went to the program's stderr`,
+    { context: { jail: name, helperStatus: status } });
+}
+
 /** Confines `spec.argv` per the spec; the program is inside its cgroup and namespaces before its first instruction. */
 export async function launchJail(spec: JailSpec, options: LaunchOptions): Promise<JailHandle> {
   const { config } = options;
@@ -97,7 +106,8 @@ export async function launchJail(spec: JailSpec, options: LaunchOptions): Promis
       throw new JailError('JAIL_LAUNCH_FAILED', `the program of jail "${spec.name}" (pid ${started.program.pid}) is not in its cgroup`, { context: { jail: spec.name, leaves: plan.leaves } });
     }
     await store.update(spec.name, { holder: started.monitor, monitor: started.monitor, program: started.program });
-    await started.go();
+    const failedStep = await started.go();
+    if (failedStep !== undefined) helperDied(spec.name, failedStep);
     return handleFromRecord({ ...record, holder: started.monitor, monitor: started.monitor, program: started.program });
   } catch (e) {
     await undoLaunch(fs, store, record);

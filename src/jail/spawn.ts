@@ -1,6 +1,6 @@
 /** @module jail/spawn: starts the helper → setpriv → bwrap chain detached, finds the program's real pid, then opens the gate. */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { JailError } from './errors.js';
 import { childrenOf, nsPids, processId, type ProcessId } from './procfs.js';
 import { readJailStatus } from './status.js';
@@ -10,8 +10,8 @@ export type StdioTarget = number | 'ignore';
 export interface SpawnedJail {
   monitor: ProcessId;
   program: ProcessId;
-  /** Lets the program run: it has been waiting in the inner helper until now. */
-  go(): Promise<void>;
+  /** Lets the program run (it has been waiting in the inner helper) and waits for the exec: undefined when the program runs, else the helper's exit status. */
+  go(): Promise<number | undefined>;
   /** Kills the chain before it was let go (the program never ran). */
   abort(): void;
 }
@@ -37,11 +37,27 @@ export function spawnChain(argv: string[], stdio: { stdin: StdioTarget; stdout: 
 }
 
 /**
+ * After the go, the helper keeps the gate open close-on-exec: end of stream means the exec
+ * happened; a byte is the exit status of the step that failed before it.
+ */
+function waitForExec(gate: Duplex, timeoutMs = 10000): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    let failed: number | undefined;
+    const done = (): void => { clearTimeout(timer); gate.destroy(); resolve(failed); };
+    const timer = setTimeout(() => { failed = -1; done(); }, timeoutMs);
+    gate.on('data', (b: Buffer) => { failed ??= b[0]; });
+    gate.once('end', done);
+    gate.once('close', done);
+    gate.once('error', done);
+  });
+}
+
+/**
  * Waits for bwrap's child-pid (the sandbox init), then for its only child (the inner helper,
  * which becomes the program by exec); it must be pid 2 in the jail's pid namespace.
  */
 export async function waitForStart(child: ChildProcess, statusFile: string, name: string, timeoutMs: number): Promise<SpawnedJail> {
-  const gate = child.stdio[child.stdio.length - 2] as Writable;
+  const gate = child.stdio[child.stdio.length - 2] as Duplex;
   const setupErr = child.stdio[2] as Readable;
   let errText = '';
   setupErr.on('data', (b: Buffer) => { errText = (errText + b.toString('utf8')).slice(-4000); });
@@ -53,7 +69,10 @@ export async function waitForStart(child: ChildProcess, statusFile: string, name
   const fail = (message: string, context: Record<string, unknown> = {}): never => {
     abort();
     const stderr = errText.trim();
-    throw new JailError('JAIL_LAUNCH_FAILED', `starting jail "${name}" failed: ${message}${stderr === '' ? '' : `: ${stderr.split('\n').pop()}`}`, { context: { jail: name, ...context, ...(stderr === '' ? {} : { stderr }) } });
+    throw new JailError('JAIL_LAUNCH_FAILED', `starting jail "${name}" failed: ${message}${stderr === '' ? '' : `: ${stderr.split('\n').pop()}`}`, {
+      context: { jail: name, ...context, ...(stderr === '' ? {} : { stderr }) },
+      ...(/Permission denied/.test(stderr) ? { suggestions: ['bwrap runs as the jail\'s uid: bind sources must be reachable by it (search permission on every parent directory)'] } : {}),
+    });
   };
   for (let wait = 1; ; wait = Math.min(wait * 2, 10)) {
     if (exitCode !== undefined) await sleep(5); // let the setup-error pipe drain
@@ -68,7 +87,12 @@ export async function waitForStart(child: ChildProcess, statusFile: string, name
       if (ns[ns.length - 1] !== 2 || program === undefined || monitor === undefined) fail('the sandbox did not start its program as expected', { init, kids, ns });
       return {
         monitor: monitor!, program: program!, abort,
-        go: () => new Promise<void>((resolve) => { gate.write('g', () => { gate.destroy(); setupErr.destroy(); resolve(); }); }),
+        go: async () => {
+          setupErr.destroy();
+          const result = waitForExec(gate);
+          gate.write('g');
+          return result;
+        },
       };
     }
     await sleep(wait);
