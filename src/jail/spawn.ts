@@ -74,7 +74,7 @@ export async function waitForStart(child: ChildProcess, statusFile: string, name
       ...(/Permission denied/.test(stderr) ? { suggestions: ['bwrap runs as the jail\'s uid: bind sources must be reachable by it (search permission on every parent directory)'] } : {}),
     });
   };
-  for (let wait = 1; ; wait = Math.min(wait * 2, 10)) {
+  for (let wait = 1; ; wait = Math.min(wait * 2, 2)) {
     if (exitCode !== undefined) await sleep(5); // let the setup-error pipe drain
     if (exitCode !== undefined) fail(HELPER_EXIT[exitCode ?? -1] ?? `the sandbox exited with status ${String(exitCode)} before the program started`, { exitCode });
     if (Date.now() > deadline) fail(`no program process after ${timeoutMs} ms`);
