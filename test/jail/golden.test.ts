@@ -6,7 +6,7 @@ import { assertGolden, readCase } from './golden.js';
 
 const config = defaultJailerConfig({ uidRange: { first: 231072, count: 128 }, allowedGroups: [993] });
 
-for (const name of ['qemu-like', 'join-netns', 'host-minimal']) {
+for (const name of ['qemu-like', 'join-netns', 'host-minimal', 'busybox']) {
   test(`argv golden: ${name}`, () => {
     const spec = JSON.parse(readCase(name, 'spec.json')) as JailSpec;
     assert.deepEqual(checkJailSpec(spec, config), [], 'the case itself is a valid spec');
