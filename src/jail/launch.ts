@@ -25,7 +25,12 @@ export interface LaunchOptions {
   /** How long the sandbox may take to start its program (default 10 s). */
   startTimeoutMs?: number;
   fs?: Fs;
+  /** Called after each step, before the next; tests use it to simulate a manager crash there. */
+  onStep?: (step: LaunchStep) => void | Promise<void>;
 }
+
+/** leased: record written; cgroup: cgroup created; started: program found, waiting for the go. */
+export type LaunchStep = 'leased' | 'cgroup' | 'started';
 
 function requireRoot(name: string): void {
   if (process.getuid?.() === 0) return;
@@ -98,14 +103,17 @@ export async function launchJail(spec: JailSpec, options: LaunchOptions): Promis
   const record = await store.acquire({ name: spec.name, cgroupName: cg.name, cgroupLeaves: plan.leaves, statusFile,
     ...(fixed === undefined ? {} : { fixed }), ...(ownedRuntimeDir === undefined ? {} : { ownedRuntimeDir }) });
   try {
+    await options.onStep?.('leased');
     await clearLeftovers(fs, plan, spec.name);
     await createCgroup(fs, plan);
+    await options.onStep?.('cgroup');
     const started = await startChain(spec, options, record, plan.leaves.map((l) => `${l}/cgroup.procs`), userFds);
     if (!(await cgroupPids(fs, plan.leaves)).includes(started.program.pid)) {
       started.abort();
       throw new JailError('JAIL_LAUNCH_FAILED', `the program of jail "${spec.name}" (pid ${started.program.pid}) is not in its cgroup`, { context: { jail: spec.name, leaves: plan.leaves } });
     }
     await store.update(spec.name, { holder: started.monitor, monitor: started.monitor, program: started.program });
+    await options.onStep?.('started');
     const failedStep = await started.go();
     if (failedStep !== undefined) helperDied(spec.name, failedStep);
     return handleFromRecord({ ...record, holder: started.monitor, monitor: started.monitor, program: started.program });
