@@ -61,14 +61,18 @@ export class LeaseStore {
     this.lock = join(config.stateDir, 'leases.lock');
   }
 
-  /** Records a new jail and leases its uid; refuses a name or uid with a live holder, reclaiming stale ones. */
+  /**
+   * Records a new jail and leases its uid; refuses a name or uid with a live holder. A stale
+   * record (everything gone) frees its uid at once but stays, so teardownJail and attachJail
+   * can still read its exit, until it is torn down or its name is launched again.
+   */
   async acquire(req: LeaseRequest): Promise<JailRecord> {
     return this.locked(async (data) => {
-      await this.reclaimStale(data);
-      if (data.jails[req.name] !== undefined) {
+      const live = await this.liveRecords(data);
+      if (live.some((r) => r.name === req.name)) {
         throw new JailError('JAIL_BUSY', `jail "${req.name}" is already running`, { context: { jail: req.name, uid: data.jails[req.name]!.uid }, suggestions: ['tear it down first, or pick another name'] });
       }
-      const used = new Set(Object.values(data.jails).flatMap((r) => [r.uid, r.gid]));
+      const used = new Set(live.flatMap((r) => [r.uid, r.gid]));
       const ids = req.fixed ?? this.freeId(used, req.name);
       if (req.fixed !== undefined && (used.has(ids.uid) || used.has(ids.gid))) {
         throw new JailError('JAIL_BUSY', `uid/gid ${ids.uid}/${ids.gid} for jail "${req.name}" is held by another live jail`, { context: { jail: req.name, ...ids } });
@@ -107,9 +111,11 @@ export class LeaseStore {
     throw new JailError('JAIL_NO_FREE_UID', `no free uid in ${first}-${first + count - 1} for jail "${name}"`, { context: { jail: name, first, count }, suggestions: ['tear down unused jails or widen uidRange'] });
   }
 
-  /** Records whose processes are all gone and whose cgroups are empty free their name and uid. */
-  private async reclaimStale(data: LeaseFile): Promise<void> {
-    for (const [name, r] of Object.entries(data.jails)) if (!(await this.alive(r))) delete data.jails[name];
+  /** Records with anything still alive: only these hold their name and uid. */
+  private async liveRecords(data: LeaseFile): Promise<JailRecord[]> {
+    const live: JailRecord[] = [];
+    for (const r of Object.values(data.jails)) if (await this.alive(r)) live.push(r);
+    return live;
   }
 
   private async read(): Promise<LeaseFile> {

@@ -30,7 +30,7 @@ test('leases take the lowest free uid, refuse live names and uids, and free on r
   assert.deepEqual(readdirSync(config.stateDir).sort(), ['leases.json'], 'no temporary or lock files remain');
 });
 
-test('a lease whose processes are gone is reclaimed; one with a live holder is not', async (t) => {
+test('a lease whose processes are gone frees its uid and name; its record stays for teardown', async (t) => {
   const config = tempConfig(t, FIRST, 4);
   const store = new LeaseStore(config); // the real liveness probe: /proc and cgroup.procs
   const held = await store.acquire(req('held'));
@@ -39,11 +39,13 @@ test('a lease whose processes are gone is reclaimed; one with a live holder is n
   await store.update('crashed', { holder: { pid: deadPid(), start: '1' }, program: { pid: deadPid(), start: '1' } });
   const next = await store.acquire(req('next'));
   assert.equal(next.uid, crashed.uid, 'the crashed jail\'s uid was reclaimed');
-  assert.equal(await store.get('crashed'), undefined);
-  assert.ok((await store.get('held')) !== undefined, 'a live holder keeps its lease');
+  assert.equal((await store.get('crashed'))?.uid, crashed.uid, 'its record remains until teardown reads it');
+  await assert.rejects(store.acquire(req('held')), (e: JailError) => e.code === 'JAIL_BUSY', 'a live holder keeps its lease');
   // A reused pid with another start time is not mistaken for the holder.
   await store.update('held', { holder: { pid: process.pid, start: '0' } });
-  assert.equal((await store.acquire(req('held'))).uid, held.uid);
+  assert.equal((await store.acquire(req('held'))).uid, held.uid, 'the name is launched again over its stale record');
+  await store.release('crashed');
+  assert.deepEqual((await store.list()).map((r) => r.name).sort(), ['held', 'next']);
 });
 
 test('concurrent managers never receive the same uid', async (t) => {
