@@ -11,3 +11,4 @@ export { teardownJail, attachJail, listJails, type TeardownResult } from './tear
 export { readJailExit, parseJailStatus, type JailExit } from './status.js';
 export type { JailHandle } from './handle.js';
 export { LeaseStore, type JailRecord } from './lease-store.js';
+export { probeJailHost, type JailHostReport } from './preflight.js';

@@ -1,7 +1,7 @@
 /** Golden tests for the pure generators: JailSpec → helper/setpriv/bwrap argv, and mounts + limits → cgroup steps. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildJailArgv, checkJailSpec, defaultJailerConfig, parseCgroupLayout, planCgroup, type JailSpec } from '../../src/jail/index.js';
+import { buildJailArgv, checkJailSpec, defaultJailerConfig, parseCgroupLayout, planCgroup, probeJailHost, type JailSpec } from '../../src/jail/index.js';
 import { assertGolden, readCase } from './golden.js';
 
 const config = defaultJailerConfig({ uidRange: { first: 231072, count: 128 }, allowedGroups: [993] });
@@ -45,4 +45,13 @@ test('layout detection: hybrid v1 wins over a controller-less v2; none at all is
     cpu: '/sys/fs/cgroup/cpu,cpuacct', memory: '/sys/fs/cgroup/memory', devices: '/sys/fs/cgroup/devices', pids: '/sys/fs/cgroup/pids',
   });
   assert.equal(parseCgroupLayout('proc /proc proc rw 0 0\n', () => []), undefined);
+});
+
+test('probeJailHost reports this host: cgroup version, Landlock ABI, and a missing tool as a problem', async () => {
+  const report = await probeJailHost(config);
+  assert.equal(report.root, process.getuid?.() === 0);
+  assert.ok(report.cgroupVersion === 1 || report.cgroupVersion === 2);
+  assert.ok(Number.isInteger(report.landlockAbi) && report.landlockAbi >= 0);
+  const broken = await probeJailHost(defaultJailerConfig({ bwrapPath: '/nonexistent/bwrap', landlockRequired: true }));
+  assert.ok(broken.problems.some((p) => p.includes('/nonexistent/bwrap')));
 });
