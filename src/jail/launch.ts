@@ -48,10 +48,12 @@ async function clearLeftovers(fs: Fs, plan: CgroupPlan, name: string): Promise<v
   await removeCgroup(fs, existing, nodeClock);
 }
 
-/** Undo in reverse: kill what runs in the cgroup, remove it, drop the runtime dir, release the lease. */
-async function undoLaunch(fs: Fs, store: LeaseStore, record: JailRecord): Promise<void> {
-  await killCgroup(fs, record.cgroupLeaves, nodeSignaller, nodeClock).catch(() => undefined);
-  await removeCgroup(fs, record.cgroupLeaves, nodeClock).catch(() => undefined);
+/** Undo in reverse: kill what runs in the cgroup and remove it (only if this launch created it), drop the runtime dir, release the lease. */
+async function undoLaunch(fs: Fs, store: LeaseStore, record: JailRecord, cgroupCreated: boolean): Promise<void> {
+  if (cgroupCreated) {
+    await killCgroup(fs, record.cgroupLeaves, nodeSignaller, nodeClock).catch(() => undefined);
+    await removeCgroup(fs, record.cgroupLeaves, nodeClock).catch(() => undefined);
+  }
   if (record.ownedRuntimeDir !== undefined) rmSync(record.ownedRuntimeDir, { recursive: true, force: true });
   await store.release(record.name);
 }
@@ -102,10 +104,12 @@ export async function launchJail(spec: JailSpec, options: LaunchOptions): Promis
   // The record exists before any host object, so a crash at any later step is reconciled by teardownJail.
   const record = await store.acquire({ name: spec.name, cgroupName: cg.name, cgroupLeaves: plan.leaves, statusFile,
     ...(fixed === undefined ? {} : { fixed }), ...(ownedRuntimeDir === undefined ? {} : { ownedRuntimeDir }) });
+  let cgroupCreated = false;
   try {
     await options.onStep?.('leased');
     await clearLeftovers(fs, plan, spec.name);
     await createCgroup(fs, plan);
+    cgroupCreated = true;
     await options.onStep?.('cgroup');
     const started = await startChain(spec, options, record, plan.leaves.map((l) => `${l}/cgroup.procs`), userFds);
     if (!(await cgroupPids(fs, plan.leaves)).includes(started.program.pid)) {
@@ -118,7 +122,7 @@ export async function launchJail(spec: JailSpec, options: LaunchOptions): Promis
     if (failedStep !== undefined) helperDied(spec.name, failedStep);
     return handleFromRecord({ ...record, holder: started.monitor, monitor: started.monitor, program: started.program });
   } catch (e) {
-    await undoLaunch(fs, store, record);
+    await undoLaunch(fs, store, record, cgroupCreated);
     throw e;
   }
 }

@@ -72,6 +72,10 @@ export class LeaseStore {
       if (live.some((r) => r.name === req.name)) {
         throw new JailError('JAIL_BUSY', `jail "${req.name}" is already running`, { context: { jail: req.name, uid: data.jails[req.name]!.uid }, suggestions: ['tear it down first, or pick another name'] });
       }
+      const sameCgroup = live.find((r) => r.cgroupName === req.cgroupName);
+      if (sameCgroup !== undefined) {
+        throw new JailError('JAIL_BUSY', `cgroup "${req.cgroupName}" of jail "${req.name}" belongs to live jail "${sameCgroup.name}"`, { context: { jail: req.name, cgroup: req.cgroupName, holder: sameCgroup.name } });
+      }
       const used = new Set(live.flatMap((r) => [r.uid, r.gid]));
       const ids = req.fixed ?? this.freeId(used, req.name);
       if (req.fixed !== undefined && (used.has(ids.uid) || used.has(ids.gid))) {

@@ -20,6 +20,7 @@ test('leases take the lowest free uid, refuse live names and uids, and free on r
   assert.deepEqual([a.uid, a.gid, a.leased, b.uid], [FIRST, FIRST, true, FIRST + 1]);
   await assert.rejects(store.acquire(req('a')), (e: JailError) => e.code === 'JAIL_BUSY');
   await assert.rejects(store.acquire(req('c', { uid: FIRST + 1, gid: FIRST + 1 })), (e: JailError) => e.code === 'JAIL_BUSY' && /held by another live jail/.test(e.message));
+  await assert.rejects(store.acquire({ ...req('c'), cgroupName: 'b' }), (e: JailError) => e.code === 'JAIL_BUSY' && /belongs to live jail "b"/.test(e.message));
   const c = await store.acquire(req('c'));
   assert.equal(c.uid, FIRST + 2);
   await assert.rejects(store.acquire(req('d')), (e: JailError) => e.code === 'JAIL_NO_FREE_UID');

@@ -55,6 +55,11 @@ test('a second jail with a live name is refused; two jails get distinct uids', a
   assert.deepEqual([ha.uid, hb.uid].sort(), [FIRST + 8, FIRST + 9]);
   await assert.rejects(launchJail(probeSpec(a, 'exec sleep 30'), { fds: new Map(), config }), (e: JailError) => e.code === 'JAIL_BUSY');
   assert.ok(existsSync(`/proc/${ha.pid}`), 'the refused launch did not disturb the live jail');
+  // A manager with another lease store sees the populated cgroup and backs off without touching it.
+  const other = tempConfig(t, FIRST + 12, 2);
+  await assert.rejects(launchJail(probeSpec(a, 'exec sleep 30'), { fds: new Map(), config: other }), (e: JailError) => e.code === 'JAIL_BUSY' && /still holds processes/.test(e.message));
+  assert.ok(existsSync(`/proc/${ha.pid}`), 'a foreign launch with the same cgroup name kills nothing');
+  for (const leaf of ha.cgroupPaths) assert.ok(existsSync(leaf));
   await teardownJail(a, config);
   await teardownJail(b, config);
   await assertGone(config, ha);
