@@ -12,14 +12,14 @@ export const nodeSignaller: Signaller = (pid, signal) => {
 
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
 
-export async function detectCgroupLayout(fs: Fs, mountsFile: string): Promise<CgroupLayout> {
+export async function detectCgroupLayout(fs: Fs, mountsFile: string, prefer: 'auto' | 1 | 2 = 'auto'): Promise<CgroupLayout> {
   const text = await fs.readFile(mountsFile);
   const v2 = text.split('\n').map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
   const v2Controllers = v2 === undefined ? [] : (await fs.readFile(`${v2}/cgroup.controllers`).catch(() => '')).trim().split(/\s+/);
-  const layout = parseCgroupLayout(text, () => v2Controllers);
+  const layout = parseCgroupLayout(text, () => v2Controllers, prefer);
   if (layout === undefined) {
-    throw new JailError('JAIL_CGROUP_SETUP', `no cgroup hierarchy with cpu, memory or pids found in ${mountsFile}`,
-      { context: { mountsFile }, suggestions: ['mount cgroup2 (or the v1 controllers) under /sys/fs/cgroup'] });
+    throw new JailError('JAIL_CGROUP_SETUP', `no ${prefer === 'auto' ? '' : `v${prefer} `}cgroup hierarchy with cpu, memory or pids found in ${mountsFile}`,
+      { context: { mountsFile, prefer }, suggestions: ['mount cgroup2 (or the v1 controllers) under /sys/fs/cgroup'] });
   }
   return layout;
 }

@@ -23,8 +23,11 @@ export interface CgroupPlan {
   steps: CgroupStep[];
 }
 
-/** v1 hierarchies of our controllers, or the v2 mount when it carries memory and pids; `v2Controllers` is its cgroup.controllers. */
-export function parseCgroupLayout(mountsText: string, v2Controllers: (mount: string) => string[]): CgroupLayout | undefined {
+/**
+ * v1 hierarchies of our controllers, or the v2 mount when it carries memory and pids;
+ * `v2Controllers` is its cgroup.controllers. `prefer` forces one version where it is mounted.
+ */
+export function parseCgroupLayout(mountsText: string, v2Controllers: (mount: string) => string[], prefer: 'auto' | 1 | 2 = 'auto'): CgroupLayout | undefined {
   const v1: Partial<Record<JailController, string>> = {};
   let v2: string | undefined;
   for (const line of mountsText.split('\n')) {
@@ -35,11 +38,19 @@ export function parseCgroupLayout(mountsText: string, v2Controllers: (mount: str
     const opts = options.split(',');
     for (const c of JAIL_CONTROLLERS) if (opts.includes(c) && v1[c] === undefined) v1[c] = mountPoint;
   }
-  if (v2 !== undefined) {
+  const hasV1 = Object.keys(v1).length > 0;
+  if (v2 !== undefined && prefer !== 1) {
     const controllers = v2Controllers(v2);
-    if (controllers.includes('memory') && controllers.includes('pids')) return { version: 2, mount: v2, controllers };
+    if (prefer === 2 || (controllers.includes('memory') && controllers.includes('pids')) || !hasV1) return { version: 2, mount: v2, controllers };
   }
-  return Object.keys(v1).length > 0 ? { version: 1, mounts: v1 } : undefined;
+  return hasV1 && prefer !== 2 ? { version: 1, mounts: v1 } : undefined;
+}
+
+/** Limits the spec asks for whose controller this layout lacks: they must fail the launch, not vanish. */
+export function missingControllers(layout: CgroupLayout, cg: JailCgroup): string[] {
+  const wanted = [cg.cpu !== undefined && 'cpu', cg.memoryBytes !== undefined && 'memory', cg.pids !== undefined && 'pids']
+    .filter((c): c is 'cpu' | 'memory' | 'pids' => c !== false);
+  return layout.version === 1 ? wanted.filter((c) => layout.mounts[c] === undefined) : wanted.filter((c) => !layout.controllers.includes(c));
 }
 
 function v1Limits(c: JailController, dir: string, cg: JailCgroup, devices: DeviceNumber[]): CgroupStep[] {
@@ -77,13 +88,13 @@ function planV2(layout: Extract<CgroupLayout, { version: 2 }>, parent: string, c
   const leaf = `${layout.mount}/${parent}/${cg.name}`;
   const w = (file: string, value: string | number, ifExists = false): CgroupStep =>
     ({ op: 'write', path: `${leaf}/${file}`, value: String(value), ...(ifExists ? { ifExists } : {}) });
-  const steps: CgroupStep[] = [
-    { op: 'mkdir', path: `${layout.mount}/${parent}`, parents: true },
-    // Controllers must be enabled from the root down before the leaf can use them.
-    { op: 'write', path: `${layout.mount}/cgroup.subtree_control`, value: subtree },
-    { op: 'write', path: `${layout.mount}/${parent}/cgroup.subtree_control`, value: subtree },
-    { op: 'mkdir', path: leaf, parents: false },
-  ];
+  const steps: CgroupStep[] = [{ op: 'mkdir', path: `${layout.mount}/${parent}`, parents: true }];
+  // Controllers must be enabled from the root down before the leaf can use them.
+  if (subtree !== '') {
+    steps.push({ op: 'write', path: `${layout.mount}/cgroup.subtree_control`, value: subtree },
+      { op: 'write', path: `${layout.mount}/${parent}/cgroup.subtree_control`, value: subtree });
+  }
+  steps.push({ op: 'mkdir', path: leaf, parents: false });
   if (cg.cpu !== undefined) steps.push(w('cpu.max', `${cg.cpu.quotaUs} ${cg.cpu.periodUs}`));
   if (cg.memoryBytes !== undefined) steps.push(w('memory.max', cg.memoryBytes), w('memory.swap.max', 0, true));
   if (cg.pids !== undefined) steps.push(w('pids.max', cg.pids));

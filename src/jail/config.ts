@@ -15,6 +15,8 @@ export interface JailerConfig {
   allowedDevices: string[];
   /** Jail cgroups are created as <hierarchy>/<cgroupParent>/<name>; the parent is shared and never removed. */
   cgroupParent: string;
+  /** Which cgroup version to use: 'auto' picks v2 when it carries memory and pids, else v1. */
+  cgroupVersion: 'auto' | 1 | 2;
   /** The mount table read to find cgroup hierarchies. */
   mountsFile: string;
   bwrapPath: string;
@@ -45,6 +47,7 @@ export function defaultJailerConfig(overrides: Partial<JailerConfig> = {}): Jail
     allowedGroups: [],
     allowedDevices: [...DEFAULT_ALLOWED_DEVICES],
     cgroupParent: 'warden',
+    cgroupVersion: 'auto',
     mountsFile: '/proc/self/mounts',
     bwrapPath: '/usr/bin/bwrap',
     setprivPath: '/usr/bin/setpriv',

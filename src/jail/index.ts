@@ -5,7 +5,7 @@ export { defaultJailerConfig, DEFAULT_ALLOWED_DEVICES, type JailerConfig } from 
 export { checkJailSpec } from './validate.js';
 export { validateJailSpec, checkJailHost, nodeHostProbe, type HostProbe } from './validate-host.js';
 export { buildJailArgv, type JailArgvFacts } from './argv.js';
-export { planCgroup, parseCgroupLayout, type CgroupLayout, type CgroupPlan } from './cgroup-plan.js';
+export { planCgroup, parseCgroupLayout, missingControllers, type CgroupLayout, type CgroupPlan } from './cgroup-plan.js';
 export { launchJail, type LaunchOptions, type LaunchStep } from './launch.js';
 export { teardownJail, attachJail, listJails, type TeardownResult } from './teardown.js';
 export { readJailExit, parseJailStatus, type JailExit } from './status.js';

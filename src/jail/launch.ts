@@ -2,12 +2,12 @@
 import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { NodeFs, nodeClock, type Fs } from '../sys/index.js';
-import type { JailSpec } from './spec.js';
+import type { JailCgroup, JailSpec } from './spec.js';
 import type { JailerConfig } from './config.js';
 import { JailError } from './errors.js';
 import { validateJailSpec } from './validate-host.js';
 import { buildJailArgv } from './argv.js';
-import { planCgroup, type CgroupPlan } from './cgroup-plan.js';
+import { missingControllers, planCgroup, type CgroupPlan } from './cgroup-plan.js';
 import { cgroupPids, createCgroup, detectCgroupLayout, killCgroup, nodeSignaller, removeCgroup } from './cgroup-fs.js';
 import { checkTools, deviceNumbers, orderedFds } from './host-facts.js';
 import { LeaseStore, type JailRecord } from './lease-store.js';
@@ -87,6 +87,18 @@ function helperDied(name: string, status: number): never {
     { context: { jail: name, helperStatus: status } });
 }
 
+/** The cgroup steps for this spec on this host; a limit whose controller is absent fails here, before anything exists. */
+async function planJailCgroup(fs: Fs, config: JailerConfig, spec: JailSpec): Promise<{ cg: JailCgroup; plan: CgroupPlan }> {
+  const cg = { ...(spec.cgroup ?? {}), name: spec.cgroup?.name ?? spec.name };
+  const layout = await detectCgroupLayout(fs, config.mountsFile, config.cgroupVersion);
+  const missing = missingControllers(layout, cg);
+  if (missing.length > 0) {
+    throw new JailError('JAIL_CGROUP_SETUP', `jail "${spec.name}" asks for ${missing.join(', ')} limits, which the cgroup v${layout.version} hierarchy here lacks`,
+      { context: { jail: spec.name, missing, version: layout.version }, suggestions: ['enable the controller, or drop the limit from the spec'] });
+  }
+  return { cg, plan: planCgroup(layout, config.cgroupParent, cg, deviceNumbers(spec)) };
+}
+
 /** Confines `spec.argv` per the spec; the program is inside its cgroup and namespaces before its first instruction. */
 export async function launchJail(spec: JailSpec, options: LaunchOptions): Promise<JailHandle> {
   const { config } = options;
@@ -95,8 +107,7 @@ export async function launchJail(spec: JailSpec, options: LaunchOptions): Promis
   const userFds = orderedFds(spec, options.fds);
   requireRoot(spec.name);
   checkTools(config);
-  const cg = { ...(spec.cgroup ?? {}), name: spec.cgroup?.name ?? spec.name };
-  const plan = planCgroup(await detectCgroupLayout(fs, config.mountsFile), config.cgroupParent, cg, deviceNumbers(spec));
+  const { cg, plan } = await planJailCgroup(fs, config, spec);
   const ownedRuntimeDir = options.statusFile === undefined ? join(config.runtimeDir, spec.name) : undefined;
   const statusFile = options.statusFile ?? join(ownedRuntimeDir!, 'status.jsonl');
   const store = new LeaseStore(config);

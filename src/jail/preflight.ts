@@ -21,7 +21,7 @@ export async function probeJailHost(config: JailerConfig, fs: Fs = new NodeFs())
   if (!root) problems.push('not running as root: the jailer needs it for the uid switch and cgroups');
   try { checkTools(config); } catch (e) { problems.push((e as Error).message); }
   let cgroupVersion: 1 | 2 | undefined;
-  try { cgroupVersion = (await detectCgroupLayout(fs, config.mountsFile)).version; } catch (e) { problems.push((e as Error).message); }
+  try { cgroupVersion = (await detectCgroupLayout(fs, config.mountsFile, config.cgroupVersion)).version; } catch (e) { problems.push((e as Error).message); }
   let landlockAbi = 0;
   try { landlockAbi = Number(execFileSync(config.helperPath, ['abi'], { encoding: 'utf8', timeout: 5000 }).trim()) || 0; } catch { landlockAbi = 0; }
   if (landlockAbi === 0 && config.landlockRequired) problems.push('the kernel has no Landlock, and landlockRequired is set');

@@ -28,7 +28,7 @@ export interface TeardownResult {
 export async function teardownJail(name: string, config: JailerConfig, fs: Fs = new NodeFs()): Promise<TeardownResult> {
   const store = new LeaseStore(config);
   const record = await store.get(name);
-  const leaves = record?.cgroupLeaves ?? cgroupLeaves(await detectCgroupLayout(fs, config.mountsFile), config.cgroupParent, name);
+  const leaves = record?.cgroupLeaves ?? cgroupLeaves(await detectCgroupLayout(fs, config.mountsFile, config.cgroupVersion), config.cgroupParent, name);
   const present: string[] = [];
   for (const leaf of leaves) if (await fs.exists(leaf)) present.push(leaf);
   const exit = record === undefined ? undefined : readJailExit(record.statusFile);

@@ -1,7 +1,7 @@
 /** Golden tests for the pure generators: JailSpec → helper/setpriv/bwrap argv, and mounts + limits → cgroup steps. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildJailArgv, checkJailSpec, defaultJailerConfig, parseCgroupLayout, planCgroup, probeJailHost, type JailSpec } from '../../src/jail/index.js';
+import { buildJailArgv, checkJailSpec, defaultJailerConfig, missingControllers, parseCgroupLayout, planCgroup, probeJailHost, type JailSpec } from '../../src/jail/index.js';
 import { assertGolden, readCase } from './golden.js';
 
 const config = defaultJailerConfig({ uidRange: { first: 231072, count: 128 }, allowedGroups: [993] });
@@ -45,6 +45,16 @@ test('layout detection: hybrid v1 wins over a controller-less v2; none at all is
     cpu: '/sys/fs/cgroup/cpu,cpuacct', memory: '/sys/fs/cgroup/memory', devices: '/sys/fs/cgroup/devices', pids: '/sys/fs/cgroup/pids',
   });
   assert.equal(parseCgroupLayout('proc /proc proc rw 0 0\n', () => []), undefined);
+  const forced = parseCgroupLayout(readCase('cgroup-v1', 'mounts'), () => ['hugetlb'], 2);
+  assert.deepEqual(forced, { version: 2, mount: '/sys/fs/cgroup/unified', controllers: ['hugetlb'] });
+  assert.equal(parseCgroupLayout(readCase('cgroup-v2', 'mounts'), () => ['memory', 'pids'], 1), undefined, 'no v1 hierarchies to force');
+});
+
+test('limits whose controller is missing are named, on v1 and v2', () => {
+  const cg = { name: 'x', cpu: { quotaUs: 1000, periodUs: 1000 }, memoryBytes: 1 << 20, pids: 1 };
+  assert.deepEqual(missingControllers({ version: 1, mounts: { memory: '/m' } }, cg), ['cpu', 'pids']);
+  assert.deepEqual(missingControllers({ version: 2, mount: '/u', controllers: ['hugetlb'] }, cg), ['cpu', 'memory', 'pids']);
+  assert.deepEqual(missingControllers({ version: 2, mount: '/u', controllers: ['hugetlb'] }, { name: 'x' }), []);
 });
 
 test('probeJailHost reports this host: cgroup version, Landlock ABI, and a missing tool as a problem', async () => {

@@ -2,9 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { launchJail, teardownJail } from '../../src/jail/index.js';
+import { launchJail, teardownJail, type JailError } from '../../src/jail/index.js';
 import { assertGone, isRoot, jailName, probeSpec, runProbe, tempConfig } from './helpers.js';
 
 const FIRST = 231168; // this file's slice: 231168-231183
@@ -56,4 +56,29 @@ test('listed devices appear in /dev and are the only ones the devices cgroup all
   assert.equal(marker.trim(), 'tun-present');
   await teardownJail(name, config);
   await assertGone(config, h);
+});
+
+test('cgroup v2 for real on this host\'s unified mount: joined before exec, killed and removed; a limit it cannot enforce is refused', async (t) => {
+  if (!isRoot()) return t.skip('needs root: uid switch and cgroups');
+  const base = tempConfig(t, FIRST + 12, 4);
+  const mounts = readFileSync('/proc/self/mounts', 'utf8');
+  if (!/ cgroup2 /.test(mounts)) return t.skip('no cgroup2 mount here');
+  const config = { ...base, cgroupVersion: 2 as const };
+  const name = jailName('v2');
+  t.after(() => teardownJail(name, config));
+  const { cgroup: _limits, ...noLimits } = probeSpec(name, 'exec sleep 30');
+  const h = await launchJail(noLimits, { fds: new Map(), config });
+  assert.equal(h.cgroupPaths.length, 1);
+  const leaf = h.cgroupPaths[0]!;
+  assert.match(readFileSync(`/proc/${h.pid}/cgroup`, 'utf8'), new RegExp(`^0::/warden/${name}$`, 'm'));
+  assert.ok(readFileSync(join(leaf, 'cgroup.procs'), 'utf8').split('\n').includes(String(h.pid)));
+  const res = await teardownJail(name, config);
+  assert.ok(res.killed.includes(h.pid));
+  await assertGone(config, h);
+  // This v2 hierarchy has no memory controller: asking for a memory limit must fail, not run unlimited.
+  const controllers = readFileSync(`${/(\S+) cgroup2 /.exec(mounts)![1]}/cgroup.controllers`, 'utf8');
+  if (controllers.includes('memory')) return;
+  await assert.rejects(launchJail(probeSpec(jailName('v2mem'), 'true'), { fds: new Map(), config }),
+    (e: JailError) => e.code === 'JAIL_CGROUP_SETUP' && /memory/.test(e.message));
+  assert.ok(!existsSync(config.stateDir) || JSON.parse(readFileSync(join(config.stateDir, 'leases.json'), 'utf8')).jails[name] === undefined);
 });
