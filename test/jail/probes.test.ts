@@ -27,6 +27,16 @@ test('identity and privileges: leased uid/gid, every capability set empty, no_ne
   assert.match(out, /^NoNewPrivs:\t1$/m);
 });
 
+test('no way back up: nested user namespaces, new namespaces and mounts are all refused inside', async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const config = tempConfig(t, FIRST + 30, 2);
+  const name = jailName('esc');
+  const script = 'unshare -U true 2>/dev/null; echo userns=$?; unshare -n true 2>/dev/null; echo netns=$?; mount -t tmpfs x /tmp 2>/dev/null; echo mount=$?; hostname';
+  const { exit, out } = await runProbe(t, config, probeSpec(name, script));
+  assert.deepEqual(exit, { exitCode: 0 });
+  assert.deepEqual(out.split('\n').filter((l) => l !== ''), ['userns=1', 'netns=1', 'mount=1', name]);
+});
+
 test('fds: the program sees exactly stdio plus the allowlist, renumbered from 3', async (t) => {
   if (skipUnlessRoot(t)) return;
   const config = tempConfig(t, FIRST + 8, 4);
@@ -132,7 +142,7 @@ test('memory limit bites: an allocation past it is OOM-killed, one below it is n
 
 test('pids limit bites: a fork loop stops at pids.max', async (t) => {
   if (skipUnlessRoot(t)) return;
-  const config = tempConfig(t, FIRST + 28, 4);
+  const config = tempConfig(t, FIRST + 28, 2);
   const name = jailName('pids');
   // 20 background sleeps against a limit of 10 tasks (monitor, init and the shell count too).
   const spec = probeSpec(name, 'n=0; i=0; while [ $i -lt 20 ]; do if sleep 30 2>/dev/null & then n=$((n+1)); fi; i=$((i+1)); done; echo tried=$i; kill $(jobs -p) 2>/dev/null; exit 0', {
