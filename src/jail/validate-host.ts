@@ -46,6 +46,7 @@ export function checkJailHost(spec: JailSpec, probe: HostProbe = nodeHostProbe):
   const issues: JailSpecIssue[] = [];
   const ok = (p: unknown): p is string => absolutePathProblem(p) === undefined;
   (Array.isArray(spec.mounts) ? spec.mounts : []).forEach((m, i) => {
+    if (typeof m !== 'object' || m === null) return;
     if ((m.type === 'ro-bind' || m.type === 'bind') && ok(m.source)) {
       checkReal(issues, probe, `mounts[${i}].source`, m.source, ['file', 'dir', 'char', 'block', 'other']);
     }
@@ -53,7 +54,7 @@ export function checkJailHost(spec: JailSpec, probe: HostProbe = nodeHostProbe):
   (Array.isArray(spec.devices) ? spec.devices : []).forEach((d, i) => {
     if (ok(d)) checkReal(issues, probe, `devices[${i}]`, d, ['char', 'block']);
   });
-  if (spec.network?.mode === 'join' && ok(spec.network.path)) {
+  if (typeof spec.network === 'object' && spec.network?.mode === 'join' && ok(spec.network.path)) {
     checkReal(issues, probe, 'network.path', spec.network.path, ['file', 'other']);
   }
   return issues;

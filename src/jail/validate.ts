@@ -6,6 +6,8 @@ import { NAME_PATTERN, RESERVED_TARGETS, absolutePathProblem, isUnder } from './
 
 type Issues = JailSpecIssue[];
 
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 const isInt = (v: unknown, min: number, max: number): v is number =>
   typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
 
@@ -15,8 +17,8 @@ function checkPath(issues: Issues, path: string, value: unknown): void {
 }
 
 function checkIdentity(issues: Issues, spec: JailSpec, config: JailerConfig): void {
-  const id = spec.identity as Record<string, unknown> | undefined;
-  if (id === undefined || typeof id !== 'object') { issues.push({ path: 'identity', message: 'is required' }); return; }
+  const id: unknown = spec.identity;
+  if (!isObj(id)) { issues.push({ path: 'identity', message: 'must be {"lease": true} or {"uid", "gid", "groups"?}' }); return; }
   if ('lease' in id) {
     if (id['lease'] !== true) issues.push({ path: 'identity.lease', message: 'must be true' });
     return;
@@ -40,6 +42,7 @@ function checkIdentity(issues: Issues, spec: JailSpec, config: JailerConfig): vo
 
 function checkMount(issues: Issues, m: JailMount, i: number, seen: Set<string>): void {
   const at = `mounts[${i}]`;
+  if (!isObj(m)) { issues.push({ path: at, message: 'must be an object with a "type"' }); return; }
   const target = m.type === 'symlink' ? m.path : m.target;
   const targetKey = m.type === 'symlink' ? 'path' : 'target';
   checkPath(issues, `${at}.${targetKey}`, target);
@@ -83,6 +86,7 @@ function checkFds(issues: Issues, spec: JailSpec): void {
   if (!Array.isArray(spec.fds)) { issues.push({ path: 'fds', message: 'must be an array' }); return; }
   const names = new Set<string>();
   spec.fds.forEach((f, i) => {
+    if (!isObj(f)) { issues.push({ path: `fds[${i}]`, message: 'must be {"name", "target"}' }); return; }
     if (typeof f.name !== 'string' || f.name === '') issues.push({ path: `fds[${i}].name`, message: 'must be a non-empty string' });
     else if (names.has(f.name)) issues.push({ path: `fds[${i}].name`, message: `"${f.name}" is listed twice` });
     names.add(f.name);
@@ -92,21 +96,25 @@ function checkFds(issues: Issues, spec: JailSpec): void {
 
 function checkLimits(issues: Issues, spec: JailSpec): void {
   const cg = spec.cgroup;
-  if (cg !== undefined) {
+  if (cg !== undefined && !isObj(cg)) issues.push({ path: 'cgroup', message: 'must be an object' });
+  else if (cg !== undefined) {
     if (typeof cg.name !== 'string' || !NAME_PATTERN.test(cg.name)) issues.push({ path: 'cgroup.name', message: `must match ${NAME_PATTERN.source}` });
-    if (cg.cpu !== undefined) {
+    if (cg.cpu !== undefined && !isObj(cg.cpu)) issues.push({ path: 'cgroup.cpu', message: 'must be {"quotaUs", "periodUs"}' });
+    else if (cg.cpu !== undefined) {
       if (!isInt(cg.cpu.periodUs, 1000, 1000000)) issues.push({ path: 'cgroup.cpu.periodUs', message: 'must be an integer in 1000-1000000' });
       if (!isInt(cg.cpu.quotaUs, 1000, 2 ** 40)) issues.push({ path: 'cgroup.cpu.quotaUs', message: 'must be an integer of at least 1000' });
     }
     if (cg.memoryBytes !== undefined && !isInt(cg.memoryBytes, 1 << 20, Number.MAX_SAFE_INTEGER)) issues.push({ path: 'cgroup.memoryBytes', message: 'must be an integer of at least 1 MiB' });
     if (cg.pids !== undefined && !isInt(cg.pids, 1, 4194304)) issues.push({ path: 'cgroup.pids', message: 'must be an integer in 1-4194304' });
   }
+  if (spec.rlimits !== undefined && !isObj(spec.rlimits)) { issues.push({ path: 'rlimits', message: 'must be an object' }); return; }
   for (const [key, value] of Object.entries(spec.rlimits ?? {})) {
     if (!['nofile', 'fsize', 'core'].includes(key)) issues.push({ path: `rlimits.${key}`, message: 'unknown rlimit (nofile, fsize, core)' });
     else if (!isInt(value, 0, Number.MAX_SAFE_INTEGER)) issues.push({ path: `rlimits.${key}`, message: 'must be a non-negative integer' });
   }
-  if (spec.rlimits?.nofile !== undefined && spec.rlimits.nofile < 3 + (spec.fds?.length ?? 0)) {
-    issues.push({ path: 'rlimits.nofile', message: `must leave room for stdio and the ${spec.fds.length} passed fds` });
+  const nfds = Array.isArray(spec.fds) ? spec.fds.length : 0;
+  if (typeof spec.rlimits?.nofile === 'number' && spec.rlimits.nofile < 3 + nfds) {
+    issues.push({ path: 'rlimits.nofile', message: `must leave room for stdio and the ${nfds} passed fds` });
   }
 }
 
@@ -117,7 +125,7 @@ function checkProcess(issues: Issues, spec: JailSpec): void {
     spec.argv.forEach((a, i) => { if (typeof a !== 'string' || a.includes('\0')) issues.push({ path: `argv[${i}]`, message: 'must be a string without NUL' }); });
   }
   checkPath(issues, 'cwd', spec.cwd);
-  if (spec.env === null || typeof spec.env !== 'object') { issues.push({ path: 'env', message: 'must be an object' }); return; }
+  if (!isObj(spec.env)) { issues.push({ path: 'env', message: 'must be an object of strings' }); return; }
   for (const [k, v] of Object.entries(spec.env)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) issues.push({ path: `env.${k}`, message: 'is not a valid variable name' });
     if (typeof v !== 'string' || v.includes('\0')) issues.push({ path: `env.${k}`, message: 'must be a string without NUL' });
@@ -125,10 +133,10 @@ function checkProcess(issues: Issues, spec: JailSpec): void {
 }
 
 function checkNetwork(issues: Issues, spec: JailSpec): void {
-  const net = spec.network as { mode?: unknown; path?: unknown } | undefined;
-  if (net === undefined || !['none', 'join', 'host'].includes(net.mode as string)) {
+  const net: unknown = spec.network;
+  if (!isObj(net) || !['none', 'join', 'host'].includes(net['mode'] as string)) {
     issues.push({ path: 'network.mode', message: 'must be "none", "join" or "host"' });
-  } else if (net.mode === 'join') checkPath(issues, 'network.path', net.path);
+  } else if (net['mode'] === 'join') checkPath(issues, 'network.path', net['path']);
 }
 
 /** Every structural problem of `spec` under `config` (no I/O); empty when the spec is acceptable. */
@@ -144,8 +152,13 @@ export function checkJailSpec(spec: JailSpec, config: JailerConfig): JailSpecIss
   checkFds(issues, spec);
   checkLimits(issues, spec);
   checkProcess(issues, spec);
-  for (const key of ['readOnly', 'readWrite'] as const) {
-    (spec.landlock?.[key] ?? []).forEach((p, i) => checkPath(issues, `landlock.${key}[${i}]`, p));
+  if (spec.landlock !== undefined) {
+    if (!isObj(spec.landlock)) issues.push({ path: 'landlock', message: 'must be {"readOnly": [...], "readWrite": [...]}' });
+    else for (const key of ['readOnly', 'readWrite'] as const) {
+      const list: unknown = spec.landlock[key];
+      if (!Array.isArray(list)) issues.push({ path: `landlock.${key}`, message: 'must be an array of paths' });
+      else list.forEach((p, i) => checkPath(issues, `landlock.${key}[${i}]`, p));
+    }
   }
   return issues;
 }

@@ -37,6 +37,9 @@ function readSpec(file: string, program: string[]): JailSpec {
   try { spec = JSON.parse(readFileSync(file, 'utf8')) as JailSpec; } catch (cause) {
     throw new WardenError('USAGE_JAIL', `reading the JailSpec ${file} failed`, { cause, context: { file } });
   }
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) {
+    throw new WardenError('USAGE_JAIL', `the JailSpec in ${file} must be a JSON object`, { context: { file } });
+  }
   if (program.length > 0) spec = { ...spec, argv: program };
   return spec;
 }
@@ -49,7 +52,8 @@ function fdMap(spec: JailSpec, entries: string[]): Map<string, number> {
     if (m === null) usage(`--fd must be NAME=FD, got "${e}"`);
     map.set(m[1]!, Number(m[2]));
   }
-  for (const f of Array.isArray(spec.fds) ? spec.fds : []) if (!map.has(f.name)) map.set(f.name, f.target);
+  const listed = typeof spec === 'object' && spec !== null && Array.isArray(spec.fds) ? spec.fds : [];
+  for (const f of listed) if (typeof f?.name === 'string' && typeof f.target === 'number' && !map.has(f.name)) map.set(f.name, f.target);
   return map;
 }
 
