@@ -52,6 +52,28 @@ function waitForExec(gate: Duplex, timeoutMs = 10000): Promise<number | undefine
   });
 }
 
+/** The sandbox init bwrap reported and its only child (the inner helper), once both exist. */
+function findProgram(statusFile: string): { init: number; pid: number } | undefined {
+  const init = readJailStatus(statusFile).initPid;
+  const kids = init === undefined ? [] : childrenOf(init);
+  return init !== undefined && kids.length === 1 ? { init, pid: kids[0]! } : undefined;
+}
+
+/** Keeps the last few KiB written to the chain's setup-error pipe (fd 2 until the go). */
+function collectText(stream: Readable): () => string {
+  let text = '';
+  stream.on('data', (b: Buffer) => { text = (text + b.toString('utf8')).slice(-4000); });
+  stream.on('error', () => undefined);
+  return () => text.trim();
+}
+
+function launchError(name: string, message: string, stderr: string, context: Record<string, unknown>): JailError {
+  return new JailError('JAIL_LAUNCH_FAILED', `starting jail "${name}" failed: ${message}${stderr === '' ? '' : `: ${stderr.split('\n').pop()}`}`, {
+    context: { jail: name, ...context, ...(stderr === '' ? {} : { stderr }) },
+    ...(/Permission denied/.test(stderr) ? { suggestions: ['bwrap runs as the jail\'s uid: bind sources must be reachable by it (search permission on every parent directory)'] } : {}),
+  });
+}
+
 /**
  * Waits for bwrap's child-pid (the sandbox init), then for its only child (the inner helper,
  * which becomes the program by exec); it must be pid 2 in the jail's pid namespace.
@@ -59,41 +81,28 @@ function waitForExec(gate: Duplex, timeoutMs = 10000): Promise<number | undefine
 export async function waitForStart(child: ChildProcess, statusFile: string, name: string, timeoutMs: number): Promise<SpawnedJail> {
   const gate = child.stdio[child.stdio.length - 2] as Duplex;
   const setupErr = child.stdio[2] as Readable;
-  let errText = '';
-  setupErr.on('data', (b: Buffer) => { errText = (errText + b.toString('utf8')).slice(-4000); });
-  setupErr.on('error', () => undefined);
-  let exitCode: number | null | undefined;
-  child.once('exit', (code, signal) => { exitCode = code ?? (signal === null ? null : -1); });
-  const deadline = Date.now() + timeoutMs;
+  const stderr = collectText(setupErr);
+  let ended: { exitCode: number | null; error?: Error } | undefined;
+  child.once('exit', (code, signal) => { ended = { exitCode: code ?? (signal === null ? null : -1) }; });
+  child.once('error', (error) => { ended = { exitCode: null, error }; });
   const abort = (): void => { gate.destroy(); setupErr.destroy(); try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } };
-  const fail = (message: string, context: Record<string, unknown> = {}): never => {
-    abort();
-    const stderr = errText.trim();
-    throw new JailError('JAIL_LAUNCH_FAILED', `starting jail "${name}" failed: ${message}${stderr === '' ? '' : `: ${stderr.split('\n').pop()}`}`, {
-      context: { jail: name, ...context, ...(stderr === '' ? {} : { stderr }) },
-      ...(/Permission denied/.test(stderr) ? { suggestions: ['bwrap runs as the jail\'s uid: bind sources must be reachable by it (search permission on every parent directory)'] } : {}),
-    });
-  };
+  const fail = (message: string, context: Record<string, unknown> = {}): never => { abort(); throw launchError(name, message, stderr(), context); };
+  const deadline = Date.now() + timeoutMs;
   for (let wait = 1; ; wait = Math.min(wait * 2, 2)) {
-    if (exitCode !== undefined) await sleep(5); // let the setup-error pipe drain
-    if (exitCode !== undefined) fail(HELPER_EXIT[exitCode ?? -1] ?? `the sandbox exited with status ${String(exitCode)} before the program started`, { exitCode });
+    if (ended !== undefined) {
+      await sleep(5); // let the setup-error pipe drain
+      if (ended.error !== undefined) fail(`spawning the exec helper failed (${ended.error.message})`);
+      fail(HELPER_EXIT[ended.exitCode ?? -1] ?? `the sandbox exited with status ${String(ended.exitCode)} before the program started`, { exitCode: ended.exitCode });
+    }
     if (Date.now() > deadline) fail(`no program process after ${timeoutMs} ms`);
-    const init = readJailStatus(statusFile).initPid;
-    const kids = init === undefined ? [] : childrenOf(init);
-    if (init !== undefined && kids.length === 1) {
-      const ns = nsPids(kids[0]!);
-      const program = processId(kids[0]!);
+    const found = findProgram(statusFile);
+    if (found !== undefined) {
+      const ns = nsPids(found.pid);
+      const program = processId(found.pid);
       const monitor = processId(child.pid!);
-      if (ns[ns.length - 1] !== 2 || program === undefined || monitor === undefined) fail('the sandbox did not start its program as expected', { init, kids, ns });
-      return {
-        monitor: monitor!, program: program!, abort,
-        go: async () => {
-          setupErr.destroy();
-          const result = waitForExec(gate);
-          gate.write('g');
-          return result;
-        },
-      };
+      if (ns[ns.length - 1] !== 2 || program === undefined || monitor === undefined) fail('the sandbox did not start its program as expected', { ...found, ns });
+      const go = async (): Promise<number | undefined> => { setupErr.destroy(); const result = waitForExec(gate); gate.write('g'); return result; };
+      return { monitor: monitor!, program: program!, abort, go };
     }
     await sleep(wait);
   }

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { launchJail, teardownJail, type JailError } from '../../src/jail/index.js';
 import { assertGone, isRoot, jailName, probeSpec, runProbe, tempConfig } from './helpers.js';
@@ -65,7 +65,13 @@ test('cgroup v2 for real on this host\'s unified mount: joined before exec, kill
   if (!/ cgroup2 /.test(mounts)) return t.skip('no cgroup2 mount here');
   const config = { ...base, cgroupVersion: 2 as const };
   const name = jailName('v2');
-  t.after(() => teardownJail(name, config));
+  const parent = `${/(\S+) cgroup2 /.exec(mounts)![1]}/${config.cgroupParent}`;
+  const parentExisted = existsSync(parent);
+  t.after(async () => {
+    await teardownJail(name, config);
+    // Only this test uses the v2 hierarchy here: remove the parent too if it made it and nobody else uses it.
+    if (!parentExisted) try { rmdirSync(parent); } catch { /* in use or gone */ }
+  });
   const { cgroup: _limits, ...noLimits } = probeSpec(name, 'exec sleep 30');
   const h = await launchJail(noLimits, { fds: new Map(), config });
   assert.equal(h.cgroupPaths.length, 1);

@@ -1,7 +1,7 @@
 /** Negative launches: every bad spec is refused before anything exists on the host (no state dir, cgroup, process). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { launchJail, JailError, type JailSpec } from '../../src/jail/index.js';
 import { jailName, probeSpec, tempConfig } from './helpers.js';
@@ -44,4 +44,27 @@ test('fds that do not match the spec are refused before anything is created', as
   const spec = { ...probeSpec(jailName('neg'), 'true'), fds: [{ name: 'qmp', target: 3 }] };
   await assert.rejects(launchJail(spec, { fds: new Map([['disk', 0]]), config }), /missing: qmp; not in the spec: disk/);
   assert.ok(!existsSync(config.stateDir));
+});
+
+test('a chain that fails at start names the cause (bwrap\'s own message, or the helper step) and leaves nothing', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root: uid switch and cgroups');
+  const config = tempConfig(t, FIRST, 16);
+  const hidden = join(config.stateDir, '..', 'hidden'); // the temp dir is 0700: the jail's uid cannot reach it
+  mkdirSync(hidden);
+  const cases: Array<[string, JailSpec, RegExp]> = [
+    ['unreachable bind source', { ...probeSpec(jailName('neg'), 'true'), mounts: [...probeSpec('x', '').mounts, { type: 'ro-bind', source: hidden, target: '/h' }] },
+      /bwrap: Can't find source path .*hidden: Permission denied/],
+    ['program missing in the view', { ...probeSpec(jailName('neg'), 'true'), argv: ['/opt/nothing/here'] }, /failed at exec of the program \(status 127\)/],
+  ];
+  for (const [label, spec, message] of cases) {
+    await assert.rejects(launchJail(spec, { fds: new Map(), config }), (e: unknown) => {
+      assert.ok(e instanceof JailError, label);
+      assert.equal(e.code, 'JAIL_LAUNCH_FAILED', label);
+      assert.match(e.message, message, label);
+      return true;
+    });
+    assert.ok(!leafExists(spec.name), `${label}: cgroup removed`);
+    assert.deepEqual(JSON.parse(readFileSync(join(config.stateDir, 'leases.json'), 'utf8')).jails, {}, `${label}: lease released`);
+    assert.ok(!existsSync(join(config.runtimeDir, spec.name)), `${label}: runtime dir removed`);
+  }
 });
