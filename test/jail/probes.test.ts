@@ -1,9 +1,10 @@
 /** Integration: real probes inside real jails (setpriv, bwrap, cgroups), asserted from inside and outside. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRoot, jailName, probeSpec, runProbe, tempConfig } from './helpers.js';
+import { launchJail, teardownJail } from '../../src/jail/index.js';
 
 const FIRST = 231072; // this file's slice of the test range: 231072-231103
 const skipUnlessRoot = (t: import('node:test').TestContext): boolean => {
@@ -76,8 +77,18 @@ test('view: only the binds are visible, /usr is read-only, another jail\'s files
   const base = join(config.stateDir, '..');
   chmodSync(base, 0o755); // bwrap runs as the jail's uid: it can bind only what that uid can reach
   for (const j of ['a', 'b']) { mkdirSync(join(base, j)); writeFileSync(join(base, j, `secret-${j}`), j); }
+  // Another jail runs meanwhile, with a file in its own /tmp and its own /data.
+  const other = jailName('other');
+  t.after(() => teardownJail(other, config));
+  const otherSpec = probeSpec(other, 'echo a > /tmp/secret-other; exec sleep 30', {
+    mounts: [...probeSpec('x', '').mounts, { type: 'ro-bind', source: join(base, 'a'), target: '/data' }],
+  });
+  const h = await launchJail(otherSpec, { fds: new Map(), config });
+  for (let i = 0; i < 500 && !existsSync(`/proc/${h.pid}/root/tmp/secret-other`); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(existsSync(`/proc/${h.pid}/root/tmp/secret-other`), 'the other jail wrote its file');
   const script = [
-    'for p in /etc/passwd /root /var /home /sys /run "' + base + '" /data/secret-a; do [ -e "$p" ] && echo "VISIBLE $p"; done',
+    'for p in /etc/passwd /root /var /home /sys /run "' + base + '" /data/secret-a /tmp/secret-other; do [ -e "$p" ] && echo "VISIBLE $p"; done',
+    'n=$(ls -d /proc/[0-9]* | wc -l); [ "$n" -gt 6 ] && echo "OTHER PROCESSES VISIBLE: $n"',
     'ls /data', 'touch /usr/x 2>/dev/null && echo "USR WRITABLE"', 'echo hi > /tmp/t && cat /tmp/t',
     'ls /dev | tr "\\n" " "',
   ].join('; ');
@@ -87,6 +98,7 @@ test('view: only the binds are visible, /usr is read-only, another jail\'s files
   const { exit, out } = await runProbe(t, config, spec);
   assert.deepEqual(exit, { exitCode: 0 });
   assert.doesNotMatch(out, /VISIBLE|USR WRITABLE/);
+  await teardownJail(other, config);
   const lines = out.split('\n');
   assert.equal(lines[0], 'secret-b');
   assert.equal(lines[1], 'hi');
