@@ -2,9 +2,11 @@
 import type { Command } from 'commander';
 import type { Io } from '../output.js';
 import { registerQmp } from './qmp.js';
+import { registerJail } from './jail.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
 export const registrars: Registrar[] = [
   registerQmp,
+  registerJail,
 ];
