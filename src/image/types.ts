@@ -40,4 +40,9 @@ export interface ChainLayer extends ImageInfo {
 /** A chain from the top layer (index 0) to the bottom (no backing file). */
 export interface ImageChain {
   layers: ChainLayer[];
+  /**
+   * Set when the walk stopped at a json: or protocol backing name the caller allowed
+   * (allowJsonBackings / allowProtocolBackings): layers[layer] names `name`, not followed.
+   */
+  unfollowed?: { layer: number; name: string; kind: 'json' | 'protocol' };
 }

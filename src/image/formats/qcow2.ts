@@ -1,0 +1,117 @@
+/** @module image/formats/qcow2: QEMU's qcow2 (v2, v3): backing name, header extensions (backing format, data file), feature bits, encryption. */
+import { ascii, badField, type HeaderBytes } from '../bytes.js';
+import { ImageError } from '../errors.js';
+import type { Details, FormatRow } from './row.js';
+import { backingFormatName } from './names.js';
+
+const EXT_END = 0x00000000;
+const EXT_BACKING_FORMAT = 0xe2792aca;
+const EXT_DATA_FILE = 0x44415441;
+/** QEMU's own limits: backing names of at most 1023 bytes, clusters of 512 B to 2 MiB. */
+const MAX_BACKING_NAME = 1023;
+const MIN_CLUSTER_BITS = 9;
+const MAX_CLUSTER_BITS = 21;
+/** At most this many extensions are looked at; a header that has more is refused. */
+const MAX_EXTENSIONS = 64;
+
+const INCOMPAT_DIRTY = 1n << 0n;
+const INCOMPAT_CORRUPT = 1n << 1n;
+const INCOMPAT_DATA_FILE = 1n << 2n;
+const INCOMPAT_KNOWN = 0x1fn; // dirty, corrupt, data file, compression type, extended L2
+const AUTOCLEAR_DATA_FILE_RAW = 1n << 1n;
+
+const CRYPT_NAMES: Record<number, string> = { 0: 'none', 1: 'aes', 2: 'luks' };
+
+interface Extensions {
+  backingFormat: string | null;
+  dataFile: string | null;
+}
+
+/** Walks the extension list from `start` up to `end` (the backing name or the cluster end), 8-byte padded. */
+function readExtensions(b: HeaderBytes, start: number, end: number): Extensions {
+  const out: Extensions = { backingFormat: null, dataFile: null };
+  let at = start;
+  for (let n = 0; n < MAX_EXTENSIONS; n++) {
+    if (at >= end) return out;
+    if (at + 8 > end) throw badField('qcow2 header extension', at, 'cut short', `no room for an extension header before offset ${end}`);
+    const type = b.u32(at, false, 'qcow2 extension type');
+    const len = b.u32(at + 4, false, 'qcow2 extension length');
+    if (type === EXT_END) return out;
+    if (len > end - at - 8) throw badField('qcow2 header extension length', at + 4, len, `extension 0x${type.toString(16)} runs past offset ${end}`);
+    if (type === EXT_BACKING_FORMAT && len >= 16) throw badField('qcow2 backing format extension length', at + 4, len, 'QEMU allows at most 15 bytes');
+    if (type === EXT_BACKING_FORMAT) out.backingFormat = b.cstring(at + 8, len, 'qcow2 backing format');
+    if (type === EXT_DATA_FILE) out.dataFile = b.utf8(at + 8, len, 'qcow2 data file name');
+    at += 8 + Math.ceil(len / 8) * 8;
+  }
+  throw badField('qcow2 header extensions', start, `more than ${MAX_EXTENSIONS}`, 'too many header extensions');
+}
+
+function clusterSize(b: HeaderBytes): number {
+  const bits = b.u32(20, false, 'qcow2 cluster_bits');
+  if (bits < MIN_CLUSTER_BITS || bits > MAX_CLUSTER_BITS) throw badField('qcow2 cluster_bits', 20, bits, `must be ${MIN_CLUSTER_BITS}..${MAX_CLUSTER_BITS}`);
+  return 2 ** bits;
+}
+
+function backingName(b: HeaderBytes, cluster: number): { offset: number; name: string | null } {
+  const offset = b.u64(8, false, 'qcow2 backing_file_offset');
+  const size = b.u32(16, false, 'qcow2 backing_file_size');
+  if (offset === 0) return { offset, name: null };
+  if (size > MAX_BACKING_NAME) throw badField('qcow2 backing_file_size', 16, size, `longer than QEMU's ${MAX_BACKING_NAME}-byte limit`);
+  if (offset > cluster - size) throw badField('qcow2 backing_file_offset', 8, offset, `the name must lie inside the first ${cluster}-byte cluster`);
+  return { offset, name: b.utf8(offset, size, 'qcow2 backing file name') };
+}
+
+function qcow2Details(b: HeaderBytes): Details {
+  const version = b.u32(4, false);
+  const cluster = clusterSize(b);
+  const backing = backingName(b, cluster);
+  const crypt = b.u32(32, false, 'qcow2 crypt_method');
+  if (!(crypt in CRYPT_NAMES)) throw badField('qcow2 crypt_method', 32, crypt, 'unknown encryption method');
+  let incompat = 0n;
+  let autoclear = 0n;
+  let headerLength = 72;
+  if (version >= 3) {
+    incompat = b.u64big(72, false, 'qcow2 incompatible_features');
+    autoclear = b.u64big(88, false, 'qcow2 autoclear_features');
+    headerLength = b.u32(100, false, 'qcow2 header_length');
+    if (headerLength < 104 || headerLength > cluster) throw badField('qcow2 header_length', 100, headerLength, `must be 104..${cluster}`);
+    const unknown = incompat & ~INCOMPAT_KNOWN;
+    if (unknown !== 0n) {
+      throw new ImageError('IMAGE_UNSUPPORTED_FEATURE', `qcow2 image sets incompatible feature bits 0x${unknown.toString(16)} that QEMU 7.2 does not know`, {
+        context: { incompatibleFeatures: `0x${incompat.toString(16)}` },
+      });
+    }
+  }
+  const extEnd = backing.offset !== 0 ? backing.offset : cluster;
+  const ext = readExtensions(b, headerLength, Math.min(extEnd, cluster));
+  if ((incompat & INCOMPAT_DATA_FILE) !== 0n && ext.dataFile === null) {
+    throw badField('qcow2 incompatible_features', 72, `0x${incompat.toString(16)}`, 'the external data file bit is set but no data file name is recorded');
+  }
+  const dataFile = (incompat & INCOMPAT_DATA_FILE) !== 0n ? ext.dataFile : null;
+  const notes: string[] = [];
+  if (crypt === 1) notes.push('legacy AES encryption: QEMU refuses to open it for writing; convert to LUKS');
+  if (dataFile !== null && (autoclear & AUTOCLEAR_DATA_FILE_RAW) !== 0n) notes.push('data-file-raw: the data file is a valid raw image by itself');
+  return {
+    backingFilename: backing.name,
+    backingFormat: ext.backingFormat === null ? null : backingFormatName(ext.backingFormat),
+    encrypted: crypt !== 0,
+    dataFile,
+    dirty: (incompat & INCOMPAT_DIRTY) !== 0n,
+    corrupt: (incompat & INCOMPAT_CORRUPT) !== 0n,
+    ...(notes.length > 0 ? { notes } : {}),
+  };
+}
+
+const QFI = ascii('QFI\xfb');
+
+export const qcow2Row: FormatRow = {
+  format: 'qcow2', variant: 'qcow2', le: false,
+  magic: [{ offset: 0, bytes: QFI }], magicText: '"QFI\\xfb" at offset 0',
+  version: { offset: 4, width: 4, accepted: [2, 3] },
+  virtualSize: { offset: 24, width: 8, multiplier: 1 },
+  probe: (b) => b.matches(0, QFI) && b.u32(4, false) !== 1,
+  details: qcow2Details,
+};
+
+/** Names of the crypt methods, for notes and tests. */
+export { CRYPT_NAMES };

@@ -1,0 +1,85 @@
+/** @module image/source: the small read-only port the prober reads through, and its Node implementation (pread on an O_RDONLY fd). */
+import { constants, promises as fsp } from 'node:fs';
+import { ImageError } from './errors.js';
+
+/** An open image: its identity and size from fstat, and positioned reads. Never writable. */
+export interface ImageSource {
+  readonly size: number;
+  readonly dev: number;
+  readonly ino: number;
+  read(offset: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** Opens images by path; the chain walker takes one so tests can inject faults. */
+export interface ImageOpener {
+  open(path: string): Promise<ImageSource>;
+  /** dev/ino and size of a file that is checked but not read (an external data file). */
+  stat(path: string): Promise<{ dev: number; ino: number; size: number }>;
+  /** The path with every symlink resolved (for the allowed-directories check). */
+  realpath(path: string): Promise<string>;
+}
+
+function openError(path: string, err: unknown, doing: string): ImageError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') {
+    return new ImageError('IMAGE_NOT_FOUND', `${doing} ${path}: no such file`, { context: { layer: path }, cause: err });
+  }
+  return new ImageError('IMAGE_OPEN_FAILED', `${doing} ${path} failed (${code ?? 'error'})`, { context: { layer: path }, cause: err });
+}
+
+/** The real opener: O_RDONLY (symlinks followed on purpose: loops are caught by dev/ino), regular files and block devices only. */
+export const nodeImageOpener: ImageOpener = {
+  async open(path) {
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch (err) {
+      throw openError(path, err, 'opening image');
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile() && !st.isBlockDevice()) {
+        throw new ImageError('IMAGE_NOT_A_FILE', `opening image ${path}: not a regular file or block device`, { context: { layer: path, mode: st.mode } });
+      }
+      const size = st.isBlockDevice() ? await blockSize(fh) : st.size;
+      return {
+        size, dev: st.dev, ino: st.ino,
+        async read(offset, length) {
+          const buf = new Uint8Array(length);
+          const { bytesRead } = await fh.read(buf, 0, length, offset);
+          return bytesRead === length ? buf : buf.subarray(0, bytesRead);
+        },
+        close: () => fh.close(),
+      };
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  },
+  async stat(path) {
+    try {
+      const st = await fsp.stat(path);
+      return { dev: st.dev, ino: st.ino, size: st.size };
+    } catch (err) {
+      throw openError(path, err, 'checking');
+    }
+  },
+  async realpath(path) {
+    try {
+      return await fsp.realpath(path);
+    } catch (err) {
+      throw openError(path, err, 'resolving');
+    }
+  },
+};
+
+/** Size of a block device (stat says 0): from sysfs, by its major:minor. */
+async function blockSize(fh: fsp.FileHandle): Promise<number> {
+  const { rdev } = await fh.stat();
+  const major = Math.floor(rdev / 256) & 0xfff;
+  const minor = (rdev & 0xff) | (Math.floor(rdev / 4096) & ~0xff);
+  const sectors = Number((await fsp.readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8')).trim());
+  if (!Number.isSafeInteger(sectors)) throw new ImageError('IMAGE_OPEN_FAILED', `reading the size of block device ${major}:${minor} from sysfs gave no number`, { context: { major, minor } });
+  return sectors * 512;
+}
