@@ -151,7 +151,9 @@ async function walkOne(w: Walk, step: Step, layers: ChainLayer[], chain: ImageCh
 /** Walks the backing chain from `path` (layers[0] = top), refusing per the image policy; every refusal names its layer. */
 export async function walkChain(path: string, options: WalkOptions = {}): Promise<ImageChain> {
   const opener = options.opener ?? nodeImageOpener;
-  const allowed = options.allowDirs === undefined ? null : await Promise.all(options.allowDirs.map((d) => opener.realpath(resolve(d))));
+  // A missing allowed directory cannot hold a layer: keep its lexical path, which matches nothing that exists.
+  const real = (d: string) => opener.realpath(resolve(d)).catch(() => resolve(d));
+  const allowed = options.allowDirs === undefined ? null : await Promise.all(options.allowDirs.map(real));
   const w: Walk = { opts: options, opener, allowed, seen: new Map() };
   const layers: ChainLayer[] = [];
   const chain: ImageChain = { layers };

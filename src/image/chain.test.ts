@@ -1,0 +1,111 @@
+/** @module image/chain.test: the chain policy on real qemu-img chains: loops, missing layers, json:/protocol names, depth, allowed dirs, unrecorded formats. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { walkChain, ImageError, type ImageErrorCode } from './index.js';
+import { qemuImg, tempDir } from './testing.js';
+
+/** Asserts a rejection with `code` whose layer is `layer`. */
+async function refuses(p: Promise<unknown>, code: ImageErrorCode, layer: string): Promise<ImageError> {
+  let caught: unknown;
+  await p.then(() => assert.fail(`expected ${code}`), (e: unknown) => { caught = e; });
+  assert.ok(caught instanceof ImageError, `not an ImageError: ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  assert.equal(caught.layer, layer, caught.message);
+  assert.equal((caught.toJSON() as { layer: unknown }).layer, layer);
+  return caught;
+}
+
+/** Turns the qcow2 backing-format extension into an unknown one, as an old QEMU's overlay would lack it. */
+function dropBackingFormat(path: string): void {
+  const buf = readFileSync(path);
+  const at = buf.subarray(0, 4096).indexOf(Buffer.from([0xe2, 0x79, 0x2a, 0xca]));
+  assert.ok(at > 0, 'backing format extension present');
+  buf.writeUInt32BE(0x0badf00d, at);
+  writeFileSync(path, buf);
+}
+
+function setup(t: { after: (fn: () => void) => void }): { dir: string; c: (...args: string[]) => string } {
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  return { dir: tmp.dir, c: (...args) => qemuImg(['create', '-q', ...args], tmp.dir) };
+}
+
+test('a loop through another spelling of the same file is refused with IMAGE_CHAIN_LOOP', async (t) => {
+  const { dir, c } = setup(t);
+  c('-f', 'raw', 'b.img', '1M');
+  c('-f', 'qcow2', '-b', 'b.img', '-F', 'raw', 'a.qcow2');
+  c('-f', 'qcow2', '-u', '-b', 'a.qcow2', '-F', 'qcow2', '-o', 'size=1M', 'c.qcow2');
+  // a.qcow2 → ./sub/../c.qcow2 → a.qcow2 (by a symlink named differently)
+  mkdirSync(join(dir, 'sub'));
+  symlinkSync(join(dir, 'a.qcow2'), join(dir, 'alias.qcow2'));
+  qemuImg(['rebase', '-u', '-f', 'qcow2', '-b', 'sub/../c.qcow2', '-F', 'qcow2', 'a.qcow2'], dir);
+  qemuImg(['rebase', '-u', '-f', 'qcow2', '-b', 'alias.qcow2', '-F', 'qcow2', 'c.qcow2'], dir);
+  const err = await refuses(walkChain(join(dir, 'a.qcow2')), 'IMAGE_CHAIN_LOOP', join(dir, 'alias.qcow2'));
+  assert.equal(err.context['sameAs'], join(dir, 'a.qcow2'));
+});
+
+test('a missing backing file names the missing path and the overlay that names it', async (t) => {
+  const { dir, c } = setup(t);
+  c('-f', 'qcow2', '-u', '-b', 'gone.raw', '-F', 'raw', '-o', 'size=1M', 'top.qcow2');
+  const err = await refuses(walkChain(join(dir, 'top.qcow2')), 'IMAGE_NOT_FOUND', join(dir, 'gone.raw'));
+  assert.equal(err.context['namedBy'], join(dir, 'top.qcow2'));
+  await refuses(walkChain(join(dir, 'absent.qcow2')), 'IMAGE_NOT_FOUND', join(dir, 'absent.qcow2'));
+});
+
+test('json: and protocol backing names are refused with their own codes, or reported unfollowed when allowed', async (t) => {
+  const { dir, c } = setup(t);
+  c('-f', 'qcow2', '-u', '-b', 'json:{"driver":"raw","file":{"driver":"file","filename":"/etc/shadow"}}', '-F', 'raw', '-o', 'size=1M', 'j.qcow2');
+  c('-f', 'qcow2', '-u', '-b', 'nbd://127.0.0.1:10809/x', '-F', 'raw', '-o', 'size=1M', 'n.qcow2');
+  c('-f', 'qcow2', '-u', '-b', 'nbd://127.0.0.1:10809/x', '-F', 'raw', '-o', 'size=1M', './http:x.qcow2');
+  await refuses(walkChain(join(dir, 'j.qcow2')), 'IMAGE_BACKING_JSON', join(dir, 'j.qcow2'));
+  await refuses(walkChain(join(dir, 'n.qcow2')), 'IMAGE_BACKING_PROTOCOL', join(dir, 'n.qcow2'));
+  const j = await walkChain(join(dir, 'j.qcow2'), { allowJsonBackings: true });
+  assert.equal(j.layers.length, 1);
+  assert.equal(j.unfollowed?.kind, 'json');
+  const n = await walkChain(join(dir, 'n.qcow2'), { allowProtocolBackings: true });
+  assert.deepEqual(n.unfollowed, { layer: 0, name: 'nbd://127.0.0.1:10809/x', kind: 'protocol' });
+  // a top layer given by a path with a colon is a file, not a protocol
+  await refuses(walkChain(join(dir, 'http:x.qcow2')), 'IMAGE_BACKING_PROTOCOL', join(dir, 'http:x.qcow2'));
+});
+
+test('chains deeper than maxDepth are refused with IMAGE_CHAIN_TOO_DEEP', async (t) => {
+  const { dir, c } = setup(t);
+  c('-f', 'raw', 'l0', '1M');
+  for (let i = 1; i <= 5; i++) c('-f', 'qcow2', '-b', `l${i - 1}`, '-F', i === 1 ? 'raw' : 'qcow2', `l${i}`);
+  assert.equal((await walkChain(join(dir, 'l5'), { maxDepth: 6 })).layers.length, 6);
+  await refuses(walkChain(join(dir, 'l5'), { maxDepth: 5 }), 'IMAGE_CHAIN_TOO_DEEP', join(dir, 'l1'));
+});
+
+test('with allowDirs, a layer or data file outside them is refused, symlinks resolved', async (t) => {
+  const { dir, c } = setup(t);
+  mkdirSync(join(dir, 'ok'));
+  mkdirSync(join(dir, 'other'));
+  c('-f', 'raw', 'other/base.raw', '1M');
+  c('-f', 'qcow2', '-b', '../other/base.raw', '-F', 'raw', 'ok/top.qcow2');
+  c('-f', 'qcow2', '-o', `data_file=${join(dir, 'other/data.bin')}`, 'ok/data.qcow2', '1M');
+  symlinkSync(join(dir, 'other', 'base.raw'), join(dir, 'ok', 'link.raw'));
+  const allowDirs = [join(dir, 'ok')];
+  await refuses(walkChain(join(dir, 'ok/top.qcow2'), { allowDirs }), 'IMAGE_OUTSIDE_ALLOWED_DIRS', join(dir, 'other/base.raw'));
+  await refuses(walkChain(join(dir, 'ok/data.qcow2'), { allowDirs }), 'IMAGE_OUTSIDE_ALLOWED_DIRS', join(dir, 'other/data.bin'));
+  await refuses(walkChain(join(dir, 'ok/link.raw'), { allowDirs, format: 'raw' }), 'IMAGE_OUTSIDE_ALLOWED_DIRS', join(dir, 'ok/link.raw'));
+  const all = await walkChain(join(dir, 'ok/top.qcow2'), { allowDirs: [dir] });
+  assert.equal(all.layers.length, 2);
+});
+
+test('an unrecorded backing format is probed only for a leaf; otherwise refused with the rebase fix', async (t) => {
+  const { dir, c } = setup(t);
+  c('-f', 'raw', 'base.raw', '1M');
+  c('-f', 'qcow2', '-b', 'base.raw', '-F', 'raw', 'mid.qcow2');
+  c('-f', 'qcow2', '-u', '-b', 'base.raw', '-F', 'raw', '-o', 'size=1M', 'leaf-ok.qcow2');
+  c('-f', 'qcow2', '-u', '-b', 'mid.qcow2', '-F', 'qcow2', '-o', 'size=1M', 'top.qcow2');
+  // drop the recorded formats (qemu-img 7.2 no longer writes such overlays): rename the extension
+  dropBackingFormat(join(dir, 'leaf-ok.qcow2'));
+  dropBackingFormat(join(dir, 'top.qcow2'));
+  const ok = await walkChain(join(dir, 'leaf-ok.qcow2'));
+  assert.equal(ok.layers[0]!.backingFormat, null);
+  assert.equal(ok.layers[1]!.format, 'raw');
+  const err = await refuses(walkChain(join(dir, 'top.qcow2')), 'IMAGE_BACKING_FORMAT_UNKNOWN', join(dir, 'top.qcow2'));
+  assert.match(err.suggestions[0]!, /qemu-img rebase -u -F qcow2 -b mid\.qcow2 .*top\.qcow2/);
+});
