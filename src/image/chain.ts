@@ -4,7 +4,7 @@ import { classifyName, isInsideDirs, protocolOf, rebaseHint, resolveRecorded } f
 import { readImageInfo } from './reader.js';
 import { nodeImageOpener, type ImageOpener } from './source.js';
 import type { ChainLayer, ImageChain, ImageFormat, ImageInfo } from './types.js';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 
 export interface WalkOptions {
   /** The top layer's format (from the spec); probed when absent. */
@@ -63,7 +63,7 @@ function checkLoop(w: Walk, id: { dev: number; ino: number }, path: string, what
 }
 
 /** Refuses json: and protocol names unless allowed; returns false when the edge is allowed but not followed. */
-function checkName(w: Walk, overlay: string, name: string, what: 'backing file' | 'data file'): boolean {
+function checkName(w: Walk, overlay: string, name: string, what: 'backing file' | 'data file' | 'extent file'): boolean {
   const kind = classifyName(name);
   if (kind === 'file') return true;
   const allowed = what === 'backing file' && (kind === 'json' ? w.opts.allowJsonBackings : w.opts.allowProtocolBackings) === true;
@@ -86,7 +86,7 @@ async function probeLayer(w: Walk, step: Step): Promise<Omit<ChainLayer, 'dataFi
   const src = await w.opener.open(step.path);
   try {
     checkLoop(w, src, step.path, 'layer');
-    const info = await readImageInfo(src, step.format);
+    const info = await readImageInfo(src, step.format, basename(step.path));
     return { ...info, path: step.path, dev: src.dev, ino: src.ino, size: src.size };
   } finally {
     await src.close();
@@ -104,14 +104,22 @@ function checkProbedLeaf(step: Step, info: ImageInfo): void {
   });
 }
 
-/** Resolves and checks an external data file like a layer (named, allowed, not a loop, present). */
-async function checkDataFile(w: Walk, layerPath: string, name: string): Promise<string> {
-  checkName(w, layerPath, name, 'data file');
+/** Resolves and checks an external data file or VMDK extent like a layer (named, allowed, not a loop, present). */
+async function checkDataFile(w: Walk, layerPath: string, name: string, what: 'data file' | 'extent file' = 'data file'): Promise<string> {
+  checkName(w, layerPath, name, what);
   const path = resolveRecorded(layerPath, name);
-  await checkAllowed(w, path, 'data file');
+  await checkAllowed(w, path, what);
   const id = await w.opener.stat(path);
-  checkLoop(w, id, path, 'data file');
+  checkLoop(w, id, path, what);
   return path;
+}
+
+/** A VMDK descriptor's extent files, each checked like a data file. */
+async function checkExtents(w: Walk, layerPath: string, info: ImageInfo): Promise<{ extentPaths?: string[] }> {
+  if (info.extents === undefined) return {};
+  const extentPaths: string[] = [];
+  for (const e of info.extents) extentPaths.push(await checkDataFile(w, layerPath, e.file, 'extent file'));
+  return { extentPaths };
 }
 
 /** Wraps every refusal so it names the layer it is about. */
@@ -131,7 +139,8 @@ async function walkOne(w: Walk, step: Step, layers: ChainLayer[], chain: ImageCh
   const info = await probeLayer(w, step);
   checkProbedLeaf(step, info);
   const dataFilePath = info.dataFile === null ? null : await checkDataFile(w, step.path, info.dataFile);
-  layers.push({ ...info, dataFilePath });
+  const extents = await checkExtents(w, step.path, info);
+  layers.push({ ...info, dataFilePath, ...extents });
   const name = info.backingFilename;
   if (name === null) return null;
   if (!checkName(w, step.path, name, 'backing file')) {

@@ -1,5 +1,5 @@
 /** @module image: the table-driven image prober and backing-chain walker. */
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { ImageError, atLayer } from './errors.js';
 import { readImageInfo } from './reader.js';
 import { nodeImageOpener, type ImageOpener } from './source.js';
@@ -17,7 +17,7 @@ export async function probeImage(path: string, options: { format?: ImageFormat; 
   const abs = resolve(path);
   const src = await (options.opener ?? nodeImageOpener).open(abs);
   try {
-    return await readImageInfo(src, options.format ?? null);
+    return await readImageInfo(src, options.format ?? null, basename(abs));
   } catch (err) {
     throw err instanceof ImageError && err.layer === null ? atLayer(err, abs) : err;
   } finally {

@@ -82,6 +82,7 @@ export function parseImage(b: HeaderBytes, format: ImageFormat | null, nameHint:
     dirty: d.dirty ?? false,
     corrupt: d.corrupt ?? false,
   };
+  if (d.extents !== undefined) info.extents = d.extents;
   if (d.notes !== undefined && d.notes.length > 0) info.notes = d.notes;
   return info;
 }

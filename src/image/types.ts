@@ -20,8 +20,19 @@ export interface ImageInfo {
   corrupt: boolean;
   /** Bytes read from the file to learn all this (bounded: at most 64 KiB). */
   bytesRead: number;
+  /** VMDK descriptor files: the extent files QEMU opens by name (recorded names, not resolved). */
+  extents?: VmdkExtent[];
   /** Hints for the reader (e.g. "ISO 9660 image: QEMU treats it as raw"). */
   notes?: string[];
+}
+
+/** One RW extent line of a VMDK text descriptor. */
+export interface VmdkExtent {
+  access: string;
+  sectors: number;
+  type: string;
+  file: string;
+  offset: number;
 }
 
 /** One layer of a chain: the info plus where it really is. */
@@ -30,6 +41,8 @@ export interface ChainLayer extends ImageInfo {
   path: string;
   /** Absolute path of the external data file, resolved like a backing name, or null. */
   dataFilePath: string | null;
+  /** Absolute paths of a VMDK descriptor's extent files (checked like data files), when it has any. */
+  extentPaths?: string[];
   /** Device and inode, for loop detection and to recognise the same file under two names. */
   dev: number;
   ino: number;

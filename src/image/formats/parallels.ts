@@ -1,0 +1,26 @@
+/** @module image/formats/parallels: Parallels disk images (version 2): sector count, the in-use (dirty) mark and QEMU's catalog checks. */
+import { ascii, badField, type HeaderBytes } from '../bytes.js';
+import type { Details, FormatRow } from './row.js';
+
+const MAGIC1 = ascii('WithoutFreeSpace');
+const MAGIC2 = ascii('WithouFreSpacExt');
+const INUSE_MAGIC = 0x746f6e59;
+
+function parallelsDetails(b: HeaderBytes): Details {
+  const tracks = b.u32(28, true, 'parallels tracks');
+  if (tracks === 0) throw badField('parallels tracks', 28, tracks, 'zero sectors per track');
+  if (tracks > Math.floor(0x7fffffff / 513)) throw badField('parallels tracks', 28, tracks, 'cluster too big');
+  const bat = b.u32(32, true, 'parallels bat_entries');
+  if (bat > Math.floor(0x7fffffff / 4)) throw badField('parallels bat_entries', 32, bat, 'catalog too large');
+  let sectors = b.u64(36, true, 'parallels nb_sectors');
+  if (b.matches(0, MAGIC1)) sectors = sectors % 2 ** 32; // old-style images keep only 32 bits
+  return { virtualSize: sectors * 512, dirty: b.u32(44, true, 'parallels inuse') === INUSE_MAGIC };
+}
+
+export const parallelsRow: FormatRow = {
+  format: 'parallels', variant: 'parallels', le: true,
+  magic: [{ offset: 0, bytes: MAGIC1 }, { offset: 0, bytes: MAGIC2 }], magicText: '"WithoutFreeSpace" or "WithouFreSpacExt" at offset 0',
+  version: { offset: 16, width: 4, accepted: [2] },
+  virtualSize: null,
+  details: parallelsDetails,
+};

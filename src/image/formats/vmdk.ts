@@ -1,0 +1,122 @@
+/** @module image/formats/vmdk: VMDK sparse extents (KDMV, with the embedded descriptor) and text descriptor files (createType, extents, parentFileNameHint). */
+import { ascii, badField, type HeaderBytes } from '../bytes.js';
+import { ImageError } from '../errors.js';
+import type { VmdkExtent } from '../types.js';
+import type { Details, FormatRow } from './row.js';
+
+const KDMV = ascii('KDMV');
+/** QEMU looks for parentFileNameHint in this many bytes of descriptor (its DESC_SIZE). */
+const DESC_SIZE = 20 * 512;
+/** Where QEMU reads the embedded descriptor of a sparse extent from (it ignores desc_offset here). */
+const EMBEDDED_DESC = 0x200;
+const GD_AT_END = 0xffffffffffffffffn;
+const MAX_EXTENTS = 256;
+const CREATE_TYPES = ['monolithicFlat', 'vmfs', 'vmfsSparse', 'seSparse', 'twoGbMaxExtentSparse', 'twoGbMaxExtentFlat'];
+const EXTENT_TYPES = ['FLAT', 'SPARSE', 'VMFS', 'VMFSSPARSE', 'SESPARSE', 'ZERO'];
+
+/** Descriptor text as QEMU sees it: a C string, so it ends at the first NUL. */
+function cText(b: HeaderBytes, offset: number, length: number): string {
+  return b.cstring(offset, Math.min(length, b.size - offset), 'vmdk descriptor');
+}
+
+/** QEMU's parentFileNameHint rule: skip the key and two characters (`="`), take up to the next quote. */
+function parentHint(desc: string): string | null {
+  const at = desc.indexOf('parentFileNameHint');
+  if (at < 0) return null;
+  const start = at + 'parentFileNameHint'.length + 2;
+  const end = desc.indexOf('"', start);
+  if (end < 0) throw badField('vmdk parentFileNameHint', at, 'unterminated', 'no closing quote');
+  return Buffer.from(desc.slice(start, end), 'latin1').toString('utf8');
+}
+
+/** QEMU refuses a VMDK whose descriptor does not record its CID and parentCID (it reads them on open). */
+function checkCids(desc: string, at: number): void {
+  if (!desc.includes('parentCID')) throw badField('vmdk descriptor', at, 'no CID/parentCID', 'QEMU needs both to open the image');
+}
+
+/** QEMU's text-descriptor probe: comment and blank lines, then a version=1|2|3 line. */
+function looksLikeDescriptor(b: HeaderBytes): boolean {
+  const head = cText(b, 0, Math.min(b.size, 2048));
+  for (const line of head.split('\n')) {
+    if (line.startsWith('#')) continue;
+    if (/^ *\r?$/.test(line)) continue;
+    return /^version=[123]\r?$/.test(line);
+  }
+  return false;
+}
+
+/** The header of a sparse extent; with the grain directory at the end (streamOptimized) QEMU uses the footer's copy. */
+function sparseHeaderAt(b: HeaderBytes): number {
+  if (b.u64big(56, true, 'vmdk gd_offset') !== GD_AT_END) return 0;
+  const at = b.size - 1024;
+  if (at < 512 || !b.matches(at, KDMV)) throw badField('vmdk footer', Math.max(0, at), 'missing', 'the grain directory is at the end but there is no footer header');
+  return at;
+}
+
+function sparseDetails(b: HeaderBytes): Details {
+  const h = sparseHeaderAt(b);
+  const gtes = b.u32(h + 44, true, 'vmdk num_gtes_per_gt');
+  if (gtes > 512) throw badField('vmdk num_gtes_per_gt', h + 44, gtes, 'L2 table size too big (QEMU allows 512)');
+  const grain = b.u64(h + 20, true, 'vmdk granularity');
+  if (grain * gtes === 0) throw badField('vmdk granularity', h + 20, grain, 'the L1 entry size is zero');
+  if (grain > 0x200000) throw badField('vmdk granularity', h + 20, grain, 'larger than QEMU allows');
+  const capacity = b.u64(h + 12, true, 'vmdk capacity');
+  if (Math.ceil(capacity / (grain * gtes)) > 32 * 1024 * 1024) throw badField('vmdk capacity', h + 12, capacity, 'its L1 table would be too big');
+  const desc = cText(b, EMBEDDED_DESC, DESC_SIZE);
+  checkCids(desc, EMBEDDED_DESC);
+  const backing = parentHint(desc);
+  return { virtualSize: capacity * 512, backingFilename: backing, backingFormat: backing === null ? null : 'vmdk' };
+}
+
+/** One extent line as QEMU's sscanf reads it: ACCESS SECTORS TYPE "FILE" [OFFSET]; only RW lines of known types count. */
+function parseExtent(line: string): VmdkExtent | null {
+  const m = /^\s*(\S{1,10})\s+(\d+)\s+(\S{1,10})\s+"([^\n\r"]{1,511})"(?:\s+(\d+))?/.exec(line);
+  if (m === null || m[1] !== 'RW') return null;
+  const sectors = Number(m[2]);
+  if (!Number.isSafeInteger(sectors) || sectors <= 0 || !EXTENT_TYPES.includes(m[3]!)) return null;
+  return { access: m[1], sectors, type: m[3]!, file: Buffer.from(m[4]!, 'latin1').toString('utf8'), offset: m[5] === undefined ? 0 : Number(m[5]) };
+}
+
+function descriptorDetails(b: HeaderBytes): Details {
+  const text = cText(b, 0, b.size);
+  const ct = /createType="([^"]*)"/.exec(text)?.[1];
+  if (ct === undefined) throw badField('vmdk createType', 0, 'missing', 'not a valid VMDK descriptor');
+  if (!CREATE_TYPES.includes(ct)) {
+    throw new ImageError('IMAGE_UNSUPPORTED_FEATURE', `vmdk descriptor has createType "${ct}", which QEMU does not open`, { context: { createType: ct } });
+  }
+  const extents: VmdkExtent[] = [];
+  for (const line of text.split('\n')) {
+    const e = parseExtent(line);
+    if (e === null) continue;
+    if (extents.length >= MAX_EXTENTS) throw badField('vmdk extents', 0, `more than ${MAX_EXTENTS}`, 'too many extents');
+    extents.push(e);
+  }
+  if (extents.length === 0) throw badField('vmdk extents', 0, 'none', 'the descriptor lists no usable (RW) extent');
+  const sectors = extents.reduce((n, e) => n + e.sectors, 0);
+  const head = cText(b, 0, DESC_SIZE);
+  checkCids(head, 0);
+  const backing = parentHint(head);
+  return {
+    virtualSize: sectors * 512, backingFilename: backing, backingFormat: backing === null ? null : 'vmdk', extents,
+    notes: [`descriptor (${ct}) with ${extents.length} extent file(s), which QEMU opens by name`],
+  };
+}
+
+export const vmdkSparseRow: FormatRow = {
+  format: 'vmdk', variant: 'sparse extent', le: true,
+  magic: [{ offset: 0, bytes: KDMV }], magicText: '"KDMV" at offset 0',
+  version: { offset: 4, width: 4, accepted: [1, 2, 3] },
+  virtualSize: { offset: 12, width: 8, multiplier: 512 },
+  details: sparseDetails,
+};
+
+/** A text descriptor file: the whole file (at most the read bound) is the descriptor. */
+export const vmdkDescriptorRow: FormatRow = {
+  format: 'vmdk', variant: 'text descriptor', le: true,
+  magic: [], magicText: 'a text descriptor starting with version=1, 2 or 3',
+  identify: looksLikeDescriptor,
+  probe: looksLikeDescriptor,
+  version: null,
+  virtualSize: null,
+  details: descriptorDetails,
+};
