@@ -1,8 +1,9 @@
 /** @module image/testing: helpers the image tests share: temp dirs with the warden-image prefix, real qemu-img, and the field-by-field oracle comparison. */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { bochsImage, cloopImage, dmgImage, isoImage } from './fixtures.js';
 import assert from 'node:assert/strict';
-import type { ImageInfo } from './types.js';
+import type { ImageFormat, ImageInfo } from './types.js';
 
 /** A fresh temp dir (/tmp/warden-image-*) and its removal, for t.after. */
 export function tempDir(): { dir: string; remove: () => void } {
@@ -53,4 +54,44 @@ export function assertMatchesQemu(ours: ImageInfo, q: QemuInfo, label: string): 
     dirty: ours.dirty, corrupt: ours.corrupt,
   };
   assert.deepEqual(mine, theirs, `${label}: prober vs qemu-img info`);
+}
+
+/** Seeds for the fuzzer: real headers from qemu-img in every format it creates, plus the spec-built ones. */
+export function fuzzSeeds(): Array<{ name: string; bytes: Uint8Array; format: ImageFormat }> {
+  const tmp = tempDir();
+  try {
+    const made: Array<[string, string[]]> = [
+      ['qcow2-v3', ['-f', 'qcow2', '-o', 'lazy_refcounts=on']], ['qcow2-v2', ['-f', 'qcow2', '-o', 'compat=0.10']],
+      ['qcow2-backing', ['-f', 'qcow2', '-u', '-b', 'base name.raw', '-F', 'raw']], ['qcow2-data', ['-f', 'qcow2', '-o', 'data_file=d.bin']],
+      ['qcow', ['-f', 'qcow', '-u', '-b', 'b.raw', '-F', 'raw']], ['qed', ['-f', 'qed', '-u', '-b', 'b.raw', '-F', 'raw']],
+      ['vmdk', ['-f', 'vmdk']], ['vmdk-stream', ['-f', 'vmdk', '-o', 'subformat=streamOptimized']],
+      ['vmdk-desc', ['-f', 'vmdk', '-o', 'subformat=monolithicFlat']], ['vdi', ['-f', 'vdi']], ['vpc', ['-f', 'vpc']],
+      ['vpc-fixed', ['-f', 'vpc', '-o', 'subformat=fixed']], ['vhdx', ['-f', 'vhdx']], ['parallels', ['-f', 'parallels']],
+    ];
+    const seeds = made.map(([name, args]) => {
+      const path = `${tmp.dir}/${name}`;
+      qemuImg(['create', '-q', ...args, path, '2M'], tmp.dir);
+      return { name, bytes: new Uint8Array(readFileSync(path)), format: args[1] as ImageFormat };
+    });
+    const built = [
+      { name: 'bochs', bytes: bochsImage(1 << 20), format: 'bochs' as const }, { name: 'cloop', bytes: cloopImage(4), format: 'cloop' as const },
+      { name: 'dmg', bytes: dmgImage(2048), format: 'dmg' as const }, { name: 'iso', bytes: isoImage(), format: 'raw' as const },
+      { name: 'luks', bytes: luksHeader(), format: 'luks' as const },
+    ];
+    // plain Uint8Array copies: a Buffer's slice() is a view, and mutations must not reach the seed
+    return [...seeds, ...built].map((s) => ({ name: s.name, bytes: new Uint8Array(s.bytes), format: s.format }));
+  } finally {
+    tmp.remove();
+  }
+}
+
+/** A LUKS1 header with no key slots (the prober reads only magic, version, cipher and payload offset). */
+function luksHeader(): Uint8Array {
+  const b = Buffer.alloc(8192);
+  Buffer.from('LUKS\xba\xbe', 'latin1').copy(b);
+  b.writeUInt16BE(1, 6);
+  Buffer.from('aes').copy(b, 8);
+  Buffer.from('xts-plain64').copy(b, 40);
+  b.writeUInt32BE(8, 104);
+  return new Uint8Array(b);
 }
