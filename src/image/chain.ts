@@ -1,7 +1,8 @@
 /** @module image/chain: the backing-chain walker: follows backing edges from the top layer under the image policy, one bounded probe per layer. */
 import { ImageError, atLayer } from './errors.js';
 import { classifyName, isInsideDirs, protocolOf, rebaseHint, resolveRecorded } from './policy.js';
-import { readImageInfo } from './reader.js';
+import { readImageInfo, readWithRow } from './reader.js';
+import { vmdkExtentRow } from './formats/vmdk.js';
 import { nodeImageOpener, type ImageOpener } from './source.js';
 import type { ChainLayer, ImageChain, ImageFormat, ImageInfo } from './types.js';
 import { basename, resolve } from 'node:path';
@@ -114,11 +115,27 @@ async function checkDataFile(w: Walk, layerPath: string, name: string, what: 'da
   return path;
 }
 
-/** A VMDK descriptor's extent files, each checked like a data file. */
+/** A sparse extent QEMU will open: its header gets the same bounded probe and checks (a descriptor there is bad magic). */
+async function probeSparseExtent(w: Walk, path: string): Promise<void> {
+  const src = await w.opener.open(path);
+  try {
+    await readWithRow(src, vmdkExtentRow);
+  } catch (err) {
+    throw err instanceof ImageError ? atLayer(err, path) : err;
+  } finally {
+    await src.close();
+  }
+}
+
+/** A VMDK descriptor's extent files, each checked like a data file; sparse ones are probed too. */
 async function checkExtents(w: Walk, layerPath: string, info: ImageInfo): Promise<{ extentPaths?: string[] }> {
   if (info.extents === undefined) return {};
   const extentPaths: string[] = [];
-  for (const e of info.extents) extentPaths.push(await checkDataFile(w, layerPath, e.file, 'extent file'));
+  for (const e of info.extents) {
+    const path = await checkDataFile(w, layerPath, e.file, 'extent file');
+    if (e.type === 'SPARSE' || e.type === 'VMFSSPARSE') await probeSparseExtent(w, path);
+    extentPaths.push(path);
+  }
   return { extentPaths };
 }
 

@@ -144,6 +144,16 @@ test('chains across formats (qcow2 → qed → raw, vmdk → vmdk, descriptor ex
     assert.equal(chain.layers.length, oracle.length, top);
     chain.layers.forEach((l, i) => assertMatchesQemu(l, oracle[i]!, `${top} layer ${i}`));
   }
+  c('-f', 'vmdk', '-o', 'subformat=twoGbMaxExtentSparse', 'split.vmdk', '2M');
+  const split = await walkChain(join(tmp.dir, 'split.vmdk'));
+  assertMatchesQemu(split.layers[0]!, qemuInfo(join(tmp.dir, 'split.vmdk')), 'split.vmdk');
+  assert.deepEqual(split.layers[0]!.extentPaths, [join(tmp.dir, 'split-s001.vmdk')]);
+  // a sparse extent whose header QEMU would refuse is refused here too, naming the extent
+  const ext = readFileSync(join(tmp.dir, 'split-s001.vmdk'));
+  ext.writeUInt32LE(4096, 44); // num_gtes_per_gt past QEMU's 512
+  writeFileSync(join(tmp.dir, 'split-s001.vmdk'), ext);
+  assert.throws(() => qemuInfo(join(tmp.dir, 'split.vmdk')), /L2 table size too big/);
+  await assert.rejects(walkChain(join(tmp.dir, 'split.vmdk')), (e: unknown) => e instanceof ImageError && e.code === 'IMAGE_BAD_FIELD' && e.layer === join(tmp.dir, 'split-s001.vmdk'));
   const child = await walkChain(join(tmp.dir, 'child.vmdk'));
   assert.deepEqual(child.layers[1]!.extentPaths, [join(tmp.dir, 'parent-flat.vmdk')]);
   await assert.rejects(walkChain(join(tmp.dir, 'child.vmdk'), { allowDirs: ['/nonexistent'] }), (e: unknown) => e instanceof ImageError && e.code === 'IMAGE_OUTSIDE_ALLOWED_DIRS');

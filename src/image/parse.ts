@@ -67,7 +67,14 @@ function tableVirtualSize(row: FormatRow, b: HeaderBytes, base: number): number 
  * reads them, within the bound, and calls it again).
  */
 export function parseImage(b: HeaderBytes, format: ImageFormat | null, nameHint: string | null = null): ParsedInfo {
-  const row = format === null ? detectRow(b, nameHint) : rowForFormat(b, format);
+  return parseWithRow(b, format === null ? detectRow(b, nameHint) : rowForFormat(b, format));
+}
+
+/** Reads `b` as exactly this row (used for rows outside the probing table, such as a VMDK extent). */
+export function parseWithRow(b: HeaderBytes, row: FormatRow): ParsedInfo {
+  if (!magicMatches(row, b)) {
+    throw new ImageError('IMAGE_BAD_MAGIC', `reading the file as ${row.format} (${row.variant}): no header (expected ${row.magicText})`, { context: { format: row.format, expected: row.magicText } });
+  }
   const base = baseOf(row, b);
   checkVersion(row, b, base);
   const virtualSize = tableVirtualSize(row, b, base);

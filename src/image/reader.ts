@@ -1,7 +1,8 @@
 /** @module image/reader: the imperative shell around the pure prober: bounded positioned reads until the parse completes. */
 import { HeaderBytes, NeedBytes, READ_ALIGN, type Chunk } from './bytes.js';
 import { ImageError } from './errors.js';
-import { parseImage } from './parse.js';
+import { parseImage, parseWithRow, type ParsedInfo } from './parse.js';
+import type { FormatRow } from './formats/row.js';
 import type { ImageFormat, ImageInfo } from './types.js';
 
 /** The hard bound on bytes read from one image, every read counted (VMDK descriptor and VPC footer included). */
@@ -46,12 +47,22 @@ function addChunk(chunks: readonly Chunk[], next: Chunk): Chunk[] {
  * Probes one image: runs the pure parse, reads what it asks for, and reruns, never
  * reading more than MAX_HEADER_BYTES in total. Throws only ImageError.
  */
-export async function readImageInfo(src: ByteSource, format: ImageFormat | null, nameHint: string | null = null): Promise<ImageInfo> {
+export function readImageInfo(src: ByteSource, format: ImageFormat | null, nameHint: string | null = null): Promise<ImageInfo> {
+  return readBounded(src, (b) => parseImage(b, format, nameHint));
+}
+
+/** Like readImageInfo, for one given table row (a VMDK extent is read with a row of its own). */
+export function readWithRow(src: ByteSource, row: FormatRow): Promise<ImageInfo> {
+  return readBounded(src, (b) => parseWithRow(b, row));
+}
+
+/** The shell loop: run the pure parse, read what it asks for within the bound, run it again. */
+async function readBounded(src: ByteSource, parse: (b: HeaderBytes) => ParsedInfo): Promise<ImageInfo> {
   let chunks: Chunk[] = [];
   let bytesRead = 0;
   for (let round = 0; ; round++) {
     try {
-      const info = parseImage(new HeaderBytes(src.size, chunks), format, nameHint);
+      const info = parse(new HeaderBytes(src.size, chunks));
       return { ...info, bytesRead };
     } catch (err) {
       if (!(err instanceof NeedBytes)) throw err;

@@ -53,7 +53,8 @@ function sparseHeaderAt(b: HeaderBytes): number {
   return at;
 }
 
-function sparseDetails(b: HeaderBytes): Details {
+/** The checks QEMU makes on any sparse extent header, and its capacity. */
+function sparseExtent(b: HeaderBytes): { capacity: number } {
   const h = sparseHeaderAt(b);
   const gtes = b.u32(h + 44, true, 'vmdk num_gtes_per_gt');
   if (gtes > 512) throw badField('vmdk num_gtes_per_gt', h + 44, gtes, 'L2 table size too big (QEMU allows 512)');
@@ -62,6 +63,12 @@ function sparseDetails(b: HeaderBytes): Details {
   if (grain > 0x200000) throw badField('vmdk granularity', h + 20, grain, 'larger than QEMU allows');
   const capacity = b.u64(h + 12, true, 'vmdk capacity');
   if (Math.ceil(capacity / (grain * gtes)) > 32 * 1024 * 1024) throw badField('vmdk capacity', h + 12, capacity, 'its L1 table would be too big');
+  return { capacity };
+}
+
+/** A sparse VMDK opened as the image: QEMU also reads the CIDs and parent hint from its embedded descriptor. */
+function sparseDetails(b: HeaderBytes): Details {
+  const { capacity } = sparseExtent(b);
   const desc = cText(b, EMBEDDED_DESC, DESC_SIZE);
   checkCids(desc, EMBEDDED_DESC);
   const backing = parentHint(desc);
@@ -108,6 +115,12 @@ export const vmdkSparseRow: FormatRow = {
   version: { offset: 4, width: 4, accepted: [1, 2, 3] },
   virtualSize: { offset: 12, width: 8, multiplier: 512 },
   details: sparseDetails,
+};
+
+/** A sparse extent named by a descriptor: only the header checks (its embedded descriptor, if any, is not used). */
+export const vmdkExtentRow: FormatRow = {
+  ...vmdkSparseRow, variant: 'sparse extent of a descriptor',
+  details: (b) => ({ virtualSize: sparseExtent(b).capacity * 512 }),
 };
 
 /** A text descriptor file: the whole file (at most the read bound) is the descriptor. */
