@@ -136,3 +136,32 @@ test('a magic with an unknown version is refused, never guessed', async (t) => {
   vmdk.writeUInt32LE(4, 4);
   expectCode(await probeBytes(vmdk), 'IMAGE_UNSUPPORTED_VERSION');
 });
+
+test('qcow2 oddities QEMU reads without complaint: an empty backing name, data-file-raw without a data file', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  const path = join(tmp.dir, 'x.qcow2');
+  const make = () => qemuImg(['create', '-q', '-f', 'qcow2', '-u', '-b', 'b.raw', '-F', 'raw', '-o', 'size=1M', path]);
+  make();
+  const empty = readFileSync(path);
+  empty.writeUInt32BE(0, 16); // backing name size 0, offset still set
+  writeFileSync(path, empty);
+  const info = await probeImage(path);
+  assert.equal(info.backingFilename, null);
+  assert.equal(qemuInfoOrError(path)['backing-filename'], undefined);
+  make();
+  const raw = readFileSync(path);
+  raw.writeBigUInt64BE(2n, 88); // autoclear: data-file-raw
+  writeFileSync(path, raw);
+  assert.equal(qemuInfoOrError(path)['error'], undefined);
+  assert.equal((await probeImage(path)).dataFile, null);
+});
+
+/** qemu-img info's JSON, or {error: stderr} when it refuses. */
+function qemuInfoOrError(path: string): Record<string, unknown> {
+  try {
+    return JSON.parse(qemuImg(['info', '--output=json', path])) as Record<string, unknown>;
+  } catch (err) {
+    return { error: String((err as { stderr?: unknown }).stderr) };
+  }
+}

@@ -82,7 +82,8 @@ export function parseWithRow(b: HeaderBytes, row: FormatRow): ParsedInfo {
   const info: ParsedInfo = {
     format: row.format,
     virtualSize: d.virtualSize !== undefined ? d.virtualSize : virtualSize,
-    backingFilename: d.backingFilename ?? null,
+    // QEMU treats an empty recorded name (size 0, or a leading NUL) as no backing file at all
+    backingFilename: d.backingFilename === '' ? null : d.backingFilename ?? null,
     backingFormat: d.backingFormat ?? null,
     encrypted: d.encrypted ?? false,
     dataFile: d.dataFile ?? null,
