@@ -1,9 +1,9 @@
 /** @module image/chain.test: the chain policy on real qemu-img chains: loops, missing layers, json:/protocol names, depth, allowed dirs, unrecorded formats. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { walkChain, ImageError, type ImageErrorCode } from './index.js';
+import { walkChain, nodeImageOpener, ImageError, type ImageErrorCode, type ImageOpener } from './index.js';
 import { qemuImg, tempDir } from './testing.js';
 
 /** Asserts a rejection with `code` whose layer is `layer`. */
@@ -108,4 +108,22 @@ test('an unrecorded backing format is probed only for a leaf; otherwise refused 
   assert.equal(ok.layers[1]!.format, 'raw');
   const err = await refuses(walkChain(join(dir, 'top.qcow2')), 'IMAGE_BACKING_FORMAT_UNKNOWN', join(dir, 'top.qcow2'));
   assert.match(err.suggestions[0]!, /qemu-img rebase -u -F qcow2 -b mid\.qcow2 .*top\.qcow2/);
+});
+
+test('a missing data file of a backing layer is named as the data file, and a failing read is IMAGE_READ_FAILED', async (t) => {
+  const { dir, c } = setup(t);
+  c('-f', 'qcow2', '-o', 'data_file=gone.bin', 'mid.qcow2', '1M');
+  c('-f', 'qcow2', '-b', 'mid.qcow2', '-F', 'qcow2', 'top.qcow2');
+  rmSync(join(dir, 'gone.bin'));
+  const err = await refuses(walkChain(join(dir, 'top.qcow2')), 'IMAGE_NOT_FOUND', join(dir, 'gone.bin'));
+  assert.match(err.message, /^data file .*gone\.bin \(recorded as "gone\.bin" in .*mid\.qcow2\) does not exist/);
+  // fault injection: the disk returns EIO on the second read of the top layer
+  const eio: ImageOpener = {
+    ...nodeImageOpener,
+    async open(path) {
+      const src = await nodeImageOpener.open(path);
+      return { ...src, size: src.size, dev: src.dev, ino: src.ino, read: async () => { throw Object.assign(new Error('EIO'), { code: 'EIO' }); }, close: () => src.close() };
+    },
+  };
+  await refuses(walkChain(join(dir, 'top.qcow2'), { opener: eio }), 'IMAGE_READ_FAILED', join(dir, 'top.qcow2'));
 });

@@ -109,9 +109,15 @@ function checkProbedLeaf(step: Step, info: ImageInfo): void {
 async function checkDataFile(w: Walk, layerPath: string, name: string, what: 'data file' | 'extent file' = 'data file'): Promise<string> {
   checkName(w, layerPath, name, what);
   const path = resolveRecorded(layerPath, name);
-  await checkAllowed(w, path, what);
-  const id = await w.opener.stat(path);
-  checkLoop(w, id, path, what);
+  try {
+    await checkAllowed(w, path, what);
+    checkLoop(w, await w.opener.stat(path), path, what);
+  } catch (err) {
+    if (!(err instanceof ImageError) || err.code !== 'IMAGE_NOT_FOUND') throw err;
+    throw new ImageError('IMAGE_NOT_FOUND', `${what} ${path} (recorded as "${name}" in ${layerPath}) does not exist`, {
+      context: { layer: path, namedBy: layerPath, recordedName: name }, cause: err.cause,
+    });
+  }
   return path;
 }
 
@@ -143,7 +149,7 @@ async function checkExtents(w: Walk, layerPath: string, info: ImageInfo): Promis
 function named(err: unknown, step: Step): unknown {
   if (!(err instanceof ImageError)) return err;
   const extra = step.namedBy === null ? {} : { namedBy: step.namedBy.path, recordedName: step.namedBy.name };
-  if (err.code === 'IMAGE_NOT_FOUND' && step.namedBy !== null) {
+  if (err.code === 'IMAGE_NOT_FOUND' && step.namedBy !== null && err.layer === step.path) {
     return new ImageError('IMAGE_NOT_FOUND', `backing file ${step.path} (recorded as "${step.namedBy.name}" in ${step.namedBy.path}) does not exist`, {
       context: { ...err.context, ...extra, layer: err.layer ?? step.path }, cause: err.cause,
     });

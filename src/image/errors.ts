@@ -5,6 +5,7 @@ import { WardenError, type WardenErrorOptions } from '../errors/index.js';
 export const IMAGE_CODES = [
   'IMAGE_NOT_FOUND',
   'IMAGE_OPEN_FAILED',
+  'IMAGE_READ_FAILED',
   'IMAGE_NOT_A_FILE',
   'IMAGE_BAD_MAGIC',
   'IMAGE_UNSUPPORTED_VERSION',

@@ -43,6 +43,16 @@ function addChunk(chunks: readonly Chunk[], next: Chunk): Chunk[] {
   return [...chunks.filter((c) => c !== prev), { offset: prev.offset, data }];
 }
 
+/** One positioned read; an I/O failure becomes IMAGE_READ_FAILED, so only ImageError leaves the reader. */
+async function readOrThrow(src: ByteSource, w: { offset: number; length: number }): Promise<Uint8Array> {
+  try {
+    return await src.read(w.offset, w.length);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new ImageError('IMAGE_READ_FAILED', `reading bytes ${w.offset}..${w.offset + w.length} failed (${code})`, { context: { offset: w.offset, length: w.length }, cause: err });
+  }
+}
+
 /**
  * Probes one image: runs the pure parse, reads what it asks for, and reruns, never
  * reading more than MAX_HEADER_BYTES in total. Throws only ImageError.
@@ -72,7 +82,7 @@ async function readBounded(src: ByteSource, parse: (b: HeaderBytes) => ParsedInf
           context: { offset: err.offset, length: err.length, bytesRead, bound: MAX_HEADER_BYTES },
         });
       }
-      const data = await src.read(w.offset, w.length);
+      const data = await readOrThrow(src, w);
       bytesRead += w.length;
       if (data.length < w.length) {
         throw new ImageError('IMAGE_TRUNCATED', `the file ended at ${w.offset + data.length} while reading bytes ${w.offset}..${w.offset + w.length} (it shrank while being read?)`, {
