@@ -21,12 +21,16 @@ function infoView(i: ImageInfo): Record<string, unknown> {
   return {
     format: i.format, virtualSize: i.virtualSize, backingFilename: i.backingFilename, backingFormat: i.backingFormat,
     encrypted: i.encrypted, dataFile: i.dataFile, dirty: i.dirty, corrupt: i.corrupt, bytesRead: i.bytesRead,
+    ...(i.extents === undefined ? {} : { extents: i.extents }),
     ...(i.notes === undefined ? {} : { notes: i.notes }),
   };
 }
 
 function layerView(l: ChainLayer): Record<string, unknown> {
-  return { path: l.path, ...infoView(l), dataFilePath: l.dataFilePath, size: l.size };
+  return {
+    path: l.path, ...infoView(l), dataFilePath: l.dataFilePath, size: l.size,
+    ...(l.extentPaths === undefined ? {} : { extentPaths: l.extentPaths }),
+  };
 }
 
 function human(i: ImageInfo): string[] {
@@ -34,20 +38,24 @@ function human(i: ImageInfo): string[] {
   const lines = [`format: ${i.format}`, `virtual size: ${i.virtualSize === null ? 'unknown' : `${i.virtualSize} bytes`}`];
   if (i.backingFilename !== null) lines.push(`backing file: ${i.backingFilename} (format: ${i.backingFormat ?? 'not recorded'})`);
   if (i.dataFile !== null) lines.push(`data file: ${i.dataFile}`);
+  for (const e of i.extents ?? []) lines.push(`extent: ${e.access} ${e.sectors} ${e.type} "${e.file}"`);
   if (flags !== '') lines.push(`flags: ${flags}`);
   lines.push(`header bytes read: ${i.bytesRead}`);
   for (const n of i.notes ?? []) lines.push(`note: ${n}`);
   return lines;
 }
 
-/** A chain as a small tree: each layer indented under the one that names it. */
+/** A chain as a small tree: each layer under the one that names it, its data file and extents beneath it. */
 function tree(chain: ImageChain): string[] {
   const lines: string[] = [];
   chain.layers.forEach((l, depth) => {
     const pad = depth === 0 ? '' : `${'   '.repeat(depth - 1)}└─ `;
-    const size = l.virtualSize === null ? '' : `, ${l.virtualSize} bytes`;
-    lines.push(`${pad}${l.path} [${l.format}${size}, read ${l.bytesRead} B]`);
-    if (l.dataFilePath !== null) lines.push(`${'   '.repeat(depth)}   data file: ${l.dataFilePath}`);
+    const facts = [l.format, l.virtualSize === null ? null : `${l.virtualSize} bytes`, l.encrypted ? 'encrypted' : null,
+      l.dirty ? 'dirty' : null, l.corrupt ? 'CORRUPT' : null, `read ${l.bytesRead} B`].filter((x) => x !== null);
+    lines.push(`${pad}${l.path} [${facts.join(', ')}]`);
+    const under = ' '.repeat(3 * depth);
+    if (l.dataFilePath !== null) lines.push(`${under}data file: ${l.dataFilePath}`);
+    for (const e of l.extentPaths ?? []) lines.push(`${under}extent: ${e}`);
   });
   if (chain.unfollowed !== undefined) lines.push(`${'   '.repeat(chain.layers.length - 1)}└─ ${chain.unfollowed.name} (${chain.unfollowed.kind} backing, not followed)`);
   return lines;
