@@ -40,7 +40,7 @@ const INTERESTING = [0, 1, 2, 7, 8, 9, 16, 21, 63, 64, 511, 512, 4096, 65535, 65
  * A mutated image without copying the seed (some seeds are megabytes): the seed, a
  * length (truncation) and byte patches laid over it when read.
  */
-class Mutant {
+export class Mutant {
   readonly patches = new Map<number, number>();
   constructor(readonly base: Uint8Array, public length: number) {}
 
@@ -49,6 +49,12 @@ class Mutant {
   }
   set(at: number, value: number): void {
     if (at >= 0 && at < this.length) this.patches.set(at, value & 0xff);
+  }
+  /** The mutated bytes as one array (for writing a case to a file). */
+  materialize(): Uint8Array {
+    const out = this.base.slice(0, this.length);
+    for (const [at, v] of this.patches) if (at < out.length) out[at] = v;
+    return out;
   }
   /** Writes an unsigned integer of `width` bytes. */
   put(at: number, value: bigint, width: number, le: boolean): void {
@@ -99,12 +105,17 @@ function makeCase(seeds: readonly FuzzSeed[], r: () => number): { seed: FuzzSeed
   return { seed, mutant, format };
 }
 
+/** The cases a run with this seed makes, in order (the differential check replays them against qemu-img). */
+export function* fuzzCases(seeds: readonly FuzzSeed[], cases: number, seed = 1): Generator<{ caseNo: number; seed: FuzzSeed; mutant: Mutant; format: ImageFormat | null }> {
+  const r = rng(seed);
+  for (let caseNo = 0; caseNo < cases; caseNo++) yield { caseNo, ...makeCase(seeds, r) };
+}
+
 /** Runs `cases` mutated headers through the prober; `slowMs` marks a case as a failure. */
 export async function runFuzz(seeds: readonly FuzzSeed[], cases: number, seed = 1, slowMs = 50): Promise<FuzzReport> {
-  const r = rng(seed);
   const rep: FuzzReport = { cases, accepted: 0, refusedByCode: {}, failures: [], maxMs: 0, over5ms: 0, maxBytesRead: 0 };
-  for (let caseNo = 0; caseNo < cases; caseNo++) {
-    const c = makeCase(seeds, r);
+  for (const c of fuzzCases(seeds, cases, seed)) {
+    const caseNo = c.caseNo;
     const src = new MutantSource(c.mutant);
     const t0 = performance.now();
     try {

@@ -79,12 +79,16 @@ export function parseWithRow(b: HeaderBytes, row: FormatRow): ParsedInfo {
   checkVersion(row, b, base);
   const virtualSize = tableVirtualSize(row, b, base);
   const d = row.details === undefined ? {} : row.details(b, base);
+  const backingFilename = d.backingFilename === '' ? null : d.backingFilename ?? null;
+  const size = d.virtualSize !== undefined ? d.virtualSize : virtualSize;
   const info: ParsedInfo = {
     format: row.format,
-    virtualSize: d.virtualSize !== undefined ? d.virtualSize : virtualSize,
-    // QEMU treats an empty recorded name (size 0, or a leading NUL) as no backing file at all
-    backingFilename: d.backingFilename === '' ? null : d.backingFilename ?? null,
-    backingFormat: d.backingFormat ?? null,
+    // QEMU counts whole 512-byte sectors: a header size that is not a multiple is cut down
+    virtualSize: size === null ? null : Math.floor(size / 512) * 512,
+    // QEMU treats an empty recorded name (size 0, or a leading NUL) as no backing file at all,
+    // and a recorded backing format without a backing file means nothing
+    backingFilename,
+    backingFormat: backingFilename === null ? null : d.backingFormat ?? null,
     encrypted: d.encrypted ?? false,
     dataFile: d.dataFile ?? null,
     dirty: d.dirty ?? false,

@@ -3,6 +3,7 @@ import { ascii, badField, type HeaderBytes } from '../bytes.js';
 import { ImageError } from '../errors.js';
 import type { Details, FormatRow } from './row.js';
 import { backingFormatName } from './names.js';
+import { checkQcow2Tables } from './qcow2-tables.js';
 
 const EXT_END = 0x00000000;
 const EXT_BACKING_FORMAT = 0xe2792aca;
@@ -17,6 +18,7 @@ const MAX_EXTENSIONS = 64;
 const INCOMPAT_DIRTY = 1n << 0n;
 const INCOMPAT_CORRUPT = 1n << 1n;
 const INCOMPAT_DATA_FILE = 1n << 2n;
+const INCOMPAT_EXTENDED_L2 = 1n << 4n;
 const INCOMPAT_KNOWN = 0x1fn; // dirty, corrupt, data file, compression type, extended L2
 const AUTOCLEAR_DATA_FILE_RAW = 1n << 1n;
 
@@ -46,10 +48,10 @@ function readExtensions(b: HeaderBytes, start: number, end: number): Extensions 
   throw badField('qcow2 header extensions', start, `more than ${MAX_EXTENSIONS}`, 'too many header extensions');
 }
 
-function clusterSize(b: HeaderBytes): number {
+function clusterBits(b: HeaderBytes): number {
   const bits = b.u32(20, false, 'qcow2 cluster_bits');
   if (bits < MIN_CLUSTER_BITS || bits > MAX_CLUSTER_BITS) throw badField('qcow2 cluster_bits', 20, bits, `must be ${MIN_CLUSTER_BITS}..${MAX_CLUSTER_BITS}`);
-  return 2 ** bits;
+  return bits;
 }
 
 function backingName(b: HeaderBytes, cluster: number): { offset: number; name: string | null } {
@@ -61,34 +63,37 @@ function backingName(b: HeaderBytes, cluster: number): { offset: number; name: s
   return { offset, name: b.utf8(offset, size, 'qcow2 backing file name') };
 }
 
+/** The v3 feature words and header length (v2 has none: all zero, header 72 bytes). */
+function features(b: HeaderBytes, version: number, cluster: number): { incompat: bigint; autoclear: bigint; headerLength: number } {
+  if (version < 3) return { incompat: 0n, autoclear: 0n, headerLength: 72 };
+  const incompat = b.u64big(72, false, 'qcow2 incompatible_features');
+  const autoclear = b.u64big(88, false, 'qcow2 autoclear_features');
+  const headerLength = b.u32(100, false, 'qcow2 header_length');
+  if (headerLength < 104 || headerLength > cluster) throw badField('qcow2 header_length', 100, headerLength, `must be 104..${cluster}`);
+  const unknown = incompat & ~INCOMPAT_KNOWN;
+  if (unknown !== 0n) {
+    throw new ImageError('IMAGE_UNSUPPORTED_FEATURE', `qcow2 image sets incompatible feature bits 0x${unknown.toString(16)} that QEMU 7.2 does not know`, {
+      context: { incompatibleFeatures: `0x${incompat.toString(16)}` },
+    });
+  }
+  return { incompat, autoclear, headerLength };
+}
+
 function qcow2Details(b: HeaderBytes): Details {
   const version = b.u32(4, false);
-  const cluster = clusterSize(b);
+  const bits = clusterBits(b);
+  const cluster = 2 ** bits;
   const backing = backingName(b, cluster);
   const crypt = b.u32(32, false, 'qcow2 crypt_method');
   if (!(crypt in CRYPT_NAMES)) throw badField('qcow2 crypt_method', 32, crypt, 'unknown encryption method');
-  let incompat = 0n;
-  let autoclear = 0n;
-  let headerLength = 72;
-  if (version >= 3) {
-    incompat = b.u64big(72, false, 'qcow2 incompatible_features');
-    autoclear = b.u64big(88, false, 'qcow2 autoclear_features');
-    headerLength = b.u32(100, false, 'qcow2 header_length');
-    if (headerLength < 104 || headerLength > cluster) throw badField('qcow2 header_length', 100, headerLength, `must be 104..${cluster}`);
-    const unknown = incompat & ~INCOMPAT_KNOWN;
-    if (unknown !== 0n) {
-      throw new ImageError('IMAGE_UNSUPPORTED_FEATURE', `qcow2 image sets incompatible feature bits 0x${unknown.toString(16)} that QEMU 7.2 does not know`, {
-        context: { incompatibleFeatures: `0x${incompat.toString(16)}` },
-      });
-    }
-  }
+  const { incompat, autoclear, headerLength } = features(b, version, cluster);
+  const notes = checkQcow2Tables(b, version, bits, (incompat & INCOMPAT_EXTENDED_L2) !== 0n);
   const extEnd = backing.offset !== 0 ? backing.offset : cluster;
   const ext = readExtensions(b, headerLength, Math.min(extEnd, cluster));
   if ((incompat & INCOMPAT_DATA_FILE) !== 0n && ext.dataFile === null) {
     throw badField('qcow2 incompatible_features', 72, `0x${incompat.toString(16)}`, 'the external data file bit is set but no data file name is recorded');
   }
   const dataFile = (incompat & INCOMPAT_DATA_FILE) !== 0n ? ext.dataFile : null;
-  const notes: string[] = [];
   if (crypt === 1) notes.push('legacy AES encryption: QEMU refuses to open it for writing; convert to LUKS');
   if (dataFile !== null && (autoclear & AUTOCLEAR_DATA_FILE_RAW) !== 0n) notes.push('data-file-raw: the data file is a valid raw image by itself');
   return {

@@ -12,6 +12,18 @@ const MAX_BACKING_NAME = 4095;
 
 const isPow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
 
+/** QEMU's checks on the L1 table offset and the image size (no table is read). */
+function checkTables(b: HeaderBytes, cluster: number, table: number, headerClusters: number): void {
+  const l1 = b.u64(40, true, 'qed l1_table_offset');
+  const tableBytes = table * cluster;
+  if (l1 % cluster !== 0 || l1 < headerClusters * cluster || l1 + tableBytes > b.size) {
+    throw badField('qed l1_table_offset', 40, l1, 'the L1 table must be cluster-aligned, after the header and inside the file');
+  }
+  const size = b.u64(48, true, 'qed image_size');
+  const entries = tableBytes / 8;
+  if (size % 512 !== 0 || size > entries * entries * cluster) throw badField('qed image_size', 48, size, 'not a multiple of 512 or larger than the tables can map');
+}
+
 function qedDetails(b: HeaderBytes): Details {
   const cluster = b.u32(4, true, 'qed cluster_size');
   if (!isPow2(cluster) || cluster < 4096 || cluster > 64 * 1024 * 1024) throw badField('qed cluster_size', 4, cluster, 'must be a power of two from 4 KiB to 64 MiB');
@@ -19,6 +31,7 @@ function qedDetails(b: HeaderBytes): Details {
   if (!isPow2(table) || table > 16) throw badField('qed table_size', 8, table, 'must be a power of two from 1 to 16');
   const headerClusters = b.u32(12, true, 'qed header_size');
   if (headerClusters === 0) throw badField('qed header_size', 12, headerClusters, 'must be at least one cluster');
+  checkTables(b, cluster, table, headerClusters);
   const features = b.u64big(16, true, 'qed features');
   if ((features & ~F_KNOWN) !== 0n) {
     throw new ImageError('IMAGE_UNSUPPORTED_FEATURE', `qed image sets feature bits 0x${(features & ~F_KNOWN).toString(16)} that QEMU 7.2 does not know`, {

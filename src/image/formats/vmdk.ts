@@ -63,6 +63,8 @@ function sparseExtent(b: HeaderBytes): { capacity: number } {
   if (grain > 0x200000) throw badField('vmdk granularity', h + 20, grain, 'larger than QEMU allows');
   const capacity = b.u64(h + 12, true, 'vmdk capacity');
   if (Math.ceil(capacity / (grain * gtes)) > 32 * 1024 * 1024) throw badField('vmdk capacity', h + 12, capacity, 'its L1 table would be too big');
+  const grainAt = b.u64(h + 64, true, 'vmdk grain_offset') * 512;
+  if (b.size < grainAt) throw badField('vmdk grain_offset', h + 64, grainAt / 512, `the ${b.size}-byte file is shorter than the header says (${grainAt} bytes)`);
   return { capacity };
 }
 

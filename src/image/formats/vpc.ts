@@ -39,6 +39,9 @@ function checkDynamic(b: HeaderBytes, base: number, sectors: number): void {
   if ((sectors * 512) / block > 0xffffffff) throw badField('vpc block_size', at + 32, block, 'too many blocks for the disk size');
   if (entries * block < sectors * 512) throw badField('vpc max_table_entries', at + 28, entries, 'the block table is too small for the disk size');
   if (entries > Math.floor(0x7fffffff / 4)) throw badField('vpc max_table_entries', at + 28, entries, 'too large');
+  const bat = b.u64(at + 16, false, 'vpc table_offset');
+  // QEMU compares with the file length in whole sectors (a partial last sector counts)
+  if (Math.ceil((bat + entries * 4) / 512) * 512 > Math.ceil(b.size / 512) * 512) throw badField('vpc table_offset', at + 16, bat, 'the block table runs past the end of the file');
 }
 
 function vpcDetails(b: HeaderBytes, base: number): Details {
