@@ -158,3 +158,20 @@ test('chains across formats (qcow2 → qed → raw, vmdk → vmdk, descriptor ex
   assert.deepEqual(child.layers[1]!.extentPaths, [join(tmp.dir, 'parent-flat.vmdk')]);
   await assert.rejects(walkChain(join(tmp.dir, 'child.vmdk'), { allowDirs: ['/nonexistent'] }), (e: unknown) => e instanceof ImageError && e.code === 'IMAGE_OUTSIDE_ALLOWED_DIRS');
 });
+
+test('VMDK descriptor lines are read as QEMU reads them: ZERO skipped, a FLAT line without offset refused, long names cut at 511', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  writeFileSync(join(tmp.dir, 'x.raw'), Buffer.alloc(1 << 20));
+  const head = '# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType="monolithicFlat"\n';
+  const write = (name: string, lines: string) => { const p = join(tmp.dir, name); writeFileSync(p, head + lines); return p; };
+  const zero = write('zero.vmdk', 'RW 2048 FLAT "x.raw" 0\nRW 4096 ZERO\nRW 1024 ZERO "z"\n');
+  assertMatchesQemu(await probeImage(zero), qemuInfo(zero), 'ZERO extents');
+  const bad = write('bad.vmdk', 'RW 2048 FLAT "x.raw"\n');
+  assert.throws(() => qemuInfo(bad), /Invalid extent line/);
+  await assert.rejects(probeImage(bad), (e: unknown) => e instanceof ImageError && e.code === 'IMAGE_BAD_FIELD');
+  const long = write('long.vmdk', `RW 2048 FLAT "x.raw" 0\nRW 2048 SPARSE "${'y'.repeat(600)}"\n`);
+  const info = await probeImage(long);
+  assert.equal(info.extents?.[1]?.file, 'y'.repeat(511));
+  assert.throws(() => qemuInfo(long), new RegExp(`Could not open '${'y'.repeat(100)}`));
+});

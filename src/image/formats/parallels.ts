@@ -5,6 +5,8 @@ import type { Details, FormatRow } from './row.js';
 const MAGIC1 = ascii('WithoutFreeSpace');
 const MAGIC2 = ascii('WithouFreSpacExt');
 const INUSE_MAGIC = 0x746f6e59;
+/** 0xAB234CEF23DCEA87, little-endian. */
+const EXT_MAGIC = Uint8Array.of(0x87, 0xea, 0xdc, 0x23, 0xef, 0x4c, 0x23, 0xab);
 
 function parallelsDetails(b: HeaderBytes): Details {
   const tracks = b.u32(28, true, 'parallels tracks');
@@ -14,6 +16,8 @@ function parallelsDetails(b: HeaderBytes): Details {
   if (bat > Math.floor(0x7fffffff / 4)) throw badField('parallels bat_entries', 32, bat, 'catalog too large');
   let sectors = b.u64(36, true, 'parallels nb_sectors');
   if (b.matches(0, MAGIC1)) sectors = sectors % 2 ** 32; // old-style images keep only 32 bits
+  const ext = b.u64(56, true, 'parallels ext_off');
+  if (ext !== 0 && !b.matches(ext * 512, EXT_MAGIC)) throw badField('parallels ext_off', 56, ext, 'no format extension (magic 0xab234cef23dcea87) there');
   return { virtualSize: sectors * 512, dirty: b.u32(44, true, 'parallels inuse') === INUSE_MAGIC };
 }
 

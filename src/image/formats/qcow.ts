@@ -12,6 +12,7 @@ function qcowDetails(b: HeaderBytes): Details {
   if (clusterBits < 9 || clusterBits > 16) throw badField('qcow cluster_bits', 32, clusterBits, 'must be 9..16');
   const l2Bits = b.u8(33, 'qcow l2_bits');
   if (l2Bits < 6 || l2Bits > 13) throw badField('qcow l2_bits', 33, l2Bits, 'must be 6..13');
+  if (Math.ceil(size / 2 ** (clusterBits + l2Bits)) > Math.floor(0x7fffffff / 8)) throw badField('qcow size', 24, size, 'too large: its L1 table would pass QEMU\'s limit');
   const crypt = b.u32(36, false, 'qcow crypt_method');
   if (crypt > 1) throw badField('qcow crypt_method', 36, crypt, 'qcow knows only 0 (none) and 1 (AES)');
   const offset = b.u64(8, false, 'qcow backing_file_offset');

@@ -5,6 +5,7 @@ import { badField, type HeaderBytes } from '../bytes.js';
 const MAX_REFTABLE_BYTES = 8 * 1024 * 1024;
 const MAX_L1_BYTES = 32 * 1024 * 1024;
 const MAX_SNAPSHOTS = 65536;
+const INT64_MAX = 2n ** 63n - 1n;
 const SNAPSHOT_HEADER = 40;
 /** Above this many internal snapshots a note warns that QEMU reads them all at open. */
 const MANY_SNAPSHOTS = 1000;
@@ -12,8 +13,9 @@ const MANY_SNAPSHOTS = 1000;
 /** QEMU's qcow2_validate_table: not too many entries, and the table cluster-aligned. */
 function checkTable(b: HeaderBytes, name: string, at: { offset: number; count: number }, entries: number, entryLen: number, maxBytes: number, cluster: number): void {
   if (entries > maxBytes / entryLen) throw badField(`qcow2 ${name} size`, at.count, entries, `the table would be larger than QEMU's ${maxBytes}-byte limit`);
-  const offset = b.u64(at.offset, false, `qcow2 ${name} offset`);
-  if (offset % cluster !== 0) throw badField(`qcow2 ${name} offset`, at.offset, offset, `not aligned to the ${cluster}-byte cluster`);
+  const offset = b.u64big(at.offset, false, `qcow2 ${name} offset`);
+  const bytes = BigInt(entries * entryLen);
+  if (offset % BigInt(cluster) !== 0n || offset > INT64_MAX - bytes) throw badField(`qcow2 ${name} offset`, at.offset, offset, `not aligned to the ${cluster}-byte cluster, or the table would pass 2^63`);
 }
 
 /**

@@ -18,6 +18,7 @@ const MAX_EXTENSIONS = 64;
 const INCOMPAT_DIRTY = 1n << 0n;
 const INCOMPAT_CORRUPT = 1n << 1n;
 const INCOMPAT_DATA_FILE = 1n << 2n;
+const INCOMPAT_COMPRESSION = 1n << 3n;
 const INCOMPAT_EXTENDED_L2 = 1n << 4n;
 const INCOMPAT_KNOWN = 0x1fn; // dirty, corrupt, data file, compression type, extended L2
 const AUTOCLEAR_DATA_FILE_RAW = 1n << 1n;
@@ -38,8 +39,9 @@ function readExtensions(b: HeaderBytes, start: number, end: number): Extensions 
     if (at + 8 > end) throw badField('qcow2 header extension', at, 'cut short', `no room for an extension header before offset ${end}`);
     const type = b.u32(at, false, 'qcow2 extension type');
     const len = b.u32(at + 4, false, 'qcow2 extension length');
-    if (type === EXT_END) return out;
+    // QEMU checks the length before it looks at the type, the end marker included
     if (len > end - at - 8) throw badField('qcow2 header extension length', at + 4, len, `extension 0x${type.toString(16)} runs past offset ${end}`);
+    if (type === EXT_END) return out;
     if (type === EXT_BACKING_FORMAT && len >= 16) throw badField('qcow2 backing format extension length', at + 4, len, 'QEMU allows at most 15 bytes');
     if (type === EXT_BACKING_FORMAT) out.backingFormat = b.cstring(at + 8, len, 'qcow2 backing format');
     if (type === EXT_DATA_FILE) out.dataFile = b.utf8(at + 8, len, 'qcow2 data file name');
@@ -76,7 +78,17 @@ function features(b: HeaderBytes, version: number, cluster: number): { incompat:
       context: { incompatibleFeatures: `0x${incompat.toString(16)}` },
     });
   }
+  checkCompression(b, incompat, headerLength);
   return { incompat, autoclear, headerLength };
+}
+
+/** The compression type byte (when the header has it) must be zlib or zstd, and agree with its feature bit. */
+function checkCompression(b: HeaderBytes, incompat: bigint, headerLength: number): void {
+  const type = headerLength > 104 ? b.u8(104, 'qcow2 compression_type') : 0;
+  if (type > 1) throw badField('qcow2 compression_type', 104, type, 'unknown compression type (0 zlib, 1 zstd)');
+  if ((type !== 0) !== ((incompat & INCOMPAT_COMPRESSION) !== 0n)) {
+    throw badField('qcow2 incompatible_features', 72, `0x${incompat.toString(16)}`, `the compression-type bit must be set exactly when the type is not zlib (type ${type})`);
+  }
 }
 
 function qcow2Details(b: HeaderBytes): Details {

@@ -12,7 +12,8 @@ const EMBEDDED_DESC = 0x200;
 const GD_AT_END = 0xffffffffffffffffn;
 const MAX_EXTENTS = 256;
 const CREATE_TYPES = ['monolithicFlat', 'vmfs', 'vmfsSparse', 'seSparse', 'twoGbMaxExtentSparse', 'twoGbMaxExtentFlat'];
-const EXTENT_TYPES = ['FLAT', 'SPARSE', 'VMFS', 'VMFSSPARSE', 'SESPARSE', 'ZERO'];
+/** Extent types QEMU opens; lines of other types (ZERO included) are skipped. */
+const EXTENT_TYPES = ['FLAT', 'SPARSE', 'VMFS', 'VMFSSPARSE', 'SESPARSE'];
 
 /** Descriptor text as QEMU sees it: a C string, so it ends at the first NUL. */
 function cText(b: HeaderBytes, offset: number, length: number): string {
@@ -64,7 +65,7 @@ function sparseExtent(b: HeaderBytes): { capacity: number } {
   const capacity = b.u64(h + 12, true, 'vmdk capacity');
   if (Math.ceil(capacity / (grain * gtes)) > 32 * 1024 * 1024) throw badField('vmdk capacity', h + 12, capacity, 'its L1 table would be too big');
   const grainAt = b.u64(h + 64, true, 'vmdk grain_offset') * 512;
-  if (b.size < grainAt) throw badField('vmdk grain_offset', h + 64, grainAt / 512, `the ${b.size}-byte file is shorter than the header says (${grainAt} bytes)`);
+  if (Math.ceil(b.size / 512) * 512 < grainAt) throw badField('vmdk grain_offset', h + 64, grainAt / 512, `the ${b.size}-byte file is shorter than the header says (${grainAt} bytes)`);
   return { capacity };
 }
 
@@ -77,13 +78,28 @@ function sparseDetails(b: HeaderBytes): Details {
   return { virtualSize: capacity * 512, backingFilename: backing, backingFormat: backing === null ? null : 'vmdk' };
 }
 
-/** One extent line as QEMU's sscanf reads it: ACCESS SECTORS TYPE "FILE" [OFFSET]; only RW lines of known types count. */
+/** A descriptor line QEMU refuses outright ("Invalid extent line"). */
+function invalidLine(line: string): never {
+  throw badField('vmdk extent line', 0, JSON.stringify(line.slice(0, 80)), 'QEMU refuses it (wrong number of fields for its type)');
+}
+
+/**
+ * One extent line as QEMU's sscanf (`%10s %d %10s "%511[^\n\r"]" %d`) reads it: only RW
+ * lines count; FLAT needs an offset, VMFS must not have one, the others take exactly the
+ * four fields; a name longer than 511 bytes is cut there (and then no offset is read);
+ * lines of other types, or of no sectors, are skipped.
+ */
 function parseExtent(line: string): VmdkExtent | null {
-  const m = /^\s*(\S{1,10})\s+(\d+)\s+(\S{1,10})\s+"([^\n\r"]{1,511})"(?:\s+(\d+))?/.exec(line);
-  if (m === null || m[1] !== 'RW') return null;
+  const m = /^\s*(\S+)\s+([+-]?\d+)\s+(\S+)\s+"([^\n\r"]+)(")?(?:\s*([+-]?\d+))?/.exec(line);
+  if (m === null || m[1] !== 'RW' || m[3]!.length > 10) return null;
+  const type = m[3]!;
+  const cut = m[4]!.length > 511;
+  const offset = m[5] !== undefined && !cut && m[6] !== undefined ? Number(m[6]) : null;
+  if (type === 'FLAT' ? offset === null || offset < 0 : type === 'VMFS' ? offset !== null : offset !== null) invalidLine(line);
   const sectors = Number(m[2]);
-  if (!Number.isSafeInteger(sectors) || sectors <= 0 || !EXTENT_TYPES.includes(m[3]!)) return null;
-  return { access: m[1], sectors, type: m[3]!, file: Buffer.from(m[4]!, 'latin1').toString('utf8'), offset: m[5] === undefined ? 0 : Number(m[5]) };
+  if (!Number.isSafeInteger(sectors) || sectors <= 0 || !EXTENT_TYPES.includes(type)) return null;
+  const file = Buffer.from(m[4]!.slice(0, 511), 'latin1').toString('utf8');
+  return { access: 'RW', sectors, type, file, offset: offset ?? 0 };
 }
 
 function descriptorDetails(b: HeaderBytes): Details {
