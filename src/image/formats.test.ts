@@ -173,5 +173,6 @@ test('VMDK descriptor lines are read as QEMU reads them: ZERO skipped, a FLAT li
   const long = write('long.vmdk', `RW 2048 FLAT "x.raw" 0\nRW 2048 SPARSE "${'y'.repeat(600)}"\n`);
   const info = await probeImage(long);
   assert.equal(info.extents?.[1]?.file, 'y'.repeat(511));
-  assert.throws(() => qemuInfo(long), new RegExp(`Could not open '${'y'.repeat(100)}`));
+  // QEMU tries to open the same 511-byte name (too long for the file system, hence its refusal)
+  assert.throws(() => qemuInfo(long), (e: unknown) => /\/(y+)': File name too long/.exec(String((e as { stderr?: unknown }).stderr))?.[1]?.length === 511);
 });
