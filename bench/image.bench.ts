@@ -1,9 +1,10 @@
 /** @module bench/image: walking a 100-layer qcow2 chain with the bounded prober vs `qemu-img info --backing-chain` on the same chain, same run. */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { walkChain } from '../src/image/index.js';
+import { probeImage, walkChain } from '../src/image/index.js';
+import { qcow2WithSnapshots } from '../src/image/fixtures.js';
 import { medianMs, type Benchmark, type BenchRow } from './lib.js';
 
 const LAYERS = 100;
@@ -18,18 +19,37 @@ function buildChain(dir: string): string {
   return join(dir, `l${LAYERS - 1}.qcow2`);
 }
 
-/** Bytes qemu-img read (rchar), from the shell that reaped it, less what the shell alone reads. */
-function qemuImgRchar(top: string): number {
+/** Bytes qemu-img info read (rchar), from the shell that reaped it, less what the shell alone reads. */
+function qemuImgRchar(top: string, chain = true): number {
   const rchar = (cmd: string) => {
     const out = execFileSync('sh', ['-c', `${cmd}; grep '^rchar' /proc/$$/io`], { encoding: 'utf8' });
     return Number(/rchar: (\d+)/.exec(out)?.[1] ?? Number.NaN);
   };
-  return rchar(`qemu-img info --backing-chain --output=json '${top}' >/dev/null`) - rchar('true');
+  return rchar(`qemu-img info ${chain ? '--backing-chain ' : ''}--output=json '${top}' >/dev/null`) - rchar('true');
 }
 
 function qemuImgChain(top: string): void {
   const r = spawnSync('qemu-img', ['info', '--backing-chain', '--output=json', top], { stdio: 'ignore' });
   if (r.status !== 0) throw new Error(`qemu-img info --backing-chain failed on ${top}`);
+}
+
+/** A qcow2 with 65,536 internal snapshots (QEMU's limit): qemu-img info reads the whole table, the prober one window. */
+async function hostileSnapshots(dir: string): Promise<BenchRow[]> {
+  const path = join(dir, 'snapshots.qcow2');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path, '64M']);
+  writeFileSync(path, qcow2WithSnapshots(readFileSync(path), 65536));
+  const ours = await medianMs(() => probeImage(path, { format: 'qcow2' }), 9, 2);
+  const theirs = await medianMs(() => qemuImgInfo(path), 1, 0);
+  const info = await probeImage(path, { format: 'qcow2' });
+  return [
+    { group: 'image', name: 'qcow2 with 65,536 snapshots: probe time', value: ours, unit: 'ms', baseline: { name: 'qemu-img info', value: theirs } },
+    { group: 'image', name: 'qcow2 with 65,536 snapshots: bytes read', value: info.bytesRead, unit: 'B', baseline: { name: 'qemu-img info (rchar)', value: qemuImgRchar(path, false) } },
+  ];
+}
+
+function qemuImgInfo(path: string): void {
+  const r = spawnSync('qemu-img', ['info', '--output=json', path], { stdio: 'ignore', timeout: 120_000 });
+  if (r.status !== 0) throw new Error(`qemu-img info failed on ${path}`);
 }
 
 export const benchmarks: Benchmark[] = [{
@@ -51,6 +71,7 @@ export const benchmarks: Benchmark[] = [{
         { group: 'image', name: `walkChain, ${LAYERS} qcow2 layers: time per layer`, value: ours / LAYERS, unit: 'ms', baseline },
         { group: 'image', name: 'warden image chain (own node process): time per layer', value: cli / LAYERS, unit: 'ms', baseline },
         { group: 'image', name: 'header bytes read per layer', value: ourBytes, unit: 'B', baseline: { name: 'qemu-img info --backing-chain (rchar)', value: theirBytes } },
+        ...(await hostileSnapshots(dir)),
       ];
     } finally {
       rmSync(dir, { recursive: true, force: true });

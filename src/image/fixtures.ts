@@ -76,3 +76,34 @@ export function isoImage(): Buffer {
   enc('CD001').copy(buf, 17 * 2048 + 1);
   return buf;
 }
+
+/**
+ * A qcow2 image (`image`, as qemu-img made it, 64 KiB clusters) with `count` internal
+ * snapshot entries appended: a valid table QEMU reads in full at open, which costs it
+ * seconds at QEMU's limit of 65,536; the prober never reads it.
+ */
+export function qcow2WithSnapshots(image: Buffer, count: number): Buffer {
+  const cluster = 65536;
+  const extra = 24; // vm_state_size_large, disk_size, icount
+  const entries: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = Buffer.from(String(i + 1));
+    const name = Buffer.from(`s${i}`);
+    const e = Buffer.alloc(Math.ceil((40 + extra + id.length + name.length) / 8) * 8);
+    e.writeUInt16BE(id.length, 12);
+    e.writeUInt16BE(name.length, 14);
+    e.writeUInt32BE(extra, 36);
+    e.writeBigUInt64BE(image.readBigUInt64BE(24), 40 + 8);
+    id.copy(e, 40 + extra);
+    name.copy(e, 40 + extra + id.length);
+    entries.push(e);
+  }
+  const table = Buffer.concat(entries);
+  const tableAt = Math.ceil(image.length / cluster) * cluster;
+  const out = Buffer.alloc(tableAt + Math.ceil(table.length / cluster) * cluster);
+  image.copy(out);
+  table.copy(out, tableAt);
+  out.writeUInt32BE(count, 60);
+  out.writeBigUInt64BE(BigInt(tableAt), 64);
+  return out;
+}

@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { probeImage, readImageInfo, ImageError, MAX_HEADER_BYTES, type ImageErrorCode, type ImageFormat, type ImageInfo } from './index.js';
 import { MemorySource } from './memory.js';
+import { qcow2WithSnapshots } from './fixtures.js';
 import { qemuImg, tempDir } from './testing.js';
 
 /** Probes bytes in memory; checks the bound from the outside, returns the info or the ImageError. */
@@ -172,3 +173,15 @@ function qemuInfoOrError(path: string): Record<string, unknown> {
     return { error: String((err as { stderr?: unknown }).stderr) };
   }
 }
+
+test('a qcow2 with a real table of 65,536 snapshots (QEMU reads it for seconds) is reported from one 512-byte window', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  const path = join(tmp.dir, 'snaps.qcow2');
+  qemuImg(['create', '-q', '-f', 'qcow2', path, '64M']);
+  writeFileSync(path, qcow2WithSnapshots(readFileSync(path), 65536));
+  const info = await probeImage(path);
+  assert.equal(info.virtualSize, 64 << 20);
+  assert.equal(info.bytesRead, 512);
+  assert.match(info.notes?.join(' ') ?? '', /65536 internal snapshots/);
+});
