@@ -1,6 +1,7 @@
 /** @module image/chain.test: the chain policy on real qemu-img chains: loops, missing layers, json:/protocol names, depth, allowed dirs, unrecorded formats. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { walkChain, nodeImageOpener, ImageError, type ImageErrorCode, type ImageOpener } from './index.js';
@@ -126,4 +127,20 @@ test('a missing data file of a backing layer is named as the data file, and a fa
     },
   };
   await refuses(walkChain(join(dir, 'top.qcow2'), { opener: eio }), 'IMAGE_READ_FAILED', join(dir, 'top.qcow2'));
+});
+
+test('a layer that is its own backing file, a directory, a FIFO or a character device is refused at once', async (t) => {
+  const { dir, c } = setup(t);
+  c('-f', 'qcow2', 'self.qcow2', '1M'); // qemu-img will not create a self-backed image: rebase it onto itself
+  qemuImg(['rebase', '-u', '-f', 'qcow2', '-b', 'self.qcow2', '-F', 'qcow2', 'self.qcow2'], dir);
+  await refuses(walkChain(join(dir, 'self.qcow2')), 'IMAGE_CHAIN_LOOP', join(dir, 'self.qcow2'));
+  mkdirSync(join(dir, 'sub'));
+  execFileSync('mkfifo', [join(dir, 'fifo')]);
+  c('-f', 'qcow2', '-u', '-b', 'sub', '-F', 'raw', '-o', 'size=1M', 'to-dir.qcow2');
+  c('-f', 'qcow2', '-u', '-b', 'fifo', '-F', 'raw', '-o', 'size=1M', 'to-fifo.qcow2');
+  c('-f', 'qcow2', '-u', '-b', '/dev/zero', '-F', 'raw', '-o', 'size=1M', 'to-zero.qcow2');
+  await refuses(walkChain(join(dir, 'to-dir.qcow2')), 'IMAGE_NOT_A_FILE', join(dir, 'sub'));
+  await refuses(walkChain(join(dir, 'to-fifo.qcow2')), 'IMAGE_NOT_A_FILE', join(dir, 'fifo')); // and does not hang opening it
+  await refuses(walkChain(join(dir, 'to-zero.qcow2')), 'IMAGE_NOT_A_FILE', '/dev/zero');
+  await assert.rejects(walkChain(join(dir, 'self.qcow2'), { maxDepth: Number.NaN }), (e: unknown) => e instanceof ImageError && e.code === 'IMAGE_INVALID_OPTION');
 });

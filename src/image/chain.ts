@@ -182,6 +182,10 @@ async function walkOne(w: Walk, step: Step, layers: ChainLayer[], chain: ImageCh
 
 /** Walks the backing chain from `path` (layers[0] = top), refusing per the image policy; every refusal names its layer. */
 export async function walkChain(path: string, options: WalkOptions = {}): Promise<ImageChain> {
+  const max = options.maxDepth ?? DEFAULT_MAX_DEPTH;
+  if (!Number.isSafeInteger(max) || max < 1) {
+    throw new ImageError('IMAGE_INVALID_OPTION', `walking the chain of ${path}: maxDepth must be a positive integer, not ${String(options.maxDepth)}`, { context: { maxDepth: options.maxDepth } });
+  }
   const opener = options.opener ?? nodeImageOpener;
   // A missing allowed directory cannot hold a layer: keep its lexical path, which matches nothing that exists.
   const real = (d: string) => opener.realpath(resolve(d)).catch(() => resolve(d));

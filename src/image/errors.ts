@@ -20,6 +20,7 @@ export const IMAGE_CODES = [
   'IMAGE_BACKING_JSON',
   'IMAGE_BACKING_PROTOCOL',
   'IMAGE_OUTSIDE_ALLOWED_DIRS',
+  'IMAGE_INVALID_OPTION',
 ] as const;
 
 export type ImageErrorCode = (typeof IMAGE_CODES)[number];

@@ -137,7 +137,9 @@ test('chains across formats (qcow2 → qed → raw, vmdk → vmdk, descriptor ex
   c('-f', 'qcow2', '-b', 'mid.qed', '-F', 'qed', 'top.qcow2');
   c('-f', 'vmdk', '-o', 'subformat=monolithicFlat', 'parent.vmdk', '3M');
   c('-f', 'vmdk', '-b', 'parent.vmdk', '-F', 'vmdk', 'child.vmdk');
-  for (const top of ['top.qcow2', 'child.vmdk']) {
+  c('-f', 'qcow', '-b', 'base.raw', '-F', 'raw', 'v1.qcow'); // qcow v1 records no format: the leaf is probed
+  c('-f', 'qcow2', '-b', 'child.vmdk', '-F', 'vmdk', 'on-vmdk.qcow2');
+  for (const top of ['top.qcow2', 'child.vmdk', 'v1.qcow', 'on-vmdk.qcow2']) {
     const path = join(tmp.dir, top);
     const chain = await walkChain(path);
     const oracle = qemuChain(path);

@@ -61,6 +61,14 @@ function tree(chain: ImageChain): string[] {
   return lines;
 }
 
+function parseDepth(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new WardenError('USAGE_BAD_MAX_DEPTH', `--max-depth ${value} is not a positive integer`, { context: { maxDepth: value } });
+  }
+  return n;
+}
+
 const collect = (value: string, prev: string[]): string[] => [...prev, value];
 
 export function registerImage(program: Command, io: Io): void {
@@ -76,7 +84,7 @@ export function registerImage(program: Command, io: Io): void {
   image.command('chain').description('walk the backing chain under the image policy and print every layer')
     .addOption(formatOption())
     .option('--allow-dir <dir>', 'a directory the chain may lead into (repeatable); any layer or data file elsewhere is refused', collect, [])
-    .option('--max-depth <n>', 'most layers allowed', (v) => Number.parseInt(v, 10), 64)
+    .option('--max-depth <n>', 'most layers allowed', parseDepth, 64)
     .option('--allow-json-backing', 'stop at a json: backing name instead of refusing it')
     .option('--allow-protocol-backing', 'stop at a protocol backing name (nbd:, http: ...) instead of refusing it')
     .option('--json', 'print JSON').argument('<path>')
