@@ -5,7 +5,7 @@ import { ImageError } from './errors.js';
 import { fuzzCases } from './fuzz.js';
 import { MemorySource } from './memory.js';
 import { readImageInfo } from './reader.js';
-import { fromQemu, fuzzSeeds, tempDir } from './testing.js';
+import { fromQemu, fuzzSeeds, specificFromQemu, tempDir, type QemuInfo } from './testing.js';
 import type { ImageInfo } from './types.js';
 
 export interface DiffReport {
@@ -18,14 +18,15 @@ export interface DiffReport {
 const FIELDS = ['format', 'virtualSize', 'backingFilename', 'backingFormat', 'encrypted', 'dataFile', 'dirty', 'corrupt'] as const;
 
 /** qemu-img info on a file, under a 1 GiB address-space cap and a 10 s timeout (a mutated header can make it allocate a lot). */
-function qemuSide(path: string, format: string | null): { info: Partial<ImageInfo> | null; why: string } {
+function qemuSide(path: string, format: string | null): { info: Partial<ImageInfo> | null; spec: Record<string, unknown>; why: string } {
   try {
     const out = execFileSync('sh', ['-c', `ulimit -v 1048576; exec qemu-img info --output=json ${format === null ? '' : `-f ${format}`} "$0"`, path], {
       encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe'],
     });
-    return { info: fromQemu(JSON.parse(out) as Record<string, unknown>), why: '' };
+    const q = JSON.parse(out) as QemuInfo;
+    return { info: fromQemu(q), spec: specificFromQemu(q), why: '' };
   } catch (err) {
-    return { info: null, why: String((err as { stderr?: unknown }).stderr ?? err).trim().split('\n').pop() ?? '' };
+    return { info: null, spec: {}, why: String((err as { stderr?: unknown }).stderr ?? err).trim().split('\n').pop() ?? '' };
   }
 }
 
@@ -55,6 +56,10 @@ export async function differential(cases: number, seed: number): Promise<DiffRep
         rep.tally.both++;
         const fields = FIELDS.filter((k) => JSON.stringify(ours.info![k]) !== JSON.stringify(theirs.info![k]))
           .map((k) => `${k}: ours ${JSON.stringify(ours.info![k])} qemu ${JSON.stringify(theirs.info![k])}`);
+        for (const [k, v] of Object.entries(theirs.spec)) {
+          const mine = ours.info.formatSpecific?.[k];
+          if (JSON.stringify(mine) !== JSON.stringify(v)) fields.push(`formatSpecific.${k}: ours ${JSON.stringify(mine)} qemu ${JSON.stringify(v)}`);
+        }
         if (fields.length === 0) rep.tally.agree++;
         else rep.disagreements.push({ caseNo: c.caseNo, seed: c.seed.name, format: c.format ?? 'probed', fields });
       } else if (ours.info !== null) {

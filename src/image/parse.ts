@@ -95,6 +95,7 @@ export function parseWithRow(b: HeaderBytes, row: FormatRow): ParsedInfo {
     corrupt: d.corrupt ?? false,
   };
   if (d.extents !== undefined) info.extents = d.extents;
+  if (d.formatSpecific !== undefined) info.formatSpecific = d.formatSpecific;
   if (d.notes !== undefined && d.notes.length > 0) info.notes = d.notes;
   return info;
 }

@@ -45,6 +45,24 @@ export function fromQemu(q: QemuInfo): Partial<ImageInfo> {
   };
 }
 
+/** qemu-img's format-specific facts in our names (only those the prober also reports). */
+export function specificFromQemu(q: QemuInfo): Record<string, unknown> {
+  const d = q['format-specific']?.data ?? {};
+  const type = q['format-specific']?.type;
+  if (type === 'qcow2') {
+    const out: Record<string, unknown> = {
+      compat: d['compat'], clusterSize: q['cluster-size'], refcountBits: d['refcount-bits'], lazyRefcounts: d['lazy-refcounts'],
+      extendedL2: d['extended-l2'], compressionType: d['compression-type'],
+    };
+    if (d['data-file-raw'] !== undefined) out['dataFileRaw'] = d['data-file-raw'];
+    const enc = d['encrypt'] as { format?: string } | undefined;
+    if (enc?.format !== undefined) out['encryption'] = enc.format;
+    return out;
+  }
+  if (type === 'vmdk') return { createType: d['create-type'] };
+  return {};
+}
+
 /** Asserts that our info agrees with qemu-img's on every field both report. */
 export function assertMatchesQemu(ours: ImageInfo, q: QemuInfo, label: string): void {
   const theirs = fromQemu(q);
@@ -54,6 +72,11 @@ export function assertMatchesQemu(ours: ImageInfo, q: QemuInfo, label: string): 
     dirty: ours.dirty, corrupt: ours.corrupt,
   };
   assert.deepEqual(mine, theirs, `${label}: prober vs qemu-img info`);
+  const spec = specificFromQemu(q);
+  if (Object.keys(spec).length > 0) {
+    const ours2 = Object.fromEntries(Object.keys(spec).map((k) => [k, ours.formatSpecific?.[k]]));
+    assert.deepEqual(ours2, spec, `${label}: format-specific facts vs qemu-img info`);
+  }
 }
 
 /** Seeds for the fuzzer: real headers from qemu-img in every format it creates, plus the spec-built ones. */

@@ -22,6 +22,12 @@ export interface ImageInfo {
   bytesRead: number;
   /** VMDK descriptor files: the extent files QEMU opens by name (recorded names, not resolved). */
   extents?: VmdkExtent[];
+  /**
+   * Format-specific facts, named as QEMU's `format-specific` data names them but in
+   * camelCase (qcow2: compat, clusterSize, refcountBits, lazyRefcounts, extendedL2,
+   * compressionType, dataFileRaw, encryption; vmdk: createType; vpc: subformat).
+   */
+  formatSpecific?: Record<string, string | number | boolean>;
   /** Hints for the reader (e.g. "ISO 9660 image: QEMU treats it as raw"). */
   notes?: string[];
 }

@@ -19,7 +19,8 @@ test('image inspect --json prints the documented fields, null where absent', asy
   const io = capture();
   assert.equal(await run(['image', 'inspect', '--json', join(tmp.dir, 'a.qcow2')], io), 0);
   const out = JSON.parse(io.stdout.join('')) as Record<string, unknown>;
-  assert.deepEqual(Object.keys(out).sort(), ['backingFilename', 'backingFormat', 'bytesRead', 'corrupt', 'dataFile', 'dirty', 'encrypted', 'format', 'virtualSize']);
+  assert.deepEqual(Object.keys(out).sort(), ['backingFilename', 'backingFormat', 'bytesRead', 'corrupt', 'dataFile', 'dirty', 'encrypted', 'format', 'formatSpecific', 'virtualSize']);
+  assert.equal((out['formatSpecific'] as Record<string, unknown>)['compat'], '1.1');
   assert.equal(out['format'], 'qcow2');
   assert.equal(out['virtualSize'], 3 * 1024 * 1024);
   assert.equal(out['backingFilename'], null);

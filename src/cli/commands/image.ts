@@ -21,6 +21,7 @@ function infoView(i: ImageInfo): Record<string, unknown> {
   return {
     format: i.format, virtualSize: i.virtualSize, backingFilename: i.backingFilename, backingFormat: i.backingFormat,
     encrypted: i.encrypted, dataFile: i.dataFile, dirty: i.dirty, corrupt: i.corrupt, bytesRead: i.bytesRead,
+    ...(i.formatSpecific === undefined ? {} : { formatSpecific: i.formatSpecific }),
     ...(i.extents === undefined ? {} : { extents: i.extents }),
     ...(i.notes === undefined ? {} : { notes: i.notes }),
   };
@@ -40,6 +41,7 @@ function human(i: ImageInfo): string[] {
   if (i.dataFile !== null) lines.push(`data file: ${i.dataFile}`);
   for (const e of i.extents ?? []) lines.push(`extent: ${e.access} ${e.sectors} ${e.type} "${e.file}"`);
   if (flags !== '') lines.push(`flags: ${flags}`);
+  for (const [k, v] of Object.entries(i.formatSpecific ?? {})) lines.push(`${k}: ${String(v)}`);
   lines.push(`header bytes read: ${i.bytesRead}`);
   for (const n of i.notes ?? []) lines.push(`note: ${n}`);
   return lines;

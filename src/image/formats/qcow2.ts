@@ -91,6 +91,23 @@ function checkCompression(b: HeaderBytes, incompat: bigint, headerLength: number
   }
 }
 
+/** The facts qemu-img lists under format-specific, from the same header fields. */
+function specific(b: HeaderBytes, version: number, bits: number, incompat: bigint, autoclear: bigint, headerLength: number, crypt: number, hasDataFile: boolean): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {
+    compat: version >= 3 ? '1.1' : '0.10',
+    clusterSize: 2 ** bits,
+    refcountBits: 2 ** (version >= 3 ? b.u32(96, false) : 4),
+    compressionType: headerLength > 104 && b.u8(104) === 1 ? 'zstd' : 'zlib',
+  };
+  if (version >= 3) { // v2 has no feature words; qemu-img lists these for v3 only
+    out['lazyRefcounts'] = (b.u64big(80, false, 'qcow2 compatible_features') & 1n) !== 0n;
+    out['extendedL2'] = (incompat & INCOMPAT_EXTENDED_L2) !== 0n;
+  }
+  if (hasDataFile) out['dataFileRaw'] = (autoclear & AUTOCLEAR_DATA_FILE_RAW) !== 0n;
+  if (crypt !== 0) out['encryption'] = CRYPT_NAMES[crypt]!;
+  return out;
+}
+
 function qcow2Details(b: HeaderBytes): Details {
   const version = b.u32(4, false);
   const bits = clusterBits(b);
@@ -106,6 +123,7 @@ function qcow2Details(b: HeaderBytes): Details {
     throw badField('qcow2 incompatible_features', 72, `0x${incompat.toString(16)}`, 'the external data file bit is set but no data file name is recorded');
   }
   const dataFile = (incompat & INCOMPAT_DATA_FILE) !== 0n ? ext.dataFile : null;
+  const formatSpecific = specific(b, version, bits, incompat, autoclear, headerLength, crypt, dataFile !== null);
   if (crypt === 1) notes.push('legacy AES encryption: QEMU refuses to open it for writing; convert to LUKS');
   if (dataFile !== null && (autoclear & AUTOCLEAR_DATA_FILE_RAW) !== 0n) notes.push('data-file-raw: the data file is a valid raw image by itself');
   return {
@@ -115,6 +133,7 @@ function qcow2Details(b: HeaderBytes): Details {
     dataFile,
     dirty: (incompat & INCOMPAT_DIRTY) !== 0n,
     corrupt: (incompat & INCOMPAT_CORRUPT) !== 0n,
+    formatSpecific,
     ...(notes.length > 0 ? { notes } : {}),
   };
 }

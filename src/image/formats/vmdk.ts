@@ -75,7 +75,12 @@ function sparseDetails(b: HeaderBytes): Details {
   const desc = cText(b, EMBEDDED_DESC, DESC_SIZE);
   checkCids(desc, EMBEDDED_DESC);
   const backing = parentHint(desc);
-  return { virtualSize: capacity * 512, backingFilename: backing, backingFormat: backing === null ? null : 'vmdk' };
+  // QEMU names a sparse file's type from its header, not from the descriptor text
+  const createType = b.u16(sparseHeaderAt(b) + 77, true, 'vmdk compressAlgorithm') === 1 ? 'streamOptimized' : 'monolithicSparse';
+  return {
+    virtualSize: capacity * 512, backingFilename: backing, backingFormat: backing === null ? null : 'vmdk',
+    formatSpecific: { createType },
+  };
 }
 
 /** A descriptor line QEMU refuses outright ("Invalid extent line"). */
@@ -123,6 +128,7 @@ function descriptorDetails(b: HeaderBytes): Details {
   const backing = parentHint(head);
   return {
     virtualSize: sectors * 512, backingFilename: backing, backingFormat: backing === null ? null : 'vmdk', extents,
+    formatSpecific: { createType: ct },
     notes: [`descriptor (${ct}) with ${extents.length} extent file(s), which QEMU opens by name`],
   };
 }

@@ -55,7 +55,7 @@ function vpcDetails(b: HeaderBytes, base: number): Details {
   if (sectors > MAX_SECTORS) throw badField('vpc size', base + 48, sectors * 512, 'larger than the 2040 GiB VHD maximum');
   // QEMU treats an image with the footer copy at the start as dynamic, whatever the type says.
   if (base === 0) checkDynamic(b, base, sectors);
-  return { virtualSize: sectors * 512 };
+  return { virtualSize: sectors * 512, formatSpecific: { subformat: base === 0 ? 'dynamic' : 'fixed' } };
 }
 
 const common = {
