@@ -1,8 +1,8 @@
 /** @module image/chain: the backing-chain walker: follows backing edges from the top layer under the image policy, one bounded probe per layer. */
+import { checkAllowed, checkDataFile, checkExtents, checkLoop, checkName, type Walk } from './checks.js';
 import { ImageError, atLayer } from './errors.js';
-import { classifyName, isInsideDirs, protocolOf, rebaseHint, resolveRecorded } from './policy.js';
-import { readImageInfo, readWithRow } from './reader.js';
-import { vmdkExtentRow } from './formats/vmdk.js';
+import { classifyName, rebaseHint, resolveRecorded } from './policy.js';
+import { readImageInfo } from './reader.js';
 import { nodeImageOpener, type ImageOpener } from './source.js';
 import type { ChainLayer, ImageChain, ImageFormat, ImageInfo } from './types.js';
 import { basename, resolve } from 'node:path';
@@ -32,55 +32,6 @@ interface Step {
   namedBy: { path: string; name: string } | null;
 }
 
-interface Walk {
-  opts: WalkOptions;
-  opener: ImageOpener;
-  allowed: string[] | null;
-  seen: Map<string, string>;
-}
-
-/** Refuses a path outside the allowed directories (after resolving symlinks), naming both. */
-async function checkAllowed(w: Walk, path: string, what: string): Promise<void> {
-  if (w.allowed === null) return;
-  const real = await w.opener.realpath(path);
-  if (!isInsideDirs(real, w.allowed)) {
-    throw new ImageError('IMAGE_OUTSIDE_ALLOWED_DIRS', `${what} ${path}${real === path ? '' : ` (really ${real})`} lies outside the allowed directories ${w.allowed.join(', ')}`, {
-      context: { layer: path, realPath: real, allowDirs: w.allowed },
-      suggestions: ['move the image into an allowed directory, or allow its directory (--allow-dir)'],
-    });
-  }
-}
-
-/** Records (dev, ino) and refuses a file already seen in this chain, whatever name it was reached by. */
-function checkLoop(w: Walk, id: { dev: number; ino: number }, path: string, what: string): void {
-  const key = `${id.dev}:${id.ino}`;
-  const before = w.seen.get(key);
-  if (before !== undefined) {
-    throw new ImageError('IMAGE_CHAIN_LOOP', `${what} ${path} is the same file as ${before}, already in this chain (device ${id.dev}, inode ${id.ino})`, {
-      context: { layer: path, sameAs: before, dev: id.dev, ino: id.ino },
-    });
-  }
-  w.seen.set(key, path);
-}
-
-/** Refuses json: and protocol names unless allowed; returns false when the edge is allowed but not followed. */
-function checkName(w: Walk, overlay: string, name: string, what: 'backing file' | 'data file' | 'extent file'): boolean {
-  const kind = classifyName(name);
-  if (kind === 'file') return true;
-  const allowed = what === 'backing file' && (kind === 'json' ? w.opts.allowJsonBackings : w.opts.allowProtocolBackings) === true;
-  if (allowed) return false;
-  if (kind === 'json') {
-    throw new ImageError('IMAGE_BACKING_JSON', `${overlay} names its ${what} with a json: option string, which is refused`, {
-      context: { layer: overlay, name },
-      suggestions: ['rebase the overlay onto a plain file name (qemu-img rebase -u -b FILE -F FMT), or allow json: backings in the spec'],
-    });
-  }
-  throw new ImageError('IMAGE_BACKING_PROTOCOL', `${overlay} names its ${what} through the ${protocolOf(name)}: protocol ("${name}"), which is refused`, {
-    context: { layer: overlay, name, protocol: protocolOf(name) },
-    suggestions: ['rebase the overlay onto a local file (use ./NAME for a file whose name contains a colon), or allow protocol backings in the spec'],
-  });
-}
-
 /** Opens and probes one layer: existence, allowed dirs, loops, then the bounded header read. */
 async function probeLayer(w: Walk, step: Step): Promise<Omit<ChainLayer, 'dataFilePath'>> {
   await checkAllowed(w, step.path, 'layer');
@@ -103,46 +54,6 @@ function checkProbedLeaf(step: Step, info: ImageInfo): void {
     context: { layer: overlay, backing: step.path, probedFormat: info.format },
     suggestions: [rebaseHint(overlay, step.namedBy.name, info.format)],
   });
-}
-
-/** Resolves and checks an external data file or VMDK extent like a layer (named, allowed, not a loop, present). */
-async function checkDataFile(w: Walk, layerPath: string, name: string, what: 'data file' | 'extent file' = 'data file'): Promise<string> {
-  checkName(w, layerPath, name, what);
-  const path = resolveRecorded(layerPath, name);
-  try {
-    await checkAllowed(w, path, what);
-    checkLoop(w, await w.opener.stat(path), path, what);
-  } catch (err) {
-    if (!(err instanceof ImageError) || err.code !== 'IMAGE_NOT_FOUND') throw err;
-    throw new ImageError('IMAGE_NOT_FOUND', `${what} ${path} (recorded as "${name}" in ${layerPath}) does not exist`, {
-      context: { layer: path, namedBy: layerPath, recordedName: name }, cause: err.cause,
-    });
-  }
-  return path;
-}
-
-/** A sparse extent QEMU will open: its header gets the same bounded probe and checks (a descriptor there is bad magic). */
-async function probeSparseExtent(w: Walk, path: string): Promise<void> {
-  const src = await w.opener.open(path);
-  try {
-    await readWithRow(src, vmdkExtentRow);
-  } catch (err) {
-    throw err instanceof ImageError ? atLayer(err, path) : err;
-  } finally {
-    await src.close();
-  }
-}
-
-/** A VMDK descriptor's extent files, each checked like a data file; sparse ones are probed too. */
-async function checkExtents(w: Walk, layerPath: string, info: ImageInfo): Promise<{ extentPaths?: string[] }> {
-  if (info.extents === undefined) return {};
-  const extentPaths: string[] = [];
-  for (const e of info.extents) {
-    const path = await checkDataFile(w, layerPath, e.file, 'extent file');
-    if (e.type === 'SPARSE' || e.type === 'VMFSSPARSE') await probeSparseExtent(w, path);
-    extentPaths.push(path);
-  }
-  return { extentPaths };
 }
 
 /** Wraps every refusal so it names the layer it is about. */
@@ -170,7 +81,7 @@ async function walkOne(w: Walk, step: Step, layers: ChainLayer[], chain: ImageCh
     chain.unfollowed = { layer: layers.length - 1, name, kind: classifyName(name) === 'json' ? 'json' : 'protocol' };
     return null;
   }
-  const max = w.opts.maxDepth ?? DEFAULT_MAX_DEPTH;
+  const max = w.maxDepth;
   const path = resolveRecorded(step.path, name);
   if (layers.length >= max) {
     throw new ImageError('IMAGE_CHAIN_TOO_DEEP', `the chain from ${layers[0]!.path} has more than ${max} layers (${step.path} names yet another backing file, ${path})`, {
@@ -190,7 +101,7 @@ export async function walkChain(path: string, options: WalkOptions = {}): Promis
   // A missing allowed directory cannot hold a layer: keep its lexical path, which matches nothing that exists.
   const real = (d: string) => opener.realpath(resolve(d)).catch(() => resolve(d));
   const allowed = options.allowDirs === undefined ? null : await Promise.all(options.allowDirs.map(real));
-  const w: Walk = { opts: options, opener, allowed, seen: new Map() };
+  const w: Walk = { opts: options, opener, allowed, seen: new Map(), maxDepth: max };
   const layers: ChainLayer[] = [];
   const chain: ImageChain = { layers };
   let step: Step | null = { path: resolve(path), format: options.format ?? null, namedBy: null };
