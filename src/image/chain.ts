@@ -34,9 +34,9 @@ interface Step {
 
 /** Opens and probes one layer: existence, allowed dirs, loops, then the bounded header read. */
 async function probeLayer(w: Walk, step: Step): Promise<Omit<ChainLayer, 'dataFilePath'>> {
-  await checkAllowed(w, step.path, 'layer');
   const src = await w.opener.open(step.path);
   try {
+    checkAllowed(w, step.path, src.realPath, 'layer');
     checkLoop(w, src, step.path, 'layer');
     const info = await readImageInfo(src, step.format, basename(step.path));
     return { ...info, path: step.path, dev: src.dev, ino: src.ino, size: src.size };

@@ -15,10 +15,9 @@ export interface Walk {
   maxDepth: number;
 }
 
-/** Refuses a path outside the allowed directories (after resolving symlinks), naming both. */
-export async function checkAllowed(w: Walk, path: string, what: string): Promise<void> {
+/** Refuses a file whose real path (from its open fd) lies outside the allowed directories, naming both. */
+export function checkAllowed(w: Walk, path: string, real: string, what: string): void {
   if (w.allowed === null) return;
-  const real = await w.opener.realpath(path);
   if (!isInsideDirs(real, w.allowed)) {
     throw new ImageError('IMAGE_OUTSIDE_ALLOWED_DIRS', `${what} ${path}${real === path ? '' : ` (really ${real})`} lies outside the allowed directories ${w.allowed.join(', ')}`, {
       context: { layer: path, realPath: real, allowDirs: w.allowed },
@@ -62,8 +61,9 @@ export async function checkDataFile(w: Walk, layerPath: string, name: string, wh
   checkName(w, layerPath, name, what);
   const path = resolveRecorded(layerPath, name);
   try {
-    await checkAllowed(w, path, what);
-    checkLoop(w, await w.opener.stat(path), path, what);
+    const id = await w.opener.identify(path);
+    checkAllowed(w, path, id.realPath, what);
+    checkLoop(w, id, path, what);
   } catch (err) {
     if (!(err instanceof ImageError) || err.code !== 'IMAGE_NOT_FOUND') throw err;
     throw new ImageError('IMAGE_NOT_FOUND', `${what} ${path} (recorded as "${name}" in ${layerPath}) does not exist`, {

@@ -10,7 +10,7 @@ export { ImageError, IMAGE_CODES, type ImageErrorCode } from './errors.js';
 export { walkChain, DEFAULT_MAX_DEPTH, type WalkOptions } from './chain.js';
 export { MAX_HEADER_BYTES, readImageInfo, type ByteSource } from './reader.js';
 export { IMAGE_FORMATS, isImageFormat } from './formats/names.js';
-export { nodeImageOpener, type ImageOpener, type ImageSource } from './source.js';
+export { nodeImageOpener, type ImageOpener, type ImageSource, type FileIdentity } from './source.js';
 
 /** Probes one image (its format given, or probed when absent) with one bounded read; errors name the path. */
 export async function probeImage(path: string, options: { format?: ImageFormat; opener?: ImageOpener } = {}): Promise<ImageInfo> {

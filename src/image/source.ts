@@ -2,21 +2,27 @@
 import { constants, promises as fsp } from 'node:fs';
 import { ImageError } from './errors.js';
 
-/** An open image: its identity and size from fstat, and positioned reads. Never writable. */
-export interface ImageSource {
+/** An open image: its identity and size from fstat, its real path from the fd, and positioned reads. Never writable. */
+export interface ImageSource extends FileIdentity {
+  read(offset: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** What a file is, taken from the open fd itself (so the checks apply to the file actually opened). */
+export interface FileIdentity {
   readonly size: number;
   readonly dev: number;
   readonly ino: number;
-  read(offset: number, length: number): Promise<Uint8Array>;
-  close(): Promise<void>;
+  /** The opened file's path with every symlink resolved (/proc/self/fd/N). */
+  readonly realPath: string;
 }
 
 /** Opens images by path; the chain walker takes one so tests can inject faults. */
 export interface ImageOpener {
   open(path: string): Promise<ImageSource>;
-  /** dev/ino and size of a file that is checked but not read (an external data file). */
-  stat(path: string): Promise<{ dev: number; ino: number; size: number }>;
-  /** The path with every symlink resolved (for the allowed-directories check). */
+  /** Opens, identifies and closes a file that is checked but not read (an external data file, a VMDK extent). */
+  identify(path: string): Promise<FileIdentity>;
+  /** A directory's path with every symlink resolved (for the allowed directories themselves). */
   realpath(path: string): Promise<string>;
 }
 
@@ -28,42 +34,50 @@ function openError(path: string, err: unknown, doing: string): ImageError {
   return new ImageError('IMAGE_OPEN_FAILED', `${doing} ${path} failed (${code ?? 'error'})`, { context: { layer: path }, cause: err });
 }
 
-/** The real opener: O_RDONLY (symlinks followed on purpose: loops are caught by dev/ino), regular files and block devices only. */
+/**
+ * Opens read-only and non-blocking (a FIFO must not hang the walk), then checks through
+ * the fd that it is a regular file or block device. Symlinks are followed on purpose:
+ * loops are caught by dev/ino, and the allowed-directories check uses the fd's real path.
+ */
+async function openChecked(path: string, doing: string): Promise<{ fh: fsp.FileHandle } & FileIdentity> {
+  let fh: fsp.FileHandle;
+  try {
+    fh = await fsp.open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    throw openError(path, err, doing);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() && !st.isBlockDevice()) {
+      throw new ImageError('IMAGE_NOT_A_FILE', `${doing} ${path}: not a regular file or block device`, { context: { layer: path, mode: st.mode } });
+    }
+    const size = st.isBlockDevice() ? await blockSize(fh) : st.size;
+    const realPath = await fsp.readlink(`/proc/self/fd/${fh.fd}`).catch(() => fsp.realpath(path));
+    return { fh, size, dev: st.dev, ino: st.ino, realPath };
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+}
+
+/** The real opener (Node, Linux). */
 export const nodeImageOpener: ImageOpener = {
   async open(path) {
-    let fh: fsp.FileHandle;
-    try {
-      fh = await fsp.open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    } catch (err) {
-      throw openError(path, err, 'opening image');
-    }
-    try {
-      const st = await fh.stat();
-      if (!st.isFile() && !st.isBlockDevice()) {
-        throw new ImageError('IMAGE_NOT_A_FILE', `opening image ${path}: not a regular file or block device`, { context: { layer: path, mode: st.mode } });
-      }
-      const size = st.isBlockDevice() ? await blockSize(fh) : st.size;
-      return {
-        size, dev: st.dev, ino: st.ino,
-        async read(offset, length) {
-          const buf = new Uint8Array(length);
-          const { bytesRead } = await fh.read(buf, 0, length, offset);
-          return bytesRead === length ? buf : buf.subarray(0, bytesRead);
-        },
-        close: () => fh.close(),
-      };
-    } catch (err) {
-      await fh.close();
-      throw err;
-    }
+    const { fh, ...id } = await openChecked(path, 'opening image');
+    return {
+      ...id,
+      async read(offset, length) {
+        const buf = new Uint8Array(length);
+        const { bytesRead } = await fh.read(buf, 0, length, offset);
+        return bytesRead === length ? buf : buf.subarray(0, bytesRead);
+      },
+      close: () => fh.close(),
+    };
   },
-  async stat(path) {
-    try {
-      const st = await fsp.stat(path);
-      return { dev: st.dev, ino: st.ino, size: st.size };
-    } catch (err) {
-      throw openError(path, err, 'checking');
-    }
+  async identify(path) {
+    const { fh, ...id } = await openChecked(path, 'checking');
+    await fh.close();
+    return id;
   },
   async realpath(path) {
     try {
