@@ -34,7 +34,7 @@ interface Step {
 
 /** Opens and probes one layer: existence, allowed dirs, loops, then the bounded header read. */
 async function probeLayer(w: Walk, step: Step): Promise<Omit<ChainLayer, 'dataFilePath'>> {
-  const src = await w.opener.open(step.path);
+  const src = await w.opener.open(step.path, { realPath: w.allowed !== null });
   try {
     checkAllowed(w, step.path, src.realPath, 'layer');
     checkLoop(w, src, step.path, 'layer');

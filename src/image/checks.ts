@@ -16,10 +16,10 @@ export interface Walk {
 }
 
 /** Refuses a file whose real path (from its open fd) lies outside the allowed directories, naming both. */
-export function checkAllowed(w: Walk, path: string, real: string, what: string): void {
+export function checkAllowed(w: Walk, path: string, real: string | null, what: string): void {
   if (w.allowed === null) return;
-  if (!isInsideDirs(real, w.allowed)) {
-    throw new ImageError('IMAGE_OUTSIDE_ALLOWED_DIRS', `${what} ${path}${real === path ? '' : ` (really ${real})`} lies outside the allowed directories ${w.allowed.join(', ')}`, {
+  if (real === null || !isInsideDirs(real, w.allowed)) {
+    throw new ImageError('IMAGE_OUTSIDE_ALLOWED_DIRS', `${what} ${path}${real === path || real === null ? '' : ` (really ${real})`} lies outside the allowed directories ${w.allowed.join(', ')}`, {
       context: { layer: path, realPath: real, allowDirs: w.allowed },
       suggestions: ['move the image into an allowed directory, or allow its directory (--allow-dir)'],
     });
@@ -61,7 +61,7 @@ export async function checkDataFile(w: Walk, layerPath: string, name: string, wh
   checkName(w, layerPath, name, what);
   const path = resolveRecorded(layerPath, name);
   try {
-    const id = await w.opener.identify(path);
+    const id = await w.opener.identify(path, { realPath: w.allowed !== null });
     checkAllowed(w, path, id.realPath, what);
     checkLoop(w, id, path, what);
   } catch (err) {

@@ -13,15 +13,20 @@ export interface FileIdentity {
   readonly size: number;
   readonly dev: number;
   readonly ino: number;
-  /** The opened file's path with every symlink resolved (/proc/self/fd/N). */
-  readonly realPath: string;
+  /** The opened file's path with every symlink resolved (/proc/self/fd/N); null unless asked for. */
+  readonly realPath: string | null;
+}
+
+export interface OpenOptions {
+  /** Also learn the real path (one more syscall; only the allowed-directories check needs it). */
+  realPath?: boolean;
 }
 
 /** Opens images by path; the chain walker takes one so tests can inject faults. */
 export interface ImageOpener {
-  open(path: string): Promise<ImageSource>;
+  open(path: string, options?: OpenOptions): Promise<ImageSource>;
   /** Opens, identifies and closes a file that is checked but not read (an external data file, a VMDK extent). */
-  identify(path: string): Promise<FileIdentity>;
+  identify(path: string, options?: OpenOptions): Promise<FileIdentity>;
   /** A directory's path with every symlink resolved (for the allowed directories themselves). */
   realpath(path: string): Promise<string>;
 }
@@ -39,7 +44,7 @@ function openError(path: string, err: unknown, doing: string): ImageError {
  * the fd that it is a regular file or block device. Symlinks are followed on purpose:
  * loops are caught by dev/ino, and the allowed-directories check uses the fd's real path.
  */
-async function openChecked(path: string, doing: string): Promise<{ fh: fsp.FileHandle } & FileIdentity> {
+async function openChecked(path: string, doing: string, options: OpenOptions): Promise<{ fh: fsp.FileHandle } & FileIdentity> {
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -52,7 +57,7 @@ async function openChecked(path: string, doing: string): Promise<{ fh: fsp.FileH
       throw new ImageError('IMAGE_NOT_A_FILE', `${doing} ${path}: not a regular file or block device`, { context: { layer: path, mode: st.mode } });
     }
     const size = st.isBlockDevice() ? await blockSize(fh) : st.size;
-    const realPath = await fsp.readlink(`/proc/self/fd/${fh.fd}`).catch(() => fsp.realpath(path));
+    const realPath = options.realPath === true ? await fsp.readlink(`/proc/self/fd/${fh.fd}`).catch(() => fsp.realpath(path)) : null;
     return { fh, size, dev: st.dev, ino: st.ino, realPath };
   } catch (err) {
     await fh.close();
@@ -62,8 +67,8 @@ async function openChecked(path: string, doing: string): Promise<{ fh: fsp.FileH
 
 /** The real opener (Node, Linux). */
 export const nodeImageOpener: ImageOpener = {
-  async open(path) {
-    const { fh, ...id } = await openChecked(path, 'opening image');
+  async open(path, options = {}) {
+    const { fh, ...id } = await openChecked(path, 'opening image', options);
     return {
       ...id,
       async read(offset, length) {
@@ -74,8 +79,8 @@ export const nodeImageOpener: ImageOpener = {
       close: () => fh.close(),
     };
   },
-  async identify(path) {
-    const { fh, ...id } = await openChecked(path, 'checking');
+  async identify(path, options = {}) {
+    const { fh, ...id } = await openChecked(path, 'checking', options);
     await fh.close();
     return id;
   },
