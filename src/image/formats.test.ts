@@ -178,3 +178,17 @@ test('VMDK descriptor lines are read as QEMU reads them: ZERO skipped, a FLAT li
   // QEMU tries to open the same 511-byte name (too long for the file system, hence its refusal)
   assert.throws(() => qemuInfo(long), (e: unknown) => /\/(y+)': File name too long/.exec(String((e as { stderr?: unknown }).stderr))?.[1]?.length === 511);
 });
+
+test('a parallels image marked in use is reported dirty with a note (qemu-img info has no field for it, but opens it read-only only)', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  const path = join(tmp.dir, 'p.par');
+  qemuImg(['create', '-q', '-f', 'parallels', path, '1M']);
+  const buf = readFileSync(path);
+  buf.writeUInt32LE(0x746f6e59, 44);
+  writeFileSync(path, buf);
+  const info = await probeImage(path);
+  assert.equal(info.dirty, true);
+  assert.match(info.notes?.[0] ?? '', /not closed cleanly/);
+  assert.equal(qemuInfo(path)['virtual-size'], info.virtualSize);
+});

@@ -18,7 +18,9 @@ function parallelsDetails(b: HeaderBytes): Details {
   if (b.matches(0, MAGIC1)) sectors = sectors % 2 ** 32; // old-style images keep only 32 bits
   const ext = b.u64(56, true, 'parallels ext_off');
   if (ext !== 0 && !b.matches(ext * 512, EXT_MAGIC)) throw badField('parallels ext_off', 56, ext, 'no format extension (magic 0xab234cef23dcea87) there');
-  return { virtualSize: sectors * 512, dirty: b.u32(44, true, 'parallels inuse') === INUSE_MAGIC };
+  const dirty = b.u32(44, true, 'parallels inuse') === INUSE_MAGIC;
+  const notes = dirty ? ['not closed cleanly: QEMU opens it read-only only, until qemu-img check -r all repairs it'] : [];
+  return { virtualSize: sectors * 512, dirty, ...(dirty ? { notes } : {}) };
 }
 
 export const parallelsRow: FormatRow = {
