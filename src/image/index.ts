@@ -5,12 +5,12 @@ import { readImageInfo } from './reader.js';
 import { nodeImageOpener, type ImageOpener } from './source.js';
 import type { ImageFormat, ImageInfo } from './types.js';
 
-export type { ImageFormat, ImageInfo, ChainLayer, ImageChain } from './types.js';
+export type { ImageFormat, ImageInfo, ChainLayer, ImageChain, VmdkExtent } from './types.js';
 export { ImageError, IMAGE_CODES, type ImageErrorCode } from './errors.js';
 export { walkChain, DEFAULT_MAX_DEPTH, type WalkOptions } from './chain.js';
 export { MAX_HEADER_BYTES, readImageInfo, type ByteSource } from './reader.js';
 export { IMAGE_FORMATS, isImageFormat } from './formats/names.js';
-export { nodeImageOpener, type ImageOpener, type ImageSource, type FileIdentity } from './source.js';
+export { nodeImageOpener, type ImageOpener, type ImageSource, type FileIdentity, type OpenOptions } from './source.js';
 
 /** Probes one image (its format given, or probed when absent) with one bounded read; errors name the path. */
 export async function probeImage(path: string, options: { format?: ImageFormat; opener?: ImageOpener } = {}): Promise<ImageInfo> {
