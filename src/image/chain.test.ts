@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { walkChain, nodeImageOpener, ImageError, type ImageErrorCode, type ImageOpener } from './index.js';
-import { qemuImg, tempDir } from './testing.js';
+import { qemuChain, qemuImg, tempDir } from './testing.js';
 
 /** Asserts a rejection with `code` whose layer is `layer`. */
 async function refuses(p: Promise<unknown>, code: ImageErrorCode, layer: string): Promise<ImageError> {
@@ -143,4 +143,17 @@ test('a layer that is its own backing file, a directory, a FIFO or a character d
   await refuses(walkChain(join(dir, 'to-fifo.qcow2')), 'IMAGE_NOT_A_FILE', join(dir, 'fifo')); // and does not hang opening it
   await refuses(walkChain(join(dir, 'to-zero.qcow2')), 'IMAGE_NOT_A_FILE', '/dev/zero');
   await assert.rejects(walkChain(join(dir, 'self.qcow2'), { maxDepth: Number.NaN }), (e: unknown) => e instanceof ImageError && e.code === 'IMAGE_INVALID_OPTION');
+});
+
+test('a relative backing name resolves against the directory of the overlay as named (a symlink\'s), as QEMU does', async (t) => {
+  const { dir, c } = setup(t);
+  mkdirSync(join(dir, 'A'));
+  mkdirSync(join(dir, 'B'));
+  c('-f', 'raw', 'A/base.raw', '1M');
+  c('-f', 'raw', 'B/base.raw', '2M');
+  qemuImg(['create', '-q', '-f', 'qcow2', '-b', 'base.raw', '-F', 'raw', 'real.qcow2'], join(dir, 'B'));
+  symlinkSync('../B/real.qcow2', join(dir, 'A', 'top.qcow2'));
+  const chain = await walkChain(join(dir, 'A', 'top.qcow2'));
+  assert.equal(chain.layers[1]!.path, join(dir, 'A', 'base.raw'));
+  assert.equal(chain.layers[1]!.virtualSize, qemuChain(join(dir, 'A', 'top.qcow2'))[1]!['virtual-size']);
 });
