@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { probeImage, walkChain, ImageError, MAX_HEADER_BYTES, type ImageFormat } from './index.js';
 import { bochsImage, cloopImage, dmgImage, isoImage } from './fixtures.js';
-import { assertMatchesQemu, qemuChain, qemuImg, qemuInfo, tempDir } from './testing.js';
+import { assertMatchesQemu, createRetrying, qemuChain, qemuImg, qemuInfo, tempDir } from './testing.js';
 
 const SECRET = ['--object', 'secret,id=s0,data=warden'];
 
@@ -32,21 +32,6 @@ const CREATED: Array<[string, string[]]> = [
   ['a.luks', [...SECRET, '-f', 'luks', '-o', 'key-secret=s0', 'X', '13M']],
   ['enc.qcow2', [...SECRET, '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=s0', 'X', '4M']],
 ];
-
-/**
- * qemu-img's LUKS key-derivation benchmark fails now and then on a loaded machine
- * ("Unable to get accurate CPU usage": a CPU-time delta of 0 ms); retry those creates.
- */
-function createRetrying(args: string[], cwd: string): void {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      qemuImg(args, cwd);
-      return;
-    } catch (err) {
-      if (attempt >= 5 || !/accurate CPU usage/.test(String((err as { stderr?: unknown }).stderr))) throw err;
-    }
-  }
-}
 
 test('every format qemu-img creates: probe and forced format agree with qemu-img info', async (t) => {
   const tmp = tempDir();
@@ -191,4 +176,21 @@ test('a parallels image marked in use is reported dirty with a note (qemu-img in
   assert.equal(info.dirty, true);
   assert.match(info.notes?.[0] ?? '', /not closed cleanly/);
   assert.equal(qemuInfo(path)['virtual-size'], info.virtualSize);
+});
+
+test('qcow2 with a persistent bitmap agrees with qemu-img info, and notes the bitmap directory QEMU reads', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  const path = join(tmp.dir, 'bm.qcow2');
+  qemuImg(['create', '-q', '-f', 'qcow2', path, '4M']);
+  qemuImg(['bitmap', '--add', path, 'b0']);
+  const info = await probeImage(path);
+  assertMatchesQemu(info, qemuInfo(path), 'bitmap');
+  assert.match(info.notes?.join(' ') ?? '', /1 persistent bitmap/);
+  const buf = readFileSync(path);
+  const ext = buf.subarray(0, 4096).indexOf(Buffer.from([0x23, 0x85, 0x28, 0x75]));
+  buf.writeUInt32BE(0, ext + 8); // nb_bitmaps = 0
+  writeFileSync(path, buf);
+  assert.throws(() => qemuInfo(path), /zero bitmaps/);
+  await assert.rejects(probeImage(path), (e: unknown) => e instanceof ImageError && e.code === 'IMAGE_BAD_FIELD');
 });

@@ -4,16 +4,12 @@ import { ImageError } from '../errors.js';
 import type { Details, FormatRow } from './row.js';
 import { backingFormatName } from './names.js';
 import { checkQcow2Tables } from './qcow2-tables.js';
+import { checkBitmaps, checkCryptoHeader, readExtensions } from './qcow2-ext.js';
 
-const EXT_END = 0x00000000;
-const EXT_BACKING_FORMAT = 0xe2792aca;
-const EXT_DATA_FILE = 0x44415441;
 /** QEMU's own limits: backing names of at most 1023 bytes, clusters of 512 B to 2 MiB. */
 const MAX_BACKING_NAME = 1023;
 const MIN_CLUSTER_BITS = 9;
 const MAX_CLUSTER_BITS = 21;
-/** At most this many extensions are looked at; a header that has more is refused. */
-const MAX_EXTENSIONS = 64;
 
 const INCOMPAT_DIRTY = 1n << 0n;
 const INCOMPAT_CORRUPT = 1n << 1n;
@@ -21,34 +17,10 @@ const INCOMPAT_DATA_FILE = 1n << 2n;
 const INCOMPAT_COMPRESSION = 1n << 3n;
 const INCOMPAT_EXTENDED_L2 = 1n << 4n;
 const INCOMPAT_KNOWN = 0x1fn; // dirty, corrupt, data file, compression type, extended L2
+const AUTOCLEAR_BITMAPS = 1n << 0n;
 const AUTOCLEAR_DATA_FILE_RAW = 1n << 1n;
 
 const CRYPT_NAMES: Record<number, string> = { 0: 'none', 1: 'aes', 2: 'luks' };
-
-interface Extensions {
-  backingFormat: string | null;
-  dataFile: string | null;
-}
-
-/** Walks the extension list from `start` up to `end` (the backing name or the cluster end), 8-byte padded. */
-function readExtensions(b: HeaderBytes, start: number, end: number): Extensions {
-  const out: Extensions = { backingFormat: null, dataFile: null };
-  let at = start;
-  for (let n = 0; n < MAX_EXTENSIONS; n++) {
-    if (at >= end) return out;
-    if (at + 8 > end) throw badField('qcow2 header extension', at, 'cut short', `no room for an extension header before offset ${end}`);
-    const type = b.u32(at, false, 'qcow2 extension type');
-    const len = b.u32(at + 4, false, 'qcow2 extension length');
-    // QEMU checks the length before it looks at the type, the end marker included
-    if (len > end - at - 8) throw badField('qcow2 header extension length', at + 4, len, `extension 0x${type.toString(16)} runs past offset ${end}`);
-    if (type === EXT_END) return out;
-    if (type === EXT_BACKING_FORMAT && len >= 16) throw badField('qcow2 backing format extension length', at + 4, len, 'QEMU allows at most 15 bytes');
-    if (type === EXT_BACKING_FORMAT) out.backingFormat = b.cstring(at + 8, len, 'qcow2 backing format');
-    if (type === EXT_DATA_FILE) out.dataFile = b.utf8(at + 8, len, 'qcow2 data file name');
-    at += 8 + Math.ceil(len / 8) * 8;
-  }
-  throw badField('qcow2 header extensions', start, `more than ${MAX_EXTENSIONS}`, 'too many header extensions');
-}
 
 function clusterBits(b: HeaderBytes): number {
   const bits = b.u32(20, false, 'qcow2 cluster_bits');
@@ -123,6 +95,9 @@ function qcow2Details(b: HeaderBytes): Details {
     throw badField('qcow2 incompatible_features', 72, `0x${incompat.toString(16)}`, 'the external data file bit is set but no data file name is recorded');
   }
   const dataFile = (incompat & INCOMPAT_DATA_FILE) !== 0n ? ext.dataFile : null;
+  if (dataFile === null && ext.dataFile !== null) notes.push(`a data file name is recorded ("${ext.dataFile}") but unused: the external-data-file bit is clear, so QEMU reads the data from the image itself`);
+  if ((autoclear & AUTOCLEAR_BITMAPS) !== 0n) notes.push(...checkBitmaps(b, ext.bitmaps, cluster));
+  if (crypt === 2) checkCryptoHeader(b, ext.crypto, cluster);
   const formatSpecific = specific(b, version, bits, incompat, autoclear, headerLength, crypt, dataFile !== null);
   if (crypt === 1) notes.push('legacy AES encryption: QEMU refuses to open it for writing; convert to LUKS');
   if (dataFile !== null && (autoclear & AUTOCLEAR_DATA_FILE_RAW) !== 0n) notes.push('data-file-raw: the data file is a valid raw image by itself');
