@@ -3,10 +3,12 @@ import type { Command } from 'commander';
 import type { Io } from '../output.js';
 import { registerQmp } from './qmp.js';
 import { registerJail } from './jail.js';
+import { registerImage } from './image.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
 export const registrars: Registrar[] = [
   registerQmp,
   registerJail,
+  registerImage,
 ];
