@@ -41,9 +41,17 @@ fi
 # The test and demo guest (cloud kernel + busybox initramfs), cached in .cache/guest/.
 if $quiet; then sh scripts/build-guest.sh --quiet; else sh scripts/build-guest.sh; fi
 
+# The jailer's exec helper: static, so it runs inside any jail view (no libc needed there).
+helper=native/build/warden-exec
+if [ ! -f "$helper" ] || [ native/warden-exec.c -nt "$helper" ]; then
+  say "building the jail exec helper"
+  mkdir -p native/build
+  cc -static -O2 -Wall -Wextra -o "$helper" native/warden-exec.c
+fi
+
 # TypeScript: rebuild when any source is newer than the last build.
 stamp=dist/.built
-if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package.json -newer "$stamp" -print -quit)" ]; then
+if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package.json -newer "$stamp" -print -quit 2>/dev/null)" ]; then
   $quiet || say "compiling TypeScript"
   npm run --silent build
   touch "$stamp"
