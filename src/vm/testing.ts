@@ -1,0 +1,98 @@
+/**
+ * @module vm/testing: helpers for the lifecycle tests and benchmarks: a temporary state
+ * root and spec around the test guest, waiting for console output, and a check that a VM
+ * left nothing behind on the host.
+ */
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureTestGuest } from './guest.js';
+import { jailerConfig } from './jailer.js';
+
+export interface TestVmSpec {
+  name: string;
+  /** Extra kernel command line (warden.ip=... ). */
+  cmdline?: string;
+  networks?: Array<Record<string, unknown>>;
+  /** Path of an existing disk image (qcow2) to use instead of a fresh overlay. */
+  disk?: string;
+  memory?: string;
+}
+
+export interface TestEnv {
+  dir: string;
+  stateRoot: string;
+  /** A qcow2 base image and an overlay over it, created with qemu-img. */
+  base: string;
+  overlay: string;
+  specFile(s: TestVmSpec): string;
+  cleanup(): void;
+}
+
+export function testEnv(prefix = 'warden-vm-e2e-'): TestEnv {
+  const guest = ensureTestGuest();
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const base = join(dir, 'base.qcow2');
+  const overlay = join(dir, 'disk.qcow2');
+  const img = (args: string[]): void => {
+    const r = spawnSync('qemu-img', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`qemu-img ${args.join(' ')} failed: ${r.stderr}`);
+  };
+  img(['create', '-q', '-f', 'qcow2', base, '64M']);
+  img(['create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', overlay]);
+  return {
+    dir, stateRoot: join(dir, 'state'), base, overlay,
+    specFile(s) {
+      const spec = {
+        apiVersion: 'warden/v1', name: s.name, memory: s.memory ?? '256Mi', accel: 'tcg',
+        boot: { kernel: guest.kernel, initrd: guest.initrd, cmdline: `${guest.cmdline}${s.cmdline ? ` ${s.cmdline}` : ''}` },
+        disks: [{ name: 'root', image: s.disk ?? overlay, format: 'qcow2' }],
+        networks: s.networks ?? [],
+      };
+      const file = join(dir, `${s.name}.json`);
+      writeFileSync(file, JSON.stringify(spec, null, 2));
+      return file;
+    },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Waits until `file` contains `text`; rejects with the file's tail after `timeoutMs`. */
+export async function waitForText(file: string, text: string, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = existsSync(file) ? readFileSync(file, 'latin1') : '';
+    if (s.includes(text)) return s;
+    if (Date.now() > deadline) throw new Error(`"${text}" did not appear in ${file} within ${timeoutMs} ms; it ends with:\n${s.slice(-1500)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Everything of VM `name` that could outlive it on the host; empty when it left nothing. */
+export function leftovers(name: string, stateRoot: string, ifnames: readonly string[] = []): string[] {
+  const found: string[] = [];
+  const ps = spawnSync('pgrep', ['-af', `guest=${name},`], { encoding: 'utf8' }).stdout.trim();
+  if (ps !== '') found.push(`process: ${ps}`);
+  for (const h of safeReaddir('/sys/fs/cgroup')) {
+    for (const parent of ['warden', '']) {
+      const p = join('/sys/fs/cgroup', h, parent, name);
+      if (existsSync(p)) found.push(`cgroup: ${p}`);
+    }
+  }
+  const leases = join(jailerConfig().stateDir, 'leases.json');
+  if (existsSync(leases) && readFileSync(leases, 'utf8').includes(`"${name}"`)) found.push(`lease: ${name} in ${leases}`);
+  const dir = join(stateRoot, 'vms', name);
+  for (const f of ['qmp.sock', 'serial.sock']) if (existsSync(join(dir, f))) found.push(`socket: ${join(dir, f)}`);
+  for (const ifname of ifnames) if (existsSync(`/sys/class/net/${ifname}`)) found.push(`link: ${ifname}`);
+  for (const fd of safeReaddir('/proc/self/fd')) {
+    let target = '';
+    try { target = readlinkSync(`/proc/self/fd/${fd}`); } catch { continue; }
+    if (target.startsWith(stateRoot) || target.startsWith(join(stateRoot, '..'))) found.push(`fd ${fd} of this process: ${target}`);
+  }
+  return found;
+}
+
+function safeReaddir(p: string): string[] {
+  try { return readdirSync(p); } catch { return []; }
+}
