@@ -1,0 +1,107 @@
+/** @module spec/parse: spec text (YAML or JSON) → validated Spec, or one SpecError with every located issue. */
+import { LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { SpecSchema, type Spec } from './schema.js';
+import { SpecError, type SpecIssue } from './errors.js';
+import { formatPath, locate, type PathSeg } from './locate.js';
+import { nearest } from './suggest.js';
+import { checkSpec, type RawIssue } from './checks.js';
+
+/** Parses and validates a spec; `file` is only used to locate issues. Paths stay as written (see resolveSpecPaths). */
+export function parseSpec(text: string, file: string): Spec {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, strict: true });
+  if (doc.errors.length > 0) {
+    throw new SpecError(file, doc.errors.map((e) => {
+      const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
+      return { code: 'SPEC_SYNTAX', file, line: pos.line, col: pos.col, path: '', message: firstLine(e.message) };
+    }));
+  }
+  const data: unknown = doc.toJS({ maxAliasCount: 50 });
+  const raw: RawIssue[] = [];
+  const parsed = SpecSchema.safeParse(data ?? {});
+  if (!parsed.success) raw.push(...parsed.error.issues.flatMap((i) => fromZod(i, data)));
+  else raw.push(...checkSpec(parsed.data));
+  if (raw.length > 0) {
+    const issues: SpecIssue[] = raw.map((r) => {
+      const pos = locate(doc, lc, r.path, r.atKey === true);
+      const issue: SpecIssue = { code: r.code, file, line: pos.line, col: pos.col, path: formatPath(r.path), message: r.message };
+      if (r.suggestion !== undefined) issue.suggestion = r.suggestion;
+      return issue;
+    });
+    issues.sort((a, b) => a.line - b.line || a.col - b.col);
+    throw new SpecError(file, issues);
+  }
+  return (parsed as { data: Spec }).data;
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}
+
+function valueAt(data: unknown, path: readonly PathSeg[]): unknown {
+  let cur = data;
+  for (const seg of path) cur = cur !== null && typeof cur === 'object' ? (cur as Record<string | number, unknown>)[seg] : undefined;
+  return cur;
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  const s = JSON.stringify(v);
+  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+/** One zod issue → located raw issues with the offending value in the message. */
+function fromZod(issue: z.core.$ZodIssue, data: unknown): RawIssue[] {
+  const path = issue.path.filter((p): p is PathSeg => typeof p !== 'symbol');
+  const got = valueAt(data, path);
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => {
+        const known = knownKeys(path);
+        const near = nearest(key, known);
+        const r: RawIssue = { code: 'SPEC_UNKNOWN_KEY', path: [...path, key], atKey: true, message: `unknown key "${key}"` };
+        r.suggestion = near !== null ? `did you mean "${near}"?` : `known keys here: ${known.join(', ')}`;
+        return r;
+      });
+    case 'invalid_type':
+      if (got === undefined) return [{ code: 'SPEC_MISSING', path, message: `is required (a ${issue.expected})` }];
+      return [{ code: 'SPEC_TYPE', path, message: `must be a ${issue.expected}, got ${show(got)}` }];
+    case 'invalid_value': {
+      const values = issue.values.map((v) => String(v));
+      if (got === undefined) return [{ code: 'SPEC_MISSING', path, message: `is required (one of ${values.join(', ')})` }];
+      const r: RawIssue = { code: 'SPEC_VALUE', path, message: `must be ${values.length === 1 ? show(issue.values[0]) : `one of ${values.join(', ')}`}, got ${show(got)}` };
+      const near = typeof got === 'string' ? nearest(got, values) : null;
+      if (near !== null) r.suggestion = `did you mean "${near}"?`;
+      return [r];
+    }
+    case 'invalid_union':
+      return [{ code: 'SPEC_TYPE', path, message: `has the wrong type: got ${show(got)}` }];
+    default:
+      return [{ code: 'SPEC_VALUE', path, message: issue.code === 'custom' ? issue.message : `${issue.message.replace(/^Invalid input: /, '')}, got ${show(got)}` }];
+  }
+}
+
+/** Keys the schema allows for the object at `path` (for "did you mean"). */
+function knownKeys(path: readonly PathSeg[]): string[] {
+  let s: unknown = SpecSchema;
+  const unwrap = (x: unknown): unknown => {
+    let cur = x as { _zod: { def: Record<string, unknown> } };
+    for (let i = 0; i < 8; i++) {
+      const def = cur._zod.def;
+      const inner = def['innerType'] ?? def['in'];
+      if (inner === undefined) break;
+      cur = inner as typeof cur;
+    }
+    return cur;
+  };
+  for (const seg of path) {
+    const def = (unwrap(s) as { _zod: { def: Record<string, unknown> } })._zod.def;
+    if (def['type'] === 'array' && typeof seg === 'number') s = def['element'];
+    else if (def['type'] === 'object') s = (def['shape'] as Record<string, unknown>)[String(seg)];
+    else return [];
+    if (s === undefined) return [];
+  }
+  const def = (unwrap(s) as { _zod: { def: Record<string, unknown> } })._zod.def;
+  return def['type'] === 'object' ? Object.keys(def['shape'] as object) : [];
+}
