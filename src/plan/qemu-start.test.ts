@@ -1,0 +1,178 @@
+/**
+ * The planned argv started for real: real images from qemu-img, fds opened exactly as
+ * planned (unjailed), QEMU with TCG and -S; QMP query-named-block-nodes must show every
+ * planned node with its driver and read-only flag, and the chain depth as planned.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { constants, closeSync, existsSync, mkdtempSync, openSync, promises as fsp, rmSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { NodeFs, NodeProcessRunner } from '../sys/index.js';
+import { loadQemuCaps, type QemuCaps } from '../qemu/index.js';
+import { parseSpec, resolveSpecPaths } from '../spec/index.js';
+import { buildPlan, type Plan } from './index.js';
+import { sketchFacts, type LayerSketch } from './testing.js';
+
+const QEMU = '/usr/bin/qemu-system-x86_64';
+const skip = !existsSync(QEMU) || spawnSync('qemu-img', ['--version']).status !== 0 ? 'qemu-system-x86_64 or qemu-img missing' : false;
+
+function img(...args: string[]): void {
+  const r = spawnSync('qemu-img', args, { encoding: 'utf8' });
+  assert.equal(r.status, 0, `qemu-img ${args.join(' ')}: ${r.stderr}`);
+}
+
+/** The oracle: qemu-img's own view of the chain, turned into layer facts. */
+function chainOf(path: string): LayerSketch[] {
+  const r = spawnSync('qemu-img', ['info', '--output=json', '--backing-chain', '-U', path], { encoding: 'utf8' });
+  const infos = JSON.parse(r.stdout) as Array<{ filename: string; format: string; 'format-specific'?: { data?: { 'data-file'?: string } } }>;
+  return infos.map((i) => {
+    const df = i['format-specific']?.data?.['data-file'];
+    return { path: i.filename, format: i.format as LayerSketch['format'], ...(df === undefined ? {} : { dataFile: df, dataFilePath: df }) };
+  });
+}
+
+const FLAG: Record<string, number> = { O_RDONLY: constants.O_RDONLY, O_WRONLY: constants.O_WRONLY, O_RDWR: constants.O_RDWR, O_DIRECT: constants.O_DIRECT, O_CREAT: constants.O_CREAT, O_APPEND: constants.O_APPEND };
+
+/** Opens every planned fd; returns them in plan order plus a cleanup. */
+async function openPlanned(plan: Plan): Promise<{ fds: number[]; close: () => void }> {
+  const fds: number[] = [];
+  const servers: net.Server[] = [];
+  for (const f of plan.fds) {
+    if (f.kind === 'file') fds.push(openSync(f.path, f.flags.reduce((a, x) => a | FLAG[x]!, 0), 0o600));
+    else if (f.kind === 'unix-listen') {
+      // Node unlinks a socket path when its server closes: listen on a temporary name, rename it into place.
+      const s = net.createServer();
+      await new Promise<void>((res) => s.listen(`${f.path}.tmp`, res));
+      await fsp.rename(`${f.path}.tmp`, f.path);
+      servers.push(s);
+      fds.push((s as unknown as { _handle: { fd: number } })._handle.fd);
+    } else throw new Error('host-action fds are not part of this test');
+  }
+  return { fds, close: () => { for (const s of servers) s.close(); for (const [i, f] of plan.fds.entries()) if (f.kind === 'file') closeSync(fds[i]!); } };
+}
+
+/** A few QMP commands over the planned monitor socket, one reply per command. */
+async function qmp(path: string, commands: string[]): Promise<unknown[]> {
+  const sock = net.connect(path);
+  let buf = '';
+  const lines: Record<string, unknown>[] = [];
+  let wake: () => void = () => {};
+  sock.on('data', (d) => {
+    buf += d.toString();
+    let k;
+    while ((k = buf.indexOf('\n')) >= 0) { lines.push(JSON.parse(buf.slice(0, k)) as Record<string, unknown>); buf = buf.slice(k + 1); }
+    wake();
+  });
+  const next = async (): Promise<Record<string, unknown>> => {
+    for (;;) {
+      const i = lines.findIndex((l) => 'QMP' in l || 'return' in l || 'error' in l);
+      if (i >= 0) return lines.splice(i, 1)[0]!;
+      await new Promise<void>((res) => { wake = res; });
+    }
+  };
+  await next();
+  const out: unknown[] = [];
+  for (const c of ['qmp_capabilities', ...commands]) {
+    sock.write(`${JSON.stringify({ execute: c })}\n`);
+    const r = await next();
+    assert.ok(!('error' in r), `${c}: ${JSON.stringify(r)}`);
+    out.push(r['return']);
+  }
+  sock.destroy();
+  return out.slice(1);
+}
+
+async function startPlanned(t: TestContext, plan: Plan): Promise<ChildProcess> {
+  const { fds, close } = await openPlanned(plan);
+  const child = spawn(plan.argv[0]!, plan.argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe', ...fds] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => { stderr += d.toString(); });
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  close(); // QEMU holds its own copies now, like after the jailer's exec.
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  child.on('exit', () => clearTimeout(timer));
+  const early = new Promise<never>((_, rej) => child.on('exit', (c, s) => rej(new Error(`QEMU exited (${c ?? s}): ${stderr}`))));
+  (child as ChildProcess & { early: Promise<never> }).early = early;
+  early.catch(() => {});
+  return child;
+}
+
+function plannedBlockdevs(plan: Plan): Array<Record<string, unknown>> {
+  return plan.argv.flatMap((a, i) => (plan.argv[i - 1] === '-blockdev' ? [JSON.parse(a) as Record<string, unknown>] : []));
+}
+
+async function runCase(t: TestContext, caps: QemuCaps, dir: string, yaml: string, chains: Record<string, string>, extra: Parameters<typeof sketchFacts>[2] = {}): Promise<void> {
+  const spec = resolveSpecPaths(parseSpec(yaml, 'inline.yaml'), dir);
+  const facts = sketchFacts(spec.name, caps, { ...extra, chains: Object.fromEntries(Object.entries(chains).map(([k, p]) => [k, chainOf(join(dir, p))])) }, dir);
+  await fsp.mkdir(facts.paths.stateDir, { recursive: true });
+  if (spec.firmware === 'uefi') await fsp.copyFile(facts.firmware!.uefiVarsTemplate, facts.paths.uefiVars);
+  const plan = buildPlan(spec, facts);
+  const child = await startPlanned(t, plan);
+  const early = (child as ChildProcess & { early: Promise<never> }).early;
+  await Promise.race([early, new Promise((r) => setTimeout(r, 50))]);
+  for (let i = 0; !existsSync(facts.paths.qmpSocket) && i < 50; i++) await new Promise((r) => setTimeout(r, 20));
+  const [nodes, status] = await Promise.race([early, qmp(facts.paths.qmpSocket, ['query-named-block-nodes', 'query-status'])]) as [Array<Record<string, unknown>>, { status: string }];
+  assert.equal(status.status, 'prelaunch');
+  t.diagnostic(`QEMU reports ${nodes.length} named block nodes: ${nodes.map((n) => String(n['node-name'])).join(' ')}`);
+  const byName = new Map(nodes.map((n) => [n['node-name'] as string, n]));
+  for (const bd of plannedBlockdevs(plan)) {
+    const n = byName.get(bd['node-name'] as string);
+    assert.ok(n !== undefined, `node ${String(bd['node-name'])} missing in QEMU`);
+    assert.equal(n['drv'], bd['driver'], `driver of ${String(bd['node-name'])}`);
+    assert.equal(n['ro'], bd['read-only'], `read-only of ${String(bd['node-name'])}`);
+  }
+  for (const d of spec.disks) {
+    const top = byName.get(`${d.name}-0-fmt`)!;
+    assert.equal(top['backing_file_depth'], facts.chains[d.name]!.layers.length - 1, `chain depth of ${d.name}`);
+  }
+  await Promise.race([early, qmp(facts.paths.qmpSocket, ['quit'])]).catch(() => {});
+  await new Promise((r) => (child.exitCode === null ? child.on('exit', r) : r(null)));
+  assert.ok(existsSync(facts.paths.serialLog), 'serial log created through the fdset');
+}
+
+test('planned argv starts for real and shows the planned chains', { skip, timeout: 120_000 }, async (t) => {
+  const dir = mkdtempSync('/tmp/warden-plan-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const caps = await loadQemuCaps({ runner: new NodeProcessRunner(), fs: new NodeFs(), stat: (p) => fsp.stat(p), cacheDir: join(dir, 'cache') }, QEMU);
+  img('create', '-q', '-f', 'raw', join(dir, 'base.raw'), '16M');
+  img('create', '-q', '-f', 'qcow2', '-b', 'base.raw', '-F', 'raw', join(dir, 'mid.qcow2'));
+  img('create', '-q', '-f', 'qcow2', '-b', 'mid.qcow2', '-F', 'qcow2', join(dir, 'top.qcow2'));
+  img('create', '-q', '-f', 'raw', join(dir, 'seed.iso'), '1M');
+  img('create', '-q', '-f', 'qcow2', join(dir, 'scsi.qcow2'), '8M');
+  img('create', '-q', '-f', 'qed', join(dir, 'old.qed'), '8M');
+  img('create', '-q', '-f', 'qcow2', '-o', `data_file=${join(dir, 'ext.data')}`, join(dir, 'ext.qcow2'), '8M');
+  img('create', '-q', '-f', 'qcow2', '-b', 'old.qed', '-F', 'qed', join(dir, 'over-qed.qcow2'));
+
+  await t.test('q35: 3-layer chain, cdrom on sata, scsi disk, user net, rng, balloon, vnc', async (t) => {
+    await runCase(t, caps, dir, `apiVersion: warden/v1
+name: real1
+memory: 128Mi
+accel: tcg
+disks:
+  - { name: root, image: top.qcow2, format: qcow2 }
+  - { name: seed, image: seed.iso, format: raw, media: cdrom }
+  - { name: data, image: scsi.qcow2, format: qcow2, bus: scsi, readOnly: true }
+networks:
+  - { name: net0, type: user }
+  - { name: off, type: none }
+balloon: true
+vnc: true
+`, { root: 'top.qcow2', seed: 'seed.iso', data: 'scsi.qcow2' });
+  });
+
+  await t.test('pc + uefi, qcow2 with a data file, qed under qcow2, cache none, sata on pc', async (t) => {
+    await runCase(t, caps, dir, `apiVersion: warden/v1
+name: real2
+machine: pc
+firmware: uefi
+memory: 128Mi
+accel: tcg
+disks:
+  - { name: ext, image: ext.qcow2, format: qcow2, cache: none, discard: true }
+  - { name: mixed, image: over-qed.qcow2, format: qcow2, bus: sata }
+  - { name: cd, image: seed.iso, format: raw, media: cdrom, bus: scsi }
+`, { ext: 'ext.qcow2', mixed: 'over-qed.qcow2', cd: 'seed.iso' });
+  });
+});
