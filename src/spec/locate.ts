@@ -50,3 +50,11 @@ export function locate(doc: Document, lc: LineCounter, path: readonly PathSeg[],
   const offset = node?.range?.[0] ?? 0;
   return lc.linePos(offset);
 }
+
+/** ['disks', 0, 'image'] from "disks[0].image" (anything after the first space is ignored). */
+export function parsePath(text: string): PathSeg[] {
+  const head = text.split(' ')[0] ?? '';
+  const out: PathSeg[] = [];
+  for (const m of head.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) out.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
+  return out;
+}

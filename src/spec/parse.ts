@@ -3,7 +3,7 @@ import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { SpecSchema, type Spec } from './schema.js';
 import { SpecError, type SpecIssue } from './errors.js';
-import { formatPath, locate, type PathSeg } from './locate.js';
+import { formatPath, locate, parsePath, type PathSeg } from './locate.js';
 import { nearest } from './suggest.js';
 import { checkSpec, type RawIssue } from './checks.js';
 
@@ -104,4 +104,18 @@ function knownKeys(path: readonly PathSeg[]): string[] {
   }
   const def = (unwrap(s) as { _zod: { def: Record<string, unknown> } })._zod.def;
   return def['type'] === 'object' ? Object.keys(def['shape'] as object) : [];
+}
+
+/**
+ * A located issue for a finding made after parsing (a missing image, a refused chain, a
+ * planner problem): `path` is a spec path such as "disks[0].image".
+ */
+export function issueAt(text: string, file: string, path: string, code: string, message: string, suggestion?: string): SpecIssue {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  const segs = parsePath(path);
+  const pos = segs.length === 0 ? { line: 1, col: 1 } : locate(doc, lc, segs);
+  const issue: SpecIssue = { code, file, line: pos.line, col: pos.col, path: formatPath(segs), message };
+  if (suggestion !== undefined) issue.suggestion = suggestion;
+  return issue;
 }

@@ -1,8 +1,12 @@
 /** @module cli/commands: the list of command registrars; each capability adds its own file and one line here. */
 import type { Command } from 'commander';
 import type { Io } from '../output.js';
+import { registerValidate } from './validate.js';
+import { registerPlan } from './plan.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
 export const registrars: Registrar[] = [
+  registerValidate,
+  registerPlan,
 ];

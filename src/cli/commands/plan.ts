@@ -1,0 +1,96 @@
+/** @module cli/commands/plan: `warden plan FILE [--json]`: gathers the host facts, runs the pure planner, shows argv with its trace, fds, jail, actions. */
+import type { Command } from 'commander';
+import { existsSync, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import type { ImageChain } from '../../image/index.js';
+import { loadQemuCaps } from '../../qemu/index.js';
+import { NodeFs, NodeProcessRunner } from '../../sys/index.js';
+import { PlanError, buildPlan, planToJson, renderPlan, type Facts } from '../../plan/index.js';
+import { SpecError, issueAt, type Spec } from '../../spec/index.js';
+import { printJson, type Io } from '../output.js';
+import { loadSpecFile } from './validate.js';
+
+/** Each disk's chain, or why it could not be had (index into spec.disks). */
+export async function gatherChains(spec: Spec): Promise<{ chains: Record<string, ImageChain>; failures: Array<{ index: number; error: unknown }> }> {
+  const chains: Record<string, ImageChain> = {};
+  const failures: Array<{ index: number; error: unknown }> = [];
+  await Promise.all(spec.disks.map(async (d, index) => {
+    try { chains[d.name] = await chainOf(d.image, d.format); } catch (error) { failures.push({ index, error }); }
+  }));
+  failures.sort((a, b) => a.index - b.index);
+  return { chains, failures };
+}
+
+/**
+ * Stand-in until the image prober (walkChain) is merged: the top layer only, after
+ * checking it exists and opens for reading. It never reads the header.
+ */
+async function chainOf(path: string, format: Spec['disks'][number]['format']): Promise<ImageChain> {
+  const st = await fsp.stat(path).catch((cause: NodeJS.ErrnoException) => { throw new Error(`image ${path} ${cause.code === 'ENOENT' ? 'does not exist' : `cannot be read (${cause.code})`}`, { cause }); });
+  if (!st.isFile() && !st.isBlockDevice()) throw new Error(`image ${path} is not a regular file or block device`);
+  const fh = await fsp.open(path, 'r').catch((cause: NodeJS.ErrnoException) => { throw new Error(`image ${path} cannot be opened for reading (${cause.code})`, { cause }); });
+  await fh.close();
+  return { layers: [{ format, virtualSize: null, backingFilename: null, backingFormat: null, encrypted: false, dataFile: null, dirty: false, corrupt: false, bytesRead: 0, path, dataFilePath: null, dev: st.dev, ino: st.ino, size: st.size }] };
+}
+
+export interface FactOptions { qemu: string; stateDir: string; cacheDir: string; uid: number; gid: number; kvm: boolean }
+
+function firmwareFacts(): Facts['firmware'] | undefined {
+  const pairs: Array<[string, string]> = [
+    ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd'],
+    ['/usr/share/OVMF/OVMF_CODE.fd', '/usr/share/OVMF/OVMF_VARS.fd'],
+    ['/usr/share/edk2/ovmf/OVMF_CODE.fd', '/usr/share/edk2/ovmf/OVMF_VARS.fd'],
+  ];
+  const hit = pairs.find(([c, v]) => existsSync(c) && existsSync(v));
+  return hit === undefined ? undefined : { uefiCode: hit[0], uefiVarsTemplate: hit[1] };
+}
+
+/** All facts for planning `spec`; image problems become one located SpecError. */
+export async function gatherFacts(spec: Spec, text: string, file: string, o: FactOptions): Promise<Facts> {
+  const { chains, failures } = await gatherChains(spec);
+  if (failures.length > 0) {
+    throw new SpecError(file, failures.map(({ index, error }) => issueAt(text, file, `disks[${index}].image`, 'SPEC_IMAGE', error instanceof Error ? error.message : String(error))));
+  }
+  const qemu = await loadQemuCaps({ runner: new NodeProcessRunner(), fs: new NodeFs(), stat: (p) => fsp.stat(p), cacheDir: o.cacheDir }, o.qemu);
+  const dir = join(o.stateDir, spec.name);
+  const facts: Facts = {
+    qemu: { binary: qemu.binary, version: qemu.version, machines: qemu.machines, devices: qemu.devices, ...(qemu.schema === undefined ? {} : { schema: qemu.schema }) },
+    kvmUsable: o.kvm,
+    chains,
+    identity: { uid: o.uid, gid: o.gid },
+    paths: { stateDir: dir, qmpSocket: join(dir, 'qmp.sock'), serialSocket: join(dir, 'serial.sock'), serialLog: join(dir, 'serial.log'), uefiVars: join(dir, 'OVMF_VARS.fd'), vncSocket: join(dir, 'vnc.sock') },
+    host: { vhostNet: existsSync('/dev/vhost-net') },
+  };
+  const fw = firmwareFacts();
+  if (fw !== undefined) facts.firmware = fw;
+  return facts;
+}
+
+/** A PlanError's issues pointed at their place in the spec file. */
+function locatePlanError(err: PlanError, text: string, file: string): SpecError {
+  return new SpecError(file, err.issues.map((i) => ({ ...issueAt(text, file, i.from, i.code, i.message, i.suggestion), path: i.from })));
+}
+
+export function registerPlan(program: Command, io: Io): void {
+  program.command('plan')
+    .description('show everything a spec implies: QEMU argv traced to spec fields, fds, jail, host actions, resources')
+    .argument('<file>', 'the spec (YAML or JSON)')
+    .option('--json', 'print {argv, argvTrace, fds, jail, hostActions, manifest} as JSON')
+    .option('--qemu <path>', 'QEMU binary', '/usr/bin/qemu-system-x86_64')
+    .option('--state-dir <dir>', 'parent of the per-VM state directories', '/run/warden/vms')
+    .option('--cache-dir <dir>', 'where QEMU capabilities are cached', '/var/cache/warden')
+    .option('--uid <n>', 'uid to plan for (the lifecycle leases a real one)', '200000')
+    .option('--gid <n>', 'gid to plan for (default: the uid)')
+    .option('--kvm', 'plan for a usable KVM (accel: auto then picks kvm; default: tcg)')
+    .action(async (file: string, opts: { json?: boolean; qemu: string; stateDir: string; cacheDir: string; uid: string; gid?: string; kvm?: boolean }) => {
+      const { text, spec } = await loadSpecFile(file);
+      const uid = Number(opts.uid);
+      const gid = Number(opts.gid ?? opts.uid);
+      if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid < 0 || gid < 0) throw new SpecError(file, [{ code: 'USAGE_BAD_ID', file: '(command line)', line: 1, col: 1, path: '--uid/--gid', message: `must be non-negative integers, got ${opts.uid}/${opts.gid ?? opts.uid}` }]);
+      const facts = await gatherFacts(spec, text, file, { qemu: opts.qemu, stateDir: opts.stateDir, cacheDir: opts.cacheDir, uid, gid, kvm: opts.kvm === true });
+      let plan;
+      try { plan = buildPlan(spec, facts); } catch (err) { throw err instanceof PlanError ? locatePlanError(err, text, file) : err; }
+      if (opts.json) printJson(io, planToJson(plan));
+      else io.out(renderPlan(plan));
+    });
+}
