@@ -19,7 +19,7 @@ export function checkSpec(spec: Spec): RawIssue[] {
     ...duplicates(spec.networks.map((n) => n.name), 'networks', 'name', 'network name'),
     ...duplicates(spec.networks.map((n) => n.mac), 'networks', 'mac', 'MAC address'),
     ...duplicates(spec.disks.map((d) => d.bootIndex), 'disks', 'bootIndex', 'boot index'),
-    ...duplicates(spec.networks.flatMap((n) => (n.forwards ?? []).map((f) => `${f.proto}/${f.hostAddress}:${f.host}`)), null, null, 'host port forward'),
+    ...duplicateForwards(spec),
     ...spec.disks.flatMap((d, i) => checkDisk(d, i)),
     ...spec.networks.flatMap((n, i) => checkNetwork(n, i)),
     ...checkLimits(spec),
@@ -27,17 +27,29 @@ export function checkSpec(spec: Spec): RawIssue[] {
   ];
 }
 
-function duplicates(values: readonly (string | number | undefined)[], list: string | null, field: string | null, what: string): RawIssue[] {
+function duplicates(values: readonly (string | number | undefined)[], list: string, field: string, what: string): RawIssue[] {
   const seen = new Map<string | number, number>();
   const out: RawIssue[] = [];
   values.forEach((v, i) => {
     if (v === undefined) return;
     const first = seen.get(v);
     if (first === undefined) { seen.set(v, i); return; }
-    const path: PathSeg[] = list !== null && field !== null ? [list, i, field] : ['networks'];
-    const firstAt = list !== null ? `${list}[${first}]` : 'an earlier forward';
-    out.push({ code: 'SPEC_DUPLICATE', path, message: `duplicate ${what} ${JSON.stringify(v)}, already used by ${firstAt}` });
+    out.push({ code: 'SPEC_DUPLICATE', path: [list, i, field], message: `duplicate ${what} ${JSON.stringify(v)}, already used by ${list}[${first}]` });
   });
+  return out;
+}
+
+/** Two forwards of the same protocol on the same host address and port cannot both listen. */
+function duplicateForwards(spec: Spec): RawIssue[] {
+  const seen = new Map<string, string>();
+  const out: RawIssue[] = [];
+  spec.networks.forEach((n, i) => (n.forwards ?? []).forEach((f, k) => {
+    const key = `${f.proto}/${f.hostAddress}:${f.host}`;
+    const here = `networks[${i}].forwards[${k}]`;
+    const first = seen.get(key);
+    if (first === undefined) { seen.set(key, here); return; }
+    out.push({ code: 'SPEC_DUPLICATE', path: ['networks', i, 'forwards', k, 'host'], message: `host port ${key} is forwarded twice, first by ${first}` });
+  }));
   return out;
 }
 

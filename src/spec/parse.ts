@@ -13,7 +13,7 @@ export function parseSpec(text: string, file: string): Spec {
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, strict: true });
   if (doc.errors.length > 0) {
     throw new SpecError(file, doc.errors.map((e) => {
-      const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
+      const pos = lc.linePos(e.pos[0]);
       return { code: 'SPEC_SYNTAX', file, line: pos.line, col: pos.col, path: '', message: firstLine(e.message) };
     }));
   }
@@ -74,6 +74,13 @@ function fromZod(issue: z.core.$ZodIssue, data: unknown): RawIssue[] {
       const near = typeof got === 'string' ? nearest(got, values) : null;
       if (near !== null) r.suggestion = `did you mean "${near}"?`;
       return [r];
+    }
+    case 'too_big':
+    case 'too_small': {
+      const limit = String(issue.code === 'too_big' ? issue.maximum : issue.minimum);
+      const what = issue.origin === 'array' ? 'entries' : issue.origin === 'string' ? 'characters' : '';
+      const bound = issue.code === 'too_big' ? 'at most' : 'at least';
+      return [{ code: 'SPEC_VALUE', path, message: `must be ${bound} ${limit}${what === '' ? '' : ` ${what}`}, got ${show(got)}` }];
     }
     case 'invalid_union':
       return [{ code: 'SPEC_TYPE', path, message: `has the wrong type: got ${show(got)}` }];
