@@ -6,7 +6,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { constants, closeSync, existsSync, mkdtempSync, openSync, promises as fsp, rmSync } from 'node:fs';
+import { constants, closeSync, existsSync, mkdtempSync, openSync, promises as fsp, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { NodeFs, NodeProcessRunner } from '../sys/index.js';
@@ -99,6 +99,16 @@ async function startPlanned(t: TestContext, plan: Plan): Promise<ChildProcess> {
   return child;
 }
 
+/** Lets OVMF run: its boot manager writes to the serial console, which QEMU logs into the fdset file. */
+async function expectFirmwareOnSerialLog(early: Promise<never>, qmpPath: string, log: string): Promise<void> {
+  await Promise.race([early, qmp(qmpPath, ['cont'])]);
+  for (let i = 0; i < 150; i++) {
+    if (readFileSync(log, 'utf8').includes('BdsDxe')) return;
+    await Promise.race([early, new Promise((r) => setTimeout(r, 100))]);
+  }
+  assert.fail(`no firmware output in ${log} after 15 s: ${JSON.stringify(readFileSync(log, 'utf8').slice(0, 200))}`);
+}
+
 function plannedBlockdevs(plan: Plan): Array<Record<string, unknown>> {
   return plan.argv.flatMap((a, i) => (plan.argv[i - 1] === '-blockdev' ? [JSON.parse(a) as Record<string, unknown>] : []));
 }
@@ -127,6 +137,7 @@ async function runCase(t: TestContext, caps: QemuCaps, dir: string, yaml: string
     const top = byName.get(`${d.name}-0-fmt`)!;
     assert.equal(top['backing_file_depth'], facts.chains[d.name]!.layers.length - 1, `chain depth of ${d.name}`);
   }
+  if (spec.firmware === 'uefi') await expectFirmwareOnSerialLog(early, facts.paths.qmpSocket, facts.paths.serialLog);
   await Promise.race([early, qmp(facts.paths.qmpSocket, ['quit'])]).catch(() => {});
   await new Promise((r) => (child.exitCode === null ? child.on('exit', r) : r(null)));
   assert.ok(existsSync(facts.paths.serialLog), 'serial log created through the fdset');
