@@ -23,7 +23,7 @@ export class PlanBuilder {
   readonly actions: HostAction[] = [];
   readonly manifest: ManifestEntry[] = [];
   readonly qapi: QapiCheck[] = [];
-  readonly devices: Array<{ driver: string; from: string }> = [];
+  readonly devices: Array<{ driver: string; from: string; value: Record<string, unknown> }> = [];
   readonly issues: PlanIssue[] = [];
   private nextFdset = 1;
   private nextSlot = FIRST_SLOT;
@@ -43,7 +43,7 @@ export class PlanBuilder {
 
   /** -device in JSON syntax; the driver is checked against the binary's device list. */
   device(from: string, value: Record<string, unknown>): void {
-    this.devices.push({ driver: String(value['driver']), from });
+    this.devices.push({ driver: String(value['driver']), from, value });
     this.arg(from, '-device', JSON.stringify(value));
   }
 

@@ -61,6 +61,9 @@ test('running out of PCI slots is a plan error, not a QEMU error', () => {
 test('a binary whose schema lacks a planned member, or a device, fails the plan', () => {
   const noRngDevice: QemuCaps = { ...QEMU, devices: QEMU.devices.filter((d) => d !== 'virtio-rng-pci') };
   assert.deepEqual(planIssues('', {}, noRngDevice), [{ code: 'PLAN_UNSUPPORTED', from: 'rng' }]);
+ // A device property the binary does not list fails the same way.
+  const props = { ...QEMU.deviceProps!, 'virtio-rng-pci': QEMU.deviceProps!['virtio-rng-pci']!.filter((p) => p !== 'rng') };
+  assert.deepEqual(planIssues('', {}, { ...QEMU, deviceProps: props }), [{ code: 'PLAN_QAPI', from: 'rng' }]);
   // Drop "hostfwd" from NetdevUserOptions as an older QEMU might: the object no longer fits.
   const user = QEMU.schema!.find((e) => e.name === 'netdev_add')!;
   const netdev = QEMU.schema!.find((e) => e.name === user['arg-type'])!;

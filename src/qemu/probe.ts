@@ -7,12 +7,26 @@ import type { ProcessRunner } from '../sys/index.js';
 import { QemuProbeError } from './errors.js';
 import type { QapiEntry, QemuCaps, QemuMachine } from './types.js';
 
-const SCRIPT = [
+/**
+ * Devices whose properties are gathered (device-list-properties), so -device objects can be
+ * checked like the QAPI-typed ones: the drivers the planner may emit. A driver missing from
+ * the binary answers with an error, which only means "no properties known".
+ */
+export const PROPERTY_DEVICES = [
+  'isa-serial', 'virtio-blk-pci', 'virtio-scsi-pci', 'scsi-hd', 'scsi-cd', 'ich9-ahci', 'ide-hd', 'ide-cd',
+  'virtio-net-pci', 'e1000e', 'rtl8139', 'virtio-rng-pci', 'virtio-balloon-pci', 'VGA',
+] as const;
+
+const CORE = [
   { execute: 'qmp_capabilities' },
   { execute: 'query-version' },
   { execute: 'query-machines' },
   { execute: 'qom-list-types', arguments: { implements: 'device', abstract: false } },
   { execute: 'query-qmp-schema' },
+];
+const SCRIPT: Array<{ execute: string; arguments?: Record<string, unknown> }> = [
+  ...CORE,
+  ...PROPERTY_DEVICES.map((typename) => ({ execute: 'device-list-properties', arguments: { typename } })),
   { execute: 'quit' },
 ];
 
@@ -31,26 +45,26 @@ export async function probeQemu(runner: ProcessRunner, binary: string, timeoutMs
     throw new QemuProbeError('HOST_QEMU_MISSING', `starting QEMU binary ${binary} to read its capabilities failed`, { cause, context: { binary }, suggestions: ['install qemu-system-x86 or pass --qemu PATH'] });
   }
   const replies = parseReplies(res.stdout, binary, res.stderr);
-  if (replies.length < SCRIPT.length - 1) {
+  if (replies.length < SCRIPT.length - 1 || replies.slice(0, CORE.length).some((r) => 'error' in r)) {
+    const bad = replies.findIndex((r) => 'error' in r);
+    if (bad >= 0 && bad < CORE.length) {
+      throw new QemuProbeError('HOST_QEMU_PROBE', `QEMU binary ${binary} refused ${SCRIPT[bad]!.execute}: ${JSON.stringify(replies[bad]!['error'])}`, { context: { binary, command: SCRIPT[bad]!.execute } });
+    }
     throw new QemuProbeError('HOST_QEMU_PROBE', `QEMU binary ${binary} answered ${replies.length} of ${SCRIPT.length} capability queries (exit ${res.code ?? res.signal})`, { context: { binary, stderr: res.stderr.slice(0, 2000) } });
   }
-  return toCaps(binary, replies);
+  return toCaps(binary, replies.map((r) => r['return']));
 }
 
-/** Replies in order: each line's `return` (greeting and events skipped); an `error` fails the probe. */
-function parseReplies(stdout: string, binary: string, stderr: string): unknown[] {
-  const out: unknown[] = [];
+/** Replies in order, each {return} or {error} (greeting and events skipped). */
+function parseReplies(stdout: string, binary: string, stderr: string): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
   for (const line of stdout.split('\n')) {
     if (line.trim() === '') continue;
     let msg: Record<string, unknown>;
     try { msg = JSON.parse(line) as Record<string, unknown>; } catch (cause) {
       throw new QemuProbeError('HOST_QEMU_PROBE', `QEMU binary ${binary} wrote a line that is not JSON while probing`, { cause, context: { binary, line: line.slice(0, 200), stderr: stderr.slice(0, 2000) } });
     }
-    if ('error' in msg) {
-      const cmd = SCRIPT[out.length]?.execute;
-      throw new QemuProbeError('HOST_QEMU_PROBE', `QEMU binary ${binary} refused ${cmd}: ${JSON.stringify(msg['error'])}`, { context: { binary, command: cmd } });
-    }
-    if ('return' in msg) out.push(msg['return']);
+    if ('return' in msg || 'error' in msg) out.push(msg);
   }
   return out;
 }
@@ -72,5 +86,9 @@ function toCaps(binary: string, r: unknown[]): QemuCaps {
     machines,
     devices,
     schema: r[4] as QapiEntry[],
+    deviceProps: Object.fromEntries(PROPERTY_DEVICES.flatMap((d, i) => {
+      const props = r[CORE.length + i] as Array<{ name: string }> | undefined;
+      return props === undefined ? [] : [[d, props.map((p) => p.name).sort()]];
+    })),
   };
 }
