@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { constants, closeSync, existsSync, mkdtempSync, openSync, promises as fsp, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { NodeFs, NodeProcessRunner } from '../sys/index.js';
+import { NodeFs, NodeProcessRunner, loadNative } from '../sys/index.js';
 import { loadQemuCaps, type QemuCaps } from '../qemu/index.js';
 import { parseSpec, resolveSpecPaths } from '../spec/index.js';
 import { buildPlan, type Plan } from './index.js';
@@ -39,6 +39,7 @@ const FLAG: Record<string, number> = { O_RDONLY: constants.O_RDONLY, O_WRONLY: c
 async function openPlanned(plan: Plan): Promise<{ fds: number[]; close: () => void }> {
   const fds: number[] = [];
   const servers: net.Server[] = [];
+  const taps: Record<number, number[]> = {};
   for (const f of plan.fds) {
     if (f.kind === 'file') fds.push(openSync(f.path, f.flags.reduce((a, x) => a | FLAG[x]!, 0), 0o600));
     else if (f.kind === 'unix-listen') {
@@ -48,13 +49,25 @@ async function openPlanned(plan: Plan): Promise<{ fds: number[]; close: () => vo
       await fsp.rename(`${f.path}.tmp`, f.path);
       servers.push(s);
       fds.push((s as unknown as { _handle: { fd: number } })._handle.fd);
-    } else throw new Error('host-action fds are not part of this test');
+    } else {
+      const a = plan.hostActions[f.action];
+      assert.ok(a?.kind === 'tap', `only tap actions are performed here, not ${a?.kind}`);
+      // The TAP is opened here under this test's own name (the planned ifname matters only to src/net);
+      // it is not persistent, so it vanishes once QEMU and this process close its fds.
+      const name = `wplan${process.pid % 10000}t${f.action}`;
+      taps[f.action] ??= loadNative().openTap(name, a.queues, a.vnetHdr).fds;
+      const fd = taps[f.action]!.shift();
+      assert.ok(fd !== undefined);
+      fds.push(fd);
+    }
   }
-  return { fds, close: () => { for (const s of servers) s.close(); for (const [i, f] of plan.fds.entries()) if (f.kind === 'file') closeSync(fds[i]!); } };
+  return { fds, close: () => { for (const s of servers) s.close(); for (const [i, f] of plan.fds.entries()) if (f.kind !== 'unix-listen') closeSync(fds[i]!); } };
 }
 
 /** A few QMP commands over the planned monitor socket, one reply per command. */
-async function qmp(path: string, commands: string[]): Promise<unknown[]> {
+type Cmd = string | { execute: string; arguments: Record<string, unknown> };
+
+async function qmp(path: string, commands: Cmd[]): Promise<unknown[]> {
   const sock = net.connect(path);
   let buf = '';
   const lines: Record<string, unknown>[] = [];
@@ -75,7 +88,7 @@ async function qmp(path: string, commands: string[]): Promise<unknown[]> {
   await next();
   const out: unknown[] = [];
   for (const c of ['qmp_capabilities', ...commands]) {
-    sock.write(`${JSON.stringify({ execute: c })}\n`);
+    sock.write(`${JSON.stringify(typeof c === 'string' ? { execute: c } : c)}\n`);
     const r = await next();
     assert.ok(!('error' in r), `${c}: ${JSON.stringify(r)}`);
     out.push(r['return']);
@@ -123,8 +136,15 @@ async function runCase(t: TestContext, caps: QemuCaps, dir: string, yaml: string
   const early = (child as ChildProcess & { early: Promise<never> }).early;
   await Promise.race([early, new Promise((r) => setTimeout(r, 50))]);
   for (let i = 0; !existsSync(facts.paths.qmpSocket) && i < 50; i++) await new Promise((r) => setTimeout(r, 20));
-  const [nodes, status] = await Promise.race([early, qmp(facts.paths.qmpSocket, ['query-named-block-nodes', 'query-status'])]) as [Array<Record<string, unknown>>, { status: string }];
+  const peripheral = { execute: 'qom-list', arguments: { path: '/machine/peripheral' } };
+  const [nodes, status, devs] = await Promise.race([early, qmp(facts.paths.qmpSocket, ['query-named-block-nodes', 'query-status', peripheral])]) as [Array<Record<string, unknown>>, { status: string }, Array<{ name: string }>];
   assert.equal(status.status, 'prelaunch');
+  const ids = new Set(devs.map((d) => d.name));
+  for (const [i, a] of plan.argv.entries()) {
+    if (plan.argv[i - 1] !== '-device') continue;
+    const id = (JSON.parse(a) as { id: string }).id;
+    assert.ok(ids.has(id), `planned device ${id} not in QEMU's /machine/peripheral (${[...ids].join(' ')})`);
+  }
   t.diagnostic(`QEMU reports ${nodes.length} named block nodes: ${nodes.map((n) => String(n['node-name'])).join(' ')}`);
   const byName = new Map(nodes.map((n) => [n['node-name'] as string, n]));
   for (const bd of plannedBlockdevs(plan)) {
@@ -186,4 +206,18 @@ disks:
   - { name: cd, image: seed.iso, format: raw, media: cdrom, bus: scsi }
 `, { ext: 'ext.qcow2', mixed: 'over-qed.qcow2', cd: 'seed.iso' });
   });
+});
+
+test('planned TAP networking (fd= and multiqueue fds=) is accepted by QEMU', { skip: skip || (process.getuid?.() !== 0 ? 'needs root for TAP devices' : false) || (existsSync('/dev/net/tun') ? false : 'no /dev/net/tun'), timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync('/tmp/warden-plan-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const caps = await loadQemuCaps({ runner: new NodeProcessRunner(), fs: new NodeFs(), stat: (p) => fsp.stat(p), cacheDir: join(dir, 'cache') }, QEMU);
+  await runCase(t, caps, dir, `apiVersion: warden/v1
+name: real3
+memory: 128Mi
+accel: tcg
+networks:
+  - { name: mq, type: bridge, bridge: br0, queues: 2 }
+  - { name: plain, type: ovs, bridge: ovsbr0, model: e1000e }
+`, {});
 });
