@@ -2,35 +2,18 @@
 import type { Command } from 'commander';
 import { existsSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import type { ImageChain } from '../../image/index.js';
+import { homedir } from 'node:os';
 import { loadQemuCaps } from '../../qemu/index.js';
 import { NodeFs, NodeProcessRunner } from '../../sys/index.js';
 import { PlanError, buildPlan, planToJson, renderPlan, type Facts } from '../../plan/index.js';
-import { SpecError, issueAt, type Spec } from '../../spec/index.js';
+import { SpecError, issueAt } from '../../spec/index.js';
 import { printJson, type Io } from '../output.js';
-import { loadSpecFile } from './validate.js';
+import { checkHostFiles, loadSpecFile, type LoadedSpec } from './validate.js';
 
-/** Each disk's chain, or why it could not be had (index into spec.disks). */
-export async function gatherChains(spec: Spec): Promise<{ chains: Record<string, ImageChain>; failures: Array<{ index: number; error: unknown }> }> {
-  const chains: Record<string, ImageChain> = {};
-  const failures: Array<{ index: number; error: unknown }> = [];
-  await Promise.all(spec.disks.map(async (d, index) => {
-    try { chains[d.name] = await chainOf(d.image, d.format); } catch (error) { failures.push({ index, error }); }
-  }));
-  failures.sort((a, b) => a.index - b.index);
-  return { chains, failures };
-}
-
-/**
- * Stand-in until the image prober (walkChain) is merged: the top layer only, after
- * checking it exists and opens for reading. It never reads the header.
- */
-async function chainOf(path: string, format: Spec['disks'][number]['format']): Promise<ImageChain> {
-  const st = await fsp.stat(path).catch((cause: NodeJS.ErrnoException) => { throw new Error(`image ${path} ${cause.code === 'ENOENT' ? 'does not exist' : `cannot be read (${cause.code})`}`, { cause }); });
-  if (!st.isFile() && !st.isBlockDevice()) throw new Error(`image ${path} is not a regular file or block device`);
-  const fh = await fsp.open(path, 'r').catch((cause: NodeJS.ErrnoException) => { throw new Error(`image ${path} cannot be opened for reading (${cause.code})`, { cause }); });
-  await fh.close();
-  return { layers: [{ format, virtualSize: null, backingFilename: null, backingFormat: null, encrypted: false, dataFile: null, dirty: false, corrupt: false, bytesRead: 0, path, dataFilePath: null, dev: st.dev, ino: st.ino, size: st.size }] };
+/** /var/cache/warden for root, else $XDG_CACHE_HOME/warden or ~/.cache/warden. */
+function defaultCacheDir(): string {
+  if (process.getuid?.() === 0) return '/var/cache/warden';
+  return join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'warden');
 }
 
 export interface FactOptions { qemu: string; stateDir: string; cacheDir: string; uid: number; gid: number; kvm: boolean }
@@ -45,12 +28,11 @@ function firmwareFacts(): Facts['firmware'] | undefined {
   return hit === undefined ? undefined : { uefiCode: hit[0], uefiVarsTemplate: hit[1] };
 }
 
-/** All facts for planning `spec`; image problems become one located SpecError. */
-export async function gatherFacts(spec: Spec, text: string, file: string, o: FactOptions): Promise<Facts> {
-  const { chains, failures } = await gatherChains(spec);
-  if (failures.length > 0) {
-    throw new SpecError(file, failures.map(({ index, error }) => issueAt(text, file, `disks[${index}].image`, 'SPEC_IMAGE', error instanceof Error ? error.message : String(error))));
-  }
+/** All facts for planning the spec; host-file problems (images, chains, boot files) become one located SpecError. */
+export async function gatherFacts(loaded: LoadedSpec, o: FactOptions): Promise<Facts> {
+  const { spec, file } = loaded;
+  const { chains, issues } = await checkHostFiles(loaded);
+  if (issues.length > 0) throw new SpecError(file, issues);
   const qemu = await loadQemuCaps({ runner: new NodeProcessRunner(), fs: new NodeFs(), stat: (p) => fsp.stat(p), cacheDir: o.cacheDir }, o.qemu);
   const dir = join(o.stateDir, spec.name);
   const facts: Facts = {
@@ -78,16 +60,17 @@ export function registerPlan(program: Command, io: Io): void {
     .option('--json', 'print {argv, argvTrace, fds, jail, hostActions, manifest} as JSON')
     .option('--qemu <path>', 'QEMU binary', '/usr/bin/qemu-system-x86_64')
     .option('--state-dir <dir>', 'parent of the per-VM state directories', '/run/warden/vms')
-    .option('--cache-dir <dir>', 'where QEMU capabilities are cached', '/var/cache/warden')
+    .option('--cache-dir <dir>', 'where QEMU capabilities are cached', defaultCacheDir())
     .option('--uid <n>', 'uid to plan for (the lifecycle leases a real one)', '200000')
     .option('--gid <n>', 'gid to plan for (default: the uid)')
     .option('--kvm', 'plan for a usable KVM (accel: auto then picks kvm; default: tcg)')
     .action(async (file: string, opts: { json?: boolean; qemu: string; stateDir: string; cacheDir: string; uid: string; gid?: string; kvm?: boolean }) => {
-      const { text, spec } = await loadSpecFile(file);
+      const loaded = await loadSpecFile(file);
+      const { text, spec } = loaded;
       const uid = Number(opts.uid);
       const gid = Number(opts.gid ?? opts.uid);
       if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid < 0 || gid < 0) throw new SpecError(file, [{ code: 'USAGE_BAD_ID', file: '(command line)', line: 1, col: 1, path: '--uid/--gid', message: `must be non-negative integers, got ${opts.uid}/${opts.gid ?? opts.uid}` }]);
-      const facts = await gatherFacts(spec, text, file, { qemu: opts.qemu, stateDir: opts.stateDir, cacheDir: opts.cacheDir, uid, gid, kvm: opts.kvm === true });
+      const facts = await gatherFacts(loaded, { qemu: opts.qemu, stateDir: opts.stateDir, cacheDir: opts.cacheDir, uid, gid, kvm: opts.kvm === true });
       let plan;
       try { plan = buildPlan(spec, facts); } catch (err) { throw err instanceof PlanError ? locatePlanError(err, text, file) : err; }
       if (opts.json) printJson(io, planToJson(plan));
