@@ -7,6 +7,9 @@ import type { Facts } from './types.js';
 const GENERIC_PROPS = new Set(['driver', 'id', 'bus']);
 
 export function checkAgainstBinary(facts: Facts, b: PlanBuilder): void {
+  if (facts.qemu.sandbox === false) {
+    b.issue({ code: 'PLAN_UNSUPPORTED', from: '(base)', message: `QEMU ${facts.qemu.binary} was built without seccomp: -sandbox is not available, and warden does not run QEMU without it`, suggestion: 'use a QEMU built with libseccomp' });
+  }
   const devices = new Set(facts.qemu.devices);
   for (const d of b.devices) {
     if (!devices.has(d.driver)) { b.issue({ code: 'PLAN_UNSUPPORTED', from: d.from, message: `QEMU ${facts.qemu.binary} has no device ${d.driver}` }); continue; }

@@ -64,11 +64,39 @@ function checkLayers(d: Disk, from: string, layers: readonly ChainLayer[], b: Pl
   }
   layers.forEach((l, j) => {
     const where = j === 0 ? `${from}.image` : `${from}.image (backing layer ${j}: ${l.path})`;
+    // The prober's facts are re-checked where a slip would make QEMU open the wrong thing.
+    const below = layers[j + 1];
+    if ((below === undefined) !== (l.backingFilename === null)) { b.issue({ code: 'PLAN_BAD_FACT', from: where, message: `layer ${l.path}: the chain facts disagree with its backing name ${JSON.stringify(l.backingFilename)}` }); ok = false; }
+    if (below !== undefined && l.backingFormat !== null && l.backingFormat !== below.format) { b.issue({ code: 'PLAN_FORMAT_MISMATCH', from: where, message: `layer ${l.path} records backing format ${l.backingFormat}, but its backing layer ${below.path} was read as ${below.format}` }); ok = false; }
     if (l.encrypted) { b.issue({ code: 'PLAN_ENCRYPTED', from: where, message: `layer ${l.path} is encrypted; encrypted images are not supported yet` }); ok = false; }
     if (j < layers.length - 1 && !COW_FORMATS.has(l.format)) { b.issue({ code: 'PLAN_UNSUPPORTED', from: where, message: `layer ${l.path} (${l.format}) has a backing file, but QEMU's ${l.format} driver takes none` }); ok = false; }
     if (l.dataFilePath !== null && l.format !== 'qcow2') { b.issue({ code: 'PLAN_UNSUPPORTED', from: where, message: `layer ${l.path} names a data file, which only qcow2 supports` }); ok = false; }
   });
   return ok;
+}
+
+/**
+ * One file in two places is only safe when every use is read-only: a writable layer that
+ * is also another disk's layer (or the same disk twice) would be corrupted. Same file =
+ * same (dev, ino), whatever its names.
+ */
+export function checkSharedFiles(spec: Spec, facts: Facts, b: PlanBuilder): void {
+  const uses = new Map<string, Array<{ where: string; writable: boolean; path: string }>>();
+  spec.disks.forEach((d, i) => {
+    const layers = facts.chains[d.name]?.layers ?? [];
+    layers.forEach((l, j) => {
+      const key = `${l.dev}:${l.ino}`;
+      const list = uses.get(key) ?? [];
+      list.push({ where: j === 0 ? `disks[${i}].image` : `disks[${i}].image (backing layer ${j})`, writable: j === 0 && d.media === 'disk' && !d.readOnly, path: l.path });
+      uses.set(key, list);
+    });
+  });
+  for (const list of uses.values()) {
+    if (list.length < 2 || !list.some((u) => u.writable)) continue;
+    const w = list.find((u) => u.writable)!;
+    const others = list.filter((u) => u !== w).map((u) => `${u.where} (${u.path})`).join(', ');
+    b.issue({ code: 'PLAN_SHARED_IMAGE', from: w.where, message: `${w.path} is opened read-write here and also used by ${others}`, suggestion: 'give each disk its own overlay (qemu-img create -f qcow2 -b BASE -F FMT OVERLAY), or mark the disk readOnly' });
+  }
 }
 
 function cacheOf(d: Disk): Record<string, boolean> {
@@ -85,7 +113,7 @@ function flagsOf(d: Disk, writable: boolean): OpenFlag[] {
 function planLayer(d: Disk, from: string, j: number, l: ChainLayer, writable: boolean, backing: string | null, b: PlanBuilder): string {
   const node = `${d.name}-${j}`;
   const ro = !writable;
-  const field = j === 0 ? `${from}.image` : `${from}.image`;
+  const field = `${from}.image`;
   const fileNode = fileBlockdev(d, from, `${node}-file`, `disk-${d.name}-${j}`, l.path, writable, b);
   const fmt: Record<string, unknown> = { driver: l.format, 'node-name': `${node}-fmt`, file: fileNode, 'read-only': ro, cache: cacheOf(d) };
   if (writable && d.discard) fmt['discard'] = 'unmap';

@@ -104,3 +104,27 @@ test('stable MACs: locally administered unicast 52:54:00, distinct per NIC, same
   assert.notEqual(stableMac('web2', 'net0'), a);
   assert.ok(hostIfname('wd', 'a-very-long-vm-name-that-goes-on', 'net0', 15).length <= 15);
 });
+
+test('a writable image used twice (same dev/ino under any name) is refused; read-only sharing is fine', () => {
+  const yaml = `disks:
+  - { name: a, image: /a.qcow2, format: qcow2 }
+  - { name: b, image: /b.qcow2, format: qcow2 }
+`;
+  const base = { path: '/base.qcow2', format: 'qcow2' as const, ino: 77 };
+  // Two overlays over one base: fine.
+  plan(yaml, { chains: { a: [{ path: '/a.qcow2', format: 'qcow2', ino: 1 }, base], b: [{ path: '/b.qcow2', format: 'qcow2', ino: 2 }, base] } });
+  // b's top is a's base (hard link or a second name): a's writes would corrupt b's... and the other way round.
+  const issues = planIssues(yaml, { chains: { a: [{ path: '/a.qcow2', format: 'qcow2', ino: 1 }, base], b: [{ path: '/other-name.qcow2', format: 'qcow2', ino: 77 }] } });
+  assert.deepEqual(issues, [{ code: 'PLAN_SHARED_IMAGE', from: 'disks[1].image' }]);
+});
+
+test('chain facts that contradict themselves are refused', () => {
+  const issues = planIssues('disks: [{ name: a, image: /a.qcow2, format: qcow2 }]', { chains: { a: [{ path: '/a.qcow2', format: 'qcow2', backingFormat: 'raw' }, { path: '/b.qcow2', format: 'qcow2' }] } });
+  assert.deepEqual(issues, [{ code: 'PLAN_FORMAT_MISMATCH', from: 'disks[0].image' }]);
+  const dangling = planIssues('disks: [{ name: a, image: /a.qcow2, format: qcow2 }]', { chains: { a: [{ path: '/a.qcow2', format: 'qcow2', backingFilename: 'b.qcow2' }] } });
+  assert.deepEqual(dangling, [{ code: 'PLAN_BAD_FACT', from: 'disks[0].image' }]);
+});
+
+test('a QEMU without seccomp is refused', () => {
+  assert.deepEqual(planIssues('', {}, { ...QEMU, sandbox: false }), [{ code: 'PLAN_UNSUPPORTED', from: '(base)' }]);
+});

@@ -2,7 +2,7 @@
 import type { Spec } from '../spec/index.js';
 import { PlanBuilder } from './builder.js';
 import { planConsoles, planHardening, planMachine, resolveAccel, resolveMachine } from './base.js';
-import { planDisks } from './disks.js';
+import { checkSharedFiles, planDisks } from './disks.js';
 import { planNetworks } from './net.js';
 import { planBoot, planDevices, planFirmware } from './extras.js';
 import { planJail } from './jail.js';
@@ -25,6 +25,7 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   const machineProps = planFirmware(spec, facts, b);
   planMachine(spec, b, accel, machine, machineProps);
   planConsoles(facts, b);
+  checkSharedFiles(spec, facts, b);
   planDisks(spec, facts, b, { machineKind });
   planNetworks(spec, facts, b);
   planDevices(spec, facts, b);

@@ -5,6 +5,13 @@ import type { Facts } from './types.js';
 
 export type LayerSketch = Partial<ChainLayer> & { path: string; format: ImageFormat };
 
+/** A stand-in inode number: one per path, so distinct paths are distinct files unless a sketch says otherwise. */
+function inoOf(path: string): number {
+  let h = 2166136261;
+  for (const c of path) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
+  return h;
+}
+
 /** A ChainLayer with neutral defaults for every field the sketch leaves out; backing names follow the next layer. */
 export function sketchChain(layers: readonly LayerSketch[]): ImageChain {
   return {
@@ -13,7 +20,7 @@ export function sketchChain(layers: readonly LayerSketch[]): ImageChain {
       return {
         virtualSize: 1024 ** 3, backingFilename: next?.path ?? null, backingFormat: next?.format ?? null,
         encrypted: false, dataFile: null, dirty: false, corrupt: false, bytesRead: 512,
-        dataFilePath: null, dev: 64768, ino: 1000 + i, size: 196_608, ...l,
+        dataFilePath: null, dev: 64768, ino: inoOf(l.path), size: 196_608, ...l,
       };
     }),
   };

@@ -27,6 +27,8 @@ const CORE = [
 const SCRIPT: Array<{ execute: string; arguments?: Record<string, unknown> }> = [
   ...CORE,
   ...PROPERTY_DEVICES.map((typename) => ({ execute: 'device-list-properties', arguments: { typename } })),
+  // Answers with an error when QEMU was built without seccomp (then -sandbox does not exist).
+  { execute: 'query-command-line-options', arguments: { option: 'sandbox' } },
   { execute: 'quit' },
 ];
 
@@ -52,7 +54,9 @@ export async function probeQemu(runner: ProcessRunner, binary: string, timeoutMs
     }
     throw new QemuProbeError('HOST_QEMU_PROBE', `QEMU binary ${binary} answered ${replies.length} of ${SCRIPT.length} capability queries (exit ${res.code ?? res.signal})`, { context: { binary, stderr: res.stderr.slice(0, 2000) } });
   }
-  return toCaps(binary, replies.map((r) => r['return']));
+  const caps = toCaps(binary, replies.map((r) => r['return']));
+  caps.sandbox = 'return' in (replies[CORE.length + PROPERTY_DEVICES.length] ?? {});
+  return caps;
 }
 
 /** Replies in order, each {return} or {error} (greeting and events skipped). */

@@ -30,6 +30,8 @@ export interface QemuCaps {
   machines: QemuMachine[];
   /** Non-abstract QOM types implementing "device" (what -device accepts). */
   devices: string[];
+  /** Whether -sandbox (seccomp) is built in; absent when unknown. */
+  sandbox?: boolean;
   /** Properties of the devices the planner uses (device-list-properties), by driver; absent ones are not checked. */
   deviceProps?: Record<string, string[]>;
   /** The QAPI schema (query-qmp-schema); absent when not gathered, then schema checks are skipped. */
