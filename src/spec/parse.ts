@@ -1,5 +1,5 @@
 /** @module spec/parse: spec text (YAML or JSON) → validated Spec, or one SpecError with every located issue. */
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { SpecSchema, type Spec } from './schema.js';
 import { SpecError, type SpecIssue } from './errors.js';
@@ -17,7 +17,16 @@ export function parseSpec(text: string, file: string): Spec {
       return { code: 'SPEC_SYNTAX', file, line: pos.line, col: pos.col, path: '', message: firstLine(e.message) };
     }));
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 50 });
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: 50 });
+  } catch (cause) {
+    // Unresolved aliases and alias bombs surface only here, as plain errors.
+    let offset = 0;
+    visit(doc, { Alias(_, node) { if (node.resolve(doc) === undefined) { offset = node.range?.[0] ?? 0; return visit.BREAK; } return undefined; } });
+    const pos = lc.linePos(offset);
+    throw new SpecError(file, [{ code: 'SPEC_SYNTAX', file, line: pos.line, col: pos.col, path: '', message: firstLine((cause as Error).message) }]);
+  }
   const raw: RawIssue[] = [];
   const parsed = SpecSchema.safeParse(data ?? {});
   if (!parsed.success) raw.push(...parsed.error.issues.flatMap((i) => fromZod(i, data)));
