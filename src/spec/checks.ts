@@ -113,3 +113,23 @@ function checkSata(spec: Spec): RawIssue[] {
   const sata = spec.disks.map((d, i) => ({ d, i })).filter(({ d }) => (d.bus ?? (d.media === 'cdrom' ? 'sata' : 'virtio')) === 'sata');
   return sata.slice(6).map(({ i }) => ({ code: 'SPEC_CONFLICT', path: ['disks', i, 'bus'], message: 'more than 6 sata disks: the AHCI controller has 6 ports', suggestion: 'put further disks on virtio or scsi' }));
 }
+
+/**
+ * The name checks on raw data, for a spec the schema rejected: duplicates are reported in
+ * the same run as type errors elsewhere, so a user fixes everything in one round.
+ */
+export function checkRawDuplicates(data: unknown): RawIssue[] {
+  const list = (key: string, field: string): Array<string | number | undefined> => {
+    const arr = (data as Record<string, unknown> | null)?.[key];
+    if (!Array.isArray(arr)) return [];
+    return arr.map((x) => {
+      const v = (x as Record<string, unknown> | null)?.[field];
+      return typeof v === 'string' || typeof v === 'number' ? v : undefined;
+    });
+  };
+  return [
+    ...duplicates(list('disks', 'name'), 'disks', 'name', 'disk name'),
+    ...duplicates(list('networks', 'name'), 'networks', 'name', 'network name'),
+    ...duplicates(list('networks', 'mac'), 'networks', 'mac', 'MAC address'),
+  ];
+}

@@ -5,7 +5,7 @@ import { SpecSchema, type Spec } from './schema.js';
 import { SpecError, type SpecIssue } from './errors.js';
 import { formatPath, locate, parsePath, type PathSeg } from './locate.js';
 import { nearest } from './suggest.js';
-import { checkSpec, type RawIssue } from './checks.js';
+import { checkRawDuplicates, checkSpec, type RawIssue } from './checks.js';
 
 /** Parses and validates a spec; `file` is only used to locate issues. Paths stay as written (see resolveSpecPaths). */
 export function parseSpec(text: string, file: string): Spec {
@@ -29,7 +29,7 @@ export function parseSpec(text: string, file: string): Spec {
   }
   const raw: RawIssue[] = [];
   const parsed = SpecSchema.safeParse(data ?? {});
-  if (!parsed.success) raw.push(...parsed.error.issues.flatMap((i) => fromZod(i, data)));
+  if (!parsed.success) raw.push(...parsed.error.issues.flatMap((i) => fromZod(i, data)), ...checkRawDuplicates(data));
   else raw.push(...checkSpec(parsed.data));
   if (raw.length > 0) {
     const issues: SpecIssue[] = raw.map((r) => {

@@ -73,6 +73,7 @@ test('every issue at once, sorted by position, with suggestions', () => {
       '3:1 cpu SPEC_UNKNOWN_KEY / did you mean "cpus"?',
       '4:9 memory SPEC_VALUE',
       '7:5 disks[1].format SPEC_MISSING',
+      '7:13 disks[1].name SPEC_DUPLICATE',
     ]);
     assert.match(e.message, /b\.yaml:4:9: memory: memory "1Gb" is not a size/);
   }
