@@ -6,7 +6,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { constants, closeSync, existsSync, mkdtempSync, openSync, promises as fsp, readFileSync, rmSync } from 'node:fs';
+import { constants, closeSync, existsSync, mkdtempSync, openSync, promises as fsp, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { NodeFs, NodeProcessRunner, loadNative } from '../sys/index.js';
@@ -122,6 +122,22 @@ async function expectFirmwareOnSerialLog(early: Promise<never>, qmpPath: string,
   assert.fail(`no firmware output in ${log} after 15 s: ${JSON.stringify(readFileSync(log, 'utf8').slice(0, 200))}`);
 }
 
+/**
+ * A header-only Linux boot-protocol image: enough for QEMU to accept -kernel/-initrd/-append
+ * and load them (the guest never runs: the VM stays at -S).
+ */
+function stubBzImage(): Buffer {
+  const b = Buffer.alloc(8192);
+  b[0x1f1] = 1; // setup_sects
+  b.writeUInt16LE(0xaa55, 0x1fe);
+  b.write('HdrS', 0x202, 'latin1');
+  b.writeUInt16LE(0x020f, 0x206); // boot protocol 2.15
+  b[0x211] = 0x01; // loadflags: LOADED_HIGH
+  b.writeUInt32LE(0x37ffffff, 0x22c); // initrd_addr_max
+  b.writeUInt32LE(2048, 0x238); // cmdline_size
+  return b;
+}
+
 function plannedBlockdevs(plan: Plan): Array<Record<string, unknown>> {
   return plan.argv.flatMap((a, i) => (plan.argv[i - 1] === '-blockdev' ? [JSON.parse(a) as Record<string, unknown>] : []));
 }
@@ -175,12 +191,15 @@ test('planned argv starts for real and shows the planned chains', { skip, timeou
   img('create', '-q', '-f', 'qed', join(dir, 'old.qed'), '8M');
   img('create', '-q', '-f', 'qcow2', '-o', `data_file=${join(dir, 'ext.data')}`, join(dir, 'ext.qcow2'), '8M');
   img('create', '-q', '-f', 'qcow2', '-b', 'old.qed', '-F', 'qed', join(dir, 'over-qed.qcow2'));
+  writeFileSync(join(dir, 'bzImage'), stubBzImage());
+  writeFileSync(join(dir, 'initrd'), Buffer.alloc(4096));
 
-  await t.test('q35: 3-layer chain, cdrom on sata, scsi disk, user net, rng, balloon, vnc', async (t) => {
+  await t.test('q35: 3-layer chain, cdrom on sata, scsi disk, user net, rng, balloon, vnc, direct kernel boot', async (t) => {
     await runCase(t, caps, dir, `apiVersion: warden/v1
 name: real1
 memory: 128Mi
 accel: tcg
+boot: { kernel: bzImage, initrd: initrd, cmdline: console=ttyS0 }
 disks:
   - { name: root, image: top.qcow2, format: qcow2 }
   - { name: seed, image: seed.iso, format: raw, media: cdrom }
