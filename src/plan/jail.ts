@@ -59,7 +59,8 @@ export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' 
     env: {},
     cwd: '/',
     argv: [...b.argv],
-    landlock: { readOnly: ['/usr', ...bootFiles, ...(binary.startsWith('/usr/') ? [] : [posix.normalize(binary)])], readWrite: [] },
+    // Everything else QEMU touches arrives as an fd; device nodes it opens by name are the exception.
+    landlock: { readOnly: ['/usr', ...bootFiles, ...(binary.startsWith('/usr/') ? [] : [posix.normalize(binary)])], readWrite: accel === 'kvm' ? ['/dev/kvm'] : [] },
   };
 }
 
