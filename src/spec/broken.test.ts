@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, cpSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { run, type Io } from '../cli/index.js';
@@ -16,6 +16,34 @@ const files = readdirSync(CORPUS).filter((f) => f.endsWith('.yaml')).sort();
 function capture(): Io & { stdout: string; stderr: string } {
   const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } };
   return io;
+}
+
+function img(...args: string[]): void {
+  const r = spawnSync('qemu-img', args, { encoding: 'utf8' });
+  assert.equal(r.status, 0, `qemu-img ${args.join(' ')}: ${r.stderr}`);
+}
+
+/**
+ * Chains the image policy refuses, made with qemu-img: a loop, a json: and an nbd: backing,
+ * a missing layer, and a backing without a recorded format over a layer that has a
+ * backing itself (qemu-img no longer writes that, so the header fields are set by hand).
+ */
+function makeRefusedChains(dir: string): void {
+  mkdirSync(dir);
+  const at = (f: string) => join(dir, f);
+  for (const f of ['loop', 'json', 'nbd', 'gone', 'nofmt']) img('create', '-q', '-f', 'qcow2', at(`${f}.qcow2`), '16M');
+  img('rebase', '-q', '-u', '-b', 'loop.qcow2', '-F', 'qcow2', at('loop.qcow2'));
+  img('rebase', '-q', '-u', '-b', 'json:{"driver":"file","filename":"/etc/shadow"}', '-F', 'raw', at('json.qcow2'));
+  img('rebase', '-q', '-u', '-b', 'nbd://127.0.0.1/x', '-F', 'raw', at('nbd.qcow2'));
+  img('rebase', '-q', '-u', '-b', 'missing.qcow2', '-F', 'qcow2', at('gone.qcow2'));
+  img('create', '-q', '-f', 'qcow2', at('base.qcow2'), '16M');
+  img('create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', at('mid.qcow2'));
+  const name = Buffer.from('mid.qcow2');
+  const hdr = Buffer.alloc(12);
+  hdr.writeBigUInt64BE(4096n, 0); // backing_file_offset: inside the header cluster, past the extensions
+  hdr.writeUInt32BE(name.length, 8); // backing_file_size
+  const fd = openSync(at('nofmt.qcow2'), 'r+');
+  try { writeSync(fd, hdr, 0, 12, 8); writeSync(fd, name, 0, name.length, 4096); } finally { closeSync(fd); }
 }
 
 interface Expect { code: string; line: number; col: number; path: string }
@@ -34,6 +62,7 @@ test('every broken spec gives its located error and exit 2', { timeout: 60_000 }
   cpSync(CORPUS, dir, { recursive: true });
   const r = spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'ok.qcow2'), '16M']);
   if (r.status !== 0) { t.skip('qemu-img missing'); return; }
+  makeRefusedChains(join(dir, 'chains'));
   for (const f of files) {
     await t.test(f, async () => {
       const want = expectation(f);
