@@ -3,10 +3,14 @@ import type { Command } from 'commander';
 import type { Io } from '../output.js';
 import { registerValidate } from './validate.js';
 import { registerPlan } from './plan.js';
+import { registerQmp } from './qmp.js';
+import { registerJail } from './jail.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
 export const registrars: Registrar[] = [
   registerValidate,
   registerPlan,
+  registerQmp,
+  registerJail,
 ];
