@@ -5,11 +5,12 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { constants, closeSync, existsSync, mkdtempSync, openSync, promises as fsp, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { NodeFs, NodeProcessRunner, loadNative } from '../sys/index.js';
+import { defaultJailerConfig, launchJail, teardownJail } from '../jail/index.js';
 import { loadQemuCaps, type QemuCaps } from '../qemu/index.js';
 import { parseSpec, resolveSpecPaths } from '../spec/index.js';
 import { buildPlan, type Plan } from './index.js';
@@ -97,7 +98,10 @@ async function qmp(path: string, commands: Cmd[]): Promise<unknown[]> {
   return out.slice(1);
 }
 
-async function startPlanned(t: TestContext, plan: Plan): Promise<ChildProcess> {
+/** A started QEMU: `early` rejects if it exits; `done` waits for its end and cleans up. */
+interface Started { early: Promise<never>; done: () => Promise<void>; pid?: number }
+
+async function startPlanned(t: TestContext, plan: Plan): Promise<Started> {
   const { fds, close } = await openPlanned(plan);
   const child = spawn(plan.argv[0]!, plan.argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe', ...fds] });
   let stderr = '';
@@ -107,9 +111,28 @@ async function startPlanned(t: TestContext, plan: Plan): Promise<ChildProcess> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
   child.on('exit', () => clearTimeout(timer));
   const early = new Promise<never>((_, rej) => child.on('exit', (c, s) => rej(new Error(`QEMU exited (${c ?? s}): ${stderr}`))));
-  (child as ChildProcess & { early: Promise<never> }).early = early;
   early.catch(() => {});
-  return child;
+  return { early, done: () => new Promise((r) => (child.exitCode === null ? child.on('exit', () => r()) : r())) };
+}
+
+/** Test uids for jailed runs (a slice no other suite uses). */
+const JAIL_UIDS = { first: 233100, count: 16 };
+
+/** The same plan run through the real jailer: its JailSpec, its fds by name, as the lifecycle will. */
+async function startJailed(t: TestContext, plan: Plan, dir: string): Promise<Started> {
+  const config = defaultJailerConfig({ stateDir: join(dir, 'jail-state'), runtimeDir: join(dir, 'jail-run'), uidRange: JAIL_UIDS });
+  const { fds, close } = await openPlanned(plan);
+  const byName = new Map(plan.fds.map((f, i) => [f.name, fds[i]!]));
+  const errFile = join(dir, `${plan.jail.name}.stderr`);
+  const errFd = openSync(errFile, 'w');
+  t.after(async () => { await teardownJail(plan.jail.name, config); });
+  let handle;
+  try { handle = await launchJail(plan.jail, { fds: byName, config, stdio: { stderr: errFd } }); } finally { closeSync(errFd); close(); }
+  const h = handle;
+  const timer = setTimeout(() => h.kill('SIGKILL'), 30_000);
+  const early = h.wait({ pollMs: 20 }).then((e): never => { throw new Error(`jailed QEMU exited (${JSON.stringify(e)}): ${readFileSync(errFile, 'utf8')}`); });
+  early.catch(() => {});
+  return { early, pid: h.pid, done: async () => { await h.wait({ pollMs: 20 }); clearTimeout(timer); await teardownJail(plan.jail.name, config); } };
 }
 
 /** Lets OVMF run: its boot manager writes to the serial console, which QEMU logs into the fdset file. */
@@ -142,14 +165,19 @@ function plannedBlockdevs(plan: Plan): Array<Record<string, unknown>> {
   return plan.argv.flatMap((a, i) => (plan.argv[i - 1] === '-blockdev' ? [JSON.parse(a) as Record<string, unknown>] : []));
 }
 
-async function runCase(t: TestContext, caps: QemuCaps, dir: string, yaml: string, chains: Record<string, string>, extra: Parameters<typeof sketchFacts>[2] = {}): Promise<void> {
+async function runCase(t: TestContext, caps: QemuCaps, dir: string, yaml: string, chains: Record<string, string>, extra: Parameters<typeof sketchFacts>[2] = {}, jailed = false): Promise<Plan> {
   const spec = resolveSpecPaths(parseSpec(yaml, 'inline.yaml'), dir);
   const facts = sketchFacts(spec.name, caps, { ...extra, chains: Object.fromEntries(Object.entries(chains).map(([k, p]) => [k, chainOf(join(dir, p))])) }, dir);
   await fsp.mkdir(facts.paths.stateDir, { recursive: true });
   if (spec.firmware === 'uefi') await fsp.copyFile(facts.firmware!.uefiVarsTemplate, facts.paths.uefiVars);
   const plan = buildPlan(spec, facts);
-  const child = await startPlanned(t, plan);
-  const early = (child as ChildProcess & { early: Promise<never> }).early;
+  const { early, done, pid } = jailed ? await startJailed(t, plan, dir) : await startPlanned(t, plan);
+  if (pid !== undefined) {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    assert.match(status, new RegExp(`^Uid:\\s+${facts.identity.uid}\\s`, 'm'), 'QEMU runs as the planned uid');
+    assert.match(status, /^CapEff:\s+0+$/m, 'QEMU has no capabilities');
+    assert.equal(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0], plan.argv[0]);
+  }
   await Promise.race([early, new Promise((r) => setTimeout(r, 50))]);
   for (let i = 0; !existsSync(facts.paths.qmpSocket) && i < 50; i++) await new Promise((r) => setTimeout(r, 20));
   const peripheral = { execute: 'qom-list', arguments: { path: '/machine/peripheral' } };
@@ -175,8 +203,9 @@ async function runCase(t: TestContext, caps: QemuCaps, dir: string, yaml: string
   }
   if (spec.firmware === 'uefi') await expectFirmwareOnSerialLog(early, facts.paths.qmpSocket, facts.paths.serialLog);
   await Promise.race([early, qmp(facts.paths.qmpSocket, ['quit'])]).catch(() => {});
-  await new Promise((r) => (child.exitCode === null ? child.on('exit', r) : r(null)));
+  await done();
   assert.ok(existsSync(facts.paths.serialLog), 'serial log created through the fdset');
+  return plan;
 }
 
 test('planned argv starts for real and shows the planned chains', { skip, timeout: 120_000 }, async (t) => {
@@ -239,4 +268,38 @@ networks:
   - { name: mq, type: bridge, bridge: br0, queues: 2 }
   - { name: plain, type: ovs, bridge: ovsbr0, model: e1000e }
 `, {});
+});
+
+test('a planned VM runs inside the real jail: planned uid, empty or host netns, fds by name, UEFI output in the log', {
+  skip: skip || (process.getuid?.() !== 0 ? 'the jailer needs root' : false) || (existsSync('/usr/bin/bwrap') ? false : 'bwrap missing'), timeout: 120_000,
+}, async (t) => {
+  const dir = mkdtempSync('/tmp/warden-plan-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const caps = await loadQemuCaps({ runner: new NodeProcessRunner(), fs: new NodeFs(), stat: (p) => fsp.stat(p), cacheDir: join(dir, 'cache') }, QEMU);
+  img('create', '-q', '-f', 'raw', join(dir, 'base.raw'), '16M');
+  img('create', '-q', '-f', 'qcow2', '-b', 'base.raw', '-F', 'raw', join(dir, 'top.qcow2'));
+  img('create', '-q', '-f', 'raw', join(dir, 'seed.iso'), '1M');
+  const identity = { uid: JAIL_UIDS.first + 1, gid: JAIL_UIDS.first + 1 };
+  await t.test('no NIC: empty network namespace, uefi, chain, cdrom', async (t) => {
+    const plan = await runCase(t, caps, dir, `apiVersion: warden/v1
+name: warden-plan-j1
+memory: 128Mi
+accel: tcg
+firmware: uefi
+limits: { memory: 512Mi, pids: 256 }
+disks:
+  - { name: root, image: top.qcow2, format: qcow2 }
+  - { name: seed, image: seed.iso, format: raw, media: cdrom }
+`, { root: 'top.qcow2', seed: 'seed.iso' }, { identity }, true);
+    assert.deepEqual(plan.jail.network, { mode: 'none' });
+  });
+  await t.test('user networking: host network namespace', async (t) => {
+    const plan = await runCase(t, caps, dir, `apiVersion: warden/v1
+name: warden-plan-j2
+memory: 128Mi
+accel: tcg
+networks: [{ name: n, type: user }]
+`, {}, { identity }, true);
+    assert.deepEqual(plan.jail.network, { mode: 'host' });
+  });
 });
