@@ -11,19 +11,40 @@ import type { Facts } from './types.js';
 
 const MODEL_DRIVER: Record<Network['model'], string> = { virtio: 'virtio-net-pci', e1000e: 'e1000e', rtl8139: 'rtl8139' };
 
-function digest(vm: string, nic: string): Buffer {
-  return createHash('sha256').update(`warden\0${vm}\0${nic}`).digest();
+/*
+ * Names and MACs follow src/net's scheme exactly (net/names.ts: "the planner may call
+ * these"), so the net module's cleanup recognises every device of a VM by name. Kept as a
+ * local copy because plan may import only net's types; a test compares the two.
+ */
+function digest(...parts: string[]): Buffer {
+  return createHash('sha256').update(parts.join('\0')).digest();
+}
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+function base32(bytes: Uint8Array, chars: number): string {
+  let out = '';
+  let acc = 0;
+  let bits = 0;
+  for (const b of bytes) {
+    acc = (acc << 8) | b;
+    bits += 8;
+    while (bits >= 5 && out.length < chars) { bits -= 5; out += BASE32[(acc >>> bits) & 31]; }
+    acc &= (1 << bits) - 1;
+    if (out.length >= chars) break;
+  }
+  return out;
 }
 
 /** 52:54:00:xx:xx:xx from the VM and NIC names: stable across restarts, unicast and locally administered. */
 export function stableMac(vm: string, nic: string): string {
-  const h = digest(vm, nic);
+  const h = digest('mac', vm, nic);
   return ['52', '54', '00', ...[0, 1, 2].map((i) => h[i]!.toString(16).padStart(2, '0'))].join(':');
 }
 
-/** A host interface name (<= 15 characters) unique per VM and NIC: wd-<8 hex>-<index>. */
-export function hostIfname(prefix: 'wd' | 'wm', vm: string, nic: string, index: number): string {
-  return `${prefix}-${digest(vm, nic).toString('hex').slice(0, 8)}-${index}`;
+/** The host device name of one NIC (14 bytes): "wd" + 8 base32 of the VM + 4 of the NIC. */
+export function hostIfname(vm: string, nic: string): string {
+  return `wd${base32(digest('vm', vm), 8)}${base32(digest('nic', vm, nic), 4)}`;
 }
 
 export function planNetworks(spec: Spec, facts: Facts, b: PlanBuilder): void {
@@ -34,7 +55,7 @@ export function planNetworks(spec: Spec, facts: Facts, b: PlanBuilder): void {
     let hasBackend = true;
     if (n.type === 'user') planUser(n, from, netdev, b);
     else if (n.type === 'none') hasBackend = false;
-    else planTap(spec.name, n, i, mac, from, netdev, facts, b);
+    else planTap(spec.name, n, mac, from, netdev, facts, b);
     const dev: Record<string, unknown> = { driver: MODEL_DRIVER[n.model], id: `nic-${n.name}`, mac, ...b.pci(from) };
     if (hasBackend) dev['netdev'] = netdev;
     if (n.queues > 1) { dev['mq'] = true; dev['vectors'] = 2 * n.queues + 2; }
@@ -52,18 +73,18 @@ function planUser(n: Network, from: string, id: string, b: PlanBuilder): void {
 }
 
 /** TAP-backed types: the host action opens the queues; vhost-net optionally. */
-function planTap(vm: string, n: Network, i: number, mac: string, from: string, id: string, facts: Facts, b: PlanBuilder): void {
+function planTap(vm: string, n: Network, mac: string, from: string, id: string, facts: Facts, b: PlanBuilder): void {
   const queues = Array.from({ length: n.queues }, (_, q) => q);
   const tapNames = queues.map((q) => `tap-${n.name}-${q}`);
   let tapFds: number[];
   let ifname: string;
   if (n.type === 'macvtap') {
-    ifname = hostIfname('wm', vm, n.name, i);
+    ifname = hostIfname(vm, n.name);
     const a: HostAction = { kind: 'macvtap', nic: n.name, ifname, link: n.link ?? '', mode: n.mode ?? 'bridge', mac, queues: n.queues, fdNames: tapNames };
     tapFds = b.action(from, a, tapNames);
     b.note('macvtap', ifname, 'create', from, `macvtap on ${n.link} (${n.mode ?? 'bridge'} mode)`);
   } else {
-    ifname = hostIfname('wd', vm, n.name, i);
+    ifname = hostIfname(vm, n.name);
     const tap: HostAction = { kind: 'tap', nic: n.name, ifname, queues: n.queues, vnetHdr: n.model === 'virtio', mac, fdNames: tapNames, ...(n.mtu === undefined ? {} : { mtu: n.mtu }) };
     tapFds = b.action(from, tap, tapNames);
     b.note('tap', ifname, 'create', from, `${n.queues} queue(s)`);

@@ -102,7 +102,9 @@ test('stable MACs: locally administered unicast 52:54:00, distinct per NIC, same
   assert.equal(stableMac('web1', 'net0'), a);
   assert.notEqual(stableMac('web1', 'net1'), a);
   assert.notEqual(stableMac('web2', 'net0'), a);
-  assert.ok(hostIfname('wd', 'a-very-long-vm-name-that-goes-on', 'net0', 15).length <= 15);
+  assert.equal(hostIfname('a-very-long-vm-name-that-goes-on', 'net0').length, 14);
+  assert.notEqual(hostIfname('web1', 'net0'), hostIfname('web1', 'net1'));
+  assert.equal(hostIfname('web1', 'net0').slice(0, 10), hostIfname('web1', 'net1').slice(0, 10));
 });
 
 test('a writable image used twice (same dev/ino under any name) is refused; read-only sharing is fine', () => {
