@@ -5,6 +5,7 @@ import { registerValidate } from './validate.js';
 import { registerPlan } from './plan.js';
 import { registerQmp } from './qmp.js';
 import { registerJail } from './jail.js';
+import { registerImage } from './image.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -13,4 +14,5 @@ export const registrars: Registrar[] = [
   registerPlan,
   registerQmp,
   registerJail,
+  registerImage,
 ];
