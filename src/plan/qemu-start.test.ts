@@ -13,6 +13,7 @@ import { NodeFs, NodeProcessRunner, loadNative } from '../sys/index.js';
 import { defaultJailerConfig, launchJail, teardownJail } from '../jail/index.js';
 import { loadQemuCaps, type QemuCaps } from '../qemu/index.js';
 import { parseSpec, resolveSpecPaths } from '../spec/index.js';
+import { walkChain } from '../image/index.js';
 import { buildPlan, type Plan } from './index.js';
 import { sketchFacts, type LayerSketch } from './testing.js';
 
@@ -167,7 +168,13 @@ function plannedBlockdevs(plan: Plan): Array<Record<string, unknown>> {
 
 async function runCase(t: TestContext, caps: QemuCaps, dir: string, yaml: string, chains: Record<string, string>, extra: Parameters<typeof sketchFacts>[2] = {}, jailed = false): Promise<Plan> {
   const spec = resolveSpecPaths(parseSpec(yaml, 'inline.yaml'), dir);
-  const facts = sketchFacts(spec.name, caps, { ...extra, chains: Object.fromEntries(Object.entries(chains).map(([k, p]) => [k, chainOf(join(dir, p))])) }, dir);
+  const facts = sketchFacts(spec.name, caps, extra, dir);
+  // The real fact path: the image module's bounded prober walks each chain; qemu-img is the oracle for it.
+  for (const d of spec.disks) {
+    const chain = await walkChain(d.image, { format: d.format });
+    assert.deepEqual(chain.layers.map((l) => [l.path, l.format]), chainOf(join(dir, chains[d.name]!)).map((l) => [l.path, l.format]), `chain of ${d.name}`);
+    facts.chains[d.name] = chain;
+  }
   await fsp.mkdir(facts.paths.stateDir, { recursive: true });
   if (spec.firmware === 'uefi') await fsp.copyFile(facts.firmware!.uefiVarsTemplate, facts.paths.uefiVars);
   const plan = buildPlan(spec, facts);

@@ -5,7 +5,7 @@ import { dirname, resolve } from 'node:path';
 import { WardenError } from '../../errors/index.js';
 import { SpecError, SpecReadError, issueAt, parseSpec, resolveSpecPaths, type Spec, type SpecIssue } from '../../spec/index.js';
 import { printJson, type Io } from '../output.js';
-import type { ImageChain } from '../../image/index.js';
+import { walkChain, type ImageChain } from '../../image/index.js';
 
 export interface LoadedSpec { file: string; text: string; spec: Spec }
 
@@ -29,15 +29,11 @@ export async function gatherChains(spec: Spec): Promise<{ chains: Record<string,
 }
 
 /**
- * Stand-in until the image prober (walkChain) is merged: the top layer only, after
- * checking it exists and opens for reading. It never reads the header.
+ * The chain under the image policy (src/image walkChain): the top layer's format from the
+ * spec, backing formats as recorded, json: and protocol backings refused.
  */
-async function chainOf(path: string, format: Spec['disks'][number]['format']): Promise<ImageChain> {
-  const st = await fsp.stat(path).catch((cause: NodeJS.ErrnoException) => { throw new Error(`image ${path} ${cause.code === 'ENOENT' ? 'does not exist' : `cannot be read (${cause.code})`}`, { cause }); });
-  if (!st.isFile() && !st.isBlockDevice()) throw new Error(`image ${path} is not a regular file or block device`);
-  const fh = await fsp.open(path, 'r').catch((cause: NodeJS.ErrnoException) => { throw new Error(`image ${path} cannot be opened for reading (${cause.code})`, { cause }); });
-  await fh.close();
-  return { layers: [{ format, virtualSize: null, backingFilename: null, backingFormat: null, encrypted: false, dataFile: null, dirty: false, corrupt: false, bytesRead: 0, path, dataFilePath: null, dev: st.dev, ino: st.ino, size: st.size }] };
+function chainOf(path: string, format: Spec['disks'][number]['format']): Promise<ImageChain> {
+  return walkChain(path, { format });
 }
 
 /** Boot files QEMU opens by name: they must exist and be readable regular files. */
@@ -60,7 +56,8 @@ export async function checkHostFiles(loaded: LoadedSpec): Promise<{ chains: Reco
   const issues = failures.map(({ index, error }) => {
     const msg = error instanceof Error ? error.message : String(error);
     const hint = error instanceof WardenError ? error.suggestions[0] : undefined;
-    return issueAt(text, file, `disks[${index}].image`, 'SPEC_IMAGE', msg, hint);
+    // The image module's own code (IMAGE_CHAIN_LOOP ...) names the refusal; the spec error still exits 2.
+    return issueAt(text, file, `disks[${index}].image`, error instanceof WardenError ? error.code : 'SPEC_IMAGE', msg, hint);
   });
   for (const key of ['kernel', 'initrd'] as const) {
     const p = spec.boot?.[key];
