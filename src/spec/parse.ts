@@ -91,8 +91,14 @@ function fromZod(issue: z.core.$ZodIssue, data: unknown): RawIssue[] {
       const bound = issue.code === 'too_big' ? 'at most' : 'at least';
       return [{ code: 'SPEC_VALUE', path, message: `must be ${bound} ${limit}${what === '' ? '' : ` ${what}`}, got ${show(got)}` }];
     }
-    case 'invalid_union':
+    case 'invalid_union': {
+      // Report the branch that matched the value's type (a size string that is no size), if any.
+      const branch = issue.errors.find((errs) => errs.length > 0 && errs.every((e) => e.code !== 'invalid_type'));
+      if (branch !== undefined) return branch.flatMap((e) => fromZod({ ...e, path: [...issue.path, ...e.path] } as z.core.$ZodIssue, data));
       return [{ code: 'SPEC_TYPE', path, message: `has the wrong type: got ${show(got)}` }];
+    }
+    case 'invalid_format':
+      return [{ code: 'SPEC_VALUE', path, message: `${show(got)} ${issue.message}` }];
     default:
       return [{ code: 'SPEC_VALUE', path, message: issue.code === 'custom' ? issue.message : `${issue.message.replace(/^Invalid input: /, '')}, got ${show(got)}` }];
   }

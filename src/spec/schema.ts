@@ -2,8 +2,10 @@
 import { z } from 'zod';
 import { DEVICE_NAME_RE, MAC_RE, NAME_RE, isUnicastMac, parsePercent, parseSize } from './units.js';
 
+const SIZE_TEXT = /^[0-9]+(Ki|Mi|Gi|Ti)?$/;
+
 const size = (what: string) =>
-  z.union([z.int().positive(), z.string()])
+  z.union([z.int().positive(), z.string().regex(SIZE_TEXT, { message: `is not a size: write bytes or a number with Ki, Mi, Gi or Ti (e.g. 512Mi)` })])
     .describe(`${what}: bytes, or a number with Ki, Mi, Gi or Ti (e.g. 1Gi)`)
     .transform((v, ctx) => {
       const bytes = parseSize(v);
@@ -14,7 +16,7 @@ const size = (what: string) =>
       return bytes;
     });
 
-const percent = z.union([z.number().positive(), z.string()])
+const percent = z.union([z.number().positive(), z.string().regex(/^[0-9]+(\.[0-9]+)?%$/, { message: 'is not a percentage of one CPU: write e.g. 150% for one and a half CPUs' })])
   .describe('CPU bandwidth in percent of one CPU, e.g. 150%')
   .transform((v, ctx) => {
     const p = parsePercent(v);

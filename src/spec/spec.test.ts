@@ -75,7 +75,7 @@ test('every issue at once, sorted by position, with suggestions', () => {
       '7:5 disks[1].format SPEC_MISSING',
       '7:13 disks[1].name SPEC_DUPLICATE',
     ]);
-    assert.match(e.message, /b\.yaml:4:9: memory: memory "1Gb" is not a size/);
+    assert.match(e.message, /b\.yaml:4:9: memory: "1Gb" is not a size/);
   }
 });
 
