@@ -88,7 +88,7 @@ function fromZod(issue: z.core.$ZodIssue, data: unknown): RawIssue[] {
     case 'too_small': {
       const limit = String(issue.code === 'too_big' ? issue.maximum : issue.minimum);
       const what = issue.origin === 'array' ? 'entries' : issue.origin === 'string' ? 'characters' : '';
-      const bound = issue.code === 'too_big' ? 'at most' : 'at least';
+      const bound = issue.inclusive === false ? (issue.code === 'too_big' ? 'less than' : 'more than') : issue.code === 'too_big' ? 'at most' : 'at least';
       return [{ code: 'SPEC_VALUE', path, message: `must be ${bound} ${limit}${what === '' ? '' : ` ${what}`}, got ${show(got)}` }];
     }
     case 'invalid_union': {
