@@ -43,6 +43,7 @@ export function renderPlan(plan: Plan): string {
   for (const m of j.mounts) out.push(`  mount ${m.type} ${'source' in m ? `${m.source} -> ${m.target}` : 'linkTarget' in m ? `${m.path} -> ${m.linkTarget}` : m.target}`);
   if (j.cgroup !== undefined) out.push(`  cgroup ${JSON.stringify(j.cgroup)}`);
   if (j.rlimits !== undefined) out.push(`  rlimits ${JSON.stringify(j.rlimits)}`);
+  if (j.landlock !== undefined) out.push(`  landlock read-only: ${j.landlock.readOnly.join(' ')}; read-write: ${j.landlock.readWrite.length === 0 ? 'nothing' : j.landlock.readWrite.join(' ')}`);
   out.push('', 'Host actions:');
   if (plan.hostActions.length === 0) out.push('  none');
   plan.hostActions.forEach((a, i) => out.push(`  ${i}: ${JSON.stringify(a)}`));

@@ -1,7 +1,7 @@
 /** @module plan/testing: fact builders for tests (golden cases describe chains briefly; this fills in the rest). */
 import type { ChainLayer, ImageChain, ImageFormat } from '../image/index.js';
 import type { QemuCaps } from '../qemu/index.js';
-import type { Facts } from './types.js';
+import { vmPaths, type Facts } from './types.js';
 
 export type LayerSketch = Partial<ChainLayer> & { path: string; format: ImageFormat };
 
@@ -36,16 +36,12 @@ export interface FactSketch {
 
 /** Facts for VM `name` with state under /run/warden/vms/NAME, uid 200001 and the given QEMU caps. */
 export function sketchFacts(name: string, qemu: QemuCaps, s: FactSketch = {}, stateRoot = '/run/warden/vms'): Facts {
-  const dir = `${stateRoot}/${name}`;
   const facts: Facts = {
     qemu,
     kvmUsable: s.kvmUsable ?? false,
     chains: Object.fromEntries(Object.entries(s.chains ?? {}).map(([k, v]) => [k, sketchChain(v)])),
     identity: s.identity ?? { uid: 200001, gid: 200001 },
-    paths: {
-      stateDir: dir, qmpSocket: `${dir}/qmp.sock`, serialSocket: `${dir}/serial.sock`, serialLog: `${dir}/serial.log`,
-      uefiVars: `${dir}/OVMF_VARS.fd`, vncSocket: `${dir}/vnc.sock`,
-    },
+    paths: vmPaths(stateRoot, name),
   };
   if (s.firmware !== null) facts.firmware = s.firmware ?? { uefiCode: '/usr/share/OVMF/OVMF_CODE_4M.fd', uefiVarsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd' };
   if (s.host !== undefined) facts.host = s.host;

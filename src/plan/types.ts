@@ -75,3 +75,12 @@ export interface Plan {
   hostActions: HostAction[];
   manifest: ManifestEntry[];
 }
+
+/** The conventional state paths of VM `name` under `stateRoot` (one directory per VM). */
+export function vmPaths(stateRoot: string, name: string): Facts['paths'] {
+  const dir = `${stateRoot.replace(/\/+$/, '')}/${name}`;
+  return {
+    stateDir: dir, qmpSocket: `${dir}/qmp.sock`, serialSocket: `${dir}/serial.sock`, serialLog: `${dir}/serial.log`,
+    uefiVars: `${dir}/OVMF_VARS.fd`, vncSocket: `${dir}/vnc.sock`,
+  };
+}

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { homedir } from 'node:os';
 import { loadQemuCaps } from '../../qemu/index.js';
 import { NodeFs, NodeProcessRunner } from '../../sys/index.js';
-import { PlanError, buildPlan, planToJson, renderPlan, type Facts } from '../../plan/index.js';
+import { PlanError, buildPlan, planToJson, renderPlan, vmPaths, type Facts } from '../../plan/index.js';
 import { SpecError, issueAt } from '../../spec/index.js';
 import { printJson, type Io } from '../output.js';
 import { checkHostFiles, loadSpecFile, type LoadedSpec } from './validate.js';
@@ -34,13 +34,12 @@ export async function gatherFacts(loaded: LoadedSpec, o: FactOptions): Promise<F
   const { chains, issues } = await checkHostFiles(loaded);
   if (issues.length > 0) throw new SpecError(file, issues);
   const qemu = await loadQemuCaps({ runner: new NodeProcessRunner(), fs: new NodeFs(), stat: (p) => fsp.stat(p), cacheDir: o.cacheDir }, o.qemu);
-  const dir = join(o.stateDir, spec.name);
   const facts: Facts = {
     qemu: { binary: qemu.binary, version: qemu.version, machines: qemu.machines, devices: qemu.devices, ...(qemu.schema === undefined ? {} : { schema: qemu.schema }) },
     kvmUsable: o.kvm,
     chains,
     identity: { uid: o.uid, gid: o.gid },
-    paths: { stateDir: dir, qmpSocket: join(dir, 'qmp.sock'), serialSocket: join(dir, 'serial.sock'), serialLog: join(dir, 'serial.log'), uefiVars: join(dir, 'OVMF_VARS.fd'), vncSocket: join(dir, 'vnc.sock') },
+    paths: vmPaths(o.stateDir, spec.name),
     host: { vhostNet: existsSync('/dev/vhost-net') },
   };
   const fw = firmwareFacts();
