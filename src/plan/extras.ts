@@ -47,6 +47,14 @@ export function planDevices(spec: Spec, facts: Facts, b: PlanBuilder): void {
     b.device('rng', { driver: 'virtio-rng-pci', rng: 'rng0', id: 'rng', ...b.pci('rng') });
   }
   if (spec.balloon) b.device('balloon', { driver: 'virtio-balloon-pci', id: 'balloon0', ...b.pci('balloon') });
+  if (spec.guestAgent) {
+    const path = facts.paths.guestAgentSocket ?? `${facts.paths.stateDir}/qga.sock`;
+    const fd = b.listenFd('guestAgent', 'guest-agent', path);
+    b.device('guestAgent', { driver: 'virtio-serial-pci', id: 'virtio-serial0', ...b.pci('guestAgent') });
+    b.arg('guestAgent', '-chardev', `socket,id=qga0,fd=${fd},server=on,wait=off`);
+    b.device('guestAgent', { driver: 'virtserialport', bus: 'virtio-serial0.0', nr: 1, chardev: 'qga0', id: 'qga0', name: 'org.qemu.guest_agent.0' });
+    b.note('socket', path, 'listen (manager)', 'guestAgent', 'QEMU guest agent channel (virtio-serial port org.qemu.guest_agent.0)');
+  }
   if (spec.vnc) {
     b.device('vnc', { driver: 'VGA', id: 'video0', ...b.pci('vnc') });
     // A display with no listener: the manager accepts on its own socket and hands each

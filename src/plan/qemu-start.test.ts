@@ -230,7 +230,7 @@ test('planned argv starts for real and shows the planned chains', { skip, timeou
   writeFileSync(join(dir, 'bzImage'), stubBzImage());
   writeFileSync(join(dir, 'initrd'), Buffer.alloc(4096));
 
-  await t.test('q35: 3-layer chain, cdrom on sata, scsi disk, user net, rng, balloon, vnc, direct kernel boot', async (t) => {
+  await t.test('q35: 3-layer chain, cdrom on sata, scsi disk, user net, rng, balloon, vnc, guest agent, direct kernel boot', async (t) => {
     await runCase(t, caps, dir, `apiVersion: warden/v1
 name: real1
 memory: 128Mi
@@ -245,6 +245,7 @@ networks:
   - { name: off, type: none }
 balloon: true
 vnc: true
+guestAgent: true
 `, { root: 'top.qcow2', seed: 'seed.iso', data: 'scsi.qcow2' });
   });
 

@@ -23,6 +23,8 @@ export interface Facts {
     uefiVars: string;
     /** The VNC socket the manager listens on (vnc: true). */
     vncSocket: string;
+    /** The guest agent's socket (guestAgent: true); default <stateDir>/qga.sock. */
+    guestAgentSocket?: string;
   };
   /** Firmware images on this host (firmware: uefi). */
   firmware?: { uefiCode: string; uefiVarsTemplate: string };
@@ -81,6 +83,6 @@ export function vmPaths(stateRoot: string, name: string): Facts['paths'] {
   const dir = `${stateRoot.replace(/\/+$/, '')}/${name}`;
   return {
     stateDir: dir, qmpSocket: `${dir}/qmp.sock`, serialSocket: `${dir}/serial.sock`, serialLog: `${dir}/serial.log`,
-    uefiVars: `${dir}/OVMF_VARS.fd`, vncSocket: `${dir}/vnc.sock`,
+    uefiVars: `${dir}/OVMF_VARS.fd`, vncSocket: `${dir}/vnc.sock`, guestAgentSocket: `${dir}/qga.sock`,
   };
 }

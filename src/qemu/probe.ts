@@ -14,7 +14,7 @@ import type { QapiEntry, QemuCaps, QemuMachine } from './types.js';
  */
 export const PROPERTY_DEVICES = [
   'isa-serial', 'virtio-blk-pci', 'virtio-scsi-pci', 'scsi-hd', 'scsi-cd', 'ich9-ahci', 'ide-hd', 'ide-cd',
-  'virtio-net-pci', 'e1000e', 'rtl8139', 'virtio-rng-pci', 'virtio-balloon-pci', 'VGA',
+  'virtio-net-pci', 'e1000e', 'rtl8139', 'virtio-rng-pci', 'virtio-balloon-pci', 'VGA', 'virtio-serial-pci', 'virtserialport',
 ] as const;
 
 const CORE = [
