@@ -67,13 +67,14 @@ test('every broken spec gives its located error and exit 2', { timeout: 60_000 }
     await t.test(f, async () => {
       const want = expectation(f);
       const io = capture();
-      assert.equal(await run(['validate', join(dir, f), '--json'], io), 2, io.stdout);
+      const cache = ['--cache-dir', join(dir, 'cache')];
+      assert.equal(await run(['validate', join(dir, f), '--json', ...cache], io), 2, io.stdout);
       const body = JSON.parse(io.stdout) as { error: { code: string; context: { issues: Array<Expect & { message: string }> } } };
       const issues = body.error.context.issues;
       const hit = issues.find((i) => i.code === want.code && i.line === want.line && i.col === want.col && i.path === want.path);
       assert.ok(hit, `expected ${want.code} at ${want.line}:${want.col} ${want.path}; got ${JSON.stringify(issues.map((i) => `${i.code} ${i.line}:${i.col} ${i.path}: ${i.message}`))}`);
       const text = capture();
-      assert.equal(await run(['validate', join(dir, f)], text), 2);
+      assert.equal(await run(['validate', join(dir, f), ...cache], text), 2);
       assert.match(text.stderr, /^error: spec .* is invalid/);
       assert.match(text.stderr, new RegExp(`:${want.line}:${want.col}: `));
       assert.doesNotMatch(text.stderr, /\n\s+at /, 'no stack trace');

@@ -23,7 +23,7 @@ test('warden plan / validate on a real spec', { skip, timeout: 60_000 }, async (
 
   await t.test('validate prints a one-line summary', async () => {
     const io = capture();
-    assert.equal(await run(['validate', spec], io), 0, io.stderr);
+    assert.equal(await run(['validate', spec, '--cache-dir', join(dir, 'cache')], io), 0, io.stderr);
     assert.match(io.stdout, /valid \(VM cli1: 1 disk\(s\), 1 network\(s\)\)/);
   });
 
@@ -54,9 +54,17 @@ test('warden plan / validate on a real spec', { skip, timeout: 60_000 }, async (
     assert.match(io.stderr, /kvm\.yaml:3:8: accel: accel is kvm, but KVM is not usable/);
   });
 
+  await t.test('validate runs the planner too: a writable image shared by two disks is located', async () => {
+    const shared = join(dir, 'shared.yaml');
+    writeFileSync(shared, 'apiVersion: warden/v1\nname: cli3\ndisks:\n  - { name: a, image: root.qcow2, format: qcow2 }\n  - { name: b, image: ./root.qcow2, format: qcow2, readOnly: true }\n');
+    const io = capture();
+    assert.equal(await run(['validate', shared, '--cache-dir', join(dir, 'cache')], io), 2);
+    assert.match(io.stderr, /shared\.yaml:4:23: disks\[0\]\.image: .*root\.qcow2 is opened read-write here and also used by disks\[1\]\.image/);
+  });
+
   await t.test('a missing spec file is a clean exit 2', async () => {
     const io = capture();
-    assert.equal(await run(['validate', join(dir, 'nope.yaml')], io), 2);
+    assert.equal(await run(['validate', join(dir, 'nope.yaml'), '--cache-dir', join(dir, 'cache')], io), 2);
     assert.match(io.stderr, /^error: reading spec file .*nope\.yaml failed/);
   });
 });
