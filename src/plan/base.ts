@@ -2,6 +2,7 @@
 import type { Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts } from './types.js';
+import { TCG_TB_SIZE_MIB } from './jail.js';
 
 /** QEMU's seccomp filter with every optional deny on. */
 export const SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
@@ -36,7 +37,8 @@ export function planHardening(spec: Spec, b: PlanBuilder): void {
 
 export function planMachine(spec: Spec, b: PlanBuilder, accel: 'kvm' | 'tcg', machine: string, machineProps: string[]): void {
   b.arg('machine', '-machine', [machine, 'usb=off', 'dump-guest-core=off', ...machineProps].join(','));
-  b.arg('accel', '-accel', accel);
+  // TCG's translation cache is sized explicitly (QEMU's default is 1 GiB), so the memory limit can count it.
+  b.arg('accel', '-accel', accel === 'tcg' ? `tcg,tb-size=${TCG_TB_SIZE_MIB}` : 'kvm');
   b.arg('accel', '-cpu', accel === 'kvm' ? 'host' : 'max');
   b.arg('cpus', '-smp', `${spec.cpus},sockets=1,cores=${spec.cpus},threads=1`);
   b.arg('memory', '-m', `size=${spec.memory}b`);

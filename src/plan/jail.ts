@@ -15,12 +15,24 @@ const BASE_MOUNTS: JailMount[] = [
   { type: 'tmpfs', target: '/tmp', sizeBytes: 16 * 1024 * 1024 },
 ];
 
-export function limitsToCgroup(spec: Spec): JailCgroup {
+const MiB = 1024 * 1024;
+/** QEMU's own memory beside guest RAM (device emulation, block caches, firmware), and TCG's code cache. */
+export const QEMU_OVERHEAD_BYTES = 512 * MiB;
+export const TCG_TB_SIZE_MIB = 256;
+/** Threads: vCPUs, the block thread pool (64 at most), I/O and RCU threads, with room to spare. */
+export const DEFAULT_PIDS = 1024;
+
+/**
+ * The spec's limits, and defaults where it sets none: QEMU is not trusted, and a crafted
+ * image or a guest can make it grow, so memory and threads are always bounded. CPU is
+ * only limited when asked.
+ */
+export function limitsToCgroup(spec: Spec, accel: 'kvm' | 'tcg'): JailCgroup {
   const cg: JailCgroup = { name: spec.name };
   const l = spec.limits;
   if (l?.cpu !== undefined) cg.cpu = { quotaUs: Math.round(l.cpu * 1000), periodUs: 100_000 };
-  if (l?.memory !== undefined) cg.memoryBytes = l.memory;
-  if (l?.pids !== undefined) cg.pids = l.pids;
+  cg.memoryBytes = l?.memory ?? spec.memory + QEMU_OVERHEAD_BYTES + (accel === 'tcg' ? TCG_TB_SIZE_MIB * MiB : 0);
+  cg.pids = l?.pids ?? DEFAULT_PIDS;
   return cg;
 }
 
@@ -42,10 +54,11 @@ export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' 
     mounts.push({ type: 'ro-bind', source: f, target: f });
     b.note('mount', f, 'ro', f === spec.boot?.kernel ? 'boot.kernel' : 'boot.initrd', 'read-only bind mount of exactly this file');
   }
-  const cgroup = limitsToCgroup(spec);
+  const cgroup = limitsToCgroup(spec, accel);
   const net = networkMode(spec);
   b.note('uid', `${facts.identity.uid}:${facts.identity.gid}`, 'run as', 'name', 'no capabilities, no_new_privs');
-  b.note('cgroup', cgroup.name, 'create', spec.limits === undefined ? 'name' : 'limits', describeCgroup(cgroup));
+  const defaulted = [spec.limits?.memory === undefined && 'memory', spec.limits?.pids === undefined && 'pids'].filter(Boolean);
+  b.note('cgroup', cgroup.name, 'create', spec.limits === undefined ? 'name' : 'limits', `${describeCgroup(cgroup)}${defaulted.length === 0 ? '' : ` (default ${defaulted.join(' and ')} limit)`}`);
   if (net.mode === 'none') b.note('netns', 'new empty network namespace', 'own', 'networks');
   return {
     name: spec.name,
