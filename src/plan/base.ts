@@ -56,5 +56,5 @@ export function planConsoles(facts: Facts, b: PlanBuilder): void {
   b.arg('serial', '-chardev', `socket,id=serial0,fd=${serial},server=on,wait=off,logfile=${log},logappend=on`);
   b.device('serial', { driver: 'isa-serial', chardev: 'serial0', id: 'serial0' });
   b.note('socket', facts.paths.serialSocket, 'listen (manager)', 'serial', 'serial console, attachable');
-  b.note('file', facts.paths.serialLog, 'append', 'serial.log', 'serial console log');
+  b.note('file', facts.paths.serialLog, 'append', 'serial.log', 'serial console log; grows with guest output: the manager caps it by truncating (QEMU writes O_APPEND)');
 }
