@@ -1,0 +1,125 @@
+/**
+ * @module net/steps: the pure mapping HostAction[] → steps (each an `ip`/`ovs-vsctl` argv
+ * or an fd to open) and undo entries → argv. Golden-tested; the executor only runs them.
+ */
+import type { HostAction } from './actions.js';
+import { hostSideMac } from './names.js';
+
+/** Where the tools are and which ovsdb to talk to. Recorded into OVS undo entries. */
+export interface CommandOptions {
+  ip?: string;
+  ovsVsctl?: string;
+  /** The ovsdb-server socket path; absent: ovs-vsctl's default (the system daemon). */
+  ovsDb?: string;
+  ovsTimeoutSec?: number;
+}
+
+/** One recorded host change and how to undo it. JSON data: a different process can undo it. */
+export type UndoEntry =
+  | { kind: 'delete-link'; nic: string; ifname: string; device: 'tap' | 'macvtap' }
+  | { kind: 'bridge-detach'; nic: string; ifname: string; bridge: string }
+  | { kind: 'ovs-del-port'; nic: string; ifname: string; bridge: string; ovsDb?: string; ovsVsctl?: string };
+
+export type RunCode = 'NET_LINK' | 'NET_OVS' | 'NET_MACVTAP';
+
+export type Step =
+  /** The name must be free: a device already there is someone else's (or a leftover). */
+  | { op: 'ensure-absent'; nic: string; ifname: string; argv: string[] }
+  /** TUNSETIFF through the native addon; the undo is recorded once the fds exist. */
+  | { op: 'open-tap'; nic: string; ifname: string; queues: number; vnetHdr: boolean; fdNames: string[]; undo: UndoEntry }
+  /** The bridge must exist (NET_BRIDGE_MISSING); for Linux bridges the TAP takes the bridge's MTU when `matchMtu` names it. */
+  | { op: 'check-bridge'; nic: string; bridge: string; type: 'linux' | 'ovs'; argv: string[]; matchMtu?: string }
+  /**
+   * A command. `undo` is recorded after success, or before running when `undoFirst`
+   * (used for ovs-vsctl, whose timeout leaves the outcome unknown; its undo is idempotent).
+   */
+  | { op: 'run'; nic: string; argv: string[]; code: RunCode; undo?: UndoEntry; undoFirst?: boolean }
+  /** Read the macvtap's ifindex (argv), then open /dev/tap<ifindex> once per fd name. */
+  | { op: 'open-macvtap'; nic: string; ifname: string; fdNames: string[]; argv: string[] }
+  | { op: 'open-vhost'; nic: string; path: string; fdNames: string[] };
+
+const OVS_TIMEOUT_SEC = 5;
+
+/** The `ovs-vsctl` argv prefix: tool, database, timeout. */
+export function ovsBase(o: Pick<CommandOptions, 'ovsVsctl' | 'ovsDb' | 'ovsTimeoutSec'>): string[] {
+  return [o.ovsVsctl ?? 'ovs-vsctl', ...(o.ovsDb === undefined ? [] : [`--db=unix:${o.ovsDb}`]), `--timeout=${o.ovsTimeoutSec ?? OVS_TIMEOUT_SEC}`];
+}
+
+/** ovsdb's string syntax accepts JSON-style double-quoted strings: quote every value. */
+function ovsString(value: string): string {
+  return JSON.stringify(value);
+}
+
+function tapSteps(a: Extract<HostAction, { kind: 'tap' }>, attached: boolean, ip: string): Step[] {
+  const steps: Step[] = [
+    { op: 'ensure-absent', nic: a.nic, ifname: a.ifname, argv: [ip, '-j', 'link', 'show', 'dev', a.ifname] },
+    { op: 'open-tap', nic: a.nic, ifname: a.ifname, queues: a.queues, vnetHdr: a.vnetHdr, fdNames: [...a.fdNames],
+      undo: { kind: 'delete-link', nic: a.nic, ifname: a.ifname, device: 'tap' } },
+    { op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'address', hostSideMac(a.mac),
+      ...(a.mtu === undefined ? [] : ['mtu', String(a.mtu)])] },
+  ];
+  if (!attached) steps.push({ op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'up'] });
+  return steps;
+}
+
+function bridgeSteps(a: Extract<HostAction, { kind: 'bridge-attach' }>, explicitMtu: boolean, ip: string): Step[] {
+  return [
+    { op: 'check-bridge', nic: a.nic, bridge: a.bridge, type: 'linux', argv: [ip, '-j', '-d', 'link', 'show', 'dev', a.bridge],
+      ...(explicitMtu ? {} : { matchMtu: a.ifname }) },
+    { op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'master', a.bridge],
+      undo: { kind: 'bridge-detach', nic: a.nic, ifname: a.ifname, bridge: a.bridge } },
+    { op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'up'] },
+  ];
+}
+
+function ovsSteps(a: Extract<HostAction, { kind: 'ovs-attach' }>, o: CommandOptions, ip: string): Step[] {
+  const base = ovsBase(o);
+  const ids = Object.keys(a.externalIds).sort().map((k) => `external-ids:${k}=${ovsString(a.externalIds[k]!)}`);
+  const add = [...base, '--', '--if-exists', 'del-port', a.ifname, '--', 'add-port', a.bridge, a.ifname,
+    ...(a.vlan === undefined ? [] : [`tag=${a.vlan}`]), ...(ids.length === 0 ? [] : ['--', 'set', 'Interface', a.ifname, ...ids])];
+  const undo: UndoEntry = { kind: 'ovs-del-port', nic: a.nic, ifname: a.ifname, bridge: a.bridge,
+    ...(o.ovsDb === undefined ? {} : { ovsDb: o.ovsDb }), ...(o.ovsVsctl === undefined ? {} : { ovsVsctl: o.ovsVsctl }) };
+  return [
+    { op: 'check-bridge', nic: a.nic, bridge: a.bridge, type: 'ovs', argv: [...base, 'br-exists', a.bridge] },
+    { op: 'run', nic: a.nic, code: 'NET_OVS', argv: add, undo, undoFirst: true },
+    { op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'up'] },
+  ];
+}
+
+function macvtapSteps(a: Extract<HostAction, { kind: 'macvtap' }>, ip: string): Step[] {
+  return [
+    { op: 'ensure-absent', nic: a.nic, ifname: a.ifname, argv: [ip, '-j', 'link', 'show', 'dev', a.ifname] },
+    { op: 'run', nic: a.nic, code: 'NET_MACVTAP',
+      argv: [ip, 'link', 'add', 'link', a.link, 'name', a.ifname, 'address', a.mac, 'type', 'macvtap', 'mode', a.mode],
+      undo: { kind: 'delete-link', nic: a.nic, ifname: a.ifname, device: 'macvtap' } },
+    { op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'up'] },
+    { op: 'open-macvtap', nic: a.nic, ifname: a.ifname, fdNames: [...a.fdNames], argv: [ip, '-j', 'link', 'show', 'dev', a.ifname] },
+  ];
+}
+
+/** The steps that realise `actions`, in order (actions are assumed valid: see validateActions). */
+export function stepsFor(actions: readonly HostAction[], o: CommandOptions = {}): Step[] {
+  const ip = o.ip ?? 'ip';
+  const attached = new Set(actions.filter((a) => a.kind === 'bridge-attach' || a.kind === 'ovs-attach').map((a) => a.ifname));
+  const explicitMtu = new Set(actions.flatMap((a) => (a.kind === 'tap' && a.mtu !== undefined ? [a.ifname] : [])));
+  return actions.flatMap((a): Step[] => {
+    switch (a.kind) {
+      case 'tap': return tapSteps(a, attached.has(a.ifname), ip);
+      case 'bridge-attach': return bridgeSteps(a, explicitMtu.has(a.ifname), ip);
+      case 'ovs-attach': return ovsSteps(a, o, ip);
+      case 'macvtap': return macvtapSteps(a, ip);
+      case 'vhost': return [{ op: 'open-vhost', nic: a.nic, path: '/dev/vhost-net', fdNames: [...a.fdNames] }];
+    }
+  });
+}
+
+/** The command that undoes one entry. Each is idempotent or its "already gone" failure is tolerated. */
+export function undoArgv(e: UndoEntry, o: Pick<CommandOptions, 'ip' | 'ovsTimeoutSec'> = {}): string[] {
+  const ip = o.ip ?? 'ip';
+  switch (e.kind) {
+    case 'delete-link': return [ip, 'link', 'delete', 'dev', e.ifname];
+    case 'bridge-detach': return [ip, 'link', 'set', 'dev', e.ifname, 'nomaster'];
+    case 'ovs-del-port': return [...ovsBase({ ...e, ...(o.ovsTimeoutSec === undefined ? {} : { ovsTimeoutSec: o.ovsTimeoutSec }) }),
+      '--', '--if-exists', 'del-port', e.ifname];
+  }
+}
