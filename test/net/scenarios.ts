@@ -1,0 +1,184 @@
+/**
+ * @module test/net/scenarios: host-level network scenarios, each run by child.ts inside a
+ * test-created netns. They drive the real net module (real ip, ovs-vsctl, TUNSETIFF) and
+ * return what they observed; the *.test.ts files assert on it.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { constants, existsSync, openSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import {
+  applyHostActions, cleanupVmNetwork, closeHostFds, hostIfName, NetError, ovsExternalIds, parseUndoLog,
+  serializeUndoLog, stableMac, undoHostActions, type HostAction, type NetDeps,
+} from '../../src/net/index.js';
+import { loadNative, NodeProcessRunner } from '../../src/sys/index.js';
+
+export const PREFIX = 'wdt';
+
+export function realDeps(extra: Partial<NetDeps> = {}): NetDeps {
+  return { runner: new NodeProcessRunner(), native: loadNative(), openDevice: (p) => openSync(p, constants.O_RDWR), ...extra };
+}
+
+export interface LinkObs {
+  exists: boolean;
+  up?: boolean;
+  master?: string | null;
+  mtu?: number;
+  address?: string;
+  tunFlags?: number;
+}
+
+export function linkObs(name: string): LinkObs {
+  const r = spawnSync('ip', ['-j', '-d', 'link', 'show', 'dev', name], { encoding: 'utf8' });
+  if (r.status !== 0) return { exists: false };
+  const l = (JSON.parse(r.stdout) as Array<{ flags: string[]; mtu: number; address: string }>)[0]!;
+  const sys = `/sys/class/net/${name}`;
+  return {
+    exists: true, up: l.flags.includes('UP'), mtu: l.mtu, address: l.address,
+    master: existsSync(`${sys}/master`) ? basename(readlinkSync(`${sys}/master`)) : null,
+    ...(existsSync(`${sys}/tun_flags`) ? { tunFlags: Number.parseInt(readFileSync(`${sys}/tun_flags`, 'utf8'), 16) } : {}),
+  };
+}
+
+export function links(): string[] {
+  return readdirSync('/sys/class/net').sort();
+}
+
+export function bridgePorts(bridge: string): string[] {
+  return readdirSync(`/sys/class/net/${bridge}/brif`).sort();
+}
+
+function sh(argv: string[]): string {
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+export function makeBridge(name: string, mtu = 1500): void {
+  sh(['ip', 'link', 'add', name, 'type', 'bridge']);
+  sh(['ip', 'link', 'set', name, 'mtu', String(mtu), 'up']);
+}
+
+/** One TAP NIC of VM `vm`, attached to a Linux bridge (or to an OVS bridge when `ovs`). */
+export function nicActions(vm: string, nic: string, bridge: string, ovs?: { vlan?: number; extra?: Record<string, string> }): HostAction[] {
+  const ifname = hostIfName(vm, nic, PREFIX);
+  const mac = stableMac(vm, nic);
+  const tap: HostAction = { kind: 'tap', nic, ifname, queues: 1, vnetHdr: true, mac, fdNames: [`${nic}.tap0`] };
+  if (ovs === undefined) return [tap, { kind: 'bridge-attach', nic, ifname, bridge }];
+  return [tap, { kind: 'ovs-attach', nic, ifname, bridge, ...(ovs.vlan === undefined ? {} : { vlan: ovs.vlan }),
+    externalIds: { ...ovsExternalIds(vm, nic, mac), ...ovs.extra } }];
+}
+
+function fdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+function errorFacts(e: unknown): { code: string; message: string; context: Record<string, unknown> } {
+  if (!(e instanceof NetError)) throw e;
+  return { code: e.code, message: e.message, context: e.context };
+}
+
+/** Bridge NIC: apply, observe, undo through a serialised log (twice), observe. */
+export async function bridgeApplyUndo(): Promise<Record<string, unknown>> {
+  makeBridge('wdtbr0', 1400);
+  const multi: HostAction[] = [{ kind: 'tap', nic: 'net1', ifname: hostIfName('vm-a', 'net1', PREFIX), queues: 2, vnetHdr: true,
+    mac: stableMac('vm-a', 'net1'), fdNames: ['net1.tap0', 'net1.tap1'] }, { kind: 'bridge-attach', nic: 'net1', ifname: hostIfName('vm-a', 'net1', PREFIX), bridge: 'wdtbr0' }];
+  const journal: string[] = [];
+  const net = await applyHostActions([...nicActions('vm-a', 'net0', 'wdtbr0'), ...multi], realDeps({ journal: (l) => { journal.push(serializeUndoLog(l)); } }));
+  const names = [hostIfName('vm-a', 'net0', PREFIX), hostIfName('vm-a', 'net1', PREFIX)];
+  const during = names.map(linkObs);
+  const ports = bridgePorts('wdtbr0');
+  const fdNames = [...net.fds.keys()];
+  const log = parseUndoLog(journal[journal.length - 1]!);
+  await undoHostActions(log, realDeps());
+  const afterUndo = names.map(linkObs);
+  await undoHostActions(log, realDeps()); // idempotent
+  closeHostFds(net.fds, loadNative());
+  return { names, during, ports, fdNames, journalLengths: journal.map((j) => parseUndoLog(j).entries.length), log, afterUndo,
+    portsAfter: bridgePorts('wdtbr0'), linksAfter: links() };
+}
+
+/** The second NIC names a missing bridge: the first NIC's TAP must be gone too, and our fds closed. */
+export async function failedStart(): Promise<Record<string, unknown>> {
+  makeBridge('wdtbr0');
+  await new NodeProcessRunner().run(['true']); // the first async spawn opens libuv's own fds: not a leak
+  const before = fdCount();
+  const journal: number[] = [];
+  let error;
+  try {
+    await applyHostActions([...nicActions('vm-b', 'net0', 'wdtbr0'), ...nicActions('vm-b', 'net1', 'wdtnobr0')],
+      realDeps({ journal: (l) => { journal.push(l.entries.length); } }));
+  } catch (e) {
+    error = errorFacts(e);
+  }
+  return { error, linksAfter: links(), portsAfter: bridgePorts('wdtbr0'), fdsLeaked: fdCount() - before, journal };
+}
+
+/** Hands the TAP fds to another process, closes ours, kill -9s it: TAP and bridge port vanish; an OVS record stays until cleanup. */
+export async function killNine(a: { ovsDb?: string }): Promise<Record<string, unknown>> {
+  makeBridge('wdtbr0');
+  const actions = [...nicActions('vm-c', 'net0', 'wdtbr0'), ...(a.ovsDb === undefined ? [] : nicActions('vm-c', 'net1', 'wdtovs0', {}))];
+  const net = await applyHostActions(actions, realDeps(a.ovsDb === undefined ? {} : { ovsDb: a.ovsDb }));
+  const holder = spawn('sleep', ['1000'], { stdio: ['ignore', 'ignore', 'ignore', ...net.fds.values()] });
+  closeHostFds(net.fds, loadNative());
+  const name0 = hostIfName('vm-c', 'net0', PREFIX);
+  const heldAfterClose = linkObs(name0).exists;
+  const portsHeld = bridgePorts('wdtbr0');
+  holder.kill('SIGKILL');
+  await new Promise((res) => holder.on('exit', res));
+  for (let i = 0; i < 100 && linkObs(name0).exists; i++) await new Promise((res) => setTimeout(res, 20));
+  const ovsPortsAfterKill = a.ovsDb === undefined ? [] : ovsPorts(a.ovsDb, 'wdtovs0');
+  const cleanup = await cleanupVmNetwork('vm-c', { runner: new NodeProcessRunner(), prefix: PREFIX, ...(a.ovsDb === undefined ? { ovs: false } : { ovsDb: a.ovsDb }) });
+  return { heldAfterClose, portsHeld, goneAfterKill: !linkObs(name0).exists, portsAfterKill: bridgePorts('wdtbr0'),
+    ovsPortsAfterKill, cleanup, ovsPortsAfterCleanup: a.ovsDb === undefined ? [] : ovsPorts(a.ovsDb, 'wdtovs0'), linksAfter: links() };
+}
+
+export function ovsPorts(db: string, bridge: string): string[] {
+  const out = sh(['ovs-vsctl', `--db=unix:${db}`, 'list-ports', bridge]);
+  return out === '' ? [] : out.split('\n').sort();
+}
+
+/** A value read back with `ovs-vsctl get`: bare when it needs no quoting, else a JSON-style quoted string. */
+function ovsGet(db: string, ...args: string[]): string {
+  const v = sh(['ovs-vsctl', `--db=unix:${db}`, 'get', ...args]);
+  return v.startsWith('"') ? JSON.parse(v) as string : v;
+}
+
+/** OVS NIC with a VLAN tag and external-ids (one with awkward characters), observed; the log goes to a file and the process exits holding its fds (a crash). */
+export async function ovsApplyAndCrash(a: { ovsDb: string; logPath: string }): Promise<Record<string, unknown>> {
+  const extra = { 'warden-note': 'a "quoted" value, with spaces' };
+  await applyHostActions(nicActions('vm-d', 'net0', 'wdtovs0', { vlan: 42, extra }),
+    realDeps({ ovsDb: a.ovsDb, journal: (l) => writeFileSync(a.logPath, serializeUndoLog(l)) }));
+  const ifname = hostIfName('vm-d', 'net0', PREFIX);
+  return {
+    ifname, link: linkObs(ifname), ports: ovsPorts(a.ovsDb, 'wdtovs0'),
+    tag: ovsGet(a.ovsDb, 'Port', ifname, 'tag'),
+    bridge: sh(['ovs-vsctl', `--db=unix:${a.ovsDb}`, 'port-to-br', ifname]),
+    vm: (ovsGet(a.ovsDb, 'Interface', ifname, 'external_ids:warden-vm')),
+    note: (ovsGet(a.ovsDb, 'Interface', ifname, 'external_ids:warden-note')),
+    mac: (ovsGet(a.ovsDb, 'Interface', ifname, 'external_ids:attached-mac')),
+  };
+  // Exiting without undo: the fds close with the process, the OVS record stays.
+}
+
+/** A different process undoes from the log file. */
+export async function undoFromFile(a: { ovsDb: string; logPath: string }): Promise<Record<string, unknown>> {
+  const log = parseUndoLog(readFileSync(a.logPath, 'utf8'));
+  const portsBefore = ovsPorts(a.ovsDb, 'wdtovs0');
+  await undoHostActions(log, realDeps());
+  await undoHostActions(log, realDeps());
+  return { entries: log.entries, portsBefore, portsAfter: ovsPorts(a.ovsDb, 'wdtovs0'), linksAfter: links() };
+}
+
+/** A missing OVS bridge and an unreachable ovsdb are clear errors that leave nothing behind. */
+export async function ovsErrors(a: { ovsDb: string }): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const [key, db, bridge] of [['missing', a.ovsDb, 'wdtnoovs'], ['unreachable', '/tmp/warden-net-nonexistent/db.sock', 'wdtovs0']] as const) {
+    try {
+      await applyHostActions(nicActions('vm-e', 'net0', bridge, {}), realDeps({ ovsDb: db }));
+      out[key] = 'no error';
+    } catch (e) {
+      out[key] = errorFacts(e);
+    }
+  }
+  return { ...out, linksAfter: links(), ports: ovsPorts(a.ovsDb, 'wdtovs0') };
+}
