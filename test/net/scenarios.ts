@@ -182,3 +182,58 @@ export async function ovsErrors(a: { ovsDb: string }): Promise<Record<string, un
   }
   return { ...out, linksAfter: links(), ports: ovsPorts(a.ovsDb, 'wdtovs0') };
 }
+
+/**
+ * Two test guests whose TAPs are ports of one bridge (Linux, or OVS when ovsDb is given)
+ * ping each other; then QEMU is killed (-9), the log undone, and what is left observed.
+ */
+export async function guestsPing(a: { ovsDb?: string }): Promise<Record<string, unknown>> {
+  const { bootGuest } = await import('./guest.js');
+  const ovs = a.ovsDb !== undefined;
+  const bridge = ovs ? 'wdtovs0' : 'wdtbr0';
+  if (!ovs) makeBridge(bridge);
+  const vms = ['vm-p1', 'vm-p2'];
+  const deps = realDeps(ovs ? { ovsDb: a.ovsDb! } : {});
+  // One apply per VM, as warden does: each VM has its own fds and undo log.
+  const nets: Awaited<ReturnType<typeof applyHostActions>>[] = [];
+  for (const vm of vms) nets.push(await applyHostActions(nicActions(vm, 'net0', bridge, ovs ? {} : undefined), deps));
+  const guests: Array<ReturnType<typeof bootGuest>> = [];
+  try {
+    vms.forEach((vm, i) => {
+      const [me, peer] = i === 0 ? ['10.99.0.1', '10.99.0.2'] : ['10.99.0.2', '10.99.0.1'];
+      guests.push(bootGuest({ append: `warden.ip=${me}/24 warden.ping=${peer}`, mac: stableMac(vm, 'net0'),
+        netdev: { type: 'tap', id: 'hostnet0', fd: '3' }, fds: [nets[i]!.fds.get('net0.tap0')!] }));
+    });
+    // QEMU holds the TAPs now; the manager closes its copies, as warden does after the spawn.
+    for (const n of nets) closeHostFds(n.fds, loadNative());
+    const pings = await Promise.all(guests.map((g) => g.waitFor(/WARDEN-PING-(?:OK|FAIL) [\d.]+/, 150_000)));
+    const ports = ovs ? ovsPorts(a.ovsDb!, bridge) : bridgePorts(bridge);
+    for (const g of guests) await g.kill();
+    for (const n of nets) await undoHostActions(n.undo, realDeps());
+    return { pings, ports, names: vms.map((vm) => hostIfName(vm, 'net0', PREFIX)),
+      portsAfter: ovs ? ovsPorts(a.ovsDb!, bridge) : bridgePorts(bridge), linksAfter: links() };
+  } finally {
+    for (const g of guests) await g.kill();
+    for (const n of nets) closeHostFds(n.fds, loadNative());
+  }
+}
+
+/** User-mode networking: the guest's HTTP server is reachable through a 127.0.0.1 host forward. */
+export async function userModeForward(): Promise<Record<string, unknown>> {
+  const { bootGuest } = await import('./guest.js');
+  const { userNetdev } = await import('../../src/net/index.js');
+  const hostPort = 18080;
+  const netdev = userNetdev('usernet0', { hostfwd: [{ proto: 'tcp', hostPort, guestPort: 8080 }] });
+  const g = bootGuest({ append: 'warden.ip=10.0.2.15/24 warden.http=8080', mac: stableMac('vm-u', 'net0'), netdev });
+  try {
+    await g.waitFor(/WARDEN-GUEST-READY/, 150_000);
+    let body = '';
+    for (let i = 0; i < 50 && body === ''; i++) {
+      try { body = await (await fetch(`http://127.0.0.1:${hostPort}/`)).text(); } catch { await new Promise((r) => setTimeout(r, 200)); }
+    }
+    const listeners = spawnSync('ss', ['-Hltn', `sport = :${hostPort}`], { encoding: 'utf8' }).stdout.trim();
+    return { netdev, body, listeners };
+  } finally {
+    await g.kill();
+  }
+}
