@@ -1,8 +1,10 @@
 /** @module cli/commands: the list of command registrars; each capability adds its own file and one line here. */
 import type { Command } from 'commander';
 import type { Io } from '../output.js';
+import { registerNet } from './net.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
 export const registrars: Registrar[] = [
+  registerNet,
 ];
