@@ -6,7 +6,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { TestContext } from 'node:test';
+
+/** Where teardown is registered: a node:test TestContext, or anything with `after`. */
+export interface Cleanups {
+  after(fn: () => void): void;
+}
 
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 const SCENARIOS = fileURLToPath(new URL('./scenarios.js', import.meta.url));
@@ -27,7 +31,7 @@ export function nsRun(ns: string, argv: string[], allowFail = false): { code: nu
 }
 
 /** Creates netns `name` with lo up, deleted (with everything in it) when the test ends. */
-export function createNetns(t: TestContext, name: string): string {
+export function createNetns(t: Cleanups, name: string): string {
   spawnSync('ip', ['netns', 'del', name]); // a leftover of an interrupted run of this very test
   const r = spawnSync('ip', ['netns', 'add', name], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`ip netns add ${name} failed: ${r.stderr}`);

@@ -6,8 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
-import { nsRun } from './netns.js';
+import { nsRun, type Cleanups } from './netns.js';
 
 const SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
 
@@ -42,7 +41,7 @@ function stop(dir: string): void {
 }
 
 /** Starts the daemons in `ns` and creates the OVS bridge `bridge` (datapath_type=netdev); returns the db socket path. */
-export function startPrivateOvs(t: TestContext, ns: string, bridge: string): { db: string; dir: string } {
+export function startPrivateOvs(t: Cleanups, ns: string, bridge: string): { db: string; dir: string } {
   const dir = mkdtempSync('/tmp/warden-net-');
   t.after(() => stop(dir));
   const env = ['env', `OVS_RUNDIR=${dir}`, `OVS_LOGDIR=${dir}`, `OVS_DBDIR=${dir}`];

@@ -237,3 +237,23 @@ export async function userModeForward(): Promise<Record<string, unknown>> {
     await g.kill();
   }
 }
+
+/** Bench: median ms of apply+undo of one TAP NIC (Linux bridge, or OVS with ovsDb), against one `ip` spawn. */
+export async function benchApplyUndo(a: { runs: number; ovsDb?: string }): Promise<{ applyUndoMs: number; ipSpawnMs: number; stepsForUs: number }> {
+  const { medianMs } = await import('../../bench/lib.js');
+  const { stepsFor } = await import('../../src/net/index.js');
+  const ovs = a.ovsDb !== undefined;
+  if (!ovs) makeBridge('wdtbr0');
+  const deps = realDeps(ovs ? { ovsDb: a.ovsDb! } : {});
+  const actions = nicActions('vm-bench', 'net0', ovs ? 'wdtovs0' : 'wdtbr0', ovs ? { vlan: 7 } : undefined);
+  const applyUndoMs = await medianMs(async () => {
+    const net = await applyHostActions(actions, deps);
+    closeHostFds(net.fds, deps.native);
+    await undoHostActions(net.undo, deps);
+  }, a.runs);
+  const runner = new NodeProcessRunner();
+  const ipSpawnMs = await medianMs(() => runner.run(['ip', '-j', 'link', 'show', 'dev', 'lo']), a.runs);
+  const four = [0, 1, 2, 3].flatMap((i) => nicActions('vm-bench', `net${i}`, 'br0', i % 2 === 0 ? undefined : { vlan: i }));
+  const stepsForUs = (await medianMs(() => { for (let i = 0; i < 1000; i++) stepsFor(four); }, 5)) ;
+  return { applyUndoMs, ipSpawnMs, stepsForUs };
+}
