@@ -52,20 +52,37 @@ function deps(runner: ProcessRunner, native: ReturnType<typeof fakeNative>, jour
     journal: (l) => { journal.push(JSON.parse(serializeUndoLog(l)) as UndoLog); } };
 }
 
-test('a missing second bridge rolls back the first NIC in reverse order and closes every fd', async () => {
+test('a missing second bridge fails in preflight: no TAP is created, nothing to undo', async () => {
   const runner = scriptedRunner([[/link show dev wdt/, MISSING], [/show dev br0/, BRIDGE_JSON], [/show dev nobr/, MISSING]]);
   const native = fakeNative();
-  const journal: UndoLog[] = [];
-  await assert.rejects(applyHostActions([...nic('net0', A, 'br0'), ...nic('net1', B, 'nobr')], deps(runner, native, journal)), (e: NetError) => {
+  let opened = 0;
+  const counting = { ...native, openTap: (n: string, q: number) => { opened++; return native.openTap(n, q); } };
+  await assert.rejects(applyHostActions([...nic('net0', A, 'br0'), ...nic('net1', B, 'nobr')], deps(runner, counting)), (e: NetError) => {
     assert.equal(e.code, 'NET_BRIDGE_MISSING');
     assert.deepEqual([e.context['bridge'], e.context['type'], e.context['rollback']], ['nobr', 'linux', 'complete']);
     assert.match(e.suggestions[0]!, /never creates bridges/);
     return true;
   });
+  assert.equal(opened, 0);
+  assert.ok(runner.calls.every((c) => c.includes(' show ')), `only checks ran: ${runner.calls.join('; ')}`);
+});
+
+test('a late failure rolls back in reverse order, closes every fd, and empties the journal', async () => {
+  const runner = scriptedRunner([[/link show dev wdt/, MISSING], [/show dev br0/, BRIDGE_JSON],
+    [new RegExp(`dev ${B} master`), { code: 2, stderr: 'Error: interface busy\n' }]]);
+  const native = fakeNative();
+  const journal: UndoLog[] = [];
+  await assert.rejects(applyHostActions([...nic('net0', A, 'br0'), ...nic('net1', B, 'br0')], deps(runner, native, journal)), (e: NetError) => {
+    assert.equal(e.code, 'NET_LINK');
+    assert.equal(e.context['rollback'], 'complete');
+    assert.deepEqual(e.context['argv'], ['ip', 'link', 'set', 'dev', B, 'master', 'br0', 'up']);
+    return true;
+  });
+  assert.ok(runner.calls.includes(`ip link set dev ${A} address fe${stableMac('vm1', 'net0').slice(2)} mtu 1500`), 'the TAP takes the bridge MTU');
   assert.equal(native.open.size, 0, 'every TAP fd is closed');
-  const undo = runner.calls.slice(runner.calls.findIndex((c) => c.includes('show dev nobr')) + 1);
+  const undo = runner.calls.slice(runner.calls.findIndex((c) => c.includes(`dev ${B} master`)) + 1);
   assert.deepEqual(undo, [`ip link delete dev ${B}`, `ip link set dev ${A} nomaster`, `ip link delete dev ${A}`]);
-  assert.deepEqual(journal.at(-1)?.entries, [], 'the journal is emptied once the rollback completed');
+  assert.deepEqual(journal.map((l) => l.entries.length), [1, 2, 3, 0], 'journalled as it grew, emptied by the rollback');
 });
 
 test('TUNSETIFF failure → NET_TAP_CREATE with errno; a busy name records no undo for a device that is not ours', async () => {

@@ -35,6 +35,8 @@ export interface AppliedNetwork {
 export interface ApplyState {
   fds: Map<string, number>;
   log: UndoLog;
+  /** Linux bridge → MTU, learnt in preflight for `mtuOf`. */
+  bridgeMtu: Map<string, number>;
   record: (entry: UndoLog['entries'][number]) => Promise<void>;
 }
 
@@ -56,6 +58,7 @@ export async function applyHostActions(actions: readonly HostAction[], deps: Net
   const state: ApplyState = {
     fds: new Map(),
     log: emptyUndoLog(),
+    bridgeMtu: new Map(),
     record: async (entry) => {
       state.log.entries.push(entry);
       await deps.journal?.(state.log);

@@ -7,8 +7,8 @@ function stepLine(s: Step): string {
   switch (s.op) {
     case 'ensure-absent': return `[${s.nic}] ensure-absent ${s.ifname}: ${q(s.argv)} must report no such device`;
     case 'open-tap': return `[${s.nic}] open-tap ${s.ifname}: TUNSETIFF IFF_TAP|IFF_NO_PI${s.vnetHdr ? '|IFF_VNET_HDR' : ''}${s.queues > 1 ? '|IFF_MULTI_QUEUE' : ''} x${s.queues} -> fds ${s.fdNames.join(',')}`;
-    case 'check-bridge': return `[${s.nic}] check-bridge ${s.bridge} (${s.type}): ${q(s.argv)}${s.matchMtu === undefined ? '' : `; then ${s.argv[0]} link set dev ${s.matchMtu} mtu <bridge mtu>`}`;
-    case 'run': return `[${s.nic}] run: ${q(s.argv)}`;
+    case 'check-bridge': return `[${s.nic}] check-bridge ${s.bridge} (${s.type}): ${q(s.argv)}`;
+    case 'run': return `[${s.nic}] run: ${q(s.argv)}${s.mtuOf === undefined ? '' : ` mtu <mtu of ${s.mtuOf}>`}`;
     case 'open-macvtap': return `[${s.nic}] open-macvtap ${s.ifname}: ifindex from ${q(s.argv)}; open /dev/tap<ifindex> -> fds ${s.fdNames.join(',')}`;
     case 'open-vhost': return `[${s.nic}] open-vhost: open ${s.path} -> fds ${s.fdNames.join(',')}`;
   }

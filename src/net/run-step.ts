@@ -24,7 +24,7 @@ export async function runStep(step: Step, state: ApplyState, deps: NetDeps): Pro
   switch (step.op) {
     case 'ensure-absent': return ensureAbsent(step, deps);
     case 'open-tap': return openTap(step, state, deps);
-    case 'check-bridge': return step.type === 'linux' ? checkLinuxBridge(step, deps) : checkOvsBridge(step, deps);
+    case 'check-bridge': return step.type === 'linux' ? checkLinuxBridge(step, state, deps) : checkOvsBridge(step, deps);
     case 'run': return runCommand(step, state, deps);
     case 'open-macvtap': return openMacvtap(step, state, deps);
     case 'open-vhost': return openVhost(step, state, deps);
@@ -58,7 +58,7 @@ async function openTap(step: Extract<Step, { op: 'open-tap' }>, state: ApplyStat
   await state.record(step.undo);
 }
 
-async function checkLinuxBridge(step: Extract<Step, { op: 'check-bridge' }>, deps: NetDeps): Promise<void> {
+async function checkLinuxBridge(step: Extract<Step, { op: 'check-bridge' }>, state: ApplyState, deps: NetDeps): Promise<void> {
   const doing = `checking Linux bridge ${step.bridge} for nic ${step.nic}`;
   const r = await exec(step.argv, deps, 'NET_LINK', doing);
   if (r.code !== 0 && MISSING_RE.test(r.stderr)) {
@@ -74,12 +74,7 @@ async function checkLinuxBridge(step: Extract<Step, { op: 'check-bridge' }>, dep
       context: { bridge: step.bridge, kind: kind ?? null, nic: step.nic },
       suggestions: kind === 'openvswitch' ? ['it is an Open vSwitch bridge: give the NIC type ovs'] : [] });
   }
-  if (step.matchMtu !== undefined && link?.mtu !== undefined) {
-    // The bridge's MTU, set before enslaving, so the bridge does not shrink to the TAP's.
-    const argv = [step.argv[0]!, 'link', 'set', 'dev', step.matchMtu, 'mtu', String(link.mtu)];
-    const m = await exec(argv, deps, 'NET_LINK', `setting the MTU of ${step.matchMtu}`);
-    if (m.code !== 0) throw failed('NET_LINK', `setting the MTU of ${step.matchMtu} to bridge ${step.bridge}'s ${link.mtu}`, argv, m);
-  }
+  if (link?.mtu !== undefined) state.bridgeMtu.set(step.bridge, link.mtu);
 }
 
 async function checkOvsBridge(step: Extract<Step, { op: 'check-bridge' }>, deps: NetDeps): Promise<void> {
@@ -97,13 +92,15 @@ async function checkOvsBridge(step: Extract<Step, { op: 'check-bridge' }>, deps:
 async function runCommand(step: Extract<Step, { op: 'run' }>, state: ApplyState, deps: NetDeps): Promise<void> {
   if (step.undo !== undefined && step.undoFirst === true) await state.record(step.undo);
   const doing = `${step.code === 'NET_OVS' ? 'adding the OVS port' : step.code === 'NET_MACVTAP' ? 'creating the macvtap' : 'configuring the host link'} for nic ${step.nic}`;
-  const r = await exec(step.argv, deps, step.code, doing);
+  const mtu = step.mtuOf === undefined ? undefined : state.bridgeMtu.get(step.mtuOf);
+  const argv = mtu === undefined ? step.argv : [...step.argv, 'mtu', String(mtu)];
+  const r = await exec(argv, deps, step.code, doing);
   if (r.code !== 0) {
     if (step.code === 'NET_MACVTAP' && /Unknown device type|not supported/i.test(r.stderr)) {
-      throw failed('NET_MACVTAP_UNSUPPORTED', `${doing}: this kernel has no macvtap`, step.argv, r, { nic: step.nic },
+      throw failed('NET_MACVTAP_UNSUPPORTED', `${doing}: this kernel has no macvtap`, argv, r, { nic: step.nic },
         ['load the macvtap module, or use a bridge NIC']);
     }
-    throw failed(step.code, doing, step.argv, r, { nic: step.nic });
+    throw failed(step.code, doing, argv, r, { nic: step.nic });
   }
   if (step.undo !== undefined && step.undoFirst !== true) await state.record(step.undo);
 }

@@ -23,17 +23,18 @@ export type UndoEntry =
 export type RunCode = 'NET_LINK' | 'NET_OVS' | 'NET_MACVTAP';
 
 export type Step =
-  /** The name must be free: a device already there is someone else's (or a leftover). */
+  /** Preflight: the name must be free: a device already there is someone else's (or a leftover). */
   | { op: 'ensure-absent'; nic: string; ifname: string; argv: string[] }
+  /** Preflight: the bridge must exist (NET_BRIDGE_MISSING); a Linux bridge's MTU is remembered for `mtuOf`. */
+  | { op: 'check-bridge'; nic: string; bridge: string; type: 'linux' | 'ovs'; argv: string[] }
   /** TUNSETIFF through the native addon; the undo is recorded once the fds exist. */
   | { op: 'open-tap'; nic: string; ifname: string; queues: number; vnetHdr: boolean; fdNames: string[]; undo: UndoEntry }
-  /** The bridge must exist (NET_BRIDGE_MISSING); for Linux bridges the TAP takes the bridge's MTU when `matchMtu` names it. */
-  | { op: 'check-bridge'; nic: string; bridge: string; type: 'linux' | 'ovs'; argv: string[]; matchMtu?: string }
   /**
-   * A command. `undo` is recorded after success, or before running when `undoFirst`
-   * (used for ovs-vsctl, whose timeout leaves the outcome unknown; its undo is idempotent).
+   * A command. `mtuOf` appends `mtu <that Linux bridge's MTU>` (learnt in preflight).
+   * `undo` is recorded after success, or before running when `undoFirst` (ovs-vsctl,
+   * whose timeout leaves the outcome unknown; its undo is idempotent).
    */
-  | { op: 'run'; nic: string; argv: string[]; code: RunCode; undo?: UndoEntry; undoFirst?: boolean }
+  | { op: 'run'; nic: string; argv: string[]; code: RunCode; mtuOf?: string; undo?: UndoEntry; undoFirst?: boolean }
   /** Read the macvtap's ifindex (argv), then open /dev/tap<ifindex> once per fd name. */
   | { op: 'open-macvtap'; nic: string; ifname: string; fdNames: string[]; argv: string[] }
   | { op: 'open-vhost'; nic: string; path: string; fdNames: string[] };
@@ -50,37 +51,45 @@ function ovsString(value: string): string {
   return JSON.stringify(value);
 }
 
-function tapSteps(a: Extract<HostAction, { kind: 'tap' }>, attached: boolean, ip: string): Step[] {
+type Tap = Extract<HostAction, { kind: 'tap' }>;
+type Attach = Extract<HostAction, { kind: 'bridge-attach' | 'ovs-attach' }>;
+
+/** Checks that need no change to the host: every name free, every bridge present. */
+function preflight(a: HostAction, o: CommandOptions, ip: string): Step[] {
+  switch (a.kind) {
+    case 'tap':
+    case 'macvtap': return [{ op: 'ensure-absent', nic: a.nic, ifname: a.ifname, argv: [ip, '-j', 'link', 'show', 'dev', a.ifname] }];
+    case 'bridge-attach': return [{ op: 'check-bridge', nic: a.nic, bridge: a.bridge, type: 'linux', argv: [ip, '-j', '-d', 'link', 'show', 'dev', a.bridge] }];
+    case 'ovs-attach': return [{ op: 'check-bridge', nic: a.nic, bridge: a.bridge, type: 'ovs', argv: [...ovsBase(o), 'br-exists', a.bridge] }];
+    case 'vhost': return [];
+  }
+}
+
+function tapSteps(a: Tap, attach: Attach | undefined, ip: string): Step[] {
+  // Host-side MAC (and MTU) before enslaving: a Linux bridge takes the TAP at the bridge's MTU.
+  const mtuOf = a.mtu === undefined && attach?.kind === 'bridge-attach' ? attach.bridge : undefined;
   const steps: Step[] = [
-    { op: 'ensure-absent', nic: a.nic, ifname: a.ifname, argv: [ip, '-j', 'link', 'show', 'dev', a.ifname] },
     { op: 'open-tap', nic: a.nic, ifname: a.ifname, queues: a.queues, vnetHdr: a.vnetHdr, fdNames: [...a.fdNames],
       undo: { kind: 'delete-link', nic: a.nic, ifname: a.ifname, device: 'tap' } },
     { op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'address', hostSideMac(a.mac),
-      ...(a.mtu === undefined ? [] : ['mtu', String(a.mtu)])] },
+      ...(a.mtu === undefined ? [] : ['mtu', String(a.mtu)])], ...(mtuOf === undefined ? {} : { mtuOf }) },
   ];
-  if (!attached) steps.push({ op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'up'] });
+  if (attach === undefined) steps.push({ op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'up'] });
   return steps;
 }
 
-function bridgeSteps(a: Extract<HostAction, { kind: 'bridge-attach' }>, explicitMtu: boolean, ip: string): Step[] {
-  return [
-    { op: 'check-bridge', nic: a.nic, bridge: a.bridge, type: 'linux', argv: [ip, '-j', '-d', 'link', 'show', 'dev', a.bridge],
-      ...(explicitMtu ? {} : { matchMtu: a.ifname }) },
-    { op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'master', a.bridge],
-      undo: { kind: 'bridge-detach', nic: a.nic, ifname: a.ifname, bridge: a.bridge } },
-    { op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'up'] },
-  ];
+function bridgeSteps(a: Extract<HostAction, { kind: 'bridge-attach' }>, ip: string): Step[] {
+  return [{ op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'master', a.bridge, 'up'],
+    undo: { kind: 'bridge-detach', nic: a.nic, ifname: a.ifname, bridge: a.bridge } }];
 }
 
 function ovsSteps(a: Extract<HostAction, { kind: 'ovs-attach' }>, o: CommandOptions, ip: string): Step[] {
-  const base = ovsBase(o);
   const ids = Object.keys(a.externalIds).sort().map((k) => `external-ids:${k}=${ovsString(a.externalIds[k]!)}`);
-  const add = [...base, '--', '--if-exists', 'del-port', a.ifname, '--', 'add-port', a.bridge, a.ifname,
+  const add = [...ovsBase(o), '--', '--if-exists', 'del-port', a.ifname, '--', 'add-port', a.bridge, a.ifname,
     ...(a.vlan === undefined ? [] : [`tag=${a.vlan}`]), ...(ids.length === 0 ? [] : ['--', 'set', 'Interface', a.ifname, ...ids])];
   const undo: UndoEntry = { kind: 'ovs-del-port', nic: a.nic, ifname: a.ifname, bridge: a.bridge,
     ...(o.ovsDb === undefined ? {} : { ovsDb: o.ovsDb }), ...(o.ovsVsctl === undefined ? {} : { ovsVsctl: o.ovsVsctl }) };
   return [
-    { op: 'check-bridge', nic: a.nic, bridge: a.bridge, type: 'ovs', argv: [...base, 'br-exists', a.bridge] },
     { op: 'run', nic: a.nic, code: 'NET_OVS', argv: add, undo, undoFirst: true },
     { op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'up'] },
   ];
@@ -88,7 +97,6 @@ function ovsSteps(a: Extract<HostAction, { kind: 'ovs-attach' }>, o: CommandOpti
 
 function macvtapSteps(a: Extract<HostAction, { kind: 'macvtap' }>, ip: string): Step[] {
   return [
-    { op: 'ensure-absent', nic: a.nic, ifname: a.ifname, argv: [ip, '-j', 'link', 'show', 'dev', a.ifname] },
     { op: 'run', nic: a.nic, code: 'NET_MACVTAP',
       argv: [ip, 'link', 'add', 'link', a.link, 'name', a.ifname, 'address', a.mac, 'type', 'macvtap', 'mode', a.mode],
       undo: { kind: 'delete-link', nic: a.nic, ifname: a.ifname, device: 'macvtap' } },
@@ -97,20 +105,25 @@ function macvtapSteps(a: Extract<HostAction, { kind: 'macvtap' }>, ip: string): 
   ];
 }
 
-/** The steps that realise `actions`, in order (actions are assumed valid: see validateActions). */
+/**
+ * The steps that realise `actions` (assumed valid: see validateActions): first every
+ * check that changes nothing (names free, bridges present), so bad input fails before
+ * anything exists; then the changes, action by action.
+ */
 export function stepsFor(actions: readonly HostAction[], o: CommandOptions = {}): Step[] {
   const ip = o.ip ?? 'ip';
-  const attached = new Set(actions.filter((a) => a.kind === 'bridge-attach' || a.kind === 'ovs-attach').map((a) => a.ifname));
-  const explicitMtu = new Set(actions.flatMap((a) => (a.kind === 'tap' && a.mtu !== undefined ? [a.ifname] : [])));
-  return actions.flatMap((a): Step[] => {
+  const attachOf = new Map<string, Attach>();
+  for (const a of actions) if (a.kind === 'bridge-attach' || a.kind === 'ovs-attach') attachOf.set(a.ifname, a);
+  const changes = actions.flatMap((a): Step[] => {
     switch (a.kind) {
-      case 'tap': return tapSteps(a, attached.has(a.ifname), ip);
-      case 'bridge-attach': return bridgeSteps(a, explicitMtu.has(a.ifname), ip);
+      case 'tap': return tapSteps(a, attachOf.get(a.ifname), ip);
+      case 'bridge-attach': return bridgeSteps(a, ip);
       case 'ovs-attach': return ovsSteps(a, o, ip);
       case 'macvtap': return macvtapSteps(a, ip);
       case 'vhost': return [{ op: 'open-vhost', nic: a.nic, path: '/dev/vhost-net', fdNames: [...a.fdNames] }];
     }
   });
+  return [...actions.flatMap((a) => preflight(a, o, ip)), ...changes];
 }
 
 /** The command that undoes one entry. Each is idempotent or its "already gone" failure is tolerated. */

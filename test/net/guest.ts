@@ -35,12 +35,12 @@ export interface Guest {
  * Starts QEMU (TCG, 256 MiB, no defaults) with `netdev` (JSON) on a virtio-net NIC;
  * `fds` become QEMU's fds 3, 4, ... in order.
  */
-export function bootGuest(o: { append: string; netdev: Record<string, unknown>; mac: string; fds?: number[] }): Guest {
+export function bootGuest(o: { append: string; netdev: Record<string, unknown>; mac: string; fds?: number[]; deviceOpts?: string }): Guest {
   const dir = guestDir();
   const argv = ['-machine', 'pc,accel=tcg', '-m', '256', '-nodefaults', '-no-user-config', '-display', 'none',
     '-serial', 'stdio', '-kernel', join(dir, 'vmlinuz'), '-initrd', join(dir, 'initramfs.gz'),
     '-append', `console=ttyS0 quiet ${o.append}`, '-netdev', JSON.stringify(o.netdev),
-    '-device', `virtio-net-pci,netdev=${String(o.netdev['id'])},mac=${o.mac}`];
+    '-device', `virtio-net-pci,netdev=${String(o.netdev['id'])},mac=${o.mac}${o.deviceOpts ?? ''}`];
   const proc = spawn('qemu-system-x86_64', argv, { stdio: ['ignore', 'pipe', 'pipe', ...(o.fds ?? [])] });
   let out = '';
   const waiters = new Set<() => void>();

@@ -39,18 +39,22 @@ test('bridge NIC: TAP with the right flags, port of the bridge, up, bridge MTU; 
   assertNoVmLinks(r.linksAfter, ['lo', 'wdtbr0']);
 });
 
-test('failed start: the second NIC names a missing bridge → NET_BRIDGE_MISSING, nothing left, no fd leaked', { skip }, async (t) => {
+test('failed starts: a missing second bridge, a late kernel refusal → clear errors, nothing left, no fd leaked', { skip }, async (t) => {
   const ns = createNetns(t, netnsName('h2'));
-  const r = await inNetns<{ error: { code: string; message: string; context: Record<string, unknown> }; linksAfter: string[];
-    portsAfter: string[]; fdsLeaked: number; journal: number[] }>(ns, 'failedStart', {});
-  assert.equal(r.error.code, 'NET_BRIDGE_MISSING');
-  assert.equal(r.error.context['bridge'], 'wdtnobr0');
-  assert.match(r.error.message, /wdtnobr0/);
-  assert.equal(r.error.context['rollback'], 'complete');
+  type Err = { code: string; message: string; context: Record<string, unknown> };
+  const r = await inNetns<{ missing: Err; late: Err; journalMissing: number[]; journalLate: number[]; linksAfter: string[];
+    portsAfter: string[]; fdsLeaked: number }>(ns, 'failedStart', {});
+  assert.equal(r.missing.code, 'NET_BRIDGE_MISSING');
+  assert.equal(r.missing.context['bridge'], 'wdtnobr0');
+  assert.match(r.missing.message, /wdtnobr0/);
+  assert.deepEqual(r.journalMissing, [0], 'preflight: nothing was made');
+  assert.equal(r.late.code, 'NET_LINK');
+  assert.match(String(r.late.context['stderr']), /mtu/i);
+  assert.equal(r.late.context['rollback'], 'complete');
+  assert.deepEqual(r.journalLate, [1, 2, 3, 0], 'the first NIC was plumbed, then all of it undone');
   assertNoVmLinks(r.linksAfter, ['lo', 'wdtbr0']);
   assert.deepEqual(r.portsAfter, []);
   assert.equal(r.fdsLeaked, 0);
-  assert.equal(r.journal[r.journal.length - 1], 0, 'the journal ends empty after the rollback');
 });
 
 test('kill -9 of the fd holder: the TAP and its bridge port vanish; cleanup by name finds nothing else', { skip }, async (t) => {

@@ -8,7 +8,7 @@ import { constants, existsSync, openSync, readFileSync, readdirSync, readlinkSyn
 import { basename } from 'node:path';
 import {
   applyHostActions, cleanupVmNetwork, closeHostFds, hostIfName, NetError, ovsExternalIds, parseUndoLog,
-  serializeUndoLog, stableMac, undoHostActions, type HostAction, type NetDeps,
+  serializeUndoLog, stableMac, tapNetdev, undoHostActions, type HostAction, type NetDeps,
 } from '../../src/net/index.js';
 import { loadNative, NodeProcessRunner } from '../../src/sys/index.js';
 
@@ -97,20 +97,31 @@ export async function bridgeApplyUndo(): Promise<Record<string, unknown>> {
     portsAfter: bridgePorts('wdtbr0'), linksAfter: links() };
 }
 
-/** The second NIC names a missing bridge: the first NIC's TAP must be gone too, and our fds closed. */
+/**
+ * Failed starts: the second NIC names a missing bridge (caught in preflight), and the
+ * second TAP gets an MTU the kernel refuses (caught after the first NIC was plumbed, so
+ * the rollback runs for real). Nothing may be left and no fd leaked.
+ */
 export async function failedStart(): Promise<Record<string, unknown>> {
   makeBridge('wdtbr0');
   await new NodeProcessRunner().run(['true']); // the first async spawn opens libuv's own fds: not a leak
   const before = fdCount();
   const journal: number[] = [];
-  let error;
-  try {
-    await applyHostActions([...nicActions('vm-b', 'net0', 'wdtbr0'), ...nicActions('vm-b', 'net1', 'wdtnobr0')],
-      realDeps({ journal: (l) => { journal.push(l.entries.length); } }));
-  } catch (e) {
-    error = errorFacts(e);
-  }
-  return { error, linksAfter: links(), portsAfter: bridgePorts('wdtbr0'), fdsLeaked: fdCount() - before, journal };
+  const deps = realDeps({ journal: (l) => { journal.push(l.entries.length); } });
+  const attempt = async (actions: HostAction[]) => {
+    try {
+      await applyHostActions(actions, deps);
+      return 'no error';
+    } catch (e) {
+      return errorFacts(e);
+    }
+  };
+  const missing = await attempt([...nicActions('vm-b', 'net0', 'wdtbr0'), ...nicActions('vm-b', 'net1', 'wdtnobr0')]);
+  const journalMissing = [...journal];
+  journal.length = 0;
+  const [tap1, attach1] = nicActions('vm-b', 'net1', 'wdtbr0');
+  const late = await attempt([...nicActions('vm-b', 'net0', 'wdtbr0'), { ...tap1!, mtu: 65535 } as HostAction, attach1!]);
+  return { missing, journalMissing, late, journalLate: journal, linksAfter: links(), portsAfter: bridgePorts('wdtbr0'), fdsLeaked: fdCount() - before };
 }
 
 /** Hands the TAP fds to another process, closes ours, kill -9s it: TAP and bridge port vanish; an OVS record stays until cleanup. */
@@ -196,13 +207,20 @@ export async function guestsPing(a: { ovsDb?: string }): Promise<Record<string, 
   const deps = realDeps(ovs ? { ovsDb: a.ovsDb! } : {});
   // One apply per VM, as warden does: each VM has its own fds and undo log.
   const nets: Awaited<ReturnType<typeof applyHostActions>>[] = [];
-  for (const vm of vms) nets.push(await applyHostActions(nicActions(vm, 'net0', bridge, ovs ? {} : undefined), deps));
+  // The first guest has a two-queue TAP (IFF_MULTI_QUEUE, fds "3:4", mq=on on the device).
+  const queues = [2, 1];
+  for (const [i, vm] of vms.entries()) {
+    const [tap, attach] = nicActions(vm, 'net0', bridge, ovs ? {} : undefined) as [Extract<HostAction, { kind: 'tap' }>, HostAction];
+    const fdNames = Array.from({ length: queues[i]! }, (_, q) => `net0.tap${q}`);
+    nets.push(await applyHostActions([{ ...tap, queues: queues[i]!, fdNames }, attach], deps));
+  }
   const guests: Array<ReturnType<typeof bootGuest>> = [];
   try {
     vms.forEach((vm, i) => {
       const [me, peer] = i === 0 ? ['10.99.0.1', '10.99.0.2'] : ['10.99.0.2', '10.99.0.1'];
-      guests.push(bootGuest({ append: `warden.ip=${me}/24 warden.ping=${peer}`, mac: stableMac(vm, 'net0'),
-        netdev: { type: 'tap', id: 'hostnet0', fd: '3' }, fds: [nets[i]!.fds.get('net0.tap0')!] }));
+      const fds = [...nets[i]!.fds.values()];
+      guests.push(bootGuest({ append: `warden.ip=${me}/24 warden.ping=${peer}`, mac: stableMac(vm, 'net0'), fds,
+        netdev: tapNetdev('hostnet0', fds.map((_, k) => 3 + k)), ...(fds.length > 1 ? { deviceOpts: `,mq=on,vectors=${2 * fds.length + 2}` } : {}) }));
     });
     // QEMU holds the TAPs now; the manager closes its copies, as warden does after the spawn.
     for (const n of nets) closeHostFds(n.fds, loadNative());
