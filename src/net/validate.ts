@@ -27,7 +27,15 @@ function checkQueues(queues: number, fdNames: string[], report: Report): void {
   else if (!Array.isArray(fdNames) || fdNames.length !== queues) report('fdNames', `must name one fd per queue (${queues})`);
 }
 
-function checkOne(a: HostAction, report: Report, created: Set<string>): void {
+/** What earlier actions made: TAP names (attachable), every device name, attached names, queues per NIC. */
+interface Seen {
+  taps: Set<string>;
+  devices: Set<string>;
+  attached: Set<string>;
+  queues: Map<string, number>;
+}
+
+function checkOne(a: HostAction, report: Report, seen: Seen): void {
   if (typeof a.nic !== 'string' || a.nic === '') report('nic', 'must be a non-empty string');
   switch (a.kind) {
     case 'tap':
@@ -41,18 +49,25 @@ function checkOne(a: HostAction, report: Report, created: Set<string>): void {
         checkName(a.link, 15, BRIDGE_RE, 'link', report);
         if (!MODES.has(a.mode)) report('mode', `${JSON.stringify(a.mode)} is not one of bridge, vepa, private, passthru`);
       }
-      if (created.has(a.ifname)) report('ifname', `${a.ifname} is created twice`);
-      created.add(a.ifname);
+      if (seen.devices.has(a.ifname)) report('ifname', `${a.ifname} is created twice`);
+      seen.devices.add(a.ifname);
+      if (a.kind === 'tap') seen.taps.add(a.ifname);
+      if (Number.isInteger(a.queues) && a.queues >= 1) seen.queues.set(a.nic, a.queues);
       return;
     }
     case 'bridge-attach':
     case 'ovs-attach':
       checkName(a.bridge, 15, BRIDGE_RE, 'bridge', report);
-      if (!created.has(a.ifname)) report('ifname', `${JSON.stringify(a.ifname)} is not created by an earlier tap action`);
+      if (!seen.taps.has(a.ifname)) report('ifname', `${JSON.stringify(a.ifname)} is not created by an earlier tap action`);
+      else if (seen.attached.has(a.ifname)) report('ifname', `${a.ifname} is attached twice`);
+      seen.attached.add(a.ifname);
       if (a.kind === 'ovs-attach') checkOvs(a.vlan, a.externalIds, report);
       return;
     case 'vhost':
       if (!Array.isArray(a.fdNames) || a.fdNames.length < 1 || a.fdNames.length > MAX_QUEUES) report('fdNames', `must name 1..${MAX_QUEUES} fds`);
+      else if (seen.queues.has(a.nic) && seen.queues.get(a.nic) !== a.fdNames.length) {
+        report('fdNames', `QEMU needs one vhost fd per queue of nic ${a.nic} (${seen.queues.get(a.nic)})`);
+      }
       return;
     default:
       report('kind', `unknown kind ${JSON.stringify((a as { kind: unknown }).kind)}`);
@@ -70,11 +85,11 @@ function checkOvs(vlan: number | undefined, ids: Record<string, string>, report:
 /** Every issue of the list (empty when valid). fd names must be unique across all actions. */
 export function actionIssues(actions: readonly HostAction[]): ActionIssue[] {
   const issues: ActionIssue[] = [];
-  const created = new Set<string>();
+  const seen: Seen = { taps: new Set(), devices: new Set(), attached: new Set(), queues: new Map() };
   const fdNames = new Set<string>();
   actions.forEach((a, index) => {
     const report: Report = (field, message) => issues.push({ index, field, message });
-    checkOne(a, report, created);
+    checkOne(a, report, seen);
     for (const name of 'fdNames' in a && Array.isArray(a.fdNames) ? a.fdNames : []) {
       if (fdNames.has(name)) report('fdNames', `fd name ${JSON.stringify(name)} is used twice`);
       fdNames.add(name);

@@ -30,12 +30,17 @@ export function nsRun(ns: string, argv: string[], allowFail = false): { code: nu
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Creates netns `name` with lo up, deleted (with everything in it) when the test ends. */
+/** Creates netns `name` with lo up; when the test ends, kills what still runs in it and deletes it. */
 export function createNetns(t: Cleanups, name: string): string {
   spawnSync('ip', ['netns', 'del', name]); // a leftover of an interrupted run of this very test
   const r = spawnSync('ip', ['netns', 'add', name], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`ip netns add ${name} failed: ${r.stderr}`);
-  t.after(() => { spawnSync('ip', ['netns', 'del', name]); });
+  t.after(() => {
+    // Anything still inside is ours (a QEMU orphaned by a killed scenario, say): end it by pid first.
+    const pids = spawnSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).stdout.split('\n').filter((p) => /^\d+$/.test(p));
+    for (const pid of pids) { try { process.kill(Number(pid), 'SIGKILL'); } catch { /* already gone */ } }
+    spawnSync('ip', ['netns', 'del', name]);
+  });
   nsRun(name, ['ip', 'link', 'set', 'lo', 'up']);
   return name;
 }
