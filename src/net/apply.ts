@@ -54,7 +54,7 @@ export function closeHostFds(fds: Map<string, number>, native: Pick<NativeAddon,
  * (context.rollback says whether that undo was complete).
  */
 export async function applyHostActions(actions: readonly HostAction[], deps: NetDeps): Promise<AppliedNetwork> {
-  validateActions(actions);
+  validateActions(actions, deps.vm);
   const state: ApplyState = {
     fds: new Map(),
     log: emptyUndoLog(),

@@ -5,7 +5,7 @@
 import type { ProcessRunner } from '../sys/index.js';
 import { NetError } from './errors.js';
 import { DEFAULT_IF_PREFIX, isVmIfName } from './names.js';
-import { ovsBase } from './steps.js';
+import { aliasOwner, ovsBase } from './steps.js';
 import { undoEntry, type UndoFailure } from './undo-log.js';
 
 export interface CleanupDeps {
@@ -31,7 +31,9 @@ async function vmLinks(vmName: string, deps: CleanupDeps, prefix: string): Promi
   const argv = [deps.ip ?? 'ip', '-j', 'link', 'show'];
   const r = await deps.runner.run(argv, { timeoutMs: 30_000 });
   if (r.code !== 0) throw new NetError('NET_LINK', `listing host links to clean up VM ${vmName} failed`, { context: { argv, stderr: r.stderr.trim() } });
-  return (JSON.parse(r.stdout) as Array<{ ifname: string }>).map((l) => l.ifname).filter((n) => isVmIfName(n, vmName, prefix));
+  return (JSON.parse(r.stdout) as Array<{ ifname: string; ifalias?: string }>)
+    .filter((l) => isVmIfName(l.ifname, vmName, prefix) || aliasOwner(l.ifalias) === vmName)
+    .map((l) => l.ifname);
 }
 
 /** OVS interfaces named like the VM's devices or carrying external-ids:warden-vm=vmName; undefined when ovsdb is unreachable. */
@@ -52,7 +54,9 @@ async function vmOvsPorts(vmName: string, deps: CleanupDeps, prefix: string): Pr
 
 /**
  * Removes every OVS port and host link that belongs to `vmName`, OVS ports first (their
- * records outlive the TAP). Safe to run any time the VM is not running; idempotent.
+ * records outlive the TAP). A link belongs to the VM when hostIfName could have made its
+ * name, or when its alias names the VM (applyHostActions with `vm` sets it). Safe to run
+ * any time the VM is not running; idempotent.
  */
 export async function cleanupVmNetwork(vmName: string, deps: CleanupDeps): Promise<CleanupResult> {
   const prefix = deps.prefix ?? DEFAULT_IF_PREFIX;

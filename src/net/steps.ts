@@ -12,7 +12,27 @@ export interface CommandOptions {
   /** The ovsdb-server socket path; absent: ovs-vsctl's default (the system daemon). */
   ovsDb?: string;
   ovsTimeoutSec?: number;
+  /**
+   * The VM the devices belong to. Recorded as each created device's alias (ifalias,
+   * see ownerAlias), so cleanup finds a VM's devices whatever naming scheme made them.
+   */
+  vm?: string;
 }
+
+/** The ifalias qemu-warden puts on a device it creates: `warden-vm=<vm> warden-nic=<nic>`, URI-encoded. */
+export function ownerAlias(vm: string, nic: string): string {
+  return `warden-vm=${encodeURIComponent(vm)} warden-nic=${encodeURIComponent(nic)}`;
+}
+
+/** The VM named by an ownerAlias, or undefined for any other alias. */
+export function aliasOwner(alias: string | undefined): string | undefined {
+  const m = /^warden-vm=(\S+) warden-nic=\S+$/.exec(alias ?? '');
+  if (!m) return undefined;
+  try { return decodeURIComponent(m[1]!); } catch { return undefined; }
+}
+
+/** ifalias is at most 255 bytes (IFALIASZ 256 with the NUL). */
+export const MAX_ALIAS = 255;
 
 /** One recorded host change and how to undo it. JSON data: a different process can undo it. */
 export type UndoEntry =
@@ -65,14 +85,18 @@ function preflight(a: HostAction, o: CommandOptions, ip: string): Step[] {
   }
 }
 
-function tapSteps(a: Tap, attach: Attach | undefined, ip: string): Step[] {
+function aliasArgs(vm: string | undefined, nic: string): string[] {
+  return vm === undefined ? [] : ['alias', ownerAlias(vm, nic)];
+}
+
+function tapSteps(a: Tap, attach: Attach | undefined, ip: string, vm: string | undefined): Step[] {
   // Host-side MAC (and MTU) before enslaving: a Linux bridge takes the TAP at the bridge's MTU.
   const mtuOf = a.mtu === undefined && attach?.kind === 'bridge-attach' ? attach.bridge : undefined;
   const steps: Step[] = [
     { op: 'open-tap', nic: a.nic, ifname: a.ifname, queues: a.queues, vnetHdr: a.vnetHdr, fdNames: [...a.fdNames],
       undo: { kind: 'delete-link', nic: a.nic, ifname: a.ifname, device: 'tap' } },
     { op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'address', hostSideMac(a.mac),
-      ...(a.mtu === undefined ? [] : ['mtu', String(a.mtu)])], ...(mtuOf === undefined ? {} : { mtuOf }) },
+      ...(a.mtu === undefined ? [] : ['mtu', String(a.mtu)]), ...aliasArgs(vm, a.nic)], ...(mtuOf === undefined ? {} : { mtuOf }) },
   ];
   if (attach === undefined) steps.push({ op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'up'] });
   return steps;
@@ -95,12 +119,12 @@ function ovsSteps(a: Extract<HostAction, { kind: 'ovs-attach' }>, o: CommandOpti
   ];
 }
 
-function macvtapSteps(a: Extract<HostAction, { kind: 'macvtap' }>, ip: string): Step[] {
+function macvtapSteps(a: Extract<HostAction, { kind: 'macvtap' }>, ip: string, vm: string | undefined): Step[] {
   return [
     { op: 'run', nic: a.nic, code: 'NET_MACVTAP',
       argv: [ip, 'link', 'add', 'link', a.link, 'name', a.ifname, 'address', a.mac, 'type', 'macvtap', 'mode', a.mode],
       undo: { kind: 'delete-link', nic: a.nic, ifname: a.ifname, device: 'macvtap' } },
-    { op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'up'] },
+    { op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, ...aliasArgs(vm, a.nic), 'up'] },
     { op: 'open-macvtap', nic: a.nic, ifname: a.ifname, fdNames: [...a.fdNames], argv: [ip, '-j', 'link', 'show', 'dev', a.ifname] },
   ];
 }
@@ -116,10 +140,10 @@ export function stepsFor(actions: readonly HostAction[], o: CommandOptions = {})
   for (const a of actions) if (a.kind === 'bridge-attach' || a.kind === 'ovs-attach') attachOf.set(a.ifname, a);
   const changes = actions.flatMap((a): Step[] => {
     switch (a.kind) {
-      case 'tap': return tapSteps(a, attachOf.get(a.ifname), ip);
+      case 'tap': return tapSteps(a, attachOf.get(a.ifname), ip, o.vm);
       case 'bridge-attach': return bridgeSteps(a, ip);
       case 'ovs-attach': return ovsSteps(a, o, ip);
-      case 'macvtap': return macvtapSteps(a, ip);
+      case 'macvtap': return macvtapSteps(a, ip, o.vm);
       case 'vhost': return [{ op: 'open-vhost', nic: a.nic, path: '/dev/vhost-net', fdNames: [...a.fdNames] }];
     }
   });

@@ -43,6 +43,11 @@ export function parseUndoLog(text: string): UndoLog {
   } catch (cause) {
     throw new NetError('NET_BAD_LOG', 'parsing the network undo log failed: not JSON', { cause });
   }
+  return toUndoLog(value);
+}
+
+/** Checks an already-parsed value (say, a field of a VM state file) is an undo log; throws NET_BAD_LOG. */
+export function toUndoLog(value: unknown): UndoLog {
   const v = value as { version?: unknown; entries?: unknown };
   if (typeof value !== 'object' || value === null || v.version !== 1 || !Array.isArray(v.entries)) {
     throw new NetError('NET_BAD_LOG', 'parsing the network undo log failed: expected {"version":1,"entries":[...]}');

@@ -2,6 +2,7 @@
 import type { HostAction } from './actions.js';
 import { NetError } from './errors.js';
 import { MAX_IFNAME, macProblem } from './names.js';
+import { MAX_ALIAS, ownerAlias } from './steps.js';
 
 export interface ActionIssue {
   index: number;
@@ -83,8 +84,13 @@ function checkOvs(vlan: number | undefined, ids: Record<string, string>, report:
 }
 
 /** Every issue of the list (empty when valid). fd names must be unique across all actions. */
-export function actionIssues(actions: readonly HostAction[]): ActionIssue[] {
+export function actionIssues(actions: readonly HostAction[], vm?: string): ActionIssue[] {
   const issues: ActionIssue[] = [];
+  for (const [index, a] of actions.entries()) {
+    if (vm !== undefined && typeof a.nic === 'string' && Buffer.byteLength(ownerAlias(vm, a.nic)) > MAX_ALIAS) {
+      issues.push({ index, field: 'nic', message: `the VM and NIC names are too long for the device alias (${MAX_ALIAS} bytes encoded)` });
+    }
+  }
   const seen: Seen = { taps: new Set(), devices: new Set(), attached: new Set(), queues: new Map() };
   const fdNames = new Set<string>();
   actions.forEach((a, index) => {
@@ -99,8 +105,8 @@ export function actionIssues(actions: readonly HostAction[]): ActionIssue[] {
 }
 
 /** Throws NET_BAD_ACTION listing every issue; changes nothing on the host. */
-export function validateActions(actions: readonly HostAction[]): void {
-  const issues = actionIssues(actions);
+export function validateActions(actions: readonly HostAction[], vm?: string): void {
+  const issues = actionIssues(actions, vm);
   if (issues.length === 0) return;
   const first = issues[0]!;
   throw new NetError('NET_BAD_ACTION', `host network actions are invalid: actions[${first.index}].${first.field} ${first.message}` +

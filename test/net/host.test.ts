@@ -112,3 +112,13 @@ test('Open vSwitch: a missing bridge and an unreachable ovsdb are clear errors t
   assertNoVmLinks(r.linksAfter, ['lo', 'wdtovs0', 'ovs-netdev']);
   nsRun(ns, ['true']);
 });
+
+test('cleanup finds a VM\'s devices by their alias whatever their names, and leaves other VMs\' alone', { skip }, async (t) => {
+  const ns = createNetns(t, netnsName('h4'));
+  const r = await inNetns<{ alias: string; cleanup: { removed: Array<{ kind: string; name: string }> }; linksAfter: string[]; portsAfter: string[] }>(ns, 'cleanupByAlias', {});
+  assert.equal(r.alias, 'warden-vm=vm-f warden-nic=net0');
+  assert.deepEqual(r.cleanup.removed, [{ kind: 'link', name: 'wdt-1a2b3c4d-0' }]);
+  assert.ok(!r.linksAfter.includes('wdt-1a2b3c4d-0'), 'removed even while its fd was open');
+  assert.ok(r.linksAfter.includes('wdt-99999999-0'), 'the other VM keeps its TAP');
+  assert.deepEqual(r.portsAfter, ['wdt-99999999-0']);
+});

@@ -275,3 +275,24 @@ export async function benchApplyUndo(a: { runs: number; ovsDb?: string }): Promi
   const stepsForUs = (await medianMs(() => { for (let i = 0; i < 1000; i++) stepsFor(four); }, 5)) ;
   return { applyUndoMs, ipSpawnMs, stepsForUs };
 }
+
+/**
+ * Devices named by another scheme (the planner's `wdt-<hash>-<index>`) are still found by
+ * cleanup through their alias; a device of another VM is left alone.
+ */
+export async function cleanupByAlias(): Promise<Record<string, unknown>> {
+  makeBridge('wdtbr0');
+  const tap = (vm: string, ifname: string): HostAction[] => [
+    { kind: 'tap', nic: 'net0', ifname, queues: 1, vnetHdr: true, mac: stableMac(vm, 'net0'), fdNames: ['net0.tap0'] },
+    { kind: 'bridge-attach', nic: 'net0', ifname, bridge: 'wdtbr0' }];
+  const mine = await applyHostActions(tap('vm-f', 'wdt-1a2b3c4d-0'), realDeps({ vm: 'vm-f' }));
+  const other = await applyHostActions(tap('vm-f2', 'wdt-99999999-0'), realDeps({ vm: 'vm-f2' }));
+  try {
+    const alias = spawnSync('ip', ['-j', 'link', 'show', 'dev', 'wdt-1a2b3c4d-0'], { encoding: 'utf8' }).stdout;
+    const cleanup = await cleanupVmNetwork('vm-f', { runner: new NodeProcessRunner(), prefix: PREFIX, ovs: false });
+    return { alias: (JSON.parse(alias) as Array<{ ifalias?: string }>)[0]?.ifalias, cleanup, linksAfter: links(), portsAfter: bridgePorts('wdtbr0') };
+  } finally {
+    closeHostFds(mine.fds, loadNative());
+    closeHostFds(other.fds, loadNative());
+  }
+}
