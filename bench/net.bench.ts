@@ -28,12 +28,12 @@ export const benchmarks: Benchmark[] = [
       if (skip !== undefined) return skip;
       return withCleanups(async (c) => {
         const ns = createNetns(c, netnsName('b'));
-        const r = await inNetns<Result>(ns, 'benchApplyUndo', { runs: 15 });
+        const r = await inNetns<Result>(ns, 'bench-scenarios#benchApplyUndo', { runs: 15 });
         const out = rows('a Linux bridge', r);
         out.push({ group: 'net', name: 'stepsFor: 4 NICs, x1000 (pure)', value: r.stepsForUs, unit: 'ms' });
         if (ovsSkipReason() === undefined) {
           const { db } = startPrivateOvs(c, ns, 'wdtovs0');
-          out.push(...rows('Open vSwitch (userspace)', await inNetns<Result>(ns, 'benchApplyUndo', { runs: 15, ovsDb: db })));
+          out.push(...rows('Open vSwitch (userspace)', await inNetns<Result>(ns, 'bench-scenarios#benchApplyUndo', { runs: 15, ovsDb: db })));
         }
         return out;
       });

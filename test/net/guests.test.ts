@@ -11,7 +11,7 @@ interface PingResult { pings: string[]; ports: string[]; names: string[]; portsA
 
 test('two guests on a Linux bridge ping each other; after kill -9 and undo nothing is left', { skip, timeout: 240_000 }, async (t) => {
   const ns = createNetns(t, netnsName('g1'));
-  const r = await inNetns<PingResult>(ns, 'guestsPing', {}, 220_000);
+  const r = await inNetns<PingResult>(ns, 'guest-scenarios#guestsPing', {}, 220_000);
   assert.deepEqual(r.pings.sort(), ['WARDEN-PING-OK 10.99.0.1', 'WARDEN-PING-OK 10.99.0.2']);
   assert.deepEqual(r.ports, [...r.names].sort());
   assert.deepEqual(r.portsAfter, []);
@@ -21,7 +21,7 @@ test('two guests on a Linux bridge ping each other; after kill -9 and undo nothi
 test('two guests on an Open vSwitch bridge (userspace datapath) ping each other; ports removed after', { skip: ovsSkip, timeout: 240_000 }, async (t) => {
   const ns = createNetns(t, netnsName('g2'));
   const { db } = startPrivateOvs(t, ns, 'wdtovs0');
-  const r = await inNetns<PingResult>(ns, 'guestsPing', { ovsDb: db }, 220_000);
+  const r = await inNetns<PingResult>(ns, 'guest-scenarios#guestsPing', { ovsDb: db }, 220_000);
   assert.deepEqual(r.pings.sort(), ['WARDEN-PING-OK 10.99.0.1', 'WARDEN-PING-OK 10.99.0.2']);
   assert.deepEqual(r.ports, [...r.names].sort());
   assert.deepEqual(r.portsAfter, []);
@@ -30,7 +30,7 @@ test('two guests on an Open vSwitch bridge (userspace datapath) ping each other;
 
 test('user-mode networking: a host forward on 127.0.0.1 reaches the guest HTTP server', { skip, timeout: 240_000 }, async (t) => {
   const ns = createNetns(t, netnsName('g3'));
-  const r = await inNetns<{ body: string; listeners: string; netdev: unknown }>(ns, 'userModeForward', {}, 220_000);
+  const r = await inNetns<{ body: string; listeners: string; netdev: unknown }>(ns, 'guest-scenarios#userModeForward', {}, 220_000);
   assert.match(r.body, /warden guest/);
   assert.match(r.listeners, /127\.0\.0\.1:18080/, 'the forward listens on loopback only');
   assert.doesNotMatch(r.listeners, /0\.0\.0\.0:18080|\*:18080/);

@@ -13,7 +13,6 @@ export interface Cleanups {
 }
 
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
-const SCENARIOS = fileURLToPath(new URL('./scenarios.js', import.meta.url));
 
 /** Why root-level network tests cannot run here, or undefined when they can. */
 export function netSkipReason(): string | undefined {
@@ -51,12 +50,15 @@ export function netnsName(tag: string): string {
 }
 
 /**
- * Calls `scenarios.<fn>(args)` in a fresh node process inside `ns` and returns its result;
- * an exception in the child is rethrown here with its code and context.
+ * Calls `<module>.<fn>(args)` in a fresh node process inside `ns` and returns its result;
+ * `target` is `fn` (in scenarios.js) or `module#fn` (module.js beside this file). An
+ * exception in the child is rethrown here with its code and context.
  */
-export function inNetns<T>(ns: string, fn: string, args: unknown, timeoutMs = 120_000): Promise<T> {
+export function inNetns<T>(ns: string, target: string, args: unknown, timeoutMs = 120_000): Promise<T> {
+  const [mod, fn] = target.includes('#') ? target.split('#') as [string, string] : ['scenarios', target];
+  const modPath = fileURLToPath(new URL(`./${mod}.js`, import.meta.url));
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CHILD, SCENARIOS, fn, JSON.stringify(args)],
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CHILD, modPath, fn, JSON.stringify(args)],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';

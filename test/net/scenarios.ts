@@ -8,7 +8,7 @@ import { constants, existsSync, openSync, readFileSync, readdirSync, readlinkSyn
 import { basename } from 'node:path';
 import {
   applyHostActions, cleanupVmNetwork, closeHostFds, hostIfName, NetError, ovsExternalIds, parseUndoLog,
-  serializeUndoLog, stableMac, tapNetdev, undoHostActions, type HostAction, type NetDeps,
+  serializeUndoLog, stableMac, undoHostActions, type HostAction, type NetDeps,
 } from '../../src/net/index.js';
 import { loadNative, NodeProcessRunner } from '../../src/sys/index.js';
 
@@ -192,88 +192,6 @@ export async function ovsErrors(a: { ovsDb: string }): Promise<Record<string, un
     }
   }
   return { ...out, linksAfter: links(), ports: ovsPorts(a.ovsDb, 'wdtovs0') };
-}
-
-/**
- * Two test guests whose TAPs are ports of one bridge (Linux, or OVS when ovsDb is given)
- * ping each other; then QEMU is killed (-9), the log undone, and what is left observed.
- */
-export async function guestsPing(a: { ovsDb?: string }): Promise<Record<string, unknown>> {
-  const { bootGuest } = await import('./guest.js');
-  const ovs = a.ovsDb !== undefined;
-  const bridge = ovs ? 'wdtovs0' : 'wdtbr0';
-  if (!ovs) makeBridge(bridge);
-  const vms = ['vm-p1', 'vm-p2'];
-  const deps = realDeps(ovs ? { ovsDb: a.ovsDb! } : {});
-  // One apply per VM, as warden does: each VM has its own fds and undo log.
-  const nets: Awaited<ReturnType<typeof applyHostActions>>[] = [];
-  // The first guest has a two-queue TAP (IFF_MULTI_QUEUE, fds "3:4", mq=on on the device).
-  const queues = [2, 1];
-  for (const [i, vm] of vms.entries()) {
-    const [tap, attach] = nicActions(vm, 'net0', bridge, ovs ? {} : undefined) as [Extract<HostAction, { kind: 'tap' }>, HostAction];
-    const fdNames = Array.from({ length: queues[i]! }, (_, q) => `net0.tap${q}`);
-    nets.push(await applyHostActions([{ ...tap, queues: queues[i]!, fdNames }, attach], deps));
-  }
-  const guests: Array<ReturnType<typeof bootGuest>> = [];
-  try {
-    vms.forEach((vm, i) => {
-      const [me, peer] = i === 0 ? ['10.99.0.1', '10.99.0.2'] : ['10.99.0.2', '10.99.0.1'];
-      const fds = [...nets[i]!.fds.values()];
-      guests.push(bootGuest({ append: `warden.ip=${me}/24 warden.ping=${peer}`, mac: stableMac(vm, 'net0'), fds,
-        netdev: tapNetdev('hostnet0', fds.map((_, k) => 3 + k)), ...(fds.length > 1 ? { deviceOpts: `,mq=on,vectors=${2 * fds.length + 2}` } : {}) }));
-    });
-    // QEMU holds the TAPs now; the manager closes its copies, as warden does after the spawn.
-    for (const n of nets) closeHostFds(n.fds, loadNative());
-    const pings = await Promise.all(guests.map((g) => g.waitFor(/WARDEN-PING-(?:OK|FAIL) [\d.]+/, 150_000)));
-    const ports = ovs ? ovsPorts(a.ovsDb!, bridge) : bridgePorts(bridge);
-    for (const g of guests) await g.kill();
-    for (const n of nets) await undoHostActions(n.undo, realDeps());
-    return { pings, ports, names: vms.map((vm) => hostIfName(vm, 'net0', PREFIX)),
-      portsAfter: ovs ? ovsPorts(a.ovsDb!, bridge) : bridgePorts(bridge), linksAfter: links() };
-  } finally {
-    for (const g of guests) await g.kill();
-    for (const n of nets) closeHostFds(n.fds, loadNative());
-  }
-}
-
-/** User-mode networking: the guest's HTTP server is reachable through a 127.0.0.1 host forward. */
-export async function userModeForward(): Promise<Record<string, unknown>> {
-  const { bootGuest } = await import('./guest.js');
-  const { userNetdev } = await import('../../src/net/index.js');
-  const hostPort = 18080;
-  const netdev = userNetdev('usernet0', { hostfwd: [{ proto: 'tcp', hostPort, guestPort: 8080 }] });
-  const g = bootGuest({ append: 'warden.ip=10.0.2.15/24 warden.http=8080', mac: stableMac('vm-u', 'net0'), netdev });
-  try {
-    await g.waitFor(/WARDEN-GUEST-READY/, 150_000);
-    let body = '';
-    for (let i = 0; i < 50 && body === ''; i++) {
-      try { body = await (await fetch(`http://127.0.0.1:${hostPort}/`)).text(); } catch { await new Promise((r) => setTimeout(r, 200)); }
-    }
-    const listeners = spawnSync('ss', ['-Hltn', `sport = :${hostPort}`], { encoding: 'utf8' }).stdout.trim();
-    return { netdev, body, listeners };
-  } finally {
-    await g.kill();
-  }
-}
-
-/** Bench: median ms of apply+undo of one TAP NIC (Linux bridge, or OVS with ovsDb), against one `ip` spawn. */
-export async function benchApplyUndo(a: { runs: number; ovsDb?: string }): Promise<{ applyUndoMs: number; ipSpawnMs: number; stepsForUs: number }> {
-  const { medianMs } = await import('../../bench/lib.js');
-  const { stepsFor } = await import('../../src/net/index.js');
-  const ovs = a.ovsDb !== undefined;
-  if (!ovs) makeBridge('wdtbr0');
-  const deps = realDeps(ovs ? { ovsDb: a.ovsDb! } : {});
-  const actions = nicActions('vm-bench', 'net0', ovs ? 'wdtovs0' : 'wdtbr0', ovs ? { vlan: 7 } : undefined);
-  const applyUndoMs = await medianMs(async () => {
-    const net = await applyHostActions(actions, deps);
-    closeHostFds(net.fds, deps.native);
-    await undoHostActions(net.undo, deps);
-  }, a.runs);
-  const runner = new NodeProcessRunner();
-  const ipSpawnMs = await medianMs(() => runner.run(['ip', '-j', 'link', 'show', 'dev', 'lo']), a.runs);
-  const four = [0, 1, 2, 3].flatMap((i) => nicActions('vm-bench', `net${i}`, 'br0', i % 2 === 0 ? undefined : { vlan: i }));
-  const stepsForUs = (await medianMs(() => { for (let i = 0; i < 1000; i++) stepsFor(four); }, 5)) ;
-  return { applyUndoMs, ipSpawnMs, stepsForUs };
 }
 
 /**
