@@ -6,13 +6,14 @@ export interface HostNetFacts {
   tun: boolean;
   /** /dev/vhost-net exists: the planner may add vhost actions. */
   vhostNet: boolean;
-  /** The macvtap module is loaded (it may still load on demand when absent). */
-  macvtapLoaded: boolean;
 }
 
+/**
+ * Device nodes only. macvtap support is deliberately not guessed: it may be built in
+ * without any trace in /sys/module (as on the development machines), so the only
+ * reliable test is creating one, which applyHostActions reports as NET_MACVTAP_UNSUPPORTED.
+ */
 export async function hostNetFacts(fs: Fs): Promise<HostNetFacts> {
-  const [tun, vhostNet, macvtapLoaded] = await Promise.all([
-    fs.exists('/dev/net/tun'), fs.exists('/dev/vhost-net'), fs.exists('/sys/module/macvtap'),
-  ]);
-  return { tun, vhostNet, macvtapLoaded };
+  const [tun, vhostNet] = await Promise.all([fs.exists('/dev/net/tun'), fs.exists('/dev/vhost-net')]);
+  return { tun, vhostNet };
 }

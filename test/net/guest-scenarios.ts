@@ -3,10 +3,10 @@
  * inside a test netns: guests pinging over a Linux or OVS bridge, user-mode forwards.
  */
 import { spawnSync } from 'node:child_process';
-import { applyHostActions, closeHostFds, hostIfName, stableMac, tapNetdev, undoHostActions, userNetdev, type HostAction } from '../../src/net/index.js';
+import { NetError, applyHostActions, closeHostFds, hostIfName, stableMac, tapNetdev, undoHostActions, userNetdev, type HostAction } from '../../src/net/index.js';
 import { loadNative } from '../../src/sys/index.js';
 import { bootGuest } from './guest.js';
-import { PREFIX, bridgePorts, links, makeBridge, nicActions, ovsPorts, realDeps } from './scenarios.js';
+import { PREFIX, bridgePorts, links, makeBridge, makeVeth, nicActions, ovsPorts, realDeps } from './scenarios.js';
 
 /**
  * Two test guests whose TAPs are ports of one bridge (Linux, or OVS when ovsDb is given)
@@ -64,5 +64,34 @@ export async function userModeForward(): Promise<Record<string, unknown>> {
     return { netdev, body, listeners };
   } finally {
     await g.kill();
+  }
+}
+
+/** A guest on a macvtap (bridge mode) over a veth pings the veth peer; then undo removes the macvtap. */
+export async function macvtapGuest(): Promise<Record<string, unknown>> {
+  // /dev/tap<ifindex> lives in the one global devtmpfs, and ifindexes restart in every
+  // netns: a spare veth pair moves this macvtap off the ifindex host.test.ts's uses.
+  makeVeth('wdtx0', 'wdtx1');
+  makeVeth('wdtv0', 'wdtv1', '10.98.0.1/24');
+  const ifname = hostIfName('vm-mg', 'net0', PREFIX);
+  const mac = stableMac('vm-mg', 'net0');
+  let net;
+  try {
+    net = await applyHostActions([{ kind: 'macvtap', nic: 'net0', ifname, link: 'wdtv0', mode: 'bridge', mac, queues: 1, fdNames: ['q0'] }], realDeps({ vm: 'vm-mg' }));
+  } catch (e) {
+    if (e instanceof NetError && e.code === 'NET_MACVTAP_UNSUPPORTED') return { unsupported: String(e.context['stderr']) };
+    throw e;
+  }
+  const fds = [...net.fds.values()];
+  const g = bootGuest({ append: 'warden.ip=10.98.0.2/24 warden.ping=10.98.0.1', mac, fds, netdev: tapNetdev('hostnet0', [3]) });
+  try {
+    closeHostFds(net.fds, loadNative());
+    const ping = await g.waitFor(/WARDEN-PING-(?:OK|FAIL) [\d.]+/, 150_000);
+    await g.kill();
+    await undoHostActions(net.undo, realDeps());
+    return { ping, ifname, linksAfter: links() };
+  } finally {
+    await g.kill();
+    closeHostFds(net.fds, loadNative());
   }
 }

@@ -122,3 +122,20 @@ test('cleanup finds a VM\'s devices by their alias whatever their names, and lea
   assert.ok(r.linksAfter.includes('wdt-99999999-0'), 'the other VM keeps its TAP');
   assert.deepEqual(r.portsAfter, ['wdt-99999999-0']);
 });
+
+test('macvtap on a veth: created with mode, MAC and alias, one /dev/tapN fd per queue; survives its fds; cleanup removes it', { skip }, async (t) => {
+  const ns = createNetns(t, netnsName('h5'));
+  const r = await inNetns<Record<string, unknown> & { during: Record<string, unknown>; fdTargets: string[] }>(ns, 'macvtapHost', {});
+  if (r['unsupported'] !== undefined) return t.skip(`this kernel cannot create macvtap devices (${String(r['unsupported'])}); plan and commands are golden-tested`);
+  assert.equal(r.during['kind'], 'macvtap');
+  assert.equal(r.during['mode'], 'bridge');
+  assert.equal(r.during['lower'], 'wdtv0');
+  assert.equal(r.during['up'], true);
+  assert.match(String(r.during['address']), /^52:54:00:/, 'a macvtap carries the guest MAC itself');
+  assert.equal(r.during['alias'], 'warden-vm=vm-m warden-nic=net0');
+  assert.equal(r.fdTargets.length, 2);
+  assert.ok(r.fdTargets.every((p) => /^\/dev\/tap\d+$/.test(p)), r.fdTargets.join(' '));
+  assert.equal(r['survivesClose'], true, 'unlike a TAP, a macvtap outlives its fds');
+  assert.deepEqual((r['cleanup'] as { removed: unknown[] }).removed, [{ kind: 'link', name: r['ifname'] }]);
+  assert.ok(!(r['linksAfter'] as string[]).includes(r['ifname'] as string));
+});

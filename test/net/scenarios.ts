@@ -214,3 +214,38 @@ export async function cleanupByAlias(): Promise<Record<string, unknown>> {
     closeHostFds(other.fds, loadNative());
   }
 }
+
+/** A veth pair inside the netns: `a` for macvtaps to sit on, `b` the peer with `peerIp`. */
+export function makeVeth(a: string, b: string, peerIp?: string): void {
+  sh(['ip', 'link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+  sh(['ip', 'link', 'set', a, 'up']);
+  sh(['ip', 'link', 'set', b, 'up']);
+  if (peerIp !== undefined) sh(['ip', 'addr', 'add', peerIp, 'dev', b]);
+}
+
+/**
+ * macvtap on a veth: created, opened once per queue through /dev/tap<ifindex>, owned by
+ * alias; it survives closing its fds (unlike a TAP), so undo and cleanup must remove it.
+ * Returns {unsupported} when this kernel cannot make macvtaps.
+ */
+export async function macvtapHost(): Promise<Record<string, unknown>> {
+  makeVeth('wdtv0', 'wdtv1');
+  const ifname = hostIfName('vm-m', 'net0', PREFIX);
+  const action: HostAction = { kind: 'macvtap', nic: 'net0', ifname, link: 'wdtv0', mode: 'bridge', mac: stableMac('vm-m', 'net0'), queues: 2, fdNames: ['q0', 'q1'] };
+  let net;
+  try {
+    net = await applyHostActions([action], realDeps({ vm: 'vm-m' }));
+  } catch (e) {
+    if (e instanceof NetError && e.code === 'NET_MACVTAP_UNSUPPORTED') return { unsupported: String(e.context['stderr']) };
+    throw e;
+  }
+  const info = (JSON.parse(sh(['ip', '-j', '-d', 'link', 'show', 'dev', ifname])) as Array<{ ifalias?: string; link?: string; linkinfo?: { info_kind?: string; info_data?: { mode?: string } } }>)[0]!;
+  const during = { ...linkObs(ifname), kind: info.linkinfo?.info_kind, mode: info.linkinfo?.info_data?.mode, lower: info.link, alias: info.ifalias };
+  const fds = [...net.fds.values()];
+  const fdTargets = fds.map((fd) => readlinkSync(`/proc/self/fd/${fd}`));
+  closeHostFds(net.fds, loadNative());
+  const survivesClose = linkObs(ifname).exists;
+  const cleanup = await cleanupVmNetwork('vm-m', { runner: new NodeProcessRunner(), prefix: PREFIX, ovs: false });
+  await undoHostActions(net.undo, realDeps()); // after cleanup: finds it gone, still succeeds
+  return { ifname, during, fdTargets, survivesClose, cleanup, linksAfter: links() };
+}

@@ -30,7 +30,7 @@ export function registerNet(program: Command, io: Io): void {
       else io.out(formatSteps(stepsFor(actions, opts), opts));
     });
 
-  net.command('facts').description('what this host offers: /dev/net/tun, /dev/vhost-net, macvtap').option('--json', 'print JSON')
+  net.command('facts').description('what this host offers: /dev/net/tun, /dev/vhost-net').option('--json', 'print JSON')
     .action(async (o: JsonOpt) => {
       const facts = await hostNetFacts(new NodeFs());
       if (o.json) printJson(io, facts);
