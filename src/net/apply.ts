@@ -7,7 +7,7 @@ import type { Clock, NativeAddon, ProcessRunner } from '../sys/index.js';
 import type { HostAction } from './actions.js';
 import { NetError } from './errors.js';
 import { runStep } from './run-step.js';
-import { stepsFor, type CommandOptions } from './steps.js';
+import { stepsFor, type CommandOptions, type UndoEntry } from './steps.js';
 import { emptyUndoLog, undoHostActions, type UndoLog } from './undo-log.js';
 import { validateActions } from './validate.js';
 
@@ -37,7 +37,12 @@ export interface ApplyState {
   log: UndoLog;
   /** Linux bridge → MTU, learnt in preflight for `mtuOf`. */
   bridgeMtu: Map<string, number>;
-  record: (entry: UndoLog['entries'][number]) => Promise<void>;
+  /** Device name → ifindex of the instance this apply created. */
+  ifindex: Map<string, number>;
+  /** Appends an entry (with the device's ifindex when known) and journals the log. */
+  record: (entry: UndoEntry) => Promise<void>;
+  /** Learns a device's ifindex, fills it into entries recorded before, journals. */
+  learnIfindex: (ifname: string, ifindex: number) => Promise<void>;
 }
 
 /** Closes every fd of the map (ignoring ones already closed) and empties it. */
@@ -59,8 +64,15 @@ export async function applyHostActions(actions: readonly HostAction[], deps: Net
     fds: new Map(),
     log: emptyUndoLog(),
     bridgeMtu: new Map(),
+    ifindex: new Map(),
     record: async (entry) => {
-      state.log.entries.push(entry);
+      const ifindex = state.ifindex.get(entry.ifname);
+      state.log.entries.push(ifindex === undefined ? entry : { ...entry, ifindex });
+      await deps.journal?.(state.log);
+    },
+    learnIfindex: async (ifname, ifindex) => {
+      state.ifindex.set(ifname, ifindex);
+      state.log.entries = state.log.entries.map((e) => (e.ifname === ifname && e.ifindex === undefined ? { ...e, ifindex } : e));
       await deps.journal?.(state.log);
     },
   };

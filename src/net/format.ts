@@ -6,7 +6,7 @@ const q = (argv: readonly string[]): string => argv.map((a) => (/^[\w@%+=:,./-]+
 function stepLine(s: Step): string {
   switch (s.op) {
     case 'ensure-absent': return `[${s.nic}] ensure-absent ${s.ifname}: ${q(s.argv)} must report no such device`;
-    case 'open-tap': return `[${s.nic}] open-tap ${s.ifname}: TUNSETIFF IFF_TAP|IFF_NO_PI${s.vnetHdr ? '|IFF_VNET_HDR' : ''}${s.queues > 1 ? '|IFF_MULTI_QUEUE' : ''} x${s.queues} -> fds ${s.fdNames.join(',')}`;
+    case 'open-tap': return `[${s.nic}] open-tap ${s.ifname}: TUNSETIFF IFF_TAP|IFF_NO_PI${s.vnetHdr ? '|IFF_VNET_HDR' : ''}${s.queues > 1 ? '|IFF_MULTI_QUEUE' : ''} x${s.queues} -> fds ${s.fdNames.join(',')}; ifindex from ${q(s.argv)}`;
     case 'check-bridge': return `[${s.nic}] check-bridge ${s.bridge} (${s.type}): ${q(s.argv)}`;
     case 'run': return `[${s.nic}] run: ${q(s.argv)}${s.mtuOf === undefined ? '' : ` mtu <mtu of ${s.mtuOf}>`}`;
     case 'open-macvtap': return `[${s.nic}] open-macvtap ${s.ifname}: ifindex from ${q(s.argv)}; open /dev/tap<ifindex> -> fds ${s.fdNames.join(',')}`;
@@ -22,5 +22,5 @@ function undoOf(s: Step): UndoEntry | undefined {
 export function formatSteps(steps: readonly Step[], o: CommandOptions = {}): string {
   const undo = steps.map(undoOf).filter((u): u is UndoEntry => u !== undefined).reverse();
   return ['steps:', ...steps.map((s) => '  ' + stepLine(s)), 'undo (newest first):',
-    ...undo.map((u) => `  [${u.nic}] ${u.kind} ${u.ifname}: ${q(undoArgv(u, o))}`)].join('\n') + '\n';
+    ...undo.map((u) => `  [${u.nic}] ${u.kind} ${u.ifname}: ${q(undoArgv(u, o))} [while ${u.ifname} keeps its recorded ifindex]`)].join('\n') + '\n';
 }

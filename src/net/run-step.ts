@@ -53,9 +53,17 @@ async function openTap(step: Extract<Step, { op: 'open-tap' }>, state: ApplyStat
       cause, context: { ifname: step.ifname, nic: step.nic, queues: step.queues, errno },
       suggestions: errno === 'EPERM' ? ['creating TAP devices needs CAP_NET_ADMIN: run as root'] : errno === 'ENOENT' ? ['load the tun module (/dev/net/tun is missing)'] : [] });
   }
-  // The fds are ours before anything else can fail: the rollback closes them.
+  // The fds are ours before anything else can fail: the rollback closes them (and so the TAP).
   tap.fds.forEach((fd, i) => state.fds.set(step.fdNames[i]!, fd));
+  state.ifindex.set(step.ifname, await readIfindex(step.argv, deps, 'NET_TAP_CREATE', `reading the ifindex of TAP ${step.ifname}`));
   await state.record(step.undo);
+}
+
+async function readIfindex(argv: string[], deps: NetDeps, code: NetErrorCode, doing: string): Promise<number> {
+  const r = await exec(argv, deps, code, doing);
+  const ifindex = r.code === 0 ? (JSON.parse(r.stdout) as Array<{ ifindex?: number }>)[0]?.ifindex : undefined;
+  if (ifindex === undefined) throw failed(code, doing, argv, r);
+  return ifindex;
 }
 
 async function checkLinuxBridge(step: Extract<Step, { op: 'check-bridge' }>, state: ApplyState, deps: NetDeps): Promise<void> {
@@ -107,10 +115,8 @@ async function runCommand(step: Extract<Step, { op: 'run' }>, state: ApplyState,
 
 async function openMacvtap(step: Extract<Step, { op: 'open-macvtap' }>, state: ApplyState, deps: NetDeps): Promise<void> {
   const doing = `opening macvtap ${step.ifname} for nic ${step.nic}`;
-  const r = await exec(step.argv, deps, 'NET_MACVTAP', doing);
-  if (r.code !== 0) throw failed('NET_MACVTAP', doing, step.argv, r);
-  const ifindex = (JSON.parse(r.stdout) as Array<{ ifindex?: number }>)[0]?.ifindex;
-  if (ifindex === undefined) throw failed('NET_MACVTAP', `${doing}: no ifindex`, step.argv, r);
+  const ifindex = await readIfindex(step.argv, deps, 'NET_MACVTAP', doing);
+  await state.learnIfindex(step.ifname, ifindex);
   const path = `/dev/tap${ifindex}`;
   for (const name of step.fdNames) state.fds.set(name, await openWithRetry(path, deps, doing));
 }

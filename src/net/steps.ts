@@ -34,11 +34,15 @@ export function aliasOwner(alias: string | undefined): string | undefined {
 /** ifalias is at most 255 bytes (IFALIASZ 256 with the NUL). */
 export const MAX_ALIAS = 255;
 
-/** One recorded host change and how to undo it. JSON data: a different process can undo it. */
+/**
+ * One recorded host change and how to undo it. JSON data: a different process can undo it.
+ * `ifindex` identifies the device instance that was made: undo leaves a device of the same
+ * name but another ifindex alone (a later start made it), so a stale log removes nothing else.
+ */
 export type UndoEntry =
-  | { kind: 'delete-link'; nic: string; ifname: string; device: 'tap' | 'macvtap' }
-  | { kind: 'bridge-detach'; nic: string; ifname: string; bridge: string }
-  | { kind: 'ovs-del-port'; nic: string; ifname: string; bridge: string; ovsDb?: string; ovsVsctl?: string };
+  | { kind: 'delete-link'; nic: string; ifname: string; device: 'tap' | 'macvtap'; ifindex?: number }
+  | { kind: 'bridge-detach'; nic: string; ifname: string; bridge: string; ifindex?: number }
+  | { kind: 'ovs-del-port'; nic: string; ifname: string; bridge: string; ovsDb?: string; ovsVsctl?: string; ifindex?: number };
 
 export type RunCode = 'NET_LINK' | 'NET_OVS' | 'NET_MACVTAP';
 
@@ -47,8 +51,8 @@ export type Step =
   | { op: 'ensure-absent'; nic: string; ifname: string; argv: string[] }
   /** Preflight: the bridge must exist (NET_BRIDGE_MISSING); a Linux bridge's MTU is remembered for `mtuOf`. */
   | { op: 'check-bridge'; nic: string; bridge: string; type: 'linux' | 'ovs'; argv: string[] }
-  /** TUNSETIFF through the native addon; the undo is recorded once the fds exist. */
-  | { op: 'open-tap'; nic: string; ifname: string; queues: number; vnetHdr: boolean; fdNames: string[]; undo: UndoEntry }
+  /** TUNSETIFF through the native addon, then its ifindex (argv); the undo is recorded once the fds exist. */
+  | { op: 'open-tap'; nic: string; ifname: string; queues: number; vnetHdr: boolean; fdNames: string[]; argv: string[]; undo: UndoEntry }
   /**
    * A command. `mtuOf` appends `mtu <that Linux bridge's MTU>` (learnt in preflight).
    * `undo` is recorded after success, or before running when `undoFirst` (ovs-vsctl,
@@ -94,7 +98,7 @@ function tapSteps(a: Tap, attach: Attach | undefined, ip: string, vm: string | u
   const mtuOf = a.mtu === undefined && attach?.kind === 'bridge-attach' ? attach.bridge : undefined;
   const steps: Step[] = [
     { op: 'open-tap', nic: a.nic, ifname: a.ifname, queues: a.queues, vnetHdr: a.vnetHdr, fdNames: [...a.fdNames],
-      undo: { kind: 'delete-link', nic: a.nic, ifname: a.ifname, device: 'tap' } },
+      argv: [ip, '-j', 'link', 'show', 'dev', a.ifname], undo: { kind: 'delete-link', nic: a.nic, ifname: a.ifname, device: 'tap' } },
     { op: 'run', nic: a.nic, code: 'NET_LINK', argv: [ip, 'link', 'set', 'dev', a.ifname, 'address', hostSideMac(a.mac),
       ...(a.mtu === undefined ? [] : ['mtu', String(a.mtu)]), ...aliasArgs(vm, a.nic)], ...(mtuOf === undefined ? {} : { mtuOf }) },
   ];
@@ -148,6 +152,11 @@ export function stepsFor(actions: readonly HostAction[], o: CommandOptions = {})
     }
   });
   return [...actions.flatMap((a) => preflight(a, o, ip)), ...changes];
+}
+
+/** The command that tells whether the entry's device is still the instance that was made. */
+export function identityArgv(e: UndoEntry, o: Pick<CommandOptions, 'ip'> = {}): string[] {
+  return [o.ip ?? 'ip', '-j', 'link', 'show', 'dev', e.ifname];
 }
 
 /** The command that undoes one entry. Each is idempotent or its "already gone" failure is tolerated. */

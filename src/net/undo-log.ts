@@ -4,7 +4,7 @@
  */
 import type { ProcessRunner } from '../sys/index.js';
 import { NetError } from './errors.js';
-import { undoArgv, type UndoEntry } from './steps.js';
+import { identityArgv, undoArgv, type UndoEntry } from './steps.js';
 
 export interface UndoLog {
   version: 1;
@@ -26,6 +26,7 @@ function isEntry(e: unknown): e is UndoEntry {
   if (typeof e !== 'object' || e === null) return false;
   const r = e as Record<string, unknown>;
   if (!STR(r['nic']) || !STR(r['ifname'])) return false;
+  if (r['ifindex'] !== undefined && !(Number.isInteger(r['ifindex']) && (r['ifindex'] as number) > 0)) return false;
   switch (r['kind']) {
     case 'delete-link': return r['device'] === 'tap' || r['device'] === 'macvtap';
     case 'bridge-detach': return STR(r['bridge']);
@@ -73,10 +74,27 @@ export interface UndoFailure {
   stderr: string;
 }
 
-/** Runs one entry's undo; returns a failure, or undefined when done (or already done). */
+/**
+ * Whether the entry's device is still the instance that was made: 'gone', 'same', or
+ * 'replaced' (same name, other ifindex: a later start's device, not ours to touch).
+ */
+async function identity(e: UndoEntry, deps: UndoDeps): Promise<'gone' | 'same' | 'replaced'> {
+  if (e.ifindex === undefined) return 'same';
+  const r = await deps.runner.run(identityArgv(e, deps.ip === undefined ? {} : { ip: deps.ip }), { timeoutMs: 30_000 });
+  if (r.code !== 0) {
+    if (GONE_RE.test(r.stderr)) return 'gone';
+    throw new Error(`reading the ifindex of ${e.ifname} failed: ${r.stderr.trim()}`);
+  }
+  return (JSON.parse(r.stdout) as Array<{ ifindex?: number }>)[0]?.ifindex === e.ifindex ? 'same' : 'replaced';
+}
+
+/** Runs one entry's undo; returns a failure, or undefined when done (or already done, or no longer ours). */
 export async function undoEntry(e: UndoEntry, deps: UndoDeps): Promise<UndoFailure | undefined> {
   const argv = undoArgv(e, { ...(deps.ip === undefined ? {} : { ip: deps.ip }), ...(deps.ovsTimeoutSec === undefined ? {} : { ovsTimeoutSec: deps.ovsTimeoutSec }) });
   try {
+    const who = await identity(e, deps);
+    // A vanished device took its bridge membership with it; its OVS record stays and goes.
+    if (who === 'replaced' || (who === 'gone' && e.kind !== 'ovs-del-port')) return undefined;
     const r = await deps.runner.run(argv, { timeoutMs: 30_000 });
     if (r.code === 0 || GONE_RE.test(r.stderr)) return undefined;
     return { entry: e, argv, code: r.code, stderr: r.stderr.trim() };

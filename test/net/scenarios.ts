@@ -249,3 +249,21 @@ export async function macvtapHost(): Promise<Record<string, unknown>> {
   await undoHostActions(net.undo, realDeps()); // after cleanup: finds it gone, still succeeds
   return { ifname, during, fdTargets, survivesClose, cleanup, linksAfter: links() };
 }
+
+/** A stale undo log (its QEMU died, the VM started again under the same names) must not touch the new instance. */
+export async function staleLog(): Promise<Record<string, unknown>> {
+  makeBridge('wdtbr0');
+  const actions = nicActions('vm-s', 'net0', 'wdtbr0');
+  const ifname = hostIfName('vm-s', 'net0', PREFIX);
+  const first = await applyHostActions(actions, realDeps());
+  closeHostFds(first.fds, loadNative()); // the first QEMU is gone, and its TAP with it
+  const second = await applyHostActions(actions, realDeps());
+  try {
+    await undoHostActions(first.undo, realDeps());
+    const afterStale = { link: linkObs(ifname), ports: bridgePorts('wdtbr0') };
+    await undoHostActions(second.undo, realDeps());
+    return { ifindexes: [first.undo.entries[0]?.ifindex, second.undo.entries[0]?.ifindex], afterStale, afterSecond: linkObs(ifname) };
+  } finally {
+    closeHostFds(second.fds, loadNative());
+  }
+}
