@@ -37,6 +37,14 @@ if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" -name '*
   npm run --silent build:native >/dev/null
 fi
 
+# The jailer's exec helper: static, so it runs inside any jail view (no libc needed there).
+helper=native/build/warden-exec
+if [ ! -f "$helper" ] || [ native/warden-exec.c -nt "$helper" ]; then
+  say "building the jail exec helper"
+  mkdir -p native/build
+  cc -static -O2 -Wall -Wextra -o "$helper" native/warden-exec.c
+fi
+
 # TypeScript: rebuild when any source is newer than the last build.
 stamp=dist/.built
 if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package.json -newer "$stamp" -print -quit)" ]; then

@@ -3,7 +3,11 @@
  * before it starts. The planner produces it, the jailer executes it; it names no VMM.
  */
 
-/** A filesystem entry in the jail's otherwise empty root. Sources are absolute, canonical, not symlinks. */
+/**
+ * A filesystem entry in the jail's otherwise empty root. Sources are absolute, canonical, not
+ * symlinks, and reachable by the jail's uid (bwrap binds them after the uid drop). Targets are
+ * never /, /proc, /dev or /.warden-exec: the jailer builds those.
+ */
 export type JailMount =
   | { type: 'ro-bind'; source: string; target: string }
   | { type: 'bind'; source: string; target: string }
@@ -45,11 +49,17 @@ export type JailNetwork =
 export interface JailSpec {
   /** Name of this jail: [a-z0-9][a-z0-9-]{0,62}; used for the cgroup and the lease. */
   name: string;
-  /** Identity: an explicit uid/gid, or "lease" to take the next free one from the configured range. */
+  /**
+   * Identity: an explicit uid/gid (inside the configured range; groups in the range or in the
+   * config's allowedGroups), or "lease" to take the next free one from the range (gid = uid).
+   */
   identity: { uid: number; gid: number; groups?: number[] } | { lease: true };
   network: JailNetwork;
   mounts: JailMount[];
-  /** Device nodes made visible (e.g. /dev/kvm); the jail's /dev holds only these plus null, zero, full, random and urandom. */
+  /**
+   * Device nodes made visible (e.g. /dev/kvm); the jail's /dev holds only these plus null, zero,
+   * full, random and urandom. Each must be in the jailer config's allowedDevices.
+   */
   devices: string[];
   fds: JailFd[];
   cgroup?: JailCgroup;
@@ -58,6 +68,10 @@ export interface JailSpec {
   cwd: string;
   /** argv[0] is an absolute path inside the jail's view. */
   argv: string[];
-  /** Optional Landlock layer applied just before exec, where the kernel supports it. */
+  /**
+   * Optional Landlock layer applied just before exec, where the kernel supports it. readOnly
+   * paths get execute+read, readWrite all rights; the jailer adds the /dev nodes it creates
+   * and the listed devices. Everything else (e.g. /proc) must be listed to stay reachable.
+   */
   landlock?: { readOnly: string[]; readWrite: string[] };
 }

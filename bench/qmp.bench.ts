@@ -1,0 +1,119 @@
+/** @module bench/qmp: QMP round-trip latency and pipelined throughput of the typed client next to a minimal raw-socket client, against one real QEMU. */
+import net from 'node:net';
+import type { Benchmark, BenchRow } from './lib.js';
+import { medianMs } from './lib.js';
+import { QmpClient } from '../src/qmp/index.js';
+import { startQemu } from '../src/qmp/testing/index.js';
+
+const SEQUENTIAL = 3000;
+const PIPELINED = 6000;
+const WINDOW = 8;
+const WARMUP = 200;
+
+/** The smallest honest QMP client: write a line, read a line; same capabilities (oob) as QmpClient. */
+class RawClient {
+  private buf = '';
+  private waiters: Array<(line: string) => void> = [];
+  private lines: string[] = [];
+
+  private constructor(private readonly socket: net.Socket) {
+    socket.setEncoding('utf8').on('data', (s: string) => {
+      this.buf += s;
+      for (let nl = this.buf.indexOf('\n'); nl !== -1; nl = this.buf.indexOf('\n')) {
+        const line = this.buf.slice(0, nl);
+        this.buf = this.buf.slice(nl + 1);
+        const w = this.waiters.shift();
+        if (w) w(line); else this.lines.push(line);
+      }
+    });
+  }
+
+  static async connect(path: string): Promise<RawClient> {
+    const socket = net.connect(path);
+    await new Promise((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const c = new RawClient(socket);
+    await c.readLine();
+    c.write('{"execute":"qmp_capabilities","arguments":{"enable":["oob"]}}\n');
+    await c.readLine();
+    return c;
+  }
+
+  write(line: string): void {
+    this.socket.write(line);
+  }
+
+  readLine(): Promise<string> {
+    const l = this.lines.shift();
+    return l !== undefined ? Promise.resolve(l) : new Promise((r) => this.waiters.push(r));
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+async function rawSequential(c: RawClient, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    c.write(`{"execute":"query-status","id":${i}}\n`);
+    await c.readLine();
+  }
+}
+
+async function rawPipelined(c: RawClient, n: number): Promise<void> {
+  let sent = 0;
+  for (; sent < Math.min(WINDOW, n); sent++) c.write(`{"execute":"query-status","id":${sent}}\n`);
+  for (let got = 0; got < n; got++) {
+    await c.readLine();
+    if (sent < n) c.write(`{"execute":"query-status","id":${sent++}}\n`);
+  }
+}
+
+async function clientSequential(c: QmpClient, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await c.execute('query-status');
+}
+
+async function clientPipelined(c: QmpClient, n: number): Promise<void> {
+  let next = 0;
+  const lane = async () => { while (next++ < n) await c.execute('query-status'); };
+  await Promise.all(Array.from({ length: WINDOW }, lane));
+}
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+async function run(): Promise<BenchRow[] | string> {
+  const qemu = await startQemu({ monitors: 2 }).catch((e: Error) => e);
+  if (qemu instanceof Error) return `cannot start QEMU: ${qemu.message}`;
+  try {
+    const raw = await RawClient.connect(qemu.sockets[0]!);
+    const client = await QmpClient.connect({ path: qemu.sockets[1]! });
+    try {
+      await rawSequential(raw, WARMUP);
+      await clientSequential(client, WARMUP);
+      // Interleaved so that drift on a shared machine hits both sides alike.
+      const rawSeq = await timed(() => rawSequential(raw, SEQUENTIAL));
+      const cliSeq = await timed(() => clientSequential(client, SEQUENTIAL));
+      const rawPipe = await timed(() => rawPipelined(raw, PIPELINED));
+      const cliPipe = await timed(() => clientPipelined(client, PIPELINED));
+      const rawSchema = await medianMs(async () => { raw.write('{"execute":"query-qmp-schema","id":"s"}\n'); await raw.readLine(); }, 15, 2);
+      const cliSchema = await medianMs(() => client.execute('query-qmp-schema'), 15, 2);
+      const us = (ms: number, n: number) => (ms * 1000) / n;
+      const perSec = (ms: number, n: number) => n / (ms / 1000);
+      return [
+        { group: 'qmp', name: `query-status sequential round trip (QmpClient, ${SEQUENTIAL} calls)`, value: us(cliSeq, SEQUENTIAL), unit: 'us/call', baseline: { name: 'raw socket client', value: us(rawSeq, SEQUENTIAL) } },
+        { group: 'qmp', name: `query-status pipelined, window ${WINDOW} (QmpClient, ${PIPELINED} calls)`, value: perSec(cliPipe, PIPELINED), unit: 'calls/s', baseline: { name: 'raw socket client', value: perSec(rawPipe, PIPELINED) } },
+        { group: 'qmp', name: 'query-qmp-schema, one ~200 KiB reply line (QmpClient, median of 15)', value: cliSchema, unit: 'ms/call', baseline: { name: 'raw socket client', value: rawSchema } },
+      ];
+    } finally {
+      raw.close();
+      await client.close();
+    }
+  } finally {
+    await qemu.kill();
+  }
+}
+
+export const benchmarks: Benchmark[] = [{ group: 'qmp', run }];

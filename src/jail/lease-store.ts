@@ -1,0 +1,194 @@
+/** @module jail/lease-store: uid/gid leases and jail records, persisted in one JSON file with atomic writes under a lock file. */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { JailError } from './errors.js';
+import type { JailerConfig } from './config.js';
+import { isAlive, processId, type ProcessId } from './procfs.js';
+
+/** Everything teardown and reconnection need, written before anything is created on the host. */
+export interface JailRecord {
+  name: string;
+  uid: number;
+  gid: number;
+  /** True when the uid came from the range (released on teardown), false when the spec fixed it. */
+  leased: boolean;
+  /** Who keeps the lease alive: the launching manager at first, then the sandbox's monitor process. */
+  holder: ProcessId;
+  cgroupName: string;
+  cgroupLeaves: string[];
+  statusFile: string;
+  /** Runtime dir owned by this jail (removed on teardown); absent when the caller chose the status file. */
+  ownedRuntimeDir?: string;
+  /** The sandbox's outer process (bwrap's monitor) and the program itself, once started. */
+  monitor?: ProcessId;
+  program?: ProcessId;
+  createdAt: string;
+}
+
+interface LeaseFile { version: 1; jails: Record<string, JailRecord> }
+
+export interface LeaseRequest {
+  name: string;
+  /** A fixed uid/gid, or undefined to lease the lowest free uid (gid = uid). */
+  fixed?: { uid: number; gid: number };
+  cgroupName: string;
+  cgroupLeaves: string[];
+  statusFile: string;
+  ownedRuntimeDir?: string;
+}
+
+/** Whether a record still has anything alive (a process, or a non-empty cgroup leaf); injected so tests can decide. */
+export type LivenessProbe = (record: JailRecord) => Promise<boolean>;
+
+const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export const defaultLiveness: LivenessProbe = async (r) => {
+  if ([r.holder, r.monitor, r.program].some((p) => isAlive(p))) return true;
+  for (const leaf of r.cgroupLeaves) {
+    const procs = await fsp.readFile(join(leaf, 'cgroup.procs'), 'utf8').catch(() => '');
+    if (procs.trim() !== '') return true;
+  }
+  return false;
+};
+
+export class LeaseStore {
+  private readonly file: string;
+  private readonly lock: string;
+
+  constructor(private readonly config: JailerConfig, private readonly alive: LivenessProbe = defaultLiveness) {
+    this.file = join(config.stateDir, 'leases.json');
+    this.lock = join(config.stateDir, 'leases.lock');
+  }
+
+  /**
+   * Records a new jail and leases its uid; refuses a name or uid with a live holder. A stale
+   * record (everything gone) frees its uid at once but stays, so teardownJail and attachJail
+   * can still read its exit, until it is torn down or its name is launched again.
+   */
+  async acquire(req: LeaseRequest): Promise<JailRecord> {
+    return this.locked(async (data) => {
+      const live = await this.liveRecords(data);
+      if (live.some((r) => r.name === req.name)) {
+        throw new JailError('JAIL_BUSY', `jail "${req.name}" is already running`, { context: { jail: req.name, uid: data.jails[req.name]!.uid }, suggestions: ['tear it down first, or pick another name'] });
+      }
+      const sameCgroup = live.find((r) => r.cgroupName === req.cgroupName);
+      if (sameCgroup !== undefined) {
+        throw new JailError('JAIL_BUSY', `cgroup "${req.cgroupName}" of jail "${req.name}" belongs to live jail "${sameCgroup.name}"`, { context: { jail: req.name, cgroup: req.cgroupName, holder: sameCgroup.name } });
+      }
+      const used = new Set(live.flatMap((r) => [r.uid, r.gid]));
+      const ids = req.fixed ?? this.freeId(used, req.name);
+      if (req.fixed !== undefined && (used.has(ids.uid) || used.has(ids.gid))) {
+        throw new JailError('JAIL_BUSY', `uid/gid ${ids.uid}/${ids.gid} for jail "${req.name}" is held by another live jail`, { context: { jail: req.name, ...ids } });
+      }
+      const holder = processId(process.pid) ?? { pid: process.pid, start: '?' };
+      const { fixed: _fixed, ...rest } = req;
+      const record: JailRecord = { ...rest, ...ids, leased: req.fixed === undefined, holder, createdAt: new Date().toISOString() };
+      data.jails[req.name] = record;
+      return record;
+    });
+  }
+
+  async update(name: string, patch: Partial<Pick<JailRecord, 'holder' | 'monitor' | 'program'>>): Promise<void> {
+    await this.locked(async (data) => {
+      const r = data.jails[name];
+      if (r !== undefined) data.jails[name] = { ...r, ...patch };
+    });
+  }
+
+  /** Drops the record; releasing an unknown name is fine (teardown is idempotent). */
+  async release(name: string): Promise<void> {
+    await this.locked(async (data) => { delete data.jails[name]; });
+  }
+
+  async get(name: string): Promise<JailRecord | undefined> {
+    return (await this.read()).jails[name];
+  }
+
+  async list(): Promise<JailRecord[]> {
+    return Object.values((await this.read()).jails);
+  }
+
+  private freeId(used: Set<number>, name: string): { uid: number; gid: number } {
+    const { first, count } = this.config.uidRange;
+    for (let uid = first; uid < first + count; uid++) if (!used.has(uid)) return { uid, gid: uid };
+    throw new JailError('JAIL_NO_FREE_UID', `no free uid in ${first}-${first + count - 1} for jail "${name}"`, { context: { jail: name, first, count }, suggestions: ['tear down unused jails or widen uidRange'] });
+  }
+
+  /** Records with anything still alive: only these hold their name and uid. */
+  private async liveRecords(data: LeaseFile): Promise<JailRecord[]> {
+    const live: JailRecord[] = [];
+    for (const r of Object.values(data.jails)) if (await this.alive(r)) live.push(r);
+    return live;
+  }
+
+  private async read(): Promise<LeaseFile> {
+    let text: string;
+    try { text = await fsp.readFile(this.file, 'utf8'); } catch (e) {
+      if (errno(e) === 'ENOENT') return { version: 1, jails: {} };
+      throw e;
+    }
+    try {
+      const data = JSON.parse(text) as LeaseFile;
+      if (data.version !== 1 || typeof data.jails !== 'object') throw new Error('unexpected shape');
+      return data;
+    } catch (cause) {
+      throw new JailError('JAIL_STATE_CORRUPT', `the lease file ${this.file} is not a valid lease store`, { cause, context: { file: this.file } });
+    }
+  }
+
+  /** Write to a temporary name, fsync, rename: a crash leaves the old or the new file, never half of one. */
+  private async write(data: LeaseFile): Promise<void> {
+    const tmp = `${this.file}.tmp-${process.pid}`;
+    const fh = await fsp.open(tmp, 'w', 0o600);
+    try { await fh.writeFile(JSON.stringify(data, null, 2)); await fh.sync(); } finally { await fh.close(); }
+    await fsp.rename(tmp, this.file);
+  }
+
+  private async locked<T>(fn: (data: LeaseFile) => Promise<T>): Promise<T> {
+    await fsp.mkdir(this.config.stateDir, { recursive: true, mode: 0o700 });
+    await this.takeLock();
+    try {
+      const data = await this.read();
+      const result = await fn(data);
+      await this.write(data);
+      return result;
+    } finally {
+      await fsp.unlink(this.lock).catch(() => undefined);
+    }
+  }
+
+  /** An O_EXCL lock file naming its holder; a lock whose holder is dead is broken. */
+  private async takeLock(timeoutMs = 10000): Promise<void> {
+    const me = processId(process.pid) ?? { pid: process.pid, start: '?' };
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try { await fsp.writeFile(this.lock, JSON.stringify(me), { flag: 'wx', mode: 0o600 }); return; } catch (e) {
+        if (errno(e) !== 'EEXIST') throw e;
+      }
+      await this.breakStaleLock();
+      if (Date.now() > deadline) throw new JailError('JAIL_LOCK_TIMEOUT', `the lease lock ${this.lock} stayed held for ${timeoutMs} ms`, { context: { lock: this.lock } });
+      await sleep(2 + Math.random() * 5);
+    }
+  }
+
+  private async breakStaleLock(): Promise<void> {
+    const text = await fsp.readFile(this.lock, 'utf8').catch(() => undefined);
+    if (text === undefined) return;
+    let holder: ProcessId | undefined;
+    try { holder = JSON.parse(text) as ProcessId; } catch { holder = undefined; }
+    // A lock being written right now parses as nothing: break it only once it is clearly abandoned.
+    if (holder === undefined) {
+      const age = await fsp.stat(this.lock).then((st) => Date.now() - st.mtimeMs, () => 0);
+      if (age < 5000) return;
+    } else if (isAlive(holder)) return;
+    // Rename first, so two breakers cannot both unlink; only the one that got the stale file removes it.
+    const aside = `${this.lock}.stale-${process.pid}`;
+    try { await fsp.rename(this.lock, aside); } catch { return; }
+    const moved = await fsp.readFile(aside, 'utf8').catch(() => '');
+    if (moved === text) { await fsp.unlink(aside).catch(() => undefined); return; }
+    // We moved a fresh lock by mistake: put it back unless someone took the name meanwhile.
+    await fsp.link(aside, this.lock).catch(() => undefined);
+    await fsp.unlink(aside).catch(() => undefined);
+  }
+}

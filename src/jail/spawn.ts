@@ -1,0 +1,109 @@
+/** @module jail/spawn: starts the helper → setpriv → bwrap chain detached, finds the program's real pid, then opens the gate. */
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { Duplex, Readable } from 'node:stream';
+import { JailError } from './errors.js';
+import { childrenOf, nsPids, processId, type ProcessId } from './procfs.js';
+import { readJailStatus } from './status.js';
+
+export type StdioTarget = number | 'ignore';
+
+export interface SpawnedJail {
+  monitor: ProcessId;
+  program: ProcessId;
+  /** Lets the program run (it has been waiting in the inner helper) and waits for the exec: undefined when the program runs, else the helper's exit status. */
+  go(): Promise<number | undefined>;
+  /** Kills the chain before it was let go (the program never ran). */
+  abort(): void;
+}
+
+/** What the helper's early exit statuses mean (see native/warden-exec.c). */
+const HELPER_EXIT: Record<number, string> = {
+  120: 'the exec helper was called wrongly', 121: 'joining the network namespace failed',
+  122: 'joining the cgroup failed', 127: 'exec of setpriv failed',
+};
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The chain's fd layout: stdin, stdout, a setup-error pipe as fd 2, the allowlist from 3, then status file, gate, real stderr. */
+export function chainFds(userFds: number): { statusFd: number; gateFd: number; stderrFd: number } {
+  return { statusFd: 3 + userFds, gateFd: 4 + userFds, stderrFd: 5 + userFds };
+}
+
+export function spawnChain(argv: string[], stdio: { stdin: StdioTarget; stdout: StdioTarget; stderr: number }, userFds: number[], statusFd: number): ChildProcess {
+  const layout: StdioOptions = [stdio.stdin, stdio.stdout, 'pipe', ...userFds, statusFd, 'pipe', stdio.stderr];
+  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: layout, env: {} });
+  child.unref();
+  return child;
+}
+
+/**
+ * After the go, the helper keeps the gate open close-on-exec: end of stream means the exec
+ * happened; a byte is the exit status of the step that failed before it.
+ */
+function waitForExec(gate: Duplex, timeoutMs = 10000): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    let failed: number | undefined;
+    const done = (): void => { clearTimeout(timer); gate.destroy(); resolve(failed); };
+    const timer = setTimeout(() => { failed = -1; done(); }, timeoutMs);
+    gate.on('data', (b: Buffer) => { failed ??= b[0]; });
+    gate.once('end', done);
+    gate.once('close', done);
+    gate.once('error', done);
+  });
+}
+
+/** The sandbox init bwrap reported and its only child (the inner helper), once both exist. */
+function findProgram(statusFile: string): { init: number; pid: number } | undefined {
+  const init = readJailStatus(statusFile).initPid;
+  const kids = init === undefined ? [] : childrenOf(init);
+  return init !== undefined && kids.length === 1 ? { init, pid: kids[0]! } : undefined;
+}
+
+/** Keeps the last few KiB written to the chain's setup-error pipe (fd 2 until the go). */
+function collectText(stream: Readable): () => string {
+  let text = '';
+  stream.on('data', (b: Buffer) => { text = (text + b.toString('utf8')).slice(-4000); });
+  stream.on('error', () => undefined);
+  return () => text.trim();
+}
+
+function launchError(name: string, message: string, stderr: string, context: Record<string, unknown>): JailError {
+  return new JailError('JAIL_LAUNCH_FAILED', `starting jail "${name}" failed: ${message}${stderr === '' ? '' : `: ${stderr.split('\n').pop()}`}`, {
+    context: { jail: name, ...context, ...(stderr === '' ? {} : { stderr }) },
+    ...(/Permission denied/.test(stderr) ? { suggestions: ['bwrap runs as the jail\'s uid: bind sources must be reachable by it (search permission on every parent directory)'] } : {}),
+  });
+}
+
+/**
+ * Waits for bwrap's child-pid (the sandbox init), then for its only child (the inner helper,
+ * which becomes the program by exec); it must be pid 2 in the jail's pid namespace.
+ */
+export async function waitForStart(child: ChildProcess, statusFile: string, name: string, timeoutMs: number): Promise<SpawnedJail> {
+  const gate = child.stdio[child.stdio.length - 2] as Duplex;
+  const setupErr = child.stdio[2] as Readable;
+  const stderr = collectText(setupErr);
+  let ended: { exitCode: number | null; error?: Error } | undefined;
+  child.once('exit', (code, signal) => { ended = { exitCode: code ?? (signal === null ? null : -1) }; });
+  child.once('error', (error) => { ended = { exitCode: null, error }; });
+  const abort = (): void => { gate.destroy(); setupErr.destroy(); try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } };
+  const fail = (message: string, context: Record<string, unknown> = {}): never => { abort(); throw launchError(name, message, stderr(), context); };
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 1; ; wait = Math.min(wait * 2, 2)) {
+    if (ended !== undefined) {
+      await sleep(5); // let the setup-error pipe drain
+      if (ended.error !== undefined) fail(`spawning the exec helper failed (${ended.error.message})`);
+      fail(HELPER_EXIT[ended.exitCode ?? -1] ?? `the sandbox exited with status ${String(ended.exitCode)} before the program started`, { exitCode: ended.exitCode });
+    }
+    if (Date.now() > deadline) fail(`no program process after ${timeoutMs} ms`);
+    const found = findProgram(statusFile);
+    if (found !== undefined) {
+      const ns = nsPids(found.pid);
+      const program = processId(found.pid);
+      const monitor = processId(child.pid!);
+      if (ns[ns.length - 1] !== 2 || program === undefined || monitor === undefined) fail('the sandbox did not start its program as expected', { ...found, ns });
+      const go = async (): Promise<number | undefined> => { setupErr.destroy(); const result = waitForExec(gate); gate.write('g'); return result; };
+      return { monitor: monitor!, program: program!, abort, go };
+    }
+    await sleep(wait);
+  }
+}

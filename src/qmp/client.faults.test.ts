@@ -1,0 +1,193 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeSync, openSync } from 'node:fs';
+import { QmpClient } from './client.js';
+import type { QmpWarning } from './client.js';
+import { QmpError } from './errors.js';
+import { FakeQmpPeer } from './testing/fake-peer.js';
+import type { FakePeerOptions } from './testing/fake-peer.js';
+
+async function setup(t: { after: (fn: () => Promise<void>) => void }, options: FakePeerOptions = {}) {
+  const peer = await FakeQmpPeer.start(options);
+  t.after(() => peer.close());
+  return peer;
+}
+
+const code = (c: string) => (e: unknown) => e instanceof QmpError && e.code === c;
+const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+test('negotiates oob when offered and correlates replies by id, not by order', async (t) => {
+  const peer = await setup(t, { capabilities: ['oob'] });
+  const held: Array<() => void> = [];
+  peer.script = (cmd, conn) => held.push(() => conn.reply(cmd, { name: cmd.arguments?.['n'] }));
+  const client = await QmpClient.connect({ path: peer.path });
+  t.after(() => client.close());
+  assert.deepEqual(peer.received[0]?.arguments, { enable: ['oob'] });
+  assert.deepEqual(client.capabilities, ['oob']);
+  const calls = [1, 2, 3].map((n) => client.executeUntyped('x', { n }));
+  await new Promise((r) => setTimeout(r, 20));
+  held.reverse().forEach((f) => f());
+  assert.deepEqual(await Promise.all(calls), [{ name: 1 }, { name: 2 }, { name: 3 }]);
+});
+
+test('an event sent before the reply reaches a subscription made before the command', async (t) => {
+  const peer = await setup(t);
+  peer.script = (cmd, conn) => {
+    conn.send({ event: 'RESUME', timestamp: { seconds: 1, microseconds: 0 } });
+    conn.reply(cmd);
+  };
+  const client = await QmpClient.connect({ path: peer.path });
+  t.after(() => client.close());
+  const sub = client.events(['RESUME']);
+  await client.execute('cont');
+  assert.equal((await sub.next({ timeoutMs: 1000 })).event, 'RESUME');
+});
+
+test('garbage JSON fails the connection and every pending call with QMP_PROTOCOL', async (t) => {
+  const peer = await setup(t);
+  let n = 0;
+  peer.script = (_cmd, conn) => { if (++n === 2) conn.sendRaw('{"return": {}, "id": \r\n'); };
+  const client = await QmpClient.connect({ path: peer.path });
+  const calls = [client.execute('query-status'), client.execute('query-status')];
+  for (const c of calls) await assert.rejects(c, code('QMP_PROTOCOL'));
+  assert.ok((await client.closed)?.code === 'QMP_PROTOCOL');
+  assert.equal(client.pendingCount, 0);
+  await assert.rejects(client.execute('query-status'), code('QMP_DISCONNECTED'));
+});
+
+test('a line over the bound fails the connection without buffering the rest', async (t) => {
+  const peer = await setup(t);
+  let sent = 0;
+  peer.script = (_cmd, conn) => {
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    const pump = () => {
+      while (sent < 64 * 1024 * 1024 && !conn.socket.destroyed) {
+        sent += chunk.length;
+        if (!conn.socket.write(chunk)) return void conn.socket.once('drain', pump);
+      }
+    };
+    conn.sendRaw('{"return": "');
+    pump();
+  };
+  const client = await QmpClient.connect({ path: peer.path }, { maxLineBytes: 256 * 1024 });
+  await assert.rejects(client.execute('query-status'), (e: QmpError) => e.code === 'QMP_PROTOCOL' && e.cause instanceof QmpError && e.cause.context['maxLineBytes'] === 256 * 1024);
+  await client.closed;
+  assert.ok(sent < 64 * 1024 * 1024, `the client hung up long before the peer's 64 MiB line ended (peer wrote ${sent} bytes)`);
+});
+
+test('a reply with an unknown id is dropped with a warning; the real reply still resolves', async (t) => {
+  const peer = await setup(t);
+  peer.script = (cmd, conn) => {
+    conn.send({ return: { bogus: true }, id: 'not-ours' });
+    conn.send({ return: { bogus: true }, id: 17 });
+    conn.reply(cmd, { status: 'running' });
+  };
+  const warnings: QmpWarning[] = [];
+  const client = await QmpClient.connect({ path: peer.path }, { onWarning: (w) => warnings.push(w) });
+  t.after(() => client.close());
+  assert.deepEqual(await client.executeUntyped('query-status'), { status: 'running' });
+  assert.deepEqual(warnings.map((w) => [w.kind, w.id]), [['unknown-id', 'not-ours'], ['unknown-id', 17]]);
+  assert.ok(client.isOpen);
+});
+
+test('an error reply without an id is fatal: nothing can be routed after it', async (t) => {
+  const peer = await setup(t);
+  peer.script = (_cmd, conn) => conn.send({ error: { class: 'GenericError', desc: 'JSON parse error' } });
+  const client = await QmpClient.connect({ path: peer.path });
+  await assert.rejects(client.execute('stop'), (e: QmpError) => e.code === 'QMP_PROTOCOL' && e.command === 'stop');
+  assert.equal((await client.closed)?.code, 'QMP_PROTOCOL');
+});
+
+test('a hang-up mid-reply fails every pending call with QMP_DISCONNECTED and raises nothing unhandled', async (t) => {
+  const peer = await setup(t);
+  let n = 0;
+  peer.script = (_cmd, conn) => {
+    if (++n < 3) return;
+    conn.sendRaw('{"return": {"status": "runn');
+    setTimeout(() => conn.hangUp(), 10);
+  };
+  const client = await QmpClient.connect({ path: peer.path });
+  const sub = client.events('all');
+  const calls = [client.execute('query-status'), client.execute('stop'), client.execute('cont')];
+  const results = await Promise.allSettled(calls);
+  for (const r of results) {
+    assert.equal(r.status, 'rejected');
+    assert.equal((r as PromiseRejectedResult).reason.code, 'QMP_DISCONNECTED');
+  }
+  const reason = await client.closed;
+  assert.equal(reason?.code, 'QMP_DISCONNECTED');
+  assert.equal(reason?.context['partialLineBytes'], 27);
+  await assert.rejects(sub.next(), code('QMP_DISCONNECTED'));
+  assert.equal(client.pendingCount, 0);
+});
+
+test('a peer that never answers: the timeout fires, nothing stays pending, the late reply is dropped', async (t) => {
+  const peer = await setup(t);
+  const silent: Array<() => void> = [];
+  peer.script = (cmd, conn) => {
+    if (cmd.execute === 'stop') silent.push(() => conn.reply(cmd));
+    else conn.reply(cmd, { ok: cmd.execute });
+  };
+  const warnings: QmpWarning[] = [];
+  const client = await QmpClient.connect({ path: peer.path }, { onWarning: (w) => warnings.push(w) });
+  t.after(() => client.close());
+  const before = timers();
+  await assert.rejects(client.execute('stop', undefined, { timeoutMs: 30 }), (e: QmpError) =>
+    e.code === 'QMP_TIMEOUT' && e.command === 'stop' && e.context['timeoutMs'] === 30);
+  assert.equal(client.pendingCount, 0);
+  assert.equal(timers(), before, 'no timer left behind');
+  silent.forEach((f) => f());
+  assert.deepEqual(await client.executeUntyped('query-status'), { ok: 'query-status' });
+  assert.deepEqual(warnings.map((w) => w.kind), ['late-reply']);
+  assert.ok(client.isOpen, 'a timeout does not end the connection');
+});
+
+test('a peer that never greets: connect fails with QMP_CONNECT within its budget and closes the socket', async (t) => {
+  const peer = await setup(t, { greet: false });
+  await assert.rejects(QmpClient.connect({ path: peer.path }, { timeoutMs: 50 }), (e: QmpError) =>
+    e.code === 'QMP_CONNECT' && /no greeting/.test(e.message) && e.suggestions.length > 0);
+  await new Promise((r) => setTimeout(r, 20));
+  assert.ok(peer.connections[0]?.socket.destroyed || peer.connections[0]?.socket.readableEnded, 'the client closed its end');
+});
+
+test('connecting to a path where nothing listens fails with QMP_CONNECT naming the path', async (t) => {
+  const peer = await setup(t);
+  const path = `${peer.dir}/absent.sock`;
+  await assert.rejects(QmpClient.connect({ path }), (e: QmpError) => e.code === 'QMP_CONNECT' && e.context['path'] === path);
+});
+
+test('close() fails pending calls and ends subscriptions; later calls fail at once', async (t) => {
+  const peer = await setup(t);
+  const client = await QmpClient.connect({ path: peer.path });
+  const sub = client.events(['STOP']);
+  const pending = assert.rejects(client.execute('query-status'), code('QMP_DISCONNECTED'));
+  await client.close();
+  await pending;
+  assert.equal(await client.closed, undefined, 'a close by the client is not an error');
+  const seen: unknown[] = [];
+  for await (const e of sub) seen.push(e);
+  assert.deepEqual(seen, []);
+  await assert.rejects(client.execute('query-status'), code('QMP_DISCONNECTED'));
+});
+
+test('a peer that stops reading: an fd-carrying call that times out in the queue is never sent later', async (t) => {
+  const peer = await setup(t);
+  peer.script = (cmd, conn) => conn.reply(cmd);
+  const client = await QmpClient.connect({ path: peer.path });
+  t.after(() => client.close());
+  const conn = peer.connections[0]!;
+  conn.socket.pause();
+  const pad = 'x'.repeat(64 * 1024);
+  const flood = Array.from({ length: 64 }, () => client.executeUntyped('query-status', { pad }, { timeoutMs: 0 }));
+  const fd = openSync(peer.dir, 'r');
+  await assert.rejects(client.execute('getfd', { fdname: 'late' }, { fds: [fd], timeoutMs: 50 }), code('QMP_TIMEOUT'));
+  // The caller closes its fd once the call settled; the number is soon reused for another file.
+  closeSync(fd);
+  const reused = openSync(peer.dir, 'r');
+  t.after(async () => closeSync(reused));
+  conn.socket.resume();
+  await Promise.all(flood);
+  assert.deepEqual(await client.executeUntyped('query-status'), {});
+  assert.equal(peer.received.filter((c) => c.execute === 'getfd').length, 0, 'the timed-out getfd and its fd never went out');
+  assert.equal(peer.received.filter((c) => c.execute === 'query-status').length, 65);
+});

@@ -1,0 +1,86 @@
+/** @module qmp/pending: the table of commands awaiting replies: ids, per-command timers, and remembered timed-out ids. */
+import { QmpError } from './errors.js';
+
+interface Call {
+  command: string;
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** How many timed-out ids are remembered, so that their late replies are dropped quietly. */
+const LATE_IDS = 1024;
+
+/**
+ * Every call is settled exactly once (reply, timeout, write failure or disconnect), and
+ * its timer is cleared at that moment, so nothing outlives the call.
+ */
+export class PendingCalls {
+  private readonly calls = new Map<string, Call>();
+  private readonly late = new Set<string>();
+  private seq = 0;
+
+  /** A fresh id; ids are strings we generate, never reused in one connection. */
+  nextId(): string {
+    return `w${++this.seq}`;
+  }
+
+  /** Registers a call; a timeout of 0 or Infinity means none. */
+  add(id: string, command: string, timeoutMs: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const call: Call = { command, resolve, reject, timer: undefined };
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) call.timer = setTimeout(() => this.expire(id, timeoutMs), timeoutMs);
+      this.calls.set(id, call);
+    });
+  }
+
+  /** The command name of a pending id, or undefined. */
+  commandOf(id: unknown): string | undefined {
+    return typeof id === 'string' ? this.calls.get(id)?.command : undefined;
+  }
+
+  has(id: string): boolean {
+    return this.calls.has(id);
+  }
+
+  /** True once for an id that timed out (its late reply is expected and dropped). */
+  forgetLate(id: unknown): boolean {
+    return typeof id === 'string' && this.late.delete(id);
+  }
+
+  resolve(id: string, value: unknown): void {
+    this.take(id)?.resolve(value);
+  }
+
+  reject(id: string, error: Error): void {
+    this.take(id)?.reject(error);
+  }
+
+  /** Rejects every pending call with an error made for it. */
+  rejectAll(makeError: (command: string, id: string) => Error): void {
+    for (const [id, call] of [...this.calls]) this.reject(id, makeError(call.command, id));
+  }
+
+  get size(): number {
+    return this.calls.size;
+  }
+
+  private take(id: string): Call | undefined {
+    const call = this.calls.get(id);
+    if (call === undefined) return undefined;
+    this.calls.delete(id);
+    if (call.timer !== undefined) clearTimeout(call.timer);
+    return call;
+  }
+
+  private expire(id: string, timeoutMs: number): void {
+    const command = this.calls.get(id)?.command;
+    if (command === undefined) return;
+    this.late.add(id);
+    if (this.late.size > LATE_IDS) this.late.delete(this.late.values().next().value as string);
+    this.reject(id, new QmpError('QMP_TIMEOUT', `running ${command} failed: no reply within ${timeoutMs} ms`, {
+      command, context: { id, timeoutMs },
+      suggestions: ['the command may still run inside QEMU: re-query the state before retrying'],
+    }));
+  }
+}

@@ -1,0 +1,77 @@
+/** The lease store: uid allocation, refusal of live holders, stale reclaim, the lock under real concurrency, corrupt state. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LeaseStore, JailError, type JailRecord } from '../../src/jail/index.js';
+import { tempConfig } from './helpers.js';
+
+const FIRST = 231152; // this file's slice: 231152-231167
+const req = (name: string, fixed?: { uid: number; gid: number }) => ({ name, cgroupName: name, cgroupLeaves: [], statusFile: '/nonexistent', ...(fixed ? { fixed } : {}) });
+const deadPid = (): number => spawnSync(process.execPath, ['-e', '']).pid!;
+
+test('leases take the lowest free uid, refuse live names and uids, and free on release', async (t) => {
+  const config = tempConfig(t, FIRST, 3);
+  const store = new LeaseStore(config, async () => true);
+  const a = await store.acquire(req('a'));
+  const b = await store.acquire(req('b'));
+  assert.deepEqual([a.uid, a.gid, a.leased, b.uid], [FIRST, FIRST, true, FIRST + 1]);
+  await assert.rejects(store.acquire(req('a')), (e: JailError) => e.code === 'JAIL_BUSY');
+  await assert.rejects(store.acquire(req('c', { uid: FIRST + 1, gid: FIRST + 1 })), (e: JailError) => e.code === 'JAIL_BUSY' && /held by another live jail/.test(e.message));
+  await assert.rejects(store.acquire({ ...req('c'), cgroupName: 'b' }), (e: JailError) => e.code === 'JAIL_BUSY' && /belongs to live jail "b"/.test(e.message));
+  const c = await store.acquire(req('c'));
+  assert.equal(c.uid, FIRST + 2);
+  await assert.rejects(store.acquire(req('d')), (e: JailError) => e.code === 'JAIL_NO_FREE_UID');
+  await store.release('a');
+  await store.release('a');
+  assert.equal((await store.acquire(req('d'))).uid, FIRST, 'the released uid is reused');
+  assert.deepEqual((await store.list()).map((r) => r.name).sort(), ['b', 'c', 'd']);
+  assert.deepEqual(readdirSync(config.stateDir).sort(), ['leases.json'], 'no temporary or lock files remain');
+});
+
+test('a lease whose processes are gone frees its uid and name; its record stays for teardown', async (t) => {
+  const config = tempConfig(t, FIRST, 4);
+  const store = new LeaseStore(config); // the real liveness probe: /proc and cgroup.procs
+  const held = await store.acquire(req('held'));
+  const crashed = await store.acquire(req('crashed'));
+  assert.equal(held.holder.pid, process.pid);
+  await store.update('crashed', { holder: { pid: deadPid(), start: '1' }, program: { pid: deadPid(), start: '1' } });
+  const next = await store.acquire(req('next'));
+  assert.equal(next.uid, crashed.uid, 'the crashed jail\'s uid was reclaimed');
+  assert.equal((await store.get('crashed'))?.uid, crashed.uid, 'its record remains until teardown reads it');
+  await assert.rejects(store.acquire(req('held')), (e: JailError) => e.code === 'JAIL_BUSY', 'a live holder keeps its lease');
+  // A reused pid with another start time is not mistaken for the holder.
+  await store.update('held', { holder: { pid: process.pid, start: '0' } });
+  assert.equal((await store.acquire(req('held'))).uid, held.uid, 'the name is launched again over its stale record');
+  await store.release('crashed');
+  assert.deepEqual((await store.list()).map((r) => r.name).sort(), ['held', 'next']);
+});
+
+test('concurrent managers never receive the same uid', async (t) => {
+  const config = tempConfig(t, FIRST, 16);
+  const worker = join(fileURLToPath(new URL('.', import.meta.url)), 'lease-worker.js');
+  const runs = Array.from({ length: 6 }, (_, i) => new Promise<string>((resolve, reject) => {
+    const p = spawn(process.execPath, [worker, config.stateDir, `w${i}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    const timer = setTimeout(() => p.kill('SIGKILL'), 20000);
+    p.on('close', (code) => { clearTimeout(timer); code === 0 ? resolve(out.trim()) : reject(new Error(`worker ${i} exited ${code}`)); });
+  }));
+  const uids = (await Promise.all(runs)).map(Number);
+  assert.equal(new Set(uids).size, 6, `distinct: ${uids.join(',')}`);
+  const stored = await new LeaseStore(config, async () => true).list();
+  assert.deepEqual(stored.map((r: JailRecord) => r.uid).sort(), [...uids].sort());
+});
+
+test('a lock left by a dead manager is broken; a corrupt store is reported, not overwritten', async (t) => {
+  const config = tempConfig(t, FIRST, 4);
+  const store = new LeaseStore(config, async () => true);
+  await store.acquire(req('first'));
+  writeFileSync(join(config.stateDir, 'leases.lock'), JSON.stringify({ pid: deadPid(), start: '1' }));
+  assert.equal((await store.acquire(req('second'))).uid, FIRST + 1);
+  writeFileSync(join(config.stateDir, 'leases.json'), '{"version": 1, "jails": ');
+  await assert.rejects(store.acquire(req('third')), (e: JailError) => e.code === 'JAIL_STATE_CORRUPT');
+  await assert.rejects(store.get('first'), (e: JailError) => e.code === 'JAIL_STATE_CORRUPT');
+});
