@@ -47,7 +47,7 @@ fi
 
 # TypeScript: rebuild when any source is newer than the last build.
 stamp=dist/.built
-if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package.json -newer "$stamp" -print -quit)" ]; then
+if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package.json -newer "$stamp" -print -quit 2>/dev/null)" ]; then
   $quiet || say "compiling TypeScript"
   npm run --silent build
   touch "$stamp"

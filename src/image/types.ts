@@ -20,8 +20,25 @@ export interface ImageInfo {
   corrupt: boolean;
   /** Bytes read from the file to learn all this (bounded: at most 64 KiB). */
   bytesRead: number;
+  /** VMDK descriptor files: the extent files QEMU opens by name (recorded names, not resolved). */
+  extents?: VmdkExtent[];
+  /**
+   * Format-specific facts, named as QEMU's `format-specific` data names them but in
+   * camelCase (qcow2: compat, clusterSize, refcountBits, lazyRefcounts, extendedL2,
+   * compressionType, dataFileRaw, encryption; vmdk: createType; vpc: subformat).
+   */
+  formatSpecific?: Record<string, string | number | boolean>;
   /** Hints for the reader (e.g. "ISO 9660 image: QEMU treats it as raw"). */
   notes?: string[];
+}
+
+/** One RW extent line of a VMDK text descriptor. */
+export interface VmdkExtent {
+  access: string;
+  sectors: number;
+  type: string;
+  file: string;
+  offset: number;
 }
 
 /** One layer of a chain: the info plus where it really is. */
@@ -30,6 +47,8 @@ export interface ChainLayer extends ImageInfo {
   path: string;
   /** Absolute path of the external data file, resolved like a backing name, or null. */
   dataFilePath: string | null;
+  /** Absolute paths of a VMDK descriptor's extent files (checked like data files), when it has any. */
+  extentPaths?: string[];
   /** Device and inode, for loop detection and to recognise the same file under two names. */
   dev: number;
   ino: number;
@@ -40,4 +59,9 @@ export interface ChainLayer extends ImageInfo {
 /** A chain from the top layer (index 0) to the bottom (no backing file). */
 export interface ImageChain {
   layers: ChainLayer[];
+  /**
+   * Set when the walk stopped at a json: or protocol backing name the caller allowed
+   * (allowJsonBackings / allowProtocolBackings): layers[layer] names `name`, not followed.
+   */
+  unfollowed?: { layer: number; name: string; kind: 'json' | 'protocol' };
 }

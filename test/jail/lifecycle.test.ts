@@ -18,7 +18,13 @@ test('the handle names the program itself, inside its cgroup from the start; kil
   // The program records its own cgroup view at its very first step, then waits.
   const spec = probeSpec(name, 'cat /proc/self/cgroup > /tmp/cg; exec sleep 30');
   const h = await launchJail(spec, { fds: new Map(), config });
-  assert.ok(readFileSync(`/proc/${h.pid}/cmdline`, 'utf8').startsWith('/usr/bin/busybox'), 'pid is the program, not bwrap');
+  // The gate closes at exec, a moment before the kernel has set up the new argv: poll briefly.
+  let cmdline = '';
+  for (let i = 0; i < 100 && cmdline === ''; i++) {
+    cmdline = readFileSync(`/proc/${h.pid}/cmdline`, 'utf8');
+    if (cmdline === '') await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.ok(cmdline.startsWith('/usr/bin/busybox'), `pid is the program, not bwrap (cmdline ${JSON.stringify(cmdline)})`);
   const hostView = readFileSync(`/proc/${h.pid}/cgroup`, 'utf8');
   for (const c of ['cpu', 'memory', 'pids', 'devices']) {
     assert.match(hostView, new RegExp(`^\\d+:${c}:/warden/${name}$`, 'm'), `${c} membership seen from the host`);
