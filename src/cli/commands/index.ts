@@ -6,6 +6,7 @@ import { registerPlan } from './plan.js';
 import { registerQmp } from './qmp.js';
 import { registerJail } from './jail.js';
 import { registerImage } from './image.js';
+import { registerNet } from './net.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -15,4 +16,5 @@ export const registrars: Registrar[] = [
   registerQmp,
   registerJail,
   registerImage,
+  registerNet,
 ];
