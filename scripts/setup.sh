@@ -10,6 +10,7 @@ say() { echo "setup: $*" >&2; }
 # Debian packages the tests and the demo use (Debian 12 names).
 PKGS="qemu-utils qemu-system-x86 qemu-system-data ovmf bubblewrap util-linux busybox-static \
 iproute2 openvswitch-switch cpio gzip kmod python3 make g++"
+# (build-guest.sh also needs apt-get and dpkg, present on every Debian system.)
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -32,7 +33,7 @@ fi
 
 # Native addon (TAP fds, SCM_RIGHTS): rebuild when its source is newer than the build.
 addon=native/build/Release/warden_native.node
-if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" -name '*.c' -o -maxdepth 1 -newer "$addon" -name '*.gyp')" ]; then
+if [ ! -f "$addon" ] || [ -n "$(find native/warden_native.c native/binding.gyp -newer "$addon")" ]; then
   say "building the native addon"
   npm run --silent build:native >/dev/null
 fi
@@ -44,6 +45,8 @@ if [ ! -f "$helper" ] || [ native/warden-exec.c -nt "$helper" ]; then
   mkdir -p native/build
   cc -static -O2 -Wall -Wextra -o "$helper" native/warden-exec.c
 fi
+# The test and demo guest (cloud kernel + busybox initramfs), cached in .cache/guest/.
+if $quiet; then sh scripts/build-guest.sh --quiet; else sh scripts/build-guest.sh; fi
 
 # TypeScript: rebuild when any source is newer than the last build.
 stamp=dist/.built
