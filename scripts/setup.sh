@@ -33,13 +33,10 @@ fi
 
 # Native addon (TAP fds, SCM_RIGHTS): rebuild when its source is newer than the build.
 addon=native/build/Release/warden_native.node
-if [ ! -f "$addon" ] || [ -n "$(find native -maxdepth 1 -newer "$addon" -name '*.c' -o -maxdepth 1 -newer "$addon" -name '*.gyp')" ]; then
+if [ ! -f "$addon" ] || [ -n "$(find native/warden_native.c native/binding.gyp -newer "$addon")" ]; then
   say "building the native addon"
   npm run --silent build:native >/dev/null
 fi
-
-# The test and demo guest (cloud kernel + busybox initramfs), cached in .cache/guest/.
-if $quiet; then sh scripts/build-guest.sh --quiet; else sh scripts/build-guest.sh; fi
 
 # The jailer's exec helper: static, so it runs inside any jail view (no libc needed there).
 helper=native/build/warden-exec
@@ -48,6 +45,8 @@ if [ ! -f "$helper" ] || [ native/warden-exec.c -nt "$helper" ]; then
   mkdir -p native/build
   cc -static -O2 -Wall -Wextra -o "$helper" native/warden-exec.c
 fi
+# The test and demo guest (cloud kernel + busybox initramfs), cached in .cache/guest/.
+if $quiet; then sh scripts/build-guest.sh --quiet; else sh scripts/build-guest.sh; fi
 
 # TypeScript: rebuild when any source is newer than the last build.
 stamp=dist/.built

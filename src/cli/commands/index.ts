@@ -1,14 +1,20 @@
 /** @module cli/commands: the list of command registrars; each capability adds its own file and one line here. */
 import type { Command } from 'commander';
 import type { Io } from '../output.js';
+import { registerValidate } from './validate.js';
+import { registerPlan } from './plan.js';
 import { registerQmp } from './qmp.js';
 import { registerJail } from './jail.js';
 import { registerImage } from './image.js';
+import { registerNet } from './net.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
 export const registrars: Registrar[] = [
+  registerValidate,
+  registerPlan,
   registerQmp,
   registerJail,
   registerImage,
+  registerNet,
 ];

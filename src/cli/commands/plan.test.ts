@@ -1,0 +1,70 @@
+/** `warden plan` and `warden validate` end to end through the CLI: real image, real QEMU capabilities, located planner errors. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { run, type Io } from '../index.js';
+
+const skip = existsSync('/usr/bin/qemu-system-x86_64') && spawnSync('qemu-img', ['--version']).status === 0 ? false : 'QEMU or qemu-img missing';
+
+function capture(): Io & { stdout: string; stderr: string } {
+  const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } };
+  return io;
+}
+
+test('warden plan / validate on a real spec', { skip, timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync('/tmp/warden-plan-cli-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', join(dir, 'root.qcow2'), '16M']);
+  const spec = join(dir, 'vm.yaml');
+  writeFileSync(spec, 'apiVersion: warden/v1\nname: cli1\ndisks:\n  - { name: root, image: root.qcow2, format: qcow2 }\nnetworks:\n  - { name: n, type: user }\n');
+  const common = ['--cache-dir', join(dir, 'cache'), '--state-dir', join(dir, 'state'), '--uid', '4242'];
+
+  await t.test('validate prints a one-line summary', async () => {
+    const io = capture();
+    assert.equal(await run(['validate', spec, '--cache-dir', join(dir, 'cache')], io), 0, io.stderr);
+    assert.match(io.stdout, /valid \(VM cli1: 1 disk\(s\), 1 network\(s\)\)/);
+  });
+
+  await t.test('plan --json has the documented shape', async () => {
+    const io = capture();
+    assert.equal(await run(['plan', spec, '--json', ...common], io), 0, io.stdout);
+    const p = JSON.parse(io.stdout) as Record<string, unknown> & { argv: string[]; jail: { identity: { uid: number } }; fds: Array<{ path?: string }> };
+    assert.deepEqual(Object.keys(p), ['argv', 'argvTrace', 'fds', 'jail', 'hostActions', 'manifest']);
+    assert.equal(p.argv[0], '/usr/bin/qemu-system-x86_64');
+    assert.equal(p.jail.identity.uid, 4242);
+    assert.ok(p.fds.some((f) => f.path === join(dir, 'root.qcow2')));
+    assert.ok(p.fds.some((f) => f.path === join(dir, 'state', 'cli1', 'qmp.sock')));
+  });
+
+  await t.test('plan (text) traces each option to its spec field', async () => {
+    const io = capture();
+    assert.equal(await run(['plan', spec, ...common], io), 0, io.stderr);
+    assert.match(io.stdout, /-blockdev .*"node-name":"root-0-fmt".* # disks\[0\]\.image/);
+    assert.match(io.stdout, /-netdev .*"type":"user".* # networks\[0\]/);
+    assert.match(io.stdout, /^Jail:$/m);
+  });
+
+  await t.test('a planner error is located in the spec file and exits 2', async () => {
+    const kvm = join(dir, 'kvm.yaml');
+    writeFileSync(kvm, 'apiVersion: warden/v1\nname: cli2\naccel: kvm\n');
+    const io = capture();
+    assert.equal(await run(['plan', kvm, ...common], io), 2);
+    assert.match(io.stderr, /kvm\.yaml:3:8: accel: accel is kvm, but KVM is not usable/);
+  });
+
+  await t.test('validate runs the planner too: a writable image shared by two disks is located', async () => {
+    const shared = join(dir, 'shared.yaml');
+    writeFileSync(shared, 'apiVersion: warden/v1\nname: cli3\ndisks:\n  - { name: a, image: root.qcow2, format: qcow2 }\n  - { name: b, image: ./root.qcow2, format: qcow2, readOnly: true }\n');
+    const io = capture();
+    assert.equal(await run(['validate', shared, '--cache-dir', join(dir, 'cache')], io), 2);
+    assert.match(io.stderr, /shared\.yaml:4:23: disks\[0\]\.image: .*root\.qcow2 is opened read-write here and also used by disks\[1\]\.image/);
+  });
+
+  await t.test('a missing spec file is a clean exit 2', async () => {
+    const io = capture();
+    assert.equal(await run(['validate', join(dir, 'nope.yaml'), '--cache-dir', join(dir, 'cache')], io), 2);
+    assert.match(io.stderr, /^error: reading spec file .*nope\.yaml failed/);
+  });
+});

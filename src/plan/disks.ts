@@ -1,0 +1,135 @@
+/**
+ * @module plan/disks: each disk's chain as explicit -blockdev nodes (a file node and a
+ * format node per layer, bottom first so every `backing` names an existing node), its fds
+ * with exact access modes, its controller and its guest device.
+ */
+import type { ChainLayer } from '../image/index.js';
+import type { Disk, Spec } from '../spec/index.js';
+import type { PlanBuilder } from './builder.js';
+import type { Facts, OpenFlag } from './types.js';
+
+/** Formats whose blockdev options take `backing` (QAPI BlockdevOptionsGenericCOWFormat and qcow2). */
+const COW_FORMATS = new Set(['qcow2', 'qcow', 'qed', 'vmdk']);
+
+export function diskBus(d: Disk): 'virtio' | 'scsi' | 'sata' {
+  return d.bus ?? (d.media === 'cdrom' ? 'sata' : 'virtio');
+}
+
+export interface DiskCtx { machineKind: 'q35' | 'pc' }
+
+/** Controllers first (deterministic slots), then each disk in spec order. */
+export function planDisks(spec: Spec, facts: Facts, b: PlanBuilder, ctx: DiskCtx): void {
+  const buses = new Set(spec.disks.map(diskBus));
+  if (buses.has('scsi')) b.device('disks', { driver: 'virtio-scsi-pci', id: 'scsi0', ...b.pci('disks') });
+  if (buses.has('sata') && ctx.machineKind === 'pc') b.device('disks', { driver: 'ich9-ahci', id: 'sata0', ...b.pci('disks') });
+  const sataBus = ctx.machineKind === 'q35' ? 'ide' : 'sata0';
+  let scsiLun = 0;
+  let sataPort = 0;
+  spec.disks.forEach((d, i) => {
+    const top = planChain(d, i, facts, b);
+    if (top === null) return;
+    const from = `disks[${i}]`;
+    const common: Record<string, unknown> = { drive: top, id: `disk-${d.name}` };
+    if (d.bootIndex !== undefined) common['bootindex'] = d.bootIndex;
+    if (d.serial !== undefined && d.media === 'disk') common['serial'] = d.serial;
+    const bus = diskBus(d);
+    if (bus === 'virtio') b.device(from, { driver: 'virtio-blk-pci', ...b.pci(from), ...common });
+    else if (bus === 'scsi') b.device(from, { driver: d.media === 'cdrom' ? 'scsi-cd' : 'scsi-hd', bus: 'scsi0.0', channel: 0, 'scsi-id': 0, lun: scsiLun++, ...common });
+    else b.device(from, { driver: d.media === 'cdrom' ? 'ide-cd' : 'ide-hd', bus: `${sataBus}.${sataPort++}`, ...common });
+  });
+}
+
+/** Checks the chain facts; emits the nodes bottom first; returns the top format node's name. */
+function planChain(d: Disk, i: number, facts: Facts, b: PlanBuilder): string | null {
+  const from = `disks[${i}]`;
+  const chain = facts.chains[d.name];
+  if (chain === undefined || chain.layers.length === 0) {
+    b.issue({ code: 'PLAN_MISSING_FACT', from: `${from}.image`, message: `no backing-chain facts for disk ${d.name} (${d.image})` });
+    return null;
+  }
+  if (!checkLayers(d, from, chain.layers, b)) return null;
+  const writable = d.media === 'disk' && !d.readOnly;
+  let below: string | null = null;
+  for (let j = chain.layers.length - 1; j >= 0; j--) {
+    below = planLayer(d, from, j, chain.layers[j]!, j === 0 && writable, below, b);
+  }
+  return below;
+}
+
+function checkLayers(d: Disk, from: string, layers: readonly ChainLayer[], b: PlanBuilder): boolean {
+  let ok = true;
+  if (layers[0]!.format !== d.format) {
+    b.issue({ code: 'PLAN_FORMAT_MISMATCH', from: `${from}.format`, message: `disk ${d.name} is declared ${d.format}, but the prober read its top layer as ${layers[0]!.format}` });
+    ok = false;
+  }
+  layers.forEach((l, j) => {
+    const where = j === 0 ? `${from}.image` : `${from}.image (backing layer ${j}: ${l.path})`;
+    // The prober's facts are re-checked where a slip would make QEMU open the wrong thing.
+    const below = layers[j + 1];
+    if ((below === undefined) !== (l.backingFilename === null)) { b.issue({ code: 'PLAN_BAD_FACT', from: where, message: `layer ${l.path}: the chain facts disagree with its backing name ${JSON.stringify(l.backingFilename)}` }); ok = false; }
+    if (below !== undefined && l.backingFormat !== null && l.backingFormat !== below.format) { b.issue({ code: 'PLAN_FORMAT_MISMATCH', from: where, message: `layer ${l.path} records backing format ${l.backingFormat}, but its backing layer ${below.path} was read as ${below.format}` }); ok = false; }
+    if (l.encrypted) { b.issue({ code: 'PLAN_ENCRYPTED', from: where, message: `layer ${l.path} is encrypted; encrypted images are not supported yet` }); ok = false; }
+    if (j < layers.length - 1 && !COW_FORMATS.has(l.format)) { b.issue({ code: 'PLAN_UNSUPPORTED', from: where, message: `layer ${l.path} (${l.format}) has a backing file, but QEMU's ${l.format} driver takes none` }); ok = false; }
+    if (l.dataFilePath !== null && l.format !== 'qcow2') { b.issue({ code: 'PLAN_UNSUPPORTED', from: where, message: `layer ${l.path} names a data file, which only qcow2 supports` }); ok = false; }
+  });
+  return ok;
+}
+
+/**
+ * One file in two places is only safe when every use is read-only: a writable layer that
+ * is also another disk's layer (or the same disk twice) would be corrupted. Same file =
+ * same (dev, ino), whatever its names.
+ */
+export function checkSharedFiles(spec: Spec, facts: Facts, b: PlanBuilder): void {
+  const uses = new Map<string, Array<{ where: string; writable: boolean; path: string }>>();
+  spec.disks.forEach((d, i) => {
+    const layers = facts.chains[d.name]?.layers ?? [];
+    layers.forEach((l, j) => {
+      const key = `${l.dev}:${l.ino}`;
+      const list = uses.get(key) ?? [];
+      list.push({ where: j === 0 ? `disks[${i}].image` : `disks[${i}].image (backing layer ${j})`, writable: j === 0 && d.media === 'disk' && !d.readOnly, path: l.path });
+      uses.set(key, list);
+    });
+  });
+  for (const list of uses.values()) {
+    if (list.length < 2 || !list.some((u) => u.writable)) continue;
+    const w = list.find((u) => u.writable)!;
+    const others = list.filter((u) => u !== w).map((u) => `${u.where} (${u.path})`).join(', ');
+    b.issue({ code: 'PLAN_SHARED_IMAGE', from: w.where, message: `${w.path} is opened read-write here and also used by ${others}`, suggestion: 'give each disk its own overlay (qemu-img create -f qcow2 -b BASE -F FMT OVERLAY), or mark the disk readOnly' });
+  }
+}
+
+function cacheOf(d: Disk): Record<string, boolean> {
+  return { direct: d.cache === 'none', 'no-flush': d.cache === 'unsafe' };
+}
+
+function flagsOf(d: Disk, writable: boolean): OpenFlag[] {
+  const flags: OpenFlag[] = [writable ? 'O_RDWR' : 'O_RDONLY'];
+  if (d.cache === 'none') flags.push('O_DIRECT');
+  return flags;
+}
+
+/** One layer: -add-fd, the file node, an optional data-file node, the format node. */
+function planLayer(d: Disk, from: string, j: number, l: ChainLayer, writable: boolean, backing: string | null, b: PlanBuilder): string {
+  const node = `${d.name}-${j}`;
+  const ro = !writable;
+  const field = `${from}.image`;
+  const fileNode = fileBlockdev(d, from, `${node}-file`, `disk-${d.name}-${j}`, l.path, writable, b);
+  const fmt: Record<string, unknown> = { driver: l.format, 'node-name': `${node}-fmt`, file: fileNode, 'read-only': ro, cache: cacheOf(d) };
+  if (writable && d.discard) fmt['discard'] = 'unmap';
+  if (COW_FORMATS.has(l.format)) fmt['backing'] = backing;
+  if (l.dataFilePath !== null) fmt['data-file'] = fileBlockdev(d, from, `${node}-data`, `disk-${d.name}-${j}-data`, l.dataFilePath, writable, b);
+  b.qapiArg(field, '-blockdev', 'blockdev-add', fmt);
+  const layerNote = j === 0 ? (d.media === 'cdrom' ? 'cdrom image' : 'top layer') : `backing layer ${j}`;
+  b.note('file', l.path, ro ? 'ro' : 'rw', field, `${layerNote} (${l.format}) of disk ${d.name}`);
+  if (l.dataFilePath !== null) b.note('file', l.dataFilePath, ro ? 'ro' : 'rw', field, `data file of layer ${j} of disk ${d.name}`);
+  return `${node}-fmt`;
+}
+
+function fileBlockdev(d: Disk, from: string, nodeName: string, fdName: string, path: string, writable: boolean, b: PlanBuilder): string {
+  const fdset = b.fdsetFile(`${from}.image`, fdName, path, flagsOf(d, writable), fdName);
+  const file: Record<string, unknown> = { driver: 'file', filename: fdset, 'node-name': nodeName, 'read-only': !writable, cache: cacheOf(d) };
+  if (writable && d.discard) file['discard'] = 'unmap';
+  b.qapiArg(`${from}.image`, '-blockdev', 'blockdev-add', file);
+  return nodeName;
+}

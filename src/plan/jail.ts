@@ -1,0 +1,86 @@
+/** @module plan/jail: the JailSpec, derived from the same builder state as the argv so the two cannot drift apart. */
+import { posix } from 'node:path';
+import type { JailCgroup, JailMount, JailSpec } from '../jail/index.js';
+import type { Spec } from '../spec/index.js';
+import type { PlanBuilder } from './builder.js';
+import type { Facts } from './types.js';
+
+/** The shared read-only system view: /usr and the merged-/usr compatibility links. */
+const BASE_MOUNTS: JailMount[] = [
+  { type: 'ro-bind', source: '/usr', target: '/usr' },
+  { type: 'symlink', linkTarget: 'usr/lib', path: '/lib' },
+  { type: 'symlink', linkTarget: 'usr/lib64', path: '/lib64' },
+  { type: 'symlink', linkTarget: 'usr/bin', path: '/bin' },
+  { type: 'symlink', linkTarget: 'usr/sbin', path: '/sbin' },
+  { type: 'tmpfs', target: '/tmp', sizeBytes: 16 * 1024 * 1024 },
+];
+
+const MiB = 1024 * 1024;
+/** QEMU's own memory beside guest RAM (device emulation, block caches, firmware), and TCG's code cache. */
+export const QEMU_OVERHEAD_BYTES = 512 * MiB;
+export const TCG_TB_SIZE_MIB = 256;
+/** Threads: vCPUs, the block thread pool (64 at most), I/O and RCU threads, with room to spare. */
+export const DEFAULT_PIDS = 1024;
+
+/**
+ * The spec's limits, and defaults where it sets none: QEMU is not trusted, and a crafted
+ * image or a guest can make it grow, so memory and threads are always bounded. CPU is
+ * only limited when asked.
+ */
+export function limitsToCgroup(spec: Spec, accel: 'kvm' | 'tcg'): JailCgroup {
+  const cg: JailCgroup = { name: spec.name };
+  const l = spec.limits;
+  if (l?.cpu !== undefined) cg.cpu = { quotaUs: Math.round(l.cpu * 1000), periodUs: 100_000 };
+  cg.memoryBytes = l?.memory ?? spec.memory + QEMU_OVERHEAD_BYTES + (accel === 'tcg' ? TCG_TB_SIZE_MIB * MiB : 0);
+  cg.pids = l?.pids ?? DEFAULT_PIDS;
+  return cg;
+}
+
+/**
+ * Network namespace: an empty one unless a NIC uses user networking. Slirp needs no host
+ * device, but it reaches the outside through ordinary host sockets, and its host forwards
+ * listen in QEMU's namespace: in an empty namespace the guest has no route and the
+ * forwards are unreachable from the host. TAP fds work from any namespace.
+ */
+function networkMode(spec: Spec): JailSpec['network'] {
+  return spec.networks.some((n) => n.type === 'user') ? { mode: 'host' } : { mode: 'none' };
+}
+
+export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg', bootFiles: string[]): JailSpec {
+  const mounts = [...BASE_MOUNTS];
+  const binary = facts.qemu.binary;
+  if (!binary.startsWith('/usr/')) mounts.push({ type: 'ro-bind', source: binary, target: binary });
+  for (const f of bootFiles) {
+    mounts.push({ type: 'ro-bind', source: f, target: f });
+    b.note('mount', f, 'ro', f === spec.boot?.kernel ? 'boot.kernel' : 'boot.initrd', 'read-only bind mount of exactly this file');
+  }
+  const cgroup = limitsToCgroup(spec, accel);
+  const net = networkMode(spec);
+  b.note('uid', `${facts.identity.uid}:${facts.identity.gid}`, 'run as', 'name', 'no capabilities, no_new_privs');
+  const defaulted = [spec.limits?.memory === undefined && 'memory', spec.limits?.pids === undefined && 'pids'].filter(Boolean);
+  b.note('cgroup', cgroup.name, 'create', spec.limits === undefined ? 'name' : 'limits', `${describeCgroup(cgroup)}${defaulted.length === 0 ? '' : ` (default ${defaulted.join(' and ')} limit)`}`);
+  if (net.mode === 'none') b.note('netns', 'new empty network namespace', 'own', 'networks');
+  return {
+    name: spec.name,
+    identity: { uid: facts.identity.uid, gid: facts.identity.gid },
+    network: net,
+    mounts,
+    devices: accel === 'kvm' ? ['/dev/kvm'] : [],
+    fds: b.fds.map((f) => ({ name: f.name, target: f.target })),
+    cgroup,
+    rlimits: { core: 0, nofile: 4096 },
+    env: {},
+    cwd: '/',
+    argv: [...b.argv],
+    // Everything else QEMU touches arrives as an fd; device nodes it opens by name are the exception.
+    landlock: { readOnly: ['/usr', ...bootFiles, ...(binary.startsWith('/usr/') ? [] : [posix.normalize(binary)])], readWrite: accel === 'kvm' ? ['/dev/kvm'] : [] },
+  };
+}
+
+function describeCgroup(cg: JailCgroup): string {
+  const parts: string[] = [];
+  if (cg.cpu !== undefined) parts.push(`cpu ${cg.cpu.quotaUs}/${cg.cpu.periodUs}us`);
+  if (cg.memoryBytes !== undefined) parts.push(`memory ${cg.memoryBytes} bytes`);
+  if (cg.pids !== undefined) parts.push(`pids ${cg.pids}`);
+  return parts.length === 0 ? 'accounting only, no limits' : parts.join(', ');
+}

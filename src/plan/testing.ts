@@ -1,0 +1,49 @@
+/** @module plan/testing: fact builders for tests (golden cases describe chains briefly; this fills in the rest). */
+import type { ChainLayer, ImageChain, ImageFormat } from '../image/index.js';
+import type { QemuCaps } from '../qemu/index.js';
+import { vmPaths, type Facts } from './types.js';
+
+export type LayerSketch = Partial<ChainLayer> & { path: string; format: ImageFormat };
+
+/** A stand-in inode number: one per path, so distinct paths are distinct files unless a sketch says otherwise. */
+function inoOf(path: string): number {
+  let h = 2166136261;
+  for (const c of path) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
+  return h;
+}
+
+/** A ChainLayer with neutral defaults for every field the sketch leaves out; backing names follow the next layer. */
+export function sketchChain(layers: readonly LayerSketch[]): ImageChain {
+  return {
+    layers: layers.map((l, i) => {
+      const next = layers[i + 1];
+      return {
+        virtualSize: 1024 ** 3, backingFilename: next?.path ?? null, backingFormat: next?.format ?? null,
+        encrypted: false, dataFile: null, dirty: false, corrupt: false, bytesRead: 512,
+        dataFilePath: null, dev: 64768, ino: inoOf(l.path), size: 196_608, ...l,
+      };
+    }),
+  };
+}
+
+export interface FactSketch {
+  kvmUsable?: boolean;
+  chains?: Record<string, LayerSketch[]>;
+  host?: Facts['host'];
+  firmware?: Facts['firmware'] | null;
+  identity?: Facts['identity'];
+}
+
+/** Facts for VM `name` with state under /run/warden/vms/NAME, uid 200001 and the given QEMU caps. */
+export function sketchFacts(name: string, qemu: QemuCaps, s: FactSketch = {}, stateRoot = '/run/warden/vms'): Facts {
+  const facts: Facts = {
+    qemu,
+    kvmUsable: s.kvmUsable ?? false,
+    chains: Object.fromEntries(Object.entries(s.chains ?? {}).map(([k, v]) => [k, sketchChain(v)])),
+    identity: s.identity ?? { uid: 200001, gid: 200001 },
+    paths: vmPaths(stateRoot, name),
+  };
+  if (s.firmware !== null) facts.firmware = s.firmware ?? { uefiCode: '/usr/share/OVMF/OVMF_CODE_4M.fd', uefiVarsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd' };
+  if (s.host !== undefined) facts.host = s.host;
+  return facts;
+}

@@ -1,0 +1,88 @@
+/** @module plan/types: the planner's input facts and its output, the Plan the lifecycle executes. */
+import type { ImageChain } from '../image/index.js';
+import type { JailSpec } from '../jail/index.js';
+import type { HostAction } from '../net/index.js';
+import type { QemuCaps } from '../qemu/index.js';
+
+/** Facts gathered before planning (never by the planner). Paths are absolute host paths. */
+export interface Facts {
+  qemu: QemuCaps;
+  /** Whether KVM works here (accel: auto resolves from it; detection is the lifecycle's job). */
+  kvmUsable: boolean;
+  /** Each disk's chain by disk name, top layer first (from the image prober). */
+  chains: Record<string, ImageChain>;
+  /** The VM's uid/gid (a lease, or a placeholder for offline planning). */
+  identity: { uid: number; gid: number };
+  paths: {
+    /** The VM's state directory (sockets, logs, vars live here). */
+    stateDir: string;
+    qmpSocket: string;
+    serialSocket: string;
+    serialLog: string;
+    /** The per-VM writable copy of the UEFI variable store (firmware: uefi). */
+    uefiVars: string;
+    /** The VNC socket the manager listens on (vnc: true). */
+    vncSocket: string;
+    /** The guest agent's socket (guestAgent: true); default <stateDir>/qga.sock. */
+    guestAgentSocket?: string;
+  };
+  /** Firmware images on this host (firmware: uefi). */
+  firmware?: { uefiCode: string; uefiVarsTemplate: string };
+  /** Host features that are optional (no vhost-net here, for instance). */
+  host?: { vhostNet?: boolean };
+}
+
+export type OpenFlag = 'O_RDONLY' | 'O_WRONLY' | 'O_RDWR' | 'O_DIRECT' | 'O_CREAT' | 'O_APPEND' | 'O_CLOEXEC';
+
+interface FdBase {
+  /** The same name as in JailSpec.fds. */
+  name: string;
+  /** The fd number QEMU sees: 3 + the index in Plan.fds / JailSpec.fds. */
+  target: number;
+  /** The spec path that asked for this fd. */
+  from: string;
+}
+
+export type PlannedFd =
+  /** A file the manager opens with exactly these flags; fdset set when QEMU reaches it as /dev/fdset/N. */
+  | (FdBase & { kind: 'file'; path: string; flags: OpenFlag[]; fdset?: number })
+  /** A unix socket the manager creates, binds, listens on, and passes (QMP monitor, serial console). */
+  | (FdBase & { kind: 'unix-listen'; path: string })
+  /** An fd the net module opens while performing hostActions[action] (TAP queue, macvtap, vhost-net). */
+  | (FdBase & { kind: 'host-action'; action: number });
+
+export type ManifestKind = 'file' | 'socket' | 'device' | 'tap' | 'macvtap' | 'bridge-port' | 'cgroup' | 'uid' | 'netns' | 'port' | 'mount';
+
+/** One resource the VM implies: what, how it is accessed, and which spec field asked for it. */
+export interface ManifestEntry {
+  kind: ManifestKind;
+  resource: string;
+  access: string;
+  from: string;
+  note?: string;
+}
+
+export interface ArgTrace {
+  arg: string;
+  /** The spec path it came from (e.g. disks[0].image), or "(base)" for fixed hardening options. */
+  from: string;
+}
+
+export interface Plan {
+  /** argv[0] is the QEMU binary path. */
+  argv: string[];
+  argvTrace: ArgTrace[];
+  fds: PlannedFd[];
+  jail: JailSpec;
+  hostActions: HostAction[];
+  manifest: ManifestEntry[];
+}
+
+/** The conventional state paths of VM `name` under `stateRoot` (one directory per VM). */
+export function vmPaths(stateRoot: string, name: string): Facts['paths'] {
+  const dir = `${stateRoot.replace(/\/+$/, '')}/${name}`;
+  return {
+    stateDir: dir, qmpSocket: `${dir}/qmp.sock`, serialSocket: `${dir}/serial.sock`, serialLog: `${dir}/serial.log`,
+    uefiVars: `${dir}/OVMF_VARS.fd`, vncSocket: `${dir}/vnc.sock`, guestAgentSocket: `${dir}/qga.sock`,
+  };
+}

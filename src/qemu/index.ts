@@ -1,0 +1,8 @@
+/** @module qemu: a QEMU binary's capabilities (version, machines, devices, QAPI schema), probed once and cached per binary, and QAPI checks of planned objects. */
+export type { QemuCaps, QemuMachine, QapiEntry } from './types.js';
+export { probeQemu, probeArgv, PROPERTY_DEVICES } from './probe.js';
+export { loadQemuCaps, cacheFile } from './cache.js';
+export type { CapsSource, BinaryStat } from './cache.js';
+export { indexSchema, checkCommandArgs } from './qapi.js';
+export type { QapiIndex } from './qapi.js';
+export { QemuProbeError } from './errors.js';

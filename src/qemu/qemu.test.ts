@@ -1,0 +1,59 @@
+/** Capabilities from the real QEMU binary, the per-binary cache, and the QAPI checker against the real schema. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, promises as fsp, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { NodeFs, NodeProcessRunner, type ProcessRunner } from '../sys/index.js';
+import { cacheFile, checkCommandArgs, indexSchema, loadQemuCaps, probeQemu, QemuProbeError } from './index.js';
+
+const QEMU = '/usr/bin/qemu-system-x86_64';
+const skip = existsSync(QEMU) ? false : 'qemu-system-x86_64 is not installed';
+
+test('probe and cache: a second load is served from the cache, a changed binary is probed again', { skip, timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync('/tmp/warden-plan-caps-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  let probes = 0;
+  const real = new NodeProcessRunner();
+  const runner: ProcessRunner = { run: (argv, o) => { probes++; return real.run(argv, o); } };
+  let mtimeShift = 0;
+  const src = { runner, fs: new NodeFs(), cacheDir: join(dir, 'c'), stat: async (p: string) => { const s = await fsp.stat(p); return { size: s.size, mtimeMs: s.mtimeMs + mtimeShift }; } };
+  const first = await loadQemuCaps(src, QEMU);
+  assert.equal(first.cached, false);
+  assert.equal(first.version.major >= 7, true);
+  assert.ok(first.machines.some((m) => m.alias === 'q35'));
+  assert.ok(first.devices.includes('virtio-blk-pci'));
+  assert.ok(first.schema!.some((e) => e.name === 'blockdev-add'));
+  const second = await loadQemuCaps(src, QEMU);
+  assert.equal(second.cached, true);
+  assert.deepEqual(second.devices, first.devices);
+  assert.equal(probes, 1);
+  mtimeShift = 1000; // as if the binary was upgraded in place
+  assert.equal((await loadQemuCaps(src, QEMU)).cached, false);
+  assert.equal(probes, 2);
+  // A torn cache file is re-probed, not trusted.
+  const st = await fsp.stat(QEMU);
+  writeFileSync(cacheFile(src.cacheDir, QEMU, { size: st.size, mtimeMs: st.mtimeMs + mtimeShift }), '{"binary":');
+  assert.equal((await loadQemuCaps(src, QEMU)).cached, false);
+});
+
+test('a missing binary and a binary that is not QEMU give typed host errors', async () => {
+  const runner = new NodeProcessRunner();
+  await assert.rejects(probeQemu(runner, '/nonexistent/qemu'), (e: unknown) => e instanceof QemuProbeError && e.code === 'HOST_QEMU_MISSING');
+  await assert.rejects(probeQemu(runner, '/bin/true'), (e: unknown) => e instanceof QemuProbeError && e.code === 'HOST_QEMU_PROBE');
+});
+
+test('QAPI checks against the real schema: unions, enums, alternates, required members', { skip, timeout: 30_000 }, async () => {
+  const caps = await probeQemu(new NodeProcessRunner(), QEMU);
+  const ix = indexSchema(caps.schema!);
+  const ok = { driver: 'qcow2', 'node-name': 'a', file: 'f', backing: null, 'read-only': true, cache: { direct: false } };
+  assert.deepEqual(checkCommandArgs(ix, 'blockdev-add', ok), []);
+  assert.deepEqual(checkCommandArgs(ix, 'blockdev-add', { ...ok, backing: 'b' }), []);
+  assert.match(checkCommandArgs(ix, 'blockdev-add', { ...ok, driver: 'raw' })!.join(), /backing: not a member/);
+  assert.match(checkCommandArgs(ix, 'blockdev-add', { ...ok, driver: 'qcow5' })!.join(), /driver: "qcow5" is not one of/);
+  assert.match(checkCommandArgs(ix, 'blockdev-add', { ...ok, backing: 5 })!.join(), /fits none of the alternatives/);
+  assert.match(checkCommandArgs(ix, 'blockdev-add', { driver: 'file', 'node-name': 'x' })!.join(), /filename: required member missing/);
+  assert.match(checkCommandArgs(ix, 'blockdev-add', { ...ok, cache: { direct: 'yes' } })!.join(), /cache.direct: expected boolean/);
+  assert.deepEqual(checkCommandArgs(ix, 'netdev_add', { type: 'tap', id: 'n', fds: '3:4', vhost: true, vhostfds: '5:6' }), []);
+  assert.deepEqual(checkCommandArgs(ix, 'object-add', { 'qom-type': 'rng-builtin', id: 'r' }), []);
+  assert.equal(checkCommandArgs(ix, 'no-such-command', {}), null);
+});

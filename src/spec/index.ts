@@ -1,0 +1,10 @@
+/** @module spec: the warden/v1 VM spec: schema, parsing with located errors, path resolution and the editor JSON Schema. */
+export { SpecSchema } from './schema.js';
+export type { Spec, SpecInput, Disk, Network, Forward } from './schema.js';
+export { parseSpec, issueAt } from './parse.js';
+export { resolveSpecPaths } from './paths.js';
+export { specJsonSchema } from './json-schema.js';
+export { SpecError, SpecReadError, formatIssue } from './errors.js';
+export type { SpecIssue } from './errors.js';
+export { parseSize, formatSize, parsePercent } from './units.js';
+export { nearest, editDistance } from './suggest.js';

@@ -1,0 +1,110 @@
+/** @module spec/schema: the warden/v1 VM spec as zod schemas; the single source of the types, the validator and the JSON Schema. */
+import { z } from 'zod';
+import { DEVICE_NAME_RE, MAC_RE, NAME_RE, isUnicastMac, parsePercent, parseSize } from './units.js';
+
+const SIZE_TEXT = /^[0-9]+(Ki|Mi|Gi|Ti)?$/;
+
+const size = (what: string) =>
+  z.union([z.int().positive(), z.string().regex(SIZE_TEXT, { message: `is not a size: write bytes or a number with Ki, Mi, Gi or Ti (e.g. 512Mi)` })])
+    .describe(`${what}: bytes, or a number with Ki, Mi, Gi or Ti (e.g. 1Gi)`)
+    .transform((v, ctx) => {
+      const bytes = parseSize(v);
+      if (bytes === null) {
+        ctx.addIssue({ code: 'custom', message: `${what} ${JSON.stringify(v)} is not a size: write bytes or a number with Ki, Mi, Gi or Ti (e.g. 512Mi)` });
+        return z.NEVER;
+      }
+      return bytes;
+    });
+
+const percent = z.union([z.number().positive(), z.string().regex(/^[0-9]+(\.[0-9]+)?%$/, { message: 'is not a percentage of one CPU: write e.g. 150% for one and a half CPUs' })])
+  .describe('CPU bandwidth in percent of one CPU, e.g. 150%')
+  .transform((v, ctx) => {
+    const p = parsePercent(v);
+    if (p === null) {
+      ctx.addIssue({ code: 'custom', message: `cpu limit ${JSON.stringify(v)} is not a percentage: write e.g. 150% (one and a half CPUs)` });
+      return z.NEVER;
+    }
+    return p;
+  });
+
+const deviceName = z.string().regex(DEVICE_NAME_RE, { message: 'must match [a-z][a-z0-9-]{0,15} (it becomes part of QEMU node names)' });
+const path = z.string().min(1).describe('a host path; relative paths are relative to the spec file');
+const port = z.int().min(1).max(65535);
+
+const mac = z.string()
+  .regex(MAC_RE, { message: 'must be six lower-case hex octets separated by colons, e.g. 52:54:00:12:34:56' })
+  .refine(isUnicastMac, { message: 'must be a unicast MAC (the lowest bit of the first octet clear)' });
+
+export const DiskSchema = z.strictObject({
+  name: deviceName,
+  image: path,
+  format: z.enum(['raw', 'qcow2', 'qcow', 'qed', 'vmdk', 'vdi', 'vpc', 'vhdx']).describe('the top layer\'s format: required, it is never probed'),
+  bus: z.enum(['virtio', 'scsi', 'sata']).optional().describe('default: virtio for disks, sata for cdroms'),
+  media: z.enum(['disk', 'cdrom']).default('disk'),
+  readOnly: z.boolean().default(false),
+  cache: z.enum(['none', 'writeback', 'unsafe']).default('writeback').describe('none opens the image with O_DIRECT'),
+  discard: z.boolean().default(false).describe('pass guest discards (TRIM) to the image'),
+  bootIndex: z.int().min(0).max(99).optional(),
+  serial: z.string().regex(/^[A-Za-z0-9_.-]{1,20}$/, { message: 'must be 1-20 characters of A-Z a-z 0-9 _ . -' }).optional(),
+});
+
+export const ForwardSchema = z.strictObject({
+  proto: z.enum(['tcp', 'udp']).default('tcp'),
+  host: port,
+  guest: port,
+  hostAddress: z.ipv4().default('127.0.0.1').describe('host address to listen on (default 127.0.0.1)'),
+});
+
+export const NetworkSchema = z.strictObject({
+  name: deviceName,
+  type: z.enum(['user', 'bridge', 'ovs', 'macvtap', 'none']),
+  model: z.enum(['virtio', 'e1000e', 'rtl8139']).default('virtio'),
+  mac: mac.optional().describe('generated from the VM and NIC names when omitted (stable)'),
+  forwards: z.array(ForwardSchema).optional().describe('user networking only: host ports forwarded into the guest'),
+  bridge: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, { message: 'must be an interface name (1-15 characters)' }).optional(),
+  vlan: z.int().min(1).max(4094).optional().describe('ovs only: the access VLAN tag'),
+  link: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, { message: 'must be an interface name (1-15 characters)' }).optional(),
+  mode: z.enum(['bridge', 'vepa', 'private', 'passthru']).optional().describe('macvtap only (default bridge)'),
+  queues: z.int().min(1).max(16).default(1),
+  vhost: z.boolean().default(false).describe('accelerate with /dev/vhost-net (tap-based types only)'),
+  mtu: z.int().min(68).max(65535).optional(),
+});
+
+export const BootSchema = z.strictObject({
+  kernel: path,
+  initrd: path.optional(),
+  cmdline: z.string().max(4096).optional(),
+});
+
+export const LimitsSchema = z.strictObject({
+  cpu: percent.optional(),
+  memory: size('memory limit').optional(),
+  pids: z.int().min(16).max(1 << 22).optional(),
+});
+
+export const SpecSchema = z.strictObject({
+  apiVersion: z.literal('warden/v1'),
+  name: z.string().regex(NAME_RE, { message: 'must match [a-z0-9][a-z0-9-]{0,62}' }),
+  cpus: z.int().min(1).max(255).default(1),
+  memory: size('memory').default(512 * 1024 * 1024),
+  machine: z.enum(['q35', 'pc']).default('q35'),
+  accel: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
+  firmware: z.enum(['bios', 'uefi']).default('bios'),
+  boot: BootSchema.optional(),
+  disks: z.array(DiskSchema).max(32).default([]),
+  networks: z.array(NetworkSchema).max(16).default([]),
+  serial: z.strictObject({ log: z.literal(true).default(true).describe('the serial console is always logged') }).default({ log: true }),
+  limits: LimitsSchema.optional(),
+  rng: z.boolean().default(true).describe('a virtio-rng device fed by QEMU\'s built-in source (no host device)'),
+  balloon: z.boolean().default(false).describe('a virtio-balloon device'),
+  guestAgent: z.boolean().default(false).describe('a virtio-serial channel for the QEMU guest agent, on a socket the manager listens on'),
+  vnc: z.boolean().default(false).describe('a VNC display on a unix socket in the VM\'s state directory (no TCP port)'),
+});
+
+/** The spec as validated: defaults filled, sizes in bytes, CPU limit in percent; paths still as written. */
+export type Spec = z.output<typeof SpecSchema>;
+export type Disk = Spec['disks'][number];
+export type Network = Spec['networks'][number];
+export type Forward = NonNullable<Network['forwards']>[number];
+/** The spec as a user may write it. */
+export type SpecInput = z.input<typeof SpecSchema>;
