@@ -7,6 +7,7 @@ import { registerQmp } from './qmp.js';
 import { registerJail } from './jail.js';
 import { registerImage } from './image.js';
 import { registerNet } from './net.js';
+import { registerDemo, registerVm } from './vm.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -17,4 +18,6 @@ export const registrars: Registrar[] = [
   registerJail,
   registerImage,
   registerNet,
+  registerVm, // after registerQmp: extends its `qmp` command with `qmp NAME COMMAND`
+  registerDemo,
 ];

@@ -1,0 +1,74 @@
+/** The lifecycle verbs through the CLI: exit statuses, --json shapes, the console over its socket, logs. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { run, type Io } from '../index.js';
+import { GUEST_READY_LINE, repoRoot } from '../../vm/index.js';
+import { leftovers, testEnv, waitForText } from '../../vm/testing.js';
+
+function capture(): Io & { stdout: string; stderr: string } {
+  const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } };
+  return io;
+}
+
+test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paused guest', { timeout: 120_000 }, async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root: the jailer switches uids and creates cgroups');
+  const env = testEnv('warden-vm-cli-');
+  const sd = ['--state-dir', env.stateRoot];
+  const name = 'wdv-cli';
+  t.after(async () => { await run(['kill', name, ...sd], capture()); env.cleanup(); });
+  const spec = env.specFile({ name });
+
+  let io = capture();
+  assert.equal(await run(['inspect', 'wdv-nope', ...sd], io), 5, 'not found is exit 5');
+  assert.match(io.stderr, /VM wdv-nope does not exist/);
+  assert.equal(await run(['run', spec, '--detach', ...sd], io = capture()), 0, io.stderr);
+  assert.match(io.stderr, /ok +starting the vCPUs/);
+  assert.match(io.stderr, /VM wdv-cli is running \(\d/);
+  assert.equal(await run(['create', spec, ...sd], io = capture()), 4, 'an existing name is exit 4');
+  assert.equal(await run(['start', name, ...sd], io = capture()), 4, 'starting a running VM is exit 4');
+  assert.match(io.stderr, /cannot start VM wdv-cli: it is running/);
+  assert.match(io.stderr, /hint: stop it first/);
+  assert.equal(await run(['delete', name, ...sd], io = capture()), 4);
+
+  assert.equal(await run(['list', '--json', ...sd], io = capture()), 0);
+  const rows = JSON.parse(io.stdout) as Array<{ name: string; phase: string; pid: number; uid: number }>;
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0]!.phase, 'running');
+  assert.ok(rows[0]!.uid > 0);
+  assert.equal(await run(['inspect', name, '--json', ...sd], io = capture()), 0);
+  const insp = JSON.parse(io.stdout) as { process: { seccomp: number; noNewPrivs: boolean }; plan: { argv: string[] } };
+  assert.equal(insp.process.seccomp, 2);
+  assert.ok(insp.plan.argv.includes('-S'));
+
+  // The console: a command typed into the guest's shell answers on the socket.
+  await waitForText(join(env.stateRoot, 'vms', name, 'serial.log'), GUEST_READY_LINE, 60_000);
+  const con = spawn(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'bin.js'), 'console', name, ...sd], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  con.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+  con.stdin.write('echo warden-$((6*7))\n');
+  const deadline = Date.now() + 20_000;
+  while (!out.includes('warden-42') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  con.stdin.write(Buffer.from([0x1d]));
+  const guard = setTimeout(() => con.kill('SIGKILL'), 10_000);
+  const code = await new Promise<number | null>((r) => con.on('exit', r));
+  clearTimeout(guard);
+  assert.ok(out.includes('warden-42'), `the shell answered on the console: ${out}`);
+  assert.equal(code, 0, 'Ctrl-] detaches with status 0');
+  assert.equal(await run(['qmp', name, 'query-status', ...sd], io = capture()), 0, 'the VM still runs after detaching');
+  assert.equal((JSON.parse(io.stdout) as { status: string }).status, 'running');
+
+  // A paused guest cannot answer the power button: stop falls back to quit after the timeout.
+  assert.equal(await run(['pause', name, ...sd], io = capture()), 0);
+  assert.equal(await run(['stop', name, '--timeout', '1', ...sd], io = capture()), 0, io.stderr);
+  assert.match(io.stderr, /did not power off within 1 s: quitting QEMU/);
+  assert.equal(await run(['inspect', name, '--json', ...sd], io = capture()), 0);
+  const after = JSON.parse(io.stdout) as { phase: string; lastExit: { reason: string } };
+  assert.deepEqual([after.phase, after.lastExit.reason], ['stopped', 'stopped']);
+  assert.equal(await run(['logs', name, ...sd], io = capture()), 0);
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
+  assert.equal(await run(['delete', name, ...sd], io = capture()), 0);
+  assert.equal(await run(['list', ...sd], io = capture()), 0);
+  assert.match(io.stdout, /no VMs/);
+});

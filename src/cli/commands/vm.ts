@@ -1,0 +1,142 @@
+/** @module cli/commands/vm: the VM lifecycle verbs (run, create, start, stop, kill, pause, resume, restart, list, inspect, console, logs, delete, qmp). */
+import type { Command } from 'commander';
+import { WardenError } from '../../errors/index.js';
+import { DETACH_KEY_NAME, attachConsole, runDemo, followLog, formatInspection, formatTable, inspectRecord, openManager, summarize, type VmManager } from '../../vm/index.js';
+import { printJson, type Io } from '../output.js';
+
+interface StateOpt { stateDir?: string }
+
+function manager(io: Io, o: StateOpt, quiet = false): VmManager {
+  return openManager({ stateDir: o.stateDir, ...(quiet ? {} : { progress: { err: (t: string) => io.err(t) } }) });
+}
+
+function withState(cmd: Command): Command {
+  return cmd.option('--state-dir <dir>', 'state root (default: $WARDEN_STATE_DIR, /var/lib/warden as root, else $XDG_STATE_HOME/warden)');
+}
+
+async function consoleOf(io: Io, m: VmManager, name: string): Promise<void> {
+  const rec = await m.reconcile(name);
+  if (rec.phase !== 'running' && rec.phase !== 'paused') {
+    throw new WardenError('VM_INVALID_STATE', `cannot attach to the console of VM ${name}: it is ${rec.phase}`, { context: { vm: name, phase: rec.phase }, suggestions: [`start it: warden start ${name}`] });
+  }
+  io.err(`attached to the serial console of ${name}; ${DETACH_KEY_NAME} detaches (the VM keeps running)`);
+  const why = await attachConsole(name, m.store.paths(name).serialSocket, { input: process.stdin, output: process.stdout });
+  process.stdin.destroy(); // a paused pipe would keep the process alive
+  io.err(`\n${why === 'closed' ? `the console of ${name} closed` : `detached from ${name}`}`);
+}
+
+function lifecycle(program: Command, io: Io): void {
+  withState(program.command('create').description('define a VM from a spec file (does not start it)').argument('<file>'))
+    .option('--name <name>', 'use this name instead of the spec\'s')
+    .option('--json', 'print the record as JSON')
+    .action(async (file: string, o: StateOpt & { name?: string; json?: boolean }) => {
+      const rec = await manager(io, o, true).create(file, o.name);
+      if (o.json) printJson(io, rec); else io.out(`created VM ${rec.name}`);
+    });
+  withState(program.command('start').description('start a VM: plan, jail, QEMU paused, QMP, cont').argument('<name>'))
+    .option('--json', 'print the record as JSON')
+    .action(async (name: string, o: StateOpt & { json?: boolean }) => {
+      const r = await manager(io, o, o.json === true).start(name);
+      if (o.json) printJson(io, { record: r.record, timings: r.run.timings, warnings: r.warnings });
+    });
+  withState(program.command('run').description('create and start a VM from a spec file, then attach to its serial console').argument('<file>'))
+    .option('--name <name>', 'use this name instead of the spec\'s')
+    .option('-d, --detach', 'do not attach to the console')
+    .action(async (file: string, o: StateOpt & { name?: string; detach?: boolean }) => {
+      const m = manager(io, o);
+      const rec = await m.create(file, o.name);
+      await m.start(rec.name);
+      if (!o.detach) await consoleOf(io, m, rec.name);
+    });
+  withState(program.command('stop').description('stop a VM: ACPI power button, then QMP quit, then SIGKILL').argument('<name>'))
+    .option('--timeout <s>', 'seconds to wait for the guest to power off', '30')
+    .option('--force', 'skip the ACPI request: quit, then kill')
+    .action(async (name: string, o: StateOpt & { timeout: string; force?: boolean }) => {
+      const timeoutS = Number(o.timeout);
+      if (!Number.isFinite(timeoutS) || timeoutS < 0) throw new WardenError('USAGE_BAD_TIMEOUT', `--timeout must be a number of seconds, got ${o.timeout}`);
+      await manager(io, o).stop(name, { timeoutS, force: o.force === true });
+    });
+  for (const [verb, what] of [['kill', 'force a VM off now (SIGKILL)'], ['pause', 'pause the vCPUs'], ['resume', 'resume the vCPUs'], ['restart', 'stop (gracefully) and start again']] as const) {
+    withState(program.command(verb).description(what).argument('<name>')).action(async (name: string, o: StateOpt) => {
+      const rec = await manager(io, o)[verb](name);
+      io.out(`VM ${name} is ${rec.phase}`);
+    });
+  }
+  withState(program.command('delete').description('delete a stopped VM and its state directory').argument('<name>'))
+    .option('--force', 'kill it first if it runs')
+    .action(async (name: string, o: StateOpt & { force?: boolean }) => {
+      const m = manager(io, o);
+      if (o.force) {
+        const rec = await m.reconcile(name);
+        if (rec.phase === 'running' || rec.phase === 'paused' || rec.phase === 'stopping') await m.kill(name);
+      }
+      await m.delete(name);
+      io.out(`deleted VM ${name}`);
+    });
+}
+
+function views(program: Command, io: Io): void {
+  withState(program.command('list').alias('ls').description('list VMs with their phase (reconciled with reality)'))
+    .option('--json', 'print as JSON')
+    .action(async (o: StateOpt & { json?: boolean }) => {
+      const rows = (await manager(io, o, true).list()).map(summarize);
+      if (o.json) printJson(io, rows); else io.out(rows.length === 0 ? 'no VMs' : formatTable(rows));
+    });
+  withState(program.command('inspect').description('spec, plan, state, pid, uid, cgroups, resources, protections, why it last stopped').argument('<name>'))
+    .option('--json', 'print as JSON')
+    .action(async (name: string, o: StateOpt & { json?: boolean }) => {
+      const m = manager(io, o, true);
+      const rec = await m.reconcile(name, true);
+      const i = await inspectRecord(m.fs, m.store, rec);
+      if (o.json) printJson(io, i); else io.out(formatInspection(i));
+    });
+  withState(program.command('console').description(`attach to a VM's serial console (${DETACH_KEY_NAME} detaches)`).argument('<name>'))
+    .action(async (name: string, o: StateOpt) => consoleOf(io, manager(io, o, true), name));
+  withState(program.command('logs').description('print the serial console log').argument('<name>'))
+    .option('-f, --follow', 'keep printing while the VM runs')
+    .action(async (name: string, o: StateOpt & { follow?: boolean }) => {
+      const m = manager(io, o, true);
+      await m.store.read(name);
+      await followLog(m.store.paths(name).serialLog, process.stdout, { follow: o.follow === true,
+        until: async () => { const r = await m.reconcile(name); return r.phase !== 'running' && r.phase !== 'paused'; } });
+    });
+}
+
+/**
+ * `warden qmp NAME COMMAND [ARGS-JSON]`. src/qmp may already have registered `qmp` with its
+ * socket-level subcommands (`qmp exec SOCKET ...`); this verb then becomes that command's
+ * default action (a subcommand name wins over a VM of the same name).
+ */
+function qmpVerb(program: Command, io: Io): void {
+  const existing = program.commands.find((c) => c.name() === 'qmp');
+  const cmd = existing ?? program.command('qmp');
+  const what = 'run one QMP command on a running VM by name and print the reply';
+  cmd.description(existing ? `${existing.description()}; or, with a VM name: ${what}` : what)
+    .usage(existing ? '[options] NAME COMMAND [ARGS-JSON] | exec|events SOCKET ...' : '[options] NAME COMMAND [ARGS-JSON]');
+  withState(cmd.argument('[name]', 'the VM').argument('[command]', 'the QMP command').argument('[args-json]', 'its arguments as a JSON object'))
+    .action(async (name: string | undefined, command: string | undefined, argsJson: string | undefined, o: StateOpt) => {
+      if (name === undefined || command === undefined) throw new WardenError('USAGE_MISSING', 'usage: warden qmp NAME COMMAND [ARGS-JSON]');
+      let args: Record<string, unknown> | undefined;
+      if (argsJson !== undefined) {
+        try { args = JSON.parse(argsJson) as Record<string, unknown>; } catch (cause) { throw new WardenError('USAGE_BAD_JSON', `the QMP arguments are not JSON: ${argsJson}`, { cause }); }
+      }
+      printJson(io, await manager(io, o, true).qmp(name, command, args));
+    });
+}
+
+/** Register after src/qmp's registrar: `qmp NAME COMMAND` extends its `qmp` command. */
+export function registerVm(program: Command, io: Io): void {
+  lifecycle(program, io);
+  views(program, io);
+  qmpVerb(program, io);
+}
+
+export function registerDemo(program: Command, io: Io): void {
+  program.command('demo')
+    .description('boot a demo VM in the jail (qcow2 overlay, user networking), show its console and status, stop it cleanly')
+    .option('--state-dir <dir>', 'state root for the demo VM (default: a temporary directory)')
+    .option('--keep', 'keep the demo directory and VM record')
+    .action(async (o: { stateDir?: string; keep?: boolean }) => {
+      await runDemo(io, { ...(o.stateDir === undefined ? {} : { stateDir: o.stateDir }), keep: o.keep === true });
+    });
+}

@@ -1,0 +1,97 @@
+/**
+ * @module vm/backends: the Backends port bound to the real modules: image chains
+ * (src/image), the spec and the pure planner (src/spec, src/plan, src/qemu), the jailer
+ * (src/jail, see jailer.ts; the direct launcher when not root), host networking (src/net)
+ * and QMP (src/qmp).
+ */
+export { jailerConfig } from './jailer.js';
+import { existsSync, openSync, constants as C, promises as fsp } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { walkChain, type ImageFormat } from '../image/index.js';
+import { buildPlan, type Facts, type Plan } from '../plan/index.js';
+import { loadQemuCaps } from '../qemu/index.js';
+import { parseSpec, resolveSpecPaths, type Spec } from '../spec/index.js';
+import type { JailerConfig } from '../jail/index.js';
+import { applyHostActions, parseUndoLog, undoHostActions, type UndoLog } from '../net/index.js';
+import { QmpClient } from '../qmp/index.js';
+import { NodeFs, NodeProcessRunner, loadNative, type Fs, type ProcessRunner } from '../sys/index.js';
+import { detectKvm } from './accel.js';
+import { DirectLauncher } from './direct.js';
+import { JailerLauncher, jailerConfig } from './jailer.js';
+import type { Backends, NetPort, PlanInput, PlanView, QmpConn } from './ports.js';
+
+export interface RealBackendOptions {
+  stateRoot: string;
+  qemu?: string;
+  /** Overrides of the jailer's configuration (state dirs default to under the state root). */
+  jailer?: Partial<JailerConfig>;
+  /** Use the jailer (default: when running as root). */
+  jail?: boolean;
+  runner?: ProcessRunner;
+  fs?: Fs;
+}
+
+function firmware(): Facts['firmware'] | undefined {
+  for (const [code, vars] of [['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd'], ['/usr/share/OVMF/OVMF_CODE.fd', '/usr/share/OVMF/OVMF_VARS.fd']] as const) {
+    if (existsSync(code) && existsSync(vars)) return { uefiCode: code, uefiVarsTemplate: vars };
+  }
+  return undefined;
+}
+
+function netPort(runner: ProcessRunner): NetPort {
+  const native = loadNative();
+  const openDevice = (path: string): number => openSync(path, C.O_RDWR) // Node opens every fd close-on-exec;
+  return {
+    async apply(_vm, actions, record) {
+      const applied = await applyHostActions(actions, { runner, native, openDevice, journal: (log: UndoLog) => record(log) });
+      await record(applied.undo);
+      return applied.fds;
+    },
+    async undo(log) {
+      await undoHostActions(parseUndoLog(JSON.stringify(log)), { runner });
+    },
+  };
+}
+
+async function qmpConnect(path: string, timeoutMs: number): Promise<QmpConn> {
+  const c = await QmpClient.connect({ path }, { timeoutMs });
+  return {
+    execute: (command, args, t) => c.executeUntyped(command, args, t === undefined ? undefined : { timeoutMs: t }),
+    close: () => c.close(),
+  };
+}
+
+export function realBackends(o: RealBackendOptions): Backends {
+  const runner = o.runner ?? new NodeProcessRunner();
+  const fs = o.fs ?? new NodeFs();
+  const qemu = o.qemu ?? '/usr/bin/qemu-system-x86_64';
+  const cacheDir = join(o.stateRoot, 'cache');
+  const useJail = o.jail ?? process.getuid?.() === 0;
+  const config = jailerConfig(o.jailer);
+  // Both are cached on disk; within one process they are also kept in memory.
+  let caps: ReturnType<typeof loadQemuCaps> | undefined;
+  let kvm: ReturnType<typeof detectKvm> | undefined;
+  return {
+    qemuBinary: qemu,
+    walkChain: (path, format) => walkChain(path, { format: format as ImageFormat }),
+    parseSpec: (text, file) => resolveSpecPaths(parseSpec(text, file), dirname(resolve(file))) as unknown as Record<string, unknown>,
+    kvm: () => (kvm ??= detectKvm({ runner, qemu, cacheDir })),
+    async plan(input: PlanInput): Promise<PlanView> {
+      caps ??= loadQemuCaps({ runner, fs, stat: (p) => fsp.stat(p), cacheDir }, qemu);
+      const c = await caps.catch((err: unknown) => { caps = undefined; throw err; });
+      const facts: Facts = {
+        qemu: { binary: c.binary, version: c.version, machines: c.machines, devices: c.devices, ...(c.schema === undefined ? {} : { schema: c.schema }) },
+        kvmUsable: input.kvmUsable, chains: input.chains,
+        identity: { uid: config.uidRange.first, gid: config.uidRange.first },
+        paths: input.paths, host: { vhostNet: existsSync('/dev/vhost-net') },
+      };
+      const fw = firmware();
+      if (fw !== undefined) facts.firmware = fw;
+      const plan: Plan = buildPlan(input.spec as unknown as Spec, facts);
+      return plan as unknown as PlanView;
+    },
+    jail: useJail ? new JailerLauncher(config, fs) : new DirectLauncher(),
+    net: netPort(runner),
+    qmpConnect,
+  };
+}
