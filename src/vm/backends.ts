@@ -8,7 +8,7 @@ export { jailerConfig } from './jailer.js';
 import { existsSync, openSync, constants as C, promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { walkChain, type ImageFormat } from '../image/index.js';
-import { buildPlan, type Facts, type Plan } from '../plan/index.js';
+import { buildPlan, type Facts } from '../plan/index.js';
 import { loadQemuCaps } from '../qemu/index.js';
 import { parseSpec, resolveSpecPaths, type Spec } from '../spec/index.js';
 import type { JailerConfig } from '../jail/index.js';
@@ -87,8 +87,7 @@ export function realBackends(o: RealBackendOptions): Backends {
       };
       const fw = firmware();
       if (fw !== undefined) facts.firmware = fw;
-      const plan: Plan = buildPlan(input.spec as unknown as Spec, facts);
-      return plan as unknown as PlanView;
+      return buildPlan(input.spec as unknown as Spec, facts);
     },
     jail: useJail ? new JailerLauncher(config, fs) : new DirectLauncher(),
     net: netPort(runner),

@@ -1,11 +1,12 @@
 /**
  * @module vm/ports: what the lifecycle needs from the layers below (image prober, planner,
- * jailer, network, QMP), as small interfaces. backends.ts binds them to the real modules;
+ * jailer, network, QMP), as small interfaces (the plan is the planner's own type). backends.ts binds them to the real modules;
  * tests bind them to the same real modules and add fault injection where needed.
  */
 import type { ImageChain } from '../image/index.js';
 import type { JailSpec } from '../jail/index.js';
 import type { HostAction } from '../net/index.js';
+import type { OpenFlag, Plan, PlannedFd } from '../plan/index.js';
 
 /** The parts of a validated spec (src/spec) the lifecycle reads; the rest is passed through to the planner. */
 export interface SpecView {
@@ -15,22 +16,10 @@ export interface SpecView {
   networks: Array<{ name: string; type: string }>;
 }
 
-export type OpenFlag = 'O_RDONLY' | 'O_WRONLY' | 'O_RDWR' | 'O_DIRECT' | 'O_CREAT' | 'O_APPEND' | 'O_CLOEXEC';
-
-/** One fd of the plan (src/plan PlannedFd). */
-export type PlannedFdView =
-  | { kind: 'file'; name: string; target: number; from: string; path: string; flags: OpenFlag[]; fdset?: number }
-  | { kind: 'unix-listen'; name: string; target: number; from: string; path: string }
-  | { kind: 'host-action'; name: string; target: number; from: string; action: number };
-
-/** The planner's output (src/plan Plan). */
-export interface PlanView {
-  argv: string[];
-  fds: PlannedFdView[];
-  jail: JailSpec;
-  hostActions: HostAction[];
-  manifest: unknown[];
-}
+/** The planner's output and its fds (src/plan). */
+export type PlanView = Plan;
+export type PlannedFdView = PlannedFd;
+export type { OpenFlag };
 
 export interface PlanInput {
   spec: Record<string, unknown>;
