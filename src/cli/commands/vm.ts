@@ -48,6 +48,9 @@ function lifecycle(program: Command, io: Io): void {
       await m.start(rec.name);
       if (!o.detach) await consoleOf(io, m, rec.name);
     });
+}
+
+function control(program: Command, io: Io): void {
   withState(program.command('stop').description('stop a VM: ACPI power button, then QMP quit, then SIGKILL').argument('<name>'))
     .option('--timeout <s>', 'seconds to wait for the guest to power off', '30')
     .option('--force', 'skip the ACPI request: quit, then kill')
@@ -127,6 +130,7 @@ function qmpVerb(program: Command, io: Io): void {
 /** Register after src/qmp's registrar: `qmp NAME COMMAND` extends its `qmp` command. */
 export function registerVm(program: Command, io: Io): void {
   lifecycle(program, io);
+  control(program, io);
   views(program, io);
   qmpVerb(program, io);
 }
