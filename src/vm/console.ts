@@ -66,6 +66,7 @@ export async function followLog(path: string, out: NodeJS.WritableStream, o: { f
   const buf = Buffer.alloc(64 * 1024);
   for (;;) {
     const size = await stat(path).then((s) => s.size, () => 0);
+    if (size < offset) offset = 0; // the log was capped (rotated and truncated) meanwhile
     if (size > offset) {
       const fh = await open(path, 'r');
       try {
