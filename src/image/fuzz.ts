@@ -111,6 +111,13 @@ export function* fuzzCases(seeds: readonly FuzzSeed[], cases: number, seed = 1):
   for (let caseNo = 0; caseNo < cases; caseNo++) yield { caseNo, ...makeCase(seeds, r) };
 }
 
+/** Wall time of one more read of a mutant, whatever its outcome. */
+async function timeCase(mutant: Mutant, format: Parameters<typeof readImageInfo>[1]): Promise<number> {
+  const t0 = performance.now();
+  await readImageInfo(new MutantSource(mutant), format).catch(() => undefined);
+  return performance.now() - t0;
+}
+
 /** Runs `cases` mutated headers through the prober; `slowMs` marks a case as a failure. */
 export async function runFuzz(seeds: readonly FuzzSeed[], cases: number, seed = 1, slowMs = 50): Promise<FuzzReport> {
   const rep: FuzzReport = { cases, accepted: 0, refusedByCode: {}, failures: [], maxMs: 0, over5ms: 0, maxBytesRead: 0 };
@@ -125,7 +132,10 @@ export async function runFuzz(seeds: readonly FuzzSeed[], cases: number, seed = 
       if (err instanceof ImageError) rep.refusedByCode[err.code] = (rep.refusedByCode[err.code] ?? 0) + 1;
       else rep.failures.push({ seed: c.seed.name, caseNo, why: `escaped: ${String(err)}` });
     }
-    const ms = performance.now() - t0;
+    let ms = performance.now() - t0;
+    // A slow case is timed again: an input that is really slow is slow every time, while a
+    // scheduler or GC pause on a loaded machine is not.
+    for (let retry = 0; retry < 2 && ms > slowMs; retry++) ms = Math.min(ms, await timeCase(c.mutant, c.format));
     rep.maxMs = Math.max(rep.maxMs, ms);
     if (ms > 5) rep.over5ms++;
     if (ms > slowMs) rep.failures.push({ seed: c.seed.name, caseNo, why: `took ${ms.toFixed(1)} ms` });

@@ -8,6 +8,7 @@ import type { QemuCaps } from '../qemu/index.js';
 import { buildPlan, planToJson, renderPlan } from './index.js';
 // Test-only: the jailer's own pure validator as the oracle for the planned JailSpec.
 import { checkJailSpec, defaultJailerConfig } from '../jail/index.js';
+import { actionIssues } from '../net/index.js';
 import { sketchFacts, type FactSketch } from './testing.js';
 
 const ROOT = new URL('../../../test/golden/plan/', import.meta.url).pathname;
@@ -37,6 +38,7 @@ for (const name of cases) {
     plan.fds.forEach((f, i) => assert.equal(f.target, 3 + i));
     assert.equal(plan.argvTrace.length, plan.argv.length);
     assert.deepEqual(checkJailSpec(plan.jail, defaultJailerConfig()), [], 'the jailer accepts the planned JailSpec');
+    assert.deepEqual(actionIssues(plan.hostActions, spec.name), [], 'the net module accepts the planned host actions');
     for (const f of plan.fds) if (f.kind === 'file' && f.fdset !== undefined) assert.ok(plan.argv.includes(`fd=${f.target},set=${f.fdset},opaque=${f.name}`));
   });
 }

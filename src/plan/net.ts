@@ -65,6 +65,7 @@ export function planNetworks(spec: Spec, facts: Facts, b: PlanBuilder): void {
 
 function planUser(n: Network, from: string, id: string, b: PlanBuilder): void {
   const nd: Record<string, unknown> = { type: 'user', id };
+  if (n.restrict !== undefined) nd['restrict'] = n.restrict;
   const fwd = n.forwards ?? [];
   if (fwd.length > 0) nd['hostfwd'] = fwd.map((f) => ({ str: `${f.proto}:${f.hostAddress}:${f.host}-:${f.guest}` }));
   b.qapiArg(from, '-netdev', 'netdev_add', nd);

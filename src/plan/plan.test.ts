@@ -6,6 +6,8 @@ import { parseSpec } from '../spec/index.js';
 import type { QemuCaps } from '../qemu/index.js';
 import { PlanError, buildPlan, stableMac, hostIfname } from './index.js';
 import { sketchFacts, type FactSketch } from './testing.js';
+// Test-only: the net module's own naming, which the planner's copy must equal.
+import { hostIfName as netIfName, stableMac as netMac } from '../net/index.js';
 
 const QEMU = JSON.parse(readFileSync(new URL('../../../test/golden/plan/_facts/qemu-7.2.json', import.meta.url), 'utf8')) as QemuCaps;
 
@@ -129,4 +131,11 @@ test('chain facts that contradict themselves are refused', () => {
 
 test('a QEMU without seccomp is refused', () => {
   assert.deepEqual(planIssues('', {}, { ...QEMU, sandbox: false }), [{ code: 'PLAN_UNSUPPORTED', from: '(base)' }]);
+});
+
+test('device names and MACs are exactly the net module\'s (its cleanup finds devices by name)', () => {
+  for (const [vm, nic] of [['web1', 'net0'], ['a', 'b'], ['x'.repeat(63), 'nic-with-16-char']] as const) {
+    assert.equal(hostIfname(vm, nic), netIfName(vm, nic));
+    assert.equal(stableMac(vm, nic), netMac(vm, nic));
+  }
 });

@@ -116,7 +116,10 @@ async function startPlanned(t: TestContext, plan: Plan): Promise<Started> {
   return { early, done: () => new Promise((r) => (child.exitCode === null ? child.on('exit', () => r()) : r())) };
 }
 
-/** Test uids for jailed runs (a slice no other suite uses). */
+/**
+ * Test uids for jailed runs (a slice no other suite uses); jail names carry the pid, so two
+ * checkouts running this suite at once do not meet in the shared cgroup parent.
+ */
 const JAIL_UIDS = { first: 233100, count: 16 };
 
 /** The same plan run through the real jailer: its JailSpec, its fds by name, as the lifecycle will. */
@@ -290,7 +293,7 @@ test('a planned VM runs inside the real jail: planned uid, empty or host netns, 
   const identity = { uid: JAIL_UIDS.first + 1, gid: JAIL_UIDS.first + 1 };
   await t.test('no NIC: empty network namespace, uefi, chain, cdrom', async (t) => {
     const plan = await runCase(t, caps, dir, `apiVersion: warden/v1
-name: warden-plan-j1
+name: warden-plan-${process.pid}-j1
 memory: 128Mi
 accel: tcg
 firmware: uefi
@@ -303,7 +306,7 @@ disks:
   });
   await t.test('user networking: host network namespace', async (t) => {
     const plan = await runCase(t, caps, dir, `apiVersion: warden/v1
-name: warden-plan-j2
+name: warden-plan-${process.pid}-j2
 memory: 128Mi
 accel: tcg
 networks: [{ name: n, type: user }]

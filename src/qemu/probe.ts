@@ -38,7 +38,7 @@ export function probeArgv(binary: string): string[] {
 }
 
 /** Runs the probe and returns the binary's capabilities. */
-export async function probeQemu(runner: ProcessRunner, binary: string, timeoutMs = 20_000): Promise<QemuCaps> {
+export async function probeQemu(runner: ProcessRunner, binary: string, timeoutMs = 60_000): Promise<QemuCaps> {
   const input = SCRIPT.map((c) => JSON.stringify(c)).join('\n') + '\n';
   let res;
   try {
@@ -52,7 +52,8 @@ export async function probeQemu(runner: ProcessRunner, binary: string, timeoutMs
     if (bad >= 0 && bad < CORE.length) {
       throw new QemuProbeError('HOST_QEMU_PROBE', `QEMU binary ${binary} refused ${SCRIPT[bad]!.execute}: ${JSON.stringify(replies[bad]!['error'])}`, { context: { binary, command: SCRIPT[bad]!.execute } });
     }
-    throw new QemuProbeError('HOST_QEMU_PROBE', `QEMU binary ${binary} answered ${replies.length} of ${SCRIPT.length} capability queries (exit ${res.code ?? res.signal})`, { context: { binary, stderr: res.stderr.slice(0, 2000) } });
+    const killed = res.signal === 'SIGKILL' ? ` (killed after ${timeoutMs} ms)` : '';
+    throw new QemuProbeError('HOST_QEMU_PROBE', `QEMU binary ${binary} answered ${replies.length} of ${SCRIPT.length} capability queries (exit ${res.code ?? res.signal}${killed})`, { context: { binary, stderr: res.stderr.slice(0, 2000) } });
   }
   const caps = toCaps(binary, replies.map((r) => r['return']));
   caps.sandbox = 'return' in (replies[CORE.length + PROPERTY_DEVICES.length] ?? {});

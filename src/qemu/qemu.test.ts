@@ -9,7 +9,7 @@ import { cacheFile, checkCommandArgs, indexSchema, loadQemuCaps, probeQemu, Qemu
 const QEMU = '/usr/bin/qemu-system-x86_64';
 const skip = existsSync(QEMU) ? false : 'qemu-system-x86_64 is not installed';
 
-test('probe and cache: a second load is served from the cache, a changed binary is probed again', { skip, timeout: 60_000 }, async (t) => {
+test('probe and cache: a second load is served from the cache, a changed binary is probed again', { skip, timeout: 240_000 }, async (t) => {
   const dir = mkdtempSync('/tmp/warden-plan-caps-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   let probes = 0;

@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { run, type Io } from '../index.js';
+import { gatherFacts, loadSpecFile } from './validate.js';
 
 const skip = existsSync('/usr/bin/qemu-system-x86_64') && spawnSync('qemu-img', ['--version']).status === 0 ? false : 'QEMU or qemu-img missing';
 
@@ -60,6 +61,14 @@ test('warden plan / validate on a real spec', { skip, timeout: 60_000 }, async (
     const io = capture();
     assert.equal(await run(['validate', shared, '--cache-dir', join(dir, 'cache')], io), 2);
     assert.match(io.stderr, /shared\.yaml:4:23: disks\[0\]\.image: .*root\.qcow2 is opened read-write here and also used by disks\[1\]\.image/);
+  });
+
+  await t.test('gathered facts carry every capability the planner checks against', async () => {
+    const facts = await gatherFacts(await loadSpecFile(spec), { qemu: '/usr/bin/qemu-system-x86_64', stateDir: join(dir, 'state'), cacheDir: join(dir, 'cache'), uid: 200001, gid: 200001, kvm: false });
+    assert.equal(facts.qemu.sandbox, true);
+    assert.ok(facts.qemu.deviceProps?.['virtio-blk-pci']?.includes('drive'));
+    assert.ok(facts.qemu.schema !== undefined && !('cached' in facts.qemu));
+    assert.equal(facts.chains['root']?.layers[0]?.path, join(dir, 'root.qcow2'));
   });
 
   await t.test('a missing spec file is a clean exit 2', async () => {
