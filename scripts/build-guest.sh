@@ -106,8 +106,11 @@ if [ -n "${http:-}" ]; then
   echo "warden guest $(hostname)" > /www/index.html
   httpd -p "$http" -h /www
 fi
-# The power button (ACPI, as QMP system_powerdown presses it) powers off cleanly.
-acpid -c /etc/acpi -l /dev/null
+# The power button (ACPI, as QMP system_powerdown presses it) powers off cleanly. The
+# ready line waits until acpid holds the input devices, so no press after it is lost.
+acpid -f -c /etc/acpi -l /dev/null &
+n=0
+while [ $n -lt 40 ] && ! ls -l /proc/$!/fd 2>/dev/null | grep -q /dev/input/event; do n=$((n + 1)); sleep 0.05; done
 echo WARDEN-GUEST-READY
 if [ -n "${ping:-}" ]; then
   (
