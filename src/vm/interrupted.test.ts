@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openManager } from './open.js';
@@ -77,4 +77,28 @@ test('a manager killed with a TAP on a bridge in place: reconcile removes the TA
     assert.equal(rec.lastExit?.reason, 'interrupted');
     assert.deepEqual(leftovers(name, env.stateRoot, taps), [], `nothing left after dying before ${step}`);
   }
+});
+
+test('two starts of one VM at once: exactly one wins, the other is refused and changes nothing', { timeout: 60_000 }, async (t) => {
+  if (!root) return t.skip('needs root: the jailer switches uids and creates cgroups');
+  const env = testEnv();
+  const m = openManager({ stateDir: env.stateRoot });
+  t.after(async () => { for (const n of await m.store.list()) await m.kill(n).catch(() => undefined); env.cleanup(); });
+  const name = 'wdv-race';
+  await m.create(env.specFile({ name }));
+  const start = (): Promise<{ code: number | null; out: string }> => new Promise((resolve) => {
+    const c = spawn(process.execPath, [BIN, 'start', name, '--state-dir', env.stateRoot, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+    c.on('exit', (code) => resolve({ code, out }));
+  });
+  const results = await Promise.all([start(), start()]);
+  const won = results.filter((r) => r.code === 0);
+  const lost = results.filter((r) => r.code !== 0);
+  assert.equal(won.length, 1, JSON.stringify(results));
+  assert.match(lost[0]!.out, /"code": "(VM_BUSY|VM_INVALID_STATE)"/);
+  const rec = await m.reconcile(name, true);
+  assert.equal(rec.phase, 'running');
+  await m.kill(name);
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
 });

@@ -59,6 +59,16 @@ test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paus
   assert.equal(await run(['qmp', name, 'query-status', ...sd], io = capture()), 0, 'the VM still runs after detaching');
   assert.equal((JSON.parse(io.stdout) as { status: string }).status, 'running');
 
+  // restart: a graceful stop, then a new QEMU process.
+  assert.equal(await run(['inspect', name, '--json', ...sd], io = capture()), 0);
+  const pidBefore = (JSON.parse(io.stdout) as { run: { qemu: { pid: number } } }).run.qemu.pid;
+  assert.equal(await run(['restart', name, ...sd], io = capture()), 0, io.stderr);
+  assert.match(io.stderr, /guest powered off \(ACPI\)/);
+  assert.equal(await run(['inspect', name, '--json', ...sd], io = capture()), 0);
+  const restarted = JSON.parse(io.stdout) as { phase: string; run: { qemu: { pid: number } } };
+  assert.equal(restarted.phase, 'running');
+  assert.notEqual(restarted.run.qemu.pid, pidBefore, 'a new QEMU process');
+
   // A paused guest cannot answer the power button: stop falls back to quit after the timeout.
   assert.equal(await run(['pause', name, ...sd], io = capture()), 0);
   assert.equal(await run(['stop', name, '--timeout', '1', ...sd], io = capture()), 0, io.stderr);
