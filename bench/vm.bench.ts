@@ -7,12 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Benchmark, BenchRow } from './lib.js';
-import { openManager, repoRoot } from '../src/vm/index.js';
-import { testEnv } from '../src/vm/testing.js';
-import { DirectLauncher } from '../src/vm/direct.js';
-import { OpenFds } from '../src/vm/fds.js';
-import { realBackends } from '../src/vm/backends.js';
-import type { PlanView } from '../src/vm/ports.js';
+import { DirectLauncher, OpenFds, openManager, realBackends, repoRoot, testEnv, type PlanView } from '../src/vm/index.js';
 
 const RUNS = 5;
 

@@ -14,3 +14,7 @@ export { terminalProgress } from './progress.js';
 export { findTestGuest, ensureTestGuest, GUEST_READY_LINE, repoRoot, type TestGuest } from './guest.js';
 export { realBackends, jailerConfig } from './backends.js';
 export { runDemo } from './demo.js';
+export { DirectLauncher } from './direct.js';
+export { OpenFds } from './fds.js';
+export type { Backends, PlanView } from './ports.js';
+export { testEnv, waitForText, leftovers, type TestEnv } from './testing.js';

@@ -4,8 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { run, type Io } from '../index.js';
-import { GUEST_READY_LINE, repoRoot } from '../../vm/index.js';
-import { leftovers, testEnv, waitForText } from '../../vm/testing.js';
+import { GUEST_READY_LINE, leftovers, repoRoot, testEnv, waitForText } from '../../vm/index.js';
 
 function capture(): Io & { stdout: string; stderr: string } {
   const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } };
