@@ -48,7 +48,11 @@ test('run, ready line, seen from outside fully confined, pause/resume in QMP, gr
   assert.equal(view.noNewPrivs, true);
   assert.equal(view.seccomp, 2);
   for (const ns of ['mnt', 'pid', 'net']) assert.ok(view.ownNamespaces.includes(ns), `own ${ns} namespace (has ${view.ownNamespaces.join(',')})`);
-  const plan = JSON.parse(readFileSync(join(m.store.paths(name).dir, 'plan.json'), 'utf8')) as { fds: Array<{ path?: string }> };
+  const plan = JSON.parse(readFileSync(join(m.store.paths(name).dir, 'plan.json'), 'utf8')) as {
+    fds: Array<{ path?: string }>; jail: { identity: { uid: number } }; manifest: Array<{ kind: string; resource: string }>;
+  };
+  assert.equal(plan.jail.identity.uid, view.uid, 'the stored plan names the leased uid');
+  assert.deepEqual(plan.manifest.filter((e) => e.kind === 'uid').map((e) => e.resource), [`${view.uid}:${view.gid}`]);
   const passed = new Set([...plan.fds.flatMap((f) => (f.path === undefined ? [] : [f.path])), m.store.paths(name).qemuLog]);
   const jailDev = new Set(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom']);
   const stray = hostPathsOpen(view).filter((p) => !passed.has(p) && !p.startsWith('/usr/') && !jailDev.has(p));

@@ -62,9 +62,22 @@ const plan: Step<StartCtx> = {
     const p = c.paths;
     c.plan = await c.d.backends.plan({ spec: c.rec.spec, chains: c.chains, kvmUsable: c.kvmUsable,
       paths: { stateDir: p.dir, qmpSocket: p.qmpSocket, serialSocket: p.serialSocket, serialLog: p.serialLog, uefiVars: p.uefiVars, vncSocket: p.vncSocket } });
-    writeFileSync(join(p.dir, 'plan.json'), `${JSON.stringify(c.plan, null, 2)}\n`);
+    writePlan(c);
   },
 };
+
+/**
+ * plan.json: the plan as it ran. The planner states the identity as a fact, but the uid is
+ * leased at launch; once known, the stored plan says the real one.
+ */
+function writePlan(c: StartCtx, uid?: number, gid?: number): void {
+  let plan = c.plan!;
+  if (uid !== undefined && gid !== undefined) {
+    plan = { ...plan, jail: { ...plan.jail, identity: { uid, gid } },
+      manifest: plan.manifest.map((e) => (e.kind === 'uid' ? { ...e, resource: `${uid}:${gid}`, note: `${e.note ?? ''}; leased at launch`.replace(/^; /, '') } : e)) };
+  }
+  writeFileSync(join(c.paths.dir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
+}
 
 /** Under the store-wide lock: no other live VM may hold a layer we write, or write a layer we hold. */
 const claim: Step<StartCtx> = {
@@ -132,6 +145,7 @@ const jail: Step<StartCtx> = {
     // QEMU holds its copies now; ours must go before anyone connects (our listener would accept).
     await c.fds.close(false);
     await recordRun(c, spec.name);
+    writePlan(c, c.launched.uid, c.launched.gid);
   },
 };
 
