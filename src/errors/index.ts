@@ -76,6 +76,8 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['VM_INVALID_STATE', 4, 409],
   ['VM_NOT_FOUND', 5, 404],
   ['VM_EXISTS', 4, 409],
+  ['VM_DISK_IN_USE', 4, 409],
+  ['VM_BUSY', 4, 409],
   ['JAIL_INVALID_SPEC', 2, 400],
   ['HOST_', 6, 503],
   ['NET_', 6, 503],
