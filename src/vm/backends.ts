@@ -29,6 +29,11 @@ export interface RealBackendOptions {
   jail?: boolean;
   runner?: ProcessRunner;
   fs?: Fs;
+  /**
+   * The ovsdb-server socket Open vSwitch NICs are plumbed through (ovs-vsctl --db=unix:PATH);
+   * default $WARDEN_OVS_DB, else ovs-vsctl's own default (the system daemon's db.sock).
+   */
+  ovsDb?: string | undefined;
 }
 
 function firmware(): Facts['firmware'] | undefined {
@@ -38,12 +43,14 @@ function firmware(): Facts['firmware'] | undefined {
   return undefined;
 }
 
-function netPort(runner: ProcessRunner): NetPort {
+function netPort(runner: ProcessRunner, ovsDb: string | undefined): NetPort {
   const native = loadNative();
   const openDevice = (path: string): number => openSync(path, C.O_RDWR) // Node opens every fd close-on-exec;
   return {
     async apply(_vm, actions, record) {
-      const applied = await applyHostActions(actions, { runner, native, openDevice, journal: (log: UndoLog) => record(log) });
+      // The db socket is recorded into each OVS undo entry, so any later process undoes against the same ovsdb.
+      const applied = await applyHostActions(actions, { runner, native, openDevice, ...(ovsDb === undefined ? {} : { ovsDb }),
+        journal: (log: UndoLog) => record(log) });
       await record(applied.undo);
       return applied.fds;
     },
@@ -90,7 +97,7 @@ export function realBackends(o: RealBackendOptions): Backends {
       return buildPlan(input.spec as unknown as Spec, facts);
     },
     jail: useJail ? new JailerLauncher(config, fs) : new DirectLauncher(),
-    net: netPort(runner),
+    net: netPort(runner, o.ovsDb ?? (process.env['WARDEN_OVS_DB'] || undefined)),
     qmpConnect,
   };
 }
