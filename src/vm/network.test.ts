@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openManager } from './open.js';
-import { leftovers, testEnv, waitForText } from './testing.js';
+import { leftovers, planTaps, testEnv, waitForText } from './testing.js';
 
 test('two jailed VMs on a Linux bridge ping each other through TAP fds; stopping them removes the TAPs', { timeout: 150_000 }, async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root for bridges, TAPs and the jailer');
@@ -30,10 +29,7 @@ test('two jailed VMs on a Linux bridge ping each other through TAP fds; stopping
   await m.create(env.specFile({ name: 'wdv-net-b', networks: net, disk: overlay('b'), cmdline: 'warden.ip=10.77.0.2/24 warden.ping=10.77.0.1' }));
   await m.start('wdv-net-a');
   await m.start('wdv-net-b');
-  const taps = ['wdv-net-a', 'wdv-net-b'].flatMap((n) => {
-    const plan = JSON.parse(readFileSync(join(m.store.paths(n).dir, 'plan.json'), 'utf8')) as { hostActions: Array<{ kind: string; ifname?: string }> };
-    return plan.hostActions.flatMap((a) => (a.kind === 'tap' && a.ifname ? [a.ifname] : []));
-  });
+  const taps = ['wdv-net-a', 'wdv-net-b'].flatMap((n) => planTaps(m.store.paths(n).dir));
   assert.equal(taps.length, 2);
   const log = await waitForText(m.store.paths('wdv-net-b').serialLog, 'WARDEN-PING-', 90_000);
   assert.match(log, /WARDEN-PING-OK 10\.77\.0\.1/);

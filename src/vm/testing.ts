@@ -69,6 +69,12 @@ export async function waitForText(file: string, text: string, timeoutMs: number)
   }
 }
 
+/** The host TAP names VM `name`'s stored plan.json asks for (its `tap` host actions). */
+export function planTaps(vmDir: string): string[] {
+  const plan = JSON.parse(readFileSync(join(vmDir, 'plan.json'), 'utf8')) as { hostActions: Array<{ kind: string; ifname?: string }> };
+  return plan.hostActions.flatMap((a) => (a.kind === 'tap' && a.ifname ? [a.ifname] : []));
+}
+
 /** Everything of VM `name` that could outlive it on the host; empty when it left nothing. */
 export function leftovers(name: string, stateRoot: string, ifnames: readonly string[] = []): string[] {
   const found: string[] = [];

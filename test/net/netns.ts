@@ -51,14 +51,18 @@ export function netnsName(tag: string): string {
 
 /**
  * Calls `<module>.<fn>(args)` in a fresh node process inside `ns` and returns its result;
- * `target` is `fn` (in scenarios.js) or `module#fn` (module.js beside this file). An
- * exception in the child is rethrown here with its code and context.
+ * `target` is `fn` (in scenarios.js), `module#fn` (module.js beside this file) or
+ * `/absolute/path.js#fn` (a scenario module elsewhere, e.g. src/vm's). An
+ * exception in the child is rethrown here with its code and context. `keepMounts` enters
+ * only the netns (nsenter) instead of `ip netns exec`, whose fresh /sys lacks the host's
+ * cgroup mounts (the jailer needs them); /sys/class/net then still shows the host's links.
  */
-export function inNetns<T>(ns: string, target: string, args: unknown, timeoutMs = 120_000): Promise<T> {
+export function inNetns<T>(ns: string, target: string, args: unknown, timeoutMs = 120_000, o: { keepMounts?: boolean } = {}): Promise<T> {
   const [mod, fn] = target.includes('#') ? target.split('#') as [string, string] : ['scenarios', target];
-  const modPath = fileURLToPath(new URL(`./${mod}.js`, import.meta.url));
+  const modPath = mod.startsWith('/') ? mod : fileURLToPath(new URL(`./${mod}.js`, import.meta.url));
+  const enter = o.keepMounts === true ? ['nsenter', `--net=/run/netns/${ns}`, '--'] : ['ip', 'netns', 'exec', ns];
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CHILD, modPath, fn, JSON.stringify(args)],
+    const child = spawn(enter[0]!, [...enter.slice(1), process.execPath, CHILD, modPath, fn, JSON.stringify(args)],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';

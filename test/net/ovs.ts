@@ -40,9 +40,12 @@ function stop(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** Starts the daemons in `ns` and creates the OVS bridge `bridge` (datapath_type=netdev); returns the db socket path. */
-export function startPrivateOvs(t: Cleanups, ns: string, bridge: string): { db: string; dir: string } {
-  const dir = mkdtempSync('/tmp/warden-net-');
+/**
+ * Starts the daemons in `ns` and creates the OVS bridge `bridge` (datapath_type=netdev); returns
+ * the db socket path. Their files go in a fresh `${tmpPrefix}XXXXXX` directory.
+ */
+export function startPrivateOvs(t: Cleanups, ns: string, bridge: string, tmpPrefix = '/tmp/warden-net-'): { db: string; dir: string } {
+  const dir = mkdtempSync(tmpPrefix);
   t.after(() => stop(dir));
   const env = ['env', `OVS_RUNDIR=${dir}`, `OVS_LOGDIR=${dir}`, `OVS_DBDIR=${dir}`];
   const db = join(dir, 'db.sock');

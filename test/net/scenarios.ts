@@ -149,7 +149,7 @@ export function ovsPorts(db: string, bridge: string): string[] {
 }
 
 /** A value read back with `ovs-vsctl get`: bare when it needs no quoting, else a JSON-style quoted string. */
-function ovsGet(db: string, ...args: string[]): string {
+export function ovsGet(db: string, ...args: string[]): string {
   const v = sh(['ovs-vsctl', `--db=unix:${db}`, 'get', ...args]);
   return v.startsWith('"') ? JSON.parse(v) as string : v;
 }
