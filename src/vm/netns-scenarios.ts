@@ -9,8 +9,10 @@ import type { VmManager } from './manager.js';
 
 export interface ScenarioArgs {
   stateRoot: string;
-  /** The private ovsdb-server socket (the backends' ovsDb option; WARDEN_OVS_DB would do too). */
+  /** The private ovsdb-server socket, given as the backends' ovsDb option ... */
   ovsDb?: string;
+  /** ... or, when true, through $WARDEN_OVS_DB instead. */
+  ovsDbViaEnv?: boolean;
 }
 
 export interface StartedVm {
@@ -27,6 +29,10 @@ export interface ScenarioError {
 }
 
 function manager(a: ScenarioArgs): VmManager {
+  if (a.ovsDbViaEnv === true && a.ovsDb !== undefined) {
+    process.env['WARDEN_OVS_DB'] = a.ovsDb;
+    return openManager({ stateDir: a.stateRoot });
+  }
   return openManager({ stateDir: a.stateRoot, ...(a.ovsDb === undefined ? {} : { backends: { ovsDb: a.ovsDb } }) });
 }
 
