@@ -109,6 +109,8 @@ test('two warden VMs on an Open vSwitch bridge (userspace datapath, VLAN tag) pi
   const pinger = vms[1]!;
   await waitForText(pinger.serialLog, 'WARDEN-PING-', 240_000);
   assert.match(await waitForText(pinger.serialLog, 'WARDEN-PING-OK 10.78.0.1', 5_000), /WARDEN-PING-OK 10\.78\.0\.1/);
+  // A graceful stop needs each guest's ACPI listener, up once it printed its ready line.
+  for (const v of vms) await waitForText(v.serialLog, 'WARDEN-GUEST-READY', 120_000);
   assert.deepEqual(await w.run('stopAll', { names }, 300_000), ['stopped', 'stopped']);
   assert.deepEqual(w.ports(), [], 'ovs-vsctl list-ports is empty after stop');
   assert.deepEqual(w.links().filter((l) => taps.includes(l)), [], 'no TAP remains');
