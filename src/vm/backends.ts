@@ -23,7 +23,7 @@ import type { Backends, NetPort, PlanInput, PlanView, QmpConn } from './ports.js
 export interface RealBackendOptions {
   stateRoot: string;
   qemu?: string;
-  /** Overrides of the jailer's configuration (state dirs default to under the state root). */
+  /** Overrides of the jailer's configuration (its lease and runtime dirs are host-wide by default, see jailerConfig). */
   jailer?: Partial<JailerConfig>;
   /** Use the jailer (default: when running as root). */
   jail?: boolean;
