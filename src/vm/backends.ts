@@ -12,7 +12,7 @@ import { buildPlan, type Facts } from '../plan/index.js';
 import { loadQemuCaps } from '../qemu/index.js';
 import { parseSpec, resolveSpecPaths, type Spec } from '../spec/index.js';
 import type { JailerConfig } from '../jail/index.js';
-import { applyHostActions, parseUndoLog, undoHostActions, type UndoLog } from '../net/index.js';
+import { applyHostActions, closeHostFds, parseUndoLog, undoHostActions, type UndoLog } from '../net/index.js';
 import { QmpClient } from '../qmp/index.js';
 import { NodeFs, NodeProcessRunner, loadNative, type Fs, type ProcessRunner } from '../sys/index.js';
 import { detectKvm } from './accel.js';
@@ -44,7 +44,13 @@ function netPort(runner: ProcessRunner): NetPort {
   return {
     async apply(_vm, actions, record) {
       const applied = await applyHostActions(actions, { runner, native, openDevice, journal: (log: UndoLog) => record(log) });
-      await record(applied.undo);
+      try {
+        await record(applied.undo);
+      } catch (err) {
+        // Nobody else holds these yet: closing them lets the non-persistent TAPs vanish; the journalled log undoes the rest.
+        closeHostFds(applied.fds, native);
+        throw err;
+      }
       return applied.fds;
     },
     async undo(log) {
