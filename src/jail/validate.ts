@@ -169,7 +169,8 @@ const LANDLOCK_MAX_PATHS = 64;
 
 /** Counts the lists as argv.ts builds them (the jailer's own /dev nodes and the devices are added): over the helper's bound it would only say "called wrongly". */
 function checkLandlockCount(issues: Issues, spec: JailSpec): void {
-  const { readOnly, readWrite } = spec.landlock!;
+  if (!isObj(spec.landlock)) return;
+  const { readOnly, readWrite } = spec.landlock;
   if (!Array.isArray(readOnly) || !Array.isArray(readWrite)) return;
   const rw = new Set([...readWrite, '/dev/null', '/dev/zero', '/dev/full', ...(Array.isArray(spec.devices) ? spec.devices : [])]);
   const ro = new Set([...readOnly, '/dev/random', '/dev/urandom'].filter((p) => !rw.has(p)));
