@@ -78,6 +78,7 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['VM_EXISTS', 4, 409],
   ['VM_DISK_IN_USE', 4, 409],
   ['VM_BUSY', 4, 409],
+  ['VM_BAD_NAME', 2, 400],
   ['JAIL_INVALID_SPEC', 2, 400],
   ['HOST_', 6, 503],
   ['NET_', 6, 503],

@@ -22,6 +22,12 @@ function spec(over: Partial<JailSpec> = {}): JailSpec {
 
 const paths = (s: JailSpec): string[] => checkJailSpec(s, config).map((i) => i.path);
 
+test('Landlock lists longer than the exec helper takes are refused by validation, not by the helper', () => {
+  const many = (n: number): string[] => Array.from({ length: n }, (_, i) => `/srv/p${i}`);
+  assert.deepEqual(paths(spec({ landlock: { readOnly: many(62), readWrite: many(61).map((p) => `${p}w`) } })), []);
+  assert.deepEqual(paths(spec({ landlock: { readOnly: many(63), readWrite: many(62).map((p) => `${p}w`) } })), ['landlock.readOnly', 'landlock.readWrite']);
+});
+
 test('a well-formed spec has no issues', () => {
   assert.deepEqual(checkJailSpec(spec(), config), []);
   assert.deepEqual(checkJailSpec(spec({ identity: { lease: true } }), config), []);

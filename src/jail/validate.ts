@@ -159,6 +159,22 @@ export function checkJailSpec(spec: JailSpec, config: JailerConfig): JailSpecIss
       if (!Array.isArray(list)) issues.push({ path: `landlock.${key}`, message: 'must be an array of paths' });
       else list.forEach((p, i) => checkPath(issues, `landlock.${key}[${i}]`, p));
     }
+    checkLandlockCount(issues, spec);
   }
   return issues;
+}
+
+/** The exec helper takes at most this many paths per Landlock list (MAX_ITEMS in native/warden-exec.c). */
+const LANDLOCK_MAX_PATHS = 64;
+
+/** Counts the lists as argv.ts builds them (the jailer's own /dev nodes and the devices are added): over the helper's bound it would only say "called wrongly". */
+function checkLandlockCount(issues: Issues, spec: JailSpec): void {
+  if (!isObj(spec.landlock)) return;
+  const { readOnly, readWrite } = spec.landlock;
+  if (!Array.isArray(readOnly) || !Array.isArray(readWrite)) return;
+  const rw = new Set([...readWrite, '/dev/null', '/dev/zero', '/dev/full', ...(Array.isArray(spec.devices) ? spec.devices : [])]);
+  const ro = new Set([...readOnly, '/dev/random', '/dev/urandom'].filter((p) => !rw.has(p)));
+  for (const [key, n] of [['readOnly', ro.size], ['readWrite', rw.size]] as const) {
+    if (n > LANDLOCK_MAX_PATHS) issues.push({ path: `landlock.${key}`, message: `holds ${n} paths with the jailer's own, at most ${LANDLOCK_MAX_PATHS} are supported` });
+  }
 }

@@ -109,7 +109,7 @@ async function startPlanned(t: TestContext, plan: Plan): Promise<Started> {
   child.stderr!.on('data', (d) => { stderr += d.toString(); });
   t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
   close(); // QEMU holds its own copies now, like after the jailer's exec.
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
   child.on('exit', () => clearTimeout(timer));
   const early = new Promise<never>((_, rej) => child.on('exit', (c, s) => rej(new Error(`QEMU exited (${c ?? s}): ${stderr}`))));
   early.catch(() => {});
@@ -133,7 +133,7 @@ async function startJailed(t: TestContext, plan: Plan, dir: string): Promise<Sta
   let handle;
   try { handle = await launchJail(plan.jail, { fds: byName, config, stdio: { stderr: errFd } }); } finally { closeSync(errFd); close(); }
   const h = handle;
-  const timer = setTimeout(() => h.kill('SIGKILL'), 30_000);
+  const timer = setTimeout(() => h.kill('SIGKILL'), 90_000);
   const early = h.wait({ pollMs: 20 }).then((e): never => { throw new Error(`jailed QEMU exited (${JSON.stringify(e)}): ${readFileSync(errFile, 'utf8')}`); });
   early.catch(() => {});
   return { early, pid: h.pid, done: async () => { await h.wait({ pollMs: 20 }); clearTimeout(timer); await teardownJail(plan.jail.name, config); } };
@@ -142,11 +142,12 @@ async function startJailed(t: TestContext, plan: Plan, dir: string): Promise<Sta
 /** Lets OVMF run: its boot manager writes to the serial console, which QEMU logs into the fdset file. */
 async function expectFirmwareOnSerialLog(early: Promise<never>, qmpPath: string, log: string): Promise<void> {
   await Promise.race([early, qmp(qmpPath, ['cont'])]);
-  for (let i = 0; i < 150; i++) {
+  // OVMF under TCG takes a few seconds alone, many more on a loaded 2-core host.
+  for (let i = 0; i < 600; i++) {
     if (readFileSync(log, 'utf8').includes('BdsDxe')) return;
     await Promise.race([early, new Promise((r) => setTimeout(r, 100))]);
   }
-  assert.fail(`no firmware output in ${log} after 15 s: ${JSON.stringify(readFileSync(log, 'utf8').slice(0, 200))}`);
+  assert.fail(`no firmware output in ${log} after 60 s: ${JSON.stringify(readFileSync(log, 'utf8').slice(0, 200))}`);
 }
 
 /**
@@ -218,7 +219,7 @@ async function runCase(t: TestContext, caps: QemuCaps, dir: string, yaml: string
   return plan;
 }
 
-test('planned argv starts for real and shows the planned chains', { skip, timeout: 120_000 }, async (t) => {
+test('planned argv starts for real and shows the planned chains', { skip, timeout: 300_000 }, async (t) => {
   const dir = mkdtempSync('/tmp/warden-plan-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const caps = await loadQemuCaps({ runner: new NodeProcessRunner(), fs: new NodeFs(), stat: (p) => fsp.stat(p), cacheDir: join(dir, 'cache') }, QEMU);
@@ -282,7 +283,7 @@ networks:
 });
 
 test('a planned VM runs inside the real jail: planned uid, empty or host netns, fds by name, UEFI output in the log', {
-  skip: skip || (process.getuid?.() !== 0 ? 'the jailer needs root' : false) || (existsSync('/usr/bin/bwrap') ? false : 'bwrap missing'), timeout: 120_000,
+  skip: skip || (process.getuid?.() !== 0 ? 'the jailer needs root' : false) || (existsSync('/usr/bin/bwrap') ? false : 'bwrap missing'), timeout: 300_000,
 }, async (t) => {
   const dir = mkdtempSync('/tmp/warden-plan-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -16,6 +16,15 @@ async function setup(t: { after: (fn: () => Promise<void>) => void }, options: F
 const code = (c: string) => (e: unknown) => e instanceof QmpError && e.code === c;
 const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
+/** Waits for a condition the peer reaches asynchronously (a fixed sleep flakes on a loaded host). */
+async function until(cond: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 test('negotiates oob when offered and correlates replies by id, not by order', async (t) => {
   const peer = await setup(t, { capabilities: ['oob'] });
   const held: Array<() => void> = [];
@@ -25,7 +34,7 @@ test('negotiates oob when offered and correlates replies by id, not by order', a
   assert.deepEqual(peer.received[0]?.arguments, { enable: ['oob'] });
   assert.deepEqual(client.capabilities, ['oob']);
   const calls = [1, 2, 3].map((n) => client.executeUntyped('x', { n }));
-  await new Promise((r) => setTimeout(r, 20));
+  await until(() => held.length === 3, 'the peer holds all three commands');
   held.reverse().forEach((f) => f());
   assert.deepEqual(await Promise.all(calls), [{ name: 1 }, { name: 2 }, { name: 3 }]);
 });
@@ -136,6 +145,7 @@ test('a peer that never answers: the timeout fires, nothing stays pending, the l
     e.code === 'QMP_TIMEOUT' && e.command === 'stop' && e.context['timeoutMs'] === 30);
   assert.equal(client.pendingCount, 0);
   assert.equal(timers(), before, 'no timer left behind');
+  await until(() => silent.length === 1, 'the peer has received the stop');
   silent.forEach((f) => f());
   assert.deepEqual(await client.executeUntyped('query-status'), { ok: 'query-status' });
   assert.deepEqual(warnings.map((w) => w.kind), ['late-reply']);
@@ -146,8 +156,7 @@ test('a peer that never greets: connect fails with QMP_CONNECT within its budget
   const peer = await setup(t, { greet: false });
   await assert.rejects(QmpClient.connect({ path: peer.path }, { timeoutMs: 50 }), (e: QmpError) =>
     e.code === 'QMP_CONNECT' && /no greeting/.test(e.message) && e.suggestions.length > 0);
-  await new Promise((r) => setTimeout(r, 20));
-  assert.ok(peer.connections[0]?.socket.destroyed || peer.connections[0]?.socket.readableEnded, 'the client closed its end');
+  await until(() => peer.connections[0]?.socket.destroyed === true || peer.connections[0]?.socket.readableEnded === true, 'the peer sees the client close its end');
 });
 
 test('connecting to a path where nothing listens fails with QMP_CONNECT naming the path', async (t) => {

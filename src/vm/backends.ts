@@ -12,7 +12,7 @@ import { buildPlan, type Facts } from '../plan/index.js';
 import { loadQemuCaps } from '../qemu/index.js';
 import { parseSpec, resolveSpecPaths, type Spec } from '../spec/index.js';
 import type { JailerConfig } from '../jail/index.js';
-import { applyHostActions, parseUndoLog, undoHostActions, type UndoLog } from '../net/index.js';
+import { applyHostActions, closeHostFds, parseUndoLog, undoHostActions, type UndoLog } from '../net/index.js';
 import { QmpClient } from '../qmp/index.js';
 import { NodeFs, NodeProcessRunner, loadNative, type Fs, type ProcessRunner } from '../sys/index.js';
 import { detectKvm } from './accel.js';
@@ -23,7 +23,7 @@ import type { Backends, NetPort, PlanInput, PlanView, QmpConn } from './ports.js
 export interface RealBackendOptions {
   stateRoot: string;
   qemu?: string;
-  /** Overrides of the jailer's configuration (state dirs default to under the state root). */
+  /** Overrides of the jailer's configuration (its lease and runtime dirs are host-wide by default, see jailerConfig). */
   jailer?: Partial<JailerConfig>;
   /** Use the jailer (default: when running as root). */
   jail?: boolean;
@@ -51,7 +51,13 @@ function netPort(runner: ProcessRunner, ovsDb: string | undefined): NetPort {
       // The db socket is recorded into each OVS undo entry, so any later process undoes against the same ovsdb.
       const applied = await applyHostActions(actions, { runner, native, openDevice, ...(ovsDb === undefined ? {} : { ovsDb }),
         journal: (log: UndoLog) => record(log) });
-      await record(applied.undo);
+      try {
+        await record(applied.undo);
+      } catch (err) {
+        // Nobody else holds these yet: closing them lets the non-persistent TAPs vanish; the journalled log undoes the rest.
+        closeHostFds(applied.fds, native);
+        throw err;
+      }
       return applied.fds;
     },
     async undo(log) {

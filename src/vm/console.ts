@@ -22,15 +22,20 @@ export function attachConsole(vm: string, socketPath: string, io: ConsoleIo): Pr
     const sock = createConnection({ path: socketPath });
     const raw = io.input.isTTY === true && typeof io.input.setRawMode === 'function';
     let ended: 'detached' | 'input-ended' | 'closed' | undefined;
-    const finish = (why: 'detached' | 'input-ended' | 'closed'): void => {
-      if (ended !== undefined) return;
-      ended = why;
+    let connected = false;
+    /** Gives the terminal back as it was (raw mode off, our listeners gone), whichever way the console ended. */
+    const release = (): void => {
       io.input.removeListener('data', onInput);
       io.input.removeListener('end', onEnd);
-      if (raw) io.input.setRawMode!(false);
+      if (raw && connected) io.input.setRawMode!(false);
       io.input.pause();
       sock.end();
       sock.destroy();
+    };
+    const finish = (why: 'detached' | 'input-ended' | 'closed'): void => {
+      if (ended !== undefined) return;
+      ended = why;
+      release();
       resolve(why);
     };
     const onInput = (chunk: Buffer | string): void => {
@@ -45,6 +50,7 @@ export function attachConsole(vm: string, socketPath: string, io: ConsoleIo): Pr
     };
     const onEnd = (): void => finish('input-ended');
     sock.once('connect', () => {
+      connected = true;
       if (raw) io.input.setRawMode!(true);
       io.input.on('data', onInput);
       io.input.on('end', onEnd);
@@ -55,6 +61,7 @@ export function attachConsole(vm: string, socketPath: string, io: ConsoleIo): Pr
     sock.on('error', (cause) => {
       if (ended !== undefined) return;
       ended = 'closed';
+      release(); // an error after the connect (a reset) must not leave the terminal raw
       reject(new VmError('VM_IO', `attaching to the console of VM ${vm} failed`, { context: { vm, socket: socketPath }, cause }));
     });
   });

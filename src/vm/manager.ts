@@ -152,8 +152,9 @@ export class VmManager {
           context: { vm: name, undo: rec.undo, warnings: rec.warnings ?? [] }, suggestions: ['see the warnings in: warden inspect ' + name],
         });
       }
+      // Removed while the lock is held: released first, a concurrent start could run QEMU in a directory about to go.
+      await this.store.remove(name);
     });
-    await this.store.remove(name);
   }
 
   /** Runs one QMP command on a running VM and returns QEMU's reply. */

@@ -30,6 +30,8 @@ test('create, read, write and list VMs; a second create of the same name is VM_E
   assert.deepEqual(readdirSync(store.paths('wdv-a').dir), ['vm.json']);
   await store.remove('wdv-a');
   await assert.rejects(store.read('wdv-a'), (e) => isVmError(e, 'VM_NOT_FOUND') && /warden list/.test(e.suggestions.join()));
+  // A verb that read the record just before a concurrent delete gets the typed error, not a raw ENOENT.
+  await assert.rejects(store.lock('wdv-a', 'start'), (e) => isVmError(e, 'VM_NOT_FOUND'));
 });
 
 test('bad names and corrupt records are refused with their own codes', async (t) => {

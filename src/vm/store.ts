@@ -144,7 +144,13 @@ export class StateStore {
 
   /** Takes the VM's operation lock; VM_BUSY when a live process holds it, a dead holder's lock is taken over. */
   async lock(name: string, op: string): Promise<Lock> {
-    return this.takeLock(this.paths(name).lock, `VM ${name}`, op, 0);
+    try {
+      return await this.takeLock(this.paths(name).lock, `VM ${name}`, op, 0);
+    } catch (err) {
+      // The directory went away between a read and the lock: a concurrent delete won.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') await this.read(name);
+      throw err;
+    }
   }
 
   /** The store-wide lock, held briefly around cross-VM checks (disk claims); waits up to `waitMs`. */

@@ -2,6 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type Io } from '../index.js';
 import { GUEST_READY_LINE, leftovers, repoRoot, testEnv, waitForText } from '../../vm/index.js';
@@ -10,6 +12,16 @@ function capture(): Io & { stdout: string; stderr: string } {
   const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } };
   return io;
 }
+
+test('a VM name that cannot be one is a usage error (exit 2), for every verb that takes a name', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-review-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const argv of [['start', '../etc'], ['inspect', 'Bad Name'], ['delete', 'x'.repeat(64)]]) {
+    const io = capture();
+    assert.equal(await run([...argv, '--state-dir', dir], io), 2, `${argv.join(' ')}: ${io.stderr}`);
+    assert.match(io.stderr, /is not valid/);
+  }
+});
 
 test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paused guest', { timeout: 120_000 }, async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root: the jailer switches uids and creates cgroups');
