@@ -47,9 +47,10 @@ function netPort(runner: ProcessRunner, ovsDb: string | undefined): NetPort {
   const native = loadNative();
   const openDevice = (path: string): number => openSync(path, C.O_RDWR) // Node opens every fd close-on-exec;
   return {
-    async apply(_vm, actions, record) {
-      // The db socket is recorded into each OVS undo entry, so any later process undoes against the same ovsdb.
-      const applied = await applyHostActions(actions, { runner, native, openDevice, ...(ovsDb === undefined ? {} : { ovsDb }),
+    async apply(vm, actions, record) {
+      // The db socket is recorded into each OVS undo entry, so any later process undoes against the same ovsdb;
+      // the VM name becomes each created device's owner alias, so cleanup by VM finds them.
+      const applied = await applyHostActions(actions, { runner, native, openDevice, vm, ...(ovsDb === undefined ? {} : { ovsDb }),
         journal: (log: UndoLog) => record(log) });
       try {
         await record(applied.undo);

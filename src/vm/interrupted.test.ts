@@ -5,14 +5,20 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openManager } from './open.js';
 import { repoRoot } from './guest.js';
+import { netSkipReason, nsRun } from '../../test/net/netns.js';
+import { netnsWorld } from './netns-world.js';
 import { leftovers, testEnv } from './testing.js';
 
 const root = process.getuid?.() === 0;
 const BIN = join(repoRoot(), 'dist', 'src', 'cli', 'bin.js');
 
-/** `warden start NAME` in a child process that SIGKILLs itself just before `step`. */
-function startAndDie(stateRoot: string, name: string, step: string): { signal: string | null; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, 'start', name, '--state-dir', stateRoot], {
+/**
+ * `warden start NAME` in a child process that SIGKILLs itself just before `step`; `enter`
+ * prefixes the command (nsenter into a test netns; nsenter execs, so the signal is the CLI's).
+ */
+function startAndDie(stateRoot: string, name: string, step: string, enter: string[] = []): { signal: string | null; stderr: string } {
+  const argv = [...enter, process.execPath, BIN, 'start', name, '--state-dir', stateRoot];
+  const r = spawnSync(argv[0]!, argv.slice(1), {
     env: { ...process.env, WARDEN_TEST_DIE_BEFORE: step }, encoding: 'utf8', timeout: 60_000,
   });
   return { signal: r.signal, stderr: r.stderr };
@@ -53,29 +59,23 @@ test('the manager killed before each start step: the next command reconciles and
   }
 });
 
-test('a manager killed with a TAP on a bridge in place: reconcile removes the TAP', { timeout: 120_000 }, async (t) => {
-  if (!root) return t.skip('needs root for bridges, TAPs and the jailer');
-  const bridge = `wdvbr${process.pid % 10000}`;
-  const add = spawnSync('ip', ['link', 'add', bridge, 'type', 'bridge'], { encoding: 'utf8' });
-  if (add.status !== 0) return t.skip(`cannot create a bridge here: ${add.stderr.trim()}`);
-  const env = testEnv();
-  const m = openManager({ stateDir: env.stateRoot });
-  t.after(async () => {
-    for (const n of await m.store.list()) await m.kill(n).catch(() => undefined);
-    spawnSync('ip', ['link', 'delete', bridge]);
-    env.cleanup();
-  });
+test('a manager killed with a TAP on a bridge in place (in a test netns): reconcile removes the TAP', { skip: root ? netSkipReason() : 'needs root for bridges, TAPs and the jailer', timeout: 300_000 }, async (t) => {
+  // The bridge, the TAPs and every warden command live in a netns this test made.
+  const w = netnsWorld(t, `wdfi1${process.pid}`, 'warden-netfix-');
+  const bridge = 'wdfbr1';
+  nsRun(w.ns, ['ip', 'link', 'add', bridge, 'type', 'bridge']);
   for (const step of ['jail', 'cont']) {
-    const name = `wdv-tap-${step}`;
-    await m.create(env.specFile({ name, networks: [{ name: 'n0', type: 'bridge', bridge }] }));
-    const r = startAndDie(env.stateRoot, name, step);
+    const name = `wdf-tap-${step}`;
+    await openManager({ stateDir: w.env.stateRoot }).create(w.env.specFile({ name, networks: [{ name: 'n0', type: 'bridge', bridge }] }));
+    const r = startAndDie(w.env.stateRoot, name, step, ['nsenter', `--net=/run/netns/${w.ns}`, '--']);
     assert.equal(r.signal, 'SIGKILL', r.stderr);
-    const taps = tapNames(env.stateRoot, name);
+    const taps = tapNames(w.env.stateRoot, name);
     assert.equal(taps.length, 1, 'the plan has one TAP');
-    if (step === 'cont') assert.ok(leftovers(name, env.stateRoot, taps).some((l) => l.startsWith('link:')), 'QEMU holds the TAP until reconcile');
-    const rec = await m.reconcile(name);
-    assert.equal(rec.lastExit?.reason, 'interrupted');
-    assert.deepEqual(leftovers(name, env.stateRoot, taps), [], `nothing left after dying before ${step}`);
+    if (step === 'cont') assert.ok(w.links().includes(taps[0]!), 'QEMU holds the TAP until reconcile');
+    const rec = (await w.run<Array<{ name: string; phase: string; reason?: string }>>('listVms', {}, 120_000)).find((v) => v.name === name);
+    assert.equal(rec?.reason, 'interrupted', JSON.stringify(rec));
+    assert.deepEqual(leftovers(name, w.env.stateRoot), [], `nothing left after dying before ${step}`);
+    assert.deepEqual(w.links().filter((l) => taps.includes(l)), [], `no TAP left after dying before ${step}`);
   }
 });
 
