@@ -80,6 +80,8 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['VM_BUSY', 4, 409],
   ['VM_BAD_NAME', 2, 400],
   ['JAIL_INVALID_SPEC', 2, 400],
+  ['JAIL_BUSY', 4, 409],
+  ['QMP_COMMAND_FAILED', 1, 422],
   ['HOST_', 6, 503],
   ['NET_', 6, 503],
   ['JAIL_', 6, 500],
