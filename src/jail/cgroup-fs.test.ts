@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeFs, nodeClock } from '../sys/index.js';
 import { planCgroup } from './cgroup-plan.js';
-import { cgroupPids, createCgroup, detectCgroupLayout, killCgroup, removeCgroup } from './cgroup-fs.js';
+import { cgroupPids, createCgroup, detectCgroupLayout, killCgroup, removeCgroup, removeEmptyParents } from './cgroup-fs.js';
 import { JailError } from './errors.js';
 
 /** A fake v1 tree under a temp root: the Fs port prefixes every path, so the code runs unchanged. */
@@ -79,4 +79,29 @@ test('no usable hierarchy is a JAIL_CGROUP_SETUP error naming the mount table', 
   const { root, fs } = fakeTree(t);
   writeFileSync(join(root, 'proc/self/mounts'), 'proc /proc proc rw 0 0\n');
   await assert.rejects(detectCgroupLayout(fs, '/proc/self/mounts'), (e: JailError) => e.code === 'JAIL_CGROUP_SETUP' && /\/proc\/self\/mounts/.test(e.message));
+});
+
+test('the parent cgroup goes with its last jail, stays while another jail is in it, and comes back on demand', async (t) => {
+  const { root, fs } = fakeTree(t);
+  const layout = await detectCgroupLayout(fs, '/proc/self/mounts');
+  const a = planCgroup(layout, 'warden', { name: 'a' }, []);
+  const b = planCgroup(layout, 'warden', { name: 'b' }, []);
+  mkdirSync(join(root, a.leaves[0]!), { recursive: true });
+  mkdirSync(join(root, b.leaves[0]!), { recursive: true });
+  rmSync(join(root, a.leaves[0]!), { recursive: true });
+  await removeEmptyParents(fs, a.leaves);
+  assert.ok(existsSync(join(root, 'cg/memory/warden')), 'jail b still lives under the parent');
+  rmSync(join(root, b.leaves[0]!), { recursive: true });
+  await removeEmptyParents(fs, b.leaves);
+  assert.ok(!existsSync(join(root, 'cg/memory/warden')), 'the last jail took the parent with it');
+  // A launch whose parent vanished between its two mkdirs makes it again.
+  const c = planCgroup(layout, 'warden', { name: 'c', pids: 5 }, []);
+  const mkdirParentsThenVanish: typeof fs.mkdir = async (path, options) => {
+    await NodeFs.prototype.mkdir.call(fs, path, options);
+    if (options?.recursive === true && path.endsWith('/warden') && !vanished) { vanished = true; rmSync(join(root, path), { recursive: true }); }
+  };
+  let vanished = false;
+  await createCgroup(Object.assign(Object.create(fs) as NodeFs, { mkdir: mkdirParentsThenVanish }), c);
+  assert.ok(vanished, 'the parent really vanished in between');
+  assert.equal(readFileSync(join(root, 'cg/pids/warden/c/pids.max'), 'utf8'), '5');
 });

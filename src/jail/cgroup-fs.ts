@@ -1,4 +1,5 @@
 /** @module jail/cgroup-fs: the imperative side of cgroups over the Fs port: detect, create with limits, list, kill, remove. */
+import { dirname } from 'node:path';
 import type { Clock, Fs } from '../sys/index.js';
 import { JailError } from './errors.js';
 import { parseCgroupLayout, type CgroupLayout, type CgroupPlan } from './cgroup-plan.js';
@@ -31,7 +32,12 @@ export async function createCgroup(fs: Fs, plan: CgroupPlan): Promise<void> {
     for (const step of plan.steps) {
       if (step.op === 'mkdir') {
         if (step.parents) { await fs.mkdir(step.path, { recursive: true }); continue; }
-        await fs.mkdir(step.path);
+        // A teardown elsewhere may remove the (empty) parent between the two mkdirs: make it again once.
+        await fs.mkdir(step.path).catch(async (e: unknown) => {
+          if (errno(e) !== 'ENOENT') throw e;
+          await fs.mkdir(dirname(step.path), { recursive: true });
+          await fs.mkdir(step.path);
+        });
         created.push(step.path);
       } else {
         if (step.ifExists === true && !(await fs.exists(step.path))) continue;
@@ -86,4 +92,13 @@ export async function removeCgroup(fs: Fs, leaves: string[], clock: Clock): Prom
       }
     }
   }
+}
+
+/**
+ * Removes the jails' parent cgroups when they hold no jail any more (the kernel refuses
+ * to remove a cgroup with children or tasks, so a live jail's parent stays), so the host
+ * is left as it was once the last jail is gone. Launch makes the parent again on demand.
+ */
+export async function removeEmptyParents(fs: Fs, leaves: readonly string[]): Promise<void> {
+  for (const parent of new Set(leaves.map((l) => dirname(l)))) await fs.rmdir(parent).catch(() => undefined);
 }

@@ -13,7 +13,7 @@ export interface JailerConfig {
   allowedGroups: number[];
   /** Device nodes a spec may list; anything else is refused. */
   allowedDevices: string[];
-  /** Jail cgroups are created as <hierarchy>/<cgroupParent>/<name>; the parent is shared and never removed. */
+  /** Jail cgroups are created as <hierarchy>/<cgroupParent>/<name>; the parent is made on demand and removed with its last jail. */
   cgroupParent: string;
   /** Which cgroup version to use: 'auto' picks v2 when it carries memory and pids, else v1. */
   cgroupVersion: 'auto' | 1 | 2;

@@ -8,7 +8,7 @@ import { JailError } from './errors.js';
 import { validateJailSpec } from './validate-host.js';
 import { buildJailArgv } from './argv.js';
 import { missingControllers, planCgroup, type CgroupPlan } from './cgroup-plan.js';
-import { cgroupPids, createCgroup, detectCgroupLayout, killCgroup, nodeSignaller, removeCgroup } from './cgroup-fs.js';
+import { cgroupPids, createCgroup, detectCgroupLayout, killCgroup, nodeSignaller, removeCgroup, removeEmptyParents } from './cgroup-fs.js';
 import { checkTools, deviceNumbers, orderedFds } from './host-facts.js';
 import { LeaseStore, type JailRecord } from './lease-store.js';
 import { chainFds, spawnChain, waitForStart, type SpawnedJail, type StdioTarget } from './spawn.js';
@@ -53,6 +53,7 @@ async function undoLaunch(fs: Fs, store: LeaseStore, record: JailRecord, cgroupC
   if (cgroupCreated) {
     await killCgroup(fs, record.cgroupLeaves, nodeSignaller, nodeClock).catch(() => undefined);
     await removeCgroup(fs, record.cgroupLeaves, nodeClock).catch(() => undefined);
+    await removeEmptyParents(fs, record.cgroupLeaves);
   }
   if (record.ownedRuntimeDir !== undefined) rmSync(record.ownedRuntimeDir, { recursive: true, force: true });
   await store.release(record.name);

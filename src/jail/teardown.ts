@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { NodeFs, nodeClock, type Fs } from '../sys/index.js';
 import type { JailerConfig } from './config.js';
 import { cgroupLeaves } from './cgroup-plan.js';
-import { cgroupPids, detectCgroupLayout, killCgroup, nodeSignaller, removeCgroup } from './cgroup-fs.js';
+import { cgroupPids, detectCgroupLayout, killCgroup, nodeSignaller, removeCgroup, removeEmptyParents } from './cgroup-fs.js';
 import { LeaseStore } from './lease-store.js';
 import { isAlive } from './procfs.js';
 import { readJailExit, type JailExit } from './status.js';
@@ -39,6 +39,7 @@ export async function teardownJail(name: string, config: JailerConfig, fs: Fs = 
   }
   await killCgroup(fs, present, nodeSignaller, nodeClock);
   await removeCgroup(fs, present, nodeClock);
+  await removeEmptyParents(fs, leaves);
   if (record?.ownedRuntimeDir !== undefined) rmSync(record.ownedRuntimeDir, { recursive: true, force: true });
   if (record !== undefined) await store.release(name);
   return { name, found: record !== undefined || present.length > 0, killed: [...new Set(killed)], removedCgroups: present, ...(exit === undefined ? {} : { exit }) };
