@@ -7,6 +7,8 @@ export interface WardenErrorOptions {
   context?: ErrorContext;
   cause?: unknown;
   suggestions?: string[];
+  /** The process exit status this error asks for, overriding the code table (e.g. a jailed program's own status). */
+  exitCode?: number;
 }
 
 /**
@@ -18,6 +20,7 @@ export class WardenError extends Error {
   readonly code: string;
   readonly context: ErrorContext;
   readonly suggestions: string[];
+  readonly exitCode: number | undefined;
 
   constructor(code: string, message: string, options: WardenErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -25,6 +28,7 @@ export class WardenError extends Error {
     this.code = code;
     this.context = options.context ?? {};
     this.suggestions = options.suggestions ?? [];
+    this.exitCode = options.exitCode;
   }
 
   /** A JSON-safe view: {code, message, context, suggestions, cause}. */
@@ -90,6 +94,7 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
 ];
 
 export function exitCodeFor(err: unknown): number {
+  if (err instanceof WardenError && err.exitCode !== undefined) return err.exitCode;
   const code = err instanceof WardenError ? err.code : undefined;
   if (code === undefined) return 1;
   for (const [prefix, exit] of EXIT_BY_PREFIX) if (code.startsWith(prefix)) return exit;

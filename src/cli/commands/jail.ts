@@ -74,7 +74,7 @@ async function runForeground(io: Io, spec: JailSpec, fds: Map<string, number>, c
   }
   if (json) printJson(io, { name: spec.name, pid: handle.pid, uid: handle.uid, exit });
   if (exit.exitCode !== 0) {
-    throw new JailError('JAIL_PROGRAM_FAILED', `the program in jail "${spec.name}" ${describeExit(exit)}`, { context: { jail: spec.name, exit } });
+    throw new JailError('JAIL_PROGRAM_FAILED', `the program in jail "${spec.name}" ${describeExit(exit)}`, { context: { jail: spec.name, exit }, ...(exit.exitCode === null ? {} : { exitCode: exit.exitCode }) });
   }
 }
 
