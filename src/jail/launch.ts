@@ -67,9 +67,15 @@ async function startChain(spec: JailSpec, options: LaunchOptions, record: JailRe
   const groups = 'groups' in spec.identity ? spec.identity.groups ?? [] : [];
   const argv = buildJailArgv(spec, { uid: record.uid, gid: record.gid, groups, helperPath: config.helperPath,
     setprivPath: config.setprivPath, bwrapPath: config.bwrapPath, cgroupProcs, ...fds, landlockRequired: config.landlockRequired });
-  const statusFd = openSync(record.statusFile, 'w', 0o600);
   const wantStderr = options.stdio?.stderr ?? 'ignore';
   const stderr = wantStderr === 'ignore' ? openSync('/dev/null', 'w') : wantStderr;
+  let statusFd: number;
+  try {
+    statusFd = openSync(record.statusFile, 'w', 0o600);
+  } catch (err) {
+    if (wantStderr === 'ignore') closeSync(stderr);
+    throw err;
+  }
   try {
     const child = spawnChain(argv, { stdin: options.stdio?.stdin ?? 'ignore', stdout: options.stdio?.stdout ?? 'ignore', stderr }, userFds, statusFd);
     return await waitForStart(child, record.statusFile, spec.name, options.startTimeoutMs ?? 10000);
