@@ -4,11 +4,14 @@
  * unlinks a socket's bound path when its server closes, so the final path must not be the
  * bound one). Every fd is closed again once the jailed program holds its copy.
  */
-import { closeSync, constants as C, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, constants as C, fstatSync, openSync, renameSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { VmError } from './errors.js';
 import type { OpenFlag, PlannedFdView } from './ports.js';
+
+/** Which file a path named when it was probed. */
+export interface FileId { dev: number; ino: number }
 
 const FLAG: Record<OpenFlag, number> = {
   O_RDONLY: C.O_RDONLY, O_WRONLY: C.O_WRONLY, O_RDWR: C.O_RDWR, O_DIRECT: C.O_DIRECT ?? 0,
@@ -26,9 +29,14 @@ export class OpenFds {
   private readonly servers: Server[] = [];
   private readonly owned: number[] = [];
 
-  async openAll(fds: readonly PlannedFdView[], vm: string): Promise<void> {
+  /**
+   * Opens every planned file and socket. `probed` maps an image layer's path to the file
+   * the prober read: the file opened must be that one (same device and inode), so a layer
+   * swapped between probe and open is refused rather than handed to QEMU unchecked.
+   */
+  async openAll(fds: readonly PlannedFdView[], vm: string, probed: ReadonlyMap<string, FileId> = new Map()): Promise<void> {
     for (const fd of fds) {
-      if (fd.kind === 'file') this.add(fd.name, this.openFile(fd, vm));
+      if (fd.kind === 'file') this.add(fd.name, this.checkSame(this.openFile(fd, vm), fd.path, probed.get(fd.path), vm));
       else if (fd.kind === 'unix-listen') this.add(fd.name, await this.listen(fd.path, vm));
     }
   }
@@ -37,6 +45,15 @@ export class OpenFds {
   adopt(name: string, fd: number): void {
     this.byName.set(name, fd);
     this.owned.push(fd);
+  }
+
+  private checkSame(n: number, path: string, want: FileId | undefined, vm: string): number {
+    if (want === undefined) return n;
+    const st = fstatSync(n);
+    if (st.dev === want.dev && st.ino === want.ino) return n;
+    throw new VmError('VM_START_FAILED', `${path} is not the file that was probed for VM ${vm} (device:inode ${st.dev}:${st.ino}, probed ${want.dev}:${want.ino})`, {
+      context: { vm, path, opened: { dev: st.dev, ino: st.ino }, probed: want }, suggestions: ['something replaced the image while the VM was starting; start it again'],
+    });
   }
 
   private add(name: string, fd: number): void {

@@ -122,7 +122,8 @@ const open: Step<StartCtx> = {
   async run(c) {
     const sockets = c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
     await recordUndo(c, { step: 'sockets', data: { paths: sockets } });
-    await c.fds.openAll(c.plan!.fds, c.rec.name);
+    const probed = new Map(Object.values(c.chains).flatMap((ch) => ch.layers.map((l) => [l.path, { dev: l.dev, ino: l.ino }] as const)));
+    await c.fds.openAll(c.plan!.fds, c.rec.name, probed);
     const missing = c.plan!.fds.filter((f) => !c.fds.byName.has(f.name));
     if (missing.length > 0) throw new VmError('VM_START_FAILED', `no fd for ${missing.map((f) => f.name).join(', ')} of VM ${c.rec.name}`, { context: { vm: c.rec.name } });
   },
