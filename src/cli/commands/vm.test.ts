@@ -88,6 +88,10 @@ test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paus
   const after = JSON.parse(io.stdout) as { phase: string; lastExit: { reason: string } };
   assert.deepEqual([after.phase, after.lastExit.reason], ['stopped', 'stopped']);
   assert.equal(await run(['logs', name, ...sd], io = capture()), 0);
+  assert.equal(await run(['logs', name, '--json', ...sd], io = capture()), 0);
+  const chunks = io.stdout.trim().split('\n').map((l) => JSON.parse(l) as { vm: string; offset: number; text: string });
+  assert.equal(chunks[0]?.vm, name);
+  assert.match(chunks.map((c) => c.text).join(''), /WARDEN-GUEST-READY/, 'the serial log as JSON lines');
   assert.deepEqual(leftovers(name, env.stateRoot), []);
   assert.equal(await run(['delete', name, ...sd], io = capture()), 0);
   assert.equal(await run(['list', ...sd], io = capture()), 0);

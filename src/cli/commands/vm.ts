@@ -1,4 +1,5 @@
 /** @module cli/commands/vm: the VM lifecycle verbs (run, create, start, stop, kill, pause, resume, restart, list, inspect, console, logs, delete, qmp). */
+import { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { WardenError } from '../../errors/index.js';
 import { DETACH_KEY_NAME, attachConsole, runDemo, followLog, formatInspection, formatTable, inspectRecord, openManager, summarize, type VmManager } from '../../vm/index.js';
@@ -97,12 +98,26 @@ function views(program: Command, io: Io): void {
     .action(async (name: string, o: StateOpt) => consoleOf(io, manager(io, o, true), name));
   withState(program.command('logs').description('print the serial console log').argument('<name>'))
     .option('-f, --follow', 'keep printing while the VM runs')
-    .action(async (name: string, o: StateOpt & { follow?: boolean }) => {
+    .option('--json', 'print JSON lines {vm, offset, text} instead of the raw bytes')
+    .action(async (name: string, o: StateOpt & { follow?: boolean; json?: boolean }) => {
       const m = manager(io, o, true);
       await m.store.read(name);
-      await followLog(m.store.paths(name).serialLog, process.stdout, { follow: o.follow === true,
+      const out = o.json === true ? jsonLogLines(io, name) : process.stdout;
+      await followLog(m.store.paths(name).serialLog, out, { follow: o.follow === true,
         until: async () => { const r = await m.reconcile(name); return r.phase !== 'running' && r.phase !== 'paused'; } });
     });
+}
+
+/** A stream that prints each chunk of the serial log as one JSON line, with the log offset it starts at. */
+function jsonLogLines(io: Io, vm: string): NodeJS.WritableStream {
+  let offset = 0;
+  return new Writable({
+    write(chunk: Buffer, _enc, done) {
+      io.out(JSON.stringify({ vm, offset, text: chunk.toString('utf8') }));
+      offset += chunk.length;
+      done();
+    },
+  });
 }
 
 /**
