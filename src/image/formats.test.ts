@@ -5,9 +5,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { probeImage, walkChain, ImageError, MAX_HEADER_BYTES, type ImageFormat } from './index.js';
 import { bochsImage, cloopImage, dmgImage, isoImage } from './fixtures.js';
-import { assertMatchesQemu, createRetrying, qemuChain, qemuImg, qemuInfo, tempDir } from './testing.js';
+import { assertMatchesQemu, createRetrying, LUKS_SECRET, luksCreateOptions, qemuChain, qemuImg, qemuInfo, tempDir } from './testing.js';
 
-const SECRET = ['--object', 'secret,id=s0,data=warden'];
+const SECRET = LUKS_SECRET;
 
 /** [file, qemu-img create arguments (X = the file)] for every format and variant qemu-img 7.2 creates. */
 const CREATED: Array<[string, string[]]> = [
@@ -29,8 +29,8 @@ const CREATED: Array<[string, string[]]> = [
   ['a.vhdx', ['-f', 'vhdx', 'X', '11M']],
   ['b.vhdx', ['-f', 'vhdx', '-o', 'block_size=8M,log_size=2M', 'X', '1G']],
   ['a.par', ['-f', 'parallels', 'X', '12M']],
-  ['a.luks', [...SECRET, '-f', 'luks', '-o', 'key-secret=s0', 'X', '13M']],
-  ['enc.qcow2', [...SECRET, '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=s0', 'X', '4M']],
+  ['a.luks', [...SECRET, '-f', 'luks', '-o', luksCreateOptions(), 'X', '13M']],
+  ['enc.qcow2', [...SECRET, '-f', 'qcow2', '-o', `encrypt.format=luks,${luksCreateOptions('encrypt.')}`, 'X', '4M']],
 ];
 
 test('every format qemu-img creates: probe and forced format agree with qemu-img info', async (t) => {

@@ -97,7 +97,7 @@ export function fuzzSeeds(): Array<{ name: string; bytes: Uint8Array; format: Im
       qemuImg(['create', '-q', ...args, path, '2M'], tmp.dir);
       return { name, bytes: new Uint8Array(readFileSync(path)), format: args[1] as ImageFormat };
     });
-    seeds.push(qcow2Seed(tmp.dir, 'qcow2-enc', ['--object', 'secret,id=s0,data=warden', '-f', 'qcow2', '-o', 'encrypt.format=luks,encrypt.key-secret=s0']));
+    seeds.push(qcow2Seed(tmp.dir, 'qcow2-enc', [...LUKS_SECRET, '-f', 'qcow2', '-o', `encrypt.format=luks,${luksCreateOptions('encrypt.')}`]));
     const bitmap = qcow2Seed(tmp.dir, 'qcow2-bitmap', ['-f', 'qcow2'], (path) => qemuImg(['bitmap', '--add', path, 'b0']));
     seeds.push(bitmap);
     const built = [
@@ -121,9 +121,21 @@ function qcow2Seed(dir: string, name: string, args: string[], after?: (path: str
 }
 
 /**
- * qemu-img's LUKS key-derivation benchmark fails now and then on a loaded machine
- * ("Unable to get accurate CPU usage": a CPU-time delta of 0 ms); retry those creates.
+ * LUKS create options that keep qemu-img's key-derivation benchmark measurable.
+ * QEMU times 32,768 PBKDF2 rounds by the thread's CPU time and gives up ("Unable to get
+ * accurate CPU usage") when that reads 0 ms. With tick-based CPU accounting (4 ms ticks
+ * here) and SHA-NI, SHA-256 rounds finish in ~3 ms and about one create in four failed;
+ * SHA-512 has no such instructions and takes several ticks (0 failures in 40 creates).
+ * A 10 ms iteration target keeps each create near 2 s. `prefix` is 'encrypt.' for qcow2.
  */
+export function luksCreateOptions(prefix = ''): string {
+  return `${prefix}key-secret=s0,${prefix}hash-alg=sha512,${prefix}iter-time=10`;
+}
+
+/** The secret object that {@link luksCreateOptions} names. */
+export const LUKS_SECRET = ['--object', 'secret,id=s0,data=warden'];
+
+/** Creates with qemu-img, retrying the LUKS benchmark's rare 0 ms reading (see {@link luksCreateOptions}). */
 export function createRetrying(args: string[], cwd: string): void {
   for (let attempt = 1; ; attempt++) {
     try {
