@@ -55,3 +55,32 @@ test('a 1 MiB console flood keeps serial.log and serial.log.1 within a 64Ki logM
   await m.stop(name, { timeoutS: 30 });
   assert.deepEqual(leftovers(name, env.stateRoot), [], 'QEMU, the log writer and everything else are gone');
 });
+
+test('with its log writer killed mid-flood, QEMU gets EPIPE (it ignores SIGPIPE) and the guest runs on; stop leaves nothing', { timeout: 180_000 }, async (t) => {
+  if (!root) return t.skip('needs root: QEMU runs jailed');
+  const env = testEnv();
+  const m = openManager({ stateDir: env.stateRoot });
+  const name = 'wlp-epipe';
+  t.after(async () => {
+    await m.kill(name).catch(() => undefined);
+    env.cleanup();
+  });
+  await m.create(env.specFile({ name, cmdline: `warden.flood=${4 * FLOOD}` }));
+  await m.start(name);
+  const paths = m.store.paths(name);
+  const deadline = Date.now() + 120_000;
+  while (!readFileSync(paths.serialLog, 'latin1').includes('WARDEN-FLOOD 0123')) {
+    assert.ok(Date.now() < deadline, 'the flood did not begin');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const writers = new Set(holdersUnder(paths.dir).filter(([, p]) => p.includes('.log')).map(([pid]) => pid));
+  assert.equal(writers.size, 1);
+  process.kill([...writers][0]!, 'SIGKILL');
+  const cut = size(paths.serialLog);
+  await new Promise((r) => setTimeout(r, 2000));
+  assert.equal((await m.reconcile(name, true)).phase, 'running', 'QEMU survived writing to a pipe with no reader');
+  assert.ok(!readFileSync(paths.serialLog, 'latin1').includes('WARDEN-FLOOD-DONE'), 'the flood was cut off mid-way');
+  assert.ok(size(paths.serialLog) - cut < 128 * 1024, 'nothing but what was already in the pipe reached the log afterwards');
+  await m.stop(name, { timeoutS: 30 });
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
+});
