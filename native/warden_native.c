@@ -1,5 +1,5 @@
 /* warden_native: the few syscalls Node lacks. TAP fds (TUNSETIFF), fds over unix
- * sockets (SCM_RIGHTS), socketpair. Every fd returned is O_CLOEXEC; the caller passes
+ * sockets (SCM_RIGHTS), socketpair, pipe. Every fd returned is O_CLOEXEC; the caller passes
  * it on explicitly (spawn stdio) or closes it. Errors throw with the errno name as code. */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -183,6 +183,18 @@ static napi_value socket_pair(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* pipe() -> [readFd, writeFd]: both O_CLOEXEC (a write-only end, as QEMU's fdsets want for a log). */
+static napi_value make_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) < 0) return throw_errno(env, "pipe2", errno);
+  napi_value arr, a, b;
+  napi_create_array_with_length(env, 2, &arr);
+  napi_create_int32(env, p[0], &a); napi_create_int32(env, p[1], &b);
+  napi_set_element(env, arr, 0, a); napi_set_element(env, arr, 1, b);
+  return arr;
+}
+
 /* closeFd(fd): close(2); EBADF is reported. */
 static napi_value close_fd(napi_env env, napi_callback_info info) {
   size_t argc = 1; napi_value argv[1]; int32_t fd;
@@ -198,6 +210,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "sendFds", NULL, send_fds, NULL, NULL, NULL, napi_enumerable, NULL },
     { "recvFds", NULL, recv_fds, NULL, NULL, NULL, napi_enumerable, NULL },
     { "socketpair", NULL, socket_pair, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "pipe", NULL, make_pipe, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the small test and demo guest into .cache/guest/: Debian's cloud kernel and a
-# busybox-static initramfs whose /init understands warden.ip=, warden.ping= and
-# warden.http= on the kernel command line and prints WARDEN-GUEST-READY when up.
+# busybox-static initramfs whose /init understands warden.ip=, warden.ping=,
+# warden.http= and warden.flood= on the kernel command line and prints WARDEN-GUEST-READY when up.
 # Idempotent: does nothing when the cached guest matches this script and the kernel.
 # Output: .cache/guest/vmlinuz, .cache/guest/initramfs.gz, .cache/guest/kernel-version.
 set -eu
@@ -96,6 +96,7 @@ for arg in $(cat /proc/cmdline); do
     warden.gw=*) gw=${arg#warden.gw=} ;;
     warden.ping=*) ping=${arg#warden.ping=} ;;
     warden.http=*) http=${arg#warden.http=} ;;
+    warden.flood=*) flood=${arg#warden.flood=} ;;
   esac
 done
 if [ -n "${ip:-}" ]; then
@@ -121,6 +122,10 @@ if [ -n "${ping:-}" ]; then
     done
     echo "WARDEN-PING-FAIL $ping"
   ) &
+fi
+# warden.flood=BYTES: that much console output at once (for the log cap tests), then a marker.
+if [ -n "${flood:-}" ]; then
+  ( yes "WARDEN-FLOOD 0123456789abcdefghijklmnopqrstuvwxyz" | head -c "$flood"; echo; echo WARDEN-FLOOD-DONE ) &
 fi
 EOF
 

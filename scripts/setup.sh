@@ -45,6 +45,13 @@ if [ ! -f "$helper" ] || [ native/warden-exec.c -nt "$helper" ]; then
   mkdir -p native/build
   cc -static -O2 -Wall -Wextra -o "$helper" native/warden-exec.c
 fi
+# Each VM's log writer (serial console log, QEMU's stderr), capped and rotated; static for the same reason.
+logd=native/build/warden-logd
+if [ ! -f "$logd" ] || [ native/warden-logd.c -nt "$logd" ]; then
+  say "building the log writer"
+  mkdir -p native/build
+  cc -static -O2 -Wall -Wextra -o "$logd" native/warden-logd.c
+fi
 # The test and demo guest (cloud kernel + busybox initramfs), cached in .cache/guest/.
 if $quiet; then sh scripts/build-guest.sh --quiet; else sh scripts/build-guest.sh; fi
 

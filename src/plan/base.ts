@@ -46,15 +46,16 @@ export function planMachine(spec: Spec, b: PlanBuilder, accel: 'kvm' | 'tcg', ma
   if (accel === 'kvm') b.note('device', '/dev/kvm', 'rw', 'accel');
 }
 
-/** QMP and the serial console on sockets the manager listens on; the serial log as an fdset file. */
-export function planConsoles(facts: Facts, b: PlanBuilder): void {
+/** QMP and the serial console on sockets the manager listens on; the serial log through a pipe to the log writer. */
+export function planConsoles(spec: Spec, facts: Facts, b: PlanBuilder): void {
+  const cap = spec.serial.logMax;
   const qmp = b.listenFd('(base)', 'qmp', facts.paths.qmpSocket);
   b.arg('(base)', '-chardev', `socket,id=monitor,fd=${qmp},server=on,wait=off`, '-mon', 'chardev=monitor,mode=control');
   b.note('socket', facts.paths.qmpSocket, 'listen (manager)', '(base)', 'QMP monitor; QEMU gets the listening fd');
   const serial = b.listenFd('serial', 'serial', facts.paths.serialSocket);
-  const log = b.fdsetFile('serial.log', 'serial-log', facts.paths.serialLog, ['O_WRONLY', 'O_CREAT', 'O_APPEND'], 'serial-log');
+  const log = b.fdsetLog('serial.log', 'serial-log', facts.paths.serialLog, cap, 'serial-log');
   b.arg('serial', '-chardev', `socket,id=serial0,fd=${serial},server=on,wait=off,logfile=${log},logappend=on`);
   b.device('serial', { driver: 'isa-serial', chardev: 'serial0', id: 'serial0' });
   b.note('socket', facts.paths.serialSocket, 'listen (manager)', 'serial', 'serial console, attachable');
-  b.note('file', facts.paths.serialLog, 'append', 'serial.log', 'serial console log; grows with guest output: the manager caps it by truncating (QEMU writes O_APPEND)');
+  b.note('file', facts.paths.serialLog, 'append', 'serial.log', `serial console log, written by the log writer from a pipe (QEMU holds no file): rotated to serial.log.1 at ${cap} bytes (serial.logMax)`);
 }

@@ -55,6 +55,14 @@ export class PlanBuilder {
     return `/dev/fdset/${fdset}`;
   }
 
+  /** A log QEMU writes through -add-fd (a pipe to the log writer); returns "/dev/fdset/N". */
+  fdsetLog(from: string, name: string, path: string, capBytes: number, opaque: string): string {
+    const fdset = this.nextFdset++;
+    const target = this.pushFd({ kind: 'log', name, path, capBytes, fdset, from });
+    this.arg(from, '-add-fd', `fd=${target},set=${fdset},opaque=${opaque}`);
+    return `/dev/fdset/${fdset}`;
+  }
+
   listenFd(from: string, name: string, path: string): number {
     return this.pushFd({ kind: 'unix-listen', name, path, from });
   }

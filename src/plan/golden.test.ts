@@ -39,6 +39,6 @@ for (const name of cases) {
     assert.equal(plan.argvTrace.length, plan.argv.length);
     assert.deepEqual(checkJailSpec(plan.jail, defaultJailerConfig()), [], 'the jailer accepts the planned JailSpec');
     assert.deepEqual(actionIssues(plan.hostActions, spec.name), [], 'the net module accepts the planned host actions');
-    for (const f of plan.fds) if (f.kind === 'file' && f.fdset !== undefined) assert.ok(plan.argv.includes(`fd=${f.target},set=${f.fdset},opaque=${f.name}`));
+    for (const f of plan.fds) if ((f.kind === 'file' || f.kind === 'log') && f.fdset !== undefined) assert.ok(plan.argv.includes(`fd=${f.target},set=${f.fdset},opaque=${f.name}`));
   });
 }

@@ -24,7 +24,7 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   planHardening(spec, b);
   const machineProps = planFirmware(spec, facts, b);
   planMachine(spec, b, accel, machine, machineProps);
-  planConsoles(facts, b);
+  planConsoles(spec, facts, b);
   checkSharedFiles(spec, facts, b);
   planDisks(spec, facts, b, { machineKind });
   planNetworks(spec, facts, b);

@@ -24,6 +24,7 @@ export function argvLines(plan: Plan): Array<{ text: string; from: string }> {
 
 function describeFd(f: PlannedFd, plan: Plan): string {
   if (f.kind === 'file') return `file ${f.path} ${f.flags.join('|')}${f.fdset === undefined ? '' : ` (fdset ${f.fdset})`}`;
+  if (f.kind === 'log') return `pipe to the log writer, into ${f.path} (rotated at ${f.capBytes} bytes)${f.fdset === undefined ? '' : ` (fdset ${f.fdset})`}`;
   if (f.kind === 'unix-listen') return `listening unix socket ${f.path}`;
   const a = plan.hostActions[f.action];
   return `from host action ${f.action} (${a?.kind ?? '?'} ${a !== undefined && 'ifname' in a ? a.ifname : a?.nic ?? ''})`;

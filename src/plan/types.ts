@@ -46,6 +46,11 @@ interface FdBase {
 export type PlannedFd =
   /** A file the manager opens with exactly these flags; fdset set when QEMU reaches it as /dev/fdset/N. */
   | (FdBase & { kind: 'file'; path: string; flags: OpenFlag[]; fdset?: number })
+  /**
+   * The write end of a pipe whose other end the manager's log writer (warden-logd) drains
+   * into `path`, rotating it to `path`.1 at `capBytes`: QEMU never holds the log file.
+   */
+  | (FdBase & { kind: 'log'; path: string; capBytes: number; fdset?: number })
   /** A unix socket the manager creates, binds, listens on, and passes (QMP monitor, serial console). */
   | (FdBase & { kind: 'unix-listen'; path: string })
   /** An fd the net module opens while performing hostActions[action] (TAP queue, macvtap, vhost-net). */

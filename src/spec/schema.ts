@@ -4,6 +4,11 @@ import { DEVICE_NAME_RE, MAC_RE, NAME_RE, isUnicastMac, parsePercent, parseSize 
 
 const SIZE_TEXT = /^[0-9]+(Ki|Mi|Gi|Ti)?$/;
 
+/** serial.logMax: default and bounds (a cap below one pipe read would rotate on every line). */
+export const SERIAL_LOG_DEFAULT = 8 * 1024 * 1024;
+const SERIAL_LOG_MIN = 64 * 1024;
+const SERIAL_LOG_MAX = 1024 ** 3;
+
 const size = (what: string) =>
   z.union([z.int().positive(), z.string().regex(SIZE_TEXT, { message: `is not a size: write bytes or a number with Ki, Mi, Gi or Ti (e.g. 512Mi)` })])
     .describe(`${what}: bytes, or a number with Ki, Mi, Gi or Ti (e.g. 1Gi)`)
@@ -94,7 +99,13 @@ export const SpecSchema = z.strictObject({
   boot: BootSchema.optional(),
   disks: z.array(DiskSchema).max(32).default([]),
   networks: z.array(NetworkSchema).max(16).default([]),
-  serial: z.strictObject({ log: z.literal(true).default(true).describe('the serial console is always logged') }).default({ log: true }),
+  serial: z.strictObject({
+    log: z.literal(true).default(true).describe('the serial console is always logged'),
+    logMax: size('serial log size')
+      .refine((n) => n >= SERIAL_LOG_MIN && n <= SERIAL_LOG_MAX, { message: 'must be between 64Ki and 1Gi' })
+      .default(SERIAL_LOG_DEFAULT)
+      .describe('serial.log is rotated to serial.log.1 when it would grow past this (so at most twice it on disk); default 8Mi'),
+  }).default({ log: true, logMax: SERIAL_LOG_DEFAULT }),
   limits: LimitsSchema.optional(),
   rng: z.boolean().default(true).describe('a virtio-rng device fed by QEMU\'s built-in source (no host device)'),
   balloon: z.boolean().default(false).describe('a virtio-balloon device'),

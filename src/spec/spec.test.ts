@@ -93,3 +93,18 @@ test('sizes and percentages', () => {
   assert.equal(parsePercent('150%'), 150);
   assert.equal(parsePercent('0%'), null);
 });
+
+test('serial.logMax: a size with a default of 8Mi, bounded to 64Ki..1Gi with the position named', () => {
+  const base = 'apiVersion: warden/v1\nname: s\n';
+  assert.equal(parseSpec(base, 's.yaml').serial.logMax, 8 * 1024 ** 2);
+  assert.equal(parseSpec(`${base}serial: { logMax: 64Ki }\n`, 's.yaml').serial.logMax, 64 * 1024);
+  for (const [v, want] of [['1Ki', /serial\.logMax: must be between 64Ki and 1Gi/], ['2Gi', /between 64Ki and 1Gi/], ['lots', /is not a size/]] as const) {
+    assert.throws(() => parseSpec(`${base}serial:\n  logMax: ${v}\n`, 's.yaml'), (e: unknown) => {
+      assert.ok(e instanceof SpecError);
+      assert.equal(e.issues[0]?.path, 'serial.logMax');
+      assert.equal(e.issues[0]?.line, 4);
+      assert.match(e.message, want);
+      return true;
+    });
+  }
+});

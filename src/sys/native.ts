@@ -12,6 +12,8 @@ export interface NativeAddon {
   recvFds(sockFd: number, maxBytes: number): { data: Buffer; fds: number[] };
   /** An AF_UNIX stream socketpair, both ends O_CLOEXEC. */
   socketpair(): [number, number];
+  /** A pipe, [read end, write end], both O_CLOEXEC. */
+  pipe(): [number, number];
   closeFd(fd: number): void;
 }
 

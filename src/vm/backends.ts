@@ -17,6 +17,7 @@ import { QmpClient } from '../qmp/index.js';
 import { NodeFs, NodeProcessRunner, loadNative, type Fs, type ProcessRunner } from '../sys/index.js';
 import { detectKvm } from './accel.js';
 import { DirectLauncher } from './direct.js';
+import { LOGD_USER } from './logd.js';
 import { JailerLauncher, jailerConfig } from './jailer.js';
 import type { Backends, NetPort, PlanInput, PlanView, QmpConn } from './ports.js';
 
@@ -104,6 +105,7 @@ export function realBackends(o: RealBackendOptions): Backends {
       return buildPlan(input.spec as unknown as Spec, facts);
     },
     jail: useJail ? new JailerLauncher(config, fs) : new DirectLauncher(),
+    logUser: process.getuid?.() === 0 ? LOGD_USER : null,
     net: netPort(runner, o.ovsDb ?? (process.env['WARDEN_OVS_DB'] || undefined)),
     qmpConnect,
   };

@@ -2,12 +2,14 @@
  * @module vm/fds: opening the plan's fds in the manager: files with exactly the planned
  * flags, listening unix sockets bound under a temporary name and renamed into place (Node
  * unlinks a socket's bound path when its server closes, so the final path must not be the
- * bound one). Every fd is closed again once the jailed program holds its copy.
+ * bound one), logs as pipes to the log writer. Every fd is closed again once the jailed
+ * program holds its copy.
  */
 import { closeSync, constants as C, fstatSync, openSync, renameSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { VmError } from './errors.js';
+import { LogPipes } from './logd.js';
 import type { OpenFlag, PlannedFdView } from './ports.js';
 
 /** Which file a path named when it was probed. */
@@ -28,6 +30,8 @@ export class OpenFds {
   readonly socketPaths: string[] = [];
   private readonly servers: Server[] = [];
   private readonly owned: number[] = [];
+  /** Pipes to the log writer (planned 'log' fds, QEMU's stderr). */
+  readonly logs = new LogPipes();
 
   /**
    * Opens every planned file and socket. `probed` maps an image layer's path to the file
@@ -38,6 +42,7 @@ export class OpenFds {
     for (const fd of fds) {
       if (fd.kind === 'file') this.add(fd.name, this.checkSame(this.openFile(fd, vm), fd.path, probed.get(fd.path), vm));
       else if (fd.kind === 'unix-listen') this.add(fd.name, await this.listen(fd.path, vm));
+      else if (fd.kind === 'log') this.add(fd.name, this.logs.add(fd.name, fd.path, fd.capBytes, vm));
     }
   }
 
@@ -97,6 +102,7 @@ export class OpenFds {
     for (const fd of this.owned.splice(0)) {
       try { closeSync(fd); } catch { /* already closed */ }
     }
+    this.logs.close();
     await Promise.all(this.servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
     if (unlink) for (const p of this.socketPaths) rmSync(p, { force: true });
   }

@@ -74,6 +74,8 @@ export interface Backends {
   parseSpec(text: string, file: string): Record<string, unknown>;
   kvm(): Promise<{ usable: boolean; reason: string }>;
   jail: JailPort;
+  /** The user the VM's log writer runs as (root drops it to this one); null: the calling user. */
+  logUser: { uid: number; gid: number } | null;
   net: NetPort;
   qmpConnect(path: string, timeoutMs: number): Promise<QmpConn>;
 }

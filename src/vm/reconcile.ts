@@ -7,7 +7,6 @@
 import { VmError } from './errors.js';
 import { expectsProcess } from './machine.js';
 import { isAlive } from './proc.js';
-import { capLog } from './logcap.js';
 import { endRun, retryUndo, type TeardownDeps } from './teardown.js';
 import type { QmpConn } from './ports.js';
 import type { VmRecord } from './record.js';
@@ -34,7 +33,6 @@ export async function reconcileLocked(d: TeardownDeps, rec: VmRecord, deep: bool
   }
   const alive = rec.run !== undefined && (await isAlive(d.fs, rec.run.qemu));
   if (!alive || rec.phase === 'stopping') return endRun(d, rec);
-  await capLog(d.store.paths(rec.name).serialLog).catch(() => false);
   if (!deep) return rec;
   const status = await withQmp(d, rec, async (q) => ((await q.execute('query-status', undefined, 3000)) as { status: string }).status)
     .catch(() => undefined);

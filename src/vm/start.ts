@@ -4,18 +4,19 @@
  * cont. Every host change is recorded in the VM's record before it is made, so a failure
  * here, or a crash of this process, is undone by teardown from the record.
  */
-import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ImageChain } from '../image/index.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
+import { QEMU_LOG_CAP } from './logd.js';
 import { claimsFor, findConflict } from './claims.js';
 import { expectsProcess } from './machine.js';
 import { procId } from './proc.js';
 import type { Launched, PlanView, QmpConn, SpecView } from './ports.js';
 import { waitGone, type TeardownDeps } from './teardown.js';
 import type { VmPaths } from './store.js';
-import type { UndoRecord, VmRecord } from './record.js';
+import type { ProcId, UndoRecord, VmRecord } from './record.js';
 import type { Step } from './steps.js';
 
 export interface StartCtx {
@@ -30,7 +31,12 @@ export interface StartCtx {
   fds: OpenFds;
   launched?: Launched;
   qmp?: QmpConn;
+  /** The VM's log writer, once started. */
+  logd?: ProcId;
 }
+
+/** The log stream that becomes QEMU's stderr (qemu.log). */
+const QEMU_STDERR = 'qemu-stderr';
 
 /** Persists a host change before it is made (write-ahead), so another process can undo it. */
 async function recordUndo(c: StartCtx, u: UndoRecord): Promise<void> {
@@ -118,7 +124,7 @@ const network: Step<StartCtx> = {
 };
 
 const open: Step<StartCtx> = {
-  name: 'open', label: 'opening files and sockets',
+  name: 'open', label: 'opening files, sockets and logs',
   async run(c) {
     const sockets = c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
     await recordUndo(c, { step: 'sockets', data: { paths: sockets } });
@@ -126,6 +132,15 @@ const open: Step<StartCtx> = {
     await c.fds.openAll(c.plan!.fds, c.rec.name, probed);
     const missing = c.plan!.fds.filter((f) => !c.fds.byName.has(f.name));
     if (missing.length > 0) throw new VmError('VM_START_FAILED', `no fd for ${missing.map((f) => f.name).join(', ')} of VM ${c.rec.name}`, { context: { vm: c.rec.name } });
+    c.fds.logs.add(QEMU_STDERR, c.paths.qemuLog, QEMU_LOG_CAP, c.rec.name);
+    // Recorded after the spawn (its pid is not known before); the writer needs no undo to go
+    // away, it exits when the last write end closes, so the record only lets teardown wait for it.
+    const pid = await c.fds.logs.spawn(c.rec.name, c.d.backends.logUser);
+    const id = await procId(c.d.fs, pid);
+    if (id !== null) {
+      c.logd = id;
+      await recordUndo(c, { step: 'logd', data: { pid: id.pid, startTime: id.startTime } });
+    }
   },
   undo: (c) => c.fds.close(true),
 };
@@ -137,12 +152,7 @@ const jail: Step<StartCtx> = {
     await recordUndo(c, { step: 'jail', data: { jailName: spec.name } });
     const statusFile = join(c.paths.dir, 'qemu.status');
     rmSync(statusFile, { force: true });
-    const log = openSync(c.paths.qemuLog, 'a', 0o600);
-    try {
-      c.launched = await c.d.backends.jail.launch(spec, c.fds.byName, log, statusFile);
-    } finally {
-      closeSync(log);
-    }
+    c.launched = await c.d.backends.jail.launch(spec, c.fds.byName, c.fds.logs.writeEnd(QEMU_STDERR), statusFile);
     // QEMU holds its copies now; ours must go before anyone connects (our listener would accept).
     await c.fds.close(false);
     await recordRun(c, spec.name);
@@ -183,6 +193,8 @@ const qmp: Step<StartCtx> = {
 async function qemuDied(c: StartCtx, cause: unknown): Promise<VmError | null> {
   const run = c.rec.run;
   if (run === undefined || !(await waitGone(c.d.fs, run.qemu, 500))) return null;
+  await waitGone(c.d.fs, run.launcher, 2000);
+  await waitGone(c.d.fs, c.logd, 2000); // it has written all QEMU said once it exits
   const log = (() => { try { return readFileSync(c.paths.qemuLog, 'utf8').trim().split('\n'); } catch { return []; } })();
   const last = (log[log.length - 1] ?? '').replace(/^\S+Z qemu-system-\S+: /, '');
   return new VmError('VM_QEMU_DIED', `QEMU of VM ${c.rec.name} exited while starting${last ? `: ${last}` : ''}`, {

@@ -32,6 +32,13 @@ export async function waitGone(fs: Fs, id: ProcId | undefined, timeoutMs: number
   return true;
 }
 
+/** Lets the log writer finish: it exits once QEMU and its jail closed their pipe ends; killed if it does not. */
+async function endLogd(fs: Fs, id: ProcId): Promise<void> {
+  if (await waitGone(fs, id, 3000)) return;
+  signal(id.pid, 'SIGKILL');
+  await waitGone(fs, id, 2000);
+}
+
 /** Undoes recorded host changes in reverse; every record is tried even if one fails. The failed ones are returned to retry later. */
 export async function undoRecords(d: TeardownDeps, undo: readonly UndoRecord[]): Promise<{ failures: string[]; remaining: UndoRecord[] }> {
   const failures: string[] = [];
@@ -39,6 +46,7 @@ export async function undoRecords(d: TeardownDeps, undo: readonly UndoRecord[]):
   for (const u of [...undo].reverse()) {
     try {
       if (u.step === 'jail') await d.backends.jail.teardown(String(u.data['jailName']));
+      else if (u.step === 'logd') await endLogd(d.fs, { pid: Number(u.data['pid']), startTime: Number(u.data['startTime']) });
       else if (u.step === 'sockets') for (const p of u.data['paths'] as string[]) rmSync(p, { force: true });
       else if (u.step === 'net') await d.backends.net.undo(u.data['log']);
     } catch (err) {

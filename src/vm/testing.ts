@@ -18,6 +18,8 @@ export interface TestVmSpec {
   /** Path of an existing disk image (qcow2) to use instead of a fresh overlay. */
   disk?: string;
   memory?: string;
+  /** serial.logMax of the spec (default: the spec's default). */
+  serialLogMax?: string;
 }
 
 export interface TestEnv {
@@ -49,6 +51,7 @@ export function testEnv(prefix = 'warden-vm-e2e-'): TestEnv {
         boot: { kernel: guest.kernel, initrd: guest.initrd, cmdline: `${guest.cmdline}${s.cmdline ? ` ${s.cmdline}` : ''}` },
         disks: [{ name: 'root', image: s.disk ?? overlay, format: 'qcow2' }],
         networks: s.networks ?? [],
+        ...(s.serialLogMax === undefined ? {} : { serial: { logMax: s.serialLogMax } }),
       };
       const file = join(dir, `${s.name}.json`);
       writeFileSync(file, JSON.stringify(spec, null, 2));
@@ -91,12 +94,27 @@ export function leftovers(name: string, stateRoot: string, ifnames: readonly str
   const dir = join(stateRoot, 'vms', name);
   for (const f of ['qmp.sock', 'serial.sock']) if (existsSync(join(dir, f))) found.push(`socket: ${join(dir, f)}`);
   for (const ifname of ifnames) if (existsSync(`/sys/class/net/${ifname}`)) found.push(`link: ${ifname}`);
+  for (const [pid, path] of holdersUnder(dir)) found.push(`process ${pid} holds ${path}`);
   for (const fd of safeReaddir('/proc/self/fd')) {
     let target = '';
     try { target = readlinkSync(`/proc/self/fd/${fd}`); } catch { continue; }
     if (target.startsWith(stateRoot) || target.startsWith(join(stateRoot, '..'))) found.push(`fd ${fd} of this process: ${target}`);
   }
   return found;
+}
+
+/** [pid, path] of every other process holding a file under `dir` open (QEMU, the log writer ...). */
+export function holdersUnder(dir: string): Array<[number, string]> {
+  const out: Array<[number, string]> = [];
+  for (const p of safeReaddir('/proc')) {
+    if (!/^[0-9]+$/.test(p) || Number(p) === process.pid) continue;
+    for (const fd of safeReaddir(`/proc/${p}/fd`)) {
+      let target = '';
+      try { target = readlinkSync(`/proc/${p}/fd/${fd}`); } catch { continue; }
+      if (target.startsWith(`${dir}/`)) out.push([Number(p), target]);
+    }
+  }
+  return out;
 }
 
 function safeReaddir(p: string): string[] {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Fs } from '../sys/index.js';
 import { allowedActions } from './machine.js';
 import { outsideView, type OutsideView } from './outside.js';
+import { isAlive, procStatus } from './proc.js';
 import type { VmRecord } from './record.js';
 import type { StateStore } from './store.js';
 
@@ -43,6 +44,8 @@ export interface Inspection {
   protectionsOff: string[];
   lastExit: VmRecord['lastExit'] | null;
   warnings: string[];
+  /** The VM's log writer while it runs: its pid, whether it is alive, its uid. */
+  logWriter: { pid: number; alive: boolean; uid: number | null } | null;
   paths: { dir: string; serialLog: string; qmpSocket: string; serialSocket: string; qemuLog: string };
 }
 
@@ -57,9 +60,18 @@ export async function inspectRecord(fs: Fs, store: StateStore, rec: VmRecord): P
   return {
     name: rec.name, phase: rec.phase, allowedActions: allowedActions(rec.phase), specFile: rec.specFile ?? null, spec: rec.spec, plan,
     run: rec.run ?? null, process: proc, protectionsOff: rec.run?.protectionsOff ?? [], lastExit: rec.lastExit ?? null,
-    warnings: rec.warnings ?? [],
+    warnings: rec.warnings ?? [], logWriter: rec.run === undefined ? null : await logWriterOf(fs, rec),
     paths: { dir: p.dir, serialLog: p.serialLog, qmpSocket: p.qmpSocket, serialSocket: p.serialSocket, qemuLog: p.qemuLog },
   };
+}
+
+async function logWriterOf(fs: Fs, rec: VmRecord): Promise<Inspection['logWriter']> {
+  const u = (rec.undo ?? []).find((x) => x.step === 'logd');
+  if (u === undefined) return null;
+  const id = { pid: Number(u.data['pid']), startTime: Number(u.data['startTime']) };
+  const alive = await isAlive(fs, id);
+  const uid = alive ? Number((await procStatus(fs, id.pid))?.['Uid']?.split(/\s+/)[0] ?? Number.NaN) : Number.NaN;
+  return { pid: id.pid, alive, uid: Number.isFinite(uid) ? uid : null };
 }
 
 export function formatInspection(i: Inspection): string {
@@ -78,6 +90,10 @@ export function formatInspection(i: Inspection): string {
   if (i.lastExit) lines.push(`  last stopped: ${i.lastExit.reason} at ${i.lastExit.at}: ${i.lastExit.detail}`);
   for (const w of i.warnings) lines.push(`  warning: ${w}`);
   lines.push(`  serial log: ${i.paths.serialLog}`);
+  if (i.logWriter) {
+    lines.push(i.logWriter.alive ? `  log writer: pid ${i.logWriter.pid} as uid ${i.logWriter.uid ?? '?'}`
+      : `  log writer: pid ${i.logWriter.pid} is gone: the logs are no longer written until the VM restarts`);
+  }
   if (i.plan) lines.push(`  plan: ${i.plan.argv.length} QEMU arguments, ${i.plan.manifest.length} resources (--json shows them)`);
   return lines.join('\n');
 }

@@ -1,0 +1,121 @@
+/** @module vm/logd.test: the real log writer (native/warden-logd): rotation at the cap, privilege drop, lifetime bound to its pipes, failures that leave no fd. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NodeFs } from '../sys/index.js';
+import { LogPipes, LOGD_USER } from './logd.js';
+import { procId, procStatus } from './proc.js';
+import { waitGone } from './teardown.js';
+import { VmError } from './errors.js';
+
+const fs = new NodeFs();
+const isRoot = process.getuid?.() === 0;
+
+function tempDir(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-logd-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+/** Writes `data` in pieces of `piece` bytes (a guest printing line after line). */
+function writeInPieces(fd: number, data: Buffer, piece: number): void {
+  for (let at = 0; at < data.length; at += piece) writeSync(fd, data, at, Math.min(piece, data.length - at));
+}
+
+test('the writer keeps each log under its cap by rotating to .1; what is on disk is the newest output, in order', async (t) => {
+  const dir = tempDir(t);
+  const logs = new LogPipes();
+  t.after(() => logs.close());
+  const cap = 64 * 1024;
+  const w = logs.add('serial', join(dir, 'serial.log'), cap, 'wlp-rot');
+  const pid = await logs.spawn('wlp-rot', isRoot ? LOGD_USER : null);
+  const id = (await procId(fs, pid))!;
+  // 300 KiB of numbered lines, 4.7 caps' worth
+  const text = Buffer.from(Array.from({ length: 20_000 }, (_, i) => `line ${String(i).padStart(8, '0')}\n`).join(''));
+  writeInPieces(w, text, 1000);
+  logs.close(); // the last write end: the writer drains and exits
+  assert.ok(await waitGone(fs, id, 10_000), 'the writer exits at end of file');
+  const now = readFileSync(join(dir, 'serial.log'));
+  const before = readFileSync(join(dir, 'serial.log.1'));
+  assert.ok(now.length <= cap && before.length <= cap, `sizes ${now.length} and ${before.length} are within ${cap}`);
+  assert.ok(now.length > 0 && before.length > 0);
+  const kept = Buffer.concat([before, now]);
+  assert.ok(text.subarray(text.length - kept.length).equals(kept), 'serial.log.1 then serial.log is the tail of the output, nothing reordered or lost in between');
+});
+
+test('a burst longer than the cap keeps its last cap bytes', async (t) => {
+  const dir = tempDir(t);
+  const logs = new LogPipes();
+  t.after(() => logs.close());
+  const cap = 64 * 1024;
+  const w = logs.add('s', join(dir, 'a.log'), cap, 'wlp-burst');
+  const id = (await procId(fs, await logs.spawn('wlp-burst', null)))!;
+  const big = Buffer.alloc(cap * 3);
+  for (let i = 0; i < big.length; i++) big[i] = 65 + (i % 26);
+  writeSync(w, big); // larger than the pipe: the writer reads it in several chunks
+  logs.close();
+  assert.ok(await waitGone(fs, id, 10_000));
+  const now = readFileSync(join(dir, 'a.log'));
+  assert.ok(now.length <= cap);
+  assert.ok(big.subarray(big.length - now.length).equals(now));
+});
+
+test('as root the writer runs as nobody with no capabilities, no new privileges, and holds only its own fds', { skip: isRoot ? false : 'needs root (the writer drops privileges only when started by root)' }, async (t) => {
+  const dir = tempDir(t);
+  const logs = new LogPipes();
+  t.after(() => logs.close());
+  logs.add('a', join(dir, 'a.log'), 1 << 20, 'wlp-priv');
+  logs.add('b', join(dir, 'b.log'), 1 << 20, 'wlp-priv');
+  const pid = await logs.spawn('wlp-priv', LOGD_USER);
+  const id = (await procId(fs, pid))!;
+  const st = (await procStatus(fs, pid))!;
+  assert.equal(st['Uid']!.split(/\s+/)[0], String(LOGD_USER.uid));
+  assert.deepEqual(new Set(st['Uid']!.split(/\s+/)), new Set([String(LOGD_USER.uid)]), 'real, effective, saved and fs uid');
+  assert.equal(st['Groups'], '');
+  assert.equal(st['CapEff'], '0000000000000000');
+  assert.equal(st['CapPrm'], '0000000000000000');
+  assert.equal(st['NoNewPrivs'], '1');
+  // stdin, stdout, stderr and three per stream: nothing else of this process leaked into it
+  assert.deepEqual(readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  logs.close();
+  assert.ok(await waitGone(fs, id, 10_000));
+});
+
+test('the writer lives as long as any write end is open, and a writer whose reader died gets EPIPE instead of blocking', async (t) => {
+  const dir = tempDir(t);
+  const logs = new LogPipes();
+  t.after(() => logs.close());
+  const a = logs.add('a', join(dir, 'a.log'), 1 << 20, 'wlp-life');
+  const b = logs.add('b', join(dir, 'b.log'), 1 << 20, 'wlp-life');
+  const id = (await procId(fs, await logs.spawn('wlp-life', null)))!;
+  closeSync(a);
+  assert.equal(await waitGone(fs, id, 300), false, 'one stream still open: still running');
+  writeSync(b, 'still logged\n');
+  process.kill(id.pid, 'SIGKILL');
+  assert.ok(await waitGone(fs, id, 5000));
+  assert.throws(() => writeSync(b, 'x'), (e: NodeJS.ErrnoException) => e.code === 'EPIPE');
+  assert.equal(readFileSync(join(dir, 'b.log'), 'utf8'), 'still logged\n');
+  assert.equal(statSync(join(dir, 'a.log')).size, 0);
+});
+
+test('a writer that cannot start is a VM_START_FAILED naming it, and leaves no fd open', async (t) => {
+  const dir = tempDir(t);
+  const before = openFds();
+  const logs = new LogPipes();
+  logs.add('a', join(dir, 'a.log'), 1 << 20, 'wlp-bad');
+  await assert.rejects(logs.spawn('wlp-bad', null, join(dir, 'no-such-writer')), (e: unknown) => {
+    assert.ok(e instanceof VmError);
+    assert.equal(e.code, 'VM_START_FAILED');
+    assert.match(e.message, /log writer of VM wlp-bad did not start/);
+    return true;
+  });
+  logs.close();
+  assert.equal(openFds(), before);
+  // a log path that cannot be opened: same code, the path named, nothing left open
+  assert.throws(() => logs.add('b', join(dir, 'missing', 'b.log'), 1 << 20, 'wlp-bad'), /opening the log .*missing\/b\.log for VM wlp-bad failed/);
+  assert.equal(openFds(), before);
+});

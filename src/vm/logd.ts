@@ -1,0 +1,100 @@
+/**
+ * @module vm/logd: a VM's logs are written by its own log writer process (native/warden-logd),
+ * never by QEMU: QEMU gets the write end of a pipe per log (serial console, its stderr), the
+ * writer appends what arrives to the file and rotates it to FILE.1 at a cap, so a guest that
+ * prints without end cannot fill the host's disk even while no warden command runs. The
+ * writer exits by itself once every write end is closed (QEMU and its jail gone), so it
+ * cannot outlive the VM; teardown only waits for it to flush.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, constants as C, openSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadNative } from '../sys/index.js';
+import { VmError } from './errors.js';
+
+/** QEMU's own stderr (qemu.log) is rotated at this size. */
+export const QEMU_LOG_CAP = 2 * 1024 * 1024;
+
+/** The user the writer runs as when started by root: it needs nothing but the fds it is given. */
+export const LOGD_USER = { uid: 65534, gid: 65534 };
+
+/** The static writer built by scripts/setup.sh. */
+export function logdPath(): string {
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'native', 'build', 'warden-logd');
+}
+
+interface Stream { name: string; read: number; write: number; log: number; rotated: number; cap: number }
+
+/** The pipes and log files of one start; `spawn()` hands the reading side to a new writer. */
+export class LogPipes {
+  private readonly streams: Stream[] = [];
+
+  /** Opens `path` (and path.1) and a pipe; returns the pipe's write end for QEMU. */
+  add(name: string, path: string, cap: number, vm: string): number {
+    const owned: number[] = [];
+    try {
+      const open = (p: string, flags: number): number => { const fd = openSync(p, flags, 0o600); owned.push(fd); return fd; };
+      const log = open(path, C.O_RDWR | C.O_CREAT | C.O_APPEND);
+      const rotated = open(`${path}.1`, C.O_RDWR | C.O_CREAT);
+      const [read, write] = loadNative().pipe();
+      this.streams.push({ name, read, write, log, rotated, cap });
+      return write;
+    } catch (cause) {
+      for (const fd of owned) closeSync(fd);
+      throw new VmError('VM_START_FAILED', `opening the log ${path} for VM ${vm} failed`, { context: { vm, path }, cause });
+    }
+  }
+
+  /** The write end of a stream added before. */
+  writeEnd(name: string): number {
+    const s = this.streams.find((x) => x.name === name);
+    if (s === undefined) throw new Error(`no log stream ${name}`);
+    return s.write;
+  }
+
+  /**
+   * Starts the writer on every stream added so far and waits for it to report that it has
+   * dropped its privileges; the reading side is then closed here (the writer holds it).
+   * Returns the writer's pid.
+   */
+  async spawn(vm: string, user: { uid: number; gid: number } | null, path = logdPath()): Promise<number> {
+    const streams = this.streams.filter((s) => s.read >= 0);
+    const passed = streams.flatMap((s) => [s.read, s.log, s.rotated]);
+    const args = [...(user === null ? [] : ['--user', `${user.uid}:${user.gid}`]),
+      ...streams.map((s, i) => `${3 + 3 * i}:${4 + 3 * i}:${5 + 3 * i}:${s.cap}`)];
+    const child = spawn(path, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe', ...passed] });
+    const out = child.stdout!;
+    const err = child.stderr!;
+    let said = '';
+    let ready = false;
+    out.on('data', (b: Buffer) => { said += b.toString('latin1'); });
+    err.on('data', (b: Buffer) => { said += b.toString('utf8'); });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const fail = (why: string, cause?: unknown): void => reject(new VmError('VM_START_FAILED',
+          `the log writer of VM ${vm} did not start: ${why}`, { context: { vm, writer: path, args }, cause, suggestions: ['run "npm run setup" (it builds native/build/warden-logd)'] }));
+        child.once('error', (cause) => fail(String(cause.message), cause));
+        child.once('exit', (code, sig) => fail(`it exited (${sig ?? code})${said.trim() ? `: ${said.trim()}` : ''}`));
+        out.once('data', () => { ready = true; resolve(); });
+      });
+    } finally {
+      if (!ready && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      out.destroy();
+      err.destroy();
+      child.removeAllListeners('exit');
+      child.unref();
+      for (const s of streams) { closeSync(s.read); closeSync(s.log); closeSync(s.rotated); s.read = s.log = s.rotated = -1; }
+    }
+    return child.pid!;
+  }
+
+  /** Closes what this process still holds: write ends, and everything of streams never handed over. */
+  close(): void {
+    for (const s of this.streams.splice(0)) {
+      for (const fd of [s.write, s.read, s.log, s.rotated]) {
+        if (fd >= 0) { try { closeSync(fd); } catch { /* already closed */ } }
+      }
+    }
+  }
+}
