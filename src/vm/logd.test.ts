@@ -8,6 +8,7 @@ import { NodeFs } from '../sys/index.js';
 import { LogPipes, LOGD_USER } from './logd.js';
 import { procId, procStatus } from './proc.js';
 import { waitGone } from './teardown.js';
+import { waitForText } from './testing.js';
 import { VmError } from './errors.js';
 
 const fs = new NodeFs();
@@ -95,6 +96,7 @@ test('the writer lives as long as any write end is open, and a writer whose read
   closeSync(a);
   assert.equal(await waitGone(fs, id, 300), false, 'one stream still open: still running');
   writeSync(b, 'still logged\n');
+  await waitForText(join(dir, 'b.log'), 'still logged', 10_000); // written once the writer has read it
   process.kill(id.pid, 'SIGKILL');
   assert.ok(await waitGone(fs, id, 5000));
   assert.throws(() => writeSync(b, 'x'), (e: NodeJS.ErrnoException) => e.code === 'EPIPE');
