@@ -1,5 +1,5 @@
 /* warden_native: the few syscalls Node lacks. TAP fds (TUNSETIFF), fds over unix
- * sockets (SCM_RIGHTS), socketpair, pipe. Every fd returned is O_CLOEXEC; the caller passes
+ * sockets (SCM_RIGHTS), socketpair, pipe, pidfds. Every fd returned is O_CLOEXEC; the caller passes
  * it on explicitly (spawn stdio) or closes it. Errors throw with the errno name as code. */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -12,6 +12,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/syscall.h>
+#include <signal.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 
@@ -25,6 +27,7 @@ static const char *errno_code(int e) {
     case EEXIST: return "EEXIST"; case EINVAL: return "EINVAL"; case ENODEV: return "ENODEV";
     case EMFILE: return "EMFILE"; case ENOTSOCK: return "ENOTSOCK"; case EPIPE: return "EPIPE";
     case ECONNRESET: return "ECONNRESET"; case ENOTCONN: return "ENOTCONN"; case EINTR: return "EINTR";
+    case ESRCH: return "ESRCH"; case ENOSYS: return "ENOSYS";
     case E2BIG: return "E2BIG"; case EMSGSIZE: return "EMSGSIZE"; case ENAMETOOLONG: return "ENAMETOOLONG";
     default: return "EIO";
   }
@@ -195,6 +198,26 @@ static napi_value make_pipe(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* pidfdOpen(pid) -> fd: a handle on that one process, never on a later holder of its pid. */
+static napi_value pidfd_open_(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1]; int32_t pid;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !get_int(env, argv[0], &pid) || pid <= 0) { napi_throw_type_error(env, "EINVAL", "pidfdOpen(pid)"); return NULL; }
+  long fd = syscall(SYS_pidfd_open, pid, 0); /* pidfds are close-on-exec */
+  if (fd < 0) return throw_errno(env, "pidfd_open", errno);
+  napi_value r; napi_create_int32(env, (int32_t)fd, &r);
+  return r;
+}
+
+/* pidfdSignal(fd, signo): pidfd_send_signal(2). */
+static napi_value pidfd_signal(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2]; int32_t fd, sig;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || !get_int(env, argv[0], &fd) || !get_int(env, argv[1], &sig)) { napi_throw_type_error(env, "EINVAL", "pidfdSignal(fd, signo)"); return NULL; }
+  if (syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) < 0) return throw_errno(env, "pidfd_send_signal", errno);
+  return NULL;
+}
+
 /* closeFd(fd): close(2); EBADF is reported. */
 static napi_value close_fd(napi_env env, napi_callback_info info) {
   size_t argc = 1; napi_value argv[1]; int32_t fd;
@@ -211,6 +234,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "recvFds", NULL, recv_fds, NULL, NULL, NULL, napi_enumerable, NULL },
     { "socketpair", NULL, socket_pair, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pipe", NULL, make_pipe, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "pidfdOpen", NULL, pidfd_open_, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "pidfdSignal", NULL, pidfd_signal, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -14,6 +14,10 @@ export interface NativeAddon {
   socketpair(): [number, number];
   /** A pipe, [read end, write end], both O_CLOEXEC. */
   pipe(): [number, number];
+  /** A pidfd for `pid` (close-on-exec); throws code ESRCH when there is no such process. */
+  pidfdOpen(pid: number): number;
+  /** Sends signal number `signo` to the pidfd's process; throws code ESRCH once it has been reaped. */
+  pidfdSignal(fd: number, signo: number): void;
   closeFd(fd: number): void;
 }
 

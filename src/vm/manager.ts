@@ -10,7 +10,7 @@ import type { Fs } from '../sys/index.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
 import { assertAllowed, expectsProcess, type Action } from './machine.js';
-import { signal } from './proc.js';
+import { signalProc } from './proc.js';
 import { START_STEPS, type StartCtx } from './start.js';
 import { runSteps, silentProgress, type BeforeStep, type Progress, type StepRun } from './steps.js';
 import { endRun, waitGone, type TeardownDeps } from './teardown.js';
@@ -110,7 +110,7 @@ export class VmManager {
     return this.locked(name, 'kill', async (rec0) => {
       const rec: VmRecord = { ...rec0, intent: 'kill', updatedAt: this.d.now() };
       await this.store.write(rec);
-      if (rec.run) signal(rec.run.qemu.pid, 'SIGKILL');
+      if (rec.run) await signalProc(this.d.fs, rec.run.qemu, 'SIGKILL');
       await waitGone(this.d.fs, rec.run?.qemu, 5000);
       return endRun(this.d, rec, { intent: 'kill' });
     });

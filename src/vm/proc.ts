@@ -1,5 +1,6 @@
 /** @module vm/proc: facts about host processes from /proc (through the Fs port): liveness with pid-reuse safety, status fields. */
-import type { Fs } from '../sys/index.js';
+import { constants } from 'node:os';
+import { loadNative, type Fs } from '../sys/index.js';
 import type { ProcId } from './record.js';
 
 /** Fields of /proc/PID/stat after the command name, which may itself contain spaces and parentheses. */
@@ -61,13 +62,28 @@ export async function procChildren(fs: Fs, pid: number): Promise<number[]> {
   }
 }
 
-/** Sends a signal; false when the process is already gone. */
-export function signal(pid: number, sig: NodeJS.Signals): boolean {
+/**
+ * Signals the process `id` names and no other: a pidfd pins the process that holds the pid
+ * when it is opened, and the start time checked after that tells whether it is ours. So a
+ * QEMU that died and whose pid went to another process is never hit. False when gone.
+ */
+export async function signalProc(fs: Fs, id: ProcId, sig: NodeJS.Signals): Promise<boolean> {
+  const native = loadNative();
+  let fd: number;
   try {
-    process.kill(pid, sig);
+    fd = native.pidfdOpen(id.pid);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw err;
+  }
+  try {
+    if (!(await isAlive(fs, id))) return false;
+    native.pidfdSignal(fd, constants.signals[sig]);
     return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
     throw err;
+  } finally {
+    native.closeFd(fd);
   }
 }

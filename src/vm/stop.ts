@@ -1,5 +1,5 @@
 /** @module vm/stop: stopping a running VM: the ACPI power button (pressed again while waiting), then QMP quit, then SIGKILL. */
-import { signal } from './proc.js';
+import { signalProc } from './proc.js';
 import { withQmp } from './reconcile.js';
 import { endRun, waitGone, type TeardownDeps } from './teardown.js';
 import type { Progress } from './steps.js';
@@ -44,7 +44,7 @@ export async function stopRun(d: TeardownDeps, rec: VmRecord, o: StopOptions, pr
   await withQmp(d, rec, (q) => q.execute('quit', undefined, 2000)).catch(() => undefined);
   if (await waitGone(d.fs, qemu, 5000)) return endRun(d, rec, { shutdownReason: 'host-qmp-quit' });
   progress.warn('QEMU did not quit within 5 s: killing it');
-  if (qemu) signal(qemu.pid, 'SIGKILL');
+  if (qemu) await signalProc(d.fs, qemu, 'SIGKILL');
   await waitGone(d.fs, qemu, 5000);
   return endRun(d, rec, { escalated: true });
 }

@@ -7,7 +7,7 @@ import { rmSync } from 'node:fs';
 import type { Fs } from '../sys/index.js';
 import { classifyExit, sawOomKill } from './exit.js';
 import { phaseAfterExit, type ExitReason } from './machine.js';
-import { isAlive, signal } from './proc.js';
+import { isAlive, signalProc } from './proc.js';
 import type { Backends, ProgramExit } from './ports.js';
 import type { StateStore } from './store.js';
 import type { ProcId, UndoRecord, VmRecord } from './record.js';
@@ -35,7 +35,7 @@ export async function waitGone(fs: Fs, id: ProcId | undefined, timeoutMs: number
 /** Lets the log writer finish: it exits once QEMU and its jail closed their pipe ends; killed if it does not. */
 async function endLogd(fs: Fs, id: ProcId): Promise<void> {
   if (await waitGone(fs, id, 3000)) return;
-  signal(id.pid, 'SIGKILL');
+  await signalProc(fs, id, 'SIGKILL');
   await waitGone(fs, id, 2000);
 }
 
@@ -85,8 +85,7 @@ export interface EndFacts {
  */
 export async function endRun(d: TeardownDeps, rec: VmRecord, f: EndFacts = {}): Promise<VmRecord> {
   const run = rec.run;
-  if (run !== undefined && (await isAlive(d.fs, run.qemu))) {
-    signal(run.qemu.pid, 'SIGKILL');
+  if (run !== undefined && (await signalProc(d.fs, run.qemu, 'SIGKILL'))) {
     await waitGone(d.fs, run.qemu, 5000);
   }
   // The launcher records the exit once QEMU is gone; give it a moment to write.

@@ -1,0 +1,24 @@
+/** @module vm/proc.test: signalling by recorded identity: a pid that now belongs to another process is never hit. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { NodeFs } from '../sys/index.js';
+import { isAlive, procId, signalProc } from './proc.js';
+import { waitGone } from './teardown.js';
+
+const fs = new NodeFs();
+
+test('signalProc hits the recorded process, spares a process with the same pid but another start time, and says false when it is gone', async (t) => {
+  const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.after(() => { child.kill('SIGKILL'); });
+  await new Promise((r) => child.once('spawn', r));
+  const id = (await procId(fs, child.pid!))!;
+  // the same pid with another start time: what a recorded QEMU looks like after its pid was reused
+  assert.equal(await signalProc(fs, { pid: id.pid, startTime: id.startTime + 1 }, 'SIGKILL'), false);
+  assert.ok(await isAlive(fs, id), 'the other process was not touched');
+  assert.equal(await signalProc(fs, id, 'SIGKILL'), true);
+  const exited = new Promise((r) => child.once('exit', r));
+  await exited;
+  assert.ok(await waitGone(fs, id, 5000));
+  assert.equal(await signalProc(fs, id, 'SIGKILL'), false, 'gone (reaped): false, no error');
+});
