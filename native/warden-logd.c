@@ -68,18 +68,19 @@ static void write_all(int fd, const unsigned char *p, size_t n) {
   }
 }
 
-/* LOG -> ROTATED (replacing it), then LOG emptied; LOG's O_APPEND writes continue at 0. */
-static void rotate(const struct stream *s) {
-  if (ftruncate(s->rotated, 0) < 0) return;
-  off_t at = 0;
-  for (;;) {
-    ssize_t r = pread(s->log, buf, sizeof buf, at);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    if (pwrite(s->rotated, buf, (size_t)r, at) != r) break;
-    at += r;
+/* LOG -> ROTATED (replacing it), then LOG emptied; LOG's O_APPEND writes continue at 0. -1 when LOG could not be emptied. */
+static int rotate(const struct stream *s) {
+  off_t from = 0;
+  if (ftruncate(s->rotated, 0) == 0) { /* if ROTATED cannot be replaced, the old output is lost, not kept in LOG */
+    for (off_t at = 0;;) {
+      ssize_t r = pread(s->log, buf, sizeof buf, from + at);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      if (pwrite(s->rotated, buf, (size_t)r, at) != r) break;
+      at += r;
+    }
   }
-  if (ftruncate(s->log, 0) < 0) return;
+  return ftruncate(s->log, 0);
 }
 
 /* Moves one read's worth from the pipe to the log; 0 at end of file. */
@@ -89,11 +90,13 @@ static int pump(const struct stream *s) {
   if (n == 0) return 0;
   const unsigned char *p = buf;
   if (n > s->cap) { p += n - s->cap; n = (ssize_t)s->cap; }
+  /* The cap is the promise: when the size is unknown or LOG cannot be emptied, the bytes are dropped. */
   struct stat st;
-  if (fstat(s->log, &st) == 0 && st.st_size > 0 && st.st_size + n > s->cap) {
+  if (fstat(s->log, &st) < 0) return 1;
+  if (st.st_size > 0 && st.st_size + n > s->cap) {
     unsigned char keep[CHUNK];
     memcpy(keep, p, (size_t)n); /* rotate() reuses buf */
-    rotate(s);
+    if (rotate(s) < 0) return 1;
     write_all(s->log, keep, (size_t)n);
     return 1;
   }

@@ -1,11 +1,12 @@
 /** @module vm/logd.test: the real log writer (native/warden-logd): rotation at the cap, privilege drop, lifetime bound to its pipes, failures that leave no fd. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, constants as C, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NodeFs } from '../sys/index.js';
-import { LogPipes, LOGD_USER } from './logd.js';
+import { loadNative, NodeFs } from '../sys/index.js';
+import { LogPipes, LOGD_USER, logdPath } from './logd.js';
 import { procId, procStatus } from './proc.js';
 import { waitGone } from './teardown.js';
 import { waitForText } from './testing.js';
@@ -120,4 +121,27 @@ test('a writer that cannot start is a VM_START_FAILED naming it, and leaves no f
   // a log path that cannot be opened: same code, the path named, nothing left open
   assert.throws(() => logs.add('b', join(dir, 'missing', 'b.log'), 1 << 20, 'wlp-bad'), /opening the log .*missing\/b\.log for VM wlp-bad failed/);
   assert.equal(openFds(), before);
+});
+
+/** Runs the writer binary on one stream with fds chosen by the test (fault injection); resolves with its exit code. */
+function runWriterOn(fds: { read: number; log: number; rotated: number }, cap: number): Promise<number | null> {
+  const child = spawn(logdPath(), [`3:4:5:${cap}`], { stdio: ['ignore', 'ignore', 'ignore', fds.read, fds.log, fds.rotated], env: {} });
+  const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  return new Promise((resolve) => child.once('exit', (code) => { clearTimeout(kill); resolve(code); }));
+}
+
+test('a rotation that cannot replace LOG.1 still empties the log: the cap holds, the old output is lost', async (t) => {
+  const dir = tempDir(t);
+  const cap = 16 * 1024;
+  const [read, write] = loadNative().pipe();
+  const log = openSync(join(dir, 'a.log'), C.O_RDWR | C.O_CREAT | C.O_APPEND, 0o600);
+  writeFileSync(join(dir, 'a.log.1'), '');
+  const rotated = openSync(join(dir, 'a.log.1'), C.O_RDONLY); // ftruncate and pwrite fail on it
+  const exited = runWriterOn({ read, log, rotated }, cap);
+  for (const fd of [read, log, rotated]) closeSync(fd);
+  writeInPieces(write, Buffer.alloc(cap * 4, 'x'), 1000);
+  closeSync(write);
+  assert.equal(await exited, 0);
+  const size = statSync(join(dir, 'a.log')).size;
+  assert.ok(size > 0 && size <= cap, `a.log is ${size} bytes, cap ${cap}`);
 });
