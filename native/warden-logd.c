@@ -68,9 +68,13 @@ static void write_all(int fd, const unsigned char *p, size_t n) {
   }
 }
 
-/* LOG -> ROTATED (replacing it), then LOG emptied; LOG's O_APPEND writes continue at 0. -1 when LOG could not be emptied. */
-static int rotate(const struct stream *s) {
-  off_t from = 0;
+/*
+ * LOG's last CAP bytes -> ROTATED (replacing it), then LOG emptied; LOG's O_APPEND writes
+ * continue at 0. LOG can be longer than CAP when it comes from an earlier run with a larger
+ * cap: ROTATED still gets no more than CAP. -1 when LOG could not be emptied.
+ */
+static int rotate(const struct stream *s, off_t size) {
+  off_t from = size > s->cap ? size - (off_t)s->cap : 0;
   if (ftruncate(s->rotated, 0) == 0) { /* if ROTATED cannot be replaced, the old output is lost, not kept in LOG */
     for (off_t at = 0;;) {
       ssize_t r = pread(s->log, buf, sizeof buf, from + at);
@@ -96,7 +100,7 @@ static int pump(const struct stream *s) {
   if (st.st_size > 0 && st.st_size + n > s->cap) {
     unsigned char keep[CHUNK];
     memcpy(keep, p, (size_t)n); /* rotate() reuses buf */
-    if (rotate(s) < 0) return 1;
+    if (rotate(s, st.st_size) < 0) return 1;
     write_all(s->log, keep, (size_t)n);
     return 1;
   }

@@ -145,3 +145,21 @@ test('a rotation that cannot replace LOG.1 still empties the log: the cap holds,
   const size = statSync(join(dir, 'a.log')).size;
   assert.ok(size > 0 && size <= cap, `a.log is ${size} bytes, cap ${cap}`);
 });
+
+test('a log left longer than the cap (an earlier run with a larger cap) rotates only its last cap bytes into .1', async (t) => {
+  const dir = tempDir(t);
+  const cap = 16 * 1024;
+  const old = Buffer.from(Array.from({ length: 4000 }, (_, i) => `old ${String(i).padStart(6, '0')}\n`).join('')); // 44000 bytes, over 2.5 caps
+  writeFileSync(join(dir, 'a.log'), old);
+  const logs = new LogPipes();
+  t.after(() => logs.close());
+  const w = logs.add('a', join(dir, 'a.log'), cap, 'wrv-old');
+  const id = (await procId(fs, await logs.spawn('wrv-old', null)))!;
+  writeSync(w, 'new line\n');
+  logs.close();
+  assert.ok(await waitGone(fs, id, 10_000));
+  const rotated = readFileSync(join(dir, 'a.log.1'));
+  assert.ok(rotated.length <= cap, `a.log.1 is ${rotated.length} bytes, cap ${cap}`);
+  assert.ok(old.subarray(old.length - rotated.length).equals(rotated), 'a.log.1 is the newest part of the old log');
+  assert.equal(readFileSync(join(dir, 'a.log'), 'utf8'), 'new line\n');
+});
