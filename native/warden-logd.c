@@ -146,10 +146,13 @@ int main(int argc, char **argv) {
   if (user != NULL && drop_to(user) < 0) { fprintf(stderr, "warden-logd: dropping to %s: %s\n", user, strerror(errno)); return 3; }
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return 3;
   if (chdir("/") < 0) return 3;
-  /* Ready: the starter waits for this byte; stdout and stderr are not used after it. */
+  /* Ready: the starter waits for this byte; stdout and stderr are not used after it. The
+   * fd table is final before the byte goes out (stderr already /dev/null, no spare fd), so a
+   * starter that looks at the writer once it is ready sees what it will keep. */
   int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-  if (write(1, "R", 1) != 1 || null < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) return 3;
+  if (null < 0 || dup2(null, 2) < 0) return 3;
   close(null);
+  if (write(1, "R", 1) != 1 || dup2(2, 1) < 0) return 3;
   for (int k = 0; k < count; k++) { pfd[k].fd = streams[k].in; pfd[k].events = POLLIN; }
   for (int open_streams = count; open_streams > 0;) {
     if (poll(pfd, (nfds_t)count, -1) < 0) {
