@@ -2,8 +2,11 @@
  * warden-logd: a VM's log writer. QEMU never writes a log file itself: it gets the write
  * end of a pipe (serial console log, its own stderr), and this process appends what comes
  * out of the pipe to the log, keeping it under a byte cap by rotating it to LOG.1. So a
- * guest that prints without end cannot fill the host's disk, and a slow disk never blocks
- * QEMU for long (QEMU waits only for a pipe buffer). It parses nothing it reads.
+ * guest that prints without end cannot fill the host's disk. QEMU still waits for this
+ * process once a pipe is full: its log write blocks (retrying EAGAIN under its big lock, so
+ * QMP stalls too) until the writer drains the pipe. Each pipe holds 1 MiB so a slow disk
+ * rarely matters; a writer that is stopped (SIGSTOP by root or by another process running
+ * as the same user) freezes the VM after 1 MiB of output. It parses nothing it reads.
  *
  *   warden-logd [--user UID:GID] IN:LOG:ROTATED:CAP...
  *
@@ -35,6 +38,8 @@
 
 #define MAX_STREAMS 8
 #define CHUNK 65536
+/* Each pipe's capacity: how far QEMU may run ahead of a slow or stalled writer (see main). */
+#define PIPE_BYTES (1 << 20)
 
 struct stream {
   int in, log, rotated;
@@ -141,6 +146,14 @@ int main(int argc, char **argv) {
   }
   if (count == 0) { fprintf(stderr, "usage: warden-logd [--user UID:GID] IN:LOG:ROTATED:CAP...\n"); return 2; }
   close_others(streams, count);
+  /*
+   * QEMU's log writes block once a pipe is full (it retries EAGAIN, holding its big lock, so
+   * QMP stalls too), and the default capacity is only 64 KiB: a writer waiting on a slow disk
+   * would hold QEMU back after 64 KiB of output. 1 MiB (pipe-max-size's default, allowed even
+   * unprivileged; set before the drop, so root is not held to nobody's pipe quota) absorbs a
+   * long burst. Best effort: a pipe that keeps its size still works.
+   */
+  for (int k = 0; k < count; k++) (void)fcntl(streams[k].in, F_SETPIPE_SZ, PIPE_BYTES);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   if (user != NULL && drop_to(user) < 0) { fprintf(stderr, "warden-logd: dropping to %s: %s\n", user, strerror(errno)); return 3; }

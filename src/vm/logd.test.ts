@@ -163,3 +163,24 @@ test('a log left longer than the cap (an earlier run with a larger cap) rotates 
   assert.ok(old.subarray(old.length - rotated.length).equals(rotated), 'a.log.1 is the newest part of the old log');
   assert.equal(readFileSync(join(dir, 'a.log'), 'utf8'), 'new line\n');
 });
+
+test('a stalled writer holds QEMU back only after 1 MiB: each pipe is enlarged from the default 64 KiB', async (t) => {
+  const dir = tempDir(t);
+  const logs = new LogPipes();
+  t.after(() => logs.close());
+  const w = logs.add('a', join(dir, 'a.log'), 4 << 20, 'wrv-stall');
+  const id = (await procId(fs, await logs.spawn('wrv-stall', isRoot ? LOGD_USER : null)))!;
+  process.kill(id.pid, 'SIGSTOP'); // a writer waiting on a slow disk drains nothing meanwhile
+  t.after(() => { try { process.kill(id.pid, 'SIGCONT'); } catch { /* gone */ } });
+  // 768 KiB into the pipe from another process (a blocked write here would block the test itself)
+  const filler = spawn('head', ['-c', String(768 * 1024), '/dev/zero'], { stdio: ['ignore', w, 'ignore'] });
+  const done = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => { filler.kill('SIGKILL'); resolve(false); }, 10_000);
+    filler.once('exit', (code) => { clearTimeout(timer); resolve(code === 0); });
+  });
+  assert.ok(done, 'the 768 KiB fit in the pipe while the writer was stopped');
+  process.kill(id.pid, 'SIGCONT');
+  logs.close();
+  assert.ok(await waitGone(fs, id, 10_000));
+  assert.equal(statSync(join(dir, 'a.log')).size, 768 * 1024, 'and all of it reached the log once the writer ran again');
+});
