@@ -184,3 +184,16 @@ test('a stalled writer holds QEMU back only after 1 MiB: each pipe is enlarged f
   assert.ok(await waitGone(fs, id, 10_000));
   assert.equal(statSync(join(dir, 'a.log')).size, 768 * 1024, 'and all of it reached the log once the writer ran again');
 });
+
+test('the writer gets no environment from the manager (it may hold secrets)', { skip: isRoot ? false : 'needs root (a non-dumpable process\'s environ is readable only with CAP_SYS_PTRACE)' }, async (t) => {
+  const dir = tempDir(t);
+  const logs = new LogPipes();
+  t.after(() => logs.close());
+  logs.add('a', join(dir, 'a.log'), 1 << 20, 'wrv-env');
+  process.env['WRV_LOGD_SECRET'] = 'hunter2';
+  t.after(() => { delete process.env['WRV_LOGD_SECRET']; });
+  const id = (await procId(fs, await logs.spawn('wrv-env', LOGD_USER)))!;
+  assert.equal(readFileSync(`/proc/${id.pid}/environ`, 'latin1'), '');
+  logs.close();
+  assert.ok(await waitGone(fs, id, 10_000));
+});

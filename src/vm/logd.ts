@@ -63,7 +63,8 @@ export class LogPipes {
     const passed = streams.flatMap((s) => [s.read, s.log, s.rotated]);
     const args = [...(user === null ? [] : ['--user', `${user.uid}:${user.gid}`]),
       ...streams.map((s, i) => `${3 + 3 * i}:${4 + 3 * i}:${5 + 3 * i}:${s.cap}`)];
-    const child = spawn(path, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe', ...passed] });
+    // No environment: the manager's may hold secrets, and the writer reads none of it.
+    const child = spawn(path, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe', ...passed], env: {} });
     const out = child.stdout!;
     const err = child.stderr!;
     let said = '';
