@@ -54,11 +54,30 @@ static int parse_stream(const char *arg, struct stream *s) {
       && s->in >= 0 && s->log >= 0 && s->rotated >= 0 && s->cap > 0;
 }
 
+/* A uid or gid: decimal digits only, below (uid_t)-1 (which set*id() read as "leave unchanged"). */
+static int parse_id(const char *p, char stop, const char **end, unsigned *out) {
+  unsigned long long v = 0;
+  if (*p < '0' || *p > '9') return -1;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    v = v * 10 + (unsigned)(*p - '0');
+    if (v >= 0xffffffffULL) return -1;
+  }
+  if (*p != stop) return -1;
+  *out = (unsigned)v;
+  *end = p;
+  return 0;
+}
+
+/* Drops to UID:GID for good, and checks that it happened (all three ids of each). */
 static int drop_to(const char *spec) {
   unsigned uid, gid;
-  char tail;
-  if (sscanf(spec, "%u:%u%c", &uid, &gid, &tail) != 2) return -1;
+  const char *p;
+  if (parse_id(spec, ':', &p, &uid) < 0 || parse_id(p + 1, '\0', &p, &gid) < 0) { errno = EINVAL; return -1; }
   if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) return -1;
+  uid_t r, e, s;
+  gid_t rg, eg, sg;
+  if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0) return -1;
+  if (r != uid || e != uid || s != uid || rg != gid || eg != gid || sg != gid || getgroups(0, NULL) != 0) { errno = EPERM; return -1; }
   return 0;
 }
 

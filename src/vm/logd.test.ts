@@ -197,3 +197,14 @@ test('the writer gets no environment from the manager (it may hold secrets)', { 
   logs.close();
   assert.ok(await waitGone(fs, id, 10_000));
 });
+
+test('a --user the writer cannot drop to exactly (-1 means "unchanged" to setresuid, overflow wraps) stops it before it is ready', { skip: isRoot ? false : 'needs root (only root drops privileges)' }, async (t) => {
+  const dir = tempDir(t);
+  for (const user of [{ uid: 4294967295, gid: 4294967295 }, { uid: LOGD_USER.uid, gid: 4294967295 }, { uid: 99_999_999_999, gid: 1 }]) {
+    const logs = new LogPipes();
+    t.after(() => logs.close());
+    logs.add('a', join(dir, 'a.log'), 1 << 20, 'wrv-user');
+    await assert.rejects(logs.spawn('wrv-user', user), (e: unknown) => e instanceof VmError && /did not start: it exited \(3\)/.test(e.message), `--user ${user.uid}:${user.gid}`);
+    logs.close();
+  }
+});
