@@ -53,7 +53,7 @@ test('a 1 MiB console flood keeps serial.log and serial.log.1 within a 64Ki logM
   const writer = [...holders][0]!;
   assert.equal((await procStatus(new NodeFs(), writer))!['Uid']!.split(/\s+/)[0], String(LOGD_USER.uid));
 
-  assert.equal((await m.reconcile(name, true)).phase, 'running', 'the guest kept running through the flood');
+  assert.deepEqual(await m.qmp(name, 'query-status'), { status: 'running', singlestep: false, running: true }, 'the guest kept running through the flood');
   await m.stop(name, { timeoutS: 30 });
   assert.deepEqual(leftovers(name, env.stateRoot), [], 'QEMU, the log writer and everything else are gone');
 });
@@ -80,7 +80,8 @@ test('with its log writer killed mid-flood, QEMU gets EPIPE (it ignores SIGPIPE)
   process.kill([...writers][0]!, 'SIGKILL');
   const cut = size(paths.serialLog);
   await new Promise((r) => setTimeout(r, 2000));
-  assert.equal((await m.reconcile(name, true)).phase, 'running', 'QEMU survived writing to a pipe with no reader');
+  // QMP itself, not a deep reconcile: that one keeps the recorded phase when QMP does not answer.
+  assert.deepEqual(await m.qmp(name, 'query-status'), { status: 'running', singlestep: false, running: true }, 'QEMU survived writing to a pipe with no reader');
   assert.ok(!readFileSync(paths.serialLog, 'latin1').includes('WARDEN-FLOOD-DONE'), 'the flood was cut off mid-way');
   assert.ok(size(paths.serialLog) - cut < 128 * 1024, 'nothing but what was already in the pipe reached the log afterwards');
   await m.stop(name, { timeoutS: 30 });
