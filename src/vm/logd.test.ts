@@ -11,6 +11,9 @@ import { procId, procStatus } from './proc.js';
 import { waitGone } from './teardown.js';
 import { waitForText } from './testing.js';
 import { VmError } from './errors.js';
+import { StateStore } from './store.js';
+import { formatInspection, inspectRecord } from './view.js';
+import type { VmRecord } from './record.js';
 
 const fs = new NodeFs();
 const isRoot = process.getuid?.() === 0;
@@ -207,4 +210,28 @@ test('a --user the writer cannot drop to exactly (-1 means "unchanged" to setres
     await assert.rejects(logs.spawn('wrv-user', user), (e: unknown) => e instanceof VmError && /did not start: it exited \(3\)/.test(e.message), `--user ${user.uid}:${user.gid}`);
     logs.close();
   }
+});
+
+test('inspect says when the writer is stopped (QEMU then freezes once a pipe is full), not just that it is alive', async (t) => {
+  const dir = tempDir(t);
+  const logs = new LogPipes();
+  t.after(() => logs.close());
+  logs.add('a', join(dir, 'a.log'), 1 << 20, 'wrv-insp');
+  const id = (await procId(fs, await logs.spawn('wrv-insp', isRoot ? LOGD_USER : null)))!;
+  const now = new Date().toISOString();
+  const rec: VmRecord = { version: 1, name: 'wrv-insp', phase: 'running', spec: {}, createdAt: now, updatedAt: now,
+    run: { qemu: id, uid: 0, gid: 0, accel: 'tcg', startedAt: now, jailName: 'wrv-insp', cgroups: [], protectionsOff: [] },
+    undo: [{ step: 'logd', data: { pid: id.pid, startTime: id.startTime } }] };
+  const store = new StateStore(join(dir, 'state'), fs);
+  const running = await inspectRecord(fs, store, rec);
+  assert.deepEqual(running.logWriter, { pid: id.pid, alive: true, stopped: false, uid: process.getuid!() === 0 ? LOGD_USER.uid : process.getuid!() });
+  process.kill(id.pid, 'SIGSTOP');
+  t.after(() => { try { process.kill(id.pid, 'SIGCONT'); } catch { /* gone */ } });
+  let stopped = await inspectRecord(fs, store, rec);
+  for (let i = 0; i < 100 && !stopped.logWriter!.stopped; i++) { await new Promise((r) => setTimeout(r, 20)); stopped = await inspectRecord(fs, store, rec); }
+  assert.equal(stopped.logWriter!.stopped, true);
+  assert.match(formatInspection(stopped), new RegExp(`log writer: pid ${id.pid} .* is STOPPED`));
+  process.kill(id.pid, 'SIGCONT');
+  logs.close();
+  assert.ok(await waitGone(fs, id, 10_000));
 });
