@@ -207,7 +207,7 @@ test('a --user the writer cannot drop to exactly (-1 means "unchanged" to setres
     const logs = new LogPipes();
     t.after(() => logs.close());
     logs.add('a', join(dir, 'a.log'), 1 << 20, 'wrv-user');
-    await assert.rejects(logs.spawn('wrv-user', user), (e: unknown) => e instanceof VmError && /did not start: it exited \(3\)/.test(e.message), `--user ${user.uid}:${user.gid}`);
+    await assert.rejects(logs.spawn('wrv-user', user), (e: unknown) => e instanceof VmError && /did not start: it exited \(3\): warden-logd: dropping to \d+:\d+: Invalid argument/.test(e.message), `--user ${user.uid}:${user.gid}`);
     logs.close();
   }
 });

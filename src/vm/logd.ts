@@ -76,14 +76,15 @@ export class LogPipes {
         const fail = (why: string, cause?: unknown): void => reject(new VmError('VM_START_FAILED',
           `the log writer of VM ${vm} did not start: ${why}`, { context: { vm, writer: path, args }, cause, suggestions: ['run "npm run setup" (it builds native/build/warden-logd)'] }));
         child.once('error', (cause) => fail(String(cause.message), cause));
-        child.once('exit', (code, sig) => fail(`it exited (${sig ?? code})${said.trim() ? `: ${said.trim()}` : ''}`));
+        // 'close', not 'exit': it comes after stdout and stderr are drained, so the writer's last words are in `said`.
+        child.once('close', (code, sig) => fail(`it exited (${sig ?? code})${said.trim() ? `: ${said.trim()}` : ''}`));
         out.once('data', () => { ready = true; resolve(); });
       });
     } finally {
       if (!ready && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       out.destroy();
       err.destroy();
-      child.removeAllListeners('exit');
+      child.removeAllListeners('close');
       child.unref();
       for (const s of streams) { closeSync(s.read); closeSync(s.log); closeSync(s.rotated); s.read = s.log = s.rotated = -1; }
     }
