@@ -2,14 +2,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, constants as C, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants as C, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadNative, NodeFs } from '../sys/index.js';
 import { LogPipes, LOGD_USER, logdPath } from './logd.js';
 import { procId, procStatus } from './proc.js';
 import { waitGone } from './teardown.js';
-import { waitForText } from './testing.js';
+import { holdersUnder, waitForText } from './testing.js';
 import { VmError } from './errors.js';
 import { StateStore } from './store.js';
 import { formatInspection, inspectRecord } from './view.js';
@@ -234,4 +234,18 @@ test('inspect says when the writer is stopped (QEMU then freezes once a pipe is 
   process.kill(id.pid, 'SIGCONT');
   logs.close();
   assert.ok(await waitGone(fs, id, 10_000));
+});
+
+test('a writer that hangs before it is ready fails the start in bounded time, is killed, and leaves no fd', { timeout: 30_000 }, async (t) => {
+  const dir = tempDir(t);
+  const hang = join(dir, 'hanging-writer');
+  writeFileSync(hang, '#!/bin/sh\nexec sleep 60\n'); // never writes its ready byte
+  chmodSync(hang, 0o755);
+  const before = openFds();
+  const logs = new LogPipes();
+  logs.add('a', join(dir, 'a.log'), 1 << 20, 'wrv-hang');
+  await assert.rejects(logs.spawn('wrv-hang', null, hang, 500), (e: unknown) => e instanceof VmError && /did not report ready within 500 ms/.test(e.message));
+  logs.close();
+  assert.equal(openFds(), before);
+  assert.deepEqual(holdersUnder(dir), [], 'the hanging writer was killed: nothing holds the logs');
 });

@@ -56,9 +56,10 @@ export class LogPipes {
   /**
    * Starts the writer on every stream added so far and waits for it to report that it has
    * dropped its privileges; the reading side is then closed here (the writer holds it).
-   * Returns the writer's pid.
+   * A writer that neither reports nor exits within `readyMs` is killed and the start fails:
+   * the caller holds the VM's lock meanwhile. Returns the writer's pid.
    */
-  async spawn(vm: string, user: { uid: number; gid: number } | null, path = logdPath()): Promise<number> {
+  async spawn(vm: string, user: { uid: number; gid: number } | null, path = logdPath(), readyMs = 10_000): Promise<number> {
     const streams = this.streams.filter((s) => s.read >= 0);
     const passed = streams.flatMap((s) => [s.read, s.log, s.rotated]);
     const args = [...(user === null ? [] : ['--user', `${user.uid}:${user.gid}`]),
@@ -69,6 +70,7 @@ export class LogPipes {
     const err = child.stderr!;
     let said = '';
     let ready = false;
+    let timer: NodeJS.Timeout | undefined;
     out.on('data', (b: Buffer) => { said += b.toString('latin1'); });
     err.on('data', (b: Buffer) => { said += b.toString('utf8'); });
     try {
@@ -79,8 +81,10 @@ export class LogPipes {
         // 'close', not 'exit': it comes after stdout and stderr are drained, so the writer's last words are in `said`.
         child.once('close', (code, sig) => fail(`it exited (${sig ?? code})${said.trim() ? `: ${said.trim()}` : ''}`));
         out.once('data', () => { ready = true; resolve(); });
+        timer = setTimeout(() => fail(`it did not report ready within ${readyMs} ms`), readyMs);
       });
     } finally {
+      clearTimeout(timer);
       if (!ready && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       out.destroy();
       err.destroy();
