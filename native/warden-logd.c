@@ -2,8 +2,11 @@
  * warden-logd: a VM's log writer. QEMU never writes a log file itself: it gets the write
  * end of a pipe (serial console log, its own stderr), and this process appends what comes
  * out of the pipe to the log, keeping it under a byte cap by rotating it to LOG.1. So a
- * guest that prints without end cannot fill the host's disk, and a slow disk never blocks
- * QEMU for long (QEMU waits only for a pipe buffer). It parses nothing it reads.
+ * guest that prints without end cannot fill the host's disk. QEMU still waits for this
+ * process once a pipe is full: its log write blocks (retrying EAGAIN under its big lock, so
+ * QMP stalls too) until the writer drains the pipe. Each pipe holds 1 MiB so a slow disk
+ * rarely matters; a writer that is stopped (SIGSTOP by root or by another process running
+ * as the same user) freezes the VM after 1 MiB of output. It parses nothing it reads.
  *
  *   warden-logd [--user UID:GID] IN:LOG:ROTATED:CAP...
  *
@@ -35,6 +38,8 @@
 
 #define MAX_STREAMS 8
 #define CHUNK 65536
+/* Each pipe's capacity: how far QEMU may run ahead of a slow or stalled writer (see main). */
+#define PIPE_BYTES (1 << 20)
 
 struct stream {
   int in, log, rotated;
@@ -49,11 +54,30 @@ static int parse_stream(const char *arg, struct stream *s) {
       && s->in >= 0 && s->log >= 0 && s->rotated >= 0 && s->cap > 0;
 }
 
+/* A uid or gid: decimal digits only, below (uid_t)-1 (which set*id() read as "leave unchanged"). */
+static int parse_id(const char *p, char stop, const char **end, unsigned *out) {
+  unsigned long long v = 0;
+  if (*p < '0' || *p > '9') return -1;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    v = v * 10 + (unsigned)(*p - '0');
+    if (v >= 0xffffffffULL) return -1;
+  }
+  if (*p != stop) return -1;
+  *out = (unsigned)v;
+  *end = p;
+  return 0;
+}
+
+/* Drops to UID:GID for good, and checks that it happened (all three ids of each). */
 static int drop_to(const char *spec) {
   unsigned uid, gid;
-  char tail;
-  if (sscanf(spec, "%u:%u%c", &uid, &gid, &tail) != 2) return -1;
+  const char *p;
+  if (parse_id(spec, ':', &p, &uid) < 0 || parse_id(p + 1, '\0', &p, &gid) < 0) { errno = EINVAL; return -1; }
   if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) return -1;
+  uid_t r, e, s;
+  gid_t rg, eg, sg;
+  if (getresuid(&r, &e, &s) < 0 || getresgid(&rg, &eg, &sg) < 0) return -1;
+  if (r != uid || e != uid || s != uid || rg != gid || eg != gid || sg != gid || getgroups(0, NULL) != 0) { errno = EPERM; return -1; }
   return 0;
 }
 
@@ -68,18 +92,23 @@ static void write_all(int fd, const unsigned char *p, size_t n) {
   }
 }
 
-/* LOG -> ROTATED (replacing it), then LOG emptied; LOG's O_APPEND writes continue at 0. */
-static void rotate(const struct stream *s) {
-  if (ftruncate(s->rotated, 0) < 0) return;
-  off_t at = 0;
-  for (;;) {
-    ssize_t r = pread(s->log, buf, sizeof buf, at);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    if (pwrite(s->rotated, buf, (size_t)r, at) != r) break;
-    at += r;
+/*
+ * LOG's last CAP bytes -> ROTATED (replacing it), then LOG emptied; LOG's O_APPEND writes
+ * continue at 0. LOG can be longer than CAP when it comes from an earlier run with a larger
+ * cap: ROTATED still gets no more than CAP. -1 when LOG could not be emptied.
+ */
+static int rotate(const struct stream *s, off_t size) {
+  off_t from = size > s->cap ? size - (off_t)s->cap : 0;
+  if (ftruncate(s->rotated, 0) == 0) { /* if ROTATED cannot be replaced, the old output is lost, not kept in LOG */
+    for (off_t at = 0;;) {
+      ssize_t r = pread(s->log, buf, sizeof buf, from + at);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      if (pwrite(s->rotated, buf, (size_t)r, at) != r) break;
+      at += r;
+    }
   }
-  if (ftruncate(s->log, 0) < 0) return;
+  return ftruncate(s->log, 0);
 }
 
 /* Moves one read's worth from the pipe to the log; 0 at end of file. */
@@ -89,11 +118,13 @@ static int pump(const struct stream *s) {
   if (n == 0) return 0;
   const unsigned char *p = buf;
   if (n > s->cap) { p += n - s->cap; n = (ssize_t)s->cap; }
+  /* The cap is the promise: when the size is unknown or LOG cannot be emptied, the bytes are dropped. */
   struct stat st;
-  if (fstat(s->log, &st) == 0 && st.st_size > 0 && st.st_size + n > s->cap) {
+  if (fstat(s->log, &st) < 0) return 1;
+  if (st.st_size > 0 && st.st_size + n > s->cap) {
     unsigned char keep[CHUNK];
     memcpy(keep, p, (size_t)n); /* rotate() reuses buf */
-    rotate(s);
+    if (rotate(s, st.st_size) < 0) return 1;
     write_all(s->log, keep, (size_t)n);
     return 1;
   }
@@ -134,15 +165,26 @@ int main(int argc, char **argv) {
   }
   if (count == 0) { fprintf(stderr, "usage: warden-logd [--user UID:GID] IN:LOG:ROTATED:CAP...\n"); return 2; }
   close_others(streams, count);
+  /*
+   * QEMU's log writes block once a pipe is full (it retries EAGAIN, holding its big lock, so
+   * QMP stalls too), and the default capacity is only 64 KiB: a writer waiting on a slow disk
+   * would hold QEMU back after 64 KiB of output. 1 MiB (pipe-max-size's default, allowed even
+   * unprivileged; set before the drop, so root is not held to nobody's pipe quota) absorbs a
+   * long burst. Best effort: a pipe that keeps its size still works.
+   */
+  for (int k = 0; k < count; k++) (void)fcntl(streams[k].in, F_SETPIPE_SZ, PIPE_BYTES);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
   if (user != NULL && drop_to(user) < 0) { fprintf(stderr, "warden-logd: dropping to %s: %s\n", user, strerror(errno)); return 3; }
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return 3;
   if (chdir("/") < 0) return 3;
-  /* Ready: the starter waits for this byte; stdout and stderr are not used after it. */
+  /* Ready: the starter waits for this byte; stdout and stderr are not used after it. The
+   * fd table is final before the byte goes out (stderr already /dev/null, no spare fd), so a
+   * starter that looks at the writer once it is ready sees what it will keep. */
   int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-  if (write(1, "R", 1) != 1 || null < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) return 3;
+  if (null < 0 || dup2(null, 2) < 0) return 3;
   close(null);
+  if (write(1, "R", 1) != 1 || dup2(2, 1) < 0) return 3;
   for (int k = 0; k < count; k++) { pfd[k].fd = streams[k].in; pfd[k].events = POLLIN; }
   for (int open_streams = count; open_streams > 0;) {
     if (poll(pfd, (nfds_t)count, -1) < 0) {

@@ -1,15 +1,19 @@
 /** @module vm/logd.test: the real log writer (native/warden-logd): rotation at the cap, privilege drop, lifetime bound to its pipes, failures that leave no fd. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, closeSync, constants as C, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NodeFs } from '../sys/index.js';
-import { LogPipes, LOGD_USER } from './logd.js';
+import { loadNative, NodeFs } from '../sys/index.js';
+import { LogPipes, LOGD_USER, logdPath } from './logd.js';
 import { procId, procStatus } from './proc.js';
 import { waitGone } from './teardown.js';
-import { waitForText } from './testing.js';
+import { holdersUnder, waitForText } from './testing.js';
 import { VmError } from './errors.js';
+import { StateStore } from './store.js';
+import { formatInspection, inspectRecord } from './view.js';
+import type { VmRecord } from './record.js';
 
 const fs = new NodeFs();
 const isRoot = process.getuid?.() === 0;
@@ -120,4 +124,128 @@ test('a writer that cannot start is a VM_START_FAILED naming it, and leaves no f
   // a log path that cannot be opened: same code, the path named, nothing left open
   assert.throws(() => logs.add('b', join(dir, 'missing', 'b.log'), 1 << 20, 'wlp-bad'), /opening the log .*missing\/b\.log for VM wlp-bad failed/);
   assert.equal(openFds(), before);
+});
+
+/** Runs the writer binary on one stream with fds chosen by the test (fault injection); resolves with its exit code. */
+function runWriterOn(fds: { read: number; log: number; rotated: number }, cap: number): Promise<number | null> {
+  const child = spawn(logdPath(), [`3:4:5:${cap}`], { stdio: ['ignore', 'ignore', 'ignore', fds.read, fds.log, fds.rotated], env: {} });
+  const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  return new Promise((resolve) => child.once('exit', (code) => { clearTimeout(kill); resolve(code); }));
+}
+
+test('a rotation that cannot replace LOG.1 still empties the log: the cap holds, the old output is lost', async (t) => {
+  const dir = tempDir(t);
+  const cap = 16 * 1024;
+  const [read, write] = loadNative().pipe();
+  const log = openSync(join(dir, 'a.log'), C.O_RDWR | C.O_CREAT | C.O_APPEND, 0o600);
+  writeFileSync(join(dir, 'a.log.1'), '');
+  const rotated = openSync(join(dir, 'a.log.1'), C.O_RDONLY); // ftruncate and pwrite fail on it
+  const exited = runWriterOn({ read, log, rotated }, cap);
+  for (const fd of [read, log, rotated]) closeSync(fd);
+  writeInPieces(write, Buffer.alloc(cap * 4, 'x'), 1000);
+  closeSync(write);
+  assert.equal(await exited, 0);
+  const size = statSync(join(dir, 'a.log')).size;
+  assert.ok(size > 0 && size <= cap, `a.log is ${size} bytes, cap ${cap}`);
+});
+
+test('a log left longer than the cap (an earlier run with a larger cap) rotates only its last cap bytes into .1', async (t) => {
+  const dir = tempDir(t);
+  const cap = 16 * 1024;
+  const old = Buffer.from(Array.from({ length: 4000 }, (_, i) => `old ${String(i).padStart(6, '0')}\n`).join('')); // 44000 bytes, over 2.5 caps
+  writeFileSync(join(dir, 'a.log'), old);
+  const logs = new LogPipes();
+  t.after(() => logs.close());
+  const w = logs.add('a', join(dir, 'a.log'), cap, 'wrv-old');
+  const id = (await procId(fs, await logs.spawn('wrv-old', null)))!;
+  writeSync(w, 'new line\n');
+  logs.close();
+  assert.ok(await waitGone(fs, id, 10_000));
+  const rotated = readFileSync(join(dir, 'a.log.1'));
+  assert.ok(rotated.length <= cap, `a.log.1 is ${rotated.length} bytes, cap ${cap}`);
+  assert.ok(old.subarray(old.length - rotated.length).equals(rotated), 'a.log.1 is the newest part of the old log');
+  assert.equal(readFileSync(join(dir, 'a.log'), 'utf8'), 'new line\n');
+});
+
+test('a stalled writer holds QEMU back only after 1 MiB: each pipe is enlarged from the default 64 KiB', async (t) => {
+  const dir = tempDir(t);
+  const logs = new LogPipes();
+  t.after(() => logs.close());
+  const w = logs.add('a', join(dir, 'a.log'), 4 << 20, 'wrv-stall');
+  const id = (await procId(fs, await logs.spawn('wrv-stall', isRoot ? LOGD_USER : null)))!;
+  process.kill(id.pid, 'SIGSTOP'); // a writer waiting on a slow disk drains nothing meanwhile
+  t.after(() => { try { process.kill(id.pid, 'SIGCONT'); } catch { /* gone */ } });
+  // 768 KiB into the pipe from another process (a blocked write here would block the test itself)
+  const filler = spawn('head', ['-c', String(768 * 1024), '/dev/zero'], { stdio: ['ignore', w, 'ignore'] });
+  const done = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => { filler.kill('SIGKILL'); resolve(false); }, 10_000);
+    filler.once('exit', (code) => { clearTimeout(timer); resolve(code === 0); });
+  });
+  assert.ok(done, 'the 768 KiB fit in the pipe while the writer was stopped');
+  process.kill(id.pid, 'SIGCONT');
+  logs.close();
+  assert.ok(await waitGone(fs, id, 10_000));
+  assert.equal(statSync(join(dir, 'a.log')).size, 768 * 1024, 'and all of it reached the log once the writer ran again');
+});
+
+test('the writer gets no environment from the manager (it may hold secrets)', { skip: isRoot ? false : 'needs root (a non-dumpable process\'s environ is readable only with CAP_SYS_PTRACE)' }, async (t) => {
+  const dir = tempDir(t);
+  const logs = new LogPipes();
+  t.after(() => logs.close());
+  logs.add('a', join(dir, 'a.log'), 1 << 20, 'wrv-env');
+  process.env['WRV_LOGD_SECRET'] = 'hunter2';
+  t.after(() => { delete process.env['WRV_LOGD_SECRET']; });
+  const id = (await procId(fs, await logs.spawn('wrv-env', LOGD_USER)))!;
+  assert.equal(readFileSync(`/proc/${id.pid}/environ`, 'latin1'), '');
+  logs.close();
+  assert.ok(await waitGone(fs, id, 10_000));
+});
+
+test('a --user the writer cannot drop to exactly (-1 means "unchanged" to setresuid, overflow wraps) stops it before it is ready', { skip: isRoot ? false : 'needs root (only root drops privileges)' }, async (t) => {
+  const dir = tempDir(t);
+  for (const user of [{ uid: 4294967295, gid: 4294967295 }, { uid: LOGD_USER.uid, gid: 4294967295 }, { uid: 99_999_999_999, gid: 1 }]) {
+    const logs = new LogPipes();
+    t.after(() => logs.close());
+    logs.add('a', join(dir, 'a.log'), 1 << 20, 'wrv-user');
+    await assert.rejects(logs.spawn('wrv-user', user), (e: unknown) => e instanceof VmError && /did not start: it exited \(3\): warden-logd: dropping to \d+:\d+: Invalid argument/.test(e.message), `--user ${user.uid}:${user.gid}`);
+    logs.close();
+  }
+});
+
+test('inspect says when the writer is stopped (QEMU then freezes once a pipe is full), not just that it is alive', async (t) => {
+  const dir = tempDir(t);
+  const logs = new LogPipes();
+  t.after(() => logs.close());
+  logs.add('a', join(dir, 'a.log'), 1 << 20, 'wrv-insp');
+  const id = (await procId(fs, await logs.spawn('wrv-insp', isRoot ? LOGD_USER : null)))!;
+  const now = new Date().toISOString();
+  const rec: VmRecord = { version: 1, name: 'wrv-insp', phase: 'running', spec: {}, createdAt: now, updatedAt: now,
+    run: { qemu: id, uid: 0, gid: 0, accel: 'tcg', startedAt: now, jailName: 'wrv-insp', cgroups: [], protectionsOff: [] },
+    undo: [{ step: 'logd', data: { pid: id.pid, startTime: id.startTime } }] };
+  const store = new StateStore(join(dir, 'state'), fs);
+  const running = await inspectRecord(fs, store, rec);
+  assert.deepEqual(running.logWriter, { pid: id.pid, alive: true, stopped: false, uid: process.getuid!() === 0 ? LOGD_USER.uid : process.getuid!() });
+  process.kill(id.pid, 'SIGSTOP');
+  t.after(() => { try { process.kill(id.pid, 'SIGCONT'); } catch { /* gone */ } });
+  let stopped = await inspectRecord(fs, store, rec);
+  for (let i = 0; i < 100 && !stopped.logWriter!.stopped; i++) { await new Promise((r) => setTimeout(r, 20)); stopped = await inspectRecord(fs, store, rec); }
+  assert.equal(stopped.logWriter!.stopped, true);
+  assert.match(formatInspection(stopped), new RegExp(`log writer: pid ${id.pid} .* is STOPPED`));
+  process.kill(id.pid, 'SIGCONT');
+  logs.close();
+  assert.ok(await waitGone(fs, id, 10_000));
+});
+
+test('a writer that hangs before it is ready fails the start in bounded time, is killed, and leaves no fd', { timeout: 30_000 }, async (t) => {
+  const dir = tempDir(t);
+  const hang = join(dir, 'hanging-writer');
+  writeFileSync(hang, '#!/bin/sh\nexec sleep 60\n'); // never writes its ready byte
+  chmodSync(hang, 0o755);
+  const before = openFds();
+  const logs = new LogPipes();
+  logs.add('a', join(dir, 'a.log'), 1 << 20, 'wrv-hang');
+  await assert.rejects(logs.spawn('wrv-hang', null, hang, 500), (e: unknown) => e instanceof VmError && /did not report ready within 500 ms/.test(e.message));
+  logs.close();
+  assert.equal(openFds(), before);
+  assert.deepEqual(holdersUnder(dir), [], 'the hanging writer was killed: nothing holds the logs');
 });

@@ -56,18 +56,21 @@ export class LogPipes {
   /**
    * Starts the writer on every stream added so far and waits for it to report that it has
    * dropped its privileges; the reading side is then closed here (the writer holds it).
-   * Returns the writer's pid.
+   * A writer that neither reports nor exits within `readyMs` is killed and the start fails:
+   * the caller holds the VM's lock meanwhile. Returns the writer's pid.
    */
-  async spawn(vm: string, user: { uid: number; gid: number } | null, path = logdPath()): Promise<number> {
+  async spawn(vm: string, user: { uid: number; gid: number } | null, path = logdPath(), readyMs = 10_000): Promise<number> {
     const streams = this.streams.filter((s) => s.read >= 0);
     const passed = streams.flatMap((s) => [s.read, s.log, s.rotated]);
     const args = [...(user === null ? [] : ['--user', `${user.uid}:${user.gid}`]),
       ...streams.map((s, i) => `${3 + 3 * i}:${4 + 3 * i}:${5 + 3 * i}:${s.cap}`)];
-    const child = spawn(path, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe', ...passed] });
+    // No environment: the manager's may hold secrets, and the writer reads none of it.
+    const child = spawn(path, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe', ...passed], env: {} });
     const out = child.stdout!;
     const err = child.stderr!;
     let said = '';
     let ready = false;
+    let timer: NodeJS.Timeout | undefined;
     out.on('data', (b: Buffer) => { said += b.toString('latin1'); });
     err.on('data', (b: Buffer) => { said += b.toString('utf8'); });
     try {
@@ -75,14 +78,17 @@ export class LogPipes {
         const fail = (why: string, cause?: unknown): void => reject(new VmError('VM_START_FAILED',
           `the log writer of VM ${vm} did not start: ${why}`, { context: { vm, writer: path, args }, cause, suggestions: ['run "npm run setup" (it builds native/build/warden-logd)'] }));
         child.once('error', (cause) => fail(String(cause.message), cause));
-        child.once('exit', (code, sig) => fail(`it exited (${sig ?? code})${said.trim() ? `: ${said.trim()}` : ''}`));
+        // 'close', not 'exit': it comes after stdout and stderr are drained, so the writer's last words are in `said`.
+        child.once('close', (code, sig) => fail(`it exited (${sig ?? code})${said.trim() ? `: ${said.trim()}` : ''}`));
         out.once('data', () => { ready = true; resolve(); });
+        timer = setTimeout(() => fail(`it did not report ready within ${readyMs} ms`), readyMs);
       });
     } finally {
+      clearTimeout(timer);
       if (!ready && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       out.destroy();
       err.destroy();
-      child.removeAllListeners('exit');
+      child.removeAllListeners('close');
       child.unref();
       for (const s of streams) { closeSync(s.read); closeSync(s.log); closeSync(s.rotated); s.read = s.log = s.rotated = -1; }
     }

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { NodeFs } from '../sys/index.js';
-import { isAlive, procId, signalProc } from './proc.js';
+import { isAlive, procChildren, procId, procStat, signalProc } from './proc.js';
 import { waitGone } from './teardown.js';
 
 const fs = new NodeFs();
@@ -21,4 +21,21 @@ test('signalProc hits the recorded process, spares a process with the same pid b
   await exited;
   assert.ok(await waitGone(fs, id, 5000));
   assert.equal(await signalProc(fs, id, 'SIGKILL'), false, 'gone (reaped): false, no error');
+});
+
+test('signalProc on a zombie (exited, not yet reaped by its parent) says gone and does not throw', async (t) => {
+  // sh forks a short sleep, then becomes a long sleep that never reaps it: the short one stays a zombie
+  const parent = spawn('sh', ['-c', 'sleep 0.05 & exec sleep 60'], { stdio: 'ignore' });
+  t.after(() => { parent.kill('SIGKILL'); });
+  await new Promise((r) => parent.once('spawn', r));
+  let zombie: number | undefined;
+  for (let i = 0; i < 200 && zombie === undefined; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+    const [child] = (await procChildren(fs, parent.pid!));
+    if (child !== undefined && (await procStat(fs, child))?.state === 'Z') zombie = child;
+  }
+  assert.ok(zombie !== undefined, 'the short sleep became a zombie');
+  const id = (await procId(fs, zombie))!;
+  assert.equal(await isAlive(fs, id), false);
+  assert.equal(await signalProc(fs, id, 'SIGKILL'), false);
 });

@@ -28,18 +28,20 @@ test('a 1 MiB console flood keeps serial.log and serial.log.1 within a 64Ki logM
   const paths = m.store.paths(name);
 
   // No warden command runs from here until the flood is over: the cap holds on its own.
+  // Done means the end of the output is on disk: finding the marker alone is not enough, its
+  // line end may still be in the pipe, or be written after one more rotation.
+  const read = (p: string): string => (existsSync(p) ? readFileSync(p, 'latin1') : '');
+  const END = /WARDEN-FLOOD 0123456789abcdefghijklmnopqrstuvwxyz\r?\n(.*\r?\n)?WARDEN-FLOOD-DONE\r?\n$/;
   let largest = 0;
   const deadline = Date.now() + 150_000;
-  while (!readFileSync(paths.serialLog, 'latin1').includes('WARDEN-FLOOD-DONE')) {
+  while (!END.test(read(`${paths.serialLog}.1`) + read(paths.serialLog))) {
     largest = Math.max(largest, size(paths.serialLog), size(`${paths.serialLog}.1`));
-    assert.ok(Date.now() < deadline, `the flood did not finish; serial.log ends with ${readFileSync(paths.serialLog, 'latin1').slice(-300)}`);
+    assert.ok(Date.now() < deadline, `the flood did not finish; serial.log ends with ${read(paths.serialLog).slice(-300)}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+  largest = Math.max(largest, size(paths.serialLog), size(`${paths.serialLog}.1`));
   assert.ok(largest <= CAP, `largest size seen ${largest} is within ${CAP}`);
-  assert.ok(size(paths.serialLog) <= CAP && size(`${paths.serialLog}.1`) <= CAP);
   assert.ok(size(`${paths.serialLog}.1`) > 0, 'the log was rotated');
-  const tail = readFileSync(paths.serialLog, 'latin1');
-  assert.match(tail, /WARDEN-FLOOD 0123456789abcdefghijklmnopqrstuvwxyz\r?\n(.*\r?\n)?WARDEN-FLOOD-DONE\r?\n$/, 'the newest output is the one kept');
 
   // QEMU writes both logs through pipes; the only holder of the log files is the writer, as nobody.
   const qemuPid = started.record.run!.qemu.pid;
@@ -51,7 +53,7 @@ test('a 1 MiB console flood keeps serial.log and serial.log.1 within a 64Ki logM
   const writer = [...holders][0]!;
   assert.equal((await procStatus(new NodeFs(), writer))!['Uid']!.split(/\s+/)[0], String(LOGD_USER.uid));
 
-  assert.equal((await m.reconcile(name, true)).phase, 'running', 'the guest kept running through the flood');
+  assert.deepEqual(await m.qmp(name, 'query-status'), { status: 'running', singlestep: false, running: true }, 'the guest kept running through the flood');
   await m.stop(name, { timeoutS: 30 });
   assert.deepEqual(leftovers(name, env.stateRoot), [], 'QEMU, the log writer and everything else are gone');
 });
@@ -78,7 +80,8 @@ test('with its log writer killed mid-flood, QEMU gets EPIPE (it ignores SIGPIPE)
   process.kill([...writers][0]!, 'SIGKILL');
   const cut = size(paths.serialLog);
   await new Promise((r) => setTimeout(r, 2000));
-  assert.equal((await m.reconcile(name, true)).phase, 'running', 'QEMU survived writing to a pipe with no reader');
+  // QMP itself, not a deep reconcile: that one keeps the recorded phase when QMP does not answer.
+  assert.deepEqual(await m.qmp(name, 'query-status'), { status: 'running', singlestep: false, running: true }, 'QEMU survived writing to a pipe with no reader');
   assert.ok(!readFileSync(paths.serialLog, 'latin1').includes('WARDEN-FLOOD-DONE'), 'the flood was cut off mid-way');
   assert.ok(size(paths.serialLog) - cut < 128 * 1024, 'nothing but what was already in the pipe reached the log afterwards');
   await m.stop(name, { timeoutS: 30 });

@@ -44,8 +44,8 @@ export interface Inspection {
   protectionsOff: string[];
   lastExit: VmRecord['lastExit'] | null;
   warnings: string[];
-  /** The VM's log writer while it runs: its pid, whether it is alive, its uid. */
-  logWriter: { pid: number; alive: boolean; uid: number | null } | null;
+  /** The VM's log writer while it runs: its pid, whether it is alive, stopped (SIGSTOP: QEMU blocks once a log pipe is full), its uid. */
+  logWriter: { pid: number; alive: boolean; stopped: boolean; uid: number | null } | null;
   paths: { dir: string; serialLog: string; qmpSocket: string; serialSocket: string; qemuLog: string };
 }
 
@@ -70,8 +70,10 @@ async function logWriterOf(fs: Fs, rec: VmRecord): Promise<Inspection['logWriter
   if (u === undefined) return null;
   const id = { pid: Number(u.data['pid']), startTime: Number(u.data['startTime']) };
   const alive = await isAlive(fs, id);
-  const uid = alive ? Number((await procStatus(fs, id.pid))?.['Uid']?.split(/\s+/)[0] ?? Number.NaN) : Number.NaN;
-  return { pid: id.pid, alive, uid: Number.isFinite(uid) ? uid : null };
+  const status = alive ? await procStatus(fs, id.pid) : null;
+  const uid = Number(status?.['Uid']?.split(/\s+/)[0] ?? Number.NaN);
+  const stopped = /^[tT]/.test(status?.['State'] ?? '');
+  return { pid: id.pid, alive, stopped, uid: Number.isFinite(uid) ? uid : null };
 }
 
 export function formatInspection(i: Inspection): string {
@@ -91,8 +93,10 @@ export function formatInspection(i: Inspection): string {
   for (const w of i.warnings) lines.push(`  warning: ${w}`);
   lines.push(`  serial log: ${i.paths.serialLog}`);
   if (i.logWriter) {
-    lines.push(i.logWriter.alive ? `  log writer: pid ${i.logWriter.pid} as uid ${i.logWriter.uid ?? '?'}`
-      : `  log writer: pid ${i.logWriter.pid} is gone: the logs are no longer written until the VM restarts`);
+    const w = i.logWriter;
+    lines.push(!w.alive ? `  log writer: pid ${w.pid} is gone: the logs are no longer written until the VM restarts`
+      : w.stopped ? `  log writer: pid ${w.pid} as uid ${w.uid ?? '?'} is STOPPED: QEMU freezes once a log pipe is full (kill -CONT ${w.pid})`
+        : `  log writer: pid ${w.pid} as uid ${w.uid ?? '?'}`);
   }
   if (i.plan) lines.push(`  plan: ${i.plan.argv.length} QEMU arguments, ${i.plan.manifest.length} resources (--json shows them)`);
   return lines.join('\n');
