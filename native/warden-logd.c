@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -175,6 +176,11 @@ int main(int argc, char **argv) {
   for (int k = 0; k < count; k++) (void)fcntl(streams[k].in, F_SETPIPE_SZ, PIPE_BYTES);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);
+  /* A file-size limit inherited from the starter must not kill the writer (SIGXFSZ): an
+   * overrun is a failed write. Lifted while still root where root has CAP_SYS_RESOURCE. */
+  struct rlimit unlimited = { RLIM_INFINITY, RLIM_INFINITY };
+  (void)setrlimit(RLIMIT_FSIZE, &unlimited);
+  signal(SIGXFSZ, SIG_IGN);
   if (user != NULL && drop_to(user) < 0) { fprintf(stderr, "warden-logd: dropping to %s: %s\n", user, strerror(errno)); return 3; }
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) return 3;
   if (chdir("/") < 0) return 3;

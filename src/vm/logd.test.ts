@@ -69,7 +69,7 @@ test('a burst longer than the cap keeps its last cap bytes', async (t) => {
   assert.ok(big.subarray(big.length - now.length).equals(now));
 });
 
-test('as root the writer runs as nobody with no capabilities, no new privileges, and holds only its own fds', { skip: isRoot ? false : 'needs root (the writer drops privileges only when started by root)' }, async (t) => {
+test('as root the writer runs as its own uid with no capabilities, no new privileges, and holds only its own fds', { skip: isRoot ? false : 'needs root (the writer drops privileges only when started by root)' }, async (t) => {
   const dir = tempDir(t);
   const logs = new LogPipes();
   t.after(() => logs.close());
@@ -248,4 +248,22 @@ test('a writer that hangs before it is ready fails the start in bounded time, is
   logs.close();
   assert.equal(openFds(), before);
   assert.deepEqual(holdersUnder(dir), [], 'the hanging writer was killed: nothing holds the logs');
+});
+
+test('a file-size limit inherited from the starter does not kill the writer (SIGXFSZ), and is lifted where root may', async (t) => {
+  const dir = tempDir(t);
+  const log = openSync(join(dir, 'x.log'), C.O_RDWR | C.O_CREAT | C.O_APPEND, 0o600);
+  const rotated = openSync(join(dir, 'x.log.1'), C.O_RDWR | C.O_CREAT, 0o600);
+  const [read, write] = loadNative().pipe();
+  // prlimit execs the writer with RLIMIT_FSIZE at 4 KiB, as a manager run under such a limit would
+  const child = spawn('prlimit', ['--fsize=4096', '--', logdPath(), `3:4:5:${1 << 20}`], { stdio: ['ignore', 'pipe', 'pipe', read, log, rotated] });
+  for (const fd of [read, log, rotated]) closeSync(fd);
+  const exited = new Promise<number | string | null>((r) => child.once('exit', (code, sig) => r(sig ?? code)));
+  await new Promise((r) => child.stdout!.once('data', r));
+  writeSync(write, Buffer.alloc(32 * 1024, 0x41));
+  closeSync(write);
+  assert.equal(await exited, 0, 'exit status 0: not killed by SIGXFSZ, drained the pipe to its end');
+  // Lifting the hard limit needs CAP_SYS_RESOURCE, which root lacks on some hosts (this one).
+  const canRaise = (BigInt(`0x${readFileSync('/proc/self/status', 'utf8').match(/CapEff:\s*([0-9a-f]+)/)?.[1] ?? '0'}`) & (1n << 24n)) !== 0n;
+  assert.equal(statSync(join(dir, 'x.log')).size, canRaise ? 32 * 1024 : 4096, canRaise ? 'the limit was lifted' : 'as much as the limit allows');
 });

@@ -16,8 +16,13 @@ import { VmError } from './errors.js';
 /** QEMU's own stderr (qemu.log) is rotated at this size. */
 export const QEMU_LOG_CAP = 2 * 1024 * 1024;
 
-/** The user the writer runs as when started by root: it needs nothing but the fds it is given. */
-export const LOGD_USER = { uid: 65534, gid: 65534 };
+/**
+ * The user the writer runs as when started by root: it needs nothing but the fds it is
+ * given. Its own uid, just below the jailer's default lease range (200000-209999) and used
+ * by nothing else, rather than nobody: no unrelated process (nor a non-root user's QEMU,
+ * which runs as that user) may signal a writer, which could freeze its VM by stopping it.
+ */
+export const LOGD_USER = { uid: 199_999, gid: 199_999 };
 
 /** The static writer built by scripts/setup.sh. */
 export function logdPath(): string {

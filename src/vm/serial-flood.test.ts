@@ -15,7 +15,7 @@ const FLOOD = 1024 * 1024;
 const size = (p: string): number => (existsSync(p) ? statSync(p).size : 0);
 
 test('a 1 MiB console flood keeps serial.log and serial.log.1 within a 64Ki logMax; QEMU holds pipes, not log files; the writer goes with the VM', { timeout: 180_000 }, async (t) => {
-  if (!root) return t.skip('needs root: the log writer drops to nobody and QEMU runs jailed');
+  if (!root) return t.skip('needs root: the log writer drops to its own uid and QEMU runs jailed');
   const env = testEnv();
   const m = openManager({ stateDir: env.stateRoot });
   const name = 'wlp-flood';
@@ -43,7 +43,7 @@ test('a 1 MiB console flood keeps serial.log and serial.log.1 within a 64Ki logM
   assert.ok(largest <= CAP, `largest size seen ${largest} is within ${CAP}`);
   assert.ok(size(`${paths.serialLog}.1`) > 0, 'the log was rotated');
 
-  // QEMU writes both logs through pipes; the only holder of the log files is the writer, as nobody.
+  // QEMU writes both logs through pipes; the only holder of the log files is the writer, as its own uid.
   const qemuPid = started.record.run!.qemu.pid;
   const qemuFds = readdirSync(`/proc/${qemuPid}/fd`).map((fd) => { try { return readlinkSync(`/proc/${qemuPid}/fd/${fd}`); } catch { return ''; } });
   assert.ok(!qemuFds.some((p) => p.endsWith('.log') || p.endsWith('.log.1')), `QEMU holds no log file: ${qemuFds.join(' ')}`);
