@@ -174,16 +174,21 @@ static napi_value recv_fds(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* [fds[0], fds[1]] as a JS array. */
+static napi_value fd_pair(napi_env env, const int fds[2]) {
+  napi_value arr, a, b;
+  napi_create_array_with_length(env, 2, &arr);
+  napi_create_int32(env, fds[0], &a); napi_create_int32(env, fds[1], &b);
+  napi_set_element(env, arr, 0, a); napi_set_element(env, arr, 1, b);
+  return arr;
+}
+
 /* socketpair() -> [fd, fd]: AF_UNIX SOCK_STREAM, both O_CLOEXEC. */
 static napi_value socket_pair(napi_env env, napi_callback_info info) {
   (void)info;
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return throw_errno(env, "socketpair", errno);
-  napi_value arr, a, b;
-  napi_create_array_with_length(env, 2, &arr);
-  napi_create_int32(env, sv[0], &a); napi_create_int32(env, sv[1], &b);
-  napi_set_element(env, arr, 0, a); napi_set_element(env, arr, 1, b);
-  return arr;
+  return fd_pair(env, sv);
 }
 
 /* pipe() -> [readFd, writeFd]: both O_CLOEXEC (a write-only end, as QEMU's fdsets want for a log). */
@@ -191,11 +196,7 @@ static napi_value make_pipe(napi_env env, napi_callback_info info) {
   (void)info;
   int p[2];
   if (pipe2(p, O_CLOEXEC) < 0) return throw_errno(env, "pipe2", errno);
-  napi_value arr, a, b;
-  napi_create_array_with_length(env, 2, &arr);
-  napi_create_int32(env, p[0], &a); napi_create_int32(env, p[1], &b);
-  napi_set_element(env, arr, 0, a); napi_set_element(env, arr, 1, b);
-  return arr;
+  return fd_pair(env, p);
 }
 
 /* pidfdOpen(pid) -> fd: a handle on that one process, never on a later holder of its pid. */
