@@ -16,5 +16,6 @@ export { realBackends, jailerConfig } from './backends.js';
 export { runDemo } from './demo.js';
 export { DirectLauncher } from './direct.js';
 export { OpenFds } from './fds.js';
+export { LogPipes, logdPath, LOGD_USER, QEMU_LOG_CAP } from './logd.js';
 export type { Backends, PlanView } from './ports.js';
 export { testEnv, waitForText, leftovers, type TestEnv } from './testing.js';
