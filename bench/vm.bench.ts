@@ -23,7 +23,7 @@ async function bareStart(plan: PlanView, qmpSocket: string, stateRoot: string): 
   const backends = realBackends({ stateRoot, jail: false });
   const t0 = performance.now();
   await fds.openAll(plan.fds, 'bench');
-  const l = await launcher.launch(plan.jail, fds.byName, 2, join(stateRoot, 'bare.status'));
+  const l = await launcher.launch(plan.jail, fds.byName, 2, join(stateRoot, 'bare.status'), stateRoot);
   await fds.close(false);
   const q = await backends.qmpConnect(qmpSocket, 10_000);
   await q.execute('cont');

@@ -81,6 +81,7 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['VM_NOT_FOUND', 5, 404],
   ['VM_EXISTS', 4, 409],
   ['VM_DISK_IN_USE', 4, 409],
+  ['VM_NAME_IN_USE', 4, 409],
   ['VM_BUSY', 4, 409],
   ['VM_BAD_NAME', 2, 400],
   ['JAIL_INVALID_SPEC', 2, 400],

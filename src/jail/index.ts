@@ -7,7 +7,7 @@ export { validateJailSpec, checkJailHost, nodeHostProbe, type HostProbe } from '
 export { buildJailArgv, type JailArgvFacts } from './argv.js';
 export { planCgroup, parseCgroupLayout, missingControllers, type CgroupLayout, type CgroupPlan } from './cgroup-plan.js';
 export { launchJail, type LaunchOptions, type LaunchStep } from './launch.js';
-export { teardownJail, attachJail, listJails, type TeardownResult } from './teardown.js';
+export { teardownJail, attachJail, listJails, type TeardownResult, type TeardownOptions } from './teardown.js';
 export { readJailExit, parseJailStatus, type JailExit } from './status.js';
 export type { JailHandle } from './handle.js';
 export { LeaseStore, type JailRecord } from './lease-store.js';

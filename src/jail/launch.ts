@@ -22,6 +22,11 @@ export interface LaunchOptions {
   /** Where bwrap writes the exit status; default <runtimeDir>/<name>/status.jsonl (removed on teardown). */
   statusFile?: string;
   config: JailerConfig;
+  /**
+   * An opaque tag of whoever launches the jail (a manager's state directory, say), kept in
+   * its record: teardownJail given an owner leaves a live jail of another owner alone.
+   */
+  owner?: string;
   /** How long the sandbox may take to start its program (default 10 s). */
   startTimeoutMs?: number;
   fs?: Fs;
@@ -121,7 +126,8 @@ export async function launchJail(spec: JailSpec, options: LaunchOptions): Promis
   const fixed = 'uid' in spec.identity ? { uid: spec.identity.uid, gid: spec.identity.gid } : undefined;
   // The record exists before any host object, so a crash at any later step is reconciled by teardownJail.
   const record = await store.acquire({ name: spec.name, cgroupName: cg.name, cgroupLeaves: plan.leaves, statusFile,
-    ...(fixed === undefined ? {} : { fixed }), ...(ownedRuntimeDir === undefined ? {} : { ownedRuntimeDir }) });
+    ...(fixed === undefined ? {} : { fixed }), ...(ownedRuntimeDir === undefined ? {} : { ownedRuntimeDir }),
+    ...(options.owner === undefined ? {} : { owner: options.owner }) });
   let cgroupCreated = false;
   try {
     await options.onStep?.('leased');

@@ -19,6 +19,8 @@ export interface JailRecord {
   statusFile: string;
   /** Runtime dir owned by this jail (removed on teardown); absent when the caller chose the status file. */
   ownedRuntimeDir?: string;
+  /** Who launched it (an opaque tag, e.g. a manager's state directory); see teardownJail. */
+  owner?: string;
   /** The sandbox's outer process (bwrap's monitor) and the program itself, once started. */
   monitor?: ProcessId;
   program?: ProcessId;
@@ -35,6 +37,7 @@ export interface LeaseRequest {
   cgroupLeaves: string[];
   statusFile: string;
   ownedRuntimeDir?: string;
+  owner?: string;
 }
 
 /** Whether a record still has anything alive (a process, or a non-empty cgroup leaf); injected so tests can decide. */

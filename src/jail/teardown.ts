@@ -18,16 +18,31 @@ export interface TeardownResult {
   removedCgroups: string[];
   /** The program's exit as recorded before teardown, if it had ended by itself. */
   exit?: JailExit;
+  /** Set when the jail was left alone because it belongs to another owner (that owner). */
+  otherOwner?: string;
+}
+
+export interface TeardownOptions {
+  /**
+   * Tear down only a jail this owner launched: a recorded jail of the same name with another
+   * owner (or none) is left untouched. Without it, the name alone decides (`warden jail rm`).
+   */
+  owner?: string;
 }
 
 /**
  * Kills whatever remains of jail `name`, removes its cgroups and runtime files, releases
  * its lease. Works from the persisted record alone, so it reconciles after a crash; a
- * second call finds nothing and succeeds.
+ * second call finds nothing and succeeds. With `o.owner`, a jail of another owner is left
+ * alone (so a launch that failed because the name was taken never tears down the holder).
  */
-export async function teardownJail(name: string, config: JailerConfig, fs: Fs = new NodeFs()): Promise<TeardownResult> {
+export async function teardownJail(name: string, config: JailerConfig, fs: Fs = new NodeFs(), o: TeardownOptions = {}): Promise<TeardownResult> {
   const store = new LeaseStore(config);
   const record = await store.get(name);
+  if (o.owner !== undefined && record?.owner !== o.owner) {
+    // Not ours: a jail of another owner, or cgroups with no record here (another lease store's).
+    return { name, found: false, killed: [], removedCgroups: [], ...(record === undefined ? {} : { otherOwner: record.owner ?? '(none)' }) };
+  }
   const leaves = record?.cgroupLeaves ?? cgroupLeaves(await detectCgroupLayout(fs, config.mountsFile, config.cgroupVersion), config.cgroupParent, name);
   const present: string[] = [];
   for (const leaf of leaves) if (await fs.exists(leaf)) present.push(leaf);

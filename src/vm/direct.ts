@@ -18,7 +18,7 @@ export const DIRECT_PROTECTIONS_OFF = [
 export class DirectLauncher implements JailPort {
   private readonly children = new Map<string, ChildProcess>();
 
-  async launch(spec: JailSpec, fds: ReadonlyMap<string, number>, stderrFd: number, statusFile: string): Promise<Launched> {
+  async launch(spec: JailSpec, fds: ReadonlyMap<string, number>, stderrFd: number, statusFile: string, _owner: string): Promise<Launched> {
     const passed = spec.fds.map((f) => {
       const fd = fds.get(f.name);
       if (fd === undefined) throw new VmError('VM_START_FAILED', `no fd named ${f.name} for ${spec.name}`, { context: { vm: spec.name } });

@@ -7,6 +7,7 @@ export type VmErrorCode =
   | 'VM_INVALID_STATE'
   | 'VM_BUSY'
   | 'VM_DISK_IN_USE'
+  | 'VM_NAME_IN_USE'
   | 'VM_STATE_CORRUPT'
   | 'VM_START_FAILED'
   | 'VM_QEMU_DIED'

@@ -20,9 +20,9 @@ export function jailerConfig(overrides: Partial<JailerConfig> = {}, env: NodeJS.
 export class JailerLauncher implements JailPort {
   constructor(private readonly config: JailerConfig, private readonly fs: Fs) {}
 
-  async launch(spec: PlanView['jail'], fds: ReadonlyMap<string, number>, stderrFd: number, statusFile: string): Promise<Launched> {
+  async launch(spec: PlanView['jail'], fds: ReadonlyMap<string, number>, stderrFd: number, statusFile: string, owner: string): Promise<Launched> {
     // The planner states an identity for the manifest; the uid itself is leased at launch.
-    const h = await launchJail({ ...spec, identity: { lease: true } }, { fds, stdio: { stderr: stderrFd }, statusFile, config: this.config, fs: this.fs });
+    const h = await launchJail({ ...spec, identity: { lease: true } }, { fds, stdio: { stderr: stderrFd }, statusFile, owner, config: this.config, fs: this.fs });
     return { pid: h.pid, uid: h.uid, gid: h.gid, cgroups: h.cgroupPaths, launcherPid: h.monitorPid, statusFile: h.statusFile, protectionsOff: [] };
   }
 
@@ -31,7 +31,7 @@ export class JailerLauncher implements JailPort {
     return e === undefined || e.exitCode === null ? null : fromStatusCode(e.exitCode);
   }
 
-  async teardown(name: string): Promise<void> {
-    await teardownJail(name, this.config, this.fs);
+  async teardown(name: string, owner?: string): Promise<void> {
+    await teardownJail(name, this.config, this.fs, owner === undefined ? {} : { owner });
   }
 }

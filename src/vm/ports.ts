@@ -47,11 +47,12 @@ export interface Launched {
 }
 
 export interface JailPort {
-  launch(spec: JailSpec, fds: ReadonlyMap<string, number>, stderrFd: number, statusFile: string): Promise<Launched>;
+  /** `owner` tags the jail (the VM's state directory) so that teardown never touches a same-named jail of another owner. */
+  launch(spec: JailSpec, fds: ReadonlyMap<string, number>, stderrFd: number, statusFile: string, owner: string): Promise<Launched>;
   /** The program's exit if the launcher recorded it (works from any process), else null. */
   exitOf(jailName: string, statusFile: string | undefined): Promise<ProgramExit | null>;
-  /** Kills what remains, removes the cgroup, releases the lease; idempotent. */
-  teardown(jailName: string): Promise<void>;
+  /** Kills what remains, removes the cgroup, releases the lease; idempotent. Leaves a jail of another owner alone. */
+  teardown(jailName: string, owner?: string): Promise<void>;
 }
 
 export interface NetPort {

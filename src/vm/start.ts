@@ -149,16 +149,30 @@ const jail: Step<StartCtx> = {
   name: 'jail', label: 'starting QEMU in its jail (paused)',
   async run(c) {
     const spec = c.plan!.jail;
-    await recordUndo(c, { step: 'jail', data: { jailName: spec.name } });
+    await recordUndo(c, { step: 'jail', data: { jailName: spec.name, owner: c.paths.dir } });
     const statusFile = join(c.paths.dir, 'qemu.status');
     rmSync(statusFile, { force: true });
-    c.launched = await c.d.backends.jail.launch(spec, c.fds.byName, c.fds.logs.writeEnd(QEMU_STDERR), statusFile);
+    try {
+      c.launched = await c.d.backends.jail.launch(spec, c.fds.byName, c.fds.logs.writeEnd(QEMU_STDERR), statusFile, c.paths.dir);
+    } catch (err) {
+      throw nameTaken(c, err) ?? err;
+    }
     // QEMU holds its copies now; ours must go before anyone connects (our listener would accept).
     await c.fds.close(false);
     await recordRun(c, spec.name);
     writePlan(c, c.launched.uid, c.launched.gid);
   },
 };
+
+/** A jail of the same name held by someone else: another state root runs a VM of this name. */
+function nameTaken(c: StartCtx, err: unknown): VmError | null {
+  const e = err as { code?: string; context?: Record<string, unknown> };
+  if (e?.code !== 'JAIL_BUSY' || e.context?.['jail'] !== c.plan!.jail.name) return null;
+  return new VmError('VM_NAME_IN_USE', `cannot start VM ${c.rec.name}: a VM of that name already runs on this host under another state root (jail "${c.plan!.jail.name}" is live)`, {
+    context: { vm: c.rec.name, jail: c.plan!.jail.name }, cause: err,
+    suggestions: ['running VMs share host-wide names (jail, cgroup, TAP devices): stop the other one, or give this VM another name'],
+  });
+}
 
 async function recordRun(c: StartCtx, jailName: string): Promise<void> {
   const l = c.launched!;

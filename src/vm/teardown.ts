@@ -45,7 +45,7 @@ export async function undoRecords(d: TeardownDeps, undo: readonly UndoRecord[]):
   const remaining: UndoRecord[] = [];
   for (const u of [...undo].reverse()) {
     try {
-      if (u.step === 'jail') await d.backends.jail.teardown(String(u.data['jailName']));
+      if (u.step === 'jail') await d.backends.jail.teardown(String(u.data['jailName']), typeof u.data['owner'] === 'string' ? u.data['owner'] : undefined);
       else if (u.step === 'logd') await endLogd(d.fs, { pid: Number(u.data['pid']), startTime: Number(u.data['startTime']) });
       else if (u.step === 'sockets') for (const p of u.data['paths'] as string[]) rmSync(p, { force: true });
       else if (u.step === 'net') await d.backends.net.undo(u.data['log']);

@@ -73,6 +73,24 @@ test('a second jail with a live name is refused; two jails get distinct uids', a
   await assertGone(config, hb);
 });
 
+test('teardown with an owner leaves a same-named jail of another owner, or of another lease store, alone', async (t) => {
+  if (!isRoot()) return t.skip('needs root: uid switch and cgroups');
+  const config = tempConfig(t, FIRST + 16, 2);
+  const name = jailName('owned');
+  t.after(async () => { await teardownJail(name, config); });
+  const h = await launchJail(probeSpec(name, 'exec sleep 30'), { fds: new Map(), config, owner: '/state-a/vms/x' });
+  const foreign = await teardownJail(name, config, undefined, { owner: '/state-b/vms/x' });
+  assert.equal(foreign.otherOwner, '/state-a/vms/x');
+  assert.deepEqual([foreign.found, foreign.killed, foreign.removedCgroups], [false, [], []]);
+  assert.ok(existsSync(`/proc/${h.pid}`), 'the other owner\'s jail runs on');
+  const otherStore = await teardownJail(name, tempConfig(t, FIRST + 20, 2), undefined, { owner: '/state-a/vms/x' });
+  assert.equal(otherStore.found, false, 'no record in this lease store: the cgroup of that name is not ours to empty');
+  assert.ok(existsSync(`/proc/${h.pid}`));
+  const own = await teardownJail(name, config, undefined, { owner: '/state-a/vms/x' });
+  assert.ok(own.found && own.killed.includes(h.pid));
+  await assertGone(config, h);
+});
+
 test('the program outlives the manager that launched it; teardown from another process reconciles', async (t) => {
   if (!isRoot()) return t.skip('needs root: uid switch and cgroups');
   const config = tempConfig(t, FIRST + 16, 8);
