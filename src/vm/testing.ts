@@ -78,8 +78,7 @@ export function planTaps(vmDir: string): string[] {
 /** Everything of VM `name` that could outlive it on the host; empty when it left nothing. */
 export function leftovers(name: string, stateRoot: string, ifnames: readonly string[] = []): string[] {
   const found: string[] = [];
-  const ps = spawnSync('pgrep', ['-af', `guest=${name},`], { encoding: 'utf8' }).stdout.trim();
-  if (ps !== '') found.push(`process: ${ps}`);
+  for (const p of processesWith(`guest=${name},`)) found.push(`process: ${p}`);
   for (const h of safeReaddir('/sys/fs/cgroup')) {
     for (const parent of ['warden', '']) {
       const p = join('/sys/fs/cgroup', h, parent, name);
@@ -97,6 +96,22 @@ export function leftovers(name: string, stateRoot: string, ifnames: readonly str
     if (target.startsWith(stateRoot) || target.startsWith(join(stateRoot, '..'))) found.push(`fd ${fd} of this process: ${target}`);
   }
   return found;
+}
+
+/**
+ * "PID cmdline" of every process whose command line contains `needle`, read from /proc
+ * (pgrep is in procps, which scripts/setup.sh does not install). A zombie has an empty
+ * command line, so an exited QEMU not yet reaped does not count.
+ */
+function processesWith(needle: string): string[] {
+  const out: string[] = [];
+  for (const pid of safeReaddir('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    let cmdline = '';
+    try { cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1'); } catch { continue; }
+    if (cmdline.includes(needle)) out.push(`${pid} ${cmdline.split('\0').join(' ').trim()}`);
+  }
+  return out;
 }
 
 function safeReaddir(p: string): string[] {
