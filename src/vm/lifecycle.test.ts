@@ -91,7 +91,7 @@ test('kill -9 of QEMU is recorded as crashed with the signal; a second VM on the
   assert.deepEqual(leftovers('wdv-twin', env.stateRoot), []);
 
   process.kill(rec.run!.qemu.pid, 'SIGKILL');
-  assert.ok(await waitGone(m.fs, rec.run!.qemu, 5000), 'QEMU died');
+  assert.ok(await waitGone(m.fs, rec.run!.qemu, 30_000), 'QEMU died');
   // The next command (any) notices and cleans up.
   const [after] = await m.list();
   assert.equal(after?.name, 'wdv-crash');
