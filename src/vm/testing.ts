@@ -58,6 +58,15 @@ export function testEnv(prefix = 'warden-vm-e2e-'): TestEnv {
   };
 }
 
+/**
+ * A VM name for a test: `tag` plus this process's pid. VM names reach host-wide places (the
+ * cgroup `warden/NAME` in every hierarchy, the jailer's lease store under /var/lib/warden),
+ * so two checkouts running the suite at once on one host must not share them.
+ */
+export function vmName(tag: string): string {
+  return `${tag}-${process.pid}`;
+}
+
 /** Waits until `file` contains `text`; rejects with the file's tail after `timeoutMs`. */
 export async function waitForText(file: string, text: string, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs;
