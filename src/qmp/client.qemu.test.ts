@@ -36,8 +36,8 @@ test('stop/cont produce RESUME then STOP, seen by a subscription made beforehand
   await client.execute('cont');
   assert.equal((await client.execute('query-status')).status, 'running');
   await client.execute('stop');
-  const first = await sub.next({ timeoutMs: 5000 });
-  const second = await sub.next({ timeoutMs: 5000 });
+  const first = await sub.next({ timeoutMs: 30_000 });
+  const second = await sub.next({ timeoutMs: 30_000 });
   assert.deepEqual([first.event, second.event], ['RESUME', 'STOP']);
   const micros = (e: typeof first) => e.timestamp.seconds * 1e6 + e.timestamp.microseconds;
   assert.ok(micros(second) >= micros(first));
@@ -84,7 +84,7 @@ test('add-fd passes a file at run time: blockdev-add on /dev/fdset, scsi-hd atta
 
   const deleted = client.events(['DEVICE_DELETED']);
   await client.execute('device_del', { id: 'd0' });
-  const ev = await deleted.next({ timeoutMs: 5000, match: (e) => e.data.device === 'd0' });
+  const ev = await deleted.next({ timeoutMs: 30_000, match: (e) => e.data.device === 'd0' });
   assert.equal(ev.data.path, '/machine/peripheral/d0');
   await client.execute('blockdev-del', { 'node-name': 'disk0' });
   await client.execute('remove-fd', { 'fdset-id': added['fdset-id'] });

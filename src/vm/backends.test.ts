@@ -9,6 +9,11 @@ import { realBackends } from './backends.js';
 
 const linkExists = (name: string): boolean => spawnSync('ip', ['link', 'show', 'dev', name]).status === 0;
 
+/** Waits (bounded by a generous deadline, not a count of tries) until link `name` is gone. */
+async function waitLinkGone(name: string): Promise<void> {
+  for (const deadline = Date.now() + 20_000; linkExists(name) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
+}
+
 test('host networking whose final undo record cannot be written closes its TAP fds (the TAP vanishes)', async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root to create a TAP');
   if (!existsSync('/dev/net/tun')) return t.skip('no /dev/net/tun');
@@ -22,10 +27,10 @@ test('host networking whose final undo record cannot be written closes its TAP f
   const fds = await net.apply('wdr', actions, async () => { calls++; });
   assert.ok(linkExists(ifname), 'the TAP exists while its fd is open');
   for (const fd of fds.values()) closeSync(fd);
-  for (let i = 0; i < 100 && linkExists(ifname); i++) await new Promise((r) => setTimeout(r, 20));
+  await waitLinkGone(ifname);
   assert.equal(linkExists(ifname), false, 'closing the fd removes the TAP');
   let n = 0;
   await assert.rejects(net.apply('wdr', actions, async () => { if (++n === calls) throw new Error('disk full'); }), /disk full/);
-  for (let i = 0; i < 100 && linkExists(ifname); i++) await new Promise((r) => setTimeout(r, 20));
+  await waitLinkGone(ifname);
   assert.equal(linkExists(ifname), false, 'the failed apply left no open fd keeping the TAP alive');
 });

@@ -39,9 +39,9 @@ test('the test guest boots under TCG, prints its ready line, and powers off on s
   mon.on('data', (b: Buffer) => { qmp += b.toString(); });
 
   await waitFor(() => serial, (s) => s.includes(GUEST_READY_LINE), 60_000, 'the guest ready line');
-  await waitFor(() => qmp, (s) => s.includes('"QMP"'), 5_000, 'the QMP greeting');
+  await waitFor(() => qmp, (s) => s.includes('"QMP"'), 30_000, 'the QMP greeting');
   mon.write('{"execute":"qmp_capabilities"}\n{"execute":"system_powerdown"}\n');
-  await waitFor(() => qmp, (s) => s.includes('"POWERDOWN"'), 5_000, 'the POWERDOWN event');
+  await waitFor(() => qmp, (s) => s.includes('"POWERDOWN"'), 30_000, 'the POWERDOWN event');
   // A guest still settling after its ready line can miss one press of the button: press again every 3 s.
   const again = setInterval(() => mon.write('{"execute":"system_powerdown"}\n'), 3_000);
   const timeout = setTimeout(() => qemu.kill('SIGKILL'), 60_000);

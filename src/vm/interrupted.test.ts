@@ -7,7 +7,7 @@ import { openManager } from './open.js';
 import { repoRoot } from './guest.js';
 import { netSkipReason, nsRun } from '../../test/net/netns.js';
 import { netnsWorld } from './netns-world.js';
-import { leftovers, testEnv } from './testing.js';
+import { leftovers, testEnv, vmName } from './testing.js';
 
 const root = process.getuid?.() === 0;
 const BIN = join(repoRoot(), 'dist', 'src', 'cli', 'bin.js');
@@ -39,7 +39,7 @@ test('the manager killed before each start step: the next command reconciles and
   const m = openManager({ stateDir: env.stateRoot });
   t.after(async () => { for (const n of await m.store.list()) await m.kill(n).catch(() => undefined); env.cleanup(); });
   for (const step of ['claim', 'network', 'open', 'jail', 'qmp', 'cont']) {
-    const name = `wdv-die-${step}`;
+    const name = vmName(`wdv-die-${step}`);
     await m.create(env.specFile({ name }));
     const r = startAndDie(env.stateRoot, name, step);
     assert.equal(r.signal, 'SIGKILL', `the manager died before ${step}: ${r.stderr}`);
@@ -65,7 +65,7 @@ test('a manager killed with a TAP on a bridge in place (in a test netns): reconc
   const bridge = 'wdfbr1';
   nsRun(w.ns, ['ip', 'link', 'add', bridge, 'type', 'bridge']);
   for (const step of ['jail', 'cont']) {
-    const name = `wdf-tap-${step}`;
+    const name = vmName(`wdf-tap-${step}`);
     await openManager({ stateDir: w.env.stateRoot }).create(w.env.specFile({ name, networks: [{ name: 'n0', type: 'bridge', bridge }] }));
     const r = startAndDie(w.env.stateRoot, name, step, ['nsenter', `--net=/run/netns/${w.ns}`, '--']);
     assert.equal(r.signal, 'SIGKILL', r.stderr);
@@ -84,7 +84,7 @@ test('two starts of one VM at once: exactly one wins, the other is refused and c
   const env = testEnv();
   const m = openManager({ stateDir: env.stateRoot });
   t.after(async () => { for (const n of await m.store.list()) await m.kill(n).catch(() => undefined); env.cleanup(); });
-  const name = 'wdv-race';
+  const name = vmName('wdv-race');
   await m.create(env.specFile({ name }));
   const start = (): Promise<{ code: number | null; out: string }> => new Promise((resolve) => {
     const c = spawn(process.execPath, [BIN, 'start', name, '--state-dir', env.stateRoot, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });

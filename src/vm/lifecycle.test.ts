@@ -7,7 +7,7 @@ import { GUEST_READY_LINE } from './guest.js';
 import { isVmError } from './errors.js';
 import { openManager } from './open.js';
 import { hostPathsOpen, outsideView } from './outside.js';
-import { leftovers, testEnv, waitForText, type TestEnv } from './testing.js';
+import { leftovers, testEnv, vmName, waitForText, type TestEnv } from './testing.js';
 import { VmManager } from './manager.js';
 import { realBackends } from './backends.js';
 import { waitGone } from './teardown.js';
@@ -32,7 +32,7 @@ async function qmpStatus(m: VmManager, name: string): Promise<string> {
 test('run, ready line, seen from outside fully confined, pause/resume in QMP, graceful stop, nothing leaked', { timeout: 120_000 }, async (t) => {
   if (!root) return t.skip(SKIP);
   const { env, m } = setup(t);
-  const name = 'wdv-life';
+  const name = vmName('wdv-life');
   await m.create(env.specFile({ name }));
   const started = await m.start(name);
   assert.equal(started.record.phase, 'running');
@@ -71,63 +71,64 @@ test('run, ready line, seen from outside fully confined, pause/resume in QMP, gr
   assert.match(stopped.lastExit?.detail ?? '', /guest powered off/);
   assert.equal(stopped.lastExit?.code, 0);
   assert.deepEqual(leftovers(name, env.stateRoot), []);
-  await assert.rejects(m.pause(name), (e) => isVmError(e, 'VM_INVALID_STATE') && /cannot pause VM wdv-life: it is stopped/.test(e.message));
+  await assert.rejects(m.pause(name), (e) => isVmError(e, 'VM_INVALID_STATE') && e.message.includes(`cannot pause VM ${name}: it is stopped`));
 });
 
 test('kill -9 of QEMU is recorded as crashed with the signal; a second VM on the same writable disk is refused', { timeout: 120_000 }, async (t) => {
   if (!root) return t.skip(SKIP);
   const { env, m } = setup(t);
-  await m.create(env.specFile({ name: 'wdv-crash' }));
-  await m.create(env.specFile({ name: 'wdv-twin' }));
-  const rec = (await m.start('wdv-crash')).record;
+  const [crash, twin] = [vmName('wdv-crash'), vmName('wdv-twin')];
+  await m.create(env.specFile({ name: crash }));
+  await m.create(env.specFile({ name: twin }));
+  const rec = (await m.start(crash)).record;
 
-  await assert.rejects(m.start('wdv-twin'), (e) => {
+  await assert.rejects(m.start(twin), (e) => {
     assert.ok(isVmError(e, 'VM_DISK_IN_USE'), String(e));
-    assert.match(e.message, /cannot start VM wdv-twin: .*disk\.qcow2 is written by VM wdv-crash/);
+    assert.match(e.message, new RegExp(`cannot start VM ${twin}: .*disk\\.qcow2 is written by VM ${crash}`));
     return true;
   });
-  const twin = await m.reconcile('wdv-twin');
-  assert.equal(twin.lastExit?.reason, 'start-failed');
-  assert.deepEqual(leftovers('wdv-twin', env.stateRoot), []);
+  const refused = await m.reconcile(twin);
+  assert.equal(refused.lastExit?.reason, 'start-failed');
+  assert.deepEqual(leftovers(twin, env.stateRoot), []);
 
   process.kill(rec.run!.qemu.pid, 'SIGKILL');
-  assert.ok(await waitGone(m.fs, rec.run!.qemu, 5000), 'QEMU died');
+  assert.ok(await waitGone(m.fs, rec.run!.qemu, 30_000), 'QEMU died');
   // The next command (any) notices and cleans up.
   const [after] = await m.list();
-  assert.equal(after?.name, 'wdv-crash');
+  assert.equal(after?.name, crash);
   assert.equal(after?.phase, 'crashed');
   assert.equal(after?.lastExit?.reason, 'crashed');
   assert.equal(after?.lastExit?.signal, 'SIGKILL');
   assert.match(after?.lastExit?.detail ?? '', /killed by SIGKILL/);
-  assert.deepEqual(leftovers('wdv-crash', env.stateRoot), []);
+  assert.deepEqual(leftovers(crash, env.stateRoot), []);
   // Now the disk is free for the twin.
-  const twinRun = (await m.start('wdv-twin')).record;
+  const twinRun = (await m.start(twin)).record;
   assert.equal(twinRun.phase, 'running');
   // The guest powers itself off while no manager watches: the next command says so.
-  await waitForText(m.store.paths('wdv-twin').serialLog, GUEST_READY_LINE, 60_000);
-  const sock = createConnection({ path: m.store.paths('wdv-twin').serialSocket });
+  await waitForText(m.store.paths(twin).serialLog, GUEST_READY_LINE, 60_000);
+  const sock = createConnection({ path: m.store.paths(twin).serialSocket });
   await new Promise((r) => sock.once('connect', r));
   sock.write('poweroff\n');
   assert.ok(await waitGone(m.fs, twinRun.run!.qemu, 30_000), 'the guest powered off');
   sock.destroy();
-  const off = await m.reconcile('wdv-twin');
+  const off = await m.reconcile(twin);
   assert.deepEqual([off.phase, off.lastExit?.reason, off.lastExit?.code], ['stopped', 'poweroff', 0]);
   assert.match(off.lastExit?.detail ?? '', /the guest powered off/);
-  assert.deepEqual(leftovers('wdv-twin', env.stateRoot), []);
-  assert.equal((await m.start('wdv-twin')).record.phase, 'running');
-  assert.equal((await m.kill('wdv-twin')).lastExit?.reason, 'killed');
-  assert.deepEqual(leftovers('wdv-twin', env.stateRoot), []);
+  assert.deepEqual(leftovers(twin, env.stateRoot), []);
+  assert.equal((await m.start(twin)).record.phase, 'running');
+  assert.equal((await m.kill(twin)).lastExit?.reason, 'killed');
+  assert.deepEqual(leftovers(twin, env.stateRoot), []);
 });
 
 test('QEMU dying while starting gives VM_QEMU_DIED with its own words, and nothing is left', { timeout: 60_000 }, async (t) => {
   if (!root) return t.skip(SKIP);
   const { env, m } = setup(t);
-  const name = 'wdv-die';
+  const name = vmName('wdv-die');
   // Far more guest memory than the host can map: QEMU exits before its monitor answers.
   await m.create(env.specFile({ name, memory: '64Ti' }));
   await assert.rejects(m.start(name), (e) => {
     assert.ok(isVmError(e, 'VM_QEMU_DIED'), String(e));
-    assert.match(e.message, /QEMU of VM wdv-die exited while starting: cannot set up guest memory/);
+    assert.ok(e.message.includes(`QEMU of VM ${name} exited while starting: cannot set up guest memory`), e.message);
     return true;
   });
   const rec = await m.reconcile(name);
@@ -138,7 +139,7 @@ test('QEMU dying while starting gives VM_QEMU_DIED with its own words, and nothi
 test('a stop whose QMP monitor does not answer escalates to SIGKILL and says so', { timeout: 60_000 }, async (t) => {
   if (!root) return t.skip(SKIP);
   const { env, m } = setup(t);
-  const name = 'wdv-mute';
+  const name = vmName('wdv-mute');
   await m.create(env.specFile({ name }));
   await m.start(name);
   // Fault injection: a second manager on the same state whose QMP connections all fail.

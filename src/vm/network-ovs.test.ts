@@ -5,7 +5,7 @@ import { ovsSkipReason, startPrivateOvs } from '../../test/net/ovs.js';
 import { ovsGet, ovsPorts } from '../../test/net/scenarios.js';
 import type { ScenarioError } from './netns-scenarios.js';
 import { isQemuOf, netnsWorld, type NetnsWorld } from './netns-world.js';
-import { leftovers, waitForText } from './testing.js';
+import { leftovers, vmName, waitForText } from './testing.js';
 
 // Every warden command runs in a child node process inside a netns this test made (guest
 // traffic never touches the host's network), against a private ovsdb-server/ovs-vswitchd
@@ -42,7 +42,7 @@ const ovsNic = (name = 'n0'): Record<string, unknown> => ({ name, type: 'ovs', b
 
 test('two warden VMs on an Open vSwitch bridge (userspace datapath, VLAN tag) ping each other; stop leaves no port, no TAP', { skip, timeout: 600_000 }, async (t) => {
   const w = ovsWorld(t, 'o1');
-  const names = ['wdn-ovs-a', 'wdn-ovs-b'];
+  const names = [vmName('wdn-ovs-a'), vmName('wdn-ovs-b')];
   const vms = await w.startVms([
     w.env.specFile({ name: names[0]!, networks: [ovsNic()], disk: w.overlay('a'), cmdline: 'warden.ip=10.78.0.1/24' }),
     w.env.specFile({ name: names[1]!, networks: [ovsNic()], disk: w.overlay('b'), cmdline: 'warden.ip=10.78.0.2/24 warden.ping=10.78.0.1' }),
@@ -72,7 +72,7 @@ test('two warden VMs on an Open vSwitch bridge (userspace datapath, VLAN tag) pi
 
 test('kill -9 of a warden VM\'s QEMU: the next warden command (list) reconciles it to crashed and removes its OVS port and TAP', { skip, timeout: 600_000 }, async (t) => {
   const w = ovsWorld(t, 'o2');
-  const name = 'wdn-ovs-c';
+  const name = vmName('wdn-ovs-c');
   // This start finds the ovsdb through $WARDEN_OVS_DB; the reconcile below is told no db at
   // all: it must undo against the one recorded in the VM's undo log.
   const [vm] = await w.startVms([w.env.specFile({ name, networks: [ovsNic()], cmdline: 'warden.ip=10.78.0.3/24' })], { ovsDbViaEnv: true });
@@ -92,7 +92,7 @@ test('kill -9 of a warden VM\'s QEMU: the next warden command (list) reconciles 
 
 test('a start whose second NIC names a missing bridge is refused with NET_BRIDGE_MISSING and leaves nothing', { skip, timeout: 300_000 }, async (t) => {
   const w = ovsWorld(t, 'o3');
-  const name = 'wdn-ovs-f';
+  const name = vmName('wdn-ovs-f');
   const missing = 'wdnnobr0';
   const spec = w.env.specFile({ name, networks: [ovsNic(), { name: 'n1', type: 'bridge', bridge: missing }] });
   const r = await w.run<{ error?: ScenarioError; phase: string; taps: string[] }>('startExpectingFailure', { spec }, 240_000);

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { netSkipReason, nsRun } from '../../test/net/netns.js';
 import { ownerAlias } from '../net/index.js';
 import { netnsWorld } from './netns-world.js';
-import { leftovers, waitForText } from './testing.js';
+import { leftovers, vmName, waitForText } from './testing.js';
 
 // Every warden command runs in a child node process inside a netns this test made; the
 // bridge lives there too, so guest traffic never touches the host's network.
@@ -22,7 +22,7 @@ test('two jailed VMs on a Linux bridge (in a test netns) ping each other through
   nsRun(w.ns, ['ip', 'link', 'set', BRIDGE, 'up']);
   const members = (): string[] => nsRun(w.ns, ['ls', `/sys/class/net/${BRIDGE}/brif`]).stdout.split(/\s+/).filter((l) => l !== '');
   const net = [{ name: 'n0', type: 'bridge', bridge: BRIDGE }];
-  const names = ['wdf-net-a', 'wdf-net-b'];
+  const names = [vmName('wdf-net-a'), vmName('wdf-net-b')];
   const vms = await w.startVms([
     w.env.specFile({ name: names[0]!, networks: net, disk: w.overlay('a'), cmdline: 'warden.ip=10.77.0.1/24' }),
     w.env.specFile({ name: names[1]!, networks: net, disk: w.overlay('b'), cmdline: 'warden.ip=10.77.0.2/24 warden.ping=10.77.0.1' }),

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { chownSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { GUEST_READY_LINE, repoRoot } from './guest.js';
-import { testEnv, waitForText } from './testing.js';
+import { testEnv, vmName, waitForText } from './testing.js';
 
 const NOBODY = 65534;
 
@@ -16,7 +16,7 @@ function chownTree(p: string): void {
 test('as a non-root user a VM with user networking runs, and inspect names the protections that are off', { timeout: 120_000 }, async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root to switch to the unprivileged test user');
   const env = testEnv('warden-vm-nonroot-');
-  const name = 'wdv-nonroot';
+  const name = vmName('wdv-nonroot');
   const spec = env.specFile({ name, networks: [{ name: 'n0', type: 'user' }] });
   chownTree(env.dir);
   const warden = (...args: string[]): { status: number | null; stdout: string; stderr: string } => spawnSync('setpriv',

@@ -5,14 +5,14 @@ import { createConnection } from 'node:net';
 import { GUEST_READY_LINE } from './guest.js';
 import { openManager } from './open.js';
 import { waitGone } from './teardown.js';
-import { leftovers, testEnv, waitForText } from './testing.js';
+import { leftovers, testEnv, vmName, waitForText } from './testing.js';
 
 test('a guest that fills its memory past the cgroup limit: QEMU is OOM-killed and the VM says so', { timeout: 150_000 }, async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root: the jailer creates the memory cgroup');
   const env = testEnv('warden-vm-oom-');
   const m = openManager({ stateDir: env.stateRoot });
   t.after(async () => { for (const n of await m.store.list()) await m.kill(n).catch(() => undefined); env.cleanup(); });
-  const name = 'wdv-oom';
+  const name = vmName('wdv-oom');
   const file = env.specFile({ name, memory: '512Mi' });
   const spec = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   spec['limits'] = { memory: '520Mi' }; // barely above guest RAM: QEMU's own overhead does not fit

@@ -61,6 +61,15 @@ export function testEnv(prefix = 'warden-vm-e2e-'): TestEnv {
   };
 }
 
+/**
+ * A VM name for a test: `tag` plus this process's pid. VM names reach host-wide places (the
+ * cgroup `warden/NAME` in every hierarchy, the jailer's lease store under /var/lib/warden),
+ * so two checkouts running the suite at once on one host must not share them.
+ */
+export function vmName(tag: string): string {
+  return `${tag}-${process.pid}`;
+}
+
 /** Waits until `file` contains `text`; rejects with the file's tail after `timeoutMs`. */
 export async function waitForText(file: string, text: string, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs;
@@ -81,8 +90,7 @@ export function planTaps(vmDir: string): string[] {
 /** Everything of VM `name` that could outlive it on the host; empty when it left nothing. */
 export function leftovers(name: string, stateRoot: string, ifnames: readonly string[] = []): string[] {
   const found: string[] = [];
-  const ps = spawnSync('pgrep', ['-af', `guest=${name},`], { encoding: 'utf8' }).stdout.trim();
-  if (ps !== '') found.push(`process: ${ps}`);
+  for (const p of processesWith(`guest=${name},`)) found.push(`process: ${p}`);
   for (const h of safeReaddir('/sys/fs/cgroup')) {
     for (const parent of ['warden', '']) {
       const p = join('/sys/fs/cgroup', h, parent, name);
@@ -113,6 +121,22 @@ export function holdersUnder(dir: string): Array<[number, string]> {
       try { target = readlinkSync(`/proc/${p}/fd/${fd}`); } catch { continue; }
       if (target.startsWith(`${dir}/`)) out.push([Number(p), target]);
     }
+  }
+  return out;
+}
+
+/**
+ * "PID cmdline" of every process whose command line contains `needle`, read from /proc
+ * (pgrep is in procps, which scripts/setup.sh does not install). A zombie has an empty
+ * command line, so an exited QEMU not yet reaped does not count.
+ */
+function processesWith(needle: string): string[] {
+  const out: string[] = [];
+  for (const pid of safeReaddir('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    let cmdline = '';
+    try { cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1'); } catch { continue; }
+    if (cmdline.includes(needle)) out.push(`${pid} ${cmdline.split('\0').join(' ').trim()}`);
   }
   return out;
 }

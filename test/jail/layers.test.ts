@@ -50,8 +50,9 @@ test('listed devices appear in /dev and are the only ones the devices cgroup all
     assert.deepEqual(list, ['c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 10:200 rwm'].sort());
   }
   let marker = '';
-  for (let i = 0; i < 500 && marker === ''; i++) {
-    try { marker = readFileSync(`/proc/${h.pid}/root/tmp/r`, 'utf8'); } catch { await new Promise((r) => setTimeout(r, 10)); }
+  for (const deadline = Date.now() + 30_000; marker === '' && Date.now() < deadline;) {
+    try { marker = readFileSync(`/proc/${h.pid}/root/tmp/r`, 'utf8'); } catch { /* not written yet */ }
+    if (marker === '') await new Promise((r) => setTimeout(r, 10));
   }
   assert.equal(marker.trim(), 'tun-present');
   await teardownJail(name, config);

@@ -18,9 +18,10 @@ test('the handle names the program itself, inside its cgroup from the start; kil
   // The program records its own cgroup view at its very first step, then waits.
   const spec = probeSpec(name, 'cat /proc/self/cgroup > /tmp/cg; exec sleep 30');
   const h = await launchJail(spec, { fds: new Map(), config });
-  // The gate closes at exec, a moment before the kernel has set up the new argv: poll briefly.
+  // The gate closes at exec, a moment before the kernel has set up the new argv: poll (a
+  // loaded host can hold the exec back for a long while; the deadline only bounds a hang).
   let cmdline = '';
-  for (let i = 0; i < 100 && cmdline === ''; i++) {
+  for (const deadline = Date.now() + 30_000; cmdline === '' && Date.now() < deadline;) {
     cmdline = readFileSync(`/proc/${h.pid}/cmdline`, 'utf8');
     if (cmdline === '') await new Promise((r) => setTimeout(r, 10));
   }
@@ -33,7 +34,9 @@ test('the handle names the program itself, inside its cgroup from the start; kil
   for (const leaf of h.cgroupPaths) assert.ok(readFileSync(join(leaf, 'cgroup.procs'), 'utf8').split('\n').includes(String(h.pid)));
   // Inside, the cgroup namespace is rooted at the jail's cgroup: it was joined before bwrap unshared it.
   const cgFile = `/proc/${h.pid}/root/tmp/cg`;
-  for (let i = 0; i < 500 && !(existsSync(cgFile) && readFileSync(cgFile, 'utf8').includes('memory')); i++) await new Promise((r) => setTimeout(r, 10));
+  for (const deadline = Date.now() + 30_000; !(existsSync(cgFile) && readFileSync(cgFile, 'utf8').includes('memory')) && Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
   const inside = readFileSync(cgFile, 'utf8');
   for (const c of ['cpu', 'memory', 'pids', 'devices']) assert.match(inside, new RegExp(`^\\d+:${c}:/$`, 'm'));
   const again = await attachJail(name, config);

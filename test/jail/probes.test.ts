@@ -84,7 +84,9 @@ test('view: only the binds are visible, /usr is read-only, another jail\'s files
     mounts: [...probeSpec('x', '').mounts, { type: 'ro-bind', source: join(base, 'a'), target: '/data' }],
   });
   const h = await launchJail(otherSpec, { fds: new Map(), config });
-  for (let i = 0; i < 500 && !existsSync(`/proc/${h.pid}/root/tmp/secret-other`); i++) await new Promise((r) => setTimeout(r, 10));
+  for (const deadline = Date.now() + 30_000; !existsSync(`/proc/${h.pid}/root/tmp/secret-other`) && Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
   assert.ok(existsSync(`/proc/${h.pid}/root/tmp/secret-other`), 'the other jail wrote its file');
   const script = [
     'for p in /etc/passwd /root /var /home /sys /run "' + base + '" /data/secret-a /tmp/secret-other; do [ -e "$p" ] && echo "VISIBLE $p"; done',

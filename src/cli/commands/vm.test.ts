@@ -27,7 +27,7 @@ test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paus
   if (process.getuid?.() !== 0) return t.skip('needs root: the jailer switches uids and creates cgroups');
   const env = testEnv('warden-vm-cli-');
   const sd = ['--state-dir', env.stateRoot];
-  const name = 'wdv-cli';
+  const name = `wdv-cli-${process.pid}`; // VM names are host-wide (cgroups, uid leases): one per process
   t.after(async () => { await run(['kill', name, ...sd], capture()); env.cleanup(); });
   const spec = env.specFile({ name });
 
@@ -36,10 +36,10 @@ test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paus
   assert.match(io.stderr, /VM wdv-nope does not exist/);
   assert.equal(await run(['run', spec, '--detach', ...sd], io = capture()), 0, io.stderr);
   assert.match(io.stderr, /ok +starting the vCPUs/);
-  assert.match(io.stderr, /VM wdv-cli is running \(\d/);
+  assert.match(io.stderr, new RegExp(`VM ${name} is running \\(\\d`));
   assert.equal(await run(['create', spec, ...sd], io = capture()), 4, 'an existing name is exit 4');
   assert.equal(await run(['start', name, ...sd], io = capture()), 4, 'starting a running VM is exit 4');
-  assert.match(io.stderr, /cannot start VM wdv-cli: it is running/);
+  assert.ok(io.stderr.includes(`cannot start VM ${name}: it is running`), io.stderr);
   assert.match(io.stderr, /hint: stop it first/);
   assert.equal(await run(['delete', name, ...sd], io = capture()), 4);
 
