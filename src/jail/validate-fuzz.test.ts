@@ -31,6 +31,14 @@ const base: Record<string, unknown> = {
   name: 'j', identity: { lease: true }, network: { mode: 'none' }, mounts: [], devices: [], fds: [], env: {}, cwd: '/', argv: ['/bin/true'],
 };
 
+/** Wall time of checking one spec both ways (errors are asserted by the caller). */
+function checkMs(spec: JailSpec, config: ReturnType<typeof defaultJailerConfig>): number {
+  const t0 = performance.now();
+  checkJailSpec(spec, config);
+  try { validateJailSpec(spec, config); } catch { /* asserted by the caller */ }
+  return performance.now() - t0;
+}
+
 test('fuzz: any shape of JailSpec yields issues or JAIL_INVALID_SPEC, never a crash', () => {
   const config = defaultJailerConfig();
   const r = rng(20261129);
@@ -43,6 +51,10 @@ test('fuzz: any shape of JailSpec yields issues or JAIL_INVALID_SPEC, never a cr
     try { validateJailSpec(spec as unknown as JailSpec, config); } catch (e) {
       assert.ok(e instanceof JailError && e.code === 'JAIL_INVALID_SPEC', `case ${i}: ${String(e)}`);
     }
-    assert.ok(performance.now() - t0 < 50, 'each case is checked in well under 50 ms');
+    // A slow case is timed twice more and the fastest counts: a really slow input is slow every
+    // time, while a scheduler or GC pause on a loaded host (seen: 72 ms) is not.
+    let ms = performance.now() - t0;
+    for (let retry = 0; retry < 2 && ms >= 50; retry++) ms = Math.min(ms, checkMs(spec as unknown as JailSpec, config));
+    assert.ok(ms < 50, `case ${i} is checked in well under 50 ms (fastest of up to 3 timings: ${ms.toFixed(1)} ms)`);
   }
 });

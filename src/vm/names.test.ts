@@ -4,14 +4,14 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { openManager } from './open.js';
 import { isVmError } from './errors.js';
-import { leftovers, testEnv } from './testing.js';
+import { leftovers, testEnv, vmName } from './testing.js';
 
 test('a VM of the same name under another state root is refused with VM_NAME_IN_USE; the running one runs on; each stops clean', { timeout: 120_000 }, async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root: only jailed VMs share host-wide names');
   const env = testEnv();
   const a = openManager({ stateDir: join(env.dir, 'root-a') });
   const b = openManager({ stateDir: join(env.dir, 'root-b') });
-  const name = 'wdv-samename';
+  const name = vmName('wdv-samename');
   t.after(async () => {
     await b.kill(name).catch(() => undefined);
     await a.kill(name).catch(() => undefined);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readlinkSync, readdirSync, statSync } from 'node:fs';
 import { openManager } from './open.js';
 import { procStatus } from './proc.js';
-import { holdersUnder, leftovers, testEnv } from './testing.js';
+import { holdersUnder, leftovers, testEnv, vmName } from './testing.js';
 import { LOGD_USER } from './logd.js';
 import { NodeFs } from '../sys/index.js';
 
@@ -18,7 +18,7 @@ test('a 1 MiB console flood keeps serial.log and serial.log.1 within a 64Ki logM
   if (!root) return t.skip('needs root: the log writer drops to its own uid and QEMU runs jailed');
   const env = testEnv();
   const m = openManager({ stateDir: env.stateRoot });
-  const name = 'wlp-flood';
+  const name = vmName('wlp-flood');
   t.after(async () => {
     await m.kill(name).catch(() => undefined);
     env.cleanup();
@@ -62,7 +62,7 @@ test('with its log writer killed mid-flood, QEMU gets EPIPE (it ignores SIGPIPE)
   if (!root) return t.skip('needs root: QEMU runs jailed');
   const env = testEnv();
   const m = openManager({ stateDir: env.stateRoot });
-  const name = 'wlp-epipe';
+  const name = vmName('wlp-epipe');
   t.after(async () => {
     await m.kill(name).catch(() => undefined);
     env.cleanup();

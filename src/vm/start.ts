@@ -177,7 +177,7 @@ function nameTaken(c: StartCtx, err: unknown): VmError | null {
 async function recordRun(c: StartCtx, jailName: string): Promise<void> {
   const l = c.launched!;
   const qemu = await procId(c.d.fs, l.pid);
-  if (qemu === null) throw new VmError('VM_QEMU_DIED', `QEMU of VM ${c.rec.name} exited right after it was started`, { context: { vm: c.rec.name, log: c.paths.qemuLog }, suggestions: [`read ${c.paths.qemuLog}`] });
+  if (qemu === null) throw await diedWithLastWords(c, undefined);
   const launcher = l.launcherPid === undefined ? null : await procId(c.d.fs, l.launcherPid);
   c.rec = { ...c.rec, updatedAt: c.d.now(), run: {
     qemu, ...(launcher === null ? {} : { launcher }), uid: l.uid, gid: l.gid,
@@ -208,7 +208,12 @@ async function qemuDied(c: StartCtx, cause: unknown): Promise<VmError | null> {
   const run = c.rec.run;
   if (run === undefined || !(await waitGone(c.d.fs, run.qemu, 500))) return null;
   await waitGone(c.d.fs, run.launcher, 2000);
-  await waitGone(c.d.fs, c.logd, 2000); // it has written all QEMU said once it exits
+  return diedWithLastWords(c, cause);
+}
+
+/** VM_QEMU_DIED naming the last line QEMU wrote to its log, once the log writer has written all of it. */
+async function diedWithLastWords(c: StartCtx, cause: unknown): Promise<VmError> {
+  await waitGone(c.d.fs, c.logd, 2000); // it exits after the last write end (QEMU's, its jail's) closes
   const log = (() => { try { return readFileSync(c.paths.qemuLog, 'utf8').trim().split('\n'); } catch { return []; } })();
   const last = (log[log.length - 1] ?? '').replace(/^\S+Z qemu-system-\S+: /, '');
   return new VmError('VM_QEMU_DIED', `QEMU of VM ${c.rec.name} exited while starting${last ? `: ${last}` : ''}`, {
