@@ -12,7 +12,13 @@ out=.cache/guest
 mkdir -p "$out"
 
 # The versioned kernel package the meta package depends on (e.g. linux-image-6.1.0-56-cloud-amd64).
-kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n1)
+resolve() { apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n1; }
+kpkg=$(resolve)
+if [ -z "$kpkg" ] && [ "$(id -u)" -eq 0 ]; then
+  # a fresh machine may have no package lists yet
+  apt-get update -q >/dev/null 2>&1 || true
+  kpkg=$(resolve)
+fi
 if [ -z "$kpkg" ]; then
   say "cannot resolve linux-image-cloud-amd64 to a versioned package (run apt-get update?)"; exit 1
 fi
@@ -27,8 +33,14 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/warden-guest-build.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
 say "downloading $kpkg"
-deb=$(cd "$work" && apt-get download "$kpkg" >/dev/null 2>&1 && ls "$work"/*.deb) || {
-  say "apt-get download $kpkg failed"; exit 1; }
+# A mirror hiccup should not fail a CI run: three tries, a few seconds apart.
+deb=""
+for try in 1 2 3; do
+  deb=$(cd "$work" && apt-get download "$kpkg" >/dev/null 2>&1 && ls "$work"/*.deb) && break
+  deb=""
+  [ "$try" -lt 3 ] && { say "apt-get download $kpkg failed (try $try of 3), retrying"; sleep $((try * 3)); }
+done
+[ -n "$deb" ] || { say "apt-get download $kpkg failed 3 times"; exit 1; }
 say "unpacking the kernel"
 dpkg -x "$deb" "$work/k"
 moddir="$work/k/lib/modules/$kver"

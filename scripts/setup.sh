@@ -21,8 +21,12 @@ if [ -n "$missing" ]; then
   fi
   say "installing Debian packages:$missing"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends $missing >/dev/null
+  # once more after a pause if a mirror hiccups
+  for try in 1 2; do
+    if apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $missing >/dev/null; then break; fi
+    [ "$try" -eq 2 ] && { say "installing$missing failed"; exit 1; }
+    say "apt-get failed, retrying in 5 s"; sleep 5
+  done
 fi
 
 # npm packages: reinstall when the lock file changed since the last install.
