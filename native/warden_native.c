@@ -174,6 +174,19 @@ static napi_value recv_fds(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* tapIfName(fd) -> string: the interface a TAP or macvtap fd is attached to (TUNGETIFF). */
+static napi_value tap_if_name(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1]; int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !get_int(env, argv[0], &fd)) { napi_throw_type_error(env, "EINVAL", "tapIfName(fd)"); return NULL; }
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  if (ioctl(fd, TUNGETIFF, &ifr) < 0) return throw_errno(env, "TUNGETIFF", errno);
+  napi_value r;
+  napi_create_string_utf8(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ), &r);
+  return r;
+}
+
 /* [fds[0], fds[1]] as a JS array. */
 static napi_value fd_pair(napi_env env, const int fds[2]) {
   napi_value arr, a, b;
@@ -237,6 +250,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "pipe", NULL, make_pipe, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pidfdOpen", NULL, pidfd_open_, NULL, NULL, NULL, napi_enumerable, NULL },
     { "pidfdSignal", NULL, pidfd_signal, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "tapIfName", NULL, tap_if_name, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -112,10 +112,11 @@ test('macvtap: /dev/tap<ifindex> is opened once per queue; the undo entry learns
   const host = new FakeHost();
   const opened: string[] = [];
   const actions: HostAction[] = [{ kind: 'macvtap', nic: 'n', ifname: A, link: 'eth0', mode: 'vepa', mac: stableMac('vm1', 'n'), queues: 2, fdNames: ['q0', 'q1'] }];
-  const net = await applyHostActions(actions, deps(host, [], (p) => { opened.push(p); return 7 + opened.length; }));
+  const net = await applyHostActions(actions, deps(host, [], (p) => { opened.push(p); return host.openDevice(p); }));
   const ifindex = host.links.get(A)!.ifindex;
   assert.deepEqual(opened, [`/dev/tap${ifindex}`, `/dev/tap${ifindex}`]);
-  assert.deepEqual([...net.fds], [['q0', 8], ['q1', 9]]);
+  assert.deepEqual([...net.fds.keys()], ['q0', 'q1']);
+  assert.ok([...net.fds.values()].every((fd) => host.native.tapIfName(fd) === A));
   assert.deepEqual(net.undo.entries, [{ kind: 'delete-link', nic: 'n', ifname: A, device: 'macvtap', ifindex }]);
 });
 

@@ -13,7 +13,7 @@ import { validateActions } from './validate.js';
 
 export interface NetDeps extends CommandOptions {
   runner: ProcessRunner;
-  native: Pick<NativeAddon, 'openTap' | 'closeFd'>;
+  native: Pick<NativeAddon, 'openTap' | 'closeFd' | 'tapIfName'>;
   /** Opens a device node read-write with O_CLOEXEC (/dev/vhost-net, /dev/tapN); throws an errno error. */
   openDevice: (path: string) => number;
   /** For the macvtap retry while /dev/tapN appears; real timers when absent. */

@@ -118,7 +118,27 @@ async function openMacvtap(step: Extract<Step, { op: 'open-macvtap' }>, state: A
   const ifindex = await readIfindex(step.argv, deps, 'NET_MACVTAP', doing);
   await state.learnIfindex(step.ifname, ifindex);
   const path = `/dev/tap${ifindex}`;
-  for (const name of step.fdNames) state.fds.set(name, await openWithRetry(path, deps, doing));
+  for (const name of step.fdNames) state.fds.set(name, checkTapOwner(await openWithRetry(path, deps, doing), step.ifname, path, deps, doing));
+}
+
+/**
+ * The fd must be this macvtap's. ifindexes are counted per network namespace but /dev is
+ * one: a macvtap elsewhere with the same index owns /dev/tapN (the kernel makes one node
+ * per name), and QEMU would be handed another machine's network. Checked by TUNGETIFF.
+ */
+function checkTapOwner(fd: number, ifname: string, path: string, deps: NetDeps, doing: string): number {
+  let got: string;
+  try {
+    got = deps.native.tapIfName(fd);
+  } catch (cause) {
+    deps.native.closeFd(fd);
+    throw new NetError('NET_MACVTAP', `${doing}: ${path} is not a macvtap device`, { cause, context: { path } });
+  }
+  if (got === ifname) return fd;
+  deps.native.closeFd(fd);
+  throw new NetError('NET_MACVTAP', `${doing}: ${path} belongs to macvtap ${got}, not ${ifname} (the same interface index exists in another network namespace, and /dev has one node per index)`, {
+    context: { path, expected: ifname, found: got }, suggestions: ['create the macvtap in the network namespace whose interface indexes /dev/tapN follow (the host\'s), or remove the other one'],
+  });
 }
 
 /** /dev/tapN appears through udev (or devtmpfs) shortly after the link: retry 10× at 20 ms, as libvirt does. */

@@ -18,6 +18,8 @@ export interface NativeAddon {
   pidfdOpen(pid: number): number;
   /** Sends signal number `signo` to the pidfd's process; throws code ESRCH once it has been reaped. */
   pidfdSignal(fd: number, signo: number): void;
+  /** The interface a TAP or macvtap fd is attached to (TUNGETIFF). */
+  tapIfName(fd: number): string;
   closeFd(fd: number): void;
 }
 

@@ -64,12 +64,28 @@ export class FakeHost {
       for (const fd of fds) this.openFds.set(fd, name);
       return { name, fds };
     },
+    /** TUNGETIFF: the link an fd from openTap or openDevice is attached to. */
+    tapIfName: (fd: number): string => {
+      const name = this.openFds.get(fd);
+      if (name === undefined) throw Object.assign(new Error('EBADF'), { code: 'EBADF' });
+      return name;
+    },
     closeFd: (fd: number) => {
       const name = this.openFds.get(fd);
       this.openFds.delete(fd);
       const link = name === undefined ? undefined : this.links.get(name);
       if (link && !link.persistent && ![...this.openFds.values()].includes(name!)) this.links.delete(name!);
     },
+  };
+
+  /** /dev/tapN as devtmpfs has it: the macvtap whose ifindex is N. */
+  readonly openDevice = (path: string): number => {
+    const index = Number(/^\/dev\/tap(\d+)$/.exec(path)?.[1]);
+    const name = [...this.links].find(([, l]) => l.ifindex === index)?.[0];
+    if (name === undefined) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
+    const fd = this.nextFd++;
+    this.openFds.set(fd, name);
+    return fd;
   };
 
   /** Device names besides the preset bridges. */

@@ -140,6 +140,19 @@ test('macvtap on a veth: created with mode, MAC and alias, one /dev/tapN fd per 
   assert.ok(!(r['linksAfter'] as string[]).includes(r['ifname'] as string));
 });
 
+test('a macvtap whose /dev/tapN node belongs to a same-index macvtap of another namespace is refused and rolled back', { skip }, async (t) => {
+  const ns = createNetns(t, netnsName('h7'));
+  const other = createNetns(t, netnsName('h7o'));
+  const r = await inNetns<Record<string, unknown> & { error?: { code: string; message: string; context: Record<string, unknown> } }>(ns, 'macvtapForeignNode', { other });
+  if (r['unsupported'] !== undefined) return t.skip(`cannot create the other namespace's macvtap (${String(r['unsupported'])})`);
+  assert.equal(r['handedOut'], undefined, `the other namespace's device was handed out: ${String(r['handedOut'])}`);
+  assert.equal(r.error?.code, 'NET_MACVTAP');
+  assert.match(r.error!.message, new RegExp(`/dev/tap${String(r['next'])} belongs to macvtap wdtdecoy, not wdt`));
+  assert.equal(r['ours'], false, 'our macvtap was rolled back');
+  assert.deepEqual(r['tapFdsOpen'], [], 'the refused fd was closed');
+  assert.equal(r['decoy'], true, 'the other namespace\'s macvtap is untouched');
+});
+
 test('a stale undo log leaves the same-named TAP of a later start alone (ifindex guard)', { skip }, async (t) => {
   const ns = createNetns(t, netnsName('h6'));
   const r = await inNetns<{ ifindexes: number[]; afterStale: { link: LinkObs; ports: string[] }; afterSecond: LinkObs }>(ns, 'staleLog', {});

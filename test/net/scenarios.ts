@@ -250,6 +250,38 @@ export async function macvtapHost(): Promise<Record<string, unknown>> {
   return { ifname, during, fdTargets, survivesClose, cleanup, linksAfter: links() };
 }
 
+/**
+ * Another network namespace (`other`) holds a macvtap with the interface index our next
+ * macvtap will get, made first, so /dev/tap<index> is its node: opening it for our VM must
+ * be refused, and the start rolled back, rather than hand QEMU another machine's network.
+ */
+export async function macvtapForeignNode(args: { other: string }): Promise<Record<string, unknown>> {
+  makeVeth('wdtf0', 'wdtf1');
+  // interface indexes are handed out in order (and not reused at once): the next one is the probe's last + 1
+  sh(['ip', 'link', 'add', 'wdtfp0', 'type', 'veth', 'peer', 'name', 'wdtfp1']);
+  const next = Math.max(...['wdtfp0', 'wdtfp1'].map((n) => Number(readFileSync(`/sys/class/net/${n}/ifindex`, 'utf8')))) + 1;
+  sh(['ip', 'link', 'del', 'wdtfp0']);
+  sh(['ip', '-n', args.other, 'link', 'add', 'wdto0', 'type', 'veth', 'peer', 'name', 'wdto1']);
+  const decoy = spawnSync('ip', ['-n', args.other, 'link', 'add', 'link', 'wdto0', 'name', 'wdtdecoy', 'index', String(next), 'type', 'macvtap'], { encoding: 'utf8' });
+  if (decoy.status !== 0) return { unsupported: decoy.stderr.trim() };
+  const ifname = hostIfName('vm-f', 'net0', PREFIX);
+  const action: HostAction = { kind: 'macvtap', nic: 'net0', ifname, link: 'wdtf0', mode: 'bridge', mac: stableMac('vm-f', 'net0'), queues: 1, fdNames: ['q0'] };
+  let error: Record<string, unknown> | null = null;
+  try {
+    const net = await applyHostActions([action], realDeps({ vm: 'vm-f' }));
+    const got = loadNative().tapIfName(net.fds.get('q0')!);
+    closeHostFds(net.fds, loadNative());
+    await undoHostActions(net.undo, realDeps());
+    return { next, handedOut: got };
+  } catch (e) {
+    if (!(e instanceof NetError)) throw e;
+    error = { code: e.code, message: e.message, context: e.context };
+  }
+  const fdsAfter = readdirSync('/proc/self/fd').map((fd) => { try { return readlinkSync(`/proc/self/fd/${fd}`); } catch { return '?'; } });
+  return { next, error, ours: linkObs(ifname).exists, tapFdsOpen: fdsAfter.filter((p) => p.startsWith('/dev/tap')),
+    decoy: spawnSync('ip', ['-n', args.other, '-o', 'link', 'show', 'wdtdecoy'], { encoding: 'utf8' }).status === 0 };
+}
+
 /** A stale undo log (its QEMU died, the VM started again under the same names) must not touch the new instance. */
 export async function staleLog(): Promise<Record<string, unknown>> {
   makeBridge('wdtbr0');
