@@ -88,8 +88,8 @@ export async function endRun(d: TeardownDeps, rec: VmRecord, f: EndFacts = {}): 
   if (run !== undefined && (await signalProc(d.fs, run.qemu, 'SIGKILL'))) {
     await waitGone(d.fs, run.qemu, 5000);
   }
-  // The launcher records the exit once QEMU is gone; give it a moment to write.
-  await waitGone(d.fs, run?.launcher, 2000);
+  // The launcher records the exit once QEMU is gone; give it time to write (only a loaded host needs more than ms).
+  await waitGone(d.fs, run?.launcher, 5000);
   const exit = f.exit !== undefined && f.exit !== null ? f.exit
     : run === undefined ? null : await d.backends.jail.exitOf(run.jailName, run.statusFile);
   const oomKilled = run === undefined ? false : await sawOomKill(d.fs, run.cgroups);
