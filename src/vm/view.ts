@@ -86,7 +86,8 @@ export function formatInspection(i: Inspection): string {
   if (i.process) {
     const p = i.process;
     lines.push(`  seen from outside: CapEff ${p.capEff}, NoNewPrivs ${p.noNewPrivs ? 1 : 0}, Seccomp ${p.seccomp}, own namespaces: ${p.ownNamespaces.join(' ') || 'none'}`);
-    lines.push(`  open files: ${Object.values(p.fds).filter((f) => f.startsWith('/')).join(', ') || 'none'}`);
+    // QEMU holds some files twice (the passed fd and its fdset dup): each path once, in fd order
+    lines.push(`  open files: ${[...new Set(Object.values(p.fds).filter((f) => f.startsWith('/')))].join(', ') || 'none'}`);
   }
   lines.push(`  protections off: ${i.run ? (i.protectionsOff.length === 0 ? 'none' : i.protectionsOff.join('; ')) : '(not running)'}`);
   if (i.lastExit) lines.push(`  last stopped: ${i.lastExit.reason} at ${i.lastExit.at}: ${i.lastExit.detail}`);
