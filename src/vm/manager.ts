@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { SpecReadError } from '../spec/index.js';
 import type { Fs } from '../sys/index.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
@@ -51,7 +52,7 @@ export class VmManager {
     try {
       text = readFileSync(path, 'utf8');
     } catch (cause) {
-      throw new VmError('VM_IO', `reading the spec file ${path} failed`, { context: { file: path }, cause });
+      throw new SpecReadError(path, cause); // as validate and plan say it: SPEC_READ, exit 2
     }
     const spec = this.o.backends.parseSpec(text, path);
     if (nameOverride !== undefined) spec['name'] = nameOverride;

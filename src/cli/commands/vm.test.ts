@@ -23,6 +23,20 @@ test('a VM name that cannot be one is a usage error (exit 2), for every verb tha
   }
 });
 
+test('create and run of a spec file that cannot be read: SPEC_READ, exit 2, as validate says it; nothing recorded', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wqa-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const argv of [['create', join(dir, 'nope.yaml')], ['run', '-d', join(dir, 'nope.yaml')], ['validate', join(dir, 'nope.yaml')]]) {
+    const io = capture();
+    assert.equal(await run([...argv, ...(argv[0] === 'validate' ? [] : ['--state-dir', dir])], io), 2, `${argv.join(' ')}: ${io.stderr}`);
+    assert.match(io.stderr, /^error: reading spec file .*nope\.yaml failed \[SPEC_READ\]/);
+    assert.match(io.stderr, /hint: check the path/);
+  }
+  const io = capture();
+  assert.equal(await run(['list', '--json', '--state-dir', dir], io), 0);
+  assert.deepEqual(JSON.parse(io.stdout), []);
+});
+
 test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paused guest', { timeout: 120_000 }, async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root: the jailer switches uids and creates cgroups');
   const env = testEnv('warden-vm-cli-');
