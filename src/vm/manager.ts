@@ -101,7 +101,10 @@ export class VmManager {
       const rec: VmRecord = { ...rec0, phase: 'stopping', intent: 'stop', updatedAt: this.d.now() };
       await this.store.write(rec);
       this.progress.begin(`stopping VM ${name}`);
-      const out = await stopRun(this.d, rec, o, this.progress);
+      // A paused guest cannot answer the power button: waiting for it would only run out the timeout.
+      const paused = rec0.phase === 'paused' && o.force !== true;
+      if (paused) this.progress.warn(`VM ${name} is paused, so its guest cannot answer the ACPI power button: quitting QEMU (resume it first for a graceful stop)`);
+      const out = await stopRun(this.d, rec, paused ? { ...o, force: true } : o, this.progress);
       this.progress.end(`VM ${name} is ${out.phase}: ${out.lastExit?.detail ?? ''}`);
       return out;
     });

@@ -52,7 +52,7 @@ function lifecycle(program: Command, io: Io): void {
 }
 
 function control(program: Command, io: Io): void {
-  withState(program.command('stop').description('stop a VM: ACPI power button, then QMP quit, then SIGKILL').argument('<name>'))
+  withState(program.command('stop').description('stop a VM: ACPI power button, then QMP quit, then SIGKILL (a paused VM is quit at once)').argument('<name>'))
     .option('--timeout <s>', 'seconds to wait for the guest to power off', '30')
     .option('--force', 'skip the ACPI request: quit, then kill')
     .action(async (name: string, o: StateOpt & { timeout: string; force?: boolean }) => {
