@@ -36,7 +36,20 @@ test('warden plan / validate on a real spec', { skip, timeout: 60_000 }, async (
     assert.equal(p.argv[0], '/usr/bin/qemu-system-x86_64');
     assert.equal(p.jail.identity.uid, 4242);
     assert.ok(p.fds.some((f) => f.path === join(dir, 'root.qcow2')));
-    assert.ok(p.fds.some((f) => f.path === join(dir, 'state', 'cli1', 'qmp.sock')));
+    assert.ok(p.fds.some((f) => f.path === join(dir, 'state', 'vms', 'cli1', 'qmp.sock')), 'the paths start will use under this state root');
+  });
+
+  await t.test('without --state-dir, plan uses the lifecycle\'s state root ($WARDEN_STATE_DIR), as start will', async () => {
+    const saved = process.env['WARDEN_STATE_DIR'];
+    process.env['WARDEN_STATE_DIR'] = join(dir, 'env-root');
+    try {
+      const io = capture();
+      assert.equal(await run(['plan', spec, '--json', '--cache-dir', join(dir, 'cache'), '--uid', '4242'], io), 0, io.stdout);
+      const p = JSON.parse(io.stdout) as { fds: Array<{ path?: string }> };
+      assert.ok(p.fds.some((f) => f.path === join(dir, 'env-root', 'vms', 'cli1', 'serial.sock')), io.stdout.slice(0, 2000));
+    } finally {
+      if (saved === undefined) delete process.env['WARDEN_STATE_DIR']; else process.env['WARDEN_STATE_DIR'] = saved;
+    }
   });
 
   await t.test('plan (text) traces each option to its spec field', async () => {
