@@ -37,6 +37,22 @@ test('create and run of a spec file that cannot be read: SPEC_READ, exit 2, as v
   assert.deepEqual(JSON.parse(io.stdout), []);
 });
 
+test('every lifecycle verb takes --json: errors come out as {error} JSON with their exit status; bad QMP arguments are a usage error', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wqa-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const verb of ['start', 'stop', 'kill', 'pause', 'resume', 'restart', 'delete', 'inspect']) {
+    const io = capture();
+    assert.equal(await run([verb, 'wqa-nope', '--json', '--state-dir', dir], io), 5, `${verb}: ${io.stdout}${io.stderr}`);
+    assert.equal((JSON.parse(io.stdout) as { error: { code: string } }).error.code, 'VM_NOT_FOUND', verb);
+  }
+  let io = capture();
+  assert.equal(await run(['qmp', 'wqa-nope', 'query-block', '[1]', '--state-dir', dir], io), 2);
+  assert.match(io.stderr, /the QMP arguments must be one JSON object, got: \[1\]/);
+  assert.equal(await run(['qmp', 'wqa-nope', 'query-status', '--json', '--state-dir', dir], io = capture()), 5, io.stdout);
+  assert.equal(await run(['run', join(dir, 'x.yaml'), '--json', '--state-dir', dir], io = capture()), 2);
+  assert.match(io.stdout, /run --json needs --detach/);
+});
+
 test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paused guest', { timeout: 120_000 }, async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root: the jailer switches uids and creates cgroups');
   const env = testEnv('warden-vm-cli-');
@@ -95,7 +111,8 @@ test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paus
   assert.notEqual(restarted.run.qemu.pid, pidBefore, 'a new QEMU process');
 
   // A paused guest cannot answer the power button: stop quits QEMU at once instead of waiting out the timeout.
-  assert.equal(await run(['pause', name, ...sd], io = capture()), 0);
+  assert.equal(await run(['pause', name, '--json', ...sd], io = capture()), 0);
+  assert.equal((JSON.parse(io.stdout) as { phase: string }).phase, 'paused');
   assert.equal(await run(['stop', name, '--timeout', '60', ...sd], io = capture()), 0, io.stderr);
   assert.match(io.stderr, new RegExp(`VM ${name} is paused, so its guest cannot answer the ACPI power button: quitting QEMU`));
   assert.doesNotMatch(io.stderr, /did not power off/);
@@ -112,7 +129,8 @@ test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paus
   assert.equal(chunks[0]?.vm, name);
   assert.match(chunks.map((c) => c.text).join(''), /WARDEN-GUEST-READY/, 'the serial log as JSON lines');
   assert.deepEqual(leftovers(name, env.stateRoot), []);
-  assert.equal(await run(['delete', name, ...sd], io = capture()), 0);
+  assert.equal(await run(['delete', name, '--json', ...sd], io = capture()), 0);
+  assert.deepEqual(JSON.parse(io.stdout), { deleted: name });
   assert.equal(await run(['list', ...sd], io = capture()), 0);
   assert.match(io.stdout, /no VMs/);
 });
