@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type Io } from '../index.js';
@@ -51,6 +51,24 @@ test('every lifecycle verb takes --json: errors come out as {error} JSON with th
   assert.equal(await run(['qmp', 'wqa-nope', 'query-status', '--json', '--state-dir', dir], io = capture()), 5, io.stdout);
   assert.equal(await run(['run', join(dir, 'x.yaml'), '--json', '--state-dir', dir], io = capture()), 2);
   assert.match(io.stdout, /run --json needs --detach/);
+});
+
+test('logs: a VM that never started says so; the rotated older part (serial.log.1) comes first', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wqa-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const spec = join(dir, 'vm.yaml');
+  writeFileSync(spec, 'apiVersion: warden/v1\nname: wqa-logs\n');
+  let io = capture();
+  assert.equal(await run(['create', spec, '--state-dir', dir], io), 0, io.stderr);
+  assert.equal(await run(['logs', 'wqa-logs', '--state-dir', dir], io = capture()), 0);
+  assert.match(io.stderr, /VM wqa-logs has no serial console output: it has never been started/);
+  const vmDir = join(dir, 'vms', 'wqa-logs');
+  writeFileSync(join(vmDir, 'serial.log.1'), 'older\n');
+  writeFileSync(join(vmDir, 'serial.log'), 'newer\n');
+  assert.equal(await run(['logs', 'wqa-logs', '--json', '--state-dir', dir], io = capture()), 0);
+  const chunks = io.stdout.trim().split('\n').map((l) => JSON.parse(l) as { offset: number; text: string });
+  assert.deepEqual(chunks.map((c) => [c.offset, c.text]), [[0, 'older\n'], [6, 'newer\n']]);
+  assert.equal(io.stderr, '');
 });
 
 test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paused guest', { timeout: 120_000 }, async (t) => {

@@ -108,15 +108,20 @@ function views(program: Command, io: Io): void {
     });
   withState(program.command('console').description(`attach to a VM's serial console (${DETACH_KEY_NAME} detaches)`).argument('<name>', 'the VM'))
     .action(async (name: string, o: StateOpt) => consoleOf(io, manager(io, o, true), name));
-  withState(program.command('logs').description('print the serial console log').argument('<name>', 'the VM'))
+  withState(program.command('logs').description('print the serial console log (its rotated older part, serial.log.1, first)').argument('<name>', 'the VM'))
     .option('-f, --follow', 'keep printing while the VM runs')
     .option('--json', 'print JSON lines {vm, offset, text} instead of the raw bytes')
     .action(async (name: string, o: StateOpt & { follow?: boolean; json?: boolean }) => {
       const m = manager(io, o, true);
-      await m.store.read(name);
+      const rec = await m.store.read(name);
       const out = o.json === true ? jsonLogLines(io, name) : process.stdout;
-      await followLog(m.store.paths(name).serialLog, out, { follow: o.follow === true,
+      const log = m.store.paths(name).serialLog;
+      const older = await followLog(`${log}.1`, out, { follow: false });
+      const newer = await followLog(log, out, { follow: o.follow === true,
         until: async () => { const r = await m.reconcile(name); return r.phase !== 'running' && r.phase !== 'paused'; } });
+      if (older + newer === 0) {
+        io.err(`VM ${name} has no serial console output${rec.phase === 'created' && rec.lastExit === undefined ? ': it has never been started' : ''} (${log})`);
+      }
     });
 }
 
