@@ -84,6 +84,18 @@ test('warden plan / validate on a real spec', { skip, timeout: 60_000 }, async (
     assert.equal(facts.chains['root']?.layers[0]?.path, join(dir, 'root.qcow2'));
   });
 
+  await t.test('validate warns (exit 0) about a bridge or link this host lacks, located in the spec', async () => {
+    const br = join(dir, 'br.yaml');
+    writeFileSync(br, 'apiVersion: warden/v1\nname: cli4\nnetworks:\n  - { name: a, type: bridge, bridge: wqabr-nope }\n  - { name: b, type: macvtap, link: wqaln-nope }\n');
+    const io = capture();
+    assert.equal(await run(['validate', br, '--cache-dir', join(dir, 'cache')], io), 0, io.stderr);
+    assert.match(io.stderr, /warning: .*br\.yaml:4:38: networks\[0\]\.bridge: Linux bridge wqabr-nope does not exist on this host: start would fail \(NET_BRIDGE_MISSING\)/);
+    assert.match(io.stderr, /networks\[1\]\.link: link wqaln-nope does not exist/);
+    const json = capture();
+    assert.equal(await run(['validate', br, '--json', '--cache-dir', join(dir, 'cache')], json), 0);
+    assert.deepEqual((JSON.parse(json.stdout) as { warnings: Array<{ path: string }> }).warnings.map((w) => w.path), ['networks[0].bridge', 'networks[1].link']);
+  });
+
   await t.test('a missing spec file is a clean exit 2', async () => {
     const io = capture();
     assert.equal(await run(['validate', join(dir, 'nope.yaml'), '--cache-dir', join(dir, 'cache')], io), 2);
