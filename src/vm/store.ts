@@ -153,6 +153,14 @@ export class StateStore {
     }
   }
 
+  /**
+   * The console lock: QEMU serves one client per serial socket and leaves a second one
+   * connected but unheard, so a second console must be refused rather than left dead.
+   */
+  async lockConsole(name: string): Promise<Lock> {
+    return this.takeLock(join(this.paths(name).dir, 'console.lock'), `the console of VM ${name}`, 'console', 0);
+  }
+
   /** The store-wide lock, held briefly around cross-VM checks (disk claims); waits up to `waitMs`. */
   async lockRoot(op: string, waitMs = 10_000): Promise<Lock> {
     await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });

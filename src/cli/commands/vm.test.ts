@@ -109,6 +109,9 @@ test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paus
   con.stdin.write('echo warden-$((6*7))\n');
   const deadline = Date.now() + 20_000;
   while (!out.includes('warden-42') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  // QEMU would leave a second client connected but unheard: it is refused instead.
+  assert.equal(await run(['console', name, ...sd], io = capture()), 4);
+  assert.match(io.stderr, new RegExp(`the console of VM ${name} is already attached \\(process ${con.pid}\\)`));
   con.stdin.write(Buffer.from([0x1d]));
   const guard = setTimeout(() => con.kill('SIGKILL'), 10_000);
   const code = await new Promise<number | null>((r) => con.on('exit', r));

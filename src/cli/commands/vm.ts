@@ -2,7 +2,7 @@
 import { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { WardenError } from '../../errors/index.js';
-import { DETACH_KEY_NAME, attachConsole, runDemo, followLog, formatInspection, formatTable, inspectRecord, openManager, summarize, type VmManager } from '../../vm/index.js';
+import { DETACH_KEY_NAME, VmError, isVmError, attachConsole, runDemo, followLog, formatInspection, formatTable, inspectRecord, openManager, summarize, type VmManager } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
 
 interface StateOpt { stateDir?: string }
@@ -20,10 +20,20 @@ async function consoleOf(io: Io, m: VmManager, name: string): Promise<void> {
   if (rec.phase !== 'running' && rec.phase !== 'paused') {
     throw new WardenError('VM_INVALID_STATE', `cannot attach to the console of VM ${name}: it is ${rec.phase}`, { context: { vm: name, phase: rec.phase }, suggestions: [`start it: warden start ${name}`] });
   }
-  io.err(`attached to the serial console of ${name}; ${DETACH_KEY_NAME} detaches (the VM keeps running)`);
-  const why = await attachConsole(name, m.store.paths(name).serialSocket, { input: process.stdin, output: process.stdout });
-  process.stdin.destroy(); // a paused pipe would keep the process alive
-  io.err(`\n${why === 'closed' ? `the console of ${name} closed` : `detached from ${name}`}`);
+  const lock = await m.store.lockConsole(name).catch((err: unknown) => {
+    if (!isVmError(err, 'VM_BUSY')) throw err;
+    const holder = (err.context['holder'] as { pid?: number } | undefined)?.pid;
+    throw new VmError('VM_BUSY', `the console of VM ${name} is already attached (process ${holder ?? '?'}): QEMU serves one console client at a time`, {
+      context: err.context, suggestions: [`detach it there (${DETACH_KEY_NAME})`, `or watch the output without typing: warden logs -f ${name}`] });
+  });
+  try {
+    io.err(`attached to the serial console of ${name}; ${DETACH_KEY_NAME} detaches (the VM keeps running)`);
+    const why = await attachConsole(name, m.store.paths(name).serialSocket, { input: process.stdin, output: process.stdout });
+    process.stdin.destroy(); // a paused pipe would keep the process alive
+    io.err(`\n${why === 'closed' ? `the console of ${name} closed` : `detached from ${name}`}`);
+  } finally {
+    await lock.release();
+  }
 }
 
 function lifecycle(program: Command, io: Io): void {
