@@ -96,6 +96,14 @@ test('warden plan / validate on a real spec', { skip, timeout: 60_000 }, async (
     assert.deepEqual((JSON.parse(json.stdout) as { warnings: Array<{ path: string }> }).warnings.map((w) => w.path), ['networks[0].bridge', 'networks[1].link']);
   });
 
+  await t.test('a bad --uid/--gid is a usage error naming the flag, not a spec problem', async () => {
+    for (const [flag, value] of [['--uid', 'abc'], ['--gid', '-1'], ['--uid', '1.5']]) {
+      const io = capture();
+      assert.equal(await run(['plan', spec, '--cache-dir', join(dir, 'cache'), flag!, value!], io), 2);
+      assert.match(io.stderr, new RegExp(`^error: ${flag} must be a non-negative integer, got "${value!.replace('.', '\\.')}" \\[USAGE_BAD_ID\\]`));
+    }
+  });
+
   await t.test('a missing spec file is a clean exit 2', async () => {
     const io = capture();
     assert.equal(await run(['validate', join(dir, 'nope.yaml'), '--cache-dir', join(dir, 'cache')], io), 2);

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { PlanError, buildPlan, planToJson, renderPlan } from '../../plan/index.js';
-import { SpecError } from '../../spec/index.js';
+import { WardenError } from '../../errors/index.js';
 import { defaultStateRoot } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
 import { defaultCacheDir, gatherFacts, loadSpecFile, locatePlanError } from './validate.js';
@@ -23,7 +23,9 @@ export function registerPlan(program: Command, io: Io): void {
       const { text, spec } = loaded;
       const uid = Number(opts.uid);
       const gid = Number(opts.gid ?? opts.uid);
-      if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid < 0 || gid < 0) throw new SpecError(file, [{ code: 'USAGE_BAD_ID', file: '(command line)', line: 1, col: 1, path: '--uid/--gid', message: `must be non-negative integers, got ${opts.uid}/${opts.gid ?? opts.uid}` }]);
+      for (const [flag, text, n] of [['--uid', opts.uid, uid], ['--gid', opts.gid ?? opts.uid, gid]] as const) {
+        if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new WardenError('USAGE_BAD_ID', `${flag} must be a non-negative integer, got ${JSON.stringify(text)}`, { context: { [flag.slice(2)]: text } });
+      }
       const stateDir = join(opts.stateDir ?? defaultStateRoot(), 'vms'); // where start will put it (StateStore.paths)
       const facts = await gatherFacts(loaded, { qemu: opts.qemu, stateDir, cacheDir: opts.cacheDir, uid, gid, kvm: opts.kvm === true });
       let plan;

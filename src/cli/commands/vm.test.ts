@@ -46,7 +46,11 @@ test('every lifecycle verb takes --json: errors come out as {error} JSON with th
     assert.equal((JSON.parse(io.stdout) as { error: { code: string } }).error.code, 'VM_NOT_FOUND', verb);
   }
   let io = capture();
-  assert.equal(await run(['qmp', 'wqa-nope', 'query-block', '[1]', '--state-dir', dir], io), 2);
+  for (const t of ['', 'abc', '-1']) {
+    assert.equal(await run(['stop', 'wqa-nope', '--timeout', t, '--state-dir', dir], io = capture()), 2, `--timeout ${JSON.stringify(t)}`);
+    assert.match(io.stderr, /--timeout must be a number of seconds/);
+  }
+  assert.equal(await run(['qmp', 'wqa-nope', 'query-block', '[1]', '--state-dir', dir], io = capture()), 2);
   assert.match(io.stderr, /the QMP arguments must be one JSON object, got: \[1\]/);
   assert.equal(await run(['qmp', 'wqa-nope', 'query-status', '--json', '--state-dir', dir], io = capture()), 5, io.stdout);
   assert.equal(await run(['run', join(dir, 'x.yaml'), '--json', '--state-dir', dir], io = capture()), 2);

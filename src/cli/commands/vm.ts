@@ -74,7 +74,7 @@ function control(program: Command, io: Io): void {
     .option('--force', 'skip the ACPI request: quit, then kill')
     .option('--json', 'print the record as JSON (instead of the progress lines)')
     .action(async (name: string, o: StateOpt & { timeout: string; force?: boolean; json?: boolean }) => {
-      const timeoutS = Number(o.timeout);
+      const timeoutS = o.timeout.trim() === '' ? NaN : Number(o.timeout);
       if (!Number.isFinite(timeoutS) || timeoutS < 0) throw new WardenError('USAGE_BAD_TIMEOUT', `--timeout must be a number of seconds, got ${o.timeout}`);
       const rec = await manager(io, o, o.json === true).stop(name, { timeoutS, force: o.force === true });
       if (o.json) printJson(io, rec);
