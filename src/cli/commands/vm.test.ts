@@ -53,6 +53,8 @@ test('every lifecycle verb takes --json: errors come out as {error} JSON with th
   assert.equal(await run(['qmp', 'wqa-nope', 'query-block', '[1]', '--state-dir', dir], io = capture()), 2);
   assert.match(io.stderr, /the QMP arguments must be one JSON object, got: \[1\]/);
   assert.equal(await run(['qmp', 'wqa-nope', 'query-status', '--json', '--state-dir', dir], io = capture()), 5, io.stdout);
+  assert.equal(await run(['pause', '--json', '--state-dir', dir], io = capture()), 2, 'a missing argument');
+  assert.deepEqual((JSON.parse(io.stdout) as { error: { code: string; message: string } }).error.code, 'USAGE_ARGS');
   assert.equal(await run(['run', join(dir, 'x.yaml'), '--json', '--state-dir', dir], io = capture()), 2);
   assert.match(io.stdout, /run --json needs --detach/);
 });
