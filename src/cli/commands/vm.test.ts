@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type Io } from '../index.js';
@@ -75,6 +75,21 @@ test('logs: a VM that never started says so; the rotated older part (serial.log.
   const chunks = io.stdout.trim().split('\n').map((l) => JSON.parse(l) as { offset: number; text: string });
   assert.deepEqual(chunks.map((c) => [c.offset, c.text]), [[0, 'older\n'], [6, 'newer\n']]);
   assert.equal(io.stderr, '');
+});
+
+test('list: a VM whose record is unreadable is listed as such (with its error) instead of failing the whole list', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wqa-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const spec = join(dir, 'vm.yaml');
+  writeFileSync(spec, 'apiVersion: warden/v1\nname: wqa-good\n');
+  let io = capture();
+  assert.equal(await run(['create', spec, '--state-dir', dir], io), 0, io.stderr);
+  mkdirSync(join(dir, 'vms', 'wqa-bad'));
+  writeFileSync(join(dir, 'vms', 'wqa-bad', 'vm.json'), '{bad');
+  assert.equal(await run(['list', '--json', '--state-dir', dir], io = capture()), 0, io.stdout);
+  const rows = JSON.parse(io.stdout) as Array<{ name: string; phase: string; error?: { code: string } }>;
+  assert.deepEqual(rows.map((r) => [r.name, r.phase, r.error?.code]), [['wqa-bad', 'unreadable', 'VM_STATE_CORRUPT'], ['wqa-good', 'created', undefined]]);
+  assert.match(io.stderr, /warning: the state file of VM wqa-bad is not a valid record \[VM_STATE_CORRUPT\]/);
 });
 
 test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paused guest', { timeout: 120_000 }, async (t) => {

@@ -2,7 +2,7 @@
 import { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { WardenError } from '../../errors/index.js';
-import { DETACH_KEY_NAME, VmError, isVmError, attachConsole, runDemo, followLog, formatInspection, formatTable, inspectRecord, openManager, summarize, type VmManager } from '../../vm/index.js';
+import { DETACH_KEY_NAME, VmError, isVmError, attachConsole, runDemo, followLog, formatInspection, formatTable, inspectRecord, openManager, summarize, type VmManager, type VmSummary } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
 
 interface StateOpt { stateDir?: string }
@@ -105,7 +105,7 @@ function views(program: Command, io: Io): void {
   withState(program.command('list').alias('ls').description('list VMs with their phase (reconciled with reality)'))
     .option('--json', 'print as JSON')
     .action(async (o: StateOpt & { json?: boolean }) => {
-      const rows = (await manager(io, o, true).list()).map(summarize);
+      const rows = await listRows(io, manager(io, o, true));
       if (o.json) printJson(io, rows); else io.out(rows.length === 0 ? 'no VMs' : formatTable(rows));
     });
   withState(program.command('inspect').description('spec, plan, state, pid, uid, cgroups, resources, protections, why it last stopped').argument('<name>', 'the VM'))
@@ -133,6 +133,25 @@ function views(program: Command, io: Io): void {
         io.err(`VM ${name} has no serial console output${rec.phase === 'created' && rec.lastExit === undefined ? ': it has never been started' : ''} (${log})`);
       }
     });
+}
+
+/**
+ * One row per VM. A record that cannot be read (VM_STATE_CORRUPT ...) is listed as
+ * `unreadable`, with its error, and warned about: it must not hide every other VM.
+ */
+async function listRows(io: Io, m: VmManager): Promise<Array<VmSummary & { error?: unknown }>> {
+  const rows: Array<VmSummary & { error?: unknown }> = [];
+  for (const name of await m.store.list()) {
+    try {
+      rows.push(summarize(await m.reconcile(name, true).catch(() => m.store.read(name))));
+    } catch (err) {
+      if (isVmError(err, 'VM_NOT_FOUND')) continue; // a directory without a record: being created or deleted
+      const e = err instanceof WardenError ? err : new WardenError('INTERNAL', String((err as Error)?.message ?? err));
+      io.err(`warning: ${e.message} [${e.code}]${e.suggestions.length > 0 ? `; ${e.suggestions.join('; ')}` : ''}`);
+      rows.push({ name, phase: 'unreadable', pid: null, uid: null, accel: null, startedAt: null, lastExit: null, error: e.toJSON() });
+    }
+  }
+  return rows;
 }
 
 /** A stream that prints each chunk of the serial log as one JSON line, with the log offset it starts at. */
