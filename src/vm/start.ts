@@ -217,8 +217,15 @@ async function diedWithLastWords(c: StartCtx, cause: unknown): Promise<VmError> 
   const log = (() => { try { return readFileSync(c.paths.qemuLog, 'utf8').trim().split('\n'); } catch { return []; } })();
   const last = (log[log.length - 1] ?? '').replace(/^\S+Z qemu-system-\S+: /, '');
   return new VmError('VM_QEMU_DIED', `QEMU of VM ${c.rec.name} exited while starting${last ? `: ${last}` : ''}`, {
-    context: { vm: c.rec.name, log: c.paths.qemuLog, stderr: log.slice(-10) }, cause, suggestions: [`read ${c.paths.qemuLog}`],
+    context: { vm: c.rec.name, log: c.paths.qemuLog, stderr: log.slice(-10) }, cause, suggestions: [...knownCause(last), `read ${c.paths.qemuLog}`],
   });
+}
+
+/** A hint for QEMU's last words when they have a usual cause. */
+export function knownCause(last: string): string[] {
+  const fwd = /Could not set up host forwarding rule '(tcp|udp):([^:]*):(\d+)-/.exec(last);
+  if (fwd) return [`host port ${fwd[2] || '0.0.0.0'}:${fwd[3]} (${fwd[1]}) is probably taken, by another VM's forward or another program: ss -lnp 'sport = :${fwd[3]}'`];
+  return [];
 }
 
 const cont: Step<StartCtx> = {

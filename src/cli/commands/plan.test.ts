@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { run, type Io } from '../index.js';
 import { gatherFacts, loadSpecFile } from './validate.js';
@@ -94,6 +95,21 @@ test('warden plan / validate on a real spec', { skip, timeout: 60_000 }, async (
     const json = capture();
     assert.equal(await run(['validate', br, '--json', '--cache-dir', join(dir, 'cache')], json), 0);
     assert.deepEqual((JSON.parse(json.stdout) as { warnings: Array<{ path: string }> }).warnings.map((w) => w.path), ['networks[0].bridge', 'networks[1].link']);
+  });
+
+  await t.test('validate warns about a forwarded host port that is taken (QEMU would exit at start)', async () => {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const fwd = join(dir, 'fwd.yaml');
+      writeFileSync(fwd, `apiVersion: warden/v1\nname: cli5\nnetworks:\n  - name: u\n    type: user\n    forwards: [{ host: ${port}, guest: 80 }]\n`);
+      const io = capture();
+      assert.equal(await run(['validate', fwd, '--cache-dir', join(dir, 'cache')], io), 0, io.stderr);
+      assert.match(io.stderr, new RegExp(`networks\\[0\\]\\.forwards\\[0\\]\\.host: tcp port 127\\.0\\.0\\.1:${port} cannot be bound on this host \\(EADDRINUSE\\)`));
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   await t.test('a bad --uid/--gid is a usage error naming the flag, not a spec problem', async () => {
