@@ -4,7 +4,7 @@
  * cont. Every host change is recorded in the VM's record before it is made, so a failure
  * here, or a crash of this process, is undone by teardown from the record.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ImageChain } from '../image/index.js';
 import { VmError } from './errors.js';
@@ -56,11 +56,29 @@ const accel: Step<StartCtx> = {
 };
 
 const probe: Step<StartCtx> = {
-  name: 'probe', label: 'probing disk image chains',
+  name: 'probe', label: 'probing boot files and disk images',
   async run(c) {
+    checkBootFiles(c);
     for (const disk of c.spec.disks) c.chains[disk.name] = await c.d.backends.walkChain(disk.image, disk.format);
   },
 };
+
+/** A kernel or initrd that is gone is named as such (the jailer would refuse its bind mount in its own terms). */
+function checkBootFiles(c: StartCtx): void {
+  const boot = (c.rec.spec['boot'] ?? {}) as Record<string, unknown>;
+  for (const field of ['kernel', 'initrd'] as const) {
+    const path = boot[field];
+    if (typeof path !== 'string') continue;
+    let ok = false;
+    try { ok = statSync(path).isFile(); } catch { /* missing or unreadable: not ok */ }
+    if (!ok) {
+      throw new VmError('VM_START_FAILED', `boot.${field} of VM ${c.rec.name}, ${path}, does not exist or is not a regular file`, {
+        context: { vm: c.rec.name, field: `boot.${field}`, path },
+        suggestions: ['restore the file; the VM keeps the path its spec had at create (warden validate checks the spec file)'],
+      });
+    }
+  }
+}
 
 const plan: Step<StartCtx> = {
   name: 'plan', label: 'planning',
