@@ -18,3 +18,9 @@ test('a helper\'s stderr kept in context is printed (it is often the only reason
   reportError(io, new WardenError('NET_LINK', `ip failed: ${said}`, { context: { stderr: said } }), false);
   assert.doesNotMatch(io.stderr, /stderr:/);
 });
+
+test('a multi-line error (a spec with several issues) has its code on the first line, not after the last issue', () => {
+  const io = capture();
+  reportError(io, new WardenError('SPEC_INVALID', 'spec v.yaml is invalid: 2 problems\n  v.yaml:3:1: a\n  v.yaml:4:1: b'), false);
+  assert.equal(io.stderr, 'error: spec v.yaml is invalid: 2 problems [SPEC_INVALID]\n  v.yaml:3:1: a\n  v.yaml:4:1: b\n');
+});
