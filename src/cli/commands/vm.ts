@@ -1,9 +1,9 @@
 /** @module cli/commands/vm: the VM lifecycle verbs (run, create, start, stop, kill, pause, resume, restart, list, inspect, console, logs, delete, qmp). */
-import { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { WardenError } from '../../errors/index.js';
-import { DETACH_KEY_NAME, VmError, isVmError, attachConsole, runDemo, followLog, formatInspection, formatTable, inspectRecord, openManager, summarize, type VmManager, type VmSummary } from '../../vm/index.js';
+import { DETACH_KEY_NAME, VmError, isVmError, attachConsole, runDemo, followLog, formatInspection, formatTable, inspectRecord, openManager, type VmManager } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
+import { jsonLogLines, listRows, qmpArgs } from './vm-output.js';
 
 interface StateOpt { stateDir?: string }
 
@@ -136,37 +136,6 @@ function views(program: Command, io: Io): void {
 }
 
 /**
- * One row per VM. A record that cannot be read (VM_STATE_CORRUPT ...) is listed as
- * `unreadable`, with its error, and warned about: it must not hide every other VM.
- */
-async function listRows(io: Io, m: VmManager): Promise<Array<VmSummary & { error?: unknown }>> {
-  const rows: Array<VmSummary & { error?: unknown }> = [];
-  for (const name of await m.store.list()) {
-    try {
-      rows.push(summarize(await m.reconcile(name, true).catch(() => m.store.read(name))));
-    } catch (err) {
-      if (isVmError(err, 'VM_NOT_FOUND')) continue; // a directory without a record: being created or deleted
-      const e = err instanceof WardenError ? err : new WardenError('INTERNAL', String((err as Error)?.message ?? err));
-      io.err(`warning: ${e.message} [${e.code}]${e.suggestions.length > 0 ? `; ${e.suggestions.join('; ')}` : ''}`);
-      rows.push({ name, phase: 'unreadable', pid: null, uid: null, accel: null, startedAt: null, lastExit: null, error: e.toJSON() });
-    }
-  }
-  return rows;
-}
-
-/** A stream that prints each chunk of the serial log as one JSON line, with the log offset it starts at. */
-function jsonLogLines(io: Io, vm: string): NodeJS.WritableStream {
-  let offset = 0;
-  return new Writable({
-    write(chunk: Buffer, _enc, done) {
-      io.out(JSON.stringify({ vm, offset, text: chunk.toString('utf8') }));
-      offset += chunk.length;
-      done();
-    },
-  });
-}
-
-/**
  * `warden qmp NAME COMMAND [ARGS-JSON]`. src/qmp may already have registered `qmp` with its
  * socket-level subcommands (`qmp exec SOCKET ...`); this verb then becomes that command's
  * default action (a subcommand name wins over a VM of the same name).
@@ -183,16 +152,6 @@ function qmpVerb(program: Command, io: Io): void {
       if (name === undefined || command === undefined) throw new WardenError('USAGE_MISSING', 'usage: warden qmp NAME COMMAND [ARGS-JSON]', { suggestions: ['e.g. warden qmp NAME query-status'] });
       printJson(io, await manager(io, o, true).qmp(name, command, argsJson === undefined ? undefined : qmpArgs(argsJson)));
     });
-}
-
-/** The QMP arguments: one JSON object (QEMU refuses anything else, less clearly). */
-function qmpArgs(text: string): Record<string, unknown> {
-  let v: unknown;
-  try { v = JSON.parse(text); } catch (cause) { throw new WardenError('USAGE_BAD_JSON', `the QMP arguments are not JSON: ${text}`, { cause }); }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) {
-    throw new WardenError('USAGE_BAD_JSON', `the QMP arguments must be one JSON object, got: ${text}`, { suggestions: ['e.g. warden qmp NAME human-monitor-command \'{"command-line": "info status"}\''] });
-  }
-  return v as Record<string, unknown>;
 }
 
 /** Register after src/qmp's registrar: `qmp NAME COMMAND` extends its `qmp` command. */
