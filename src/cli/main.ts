@@ -21,7 +21,12 @@ export async function run(argv: string[], io: Io = processIo): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return 0;
+      // commander has printed its message on stderr; a --json caller reads stdout
+      if (argv.includes('--json')) io.out(JSON.stringify({ error: { code: 'USAGE_ARGS', message: err.message.replace(/^error: /, ''), context: { commander: err.code } } }, null, 2));
+      return 2;
+    }
     return reportError(io, err, argv.includes('--json'));
   }
 }

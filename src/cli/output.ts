@@ -22,10 +22,28 @@ export function reportError(io: Io, err: unknown, json: boolean): number {
     io.out(JSON.stringify({ error: body }, null, 2));
   } else {
     const [first, ...rest] = formatErrorChain(err);
-    io.err(`error: ${first ?? 'unknown error'}`);
+    io.err(`error: ${codeOnFirstLine(first ?? 'unknown error')}`);
     for (const line of rest) io.err(`  caused by: ${line}`);
+    for (const line of toolStderr(err)) io.err(`  stderr: ${line}`);
     if (err instanceof WardenError) for (const s of err.suggestions) io.err(`  hint: ${s}`);
     if (!(err instanceof WardenError) && err instanceof Error && process.env['WARDEN_DEBUG']) io.err(err.stack ?? '');
   }
   return exitCodeFor(err);
+}
+
+/**
+ * What a failed helper (ip, ovs-vsctl, setpriv ...) said, kept in `context.stderr`: often the
+ * only real reason ("database connection failed"), so it is shown unless the message has it.
+ */
+function toolStderr(err: unknown): string[] {
+  if (!(err instanceof WardenError)) return [];
+  const text = err.context['stderr'];
+  if (typeof text !== 'string' || text.trim() === '' || err.message.includes(text.trim())) return [];
+  return text.trim().split('\n').slice(-5);
+}
+
+/** "head\n  issue\n  issue [CODE]" → "head [CODE]\n  issue\n  issue": the code is the whole error's, not the last issue's. */
+function codeOnFirstLine(text: string): string {
+  const m = /^([^\n]*)(\n[\s\S]*) (\[[A-Z0-9_]+\])$/.exec(text);
+  return m === null ? text : `${m[1]} ${m[3]}${m[2]}`;
 }

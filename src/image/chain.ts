@@ -63,6 +63,7 @@ function named(err: unknown, step: Step): unknown {
   if (err.code === 'IMAGE_NOT_FOUND' && step.namedBy !== null && err.layer === step.path) {
     return new ImageError('IMAGE_NOT_FOUND', `backing file ${step.path} (recorded as "${step.namedBy.name}" in ${step.namedBy.path}) does not exist`, {
       context: { ...err.context, ...extra, layer: err.layer ?? step.path }, cause: err.cause,
+      suggestions: [`restore ${step.path}, or point the overlay at the right file: qemu-img rebase -u -b NEW-BACKING -F FORMAT ${step.namedBy.path}`],
     });
   }
   return err.layer === null ? atLayer(err, step.path, extra) : err;

@@ -30,8 +30,12 @@ export async function loadQemuCaps(src: CapsSource, binary: string): Promise<Qem
     } catch { /* fall through: probe again and overwrite */ }
   }
   const caps = await probeQemu(src.runner, binary);
-  await src.fs.mkdir(src.cacheDir, { recursive: true });
-  // Write-then-rename would be nicer; the Fs port has no rename, and a torn file is re-probed above.
-  await src.fs.writeFile(file, JSON.stringify(caps));
+  try {
+    await src.fs.mkdir(src.cacheDir, { recursive: true });
+    // Write-then-rename would be nicer; the Fs port has no rename, and a torn file is re-probed above.
+    await src.fs.writeFile(file, JSON.stringify(caps));
+  } catch {
+    // An unwritable cache (a user without a writable $HOME ...) costs a probe next time, not the command.
+  }
   return { ...caps, cached: false };
 }

@@ -36,6 +36,16 @@ test('probe and cache: a second load is served from the cache, a changed binary 
   assert.equal((await loadQemuCaps(src, QEMU)).cached, false);
 });
 
+test('a cache directory that cannot be written costs a probe, not the caller', { skip, timeout: 120_000 }, async (t) => {
+  const dir = mkdtempSync('/tmp/wqa-qemu-caps-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'file'), '');
+  const src = { runner: new NodeProcessRunner(), fs: new NodeFs(), cacheDir: join(dir, 'file', 'cache'), stat: async (p: string) => { const s = await fsp.stat(p); return { size: s.size, mtimeMs: s.mtimeMs }; } };
+  const caps = await loadQemuCaps(src, QEMU);
+  assert.equal(caps.cached, false);
+  assert.ok(caps.devices.includes('virtio-blk-pci'));
+});
+
 test('a missing binary and a binary that is not QEMU give typed host errors', async () => {
   const runner = new NodeProcessRunner();
   await assert.rejects(probeQemu(runner, '/nonexistent/qemu'), (e: unknown) => e instanceof QemuProbeError && e.code === 'HOST_QEMU_MISSING');

@@ -74,8 +74,8 @@ function fromZod(issue: z.core.$ZodIssue, data: unknown): RawIssue[] {
         return r;
       });
     case 'invalid_type':
-      if (got === undefined) return [{ code: 'SPEC_MISSING', path, message: `is required (a ${issue.expected})` }];
-      return [{ code: 'SPEC_TYPE', path, message: `must be a ${issue.expected}, got ${show(got)}` }];
+      if (got === undefined) return [{ code: 'SPEC_MISSING', path, message: `is required (${article(issue.expected)} ${issue.expected})` }];
+      return [{ code: 'SPEC_TYPE', path, message: `must be ${article(issue.expected)} ${issue.expected}, got ${show(got)}` }];
     case 'invalid_value': {
       const values = issue.values.map((v) => String(v));
       if (got === undefined) return [{ code: 'SPEC_MISSING', path, message: `is required (one of ${values.join(', ')})` }];
@@ -140,4 +140,9 @@ export function issueAt(text: string, file: string, path: string, code: string, 
   const issue: SpecIssue = { code, file, line: pos.line, col: pos.col, path: formatPath(segs), message };
   if (suggestion !== undefined) issue.suggestion = suggestion;
   return issue;
+}
+
+/** "an object", "an array", "a string". */
+function article(word: string): string {
+  return /^[aeiou]/i.test(word) ? 'an' : 'a';
 }

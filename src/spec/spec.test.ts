@@ -108,3 +108,8 @@ test('serial.logMax: a size with a default of 8Mi, bounded to 64Ki..1Gi with the
     });
   }
 });
+
+test('type messages take the right article: "must be an object", "must be a number"', () => {
+  assert.throws(() => parseSpec('- 1\n', 'l.yaml'), (e: unknown) => e instanceof SpecError && e.issues[0]!.message === 'must be an object, got [1]');
+  assert.throws(() => parseSpec('apiVersion: warden/v1\nname: a\ncpus: two\n', 'c.yaml'), (e: unknown) => e instanceof SpecError && /^must be a number/.test(e.issues[0]!.message));
+});

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { walkChain } from '../image/index.js';
@@ -37,4 +37,18 @@ test('an image layer replaced between probe and open is refused, and the fd open
     (e: VmError) => e.code === 'VM_START_FAILED' && /is not the file that was probed/.test(e.message));
   await swapped.close(false);
   assert.equal(fdCount(), before, 'no fd left open');
+});
+
+test('a socket path too long for bind(2) is refused by name before anything is bound (bind would cut it short elsewhere)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wqa-vm-fds-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const deep = join(dir, 'x'.repeat(100 - dir.length));
+  mkdirSync(deep);
+  const path = join(deep, 'qmp.sock');
+  const fds = new OpenFds();
+  await assert.rejects(fds.openAll([{ kind: 'unix-listen' as const, name: 'qmp', target: 3, from: '(base)', path }], 'wqa-fds'),
+    (e: VmError) => e.code === 'VM_START_FAILED' && e.message.includes(`the socket path ${path} of VM wqa-fds is too long for a unix socket`));
+  await fds.close(true);
+  assert.deepEqual(readdirSync(dir), ['x'.repeat(100 - dir.length)], 'no socket cut short next to it');
+  assert.deepEqual(readdirSync(deep), []);
 });

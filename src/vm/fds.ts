@@ -12,6 +12,9 @@ import { VmError } from './errors.js';
 import { LogPipes } from './logd.js';
 import type { OpenFlag, PlannedFdView } from './ports.js';
 
+/** The longest unix socket path bind(2) takes whole (sun_path is 108 bytes, NUL included). */
+const SUN_PATH_MAX = 107;
+
 /** Which file a path named when it was probed. */
 export interface FileId { dev: number; ino: number }
 
@@ -79,6 +82,12 @@ export class OpenFds {
 
   private async listen(path: string, vm: string): Promise<number> {
     const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${this.servers.length}`);
+    // Longer names are cut short by bind(2) (sun_path holds 108 bytes with the NUL): the socket would land elsewhere.
+    if (Buffer.byteLength(tmp) > SUN_PATH_MAX) {
+      throw new VmError('VM_START_FAILED', `the socket path ${path} of VM ${vm} is too long for a unix socket (${Buffer.byteLength(tmp)} bytes while it is created as ${basename(tmp)}; the limit is ${SUN_PATH_MAX})`, {
+        context: { vm, path, bytes: Buffer.byteLength(tmp), limit: SUN_PATH_MAX }, suggestions: ['use a shorter state root (--state-dir or $WARDEN_STATE_DIR) or VM name'],
+      });
+    }
     rmSync(tmp, { force: true });
     const server = createServer();
     this.servers.push(server);

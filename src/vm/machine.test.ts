@@ -35,3 +35,16 @@ test('a crash or OOM ends in crashed, everything else in stopped', () => {
   assert.equal(phaseAfterExit('oom'), 'crashed');
   for (const r of ['poweroff', 'stopped', 'killed', 'start-failed', 'interrupted'] as const) assert.equal(phaseAfterExit(r), 'stopped');
 });
+
+test('the hint of a refused action fits it: stop of a stopped VM is not told to start it; delete of a running one learns --force', () => {
+  const hintOf = (phase: Parameters<typeof assertAllowed>[1], action: Parameters<typeof assertAllowed>[2]): string => {
+    try { assertAllowed('v', phase, action); } catch (e) { return (e as { suggestions: string[] }).suggestions.join(' | '); }
+    return 'allowed';
+  };
+  assert.equal(hintOf('stopped', 'stop'), 'it is not running, nothing to stop (why it stopped: warden inspect v)');
+  assert.equal(hintOf('created', 'kill'), 'it is not running, nothing to kill');
+  assert.equal(hintOf('stopped', 'pause'), 'start it first: warden start v');
+  assert.match(hintOf('running', 'delete'), /warden delete --force v/);
+  assert.match(hintOf('paused', 'delete'), /warden delete --force v/);
+  assert.equal(hintOf('running', 'start'), 'stop it first: warden stop v');
+});

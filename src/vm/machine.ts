@@ -53,9 +53,12 @@ export function assertAllowed(vm: string, phase: Phase, action: Action): void {
 }
 
 function hint(vm: string, phase: Phase, action: Action): string {
-  if (phase === 'created' || phase === 'stopped' || phase === 'crashed') return `start it first: warden start ${vm}`;
-  if (phase === 'running' && (action === 'start' || action === 'delete')) return `stop it first: warden stop ${vm}`;
-  if (phase === 'paused' && (action === 'start' || action === 'delete')) return `stop it first: warden stop ${vm} (or resume it: warden resume ${vm})`;
+  const down = phase === 'created' || phase === 'stopped' || phase === 'crashed';
+  if (down && (action === 'stop' || action === 'kill')) return `it is not running, nothing to ${action}${phase === 'created' ? '' : ` (why it stopped: warden inspect ${vm})`}`;
+  if (down) return `start it first: warden start ${vm}`;
+  if ((phase === 'running' || phase === 'paused') && action === 'delete') return `stop it first: warden stop ${vm}, or kill and delete it at once: warden delete --force ${vm}`;
+  if (phase === 'running' && action === 'start') return `stop it first: warden stop ${vm}`;
+  if (phase === 'paused' && action === 'start') return `stop it first: warden stop ${vm} (or resume it: warden resume ${vm})`;
   if (phase === 'running' && action === 'resume') return 'it is already running';
   if (phase === 'paused' && action === 'pause') return 'it is already paused';
   return `wait for the current operation to finish, or force it off: warden kill ${vm}`;

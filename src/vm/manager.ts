@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { SpecReadError } from '../spec/index.js';
 import type { Fs } from '../sys/index.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
@@ -51,7 +52,7 @@ export class VmManager {
     try {
       text = readFileSync(path, 'utf8');
     } catch (cause) {
-      throw new VmError('VM_IO', `reading the spec file ${path} failed`, { context: { file: path }, cause });
+      throw new SpecReadError(path, cause); // as validate and plan say it: SPEC_READ, exit 2
     }
     const spec = this.o.backends.parseSpec(text, path);
     if (nameOverride !== undefined) spec['name'] = nameOverride;
@@ -100,7 +101,10 @@ export class VmManager {
       const rec: VmRecord = { ...rec0, phase: 'stopping', intent: 'stop', updatedAt: this.d.now() };
       await this.store.write(rec);
       this.progress.begin(`stopping VM ${name}`);
-      const out = await stopRun(this.d, rec, o, this.progress);
+      // A paused guest cannot answer the power button: waiting for it would only run out the timeout.
+      const paused = rec0.phase === 'paused' && o.force !== true;
+      if (paused) this.progress.warn(`VM ${name} is paused, so its guest cannot answer the ACPI power button: quitting QEMU (resume it first for a graceful stop)`);
+      const out = await stopRun(this.d, rec, paused ? { ...o, force: true } : o, this.progress);
       this.progress.end(`VM ${name} is ${out.phase}: ${out.lastExit?.detail ?? ''}`);
       return out;
     });

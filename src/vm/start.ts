@@ -4,7 +4,7 @@
  * cont. Every host change is recorded in the VM's record before it is made, so a failure
  * here, or a crash of this process, is undone by teardown from the record.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ImageChain } from '../image/index.js';
 import { VmError } from './errors.js';
@@ -56,11 +56,29 @@ const accel: Step<StartCtx> = {
 };
 
 const probe: Step<StartCtx> = {
-  name: 'probe', label: 'probing disk image chains',
+  name: 'probe', label: 'probing boot files and disk images',
   async run(c) {
+    checkBootFiles(c);
     for (const disk of c.spec.disks) c.chains[disk.name] = await c.d.backends.walkChain(disk.image, disk.format);
   },
 };
+
+/** A kernel or initrd that is gone is named as such (the jailer would refuse its bind mount in its own terms). */
+function checkBootFiles(c: StartCtx): void {
+  const boot = (c.rec.spec['boot'] ?? {}) as Record<string, unknown>;
+  for (const field of ['kernel', 'initrd'] as const) {
+    const path = boot[field];
+    if (typeof path !== 'string') continue;
+    let ok = false;
+    try { ok = statSync(path).isFile(); } catch { /* missing or unreadable: not ok */ }
+    if (!ok) {
+      throw new VmError('VM_START_FAILED', `boot.${field} of VM ${c.rec.name}, ${path}, does not exist or is not a regular file`, {
+        context: { vm: c.rec.name, field: `boot.${field}`, path },
+        suggestions: ['restore the file; the VM keeps the path its spec had at create (warden validate checks the spec file)'],
+      });
+    }
+  }
+}
 
 const plan: Step<StartCtx> = {
   name: 'plan', label: 'planning',
@@ -217,8 +235,15 @@ async function diedWithLastWords(c: StartCtx, cause: unknown): Promise<VmError> 
   const log = (() => { try { return readFileSync(c.paths.qemuLog, 'utf8').trim().split('\n'); } catch { return []; } })();
   const last = (log[log.length - 1] ?? '').replace(/^\S+Z qemu-system-\S+: /, '');
   return new VmError('VM_QEMU_DIED', `QEMU of VM ${c.rec.name} exited while starting${last ? `: ${last}` : ''}`, {
-    context: { vm: c.rec.name, log: c.paths.qemuLog, stderr: log.slice(-10) }, cause, suggestions: [`read ${c.paths.qemuLog}`],
+    context: { vm: c.rec.name, log: c.paths.qemuLog, stderr: log.slice(-10) }, cause, suggestions: [...knownCause(last), `read ${c.paths.qemuLog}`],
   });
+}
+
+/** A hint for QEMU's last words when they have a usual cause. */
+export function knownCause(last: string): string[] {
+  const fwd = /Could not set up host forwarding rule '(tcp|udp):([^:]*):(\d+)-/.exec(last);
+  if (fwd) return [`host port ${fwd[2] || '0.0.0.0'}:${fwd[3]} (${fwd[1]}) is probably taken, by another VM's forward or another program: ss -lnp 'sport = :${fwd[3]}'`];
+  return [];
 }
 
 const cont: Step<StartCtx> = {

@@ -63,3 +63,13 @@ test('the default state root follows WARDEN_STATE_DIR, root, then XDG', () => {
   assert.equal(defaultStateRoot({}, 0), '/var/lib/warden');
   assert.equal(defaultStateRoot({ XDG_STATE_HOME: '/home/u/.st' }, 1000), '/home/u/.st/warden');
 });
+
+test('a state root that cannot be created is VM_IO naming the VM directory, with the way out', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wqa-vm-store-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'file'), '');
+  const store = new StateStore(join(dir, 'file', 'state'), fs); // ENOTDIR, even for root
+  await assert.rejects(store.create(rec('wqa-x')), (e) => isVmError(e, 'VM_IO')
+    && e.message === `creating the state directory ${join(dir, 'file', 'state', 'vms', 'wqa-x')} of VM wqa-x failed`
+    && e.suggestions.some((s) => s.includes('--state-dir')));
+});

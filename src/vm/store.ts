@@ -108,8 +108,8 @@ export class StateStore {
   async create(rec: VmRecord): Promise<void> {
     checkName(rec.name);
     const p = this.paths(rec.name);
-    await fsp.mkdir(join(this.root, 'vms'), { recursive: true, mode: 0o700 });
     try {
+      await fsp.mkdir(join(this.root, 'vms'), { recursive: true, mode: 0o700 });
       await fsp.mkdir(p.dir, { mode: 0o700 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
@@ -117,7 +117,10 @@ export class StateStore {
           context: { vm: rec.name, dir: p.dir }, suggestions: [`delete it first (warden delete ${rec.name}) or choose another name`],
         });
       }
-      throw err;
+      throw new VmError('VM_IO', `creating the state directory ${p.dir} of VM ${rec.name} failed`, {
+        context: { vm: rec.name, dir: p.dir, stateRoot: this.root }, cause: err,
+        suggestions: ['choose a state root you can write: --state-dir DIR or $WARDEN_STATE_DIR'],
+      });
     }
     await this.write(rec);
   }
@@ -151,6 +154,14 @@ export class StateStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') await this.read(name);
       throw err;
     }
+  }
+
+  /**
+   * The console lock: QEMU serves one client per serial socket and leaves a second one
+   * connected but unheard, so a second console must be refused rather than left dead.
+   */
+  async lockConsole(name: string): Promise<Lock> {
+    return this.takeLock(join(this.paths(name).dir, 'console.lock'), `the console of VM ${name}`, 'console', 0);
   }
 
   /** The store-wide lock, held briefly around cross-VM checks (disk claims); waits up to `waitMs`. */

@@ -1,6 +1,7 @@
 /** @module cli/commands/image.test: `warden image inspect|chain` end to end through `run`, on images made by the real qemu-img. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../main.js';
 import type { Io } from '../output.js';
@@ -43,4 +44,17 @@ test('image chain prints a tree, and a refusal as {error: {code, message, layer}
   assert.equal(typeof err['message'], 'string');
   const usage = capture();
   assert.equal(await run(['image', 'inspect', '--format', 'nope', join(tmp.dir, 'top.qcow2')], usage), 2);
+});
+
+test('image chain of an overlay whose backing file is gone: exit 3, both files named, a rebase hint', async (t) => {
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  qemuImg(['create', '-q', '-f', 'qcow2', 'base.qcow2', '1M'], tmp.dir);
+  qemuImg(['create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', 'top.qcow2'], tmp.dir);
+  rmSync(join(tmp.dir, 'base.qcow2'));
+  const io = capture();
+  assert.equal(await run(['image', 'chain', join(tmp.dir, 'top.qcow2')], io), 3);
+  const text = io.stderr.join('\n');
+  assert.match(text, /backing file .*base\.qcow2 \(recorded as "base\.qcow2" in .*top\.qcow2\) does not exist \[IMAGE_NOT_FOUND\]/);
+  assert.match(text, /hint: restore .*base\.qcow2, or point the overlay at the right file: qemu-img rebase -u -b NEW-BACKING -F FORMAT .*top\.qcow2/);
 });

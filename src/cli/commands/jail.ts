@@ -104,6 +104,7 @@ export function registerJail(program: Command, io: Io): void {
       if (o.list === true) {
         const jails = await listJails(config);
         if (o.json === true) printJson(io, jails);
+        else if (jails.length === 0) io.out('no jails'); // as `warden list` says "no VMs": silence reads like a failure
         else for (const j of jails) io.out(`${j.name}\tuid ${j.uid}\t${j.running ? `running (pid ${j.pid})` : 'not running'}`);
         return;
       }

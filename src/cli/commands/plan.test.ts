@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { run, type Io } from '../index.js';
 import { gatherFacts, loadSpecFile } from './validate.js';
@@ -36,7 +37,20 @@ test('warden plan / validate on a real spec', { skip, timeout: 60_000 }, async (
     assert.equal(p.argv[0], '/usr/bin/qemu-system-x86_64');
     assert.equal(p.jail.identity.uid, 4242);
     assert.ok(p.fds.some((f) => f.path === join(dir, 'root.qcow2')));
-    assert.ok(p.fds.some((f) => f.path === join(dir, 'state', 'cli1', 'qmp.sock')));
+    assert.ok(p.fds.some((f) => f.path === join(dir, 'state', 'vms', 'cli1', 'qmp.sock')), 'the paths start will use under this state root');
+  });
+
+  await t.test('without --state-dir, plan uses the lifecycle\'s state root ($WARDEN_STATE_DIR), as start will', async () => {
+    const saved = process.env['WARDEN_STATE_DIR'];
+    process.env['WARDEN_STATE_DIR'] = join(dir, 'env-root');
+    try {
+      const io = capture();
+      assert.equal(await run(['plan', spec, '--json', '--cache-dir', join(dir, 'cache'), '--uid', '4242'], io), 0, io.stdout);
+      const p = JSON.parse(io.stdout) as { fds: Array<{ path?: string }> };
+      assert.ok(p.fds.some((f) => f.path === join(dir, 'env-root', 'vms', 'cli1', 'serial.sock')), io.stdout.slice(0, 2000));
+    } finally {
+      if (saved === undefined) delete process.env['WARDEN_STATE_DIR']; else process.env['WARDEN_STATE_DIR'] = saved;
+    }
   });
 
   await t.test('plan (text) traces each option to its spec field', async () => {
@@ -69,6 +83,41 @@ test('warden plan / validate on a real spec', { skip, timeout: 60_000 }, async (
     assert.ok(facts.qemu.deviceProps?.['virtio-blk-pci']?.includes('drive'));
     assert.ok(facts.qemu.schema !== undefined && !('cached' in facts.qemu));
     assert.equal(facts.chains['root']?.layers[0]?.path, join(dir, 'root.qcow2'));
+  });
+
+  await t.test('validate warns (exit 0) about a bridge or link this host lacks, located in the spec', async () => {
+    const br = join(dir, 'br.yaml');
+    writeFileSync(br, 'apiVersion: warden/v1\nname: cli4\nnetworks:\n  - { name: a, type: bridge, bridge: wqabr-nope }\n  - { name: b, type: macvtap, link: wqaln-nope }\n');
+    const io = capture();
+    assert.equal(await run(['validate', br, '--cache-dir', join(dir, 'cache')], io), 0, io.stderr);
+    assert.match(io.stderr, /warning: .*br\.yaml:4:38: networks\[0\]\.bridge: Linux bridge wqabr-nope does not exist on this host: start would fail \(NET_BRIDGE_MISSING\)/);
+    assert.match(io.stderr, /networks\[1\]\.link: link wqaln-nope does not exist/);
+    const json = capture();
+    assert.equal(await run(['validate', br, '--json', '--cache-dir', join(dir, 'cache')], json), 0);
+    assert.deepEqual((JSON.parse(json.stdout) as { warnings: Array<{ path: string }> }).warnings.map((w) => w.path), ['networks[0].bridge', 'networks[1].link']);
+  });
+
+  await t.test('validate warns about a forwarded host port that is taken (QEMU would exit at start)', async () => {
+    const server = createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const fwd = join(dir, 'fwd.yaml');
+      writeFileSync(fwd, `apiVersion: warden/v1\nname: cli5\nnetworks:\n  - name: u\n    type: user\n    forwards: [{ host: ${port}, guest: 80 }]\n`);
+      const io = capture();
+      assert.equal(await run(['validate', fwd, '--cache-dir', join(dir, 'cache')], io), 0, io.stderr);
+      assert.match(io.stderr, new RegExp(`networks\\[0\\]\\.forwards\\[0\\]\\.host: tcp port 127\\.0\\.0\\.1:${port} cannot be bound on this host \\(EADDRINUSE\\)`));
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  await t.test('a bad --uid/--gid is a usage error naming the flag, not a spec problem', async () => {
+    for (const [flag, value] of [['--uid', 'abc'], ['--gid', '-1'], ['--uid', '1.5']]) {
+      const io = capture();
+      assert.equal(await run(['plan', spec, '--cache-dir', join(dir, 'cache'), flag!, value!], io), 2);
+      assert.match(io.stderr, new RegExp(`^error: ${flag} must be a non-negative integer, got "${value!.replace('.', '\\.')}" \\[USAGE_BAD_ID\\]`));
+    }
   });
 
   await t.test('a missing spec file is a clean exit 2', async () => {

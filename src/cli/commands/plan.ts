@@ -1,7 +1,9 @@
 /** @module cli/commands/plan: `warden plan FILE [--json]`: gathers the host facts, runs the pure planner, shows argv with its trace, fds, jail, actions. */
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { PlanError, buildPlan, planToJson, renderPlan } from '../../plan/index.js';
-import { SpecError } from '../../spec/index.js';
+import { WardenError } from '../../errors/index.js';
+import { defaultStateRoot } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
 import { defaultCacheDir, gatherFacts, loadSpecFile, locatePlanError } from './validate.js';
 
@@ -11,18 +13,21 @@ export function registerPlan(program: Command, io: Io): void {
     .argument('<file>', 'the spec (YAML or JSON)')
     .option('--json', 'print {argv, argvTrace, fds, jail, hostActions, manifest} as JSON')
     .option('--qemu <path>', 'QEMU binary', '/usr/bin/qemu-system-x86_64')
-    .option('--state-dir <dir>', 'parent of the per-VM state directories', '/run/warden/vms')
+    .option('--state-dir <dir>', 'state root, as for create/start: the VM\'s directory is DIR/vms/NAME (default: $WARDEN_STATE_DIR, /var/lib/warden as root, else $XDG_STATE_HOME/warden)')
     .option('--cache-dir <dir>', 'where QEMU capabilities are cached', defaultCacheDir())
     .option('--uid <n>', 'uid to plan for (the lifecycle leases a real one)', '200000')
     .option('--gid <n>', 'gid to plan for (default: the uid)')
     .option('--kvm', 'plan for a usable KVM (accel: auto then picks kvm; default: tcg)')
-    .action(async (file: string, opts: { json?: boolean; qemu: string; stateDir: string; cacheDir: string; uid: string; gid?: string; kvm?: boolean }) => {
+    .action(async (file: string, opts: { json?: boolean; qemu: string; stateDir?: string; cacheDir: string; uid: string; gid?: string; kvm?: boolean }) => {
       const loaded = await loadSpecFile(file);
       const { text, spec } = loaded;
       const uid = Number(opts.uid);
       const gid = Number(opts.gid ?? opts.uid);
-      if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid < 0 || gid < 0) throw new SpecError(file, [{ code: 'USAGE_BAD_ID', file: '(command line)', line: 1, col: 1, path: '--uid/--gid', message: `must be non-negative integers, got ${opts.uid}/${opts.gid ?? opts.uid}` }]);
-      const facts = await gatherFacts(loaded, { qemu: opts.qemu, stateDir: opts.stateDir, cacheDir: opts.cacheDir, uid, gid, kvm: opts.kvm === true });
+      for (const [flag, text, n] of [['--uid', opts.uid, uid], ['--gid', opts.gid ?? opts.uid, gid]] as const) {
+        if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new WardenError('USAGE_BAD_ID', `${flag} must be a non-negative integer, got ${JSON.stringify(text)}`, { context: { [flag.slice(2)]: text } });
+      }
+      const stateDir = join(opts.stateDir ?? defaultStateRoot(), 'vms'); // where start will put it (StateStore.paths)
+      const facts = await gatherFacts(loaded, { qemu: opts.qemu, stateDir, cacheDir: opts.cacheDir, uid, gid, kvm: opts.kvm === true });
       let plan;
       try { plan = buildPlan(spec, facts); } catch (err) { throw err instanceof PlanError ? locatePlanError(err, text, file) : err; }
       if (opts.json) printJson(io, planToJson(plan));

@@ -12,6 +12,7 @@ import { PlanError, buildPlan, vmPaths, type Facts } from '../../plan/index.js';
 import { WardenError } from '../../errors/index.js';
 import { SpecError, SpecReadError, issueAt, parseSpec, resolveSpecPaths, type Spec, type SpecIssue } from '../../spec/index.js';
 import { printJson, type Io } from '../output.js';
+import { formatWarning, hostNetworkWarnings } from './host-check.js';
 import { walkChain, type ImageChain } from '../../image/index.js';
 
 export interface LoadedSpec { file: string; text: string; spec: Spec }
@@ -139,14 +140,18 @@ export function registerValidate(program: Command, io: Io): void {
     .description('check a VM spec: every problem at once, each with file:line:col (exit 2 when invalid)')
     .argument('<file>', 'the spec (YAML or JSON)')
     .option('--json', 'print the result as JSON')
-    .option('--no-images', 'skip opening the disk images and walking their chains (and the planner checks)')
+    .option('--no-images', 'skip opening the disk images and walking their chains (and the planner and host network checks)')
     .option('--qemu <path>', 'QEMU binary the planner checks against', '/usr/bin/qemu-system-x86_64')
     .option('--cache-dir <dir>', 'where QEMU capabilities are cached', defaultCacheDir())
     .action(async (file: string, opts: { json?: boolean; images: boolean; qemu: string; cacheDir: string }) => {
       const loaded = await loadSpecFile(file);
       if (opts.images) await plannerCheck(loaded, opts, io);
+      const warnings = opts.images ? await hostNetworkWarnings(loaded) : [];
       const s = loaded.spec;
-      if (opts.json) printJson(io, { valid: true, file, spec: s });
-      else io.out(`${file}: valid (VM ${s.name}: ${s.disks.length} disk(s), ${s.networks.length} network(s))`);
+      if (opts.json) printJson(io, { valid: true, file, spec: s, warnings });
+      else {
+        for (const w of warnings) io.err(formatWarning(w));
+        io.out(`${file}: valid (VM ${s.name}: ${s.disks.length} disk(s), ${s.networks.length} network(s))`);
+      }
     });
 }

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type Io } from '../index.js';
@@ -21,6 +21,90 @@ test('a VM name that cannot be one is a usage error (exit 2), for every verb tha
     assert.equal(await run([...argv, '--state-dir', dir], io), 2, `${argv.join(' ')}: ${io.stderr}`);
     assert.match(io.stderr, /is not valid/);
   }
+});
+
+test('create and run of a spec file that cannot be read: SPEC_READ, exit 2, as validate says it; nothing recorded', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wqa-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const argv of [['create', join(dir, 'nope.yaml')], ['run', '-d', join(dir, 'nope.yaml')], ['validate', join(dir, 'nope.yaml')]]) {
+    const io = capture();
+    assert.equal(await run([...argv, ...(argv[0] === 'validate' ? [] : ['--state-dir', dir])], io), 2, `${argv.join(' ')}: ${io.stderr}`);
+    assert.match(io.stderr, /^error: reading spec file .*nope\.yaml failed \[SPEC_READ\]/);
+    assert.match(io.stderr, /hint: check the path/);
+  }
+  const io = capture();
+  assert.equal(await run(['list', '--json', '--state-dir', dir], io), 0);
+  assert.deepEqual(JSON.parse(io.stdout), []);
+});
+
+test('every lifecycle verb takes --json: errors come out as {error} JSON with their exit status; bad QMP arguments are a usage error', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wqa-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const verb of ['start', 'stop', 'kill', 'pause', 'resume', 'restart', 'delete', 'inspect']) {
+    const io = capture();
+    assert.equal(await run([verb, 'wqa-nope', '--json', '--state-dir', dir], io), 5, `${verb}: ${io.stdout}${io.stderr}`);
+    assert.equal((JSON.parse(io.stdout) as { error: { code: string } }).error.code, 'VM_NOT_FOUND', verb);
+  }
+  let io = capture();
+  for (const t of ['', 'abc', '-1']) {
+    assert.equal(await run(['stop', 'wqa-nope', '--timeout', t, '--state-dir', dir], io = capture()), 2, `--timeout ${JSON.stringify(t)}`);
+    assert.match(io.stderr, /--timeout must be a number of seconds/);
+  }
+  assert.equal(await run(['qmp', 'wqa-nope', 'query-block', '[1]', '--state-dir', dir], io = capture()), 2);
+  assert.match(io.stderr, /the QMP arguments must be one JSON object, got: \[1\]/);
+  assert.equal(await run(['qmp', 'wqa-nope', 'query-status', '--json', '--state-dir', dir], io = capture()), 5, io.stdout);
+  assert.equal(await run(['pause', '--json', '--state-dir', dir], io = capture()), 2, 'a missing argument');
+  assert.deepEqual((JSON.parse(io.stdout) as { error: { code: string; message: string } }).error.code, 'USAGE_ARGS');
+  assert.equal(await run(['run', join(dir, 'x.yaml'), '--json', '--state-dir', dir], io = capture()), 2);
+  assert.match(io.stdout, /run --json needs --detach/);
+});
+
+test('logs: a VM that never started says so; the rotated older part (serial.log.1) comes first', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wqa-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const spec = join(dir, 'vm.yaml');
+  writeFileSync(spec, 'apiVersion: warden/v1\nname: wqa-logs\n');
+  let io = capture();
+  assert.equal(await run(['create', spec, '--state-dir', dir], io), 0, io.stderr);
+  assert.equal(await run(['logs', 'wqa-logs', '--state-dir', dir], io = capture()), 0);
+  assert.match(io.stderr, /VM wqa-logs has no serial console output: it has never been started/);
+  const vmDir = join(dir, 'vms', 'wqa-logs');
+  writeFileSync(join(vmDir, 'serial.log.1'), 'older\n');
+  writeFileSync(join(vmDir, 'serial.log'), 'newer\n');
+  assert.equal(await run(['logs', 'wqa-logs', '--json', '--state-dir', dir], io = capture()), 0);
+  const chunks = io.stdout.trim().split('\n').map((l) => JSON.parse(l) as { offset: number; text: string });
+  assert.deepEqual(chunks.map((c) => [c.offset, c.text]), [[0, 'older\n'], [6, 'newer\n']]);
+  assert.equal(io.stderr, '');
+});
+
+test('list: a VM whose record is unreadable is listed as such (with its error) instead of failing the whole list', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wqa-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const spec = join(dir, 'vm.yaml');
+  writeFileSync(spec, 'apiVersion: warden/v1\nname: wqa-good\n');
+  let io = capture();
+  assert.equal(await run(['create', spec, '--state-dir', dir], io), 0, io.stderr);
+  mkdirSync(join(dir, 'vms', 'wqa-bad'));
+  writeFileSync(join(dir, 'vms', 'wqa-bad', 'vm.json'), '{bad');
+  assert.equal(await run(['list', '--json', '--state-dir', dir], io = capture()), 0, io.stdout);
+  const rows = JSON.parse(io.stdout) as Array<{ name: string; phase: string; error?: { code: string } }>;
+  assert.deepEqual(rows.map((r) => [r.name, r.phase, r.error?.code]), [['wqa-bad', 'unreadable', 'VM_STATE_CORRUPT'], ['wqa-good', 'created', undefined]]);
+  assert.match(io.stderr, /warning: the state file of VM wqa-bad is not a valid record \[VM_STATE_CORRUPT\]/);
+});
+
+test('start of a VM whose kernel is gone names boot.kernel (not the jailer\'s bind mount) and leaves nothing', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'wqa-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'vmlinuz'), 'x');
+  const spec = join(dir, 'vm.yaml');
+  writeFileSync(spec, 'apiVersion: warden/v1\nname: wqa-nokernel\naccel: tcg\nboot: { kernel: vmlinuz }\n');
+  let io = capture();
+  assert.equal(await run(['create', spec, '--state-dir', dir], io), 0, io.stderr);
+  rmSync(join(dir, 'vmlinuz'));
+  assert.equal(await run(['start', 'wqa-nokernel', '--state-dir', dir], io = capture()), 1);
+  assert.match(io.stderr, new RegExp(`error: boot\\.kernel of VM wqa-nokernel, ${join(dir, 'vmlinuz')}, does not exist or is not a regular file \\[VM_START_FAILED\\]`));
+  assert.match(io.stderr, /FAIL probing boot files and disk images/);
+  assert.deepEqual(leftovers('wqa-nokernel', dir), []);
 });
 
 test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paused guest', { timeout: 120_000 }, async (t) => {
@@ -61,6 +145,9 @@ test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paus
   con.stdin.write('echo warden-$((6*7))\n');
   const deadline = Date.now() + 20_000;
   while (!out.includes('warden-42') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  // QEMU would leave a second client connected but unheard: it is refused instead.
+  assert.equal(await run(['console', name, ...sd], io = capture()), 4);
+  assert.match(io.stderr, new RegExp(`the console of VM ${name} is already attached \\(process ${con.pid}\\)`));
   con.stdin.write(Buffer.from([0x1d]));
   const guard = setTimeout(() => con.kill('SIGKILL'), 10_000);
   const code = await new Promise<number | null>((r) => con.on('exit', r));
@@ -80,10 +167,16 @@ test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paus
   assert.equal(restarted.phase, 'running');
   assert.notEqual(restarted.run.qemu.pid, pidBefore, 'a new QEMU process');
 
-  // A paused guest cannot answer the power button: stop falls back to quit after the timeout.
-  assert.equal(await run(['pause', name, ...sd], io = capture()), 0);
-  assert.equal(await run(['stop', name, '--timeout', '1', ...sd], io = capture()), 0, io.stderr);
-  assert.match(io.stderr, /did not power off within 1 s: quitting QEMU/);
+  // A paused guest cannot answer the power button: stop quits QEMU at once instead of waiting out the timeout.
+  assert.equal(await run(['pause', name, '--json', ...sd], io = capture()), 0);
+  assert.equal((JSON.parse(io.stdout) as { phase: string }).phase, 'paused');
+  assert.equal(await run(['stop', name, '--timeout', '60', ...sd], io = capture()), 0, io.stderr);
+  assert.match(io.stderr, new RegExp(`VM ${name} is paused, so its guest cannot answer the ACPI power button: quitting QEMU`));
+  assert.doesNotMatch(io.stderr, /did not power off/);
+  // A guest that does not power off in time: quit after the timeout.
+  assert.equal(await run(['start', name, ...sd], io = capture()), 0, io.stderr);
+  assert.equal(await run(['stop', name, '--timeout', '0', ...sd], io = capture()), 0, io.stderr);
+  assert.match(io.stderr, /did not power off within 0 s: quitting QEMU/);
   assert.equal(await run(['inspect', name, '--json', ...sd], io = capture()), 0);
   const after = JSON.parse(io.stdout) as { phase: string; lastExit: { reason: string } };
   assert.deepEqual([after.phase, after.lastExit.reason], ['stopped', 'stopped']);
@@ -93,7 +186,8 @@ test('warden lifecycle verbs: exit statuses, JSON, console, logs, stop of a paus
   assert.equal(chunks[0]?.vm, name);
   assert.match(chunks.map((c) => c.text).join(''), /WARDEN-GUEST-READY/, 'the serial log as JSON lines');
   assert.deepEqual(leftovers(name, env.stateRoot), []);
-  assert.equal(await run(['delete', name, ...sd], io = capture()), 0);
+  assert.equal(await run(['delete', name, '--json', ...sd], io = capture()), 0);
+  assert.deepEqual(JSON.parse(io.stdout), { deleted: name });
   assert.equal(await run(['list', ...sd], io = capture()), 0);
   assert.match(io.stdout, /no VMs/);
 });
