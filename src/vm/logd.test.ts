@@ -267,3 +267,16 @@ test('a file-size limit inherited from the starter does not kill the writer (SIG
   const canRaise = (BigInt(`0x${readFileSync('/proc/self/status', 'utf8').match(/CapEff:\s*([0-9a-f]+)/)?.[1] ?? '0'}`) & (1n << 24n)) !== 0n;
   assert.equal(statSync(join(dir, 'x.log')).size, canRaise ? 32 * 1024 : 4096, canRaise ? 'the limit was lifted' : 'as much as the limit allows');
 });
+
+test('a banner set before the streams are added opens each log, before anything the writer appends', async (t) => {
+  const dir = tempDir(t);
+  const logs = new LogPipes();
+  t.after(() => logs.close());
+  logs.banner = '--- warden: VM wlp-banner starting at 2026-11-29T00:00:00.000Z ---\n';
+  const w = logs.add('s', join(dir, 's.log'), 1 << 20, 'wlp-banner');
+  const id = (await procId(fs, await logs.spawn('wlp-banner', isRoot ? LOGD_USER : null)))!;
+  writeSync(w, 'guest output\n');
+  logs.close();
+  assert.ok(await waitGone(fs, id, 10_000));
+  assert.equal(readFileSync(join(dir, 's.log'), 'utf8'), `${logs.banner}guest output\n`);
+});

@@ -7,7 +7,7 @@
  * cannot outlive the VM; teardown only waits for it to flush.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants as C, openSync } from 'node:fs';
+import { closeSync, constants as C, openSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadNative } from '../sys/index.js';
@@ -34,6 +34,8 @@ interface Stream { name: string; read: number; write: number; log: number; rotat
 /** The pipes and log files of one start; `spawn()` hands the reading side to a new writer. */
 export class LogPipes {
   private readonly streams: Stream[] = [];
+  /** A line written to each log as it is opened, so that runs can be told apart in it (empty: none). */
+  banner = '';
 
   /** Opens `path` (and path.1) and a pipe; returns the pipe's write end for QEMU. */
   add(name: string, path: string, cap: number, vm: string): number {
@@ -41,6 +43,7 @@ export class LogPipes {
     try {
       const open = (p: string, flags: number): number => { const fd = openSync(p, flags, 0o600); owned.push(fd); return fd; };
       const log = open(path, C.O_RDWR | C.O_CREAT | C.O_APPEND);
+      if (this.banner !== '') writeSync(log, this.banner);
       const rotated = open(`${path}.1`, C.O_RDWR | C.O_CREAT);
       const [read, write] = loadNative().pipe();
       this.streams.push({ name, read, write, log, rotated, cap });

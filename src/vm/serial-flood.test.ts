@@ -79,6 +79,7 @@ test('with its log writer killed mid-flood, QEMU gets EPIPE (it ignores SIGPIPE)
   assert.equal(writers.size, 1);
   process.kill([...writers][0]!, 'SIGKILL');
   const cut = size(paths.serialLog);
+  assert.match(readFileSync(paths.serialLog, 'latin1'), new RegExp(`^--- warden: VM ${name} starting at \\S+ ---\\n`), 'each run opens the log with a banner');
   await new Promise((r) => setTimeout(r, 2000));
   // QMP itself, not a deep reconcile: that one keeps the recorded phase when QMP does not answer.
   assert.deepEqual(await m.qmp(name, 'query-status'), { status: 'running', singlestep: false, running: true }, 'QEMU survived writing to a pipe with no reader');

@@ -147,6 +147,7 @@ const open: Step<StartCtx> = {
     const sockets = c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
     await recordUndo(c, { step: 'sockets', data: { paths: sockets } });
     const probed = new Map(Object.values(c.chains).flatMap((ch) => ch.layers.map((l) => [l.path, { dev: l.dev, ino: l.ino }] as const)));
+    c.fds.logs.banner = `--- warden: VM ${c.rec.name} starting at ${c.d.now()} ---\n`;
     await c.fds.openAll(c.plan!.fds, c.rec.name, probed);
     const missing = c.plan!.fds.filter((f) => !c.fds.byName.has(f.name));
     if (missing.length > 0) throw new VmError('VM_START_FAILED', `no fd for ${missing.map((f) => f.name).join(', ')} of VM ${c.rec.name}`, { context: { vm: c.rec.name } });

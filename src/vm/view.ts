@@ -21,8 +21,13 @@ export interface VmSummary {
 export function summarize(rec: VmRecord): VmSummary {
   return {
     name: rec.name, phase: rec.phase, pid: rec.run?.qemu.pid ?? null, uid: rec.run?.uid ?? null, accel: rec.run?.accel ?? null,
-    startedAt: rec.run?.startedAt ?? null, lastExit: rec.lastExit === undefined ? null : `${rec.lastExit.reason}: ${rec.lastExit.detail}`,
+    startedAt: rec.run?.startedAt ?? null, lastExit: rec.lastExit === undefined ? null : lastExitText(rec.lastExit),
   };
+}
+
+/** "reason: detail", without saying the reason twice ("stopped: stopped on request ..."). */
+function lastExitText(e: NonNullable<VmRecord['lastExit']>): string {
+  return e.detail.startsWith(e.reason) ? e.detail : `${e.reason}: ${e.detail}`;
 }
 
 export function formatTable(rows: VmSummary[]): string {
