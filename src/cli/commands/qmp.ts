@@ -50,11 +50,11 @@ export function registerQmp(program: Command, io: Io): void {
       printJson(io, await withClient(socket, ms, (c) => c.executeUntyped(command, parsed)));
     });
   qmp.command('events')
-    .description('print events as JSON lines until --count events arrived or --timeout passed')
+    .description('print events as JSON lines until --count events arrived; fewer by --timeout is QMP_TIMEOUT (exit 7), after printing those that came')
     .argument('<socket>', 'path of the QMP unix socket')
     .argument('[names...]', 'event names (default: all)')
     .option('--count <n>', 'stop after this many events', '1')
-    .option('--timeout <ms>', 'give up waiting after this long', '10000')
+    .option('--timeout <ms>', 'fail (QMP_TIMEOUT, exit 7) when --count events have not arrived by then', '10000')
     .option('--json', 'JSON output (always JSON; accepted for symmetry)')
     .action(async (socket: string, names: string[], opts: { count: string; timeout: string }) => {
       const ms = wholeNumber('--timeout', opts.timeout);
