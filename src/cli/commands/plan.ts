@@ -15,12 +15,12 @@ export function registerPlan(program: Command, io: Io): void {
     .option('--json', 'print {argv, argvTrace, fds, jail, hostActions, manifest} as JSON')
     .option('--qemu <path>', 'QEMU binary', '/usr/bin/qemu-system-x86_64')
     .option('--state-dir <dir>', 'state root, as for create/start: the VM\'s directory is DIR/vms/NAME (default: $WARDEN_STATE_DIR, /var/lib/warden as root, else $XDG_STATE_HOME/warden)')
-    .option('--cache-dir <dir>', 'where QEMU capabilities are cached', defaultCacheDir())
+    .option('--cache-dir <dir>', 'where QEMU capabilities are cached (default: STATE/cache, shared with start)')
     .option('--uid <n>', 'uid to plan for (the lifecycle leases a real one)', '200000')
     .option('--gid <n>', 'gid to plan for (default: the uid)')
     .option('--kvm', 'plan as if KVM were usable (skips the probe)')
     .option('--no-kvm', 'plan as if KVM were not usable (skips the probe)')
-    .action(async (file: string, opts: { json?: boolean; qemu: string; stateDir?: string; cacheDir: string; uid: string; gid?: string; kvm?: boolean }) => {
+    .action(async (file: string, opts: { json?: boolean; qemu: string; stateDir?: string; cacheDir?: string; uid: string; gid?: string; kvm?: boolean }) => {
       const loaded = await loadSpecFile(file);
       const { text, spec } = loaded;
       const uid = Number(opts.uid);
@@ -31,7 +31,7 @@ export function registerPlan(program: Command, io: Io): void {
       const root = opts.stateDir ?? defaultStateRoot();
       const stateDir = join(root, 'vms'); // where start will put it (StateStore.paths)
       const kvm = await kvmFact(spec.accel, opts.kvm, opts.qemu, join(root, 'cache'), io);
-      const facts = await gatherFacts(loaded, { qemu: opts.qemu, stateDir, cacheDir: opts.cacheDir, uid, gid, kvm });
+      const facts = await gatherFacts(loaded, { qemu: opts.qemu, stateDir, cacheDir: opts.cacheDir ?? defaultCacheDir(root), uid, gid, kvm });
       let plan;
       try { plan = buildPlan(spec, facts); } catch (err) { throw err instanceof PlanError ? locatePlanError(err, text, file) : err; }
       if (opts.json) printJson(io, planToJson(plan));

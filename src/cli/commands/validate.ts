@@ -5,12 +5,12 @@
 import type { Command } from 'commander';
 import { constants as fsConstants, existsSync, promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { homedir } from 'node:os';
 import { QemuProbeError, loadQemuCaps } from '../../qemu/index.js';
 import { NodeFs, NodeProcessRunner } from '../../sys/index.js';
 import { PlanError, buildPlan, vmPaths, type Facts } from '../../plan/index.js';
 import { WardenError } from '../../errors/index.js';
 import { SpecError, SpecReadError, issueAt, parseSpec, resolveSpecPaths, type Spec, type SpecIssue } from '../../spec/index.js';
+import { defaultStateRoot } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
 import { formatWarning, hostNetworkWarnings } from './host-check.js';
 import { walkChain, type ImageChain } from '../../image/index.js';
@@ -76,10 +76,9 @@ export async function checkHostFiles(loaded: LoadedSpec): Promise<{ chains: Reco
   return { chains, issues };
 }
 
-/** /var/cache/warden for root, else $XDG_CACHE_HOME/warden or ~/.cache/warden. */
-export function defaultCacheDir(): string {
-  if (process.getuid?.() === 0) return '/var/cache/warden';
-  return join(process.env['XDG_CACHE_HOME'] ?? join(homedir(), '.cache'), 'warden');
+/** Where QEMU's capabilities and the KVM verdict are cached: the state root's cache, which start uses too (one probe for all verbs). */
+export function defaultCacheDir(stateRoot: string = defaultStateRoot()): string {
+  return join(stateRoot, 'cache');
 }
 
 export interface FactOptions { qemu: string; stateDir: string; cacheDir: string; uid: number; gid: number; kvm: boolean }
@@ -142,10 +141,10 @@ export function registerValidate(program: Command, io: Io): void {
     .option('--json', 'print the result as JSON')
     .option('--no-images', 'skip opening the disk images and walking their chains (and the planner and host network checks)')
     .option('--qemu <path>', 'QEMU binary the planner checks against', '/usr/bin/qemu-system-x86_64')
-    .option('--cache-dir <dir>', 'where QEMU capabilities are cached', defaultCacheDir())
-    .action(async (file: string, opts: { json?: boolean; images: boolean; qemu: string; cacheDir: string }) => {
+    .option('--cache-dir <dir>', 'where QEMU capabilities are cached (default: the state root\'s cache, shared with start: $WARDEN_STATE_DIR/cache, /var/lib/warden/cache as root)')
+    .action(async (file: string, opts: { json?: boolean; images: boolean; qemu: string; cacheDir?: string }) => {
       const loaded = await loadSpecFile(file);
-      if (opts.images) await plannerCheck(loaded, opts, io);
+      if (opts.images) await plannerCheck(loaded, { qemu: opts.qemu, cacheDir: opts.cacheDir ?? defaultCacheDir() }, io);
       const warnings = opts.images ? await hostNetworkWarnings(loaded) : [];
       const s = loaded.spec;
       if (opts.json) printJson(io, { valid: true, file, spec: s, warnings });
