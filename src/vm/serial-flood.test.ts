@@ -14,18 +14,23 @@ const FLOOD = 1024 * 1024;
 
 const size = (p: string): number => (existsSync(p) ? statSync(p).size : 0);
 
-test('a 1 MiB console flood keeps serial.log and serial.log.1 within a 64Ki logMax; QEMU holds pipes, not log files; the writer goes with the VM', { timeout: 180_000 }, async (t) => {
-  if (!root) return t.skip('needs root: the log writer drops to its own uid and QEMU runs jailed');
+/** A started VM whose guest prints `bytes` of console output once up; killed and cleaned up after the test. */
+async function floodingVm(t: { after(fn: () => Promise<void>): void }, tag: string, bytes: number, serialLogMax?: string) {
   const env = testEnv();
   const m = openManager({ stateDir: env.stateRoot });
-  const name = vmName('wlp-flood');
+  const name = vmName(tag);
   t.after(async () => {
     await m.kill(name).catch(() => undefined);
     env.cleanup();
   });
-  await m.create(env.specFile({ name, serialLogMax: '64Ki', cmdline: `warden.flood=${FLOOD}` }));
+  await m.create(env.specFile({ name, cmdline: `warden.flood=${bytes}`, ...(serialLogMax === undefined ? {} : { serialLogMax }) }));
   const started = await m.start(name);
-  const paths = m.store.paths(name);
+  return { env, m, name, started, paths: m.store.paths(name) };
+}
+
+test('a 1 MiB console flood keeps serial.log and serial.log.1 within a 64Ki logMax; QEMU holds pipes, not log files; the writer goes with the VM', { timeout: 180_000 }, async (t) => {
+  if (!root) return t.skip('needs root: the log writer drops to its own uid and QEMU runs jailed');
+  const { env, m, name, started, paths } = await floodingVm(t, 'wlp-flood', FLOOD, '64Ki');
 
   // No warden command runs from here until the flood is over: the cap holds on its own.
   // Done means the end of the output is on disk: finding the marker alone is not enough, its
@@ -60,16 +65,7 @@ test('a 1 MiB console flood keeps serial.log and serial.log.1 within a 64Ki logM
 
 test('with its log writer killed mid-flood, QEMU gets EPIPE (it ignores SIGPIPE) and the guest runs on; stop leaves nothing', { timeout: 180_000 }, async (t) => {
   if (!root) return t.skip('needs root: QEMU runs jailed');
-  const env = testEnv();
-  const m = openManager({ stateDir: env.stateRoot });
-  const name = vmName('wlp-epipe');
-  t.after(async () => {
-    await m.kill(name).catch(() => undefined);
-    env.cleanup();
-  });
-  await m.create(env.specFile({ name, cmdline: `warden.flood=${4 * FLOOD}` }));
-  await m.start(name);
-  const paths = m.store.paths(name);
+  const { env, m, name, paths } = await floodingVm(t, 'wlp-epipe', 4 * FLOOD);
   const deadline = Date.now() + 120_000;
   while (!readFileSync(paths.serialLog, 'latin1').includes('WARDEN-FLOOD 0123')) {
     assert.ok(Date.now() < deadline, 'the flood did not begin');
