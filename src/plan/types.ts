@@ -25,6 +25,8 @@ export interface Facts {
     vncSocket: string;
     /** The guest agent's socket (guestAgent: true); default <stateDir>/qga.sock. */
     guestAgentSocket?: string;
+    /** The cloud-init seed volume (cloudInit); default <stateDir>/cidata.iso. */
+    cloudInitSeed?: string;
   };
   /** Firmware images on this host (firmware: uefi). */
   firmware?: { uefiCode: string; uefiVarsTemplate: string };

@@ -1,6 +1,7 @@
 /** @module spec/schema: the warden/v1 VM spec as zod schemas; the single source of the types, the validator and the JSON Schema. */
 import { z } from 'zod';
 import { DEVICE_NAME_RE, MAC_RE, NAME_RE, isUnicastMac, parsePercent, parseSize } from './units.js';
+import { CloudInitSchema } from './cloudinit.js';
 
 const SIZE_TEXT = /^[0-9]+(Ki|Mi|Gi|Ti)?$/;
 
@@ -111,6 +112,7 @@ export const SpecSchema = z.strictObject({
   balloon: z.boolean().default(false).describe('a virtio-balloon device'),
   guestAgent: z.boolean().default(false).describe('a virtio-serial channel for the QEMU guest agent, on a socket the manager listens on'),
   vnc: z.boolean().default(false).describe('a VNC display on a unix socket in the VM\'s state directory (no TCP port)'),
+  cloudInit: CloudInitSchema.optional(),
 });
 
 /** The spec as validated: defaults filled, sizes in bytes, CPU limit in percent; paths still as written. */

@@ -18,6 +18,7 @@ import { waitGone, type TeardownDeps } from './teardown.js';
 import type { VmPaths } from './store.js';
 import type { ProcId, UndoRecord, VmRecord } from './record.js';
 import type { Step } from './steps.js';
+import { seedStep } from './cloudinit.js';
 
 export interface StartCtx {
   d: TeardownDeps;
@@ -259,4 +260,4 @@ const cont: Step<StartCtx> = {
 };
 
 /** The start sequence, in order. */
-export const START_STEPS: ReadonlyArray<Step<StartCtx>> = [accel, probe, plan, claim, network, open, jail, qmp, cont];
+export const START_STEPS: ReadonlyArray<Step<StartCtx>> = [accel, probe, plan, seedStep, claim, network, open, jail, qmp, cont];
