@@ -10,6 +10,7 @@ import type { Fs } from '../sys/index.js';
 import { VmError } from './errors.js';
 import { isAlive, procId } from './proc.js';
 import type { ProcId, VmRecord } from './record.js';
+import { readUndo } from './undo.js';
 
 export const NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -96,6 +97,7 @@ export class StateStore {
     try {
       const rec = JSON.parse(text) as VmRecord;
       if (rec.version !== 1 || rec.name !== name || typeof rec.phase !== 'string') throw new Error('unexpected shape');
+      if (rec.undo !== undefined) rec.undo = rec.undo.map(readUndo).filter((u) => u !== null);
       return rec;
     } catch (cause) {
       throw new VmError('VM_STATE_CORRUPT', `the state file of VM ${name} is not a valid record`, {
