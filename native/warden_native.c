@@ -308,7 +308,7 @@ static void watch_fired(uv_poll_t *p, int status, int events) {
   if (!w->active) return;
   napi_env env = w->env;
   napi_handle_scope scope; napi_open_handle_scope(env, &scope);
-  napi_value cb, recv; napi_get_reference_value(env, w->cb, &cb); napi_get_undefined(env, &recv);
+  napi_value cb, recv; napi_get_reference_value(env, w->cb, &cb); napi_get_global(env, &recv); /* make_callback wants an object */
   napi_async_context ctx = w->ctx;
   w->ctx = NULL;
   w->active = 0; /* the callback runs once; the handle goes now */
@@ -337,7 +337,15 @@ static napi_value watch_readable(napi_env env, napi_callback_info info) {
   napi_value name; napi_create_string_utf8(env, "warden.watchReadable", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, NULL, name, &w->ctx);
   w->active = 1;
-  uv_poll_start(&w->poll, UV_READABLE, watch_fired);
+  r = uv_poll_start(&w->poll, UV_READABLE, watch_fired);
+  if (r < 0) {
+    w->active = 0;
+    napi_delete_reference(env, w->cb);
+    napi_async_destroy(env, w->ctx);
+    w->owners = 1;
+    uv_close((uv_handle_t *)&w->poll, watch_freed);
+    return throw_errno(env, "uv_poll_start", -r);
+  }
   napi_value handle; napi_create_external(env, w, watch_finalize, NULL, &handle);
   return handle;
 }

@@ -11,6 +11,7 @@ import type { StopOptions } from './stop.js';
 import type { VmPaths } from './store.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
+import type { Requestor, VmEvents } from './events.js';
 
 /** Where a spec comes from: a file (paths resolve against its directory) or text (an API body: paths must be absolute). */
 export type SpecSource = { file: string } | { text: string; origin?: string };
@@ -39,6 +40,10 @@ export interface ListEntry {
 
 export interface VmService {
   readonly stateRoot: string;
+  /** The live event stream (a daemon's); null in-process, where nothing outlives the verb. */
+  readonly events: VmEvents | null;
+  /** This service acting for `requestor` (recorded as owner at create, and on events). */
+  as(requestor: Requestor): VmService;
   create(src: SpecSource, o?: CreateOptions): Promise<VmRecord>;
   start(name: string): Promise<StartResult>;
   stop(name: string, o?: StopOptions): Promise<VmRecord>;
@@ -58,7 +63,13 @@ export interface VmService {
 
 /** The verbs of one process's lifetime: each takes the VM's lock file for its duration. */
 export class LocalService implements VmService {
+  readonly events = null;
+
   constructor(readonly manager: VmManager) {}
+
+  as(_requestor: Requestor): VmService {
+    return this;
+  }
 
   get stateRoot(): string {
     return this.manager.store.root;
