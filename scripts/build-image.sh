@@ -117,6 +117,8 @@ EOF
 cat > "$tree/etc/cloud/cloud.cfg.d/90-warden.cfg" <<'EOF'
 datasource_list: [ NoCloud, None ]
 ssh_genkeytypes: [ ed25519, ecdsa ]
+# C.UTF-8 is built into libc; cloud-init's default (en_US.UTF-8) needs the locales package.
+locale: C.UTF-8
 system_info:
   network:
     renderers: [ networkd ]

@@ -64,13 +64,19 @@ export interface BareQemu {
 
 /**
  * QEMU with no jail and no warden (the baseline): q35, TCG, the disk on virtio-blk, a
- * user-mode NIC, the console on stdout. `uefiVars` (a writable copy) selects OVMF.
+ * user-mode NIC, the console on stdout. `uefiVars` (a writable copy) selects OVMF; `seed`
+ * adds a cloud-init seed volume read-only.
  */
-export function bareQemu(disk: string, o: { uefiVars?: string; forwardSsh?: number; memory?: string } = {}): BareQemu {
-  const args = ['-machine', 'q35', '-accel', 'tcg', '-m', o.memory ?? '1024', '-display', 'none', '-nodefaults', '-no-user-config',
+export function bareQemu(disk: string, o: { uefiVars?: string; forwardSsh?: number; memory?: string; seed?: string } = {}): BareQemu {
+  // -cpu max as warden plans it under TCG, so a comparison runs the same guest code.
+  const args = ['-machine', 'q35', '-accel', 'tcg', '-cpu', 'max', '-m', o.memory ?? '1024', '-display', 'none', '-nodefaults', '-no-user-config',
     '-serial', 'stdio', '-blockdev', JSON.stringify({ driver: 'qcow2', 'node-name': 'root', file: { driver: 'file', filename: disk } }),
     '-device', 'virtio-blk-pci,drive=root,bootindex=0',
     '-netdev', `user,id=n0${o.forwardSsh === undefined ? '' : `,hostfwd=tcp:127.0.0.1:${o.forwardSsh}-:22`}`, '-device', 'virtio-net-pci,netdev=n0'];
+  if (o.seed !== undefined) {
+    args.push('-blockdev', JSON.stringify({ driver: 'raw', 'node-name': 'seed', 'read-only': true, file: { driver: 'file', filename: o.seed, 'read-only': true } }),
+      '-device', 'virtio-blk-pci,drive=seed');
+  }
   if (o.uefiVars !== undefined) {
     const fw = ovmf();
     if (fw === null) throw new Error('no OVMF firmware on this host');

@@ -67,7 +67,7 @@ export function sshOptions(knownHosts: string, vm: string, identity: string | un
   return [
     ...o(`UserKnownHostsFile=${knownHosts}`), ...o('GlobalKnownHostsFile=/dev/null'), ...o('StrictHostKeyChecking=accept-new'),
     // The VM's name, not 127.0.0.1:PORT, names its host key: forwarded ports get reused by other VMs.
-    ...o(`HostKeyAlias=warden-${vm}`), ...o('ForwardAgent=no'), ...o('ForwardX11=no'), ...o('ConnectTimeout=15'), ...o('LogLevel=ERROR'),
+    ...o(`HostKeyAlias=warden-${vm}`), ...o('HashKnownHosts=no'), ...o('ForwardAgent=no'), ...o('ForwardX11=no'), ...o('ConnectTimeout=15'), ...o('LogLevel=ERROR'),
     ...(identity === undefined ? [] : ['-i', identity, ...o('IdentitiesOnly=yes')]),
   ];
 }
