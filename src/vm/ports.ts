@@ -12,7 +12,7 @@ import type { OpenFlag, Plan, PlannedFd } from '../plan/index.js';
 export interface SpecView {
   name: string;
   accel: 'auto' | 'kvm' | 'tcg';
-  disks: Array<{ name: string; image: string; format: string; readOnly: boolean; media: string }>;
+  disks: Array<{ name: string; image: string; format: string; readOnly: boolean; media: string; allowDirs?: string[]; dataFile?: string }>;
   networks: Array<{ name: string; type: string }>;
 }
 
@@ -69,7 +69,8 @@ export interface QmpConn {
 
 export interface Backends {
   qemuBinary: string;
-  walkChain(path: string, format: string): Promise<ImageChain>;
+  /** The disk's chain confined by the image policy (image walkChainConfined with the host policy). */
+  walkChain(disk: SpecView['disks'][number] & { from?: string }): Promise<ImageChain>;
   plan(input: PlanInput): Promise<PlanView>;
   /** The validated spec from a spec file's text (paths resolved against the file's directory). */
   parseSpec(text: string, file: string): Record<string, unknown>;

@@ -6,7 +6,7 @@
  */
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ImageChain } from '../image/index.js';
+import { chainFiles, type ImageChain } from '../image/index.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
 import { QEMU_LOG_CAP } from './logd.js';
@@ -59,7 +59,7 @@ const probe: Step<StartCtx> = {
   name: 'probe', label: 'probing boot files and disk images',
   async run(c) {
     checkBootFiles(c);
-    for (const disk of c.spec.disks) c.chains[disk.name] = await c.d.backends.walkChain(disk.image, disk.format);
+    for (const [i, disk] of c.spec.disks.entries()) c.chains[disk.name] = await c.d.backends.walkChain({ ...disk, from: `disks[${i}]` });
   },
 };
 
@@ -146,7 +146,7 @@ const open: Step<StartCtx> = {
   async run(c) {
     const sockets = c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
     await recordUndo(c, { step: 'sockets', data: { paths: sockets } });
-    const probed = new Map(Object.values(c.chains).flatMap((ch) => ch.layers.map((l) => [l.path, { dev: l.dev, ino: l.ino }] as const)));
+    const probed = chainFiles(Object.values(c.chains));
     c.fds.logs.banner = `--- warden: VM ${c.rec.name} starting at ${c.d.now()} ---\n`;
     await c.fds.openAll(c.plan!.fds, c.rec.name, probed);
     const missing = c.plan!.fds.filter((f) => !c.fds.byName.has(f.name));

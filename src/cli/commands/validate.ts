@@ -13,7 +13,7 @@ import { SpecError, SpecReadError, issueAt, parseSpec, resolveSpecPaths, type Sp
 import { defaultStateRoot } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
 import { formatWarning, hostNetworkWarnings } from './host-check.js';
-import { walkChain, type ImageChain } from '../../image/index.js';
+import { IMAGE_POLICY_CODES, loadHostPolicy, walkChainConfined, type DiskPlace, type HostPolicy, type ImageChain } from '../../image/index.js';
 
 export interface LoadedSpec { file: string; text: string; spec: Spec }
 
@@ -26,22 +26,25 @@ export async function loadSpecFile(file: string): Promise<LoadedSpec> {
 }
 
 /** Each disk's chain, or why it could not be had (index into spec.disks). */
-export async function gatherChains(spec: Spec): Promise<{ chains: Record<string, ImageChain>; failures: Array<{ index: number; error: unknown }> }> {
+export async function gatherChains(spec: Spec, host?: HostPolicy): Promise<{ chains: Record<string, ImageChain>; failures: Array<{ index: number; error: unknown }> }> {
   const chains: Record<string, ImageChain> = {};
   const failures: Array<{ index: number; error: unknown }> = [];
+  let policy: HostPolicy;
+  try { policy = host ?? loadHostPolicy(); } catch (error) { return { chains, failures: spec.disks.map((_, index) => ({ index, error })) }; }
   await Promise.all(spec.disks.map(async (d, index) => {
-    try { chains[d.name] = await chainOf(d.image, d.format); } catch (error) { failures.push({ index, error }); }
+    try { chains[d.name] = await chainOf({ ...d, from: `disks[${index}]` }, policy); } catch (error) { failures.push({ index, error }); }
   }));
   failures.sort((a, b) => a.index - b.index);
   return { chains, failures };
 }
 
 /**
- * The chain under the image policy (src/image walkChain): the top layer's format from the
- * spec, backing formats as recorded, json: and protocol backings refused.
+ * The chain under the image policy (src/image walkChainConfined): the top layer's format
+ * from the spec, backing formats as recorded, json: and protocol backings refused, every
+ * file confined to the disk's allowed places (the caller is the owner checked).
  */
-function chainOf(path: string, format: Spec['disks'][number]['format']): Promise<ImageChain> {
-  return walkChain(path, { format });
+function chainOf(disk: DiskPlace, host: HostPolicy): Promise<ImageChain> {
+  return walkChainConfined(disk, host);
 }
 
 /** Boot files QEMU opens by name: they must exist and be readable regular files. */
@@ -97,7 +100,8 @@ function firmwareFacts(): Facts['firmware'] | undefined {
 export async function gatherFacts(loaded: LoadedSpec, o: FactOptions): Promise<Facts> {
   const { spec, file } = loaded;
   const { chains, issues } = await checkHostFiles(loaded);
-  if (issues.length > 0) throw new SpecError(file, issues);
+  // A refusal of the image policy exits 3 (as start does), not 2.
+  if (issues.length > 0) throw new SpecError(file, issues, issues.some((i) => IMAGE_POLICY_CODES.has(i.code)) ? 3 : undefined);
   const { cached: _cached, ...qemu } = await loadQemuCaps({ runner: new NodeProcessRunner(), fs: new NodeFs(), stat: (p) => fsp.stat(p), cacheDir: o.cacheDir }, o.qemu);
   const facts: Facts = {
     qemu,
