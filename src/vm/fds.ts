@@ -81,10 +81,11 @@ export class OpenFds {
       this.owned.push(n);
       return n;
     } catch (cause) {
-      const swapped = (cause as { code?: string }).code === 'IMAGE_CHANGED';
+      // Another inode, or now a FIFO/device: refused by the checks before any open.
+      const swapped = ['IMAGE_CHANGED', 'IMAGE_NOT_A_FILE'].includes((cause as { code?: string }).code ?? '');
       const message = swapped && want !== undefined
         ? `${fd.path} is not the file that was probed for VM ${vm} (probed ${want.dev}:${want.ino}); it was not opened`
-        : `opening ${fd.path} (${fd.flags.join('|')}) for VM ${vm} failed`;
+        : `opening ${fd.path} (${fd.flags.join('|')}) for VM ${vm} failed${swapped ? '; it was not opened' : ''}`;
       throw new VmError('VM_START_FAILED', message, {
         context: { vm, path: fd.path, flags: fd.flags, from: fd.from, ...(want === undefined ? {} : { probed: want }) }, cause,
         ...(swapped ? { suggestions: ['something replaced the image while the VM was starting; start it again'] } : {}),
