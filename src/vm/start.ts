@@ -176,6 +176,8 @@ const jail: Step<StartCtx> = {
     } catch (err) {
       throw nameTaken(c, err) ?? err;
     }
+    // Protections planned but off here (no Landlock in this kernel, no jail without root) are said, not skipped silently.
+    c.warnings.push(...c.launched.protectionsOff.map((p) => `protection off: ${p}`));
     // QEMU holds its copies now; ours must go before anyone connects (our listener would accept).
     await c.fds.close(false);
     await recordRun(c, spec.name);

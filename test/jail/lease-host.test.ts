@@ -14,15 +14,25 @@ const run = (cmd: string, args: string[]): void => {
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
 };
 
+/** Removes a test account or group for sure: -f (another VM's QEMU may run as 200000 meanwhile), retried while /etc/passwd is locked. */
+async function removeAccount(tool: 'userdel' | 'groupdel', name: string, db: 'passwd' | 'group'): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    if (spawnSync('getent', [db, name]).status !== 0) return;
+    spawnSync(tool, tool === 'userdel' ? ['-f', name] : [name]);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${tool} ${name} did not remove it: remove it by hand`);
+}
+
 test('a host account with uid 200000 and a host group with gid 200001 are never leased', { timeout: 60_000 }, async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root: useradd');
   const user = `wpol${process.pid}`;
   const group = `wpolg${process.pid}`;
   // Made here and removed after, also on failure; -M -N: no home, no group of its own.
+  t.after(() => removeAccount('userdel', user, 'passwd'));
+  t.after(() => removeAccount('groupdel', group, 'group'));
   run('groupadd', ['-g', '200001', group]);
-  t.after(() => { spawnSync('groupdel', [group]); });
   run('useradd', ['-M', '-N', '-g', '65534', '-s', '/usr/sbin/nologin', '-u', '200000', user]);
-  t.after(() => { spawnSync('userdel', ['-f', user]); }); // -f: removed even while some process runs as 200000 (another VM's QEMU)
   const config = tempConfig(t, 200000, 8);
   const store = new LeaseStore(config, async () => true);
   const a = await store.acquire(req('a'));
