@@ -46,23 +46,21 @@ function networkMode(spec: Spec): JailSpec['network'] {
   return spec.networks.some((n) => n.type === 'user') ? { mode: 'host' } : { mode: 'none' };
 }
 
-export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg', bootFiles: string[]): JailSpec {
+export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg'): JailSpec {
   const mounts = [...BASE_MOUNTS];
   const binary = facts.qemu.binary;
   if (!binary.startsWith('/usr/')) mounts.push({ type: 'ro-bind', source: binary, target: binary });
-  for (const f of bootFiles) {
-    mounts.push({ type: 'ro-bind', source: f, target: f });
-    b.note('mount', f, 'ro', f === spec.boot?.kernel ? 'boot.kernel' : 'boot.initrd', 'read-only bind mount of exactly this file');
-  }
   const cgroup = limitsToCgroup(spec, accel);
   const net = networkMode(spec);
-  b.note('uid', `${facts.identity.uid}:${facts.identity.gid}`, 'run as', 'name', 'no capabilities, no_new_privs');
+  const id = facts.identity;
+  if ('uid' in id) b.note('uid', `${id.uid}:${id.gid}`, 'run as', 'name', 'no capabilities, no_new_privs');
+  else b.note('uid', `leased from ${id.lease.first}-${id.lease.last}`, 'run as', 'name', 'a uid/gid of its own, leased at launch (the run record names it); no capabilities, no_new_privs');
   const defaulted = [spec.limits?.memory === undefined && 'memory', spec.limits?.pids === undefined && 'pids'].filter(Boolean);
   b.note('cgroup', cgroup.name, 'create', spec.limits === undefined ? 'name' : 'limits', `${describeCgroup(cgroup)}${defaulted.length === 0 ? '' : ` (default ${defaulted.join(' and ')} limit)`}`);
   if (net.mode === 'none') b.note('netns', 'new empty network namespace', 'own', 'networks');
   return {
     name: spec.name,
-    identity: { uid: facts.identity.uid, gid: facts.identity.gid },
+    identity: 'uid' in id ? { uid: id.uid, gid: id.gid } : { lease: true },
     network: net,
     mounts,
     devices: accel === 'kvm' ? ['/dev/kvm'] : [],
@@ -73,7 +71,7 @@ export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' 
     cwd: '/',
     argv: [...b.argv],
     // Everything else QEMU touches arrives as an fd; device nodes it opens by name are the exception.
-    landlock: { readOnly: ['/usr', ...bootFiles, ...(binary.startsWith('/usr/') ? [] : [posix.normalize(binary)])], readWrite: accel === 'kvm' ? ['/dev/kvm'] : [] },
+    landlock: { readOnly: ['/usr', ...(binary.startsWith('/usr/') ? [] : [posix.normalize(binary)])], readWrite: accel === 'kvm' ? ['/dev/kvm'] : [] },
   };
 }
 
