@@ -95,7 +95,7 @@ export function realBackends(o: RealBackendOptions): Backends {
       caps ??= loadQemuCaps({ runner, fs, stat: (p) => fsp.stat(p), cacheDir }, qemu);
       const c = await caps.catch((err: unknown) => { caps = undefined; throw err; });
       const facts: Facts = {
-        qemu: { binary: c.binary, version: c.version, machines: c.machines, devices: c.devices, ...(c.schema === undefined ? {} : { schema: c.schema }) },
+        qemu: { binary: c.binary, version: c.version, machines: c.machines, devices: c.devices, ...(c.schema === undefined ? {} : { schema: c.schema }), ...(c.view === undefined ? {} : { view: c.view }) },
         kvmUsable: input.kvmUsable, chains: input.chains,
         identity: { uid: config.uidRange.first, gid: config.uidRange.first },
         paths: input.paths, host: { vhostNet: existsSync('/dev/vhost-net') },
