@@ -1,5 +1,5 @@
 /** @module bench/net: host networking cost: apply+undo of one TAP NIC (Linux bridge, OVS) in a throwaway netns, against one `ip` spawn. */
-import type { Benchmark, BenchRow } from './lib.js';
+import { le, n, type Benchmark, type BenchRow } from './lib.js';
 import { createNetns, inNetns, netnsName, netSkipReason, type Cleanups } from '../test/net/netns.js';
 import { ovsSkipReason, startPrivateOvs } from '../test/net/ovs.js';
 
@@ -15,9 +15,9 @@ async function withCleanups<T>(fn: (c: Cleanups) => Promise<T>): Promise<T> {
   }
 }
 
-function rows(kind: string, r: Result): BenchRow[] {
+function rows(kind: string, r: Result, goalMs: number): BenchRow[] {
   return [{ group: 'net', name: `apply+undo one TAP NIC on ${kind}`, value: r.applyUndoMs, unit: 'ms',
-    baseline: { name: 'one `ip link show` spawn', value: r.ipSpawnMs } }];
+    baseline: { name: 'one `ip link show` spawn', value: r.ipSpawnMs }, goal: le(goalMs, 'value') }];
 }
 
 export const benchmarks: Benchmark[] = [
@@ -28,12 +28,12 @@ export const benchmarks: Benchmark[] = [
       if (skip !== undefined) return skip;
       return withCleanups(async (c) => {
         const ns = createNetns(c, netnsName('b'));
-        const r = await inNetns<Result>(ns, 'bench-scenarios#benchApplyUndo', { runs: 15 });
-        const out = rows('a Linux bridge', r);
+        const r = await inNetns<Result>(ns, 'bench-scenarios#benchApplyUndo', { runs: n(15, 2) });
+        const out = rows('a Linux bridge', r, 5);
         out.push({ group: 'net', name: 'stepsFor: 4 NICs, x1000 (pure)', value: r.stepsForUs, unit: 'ms' });
         if (ovsSkipReason() === undefined) {
           const { db } = startPrivateOvs(c, ns, 'wdtovs0');
-          out.push(...rows('Open vSwitch (userspace)', await inNetns<Result>(ns, 'bench-scenarios#benchApplyUndo', { runs: 15, ovsDb: db })));
+          out.push(...rows('Open vSwitch (userspace)', await inNetns<Result>(ns, 'bench-scenarios#benchApplyUndo', { runs: n(15, 2), ovsDb: db }), 10));
         }
         return out;
       });
