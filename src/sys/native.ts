@@ -21,6 +21,13 @@ export interface NativeAddon {
   /** The interface a TAP or macvtap fd is attached to (TUNGETIFF). */
   tapIfName(fd: number): string;
   closeFd(fd: number): void;
+  /** An AF_NETLINK NETLINK_ROUTE socket (O_CLOEXEC, 5 s receive timeout). */
+  netlinkOpen(): number;
+  /**
+   * Sends one netlink message (with NLM_F_ACK or NLM_F_DUMP set) and returns every reply
+   * message of its sequence number, through the NLMSG_ERROR or NLMSG_DONE that ends it.
+   */
+  netlinkTalk(fd: number, request: Uint8Array): Buffer;
 }
 
 let cached: NativeAddon | undefined;
