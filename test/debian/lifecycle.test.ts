@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { openManager } from '../../src/vm/open.js';
@@ -73,9 +73,6 @@ for (const firmware of ['bios', 'uefi'] as const) {
       },
     }));
     await m.create(spec);
-    // Until the UEFI vars handling lands on main, the per-VM vars are seeded where start opens them.
-    const vars = m.store.paths(name).uefiVars;
-    if (firmware === 'uefi' && !existsSync(vars)) copyFileSync(ovmf()!.vars, vars);
     const started = await m.start(name);
     assert.ok(started.warnings.some((w) => w.includes("made warden's SSH key") && w.includes('alice')), `start says it made a key: ${started.warnings.join('; ')}`);
     const log = m.store.paths(name).serialLog;
@@ -90,6 +87,7 @@ for (const firmware of ['bios', 'uefi'] as const) {
     assert.deepEqual([bob.status, bob.stdout.trim()], [0, 'bob'], bob.stderr);
     const status = warden(['ssh', ...state, name, '--', 'sh', '-c', 'exit 3']);
     assert.equal(status.status, 3, 'the remote command\'s status is warden ssh\'s');
+    if (firmware === 'uefi') assert.ok(existsSync(m.store.paths(name).uefiVars), 'the VM has its own UEFI variable store');
     assert.match(readFileSync(join(m.store.paths(name).dir, 'known_hosts'), 'utf8'), new RegExp(`^warden-${name} `, 'm'), 'the host key went into the VM\'s own known_hosts');
 
     const stopped = await m.stop(name, { timeoutS: 120 });
