@@ -60,6 +60,8 @@ mkdir -p "$cache/debs"
 exec 9>"$cache/.build.lock"
 flock 9
 [ -f "$image" ] && { progress "built meanwhile by another run: $image"; finish; }
+# Holding the lock, no other build runs: a work directory still here is from a killed one.
+find "$cache" -maxdepth 1 -name 'build.*' -type d -exec rm -rf {} + 2>/dev/null || true
 
 started=$(date +%s)
 work=$(mktemp -d "$cache/build.XXXXXX")
