@@ -9,7 +9,7 @@
  */
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Benchmark, BenchRow } from './lib.js';
 import { openManager } from '../src/vm/index.js';
 import { bareQemu, debianImage, overlayDir } from '../test/debian/image.js';
@@ -54,7 +54,8 @@ async function wardenRun(base: string, firmware: 'bios'): Promise<{ ms: number; 
   const spec = join(o.dir, 'debian.json');
   writeFileSync(spec, JSON.stringify({
     apiVersion: 'warden/v1', name, memory: '1Gi', accel: 'tcg', firmware,
-    disks: [{ name: 'root', image: o.overlay, format: 'qcow2', bootIndex: 0 }],
+    // The shared base lies outside the overlay's directory: the image policy must be told.
+      disks: [{ name: 'root', image: o.overlay, format: 'qcow2', bootIndex: 0, allowDirs: [dirname(base)] }],
     networks: [{ name: 'net0', type: 'user', forwards: [{ host: port, guest: 22 }] }],
     cloudInit: { users: [{ name: 'bench' }] },
   }));

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { openManager } from '../../src/vm/open.js';
 import { leftovers, vmName, waitForText } from '../../src/vm/testing.js';
 import { REPO, debianImage, ovmf, overlayDir } from './image.js';
@@ -65,7 +65,8 @@ for (const firmware of ['bios', 'uefi'] as const) {
     const spec = join(o.dir, 'debian.json');
     writeFileSync(spec, JSON.stringify({
       apiVersion: 'warden/v1', name, memory: '768Mi', accel: 'tcg', firmware,
-      disks: [{ name: 'root', image: o.overlay, format: 'qcow2', bootIndex: 0 }],
+      // The shared base lies outside the overlay's directory: the image policy must be told.
+      disks: [{ name: 'root', image: o.overlay, format: 'qcow2', bootIndex: 0, allowDirs: [dirname(img.path)] }],
       networks: [{ name: 'net0', type: 'user', forwards: [{ host: port, guest: 22 }] }],
       cloudInit: {
         hostname: 'deb-test',
