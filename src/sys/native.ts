@@ -21,6 +21,11 @@ export interface NativeAddon {
   /** The interface a TAP or macvtap fd is attached to (TUNGETIFF). */
   tapIfName(fd: number): string;
   closeFd(fd: number): void;
+  /**
+   * openat2(2) (policy): `flags` gets O_CLOEXEC added; `resolve` is RESOLVE_* bits. Throws with
+   * the errno name as code (ENOSYS before Linux 5.6). Optional: an older build lacks it.
+   */
+  openat2?(dirfd: number, path: string, flags: number, resolve: number): number;
   /** SO_PEERCRED of a connected unix socket: the peer's pid, uid and gid at connect time. */
   peerCred(fd: number): { pid: number; uid: number; gid: number };
   /** Calls `cb` once, on the event loop, when `fd` turns readable (a pidfd: its process exited). */
