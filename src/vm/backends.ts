@@ -7,7 +7,7 @@
 export { jailerConfig } from './jailer.js';
 import { existsSync, openSync, constants as C, promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { loadHostPolicy, walkChainConfined } from '../image/index.js';
+import { loadHostPolicy, ownerFromUid, walkChainConfined } from '../image/index.js';
 import { buildPlan, type Facts } from '../plan/index.js';
 import { loadQemuCaps } from '../qemu/index.js';
 import { parseSpec, resolveSpecPaths, type Spec } from '../spec/index.js';
@@ -88,7 +88,7 @@ export function realBackends(o: RealBackendOptions): Backends {
   let kvm: ReturnType<typeof detectKvm> | undefined;
   return {
     qemuBinary: qemu,
-    walkChain: (disk) => walkChainConfined(disk, loadHostPolicy()),
+    walkChain: (disk, ownerUid) => walkChainConfined(disk, loadHostPolicy(), ownerUid === undefined ? {} : { owner: ownerFromUid(ownerUid) }),
     parseSpec: (text, file) => resolveSpecPaths(parseSpec(text, file), dirname(resolve(file))) as unknown as Record<string, unknown>,
     kvm: () => (kvm ??= detectKvm({ runner, qemu, cacheDir })),
     async plan(input: PlanInput): Promise<PlanView> {

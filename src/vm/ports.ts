@@ -69,8 +69,12 @@ export interface QmpConn {
 
 export interface Backends {
   qemuBinary: string;
-  /** The disk's chain confined by the image policy (image walkChainConfined with the host policy). */
-  walkChain(disk: SpecView['disks'][number] & { from?: string }): Promise<ImageChain>;
+  /**
+   * The disk's chain confined by the image policy (image walkChainConfined with the host
+   * policy). `ownerUid`: the VM's owner, whose access to writable files is checked (default:
+   * the calling process; root: nothing is checked). The daemon passes the record's owner.
+   */
+  walkChain(disk: SpecView['disks'][number] & { from?: string }, ownerUid?: number): Promise<ImageChain>;
   plan(input: PlanInput): Promise<PlanView>;
   /** The validated spec from a spec file's text (paths resolved against the file's directory). */
   parseSpec(text: string, file: string): Record<string, unknown>;
