@@ -63,7 +63,9 @@ test('a range that overlaps login.defs\' user range or another user\'s subuids i
   assert.deepEqual(rangeConflicts({ first: 200000, count: 10000 }, { loginDefs: defs, subuid: '', subgid: '' }), []);
   const sub = 'alice:100000:65536\nbob:165536:65536\n';
   const c = rangeConflicts({ first: 200000, count: 10000 }, { loginDefs: defs, subuid: sub, subgid: 'warden:200000:10000\n' });
-  assert.deepEqual(c.map((x) => [x.source, x.first]), [['/etc/subuid', 165536]], 'bob\'s subuids overlap; warden\'s subgid entry is the reservation');
+  assert.deepEqual(c.map((x) => [x.source, x.first, x.active]), [['/etc/subuid', 165536, true]], 'bob\'s subuids overlap; warden\'s subgid entry is the reservation');
+  const inactive = rangeConflicts({ first: 200000, count: 10000 }, { loginDefs: defs, subuid: sub, subgid: '' }, { newuidmap: false, newgidmap: false });
+  assert.deepEqual(inactive.map((x) => x.active), [false], 'without newuidmap an entry maps nothing (reported, not refused)');
   assert.equal(rangeConflicts({ first: 59000, count: 2000 }, { loginDefs: defs, subuid: '', subgid: '' }).length, 2, 'UID and GID ranges');
   // The real store, on this host's login.defs: a range inside the user range is refused before anything is leased.
   const config = tempConfig(t, 1000, 10);
