@@ -98,6 +98,7 @@ export const SpecSchema = z.strictObject({
   machine: z.enum(['q35', 'pc']).default('q35'),
   accel: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
   firmware: z.enum(['bios', 'uefi']).default('bios'),
+  secureBoot: z.boolean().default(false).describe('UEFI secure boot (firmware: uefi, machine: q35): OVMF\'s secure-boot build with Microsoft\'s keys enrolled, SMM on'),
   boot: BootSchema.optional(),
   disks: z.array(DiskSchema).max(32).default([]),
   networks: z.array(NetworkSchema).max(16).default([]),
