@@ -22,7 +22,8 @@ test('host check reports the uid range, its collisions, the host image policy an
   let io = capture();
   const code = await run(['host', 'check', '--json'], io);
   assert.ok(code === 0 || code === 6, `exit ${code}: ${io.stdout}${io.stderr}`);
-  const r = JSON.parse(io.stdout) as HostCheckReport;
+  const out = JSON.parse(io.stdout) as HostCheckReport | { error: { code: string; context: { report: HostCheckReport } } };
+  const r = 'error' in out ? out.error.context.report : out;
   assert.equal(code, r.problems.length === 0 ? 0 : 6, `${io.stdout}${io.stderr}`);
   assert.deepEqual(r.imagePolicy, { file, imageDirs: ['/srv/base-images'], present: true });
   assert.equal(r.uidRange.last - r.uidRange.first + 1, 10000);

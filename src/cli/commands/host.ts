@@ -62,10 +62,11 @@ export function registerHost(program: Command, io: Io): void {
     .option('--json', 'print the report as JSON')
     .action(async (opts: { json?: boolean }) => {
       const r = await hostCheck();
-      if (opts.json === true) printJson(io, r);
-      else io.out(human(r).join('\n'));
+      // With --json a failed check is one {error} document whose context holds the whole report (as every verb's errors are).
+      if (opts.json !== true) io.out(human(r).join('\n'));
       if (r.problems.length > 0) {
-        throw new WardenError('HOST_CHECK_FAILED', `host check: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}: ${r.problems[0]}`, { context: { problems: r.problems } });
+        throw new WardenError('HOST_CHECK_FAILED', `host check: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}: ${r.problems[0]}`, { context: { problems: r.problems, report: r } });
       }
+      if (opts.json === true) printJson(io, r);
     });
 }
