@@ -28,11 +28,11 @@ test('a host account with uid 200000 and a host group with gid 200001 are never 
   if (process.getuid?.() !== 0) return t.skip('needs root: useradd');
   const user = `wpol${process.pid}`;
   const group = `wpolg${process.pid}`;
-  // Made here and removed after, also on failure; -M -N: no home, no group of its own.
+  // Made here and removed after, also on failure; -r: no subuid/subgid entries (useradd gives a normal user 65536 of them), -M -N: no home, no group of its own.
   t.after(() => removeAccount('userdel', user, 'passwd'));
   t.after(() => removeAccount('groupdel', group, 'group'));
-  run('groupadd', ['-g', '200001', group]);
-  run('useradd', ['-M', '-N', '-g', '65534', '-s', '/usr/sbin/nologin', '-u', '200000', user]);
+  run('groupadd', ['-r', '-g', '200001', group]);
+  run('useradd', ['-r', '-M', '-N', '-g', '65534', '-s', '/usr/sbin/nologin', '-u', '200000', user]);
   const config = tempConfig(t, 200000, 8);
   const store = new LeaseStore(config, async () => true);
   const a = await store.acquire(req('a'));
