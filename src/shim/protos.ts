@@ -76,10 +76,13 @@ export function loadProtos(gocode: string = process.env['WARDEN_GOCODE'] ?? DEFA
   return cached;
 }
 
-/** A message as a protobuf Any: containerd's typeurl uses the bare full name (`containerd.events.TaskExit`). */
-export function packAny(p: Protos, typeName: string, value: Record<string, unknown>): { typeUrl: string; value: Uint8Array } {
+/**
+ * A message as a protobuf Any: containerd's typeurl uses the bare full name
+ * (`containerd.events.TaskExit`). protobufjs's built-in Any keeps the field name `type_url`.
+ */
+export function packAny(p: Protos, typeName: string, value: Record<string, unknown>): { type_url: string; value: Uint8Array } {
   const t = p.type(typeName);
-  return { typeUrl: typeName, value: t.encode(t.fromObject(value)).finish() };
+  return { type_url: typeName, value: t.encode(t.fromObject(value)).finish() };
 }
 
 /** A google.protobuf.Timestamp for a Date. */
