@@ -30,3 +30,21 @@ test('a missing KVM device is unusable without running QEMU', async (t) => {
   assert.match(v.reason, /\/nonexistent\/kvm cannot be opened \(ENOENT\)/);
   assert.ok(kvmProbeArgv('/q').includes('host'), 'the probe uses the CPU model the planner uses for KVM');
 });
+
+test('a KVM that finishes SeaBIOS but fails in long mode (OVMF) is unusable, with the emulation failure as reason', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-vm-accel-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Fault injection: the nested-host behaviour seen on these machines (a Linux guest stops after "Probing EDD").
+  const seen: string[][] = [];
+  const runner = { run: async (argv: readonly string[]) => {
+    seen.push([...argv]);
+    return argv.some((a) => a.startsWith('if=pflash'))
+      ? { code: null, signal: 'SIGKILL' as const, stdout: 'KVM internal error. Suberror: 1\nemulation failure\n', stderr: '' }
+      : { code: 1, signal: null, stdout: 'No bootable device.', stderr: '' };
+  } };
+  const v = await detectKvm({ runner, qemu: '/usr/bin/qemu-system-x86_64', cacheDir: dir, kvmDevice: '/dev/null', ovmf: ['/c.fd', '/v.fd'], timeoutMs: 50 });
+  assert.equal(v.usable, false);
+  assert.match(v.reason, /long mode \(OVMF\) made no progress within 50 ms \(KVM internal error/);
+  assert.equal(seen.length, 2, 'SeaBIOS first, then OVMF');
+  assert.ok(seen[1]!.includes('if=pflash,format=raw,snapshot=on,file=/v.fd'), 'the vars are a snapshot: nothing is written');
+});

@@ -93,7 +93,12 @@ export class LogPipes {
       });
     } finally {
       clearTimeout(timer);
-      if (!ready && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      if (!ready && child.exitCode === null && child.signalCode === null) {
+        // Waited for (bounded): a failed start must not return while the killed writer still holds the log files.
+        const gone = new Promise<void>((r) => { child.once('exit', () => r()); setTimeout(r, 2000).unref(); });
+        child.kill('SIGKILL');
+        await gone;
+      }
       out.destroy();
       err.destroy();
       child.removeAllListeners('close');

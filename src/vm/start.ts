@@ -40,7 +40,7 @@ const QEMU_STDERR = 'qemu-stderr';
 
 /** Persists a host change before it is made (write-ahead), so another process can undo it. */
 async function recordUndo(c: StartCtx, u: UndoRecord): Promise<void> {
-  const undo = (c.rec.undo ?? []).filter((x) => x.step !== u.step);
+  const undo = (c.rec.undo ?? []).filter((x) => x.kind !== u.kind);
   c.rec = { ...c.rec, undo: [...undo, u], updatedAt: c.d.now() };
   await c.d.store.write(c.rec);
 }
@@ -136,7 +136,7 @@ const network: Step<StartCtx> = {
   async run(c) {
     const actions = c.plan!.hostActions;
     if (actions.length === 0) return;
-    const fds = await c.d.backends.net.apply(c.rec.name, actions, (log) => recordUndo(c, { step: 'net', data: { log } }));
+    const fds = await c.d.backends.net.apply(c.rec.name, actions, (log) => recordUndo(c, { kind: 'net', log }));
     for (const [name, fd] of fds) c.fds.adopt(name, fd);
   },
 };
@@ -145,7 +145,7 @@ const open: Step<StartCtx> = {
   name: 'open', label: 'opening files, sockets and logs',
   async run(c) {
     const sockets = c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
-    await recordUndo(c, { step: 'sockets', data: { paths: sockets } });
+    await recordUndo(c, { kind: 'sockets', paths: sockets });
     const probed = new Map(Object.values(c.chains).flatMap((ch) => ch.layers.map((l) => [l.path, { dev: l.dev, ino: l.ino }] as const)));
     c.fds.logs.banner = `--- warden: VM ${c.rec.name} starting at ${c.d.now()} ---\n`;
     await c.fds.openAll(c.plan!.fds, c.rec.name, probed);
@@ -158,7 +158,7 @@ const open: Step<StartCtx> = {
     const id = await procId(c.d.fs, pid);
     if (id !== null) {
       c.logd = id;
-      await recordUndo(c, { step: 'logd', data: { pid: id.pid, startTime: id.startTime } });
+      await recordUndo(c, { kind: 'logd', proc: id });
     }
   },
   undo: (c) => c.fds.close(true),
@@ -168,7 +168,7 @@ const jail: Step<StartCtx> = {
   name: 'jail', label: 'starting QEMU in its jail (paused)',
   async run(c) {
     const spec = c.plan!.jail;
-    await recordUndo(c, { step: 'jail', data: { jailName: spec.name, owner: c.paths.dir } });
+    await recordUndo(c, { kind: 'jail', jailName: spec.name, owner: c.paths.dir });
     const statusFile = join(c.paths.dir, 'qemu.status');
     rmSync(statusFile, { force: true });
     try {
@@ -201,7 +201,7 @@ async function recordRun(c: StartCtx, jailName: string): Promise<void> {
   c.rec = { ...c.rec, updatedAt: c.d.now(), run: {
     qemu, ...(launcher === null ? {} : { launcher }), uid: l.uid, gid: l.gid,
     accel: c.plan!.argv[c.plan!.argv.indexOf('-accel') + 1] === 'kvm' ? 'kvm' : 'tcg', startedAt: c.d.now(), jailName, cgroups: l.cgroups,
-    ...(l.statusFile === undefined ? {} : { statusFile: l.statusFile }), protectionsOff: l.protectionsOff,
+    ...(l.statusFile === undefined ? {} : { statusFile: l.statusFile }), protectionsOff: l.protectionsOff, ...(c.logd === undefined ? {} : { logd: c.logd }),
   } };
   await c.d.store.write(c.rec);
 }
