@@ -12,6 +12,7 @@ import type { Spec } from '../spec/index.js';
 import { loadNative } from '../sys/index.js';
 import { openSealedCopies, seedFromTemplates } from './boot-fds.js';
 import type { HostIssue } from './facts.js';
+import { forwardsOf, type ForwardInfo } from './endpoints.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
 import { QEMU_LOG_CAP } from './logd.js';
@@ -33,6 +34,8 @@ export interface StartCtx {
   kvmUsable: boolean;
   chains: Record<string, ImageChain>;
   facts?: Facts;
+  /** User-mode forwards with their host ports (host: 0 chosen in the facts step), for the run record. */
+  forwards?: ForwardInfo[];
   plan?: PlanView;
   fds: OpenFds;
   launched?: Launched;
@@ -55,13 +58,15 @@ async function recordUndo(c: StartCtx, u: UndoRecord): Promise<void> {
 const facts: Step<StartCtx> = {
   name: 'facts', label: 'gathering host facts (accelerator, disk chains, boot files, firmware)',
   async run(c) {
-    const g = await c.d.backends.facts(c.rec.spec as unknown as Spec, c.d.store.root);
+    const spec = c.rec.spec as unknown as Spec;
+    const g = await c.d.backends.facts(spec, c.d.store.root, { choosePorts: true });
     c.warnings.push(...g.warnings);
     const first = g.issues[0];
     if (first !== undefined) throw hostIssueError(c.rec.name, first);
     c.facts = g.facts;
     c.kvmUsable = g.facts.kvmUsable;
     c.chains = g.facts.chains;
+    c.forwards = forwardsOf(spec, g.facts);
   },
 };
 
@@ -182,6 +187,7 @@ async function recordRun(c: StartCtx, jailName: string): Promise<void> {
     qemu, ...(launcher === null ? {} : { launcher }), uid: l.uid, gid: l.gid,
     accel: c.plan!.argv[c.plan!.argv.indexOf('-accel') + 1] === 'kvm' ? 'kvm' : 'tcg', startedAt: c.d.now(), jailName, cgroups: l.cgroups,
     ...(l.statusFile === undefined ? {} : { statusFile: l.statusFile }), protectionsOff: l.protectionsOff, ...(c.logd === undefined ? {} : { logd: c.logd }),
+    ...(c.forwards === undefined || c.forwards.length === 0 ? {} : { forwards: c.forwards }),
   } };
   await c.d.store.write(c.rec);
 }
