@@ -7,7 +7,7 @@ import { constants as C, existsSync, promises as fsp } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { walkChain, type ImageChain } from '../image/index.js';
+import { loadHostPolicy, walkChainConfined, type HostPolicy, type ImageChain } from '../image/index.js';
 import { WardenError } from '../errors/index.js';
 import type { Facts } from '../plan/index.js';
 import { loadQemuCaps, type QemuCaps } from '../qemu/index.js';
@@ -181,9 +181,14 @@ async function bindAnyPort(proto: 'tcp' | 'udp', host: string): Promise<{ port: 
 async function hostFiles(spec: Spec): Promise<{ chains: Record<string, ImageChain>; issues: HostIssue[] }> {
   const chains: Record<string, ImageChain> = {};
   const issues: HostIssue[] = [];
-  await Promise.all(spec.disks.map(async (d, i) => {
-    try { chains[d.name] = await chainOf(d); } catch (cause) { issues.push(issueOf(`disks[${i}].image`, cause)); }
-  }));
+  let host: HostPolicy | null = null;
+  try { host = loadHostPolicy(); } catch (cause) { issues.push(...spec.disks.map((_, i) => issueOf(`disks[${i}].image`, cause))); }
+  if (host !== null) {
+    const policy = host;
+    await Promise.all(spec.disks.map(async (d, i) => {
+      try { chains[d.name] = await chainOf(d, i, policy); } catch (cause) { issues.push(issueOf(`disks[${i}].image`, cause)); }
+    }));
+  }
   for (const key of ['kernel', 'initrd'] as const) {
     const p = spec.boot?.[key];
     const err = p === undefined ? null : await bootFileError(p);
@@ -193,12 +198,12 @@ async function hostFiles(spec: Spec): Promise<{ chains: Record<string, ImageChai
 }
 
 /**
- * The one call into the chain walker (src/image walkChain): the top layer's format from the
- * spec, backing formats as recorded, json: and protocol backings refused; the disk's policy
- * (allowed directories ...) goes here.
+ * The one call into the chain walker (src/image walkChainConfined): the top layer's format
+ * from the spec, backing formats as recorded, json: and protocol backings refused, every
+ * file confined to the disk's allowed places and the host policy's image directories.
  */
-export function chainOf(d: Disk): Promise<ImageChain> {
-  return walkChain(d.image, { format: d.format });
+export function chainOf(d: Disk, index: number, host: HostPolicy): Promise<ImageChain> {
+  return walkChainConfined({ ...d, from: `disks[${index}]` }, host);
 }
 
 function issueOf(from: string, cause: unknown): HostIssue {

@@ -6,7 +6,7 @@
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ImageChain } from '../image/index.js';
+import { chainFiles, type ImageChain } from '../image/index.js';
 import type { Facts } from '../plan/index.js';
 import type { Spec } from '../spec/index.js';
 import { loadNative } from '../sys/index.js';
@@ -130,7 +130,7 @@ const open: Step<StartCtx> = {
   async run(c) {
     const sockets = c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
     await recordUndo(c, { kind: 'sockets', paths: sockets });
-    const probed = new Map(Object.values(c.chains).flatMap((ch) => ch.layers.map((l) => [l.path, { dev: l.dev, ino: l.ino }] as const)));
+    const probed = chainFiles(Object.values(c.chains));
     seedFromTemplates(c.plan!.fds, c.rec.name); // the VM's UEFI vars, at its first start
     for (const [name, fd] of openSealedCopies(c.plan!.fds, c.rec.name, loadNative())) c.fds.adopt(name, fd);
     c.fds.logs.banner = `--- warden: VM ${c.rec.name} starting at ${c.d.now()} ---\n`;
@@ -162,6 +162,8 @@ const jail: Step<StartCtx> = {
     } catch (err) {
       throw nameTaken(c, err) ?? err;
     }
+    // Protections planned but off here (no Landlock in this kernel, no jail without root) are said, not skipped silently.
+    c.warnings.push(...c.launched.protectionsOff.map((p) => `protection off: ${p}`));
     // QEMU holds its copies now; ours must go before anyone connects (our listener would accept).
     await c.fds.close(false);
     await recordRun(c, spec.name); // the leased uid is a runtime fact: the run record has it, plan.json keeps the policy

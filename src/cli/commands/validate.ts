@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { promises as fsp } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { QemuProbeError } from '../../qemu/index.js';
+import { IMAGE_POLICY_CODES } from '../../image/index.js';
 import { PlanError, buildPlan, type Facts } from '../../plan/index.js';
 import { SpecError, SpecReadError, issueAt, parseSpec, resolveSpecPaths, type Spec } from '../../spec/index.js';
 import { cacheDirOf, defaultStateRoot, factSources, gatherFacts } from '../../vm/index.js';
@@ -50,7 +51,8 @@ export async function gatherSpecFacts(loaded: LoadedSpec, o: FactOptions): Promi
   });
   if (g.issues.length > 0) {
     const issues = g.issues.map((i) => issueAt(text, file, i.from, i.code, i.message, i.suggestion));
-    throw new SpecError(file, issues.sort((a, b) => a.line - b.line || a.col - b.col));
+    // A refusal of the image policy exits 3 (as start does), not 2.
+    throw new SpecError(file, issues.sort((a, b) => a.line - b.line || a.col - b.col), issues.some((i) => IMAGE_POLICY_CODES.has(i.code)) ? 3 : undefined);
   }
   return { facts: g.facts, warnings: g.warnings };
 }
