@@ -57,7 +57,7 @@ export const DiskSchema = z.strictObject({
 
 export const ForwardSchema = z.strictObject({
   proto: z.enum(['tcp', 'udp']).default('tcp'),
-  host: port,
+  host: z.int().min(0).max(65535).describe('host port; 0: a free port chosen at each start (inspect and list --json show it)'),
   guest: port,
   hostAddress: z.ipv4().default('127.0.0.1').describe('host address to listen on (default 127.0.0.1)'),
 });
