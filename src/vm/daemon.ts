@@ -53,7 +53,9 @@ export class DaemonService implements VmService {
     });
     const sessions = new QmpSessions();
     const backends = { ...realBackends({ stateRoot: o.stateDir, ...o.backends }), qmpConnect: (p: string, t: number) => sessions.connect(p, t) };
-    const manager = new VmManager({ store, backends, fs });
+    // Fault injection for tests, as openManager has it: the daemon SIGKILLs itself just before this start step.
+    const die = process.env['WARDEN_TEST_DIE_BEFORE'];
+    const manager = new VmManager({ store, backends, fs, ...(die ? { beforeStep: (s: string) => { if (s === die) process.kill(process.pid, 'SIGKILL'); } } : {}) });
     const core: Core = { manager, store, fs, events: new VmEvents(Date.now().toString(36)), sessions, sups: new Map(), lock, log: o.log ?? (() => {}) };
     const svc = new DaemonService(core);
     for (const name of await store.list()) {
@@ -93,7 +95,7 @@ export class DaemonService implements VmService {
     const m = this.core.manager;
     const rec = 'file' in src ? await m.create(src.file, o.name, owner)
       : await m.createFromText(src.text, src.origin ?? '/api-request.yaml', { owner, ...(o.name === undefined ? {} : { name: o.name }) });
-    this.core.events.publish({ type: 'created', vm: rec.name, phase: rec.phase, ...(this.requestor ? { requestor: this.requestor } : {}) });
+    this.core.events.publish({ type: 'created', vm: rec.name, owner, phase: rec.phase, ...(this.requestor ? { requestor: this.requestor } : {}) });
     this.sup(rec.name);
     return rec;
   }

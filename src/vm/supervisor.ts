@@ -35,6 +35,8 @@ export class VmSupervisor {
   private watch: { handle: WatchHandle; fd: number; qemu: ProcId } | undefined;
   private session: QmpClient | undefined;
   private disposed = false;
+  /** The owner from the last record seen, for events that carry no record (QMP's). */
+  private owner: number | undefined;
 
   constructor(readonly name: string, private readonly d: SupervisorDeps) {}
 
@@ -71,7 +73,9 @@ export class VmSupervisor {
   }
 
   private publishChange(before: VmRecord | null, after: VmRecord | null, extra: Partial<EventDraft>): void {
-    const ev = (draft: EventDraft): void => { this.d.events.publish({ ...draft, ...extra }); };
+    this.owner = after?.owner ?? before?.owner ?? this.owner;
+    const own = this.owner === undefined ? {} : { owner: this.owner };
+    const ev = (draft: EventDraft): void => { this.d.events.publish({ ...draft, ...own, ...extra }); };
     if (after === null) {
       if (before !== null) ev({ type: 'deleted', vm: this.name });
       return;
@@ -142,7 +146,7 @@ export class VmSupervisor {
     try {
       for await (const e of c.events('all')) {
         const type = QMP_EVENTS[e.event];
-        if (type !== undefined) this.d.events.publish({ type, vm: this.name, data: (e as { data?: Record<string, unknown> }).data ?? {} });
+        if (type !== undefined) this.d.events.publish({ type, vm: this.name, ...(this.owner === undefined ? {} : { owner: this.owner }), data: (e as { data?: Record<string, unknown> }).data ?? {} });
       }
     } catch (err) {
       this.d.log(`VM ${this.name}: QMP events: ${String((err as Error)?.message ?? err)}`);

@@ -8,6 +8,7 @@ import { registerJail } from './jail.js';
 import { registerImage } from './image.js';
 import { registerNet } from './net.js';
 import { registerDemo, registerVm } from './vm.js';
+import { registerDaemon } from './daemon.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -20,4 +21,5 @@ export const registrars: Registrar[] = [
   registerNet,
   registerVm, // after registerQmp: extends its `qmp` command with `qmp NAME COMMAND`
   registerDemo,
+  registerDaemon,
 ];
