@@ -59,7 +59,7 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<RunningDaemon>
   const service = await DaemonService.open({ stateDir: stateRoot, socket, log });
   const app = buildApp({ service, version: API_VERSION });
   try {
-    await app.server.listen({ path: socket });
+    await app.server.listen({ path: socket, backlog: 4096 }); // a burst of clients queues instead of failing with EAGAIN
     chmodSync(socket, 0o660);
     const gid = groupGid(USER_GROUP);
     if (gid !== null && process.getuid?.() === 0) chownSync(socket, 0, gid);
