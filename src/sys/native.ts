@@ -21,6 +21,8 @@ export interface NativeAddon {
   /** The interface a TAP or macvtap fd is attached to (TUNGETIFF). */
   tapIfName(fd: number): string;
   closeFd(fd: number): void;
+  /** An anonymous memory file (memfd) holding `data`, sealed against every change; close-on-exec. */
+  memfdSealed(name: string, data: Uint8Array): number;
   /** SO_PEERCRED of a connected unix socket: the peer's pid, uid and gid at connect time. */
   peerCred(fd: number): { pid: number; uid: number; gid: number };
   /** Calls `cb` once, on the event loop, when `fd` turns readable (a pidfd: its process exited). */
