@@ -10,6 +10,7 @@ import { Operations } from '../vm/index.js';
 import { authorize, callerOf, type Caller } from './auth.js';
 import { ApiError, errorResponse } from './errors.js';
 import { HANDLERS, type HandlerCtx } from './handlers.js';
+import { ConsoleHub } from './console.js';
 import type { DaemonCounters } from './metrics.js';
 import { ROUTES, type RouteDef } from './routes.js';
 
@@ -28,6 +29,7 @@ export interface App {
   server: FastifyInstance;
   counters: DaemonCounters;
   operations: Operations;
+  consoles: ConsoleHub;
 }
 
 function check<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
@@ -70,7 +72,10 @@ export function buildApp(o: AppOptions): App {
     counters.requests.set(key, (counters.requests.get(key) ?? 0) + 1);
   });
 
-  const ctxBase = { service: o.service, operations, counters, version: o.version, sse: { opened: () => { sse++; }, closed: () => { sse--; } } };
+  const consoles = new ConsoleHub(o.service);
+  consoles.listen(server.server);
+  server.addHook('onClose', async () => { await consoles.closeAll(); });
+  const ctxBase = { service: o.service, operations, consoles, counters, version: o.version, sse: { opened: () => { sse++; }, closed: () => { sse--; } } };
   for (const r of ROUTES) {
     server.route({
       method: r.method, url: r.path,
@@ -89,7 +94,7 @@ export function buildApp(o: AppOptions): App {
       },
     });
   }
-  return { server, counters, operations };
+  return { server, counters, operations, consoles };
 }
 
 function bodyOf(r: RouteDef, raw: unknown): unknown {

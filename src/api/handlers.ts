@@ -9,6 +9,7 @@ import { renderMetrics, type DaemonCounters } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import type { StateAction } from './schemas.js';
 import { streamEvents } from './sse.js';
+import type { ConsoleHub } from './console.js';
 
 export interface HandlerCtx {
   caller: Caller;
@@ -17,6 +18,7 @@ export interface HandlerCtx {
   /** The service itself (reads that are not on the caller's behalf). */
   service: VmService;
   operations: Operations;
+  consoles: ConsoleHub;
   counters: DaemonCounters;
   version: string;
   sse: { opened(): void; closed(): void };
@@ -30,12 +32,12 @@ export interface HandlerCtx {
 export type HandlerResult = { status: number; body: unknown } | 'hijacked';
 type Handler = (c: HandlerCtx) => Promise<HandlerResult>;
 
-export const FEATURES = ['vms', 'state-operations', 'events-sse', 'events-resume', 'logs-follow', 'qmp-passthrough', 'metrics', 'peer-credentials'];
+export const FEATURES = ['vms', 'state-operations', 'events-sse', 'events-resume', 'logs-follow', 'serial-console-ws', 'qmp-passthrough', 'metrics', 'peer-credentials', 'restart-policy'];
 
 const ok = (body: unknown, status = 200): HandlerResult => ({ status, body });
 
 /** The VM, if the caller may use `perm` on it. */
-async function vmFor(c: HandlerCtx, perm: 'vm:read' | 'vm:lifecycle' | 'vm:qmp'): Promise<VmRecord> {
+async function vmFor(c: HandlerCtx, perm: 'vm:read' | 'vm:lifecycle' | 'vm:qmp' | 'vm:console'): Promise<VmRecord> {
   const rec = await c.service.get(String(c.params['name']));
   authorize(c.caller, perm, { name: rec.name, owner: rec.owner });
   return rec;
@@ -129,6 +131,11 @@ export const HANDLERS: Record<string, Handler> = {
     } }).catch(() => undefined);
     res.end();
     return 'hijacked';
+  },
+  async consoleTicket(c) {
+    const rec = await vmFor(c, 'vm:console');
+    assertAllowed(rec.name, rec.phase, 'console');
+    return ok(c.consoles.issue(rec.name, c.caller.uid, c.query['force'] === true), 201);
   },
   async vmQmp(c) {
     const rec = await vmFor(c, 'vm:qmp');

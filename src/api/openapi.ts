@@ -21,12 +21,12 @@ function parameters(r: RouteDef): unknown[] {
   return out;
 }
 
-function operation(r: RouteDef): Record<string, unknown> {
+function operation(r: RouteDef, specRef: string | undefined): Record<string, unknown> {
   const op: Record<string, unknown> = { operationId: r.id, summary: r.summary, 'x-permission': r.permission };
   const params = parameters(r);
   if (params.length > 0) op['parameters'] = params;
   if (r.body !== undefined) {
-    const schema = json(r.body === 'spec' ? SPEC_BODY : r.body, 'input');
+    const schema = r.body === 'spec' && specRef !== undefined ? { $ref: specRef } : json(r.body === 'spec' ? SPEC_BODY : r.body, 'input');
     op['requestBody'] = { required: true, content: r.body === 'spec' ? { 'application/json': { schema }, 'application/yaml': { schema } } : { 'application/json': { schema } } };
   }
   op['responses'] = Object.fromEntries(Object.entries(r.replies).map(([status, rep]) => [status, {
@@ -36,11 +36,16 @@ function operation(r: RouteDef): Record<string, unknown> {
   return op;
 }
 
-export function openApiDocument(version: string): Record<string, unknown> {
+/**
+ * The document. `specRef` puts a `$ref` where the VM spec's schema goes (the checked-in copy
+ * refers to schema/warden-v1.schema.json, so a spec change does not touch it); the daemon
+ * serves it inline.
+ */
+export function openApiDocument(version: string, specRef?: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of ROUTES) {
     const p = r.path.replace(/:([a-zA-Z]+)/g, '{$1}');
-    (paths[p] ??= {})[r.method.toLowerCase()] = operation(r);
+    (paths[p] ??= {})[r.method.toLowerCase()] = operation(r, specRef);
   }
   return {
     openapi: '3.1.0',

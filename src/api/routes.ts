@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { SpecSchema } from '../spec/index.js';
 import type { Permission } from './auth.js';
 import {
-  DeleteQuery, ErrorSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RootSchema, StateBody, VmListSchema, VmSchema, WaitQuery,
+  ConsoleQuery, ConsoleTicket, DeleteQuery, ErrorSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RootSchema, StateBody, VmListSchema, VmSchema, WaitQuery,
 } from './schemas.js';
 
 export interface Reply {
@@ -53,6 +53,9 @@ export const ROUTES: readonly RouteDef[] = [
     replies: { 200: { description: 'the inspection' }, ...vmCommon } },
   { id: 'getVmLogs', method: 'GET', path: '/v1/vms/:name/logs', summary: 'the serial console log (follow=1: keep streaming while it runs)', permission: 'vm:read',
     params: NameParams, query: LogsQuery, replies: { 200: { description: 'the log bytes', contentType: 'application/octet-stream' }, ...vmCommon } },
+  { id: 'consoleTicket', method: 'POST', path: '/v1/vms/:name/console', summary: 'a one-shot ticket for the serial console WebSocket (GET path with Upgrade: websocket; serial.log tail first, then live bytes)',
+    permission: 'vm:console', params: NameParams, query: ConsoleQuery,
+    replies: { 201: { description: 'the ticket', schema: ConsoleTicket }, ...vmCommon, 409: err('not running, or attached elsewhere') } },
   { id: 'vmQmp', method: 'POST', path: '/v1/vms/:name/qmp', summary: 'run one QMP command (admins only)', permission: 'vm:qmp',
     params: NameParams, body: QmpBody, replies: { 200: { description: 'QEMU\'s return value' }, ...vmCommon, 409: err('not running') } },
   { id: 'getOperation', method: 'GET', path: '/v1/operations/:id', summary: 'an operation', permission: 'vm:read', params: IdParams,

@@ -23,6 +23,8 @@ export const WaitQuery = z.strictObject({
   wait: z.coerce.number().min(0).max(3600).optional().describe('wait up to this many seconds for the operation to finish'),
 });
 export const ListQuery = z.strictObject({ detail: bool.optional().describe('include each VM\'s record') });
+export const ConsoleQuery = z.strictObject({ force: bool.optional().describe('take the console over from a client attached now') });
+export const ConsoleTicket = z.object({ ticket: z.string(), path: z.string().describe('open this as a WebSocket within 30 s, once'), expiresAt: z.string() });
 export const DeleteQuery = z.strictObject({ force: bool.optional().describe('kill a running VM first') });
 export const LogsQuery = z.strictObject({ follow: bool.optional().describe('keep streaming while the VM runs') });
 export const EventsQuery = z.strictObject({

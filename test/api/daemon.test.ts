@@ -7,11 +7,24 @@ import { NodeFs } from '../../src/sys/index.js';
 import { isAlive } from '../../src/vm/proc.js';
 import { leftovers, testEnv, vmName } from '../../src/vm/testing.js';
 import { repoRoot } from '../../src/vm/index.js';
+import { WebSocket } from 'ws';
+import { GUEST_READY_LINE } from '../../src/vm/guest.js';
+import { waitForText } from '../../src/vm/testing.js';
 import { http, removeDir, socketDir, sse, startDaemonProc, type DaemonProc } from './helpers.js';
 
 const root = process.getuid?.() === 0;
 const SKIP = 'needs root: the jailer switches uids and creates cgroups';
 const fs = new NodeFs();
+
+/** The HTTP status a refused WebSocket upgrade got. */
+function refusedWith(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
+    ws.on('open', () => { ws.terminate(); reject(new Error('the upgrade was accepted')); });
+    ws.on('error', () => undefined);
+  });
+}
 
 test('wardend over HTTP: define, start, crash event with no command, SIGKILL of the daemon with the VM adopted, the CLI through the daemon, delete', { timeout: 300_000 }, async (t) => {
   if (!root) return t.skip(SKIP);
@@ -45,6 +58,29 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
   assert.equal(vm.phase, 'running');
   assert.deepEqual((await http(socket, 'POST', `/v1/vms/${name}/qmp`, JSON.stringify({ execute: 'query-status' }))).json.return.status, 'running');
   assert.equal((await http(socket, 'PUT', `/v1/vms/${name}/state`, JSON.stringify({ action: 'start' }))).status, 409, 'start of a running VM is refused at once');
+
+  // The serial console over a WebSocket: a one-shot ticket, the serial log first, one client at a time.
+  await waitForText(join(env.stateRoot, 'vms', name, 'serial.log'), GUEST_READY_LINE, 60_000);
+  const ticket = await http(socket, 'POST', `/v1/vms/${name}/console`);
+  assert.equal(ticket.status, 201, ticket.text);
+  const url = `ws+unix://${socket}:${ticket.json.path}`;
+  const ws = new WebSocket(url);
+  t.after(() => ws.terminate());
+  let seen = '';
+  await new Promise<void>((resolve, reject) => {
+    ws.on('message', (b: Buffer) => { seen += b.toString('latin1'); if (seen.includes(GUEST_READY_LINE)) resolve(); });
+    ws.on('error', reject);
+  });
+  assert.equal(await refusedWith(url), 403, 'a ticket works once');
+  const second = await http(socket, 'POST', `/v1/vms/${name}/console`);
+  assert.equal(await refusedWith(`ws+unix://${socket}:${second.json.path}`), 409, 'one client at a time without force');
+  const forced = await http(socket, 'POST', `/v1/vms/${name}/console?force=1`);
+  const closedOld = new Promise<number>((r) => ws.once('close', (code: number) => r(code)));
+  const ws2 = new WebSocket(`ws+unix://${socket}:${forced.json.path}`);
+  t.after(() => ws2.terminate());
+  await new Promise((r) => ws2.once('open', r));
+  assert.equal(await closedOld, 4000, 'force takes the console over');
+  ws2.close();
 
   // QEMU killed behind everyone's back: the daemon publishes it with no command run.
   process.kill(vm.run.qemu.pid, 'SIGKILL');
