@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
-import type { CreateOptions, Inspection, ListEntry, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
+import type { CreateOptions, OpenOptions, Inspection, ListEntry, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
 import type { ApiClient } from './client.js';
 import type { StateAction } from './schemas.js';
 
@@ -17,7 +17,8 @@ const WAIT_S = 3600;
 export class RemoteService implements VmService {
   readonly events = null;
 
-  constructor(readonly client: ApiClient, readonly stateRoot: string) {}
+  /** `progress.err` gets one line per finished state change (the daemon runs the steps; the CLI prints none). */
+  constructor(readonly client: ApiClient, readonly stateRoot: string, private readonly progress?: OpenOptions['progress']) {}
 
   as(): VmService {
     return this; // the daemon knows the caller from the socket
@@ -38,8 +39,15 @@ export class RemoteService implements VmService {
   }
 
   private async act<T>(name: string, action: StateAction, extra: { timeout?: number; force?: boolean } = {}): Promise<T> {
+    const t0 = performance.now();
     const op = await this.client.setState(name, { action, ...extra }, WAIT_S);
-    return (op.status === 'running' ? (await this.client.waitOperation(op.id, WAIT_S)).result : op.result) as T;
+    const result = (op.status === 'running' ? (await this.client.waitOperation(op.id, WAIT_S)).result : op.result) as T;
+    const p = this.progress;
+    const rec = (result as { record?: VmRecord })?.record ?? (result as VmRecord | undefined);
+    const line = `VM ${name}: ${action} done by wardend (${this.client.socket}) in ${(performance.now() - t0).toFixed(0)} ms; it is ${rec?.phase ?? '?'}`;
+    if (p !== undefined && 'err' in p) p.err(line);
+    else p?.info(line);
+    return result;
   }
 
   private stopBody(o: StopOptions): { timeout?: number; force?: boolean } {

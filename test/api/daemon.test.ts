@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { NodeFs } from '../../src/sys/index.js';
 import { isAlive } from '../../src/vm/proc.js';
@@ -61,6 +62,8 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
 
   // The serial console over a WebSocket: a one-shot ticket, the serial log first, one client at a time.
   await waitForText(join(env.stateRoot, 'vms', name, 'serial.log'), GUEST_READY_LINE, 60_000);
+  assert.match((await http(socket, 'GET', `/v1/vms/${name}/logs`)).text, new RegExp(GUEST_READY_LINE), 'logs over HTTP');
+  assert.match((await http(socket, 'GET', '/v1/metrics')).text, new RegExp(`^warden_vm_info\\{vm="${name}",phase="running",accel="tcg"\\} 1$`, 'm'));
   const ticket = await http(socket, 'POST', `/v1/vms/${name}/console`);
   assert.equal(ticket.status, 201, ticket.text);
   const url = `ws+unix://${socket}:${ticket.json.path}`;
@@ -124,7 +127,18 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
   assert.equal(byCli.data.requestor.uid, 0);
   assert.equal(cli(['start', 'no-such-vm']).status, 5, 'VM_NOT_FOUND through the daemon keeps its exit status');
 
-  const del = await http(socket, 'DELETE', `/v1/vms/${name}`);
+  // A client that vanishes mid-operation: the start goes on and nothing is lost.
+  await new Promise<void>((resolve) => {
+    const req = request({ socketPath: socket, method: 'PUT', path: `/v1/vms/${name}/state?wait=120`, agent: false, headers: { 'content-type': 'application/json' } });
+    req.on('error', () => resolve());
+    req.end(JSON.stringify({ action: 'start' }));
+    setTimeout(() => { req.destroy(); resolve(); }, 100);
+  });
+  await resumed.next((e) => e.event === 'started' && e.data.seq > byCli.data.seq, 60_000);
+  assert.equal((await http(socket, 'GET', `/v1/vms/${name}`)).json.phase, 'running');
+  assert.equal((await http(socket, 'DELETE', `/v1/vms/${name}`)).json.error.code, 'VM_INVALID_STATE', 'a running VM is not deleted without force');
+
+  const del = await http(socket, 'DELETE', `/v1/vms/${name}?force=1`);
   assert.equal(del.status, 200, del.text);
   assert.equal((await http(socket, 'GET', `/v1/vms/${name}`)).status, 404);
   assert.deepEqual(leftovers(name, env.stateRoot), []);
