@@ -89,7 +89,7 @@ export class ApiClient {
   }
 
   /** Asks for a state change; with `waitS`, waits for it (an operation that failed is thrown as its error). */
-  async setState(name: string, body: { action: StateAction; timeout?: number; force?: boolean }, waitS?: number): Promise<Operation> {
+  async setState(name: string, body: { action: StateAction; timeout?: number; force?: boolean; paused?: boolean }, waitS?: number): Promise<Operation> {
     const q = waitS === undefined ? '' : `?wait=${waitS}`;
     return (await this.json<{ operation: Operation }>('PUT', `/v1/vms/${encodeURIComponent(name)}/state${q}`, body)).body.operation;
   }

@@ -43,10 +43,10 @@ async function vmFor(c: HandlerCtx, perm: 'vm:read' | 'vm:lifecycle' | 'vm:qmp' 
   return rec;
 }
 
-function runAction(svc: VmService, name: string, b: { action: StateAction; timeout?: number | undefined; force?: boolean | undefined }): Promise<unknown> {
+function runAction(svc: VmService, name: string, b: { action: StateAction; timeout?: number | undefined; force?: boolean | undefined; paused?: boolean | undefined }): Promise<unknown> {
   const stop = { ...(b.timeout === undefined ? {} : { timeoutS: b.timeout }), ...(b.force === undefined ? {} : { force: b.force }) };
   switch (b.action) {
-    case 'start': return svc.start(name);
+    case 'start': return svc.start(name, b.paused === true ? { paused: true } : {});
     case 'stop': return svc.stop(name, stop);
     case 'restart': return svc.restart(name, stop);
     case 'kill': return svc.kill(name);
@@ -102,7 +102,7 @@ export const HANDLERS: Record<string, Handler> = {
   },
   async setVmState(c) {
     const rec = await vmFor(c, 'vm:lifecycle');
-    const b = c.body as { action: StateAction; timeout?: number; force?: boolean };
+    const b = c.body as { action: StateAction; timeout?: number; force?: boolean; paused?: boolean };
     assertAllowed(rec.name, rec.phase, b.action); // refused now (409), not as a failed operation
     const { uid, gid, pid } = c.caller;
     const op = c.operations.start(rec.name, b.action, { uid, gid, pid }, () => runAction(c.svc, rec.name, b), (err) => errorResponse(err).body.error);

@@ -38,7 +38,7 @@ export class RemoteService implements VmService {
     return this.client.createVm(spec);
   }
 
-  private async act<T>(name: string, action: StateAction, extra: { timeout?: number; force?: boolean } = {}): Promise<T> {
+  private async act<T>(name: string, action: StateAction, extra: { timeout?: number; force?: boolean; paused?: boolean } = {}): Promise<T> {
     const t0 = performance.now();
     const op = await this.client.setState(name, { action, ...extra }, WAIT_S);
     const result = (op.status === 'running' ? (await this.client.waitOperation(op.id, WAIT_S)).result : op.result) as T;
@@ -54,7 +54,7 @@ export class RemoteService implements VmService {
     return { ...(o.timeoutS === undefined ? {} : { timeout: o.timeoutS }), ...(o.force === undefined ? {} : { force: o.force }) };
   }
 
-  start(name: string): Promise<StartResult> { return this.act(name, 'start'); }
+  start(name: string, o: { paused?: boolean } = {}): Promise<StartResult> { return this.act(name, 'start', o.paused === true ? { paused: true } : {}); }
   stop(name: string, o: StopOptions = {}): Promise<VmRecord> { return this.act(name, 'stop', this.stopBody(o)); }
   kill(name: string): Promise<VmRecord> { return this.act(name, 'kill'); }
   pause(name: string): Promise<VmRecord> { return this.act(name, 'pause'); }

@@ -18,6 +18,7 @@ export const StateBody = z.strictObject({
   action: z.enum(ACTIONS),
   timeout: z.number().min(0).max(3600).optional().describe('stop/restart: seconds the guest has to power off (default 30)'),
   force: z.boolean().optional().describe('stop/restart: skip the ACPI request (quit, then kill)'),
+  paused: z.boolean().optional().describe('start: leave the vCPUs stopped (phase paused) until resume'),
 });
 export const WaitQuery = z.strictObject({
   wait: z.coerce.number().min(0).max(3600).optional().describe('wait up to this many seconds for the operation to finish'),

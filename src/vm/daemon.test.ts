@@ -87,4 +87,9 @@ test('daemon service: autostart at daemon start, and restart: on-failure brings 
   assert.notEqual(now.run!.qemu.pid, pid);
   await svc.stop(name, { force: true });
   assert.equal((await svc.get(name)).lastExit?.reason, 'stopped', 'a requested stop is not restarted');
+  const startedPaused = nextEvent(svc, (e) => e.type === 'started' && e.vm === name && e.phase === 'paused', 30_000);
+  assert.equal((await svc.start(name, { paused: true })).record.phase, 'paused');
+  await startedPaused;
+  assert.equal(((await svc.qmp(name, 'query-status')) as { running: boolean }).running, false, 'started paused: the vCPUs wait');
+  assert.equal((await svc.resume(name)).phase, 'running');
 });

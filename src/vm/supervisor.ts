@@ -87,7 +87,7 @@ export class VmSupervisor {
     }
     if (after.phase === was) return;
     if (after.phase === 'running') ev({ type: was === 'paused' ? 'resumed' : 'started', vm: this.name, phase: 'running' });
-    else if (after.phase === 'paused') ev({ type: 'paused', vm: this.name, phase: 'paused' });
+    else if (after.phase === 'paused') ev({ type: was === 'running' ? 'paused' : 'started', vm: this.name, phase: 'paused' }); // started paused
   }
 
   /** Watches QEMU and holds its QMP session while a phase expects it; lets both go otherwise. */
