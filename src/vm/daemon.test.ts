@@ -44,6 +44,16 @@ test('daemon service: a QEMU killed with SIGKILL is a stopped event, reason cras
   assert.equal(adopted.run?.qemu.pid, r.record.run?.qemu.pid);
   assert.deepEqual(await svc.qmp(name, 'query-status'), { status: 'running', singlestep: false, running: true });
 
+  // vCPUs stopped behind the verbs' back (raw QMP): the record follows QEMU's STOP and RESUME events.
+  const paused = nextEvent(svc, (e) => e.type === 'paused' && e.vm === name, 10_000);
+  await svc.qmp(name, 'stop');
+  await paused;
+  assert.equal((await svc.get(name)).phase, 'paused');
+  const resumed = nextEvent(svc, (e) => e.type === 'resumed' && e.vm === name, 10_000);
+  await svc.qmp(name, 'cont');
+  await resumed;
+  assert.equal((await svc.get(name)).phase, 'running');
+
   const stopped = nextEvent(svc, (e) => e.type === 'stopped' && e.vm === name, 10_000);
   process.kill(adopted.run!.qemu.pid, 'SIGKILL');
   const t0 = performance.now();

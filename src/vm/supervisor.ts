@@ -135,6 +135,21 @@ export class VmSupervisor {
     this.run('exit', () => this.d.manager.reconcile(this.name)).catch((err: unknown) => this.d.log(`VM ${this.name}: recording the exit of QEMU failed: ${String((err as Error)?.message ?? err)}`));
   }
 
+  /**
+   * The vCPUs stopped or resumed without a verb of ours (the guest, a watchdog, an I/O error
+   * with werror=stop): the record follows what QEMU says now. Our own pause and resume have
+   * already written the phase by the time this job runs, so it changes nothing for them.
+   */
+  private syncRunState(c: QmpClient): void {
+    this.run('qmp-event', async () => {
+      const rec = await this.d.manager.store.tryRead(this.name);
+      if (rec === null || (rec.phase !== 'running' && rec.phase !== 'paused')) return;
+      const st = (await c.executeUntyped('query-status', undefined, { timeoutMs: 2000 }).catch(() => null)) as { status?: string } | null;
+      const phase = st?.status === 'running' ? 'running' : st?.status === 'paused' ? 'paused' : null;
+      if (phase !== null && phase !== rec.phase) await this.d.manager.store.write({ ...rec, phase, updatedAt: new Date().toISOString() });
+    }).catch((err: unknown) => this.d.log(`VM ${this.name}: following a QMP STOP/RESUME failed: ${String((err as Error)?.message ?? err)}`));
+  }
+
   private async holdSession(): Promise<void> {
     const c = await this.d.sessions.client(this.qmpPath).catch(() => undefined);
     if (c === undefined || c === this.session) return;
@@ -145,6 +160,7 @@ export class VmSupervisor {
   private async readEvents(c: QmpClient): Promise<void> {
     try {
       for await (const e of c.events('all')) {
+        if (e.event === 'STOP' || e.event === 'RESUME') this.syncRunState(c);
         const type = QMP_EVENTS[e.event];
         if (type !== undefined) this.d.events.publish({ type, vm: this.name, ...(this.owner === undefined ? {} : { owner: this.owner }), data: (e as { data?: Record<string, unknown> }).data ?? {} });
       }
