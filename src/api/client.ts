@@ -6,7 +6,7 @@
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { WardenError } from '../errors/index.js';
-import type { Inspection, Operation, VmRecord, VmSummary } from '../vm/index.js';
+import type { Inspection, Operation, VmEvent, VmRecord, VmSummary } from '../vm/index.js';
 import { ApiError, type ErrorBody } from './errors.js';
 import type { StateAction } from './schemas.js';
 
@@ -97,6 +97,39 @@ export class ApiClient {
   async operation(id: string): Promise<Operation> { return (await this.json<{ operation: Operation }>('GET', `/v1/operations/${encodeURIComponent(id)}`)).body.operation; }
   async waitOperation(id: string, waitS = 60): Promise<Operation> {
     return (await this.json<{ operation: Operation }>('GET', `/v1/operations/${encodeURIComponent(id)}/wait?wait=${waitS}`)).body.operation;
+  }
+
+  /**
+   * Follows /v1/events: calls `onEvent` for each event (a `resync` too) until `stop()` or the
+   * daemon ends the stream; resolves then. `lastEventId` resumes after that event.
+   */
+  events(q: { vm?: string[]; type?: string[]; lastEventId?: string }, onEvent: (e: VmEvent | { type: 'resync'; epoch: string; reason: string }) => void): { done: Promise<void>; stop: () => void } {
+    const qs = new URLSearchParams();
+    if (q.vm?.length) qs.set('vm', q.vm.join(','));
+    if (q.type?.length) qs.set('type', q.type.join(','));
+    let stop = (): void => {};
+    const done = new Promise<void>((resolve, reject) => {
+      const req = httpRequest({ socketPath: this.socket, path: `/v1/events${qs.size > 0 ? `?${qs}` : ''}`, agent: false,
+        headers: q.lastEventId ? { 'last-event-id': q.lastEventId } : {} }, (res) => {
+        if ((res.statusCode ?? 0) >= 400) { res.resume(); reject(new ApiError('DAEMON_BAD_RESPONSE', `GET /v1/events answered ${res.statusCode}`)); return; }
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          buf += c;
+          for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
+            const data = buf.slice(0, i).split('\n').find((l) => l.startsWith('data: '));
+            buf = buf.slice(i + 2);
+            if (data !== undefined) onEvent(JSON.parse(data.slice(6)));
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('close', () => resolve());
+      });
+      req.on('error', (cause) => reject(new ApiError('DAEMON_UNAVAILABLE', `the daemon at ${this.socket} does not answer`, { context: { socket: this.socket }, cause })));
+      req.end();
+      stop = () => { req.destroy(); resolve(); };
+    });
+    return { done, stop: () => stop() };
   }
 
   async qmp(name: string, execute: string, args?: Record<string, unknown>): Promise<unknown> {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -120,11 +120,18 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
   const listed = cli(['list', '--json']);
   assert.equal(listed.status, 0, listed.stderr);
   assert.equal(JSON.parse(listed.stdout)[0].phase, 'running');
+  const follower = spawn(process.execPath, [join(repoRoot(), 'dist/src/cli/bin.js'), 'events', '--vm', name, '--type', 'stopped', '--count', '1', '--json', '--state-dir', env.stateRoot], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let followed = '';
+  follower.stdout!.on('data', (c: Buffer) => { followed += c.toString(); });
+  const followerDone = new Promise((r) => follower.once('exit', r));
+  await new Promise((r) => setTimeout(r, 1000)); // let it subscribe
   const killed = cli(['kill', name]);
   assert.equal(killed.status, 0, killed.stderr);
   const byCli = await resumed.next((e) => e.event === 'stopped', 10_000);
   assert.equal(byCli.data.reason, 'killed');
   assert.equal(byCli.data.requestor.uid, 0);
+  await followerDone;
+  assert.equal(JSON.parse(followed.trim()).reason, 'killed', '`warden events` follows the daemon\'s stream');
   assert.equal(cli(['start', 'no-such-vm']).status, 5, 'VM_NOT_FOUND through the daemon keeps its exit status');
 
   // A client that vanishes mid-operation: the start goes on and nothing is lost.
