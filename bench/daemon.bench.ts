@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { ApiClient } from '../src/api/index.js';
-import { StateStore, repoRoot, testEnv, type PlanView } from '../src/vm/index.js';
+import { LocalService, StateStore, openManager, repoRoot, testEnv, type PlanView } from '../src/vm/index.js';
 import { NodeFs } from '../src/sys/index.js';
 import { le, median, medianMs, n, type Benchmark, type BenchRow } from './lib.js';
 import { bareStart } from './vm.bench.js';
@@ -66,6 +66,12 @@ export const benchmarks: Benchmark[] = [{
       await api.setState(name, { action: 'start' }, 120); // warm-up: caches
       await api.setState(name, { action: 'kill' }, 60);
       const plan = JSON.parse(readFileSync(join(store.paths(name).dir, 'plan.json'), 'utf8')) as PlanView;
+      // The same VM started in-process (LocalService, the CLI's direct mode) on a second state root: the daemon's own share.
+      const local = new LocalService(openManager({ stateDir: join(env.dir, 'local-state') }));
+      await local.create({ file: env.specFile({ name }) });
+      await local.start(name);
+      await local.kill(name);
+      const inProcess: number[] = [];
       const warm: number[] = [];
       const bare: number[] = [];
       const cold: number[] = [];
@@ -83,6 +89,10 @@ export const benchmarks: Benchmark[] = [{
         ev.close();
         bare.push(await bareStart(plan, store.paths(name).qmpSocket, env.stateRoot));
         t0 = performance.now();
+        await local.start(name);
+        inProcess.push(performance.now() - t0);
+        await local.kill(name);
+        t0 = performance.now();
         const r = spawnSync(process.execPath, [bin(), 'start', name, '--state-dir', env.stateRoot, '--json'], { encoding: 'utf8' });
         cold.push(performance.now() - t0);
         if (r.status !== 0) throw new Error(`warden start through the daemon failed: ${r.stdout}${r.stderr}`);
@@ -91,6 +101,7 @@ export const benchmarks: Benchmark[] = [{
       const baseline = { name: 'bare QEMU, same argv and fds (-S, QMP cont)', value: median(bare) };
       rows.push(
         { group: 'daemon', name: 'start → running through the API (warm daemon)', value: median(warm), unit: 'ms', baseline, goal: le(1.25) },
+        { group: 'daemon', name: '  the same start in-process (LocalService, no daemon)', value: median(inProcess), unit: 'ms', baseline },
         { group: 'daemon', name: '`warden start` through the daemon (cold CLI)', value: median(cold), unit: 'ms', baseline, goal: le(3) },
         { group: 'daemon', name: 'QEMU SIGKILL → stopped event on SSE', value: median(exitToEvent), unit: 'ms', goal: le(50, 'value') },
         { group: 'daemon', name: 'daemon memory at rest (RSS)', value: base / 2 ** 20, unit: 'MiB', goal: le(60, 'value') },
