@@ -87,9 +87,14 @@ export function deriveVm(i: DeriveInput): DerivedVm {
     return { ...rawDisks[n], image: path, format: 'qcow2' };
   });
   capResources(i.oci, valid, out);
-  const netns = i.oci.linux?.namespaces?.find((n) => n.type === 'network' && n.path !== undefined && n.path !== '')?.path;
+  const netns = netnsOf(i.oci);
   if (netns !== undefined) out.netns = netns;
   return out;
+}
+
+/** The network namespace the bundle joins (a path), if any; a new empty one is not a pod's. */
+export function netnsOf(oci: OciConfig): string | undefined {
+  return oci.linux?.namespaces?.find((n) => n.type === 'network' && n.path !== undefined && n.path !== '')?.path;
 }
 
 /** OCI linux.resources lower (never raise) the guest's memory and vCPU count. */

@@ -5,6 +5,7 @@
  */
 import { NodeProcessRunner } from '../sys/index.js';
 import { expectsProcess, isVmError } from '../vm/index.js';
+import { killRecordedSandbox } from './sandbox.js';
 import type { ShimArgs } from './args.js';
 import { shimManager } from './manager.js';
 import { shimPaths, vmNameFor } from './names.js';
@@ -23,14 +24,17 @@ export async function deleteAfterDeadShim(a: ShimArgs): Promise<Buffer> {
   const vm = vmNameFor(a.namespace, a.id);
   let status = KILLED;
   let pid = 0;
-  try {
-    let rec = await m.reconcile(vm);
-    pid = rec.run?.qemu.pid ?? 0;
-    if (expectsProcess(rec.phase)) rec = await m.kill(vm);
-    else status = exitStatusOf(rec);
-    await m.delete(vm);
-  } catch (err) {
-    if (!isVmError(err, 'VM_NOT_FOUND')) throw err;
+  // A pod sandbox has a placeholder process and no VM; anything else is a VM.
+  if (!(await killRecordedSandbox(paths.dir, vm))) {
+    try {
+      const rec = await m.reconcile(vm);
+      pid = rec.run?.qemu.pid ?? 0;
+      if (expectsProcess(rec.phase)) await m.kill(vm);
+      else status = exitStatusOf(rec);
+      await m.delete(vm);
+    } catch (err) {
+      if (!isVmError(err, 'VM_NOT_FOUND')) throw err;
+    }
   }
   removeBootFiles(paths.bootDir(vm));
   for (let i = 0; i < 8 && rootfsMounted(a.bundle); i++) await unmountRootfs(runner, a.bundle, 1);

@@ -77,7 +77,6 @@ export async function prepareVm(runner: ProcessRunner, bundle: string, vmName: s
     try {
       specText = readFileSync(inside(bundle, rootfs, specOrigin), 'utf8');
     } catch (cause) {
-      if (cause instanceof ShimError) throw cause;
       throw badBundle(bundle, `no VM spec: ${src.path} is not readable in the rootfs ${rootfs}`, cause);
     }
   }

@@ -54,7 +54,7 @@ export async function serve(a: ShimArgs): Promise<void> {
   const runner = new NodeProcessRunner();
   const { manager, netns } = shimManager(paths.stateRoot, runner);
   const publisher = binaryPublisher(protos, a.publishBinary, a.address, log);
-  const tasks = new TaskService({ manager, protos, publisher, runner, netns, defaultNamespace: a.namespace, bootDir: paths.bootDir, log });
+  const tasks = new TaskService({ manager, protos, publisher, runner, netns, defaultNamespace: a.namespace, bootDir: paths.bootDir, shimDir: paths.dir, log });
   const server = ttrpcServer({
     protos, service: protos.task, handlers: tasks.handlers(),
     onError: (method, err) => log(`${method}: ${String((err as Error)?.message ?? err)}`),

@@ -9,7 +9,9 @@ import { constants } from 'node:os';
 import type { ProcessRunner } from '../sys/index.js';
 import { expectsProcess, type VmManager, type VmRecord } from '../vm/index.js';
 import { ShimError } from './errors.js';
-import { mountRootfs, prepareVm, removeBootFiles, unmountRootfs, type RootfsMount } from './prepare.js';
+import { mountRootfs, prepareVm, readOci, removeBootFiles, unmountRootfs, type RootfsMount } from './prepare.js';
+import { netnsOf } from './bundle.js';
+import { forgetSandbox, isSandbox, startSandbox, type Sandbox } from './sandbox.js';
 import type { Publisher } from './events.js';
 import { timestamp, type Protos } from './protos.js';
 import { ConsoleCopy } from './stdio.js';
@@ -39,6 +41,8 @@ interface Task {
   queue: Promise<unknown>;
   checking: boolean;
   powerdown: boolean;
+  /** Set for a CRI pod sandbox container: a placeholder process, no VM. */
+  sandbox?: Sandbox;
 }
 
 export interface TaskServiceDeps {
@@ -50,6 +54,8 @@ export interface TaskServiceDeps {
   defaultNamespace: string;
   /** Where VM `vm`'s boot files are copied for its jail. */
   bootDir(vm: string): string;
+  /** The shim's directory (sandbox placeholder records). */
+  shimDir: string;
   log(line: string): void;
 }
 
@@ -138,6 +144,8 @@ export class TaskService {
     this.tasks.set(taskKey(ns, id), t);
     try {
       t.mounts = await mountRootfs(this.d.runner, bundle, (r['rootfs'] ?? []) as RootfsMount[]);
+      const oci = readOci(bundle);
+      if (isSandbox(oci)) return await this.createSandbox(t, r, netnsOf(oci));
       await this.forgetStale(vm);
       const prepared = await prepareVm(this.d.runner, bundle, vm, this.d.bootDir(vm));
       for (const n of prepared.notes) this.d.log(`task ${id}: ${n}`);
@@ -163,6 +171,16 @@ export class TaskService {
     return { pid: t.pid };
   }
 
+  /** A CRI pod sandbox: the placeholder process is its pid; its end is the task's exit. */
+  private async createSandbox(t: Task, r: Record<string, unknown>, netns: string | undefined): Promise<Record<string, unknown>> {
+    t.sandbox = await startSandbox(this.d.shimDir, t.vm, netns);
+    t.pid = t.sandbox.pid;
+    void t.sandbox.exited.then((status) => this.finish(t, status, new Date(), 'the sandbox placeholder ended'));
+    t.checking = false;
+    this.d.publisher.publish(t.ns, '/tasks/create', 'containerd.events.TaskCreate', { containerId: t.id, bundle: t.bundle, rootfs: r['rootfs'] ?? [], io: t.io, pid: t.pid });
+    return { pid: t.pid };
+  }
+
   /** A record of this name left by an earlier shim (it died, delete was not run): end and drop it. */
   private async forgetStale(vm: string): Promise<void> {
     const old = await this.m.store.tryRead(vm).catch(() => null);
@@ -173,7 +191,7 @@ export class TaskService {
 
   private async start(t: Task): Promise<Record<string, unknown>> {
     if (t.status !== 'created') throw new ShimError('SHIM_INVALID_STATE', `task ${t.id} is ${t.status}, not created`, { context: { id: t.id, status: t.status } });
-    await this.op(t, () => this.m.cont(t.vm));
+    if (t.sandbox === undefined) await this.op(t, () => this.m.cont(t.vm));
     t.status = 'running';
     this.d.publisher.publish(t.ns, '/tasks/start', 'containerd.events.TaskStart', { containerId: t.id, pid: t.pid });
     return { pid: t.pid };
@@ -187,6 +205,7 @@ export class TaskService {
   }
 
   private async setRun(t: Task, what: 'pause' | 'resume'): Promise<Record<string, unknown>> {
+    if (t.sandbox !== undefined) throw unsupported(`${what} of a pod sandbox`);
     const want = what === 'pause' ? 'running' : 'paused';
     if (t.status !== want) throw new ShimError('SHIM_INVALID_STATE', `cannot ${what} task ${t.id}: it is ${t.status}`, { context: { id: t.id, status: t.status } });
     await this.op(t, () => (what === 'pause' ? this.m.pause(t.vm) : this.m.resume(t.vm)));
@@ -203,6 +222,7 @@ export class TaskService {
    */
   private async kill(t: Task, signal: number): Promise<Record<string, unknown>> {
     if (t.exit !== undefined) throw new ShimError('SHIM_NOT_FOUND', `task ${t.id}: process already finished`, { context: { id: t.id } });
+    if (t.sandbox !== undefined) { t.sandbox.kill(signal); return {}; }
     if (signal === constants.signals.SIGKILL) {
       t.powerdown = false;
       const rec = await this.op(t, () => this.m.kill(t.vm)).catch(() => this.op(t, () => this.m.reconcile(t.vm)));
@@ -227,7 +247,7 @@ export class TaskService {
   /** Polls the live tasks' records; a VM whose QEMU is gone is torn down by reconcile and its exit published. */
   private checkExits(): void {
     for (const t of this.tasks.values()) {
-      if (t.exit !== undefined || t.checking) continue;
+      if (t.exit !== undefined || t.checking || t.sandbox !== undefined) continue;
       t.checking = true;
       void this.op(t, () => this.m.reconcile(t.vm))
         .then((rec) => (expectsProcess(rec.phase) ? undefined : this.finalize(t, rec)))
@@ -238,12 +258,18 @@ export class TaskService {
 
   private async finalize(t: Task, rec: VmRecord): Promise<void> {
     if (t.exit !== undefined || expectsProcess(rec.phase)) return;
+    if (rec.lastExit?.reason === 'oom') this.d.publisher.publish(t.ns, '/tasks/oom', 'containerd.events.TaskOOM', { containerId: t.id });
+    this.finish(t, exitStatusOf(rec), new Date(rec.lastExit?.at ?? Date.now()), `VM ${t.vm} ended (${rec.lastExit?.reason ?? '?'}: ${rec.lastExit?.detail ?? ''})`);
+  }
+
+  /** Records the task's exit once, publishes /tasks/exit and wakes every Wait. */
+  private finish(t: Task, status: number, at: Date, what: string): void {
+    if (t.exit !== undefined) return;
     t.powerdown = false;
-    t.exit = { status: exitStatusOf(rec), at: new Date(rec.lastExit?.at ?? Date.now()) };
+    t.exit = { status, at };
     t.status = 'stopped';
     t.console?.finish();
-    this.d.log(`task ${t.id}: VM ${t.vm} ended (${rec.lastExit?.reason ?? '?'}: ${rec.lastExit?.detail ?? ''}), exit status ${t.exit.status}`);
-    if (rec.lastExit?.reason === 'oom') this.d.publisher.publish(t.ns, '/tasks/oom', 'containerd.events.TaskOOM', { containerId: t.id });
+    this.d.log(`task ${t.id}: ${what}, exit status ${t.exit.status}`);
     this.d.publisher.publish(t.ns, '/tasks/exit', 'containerd.events.TaskExit', {
       containerId: t.id, id: t.id, pid: t.pid, exitStatus: t.exit.status, exitedAt: timestamp(t.exit.at),
     });
@@ -253,9 +279,11 @@ export class TaskService {
   private async delete(t: Task): Promise<Record<string, unknown>> {
     if (t.exit === undefined) {
       if (t.status !== 'created') throw new ShimError('SHIM_INVALID_STATE', `task ${t.id} is ${t.status}: kill it before deleting it`, { context: { id: t.id } });
-      await this.finalize(t, await this.op(t, () => this.m.kill(t.vm)));
+      if (t.sandbox !== undefined) { t.sandbox.kill(constants.signals.SIGKILL); await t.exited; }
+      else await this.finalize(t, await this.op(t, () => this.m.kill(t.vm)));
     }
-    await this.op(t, () => this.m.delete(t.vm));
+    if (t.sandbox !== undefined) forgetSandbox(this.d.shimDir, t.vm);
+    else await this.op(t, () => this.m.delete(t.vm));
     await unmountRootfs(this.d.runner, t.bundle, t.mounts);
     this.tasks.delete(taskKey(t.ns, t.id));
     this.d.netns.forget(t.vm);

@@ -209,3 +209,41 @@ test('two VMs in two network namespaces (CNI-style, --with-ns) ping each other t
   const left = spawnSync('ip', ['-n', nsA, '-o', 'link', 'show'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map((l) => l.split(':')[1]?.trim().split('@')[0]);
   assert.deepEqual(left.sort(), ['eth0', 'lo'], 'no TAP or bridge left in the pod netns');
 });
+
+test('a bundle without a VM spec is refused by name and leaves nothing; a CRI pod sandbox is a placeholder process in the pod netns, ended by kill or by delete after the shim died', { skip, timeout: 120_000 }, async (t) => {
+  const ns = `wss${process.pid}`;
+  const w = await world(t, () => { spawnSync('ip', ['netns', 'del', ns]); });
+  const empty = mkdtempSync(join(tmpdir(), 'wsh-empty-'));
+  t.after(() => rmSync(empty, { recursive: true, force: true }));
+  const bad = `vmbad-${process.pid}`;
+  const r = w.c.ctr(['run', '-d', '--runtime', SHIM, '--rootfs', empty, bad], { allowFail: true });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /no VM spec: \/warden\/vm\.yaml is not readable in the rootfs/);
+  w.c.ctr(['c', 'rm', bad]);
+  assert.deepEqual(shimLeftovers(w, bad), []);
+
+  assert.equal(spawnSync('ip', ['netns', 'add', ns]).status, 0);
+  // ctr's --rootfs is a switch: the directory takes the image's place among the arguments.
+  const sandbox = ['--annotation', 'io.kubernetes.cri.container-type=sandbox', '--with-ns', `network:/var/run/netns/${ns}`, '--rootfs', empty];
+  const [s1, s2] = [`sbx1-${process.pid}`, `sbx2-${process.pid}`];
+  w.c.ctr(['run', '-d', '--runtime', SHIM, ...sandbox, s1]);
+  assert.equal(w.status(s1), 'RUNNING');
+  const pid = w.pid(s1);
+  assert.match(readFileSync(`/proc/${pid}/cmdline`, 'latin1'), /^sleep\0infinity/);
+  const inode = (p: string): string => spawnSync('stat', ['-L', '-c', '%i', p], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(inode(`/proc/${pid}/ns/net`), inode(`/var/run/netns/${ns}`), 'the placeholder holds the pod netns');
+  w.c.ctr(['task', 'kill', s1]);
+  await until('the sandbox to stop', () => w.status(s1) === 'STOPPED', 20_000);
+  await until('its /tasks/exit (143)', () => w.events().split('\n').some((l) => l.includes('/tasks/exit') && l.includes(s1) && l.includes('"exit_status":143')), 10_000, () => w.diag());
+  w.c.ctr(['task', 'rm', s1]);
+  w.c.ctr(['c', 'rm', s1]);
+
+  w.c.ctr(['run', '-d', '--runtime', SHIM, ...sandbox, s2]);
+  const pid2 = w.pid(s2);
+  for (const shim of shimServerPids(w.c.address)) process.kill(shim, 'SIGKILL');
+  await until('delete to end the placeholder of the dead shim', () => !existsSync(`/proc/${pid2}/cmdline`) || readFileSync(`/proc/${pid2}/cmdline`, 'latin1') === '', 30_000);
+  await until('the sandbox task to be gone or stopped', () => w.status(s2) === undefined || w.status(s2) === 'STOPPED', 30_000);
+  w.c.ctr(['task', 'rm', s2], { allowFail: true });
+  w.c.ctr(['c', 'rm', s2]);
+  assert.equal(existsSync(join(shimPaths(w.c.address).dir, 'sandboxes', `${vmNameFor(NS, s2)}.json`)), false, 'no placeholder record left');
+});
