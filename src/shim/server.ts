@@ -1,7 +1,7 @@
 /**
  * @module shim/server: the long-lived shim server: one process per containerd serves every
- * task (VM) of every namespace on one socket, publishes their events, and exits once
- * containerd shuts it down with no task left (or it sat idle without any).
+ * task (VM) of every namespace on one socket, publishes their events, and exits after it
+ * has served no task and held no connection for a while.
  */
 import { appendFileSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, type Server } from 'node:net';
@@ -14,7 +14,8 @@ import { loadProtos } from './protos.js';
 import { TaskService } from './tasks.js';
 import { ttrpcServer } from './ttrpc.js';
 
-const IDLE_CHECK_MS = 60_000;
+const IDLE_CHECK_MS = 15_000;
+const IDLE_CHECKS = 3;
 
 /** Whether something accepts connections on the unix socket `path`. */
 export function canConnect(path: string, timeoutMs = 1000): Promise<boolean> {
@@ -71,16 +72,20 @@ export async function serve(a: ShimArgs): Promise<void> {
     exiting = true;
     log(`exiting: ${why}`);
     tasks.close();
-    // Node unlinks the socket on close; flush events first (a delete's event must reach containerd).
-    void publisher.flush().then(() => server.close(() => process.exit(0)));
+    server.close(); // stop accepting (Node unlinks the socket); then let the last events reach containerd
+    void publisher.flush().then(() => process.exit(0));
     setTimeout(() => process.exit(0), 5000).unref();
   };
-  tasks.onShutdown = (left) => { if (left === 0) setTimeout(() => { if (tasks.tasks.size === 0) exit('shutdown with no task left'); }, 100); };
+  // Shutdown with no task left does not end the server at once: containerd may be starting
+  // the next task through it that very moment (`start` found it listening). It ends once it
+  // has had no task and no connection for IDLE_CHECKS checks in a row; the listener closes
+  // first, so a `start` after that spawns a fresh server.
+  tasks.onShutdown = (left) => log(`shutdown requested, ${left} task(s) left`);
   let idle = 0;
   setInterval(() => {
     server.getConnections((_e, n) => {
       idle = tasks.tasks.size === 0 && n === 0 ? idle + 1 : 0;
-      if (idle >= 2) exit('idle, no task and no connection');
+      if (idle >= IDLE_CHECKS) exit('idle: no task and no connection');
     });
   }, IDLE_CHECK_MS).unref();
 }

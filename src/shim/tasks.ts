@@ -143,18 +143,26 @@ export class TaskService {
     };
     this.tasks.set(taskKey(ns, id), t);
     try {
+      const t0 = performance.now();
       t.mounts = await mountRootfs(this.d.runner, bundle, (r['rootfs'] ?? []) as RootfsMount[]);
       const oci = readOci(bundle);
       if (isSandbox(oci)) return await this.createSandbox(t, r, netnsOf(oci));
       await this.forgetStale(vm);
+      const t1 = performance.now();
       const prepared = await prepareVm(this.d.runner, bundle, vm, this.d.bootDir(vm));
       for (const n of prepared.notes) this.d.log(`task ${id}: ${n}`);
+      const t2 = performance.now();
       await this.m.create(prepared.specFile, vm);
       if (prepared.netns !== undefined) this.d.netns.register(vm, prepared.netns);
-      const { record } = await this.m.start(vm, { paused: true });
+      const { record, run } = await this.m.start(vm, { paused: true });
+      const ms = (x: number): string => x.toFixed(0);
+      this.d.log(`task ${id}: VM ${vm} created paused in ${ms(performance.now() - t0)} ms (mount ${ms(t1 - t0)}, bundle ${ms(t2 - t1)}, `
+        + `${Object.entries(run.timings).map(([k, v]) => `${k} ${ms(v)}`).join(', ')})`);
       t.pid = record.run?.qemu.pid ?? 0;
       t.cgroups = record.run?.cgroups ?? [];
       t.console = new ConsoleCopy(this.m.store.paths(vm).serialLog, t.io.stdout);
+      t.console.onError = (err) => this.d.log(`task ${id}: copying the console to ${t.io.stdout} stopped: ${String(err)}`);
+      this.d.log(`task ${id}: console -> ${t.io.stdout || '(nowhere)'}`);
     } catch (err) {
       this.tasks.delete(taskKey(ns, id));
       await this.m.kill(vm).catch(() => undefined);
