@@ -7,7 +7,7 @@ import { NodeProcessRunner } from '../sys/index.js';
 import { expectsProcess, isVmError } from '../vm/index.js';
 import { killRecordedSandbox } from './sandbox.js';
 import type { ShimArgs } from './args.js';
-import { shimManager } from './manager.js';
+import { shimVms } from './manager.js';
 import { shimPaths, vmNameFor } from './names.js';
 import { removeBootFiles, rootfsMounted, unmountRootfs } from './prepare.js';
 import { loadProtos, timestamp } from './protos.js';
@@ -20,18 +20,18 @@ export async function deleteAfterDeadShim(a: ShimArgs): Promise<Buffer> {
   const protos = loadProtos();
   const runner = new NodeProcessRunner();
   const paths = shimPaths(a.address);
-  const { manager: m } = shimManager(paths.stateRoot, runner);
+  const { vms } = shimVms(paths.stateRoot, runner);
   const vm = vmNameFor(a.namespace, a.id);
   let status = KILLED;
   let pid = 0;
   // A pod sandbox has a placeholder process and no VM; anything else is a VM.
   if (!(await killRecordedSandbox(paths.dir, vm))) {
     try {
-      const rec = await m.reconcile(vm);
+      const rec = await vms.get(vm);
       pid = rec.run?.qemu.pid ?? 0;
-      if (expectsProcess(rec.phase)) await m.kill(vm);
+      if (expectsProcess(rec.phase)) await vms.kill(vm);
       else status = exitStatusOf(rec);
-      await m.delete(vm);
+      await vms.delete(vm);
     } catch (err) {
       if (!isVmError(err, 'VM_NOT_FOUND')) throw err;
     }

@@ -8,7 +8,7 @@ import { createConnection, type Server } from 'node:net';
 import { NodeProcessRunner } from '../sys/index.js';
 import type { ShimArgs } from './args.js';
 import { binaryPublisher } from './events.js';
-import { shimManager } from './manager.js';
+import { shimVms } from './manager.js';
 import { shimPaths } from './names.js';
 import { loadProtos } from './protos.js';
 import { TaskService } from './tasks.js';
@@ -53,9 +53,9 @@ export async function serve(a: ShimArgs): Promise<void> {
   const log = (line: string): void => appendFileSync(paths.log, `${new Date().toISOString()} [${process.pid}] ${line}\n`);
   const protos = loadProtos();
   const runner = new NodeProcessRunner();
-  const { manager, netns } = shimManager(paths.stateRoot, runner);
+  const { vms, netns, paths: vmPaths } = shimVms(paths.stateRoot, runner);
   const publisher = binaryPublisher(protos, a.publishBinary, a.address, log);
-  const tasks = new TaskService({ manager, protos, publisher, runner, netns, defaultNamespace: a.namespace, bootDir: paths.bootDir, shimDir: paths.dir, log });
+  const tasks = new TaskService({ vms, paths: vmPaths, protos, publisher, runner, netns, defaultNamespace: a.namespace, bootDir: paths.bootDir, shimDir: paths.dir, log });
   const server = ttrpcServer({
     protos, service: protos.task, handlers: tasks.handlers(),
     onError: (method, err) => log(`${method}: ${String((err as Error)?.message ?? err)}`),

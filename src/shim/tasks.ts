@@ -7,7 +7,7 @@
  */
 import { constants } from 'node:os';
 import type { ProcessRunner } from '../sys/index.js';
-import { expectsProcess, type VmManager, type VmRecord } from '../vm/index.js';
+import { expectsProcess, isVmError, type VmPaths, type VmRecord, type VmService } from '../vm/index.js';
 import { ShimError } from './errors.js';
 import { mountRootfs, prepareVm, readOci, removeBootFiles, unmountRootfs, type RootfsMount } from './prepare.js';
 import { netnsOf } from './bundle.js';
@@ -46,7 +46,8 @@ interface Task {
 }
 
 export interface TaskServiceDeps {
-  manager: VmManager;
+  vms: VmService;
+  paths(vm: string): VmPaths;
   protos: Protos;
   publisher: Publisher;
   runner: ProcessRunner;
@@ -74,11 +75,11 @@ export function exitStatusOf(rec: VmRecord): number {
 
 export class TaskService {
   readonly tasks = new Map<string, Task>();
-  private readonly m: VmManager;
+  private readonly m: VmService;
   private readonly watch: NodeJS.Timeout;
 
   constructor(private readonly d: TaskServiceDeps) {
-    this.m = d.manager;
+    this.m = d.vms;
     this.watch = setInterval(() => this.checkExits(), WATCH_MS);
   }
 
@@ -152,21 +153,20 @@ export class TaskService {
       const prepared = await prepareVm(this.d.runner, bundle, vm, this.d.bootDir(vm));
       for (const n of prepared.notes) this.d.log(`task ${id}: ${n}`);
       const t2 = performance.now();
-      await this.m.create(prepared.specFile, vm);
+      await this.m.create({ file: prepared.specFile }, { name: vm });
       if (prepared.netns !== undefined) this.d.netns.register(vm, prepared.netns);
-      const { record, run } = await this.m.start(vm, { paused: true });
+      const { record, timings } = await this.m.start(vm, { paused: true });
       const ms = (x: number): string => x.toFixed(0);
       this.d.log(`task ${id}: VM ${vm} created paused in ${ms(performance.now() - t0)} ms (mount ${ms(t1 - t0)}, bundle ${ms(t2 - t1)}, `
-        + `${Object.entries(run.timings).map(([k, v]) => `${k} ${ms(v)}`).join(', ')})`);
+        + `${Object.entries(timings).map(([k, v]) => `${k} ${ms(v)}`).join(', ')})`);
       t.pid = record.run?.qemu.pid ?? 0;
       t.cgroups = record.run?.cgroups ?? [];
-      t.console = new ConsoleCopy(this.m.store.paths(vm).serialLog, t.io.stdout);
+      t.console = new ConsoleCopy(this.d.paths(vm).serialLog, t.io.stdout);
       t.console.onError = (err) => this.d.log(`task ${id}: copying the console to ${t.io.stdout} stopped: ${String(err)}`);
       this.d.log(`task ${id}: console -> ${t.io.stdout || '(nowhere)'}`);
     } catch (err) {
       this.tasks.delete(taskKey(ns, id));
-      await this.m.kill(vm).catch(() => undefined);
-      await this.m.delete(vm).catch(() => undefined);
+      await this.m.delete(vm, { force: true }).catch(() => undefined);
       this.d.netns.forget(vm);
       removeBootFiles(this.d.bootDir(vm));
       await unmountRootfs(this.d.runner, bundle, t.mounts).catch(() => undefined);
@@ -191,15 +191,12 @@ export class TaskService {
 
   /** A record of this name left by an earlier shim (it died, delete was not run): end and drop it. */
   private async forgetStale(vm: string): Promise<void> {
-    const old = await this.m.store.tryRead(vm).catch(() => null);
-    if (old === null) return;
-    if (expectsProcess(old.phase)) await this.m.kill(vm).catch(() => undefined);
-    await this.m.delete(vm);
+    await this.m.delete(vm, { force: true }).catch((err: unknown) => { if (!isVmError(err, 'VM_NOT_FOUND')) throw err; });
   }
 
   private async start(t: Task): Promise<Record<string, unknown>> {
     if (t.status !== 'created') throw new ShimError('SHIM_INVALID_STATE', `task ${t.id} is ${t.status}, not created`, { context: { id: t.id, status: t.status } });
-    if (t.sandbox === undefined) await this.op(t, () => this.m.cont(t.vm));
+    if (t.sandbox === undefined) await this.op(t, () => this.m.resume(t.vm));
     t.status = 'running';
     this.d.publisher.publish(t.ns, '/tasks/start', 'containerd.events.TaskStart', { containerId: t.id, pid: t.pid });
     return { pid: t.pid };
@@ -233,7 +230,7 @@ export class TaskService {
     if (t.sandbox !== undefined) { t.sandbox.kill(signal); return {}; }
     if (signal === constants.signals.SIGKILL) {
       t.powerdown = false;
-      const rec = await this.op(t, () => this.m.kill(t.vm)).catch(() => this.op(t, () => this.m.reconcile(t.vm)));
+      const rec = await this.op(t, () => this.m.kill(t.vm)).catch(() => this.op(t, () => this.m.get(t.vm)));
       await this.finalize(t, rec);
       return {};
     }
@@ -257,7 +254,7 @@ export class TaskService {
     for (const t of this.tasks.values()) {
       if (t.exit !== undefined || t.checking || t.sandbox !== undefined) continue;
       t.checking = true;
-      void this.op(t, () => this.m.reconcile(t.vm))
+      void this.op(t, () => this.m.get(t.vm))
         .then((rec) => (expectsProcess(rec.phase) ? undefined : this.finalize(t, rec)))
         .catch((err: unknown) => this.d.log(`task ${t.id}: checking its VM failed: ${String(err)}`))
         .finally(() => { t.checking = false; });

@@ -98,9 +98,9 @@ export class DaemonService implements VmService {
     return rec;
   }
 
-  start(name: string): Promise<StartResult> {
+  start(name: string, o: { paused?: boolean } = {}): Promise<StartResult> {
     return this.job(name, 'start', async () => {
-      const r = await this.core.manager.start(name);
+      const r = await this.core.manager.start(name, o);
       return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings };
     });
   }
