@@ -8,7 +8,7 @@ import { createConnection, type Server } from 'node:net';
 import { NodeProcessRunner } from '../sys/index.js';
 import type { ShimArgs } from './args.js';
 import { binaryPublisher } from './events.js';
-import { shimVms } from './manager.js';
+import { shimDaemon } from './manager.js';
 import { shimPaths } from './names.js';
 import { loadProtos } from './protos.js';
 import { TaskService } from './tasks.js';
@@ -53,7 +53,7 @@ export async function serve(a: ShimArgs): Promise<void> {
   const log = (line: string): void => appendFileSync(paths.log, `${new Date().toISOString()} [${process.pid}] ${line}\n`);
   const protos = loadProtos();
   const runner = new NodeProcessRunner();
-  const { vms, netns, paths: vmPaths } = shimVms(paths.stateRoot, runner);
+  const { vms, netns, paths: vmPaths, daemon } = await shimDaemon(paths.stateRoot, paths.socket, log, runner);
   const publisher = binaryPublisher(protos, a.publishBinary, a.address, log);
   const tasks = new TaskService({ vms, paths: vmPaths, protos, publisher, runner, netns, defaultNamespace: a.namespace, bootDir: paths.bootDir, shimDir: paths.dir, log });
   const server = ttrpcServer({
@@ -63,8 +63,10 @@ export async function serve(a: ShimArgs): Promise<void> {
   if (!(await listenOnce(server, paths.socket))) {
     log('another shim server already serves this containerd; exiting');
     tasks.close();
+    await daemon.close();
     return;
   }
+  daemon.events.subscribe((e) => { if (e.vm !== null && (e.type === 'stopped' || e.type === 'deleted')) tasks.poke(e.vm); });
   log(`serving ${paths.socket} for containerd ${a.address}`);
   let exiting = false;
   const exit = (why: string): void => {

@@ -249,10 +249,18 @@ export class TaskService {
     return {};
   }
 
-  /** Polls the live tasks' records; a VM whose QEMU is gone is torn down by reconcile and its exit published. */
-  private checkExits(): void {
+  /** Checks VM `vm` now (the daemon's exit watcher saw its QEMU go). */
+  poke(vm: string): void {
+    this.checkExits(vm);
+  }
+
+  /**
+   * Reads the live tasks' records (every WATCH_MS, and when poked): a VM whose QEMU is gone
+   * is torn down (by the supervisor, or by reconcile) and its exit published.
+   */
+  private checkExits(only?: string): void {
     for (const t of this.tasks.values()) {
-      if (t.exit !== undefined || t.checking || t.sandbox !== undefined) continue;
+      if (t.exit !== undefined || t.checking || t.sandbox !== undefined || (only !== undefined && t.vm !== only)) continue;
       t.checking = true;
       void this.op(t, () => this.m.get(t.vm))
         .then((rec) => (expectsProcess(rec.phase) ? undefined : this.finalize(t, rec)))

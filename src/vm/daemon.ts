@@ -14,6 +14,7 @@ import { QmpSessions } from './session.js';
 import { checkName, StateStore, type Lock } from './store.js';
 import type { StopOptions } from './stop.js';
 import { VmSupervisor } from './supervisor.js';
+import type { Backends } from './ports.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 
@@ -22,6 +23,8 @@ export interface DaemonServiceOptions {
   /** The API socket, recorded in the daemon lock so the CLI finds it. */
   socket: string;
   backends?: Omit<RealBackendOptions, 'stateRoot'>;
+  /** Wraps the real backends (the containerd shim puts its pod-netns network port in front). */
+  wrapBackends?: (b: Backends) => Backends;
   log?: (msg: string) => void;
 }
 
@@ -52,7 +55,8 @@ export class DaemonService implements VmService {
       });
     });
     const sessions = new QmpSessions();
-    const backends = { ...realBackends({ stateRoot: o.stateDir, ...o.backends }), qmpConnect: (p: string, t: number) => sessions.connect(p, t) };
+    const real = { ...realBackends({ stateRoot: o.stateDir, ...o.backends }), qmpConnect: (p: string, t: number) => sessions.connect(p, t) };
+    const backends = o.wrapBackends === undefined ? real : o.wrapBackends(real);
     const manager = new VmManager({ store, backends, fs });
     const core: Core = { manager, store, fs, events: new VmEvents(Date.now().toString(36)), sessions, sups: new Map(), lock, log: o.log ?? (() => {}) };
     const svc = new DaemonService(core);

@@ -3,6 +3,7 @@ export { VmManager, type ManagerOptions } from './manager.js';
 export type { StopOptions } from './stop.js';
 export { openManager, type OpenOptions } from './open.js';
 export { LocalService, asWardenError, type VmService, type SpecSource, type CreateOptions, type StartResult, type ListEntry } from './service.js';
+export { DaemonService, type DaemonServiceOptions } from './daemon.js';
 export { StateStore, defaultStateRoot, type VmPaths } from './store.js';
 export { VmError, isVmError, type VmErrorCode } from './errors.js';
 export { PHASES, allowedActions, assertAllowed, isAllowed, expectsProcess, type Phase, type Action, type ExitReason } from './machine.js';
