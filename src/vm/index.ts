@@ -17,6 +17,7 @@ export { terminalProgress } from './progress.js';
 export { findTestGuest, ensureTestGuest, GUEST_READY_LINE, repoRoot, type TestGuest } from './guest.js';
 export { realBackends, jailerConfig } from './backends.js';
 export { runDemo } from './demo.js';
+export { gatherFacts, factSources, cacheDirOf, identityPolicy, vmFactPaths, firmwareFor, type GatheredFacts, type HostIssue, type FactSources } from './facts.js';
 export { DirectLauncher } from './direct.js';
 export { OpenFds } from './fds.js';
 export { LogPipes, logdPath, LOGD_USER, QEMU_LOG_CAP } from './logd.js';
