@@ -81,10 +81,13 @@ export function deriveVm(i: DeriveInput): DerivedVm {
   out.spec['disks'] = valid.disks.map((d, n) => {
     const base = inRootfs(i.rootfs, d.image);
     out.rootedPaths.push(base);
-    if (d.readOnly || d.media === 'cdrom') return { ...rawDisks[n], image: base };
+    // A chain may lead anywhere inside the image (and where the spec allows, inside it too), never beyond.
+    const allowDirs = [...(d.allowDirs ?? []).map((a) => inRootfs(i.rootfs, a)), i.rootfs];
+    const dataFile = d.dataFile === undefined ? {} : { dataFile: inRootfs(i.rootfs, d.dataFile) };
+    if (d.readOnly || d.media === 'cdrom') return { ...rawDisks[n], image: base, allowDirs, ...dataFile };
     const path = posix.join(i.workDir, `disk-${d.name}.qcow2`);
     out.overlays.push({ disk: d.name, base, baseFormat: d.format, path });
-    return { ...rawDisks[n], image: path, format: 'qcow2' };
+    return { ...rawDisks[n], image: path, format: 'qcow2', allowDirs, ...dataFile };
   });
   capResources(i.oci, valid, out);
   const netns = netnsOf(i.oci);
