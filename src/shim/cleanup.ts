@@ -9,7 +9,7 @@ import { killRecordedSandbox } from './sandbox.js';
 import type { ShimArgs } from './args.js';
 import { shimVms } from './manager.js';
 import { shimPaths, vmNameFor } from './names.js';
-import { removeBootFiles, rootfsMounted, unmountRootfs } from './prepare.js';
+import { rootfsMounted, unmountRootfs } from './prepare.js';
 import { loadProtos, timestamp } from './protos.js';
 import { exitStatusOf } from './tasks.js';
 
@@ -36,7 +36,6 @@ export async function deleteAfterDeadShim(a: ShimArgs): Promise<Buffer> {
       if (!isVmError(err, 'VM_NOT_FOUND')) throw err;
     }
   }
-  removeBootFiles(paths.bootDir(vm));
   for (let i = 0; i < 8 && rootfsMounted(a.bundle); i++) await unmountRootfs(runner, a.bundle, 1);
   const t = protos.type('containerd.task.v2.DeleteResponse');
   return Buffer.from(t.encode(t.fromObject({ pid, exitStatus: status, exitedAt: timestamp(new Date()) })).finish());

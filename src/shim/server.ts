@@ -55,7 +55,7 @@ export async function serve(a: ShimArgs): Promise<void> {
   const runner = new NodeProcessRunner();
   const { vms, netns, paths: vmPaths, daemon } = await shimDaemon(paths.stateRoot, paths.socket, log, runner);
   const publisher = binaryPublisher(protos, a.publishBinary, a.address, log);
-  const tasks = new TaskService({ vms, paths: vmPaths, protos, publisher, runner, netns, defaultNamespace: a.namespace, bootDir: paths.bootDir, shimDir: paths.dir, log });
+  const tasks = new TaskService({ vms, paths: vmPaths, protos, publisher, runner, netns, defaultNamespace: a.namespace, shimDir: paths.dir, log });
   const server = ttrpcServer({
     protos, service: protos.task, handlers: tasks.handlers(),
     onError: (method, err) => log(`${method}: ${String((err as Error)?.message ?? err)}`),

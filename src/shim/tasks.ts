@@ -9,7 +9,7 @@ import { constants } from 'node:os';
 import type { ProcessRunner } from '../sys/index.js';
 import { expectsProcess, isVmError, type VmPaths, type VmRecord, type VmService } from '../vm/index.js';
 import { ShimError } from './errors.js';
-import { mountRootfs, prepareVm, readOci, removeBootFiles, unmountRootfs, type RootfsMount } from './prepare.js';
+import { mountRootfs, prepareVm, readOci, unmountRootfs, type RootfsMount } from './prepare.js';
 import { netnsOf } from './bundle.js';
 import { forgetSandbox, isSandbox, startSandbox, type Sandbox } from './sandbox.js';
 import type { Publisher } from './events.js';
@@ -53,8 +53,6 @@ export interface TaskServiceDeps {
   runner: ProcessRunner;
   netns: NetnsPort;
   defaultNamespace: string;
-  /** Where VM `vm`'s boot files are copied for its jail. */
-  bootDir(vm: string): string;
   /** The shim's directory (sandbox placeholder records). */
   shimDir: string;
   log(line: string): void;
@@ -150,7 +148,7 @@ export class TaskService {
       if (isSandbox(oci)) return await this.createSandbox(t, r, netnsOf(oci));
       await this.forgetStale(vm);
       const t1 = performance.now();
-      const prepared = await prepareVm(this.d.runner, bundle, vm, this.d.bootDir(vm));
+      const prepared = await prepareVm(this.d.runner, bundle, vm);
       for (const n of prepared.notes) this.d.log(`task ${id}: ${n}`);
       const t2 = performance.now();
       await this.m.create({ file: prepared.specFile }, { name: vm });
@@ -168,7 +166,6 @@ export class TaskService {
       this.tasks.delete(taskKey(ns, id));
       await this.m.delete(vm, { force: true }).catch(() => undefined);
       this.d.netns.forget(vm);
-      removeBootFiles(this.d.bootDir(vm));
       await unmountRootfs(this.d.runner, bundle, t.mounts).catch(() => undefined);
       throw err;
     }
@@ -300,7 +297,6 @@ export class TaskService {
     await unmountRootfs(this.d.runner, t.bundle, t.mounts);
     this.tasks.delete(taskKey(t.ns, t.id));
     this.d.netns.forget(t.vm);
-    removeBootFiles(this.d.bootDir(t.vm));
     const exitedAt = timestamp(t.exit!.at);
     this.d.publisher.publish(t.ns, '/tasks/delete', 'containerd.events.TaskDelete', { containerId: t.id, id: t.id, pid: t.pid, exitStatus: t.exit!.status, exitedAt });
     return { pid: t.pid, exitStatus: t.exit!.status, exitedAt };

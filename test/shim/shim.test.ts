@@ -81,12 +81,10 @@ function recordPhase(stateRoot: string, vm: string): string {
   return (JSON.parse(readFileSync(join(stateRoot, 'vms', vm, 'vm.json'), 'utf8')) as { phase: string }).phase;
 }
 
-/** Everything a removed task could leave: warden's list, plus the boot copies and the bundle's rootfs mount. */
+/** Everything a removed task could leave: warden's list, plus its record and the bundle's rootfs mount. */
 function shimLeftovers(w: World, id: string): string[] {
   const vm = vmNameFor(NS, id);
   const out = leftovers(vm, w.stateRoot);
-  const boot = shimPaths(w.c.address).bootDir(vm);
-  if (existsSync(boot)) out.push(`boot copies: ${boot}`);
   if (existsSync(join(w.stateRoot, 'vms', vm))) out.push(`VM record: ${vm}`);
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(`/${NS}/${id}/rootfs`));
   out.push(...mounts.map((l) => `mount: ${l.split(' ')[4]}`));
