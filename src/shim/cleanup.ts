@@ -11,7 +11,7 @@ import { shimVms } from './manager.js';
 import { shimPaths, vmNameFor } from './names.js';
 import { rootfsMounted, unmountRootfs } from './prepare.js';
 import { loadProtos, timestamp } from './protos.js';
-import { exitStatusOf } from './tasks.js';
+import { exitStatusOf } from './task.js';
 
 /** SIGKILL's status: what the task ended with when its shim died and we had to kill it. */
 const KILLED = 137;

@@ -11,39 +11,15 @@ import { expectsProcess, isVmError, type VmPaths, type VmRecord, type VmService 
 import { ShimError } from './errors.js';
 import { mountRootfs, prepareVm, readOci, unmountRootfs, type RootfsMount } from './prepare.js';
 import { netnsOf } from './bundle.js';
-import { forgetSandbox, isSandbox, startSandbox, type Sandbox } from './sandbox.js';
+import { forgetSandbox, isSandbox, startSandbox } from './sandbox.js';
 import type { Publisher } from './events.js';
-import { timestamp, type Protos } from './protos.js';
+import { packAny, timestamp, type Protos } from './protos.js';
 import { ConsoleCopy } from './stdio.js';
 import { cgroupMetrics } from './stats.js';
-import { packAny } from './protos.js';
 import { taskKey, vmNameFor } from './names.js';
+import { exitStatusOf, newTask, type Task } from './task.js';
 import type { Handler, Metadata } from './ttrpc.js';
 import type { NetnsPort } from './netns.js';
-
-type Status = 'created' | 'running' | 'paused' | 'stopped';
-
-interface Task {
-  id: string;
-  ns: string;
-  vm: string;
-  bundle: string;
-  io: { stdin: string; stdout: string; stderr: string; terminal: boolean };
-  pid: number;
-  status: Status;
-  exit?: { status: number; at: Date };
-  exited: Promise<void>;
-  markExited(): void;
-  console?: ConsoleCopy;
-  mounts: number;
-  cgroups: string[];
-  /** The tail of this VM's operation queue. */
-  queue: Promise<unknown>;
-  checking: boolean;
-  powerdown: boolean;
-  /** Set for a CRI pod sandbox container: a placeholder process, no VM. */
-  sandbox?: Sandbox;
-}
 
 export interface TaskServiceDeps {
   vms: VmService;
@@ -62,14 +38,6 @@ const NS_HEADER = 'containerd-namespace-ttrpc';
 const WATCH_MS = 500;
 const POWERDOWN_REPEAT_MS = 3000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** The exit status containerd reports: the code, or 128 + the signal's number. */
-export function exitStatusOf(rec: VmRecord): number {
-  const e = rec.lastExit;
-  if (typeof e?.code === 'number') return e.code;
-  const sig = e?.signal === undefined || e.signal === null ? undefined : constants.signals[e.signal as NodeJS.Signals];
-  return sig === undefined ? 255 : 128 + sig;
-}
 
 export class TaskService {
   readonly tasks = new Map<string, Task>();
@@ -134,12 +102,9 @@ export class TaskService {
     const bundle = String(r['bundle']);
     if (this.tasks.has(taskKey(ns, id))) throw new ShimError('SHIM_EXISTS', `task ${id} already exists in namespace ${ns}`, { context: { id, ns } });
     const vm = vmNameFor(ns, id);
-    let resolveExited!: () => void;
-    const t: Task = {
-      id, ns, vm, bundle, pid: 0, status: 'created', mounts: 0, cgroups: [], queue: Promise.resolve(), checking: true, powerdown: false,
-      io: { stdin: String(r['stdin'] ?? ''), stdout: String(r['stdout'] ?? ''), stderr: String(r['stderr'] ?? ''), terminal: r['terminal'] === true },
-      exited: new Promise<void>((res) => { resolveExited = res; }), markExited: () => resolveExited(),
-    };
+    const t = newTask(id, ns, vm, bundle, {
+      stdin: String(r['stdin'] ?? ''), stdout: String(r['stdout'] ?? ''), stderr: String(r['stderr'] ?? ''), terminal: r['terminal'] === true,
+    });
     this.tasks.set(taskKey(ns, id), t);
     try {
       const t0 = performance.now();

@@ -114,6 +114,9 @@ test('ctr run -d: RUNNING, ready line in the task log, confined QEMU, pause/resu
   assert.ok(overlay.length >= 1, 'QEMU holds the overlay in the bundle\'s work dir, opened for it');
   assert.ok(hostPathsOpen(view).some((p) => p.endsWith('/disk/root.qcow2')), 'and the image from the rootfs as its backing layer');
 
+  const metrics = w.c.ctr(['task', 'metrics', id]).stdout;
+  assert.match(metrics, /memory\.usage_in_bytes\s+[1-9]\d*/, `ctr decodes the jail's cgroup counters:\n${metrics}`);
+
   w.c.ctr(['task', 'pause', id]);
   assert.equal(w.status(id), 'PAUSED');
   assert.equal(recordPhase(w.stateRoot, vm), 'paused');
