@@ -91,7 +91,7 @@ function shimLeftovers(w: World, id: string): string[] {
   return out;
 }
 
-test('ctr run -d: RUNNING, ready line in the task log, confined QEMU, pause/resume, SIGTERM = ACPI poweroff with /tasks/exit, rm leaves nothing', { skip, timeout: 240_000 }, async (t) => {
+test('ctr run -d: RUNNING, ready line in the task log, confined QEMU, metrics, pause/resume, SIGTERM = ACPI poweroff with /tasks/exit, rm leaves nothing; ctr run --rm: console on ctr, exit status, nothing left', { skip, timeout: 240_000 }, async (t) => {
   const w = await world(t);
   const id = `vma-${process.pid}`;
   const vm = vmNameFor(NS, id);
@@ -133,6 +133,19 @@ test('ctr run -d: RUNNING, ready line in the task log, confined QEMU, pause/resu
   w.c.ctr(['task', 'rm', id]);
   w.c.ctr(['c', 'rm', id]);
   assert.deepEqual(shimLeftovers(w, id), []);
+
+  // Attached (`ctr run --rm`): the console reaches ctr through its FIFOs, Wait returns the exit, ctr exits with it and removes all.
+  const rm = `vmrm-${process.pid}`;
+  const p = spawn('ctr', ['-a', w.c.address, '-n', NS, 'run', '--rm', '--fifo-dir', join(w.c.dir, 'fifo'), '--runtime', SHIM, IMAGE, rm], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout!.on('data', (b: Buffer) => { out += b.toString('latin1'); });
+  const code = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+  t.after(() => { p.kill('SIGKILL'); });
+  await until('the ready line on ctr\'s stdout', () => out.includes(GUEST_READY_LINE), 90_000, () => out.slice(-500));
+  w.c.ctr(['task', 'kill', '-s', 'SIGKILL', rm]);
+  assert.equal(await code, 137, 'ctr run exits with the VM\'s status');
+  assert.ok(!w.c.ctr(['c', 'ls', '-q']).stdout.includes(rm), '--rm removed the container');
+  assert.deepEqual(shimLeftovers(w, rm), []);
 });
 
 test('SIGKILL gives exit 137; a containerd restart keeps a task; SIGKILL of the shim -> containerd runs delete and nothing is left', { skip, timeout: 300_000 }, async (t) => {
