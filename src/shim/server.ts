@@ -3,7 +3,7 @@
  * task (VM) of every namespace on one socket, publishes their events, and exits after it
  * has served no task and held no connection for a while.
  */
-import { appendFileSync, mkdirSync, unlinkSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, type Server } from 'node:net';
 import { NodeProcessRunner } from '../sys/index.js';
 import type { ShimArgs } from './args.js';
@@ -44,12 +44,14 @@ async function listenOnce(server: Server, path: string): Promise<boolean> {
     err = await listen(server, path);
   }
   if (err !== null) throw err;
+  chmodSync(path, 0o600);
   return true;
 }
 
 export async function serve(a: ShimArgs): Promise<void> {
   const paths = shimPaths(a.address);
-  mkdirSync(paths.dir, { recursive: true, mode: 0o711 });
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  chmodSync(paths.dir, 0o700); // whoever reaches the socket can run VMs as root: containerd (root) only
   const log = (line: string): void => appendFileSync(paths.log, `${new Date().toISOString()} [${process.pid}] ${line}\n`);
   const protos = loadProtos();
   const runner = new NodeProcessRunner();

@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeFs } from '../../src/sys/index.js';
@@ -99,6 +99,9 @@ test('ctr run -d: RUNNING, ready line in the task log, confined QEMU, metrics, p
   assert.equal(w.status(id), 'RUNNING');
   await waitForText(w.log(id), GUEST_READY_LINE, 90_000);
 
+  const sp = shimPaths(w.c.address);
+  assert.equal(statSync(sp.socket).mode & 0o777, 0o600, 'only root reaches the shim (it runs VMs as root)');
+  assert.equal(statSync(sp.dir).mode & 0o777, 0o700);
   const pid = w.pid(id);
   const view = await outsideView(new NodeFs(), pid);
   assert.ok(view !== null, `QEMU ${pid} is visible`);
