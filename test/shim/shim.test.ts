@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeFs } from '../../src/sys/index.js';
@@ -207,7 +207,11 @@ test('two VMs in two network namespaces (CNI-style, --with-ns) ping each other t
   });
   const [a, b] = [`vmna-${tag}`, `vmnb-${tag}`];
   w.run(a, ['--with-ns', `network:/var/run/netns/${nsA}`, '--annotation', `io.warden.spec=${spec('10.77.0.1', '10.77.0.2')}`]);
-  w.run(b, ['--with-ns', `network:/var/run/netns/${nsB}`, '--annotation', `io.warden.spec=${spec('10.77.0.2', '10.77.0.1')}`]);
+  // B's netns by another path (a bind mount, as a runtime may pin it): the TAP moves in through a process inside it.
+  const pinned = join(w.c.dir, 'netns-b');
+  writeFileSync(pinned, '');
+  assert.equal(spawnSync('mount', ['--bind', `/var/run/netns/${nsB}`, pinned]).status, 0);
+  w.run(b, ['--with-ns', `network:${pinned}`, '--annotation', `io.warden.spec=${spec('10.77.0.2', '10.77.0.1')}`]);
   await waitForText(w.log(a), 'WARDEN-PING-OK 10.77.0.2', 120_000);
   await waitForText(w.log(b), 'WARDEN-PING-OK 10.77.0.1', 60_000);
   const links = spawnSync('ip', ['-n', nsA, '-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
