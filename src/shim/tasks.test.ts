@@ -47,7 +47,11 @@ function fakeVms(o: { fail?: boolean } = {}) {
     async delete(_n: string, d?: { force?: boolean }) { calls.push(`delete${d?.force ? ' force' : ''}`); rec = null; },
     async qmp(_n: string, cmd: string) { calls.push(`qmp ${cmd}`); return {}; },
   };
-  return { vms: vms as unknown as VmService, calls, powerOff: () => set({ phase: 'stopped', lastExit: { reason: 'poweroff', at: now(), code: 0, signal: null, detail: 'the guest powered off' } }) };
+  return {
+    vms: vms as unknown as VmService, calls,
+    powerOff: () => set({ phase: 'stopped', lastExit: { reason: 'poweroff', at: now(), code: 0, signal: null, detail: 'the guest powered off' } }),
+    oomKilled: () => set({ phase: 'crashed', lastExit: { reason: 'oom', at: now(), code: null, signal: 'SIGKILL', detail: 'the OOM killer' } }),
+  };
 }
 
 function service(t: { after(fn: () => void): void }, vms: VmService) {
@@ -110,4 +114,14 @@ test('a Create whose start fails leaves no task, no VM record and no mount', { s
   assert.deepEqual(f.calls.slice(-1), ['delete force']);
   assert.deepEqual(s.runs, ['mount', 'umount']);
   assert.deepEqual(s.events, [], 'nothing was announced');
+});
+
+test('an OOM kill is /tasks/oom, then /tasks/exit 137', { skip }, async (t) => {
+  const f = fakeVms();
+  const s = service(t, f.vms);
+  await s.call('Create', { id: 'o', bundle: s.b });
+  await s.call('Start', { id: 'o' });
+  f.oomKilled();
+  assert.equal((await s.call('Wait', { id: 'o' }))['exitStatus'], 137);
+  assert.deepEqual(s.events, ['/tasks/create', '/tasks/start', '/tasks/oom', '/tasks/exit 137']);
 });
