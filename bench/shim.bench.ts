@@ -8,12 +8,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Benchmark, BenchRow } from './lib.js';
+import { n, type Benchmark, type BenchRow } from './lib.js';
 import { openManager, repoRoot, testEnv } from '../src/vm/index.js';
 import { containerdSkipReason, privateContainerd, shimServerPids } from '../test/shim/containerd.js';
 import { importImage, vmRootfs } from '../test/shim/image.js';
 
-const RUNS = 3;
 const SHIM = join(repoRoot(), 'bin', 'containerd-shim-warden-v1');
 
 function median(xs: number[]): number {
@@ -43,7 +42,8 @@ export const benchmarks: Benchmark[] = [{
       const cold: number[] = [];
       let rss1 = Number.NaN;
       let rss2 = Number.NaN;
-      for (let i = 0; i < RUNS; i++) {
+      const runs = n(3, 2);
+      for (let i = 0; i < runs; i++) {
         const id = `bench${i}`;
         const t0 = performance.now();
         c.ctr(['run', '-d', '--runtime', SHIM, 'warden.bench/vm:1', id]);
