@@ -27,12 +27,12 @@ export interface TlsMaterial {
   certPath: string;
 }
 
-/** `127.0.0.1:8443`, `[::1]:8443`, `localhost:8443`, `0.0.0.0:443` → host and port. */
+/** `127.0.0.1:8443`, `[::1]:8443`, `localhost:8443`, `0.0.0.0:443` → host and port (0: any free port, as tests use). */
 export function parseHttpListen(addr: string): HttpListen {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(addr);
   const port = m === null ? Number.NaN : Number(m[3]);
   const host = m?.[1] ?? m?.[2] ?? '';
-  if (m === null || !(port > 0 && port < 65536) || (m[1] !== undefined && isIP(host) !== 6)) {
+  if (m === null || !(port >= 0 && port < 65536) || (m[1] !== undefined && isIP(host) !== 6)) {
     throw new WardenError('USAGE_HTTP_ADDRESS', `--http ${addr} is not ADDR:PORT`, { suggestions: ['--http 127.0.0.1:8443', '--http [::1]:8443'] });
   }
   return { host, port, loopback: isLoopback(host) };
