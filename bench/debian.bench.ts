@@ -50,19 +50,20 @@ async function wardenRun(base: string, firmware: 'bios'): Promise<{ ms: number; 
   const o = overlayDir(base, 'warden-debian-bench-');
   const m = openManager({ stateDir: join(o.dir, 'state') });
   const name = `wdd-bench-${process.pid}`;
-  const port = await freePort();
   const spec = join(o.dir, 'debian.json');
   writeFileSync(spec, JSON.stringify({
     apiVersion: 'warden/v1', name, memory: '1Gi', accel: 'tcg', firmware,
     // The shared base lies outside the overlay's directory: the image policy must be told.
       disks: [{ name: 'root', image: o.overlay, format: 'qcow2', bootIndex: 0, allowDirs: [dirname(base)] }],
-    networks: [{ name: 'net0', type: 'user', forwards: [{ host: port, guest: 22 }] }],
+    networks: [{ name: 'net0', type: 'user', forwards: [{ host: 0, guest: 22 }] }],
     cloudInit: { users: [{ name: 'bench' }] },
   }));
   await m.create(spec);
   try {
     const t0 = performance.now();
-    await m.start(name);
+    const started = await m.start(name);
+    const port = started.record.run?.forwards?.find((f) => f.guest === 22)?.host;
+    if (port === undefined || port === 0) throw new Error('start recorded no port for the forward to guest port 22');
     const ms = await untilBanner(port, t0);
     // The seed warden wrote, kept for the bare run: both guests see the same cloud-init data.
     const seed = join(o.dir, 'seed-copy.iso');

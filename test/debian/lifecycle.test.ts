@@ -10,7 +10,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { openManager } from '../../src/vm/open.js';
 import { leftovers, vmName, waitForText } from '../../src/vm/testing.js';
@@ -18,15 +17,6 @@ import { REPO, debianImage, ovmf, overlayDir } from './image.js';
 
 const root = process.getuid?.() === 0;
 const BIN = join(REPO, 'dist', 'src', 'cli', 'bin.js');
-
-/** A TCP port free on loopback right now (for the spec's forward; the guests engineer's `host: 0` replaces this). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function warden(args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -61,13 +51,12 @@ for (const firmware of ['bios', 'uefi'] as const) {
     const bobKey = join(o.dir, 'bob_ed25519');
     assert.equal(spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'bob', '-f', bobKey]).status, 0);
     const name = vmName(`wdd-${firmware}`);
-    const port = await freePort();
     const spec = join(o.dir, 'debian.json');
     writeFileSync(spec, JSON.stringify({
       apiVersion: 'warden/v1', name, memory: '768Mi', accel: 'tcg', firmware,
       // The shared base lies outside the overlay's directory: the image policy must be told.
       disks: [{ name: 'root', image: o.overlay, format: 'qcow2', bootIndex: 0, allowDirs: [dirname(img.path)] }],
-      networks: [{ name: 'net0', type: 'user', forwards: [{ host: port, guest: 22 }] }],
+      networks: [{ name: 'net0', type: 'user', forwards: [{ host: 0, guest: 22 }] }], // a free port chosen at start
       cloudInit: {
         hostname: 'deb-test',
         users: [{ name: 'alice', sudo: true }, { name: 'bob', sshAuthorizedKeys: [readFileSync(`${bobKey}.pub`, 'utf8').trim()] }],
@@ -75,6 +64,7 @@ for (const firmware of ['bios', 'uefi'] as const) {
     }));
     await m.create(spec);
     const started = await m.start(name);
+    assert.ok((started.record.run?.forwards ?? []).some((f) => f.guest === 22 && f.host > 0), 'start recorded the port it chose');
     assert.ok(started.warnings.some((w) => w.includes("made warden's SSH key") && w.includes('alice')), `start says it made a key: ${started.warnings.join('; ')}`);
     const log = m.store.paths(name).serialLog;
     await waitForText(log, 'deb-test login:', 300_000);

@@ -1,28 +1,13 @@
-/** warden ssh's target (pure): the forward it uses, the default login and key, ssh's options, and the quoting that keeps a command's argv. */
+/** warden ssh's target (pure): the default login and key, ssh's options, and the quoting that keeps a command's argv. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { parseSpec } from '../../spec/index.js';
-import { chooseIdentity, defaultUser, shellQuote, sshEndpoint, sshOptions } from './ssh-target.js';
+import { chooseIdentity, defaultUser, shellQuote, sshOptions } from './ssh-target.js';
 
 const A = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvIpGZHm9Sq4Vb0yYjq+CyLbKkHn6jVqEY8vE2x4rVd alice@laptop';
 const B = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHhxYoJ0GQn8x5JbYp0x4w2C6Q4kR0m3y0bQfZ2c1a1b bob@desk';
 const W = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK8wM1pGmVbHZ3dC4sQn0R2yT6uX9aE1fJ7kL5oP3qW2 qemu-warden';
-
-test('the endpoint is the first TCP forward to guest port 22 on a user network', () => {
-  const spec = {
-    networks: [
-      { name: 'b', type: 'bridge', bridge: 'br0' },
-      { name: 'u', type: 'user', forwards: [{ proto: 'udp', host: 5000, guest: 22 }, { host: 8080, guest: 80 }, { host: 2222, guest: 22, hostAddress: '0.0.0.0' }] },
-    ],
-  };
-  assert.deepEqual(sshEndpoint(spec), { host: '127.0.0.1', port: 2222, from: 'networks[1].forwards[2]' });
-  assert.deepEqual(sshEndpoint({ networks: [{ name: 'u', type: 'user', forwards: [{ host: 2022, guest: 22, hostAddress: '127.0.0.2' }] }] }), { host: '127.0.0.2', port: 2022, from: 'networks[0].forwards[0]' });
-  assert.equal(sshEndpoint({ networks: [{ name: 'u', type: 'user' }] }), null);
-  const auto = { networks: [{ name: 'u', type: 'user', forwards: [{ host: 0, guest: 22 }] }] };
-  assert.equal(sshEndpoint(auto), null, 'host: 0 needs the port recorded at start');
-  assert.equal(sshEndpoint(auto, { 'networks[0].forwards[0]': 40123 })?.port, 40123);
-});
 
 test('login and key: the first cloud-init user; warden\'s key when that user had none, else the candidate cloud-init was given', () => {
   const ci = parseSpec(JSON.stringify({ apiVersion: 'warden/v1', name: 'v', cloudInit: { users: [{ name: 'carol' }, { name: 'alice', sshAuthorizedKeys: [A] }] } }), 'v.json').cloudInit;

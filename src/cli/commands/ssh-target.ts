@@ -1,40 +1,9 @@
 /**
- * @module cli/commands/ssh-target: where `warden ssh` connects and as whom, from a VM's
- * spec (pure): the host end of a user-network forward to guest port 22, the first
- * cloud-init user, and the private key whose public half cloud-init was given.
+ * @module cli/commands/ssh-target: as whom `warden ssh` logs in and how (pure): the first
+ * cloud-init user, the private key whose public half cloud-init was given, ssh's options
+ * and the quoting that keeps a command's argv. Where to connect is vm/endpoints' sshEndpoint.
  */
 import type { CloudInit } from '../../spec/index.js';
-
-export interface SshEndpoint {
-  host: string;
-  port: number;
-  /** The spec field it came from, for messages. */
-  from: string;
-}
-
-interface ForwardView { proto?: string; host: number; guest: number; hostAddress?: string }
-interface NetworkView { name: string; type: string; forwards?: ForwardView[] }
-
-/**
- * The first TCP forward to guest port 22 on a user network. `recordedPorts` maps
- * "networks[i].forwards[j]" to the port chosen at start for a forward written `host: 0`.
- */
-export function sshEndpoint(spec: Record<string, unknown>, recordedPorts: Record<string, number> = {}): SshEndpoint | null {
-  const networks = (spec['networks'] ?? []) as NetworkView[];
-  for (const [i, n] of networks.entries()) {
-    if (n.type !== 'user') continue;
-    for (const [j, f] of (n.forwards ?? []).entries()) {
-      if ((f.proto ?? 'tcp') !== 'tcp' || f.guest !== 22) continue;
-      const from = `networks[${i}].forwards[${j}]`;
-      const port = f.host === 0 ? recordedPorts[from] : f.host;
-      if (port === undefined || port === 0) continue;
-      // A forward listening on every address is reached on loopback.
-      const host = f.hostAddress === undefined || f.hostAddress === '0.0.0.0' ? '127.0.0.1' : f.hostAddress;
-      return { host, port, from };
-    }
-  }
-  return null;
-}
 
 /** The default login: the first cloud-init user, if any. */
 export function defaultUser(ci: CloudInit | undefined): string | undefined {

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { readWardenKey } from '../../cloudinit/index.js';
 import { WardenError } from '../../errors/index.js';
 import type { CloudInit } from '../../spec/index.js';
-import { openManager } from '../../vm/index.js';
+import { openManager, sshEndpoint } from '../../vm/index.js';
 import type { Io } from '../output.js';
-import { chooseIdentity, defaultUser, shellQuote, sshEndpoint, sshOptions } from './ssh-target.js';
+import { chooseIdentity, defaultUser, shellQuote, sshOptions } from './ssh-target.js';
 
 const SSH = '/usr/bin/ssh';
 
@@ -30,12 +30,12 @@ async function sshTo(io: Io, name: string, command: string[], o: SshOpts): Promi
   if (rec.phase !== 'running') {
     throw new WardenError('VM_INVALID_STATE', `cannot ssh to VM ${name}: it is ${rec.phase}`, { context: { vm: name, phase: rec.phase }, suggestions: [`start it: warden start ${name}`] });
   }
-  const recorded = ((rec as unknown as Record<string, unknown>)['forwardPorts'] ?? {}) as Record<string, number>;
-  const ep = sshEndpoint(rec.spec, recorded);
+  // The forwards as they run (host: 0 resolved at start); guest-agent addresses are not asked for yet.
+  const ep = sshEndpoint(rec);
   if (ep === null) {
     throw new WardenError('USAGE_NO_SSH_ROUTE', `VM ${name} has no way in for ssh: no user network forwards a host port to guest port 22`, {
       context: { vm: name },
-      suggestions: ['add to a user network: forwards: [{ host: 2222, guest: 22 }] (then delete and create the VM again)'],
+      suggestions: ['add to a user network: forwards: [{ host: 0, guest: 22 }] (a free port is chosen at start; then delete and create the VM again)'],
     });
   }
   const ci = rec.spec['cloudInit'] as CloudInit | undefined;
@@ -52,8 +52,8 @@ async function sshTo(io: Io, name: string, command: string[], o: SshOpts): Promi
     child.once('exit', (c, sig) => resolve(c ?? (sig === null ? null : 128)));
   }).catch((cause: unknown) => { throw new WardenError('HOST_SSH_MISSING', `running ${SSH} failed`, { cause, suggestions: ['install openssh-client'] }); });
   if (code !== 0) {
-    throw new WardenError('SSH_EXIT', `ssh to VM ${name} (${ep.host}:${ep.port}, ${ep.from}) exited with status ${String(code)}`, {
-      context: { vm: name, argv: [SSH, ...argv] }, exitCode: code ?? 1,
+    throw new WardenError('SSH_EXIT', `ssh to VM ${name} (${ep.host}:${ep.port}) exited with status ${String(code)}`, {
+      context: { vm: name, argv: [SSH, ...argv], via: ep.via }, exitCode: code ?? 1,
       ...(code === 255 ? { suggestions: ['255 is ssh\'s own failure: is the guest up and sshd running? (warden logs NAME shows its console)'] } : {}),
     });
   }
