@@ -66,6 +66,8 @@ test('routes: a state change is an operation (202, then wait); a refused one is 
   const done = await app.server.inject({ method: 'GET', url: `/v1/operations/${id}/wait?wait=5` });
   assert.equal(done.json().operation.status, 'succeeded');
   assert.equal(done.json().operation.result.record.phase, 'running');
+  const ended = svc.events!.since('e1-0')!.find((e) => e.type === 'operation');
+  assert.deepEqual([ended?.operation, ended?.data], [id, { action: 'start', status: 'succeeded' }], 'the end of an operation is an event');
   const refused = await put('/v1/vms/b/state?wait=5', { action: 'start' });
   assert.deepEqual([refused.statusCode, refused.json().error.code], [409, 'VM_INVALID_STATE']);
   assert.deepEqual(svc.calls, ['start a']);

@@ -105,7 +105,9 @@ export const HANDLERS: Record<string, Handler> = {
     const b = c.body as { action: StateAction; timeout?: number; force?: boolean; paused?: boolean };
     assertAllowed(rec.name, rec.phase, b.action); // refused now (409), not as a failed operation
     const { uid, gid, pid } = c.caller;
-    const op = c.operations.start(rec.name, b.action, { uid, gid, pid }, () => runAction(c.svc, rec.name, b), (err) => errorResponse(err).body.error);
+    const op = c.operations.start(rec.name, b.action, { uid, gid, pid }, () => runAction(c.svc, rec.name, b), (err) => errorResponse(err).body.error,
+      (done) => c.service.events?.publish({ type: 'operation', vm: rec.name, ...(rec.owner === undefined ? {} : { owner: rec.owner }), operation: done.id, requestor: { uid, gid, pid },
+        data: { action: done.action, status: done.status, ...(done.error ? { error: done.error['code'] } : {}) } }));
     const wait = c.query['wait'] as number | undefined;
     if (wait === undefined) return ok({ operation: op }, 202);
     return finished((await c.operations.wait(op.id, wait * 1000))!);
