@@ -29,6 +29,8 @@ function fakeService(vms: VmRecord[]): VmService & { calls: string[] } {
     get, list: async (): Promise<ListEntry[]> => [...byName.values()].map((record) => ({ name: record.name, record })),
     inspect: async () => { throw new Error('not in these tests'); },
     qmp: async (name, command) => { calls.push(`qmp ${name} ${command}`); return { status: 'running' }; },
+    console: async () => { throw new Error('not in these tests'); },
+    logs: async () => 0,
     close: async () => {},
   };
   return svc;

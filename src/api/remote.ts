@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
-import type { CreateOptions, OpenOptions, Inspection, ListEntry, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
+import { attachConsole } from '../vm/index.js';
+import type { ConsoleEnd, ConsoleIo, CreateOptions, OpenOptions, Inspection, ListEntry, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
 import type { ApiClient } from './client.js';
 import type { StateAction } from './schemas.js';
 
@@ -67,6 +68,14 @@ export class RemoteService implements VmService {
 
   async list(): Promise<ListEntry[]> {
     return (await this.client.listVms(true)).map((v) => ({ name: v.name, record: v.record ?? null, ...(v.error ? { error: v.error } : {}) }));
+  }
+
+  async console(name: string, io: ConsoleIo, o: { force?: boolean } = {}): Promise<ConsoleEnd> {
+    return attachConsole(name, await this.client.openConsole(name, o.force === true), io);
+  }
+
+  logs(name: string, out: NodeJS.WritableStream, o: { follow?: boolean } = {}): Promise<number> {
+    return this.client.streamLogs(name, out, o.follow === true);
   }
 
   async close(): Promise<void> { /* nothing held */ }

@@ -9,7 +9,8 @@ import { realBackends, type RealBackendOptions } from './backends.js';
 import { VmError, isVmError } from './errors.js';
 import { VmEvents, type Requestor } from './events.js';
 import { VmManager } from './manager.js';
-import { asWardenError, type CreateOptions, type ListEntry, type SpecSource, type StartResult, type VmService } from './service.js';
+import { attachLocked, type ConsoleEnd, type ConsoleIo } from './console.js';
+import { asWardenError, logsFromFiles, type CreateOptions, type ListEntry, type SpecSource, type StartResult, type VmService } from './service.js';
 import { QmpSessions } from './session.js';
 import { checkName, StateStore, type Lock } from './store.js';
 import type { StopOptions } from './stop.js';
@@ -178,6 +179,16 @@ export class DaemonService implements VmService {
 
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
     return this.job(name, 'qmp', () => this.core.manager.qmp(name, command, args));
+  }
+
+  console(name: string, io: ConsoleIo): Promise<ConsoleEnd> {
+    checkName(name);
+    return attachLocked(this.core.store, name, io);
+  }
+
+  logs(name: string, out: NodeJS.WritableStream, o: { follow?: boolean } = {}): Promise<number> {
+    checkName(name);
+    return logsFromFiles(this, this.core.store, name, out, o.follow === true);
   }
 
   /** Lets go of every VM (they keep running; the next daemon adopts them) and of the state root. */

@@ -12,7 +12,7 @@ export { VmError, isVmError, type VmErrorCode } from './errors.js';
 export { PHASES, allowedActions, assertAllowed, isAllowed, expectsProcess, type Phase, type Action, type ExitReason } from './machine.js';
 export type { VmRecord, RunInfo, ExitInfo } from './record.js';
 export { detectKvm, type KvmVerdict } from './accel.js';
-export { attachConsole, followLog, DETACH_KEY_NAME } from './console.js';
+export { attachConsole, followLog, DETACH_KEY_NAME, type ConsoleIo, type ConsoleEnd } from './console.js';
 export { outsideView, hostPathsOpen, type OutsideView } from './outside.js';
 export { summarize, formatTable, inspectRecord, formatInspection, type VmSummary, type Inspection } from './view.js';
 export { terminalProgress } from './progress.js';

@@ -120,6 +120,23 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
   const listed = cli(['list', '--json']);
   assert.equal(listed.status, 0, listed.stderr);
   assert.equal(JSON.parse(listed.stdout)[0].phase, 'running');
+  const logs = cli(['logs', name]);
+  assert.equal(logs.status, 0, logs.stderr);
+  assert.match(logs.stdout, new RegExp(GUEST_READY_LINE), '`warden logs` through the daemon');
+  // `warden console` through the daemon's WebSocket: the backlog arrives, Ctrl-] detaches.
+  const con = spawn(process.execPath, [join(repoRoot(), 'dist/src/cli/bin.js'), 'console', name, '--state-dir', env.stateRoot], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let conOut = '';
+  let conErr = '';
+  con.stderr!.on('data', (c: Buffer) => { conErr += c.toString(); });
+  const conDone = new Promise<number | null>((r) => con.once('exit', (code) => r(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no console backlog: ${conErr}`)), 20_000);
+    con.stdout!.on('data', (c: Buffer) => { conOut += c.toString('latin1'); if (conOut.includes(GUEST_READY_LINE)) { clearTimeout(timer); resolve(); } });
+  });
+  con.stdin!.write(Buffer.from([0x1d]));
+  assert.equal(await conDone, 0, conErr);
+  assert.match(conErr, /detached from/);
+
   const follower = spawn(process.execPath, [join(repoRoot(), 'dist/src/cli/bin.js'), 'events', '--vm', name, '--type', 'stopped', '--count', '1', '--json', '--state-dir', env.stateRoot], { stdio: ['ignore', 'pipe', 'pipe'] });
   let followed = '';
   follower.stdout!.on('data', (c: Buffer) => { followed += c.toString(); });
