@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { repoRoot } from '../../src/vm/index.js';
 import { testEnv } from '../../src/vm/testing.js';
 import { groupGid } from '../../src/api/auth.js';
 import { curlAs, http, makeUser, removeDir, socketDir, startDaemonProc } from './helpers.js';
@@ -51,5 +53,19 @@ test('a second uid: a member of warden sees and touches only its own VMs (403 ot
   assert.equal(curlAs(`wda${tag}`, socket, 'GET', '/v1').json.caller.admin, true);
 
   assert.equal(curlAs(`wdo${tag}`, socket, 'GET', '/v1').status, 0, 'outside the warden group the socket (0660 root:warden) refuses the connection');
+  // The member's own CLI, pointed at the daemon by $WARDEN_SOCKET, goes through it (no access to root's state files needed).
+  const bin = join(repoRoot(), 'dist', 'src', 'cli', 'bin.js');
+  const as = (args: string[]) => spawnSync('setpriv', ['--reuid', `wdm${tag}`, '--regid', `wdm${tag}`, '--init-groups', process.execPath, bin, ...args],
+    { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '', HOME: '/nonexistent', WARDEN_SOCKET: socket } });
+  if (spawnSync('setpriv', ['--reuid', `wdm${tag}`, '--regid', `wdm${tag}`, '--init-groups', 'test', '-r', bin]).status !== 0) {
+    t.diagnostic(`skipped the CLI part: ${bin} is not readable by another uid`);
+  } else {
+    const listed = as(['list', '--json']);
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.deepEqual(JSON.parse(listed.stdout).map((v: { name: string }) => v.name), [userVm]);
+    const refused = as(['kill', rootVm]);
+    assert.equal(refused.status, 1);
+    assert.match(refused.stderr, /AUTH_FORBIDDEN/);
+  }
   assert.equal(curlAs(`wdm${tag}`, socket, 'DELETE', `/v1/vms/${userVm}`).status, 200);
 });
