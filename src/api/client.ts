@@ -104,11 +104,14 @@ export class ApiClient {
    * Follows /v1/events: calls `onEvent` for each event (a `resync` too) until `stop()` or the
    * daemon ends the stream; resolves then. `lastEventId` resumes after that event.
    */
-  events(q: { vm?: string[]; type?: string[]; lastEventId?: string }, onEvent: (e: VmEvent | { type: 'resync'; epoch: string; reason: string }) => void): { done: Promise<void>; stop: () => void } {
+  events(q: { vm?: string[]; type?: string[]; lastEventId?: string }, onEvent: (e: VmEvent | { type: 'resync'; epoch: string; reason: string }) => void):
+    { ready: Promise<void>; done: Promise<void>; stop: () => void } {
     const qs = new URLSearchParams();
     if (q.vm?.length) qs.set('vm', q.vm.join(','));
     if (q.type?.length) qs.set('type', q.type.join(','));
     let stop = (): void => {};
+    let subscribed = (): void => {};
+    const ready = new Promise<void>((r) => { subscribed = r; });
     const done = new Promise<void>((resolve, reject) => {
       const req = httpRequest({ socketPath: this.socket, path: `/v1/events${qs.size > 0 ? `?${qs}` : ''}`, agent: false,
         headers: q.lastEventId ? { 'last-event-id': q.lastEventId } : {} }, (res) => {
@@ -116,6 +119,7 @@ export class ApiClient {
         let buf = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => {
+          subscribed(); // the daemon writes a comment line once the subscription is in place
           buf += c;
           for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
             const data = buf.slice(0, i).split('\n').find((l) => l.startsWith('data: '));
@@ -128,9 +132,10 @@ export class ApiClient {
       });
       req.on('error', (cause) => reject(new ApiError('DAEMON_UNAVAILABLE', `the daemon at ${this.socket} does not answer`, { context: { socket: this.socket }, cause })));
       req.end();
-      stop = () => { req.destroy(); resolve(); };
+      stop = () => { req.destroy(); subscribed(); resolve(); };
     });
-    return { done, stop: () => stop() };
+    done.catch(() => subscribed());
+    return { ready, done, stop: () => stop() };
   }
 
   /** The serial console as a stream (ticket, then the WebSocket): the serial.log tail first, then live bytes both ways. */

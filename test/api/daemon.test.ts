@@ -162,7 +162,12 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
   assert.equal((await http(socket, 'GET', `/v1/vms/${name}`)).json.phase, 'running');
   assert.equal((await http(socket, 'DELETE', `/v1/vms/${name}`)).json.error.code, 'VM_INVALID_STATE', 'a running VM is not deleted without force');
 
-  const del = await http(socket, 'DELETE', `/v1/vms/${name}?force=1`);
+  // Through the daemon the CLI shows the steps as direct mode does (the daemon publishes them as progress events).
+  const stopped = cli(['stop', name, '--force']);
+  assert.equal(stopped.status, 0, stopped.stderr);
+  assert.match(stopped.stderr, new RegExp(`^stopping VM ${name}$`, 'm'));
+  assert.match(stopped.stderr, new RegExp(`^VM ${name} is stopped: `, 'm'));
+  const del = await http(socket, 'DELETE', `/v1/vms/${name}`);
   assert.equal(del.status, 200, del.text);
   assert.equal((await http(socket, 'GET', `/v1/vms/${name}`)).status, 404);
   assert.deepEqual(leftovers(name, env.stateRoot), []);
