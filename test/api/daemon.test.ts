@@ -18,9 +18,9 @@ const SKIP = 'needs root: the jailer switches uids and creates cgroups';
 const fs = new NodeFs();
 
 /** The HTTP status a refused WebSocket upgrade got. */
-function refusedWith(url: string): Promise<number> {
+function refusedWith(url: string, origin?: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, origin === undefined ? {} : { origin });
     ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
     ws.on('open', () => { ws.terminate(); reject(new Error('the upgrade was accepted')); });
     ws.on('error', () => undefined);
@@ -75,6 +75,8 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
     ws.on('error', reject);
   });
   assert.equal(await refusedWith(url), 403, 'a ticket works once');
+  const fromPage = await http(socket, 'POST', `/v1/vms/${name}/console`);
+  assert.equal(await refusedWith(`ws+unix://${socket}:${fromPage.json.path}`, 'https://elsewhere.example'), 403, 'a browser page of another origin is refused');
   const second = await http(socket, 'POST', `/v1/vms/${name}/console`);
   assert.equal(await refusedWith(`ws+unix://${socket}:${second.json.path}`), 409, 'one client at a time without force');
   const forced = await http(socket, 'POST', `/v1/vms/${name}/console?force=1`);
