@@ -77,3 +77,21 @@ test('routes: a state change is an operation (202, then wait); a refused one is 
   who = caller(2000, false);
   assert.equal((await app.server.inject({ method: 'GET', url: `/v1/operations/${id}` })).statusCode, 404, 'another user does not see the operation');
 });
+
+test('group membership comes from /etc/group for the peer uid, not from a pid that may be another process by now', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { groupsOf } = await import('./auth.js');
+  const etc = mkdtempSync(join(tmpdir(), 'warden-etc-'));
+  try {
+    writeFileSync(join(etc, 'passwd'), 'root:x:0:0::/root:/bin/sh\nann:x:1000:1000::/home/ann:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n');
+    writeFileSync(join(etc, 'group'), 'warden:x:995:ann,bob\nwarden-admin:x:994:bob\nann:x:1000:\n');
+    const num = (xs: number[]): number[] => [...xs].sort((a, b) => a - b);
+    assert.deepEqual(num(groupsOf(1000, 1000, etc)), [995, 1000]);
+    assert.deepEqual(num(groupsOf(1001, 1001, etc)), [994, 995, 1001]);
+    assert.deepEqual(groupsOf(4242, 4242, etc), [4242], 'an unknown uid has its gid only');
+  } finally {
+    rmSync(etc, { recursive: true, force: true });
+  }
+});
