@@ -9,6 +9,7 @@ import { renderMetrics, type DaemonCounters } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import type { StateAction } from './schemas.js';
 import { streamEvents } from './sse.js';
+import { checkCallerFiles } from './access.js';
 import type { ConsoleHub } from './console.js';
 
 export interface HandlerCtx {
@@ -104,6 +105,7 @@ export const HANDLERS: Record<string, Handler> = {
     const rec = await vmFor(c, 'vm:lifecycle');
     const b = c.body as { action: StateAction; timeout?: number; force?: boolean; paused?: boolean };
     assertAllowed(rec.name, rec.phase, b.action); // refused now (409), not as a failed operation
+    if ((b.action === 'start' || b.action === 'restart') && !c.caller.admin) await checkCallerFiles(rec.spec, { uid: c.caller.uid, gids: c.caller.groups });
     const { uid, gid, pid } = c.caller;
     const op = c.operations.start(rec.name, b.action, { uid, gid, pid }, () => runAction(c.svc, rec.name, b), (err) => errorResponse(err).body.error,
       (done) => c.service.events?.publish({ type: 'operation', vm: rec.name, ...(rec.owner === undefined ? {} : { owner: rec.owner }), operation: done.id, requestor: { uid, gid, pid },

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { ensureTestGuest } from '../../src/vm/index.js';
 import { join } from 'node:path';
 import { repoRoot } from '../../src/vm/index.js';
 import { testEnv } from '../../src/vm/testing.js';
@@ -47,12 +50,32 @@ test('a second uid: a member of warden sees and touches only its own VMs (403 ot
   assert.deepEqual(curlAs(`wdm${tag}`, socket, 'GET', '/v1/vms').json.vms.map((v: { name: string }) => v.name), [userVm]);
   assert.equal(curlAs(`wdm${tag}`, socket, 'GET', `/v1/vms/${userVm}`).status, 200);
   assert.equal(curlAs(`wdm${tag}`, socket, 'POST', `/v1/vms/${userVm}/qmp`, '{"execute":"query-status"}').status, 403, 'QMP is admin-only, even on one\'s own VM');
+  // The daemon opens files as root: a member's VM whose disk is root's (in a 0700 directory) is not started for them.
+  const denied = curlAs(`wdm${tag}`, socket, 'PUT', `/v1/vms/${userVm}/state?wait=30`, '{"action":"start"}');
+  assert.deepEqual([denied.status, denied.json.error.code], [422, 'IMAGE_OWNER_DENIED'], JSON.stringify(denied.json));
+  assert.match(denied.json.error.message, new RegExp(`cannot search the directory ${env.dir}`));
 
   const seen = curlAs(`wda${tag}`, socket, 'GET', '/v1/vms');
   assert.deepEqual(seen.json.vms.map((v: { name: string }) => v.name).sort(), [rootVm, userVm].sort(), 'warden-admin sees all');
   assert.equal(curlAs(`wda${tag}`, socket, 'GET', '/v1').json.caller.admin, true);
 
   assert.equal(curlAs(`wdo${tag}`, socket, 'GET', '/v1').status, 0, 'outside the warden group the socket (0660 root:warden) refuses the connection');
+  // ... and one whose files are the member's own is started for them (QEMU still runs as its leased uid).
+  const own = mkdtempSync(join(tmpdir(), 'warden-api-own-'));
+  t.after(() => rmSync(own, { recursive: true, force: true }));
+  const ownDisk = join(own, 'disk.qcow2');
+  assert.equal(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', ownDisk, '64M']).status, 0);
+  chownSync(own, member.uid, member.gid);
+  chownSync(ownDisk, member.uid, member.gid);
+  const guest = ensureTestGuest();
+  const ownVm = `wdq-${tag}`;
+  assert.equal(curlAs(`wdm${tag}`, socket, 'POST', '/v1/vms', JSON.stringify({ apiVersion: 'warden/v1', name: ownVm, memory: '128Mi', accel: 'tcg',
+    boot: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline }, disks: [{ name: 'root', image: ownDisk, format: 'qcow2' }] })).status, 201);
+  const ran = curlAs(`wdm${tag}`, socket, 'PUT', `/v1/vms/${ownVm}/state?wait=60`, '{"action":"start"}');
+  assert.equal(ran.status, 200, JSON.stringify(ran.json));
+  assert.equal(ran.json.operation.result.record.phase, 'running');
+  assert.equal(curlAs(`wdm${tag}`, socket, 'DELETE', `/v1/vms/${ownVm}?force=1`).status, 200);
+
   // The member's own CLI, pointed at the daemon by $WARDEN_SOCKET, goes through it (no access to root's state files needed).
   const bin = join(repoRoot(), 'dist', 'src', 'cli', 'bin.js');
   const as = (args: string[]) => spawnSync('setpriv', ['--reuid', `wdm${tag}`, '--regid', `wdm${tag}`, '--init-groups', process.execPath, bin, ...args],

@@ -116,7 +116,10 @@ export function sse(socket: string, path: string, headers: Record<string, string
 /** A throw-away system user (no home), in `groups`; removed by the returned function. */
 export function makeUser(name: string, groups: string[]): { uid: number; gid: number; remove: () => void } {
   spawnSync('userdel', [name]);
-  const r = spawnSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', ...(groups.length ? ['-G', groups.join(',')] : []), name], { encoding: 'utf8' });
+  // No subordinate ids: /etc/subuid ranges of a new user would overlap the jailer's uid range,
+  // and every VM start on the host is refused while they exist (JAIL_UID_RANGE_CONFLICT).
+  const r = spawnSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', '-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0',
+    ...(groups.length ? ['-G', groups.join(',')] : []), name], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`useradd ${name}: ${r.stderr}`);
   const id = (flag: string): number => Number(spawnSync('id', [flag, name], { encoding: 'utf8' }).stdout.trim());
   return { uid: id('-u'), gid: id('-g'), remove: () => { spawnSync('userdel', [name]); } };
