@@ -6,7 +6,24 @@
  * above it decide (src/image/access); what fails is IMAGE_OWNER_DENIED naming the file.
  */
 import { realpathSync } from 'node:fs';
+import { ApiError } from './errors.js';
 import { ImageError, loadHostPolicy, ownerDenial, walkChainConfined, type Owner } from '../image/index.js';
+
+/** Network types that change the host (TAPs on bridges, OVS ports, macvtap on a link): admins only. */
+const HOST_NETWORKS = ['bridge', 'ovs', 'macvtap'];
+
+/**
+ * What a caller who is not an admin may not put in a spec: NICs plugged into the host's
+ * bridges, OVS or links (the daemon would make them as root). User networking is theirs.
+ */
+export function checkCallerSpec(spec: Record<string, unknown>, uid: number): void {
+  const nets = (spec['networks'] ?? []) as Array<{ name?: string; type?: string }>;
+  const bad = nets.filter((n) => HOST_NETWORKS.includes(String(n.type)));
+  if (bad.length === 0) return;
+  throw new ApiError('AUTH_FORBIDDEN', `uid ${uid} may not plug a VM into host networking (${bad.map((n) => `${n.name}: ${n.type}`).join(', ')}): bridge, ovs and macvtap NICs are for admins`, {
+    context: { uid, networks: bad.map((n) => n.name) }, suggestions: ['use type: user (with forwards), or ask an admin (root or warden-admin)'],
+  });
+}
 
 interface SpecFiles {
   disks?: Array<{ name?: string; image: string; format?: string; readOnly?: boolean; allowDirs?: string[]; dataFile?: string; media?: string }>;

@@ -44,6 +44,8 @@ test('a second uid: a member of warden sees and touches only its own VMs (403 ot
     assert.equal(r.status, 403, `${method} ${path}`);
     assert.equal(r.json.error.code, 'AUTH_FORBIDDEN');
   }
+  const bridged = curlAs(`wdm${tag}`, socket, 'POST', '/v1/vms', JSON.stringify({ ...JSON.parse(spec(`wdb-${tag}`)), networks: [{ name: 'n0', type: 'bridge', bridge: 'br0' }] }));
+  assert.deepEqual([bridged.status, bridged.json.error.code], [403, 'AUTH_FORBIDDEN'], 'host networking is for admins');
   const mine = curlAs(`wdm${tag}`, socket, 'POST', '/v1/vms', spec(userVm));
   assert.equal(mine.status, 201, JSON.stringify(mine.json));
   assert.equal(mine.json.owner, member.uid);
