@@ -10,6 +10,7 @@ export { LocalService, asWardenError, type VmService, type SpecSource, type Crea
 export { StateStore, defaultStateRoot, type VmPaths } from './store.js';
 export { VmError, isVmError, type VmErrorCode } from './errors.js';
 export { PHASES, allowedActions, assertAllowed, isAllowed, expectsProcess, type Phase, type Action, type ExitReason } from './machine.js';
+export { procId, isAlive, signalProc } from './proc.js';
 export type { VmRecord, RunInfo, ExitInfo } from './record.js';
 export { detectKvm, type KvmVerdict } from './accel.js';
 export { attachConsole, followLog, DETACH_KEY_NAME, type ConsoleIo, type ConsoleEnd } from './console.js';
@@ -19,6 +20,7 @@ export { terminalProgress } from './progress.js';
 export { findTestGuest, ensureTestGuest, GUEST_READY_LINE, repoRoot, type TestGuest } from './guest.js';
 export { realBackends, jailerConfig } from './backends.js';
 export { runDemo } from './demo.js';
+export { sshEndpoint, forwardsOf, type Endpoint, type GuestAddress, type ForwardInfo } from './endpoints.js';
 export { gatherFacts, factSources, cacheDirOf, identityPolicy, vmFactPaths, firmwareFor, type GatheredFacts, type HostIssue, type FactSources } from './facts.js';
 export { DirectLauncher } from './direct.js';
 export { OpenFds } from './fds.js';
