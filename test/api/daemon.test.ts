@@ -50,6 +50,7 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
 
   const events = sse(socket, `/v1/events?vm=${name}`);
   t.after(() => events.close());
+  await events.ready;
   const started = await http(socket, 'PUT', `/v1/vms/${name}/state?wait=120`, JSON.stringify({ action: 'start' }));
   assert.equal(started.status, 200, started.text);
   assert.equal(started.json.operation.status, 'succeeded');
@@ -115,6 +116,7 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
   assert.equal((await http(socket, 'POST', `/v1/vms/${name}/qmp`, JSON.stringify({ execute: 'query-status' }))).json.return.status, 'running');
   const resumed = sse(socket, `/v1/events?vm=${name}`, { 'last-event-id': lastId });
   t.after(() => resumed.close());
+  await resumed.ready;
   await resumed.next((e) => e.event === 'resync', 5000); // another daemon run: what came before is gone
 
   // The CLI finds the daemon through the state root and goes through it (the daemon publishes the kill).
@@ -143,7 +145,9 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
   let followed = '';
   follower.stdout!.on('data', (c: Buffer) => { followed += c.toString(); });
   const followerDone = new Promise((r) => follower.once('exit', r));
-  await new Promise((r) => setTimeout(r, 1000)); // let it subscribe
+  const clients = async (): Promise<number> => Number(/^warden_events_clients (\d+)$/m.exec((await http(socket, 'GET', '/v1/metrics')).text)?.[1] ?? 0);
+  const before = await clients();
+  for (let i = 0; i < 200 && (await clients()) <= before; i++) await new Promise((r) => setTimeout(r, 100)); // until it has subscribed
   const killed = cli(['kill', name]);
   assert.equal(killed.status, 0, killed.stderr);
   const byCli = await resumed.next((e) => e.event === 'stopped', 10_000);

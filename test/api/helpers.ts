@@ -77,9 +77,12 @@ export function sse(socket: string, path: string, headers: Record<string, string
   const events: SseEvent[] = [];
   const waiters: Array<{ match: (e: SseEvent) => boolean; resolve: (e: SseEvent) => void }> = [];
   let buf = '';
+  let subscribed!: () => void;
+  const ready = new Promise<void>((r) => { subscribed = r; });
   const req = request({ socketPath: socket, path, agent: false, headers }, (res) => {
     res.setEncoding('utf8');
     res.on('data', (c: string) => {
+      subscribed(); // the daemon's first line comes once the subscription is in place
       buf += c;
       let i: number;
       while ((i = buf.indexOf('\n\n')) >= 0) {
@@ -101,6 +104,7 @@ export function sse(socket: string, path: string, headers: Record<string, string
   req.end();
   return {
     events,
+    ready,
     next(match: (e: SseEvent) => boolean, timeoutMs: number): Promise<SseEvent> {
       const seen = events.find(match);
       if (seen) return Promise.resolve(seen);
