@@ -47,6 +47,25 @@ interface Core {
   restarts: Map<string, { attempt: number; timer?: NodeJS.Timeout }>;
 }
 
+/**
+ * Waits until no other process holds VM `name`'s lock: a CLI command that started in direct
+ * mode before this daemon took the state root finishes first, so the daemon adopts what it
+ * did (commands started after go through the daemon).
+ */
+async function untilUnlocked(store: StateStore, name: string, log: (m: string) => void, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let said = false; ; said = true) {
+    try {
+      await (await store.lock(name, 'adopt')).release();
+      return;
+    } catch (err) {
+      if (!isVmError(err, 'VM_BUSY') || Date.now() > deadline) return; // adopt reports what is wrong
+      if (!said) log(`VM ${name} is busy with a command started before this daemon: waiting for it`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 export class DaemonService implements VmService {
   private constructor(private readonly core: Core, private readonly requestor?: Requestor) {}
 
@@ -74,6 +93,7 @@ export class DaemonService implements VmService {
     const core: Core = { manager, managerFor, store, fs, events, sessions, sups: new Map(), lock, log: o.log ?? (() => {}), restarts: new Map() };
     const svc = new DaemonService(core);
     for (const name of await store.list()) {
+      await untilUnlocked(store, name, core.log);
       const rec = await svc.sup(name).adopt().catch((err: unknown) => { core.log(`adopting VM ${name} failed: ${asWardenError(err).message}`); return null; });
       if (rec !== null && rec.spec['autostart'] === true && !expectsProcess(rec.phase)) {
         svc.start(name).catch((err: unknown) => core.log(`autostart of VM ${name} failed: ${asWardenError(err).message}`));
