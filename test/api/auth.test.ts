@@ -18,17 +18,20 @@ test('a second uid: a member of warden sees and touches only its own VMs (403 ot
   const env = testEnv('warden-api-auth-');
   const sdir = socketDir();
   const socket = join(sdir, 'warden.sock');
-  const d = await startDaemonProc(socket, env.stateRoot);
+  const d = await startDaemonProc(socket, env.stateRoot).catch((err: unknown) => { env.cleanup(); removeDir(sdir); throw err; });
   const tag = String(process.pid % 100000);
-  const member = makeUser(`wdm${tag}`, ['warden']);
-  const admin = makeUser(`wda${tag}`, ['warden', 'warden-admin']);
-  const outsider = makeUser(`wdo${tag}`, []);
-  t.after(async () => {
+  const users: Array<ReturnType<typeof makeUser>> = [];
+  t.after(async () => { // registered before any user exists: each one made is removed, also when a later step fails
     await d.stop();
-    for (const u of [member, admin, outsider]) u.remove();
+    for (const u of users) u.remove();
     env.cleanup();
     removeDir(sdir);
   });
+  const member = makeUser(`wdm${tag}`, ['warden']);
+  users.push(member);
+  const admin = makeUser(`wda${tag}`, ['warden', 'warden-admin']);
+  users.push(admin);
+  users.push(makeUser(`wdo${tag}`, []));
   const rootVm = `wdr-${tag}`;
   const userVm = `wdu-${tag}`;
   const spec = (name: string): string => JSON.stringify({ apiVersion: 'warden/v1', name, memory: '64Mi', accel: 'tcg', disks: [{ name: 'root', image: env.overlay, format: 'qcow2' }] });

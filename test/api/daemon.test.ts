@@ -32,7 +32,7 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
   const env = testEnv('warden-api-e2e-');
   const sdir = socketDir();
   const socket = join(sdir, 'warden.sock');
-  let d: DaemonProc = await startDaemonProc(socket, env.stateRoot);
+  let d: DaemonProc = await startDaemonProc(socket, env.stateRoot).catch((err: unknown) => { env.cleanup(); removeDir(sdir); throw err; });
   const name = vmName('wda-e2e');
   t.after(async () => {
     await http(socket, 'DELETE', `/v1/vms/${name}?force=1`).catch(() => undefined);
@@ -184,7 +184,7 @@ test('wardend killed in the middle of a start: the next daemon undoes it from th
   const env = testEnv('warden-api-mid-');
   const sdir = socketDir();
   const socket = join(sdir, 'warden.sock');
-  let d: DaemonProc = await startDaemonProc(socket, env.stateRoot, { WARDEN_TEST_DIE_BEFORE: 'qmp' });
+  let d: DaemonProc = await startDaemonProc(socket, env.stateRoot, { WARDEN_TEST_DIE_BEFORE: 'qmp' }).catch((err: unknown) => { env.cleanup(); removeDir(sdir); throw err; });
   const name = vmName('wda-mid');
   t.after(async () => {
     await http(socket, 'DELETE', `/v1/vms/${name}?force=1`).catch(() => undefined);
