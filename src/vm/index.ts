@@ -2,10 +2,14 @@
 export { VmManager, type ManagerOptions } from './manager.js';
 export type { StopOptions } from './stop.js';
 export { openManager, type OpenOptions } from './open.js';
+export { DaemonService, type DaemonServiceOptions } from './daemon.js';
+export { VmEvents, EVENT_TYPES, eventMatches, type VmEvent, type VmEventType, type Requestor, type EventDraft } from './events.js';
+export { JobQueue, Operations, type Operation, type OperationStatus } from './jobs.js';
+export { checkName, NAME_RE } from './store.js';
 export { LocalService, asWardenError, type VmService, type SpecSource, type CreateOptions, type StartResult, type ListEntry } from './service.js';
 export { StateStore, defaultStateRoot, type VmPaths } from './store.js';
 export { VmError, isVmError, type VmErrorCode } from './errors.js';
-export { PHASES, allowedActions, assertAllowed, isAllowed, type Phase, type Action, type ExitReason } from './machine.js';
+export { PHASES, allowedActions, assertAllowed, isAllowed, expectsProcess, type Phase, type Action, type ExitReason } from './machine.js';
 export type { VmRecord, RunInfo, ExitInfo } from './record.js';
 export { detectKvm, type KvmVerdict } from './accel.js';
 export { attachConsole, followLog, DETACH_KEY_NAME } from './console.js';
