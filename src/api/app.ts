@@ -23,6 +23,8 @@ export interface AppOptions {
   version: string;
   /** Who is calling; default: SO_PEERCRED of the unix socket. */
   callerOf?: (req: FastifyRequest) => Caller;
+  /** Serve TLS (the --http listener, src/api/http-daemon.ts); its upgrades are dispatched there, after its guard. */
+  https?: { cert: string; key: string };
 }
 
 export interface App {
@@ -49,7 +51,7 @@ function jsonBody(raw: unknown): unknown {
 }
 
 export function buildApp(o: AppOptions): App {
-  const server = fastify({ bodyLimit: BODY_LIMIT, logger: false, return503OnClosing: true, forceCloseConnections: true });
+  const server = fastify({ bodyLimit: BODY_LIMIT, logger: false, return503OnClosing: true, forceCloseConnections: true, ...(o.https ? { https: o.https } : {}) }) as unknown as FastifyInstance;
   const operations = new Operations(`op-${Date.now().toString(36)}`);
   let sse = 0;
   const counters: DaemonCounters = { requests: new Map(), eventsDropped: 0, sseClients: () => sse };
@@ -73,7 +75,7 @@ export function buildApp(o: AppOptions): App {
   });
 
   const consoles = new ConsoleHub(o.service);
-  consoles.listen(server.server);
+  if (o.https === undefined) consoles.listen(server.server);
   server.addHook('onClose', async () => { await consoles.closeAll(); });
   const ctxBase = { service: o.service, operations, consoles, counters, version: o.version, sse: { opened: () => { sse++; }, closed: () => { sse--; } } };
   for (const r of ROUTES) {
