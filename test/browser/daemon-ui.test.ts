@@ -179,5 +179,9 @@ test('web console on the real daemon: login URL, live phase, serial console with
   await page.waitForSelector('table.argv tbody tr');
   assert.ok((await page.$$('table.argv button.from[data-from="memory"]')).length >= 1, 'the -m option is traced to memory');
   await screenshot(page, 'plan');
+
+  step('Logs: the serial log.');
+  await page.goto(url(`/ui/#/vm/${name}/logs`));
+  await waitIn(page, 'the serial log', `document.querySelector('#serial-log')?.textContent.includes('${GUEST_READY_LINE}')`);
   assert.deepEqual(errors, [], 'no script errors in the page');
 });
