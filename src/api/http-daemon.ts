@@ -39,11 +39,14 @@ export function httpsCaller(who: HttpIdentity | undefined): Caller {
   return { uid: who.uid, gid: who.uid, pid: 0, admin: who.role === 'admin', member: true, groups: [] };
 }
 
-export async function startWeb(o: { service: DaemonService; stateRoot: string; version: string; web: WebOptions }): Promise<RunningWeb> {
+export async function startWeb(o: { service: DaemonService; stateRoot: string; version: string; web: WebOptions; shared?: Pick<App, 'operations' | 'consoles'> }): Promise<RunningWeb> {
   const listen = parseHttpListen(o.web.listen);
   const tls = loadTls(listen, o.stateRoot, { ...(o.web.tlsCert ? { cert: o.web.tlsCert } : {}), ...(o.web.tlsKey ? { key: o.web.tlsKey } : {}) });
   const auth = new AuthStore({ dir: join(o.stateRoot, 'auth') });
-  const app = buildApp({ service: o.service, version: o.version, https: { cert: tls.cert, key: tls.key }, callerOf: (req: FastifyRequest) => httpsCaller(identityOf(req)) });
+  const app = buildApp({
+    service: o.service, version: o.version, https: { cert: tls.cert, key: tls.key }, callerOf: (req: FastifyRequest) => httpsCaller(identityOf(req)),
+    ...(o.shared === undefined ? {} : { shared: { operations: o.shared.operations, consoles: o.shared.consoles } }),
+  });
   installGuard(app.server, auth);
   registerUi(app.server, { auth });
   serveUpgrades(app.server.server, auth, [consoleRoute(app), displayRoute({

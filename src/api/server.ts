@@ -66,7 +66,7 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<RunningDaemon>
   let web: RunningWeb | undefined;
   if (o.http !== undefined) {
     try {
-      web = await startWeb({ service, stateRoot, version: API_VERSION, web: o.http });
+      web = await startWeb({ service, stateRoot, version: API_VERSION, web: o.http, shared: app });
       registerAuthRoutes(app.server, web); // before the unix socket listens: fastify takes no routes after
     } catch (err) {
       await service.close();

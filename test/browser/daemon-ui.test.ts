@@ -183,5 +183,15 @@ test('web console on the real daemon: login URL, live phase, serial console with
   step('Logs: the serial log.');
   await page.goto(url(`/ui/#/vm/${name}/logs`));
   await waitIn(page, 'the serial log', `document.querySelector('#serial-log')?.textContent.includes('${GUEST_READY_LINE}')`);
+
+  step('One set of operations for both listeners: one started over HTTPS is waited for on the unix socket.');
+  const csrf = (await page.cookies()).find((c) => c.name === 'warden_csrf')!.value;
+  const op = await request(url(`/v1/vms/${name}/state`), cert, {
+    method: 'PUT', headers: { cookie, 'x-warden-csrf': csrf, origin: d.origin, 'content-type': 'application/json' }, body: '{"action":"pause"}',
+  });
+  assert.equal(op.status, 202, op.body);
+  const done = await http(socket, 'GET', `/v1/operations/${JSON.parse(op.body).operation.id as string}/wait?wait=60`);
+  assert.equal(done.status, 200, done.text);
+  assert.equal(done.json.operation.status, 'succeeded');
   assert.deepEqual(errors, [], 'no script errors in the page');
 });
