@@ -1,12 +1,14 @@
 /** @module bench/qmp: QMP round-trip latency and pipelined throughput of the typed client next to a minimal raw-socket client, against one real QEMU. */
 import net from 'node:net';
 import type { Benchmark, BenchRow } from './lib.js';
-import { ge, le, medianMs, n } from './lib.js';
+import { ge, le, median, medianMs, n } from './lib.js';
 import { QmpClient } from '../src/qmp/index.js';
 import { startQemu } from '../src/qmp/testing/index.js';
 
 const SEQUENTIAL = n(3000, 100);
 const PIPELINED = n(6000, 200);
+/** Raw and client alternate in this many blocks; each side's median block is kept (a shared machine's load drifts). */
+const ROUNDS = n(10, 2);
 const WINDOW = 8;
 const WARMUP = n(200, 20);
 
@@ -93,11 +95,16 @@ async function run(): Promise<BenchRow[] | string> {
     try {
       await rawSequential(raw, WARMUP);
       await clientSequential(client, WARMUP);
-      // Interleaved so that drift on a shared machine hits both sides alike.
-      const rawSeq = await timed(() => rawSequential(raw, SEQUENTIAL));
-      const cliSeq = await timed(() => clientSequential(client, SEQUENTIAL));
-      const rawPipe = await timed(() => rawPipelined(raw, PIPELINED));
-      const cliPipe = await timed(() => clientPipelined(client, PIPELINED));
+      // Interleaved in blocks so that drift on a shared machine hits both sides alike.
+      const seq = { raw: [] as number[], cli: [] as number[] };
+      const pipe = { raw: [] as number[], cli: [] as number[] };
+      for (let r = 0; r < ROUNDS; r++) {
+        seq.raw.push(await timed(() => rawSequential(raw, SEQUENTIAL / ROUNDS)));
+        seq.cli.push(await timed(() => clientSequential(client, SEQUENTIAL / ROUNDS)));
+        pipe.raw.push(await timed(() => rawPipelined(raw, PIPELINED / ROUNDS)));
+        pipe.cli.push(await timed(() => clientPipelined(client, PIPELINED / ROUNDS)));
+      }
+      const [rawSeq, cliSeq, rawPipe, cliPipe] = [median(seq.raw) * ROUNDS, median(seq.cli) * ROUNDS, median(pipe.raw) * ROUNDS, median(pipe.cli) * ROUNDS];
       const rawSchema = await medianMs(async () => { raw.write('{"execute":"query-qmp-schema","id":"s"}\n'); await raw.readLine(); }, 15, 2);
       const cliSchema = await medianMs(() => client.execute('query-qmp-schema'), 15, 2);
       const us = (ms: number, n: number) => (ms * 1000) / n;
