@@ -61,14 +61,18 @@ export class Writer {
 
   constructor(private readonly socket: net.Socket) {}
 
-  /** Queues one message; resolves when its bytes (and fds) are in the kernel. */
-  send(data: Buffer, fds: readonly number[] = [], wanted: () => boolean = () => true): Promise<void> {
+  /**
+   * Queues one message; resolves when its bytes (and fds) are in the kernel. A plain
+   * message with nothing queued before it is written at once and returns undefined: no
+   * promise for the common case.
+   */
+  send(data: Buffer | string, fds: readonly number[] = [], wanted: () => boolean = () => true): Promise<void> | undefined {
     if (fds.length === 0 && this.queue.length === 0) {
       this.write(data);
-      return Promise.resolve();
+      return undefined;
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ data, fds: [...fds], wanted, resolve, reject });
+      this.queue.push({ data: typeof data === 'string' ? Buffer.from(data) : data, fds: [...fds], wanted, resolve, reject });
       void this.pump();
     });
   }
@@ -79,7 +83,7 @@ export class Writer {
   }
 
   /** No callback per write: a plain command costs what a raw socket write costs (see drained()). */
-  private write(data: Buffer): void {
+  private write(data: Buffer | string): void {
     this.socket.write(data);
   }
 
