@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <signal.h>
 #include <linux/if.h>
@@ -241,6 +242,27 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* memfdSealed(name, data) -> fd: an anonymous memory file holding exactly `data`, sealed
+ * against any write, growth or shrink (F_SEAL_SEAL|WRITE|GROW|SHRINK), close-on-exec. A
+ * program given it reads a snapshot nobody can change, by fd or as /proc/self/fd/N. */
+static napi_value memfd_sealed(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2]; char name[64]; size_t nlen; void *data; size_t len;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &nlen) != napi_ok
+      || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) { napi_throw_type_error(env, "EINVAL", "memfdSealed(name, buffer)"); return NULL; }
+  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return throw_errno(env, "memfd_create", errno);
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = write(fd, (const char *)data + off, len - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) { int e = n < 0 ? errno : EIO; close(fd); return throw_errno(env, "write", e); }
+    off += (size_t)n;
+  }
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK) < 0) { int e = errno; close(fd); return throw_errno(env, "fcntl(F_ADD_SEALS)", e); }
+  napi_value r; napi_create_int32(env, fd, &r);
+  return r;
+}
 /* ---- netlink (NETLINK_ROUTE): host networking without an `ip` process per step ----
  * The messages are built and parsed in TypeScript (src/net/netlink.ts, pure and tested);
  * these two functions only own the socket and the request/reply exchange. */
@@ -326,6 +348,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "pidfdSignal", NULL, pidfd_signal, NULL, NULL, NULL, napi_enumerable, NULL },
     { "tapIfName", NULL, tap_if_name, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "memfdSealed", NULL, memfd_sealed, NULL, NULL, NULL, napi_enumerable, NULL },
     { "netlinkOpen", NULL, netlink_open, NULL, NULL, NULL, napi_enumerable, NULL },
     { "netlinkTalk", NULL, netlink_talk, NULL, NULL, NULL, napi_enumerable, NULL },
   };

@@ -4,15 +4,18 @@ import type { JailCgroup, JailMount, JailSpec } from '../jail/index.js';
 import type { Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts } from './types.js';
+import { planQemuView } from './view.js';
 
-/** The shared read-only system view: /usr and the merged-/usr compatibility links. */
+const TMP: JailMount = { type: 'tmpfs', target: '/tmp', sizeBytes: 16 * 1024 * 1024 };
+
+/** The fallback view when the binary's view facts are unknown: all of read-only /usr and the merged-/usr links. */
 const BASE_MOUNTS: JailMount[] = [
   { type: 'ro-bind', source: '/usr', target: '/usr' },
   { type: 'symlink', linkTarget: 'usr/lib', path: '/lib' },
   { type: 'symlink', linkTarget: 'usr/lib64', path: '/lib64' },
   { type: 'symlink', linkTarget: 'usr/bin', path: '/bin' },
   { type: 'symlink', linkTarget: 'usr/sbin', path: '/sbin' },
-  { type: 'tmpfs', target: '/tmp', sizeBytes: 16 * 1024 * 1024 },
+  TMP,
 ];
 
 const MiB = 1024 * 1024;
@@ -46,23 +49,32 @@ function networkMode(spec: Spec): JailSpec['network'] {
   return spec.networks.some((n) => n.type === 'user') ? { mode: 'host' } : { mode: 'none' };
 }
 
-export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg', bootFiles: string[]): JailSpec {
-  const mounts = [...BASE_MOUNTS];
+/** The minimal view from the binary's view facts; without them, all of /usr (said so in the manifest). */
+function planView(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg'): { mounts: JailMount[]; readOnly: string[] } {
   const binary = facts.qemu.binary;
-  if (!binary.startsWith('/usr/')) mounts.push({ type: 'ro-bind', source: binary, target: binary });
-  for (const f of bootFiles) {
-    mounts.push({ type: 'ro-bind', source: f, target: f });
-    b.note('mount', f, 'ro', f === spec.boot?.kernel ? 'boot.kernel' : 'boot.initrd', 'read-only bind mount of exactly this file');
+  if (facts.qemu.view !== undefined) {
+    const v = planQemuView(spec, facts, b, accel, facts.qemu.view);
+    return { mounts: [...v.mounts, TMP], readOnly: v.roots };
   }
+  b.note('mount', '/usr', 'ro', '(base)', 'all of /usr: no view facts for this QEMU binary (its libraries and data files were not resolved)');
+  const extra = binary.startsWith('/usr/') ? [] : [posix.normalize(binary)];
+  return { mounts: [...BASE_MOUNTS, ...extra.map((p): JailMount => ({ type: 'ro-bind', source: p, target: p }))], readOnly: ['/usr', ...extra] };
+}
+
+export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg'): JailSpec {
+  const view = planView(spec, facts, b, accel);
+  const mounts = [...view.mounts];
   const cgroup = limitsToCgroup(spec, accel);
   const net = networkMode(spec);
-  b.note('uid', `${facts.identity.uid}:${facts.identity.gid}`, 'run as', 'name', 'no capabilities, no_new_privs');
+  const id = facts.identity;
+  if ('uid' in id) b.note('uid', `${id.uid}:${id.gid}`, 'run as', 'name', 'no capabilities, no_new_privs');
+  else b.note('uid', `leased from ${id.lease.first}-${id.lease.last}`, 'run as', 'name', 'a uid/gid of its own, leased at launch (the run record names it); no capabilities, no_new_privs');
   const defaulted = [spec.limits?.memory === undefined && 'memory', spec.limits?.pids === undefined && 'pids'].filter(Boolean);
   b.note('cgroup', cgroup.name, 'create', spec.limits === undefined ? 'name' : 'limits', `${describeCgroup(cgroup)}${defaulted.length === 0 ? '' : ` (default ${defaulted.join(' and ')} limit)`}`);
   if (net.mode === 'none') b.note('netns', 'new empty network namespace', 'own', 'networks');
   return {
     name: spec.name,
-    identity: { uid: facts.identity.uid, gid: facts.identity.gid },
+    identity: 'uid' in id ? { uid: id.uid, gid: id.gid } : { lease: true },
     network: net,
     mounts,
     devices: accel === 'kvm' ? ['/dev/kvm'] : [],
@@ -73,7 +85,7 @@ export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' 
     cwd: '/',
     argv: [...b.argv],
     // Everything else QEMU touches arrives as an fd; device nodes it opens by name are the exception.
-    landlock: { readOnly: ['/usr', ...bootFiles, ...(binary.startsWith('/usr/') ? [] : [posix.normalize(binary)])], readWrite: accel === 'kvm' ? ['/dev/kvm'] : [] },
+    landlock: { readOnly: [...view.readOnly], readWrite: accel === 'kvm' ? ['/dev/kvm'] : [] },
   };
 }
 

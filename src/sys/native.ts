@@ -21,6 +21,8 @@ export interface NativeAddon {
   /** The interface a TAP or macvtap fd is attached to (TUNGETIFF). */
   tapIfName(fd: number): string;
   closeFd(fd: number): void;
+  /** An anonymous memory file (memfd) holding `data`, sealed against every change; close-on-exec. */
+  memfdSealed(name: string, data: Uint8Array): number;
   /** An AF_NETLINK NETLINK_ROUTE socket (O_CLOEXEC, 5 s receive timeout). */
   netlinkOpen(): number;
   /**
