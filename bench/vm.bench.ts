@@ -61,7 +61,7 @@ export const benchmarks: Benchmark[] = [{
         await m.kill(name);
         bare.push(await bareStart(plan, m.store.paths(name).qmpSocket, env.stateRoot));
         const t1 = performance.now();
-        const r = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'bin.js'), 'start', name, '--state-dir', env.stateRoot, '--json'], { encoding: 'utf8' });
+        const r = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'boot.cjs'), 'start', name, '--state-dir', env.stateRoot, '--json'], { encoding: 'utf8' });
         cold.push(performance.now() - t1);
         if (r.status !== 0) throw new Error(`warden start failed: ${r.stdout}${r.stderr}`);
         await m.kill(name);
