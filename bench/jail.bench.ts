@@ -8,7 +8,9 @@ import {
 } from '../src/jail/index.js';
 import { le, medianMs, type Benchmark, type BenchRow } from './lib.js';
 
-const UIDS = { first: 231196, count: 4 };
+/** A uid range of this run's own (a concurrent run, CI's say, must not find its uids taken): 4 ids from 240000 up, by pid. */
+const UIDS = { first: 240000 + (process.pid % 2000) * 4, count: 4 };
+const BARE_UID = UIDS.first + 3;
 
 function run(argv: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -30,7 +32,7 @@ function spec(name: string): JailSpec {
 
 /** The jail's own chain (exec helper → setpriv → bwrap with every flag the spec implies), spawned bare: no lease, cgroup, status file or pid checks; the gate opened at once. */
 function ownChainBare(config: ReturnType<typeof defaultJailerConfig>): Promise<void> {
-  const argv = buildJailArgv(spec('warden-test-jail-bare'), { uid: 231199, gid: 231199, groups: [], helperPath: config.helperPath, setprivPath: config.setprivPath,
+  const argv = buildJailArgv(spec('warden-test-jail-bare'), { uid: BARE_UID, gid: BARE_UID, groups: [], helperPath: config.helperPath, setprivPath: config.setprivPath,
     bwrapPath: config.bwrapPath, cgroupProcs: [], statusFd: 3, gateFd: 4, stderrFd: 5, landlockRequired: false });
   return new Promise((resolve, reject) => {
     const status = openSync('/dev/null', 'w');
@@ -44,7 +46,7 @@ function ownChainBare(config: ReturnType<typeof defaultJailerConfig>): Promise<v
   });
 }
 
-const BARE_CHAIN = ['/usr/bin/setpriv', '--reuid=231199', '--regid=231199', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs',
+const BARE_CHAIN = ['/usr/bin/setpriv', `--reuid=${BARE_UID}`, `--regid=${BARE_UID}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs',
   '/usr/bin/bwrap', '--unshare-all', '--new-session', '--ro-bind', '/usr', '/usr', '--proc', '/proc', '--dev', '/dev', '--', '/usr/bin/true'];
 
 async function startRows(): Promise<BenchRow[] | string> {

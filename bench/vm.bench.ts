@@ -7,6 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { le, n, type Benchmark, type BenchRow } from './lib.js';
+import { openSealedCopies } from '../src/vm/boot-fds.js';
+import { loadNative } from '../src/sys/index.js';
 import { DirectLauncher, OpenFds, openManager, realBackends, repoRoot, testEnv, type PlanView } from '../src/vm/index.js';
 
 const RUNS = n(5, 1);
@@ -22,6 +24,8 @@ async function bareStart(plan: PlanView, qmpSocket: string, stateRoot: string): 
   const launcher = new DirectLauncher();
   const backends = realBackends({ stateRoot, jail: false });
   const t0 = performance.now();
+  // Boot files arrive as sealed memfds the manager fills (src/vm/boot-fds), as start does.
+  for (const [name, fd] of openSealedCopies(plan.fds, 'bench', loadNative())) fds.adopt(name, fd);
   await fds.openAll(plan.fds, 'bench');
   const l = await launcher.launch(plan.jail, fds.byName, 2, join(stateRoot, 'bare.status'), stateRoot);
   await fds.close(false);
