@@ -19,7 +19,7 @@ function median(xs: number[]): number {
 }
 
 /** Bare QEMU: the planned argv and fds, spawned directly; timed until QMP reports running after cont. */
-async function bareStart(plan: PlanView, qmpSocket: string, stateRoot: string): Promise<number> {
+export async function bareStart(plan: PlanView, qmpSocket: string, stateRoot: string): Promise<number> {
   const fds = new OpenFds();
   const launcher = new DirectLauncher();
   const backends = realBackends({ stateRoot, jail: false });
@@ -27,6 +27,7 @@ async function bareStart(plan: PlanView, qmpSocket: string, stateRoot: string): 
   // Boot files arrive as sealed memfds the manager fills (src/vm/boot-fds), as start does.
   for (const [name, fd] of openSealedCopies(plan.fds, 'bench', loadNative())) fds.adopt(name, fd);
   await fds.openAll(plan.fds, 'bench');
+  for (const [k, fd] of openSealedCopies(plan.fds, 'bench', loadNative())) fds.adopt(k, fd); // boot files arrive as sealed memfds
   const l = await launcher.launch(plan.jail, fds.byName, 2, join(stateRoot, 'bare.status'), stateRoot);
   await fds.close(false);
   const q = await backends.qmpConnect(qmpSocket, 10_000);
