@@ -8,9 +8,13 @@ import {
 } from '../src/jail/index.js';
 import { le, medianMs, type Benchmark, type BenchRow } from './lib.js';
 
-/** A uid range of this run's own (a concurrent run, CI's say, must not find its uids taken): 4 ids from 240000 up, by pid. */
-const UIDS = { first: 240000 + (process.pid % 2000) * 4, count: 4 };
-const BARE_UID = UIDS.first + 3;
+/**
+ * A uid range of this run's own (a concurrent run, CI's say, must not find its uids taken):
+ * 32 ids from 240000 up, by pid. 32, because the lease skips an id while any process of it
+ * lives, and the last launch's processes may still be exiting when the next one leases.
+ */
+const UIDS = { first: 240000 + (process.pid % 300) * 32, count: 32 };
+const BARE_UID = UIDS.first + 31;
 
 function run(argv: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
