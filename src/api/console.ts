@@ -14,7 +14,7 @@ import { createConnection, type Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { NodeFs } from '../sys/index.js';
 import { StateStore, type VmService } from '../vm/index.js';
-import { callerOf } from './auth.js';
+import { callerOf, type Caller } from './auth.js';
 import { errorResponse } from './errors.js';
 
 export const TICKET_TTL_MS = 30_000;
@@ -55,13 +55,19 @@ export class ConsoleHub {
     this.wss.close();
   }
 
-  private async upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+  /** One console upgrade; `who` is the caller when the listener identified it (HTTPS), else the unix socket's peer. */
+  async upgrade(req: IncomingMessage, socket: Socket, head: Buffer, who?: Caller): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://warden');
     const m = /^\/v1\/vms\/([^/]+)\/console\/ws$/.exec(url.pathname);
     const key = url.searchParams.get('ticket') ?? '';
     const t = this.tickets.get(key);
     this.tickets.delete(key); // one-shot, also when refused
-    const caller = callerOf(socket);
+    const caller = who ?? callerOf(socket);
+    // On the unix socket a browser page has no business (the HTTPS listener checks its own same-origin rule).
+    const origin = req.headers.origin;
+    if (who === undefined && origin !== undefined && !allowedOrigins().includes(origin)) {
+      return refuse(socket, null, 403, 'AUTH_FORBIDDEN', `console upgrades from origin ${origin} are refused (allowed: $WARDEN_CONSOLE_ORIGINS, now ${allowedOrigins().join(', ') || 'none'})`);
+    }
     if (m === null || t === undefined || t.expires < Date.now() || t.vm !== decodeURIComponent(m[1]!) || t.uid !== caller.uid) {
       return refuse(socket, null, 403, 'AUTH_FORBIDDEN', 'no valid console ticket for this VM and caller (POST /v1/vms/NAME/console gives one, valid 30 s, once)');
     }
@@ -102,6 +108,15 @@ export class ConsoleHub {
     ws.on('close', () => { void release(); });
     ws.on('error', () => { void release(); });
   }
+}
+
+/**
+ * Origins a browser may open the console from ($WARDEN_CONSOLE_ORIGINS, comma-separated).
+ * None by default: there is no web UI yet, and a page on another site must never ride a
+ * ticket (programs send no Origin and are not affected).
+ */
+function allowedOrigins(): string[] {
+  return (process.env['WARDEN_CONSOLE_ORIGINS'] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
 }
 
 async function tail(path: string, max: number): Promise<Buffer> {
