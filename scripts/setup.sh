@@ -9,7 +9,8 @@ say() { echo "setup: $*" >&2; }
 
 # Debian packages the tests and the demo use (Debian 12 names).
 PKGS="qemu-utils qemu-system-x86 qemu-system-data ovmf bubblewrap util-linux busybox-static \
-iproute2 openvswitch-switch cpio gzip kmod python3 make g++"
+iproute2 openvswitch-switch cpio gzip kmod python3 make g++ \
+containerd golang-github-containerd-containerd-dev"
 # (build-guest.sh also needs apt-get and dpkg, present on every Debian system.)
 missing=""
 for p in $PKGS; do

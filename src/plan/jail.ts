@@ -4,15 +4,18 @@ import type { JailCgroup, JailMount, JailSpec } from '../jail/index.js';
 import type { Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts } from './types.js';
+import { planQemuView } from './view.js';
 
-/** The shared read-only system view: /usr and the merged-/usr compatibility links. */
+const TMP: JailMount = { type: 'tmpfs', target: '/tmp', sizeBytes: 16 * 1024 * 1024 };
+
+/** The fallback view when the binary's view facts are unknown: all of read-only /usr and the merged-/usr links. */
 const BASE_MOUNTS: JailMount[] = [
   { type: 'ro-bind', source: '/usr', target: '/usr' },
   { type: 'symlink', linkTarget: 'usr/lib', path: '/lib' },
   { type: 'symlink', linkTarget: 'usr/lib64', path: '/lib64' },
   { type: 'symlink', linkTarget: 'usr/bin', path: '/bin' },
   { type: 'symlink', linkTarget: 'usr/sbin', path: '/sbin' },
-  { type: 'tmpfs', target: '/tmp', sizeBytes: 16 * 1024 * 1024 },
+  TMP,
 ];
 
 const MiB = 1024 * 1024;
@@ -46,10 +49,21 @@ function networkMode(spec: Spec): JailSpec['network'] {
   return spec.networks.some((n) => n.type === 'user') ? { mode: 'host' } : { mode: 'none' };
 }
 
-export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg'): JailSpec {
-  const mounts = [...BASE_MOUNTS];
+/** The minimal view from the binary's view facts; without them, all of /usr (said so in the manifest). */
+function planView(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg'): { mounts: JailMount[]; readOnly: string[] } {
   const binary = facts.qemu.binary;
-  if (!binary.startsWith('/usr/')) mounts.push({ type: 'ro-bind', source: binary, target: binary });
+  if (facts.qemu.view !== undefined) {
+    const v = planQemuView(spec, facts, b, accel, facts.qemu.view);
+    return { mounts: [...v.mounts, TMP], readOnly: v.roots };
+  }
+  b.note('mount', '/usr', 'ro', '(base)', 'all of /usr: no view facts for this QEMU binary (its libraries and data files were not resolved)');
+  const extra = binary.startsWith('/usr/') ? [] : [posix.normalize(binary)];
+  return { mounts: [...BASE_MOUNTS, ...extra.map((p): JailMount => ({ type: 'ro-bind', source: p, target: p }))], readOnly: ['/usr', ...extra] };
+}
+
+export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg'): JailSpec {
+  const view = planView(spec, facts, b, accel);
+  const mounts = [...view.mounts];
   const cgroup = limitsToCgroup(spec, accel);
   const net = networkMode(spec);
   const id = facts.identity;
@@ -71,7 +85,7 @@ export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' 
     cwd: '/',
     argv: [...b.argv],
     // Everything else QEMU touches arrives as an fd; device nodes it opens by name are the exception.
-    landlock: { readOnly: ['/usr', ...(binary.startsWith('/usr/') ? [] : [posix.normalize(binary)])], readWrite: accel === 'kvm' ? ['/dev/kvm'] : [] },
+    landlock: { readOnly: [...view.readOnly], readWrite: accel === 'kvm' ? ['/dev/kvm'] : [] },
   };
 }
 

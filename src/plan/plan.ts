@@ -31,7 +31,7 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   planDevices(spec, facts, b);
   planBoot(spec, b);
   checkAgainstBinary(facts, b);
-  if (b.issues.length > 0) throw new PlanError(spec.name, b.issues);
   const jail = planJail(spec, facts, b, accel);
+  if (b.issues.length > 0) throw new PlanError(spec.name, b.issues);
   return { argv: [...b.argv], argvTrace: [...b.trace], fds: [...b.fds], jail, hostActions: [...b.actions], manifest: [...b.manifest] };
 }

@@ -1,7 +1,8 @@
 /** @module qemu/cache: capabilities cached per binary, keyed by path, size and mtime, so a changed binary is probed again. */
 import { createHash } from 'node:crypto';
-import type { Fs, ProcessRunner } from '../sys/index.js';
+import { NodeHostFiles, type Fs, type HostFiles, type ProcessRunner } from '../sys/index.js';
 import { probeQemu } from './probe.js';
+import { gatherView, viewSources } from './view.js';
 import type { QemuCaps } from './types.js';
 
 export interface BinaryStat { size: number; mtimeMs: number }
@@ -12,6 +13,8 @@ export interface CapsSource {
   /** stat() of the binary (a port so tests can change the key without touching a binary). */
   stat: (path: string) => Promise<BinaryStat>;
   cacheDir: string;
+  /** Symlink and listing questions for the view facts (default: the real host). */
+  files?: HostFiles;
 }
 
 /** The cache file of one binary version. */
@@ -20,16 +23,25 @@ export function cacheFile(cacheDir: string, binary: string, st: BinaryStat): str
   return `${cacheDir}/qemu-caps-${key}.json`;
 }
 
-/** Caps from the cache when the binary is unchanged, else probed and stored. A corrupt cache entry is re-probed. */
+/** A cached entry is used only with its view, and only while every file the view names is still there (a library upgrade re-probes). */
+async function stillValid(caps: QemuCaps, binary: string, files: HostFiles): Promise<boolean> {
+  if (caps.binary !== binary || !Array.isArray(caps.devices) || caps.view === undefined) return false;
+  const ok = await Promise.all(viewSources(caps.view).map((p) => files.isFile(p)));
+  return ok.every(Boolean);
+}
+
+/** Caps (with the view facts) from the cache when the binary is unchanged, else probed and stored. A corrupt cache entry is re-probed. */
 export async function loadQemuCaps(src: CapsSource, binary: string): Promise<QemuCaps & { cached: boolean }> {
   const file = cacheFile(src.cacheDir, binary, await src.stat(binary));
+  const files = src.files ?? new NodeHostFiles();
   if (await src.fs.exists(file)) {
     try {
       const caps = JSON.parse(await src.fs.readFile(file)) as QemuCaps;
-      if (caps.binary === binary && Array.isArray(caps.devices)) return { ...caps, cached: true };
+      if (await stillValid(caps, binary, files)) return { ...caps, cached: true };
     } catch { /* fall through: probe again and overwrite */ }
   }
   const caps = await probeQemu(src.runner, binary);
+  caps.view = await gatherView(src.runner, files, binary);
   try {
     await src.fs.mkdir(src.cacheDir, { recursive: true });
     // Write-then-rename would be nicer; the Fs port has no rename, and a torn file is re-probed above.

@@ -23,6 +23,31 @@ export interface QemuMachine {
   cpuMax: number;
 }
 
+/**
+ * A file QEMU (or its dynamic loader) opens by name: `path` is where it appears in QEMU's
+ * view (the name QEMU asks for, in its host directory with symlinks resolved), `source`
+ * the real file on the host that is bound there.
+ */
+export interface ViewFile {
+  path: string;
+  source: string;
+}
+
+/** What QEMU opens by name when it starts: the facts a minimal jail view is planned from. */
+export interface QemuView {
+  binary: ViewFile;
+  /** Host symlinks the names below go through (merged /usr: /lib -> usr/lib), recreated in the view. */
+  links: Array<{ path: string; linkTarget: string }>;
+  /** The ELF interpreter and the binary's shared libraries (from ldd), in ldd's order. */
+  libraries: ViewFile[];
+  /** Loadable modules (accel-tcg-x86_64 ...) by name, each with the libraries it needs beyond the binary's. */
+  modules: Record<string, { file: ViewFile; libraries: ViewFile[] }>;
+  /** QEMU's data directories in its search order (`-L help`), normalized. */
+  dataDirs: string[];
+  /** Firmware, option ROM and keymap files by the name QEMU asks for (bios-256k.bin, keymaps/en-us): the first hit in dataDirs. */
+  dataFiles: Record<string, ViewFile>;
+}
+
 export interface QemuCaps {
   /** Absolute path of the binary these facts describe. */
   binary: string;
@@ -36,4 +61,6 @@ export interface QemuCaps {
   deviceProps?: Record<string, string[]>;
   /** The QAPI schema (query-qmp-schema); absent when not gathered, then schema checks are skipped. */
   schema?: QapiEntry[];
+  /** The files QEMU opens by name (libraries, modules, data files); absent when not gathered. */
+  view?: QemuView;
 }

@@ -1,5 +1,6 @@
 /** @module sys: ports for side effects and their Node implementations; the only module that touches Node I/O directly. */
-export type { ProcessRunner, RunOptions, RunResult, Fs, Clock } from './ports.js';
+export type { ProcessRunner, RunOptions, RunResult, Fs, Clock, HostFiles } from './ports.js';
+export { NodeHostFiles } from './node-host-files.js';
 export { NodeProcessRunner } from './node-process.js';
 export { NodeFs } from './node-fs.js';
 export { nodeClock } from './node-clock.js';

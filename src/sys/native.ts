@@ -23,6 +23,13 @@ export interface NativeAddon {
   closeFd(fd: number): void;
   /** An anonymous memory file (memfd) holding `data`, sealed against every change; close-on-exec. */
   memfdSealed(name: string, data: Uint8Array): number;
+  /** An AF_NETLINK NETLINK_ROUTE socket (O_CLOEXEC, 5 s receive timeout). */
+  netlinkOpen(): number;
+  /**
+   * Sends one netlink message (with NLM_F_ACK or NLM_F_DUMP set) and returns every reply
+   * message of its sequence number, through the NLMSG_ERROR or NLMSG_DONE that ends it.
+   */
+  netlinkTalk(fd: number, request: Uint8Array): Buffer;
   /** SO_PEERCRED of a connected unix socket: the peer's pid, uid and gid at connect time. */
   peerCred(fd: number): { pid: number; uid: number; gid: number };
   /** Calls `cb` once, on the event loop, when `fd` turns readable (a pidfd: its process exited). */

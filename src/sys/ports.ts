@@ -35,6 +35,18 @@ export interface Fs {
   exists(path: string): Promise<boolean>;
 }
 
+/** Read-only questions about host files that name resolution needs (symlinks, real paths, directory listings). */
+export interface HostFiles {
+  /** The canonical path (every symlink resolved); null when the path does not exist. */
+  realpath(path: string): Promise<string | null>;
+  /** The link text when `path` itself is a symlink, else null. */
+  readlink(path: string): Promise<string | null>;
+  /** The names in a directory; null when it is not one. */
+  readdir(path: string): Promise<string[] | null>;
+  /** Whether `path` (symlinks followed) is a regular file. */
+  isFile(path: string): Promise<boolean>;
+}
+
 export interface Clock {
   now(): number;
   sleep(ms: number): Promise<void>;

@@ -5,7 +5,7 @@ export { openManager, type OpenOptions } from './open.js';
 export { LocalService, asWardenError, type VmService, type SpecSource, type CreateOptions, type StartResult, type ListEntry } from './service.js';
 export { StateStore, defaultStateRoot, type VmPaths } from './store.js';
 export { VmError, isVmError, type VmErrorCode } from './errors.js';
-export { PHASES, allowedActions, assertAllowed, isAllowed, type Phase, type Action, type ExitReason } from './machine.js';
+export { PHASES, allowedActions, assertAllowed, isAllowed, expectsProcess, type Phase, type Action, type ExitReason } from './machine.js';
 export type { VmRecord, RunInfo, ExitInfo } from './record.js';
 export { detectKvm, type KvmVerdict } from './accel.js';
 export { attachConsole, followLog, DETACH_KEY_NAME } from './console.js';

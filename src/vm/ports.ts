@@ -13,7 +13,7 @@ import type { GatheredFacts } from './facts.js';
 export interface SpecView {
   name: string;
   accel: 'auto' | 'kvm' | 'tcg';
-  disks: Array<{ name: string; image: string; format: string; readOnly: boolean; media: string; allowDirs?: string[]; dataFile?: string }>;
+  disks: Array<{ name: string; image: string; format: string; readOnly: boolean; media: string }>;
   networks: Array<{ name: string; type: string }>;
 }
 

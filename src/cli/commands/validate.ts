@@ -6,10 +6,10 @@ import type { Command } from 'commander';
 import { promises as fsp } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { QemuProbeError } from '../../qemu/index.js';
-import { IMAGE_POLICY_CODES } from '../../image/index.js';
 import { PlanError, buildPlan, type Facts } from '../../plan/index.js';
 import { SpecError, SpecReadError, issueAt, parseSpec, resolveSpecPaths, type Spec } from '../../spec/index.js';
 import { cacheDirOf, defaultStateRoot, factSources, gatherFacts } from '../../vm/index.js';
+import { IMAGE_POLICY_CODES } from '../../image/index.js';
 import { printJson, type Io } from '../output.js';
 import { formatWarning, hostNetworkWarnings } from './host-check.js';
 

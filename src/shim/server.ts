@@ -1,0 +1,86 @@
+/**
+ * @module shim/server: the long-lived shim server: one process per containerd serves every
+ * task (VM) of every namespace on one socket, publishes their events, and exits once
+ * containerd shuts it down with no task left (or it sat idle without any).
+ */
+import { appendFileSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createConnection, type Server } from 'node:net';
+import { NodeProcessRunner } from '../sys/index.js';
+import type { ShimArgs } from './args.js';
+import { binaryPublisher } from './events.js';
+import { shimManager } from './manager.js';
+import { shimPaths } from './names.js';
+import { loadProtos } from './protos.js';
+import { TaskService } from './tasks.js';
+import { ttrpcServer } from './ttrpc.js';
+
+const IDLE_CHECK_MS = 60_000;
+
+/** Whether something accepts connections on the unix socket `path`. */
+export function canConnect(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ path });
+    const done = (ok: boolean): void => { clearTimeout(timer); s.destroy(); resolve(ok); };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+function listen(server: Server, path: string): Promise<NodeJS.ErrnoException | null> {
+  return new Promise((resolve) => {
+    server.once('error', (e: NodeJS.ErrnoException) => resolve(e));
+    server.listen(path, () => resolve(null));
+  });
+}
+
+/** Listens on `path`; false when another live server already does (we lost a race and should exit). */
+async function listenOnce(server: Server, path: string): Promise<boolean> {
+  let err = await listen(server, path);
+  if (err?.code === 'EADDRINUSE') {
+    if (await canConnect(path)) return false;
+    try { unlinkSync(path); } catch { /* gone meanwhile */ }
+    err = await listen(server, path);
+  }
+  if (err !== null) throw err;
+  return true;
+}
+
+export async function serve(a: ShimArgs): Promise<void> {
+  const paths = shimPaths(a.address);
+  mkdirSync(paths.dir, { recursive: true, mode: 0o711 });
+  const log = (line: string): void => appendFileSync(paths.log, `${new Date().toISOString()} [${process.pid}] ${line}\n`);
+  const protos = loadProtos();
+  const runner = new NodeProcessRunner();
+  const { manager, netns } = shimManager(paths.stateRoot, runner);
+  const publisher = binaryPublisher(protos, a.publishBinary, a.address, log);
+  const tasks = new TaskService({ manager, protos, publisher, runner, netns, defaultNamespace: a.namespace, bootDir: paths.bootDir, log });
+  const server = ttrpcServer({
+    protos, service: protos.task, handlers: tasks.handlers(),
+    onError: (method, err) => log(`${method}: ${String((err as Error)?.message ?? err)}`),
+  });
+  if (!(await listenOnce(server, paths.socket))) {
+    log('another shim server already serves this containerd; exiting');
+    tasks.close();
+    return;
+  }
+  log(`serving ${paths.socket} for containerd ${a.address}`);
+  let exiting = false;
+  const exit = (why: string): void => {
+    if (exiting) return;
+    exiting = true;
+    log(`exiting: ${why}`);
+    tasks.close();
+    // Node unlinks the socket on close; flush events first (a delete's event must reach containerd).
+    void publisher.flush().then(() => server.close(() => process.exit(0)));
+    setTimeout(() => process.exit(0), 5000).unref();
+  };
+  tasks.onShutdown = (left) => { if (left === 0) setTimeout(() => { if (tasks.tasks.size === 0) exit('shutdown with no task left'); }, 100); };
+  let idle = 0;
+  setInterval(() => {
+    server.getConnections((_e, n) => {
+      idle = tasks.tasks.size === 0 && n === 0 ? idle + 1 : 0;
+      if (idle >= 2) exit('idle, no task and no connection');
+    });
+  }, IDLE_CHECK_MS).unref();
+}
