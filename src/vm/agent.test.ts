@@ -67,6 +67,17 @@ test('agent client: stale bytes before the sync are dropped; guest strings are c
   await assert.rejects(agentCommand(refusing.path, 'guest-info'), /the guest agent refused: no\?/);
 });
 
+/** Runs a shell command in the guest through the agent (guest-exec); its exit status. */
+async function guestSh(sock: string, script: string): Promise<number | undefined> {
+  const { pid } = await agentCommand(sock, 'guest-exec', { path: '/bin/sh', arg: ['-c', script] }, 10_000) as { pid: number };
+  for (let i = 0; i < 60; i++) {
+    const st = await agentCommand(sock, 'guest-exec-status', { pid }, 5000) as { exited: boolean; exitcode?: number };
+    if (st.exited) return st.exitcode;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return assert.fail(`guest-exec of ${JSON.stringify(script)} did not finish within a minute`);
+}
+
 /** The Debian image the image engineer's scripts/build-image.sh caches, or null. */
 function debianImage(): string | null {
   if (process.env['WARDEN_DEBIAN_IMAGE']) return process.env['WARDEN_DEBIAN_IMAGE'];
@@ -79,7 +90,7 @@ const image = debianImage();
 const SKIP = process.getuid?.() !== 0 ? 'needs root: the jailer switches uids'
   : image === null ? 'no Debian image (scripts/build-image.sh caches it under /var/cache/qemu-warden; or set WARDEN_DEBIAN_IMAGE)' : false;
 
-test('Debian with qemu-guest-agent: inspect shows its OS and addresses; stop falls back to guest-shutdown when ACPI is ignored', { skip: SKIP, timeout: 900_000 }, async (t) => {
+test('Debian from its disk under UEFI, with qemu-guest-agent: inspect shows its OS and addresses; stop falls back to guest-shutdown when ACPI is ignored', { skip: SKIP, timeout: 900_000 }, async (t) => {
   const env = testEnv('warden-qga-');
   const said: string[] = [];
   const progress: Progress = {
@@ -93,8 +104,9 @@ test('Debian with qemu-guest-agent: inspect shows its OS and addresses; stop fal
   const name = vmName('wdv-qga');
   const file = join(env.dir, `${name}.json`);
   writeFileSync(file, JSON.stringify({
-    apiVersion: 'warden/v1', name, memory: '768Mi', accel: 'tcg', guestAgent: true,
-    disks: [{ name: 'root', image: overlay, format: 'qcow2', allowDirs: [dirname(image!)] }],
+    // UEFI from the disk (the image's own GRUB), the disk first in the boot order.
+    apiVersion: 'warden/v1', name, memory: '768Mi', accel: 'tcg', guestAgent: true, firmware: 'uefi',
+    disks: [{ name: 'root', image: overlay, format: 'qcow2', allowDirs: [dirname(image!)], bootIndex: 0 }],
     networks: [{ name: 'u', type: 'user' }],
   }));
   await m.create(file);
@@ -113,16 +125,11 @@ test('Debian with qemu-guest-agent: inspect shows its OS and addresses; stop fal
   const text = formatInspection(await inspectRecord(m.fs, m.store, await m.store.read(name)));
   assert.match(text, /guest OS: Debian GNU\/Linux 12/);
   assert.match(text, /guest addresses: .*10\.0\.2\.15/);
+  assert.equal(await guestSh(sock, 'test -d /sys/firmware/efi'), 0, 'the guest booted through UEFI (/sys/firmware/efi exists)');
 
   // The power button's ACPI driver unbound: the button press reaches nobody, the guest ignores ACPI.
   const unbind = 'n=0; for d in /sys/bus/acpi/drivers/button/LNXPWRBN:*; do [ -e "$d" ] || continue; printf %s "${d##*/}" > /sys/bus/acpi/drivers/button/unbind || exit 1; n=$((n+1)); done; [ $n -gt 0 ]';
-  const pid = await agentCommand(sock, 'guest-exec', { path: '/bin/sh', arg: ['-c', unbind], 'capture-output': true }, 10_000) as { pid: number };
-  for (let i = 0; ; i++) {
-    const st = await agentCommand(sock, 'guest-exec-status', { pid: pid.pid }, 5000) as { exited: boolean; exitcode?: number };
-    if (st.exited) { assert.equal(st.exitcode, 0, 'the power button unbound in the guest'); break; }
-    assert.ok(i < 30, 'guest-exec finished');
-    await new Promise((r) => setTimeout(r, 1000));
-  }
+  assert.equal(await guestSh(sock, unbind), 0, 'the power button unbound in the guest');
   const stopped = await m.stop(name, { timeoutS: 90 });
   assert.equal(stopped.phase, 'stopped');
   assert.ok(said.some((l) => l.startsWith('warning: the guest did not answer the ACPI power button')), said.join('\n'));
