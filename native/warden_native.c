@@ -338,6 +338,8 @@ static void register_daemon_calls(napi_env env, napi_value exports); /* defined 
 
 static napi_value init(napi_env env, napi_value exports) {
   register_daemon_calls(env, exports);
+  void warden_policy_register(napi_env env, napi_value exports); /* openat2, defined at the end (policy) */
+  warden_policy_register(env, exports);
   napi_property_descriptor props[] = {
     { "openTap", NULL, open_tap, NULL, NULL, NULL, napi_enumerable, NULL },
     { "sendFds", NULL, send_fds, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -460,6 +462,50 @@ static void register_daemon_calls(napi_env env, napi_value exports) {
     { "peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_enumerable, NULL },
     { "watchReadable", NULL, watch_readable, NULL, NULL, NULL, napi_enumerable, NULL },
     { "unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL },
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}
+
+/* ---- policy (issue 18): openat2 for the image prober's check-before-open ----
+ * openat2(dirfd, path, flags, resolve) -> fd. The caller passes O_PATH|O_NOFOLLOW and
+ * RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS: the kernel then resolves exactly
+ * the checked name beneath the allowed directory's fd, through no symlink. O_CLOEXEC is
+ * always added. Throws with the errno name (ENOSYS on kernels before 5.6: the caller falls
+ * back to open(2) and a recheck through /proc/self/fd). Self-contained: its own includes. */
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+
+/* The errnos the caller tells apart (ELOOP/EXDEV: a symlink or an escape on the way), else the shared table's name. */
+static napi_value policy_throw(napi_env env, int e) {
+  const char *code = e == ELOOP ? "ELOOP" : e == EXDEV ? "EXDEV" : e == ENOENT ? "ENOENT" : e == ENOTDIR ? "ENOTDIR"
+    : e == EACCES ? "EACCES" : e == EAGAIN ? "EAGAIN" : errno_code(e);
+  char msg[256];
+  snprintf(msg, sizeof msg, "openat2: %s", strerror(e));
+  napi_throw_error(env, code, msg);
+  return NULL;
+}
+
+static napi_value policy_openat2(napi_env env, napi_callback_info info) {
+  size_t argc = 4; napi_value argv[4]; int32_t dirfd, flags, resolve; char path[4096]; size_t len = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 4 || !get_int(env, argv[0], &dirfd) || !get_int(env, argv[2], &flags) || !get_int(env, argv[3], &resolve)
+      || napi_get_value_string_utf8(env, argv[1], path, sizeof path, &len) != napi_ok || len == 0 || len >= sizeof path - 1) {
+    napi_throw_type_error(env, "EINVAL", "openat2(dirfd, path, flags, resolve)");
+    return NULL;
+  }
+  struct open_how how; memset(&how, 0, sizeof how);
+  how.flags = (uint64_t)(uint32_t)flags | O_CLOEXEC;
+  how.resolve = (uint64_t)(uint32_t)resolve;
+  long fd;
+  do { fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how); } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return policy_throw(env, errno);
+  napi_value r; napi_create_int32(env, (int32_t)fd, &r);
+  return r;
+}
+
+void warden_policy_register(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "openat2", NULL, policy_openat2, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -30,6 +30,11 @@ if [ -n "$missing" ]; then
   done
 fi
 
+# The daemon's socket groups: members of warden use their own VMs, warden-admin all of them.
+if [ "$(id -u)" -eq 0 ]; then
+  for g in warden warden-admin; do getent group "$g" >/dev/null || { say "creating group $g"; groupadd --system "$g"; }; done
+fi
+
 # npm packages: reinstall when the lock file changed since the last install.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"

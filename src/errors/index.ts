@@ -96,6 +96,13 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['JAIL_', 6, 500],
   ['VM_QEMU_DIED', 7, 500],
   ['QMP_', 7, 502],
+  // the daemon's API (src/api): auth, request shape, routing
+  ['AUTH_', 1, 403],
+  ['API_NOT_FOUND', 5, 404],
+  ['API_UNSUPPORTED_MEDIA_TYPE', 2, 415],
+  ['API_BODY_TOO_LARGE', 2, 413],
+  ['API_', 2, 400],
+  ['DAEMON_', 1, 503],
 ];
 
 export function exitCodeFor(err: unknown): number {

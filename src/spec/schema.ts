@@ -114,6 +114,9 @@ export const SpecSchema = z.strictObject({
   balloon: z.boolean().default(false).describe('a virtio-balloon device'),
   guestAgent: z.boolean().default(false).describe('a virtio-serial channel for the QEMU guest agent, on a socket the manager listens on'),
   vnc: z.boolean().default(false).describe('a VNC display on a unix socket in the VM\'s state directory (no TCP port)'),
+  restart: z.enum(['never', 'on-failure', 'always']).optional()
+    .describe('wardend restarts the VM when QEMU ends without a stop request: on-failure after a crash or OOM kill, always also after a guest poweroff; with backoff (default never)'),
+  autostart: z.boolean().optional().describe('wardend starts the VM when it starts, unless it runs already (default false)'),
 });
 
 /** The spec as validated: defaults filled, sizes in bytes, CPU limit in percent; paths still as written. */

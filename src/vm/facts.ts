@@ -181,12 +181,12 @@ async function bindAnyPort(proto: 'tcp' | 'udp', host: string): Promise<{ port: 
 async function hostFiles(spec: Spec): Promise<{ chains: Record<string, ImageChain>; issues: HostIssue[] }> {
   const chains: Record<string, ImageChain> = {};
   const issues: HostIssue[] = [];
-  let policy: HostPolicy | undefined;
-  try { policy = loadHostPolicy(); } catch (cause) { spec.disks.forEach((_, i) => issues.push(issueOf(`disks[${i}].image`, cause))); }
-  if (policy !== undefined) {
-    const host = policy;
+  let host: HostPolicy | null = null;
+  try { host = loadHostPolicy(); } catch (cause) { issues.push(...spec.disks.map((_, i) => issueOf(`disks[${i}].image`, cause))); }
+  if (host !== null) {
+    const policy = host;
     await Promise.all(spec.disks.map(async (d, i) => {
-      try { chains[d.name] = await chainOf(d, host, `disks[${i}]`); } catch (cause) { issues.push(issueOf(`disks[${i}].image`, cause)); }
+      try { chains[d.name] = await chainOf(d, i, policy); } catch (cause) { issues.push(issueOf(`disks[${i}].image`, cause)); }
     }));
   }
   for (const key of ['kernel', 'initrd'] as const) {
@@ -198,13 +198,12 @@ async function hostFiles(spec: Spec): Promise<{ chains: Record<string, ImageChai
 }
 
 /**
- * The one call into the chain walker, under the image policy (src/image walkChainConfined):
- * the top layer's format from the spec, backing formats as recorded, json: and protocol
- * backings refused, every layer, data file and extent confined to the disk's allowed places
- * (its own directory, disks[].allowDirs, the host policy's imageDirs).
+ * The one call into the chain walker (src/image walkChainConfined): the top layer's format
+ * from the spec, backing formats as recorded, json: and protocol backings refused, every
+ * file confined to the disk's allowed places and the host policy's image directories.
  */
-export function chainOf(d: Disk, host: HostPolicy = loadHostPolicy(), from?: string): Promise<ImageChain> {
-  return walkChainConfined({ ...d, ...(from === undefined ? {} : { from }) }, host);
+export function chainOf(d: Disk, index: number, host: HostPolicy): Promise<ImageChain> {
+  return walkChainConfined({ ...d, from: `disks[${index}]` }, host);
 }
 
 function issueOf(from: string, cause: unknown): HostIssue {

@@ -2,6 +2,10 @@
 export { VmManager, type ManagerOptions } from './manager.js';
 export type { StopOptions } from './stop.js';
 export { openManager, type OpenOptions } from './open.js';
+export { DaemonService, type DaemonServiceOptions } from './daemon.js';
+export { VmEvents, EVENT_TYPES, eventMatches, type VmEvent, type VmEventType, type Requestor, type EventDraft } from './events.js';
+export { JobQueue, Operations, type Operation, type OperationStatus } from './jobs.js';
+export { checkName, NAME_RE } from './store.js';
 export { LocalService, asWardenError, type VmService, type SpecSource, type CreateOptions, type StartResult, type ListEntry } from './service.js';
 export { StateStore, defaultStateRoot, type VmPaths } from './store.js';
 export { VmError, isVmError, type VmErrorCode } from './errors.js';

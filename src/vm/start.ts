@@ -130,7 +130,7 @@ const open: Step<StartCtx> = {
   async run(c) {
     const sockets = c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
     await recordUndo(c, { kind: 'sockets', paths: sockets });
-    const probed = chainFiles(Object.values(c.chains)); // layers, data files and extents: each fd is checked against what was probed
+    const probed = chainFiles(Object.values(c.chains));
     seedFromTemplates(c.plan!.fds, c.rec.name); // the VM's UEFI vars, at its first start
     for (const [name, fd] of openSealedCopies(c.plan!.fds, c.rec.name, loadNative())) c.fds.adopt(name, fd);
     c.fds.logs.banner = `--- warden: VM ${c.rec.name} starting at ${c.d.now()} ---\n`;
