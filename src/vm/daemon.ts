@@ -16,6 +16,7 @@ import type { StopOptions } from './stop.js';
 import { VmSupervisor } from './supervisor.js';
 import { backoff, wantsRestart, type RestartPolicy } from './restart.js';
 import { expectsProcess } from './machine.js';
+import type { Backends } from './ports.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 
@@ -24,6 +25,8 @@ export interface DaemonServiceOptions {
   /** The API socket, recorded in the daemon lock so the CLI finds it. */
   socket: string;
   backends?: Omit<RealBackendOptions, 'stateRoot'>;
+  /** Wraps the real backends (the containerd shim puts its pod-netns network port in front). */
+  wrapBackends?: (b: Backends) => Backends;
   log?: (msg: string) => void;
 }
 
@@ -56,7 +59,8 @@ export class DaemonService implements VmService {
       });
     });
     const sessions = new QmpSessions();
-    const backends = { ...realBackends({ stateRoot: o.stateDir, ...o.backends }), qmpConnect: (p: string, t: number) => sessions.connect(p, t) };
+    const real = { ...realBackends({ stateRoot: o.stateDir, ...o.backends }), qmpConnect: (p: string, t: number) => sessions.connect(p, t) };
+    const backends = o.wrapBackends === undefined ? real : o.wrapBackends(real);
     // Fault injection for tests, as openManager has it: the daemon SIGKILLs itself just before this start step.
     const die = process.env['WARDEN_TEST_DIE_BEFORE'];
     const manager = new VmManager({ store, backends, fs, ...(die ? { beforeStep: (s: string) => { if (s === die) process.kill(process.pid, 'SIGKILL'); } } : {}) });

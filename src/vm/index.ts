@@ -10,6 +10,7 @@ export { LocalService, asWardenError, type VmService, type SpecSource, type Crea
 export { StateStore, defaultStateRoot, type VmPaths } from './store.js';
 export { VmError, isVmError, type VmErrorCode } from './errors.js';
 export { PHASES, allowedActions, assertAllowed, isAllowed, expectsProcess, type Phase, type Action, type ExitReason } from './machine.js';
+export { procId, isAlive, signalProc } from './proc.js';
 export type { VmRecord, RunInfo, ExitInfo } from './record.js';
 export { detectKvm, type KvmVerdict } from './accel.js';
 export { attachConsole, followLog, DETACH_KEY_NAME } from './console.js';

@@ -45,7 +45,7 @@ export interface VmService {
   /** This service acting for `requestor` (recorded as owner at create, and on events). */
   as(requestor: Requestor): VmService;
   create(src: SpecSource, o?: CreateOptions): Promise<VmRecord>;
-  /** `paused`: every step but `cont` (vCPUs not started; `resume` runs them). */
+  /** `paused`: every step but cont (QEMU waits, phase paused) until `resume`; the containerd shim's Create. */
   start(name: string, o?: { paused?: boolean }): Promise<StartResult>;
   stop(name: string, o?: StopOptions): Promise<VmRecord>;
   kill(name: string): Promise<VmRecord>;

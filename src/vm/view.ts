@@ -48,7 +48,8 @@ export interface Inspection {
   allowedActions: readonly string[];
   specFile: string | null;
   spec: Record<string, unknown>;
-  plan: { argv: string[]; manifest: unknown[]; jail: unknown } | null;
+  /** argvTrace (each argument's spec field) and fds are there for plans made since they were stored. */
+  plan: { argv: string[]; argvTrace?: unknown[]; fds?: unknown[]; manifest: unknown[]; jail: unknown } | null;
   run: VmRecord['run'] | null;
   process: OutsideView | null;
   protectionsOff: string[];
@@ -65,8 +66,8 @@ export async function inspectRecord(fs: Fs, store: StateStore, rec: VmRecord): P
   const p = store.paths(rec.name);
   let plan: Inspection['plan'] = null;
   try {
-    const v = JSON.parse(readFileSync(join(p.dir, 'plan.json'), 'utf8')) as { argv: string[]; manifest: unknown[]; jail: unknown };
-    plan = { argv: v.argv, manifest: v.manifest, jail: v.jail };
+    const v = JSON.parse(readFileSync(join(p.dir, 'plan.json'), 'utf8')) as { argv: string[]; argvTrace?: unknown[]; fds?: unknown[]; manifest: unknown[]; jail: unknown };
+    plan = { argv: v.argv, ...(v.argvTrace ? { argvTrace: v.argvTrace } : {}), ...(v.fds ? { fds: v.fds } : {}), manifest: v.manifest, jail: v.jail };
   } catch { /* never planned */ }
   const proc = rec.run === undefined ? null : await outsideView(fs, rec.run.qemu.pid);
   return {
