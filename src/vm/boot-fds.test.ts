@@ -144,7 +144,7 @@ test('UEFI: the busybox guest boots under OVMF from a 0700 directory; vars made 
 }, async (t) => {
   const { env, m } = setup(t);
   const name = vmName('wdv-uefi');
-  await m.create(privateSpec(env, name, { firmware: 'uefi' }));
+  await m.create(privateSpec(env, name, { firmware: 'uefi', disks: [{ name: 'root', image: 'disk.qcow2', format: 'qcow2', bootIndex: 3 }] }));
   const paths = m.store.paths(name);
   assert.equal(existsSync(paths.uefiVars), false, 'no vars before the first start');
   const first = await m.start(name);
@@ -155,6 +155,8 @@ test('UEFI: the busybox guest boots under OVMF from a 0700 directory; vars made 
   assert.equal(vars.mode & 0o777, 0o600);
   const plan = JSON.parse(readFileSync(join(paths.dir, 'plan.json'), 'utf8')) as PlanFile;
   assertFdsAsPlanned(first.record.run!.qemu.pid, plan.fds, paths.dir);
+  // bootIndex reaches QEMU's device (which hands the order to the firmware through fw_cfg bootorder).
+  assert.equal(await m.qmp(name, 'qom-get', { path: '/machine/peripheral/disk-root', property: 'bootindex' }), 3);
   await m.stop(name, { timeoutS: 60 });
 
   await m.start(name);
