@@ -289,6 +289,25 @@ disks:
   });
 });
 
+test('secureBoot: the secure-boot OVMF with enrolled vars, SMM and secure pflash start and print their boot manager', {
+  skip: skip || (existsSync('/usr/share/OVMF/OVMF_CODE_4M.secboot.fd') && existsSync('/usr/share/OVMF/OVMF_VARS_4M.ms.fd') ? false : 'no secure-boot OVMF (package ovmf)'), timeout: 300_000,
+}, async (t) => {
+  const dir = mkdtempSync('/tmp/warden-plan-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const caps = await loadQemuCaps({ runner: new NodeProcessRunner(), fs: new NodeFs(), stat: (p) => fsp.stat(p), cacheDir: join(dir, 'cache') }, QEMU);
+  img('create', '-q', '-f', 'qcow2', join(dir, 'root.qcow2'), '16M');
+  const plan = await runCase(t, caps, dir, `apiVersion: warden/v1
+name: real-sb
+firmware: uefi
+secureBoot: true
+memory: 128Mi
+accel: tcg
+disks:
+  - { name: root, image: root.qcow2, format: qcow2, bootIndex: 0 }
+`, { root: 'root.qcow2' }, { firmware: { uefiCode: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd', uefiVarsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd', secureBoot: true } });
+  assert.ok(plan.argv.some((a) => a.includes('smm=on')));
+});
+
 test('planned TAP networking (fd= and multiqueue fds=) is accepted by QEMU', { skip: skip || (process.getuid?.() !== 0 ? 'needs root for TAP devices' : false) || (existsSync('/dev/net/tun') ? false : 'no /dev/net/tun'), timeout: 60_000 }, async (t) => {
   const dir = mkdtempSync('/tmp/warden-plan-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));

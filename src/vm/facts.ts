@@ -31,7 +31,8 @@ export interface GatheredFacts {
   facts: Facts;
   /** Disks, chains and boot files that failed (facts.chains lacks those disks). */
   issues: HostIssue[];
-  warnings: string[];
+  /** Why KVM is not usable when accel: auto falls back to TCG (each verb says it in its own words), else null. */
+  kvmFallback: string | null;
 }
 
 /** The probes behind the facts; one per process (the daemon, a CLI verb) so each runs once. */
@@ -79,8 +80,8 @@ export function cacheDirOf(stateRoot: string): string {
 
 /** Every fact the planner needs for `spec`; what could not be had is in `issues`, never thrown (QEMU's probe failing is). */
 export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions): Promise<GatheredFacts> {
-  const warnings: string[] = [];
-  const [qemu, kvmUsable, files] = await Promise.all([src.caps(), kvmFact(spec, src, o.kvm, warnings), hostFiles(spec)]);
+  const [qemu, kvm, files] = await Promise.all([src.caps(), kvmFact(spec, src, o.kvm), hostFiles(spec)]);
+  const kvmUsable = kvm.usable;
   const facts: Facts = {
     qemu, kvmUsable, chains: files.chains,
     identity: o.identity ?? identityPolicy(),
@@ -93,16 +94,14 @@ export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions):
     const ports = await chooseForwardPorts(spec);
     if (Object.keys(ports).length > 0) facts.forwardPorts = ports;
   }
-  return { facts, issues: files.issues, warnings };
+  return { facts, issues: files.issues, kvmFallback: !kvm.usable && spec.accel === 'auto' ? kvm.reason : null };
 }
 
 /** Whether KVM is usable as start decides it: the spec's tcg needs no probe, a flag overrides it, else the cached probe. */
-async function kvmFact(spec: Spec, src: FactSources, flag: boolean | undefined, warnings: string[]): Promise<boolean> {
-  if (spec.accel === 'tcg') return false;
-  if (flag !== undefined) return flag;
-  const v = await src.kvm();
-  if (!v.usable && spec.accel === 'auto') warnings.push(`KVM is not usable (${v.reason}): falling back to TCG, which is much slower`);
-  return v.usable;
+async function kvmFact(spec: Spec, src: FactSources, flag: boolean | undefined): Promise<{ usable: boolean; reason: string }> {
+  if (spec.accel === 'tcg') return { usable: false, reason: 'the spec says tcg' };
+  if (flag !== undefined) return { usable: flag, reason: flag ? '' : 'planned without KVM on request' };
+  return src.kvm();
 }
 
 /**

@@ -60,7 +60,7 @@ const facts: Step<StartCtx> = {
   async run(c) {
     const spec = c.rec.spec as unknown as Spec;
     const g = await c.d.backends.facts(spec, c.d.store.root, { choosePorts: true });
-    c.warnings.push(...g.warnings);
+    if (g.kvmFallback !== null) c.warnings.push(`KVM is not usable (${g.kvmFallback}): falling back to TCG, which is much slower`);
     const first = g.issues[0];
     if (first !== undefined) throw hostIssueError(c.rec.name, first);
     c.facts = g.facts;
