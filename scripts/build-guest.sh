@@ -109,6 +109,7 @@ for arg in $(cat /proc/cmdline); do
     warden.ping=*) ping=${arg#warden.ping=} ;;
     warden.http=*) http=${arg#warden.http=} ;;
     warden.flood=*) flood=${arg#warden.flood=} ;;
+    warden.fetch=*) fetch=${arg#warden.fetch=} ;;
   esac
 done
 if [ -n "${ip:-}" ]; then
@@ -133,6 +134,17 @@ if [ -n "${ping:-}" ]; then
       n=$((n + 1)); sleep 1
     done
     echo "WARDEN-PING-FAIL $ping"
+  ) &
+fi
+# warden.fetch=URL: an HTTP GET from the guest (ICMP may not pass user networking), its first line reported.
+if [ -n "${fetch:-}" ]; then
+  (
+    n=0
+    while [ $n -lt 30 ]; do
+      if body=$(timeout 5 wget -q -O - "$fetch" 2>/dev/null); then echo "WARDEN-FETCH-OK $(echo "$body" | head -n1)"; exit 0; fi
+      n=$((n + 1)); sleep 1
+    done
+    echo "WARDEN-FETCH-FAIL $fetch"
   ) &
 fi
 # warden.flood=BYTES: that much console output at once (for the log cap tests), then a marker.

@@ -8,13 +8,13 @@ export { jailerConfig } from './jailer.js';
 import { existsSync, openSync, constants as C, promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { walkChain, type ImageFormat } from '../image/index.js';
-import { buildPlan, type Facts } from '../plan/index.js';
-import { loadQemuCaps } from '../qemu/index.js';
+import { PASST_BINARY, buildPlan, type Facts } from '../plan/index.js';
+import { gatherProgramView, loadQemuCaps } from '../qemu/index.js';
 import { parseSpec, resolveSpecPaths, type Spec } from '../spec/index.js';
 import type { JailerConfig } from '../jail/index.js';
 import { applyHostActions, closeHostFds, parseUndoLog, undoHostActions, type UndoLog } from '../net/index.js';
 import { QmpClient } from '../qmp/index.js';
-import { NodeFs, NodeProcessRunner, loadNative, type Fs, type ProcessRunner } from '../sys/index.js';
+import { NodeFs, NodeHostFiles, NodeProcessRunner, loadNative, type Fs, type ProcessRunner } from '../sys/index.js';
 import { detectKvm } from './accel.js';
 import { DirectLauncher } from './direct.js';
 import { LOGD_USER } from './logd.js';
@@ -102,6 +102,8 @@ export function realBackends(o: RealBackendOptions): Backends {
       };
       const fw = firmware();
       if (fw !== undefined) facts.firmware = fw;
+      const passt = await gatherProgramView(runner, new NodeHostFiles(), PASST_BINARY);
+      if (passt !== null) facts.helpers = { passt };
       return buildPlan(input.spec as unknown as Spec, facts);
     },
     jail: useJail ? new JailerLauncher(config, fs) : new DirectLauncher(),

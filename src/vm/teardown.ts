@@ -49,6 +49,7 @@ export async function undoRecords(d: TeardownDeps, undo: readonly UndoRecord[]):
       else if (u.step === 'logd') await endLogd(d.fs, { pid: Number(u.data['pid']), startTime: Number(u.data['startTime']) });
       else if (u.step === 'sockets') for (const p of u.data['paths'] as string[]) rmSync(p, { force: true });
       else if (u.step === 'net') await d.backends.net.undo(u.data['log']);
+      else if (u.step.startsWith('helper:')) await d.backends.jail.teardown(String(u.data['jailName']), String(u.data['owner']));
     } catch (err) {
       failures.push(`${u.step}: ${String((err as Error)?.message ?? err)}`);
       remaining.unshift(u);
@@ -99,6 +100,7 @@ export async function endRun(d: TeardownDeps, rec: VmRecord, f: EndFacts = {}): 
   const out: VmRecord = { ...rec, phase: rec.phase === 'created' && run === undefined ? 'created' : phaseAfterExit(c.reason), updatedAt: d.now(),
     lastExit: { reason: c.reason, at: d.now(), code: exit?.code ?? null, signal: exit?.signal ?? null, detail: c.detail } };
   delete out.run;
+  delete out.helpers;
   delete out.undo;
   // What could not be undone stays recorded; the next command retries it.
   if (remaining.length > 0) out.undo = remaining;

@@ -52,6 +52,8 @@ export interface Inspection {
   /** The VM's log writer while it runs: its pid, whether it is alive, stopped (SIGSTOP: QEMU blocks once a log pipe is full), its uid. */
   logWriter: { pid: number; alive: boolean; stopped: boolean; uid: number | null } | null;
   paths: { dir: string; serialLog: string; qmpSocket: string; serialSocket: string; qemuLog: string };
+  /** Helpers in their own jails (passt ...), each seen from outside; a dead one while the VM runs is reported. */
+  helpers: Array<{ kind: string; from: string; jailName: string; pid: number; uid: number; alive: boolean; process: OutsideView | null }>;
 }
 
 export async function inspectRecord(fs: Fs, store: StateStore, rec: VmRecord): Promise<Inspection> {
@@ -67,6 +69,10 @@ export async function inspectRecord(fs: Fs, store: StateStore, rec: VmRecord): P
     run: rec.run ?? null, process: proc, protectionsOff: rec.run?.protectionsOff ?? [], lastExit: rec.lastExit ?? null,
     warnings: rec.warnings ?? [], logWriter: rec.run === undefined ? null : await logWriterOf(fs, rec),
     paths: { dir: p.dir, serialLog: p.serialLog, qmpSocket: p.qmpSocket, serialSocket: p.serialSocket, qemuLog: p.qemuLog },
+    helpers: await Promise.all((rec.helpers ?? []).map(async (h) => {
+      const alive = await isAlive(fs, h.proc);
+      return { kind: h.kind, from: h.from, jailName: h.jailName, pid: h.proc.pid, uid: h.uid, alive, process: alive ? await outsideView(fs, h.proc.pid) : null };
+    })),
   };
 }
 
@@ -103,6 +109,10 @@ export function formatInspection(i: Inspection): string {
     lines.push(!w.alive ? `  log writer: pid ${w.pid} is gone: the logs are no longer written until the VM restarts`
       : w.stopped ? `  log writer: pid ${w.pid} as uid ${w.uid ?? '?'} is STOPPED: QEMU freezes once a log pipe is full (kill -CONT ${w.pid})`
         : `  log writer: pid ${w.pid} as uid ${w.uid ?? '?'}`);
+  }
+  for (const h of i.helpers) {
+    lines.push(h.alive ? `  helper ${h.kind} (${h.from}): pid ${h.pid} as uid ${h.uid} in jail ${h.jailName}${h.process ? `, CapEff ${h.process.capEff}, own namespaces: ${h.process.ownNamespaces.join(' ') || 'none'}` : ''}`
+      : `  helper ${h.kind} (${h.from}): pid ${h.pid} is GONE: what it served (${h.from}) no longer works; restart the VM`);
   }
   if (i.plan) lines.push(`  plan: ${i.plan.argv.length} QEMU arguments, ${i.plan.manifest.length} resources (--json shows them)`);
   return lines.join('\n');

@@ -5,9 +5,9 @@
 import type { Command } from 'commander';
 import { constants as fsConstants, existsSync, promises as fsp } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { QemuProbeError, loadQemuCaps } from '../../qemu/index.js';
-import { NodeFs, NodeProcessRunner } from '../../sys/index.js';
-import { PlanError, buildPlan, vmPaths, type Facts } from '../../plan/index.js';
+import { QemuProbeError, gatherProgramView, loadQemuCaps } from '../../qemu/index.js';
+import { NodeFs, NodeHostFiles, NodeProcessRunner } from '../../sys/index.js';
+import { PASST_BINARY, PlanError, buildPlan, vmPaths, type Facts } from '../../plan/index.js';
 import { WardenError } from '../../errors/index.js';
 import { SpecError, SpecReadError, issueAt, parseSpec, resolveSpecPaths, type Spec, type SpecIssue } from '../../spec/index.js';
 import { defaultStateRoot } from '../../vm/index.js';
@@ -109,6 +109,8 @@ export async function gatherFacts(loaded: LoadedSpec, o: FactOptions): Promise<F
   };
   const fw = firmwareFacts();
   if (fw !== undefined) facts.firmware = fw;
+  const passt = await gatherProgramView(new NodeProcessRunner(), new NodeHostFiles(), PASST_BINARY);
+  if (passt !== null) facts.helpers = { passt };
   return facts;
 }
 
