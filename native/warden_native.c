@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <signal.h>
 #include <linux/if.h>
@@ -241,7 +242,31 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* memfdSealed(name, data) -> fd: an anonymous memory file holding exactly `data`, sealed
+ * against any write, growth or shrink (F_SEAL_SEAL|WRITE|GROW|SHRINK), close-on-exec. A
+ * program given it reads a snapshot nobody can change, by fd or as /proc/self/fd/N. */
+static napi_value memfd_sealed(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2]; char name[64]; size_t nlen; void *data; size_t len;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &nlen) != napi_ok
+      || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) { napi_throw_type_error(env, "EINVAL", "memfdSealed(name, buffer)"); return NULL; }
+  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return throw_errno(env, "memfd_create", errno);
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = write(fd, (const char *)data + off, len - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) { int e = n < 0 ? errno : EIO; close(fd); return throw_errno(env, "write", e); }
+    off += (size_t)n;
+  }
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK) < 0) { int e = errno; close(fd); return throw_errno(env, "fcntl(F_ADD_SEALS)", e); }
+  napi_value r; napi_create_int32(env, fd, &r);
+  return r;
+}
+static void register_daemon_calls(napi_env env, napi_value exports); /* defined at the end (daemon) */
+
 static napi_value init(napi_env env, napi_value exports) {
+  register_daemon_calls(env, exports);
   napi_property_descriptor props[] = {
     { "openTap", NULL, open_tap, NULL, NULL, NULL, napi_enumerable, NULL },
     { "sendFds", NULL, send_fds, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -252,9 +277,116 @@ static napi_value init(napi_env env, napi_value exports) {
     { "pidfdSignal", NULL, pidfd_signal, NULL, NULL, NULL, napi_enumerable, NULL },
     { "tapIfName", NULL, tap_if_name, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "memfdSealed", NULL, memfd_sealed, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
+
+/* ---- daemon: peer credentials and pidfd watching (self-contained; registered by init) ---- */
+#include <uv.h>
+
+/* peerCred(fd): SO_PEERCRED of a connected unix socket: {pid, uid, gid} at connect(2) time. */
+static napi_value peer_cred(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1]; int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !get_int(env, argv[0], &fd)) { napi_throw_type_error(env, "EINVAL", "peerCred(fd)"); return NULL; }
+  struct ucred cred; socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return throw_errno(env, "getsockopt SO_PEERCRED", errno);
+  napi_value out, v;
+  napi_create_object(env, &out);
+  napi_create_int32(env, (int32_t)cred.pid, &v); napi_set_named_property(env, out, "pid", v);
+  napi_create_uint32(env, (uint32_t)cred.uid, &v); napi_set_named_property(env, out, "uid", v);
+  napi_create_uint32(env, (uint32_t)cred.gid, &v); napi_set_named_property(env, out, "gid", v);
+  return out;
+}
+
+/* A one-shot readability watch on an fd (a pidfd turns readable when its process exits). */
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref cb;
+  napi_async_context ctx;
+  int active;
+  int owners; /* the uv handle until closed, and the JS handle until collected */
+} fd_watch;
+
+static void watch_release(fd_watch *w) { if (--w->owners == 0) free(w); }
+static void watch_freed(uv_handle_t *h) { watch_release(h->data); }
+
+static void watch_stop(fd_watch *w) {
+  if (!w->active) return;
+  w->active = 0;
+  uv_poll_stop(&w->poll);
+  napi_delete_reference(w->env, w->cb);
+  napi_async_destroy(w->env, w->ctx);
+  uv_close((uv_handle_t *)&w->poll, watch_freed);
+}
+
+static void watch_fired(uv_poll_t *p, int status, int events) {
+  (void)status; (void)events;
+  fd_watch *w = p->data;
+  if (!w->active) return;
+  napi_env env = w->env;
+  napi_handle_scope scope; napi_open_handle_scope(env, &scope);
+  napi_value cb, recv; napi_get_reference_value(env, w->cb, &cb); napi_get_global(env, &recv); /* make_callback wants an object */
+  napi_async_context ctx = w->ctx;
+  w->ctx = NULL;
+  w->active = 0; /* the callback runs once; the handle goes now */
+  uv_poll_stop(&w->poll);
+  napi_delete_reference(env, w->cb);
+  uv_close((uv_handle_t *)&w->poll, watch_freed);
+  napi_make_callback(env, ctx, recv, cb, 0, NULL, NULL);
+  napi_async_destroy(env, ctx);
+  napi_close_handle_scope(env, scope);
+}
+
+static void watch_finalize(napi_env env, void *data, void *hint) { (void)env; (void)hint; watch_release(data); }
+
+/* watchReadable(fd, cb): calls cb() once, on the event loop, when fd turns readable; returns a handle for unwatch. */
+static napi_value watch_readable(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2]; int32_t fd;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || !get_int(env, argv[0], &fd)) { napi_throw_type_error(env, "EINVAL", "watchReadable(fd, cb)"); return NULL; }
+  uv_loop_t *loop; napi_get_uv_event_loop(env, &loop);
+  fd_watch *w = calloc(1, sizeof *w);
+  if (w == NULL) return throw_errno(env, "calloc", ENOMEM);
+  w->env = env; w->poll.data = w; w->owners = 2;
+  int r = uv_poll_init(loop, &w->poll, fd);
+  if (r < 0) { free(w); return throw_errno(env, "uv_poll_init", -r); }
+  napi_create_reference(env, argv[1], 1, &w->cb);
+  napi_value name; napi_create_string_utf8(env, "warden.watchReadable", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &w->ctx);
+  w->active = 1;
+  r = uv_poll_start(&w->poll, UV_READABLE, watch_fired);
+  if (r < 0) {
+    w->active = 0;
+    napi_delete_reference(env, w->cb);
+    napi_async_destroy(env, w->ctx);
+    w->owners = 1;
+    uv_close((uv_handle_t *)&w->poll, watch_freed);
+    return throw_errno(env, "uv_poll_start", -r);
+  }
+  napi_value handle; napi_create_external(env, w, watch_finalize, NULL, &handle);
+  return handle;
+}
+
+/* unwatch(handle): stops a watch that has not fired; a no-op after it fired. */
+static napi_value unwatch(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1]; void *data = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_get_value_external(env, argv[0], &data) != napi_ok) { napi_throw_type_error(env, "EINVAL", "unwatch(handle)"); return NULL; }
+  watch_stop(data);
+  return NULL;
+}
+
+static void register_daemon_calls(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "watchReadable", NULL, watch_readable, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL },
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}

@@ -1,9 +1,10 @@
 /** @module image/chain: the backing-chain walker: follows backing edges from the top layer under the image policy, one bounded probe per layer. */
-import { checkAllowed, checkDataFile, checkExtents, checkLoop, checkName, type Walk } from './checks.js';
+import { checkAllowed, checkDataFile, checkExtents, checkLoop, checkName, guardFor, type Naming, type Walk } from './checks.js';
 import { ImageError, atLayer } from './errors.js';
 import { classifyName, rebaseHint, resolveRecorded } from './policy.js';
 import { readImageInfo } from './reader.js';
 import { nodeImageOpener, type ImageOpener } from './source.js';
+import type { Target } from './open.js';
 import type { ChainLayer, ImageChain, ImageFormat, ImageInfo } from './types.js';
 import { basename, resolve } from 'node:path';
 
@@ -20,6 +21,21 @@ export interface WalkOptions {
   allowProtocolBackings?: boolean;
   /** Where files are opened (tests inject faults here). */
   opener?: ImageOpener;
+  /** Why each of allowDirs is allowed (same order), named in refusals ("the top image's directory", "disks[0].allowDirs" ...). */
+  allowDirsWhy?: string[];
+  /** External data files allowed wherever they lie (the spec names them); others must lie in allowDirs. */
+  dataFiles?: string[];
+  /**
+   * When given, a layer that is a block or character device is refused unless it is the
+   * top layer and one of these (the spec's disk is that device). Absent: block devices pass.
+   */
+  devices?: string[];
+  /** How a refused directory is allowed, in the caller's terms (default: the --allow-dir flag). */
+  allowHint?: string;
+  /** Whether QEMU gets the top layer (and its data file) writable: those also pass `writableCheck`. */
+  writableTop?: boolean;
+  /** Refuses (throws) a file QEMU would get writable; runs on the resolved name before it is opened. */
+  writableCheck?: (t: Target, what: string) => void;
 }
 
 export const DEFAULT_MAX_DEPTH = 64;
@@ -33,10 +49,10 @@ interface Step {
 }
 
 /** Opens and probes one layer: existence, allowed dirs, loops, then the bounded header read. */
-async function probeLayer(w: Walk, step: Step): Promise<Omit<ChainLayer, 'dataFilePath'>> {
-  const src = await w.opener.open(step.path, { realPath: w.allowed !== null });
+async function probeLayer(w: Walk, step: Step, n: Naming): Promise<Omit<ChainLayer, 'dataFilePath'>> {
+  const src = await w.opener.open(step.path, { realPath: true, guard: guardFor(w, n) });
   try {
-    checkAllowed(w, step.path, src.realPath, 'layer');
+    if (!(n.top && w.devices?.includes(src.realPath ?? '') === true)) checkAllowed(w, step.path, src.realPath, n);
     checkLoop(w, src, step.path, 'layer');
     const info = await readImageInfo(src, step.format, basename(step.path));
     return { ...info, path: step.path, dev: src.dev, ino: src.ino, size: src.size };
@@ -71,11 +87,13 @@ function named(err: unknown, step: Step): unknown {
 
 /** One layer, fully checked; the step to take next, or null at the bottom. */
 async function walkOne(w: Walk, step: Step, layers: ChainLayer[], chain: ImageChain): Promise<Step | null> {
-  const info = await probeLayer(w, step);
+  const top = step.namedBy === null;
+  const writable = top && w.writableTop === true;
+  const info = await probeLayer(w, step, { what: top ? 'image' : 'backing file', namedBy: step.namedBy, top, writable });
   checkProbedLeaf(step, info);
-  const dataFilePath = info.dataFile === null ? null : await checkDataFile(w, step.path, info.dataFile);
-  const extents = await checkExtents(w, step.path, info);
-  layers.push({ ...info, dataFilePath, ...extents });
+  const data = info.dataFile === null ? null : await checkDataFile(w, step.path, info.dataFile, 'data file', writable);
+  const extents = await checkExtents(w, step.path, info, writable);
+  layers.push({ ...info, dataFilePath: data?.path ?? null, ...(data === null ? {} : { dataFileId: data.id }), ...extents });
   const name = info.backingFilename;
   if (name === null) return null;
   if (!checkName(w, step.path, name, 'backing file')) {
@@ -102,7 +120,15 @@ export async function walkChain(path: string, options: WalkOptions = {}): Promis
   // A missing allowed directory cannot hold a layer: keep its lexical path, which matches nothing that exists.
   const real = (d: string) => opener.realpath(resolve(d)).catch(() => resolve(d));
   const allowed = options.allowDirs === undefined ? null : await Promise.all(options.allowDirs.map(real));
-  const w: Walk = { opts: options, opener, allowed, seen: new Map(), maxDepth: max };
+  const w: Walk = {
+    opts: options, opener, allowed, seen: new Map(), maxDepth: max,
+    dataFiles: await Promise.all((options.dataFiles ?? []).map(real)),
+    devices: options.devices === undefined ? null : await Promise.all(options.devices.map(real)),
+    allowHint: options.allowHint ?? 'allow its directory (--allow-dir)',
+    ...(options.allowDirsWhy === undefined ? {} : { allowedWhy: options.allowDirsWhy }),
+    ...(options.writableTop === undefined ? {} : { writableTop: options.writableTop }),
+    ...(options.writableCheck === undefined ? {} : { writableCheck: options.writableCheck }),
+  };
   const layers: ChainLayer[] = [];
   const chain: ImageChain = { layers };
   let step: Step | null = { path: resolve(path), format: options.format ?? null, namedBy: null };

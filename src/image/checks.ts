@@ -3,6 +3,7 @@ import { ImageError, atLayer } from './errors.js';
 import { vmdkExtentRow } from './formats/vmdk.js';
 import { classifyName, isInsideDirs, protocolOf, resolveRecorded } from './policy.js';
 import { readWithRow } from './reader.js';
+import type { Guard, Target } from './open.js';
 import type { ImageOpener } from './source.js';
 import type { ImageInfo } from './types.js';
 
@@ -13,17 +14,58 @@ export interface Walk {
   allowed: string[] | null;
   seen: Map<string, string>;
   maxDepth: number;
+  /** Why each allowed directory is allowed (same order as `allowed`), for refusals. */
+  allowedWhy?: string[];
+  /** Real paths of data files allowed wherever they lie (the spec's dataFile). */
+  dataFiles: string[];
+  /** Real paths of the only device layers allowed (the spec's disk when it is a device); null: block devices are not policed. */
+  devices: string[] | null;
+  /** Refused-name fix (how to allow a directory in this caller's terms). */
+  allowHint: string;
+  /** Whether QEMU gets the top layer writable, and a check on such files, run before they are opened. */
+  writableTop?: boolean;
+  writableCheck?: (t: Target, what: string) => void;
 }
 
-/** Refuses a file whose real path (from its open fd) lies outside the allowed directories, naming both. */
-export function checkAllowed(w: Walk, path: string, real: string | null, what: string): void {
+/** Where a file was named, for refusals: "backing file X (recorded as "N" in OVERLAY)". */
+export interface Naming { what: string; namedBy: { path: string; name: string } | null; top: boolean; writable: boolean }
+
+function describe(path: string, real: string | null, n: Naming): string {
+  const recorded = n.namedBy === null ? '' : ` (recorded as "${n.namedBy.name}" in ${n.namedBy.path})`;
+  return `${n.what} ${path}${recorded}${real === path || real === null ? '' : `, really ${real},`}`;
+}
+
+/** Refuses a file whose real path lies outside the allowed directories, naming the layer, the path and the fix. */
+export function checkAllowed(w: Walk, path: string, real: string | null, what: string | Naming): void {
   if (w.allowed === null) return;
+  const n: Naming = typeof what === 'string' ? { what, namedBy: null, top: false, writable: false } : what;
+  if (n.what === 'data file' && real !== null && w.dataFiles.includes(real)) return;
   if (real === null || !isInsideDirs(real, w.allowed)) {
-    throw new ImageError('IMAGE_OUTSIDE_ALLOWED_DIRS', `${what} ${path}${real === path || real === null ? '' : ` (really ${real})`} lies outside the allowed directories ${w.allowed.join(', ')}`, {
-      context: { layer: path, realPath: real, allowDirs: w.allowed },
-      suggestions: ['move the image into an allowed directory, or allow its directory (--allow-dir)'],
+    const places = w.allowed.map((d, i) => (w.allowedWhy?.[i] === undefined ? d : `${d} (${w.allowedWhy[i]})`)).join(', ');
+    throw new ImageError('IMAGE_OUTSIDE_ALLOWED_DIRS', `${describe(path, real, n)} lies outside the places this chain may lead: ${places}; it was not opened`, {
+      context: { layer: path, realPath: real, allowDirs: w.allowed, ...(n.namedBy === null ? {} : { namedBy: n.namedBy.path, recordedName: n.namedBy.name }) },
+      suggestions: [n.what === 'data file' ? `if this data file is meant, name it on the disk (dataFile: ${real ?? path}) or ${w.allowHint}` : `move the file into an allowed directory, or ${w.allowHint}`],
     });
   }
+}
+
+/**
+ * The checks that run on a resolved name before it is opened: allowed places, device
+ * layers (only the spec's own disk), and the owner check for files QEMU gets writable.
+ */
+export function guardFor(w: Walk, n: Naming): Guard {
+  return (t) => {
+    const ownDevice = n.top && w.devices !== null && w.devices.includes(t.realPath);
+    if (!ownDevice) checkAllowed(w, t.path, t.realPath, n);
+    const special = t.kind === 'block' || t.kind === 'char' || t.kind === 'fifo' || t.kind === 'socket';
+    if (special && w.devices !== null && !ownDevice) {
+      throw new ImageError('IMAGE_DEVICE_REFUSED', `${describe(t.path, t.realPath, n)} is a ${t.kind === 'fifo' || t.kind === 'socket' ? t.kind : `${t.kind} device`}; a device is used only as a disk's own image, never because an image header names it; it was not opened`, {
+        context: { layer: t.path, realPath: t.realPath, kind: t.kind, ...(n.namedBy === null ? {} : { namedBy: n.namedBy.path, recordedName: n.namedBy.name }) },
+        suggestions: ['to give the VM a block device, name it as a disk\'s image in the spec (image: DEVICE, format: raw); otherwise fix the header: qemu-img rebase -u -b FILE -F FMT OVERLAY'],
+      });
+    }
+    if (n.writable) w.writableCheck?.(t, n.what);
+  };
 }
 
 /** Records (dev, ino) and refuses a file already seen in this chain, whatever name it was reached by. */
@@ -57,25 +99,26 @@ export function checkName(w: Walk, overlay: string, name: string, what: 'backing
 }
 
 /** Resolves and checks an external data file or VMDK extent like a layer (named, allowed, not a loop, present). */
-export async function checkDataFile(w: Walk, layerPath: string, name: string, what: 'data file' | 'extent file' = 'data file'): Promise<string> {
+export async function checkDataFile(w: Walk, layerPath: string, name: string, what: 'data file' | 'extent file' = 'data file', writable = false): Promise<{ path: string; id: { dev: number; ino: number } }> {
   checkName(w, layerPath, name, what);
   const path = resolveRecorded(layerPath, name);
+  const n: Naming = { what, namedBy: { path: layerPath, name }, top: false, writable };
   try {
-    const id = await w.opener.identify(path, { realPath: w.allowed !== null });
-    checkAllowed(w, path, id.realPath, what);
+    const id = await w.opener.identify(path, { realPath: true, guard: guardFor(w, n) });
+    checkAllowed(w, path, id.realPath, n);
     checkLoop(w, id, path, what);
+    return { path, id: { dev: id.dev, ino: id.ino } };
   } catch (err) {
     if (!(err instanceof ImageError) || err.code !== 'IMAGE_NOT_FOUND') throw err;
     throw new ImageError('IMAGE_NOT_FOUND', `${what} ${path} (recorded as "${name}" in ${layerPath}) does not exist`, {
       context: { layer: path, namedBy: layerPath, recordedName: name }, cause: err.cause,
     });
   }
-  return path;
 }
 
 /** A sparse extent QEMU will open: its header gets the same bounded probe and checks (a descriptor there is bad magic). */
-async function probeSparseExtent(w: Walk, path: string): Promise<void> {
-  const src = await w.opener.open(path);
+async function probeSparseExtent(w: Walk, path: string, n: Naming): Promise<void> {
+  const src = await w.opener.open(path, { realPath: true, guard: guardFor(w, n) });
   try {
     await readWithRow(src, vmdkExtentRow);
   } catch (err) {
@@ -86,14 +129,16 @@ async function probeSparseExtent(w: Walk, path: string): Promise<void> {
 }
 
 /** A VMDK descriptor's extent files, each checked like a data file; sparse ones are probed too. */
-export async function checkExtents(w: Walk, layerPath: string, info: ImageInfo): Promise<{ extentPaths?: string[] }> {
+export async function checkExtents(w: Walk, layerPath: string, info: ImageInfo, writable = false): Promise<{ extentPaths?: string[]; extentIds?: Array<{ dev: number; ino: number }> }> {
   if (info.extents === undefined) return {};
   const extentPaths: string[] = [];
+  const extentIds: Array<{ dev: number; ino: number }> = [];
   for (const e of info.extents) {
-    const path = await checkDataFile(w, layerPath, e.file, 'extent file');
-    if (e.type === 'SPARSE' || e.type === 'VMFSSPARSE') await probeSparseExtent(w, path);
+    const { path, id } = await checkDataFile(w, layerPath, e.file, 'extent file', writable);
+    if (e.type === 'SPARSE' || e.type === 'VMFSSPARSE') await probeSparseExtent(w, path, { what: 'extent file', namedBy: { path: layerPath, name: e.file }, top: false, writable });
     extentPaths.push(path);
+    extentIds.push(id);
   }
-  return { extentPaths };
+  return { extentPaths, extentIds };
 }
 

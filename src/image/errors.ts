@@ -21,7 +21,19 @@ export const IMAGE_CODES = [
   'IMAGE_BACKING_PROTOCOL',
   'IMAGE_OUTSIDE_ALLOWED_DIRS',
   'IMAGE_INVALID_OPTION',
+  'IMAGE_DEVICE_REFUSED',
+  'IMAGE_CHANGED',
+  'IMAGE_OWNER_DENIED',
+  'IMAGE_POLICY_INVALID',
 ] as const;
+
+/**
+ * Refusals of the image policy proper (where a chain may lead, what may be opened): these
+ * make `validate` exit 3 like `start`, not 2 like a spec mistake.
+ */
+export const IMAGE_POLICY_CODES: ReadonlySet<string> = new Set([
+  'IMAGE_OUTSIDE_ALLOWED_DIRS', 'IMAGE_DEVICE_REFUSED', 'IMAGE_CHANGED', 'IMAGE_OWNER_DENIED', 'IMAGE_POLICY_INVALID',
+]);
 
 export type ImageErrorCode = (typeof IMAGE_CODES)[number];
 

@@ -1,6 +1,8 @@
 /** @module image/source: the small read-only port the prober reads through, and its Node implementation (pread on an O_RDONLY fd). */
-import { constants, promises as fsp } from 'node:fs';
+import { close, closeSync, constants, promises as fsp, read } from 'node:fs';
+import { promisify } from 'node:util';
 import { ImageError } from './errors.js';
+import { openCheckedSync, type FileKind, type Guard } from './open.js';
 
 /** An open image: its identity and size from fstat, its real path from the fd, and positioned reads. Never writable. */
 export interface ImageSource extends FileIdentity {
@@ -8,94 +10,88 @@ export interface ImageSource extends FileIdentity {
   close(): Promise<void>;
 }
 
-/** What a file is, taken from the open fd itself (so the checks apply to the file actually opened). */
+/** What a file is, taken from the checked open fd itself (so the checks apply to the file actually opened). */
 export interface FileIdentity {
   readonly size: number;
   readonly dev: number;
   readonly ino: number;
-  /** The opened file's path with every symlink resolved (/proc/self/fd/N); null unless asked for. */
+  /** The opened file's path with every symlink resolved (checked again on the held fd). */
   readonly realPath: string | null;
+  /** Its type (regular file or block device; nothing else is ever opened). */
+  readonly kind?: FileKind;
 }
 
 export interface OpenOptions {
-  /** Also learn the real path (one more syscall; only the allowed-directories check needs it). */
+  /** Kept for callers that ask; the real path is always learnt now (the checks need it before the open). */
   realPath?: boolean;
+  /** Runs on the resolved name before anything is opened, and refuses by throwing (allowed places, devices). */
+  guard?: Guard;
 }
 
 /** Opens images by path; the chain walker takes one so tests can inject faults. */
 export interface ImageOpener {
   open(path: string, options?: OpenOptions): Promise<ImageSource>;
-  /** Opens, identifies and closes a file that is checked but not read (an external data file, a VMDK extent). */
+  /** Checks, opens, identifies and closes a file that is not read (an external data file, a VMDK extent). */
   identify(path: string, options?: OpenOptions): Promise<FileIdentity>;
   /** A directory's path with every symlink resolved (for the allowed directories themselves). */
   realpath(path: string): Promise<string>;
 }
 
-function openError(path: string, err: unknown, doing: string): ImageError {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'ENOTDIR') {
-    return new ImageError('IMAGE_NOT_FOUND', `${doing} ${path}: no such file`, { context: { layer: path }, cause: err });
-  }
-  return new ImageError('IMAGE_OPEN_FAILED', `${doing} ${path} failed (${code ?? 'error'})`, { context: { layer: path }, cause: err });
-}
-
 /**
- * Opens read-only and non-blocking (a FIFO must not hang the walk), then checks through
- * the fd that it is a regular file or block device. Symlinks are followed on purpose:
- * loops are caught by dev/ino, and the allowed-directories check uses the fd's real path.
+ * Resolves and checks the name first (the guard, then: a regular file or block device),
+ * and only then opens it read-only through the checked O_PATH fd (see open.ts): a FIFO, a
+ * character device or a name outside the allowed places is never opened.
  */
-async function openChecked(path: string, doing: string, options: OpenOptions): Promise<{ fh: fsp.FileHandle } & FileIdentity> {
-  let fh: fsp.FileHandle;
+async function openReadOnly(path: string, doing: string, options: OpenOptions): Promise<{ fd: number } & FileIdentity> {
+  const f = openCheckedSync(path, { flags: constants.O_RDONLY, doing, ...(options.guard === undefined ? {} : { guard: options.guard }) });
   try {
-    fh = await fsp.open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const size = f.kind === 'block' ? await blockSize(f.rdev) : f.size;
+    return { fd: f.fd, size, dev: f.dev, ino: f.ino, realPath: f.realPath, kind: f.kind };
   } catch (err) {
-    throw openError(path, err, doing);
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile() && !st.isBlockDevice()) {
-      throw new ImageError('IMAGE_NOT_A_FILE', `${doing} ${path}: not a regular file or block device`, { context: { layer: path, mode: st.mode } });
-    }
-    const size = st.isBlockDevice() ? await blockSize(fh) : st.size;
-    const realPath = options.realPath === true ? await fsp.readlink(`/proc/self/fd/${fh.fd}`).catch(() => fsp.realpath(path)) : null;
-    return { fh, size, dev: st.dev, ino: st.ino, realPath };
-  } catch (err) {
-    await fh.close();
+    closeSync(f.fd);
     throw err;
   }
 }
 
+const pread = promisify(read);
+const closeFd = promisify(close);
+
 /** The real opener (Node, Linux). */
 export const nodeImageOpener: ImageOpener = {
   async open(path, options = {}) {
-    const { fh, ...id } = await openChecked(path, 'opening image', options);
+    const { fd, ...id } = await openReadOnly(path, 'opening image', options);
+    let closed = false;
     return {
       ...id,
       async read(offset, length) {
         const buf = new Uint8Array(length);
-        const { bytesRead } = await fh.read(buf, 0, length, offset);
+        const { bytesRead } = await pread(fd, buf, 0, length, offset);
         return bytesRead === length ? buf : buf.subarray(0, bytesRead);
       },
-      close: () => fh.close(),
+      async close() {
+        if (closed) return;
+        closed = true;
+        await closeFd(fd);
+      },
     };
   },
   async identify(path, options = {}) {
-    const { fh, ...id } = await openChecked(path, 'checking', options);
-    await fh.close();
+    const { fd, ...id } = await openReadOnly(path, 'checking', options);
+    closeSync(fd);
     return id;
   },
   async realpath(path) {
     try {
       return await fsp.realpath(path);
     } catch (err) {
-      throw openError(path, err, 'resolving');
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new ImageError(code === 'ENOENT' || code === 'ENOTDIR' ? 'IMAGE_NOT_FOUND' : 'IMAGE_OPEN_FAILED', `resolving ${path} failed (${code ?? 'error'})`, { context: { layer: path }, cause: err });
     }
   },
 };
 
 /** Size of a block device (stat says 0): from sysfs, by its major:minor. */
-async function blockSize(fh: fsp.FileHandle): Promise<number> {
-  const { rdev } = await fh.stat();
+async function blockSize(rdev: number): Promise<number> {
   const major = Math.floor(rdev / 256) & 0xfff;
   const minor = (rdev & 0xff) | (Math.floor(rdev / 4096) & ~0xff);
   const sectors = Number((await fsp.readFile(`/sys/dev/block/${major}:${minor}/size`, 'utf8')).trim());

@@ -47,8 +47,12 @@ export interface ChainLayer extends ImageInfo {
   path: string;
   /** Absolute path of the external data file, resolved like a backing name, or null. */
   dataFilePath: string | null;
+  /** The data file's device and inode as checked (the fd QEMU gets must be this file). */
+  dataFileId?: { dev: number; ino: number };
   /** Absolute paths of a VMDK descriptor's extent files (checked like data files), when it has any. */
   extentPaths?: string[];
+  /** Their device and inode as checked, in the same order. */
+  extentIds?: Array<{ dev: number; ino: number }>;
   /** Device and inode, for loop detection and to recognise the same file under two names. */
   dev: number;
   ino: number;

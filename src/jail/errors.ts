@@ -19,7 +19,9 @@ export type JailErrorCode =
   | 'JAIL_HELPER_MISSING'
   | 'JAIL_TEARDOWN_FAILED'
   | 'JAIL_STATE_CORRUPT'
-  | 'JAIL_PROGRAM_FAILED';
+  | 'JAIL_PROGRAM_FAILED'
+  /** The configured uid range overlaps login.defs' user range or another user's subuid/subgid range. */
+  | 'JAIL_UID_RANGE_CONFLICT';
 
 export class JailError extends WardenError {
   declare readonly code: JailErrorCode;

@@ -10,5 +10,6 @@ export { launchJail, type LaunchOptions, type LaunchStep } from './launch.js';
 export { teardownJail, attachJail, listJails, type TeardownResult, type TeardownOptions } from './teardown.js';
 export { readJailExit, parseJailStatus, type JailExit } from './status.js';
 export type { JailHandle } from './handle.js';
-export { LeaseStore, type JailRecord } from './lease-store.js';
+export { LeaseStore, type JailRecord, type HostIdsProbe } from './lease-store.js';
+export { hostIdProbe, rangeConflicts, readRangeConflicts, rangeCollisions, parseLoginDefs, parseSubIds, RESERVED_FOR, type IdInUse, type IdRange, type RangeConflict } from './uid-check.js';
 export { probeJailHost, type JailHostReport } from './preflight.js';

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { JailError } from './errors.js';
 import type { JailerConfig } from './config.js';
 import { isAlive, processId, type ProcessId } from './procfs.js';
+import { RESERVED_FOR, hostIdProbe, readRangeConflicts, type IdInUse } from './uid-check.js';
 
 /** Everything teardown and reconnection need, written before anything is created on the host. */
 export interface JailRecord {
@@ -55,11 +56,20 @@ export const defaultLiveness: LivenessProbe = async (r) => {
   return false;
 };
 
+/** A fresh host-id check per acquire (its /proc and state scans are snapshots). */
+export type HostIdsProbe = () => IdInUse;
+
 export class LeaseStore {
   private readonly file: string;
   private readonly lock: string;
+  private readonly hostIds: HostIdsProbe;
 
-  constructor(private readonly config: JailerConfig, private readonly alive: LivenessProbe = defaultLiveness) {
+  /**
+   * `hostIds` decides which ids of the range are someone's already (host accounts and
+   * groups, live processes, files in the jailer's state); the default asks the host.
+   */
+  constructor(private readonly config: JailerConfig, private readonly alive: LivenessProbe = defaultLiveness, hostIds?: HostIdsProbe) {
+    this.hostIds = hostIds ?? (() => hostIdProbe({ stateDirs: [config.stateDir, config.runtimeDir] }));
     this.file = join(config.stateDir, 'leases.json');
     this.lock = join(config.stateDir, 'leases.lock');
   }
@@ -70,6 +80,7 @@ export class LeaseStore {
    * can still read its exit, until it is torn down or its name is launched again.
    */
   async acquire(req: LeaseRequest): Promise<JailRecord> {
+    if (req.fixed === undefined) await this.checkRange(req.name);
     return this.locked(async (data) => {
       const live = await this.liveRecords(data);
       if (live.some((r) => r.name === req.name)) {
@@ -80,7 +91,7 @@ export class LeaseStore {
         throw new JailError('JAIL_BUSY', `cgroup "${req.cgroupName}" of jail "${req.name}" belongs to live jail "${sameCgroup.name}"`, { context: { jail: req.name, cgroup: req.cgroupName, holder: sameCgroup.name } });
       }
       const used = new Set(live.flatMap((r) => [r.uid, r.gid]));
-      const ids = req.fixed ?? this.freeId(used, req.name);
+      const ids = req.fixed ?? await this.freeId(used, req.name);
       if (req.fixed !== undefined && (used.has(ids.uid) || used.has(ids.gid))) {
         throw new JailError('JAIL_BUSY', `uid/gid ${ids.uid}/${ids.gid} for jail "${req.name}" is held by another live jail`, { context: { jail: req.name, ...ids } });
       }
@@ -112,10 +123,31 @@ export class LeaseStore {
     return Object.values((await this.read()).jails);
   }
 
-  private freeId(used: Set<number>, name: string): { uid: number; gid: number } {
+  /** The lowest id of the range that no live lease holds and nobody on the host has (an account, a process, files). */
+  private async freeId(used: Set<number>, name: string): Promise<{ uid: number; gid: number }> {
     const { first, count } = this.config.uidRange;
-    for (let uid = first; uid < first + count; uid++) if (!used.has(uid)) return { uid, gid: uid };
-    throw new JailError('JAIL_NO_FREE_UID', `no free uid in ${first}-${first + count - 1} for jail "${name}"`, { context: { jail: name, first, count }, suggestions: ['tear down unused jails or widen uidRange'] });
+    const inUse = this.hostIds();
+    const skipped: string[] = [];
+    for (let uid = first; uid < first + count; uid++) {
+      if (used.has(uid)) continue;
+      const why = await inUse(uid);
+      if (why === null) return { uid, gid: uid };
+      skipped.push(why);
+    }
+    throw new JailError('JAIL_NO_FREE_UID', `no free uid in ${first}-${first + count - 1} for jail "${name}"${skipped.length === 0 ? '' : ` (${skipped.length} taken on the host, e.g. ${skipped[0]})`}`, {
+      context: { jail: name, first, count, hostTaken: skipped.slice(0, 10) }, suggestions: ['tear down unused jails or widen uidRange; warden host check lists who holds ids of the range'],
+    });
+  }
+
+  /** A range the host hands out to users (login.defs, another user's subuid/subgid) is refused: its ids would be shared. */
+  private async checkRange(name: string): Promise<void> {
+    const range = this.config.uidRange;
+    const conflicts = await readRangeConflicts(range);
+    if (conflicts.length === 0) return;
+    throw new JailError('JAIL_UID_RANGE_CONFLICT', `the jail uid range ${range.first}-${range.first + range.count - 1} (for jail "${name}") overlaps ${conflicts.map((c) => `${c.source} (${c.detail})`).join('; ')}`, {
+      context: { jail: name, range, conflicts },
+      suggestions: [`move the range (uidRange) clear of them, and reserve it: usermod --add-subuids ${range.first}-${range.first + range.count - 1} --add-subgids ${range.first}-${range.first + range.count - 1} ${RESERVED_FOR} (see docs/jail.md)`],
+    });
   }
 
   /** Records with anything still alive: only these hold their name and uid. */

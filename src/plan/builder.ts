@@ -49,9 +49,9 @@ export class PlanBuilder {
   }
 
   /** A file QEMU reaches through -add-fd; returns "/dev/fdset/N" for its argv. */
-  fdsetFile(from: string, name: string, path: string, flags: OpenFlag[], opaque: string): string {
+  fdsetFile(from: string, name: string, path: string, flags: OpenFlag[], opaque: string, template?: string): string {
     const fdset = this.nextFdset++;
-    const target = this.pushFd({ kind: 'file', name, path, flags, fdset, from });
+    const target = this.pushFd({ kind: 'file', name, path, flags, fdset, from, ...(template === undefined ? {} : { template }) });
     this.arg(from, '-add-fd', `fd=${target},set=${fdset},opaque=${opaque}`);
     return `/dev/fdset/${fdset}`;
   }
@@ -62,6 +62,11 @@ export class PlanBuilder {
     const target = this.pushFd({ kind: 'log', name, path, capBytes, fdset, from });
     this.arg(from, '-add-fd', `fd=${target},set=${fdset},opaque=${opaque}`);
     return `/dev/fdset/${fdset}`;
+  }
+
+  /** A file QEMU opens by name with plain open(): a sealed copy it reads as /proc/self/fd/N; returns that path. */
+  sealedCopy(from: string, name: string, path: string): string {
+    return `/proc/self/fd/${this.pushFd({ kind: 'sealed-copy', name, path, from })}`;
   }
 
   listenFd(from: string, name: string, path: string): number {

@@ -3,42 +3,57 @@ import type { Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts } from './types.js';
 
-/** OVMF code (read-only) and the per-VM vars copy (read-write) as pflash blockdevs; returns the -machine properties. */
+/**
+ * OVMF code (read-only) and the VM's own variable store (read-write, first made as a copy of
+ * the firmware's template) as pflash blockdevs; returns the -machine properties. Secure boot
+ * takes the secure-boot build, SMM, and pflash the guest can only write from SMM.
+ */
 export function planFirmware(spec: Spec, facts: Facts, b: PlanBuilder): string[] {
   if (spec.firmware !== 'uefi') return [];
-  if (facts.firmware === undefined) {
+  const fw = facts.firmware;
+  if (spec.secureBoot && fw !== undefined && fw.secureBoot !== true) {
+    b.issue({ code: 'PLAN_MISSING_FACT', from: 'secureBoot', message: `secureBoot needs OVMF's secure-boot build with enrolled keys (${SECURE_BOOT_FILES.join(' and ')}), which this host lacks`, suggestion: 'install the ovmf package (Debian 12 ships both files), or set secureBoot: false' });
+    return [];
+  }
+  if (fw === undefined) {
     b.issue({ code: 'PLAN_MISSING_FACT', from: 'firmware', message: 'firmware is uefi, but no OVMF firmware was found on this host', suggestion: 'install the ovmf package' });
     return [];
   }
-  const pflash = (name: string, path: string, writable: boolean, note: string): string => {
-    const fdset = b.fdsetFile('firmware', `fw-${name}`, path, [writable ? 'O_RDWR' : 'O_RDONLY'], `fw-${name}`);
+  const pflash = (name: string, path: string, writable: boolean, template?: string): string => {
+    const fdset = b.fdsetFile('firmware', `fw-${name}`, path, [writable ? 'O_RDWR' : 'O_RDONLY'], `fw-${name}`, template);
     b.qapiArg('firmware', '-blockdev', 'blockdev-add', { driver: 'file', filename: fdset, 'node-name': `fw-${name}-file`, 'read-only': !writable });
     b.qapiArg('firmware', '-blockdev', 'blockdev-add', { driver: 'raw', 'node-name': `fw-${name}`, file: `fw-${name}-file`, 'read-only': !writable });
-    b.note('file', path, writable ? 'rw' : 'ro', 'firmware', note);
     return `fw-${name}`;
   };
-  const code = pflash('code', facts.firmware.uefiCode, false, 'UEFI firmware code (OVMF)');
-  const vars = pflash('vars', facts.paths.uefiVars, true, `this VM's copy of the UEFI variable store (from ${facts.firmware.uefiVarsTemplate})`);
-  return [`pflash0=${code}`, `pflash1=${vars}`];
+  const code = pflash('code', fw.uefiCode, false);
+  b.note('file', fw.uefiCode, 'ro', 'firmware', `UEFI firmware code (OVMF${fw.secureBoot === true ? ', secure-boot build' : ''})`);
+  const vars = pflash('vars', facts.paths.uefiVars, true, fw.uefiVarsTemplate);
+  b.note('file', facts.paths.uefiVars, 'rw', 'firmware', `this VM's UEFI variable store: made as a copy of ${fw.uefiVarsTemplate} at its first start, kept across restarts, removed with the VM`);
+  if (!spec.secureBoot) return [`pflash0=${code}`, `pflash1=${vars}`];
+  // The variable store is writable only from SMM, so the guest OS cannot rewrite the enrolled keys.
+  b.arg('secureBoot', '-global', 'driver=cfi.pflash01,property=secure,value=on');
+  return [`pflash0=${code}`, `pflash1=${vars}`, 'smm=on'];
 }
+
+/** The secure-boot OVMF pair (Debian's ovmf package): code built with SMM, vars with Microsoft's keys enrolled. */
+export const SECURE_BOOT_FILES = ['/usr/share/OVMF/OVMF_CODE_4M.secboot.fd', '/usr/share/OVMF/OVMF_VARS_4M.ms.fd'] as const;
 
 /**
  * QEMU 7.2 opens -kernel and -initrd by name with plain open()/fopen(), which does not
- * understand /dev/fdset (checked: "could not open kernel file '/dev/fdset/2'"), so these
- * files are bind-mounted read-only into the jail at the same path instead; see planJail.
+ * understand /dev/fdset (checked: "could not open kernel file '/dev/fdset/2'"). So the
+ * manager copies each into a sealed memfd and QEMU reads it as /proc/self/fd/N: nothing the
+ * spec names is mounted into the jail, a file in a 0700 directory works, and Landlock lets
+ * the read through (a memfd is on no path).
  */
-export function planBoot(spec: Spec, b: PlanBuilder): string[] {
-  if (spec.boot === undefined) return [];
-  const files = [spec.boot.kernel];
-  b.arg('boot.kernel', '-kernel', spec.boot.kernel);
-  b.note('file', spec.boot.kernel, 'ro', 'boot.kernel', 'opened by name inside the jail (read-only bind mount): QEMU does not take -kernel from an fdset');
+export function planBoot(spec: Spec, b: PlanBuilder): void {
+  if (spec.boot === undefined) return;
+  b.arg('boot.kernel', '-kernel', b.sealedCopy('boot.kernel', 'kernel', spec.boot.kernel));
+  b.note('file', spec.boot.kernel, 'read (manager)', 'boot.kernel', 'copied into a sealed memfd at start; QEMU reads the copy by fd');
   if (spec.boot.initrd !== undefined) {
-    files.push(spec.boot.initrd);
-    b.arg('boot.initrd', '-initrd', spec.boot.initrd);
-    b.note('file', spec.boot.initrd, 'ro', 'boot.initrd', 'opened by name inside the jail (read-only bind mount)');
+    b.arg('boot.initrd', '-initrd', b.sealedCopy('boot.initrd', 'initrd', spec.boot.initrd));
+    b.note('file', spec.boot.initrd, 'read (manager)', 'boot.initrd', 'copied into a sealed memfd at start; QEMU reads the copy by fd');
   }
   if (spec.boot.cmdline !== undefined) b.arg('boot.cmdline', '-append', spec.boot.cmdline);
-  return files;
 }
 
 export function planDevices(spec: Spec, facts: Facts, b: PlanBuilder): void {

@@ -2,7 +2,6 @@
 export { buildPlan } from './plan.js';
 export type { Plan, HelperPlan, PlannedFd, ManifestEntry, ManifestKind, Facts, OpenFlag, ArgTrace } from './types.js';
 export { PlanError } from './errors.js';
-export { vmPaths } from './types.js';
 export type { PlanIssue } from './errors.js';
 export { stableMac, hostIfname } from './net.js';
 export { SANDBOX } from './base.js';

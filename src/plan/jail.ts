@@ -61,22 +61,20 @@ function planView(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg'
   return { mounts: [...BASE_MOUNTS, ...extra.map((p): JailMount => ({ type: 'ro-bind', source: p, target: p }))], readOnly: ['/usr', ...extra] };
 }
 
-export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg', bootFiles: string[]): JailSpec {
+export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg'): JailSpec {
   const view = planView(spec, facts, b, accel);
   const mounts = [...view.mounts];
-  for (const f of bootFiles) {
-    mounts.push({ type: 'ro-bind', source: f, target: f });
-    b.note('mount', f, 'ro', f === spec.boot?.kernel ? 'boot.kernel' : 'boot.initrd', 'read-only bind mount of exactly this file');
-  }
   const cgroup = limitsToCgroup(spec, accel);
   const net = networkMode(spec);
-  b.note('uid', `${facts.identity.uid}:${facts.identity.gid}`, 'run as', 'name', 'no capabilities, no_new_privs');
+  const id = facts.identity;
+  if ('uid' in id) b.note('uid', `${id.uid}:${id.gid}`, 'run as', 'name', 'no capabilities, no_new_privs');
+  else b.note('uid', `leased from ${id.lease.first}-${id.lease.last}`, 'run as', 'name', 'a uid/gid of its own, leased at launch (the run record names it); no capabilities, no_new_privs');
   const defaulted = [spec.limits?.memory === undefined && 'memory', spec.limits?.pids === undefined && 'pids'].filter(Boolean);
   b.note('cgroup', cgroup.name, 'create', spec.limits === undefined ? 'name' : 'limits', `${describeCgroup(cgroup)}${defaulted.length === 0 ? '' : ` (default ${defaulted.join(' and ')} limit)`}`);
   if (net.mode === 'none') b.note('netns', 'new empty network namespace', 'own', 'networks');
   return {
     name: spec.name,
-    identity: { uid: facts.identity.uid, gid: facts.identity.gid },
+    identity: 'uid' in id ? { uid: id.uid, gid: id.gid } : { lease: true },
     network: net,
     mounts,
     devices: accel === 'kvm' ? ['/dev/kvm'] : [],
@@ -87,7 +85,7 @@ export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' 
     cwd: '/',
     argv: [...b.argv],
     // Everything else QEMU touches arrives as an fd; device nodes it opens by name are the exception.
-    landlock: { readOnly: [...view.readOnly, ...bootFiles], readWrite: accel === 'kvm' ? ['/dev/kvm'] : [] },
+    landlock: { readOnly: [...view.readOnly], readWrite: accel === 'kvm' ? ['/dev/kvm'] : [] },
   };
 }
 

@@ -29,9 +29,9 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   planDisks(spec, facts, b, { machineKind });
   planNetworks(spec, facts, b);
   planDevices(spec, facts, b);
-  const bootFiles = planBoot(spec, b);
+  planBoot(spec, b);
   checkAgainstBinary(facts, b);
-  const jail = planJail(spec, facts, b, accel, bootFiles);
+  const jail = planJail(spec, facts, b, accel);
   if (b.issues.length > 0) throw new PlanError(spec.name, b.issues);
   return { argv: [...b.argv], argvTrace: [...b.trace], fds: [...b.fds], jail, hostActions: [...b.actions], manifest: [...b.manifest], helpers: [...b.helpers] };
 }

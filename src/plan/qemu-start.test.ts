@@ -47,6 +47,8 @@ async function openPlanned(plan: Plan): Promise<{ fds: number[]; close: () => vo
     if (f.kind === 'file') fds.push(openSync(f.path, f.flags.reduce((a, x) => a | FLAG[x]!, 0), 0o600));
     // QEMU needs only a write-only fd for a log: a file stands in for the log writer's pipe here.
     else if (f.kind === 'log') fds.push(openSync(f.path, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o600));
+    // As the manager does it (vm/boot-fds): a sealed memfd copy QEMU reads as /proc/self/fd/N.
+    else if (f.kind === 'sealed-copy') fds.push(loadNative().memfdSealed(f.name, readFileSync(f.path)));
     else if (f.kind === 'unix-listen') {
       // Node unlinks a socket path when its server closes: listen on a temporary name, rename it into place.
       const s = net.createServer();
@@ -208,7 +210,7 @@ async function runCase(t: TestContext, caps: QemuCaps, dir: string, yaml: string
   if (spec.firmware === 'uefi') await fsp.copyFile(facts.firmware!.uefiVarsTemplate, facts.paths.uefiVars);
   const plan = buildPlan(spec, facts);
   const { early, done, pid } = jailed ? await startJailed(t, plan, dir) : await startPlanned(t, plan);
-  if (pid !== undefined) {
+  if (pid !== undefined && 'uid' in facts.identity) {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     assert.match(status, new RegExp(`^Uid:\\s+${facts.identity.uid}\\s`, 'm'), 'QEMU runs as the planned uid');
     assert.match(status, /^CapEff:\s+0+$/m, 'QEMU has no capabilities');

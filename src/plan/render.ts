@@ -23,7 +23,8 @@ export function argvLines(plan: Plan): Array<{ text: string; from: string }> {
 }
 
 function describeFd(f: PlannedFd, plan: Plan): string {
-  if (f.kind === 'file') return `file ${f.path} ${f.flags.join('|')}${f.fdset === undefined ? '' : ` (fdset ${f.fdset})`}`;
+  if (f.kind === 'file') return `file ${f.path} ${f.flags.join('|')}${f.fdset === undefined ? '' : ` (fdset ${f.fdset})`}${f.template === undefined ? '' : ` (first made as a copy of ${f.template})`}`;
+  if (f.kind === 'sealed-copy') return `sealed memfd copy of ${f.path} (read as /proc/self/fd/${f.target})`;
   if (f.kind === 'log') return `pipe to the log writer, into ${f.path} (rotated at ${f.capBytes} bytes)${f.fdset === undefined ? '' : ` (fdset ${f.fdset})`}`;
   if (f.kind === 'unix-listen') return `listening unix socket ${f.path}`;
   if (f.kind === 'socketpair') return `socketpair ${f.pair} (the other end is a helper's)`;
@@ -41,7 +42,7 @@ export function renderPlan(plan: Plan): string {
   for (const f of plan.fds) out.push(`  fd ${f.target} ${f.name}: ${describeFd(f, plan)}  # ${f.from}`);
   const j = plan.jail;
   out.push('', 'Jail:');
-  out.push(`  identity: ${'uid' in j.identity ? `uid ${j.identity.uid}, gid ${j.identity.gid}` : 'leased'}; network: ${j.network.mode}; devices: ${j.devices.length === 0 ? 'none' : j.devices.join(', ')}`);
+  out.push(`  identity: ${'uid' in j.identity ? `uid ${j.identity.uid}, gid ${j.identity.gid}` : 'a uid leased at launch'}; network: ${j.network.mode}; devices: ${j.devices.length === 0 ? 'none' : j.devices.join(', ')}`);
   for (const m of j.mounts) out.push(`  mount ${m.type} ${'source' in m ? `${m.source} -> ${m.target}` : 'linkTarget' in m ? `${m.path} -> ${m.linkTarget}` : m.target}`);
   if (j.cgroup !== undefined) out.push(`  cgroup ${JSON.stringify(j.cgroup)}`);
   if (j.rlimits !== undefined) out.push(`  rlimits ${JSON.stringify(j.rlimits)}`);

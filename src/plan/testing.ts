@@ -1,7 +1,7 @@
 /** @module plan/testing: fact builders for tests (golden cases describe chains briefly; this fills in the rest). */
 import type { ChainLayer, ImageChain, ImageFormat } from '../image/index.js';
 import type { ProgramView, QemuCaps } from '../qemu/index.js';
-import { vmPaths, type Facts } from './types.js';
+import type { Facts } from './types.js';
 
 export type LayerSketch = Partial<ChainLayer> & { path: string; format: ImageFormat };
 
@@ -53,10 +53,19 @@ export function sketchFacts(name: string, qemu: QemuCaps, s: FactSketch = {}, st
     kvmUsable: s.kvmUsable ?? false,
     chains: Object.fromEntries(Object.entries(s.chains ?? {}).map(([k, v]) => [k, sketchChain(v)])),
     identity: s.identity ?? { uid: 200001, gid: 200001 },
-    paths: vmPaths(stateRoot, name),
+    paths: testPaths(stateRoot, name),
   };
   if (s.firmware !== null) facts.firmware = s.firmware ?? { uefiCode: '/usr/share/OVMF/OVMF_CODE_4M.fd', uefiVarsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd' };
   if (s.host !== undefined) facts.host = s.host;
   if (s.passt !== null) facts.helpers = { passt: s.passt ?? PASST_VIEW };
   return facts;
+}
+
+/** State paths as the state store names them (src/vm/facts vmFactPaths; plan may not import vm). */
+export function testPaths(stateRoot: string, name: string): Facts['paths'] {
+  const dir = `${stateRoot.replace(/\/+$/, '')}/${name}`;
+  return {
+    stateDir: dir, qmpSocket: `${dir}/qmp.sock`, serialSocket: `${dir}/serial.sock`, serialLog: `${dir}/serial.log`,
+    uefiVars: `${dir}/uefi-vars.fd`, vncSocket: `${dir}/vnc.sock`, guestAgentSocket: `${dir}/qga.sock`,
+  };
 }

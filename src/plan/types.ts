@@ -11,8 +11,11 @@ export interface Facts {
   kvmUsable: boolean;
   /** Each disk's chain by disk name, top layer first (from the image prober). */
   chains: Record<string, ImageChain>;
-  /** The VM's uid/gid (a lease, or a placeholder for offline planning). */
-  identity: { uid: number; gid: number };
+  /**
+   * Who QEMU runs as: a fixed uid/gid, or a uid leased from the jailer's range when it
+   * launches (the leased one is a runtime fact of the run record, not of the plan).
+   */
+  identity: { uid: number; gid: number } | { lease: { first: number; last: number } };
   paths: {
     /** The VM's state directory (sockets, logs, vars live here). */
     stateDir: string;
@@ -26,8 +29,12 @@ export interface Facts {
     /** The guest agent's socket (guestAgent: true); default <stateDir>/qga.sock. */
     guestAgentSocket?: string;
   };
-  /** Firmware images on this host (firmware: uefi). */
-  firmware?: { uefiCode: string; uefiVarsTemplate: string };
+  /**
+   * The firmware pair on this host that fits the spec (firmware: uefi): OVMF's code, and the
+   * variable-store template each VM's own vars file is first copied from. `secureBoot` says
+   * whether this is the secure-boot build with Microsoft's keys enrolled.
+   */
+  firmware?: { uefiCode: string; uefiVarsTemplate: string; secureBoot?: boolean };
   /** Host features that are optional (no vhost-net here, for instance). */
   host?: { vhostNet?: boolean };
   /** Helper programs found on this host (absent: not installed), with their views. */
@@ -46,8 +53,18 @@ interface FdBase {
 }
 
 export type PlannedFd =
-  /** A file the manager opens with exactly these flags; fdset set when QEMU reaches it as /dev/fdset/N. */
-  | (FdBase & { kind: 'file'; path: string; flags: OpenFlag[]; fdset?: number })
+  /**
+   * A file the manager opens with exactly these flags; fdset set when QEMU reaches it as
+   * /dev/fdset/N. With `template`, a file that does not exist yet is first made as a copy
+   * of it (the per-VM UEFI variable store).
+   */
+  | (FdBase & { kind: 'file'; path: string; flags: OpenFlag[]; fdset?: number; template?: string })
+  /**
+   * A read-only snapshot of a file in a sealed memfd the manager fills, for options QEMU
+   * opens with plain open() (-kernel, -initrd): QEMU reads it as /proc/self/fd/N, which
+   * works whatever the file's mode and directory and does not change if the file does.
+   */
+  | (FdBase & { kind: 'sealed-copy'; path: string })
   /**
    * The write end of a pipe whose other end the manager's log writer (warden-logd) drains
    * into `path`, rotating it to `path`.1 at `capBytes`: QEMU never holds the log file.
@@ -100,13 +117,4 @@ export interface Plan {
   manifest: ManifestEntry[];
   /** Helpers in their own jails, in start order (empty when none). */
   helpers: HelperPlan[];
-}
-
-/** The conventional state paths of VM `name` under `stateRoot` (one directory per VM). */
-export function vmPaths(stateRoot: string, name: string): Facts['paths'] {
-  const dir = `${stateRoot.replace(/\/+$/, '')}/${name}`;
-  return {
-    stateDir: dir, qmpSocket: `${dir}/qmp.sock`, serialSocket: `${dir}/serial.sock`, serialLog: `${dir}/serial.log`,
-    uefiVars: `${dir}/OVMF_VARS.fd`, vncSocket: `${dir}/vnc.sock`, guestAgentSocket: `${dir}/qga.sock`,
-  };
 }

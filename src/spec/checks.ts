@@ -24,7 +24,16 @@ export function checkSpec(spec: Spec): RawIssue[] {
     ...spec.networks.flatMap((n, i) => checkNetwork(n, i)),
     ...checkLimits(spec),
     ...checkSata(spec),
+    ...checkSecureBoot(spec),
   ];
+}
+
+/** Secure boot is UEFI's, and OVMF's secure-boot build needs SMM, which QEMU has on q35 only. */
+function checkSecureBoot(spec: Spec): RawIssue[] {
+  if (!spec.secureBoot) return [];
+  if (spec.firmware !== 'uefi') return [{ code: 'SPEC_CONFLICT', path: ['secureBoot'], message: 'secureBoot needs firmware: uefi', suggestion: 'add firmware: uefi' }];
+  if (spec.machine !== 'q35') return [{ code: 'SPEC_CONFLICT', path: ['secureBoot'], message: 'secureBoot needs machine: q35 (the secure-boot firmware runs in SMM)', suggestion: 'use machine: q35' }];
+  return [];
 }
 
 function duplicates(values: readonly (string | number | undefined)[], list: string, field: string, what: string): RawIssue[] {

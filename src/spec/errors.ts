@@ -23,11 +23,12 @@ export function formatIssue(i: SpecIssue): string {
 export class SpecError extends WardenError {
   readonly issues: SpecIssue[];
 
-  constructor(file: string, issues: SpecIssue[]) {
+  /** `exitCode` overrides exit 2 (an image-policy refusal among the issues exits 3). */
+  constructor(file: string, issues: SpecIssue[], exitCode?: number) {
     const head = `spec ${file} is invalid: ${issues.length} problem${issues.length === 1 ? '' : 's'}`;
     super(issues[0]?.code === 'SPEC_SYNTAX' ? 'SPEC_SYNTAX' : 'SPEC_INVALID',
       [head, ...issues.map((i) => `  ${formatIssue(i)}`)].join('\n'),
-      { context: { file, issues } });
+      { context: { file, issues }, ...(exitCode === undefined ? {} : { exitCode }) });
     this.issues = issues;
   }
 }

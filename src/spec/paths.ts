@@ -8,7 +8,12 @@ function abs(baseDir: string, p: string): string {
 
 /** A copy of the spec with every host path absolute. */
 export function resolveSpecPaths(spec: Spec, baseDir: string): Spec {
-  const out: Spec = { ...spec, disks: spec.disks.map((d) => ({ ...d, image: abs(baseDir, d.image) })) };
+  const out: Spec = { ...spec, disks: spec.disks.map((d) => {
+    const disk = { ...d, image: abs(baseDir, d.image) };
+    if (d.allowDirs !== undefined) disk.allowDirs = d.allowDirs.map((p) => abs(baseDir, p));
+    if (d.dataFile !== undefined) disk.dataFile = abs(baseDir, d.dataFile);
+    return disk;
+  }) };
   if (spec.boot !== undefined) {
     const boot = { ...spec.boot, kernel: abs(baseDir, spec.boot.kernel) };
     if (spec.boot.initrd !== undefined) boot.initrd = abs(baseDir, spec.boot.initrd);

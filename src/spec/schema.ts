@@ -51,6 +51,8 @@ export const DiskSchema = z.strictObject({
   discard: z.boolean().default(false).describe('pass guest discards (TRIM) to the image'),
   bootIndex: z.int().min(0).max(99).optional(),
   serial: z.string().regex(/^[A-Za-z0-9_.-]{1,20}$/, { message: 'must be 1-20 characters of A-Z a-z 0-9 _ . -' }).optional(),
+  allowDirs: z.array(path).max(16).optional().describe('directories (subdirectories included) this disk\'s backing files, data files and extents may lie in, besides the top image\'s directory and the host policy\'s imageDirs'),
+  dataFile: path.optional().describe('an external data file this disk\'s image may name although it lies outside the allowed directories'),
 });
 
 export const ForwardSchema = z.strictObject({
@@ -97,6 +99,7 @@ export const SpecSchema = z.strictObject({
   machine: z.enum(['q35', 'pc']).default('q35'),
   accel: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
   firmware: z.enum(['bios', 'uefi']).default('bios'),
+  secureBoot: z.boolean().default(false).describe('UEFI secure boot (firmware: uefi, machine: q35): OVMF\'s secure-boot build with Microsoft\'s keys enrolled, SMM on'),
   boot: BootSchema.optional(),
   disks: z.array(DiskSchema).max(32).default([]),
   networks: z.array(NetworkSchema).max(16).default([]),

@@ -5,4 +5,4 @@ export { NodeProcessRunner } from './node-process.js';
 export { NodeFs } from './node-fs.js';
 export { nodeClock } from './node-clock.js';
 export { loadNative } from './native.js';
-export type { NativeAddon } from './native.js';
+export type { NativeAddon, WatchHandle } from './native.js';

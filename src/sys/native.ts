@@ -21,7 +21,18 @@ export interface NativeAddon {
   /** The interface a TAP or macvtap fd is attached to (TUNGETIFF). */
   tapIfName(fd: number): string;
   closeFd(fd: number): void;
+  /** An anonymous memory file (memfd) holding `data`, sealed against every change; close-on-exec. */
+  memfdSealed(name: string, data: Uint8Array): number;
+  /** SO_PEERCRED of a connected unix socket: the peer's pid, uid and gid at connect time. */
+  peerCred(fd: number): { pid: number; uid: number; gid: number };
+  /** Calls `cb` once, on the event loop, when `fd` turns readable (a pidfd: its process exited). */
+  watchReadable(fd: number, cb: () => void): WatchHandle;
+  /** Stops a watch that has not fired yet (a no-op once it fired). */
+  unwatch(handle: WatchHandle): void;
 }
+
+/** An opaque handle of watchReadable. */
+export type WatchHandle = { readonly __watch: unique symbol };
 
 let cached: NativeAddon | undefined;
 

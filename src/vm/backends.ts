@@ -5,21 +5,19 @@
  * and QMP (src/qmp).
  */
 export { jailerConfig } from './jailer.js';
-import { existsSync, openSync, constants as C, promises as fsp } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { walkChain, type ImageFormat } from '../image/index.js';
-import { PASST_BINARY, buildPlan, type Facts } from '../plan/index.js';
-import { gatherProgramView, loadQemuCaps } from '../qemu/index.js';
-import { parseSpec, resolveSpecPaths, type Spec } from '../spec/index.js';
+import { openSync, constants as C } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { buildPlan } from '../plan/index.js';
+import { parseSpec, resolveSpecPaths } from '../spec/index.js';
 import type { JailerConfig } from '../jail/index.js';
 import { applyHostActions, closeHostFds, parseUndoLog, undoHostActions, type UndoLog } from '../net/index.js';
 import { QmpClient } from '../qmp/index.js';
-import { NodeFs, NodeHostFiles, NodeProcessRunner, loadNative, type Fs, type ProcessRunner } from '../sys/index.js';
-import { detectKvm } from './accel.js';
+import { NodeFs, NodeProcessRunner, loadNative, type Fs, type ProcessRunner } from '../sys/index.js';
 import { DirectLauncher } from './direct.js';
 import { LOGD_USER } from './logd.js';
 import { JailerLauncher, jailerConfig } from './jailer.js';
-import type { Backends, NetPort, PlanInput, PlanView, QmpConn } from './ports.js';
+import { cacheDirOf, factSources, identityPolicy, gatherFacts } from './facts.js';
+import type { Backends, NetPort, QmpConn } from './ports.js';
 
 export interface RealBackendOptions {
   stateRoot: string;
@@ -35,13 +33,6 @@ export interface RealBackendOptions {
    * default $WARDEN_OVS_DB, else ovs-vsctl's own default (the system daemon's db.sock).
    */
   ovsDb?: string | undefined;
-}
-
-function firmware(): Facts['firmware'] | undefined {
-  for (const [code, vars] of [['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd'], ['/usr/share/OVMF/OVMF_CODE.fd', '/usr/share/OVMF/OVMF_VARS.fd']] as const) {
-    if (existsSync(code) && existsSync(vars)) return { uefiCode: code, uefiVarsTemplate: vars };
-  }
-  return undefined;
 }
 
 function netPort(runner: ProcessRunner, ovsDb: string | undefined): NetPort {
@@ -80,32 +71,17 @@ export function realBackends(o: RealBackendOptions): Backends {
   const runner = o.runner ?? new NodeProcessRunner();
   const fs = o.fs ?? new NodeFs();
   const qemu = o.qemu ?? '/usr/bin/qemu-system-x86_64';
-  const cacheDir = join(o.stateRoot, 'cache');
   const useJail = o.jail ?? process.getuid?.() === 0;
   const config = jailerConfig(o.jailer);
-  // Both are cached on disk; within one process they are also kept in memory.
-  let caps: ReturnType<typeof loadQemuCaps> | undefined;
-  let kvm: ReturnType<typeof detectKvm> | undefined;
+  // QEMU's capabilities and the KVM verdict are cached on disk; within one process they are also kept in memory.
+  const sources = factSources({ qemu, cacheDir: cacheDirOf(o.stateRoot), runner, fs });
+  // Jailed, each VM leases a uid of its own at launch; the direct launcher runs QEMU as the caller.
+  const identity = identityPolicy(useJail, config.uidRange);
   return {
     qemuBinary: qemu,
-    walkChain: (path, format) => walkChain(path, { format: format as ImageFormat }),
     parseSpec: (text, file) => resolveSpecPaths(parseSpec(text, file), dirname(resolve(file))) as unknown as Record<string, unknown>,
-    kvm: () => (kvm ??= detectKvm({ runner, qemu, cacheDir })),
-    async plan(input: PlanInput): Promise<PlanView> {
-      caps ??= loadQemuCaps({ runner, fs, stat: (p) => fsp.stat(p), cacheDir }, qemu);
-      const c = await caps.catch((err: unknown) => { caps = undefined; throw err; });
-      const facts: Facts = {
-        qemu: { binary: c.binary, version: c.version, machines: c.machines, devices: c.devices, ...(c.schema === undefined ? {} : { schema: c.schema }), ...(c.view === undefined ? {} : { view: c.view }) },
-        kvmUsable: input.kvmUsable, chains: input.chains,
-        identity: { uid: config.uidRange.first, gid: config.uidRange.first },
-        paths: input.paths, host: { vhostNet: existsSync('/dev/vhost-net') },
-      };
-      const fw = firmware();
-      if (fw !== undefined) facts.firmware = fw;
-      const passt = await gatherProgramView(runner, new NodeHostFiles(), PASST_BINARY);
-      if (passt !== null) facts.helpers = { passt };
-      return buildPlan(input.spec as unknown as Spec, facts);
-    },
+    facts: (spec, stateRoot) => gatherFacts(spec, sources, { stateRoot, identity }),
+    plan: (spec, facts) => buildPlan(spec, facts),
     jail: useJail ? new JailerLauncher(config, fs) : new DirectLauncher(),
     logUser: process.getuid?.() === 0 ? LOGD_USER : null,
     net: netPort(runner, o.ovsDb ?? (process.env['WARDEN_OVS_DB'] || undefined)),

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { walkChain } from '../image/index.js';
+import { chainFiles, walkChain, walkChainConfined } from '../image/index.js';
 import { OpenFds } from './fds.js';
 import type { VmError } from './errors.js';
 
@@ -51,4 +52,49 @@ test('a socket path too long for bind(2) is refused by name before anything is b
   await fds.close(true);
   assert.deepEqual(readdirSync(dir), ['x'.repeat(100 - dir.length)], 'no socket cut short next to it');
   assert.deepEqual(readdirSync(deep), []);
+});
+
+test('a layer swapped for a FIFO or a device between probe and open is refused at once, never opened; a swapped data file is refused too', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-vm-fds-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const disk = join(dir, 'disk.qcow2');
+  const data = join(dir, 'data.raw');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-o', `data_file=${data},data_file_raw=on`, disk, '1M']);
+  const chain = await walkChainConfined({ image: disk, format: 'qcow2' }, { file: null, imageDirs: [] });
+  const probed = chainFiles([chain]);
+  assert.equal(probed.size, 2, 'the layer and its data file');
+  const plannedDisk = { kind: 'file' as const, name: 'disk-0', target: 3, from: 'disks[0].image', path: disk, flags: ['O_RDWR' as const] };
+  const plannedData = { kind: 'file' as const, name: 'disk-0-data', target: 4, from: 'disks[0].image', path: data, flags: ['O_RDWR' as const] };
+
+  const ok = new OpenFds();
+  await ok.openAll([plannedDisk, plannedData], 'wdv-fds', probed);
+  const fd = ok.byName.get('disk-0')!;
+  assert.equal(readlinkSync(`/proc/self/fd/${fd}`), disk);
+  const flags = Number.parseInt(/flags:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8);
+  assert.equal(flags & 3, 2, 'O_RDWR as planned');
+  await ok.close(false);
+
+  // The data file replaced by another file: before, data files were reopened by path unchecked.
+  renameSync(data, join(dir, 'data.old'));
+  writeFileSync(data, Buffer.alloc(1 << 20));
+  const before = fdCount();
+  const swappedData = new OpenFds();
+  await assert.rejects(swappedData.openAll([plannedDisk, plannedData], 'wdv-fds', probed),
+    (e: VmError) => e.code === 'VM_START_FAILED' && e.message.includes(`${data} is not the file that was probed`));
+  await swappedData.close(false);
+  assert.equal(fdCount(), before, 'no fd left open');
+
+  // The layer replaced by a FIFO with no writer: an open by path would block the event loop forever.
+  renameSync(disk, join(dir, 'disk.old'));
+  execFileSync('mkfifo', [disk]);
+  const fifo = new OpenFds();
+  await assert.rejects(fifo.openAll([plannedDisk], 'wdv-fds', probed), (e: VmError) => e.code === 'VM_START_FAILED' && e.message.includes(`${disk} is not the file that was probed`) && /a fifo, not/.test((e.cause as Error).message));
+  await fifo.close(false);
+  // ... and by a character device (opening one can have side effects): refused by type before any open.
+  rmSync(disk);
+  execFileSync('mknod', [disk, 'c', '1', '5']);
+  const dev = new OpenFds();
+  await assert.rejects(dev.openAll([plannedDisk], 'wdv-fds', probed), (e: VmError) => e.code === 'VM_START_FAILED' && e.message.includes('it was not opened') && /a char, not/.test((e.cause as Error).message));
+  await dev.close(false);
+  assert.equal(fdCount(), before, 'no fd left open');
 });

@@ -8,6 +8,7 @@
 import { closeSync, constants as C, fstatSync, openSync, renameSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { basename, dirname, join } from 'node:path';
+import { openCheckedSync } from '../image/index.js';
 import { VmError } from './errors.js';
 import { LogPipes } from './logd.js';
 import type { OpenFlag, PlannedFdView } from './ports.js';
@@ -23,6 +24,14 @@ const FLAG: Record<OpenFlag, number> = {
   O_CREAT: C.O_CREAT, O_APPEND: C.O_APPEND, O_CLOEXEC: 0, // Node opens every fd close-on-exec already
 };
 
+/** A file the manager may create (state files): never through a symlink, never blocking, and it must turn out a regular file. */
+function openCreated(path: string, flags: number): number {
+  const n = openSync(path, flags | C.O_NOFOLLOW | C.O_NONBLOCK | C.O_NOCTTY, 0o600);
+  if (fstatSync(n).isFile()) return n;
+  closeSync(n);
+  throw new VmError('VM_START_FAILED', `${path} is not a regular file`, { context: { path } });
+}
+
 export function openFlags(flags: readonly OpenFlag[]): number {
   return flags.reduce((acc, f) => acc | FLAG[f], 0);
 }
@@ -37,13 +46,14 @@ export class OpenFds {
   readonly logs = new LogPipes();
 
   /**
-   * Opens every planned file and socket. `probed` maps an image layer's path to the file
-   * the prober read: the file opened must be that one (same device and inode), so a layer
-   * swapped between probe and open is refused rather than handed to QEMU unchecked.
+   * Opens every planned file and socket. `probed` maps each image file's path (layers, data
+   * files, extents: image chainFiles) to the file the prober checked: the fd QEMU gets is
+   * that file, reopened through the checked O_PATH fd (image openCheckedSync), so a file
+   * swapped between probe and open, a FIFO or a device, is refused without being opened.
    */
   async openAll(fds: readonly PlannedFdView[], vm: string, probed: ReadonlyMap<string, FileId> = new Map()): Promise<void> {
     for (const fd of fds) {
-      if (fd.kind === 'file') this.add(fd.name, this.checkSame(this.openFile(fd, vm), fd.path, probed.get(fd.path), vm));
+      if (fd.kind === 'file') this.add(fd.name, this.openFile(fd, vm, probed.get(fd.path)));
       else if (fd.kind === 'unix-listen') this.add(fd.name, await this.listen(fd.path, vm));
       else if (fd.kind === 'log') this.add(fd.name, this.logs.add(fd.name, fd.path, fd.capBytes, vm));
     }
@@ -55,27 +65,30 @@ export class OpenFds {
     this.owned.push(fd);
   }
 
-  private checkSame(n: number, path: string, want: FileId | undefined, vm: string): number {
-    if (want === undefined) return n;
-    const st = fstatSync(n);
-    if (st.dev === want.dev && st.ino === want.ino) return n;
-    throw new VmError('VM_START_FAILED', `${path} is not the file that was probed for VM ${vm} (device:inode ${st.dev}:${st.ino}, probed ${want.dev}:${want.ino})`, {
-      context: { vm, path, opened: { dev: st.dev, ino: st.ino }, probed: want }, suggestions: ['something replaced the image while the VM was starting; start it again'],
-    });
-  }
-
   private add(name: string, fd: number): void {
     this.byName.set(name, fd);
   }
 
-  private openFile(fd: Extract<PlannedFdView, { kind: 'file' }>, vm: string): number {
+  /**
+   * Image files: checked (same inode as probed, a regular file or the block device probed)
+   * before the one real open. Other files: regular files only, never through a symlink when
+   * created, never blocking (O_NONBLOCK|O_NOCTTY).
+   */
+  private openFile(fd: Extract<PlannedFdView, { kind: 'file' }>, vm: string, want: FileId | undefined): number {
     try {
-      const n = openSync(fd.path, openFlags(fd.flags), 0o600);
+      const n = fd.flags.includes('O_CREAT') ? openCreated(fd.path, openFlags(fd.flags))
+        : openCheckedSync(fd.path, { flags: openFlags(fd.flags), kinds: want === undefined ? ['file'] : ['file', 'block'], doing: `opening for VM ${vm}`, ...(want === undefined ? {} : { expect: want }) }).fd;
       this.owned.push(n);
       return n;
     } catch (cause) {
-      throw new VmError('VM_START_FAILED', `opening ${fd.path} (${fd.flags.join('|')}) for VM ${vm} failed`, {
-        context: { vm, path: fd.path, flags: fd.flags, from: fd.from }, cause,
+      // Another inode, or now a FIFO/device: refused by the checks before any open.
+      const swapped = ['IMAGE_CHANGED', 'IMAGE_NOT_A_FILE'].includes((cause as { code?: string }).code ?? '');
+      const message = swapped && want !== undefined
+        ? `${fd.path} is not the file that was probed for VM ${vm} (probed ${want.dev}:${want.ino}); it was not opened`
+        : `opening ${fd.path} (${fd.flags.join('|')}) for VM ${vm} failed${swapped ? '; it was not opened' : ''}`;
+      throw new VmError('VM_START_FAILED', message, {
+        context: { vm, path: fd.path, flags: fd.flags, from: fd.from, ...(want === undefined ? {} : { probed: want }) }, cause,
+        ...(swapped ? { suggestions: ['something replaced the image while the VM was starting; start it again'] } : {}),
       });
     }
   }

@@ -15,11 +15,9 @@ import type { StartCtx } from './start.js';
 type RecordUndo = (c: StartCtx, u: UndoRecord) => Promise<void>;
 import type { Step } from './steps.js';
 
-/** The undo step name of a helper's jail (one record per helper; teardown stops it like QEMU's jail). */
-export const HELPER_UNDO_PREFIX = 'helper:';
-
+/** A helper's undo entry (one per helper; teardown stops it like QEMU's jail). */
 export function helperUndo(jailName: string, owner: string): UndoRecord {
-  return { step: `${HELPER_UNDO_PREFIX}${jailName}`, data: { jailName, owner } };
+  return { kind: 'helper', jailName, owner };
 }
 
 /** One socketpair per `pair` name: [QEMU's end, the helper's end]. */

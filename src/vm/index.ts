@@ -2,6 +2,7 @@
 export { VmManager, type ManagerOptions } from './manager.js';
 export type { StopOptions } from './stop.js';
 export { openManager, type OpenOptions } from './open.js';
+export { LocalService, asWardenError, type VmService, type SpecSource, type CreateOptions, type StartResult, type ListEntry } from './service.js';
 export { StateStore, defaultStateRoot, type VmPaths } from './store.js';
 export { VmError, isVmError, type VmErrorCode } from './errors.js';
 export { PHASES, allowedActions, assertAllowed, isAllowed, type Phase, type Action, type ExitReason } from './machine.js';
@@ -14,6 +15,7 @@ export { terminalProgress } from './progress.js';
 export { findTestGuest, ensureTestGuest, GUEST_READY_LINE, repoRoot, type TestGuest } from './guest.js';
 export { realBackends, jailerConfig } from './backends.js';
 export { runDemo } from './demo.js';
+export { gatherFacts, factSources, cacheDirOf, identityPolicy, vmFactPaths, firmwareFor, type GatheredFacts, type HostIssue, type FactSources } from './facts.js';
 export { DirectLauncher } from './direct.js';
 export { OpenFds } from './fds.js';
 export { LogPipes, logdPath, LOGD_USER, QEMU_LOG_CAP } from './logd.js';

@@ -220,8 +220,8 @@ test('inspect says when the writer is stopped (QEMU then freezes once a pipe is 
   const id = (await procId(fs, await logs.spawn('wrv-insp', isRoot ? LOGD_USER : null)))!;
   const now = new Date().toISOString();
   const rec: VmRecord = { version: 1, name: 'wrv-insp', phase: 'running', spec: {}, createdAt: now, updatedAt: now,
-    run: { qemu: id, uid: 0, gid: 0, accel: 'tcg', startedAt: now, jailName: 'wrv-insp', cgroups: [], protectionsOff: [] },
-    undo: [{ step: 'logd', data: { pid: id.pid, startTime: id.startTime } }] };
+    run: { qemu: id, uid: 0, gid: 0, accel: 'tcg', startedAt: now, jailName: 'wrv-insp', cgroups: [], protectionsOff: [], logd: id },
+    undo: [{ kind: 'logd', proc: id }] };
   const store = new StateStore(join(dir, 'state'), fs);
   const running = await inspectRecord(fs, store, rec);
   assert.deepEqual(running.logWriter, { pid: id.pid, alive: true, stopped: false, uid: process.getuid!() === 0 ? LOGD_USER.uid : process.getuid!() });

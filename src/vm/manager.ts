@@ -46,7 +46,7 @@ export class VmManager {
   }
 
   /** Validates a spec file and records a new VM (phase created). */
-  async create(file: string, nameOverride?: string): Promise<VmRecord> {
+  async create(file: string, nameOverride?: string, owner = process.getuid?.() ?? 0): Promise<VmRecord> {
     const path = resolve(file);
     let text: string;
     try {
@@ -54,10 +54,19 @@ export class VmManager {
     } catch (cause) {
       throw new SpecReadError(path, cause); // as validate and plan say it: SPEC_READ, exit 2
     }
-    const spec = this.o.backends.parseSpec(text, path);
-    if (nameOverride !== undefined) spec['name'] = nameOverride;
+    return this.createFromText(text, path, { ...(nameOverride === undefined ? {} : { name: nameOverride }), owner, specFile: path });
+  }
+
+  /**
+   * Validates a spec's text and records a new VM. `origin` names the text in spec errors and
+   * is the directory relative paths resolve against (a file path, or a name under `/` for an API body).
+   */
+  async createFromText(text: string, origin: string, o: { name?: string; owner: number; specFile?: string }): Promise<VmRecord> {
+    const spec = this.o.backends.parseSpec(text, origin);
+    if (o.name !== undefined) spec['name'] = o.name;
     const now = this.d.now();
-    const rec: VmRecord = { version: 1, name: String(spec['name']), phase: 'created', spec, specFile: path, createdAt: now, updatedAt: now };
+    const rec: VmRecord = { version: 1, name: String(spec['name']), phase: 'created', spec, ...(o.specFile === undefined ? {} : { specFile: o.specFile }),
+      owner: o.owner, createdAt: now, updatedAt: now };
     await this.store.create(rec);
     return rec;
   }

@@ -56,5 +56,6 @@ export async function outsideView(fs: Fs, pid: number): Promise<OutsideView | nu
 
 /** Open files that are host paths (not sockets, pipes, anonymous inodes or /dev nodes of the jail). */
 export function hostPathsOpen(view: OutsideView): string[] {
-  return Object.values(view.fds).filter((t) => t.startsWith('/'));
+  // A memfd (a sealed boot-file copy) reads as "/memfd:NAME (deleted)" but lies on no path.
+  return Object.values(view.fds).filter((t) => t.startsWith('/') && !t.startsWith('/memfd:'));
 }

@@ -3,10 +3,11 @@
  * jailer, network, QMP), as small interfaces (the plan is the planner's own type). backends.ts binds them to the real modules;
  * tests bind them to the same real modules and add fault injection where needed.
  */
-import type { ImageChain } from '../image/index.js';
 import type { JailSpec } from '../jail/index.js';
 import type { HostAction } from '../net/index.js';
-import type { OpenFlag, Plan, PlannedFd } from '../plan/index.js';
+import type { Facts, OpenFlag, Plan, PlannedFd } from '../plan/index.js';
+import type { Spec } from '../spec/index.js';
+import type { GatheredFacts } from './facts.js';
 
 /** The parts of a validated spec (src/spec) the lifecycle reads; the rest is passed through to the planner. */
 export interface SpecView {
@@ -20,13 +21,6 @@ export interface SpecView {
 export type PlanView = Plan;
 export type PlannedFdView = PlannedFd;
 export type { OpenFlag };
-
-export interface PlanInput {
-  spec: Record<string, unknown>;
-  chains: Record<string, ImageChain>;
-  kvmUsable: boolean;
-  paths: { stateDir: string; qmpSocket: string; serialSocket: string; serialLog: string; uefiVars: string; vncSocket: string };
-}
 
 /** How a jailed program ended, as its launcher reports it. */
 export interface ProgramExit {
@@ -69,11 +63,12 @@ export interface QmpConn {
 
 export interface Backends {
   qemuBinary: string;
-  walkChain(path: string, format: string): Promise<ImageChain>;
-  plan(input: PlanInput): Promise<PlanView>;
+  /** Host facts for planning `spec` with its state under `stateRoot` (vm/facts gatherFacts, this process's probes). */
+  facts(spec: Spec, stateRoot: string): Promise<GatheredFacts>;
+  /** The pure planner on those facts. */
+  plan(spec: Spec, facts: Facts): PlanView;
   /** The validated spec from a spec file's text (paths resolved against the file's directory). */
   parseSpec(text: string, file: string): Record<string, unknown>;
-  kvm(): Promise<{ usable: boolean; reason: string }>;
   jail: JailPort;
   /** The user the VM's log writer runs as (root drops it to this one); null: the calling user. */
   logUser: { uid: number; gid: number } | null;

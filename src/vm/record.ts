@@ -1,5 +1,8 @@
 /** @module vm/record: the persisted shape of one VM (vm.json), data only. */
 import type { ExitReason, Phase } from './machine.js';
+import type { UndoRecord } from './undo.js';
+
+export type { UndoRecord };
 
 /** A process identity that survives pid reuse: the pid plus its start time in clock ticks since boot. */
 export interface ProcId {
@@ -32,6 +35,8 @@ export interface RunInfo {
   statusFile?: string;
   /** Protections that are off for this VM (non-root, no cgroup ...), for inspect. */
   protectionsOff: string[];
+  /** The VM's log writer (serial.log, qemu.log). */
+  logd?: ProcId;
 }
 
 /** A helper program (passt ...) running in its own jail for this VM. */
@@ -56,12 +61,6 @@ export interface ExitInfo {
   detail: string;
 }
 
-/** A host change made by a start step, recorded before the step runs so that a later process can undo it. */
-export interface UndoRecord {
-  step: string;
-  /** Step-specific data (net undo log, jail name, socket paths ...). */
-  data: Record<string, unknown>;
-}
 
 export interface VmRecord {
   version: 1;
@@ -70,6 +69,8 @@ export interface VmRecord {
   /** The spec as validated, paths absolute (JSON of the spec module's Spec). */
   spec: Record<string, unknown>;
   specFile?: string;
+  /** The uid that created the VM (its owner for the API's access checks). */
+  owner?: number;
   createdAt: string;
   updatedAt: string;
   run?: RunInfo;

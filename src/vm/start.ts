@@ -1,12 +1,17 @@
 /**
- * @module vm/start: starting a VM as named steps: accelerator, probe chains, plan, claim
+ * @module vm/start: starting a VM as named steps: host facts, plan, claim
  * disks, host network, open fds, jail (QEMU paused with -S), QMP on the pre-opened socket,
  * cont. Every host change is recorded in the VM's record before it is made, so a failure
  * here, or a crash of this process, is undone by teardown from the record.
  */
-import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ImageChain } from '../image/index.js';
+import { chainFiles, type ImageChain } from '../image/index.js';
+import type { Facts } from '../plan/index.js';
+import type { Spec } from '../spec/index.js';
+import { loadNative } from '../sys/index.js';
+import { openSealedCopies, seedFromTemplates } from './boot-fds.js';
+import type { HostIssue } from './facts.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
 import { QEMU_LOG_CAP } from './logd.js';
@@ -28,6 +33,7 @@ export interface StartCtx {
   warnings: string[];
   kvmUsable: boolean;
   chains: Record<string, ImageChain>;
+  facts?: Facts;
   plan?: PlanView;
   fds: OpenFds;
   launched?: Launched;
@@ -41,68 +47,42 @@ const QEMU_STDERR = 'qemu-stderr';
 
 /** Persists a host change before it is made (write-ahead), so another process can undo it. */
 export async function recordUndo(c: StartCtx, u: UndoRecord): Promise<void> {
-  const undo = (c.rec.undo ?? []).filter((x) => x.step !== u.step);
+  // One entry per kind, except helpers: one per helper jail.
+  const undo = (c.rec.undo ?? []).filter((x) => x.kind !== u.kind || (x.kind === 'helper' && u.kind === 'helper' && x.jailName !== u.jailName));
   c.rec = { ...c.rec, undo: [...undo, u], updatedAt: c.d.now() };
   await c.d.store.write(c.rec);
 }
 
-const accel: Step<StartCtx> = {
-  name: 'accel', label: 'checking the accelerator',
+/** Host facts from the one gatherer validate and plan use too (vm/facts): what start plans with is what `warden plan` shows. */
+const facts: Step<StartCtx> = {
+  name: 'facts', label: 'gathering host facts (accelerator, disk chains, boot files, firmware)',
   async run(c) {
-    if (c.spec.accel === 'tcg') return;
-    const v = await c.d.backends.kvm();
-    c.kvmUsable = v.usable;
-    if (!v.usable && c.spec.accel === 'auto') c.warnings.push(`KVM is not usable (${v.reason}): falling back to TCG, which is much slower`);
+    const g = await c.d.backends.facts(c.rec.spec as unknown as Spec, c.d.store.root);
+    c.warnings.push(...g.warnings);
+    const first = g.issues[0];
+    if (first !== undefined) throw hostIssueError(c.rec.name, first);
+    c.facts = g.facts;
+    c.kvmUsable = g.facts.kvmUsable;
+    c.chains = g.facts.chains;
   },
 };
 
-const probe: Step<StartCtx> = {
-  name: 'probe', label: 'probing boot files and disk images',
-  async run(c) {
-    checkBootFiles(c);
-    for (const disk of c.spec.disks) c.chains[disk.name] = await c.d.backends.walkChain(disk.image, disk.format);
-  },
-};
-
-/** A kernel or initrd that is gone is named as such (the jailer would refuse its bind mount in its own terms). */
-function checkBootFiles(c: StartCtx): void {
-  const boot = (c.rec.spec['boot'] ?? {}) as Record<string, unknown>;
-  for (const field of ['kernel', 'initrd'] as const) {
-    const path = boot[field];
-    if (typeof path !== 'string') continue;
-    let ok = false;
-    try { ok = statSync(path).isFile(); } catch { /* missing or unreadable: not ok */ }
-    if (!ok) {
-      throw new VmError('VM_START_FAILED', `boot.${field} of VM ${c.rec.name}, ${path}, does not exist or is not a regular file`, {
-        context: { vm: c.rec.name, field: `boot.${field}`, path },
-        suggestions: ['restore the file; the VM keeps the path its spec had at create (warden validate checks the spec file)'],
-      });
-    }
-  }
+/** A disk the image module refused keeps its own error (IMAGE_*); a missing boot file is named with its field. */
+function hostIssueError(vm: string, i: HostIssue): Error {
+  if (i.cause instanceof Error && i.code !== 'SPEC_IMAGE') return i.cause;
+  return new VmError('VM_START_FAILED', `${i.from} of VM ${vm}: ${i.message}`, {
+    context: { vm, field: i.from }, ...(i.cause === undefined ? {} : { cause: i.cause }),
+    suggestions: ['restore the file; the VM keeps the path its spec had at create (warden validate checks the spec file)'],
+  });
 }
 
 const plan: Step<StartCtx> = {
   name: 'plan', label: 'planning',
   async run(c) {
-    const p = c.paths;
-    c.plan = await c.d.backends.plan({ spec: c.rec.spec, chains: c.chains, kvmUsable: c.kvmUsable,
-      paths: { stateDir: p.dir, qmpSocket: p.qmpSocket, serialSocket: p.serialSocket, serialLog: p.serialLog, uefiVars: p.uefiVars, vncSocket: p.vncSocket } });
-    writePlan(c);
+    c.plan = c.d.backends.plan(c.rec.spec as unknown as Spec, c.facts!);
+    writeFileSync(join(c.paths.dir, 'plan.json'), `${JSON.stringify(c.plan, null, 2)}\n`);
   },
 };
-
-/**
- * plan.json: the plan as it ran. The planner states the identity as a fact, but the uid is
- * leased at launch; once known, the stored plan says the real one.
- */
-function writePlan(c: StartCtx, uid?: number, gid?: number): void {
-  let plan = c.plan!;
-  if (uid !== undefined && gid !== undefined) {
-    plan = { ...plan, jail: { ...plan.jail, identity: { uid, gid } },
-      manifest: plan.manifest.map((e) => (e.kind === 'uid' ? { ...e, resource: `${uid}:${gid}`, note: `${e.note ?? ''}; leased at launch`.replace(/^; /, '') } : e)) };
-  }
-  writeFileSync(join(c.paths.dir, 'plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
-}
 
 /** Under the store-wide lock: no other live VM may hold a layer we write, or write a layer we hold. */
 const claim: Step<StartCtx> = {
@@ -137,7 +117,7 @@ const network: Step<StartCtx> = {
   async run(c) {
     const actions = c.plan!.hostActions;
     if (actions.length === 0) return;
-    const fds = await c.d.backends.net.apply(c.rec.name, actions, (log) => recordUndo(c, { step: 'net', data: { log } }));
+    const fds = await c.d.backends.net.apply(c.rec.name, actions, (log) => recordUndo(c, { kind: 'net', log }));
     for (const [name, fd] of fds) c.fds.adopt(name, fd);
   },
 };
@@ -146,8 +126,10 @@ const open: Step<StartCtx> = {
   name: 'open', label: 'opening files, sockets and logs',
   async run(c) {
     const sockets = c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
-    await recordUndo(c, { step: 'sockets', data: { paths: sockets } });
-    const probed = new Map(Object.values(c.chains).flatMap((ch) => ch.layers.map((l) => [l.path, { dev: l.dev, ino: l.ino }] as const)));
+    await recordUndo(c, { kind: 'sockets', paths: sockets });
+    const probed = chainFiles(Object.values(c.chains)); // layers, data files and extents: each fd is checked against what was probed
+    seedFromTemplates(c.plan!.fds, c.rec.name); // the VM's UEFI vars, at its first start
+    for (const [name, fd] of openSealedCopies(c.plan!.fds, c.rec.name, loadNative())) c.fds.adopt(name, fd);
     c.fds.logs.banner = `--- warden: VM ${c.rec.name} starting at ${c.d.now()} ---\n`;
     await c.fds.openAll(c.plan!.fds, c.rec.name, probed);
     const missing = c.plan!.fds.filter((f) => f.kind !== 'socketpair' && !c.fds.byName.has(f.name)); // socketpairs: the helpers step
@@ -159,7 +141,7 @@ const open: Step<StartCtx> = {
     const id = await procId(c.d.fs, pid);
     if (id !== null) {
       c.logd = id;
-      await recordUndo(c, { step: 'logd', data: { pid: id.pid, startTime: id.startTime } });
+      await recordUndo(c, { kind: 'logd', proc: id });
     }
   },
   undo: (c) => c.fds.close(true),
@@ -169,7 +151,7 @@ const jail: Step<StartCtx> = {
   name: 'jail', label: 'starting QEMU in its jail (paused)',
   async run(c) {
     const spec = c.plan!.jail;
-    await recordUndo(c, { step: 'jail', data: { jailName: spec.name, owner: c.paths.dir } });
+    await recordUndo(c, { kind: 'jail', jailName: spec.name, owner: c.paths.dir });
     const statusFile = join(c.paths.dir, 'qemu.status');
     rmSync(statusFile, { force: true });
     try {
@@ -177,10 +159,11 @@ const jail: Step<StartCtx> = {
     } catch (err) {
       throw nameTaken(c, err) ?? err;
     }
+    // Protections planned but off here (no Landlock in this kernel, no jail without root) are said, not skipped silently.
+    c.warnings.push(...c.launched.protectionsOff.map((p) => `protection off: ${p}`));
     // QEMU holds its copies now; ours must go before anyone connects (our listener would accept).
     await c.fds.close(false);
-    await recordRun(c, spec.name);
-    writePlan(c, c.launched.uid, c.launched.gid);
+    await recordRun(c, spec.name); // the leased uid is a runtime fact: the run record has it, plan.json keeps the policy
   },
 };
 
@@ -202,7 +185,7 @@ async function recordRun(c: StartCtx, jailName: string): Promise<void> {
   c.rec = { ...c.rec, updatedAt: c.d.now(), run: {
     qemu, ...(launcher === null ? {} : { launcher }), uid: l.uid, gid: l.gid,
     accel: c.plan!.argv[c.plan!.argv.indexOf('-accel') + 1] === 'kvm' ? 'kvm' : 'tcg', startedAt: c.d.now(), jailName, cgroups: l.cgroups,
-    ...(l.statusFile === undefined ? {} : { statusFile: l.statusFile }), protectionsOff: l.protectionsOff,
+    ...(l.statusFile === undefined ? {} : { statusFile: l.statusFile }), protectionsOff: l.protectionsOff, ...(c.logd === undefined ? {} : { logd: c.logd }),
   } };
   await c.d.store.write(c.rec);
 }
@@ -260,4 +243,4 @@ const cont: Step<StartCtx> = {
 };
 
 /** The start sequence, in order. */
-export const START_STEPS: ReadonlyArray<Step<StartCtx>> = [accel, probe, plan, claim, network, open, helpersStep(recordUndo), jail, qmp, cont];
+export const START_STEPS: ReadonlyArray<Step<StartCtx>> = [facts, plan, claim, network, open, helpersStep(recordUndo), jail, qmp, cont];

@@ -10,6 +10,7 @@ import type { Fs } from '../sys/index.js';
 import { VmError } from './errors.js';
 import { isAlive, procId } from './proc.js';
 import type { ProcId, VmRecord } from './record.js';
+import { readUndo } from './undo.js';
 
 export const NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -96,6 +97,7 @@ export class StateStore {
     try {
       const rec = JSON.parse(text) as VmRecord;
       if (rec.version !== 1 || rec.name !== name || typeof rec.phase !== 'string') throw new Error('unexpected shape');
+      if (rec.undo !== undefined) rec.undo = rec.undo.map(readUndo).filter((u) => u !== null);
       return rec;
     } catch (cause) {
       throw new VmError('VM_STATE_CORRUPT', `the state file of VM ${name} is not a valid record`, {
@@ -170,9 +172,25 @@ export class StateStore {
     return this.takeLock(join(this.root, 'store.lock'), 'the state store', op, waitMs);
   }
 
-  private async takeLock(path: string, what: string, op: string, waitMs: number): Promise<Lock> {
+  /**
+   * The daemon lock: while a daemon lives it owns this state root, and the CLI routes its
+   * verbs through the socket the lock names instead of racing the daemon on the lock files.
+   */
+  async lockDaemon(socket: string): Promise<Lock> {
+    await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
+    return this.takeLock(join(this.root, 'daemon.lock'), 'the state root', 'daemon', 0, { socket });
+  }
+
+  /** The live daemon that owns this state root, and its socket; null when none. */
+  async daemonOwner(): Promise<(ProcId & { socket: string }) | null> {
+    const h = await this.lockHolder(join(this.root, 'daemon.lock')) as (ProcId & { op: string; socket?: unknown }) | null;
+    if (h === null || typeof h.socket !== 'string' || !(await isAlive(this.fs, h))) return null;
+    return { pid: h.pid, startTime: h.startTime, socket: h.socket };
+  }
+
+  private async takeLock(path: string, what: string, op: string, waitMs: number, extra: Record<string, unknown> = {}): Promise<Lock> {
     const me = await procId(this.fs, process.pid);
-    const body = JSON.stringify({ ...me, op });
+    const body = JSON.stringify({ ...me, op, ...extra });
     const deadline = Date.now() + waitMs;
     for (;;) {
       try {

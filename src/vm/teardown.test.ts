@@ -28,14 +28,14 @@ test('undo records run in reverse; a failing one is reported and the rest still 
   writeFileSync(sock, '');
   const calls: string[] = [];
   const { failures, remaining } = await undoRecords(faultyDeps(dir, calls), [
-    { step: 'net', data: { log: { version: 1, entries: [] } } },
-    { step: 'sockets', data: { paths: [sock] } },
-    { step: 'jail', data: { jailName: 'wdv-t' } },
+    { kind: 'net', log: { version: 1, entries: [] } },
+    { kind: 'sockets', paths: [sock] },
+    { kind: 'jail', jailName: 'wdv-t', owner: '' },
   ]);
   assert.deepEqual(calls, ['jail wdv-t', 'net {"version":1,"entries":[]}']);
   assert.equal(existsSync(sock), false, 'the socket file is removed');
   assert.deepEqual(failures, ['jail: cgroup busy']);
-  assert.deepEqual(remaining, [{ step: 'jail', data: { jailName: 'wdv-t' } }], 'the failed undo is kept for a retry');
+  assert.deepEqual(remaining, [{ kind: 'jail', jailName: 'wdv-t', owner: '' }], 'the failed undo is kept for a retry');
 });
 
 test('ending a run records the reason from the launcher, keeps undo failures as warnings, clears the run', async (t) => {
@@ -44,13 +44,13 @@ test('ending a run records the reason from the launcher, keeps undo failures as 
   const d = faultyDeps(dir, []);
   const rec: VmRecord = { version: 1, name: 'wdv-t', phase: 'running', spec: {}, createdAt: 'T', updatedAt: 'T',
     run: { qemu: { pid: 999999999, startTime: 1 }, uid: 1, gid: 1, accel: 'tcg', startedAt: 'T', jailName: 'wdv-t', cgroups: [], protectionsOff: [] },
-    undo: [{ step: 'jail', data: { jailName: 'wdv-t' } }], disks: [{ path: '/x', dev: 1, ino: 2, writable: true }] };
+    undo: [{ kind: 'jail', jailName: 'wdv-t', owner: '' }], disks: [{ path: '/x', dev: 1, ino: 2, writable: true }] };
   await d.store.create(rec);
   const out = await endRun(d, rec);
   assert.equal(out.phase, 'crashed');
   assert.deepEqual([out.lastExit?.reason, out.lastExit?.signal], ['crashed', 'SIGSEGV']);
   assert.deepEqual(out.warnings, ['teardown: jail: cgroup busy']);
-  assert.deepEqual(out.undo, [{ step: 'jail', data: { jailName: 'wdv-t' } }], 'kept to retry');
+  assert.deepEqual(out.undo, [{ kind: 'jail', jailName: 'wdv-t', owner: '' }], 'kept to retry');
   assert.equal(out.run, undefined);
   assert.equal(out.disks, undefined, 'the disk claims are released');
   assert.deepEqual(await d.store.read('wdv-t'), out);

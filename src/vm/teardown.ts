@@ -3,14 +3,14 @@
  * the process that started the VM and in any later one: learn how QEMU ended, kill what
  * remains, undo the recorded host changes in reverse, record the reason.
  */
-import { rmSync } from 'node:fs';
 import type { Fs } from '../sys/index.js';
 import { classifyExit, sawOomKill } from './exit.js';
 import { phaseAfterExit, type ExitReason } from './machine.js';
 import { isAlive, signalProc } from './proc.js';
+import { undoOne, type UndoRecord } from './undo.js';
 import type { Backends, ProgramExit } from './ports.js';
 import type { StateStore } from './store.js';
-import type { ProcId, UndoRecord, VmRecord } from './record.js';
+import type { ProcId, VmRecord } from './record.js';
 
 export interface TeardownDeps {
   fs: Fs;
@@ -32,12 +32,6 @@ export async function waitGone(fs: Fs, id: ProcId | undefined, timeoutMs: number
   return true;
 }
 
-/** Lets the log writer finish: it exits once QEMU and its jail closed their pipe ends; killed if it does not. */
-async function endLogd(fs: Fs, id: ProcId): Promise<void> {
-  if (await waitGone(fs, id, 3000)) return;
-  await signalProc(fs, id, 'SIGKILL');
-  await waitGone(fs, id, 2000);
-}
 
 /** Undoes recorded host changes in reverse; every record is tried even if one fails. The failed ones are returned to retry later. */
 export async function undoRecords(d: TeardownDeps, undo: readonly UndoRecord[]): Promise<{ failures: string[]; remaining: UndoRecord[] }> {
@@ -45,13 +39,9 @@ export async function undoRecords(d: TeardownDeps, undo: readonly UndoRecord[]):
   const remaining: UndoRecord[] = [];
   for (const u of [...undo].reverse()) {
     try {
-      if (u.step === 'jail') await d.backends.jail.teardown(String(u.data['jailName']), typeof u.data['owner'] === 'string' ? u.data['owner'] : undefined);
-      else if (u.step === 'logd') await endLogd(d.fs, { pid: Number(u.data['pid']), startTime: Number(u.data['startTime']) });
-      else if (u.step === 'sockets') for (const p of u.data['paths'] as string[]) rmSync(p, { force: true });
-      else if (u.step === 'net') await d.backends.net.undo(u.data['log']);
-      else if (u.step.startsWith('helper:')) await d.backends.jail.teardown(String(u.data['jailName']), String(u.data['owner']));
+      await undoOne(d, u);
     } catch (err) {
-      failures.push(`${u.step}: ${String((err as Error)?.message ?? err)}`);
+      failures.push(`${u.kind}: ${String((err as Error)?.message ?? err)}`);
       remaining.unshift(u);
     }
   }

@@ -77,9 +77,8 @@ export async function inspectRecord(fs: Fs, store: StateStore, rec: VmRecord): P
 }
 
 async function logWriterOf(fs: Fs, rec: VmRecord): Promise<Inspection['logWriter']> {
-  const u = (rec.undo ?? []).find((x) => x.step === 'logd');
-  if (u === undefined) return null;
-  const id = { pid: Number(u.data['pid']), startTime: Number(u.data['startTime']) };
+  const id = rec.run?.logd;
+  if (id === undefined) return null;
   const alive = await isAlive(fs, id);
   const status = alive ? await procStatus(fs, id.pid) : null;
   const uid = Number(status?.['Uid']?.split(/\s+/)[0] ?? Number.NaN);

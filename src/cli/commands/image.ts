@@ -1,7 +1,7 @@
 /** @module cli/commands/image: `warden image inspect|chain`: one image's header facts, or its backing chain, from the bounded prober. */
 import { Command, Option } from 'commander';
 import { WardenError } from '../../errors/index.js';
-import { IMAGE_FORMATS, isImageFormat, probeImage, walkChain, type ChainLayer, type ImageChain, type ImageFormat, type ImageInfo } from '../../image/index.js';
+import { IMAGE_FORMATS, isImageFormat, probeImage, loadHostPolicy, walkChainConfined, type ChainLayer, type ImageChain, type ImageFormat, type ImageInfo } from '../../image/index.js';
 import { printJson, type Io } from '../output.js';
 
 function formatOption(): Option {
@@ -85,16 +85,16 @@ export function registerImage(program: Command, io: Io): void {
     });
   image.command('chain').description('walk the backing chain under the image policy and print every layer')
     .addOption(formatOption())
-    .option('--allow-dir <dir>', 'a directory the chain may lead into (repeatable); any layer or data file elsewhere is refused', collect, [])
+    .option('--allow-dir <dir>', 'a directory the chain may lead into besides the top image\'s directory and the host policy\'s imageDirs (repeatable); any layer, data file or extent elsewhere is refused', collect, [])
+    .option('--data-file <path>', 'an external data file the image may name wherever it lies')
     .option('--max-depth <n>', 'most layers allowed', parseDepth, 64)
     .option('--allow-json-backing', 'stop at a json: backing name instead of refusing it')
     .option('--allow-protocol-backing', 'stop at a protocol backing name (nbd:, http: ...) instead of refusing it')
     .option('--json', 'print JSON').argument('<path>')
-    .action(async (path: string, opts: { format?: string; allowDir: string[]; maxDepth: number; allowJsonBacking?: boolean; allowProtocolBacking?: boolean; json?: boolean }) => {
+    .action(async (path: string, opts: { format?: string; allowDir: string[]; dataFile?: string; maxDepth: number; allowJsonBacking?: boolean; allowProtocolBacking?: boolean; json?: boolean }) => {
       const format = parseFormat(opts.format);
-      const chain = await walkChain(path, {
-        ...(format === undefined ? {} : { format }),
-        ...(opts.allowDir.length > 0 ? { allowDirs: opts.allowDir } : {}),
+      // Confined as start confines it (a read-only look: no owner check for writing).
+      const chain = await walkChainConfined({ image: path, format, allowDirs: opts.allowDir, dataFile: opts.dataFile, readOnly: true }, loadHostPolicy(), {
         maxDepth: opts.maxDepth,
         allowJsonBackings: opts.allowJsonBacking === true,
         allowProtocolBackings: opts.allowProtocolBacking === true,

@@ -7,6 +7,7 @@ import { registerQmp } from './qmp.js';
 import { registerJail } from './jail.js';
 import { registerImage } from './image.js';
 import { registerNet } from './net.js';
+import { registerHost } from './host.js';
 import { registerDemo, registerVm } from './vm.js';
 
 export type Registrar = (program: Command, io: Io) => void;
@@ -18,6 +19,7 @@ export const registrars: Registrar[] = [
   registerJail,
   registerImage,
   registerNet,
+  registerHost,
   registerVm, // after registerQmp: extends its `qmp` command with `qmp NAME COMMAND`
   registerDemo,
 ];

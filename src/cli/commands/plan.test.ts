@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { run, type Io } from '../index.js';
-import { gatherFacts, loadSpecFile } from './validate.js';
+import { gatherSpecFacts, loadSpecFile } from './validate.js';
 
 const skip = existsSync('/usr/bin/qemu-system-x86_64') && spawnSync('qemu-img', ['--version']).status === 0 ? false : 'QEMU or qemu-img missing';
 
@@ -96,7 +96,7 @@ test('warden plan / validate on a real spec', { skip, timeout: 60_000 }, async (
   });
 
   await t.test('gathered facts carry every capability the planner checks against', async () => {
-    const facts = await gatherFacts(await loadSpecFile(spec), { qemu: '/usr/bin/qemu-system-x86_64', stateDir: join(dir, 'state'), cacheDir: join(dir, 'cache'), uid: 200001, gid: 200001, kvm: false });
+    const { facts } = await gatherSpecFacts(await loadSpecFile(spec), { qemu: '/usr/bin/qemu-system-x86_64', stateRoot: join(dir, 'state'), cacheDir: join(dir, 'cache'), kvm: false });
     assert.equal(facts.qemu.sandbox, true);
     assert.ok(facts.qemu.deviceProps?.['virtio-blk-pci']?.includes('drive'));
     assert.ok(facts.qemu.schema !== undefined && !('cached' in facts.qemu));

@@ -1,12 +1,10 @@
 /** @module cli/commands/plan: `warden plan FILE [--json]`: gathers the host facts, runs the pure planner, shows argv with its trace, fds, jail, actions. */
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { PlanError, buildPlan, planToJson, renderPlan } from '../../plan/index.js';
 import { WardenError } from '../../errors/index.js';
-import { NodeProcessRunner } from '../../sys/index.js';
-import { defaultStateRoot, detectKvm } from '../../vm/index.js';
+import { defaultStateRoot } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
-import { defaultCacheDir, gatherFacts, loadSpecFile, locatePlanError } from './validate.js';
+import { defaultCacheDir, gatherSpecFacts, loadSpecFile, locatePlanError } from './validate.js';
 
 export function registerPlan(program: Command, io: Io): void {
   program.command('plan')
@@ -16,22 +14,18 @@ export function registerPlan(program: Command, io: Io): void {
     .option('--qemu <path>', 'QEMU binary', '/usr/bin/qemu-system-x86_64')
     .option('--state-dir <dir>', 'state root, as for create/start: the VM\'s directory is DIR/vms/NAME (default: $WARDEN_STATE_DIR, /var/lib/warden as root, else $XDG_STATE_HOME/warden)')
     .option('--cache-dir <dir>', 'where QEMU capabilities are cached (default: STATE/cache, shared with start)')
-    .option('--uid <n>', 'uid to plan for (the lifecycle leases a real one)', '200000')
+    .option('--uid <n>', 'plan for this fixed uid (default: the lifecycle\'s policy: as root, a uid leased from the jail range at launch)')
     .option('--gid <n>', 'gid to plan for (default: the uid)')
     .option('--kvm', 'plan as if KVM were usable (skips the probe)')
     .option('--no-kvm', 'plan as if KVM were not usable (skips the probe)')
-    .action(async (file: string, opts: { json?: boolean; qemu: string; stateDir?: string; cacheDir?: string; uid: string; gid?: string; kvm?: boolean }) => {
+    .action(async (file: string, opts: { json?: boolean; qemu: string; stateDir?: string; cacheDir?: string; uid?: string; gid?: string; kvm?: boolean }) => {
       const loaded = await loadSpecFile(file);
       const { text, spec } = loaded;
-      const uid = Number(opts.uid);
-      const gid = Number(opts.gid ?? opts.uid);
-      for (const [flag, text, n] of [['--uid', opts.uid, uid], ['--gid', opts.gid ?? opts.uid, gid]] as const) {
-        if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new WardenError('USAGE_BAD_ID', `${flag} must be a non-negative integer, got ${JSON.stringify(text)}`, { context: { [flag.slice(2)]: text } });
-      }
+      const identity = fixedIdentity(opts.uid, opts.gid);
       const root = opts.stateDir ?? defaultStateRoot();
-      const stateDir = join(root, 'vms'); // where start will put it (StateStore.paths)
-      const kvm = await kvmFact(spec.accel, opts.kvm, opts.qemu, join(root, 'cache'), io);
-      const facts = await gatherFacts(loaded, { qemu: opts.qemu, stateDir, cacheDir: opts.cacheDir ?? defaultCacheDir(root), uid, gid, kvm });
+      const { facts, warnings } = await gatherSpecFacts(loaded, { qemu: opts.qemu, stateRoot: root, cacheDir: opts.cacheDir ?? defaultCacheDir(root),
+        ...(identity === undefined ? {} : { identity }), ...(opts.kvm === undefined ? {} : { kvm: opts.kvm }) });
+      for (const w of warnings) io.err(`warning: ${w.replace('falling back to TCG', 'planned with TCG, as start would (--kvm plans for KVM)')}`);
       let plan;
       try { plan = buildPlan(spec, facts); } catch (err) { throw err instanceof PlanError ? locatePlanError(err, text, file) : err; }
       if (opts.json) printJson(io, planToJson(plan));
@@ -39,15 +33,16 @@ export function registerPlan(program: Command, io: Io): void {
     });
 }
 
-/**
- * Whether KVM is usable, as `start` will decide it: the flag when given, else (unless the
- * spec says tcg) the KVM probe's verdict from the lifecycle's cache under the state root,
- * probing once if there is none. So `plan` shows the accelerator `start` will use.
- */
-async function kvmFact(accel: string, flag: boolean | undefined, qemu: string, cacheDir: string, io: Io): Promise<boolean> {
-  if (flag !== undefined) return flag;
-  if (accel === 'tcg') return false;
-  const v = await detectKvm({ runner: new NodeProcessRunner(), qemu, cacheDir });
-  if (!v.usable && accel === 'auto') io.err(`warning: KVM is not usable (${v.reason}): planned with TCG, as start would (--kvm plans for KVM)`);
-  return v.usable;
+/** --uid/--gid as a fixed identity (either alone stands for both), or undefined for the lifecycle's policy. */
+function fixedIdentity(uidText: string | undefined, gidText: string | undefined): { uid: number; gid: number } | undefined {
+  const id = (flag: string, text: string | undefined): number | undefined => {
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new WardenError('USAGE_BAD_ID', `${flag} must be a non-negative integer, got ${JSON.stringify(text)}`, { context: { [flag.slice(2)]: text } });
+    return n;
+  };
+  const uid = id('--uid', uidText);
+  const gid = id('--gid', gidText);
+  if (uid === undefined && gid === undefined) return undefined;
+  return { uid: uid ?? gid!, gid: gid ?? uid! };
 }

@@ -1,24 +1,20 @@
 /** @module cli/commands/vm-output: the lifecycle verbs' output helpers: list rows, serial log as JSON lines, QMP arguments. */
 import { Writable } from 'node:stream';
 import { WardenError } from '../../errors/index.js';
-import { isVmError, summarize, type VmManager, type VmSummary } from '../../vm/index.js';
+import { summarize, type VmService, type VmSummary } from '../../vm/index.js';
 import type { Io } from '../output.js';
 
 /**
  * One row per VM. A record that cannot be read (VM_STATE_CORRUPT ...) is listed as
  * `unreadable`, with its error, and warned about: it must not hide every other VM.
  */
-export async function listRows(io: Io, m: VmManager): Promise<Array<VmSummary & { error?: unknown }>> {
+export async function listRows(io: Io, m: VmService): Promise<Array<VmSummary & { error?: unknown }>> {
   const rows: Array<VmSummary & { error?: unknown }> = [];
-  for (const name of await m.store.list()) {
-    try {
-      rows.push(summarize(await m.reconcile(name, true).catch(() => m.store.read(name))));
-    } catch (err) {
-      if (isVmError(err, 'VM_NOT_FOUND')) continue; // a directory without a record: being created or deleted
-      const e = err instanceof WardenError ? err : new WardenError('INTERNAL', String((err as Error)?.message ?? err));
-      io.err(`warning: ${e.message} [${e.code}]${e.suggestions.length > 0 ? `; ${e.suggestions.join('; ')}` : ''}`);
-      rows.push({ name, phase: 'unreadable', pid: null, uid: null, accel: null, startedAt: null, lastExit: null, error: e.toJSON() });
-    }
+  for (const { name, record, error } of await m.list()) {
+    if (record !== null) { rows.push(summarize(record)); continue; }
+    const e = (error ?? { code: 'INTERNAL', message: 'unreadable' }) as { code: string; message: string; suggestions?: string[] };
+    io.err(`warning: ${e.message} [${e.code}]${(e.suggestions ?? []).length > 0 ? `; ${e.suggestions!.join('; ')}` : ''}`);
+    rows.push({ name, phase: 'unreadable', pid: null, uid: null, accel: null, startedAt: null, lastExit: null, error });
   }
   return rows;
 }

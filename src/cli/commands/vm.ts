@@ -1,26 +1,34 @@
 /** @module cli/commands/vm: the VM lifecycle verbs (run, create, start, stop, kill, pause, resume, restart, list, inspect, console, logs, delete, qmp). */
 import type { Command } from 'commander';
 import { WardenError } from '../../errors/index.js';
-import { DETACH_KEY_NAME, VmError, isVmError, attachConsole, runDemo, followLog, formatInspection, formatTable, inspectRecord, openManager, type VmManager } from '../../vm/index.js';
+import { DETACH_KEY_NAME, VmError, isVmError, attachConsole, runDemo, followLog, formatInspection, formatTable, StateStore, type VmService } from '../../vm/index.js';
+import { NodeFs } from '../../sys/index.js';
 import { printJson, type Io } from '../output.js';
 import { jsonLogLines, listRows, qmpArgs } from './vm-output.js';
+import { openService } from './route.js';
 
 interface StateOpt { stateDir?: string }
 
-function manager(io: Io, o: StateOpt, quiet = false): VmManager {
-  return openManager({ stateDir: o.stateDir, ...(quiet ? {} : { progress: { err: (t: string) => io.err(t) } }) });
+/** The VmService for this command: the daemon's when one serves this state root, else in-process. */
+function manager(io: Io, o: StateOpt, quiet = false): Promise<VmService> {
+  return openService({ stateDir: o.stateDir, ...(quiet ? {} : { progress: { err: (t: string) => io.err(t) } }) });
+}
+
+function storeOf(m: VmService): StateStore {
+  return new StateStore(m.stateRoot, new NodeFs());
 }
 
 function withState(cmd: Command): Command {
   return cmd.option('--state-dir <dir>', 'state root (default: $WARDEN_STATE_DIR, /var/lib/warden as root, else $XDG_STATE_HOME/warden)');
 }
 
-async function consoleOf(io: Io, m: VmManager, name: string): Promise<void> {
-  const rec = await m.reconcile(name);
+async function consoleOf(io: Io, m: VmService, name: string): Promise<void> {
+  const rec = await m.get(name);
   if (rec.phase !== 'running' && rec.phase !== 'paused') {
     throw new WardenError('VM_INVALID_STATE', `cannot attach to the console of VM ${name}: it is ${rec.phase}`, { context: { vm: name, phase: rec.phase }, suggestions: [`start it: warden start ${name}`] });
   }
-  const lock = await m.store.lockConsole(name).catch((err: unknown) => {
+  const store = storeOf(m);
+  const lock = await store.lockConsole(name).catch((err: unknown) => {
     if (!isVmError(err, 'VM_BUSY')) throw err;
     const holder = (err.context['holder'] as { pid?: number } | undefined)?.pid;
     throw new VmError('VM_BUSY', `the console of VM ${name} is already attached (process ${holder ?? '?'}): QEMU serves one console client at a time`, {
@@ -28,7 +36,7 @@ async function consoleOf(io: Io, m: VmManager, name: string): Promise<void> {
   });
   try {
     io.err(`attached to the serial console of ${name}; ${DETACH_KEY_NAME} detaches (the VM keeps running)`);
-    const why = await attachConsole(name, m.store.paths(name).serialSocket, { input: process.stdin, output: process.stdout });
+    const why = await attachConsole(name, store.paths(name).serialSocket, { input: process.stdin, output: process.stdout });
     process.stdin.destroy(); // a paused pipe would keep the process alive
     io.err(`\n${why === 'closed' ? `the console of ${name} closed` : `detached from ${name}`}`);
   } finally {
@@ -41,14 +49,14 @@ function lifecycle(program: Command, io: Io): void {
     .option('--name <name>', 'use this name instead of the spec\'s')
     .option('--json', 'print the record as JSON')
     .action(async (file: string, o: StateOpt & { name?: string; json?: boolean }) => {
-      const rec = await manager(io, o, true).create(file, o.name);
+      const rec = await (await manager(io, o, true)).create({ file }, o.name === undefined ? {} : { name: o.name });
       if (o.json) printJson(io, rec); else io.out(`created VM ${rec.name}`);
     });
   withState(program.command('start').description('start a VM: plan, jail, QEMU paused, QMP, cont').argument('<name>', 'the VM'))
     .option('--json', 'print {record, timings, warnings} as JSON (instead of the step list)')
     .action(async (name: string, o: StateOpt & { json?: boolean }) => {
-      const r = await manager(io, o, o.json === true).start(name);
-      if (o.json) printJson(io, { record: r.record, timings: r.run.timings, warnings: r.warnings });
+      const r = await (await manager(io, o, o.json === true)).start(name);
+      if (o.json) printJson(io, { record: r.record, timings: r.timings, warnings: r.warnings });
     });
   withState(program.command('run').description('create and start a VM from a spec file, then attach to its serial console').argument('<file>', 'the spec (YAML or JSON)'))
     .option('--name <name>', 'use this name instead of the spec\'s')
@@ -56,14 +64,14 @@ function lifecycle(program: Command, io: Io): void {
     .option('--json', 'with --detach: print {record, timings, warnings} as JSON (instead of the step list)')
     .action(async (file: string, o: StateOpt & { name?: string; detach?: boolean; json?: boolean }) => {
       if (o.json && !o.detach) throw new WardenError('USAGE_JSON_ATTACH', 'run --json needs --detach: the console is not JSON', { suggestions: ['warden run --detach --json FILE'] });
-      const m = manager(io, o, o.json === true);
-      const rec = await m.create(file, o.name);
+      const m = await manager(io, o, o.json === true);
+      const rec = await m.create({ file }, o.name === undefined ? {} : { name: o.name });
       const r = await m.start(rec.name).catch((err: unknown) => {
         const hint = `VM ${rec.name} stays defined (the spec as it was read): warden start ${rec.name} retries it; after editing the spec, warden delete ${rec.name} and run again`;
         if (err instanceof WardenError) err.suggestions.push(hint); else io.err(`note: ${hint}`);
         throw err;
       });
-      if (o.json) printJson(io, { record: r.record, timings: r.run.timings, warnings: r.warnings });
+      if (o.json) printJson(io, { record: r.record, timings: r.timings, warnings: r.warnings });
       if (!o.detach) await consoleOf(io, m, rec.name);
     });
 }
@@ -76,14 +84,14 @@ function control(program: Command, io: Io): void {
     .action(async (name: string, o: StateOpt & { timeout: string; force?: boolean; json?: boolean }) => {
       const timeoutS = o.timeout.trim() === '' ? NaN : Number(o.timeout);
       if (!Number.isFinite(timeoutS) || timeoutS < 0) throw new WardenError('USAGE_BAD_TIMEOUT', `--timeout must be a number of seconds, got ${o.timeout}`);
-      const rec = await manager(io, o, o.json === true).stop(name, { timeoutS, force: o.force === true });
+      const rec = await (await manager(io, o, o.json === true)).stop(name, { timeoutS, force: o.force === true });
       if (o.json) printJson(io, rec);
     });
   for (const [verb, what] of [['kill', 'force a VM off now (SIGKILL)'], ['pause', 'pause the vCPUs'], ['resume', 'resume the vCPUs'], ['restart', 'stop (gracefully) and start again']] as const) {
     withState(program.command(verb).description(what).argument('<name>', 'the VM'))
       .option('--json', 'print the record as JSON')
       .action(async (name: string, o: StateOpt & { json?: boolean }) => {
-        const rec = await manager(io, o, o.json === true)[verb](name);
+        const rec = await (await manager(io, o, o.json === true))[verb](name);
         if (o.json) printJson(io, rec); else io.out(`VM ${name} is ${rec.phase}`);
       });
   }
@@ -91,12 +99,7 @@ function control(program: Command, io: Io): void {
     .option('--force', 'kill it first if it runs')
     .option('--json', 'print {deleted: NAME} as JSON')
     .action(async (name: string, o: StateOpt & { force?: boolean; json?: boolean }) => {
-      const m = manager(io, o, o.json === true);
-      if (o.force) {
-        const rec = await m.reconcile(name);
-        if (rec.phase === 'running' || rec.phase === 'paused' || rec.phase === 'stopping') await m.kill(name);
-      }
-      await m.delete(name);
+      await (await manager(io, o, o.json === true)).delete(name, { force: o.force === true });
       if (o.json) printJson(io, { deleted: name }); else io.out(`deleted VM ${name}`);
     });
 }
@@ -105,30 +108,28 @@ function views(program: Command, io: Io): void {
   withState(program.command('list').alias('ls').description('list VMs with their phase (reconciled with reality)'))
     .option('--json', 'print as JSON')
     .action(async (o: StateOpt & { json?: boolean }) => {
-      const rows = await listRows(io, manager(io, o, true));
+      const rows = await listRows(io, await manager(io, o, true));
       if (o.json) printJson(io, rows); else io.out(rows.length === 0 ? 'no VMs' : formatTable(rows));
     });
   withState(program.command('inspect').description('spec, plan, state, pid, uid, cgroups, resources, protections, why it last stopped').argument('<name>', 'the VM'))
     .option('--json', 'print as JSON')
     .action(async (name: string, o: StateOpt & { json?: boolean }) => {
-      const m = manager(io, o, true);
-      const rec = await m.reconcile(name, true);
-      const i = await inspectRecord(m.fs, m.store, rec);
+      const i = await (await manager(io, o, true)).inspect(name);
       if (o.json) printJson(io, i); else io.out(formatInspection(i));
     });
   withState(program.command('console').description(`attach to a VM's serial console (${DETACH_KEY_NAME} detaches)`).argument('<name>', 'the VM'))
-    .action(async (name: string, o: StateOpt) => consoleOf(io, manager(io, o, true), name));
+    .action(async (name: string, o: StateOpt) => consoleOf(io, await manager(io, o, true), name));
   withState(program.command('logs').description('print the serial console log (its rotated older part, serial.log.1, first)').argument('<name>', 'the VM'))
     .option('-f, --follow', 'keep printing while the VM runs')
     .option('--json', 'print JSON lines {vm, offset, text} instead of the raw bytes')
     .action(async (name: string, o: StateOpt & { follow?: boolean; json?: boolean }) => {
-      const m = manager(io, o, true);
-      const rec = await m.store.read(name);
+      const m = await manager(io, o, true);
+      const rec = await m.get(name);
       const out = o.json === true ? jsonLogLines(io, name) : process.stdout;
-      const log = m.store.paths(name).serialLog;
+      const log = storeOf(m).paths(name).serialLog;
       const older = await followLog(`${log}.1`, out, { follow: false });
       const newer = await followLog(log, out, { follow: o.follow === true,
-        until: async () => { const r = await m.reconcile(name); return r.phase !== 'running' && r.phase !== 'paused'; } });
+        until: async () => { const r = await m.get(name); return r.phase !== 'running' && r.phase !== 'paused'; } });
       if (older + newer === 0) {
         io.err(`VM ${name} has no serial console output${rec.phase === 'created' && rec.lastExit === undefined ? ': it has never been started' : ''} (${log})`);
       }
@@ -150,7 +151,7 @@ function qmpVerb(program: Command, io: Io): void {
     .option('--json', 'JSON output (always JSON; accepted for symmetry)')
     .action(async (name: string | undefined, command: string | undefined, argsJson: string | undefined, o: StateOpt) => {
       if (name === undefined || command === undefined) throw new WardenError('USAGE_MISSING', 'usage: warden qmp NAME COMMAND [ARGS-JSON]', { suggestions: ['e.g. warden qmp NAME query-status'] });
-      printJson(io, await manager(io, o, true).qmp(name, command, argsJson === undefined ? undefined : qmpArgs(argsJson)));
+      printJson(io, await (await manager(io, o, true)).qmp(name, command, argsJson === undefined ? undefined : qmpArgs(argsJson)));
     });
 }
 

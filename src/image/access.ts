@@ -1,0 +1,54 @@
+/**
+ * @module image/access: defence in depth for files QEMU gets writable: could the VM's owner
+ * (a uid and its groups) open the file themselves? Decided from the mode bits of the file and
+ * of every directory above it. ACL entries are not read: a file reachable only through an
+ * ACL entry is refused (the conservative side); root may open everything.
+ */
+import { statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ImageError } from './errors.js';
+import type { Target } from './open.js';
+
+/** Who a VM belongs to: the uid and every gid (primary and supplementary) of its owner. */
+export interface Owner { uid: number; gids: readonly number[] }
+
+export const R_OK = 4;
+export const W_OK = 2;
+export const X_OK = 1;
+
+/** Whether `who` gets `want` (R_OK|W_OK|X_OK bits) on a file with this mode and owner, as the kernel decides without ACLs. */
+export function modeAllows(st: { mode: number; uid: number; gid: number }, who: Owner, want: number): boolean {
+  if (who.uid === 0) return true;
+  const bits = st.uid === who.uid ? (st.mode >> 6) & 7 : who.gids.includes(st.gid) ? (st.mode >> 3) & 7 : st.mode & 7;
+  return (bits & want) === want;
+}
+
+/** Why `who` could not open `realPath` (read, plus write when `write`), or null when they could. */
+export function ownerDenial(realPath: string, who: Owner, write: boolean): string | null {
+  if (who.uid === 0) return null;
+  const dirs: string[] = [];
+  for (let d = dirname(realPath); ; d = dirname(d)) {
+    dirs.unshift(d);
+    if (d === dirname(d)) break;
+  }
+  for (const d of dirs) {
+    const st = statSync(d);
+    if (!modeAllows(st, who, X_OK)) return `uid ${who.uid} cannot search the directory ${d} (mode ${(st.mode & 0o7777).toString(8)}, owner ${st.uid}:${st.gid})`;
+  }
+  const st = statSync(realPath);
+  const want = write ? R_OK | W_OK : R_OK;
+  if (!modeAllows(st, who, want)) return `uid ${who.uid} cannot ${write ? 'read and write' : 'read'} it (mode ${(st.mode & 0o7777).toString(8)}, owner ${st.uid}:${st.gid})`;
+  return null;
+}
+
+/** The walker's writableCheck for one owner: refuses a file QEMU would get writable that the owner could not open read-write. */
+export function ownerCheck(who: Owner): (t: Target, what: string) => void {
+  return (t, what) => {
+    const why = ownerDenial(t.realPath, who, true);
+    if (why === null) return;
+    throw new ImageError('IMAGE_OWNER_DENIED', `${what} ${t.path} would be opened read-write for a VM of uid ${who.uid}, but ${why}; it was not opened`, {
+      context: { layer: t.path, realPath: t.realPath, uid: who.uid, gids: who.gids },
+      suggestions: ['give the VM\'s owner access to the file (chown/chmod), or make the disk readOnly'],
+    });
+  };
+}

@@ -1,0 +1,145 @@
+/**
+ * @module jail/uid-check: whether a uid/gid of the lease range is really nobody's: not a
+ * host account or group (NSS, through getent), not the owner of a live process, not the
+ * owner of files in the jailer's state; and whether the configured range overlaps the
+ * host's normal user range (/etc/login.defs) or another user's /etc/subuid, /etc/subgid.
+ */
+import { execFile } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+
+export interface IdRange { first: number; count: number }
+
+/** The name whose /etc/subuid and /etc/subgid entries reserve the range for the jailer (see docs/jail.md). */
+export const RESERVED_FOR = 'warden';
+
+/** One overlap of the configured range with a range the host hands out. */
+export interface RangeConflict { source: string; first: number; last: number; detail: string }
+
+/** UID_MIN..UID_MAX and GID_MIN..GID_MAX of login.defs (its defaults when unset). */
+export function parseLoginDefs(text: string): { uid: [number, number]; gid: [number, number] } {
+  const get = (key: string, dflt: number): number => {
+    const m = new RegExp(`^\\s*${key}\\s+(\\d+)\\s*$`, 'm').exec(text);
+    return m === null ? dflt : Number(m[1]);
+  };
+  return { uid: [get('UID_MIN', 1000), get('UID_MAX', 60000)], gid: [get('GID_MIN', 1000), get('GID_MAX', 60000)] };
+}
+
+/** name:first:count lines of /etc/subuid or /etc/subgid (names or numeric ids). */
+export function parseSubIds(text: string): Array<{ name: string; first: number; count: number }> {
+  return text.split('\n').flatMap((line) => {
+    const m = /^([^:#\s][^:]*):(\d+):(\d+)\s*$/.exec(line.trim());
+    return m === null ? [] : [{ name: m[1]!, first: Number(m[2]), count: Number(m[3]) }];
+  });
+}
+
+const overlaps = (r: IdRange, first: number, last: number): boolean => r.first <= last && first <= r.first + r.count - 1;
+
+/** Every overlap of `range` with the host's user ranges (pure; absent files are empty strings). */
+export function rangeConflicts(range: IdRange, files: { loginDefs: string; subuid: string; subgid: string }): RangeConflict[] {
+  const out: RangeConflict[] = [];
+  const defs = parseLoginDefs(files.loginDefs);
+  for (const [kind, [lo, hi]] of [['UID', defs.uid], ['GID', defs.gid]] as const) {
+    if (overlaps(range, lo, hi)) out.push({ source: '/etc/login.defs', first: lo, last: hi, detail: `${kind}_MIN..${kind}_MAX ${lo}-${hi}: useradd/groupadd hand these out` });
+  }
+  for (const [source, text] of [['/etc/subuid', files.subuid], ['/etc/subgid', files.subgid]] as const) {
+    for (const e of parseSubIds(text)) {
+      if (e.name === RESERVED_FOR || e.count === 0) continue;
+      const last = e.first + e.count - 1;
+      if (overlaps(range, e.first, last)) out.push({ source, first: e.first, last, detail: `${e.name}'s subordinate ids ${e.first}-${last}: that user's user namespaces map onto them` });
+    }
+  }
+  return out;
+}
+
+/** Reads login.defs, subuid and subgid under `root` and returns the overlaps. */
+export async function readRangeConflicts(range: IdRange, root = '/'): Promise<RangeConflict[]> {
+  const read = (p: string): Promise<string> => fsp.readFile(join(root, p), 'utf8').catch(() => '');
+  const [loginDefs, subuid, subgid] = await Promise.all([read('etc/login.defs'), read('etc/subuid'), read('etc/subgid')]);
+  return rangeConflicts(range, { loginDefs, subuid, subgid });
+}
+
+/** Why an id is taken on this host, or null: the lease store skips ids with a reason. */
+export type IdInUse = (id: number) => Promise<string | null>;
+
+/** getent DATABASE KEY: the entry's first field when it resolves, else null (exit 2: not found). */
+function getent(db: 'passwd' | 'group', key: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    execFile('getent', [db, String(key)], { timeout: 10_000 }, (err, stdout) => resolve(err === null ? stdout.split(':')[0] ?? String(key) : null));
+  });
+}
+
+/** uid → a pid, gid → a pid, for every process's real, effective, saved and filesystem ids. */
+async function processOwners(procRoot: string): Promise<{ uids: Map<number, number>; gids: Map<number, number> }> {
+  const uids = new Map<number, number>();
+  const gids = new Map<number, number>();
+  for (const p of await fsp.readdir(procRoot).catch(() => [])) {
+    if (!/^\d+$/.test(p)) continue;
+    const status = await fsp.readFile(join(procRoot, p, 'status'), 'utf8').catch(() => '');
+    for (const [key, map] of [['Uid', uids], ['Gid', gids]] as const) {
+      const m = new RegExp(`^${key}:\\s+(.*)$`, 'm').exec(status);
+      for (const id of m?.[1]?.trim().split(/\s+/).map(Number) ?? []) if (!map.has(id)) map.set(id, Number(p));
+    }
+  }
+  return { uids, gids };
+}
+
+/** Owners of the files below `dirs` (bounded: at most `limit` entries, symlinks not followed). */
+async function fileOwners(dirs: readonly string[], limit = 20_000): Promise<Map<number, string>> {
+  const owners = new Map<number, string>();
+  const queue = [...dirs];
+  let seen = 0;
+  while (queue.length > 0 && seen < limit) {
+    const dir = queue.shift()!;
+    for (const e of await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      if (++seen > limit) break;
+      const p = join(dir, e.name);
+      const st = await fsp.lstat(p).catch(() => null);
+      if (st === null) continue;
+      if (!owners.has(st.uid)) owners.set(st.uid, p);
+      if (!owners.has(st.gid)) owners.set(st.gid, p);
+      if (e.isDirectory()) queue.push(p);
+    }
+  }
+  return owners;
+}
+
+/**
+ * The host check for one acquire: the /proc and file scans run once (lazily), NSS is asked
+ * per candidate. An id is taken as a uid or a gid alike (a lease uses the same number for both).
+ */
+export function hostIdProbe(o: { stateDirs: readonly string[]; procRoot?: string }): IdInUse {
+  let procs: ReturnType<typeof processOwners> | undefined;
+  let files: ReturnType<typeof fileOwners> | undefined;
+  return async (id) => {
+    const [user, group] = await Promise.all([getent('passwd', id), getent('group', id)]);
+    if (user !== null) return `uid ${id} is the host account "${user}" (getent passwd)`;
+    if (group !== null) return `gid ${id} is the host group "${group}" (getent group)`;
+    const p = await (procs ??= processOwners(o.procRoot ?? '/proc'));
+    const pid = p.uids.get(id) ?? p.gids.get(id);
+    if (pid !== undefined) return `id ${id} owns the live process ${pid}`;
+    const f = (await (files ??= fileOwners(o.stateDirs))).get(id);
+    if (f !== undefined) return `id ${id} owns ${f}`;
+    return null;
+  };
+}
+
+/** Every id of the range taken on this host (NSS enumeration, processes, state files), for a host check. */
+export async function rangeCollisions(range: IdRange, stateDirs: readonly string[], leased: ReadonlySet<number>): Promise<Array<{ id: number; why: string }>> {
+  const out: Array<{ id: number; why: string }> = [];
+  const last = range.first + range.count - 1;
+  const inRange = (id: number): boolean => id >= range.first && id <= last;
+  for (const db of ['passwd', 'group'] as const) {
+    const text = await new Promise<string>((resolve) => { execFile('getent', [db], { timeout: 10_000, maxBuffer: 64 << 20 }, (_e, stdout) => resolve(stdout ?? '')); });
+    for (const line of text.split('\n')) {
+      const [name, , id] = line.split(':');
+      if (id !== undefined && inRange(Number(id))) out.push({ id: Number(id), why: `${db === 'passwd' ? 'host account' : 'host group'} "${name}"` });
+    }
+  }
+  const p = await processOwners('/proc');
+  for (const [map, what] of [[p.uids, 'uid'], [p.gids, 'gid']] as const) {
+    for (const [id, pid] of map) if (inRange(id) && !leased.has(id)) out.push({ id, why: `${what} of process ${pid}, which no lease accounts for` });
+  }
+  for (const [id, path] of await fileOwners(stateDirs)) if (inRange(id) && !leased.has(id)) out.push({ id, why: `owner of ${path}` });
+  return out.sort((a, b) => a.id - b.id);
+}

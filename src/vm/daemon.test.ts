@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DaemonService } from './daemon.js';
+import type { VmEvent } from './events.js';
+import { leftovers, testEnv, vmName } from './testing.js';
+
+const root = process.getuid?.() === 0;
+const SKIP = 'needs root: the jailer switches uids and creates cgroups';
+
+function nextEvent(svc: DaemonService, match: (e: VmEvent) => boolean, timeoutMs: number): Promise<VmEvent> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { off(); reject(new Error(`no matching event within ${timeoutMs} ms`)); }, timeoutMs);
+    const off = svc.events.subscribe((e) => { if (match(e)) { clearTimeout(timer); off(); resolve(e); } });
+  });
+}
+
+test('daemon service: a QEMU killed with SIGKILL is a stopped event, reason crashed, signal SIGKILL, with no command run; a new daemon adopts a running VM', { timeout: 180_000 }, async (t) => {
+  if (!root) return t.skip(SKIP);
+  const env = testEnv('warden-daemon-svc-');
+  const opts = { stateDir: env.stateRoot, socket: `${env.dir}/none.sock` };
+  let svc = await DaemonService.open(opts);
+  const name = vmName('wdd-svc');
+  t.after(async () => {
+    await svc.kill(name).catch(() => undefined);
+    await svc.close().catch(() => undefined);
+    env.cleanup();
+  });
+  const created = await svc.create({ file: env.specFile({ name }) });
+  assert.equal(created.owner, 0);
+  const started = nextEvent(svc, (e) => e.type === 'started' && e.vm === name, 60_000);
+  const r = await svc.start(name);
+  assert.equal(r.record.phase, 'running');
+  await started;
+
+  // A second daemon on the same root is refused while this one lives.
+  await assert.rejects(DaemonService.open(opts), (e: Error & { code?: string }) => e.code === 'VM_BUSY');
+
+  // Restart of the daemon: the VM keeps running and is adopted (pid and QMP).
+  await svc.close();
+  svc = await DaemonService.open(opts);
+  const adopted = await svc.get(name);
+  assert.equal(adopted.phase, 'running');
+  assert.equal(adopted.run?.qemu.pid, r.record.run?.qemu.pid);
+  assert.deepEqual(await svc.qmp(name, 'query-status'), { status: 'running', singlestep: false, running: true });
+
+  const stopped = nextEvent(svc, (e) => e.type === 'stopped' && e.vm === name, 10_000);
+  process.kill(adopted.run!.qemu.pid, 'SIGKILL');
+  const t0 = performance.now();
+  const e = await stopped;
+  const ms = performance.now() - t0;
+  assert.equal(e.reason, 'crashed');
+  assert.equal(e.signal, 'SIGKILL');
+  t.diagnostic(`the crash was published ${ms.toFixed(0)} ms after the kill (bench/ measures it)`);
+  assert.equal((await svc.get(name)).phase, 'crashed');
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
+});

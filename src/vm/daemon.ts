@@ -1,0 +1,159 @@
+/**
+ * @module vm/daemon: `DaemonService`, the VmService of a resident daemon: it owns the state
+ * root (the daemon lock), keeps one VmSupervisor per VM (job queue, held QMP session, exit
+ * watcher), adopts the VMs it finds at start, and publishes every change as an event.
+ * Reads come from the records, which the supervisors keep current as things happen.
+ */
+import { NodeFs, loadNative, type Fs } from '../sys/index.js';
+import { realBackends, type RealBackendOptions } from './backends.js';
+import { VmError, isVmError } from './errors.js';
+import { VmEvents, type Requestor } from './events.js';
+import { VmManager } from './manager.js';
+import { asWardenError, type CreateOptions, type ListEntry, type SpecSource, type StartResult, type VmService } from './service.js';
+import { QmpSessions } from './session.js';
+import { checkName, StateStore, type Lock } from './store.js';
+import type { StopOptions } from './stop.js';
+import { VmSupervisor } from './supervisor.js';
+import { inspectRecord, type Inspection } from './view.js';
+import type { VmRecord } from './record.js';
+
+export interface DaemonServiceOptions {
+  stateDir: string;
+  /** The API socket, recorded in the daemon lock so the CLI finds it. */
+  socket: string;
+  backends?: Omit<RealBackendOptions, 'stateRoot'>;
+  log?: (msg: string) => void;
+}
+
+/** What all views of one daemon share. */
+interface Core {
+  manager: VmManager;
+  store: StateStore;
+  fs: Fs;
+  events: VmEvents;
+  sessions: QmpSessions;
+  sups: Map<string, VmSupervisor>;
+  lock: Lock;
+  log: (msg: string) => void;
+}
+
+export class DaemonService implements VmService {
+  private constructor(private readonly core: Core, private readonly requestor?: Requestor) {}
+
+  /** Takes the state root (VM_BUSY if another daemon owns it) and adopts every VM in it. */
+  static async open(o: DaemonServiceOptions): Promise<DaemonService> {
+    const fs = new NodeFs();
+    const store = new StateStore(o.stateDir, fs);
+    const lock = await store.lockDaemon(o.socket).catch((err: unknown) => {
+      if (!isVmError(err, 'VM_BUSY')) throw err;
+      const holder = err.context['holder'] as { pid?: number; socket?: string } | undefined;
+      throw new VmError('VM_BUSY', `another daemon (pid ${holder?.pid ?? '?'}) owns the state root ${o.stateDir}`, {
+        context: { stateRoot: o.stateDir, holder }, suggestions: [`talk to it on ${holder?.socket ?? 'its socket'}, or stop it first`],
+      });
+    });
+    const sessions = new QmpSessions();
+    const backends = { ...realBackends({ stateRoot: o.stateDir, ...o.backends }), qmpConnect: (p: string, t: number) => sessions.connect(p, t) };
+    const manager = new VmManager({ store, backends, fs });
+    const core: Core = { manager, store, fs, events: new VmEvents(Date.now().toString(36)), sessions, sups: new Map(), lock, log: o.log ?? (() => {}) };
+    const svc = new DaemonService(core);
+    for (const name of await store.list()) {
+      await svc.sup(name).adopt().catch((err: unknown) => core.log(`adopting VM ${name} failed: ${asWardenError(err).message}`));
+    }
+    return svc;
+  }
+
+  get stateRoot(): string { return this.core.store.root; }
+  get events(): VmEvents { return this.core.events; }
+  get supervisors(): ReadonlyMap<string, VmSupervisor> { return this.core.sups; }
+
+  as(requestor: Requestor): VmService {
+    return new DaemonService(this.core, requestor);
+  }
+
+  /** The VM's supervisor (made on first use; the name is checked first, so `../x` never reaches a path). */
+  private sup(name: string): VmSupervisor {
+    checkName(name);
+    let s = this.core.sups.get(name);
+    if (s === undefined) {
+      s = new VmSupervisor(name, {
+        manager: this.core.manager, events: this.core.events, sessions: this.core.sessions, native: loadNative(), log: this.core.log,
+        afterJob: (sup, _before, after) => { if (after === null && this.core.sups.get(name) === sup) { this.core.sups.delete(name); void sup.dispose(); } },
+      });
+      this.core.sups.set(name, s);
+    }
+    return s;
+  }
+
+  private job<T>(name: string, action: string, fn: () => Promise<T>): Promise<T> {
+    return this.sup(name).run(action, fn, this.requestor);
+  }
+
+  async create(src: SpecSource, o: CreateOptions = {}): Promise<VmRecord> {
+    const owner = o.owner ?? this.requestor?.uid ?? process.getuid?.() ?? 0;
+    const m = this.core.manager;
+    const rec = 'file' in src ? await m.create(src.file, o.name, owner)
+      : await m.createFromText(src.text, src.origin ?? '/api-request.yaml', { owner, ...(o.name === undefined ? {} : { name: o.name }) });
+    this.core.events.publish({ type: 'created', vm: rec.name, phase: rec.phase, ...(this.requestor ? { requestor: this.requestor } : {}) });
+    this.sup(rec.name);
+    return rec;
+  }
+
+  start(name: string): Promise<StartResult> {
+    return this.job(name, 'start', async () => {
+      const r = await this.core.manager.start(name);
+      return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings };
+    });
+  }
+
+  stop(name: string, o: StopOptions = {}): Promise<VmRecord> { return this.job(name, 'stop', () => this.core.manager.stop(name, o)); }
+  kill(name: string): Promise<VmRecord> { return this.job(name, 'kill', () => this.core.manager.kill(name)); }
+  pause(name: string): Promise<VmRecord> { return this.job(name, 'pause', () => this.core.manager.pause(name)); }
+  resume(name: string): Promise<VmRecord> { return this.job(name, 'resume', () => this.core.manager.resume(name)); }
+  restart(name: string, o: StopOptions = {}): Promise<VmRecord> { return this.job(name, 'restart', () => this.core.manager.restart(name, o)); }
+
+  delete(name: string, o: { force?: boolean } = {}): Promise<void> {
+    return this.job(name, 'delete', async () => {
+      const m = this.core.manager;
+      if (o.force === true) {
+        const rec = await m.store.read(name);
+        if (rec.phase === 'running' || rec.phase === 'paused' || rec.phase === 'stopping' || rec.phase === 'starting') await m.kill(name);
+      }
+      await m.delete(name);
+    });
+  }
+
+  /** The record as the supervisor keeps it (no lock: a verb in progress is not waited for). */
+  async get(name: string): Promise<VmRecord> {
+    checkName(name);
+    return this.core.store.read(name);
+  }
+
+  async list(): Promise<ListEntry[]> {
+    const out: ListEntry[] = [];
+    for (const name of await this.core.store.list()) {
+      try {
+        const record = await this.core.store.tryRead(name);
+        if (record !== null) out.push({ name, record });
+      } catch (err) {
+        out.push({ name, record: null, error: asWardenError(err).toJSON() });
+      }
+    }
+    return out;
+  }
+
+  async inspect(name: string): Promise<Inspection> {
+    return inspectRecord(this.core.fs, this.core.store, await this.get(name));
+  }
+
+  qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
+    return this.job(name, 'qmp', () => this.core.manager.qmp(name, command, args));
+  }
+
+  /** Lets go of every VM (they keep running; the next daemon adopts them) and of the state root. */
+  async close(): Promise<void> {
+    await Promise.all([...this.core.sups.values()].map((s) => s.dispose()));
+    this.core.sups.clear();
+    await this.core.sessions.closeAll();
+    await this.core.lock.release();
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * @module vm/facts: the one place host facts are gathered for planning (QEMU's capabilities,
+ * the KVM verdict, disk chains, boot files, firmware, the VM's state paths, the uid policy),
+ * used alike by `validate`, `plan`, `start` and the daemon, so `plan` shows what `start` does.
+ */
+import { constants as C, existsSync, promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { loadHostPolicy, walkChainConfined, type HostPolicy, type ImageChain } from '../image/index.js';
+import { WardenError } from '../errors/index.js';
+import { PASST_BINARY, type Facts } from '../plan/index.js';
+import { gatherProgramView, loadQemuCaps, type QemuCaps } from '../qemu/index.js';
+import type { Disk, Spec } from '../spec/index.js';
+import { NodeFs, NodeHostFiles, NodeProcessRunner, type Fs, type ProcessRunner } from '../sys/index.js';
+import { detectKvm, type KvmVerdict } from './accel.js';
+import { jailerConfig } from './jailer.js';
+import { StateStore } from './store.js';
+
+/** A host fact that could not be had, located at the spec field that asked for it. */
+export interface HostIssue {
+  /** The spec path, e.g. disks[0].image or boot.kernel. */
+  from: string;
+  code: string;
+  message: string;
+  suggestion?: string;
+  cause?: unknown;
+}
+
+export interface GatheredFacts {
+  facts: Facts;
+  /** Disks, chains and boot files that failed (facts.chains lacks those disks). */
+  issues: HostIssue[];
+  warnings: string[];
+}
+
+/** The probes behind the facts; one per process (the daemon, a CLI verb) so each runs once. */
+export interface FactSources {
+  qemu: string;
+  /** Where QEMU's capabilities and the KVM verdict are cached (the state root's cache: one probe for all verbs). */
+  cacheDir: string;
+  caps(): Promise<QemuCaps>;
+  kvm(): Promise<KvmVerdict>;
+}
+
+/** `kvmCacheDir`: where the KVM verdict is cached when not with the capabilities (plan --cache-dir moves only those). */
+export function factSources(o: { qemu: string; cacheDir: string; kvmCacheDir?: string; runner?: ProcessRunner; fs?: Fs }): FactSources {
+  const runner = o.runner ?? new NodeProcessRunner();
+  const fs = o.fs ?? new NodeFs();
+  let caps: Promise<QemuCaps> | undefined;
+  let kvm: Promise<KvmVerdict> | undefined;
+  return {
+    qemu: o.qemu, cacheDir: o.cacheDir,
+    caps() {
+      caps ??= loadQemuCaps({ runner, fs, stat: (p) => fsp.stat(p), cacheDir: o.cacheDir }, o.qemu)
+        .then(({ cached: _cached, ...c }) => c)
+        .catch((err: unknown) => { caps = undefined; throw err; });
+      return caps;
+    },
+    kvm: () => (kvm ??= detectKvm({ runner, qemu: o.qemu, cacheDir: o.kvmCacheDir ?? o.cacheDir })),
+  };
+}
+
+export interface FactOptions {
+  /** The state root; the VM's directory is ROOT/vms/NAME (as the state store makes it). */
+  stateRoot: string;
+  /** Plan as if KVM were (not) usable instead of asking the probe. */
+  kvm?: boolean;
+  /** The uid policy (default: identityPolicy()), or a fixed uid/gid to plan for. */
+  identity?: Facts['identity'];
+}
+
+/** The state root's cache directory (QEMU capabilities, the KVM verdict). */
+export function cacheDirOf(stateRoot: string): string {
+  return join(stateRoot, 'cache');
+}
+
+/** Every fact the planner needs for `spec`; what could not be had is in `issues`, never thrown (QEMU's probe failing is). */
+export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions): Promise<GatheredFacts> {
+  const warnings: string[] = [];
+  const [qemu, kvmUsable, files] = await Promise.all([src.caps(), kvmFact(spec, src, o.kvm, warnings), hostFiles(spec)]);
+  const facts: Facts = {
+    qemu, kvmUsable, chains: files.chains,
+    identity: o.identity ?? identityPolicy(),
+    paths: vmFactPaths(o.stateRoot, spec.name),
+    host: { vhostNet: existsSync('/dev/vhost-net') },
+  };
+  const fw = firmwareFor(spec);
+  if (fw !== undefined) facts.firmware = fw;
+  facts.helpers = await helperFacts(spec);
+  return { facts, issues: files.issues, warnings };
+}
+
+/** The helper programs this spec needs, with their views (one ldd each); a helper not installed is absent. */
+async function helperFacts(spec: Spec): Promise<NonNullable<Facts['helpers']>> {
+  if (!spec.networks.some((n) => n.type === 'user' && n.backend !== 'slirp')) return {};
+  const passt = await gatherProgramView(new NodeProcessRunner(), new NodeHostFiles(), PASST_BINARY);
+  return passt === null ? {} : { passt };
+}
+
+/** Whether KVM is usable as start decides it: the spec's tcg needs no probe, a flag overrides it, else the cached probe. */
+async function kvmFact(spec: Spec, src: FactSources, flag: boolean | undefined, warnings: string[]): Promise<boolean> {
+  if (spec.accel === 'tcg') return false;
+  if (flag !== undefined) return flag;
+  const v = await src.kvm();
+  if (!v.usable && spec.accel === 'auto') warnings.push(`KVM is not usable (${v.reason}): falling back to TCG, which is much slower`);
+  return v.usable;
+}
+
+/**
+ * The uid policy: jailed (as root), every VM gets a uid of its own leased from the jailer's
+ * range when it launches (the run record names it); unjailed, QEMU runs as the caller.
+ */
+export function identityPolicy(jailed = (process.getuid?.() ?? 0) === 0, range: { first: number; count: number } = jailerConfig().uidRange): Facts['identity'] {
+  if (jailed) return { lease: { first: range.first, last: range.first + range.count - 1 } };
+  return { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+}
+
+/** The VM's state paths, named as the state store names them (one source for plan and start). */
+export function vmFactPaths(stateRoot: string, name: string): Facts['paths'] {
+  const p = new StateStore(stateRoot, new NodeFs()).paths(name);
+  return {
+    stateDir: p.dir, qmpSocket: p.qmpSocket, serialSocket: p.serialSocket, serialLog: p.serialLog,
+    uefiVars: p.uefiVars, vncSocket: p.vncSocket, guestAgentSocket: join(p.dir, 'qga.sock'),
+  };
+}
+
+/** OVMF builds as Debian (ovmf) and Fedora (edk2-ovmf) install them: [code, vars template]. */
+const OVMF_PLAIN: ReadonlyArray<readonly [string, string]> = [
+  ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_VARS_4M.fd'],
+  ['/usr/share/OVMF/OVMF_CODE.fd', '/usr/share/OVMF/OVMF_VARS.fd'],
+  ['/usr/share/edk2/ovmf/OVMF_CODE.fd', '/usr/share/edk2/ovmf/OVMF_VARS.fd'],
+];
+const OVMF_SECURE: ReadonlyArray<readonly [string, string]> = [
+  ['/usr/share/OVMF/OVMF_CODE_4M.secboot.fd', '/usr/share/OVMF/OVMF_VARS_4M.ms.fd'],
+  ['/usr/share/edk2/ovmf/OVMF_CODE.secboot.fd', '/usr/share/edk2/ovmf/OVMF_VARS.secboot.fd'],
+];
+
+/**
+ * The firmware pair for the spec: none for BIOS; the secure-boot build for secureBoot (or,
+ * where the host lacks it, the plain one marked as such, so the planner names what is missing).
+ */
+export function firmwareFor(spec: Pick<Spec, 'firmware' | 'secureBoot'>, exists: (p: string) => boolean = existsSync): Facts['firmware'] | undefined {
+  if (spec.firmware !== 'uefi') return undefined;
+  const pick = (pairs: ReadonlyArray<readonly [string, string]>) => pairs.find(([c, v]) => exists(c) && exists(v));
+  const secure = spec.secureBoot ? pick(OVMF_SECURE) : undefined;
+  if (secure !== undefined) return { uefiCode: secure[0], uefiVarsTemplate: secure[1], secureBoot: true };
+  const plain = pick(OVMF_PLAIN);
+  return plain === undefined ? undefined : { uefiCode: plain[0], uefiVarsTemplate: plain[1], secureBoot: false };
+}
+
+/** Each disk's chain under the image policy, and the boot files; failures located at their spec field. */
+async function hostFiles(spec: Spec): Promise<{ chains: Record<string, ImageChain>; issues: HostIssue[] }> {
+  const chains: Record<string, ImageChain> = {};
+  const issues: HostIssue[] = [];
+  let policy: HostPolicy | undefined;
+  try { policy = loadHostPolicy(); } catch (cause) { spec.disks.forEach((_, i) => issues.push(issueOf(`disks[${i}].image`, cause))); }
+  if (policy !== undefined) {
+    const host = policy;
+    await Promise.all(spec.disks.map(async (d, i) => {
+      try { chains[d.name] = await chainOf(d, host, `disks[${i}]`); } catch (cause) { issues.push(issueOf(`disks[${i}].image`, cause)); }
+    }));
+  }
+  for (const key of ['kernel', 'initrd'] as const) {
+    const p = spec.boot?.[key];
+    const err = p === undefined ? null : await bootFileError(p);
+    if (err !== null) issues.push({ from: `boot.${key}`, code: 'SPEC_FILE', message: err, suggestion: 'the manager reads it (QEMU gets a sealed copy by fd): it must be a regular file root, or the user running warden, can read' });
+  }
+  return { chains, issues };
+}
+
+/**
+ * The one call into the chain walker, under the image policy (src/image walkChainConfined):
+ * the top layer's format from the spec, backing formats as recorded, json: and protocol
+ * backings refused, every layer, data file and extent confined to the disk's allowed places
+ * (its own directory, disks[].allowDirs, the host policy's imageDirs).
+ */
+export function chainOf(d: Disk, host: HostPolicy = loadHostPolicy(), from?: string): Promise<ImageChain> {
+  return walkChainConfined({ ...d, ...(from === undefined ? {} : { from }) }, host);
+}
+
+function issueOf(from: string, cause: unknown): HostIssue {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  if (!(cause instanceof WardenError)) return { from, code: 'SPEC_IMAGE', message, cause };
+  const hint = cause.suggestions[0];
+  return { from, code: cause.code, message, cause, ...(hint === undefined ? {} : { suggestion: hint }) };
+}
+
+/** Why a boot file cannot be read by the manager, or null. */
+async function bootFileError(path: string): Promise<string | null> {
+  try {
+    const st = await fsp.stat(path);
+    if (!st.isFile()) return `${path} is not a regular file`;
+    await fsp.access(path, C.R_OK);
+    return null;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? `${path} does not exist` : `${path} cannot be read (${code})`;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * @module vm/service: `VmService`, the one interface the CLI and the HTTP API call for every
+ * VM verb, and `LocalService`, its in-process implementation: each verb is one VmManager call
+ * under the VM's lock file, as one CLI command always ran. The daemon's implementation
+ * (daemon.ts) keeps a supervisor per VM instead; the API client (src/api/client.ts) is a third.
+ */
+import { WardenError } from '../errors/index.js';
+import { isVmError } from './errors.js';
+import type { VmManager } from './manager.js';
+import type { StopOptions } from './stop.js';
+import type { VmPaths } from './store.js';
+import { inspectRecord, type Inspection } from './view.js';
+import type { VmRecord } from './record.js';
+import type { Requestor, VmEvents } from './events.js';
+
+/** Where a spec comes from: a file (paths resolve against its directory) or text (an API body: paths must be absolute). */
+export type SpecSource = { file: string } | { text: string; origin?: string };
+
+export interface CreateOptions {
+  /** Use this name instead of the spec's. */
+  name?: string;
+  /** The owner's uid (default: the calling process's). */
+  owner?: number;
+}
+
+export interface StartResult {
+  record: VmRecord;
+  /** Steps that ran, in order, and milliseconds per step. */
+  done: string[];
+  timings: Record<string, number>;
+  warnings: string[];
+}
+
+/** One row of a listing: the record, or why it could not be read (the rest of the list still shows). */
+export interface ListEntry {
+  name: string;
+  record: VmRecord | null;
+  error?: Record<string, unknown>;
+}
+
+export interface VmService {
+  readonly stateRoot: string;
+  /** The live event stream (a daemon's); null in-process, where nothing outlives the verb. */
+  readonly events: VmEvents | null;
+  /** This service acting for `requestor` (recorded as owner at create, and on events). */
+  as(requestor: Requestor): VmService;
+  create(src: SpecSource, o?: CreateOptions): Promise<VmRecord>;
+  start(name: string): Promise<StartResult>;
+  stop(name: string, o?: StopOptions): Promise<VmRecord>;
+  kill(name: string): Promise<VmRecord>;
+  pause(name: string): Promise<VmRecord>;
+  resume(name: string): Promise<VmRecord>;
+  restart(name: string, o?: StopOptions): Promise<VmRecord>;
+  /** Deletes a VM that is not running; `force` kills it first. */
+  delete(name: string, o?: { force?: boolean }): Promise<void>;
+  /** The record, reconciled with reality (`deep`: QMP is asked whether the vCPUs run). */
+  get(name: string, o?: { deep?: boolean }): Promise<VmRecord>;
+  list(): Promise<ListEntry[]>;
+  inspect(name: string): Promise<Inspection>;
+  qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** The verbs of one process's lifetime: each takes the VM's lock file for its duration. */
+export class LocalService implements VmService {
+  readonly events = null;
+
+  constructor(readonly manager: VmManager) {}
+
+  as(_requestor: Requestor): VmService {
+    return this;
+  }
+
+  get stateRoot(): string {
+    return this.manager.store.root;
+  }
+
+  paths(name: string): VmPaths {
+    return this.manager.store.paths(name);
+  }
+
+  create(src: SpecSource, o: CreateOptions = {}): Promise<VmRecord> {
+    const owner = o.owner ?? process.getuid?.() ?? 0;
+    if ('file' in src) return this.manager.create(src.file, o.name, owner);
+    return this.manager.createFromText(src.text, src.origin ?? '/api-request.yaml', { owner, ...(o.name === undefined ? {} : { name: o.name }) });
+  }
+
+  async start(name: string): Promise<StartResult> {
+    const r = await this.manager.start(name);
+    return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings };
+  }
+
+  stop(name: string, o: StopOptions = {}): Promise<VmRecord> { return this.manager.stop(name, o); }
+  kill(name: string): Promise<VmRecord> { return this.manager.kill(name); }
+  pause(name: string): Promise<VmRecord> { return this.manager.pause(name); }
+  resume(name: string): Promise<VmRecord> { return this.manager.resume(name); }
+  restart(name: string, o: StopOptions = {}): Promise<VmRecord> { return this.manager.restart(name, o); }
+
+  async delete(name: string, o: { force?: boolean } = {}): Promise<void> {
+    if (o.force === true) {
+      const rec = await this.manager.reconcile(name);
+      if (rec.phase === 'running' || rec.phase === 'paused' || rec.phase === 'stopping' || rec.phase === 'starting') await this.manager.kill(name);
+    }
+    await this.manager.delete(name);
+  }
+
+  get(name: string, o: { deep?: boolean } = {}): Promise<VmRecord> {
+    return this.manager.reconcile(name, o.deep === true);
+  }
+
+  async list(): Promise<ListEntry[]> {
+    const out: ListEntry[] = [];
+    for (const name of await this.manager.store.list()) {
+      try {
+        out.push({ name, record: await this.manager.reconcile(name, true).catch(() => this.manager.store.read(name)) });
+      } catch (err) {
+        if (isVmError(err, 'VM_NOT_FOUND')) continue; // a directory without a record: being created or deleted
+        out.push({ name, record: null, error: asWardenError(err).toJSON() });
+      }
+    }
+    return out;
+  }
+
+  async inspect(name: string): Promise<Inspection> {
+    return inspectRecord(this.manager.fs, this.manager.store, await this.manager.reconcile(name, true));
+  }
+
+  qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
+    return this.manager.qmp(name, command, args);
+  }
+
+  async close(): Promise<void> { /* nothing held between verbs */ }
+}
+
+export function asWardenError(err: unknown): WardenError {
+  return err instanceof WardenError ? err : new WardenError('INTERNAL', String((err as Error)?.message ?? err), { cause: err });
+}

@@ -1,0 +1,153 @@
+/**
+ * @module vm/supervisor: one running daemon's hold on one VM: its job queue (one verb at a
+ * time), its held QMP session and that session's events, and an exit watcher on QEMU's
+ * pidfd, so a QEMU that dies is recorded and published at once, with no command run.
+ * Each verb is a job; the phase change a job causes is published as a typed event.
+ */
+import type { QmpClient } from '../qmp/index.js';
+import type { NativeAddon, WatchHandle } from '../sys/index.js';
+import type { EventDraft, Requestor, VmEvents } from './events.js';
+import { JobQueue } from './jobs.js';
+import { expectsProcess } from './machine.js';
+import type { VmManager } from './manager.js';
+import { isAlive } from './proc.js';
+import type { ProcId, VmRecord } from './record.js';
+import type { QmpSessions } from './session.js';
+
+export interface SupervisorDeps {
+  manager: VmManager;
+  events: VmEvents;
+  sessions: QmpSessions;
+  native: NativeAddon;
+  /** Called after every job with the record as it then is (the daemon's restart policy). */
+  afterJob?: (sup: VmSupervisor, before: VmRecord | null, after: VmRecord | null, action: string) => void;
+  /** Where the supervisor reports what it could not do (no caller to throw to). */
+  log: (msg: string) => void;
+}
+
+/** QMP events that become typed events of their own. */
+const QMP_EVENTS: Readonly<Record<string, EventDraft['type']>> = {
+  GUEST_PANICKED: 'guest-panicked', BLOCK_IO_ERROR: 'block-io-error', DEVICE_DELETED: 'device-deleted',
+};
+
+export class VmSupervisor {
+  readonly jobs = new JobQueue();
+  private watch: { handle: WatchHandle; fd: number; qemu: ProcId } | undefined;
+  private session: QmpClient | undefined;
+  private disposed = false;
+
+  constructor(readonly name: string, private readonly d: SupervisorDeps) {}
+
+  private get qmpPath(): string {
+    return this.d.manager.store.paths(this.name).qmpSocket;
+  }
+
+  /** Runs `fn` as this VM's next job and publishes the change it made. */
+  run<T>(action: string, fn: () => Promise<T>, requestor?: Requestor, operation?: string): Promise<T> {
+    return this.jobs.run(async () => {
+      const before = await this.d.manager.store.tryRead(this.name).catch(() => null);
+      try {
+        return await fn();
+      } finally {
+        const after = await this.d.manager.store.tryRead(this.name).catch(() => null);
+        this.publishChange(before, after, { ...(requestor ? { requestor } : {}), ...(operation ? { operation } : {}) });
+        await this.follow(after);
+        this.d.afterJob?.(this, before, after, action);
+      }
+    });
+  }
+
+  /** Takes over a VM found at daemon start: its record is reconciled (a start left half-done is undone) and a live QEMU watched. */
+  adopt(): Promise<VmRecord> {
+    return this.run('adopt', () => this.d.manager.reconcile(this.name, true));
+  }
+
+  /** Stops watching (the daemon exits; QEMU keeps running). */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    this.unwatch();
+    this.session = undefined;
+    await this.d.sessions.release(this.qmpPath);
+  }
+
+  private publishChange(before: VmRecord | null, after: VmRecord | null, extra: Partial<EventDraft>): void {
+    const ev = (draft: EventDraft): void => { this.d.events.publish({ ...draft, ...extra }); };
+    if (after === null) {
+      if (before !== null) ev({ type: 'deleted', vm: this.name });
+      return;
+    }
+    const was = before?.phase;
+    if (after.lastExit !== undefined && after.lastExit.at !== before?.lastExit?.at) {
+      const x = after.lastExit;
+      ev({ type: 'stopped', vm: this.name, phase: after.phase, reason: x.reason, detail: x.detail, signal: x.signal ?? null, code: x.code ?? null });
+    }
+    if (after.phase === was) return;
+    if (after.phase === 'running') ev({ type: was === 'paused' ? 'resumed' : 'started', vm: this.name, phase: 'running' });
+    else if (after.phase === 'paused') ev({ type: 'paused', vm: this.name, phase: 'paused' });
+  }
+
+  /** Watches QEMU and holds its QMP session while a phase expects it; lets both go otherwise. */
+  private async follow(rec: VmRecord | null): Promise<void> {
+    if (this.disposed) return;
+    if (rec === null || !expectsProcess(rec.phase) || rec.run === undefined) {
+      this.unwatch();
+      return;
+    }
+    this.watchExit(rec.run.qemu);
+    await this.holdSession();
+  }
+
+  private watchExit(qemu: ProcId): void {
+    if (this.watch?.qemu.pid === qemu.pid) return;
+    this.unwatch();
+    let fd: number;
+    try {
+      fd = this.d.native.pidfdOpen(qemu.pid);
+    } catch {
+      this.exited();
+      return;
+    }
+    const handle = this.d.native.watchReadable(fd, () => {
+      this.d.native.closeFd(fd);
+      this.watch = undefined;
+      this.exited();
+    });
+    this.watch = { handle, fd, qemu };
+    // The pid may already belong to another process (QEMU died before the pidfd was opened).
+    void isAlive(this.d.manager.fs, qemu).then((alive) => { if (!alive && this.watch?.fd === fd) { this.unwatch(); this.exited(); } });
+  }
+
+  private unwatch(): void {
+    const w = this.watch;
+    if (w === undefined) return;
+    this.watch = undefined;
+    this.d.native.unwatch(w.handle);
+    this.d.native.closeFd(w.fd);
+  }
+
+  /** QEMU is gone: reconcile ends the run from the record and the job publishes why. */
+  private exited(): void {
+    if (this.disposed) return;
+    this.run('exit', () => this.d.manager.reconcile(this.name)).catch((err: unknown) => this.d.log(`VM ${this.name}: recording the exit of QEMU failed: ${String((err as Error)?.message ?? err)}`));
+  }
+
+  private async holdSession(): Promise<void> {
+    const c = await this.d.sessions.client(this.qmpPath).catch(() => undefined);
+    if (c === undefined || c === this.session) return;
+    this.session = c;
+    void this.readEvents(c);
+  }
+
+  private async readEvents(c: QmpClient): Promise<void> {
+    try {
+      for await (const e of c.events('all')) {
+        const type = QMP_EVENTS[e.event];
+        if (type !== undefined) this.d.events.publish({ type, vm: this.name, data: (e as { data?: Record<string, unknown> }).data ?? {} });
+      }
+    } catch (err) {
+      this.d.log(`VM ${this.name}: QMP events: ${String((err as Error)?.message ?? err)}`);
+    } finally {
+      if (this.session === c) this.session = undefined;
+    }
+  }
+}
