@@ -110,6 +110,7 @@ for arg in $(cat /proc/cmdline); do
     warden.http=*) http=${arg#warden.http=} ;;
     warden.flood=*) flood=${arg#warden.flood=} ;;
     warden.fetch=*) fetch=${arg#warden.fetch=} ;;
+    warden.push=*) push=${arg#warden.push=} ;;
   esac
 done
 if [ -n "${ip:-}" ]; then
@@ -146,6 +147,13 @@ if [ -n "${fetch:-}" ]; then
     done
     echo "WARDEN-FETCH-FAIL $fetch"
   ) &
+fi
+# warden.push=IP:PORT:MIB: that many MiB of zeros to a host listener (guest -> host throughput).
+if [ -n "${push:-}" ]; then
+  ( IFS=: read -r pip pport pmib <<PUSH
+$push
+PUSH
+    sleep 1; dd if=/dev/zero bs=1048576 count="$pmib" 2>/dev/null | nc "$pip" "$pport"; echo "WARDEN-PUSH-DONE" ) &
 fi
 # warden.flood=BYTES: that much console output at once (for the log cap tests), then a marker.
 if [ -n "${flood:-}" ]; then
