@@ -1,4 +1,11 @@
-/** @module bench/lib: the row type every benchmark returns, and timing helpers. */
+/** @module bench/lib: the row type every benchmark returns, its goal, the quick mode, and timing helpers. */
+
+/** A bound a row should meet: on the ratio to its baseline (`x`) or on its own value (in the row's unit). */
+export interface Goal {
+  op: '<=' | '>=';
+  value: number;
+  of: 'ratio' | 'value';
+}
 
 /** One measured quantity; `ratio` is value / baseline from the same run, where there is a baseline. */
 export interface BenchRow {
@@ -7,6 +14,8 @@ export interface BenchRow {
   value: number;
   unit: string;
   baseline?: { name: string; value: number };
+  /** The issue's goal for this row, printed beside it; never asserted (shared, noisy machine). */
+  goal?: Goal;
 }
 
 export interface Benchmark {
@@ -15,8 +24,42 @@ export interface Benchmark {
   run(): Promise<BenchRow[] | string>;
 }
 
-/** Median wall time in ms of `fn` over `runs` runs after `warmup` unmeasured ones. */
+let quickMode = false;
+
+/** Quick mode (`--quick`): few iterations and small scales, so CI runs the benchmark code to catch breakage. */
+export function setQuick(on: boolean): void {
+  quickMode = on;
+}
+
+export function isQuick(): boolean {
+  return quickMode;
+}
+
+/** `full` normally, `quick` in quick mode: iteration counts and scales. */
+export function n(full: number, quick: number): number {
+  return quickMode ? quick : full;
+}
+
+export const le = (value: number, of: Goal['of'] = 'ratio'): Goal => ({ op: '<=', value, of });
+export const ge = (value: number, of: Goal['of'] = 'ratio'): Goal => ({ op: '>=', value, of });
+
+/** Whether the row meets its goal; undefined without a goal (or a ratio goal without a baseline). */
+export function goalMet(r: BenchRow): boolean | undefined {
+  if (r.goal === undefined) return undefined;
+  const v = r.goal.of === 'value' ? r.value : r.baseline === undefined ? undefined : r.value / r.baseline.value;
+  if (v === undefined || !Number.isFinite(v)) return undefined;
+  return r.goal.op === '<=' ? v <= r.goal.value : v >= r.goal.value;
+}
+
+/** Median of a list (NaN when empty). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+}
+
+/** Median wall time in ms of `fn` over `runs` runs after `warmup` unmeasured ones (quick mode: 2 runs, 1 warm-up at most). */
 export async function medianMs(fn: () => Promise<unknown> | unknown, runs = 7, warmup = 1): Promise<number> {
+  if (quickMode) { runs = Math.min(runs, 2); warmup = Math.min(warmup, 1); }
   for (let i = 0; i < warmup; i++) await fn();
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -24,6 +67,5 @@ export async function medianMs(fn: () => Promise<unknown> | unknown, runs = 7, w
     await fn();
     times.push(performance.now() - t0);
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)] ?? Number.NaN;
+  return median(times);
 }

@@ -1,5 +1,5 @@
 /* warden_native: the few syscalls Node lacks. TAP fds (TUNSETIFF), fds over unix
- * sockets (SCM_RIGHTS), socketpair, pipe, pidfds. Every fd returned is O_CLOEXEC; the caller passes
+ * sockets (SCM_RIGHTS), socketpair, pipe, pidfds, a NETLINK_ROUTE request/reply exchange. Every fd returned is O_CLOEXEC; the caller passes
  * it on explicitly (spawn stdio) or closes it. Errors throw with the errno name as code. */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -263,10 +263,83 @@ static napi_value memfd_sealed(napi_env env, napi_callback_info info) {
   napi_value r; napi_create_int32(env, fd, &r);
   return r;
 }
+/* ---- netlink (NETLINK_ROUTE): host networking without an `ip` process per step ----
+ * The messages are built and parsed in TypeScript (src/net/netlink.ts, pure and tested);
+ * these two functions only own the socket and the request/reply exchange. */
+#include <sys/time.h>
+#include <linux/netlink.h>
+
+/* netlinkOpen() -> fd: an AF_NETLINK NETLINK_ROUTE socket, O_CLOEXEC, 5 s receive timeout. */
+static napi_value netlink_open(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  if (fd < 0) return throw_errno(env, "socket(AF_NETLINK)", errno);
+  struct timeval tv = { .tv_sec = 5, .tv_usec = 0 };
+  int one = 1;
+  struct sockaddr_nl sa; memset(&sa, 0, sizeof sa); sa.nl_family = AF_NETLINK;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0
+      || setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) < 0
+      || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    int e = errno; close(fd); return throw_errno(env, "netlink socket setup", e);
+  }
+  napi_value r; napi_create_int32(env, fd, &r);
+  return r;
+}
+
+/* netlinkTalk(fd, request: Uint8Array) -> Buffer: sends one request (one nlmsghdr; the caller
+ * sets NLM_F_ACK, or NLM_F_DUMP) to the kernel and returns every reply message carrying its
+ * sequence number, up to and including the NLMSG_ERROR (ack or error) or NLMSG_DONE that ends it.
+ * Messages of other sequence numbers (a reply left by an earlier, interrupted request) are dropped. */
+static napi_value netlink_talk(napi_env env, napi_callback_info info) {
+  size_t argc = 2; napi_value argv[2]; int32_t fd;
+  void *req = NULL; size_t rlen = 0; napi_typedarray_type tt; napi_value ab; size_t off;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2 || !get_int(env, argv[0], &fd)
+      || napi_get_typedarray_info(env, argv[1], &tt, &rlen, &req, &ab, &off) != napi_ok
+      || tt != napi_uint8_array || rlen < sizeof(struct nlmsghdr)) {
+    napi_throw_type_error(env, "EINVAL", "netlinkTalk(fd, Uint8Array holding one netlink message)");
+    return NULL;
+  }
+  uint32_t seq = ((struct nlmsghdr *)req)->nlmsg_seq;
+  struct sockaddr_nl kernel; memset(&kernel, 0, sizeof kernel); kernel.nl_family = AF_NETLINK;
+  ssize_t n;
+  do { n = sendto(fd, req, rlen, 0, (struct sockaddr *)&kernel, sizeof kernel); } while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, "netlink sendto", errno);
+  size_t cap = 1 << 16, used = 0;
+  char *out = malloc(cap);
+  char *buf = malloc(1 << 16);
+  if (out == NULL || buf == NULL) { free(out); free(buf); return throw_errno(env, "netlinkTalk", ENOMEM); }
+  int done = 0;
+  while (!done) {
+    do { n = recv(fd, buf, 1 << 16, 0); } while (n < 0 && errno == EINTR);
+    if (n < 0) { int e = errno; free(out); free(buf); return throw_errno(env, "netlink recv", e); }
+    int len = (int)n;
+    for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_seq != seq) continue;
+      size_t aligned = NLMSG_ALIGN(h->nlmsg_len);
+      if (used + aligned > cap) {
+        while (used + aligned > cap) cap *= 2;
+        char *grown = realloc(out, cap);
+        if (grown == NULL) { free(out); free(buf); return throw_errno(env, "netlinkTalk", ENOMEM); }
+        out = grown;
+      }
+      memset(out + used, 0, aligned);
+      memcpy(out + used, h, h->nlmsg_len);
+      used += aligned;
+      if (h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_DONE) { done = 1; break; }
+    }
+  }
+  napi_value r; void *copy;
+  napi_create_buffer_copy(env, used, out, &copy, &r);
+  free(out); free(buf);
+  return r;
+}
 static void register_daemon_calls(napi_env env, napi_value exports); /* defined at the end (daemon) */
 
 static napi_value init(napi_env env, napi_value exports) {
   register_daemon_calls(env, exports);
+  void warden_policy_register(napi_env env, napi_value exports); /* openat2, defined at the end (policy) */
+  warden_policy_register(env, exports);
   napi_property_descriptor props[] = {
     { "openTap", NULL, open_tap, NULL, NULL, NULL, napi_enumerable, NULL },
     { "sendFds", NULL, send_fds, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -278,6 +351,8 @@ static napi_value init(napi_env env, napi_value exports) {
     { "tapIfName", NULL, tap_if_name, NULL, NULL, NULL, napi_enumerable, NULL },
     { "closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL },
     { "memfdSealed", NULL, memfd_sealed, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "netlinkOpen", NULL, netlink_open, NULL, NULL, NULL, napi_enumerable, NULL },
+    { "netlinkTalk", NULL, netlink_talk, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
@@ -387,6 +462,50 @@ static void register_daemon_calls(napi_env env, napi_value exports) {
     { "peerCred", NULL, peer_cred, NULL, NULL, NULL, napi_enumerable, NULL },
     { "watchReadable", NULL, watch_readable, NULL, NULL, NULL, napi_enumerable, NULL },
     { "unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL },
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}
+
+/* ---- policy (issue 18): openat2 for the image prober's check-before-open ----
+ * openat2(dirfd, path, flags, resolve) -> fd. The caller passes O_PATH|O_NOFOLLOW and
+ * RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS: the kernel then resolves exactly
+ * the checked name beneath the allowed directory's fd, through no symlink. O_CLOEXEC is
+ * always added. Throws with the errno name (ENOSYS on kernels before 5.6: the caller falls
+ * back to open(2) and a recheck through /proc/self/fd). Self-contained: its own includes. */
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+
+/* The errnos the caller tells apart (ELOOP/EXDEV: a symlink or an escape on the way), else the shared table's name. */
+static napi_value policy_throw(napi_env env, int e) {
+  const char *code = e == ELOOP ? "ELOOP" : e == EXDEV ? "EXDEV" : e == ENOENT ? "ENOENT" : e == ENOTDIR ? "ENOTDIR"
+    : e == EACCES ? "EACCES" : e == EAGAIN ? "EAGAIN" : errno_code(e);
+  char msg[256];
+  snprintf(msg, sizeof msg, "openat2: %s", strerror(e));
+  napi_throw_error(env, code, msg);
+  return NULL;
+}
+
+static napi_value policy_openat2(napi_env env, napi_callback_info info) {
+  size_t argc = 4; napi_value argv[4]; int32_t dirfd, flags, resolve; char path[4096]; size_t len = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 4 || !get_int(env, argv[0], &dirfd) || !get_int(env, argv[2], &flags) || !get_int(env, argv[3], &resolve)
+      || napi_get_value_string_utf8(env, argv[1], path, sizeof path, &len) != napi_ok || len == 0 || len >= sizeof path - 1) {
+    napi_throw_type_error(env, "EINVAL", "openat2(dirfd, path, flags, resolve)");
+    return NULL;
+  }
+  struct open_how how; memset(&how, 0, sizeof how);
+  how.flags = (uint64_t)(uint32_t)flags | O_CLOEXEC;
+  how.resolve = (uint64_t)(uint32_t)resolve;
+  long fd;
+  do { fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how); } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return policy_throw(env, errno);
+  napi_value r; napi_create_int32(env, (int32_t)fd, &r);
+  return r;
+}
+
+void warden_policy_register(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "openat2", NULL, policy_openat2, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

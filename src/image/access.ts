@@ -4,6 +4,7 @@
  * of every directory above it. ACL entries are not read: a file reachable only through an
  * ACL entry is refused (the conservative side); root may open everything.
  */
+import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ImageError } from './errors.js';
@@ -51,4 +52,12 @@ export function ownerCheck(who: Owner): (t: Target, what: string) => void {
       suggestions: ['give the VM\'s owner access to the file (chown/chmod), or make the disk readOnly'],
     });
   };
+}
+
+/** A uid as an owner: its groups from the host (`id -G`); a uid with no account has only itself. Root is null (nothing to check). */
+export function ownerFromUid(uid: number): Owner | null {
+  if (uid === 0) return null;
+  let gids: number[] = [];
+  try { gids = execFileSync('id', ['-G', '--', String(uid)], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(/\s+/).map(Number).filter(Number.isInteger); } catch { gids = []; }
+  return { uid, gids };
 }

@@ -35,18 +35,24 @@ function describe(path: string, real: string | null, n: Naming): string {
   return `${n.what} ${path}${recorded}${real === path || real === null ? '' : `, really ${real},`}`;
 }
 
-/** Refuses a file whose real path lies outside the allowed directories, naming the layer, the path and the fix. */
-export function checkAllowed(w: Walk, path: string, real: string | null, what: string | Naming): void {
-  if (w.allowed === null) return;
+/**
+ * Refuses a file whose real path lies outside the allowed directories, naming the layer, the
+ * path and the fix; returns the allowed directory it lies in (null when none is set or the
+ * spec named the file itself).
+ */
+export function checkAllowed(w: Walk, path: string, real: string | null, what: string | Naming): string | null {
+  if (w.allowed === null) return null;
   const n: Naming = typeof what === 'string' ? { what, namedBy: null, top: false, writable: false } : what;
-  if (n.what === 'data file' && real !== null && w.dataFiles.includes(real)) return;
-  if (real === null || !isInsideDirs(real, w.allowed)) {
+  if (n.what === 'data file' && real !== null && w.dataFiles.includes(real)) return null;
+  const inside = real === null ? undefined : w.allowed.find((d) => isInsideDirs(real, [d]));
+  if (real === null || inside === undefined) {
     const places = w.allowed.map((d, i) => (w.allowedWhy?.[i] === undefined ? d : `${d} (${w.allowedWhy[i]})`)).join(', ');
     throw new ImageError('IMAGE_OUTSIDE_ALLOWED_DIRS', `${describe(path, real, n)} lies outside the places this chain may lead: ${places}; it was not opened`, {
       context: { layer: path, realPath: real, allowDirs: w.allowed, ...(n.namedBy === null ? {} : { namedBy: n.namedBy.path, recordedName: n.namedBy.name }) },
       suggestions: [n.what === 'data file' ? `if this data file is meant, name it on the disk (dataFile: ${real ?? path}) or ${w.allowHint}` : `move the file into an allowed directory, or ${w.allowHint}`],
     });
   }
+  return inside;
 }
 
 /**
@@ -56,7 +62,7 @@ export function checkAllowed(w: Walk, path: string, real: string | null, what: s
 export function guardFor(w: Walk, n: Naming): Guard {
   return (t) => {
     const ownDevice = n.top && w.devices !== null && w.devices.includes(t.realPath);
-    if (!ownDevice) checkAllowed(w, t.path, t.realPath, n);
+    const root = ownDevice ? null : checkAllowed(w, t.path, t.realPath, n);
     const special = t.kind === 'block' || t.kind === 'char' || t.kind === 'fifo' || t.kind === 'socket';
     if (special && w.devices !== null && !ownDevice) {
       throw new ImageError('IMAGE_DEVICE_REFUSED', `${describe(t.path, t.realPath, n)} is a ${t.kind === 'fifo' || t.kind === 'socket' ? t.kind : `${t.kind} device`}; a device is used only as a disk's own image, never because an image header names it; it was not opened`, {
@@ -65,6 +71,7 @@ export function guardFor(w: Walk, n: Naming): Guard {
       });
     }
     if (n.writable) w.writableCheck?.(t, n.what);
+    return root ?? undefined;
   };
 }
 

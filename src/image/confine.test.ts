@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileS
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ImageError, chainFiles, loadHostPolicy, parseHostPolicy, walkChainConfined, type HostPolicy } from './index.js';
-import { modeAllows, ownerDenial } from './access.js';
+import { modeAllows, ownerDenial, ownerFromUid } from './access.js';
 import { qemuImg, tempDir } from './testing.js';
 
 const NO_HOST: HostPolicy = { file: null, imageDirs: [] };
@@ -122,6 +122,8 @@ test('defence in depth: a writable top layer its owner could not open is refused
   await refused(walkChainConfined({ image: join(img, 'top.qcow2'), format: 'qcow2' }, NO_HOST, { owner: nobody }), 'IMAGE_OWNER_DENIED', join(img, 'top.qcow2'));
   await walkChainConfined({ image: join(img, 'top.qcow2'), format: 'qcow2', readOnly: true }, NO_HOST, { owner: nobody });
   await walkChainConfined({ image: join(img, 'top.qcow2'), format: 'qcow2' }, NO_HOST, { owner: { uid: 0, gids: [] } });
+  assert.equal(ownerFromUid(0), null, 'root: nothing to check');
+  assert.deepEqual(ownerFromUid(65534)?.uid, 65534);
   // The mode bits as the kernel reads them: the owner class wins even when the group class would allow more.
   assert.equal(modeAllows({ mode: 0o0466, uid: 1000, gid: 1000 }, { uid: 1000, gids: [1000] }, 2), false);
   assert.equal(modeAllows({ mode: 0o0466, uid: 1, gid: 1000 }, { uid: 1000, gids: [1000] }, 6), true);

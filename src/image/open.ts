@@ -6,6 +6,8 @@
  * fd returned is therefore the file that was checked; a swap at any point is refused.
  */
 import { closeSync, constants as C, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
+import { relative } from 'node:path';
+import { loadNative, type NativeAddon } from '../sys/index.js';
 import { ImageError } from './errors.js';
 
 /** O_PATH (Linux; Node does not export it): an fd that names a file without opening it. */
@@ -24,8 +26,11 @@ export interface Target {
   ino: number;
 }
 
-/** Throws (an ImageError) to refuse a target; runs before anything is opened, and again on the held fd's real path. */
-export type Guard = (t: Target) => void;
+/**
+ * Throws (an ImageError) to refuse a target; runs before anything is opened. May return the
+ * allowed directory the target lies in: the open then resolves beneath it (openat2).
+ */
+export type Guard = (t: Target) => string | void;
 
 export interface CheckedOpen {
   /** Access mode and extra flags for the final fd (O_RDONLY, O_RDWR, O_DIRECT ...). */
@@ -89,10 +94,52 @@ function refuseKind(t: Target, kinds: readonly FileKind[], doing: string): void 
   });
 }
 
+const AT_FDCWD = -100;
+const RESOLVE_NO_MAGICLINKS = 0x02;
+const RESOLVE_NO_SYMLINKS = 0x04;
+const RESOLVE_BENEATH = 0x08;
+
+type Openat2 = NonNullable<NativeAddon['openat2']>;
+let openat2: Openat2 | null | undefined;
+/** The addon's openat2, or null where the addon or the syscall is missing (then open(2) and the recheck below). */
+function nativeOpenat2(): Openat2 | null {
+  if (openat2 === undefined) {
+    try { openat2 = loadNative().openat2 ?? null; } catch { openat2 = null; }
+  }
+  return openat2;
+}
+
+/**
+ * O_PATH|O_NOFOLLOW on the checked real path. With openat2 the kernel resolves it beneath
+ * the allowed directory (`root`) through no symlink and no magic link, so a directory swapped
+ * for a symlink since realpath fails here; without it, the recheck in hold() catches that.
+ */
+function openPath(t: Target, root: string | null): number {
+  const o2 = nativeOpenat2();
+  if (o2 !== null) {
+    const flags = O_PATH | C.O_NOFOLLOW;
+    const resolveFlags = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    try {
+      if (root === null || root === '/' || !t.realPath.startsWith(`${root}/`)) return o2(AT_FDCWD, t.realPath, flags, resolveFlags);
+      const dir = o2(AT_FDCWD, root, O_PATH | C.O_DIRECTORY | C.O_NOFOLLOW, resolveFlags);
+      try { return o2(dir, relative(root, t.realPath), flags, resolveFlags | RESOLVE_BENEATH); } finally { closeSync(dir); }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOSYS') throw err;
+      openat2 = null;
+    }
+  }
+  return openSync(t.realPath, O_PATH | C.O_NOFOLLOW);
+}
+
 /** Holds the target with O_PATH|O_NOFOLLOW and checks that the held fd is the target that was checked. */
-function hold(t: Target, o: CheckedOpen, doing: string): number {
+function hold(t: Target, o: CheckedOpen, doing: string, root: string | null): number {
   let p: number;
-  try { p = openSync(t.realPath, O_PATH | C.O_NOFOLLOW); } catch (err) { throw openError(t.path, err, doing); }
+  try { p = openPath(t, root); } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // ELOOP/EXDEV: a symlink or an escape appeared on the way since the name was checked.
+    if (code === 'ELOOP' || code === 'EXDEV') throw changed(t.path, doing, `resolving ${t.realPath} again met a symlink or left ${root ?? '/'} (${code})`);
+    throw openError(t.path, err, doing);
+  }
   try {
     const st = fstatSync(p);
     if (st.dev !== t.dev || st.ino !== t.ino || kindOf(st) !== t.kind) throw changed(t.path, doing, `${t.realPath} is now ${kindOf(st)} ${st.dev}:${st.ino}, was ${t.kind} ${t.dev}:${t.ino}`);
@@ -119,9 +166,9 @@ export function openCheckedSync(path: string, o: CheckedOpen): OpenedFile {
   const doing = o.doing ?? 'opening';
   const kinds = o.kinds ?? ['file', 'block'];
   const t = resolveTarget(path, doing);
-  o.guard?.(t);
+  const root = o.guard?.(t) ?? null;
   refuseKind(t, kinds, doing);
-  const p = hold(t, o, doing);
+  const p = hold(t, o, doing, root);
   let fd: number;
   try {
     fd = openSync(`/proc/self/fd/${p}`, o.flags | C.O_NONBLOCK | C.O_NOCTTY);

@@ -13,8 +13,15 @@ export interface IdRange { first: number; count: number }
 /** The name whose /etc/subuid and /etc/subgid entries reserve the range for the jailer (see docs/jail.md). */
 export const RESERVED_FOR = 'warden';
 
-/** One overlap of the configured range with a range the host hands out. */
-export interface RangeConflict { source: string; first: number; last: number; detail: string }
+/**
+ * One overlap of the configured range with a range the host hands out. `active` is false for
+ * a subuid/subgid entry while newuidmap/newgidmap (the setuid helpers that turn an entry into
+ * a mapping) are not installed: the entry then grants its user nothing, yet.
+ */
+export interface RangeConflict { source: string; first: number; last: number; detail: string; active: boolean }
+
+/** Which setuid id-mapping helpers exist (shadow's uidmap package). */
+export interface IdMapHelpers { newuidmap: boolean; newgidmap: boolean }
 
 /** UID_MIN..UID_MAX and GID_MIN..GID_MAX of login.defs (its defaults when unset). */
 export function parseLoginDefs(text: string): { uid: [number, number]; gid: [number, number] } {
@@ -36,27 +43,34 @@ export function parseSubIds(text: string): Array<{ name: string; first: number; 
 const overlaps = (r: IdRange, first: number, last: number): boolean => r.first <= last && first <= r.first + r.count - 1;
 
 /** Every overlap of `range` with the host's user ranges (pure; absent files are empty strings). */
-export function rangeConflicts(range: IdRange, files: { loginDefs: string; subuid: string; subgid: string }): RangeConflict[] {
+export function rangeConflicts(range: IdRange, files: { loginDefs: string; subuid: string; subgid: string }, helpers: IdMapHelpers = { newuidmap: true, newgidmap: true }): RangeConflict[] {
   const out: RangeConflict[] = [];
   const defs = parseLoginDefs(files.loginDefs);
   for (const [kind, [lo, hi]] of [['UID', defs.uid], ['GID', defs.gid]] as const) {
-    if (overlaps(range, lo, hi)) out.push({ source: '/etc/login.defs', first: lo, last: hi, detail: `${kind}_MIN..${kind}_MAX ${lo}-${hi}: useradd/groupadd hand these out` });
+    if (overlaps(range, lo, hi)) out.push({ source: '/etc/login.defs', first: lo, last: hi, detail: `${kind}_MIN..${kind}_MAX ${lo}-${hi}: useradd/groupadd hand these out`, active: true });
   }
-  for (const [source, text] of [['/etc/subuid', files.subuid], ['/etc/subgid', files.subgid]] as const) {
+  for (const [source, text, helper] of [['/etc/subuid', files.subuid, 'newuidmap'], ['/etc/subgid', files.subgid, 'newgidmap']] as const) {
     for (const e of parseSubIds(text)) {
       if (e.name === RESERVED_FOR || e.count === 0) continue;
       const last = e.first + e.count - 1;
-      if (overlaps(range, e.first, last)) out.push({ source, first: e.first, last, detail: `${e.name}'s subordinate ids ${e.first}-${last}: that user's user namespaces map onto them` });
+      if (!overlaps(range, e.first, last)) continue;
+      const active = helpers[helper];
+      out.push({ source, first: e.first, last, active,
+        detail: `${e.name}'s subordinate ids ${e.first}-${last}: ${active ? `with ${helper} that user's user namespaces map onto them` : `inactive while ${helper} is not installed, but uidmap would give them to that user`}` });
     }
   }
   return out;
 }
 
-/** Reads login.defs, subuid and subgid under `root` and returns the overlaps. */
+/** Reads login.defs, subuid and subgid under `root`, looks for newuidmap/newgidmap, and returns the overlaps. */
 export async function readRangeConflicts(range: IdRange, root = '/'): Promise<RangeConflict[]> {
   const read = (p: string): Promise<string> => fsp.readFile(join(root, p), 'utf8').catch(() => '');
-  const [loginDefs, subuid, subgid] = await Promise.all([read('etc/login.defs'), read('etc/subuid'), read('etc/subgid')]);
-  return rangeConflicts(range, { loginDefs, subuid, subgid });
+  const has = async (name: string): Promise<boolean> => {
+    for (const dir of ['usr/bin', 'bin', 'usr/sbin', 'sbin', 'usr/local/bin']) if (await fsp.access(join(root, dir, name)).then(() => true, () => false)) return true;
+    return false;
+  };
+  const [loginDefs, subuid, subgid, newuidmap, newgidmap] = await Promise.all([read('etc/login.defs'), read('etc/subuid'), read('etc/subgid'), has('newuidmap'), has('newgidmap')]);
+  return rangeConflicts(range, { loginDefs, subuid, subgid }, { newuidmap, newgidmap });
 }
 
 /** Why an id is taken on this host, or null: the lease store skips ids with a reason. */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FakeHost } from '../../test/net/fake-host.js';
+import { FakeHost, linkError } from '../../test/net/fake-host.js';
+import { OvsdbError } from './ovsdb.js';
 import {
   applyHostActions, hostIfName, NetError, parseUndoLog, serializeUndoLog, stableMac, undoHostActions,
   type HostAction, type NetDeps, type UndoLog,
@@ -15,7 +16,7 @@ const nic = (n: string, ifname: string, bridge: string, ovs = false): HostAction
 const errno = (code: string) => Object.assign(new Error(code), { code });
 
 function deps(host: FakeHost, journal: UndoLog[] = [], openDevice: (p: string) => number = () => { throw errno('ENOENT'); }): NetDeps {
-  return { runner: host.runner, native: host.native, openDevice, journal: (l) => { journal.push(JSON.parse(serializeUndoLog(l)) as UndoLog); } };
+  return { ...host.ports(), native: host.native, openDevice, journal: (l) => { journal.push(JSON.parse(serializeUndoLog(l)) as UndoLog); } };
 }
 
 test('a missing second bridge fails in preflight: no TAP is created, nothing to undo', async () => {
@@ -27,19 +28,19 @@ test('a missing second bridge fails in preflight: no TAP is created, nothing to 
     return true;
   });
   assert.deepEqual(host.vmLinks(), []);
-  assert.ok(host.calls.every((c) => c.includes(' show ')), `only checks ran: ${host.calls.join('; ')}`);
+  assert.ok(host.calls.every((c) => c.startsWith('get ')), `only checks ran: ${host.calls.join('; ')}`);
 });
 
 test('a late failure rolls back in reverse order, closes every fd, and empties the journal', async () => {
-  const host = new FakeHost([[new RegExp(`dev ${B} master`), { code: 2, stderr: 'Error: interface busy\n' }]]);
+  const host = new FakeHost([[new RegExp(`set ${B} .*master`), linkError('RTM_NEWLINK', 'EBUSY', 'interface busy')]]);
   const journal: UndoLog[] = [];
   await assert.rejects(applyHostActions([...nic('net0', A, 'br0'), ...nic('net1', B, 'br0')], deps(host, journal)), (e: NetError) => {
     assert.equal(e.code, 'NET_LINK');
     assert.equal(e.context['rollback'], 'complete');
-    assert.deepEqual(e.context['argv'], ['ip', 'link', 'set', 'dev', B, 'master', 'br0', 'up']);
+    assert.deepEqual([e.context['errno'], e.context['detail'], e.context['set']], ['EBUSY', 'interface busy', { master: 'br0', up: true }]);
     return true;
   });
-  assert.ok(host.calls.includes(`ip link set dev ${A} address fe${stableMac('vm1', 'net0').slice(2)} mtu 1500`), 'the TAP takes the bridge MTU');
+  assert.ok(host.calls.includes(`set ${A} {"address":"fe${stableMac('vm1', 'net0').slice(2)}","mtu":1500}`), `the TAP takes the bridge MTU: ${host.calls.join('; ')}`);
   assert.equal(host.openFds.size, 0, 'every TAP fd is closed');
   assert.deepEqual(host.vmLinks(), []);
   assert.deepEqual(journal.map((l) => l.entries.length), [1, 2, 3, 0], 'journalled as it grew, emptied by the rollback');
@@ -54,7 +55,7 @@ test('TUNSETIFF failure → NET_TAP_CREATE with errno; a busy name records no un
     assert.equal(e.context['ifname'], B);
     return true;
   });
-  assert.ok(!host.calls.some((c) => c.includes(`delete dev ${B}`)), 'never deletes a device it did not create');
+  assert.ok(!host.calls.some((c) => c === `remove ${B}`), 'never deletes a device it did not create');
   assert.deepEqual(host.vmLinks(), []);
   assert.equal(host.openFds.size, 0);
 });
@@ -63,18 +64,19 @@ test('an existing device with the TAP name is NET_TAP_EXISTS and nothing is touc
   const host = new FakeHost();
   host.add(A, 'tun', true);
   await assert.rejects(applyHostActions(nic('net0', A, 'br0'), deps(host)), (e: NetError) => e.code === 'NET_TAP_EXISTS');
-  assert.ok(host.calls.every((c) => c.includes(' show ')));
-  assert.ok(host.links.has(A));
+  assert.ok(host.calls.every((c) => c.startsWith('get ')));
+  assert.ok(host.table.has(A));
 });
 
-test('a failing ovs-vsctl add-port is NET_OVS, and its undo (recorded first) still runs', async () => {
-  const host = new FakeHost([[/add-port/, { code: 1, stderr: 'ovs-vsctl: transaction error' }]]);
+test('a failing ovsdb add-port transaction is NET_OVS, and its undo (recorded first) still runs', async () => {
+  const host = new FakeHost([[/addPort/, new OvsdbError('transaction', 'ovsdb transaction (add-port) failed: constraint violation')]]);
   await assert.rejects(applyHostActions(nic('net0', A, 'ovsbr', true), deps(host)), (e: NetError) => {
     assert.equal(e.code, 'NET_OVS');
-    assert.match(String(e.context['stderr']), /transaction error/);
+    assert.equal(e.context['kind'], 'transaction');
+    assert.match(String((e.cause as Error).message), /constraint violation/);
     return true;
   });
-  assert.ok(host.calls.includes(`ovs-vsctl --timeout=5 -- --if-exists del-port ${A}`));
+  assert.ok(host.calls.includes(`ovs /var/run/openvswitch/db.sock delPort ${A}`), host.calls.join('; '));
   assert.deepEqual(host.vmLinks(), []);
 });
 
@@ -102,18 +104,20 @@ test('vhost: a host without /dev/vhost-net is NET_VHOST_UNAVAILABLE, and the TAP
 });
 
 test('macvtap on a kernel without it is NET_MACVTAP_UNSUPPORTED', async () => {
-  const host = new FakeHost([[/type macvtap/, { code: 2, stderr: 'Error: Unknown device type.\n' }]]);
+  const host = new FakeHost([[/addMacvtap/, linkError('RTM_NEWLINK', 'EOPNOTSUPP', 'Unknown device type')]]);
+  host.add('eth0', 'veth', true);
   const actions: HostAction[] = [{ kind: 'macvtap', nic: 'n', ifname: A, link: 'eth0', mode: 'bridge', mac: stableMac('vm1', 'n'), queues: 1, fdNames: ['t'] }];
   await assert.rejects(applyHostActions(actions, deps(host)), (e: NetError) => e.code === 'NET_MACVTAP_UNSUPPORTED');
-  assert.ok(!host.calls.some((c) => c.includes('delete')), 'nothing was created, nothing is deleted');
+  assert.ok(!host.calls.some((c) => c.startsWith('remove')), 'nothing was created, nothing is deleted');
 });
 
 test('macvtap: /dev/tap<ifindex> is opened once per queue; the undo entry learns the ifindex', async () => {
   const host = new FakeHost();
+  host.add('eth0', 'veth', true);
   const opened: string[] = [];
   const actions: HostAction[] = [{ kind: 'macvtap', nic: 'n', ifname: A, link: 'eth0', mode: 'vepa', mac: stableMac('vm1', 'n'), queues: 2, fdNames: ['q0', 'q1'] }];
   const net = await applyHostActions(actions, deps(host, [], (p) => { opened.push(p); return host.openDevice(p); }));
-  const ifindex = host.links.get(A)!.ifindex;
+  const ifindex = host.table.get(A)!.ifindex;
   assert.deepEqual(opened, [`/dev/tap${ifindex}`, `/dev/tap${ifindex}`]);
   assert.deepEqual([...net.fds.keys()], ['q0', 'q1']);
   assert.ok([...net.fds.values()].every((fd) => host.native.tapIfName(fd) === A));
@@ -125,11 +129,11 @@ test('a stale log leaves a same-named device of a later start alone', async () =
   const first = await applyHostActions(nic('net0', A, 'br0'), deps(host));
   for (const fd of first.fds.values()) host.native.closeFd(fd); // QEMU died: the TAP vanished
   const second = await applyHostActions(nic('net0', A, 'br0'), deps(host));
-  await undoHostActions(first.undo, { runner: host.runner });
-  assert.ok(host.links.has(A), 'the second instance keeps its TAP');
-  assert.ok(!host.calls.some((c) => c === `ip link delete dev ${A}`));
-  await undoHostActions(second.undo, { runner: host.runner });
-  assert.ok(!host.links.has(A));
+  await undoHostActions(first.undo, host.ports());
+  assert.ok(host.table.has(A), 'the second instance keeps its TAP');
+  assert.ok(!host.calls.some((c) => c === `remove ${A}`));
+  await undoHostActions(second.undo, host.ports());
+  assert.ok(!host.table.has(A));
 });
 
 test('undo tolerates devices that are already gone and reports the rest as NET_UNDO after trying all', async () => {
@@ -138,17 +142,16 @@ test('undo tolerates devices that are already gone and reports the rest as NET_U
     { kind: 'ovs-del-port', nic: 'b', ifname: B, bridge: 'ovsbr', ovsDb: '/tmp/x.sock', ifindex: 42 },
   ] };
   const gone = new FakeHost();
-  await undoHostActions(log, { runner: gone.runner });
-  assert.deepEqual(gone.calls, [`ip -j link show dev ${B}`, `ovs-vsctl --db=unix:/tmp/x.sock --timeout=5 -- --if-exists del-port ${B}`,
-    `ip link delete dev ${A}`], 'the OVS record goes even though its device is gone');
-  const broken = new FakeHost([[/ovs-vsctl/, { code: 1, stderr: 'database connection failed' }]]);
+  await undoHostActions(log, gone.ports());
+  assert.deepEqual(gone.calls, [`get ${B}`, `ovs /tmp/x.sock delPort ${B}`, `get ${A}`], 'the OVS record goes even though its device is gone');
+  const broken = new FakeHost([[/ovs/, new OvsdbError('connect', 'connecting to ovsdb /tmp/x.sock failed: ENOENT')]]);
   broken.add(A, 'tun', true);
-  await assert.rejects(undoHostActions(log, { runner: broken.runner }), (e: NetError) => {
+  await assert.rejects(undoHostActions(log, broken.ports()), (e: NetError) => {
     assert.equal(e.code, 'NET_UNDO');
-    assert.equal((e.context['failures'] as unknown[]).length, 1);
+    assert.deepEqual((e.context['failures'] as Array<{ code: string }>).map((f) => f.code), ['connect']);
     return true;
   });
-  assert.ok(!broken.links.has(A), 'the link is still deleted after the OVS failure');
+  assert.ok(!broken.table.has(A), 'the link is still deleted after the OVS failure');
 });
 
 test('undo logs round-trip through JSON and garbage is NET_BAD_LOG', () => {

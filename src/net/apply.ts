@@ -3,17 +3,24 @@
  * undo log (journalled as it grows), and on failure closes its fds, undoes what it did
  * and throws the NetError of the step that failed.
  */
-import type { Clock, NativeAddon, ProcessRunner } from '../sys/index.js';
+import { loadNative, type Clock, type NativeAddon } from '../sys/index.js';
 import type { HostAction } from './actions.js';
 import { NetError } from './errors.js';
+import { RtnlLinks, type LinkPort } from './links.js';
+import { OvsdbClient, type OvsdbPort } from './ovsdb.js';
 import { runStep } from './run-step.js';
 import { stepsFor, type CommandOptions, type UndoEntry } from './steps.js';
 import { emptyUndoLog, undoHostActions, type UndoLog } from './undo-log.js';
 import { validateActions } from './validate.js';
 
 export interface NetDeps extends CommandOptions {
-  runner: ProcessRunner;
   native: Pick<NativeAddon, 'openTap' | 'closeFd' | 'tapIfName'>;
+  /** Host links over netlink; default: one NETLINK_ROUTE socket (the addon's) for this apply and its rollback. */
+  links?: LinkPort;
+  /** Open vSwitch over ovsdb's socket; default: the JSON-RPC client. */
+  ovsdb?: OvsdbPort;
+  /** Ignored: accepted so that callers written for the former `ip`/ovs-vsctl executor compile unchanged. */
+  runner?: unknown;
   /** Opens a device node read-write with O_CLOEXEC (/dev/vhost-net, /dev/tapN); throws an errno error. */
   openDevice: (path: string) => number;
   /** For the macvtap retry while /dev/tapN appears; real timers when absent. */
@@ -37,6 +44,8 @@ export interface ApplyState {
   log: UndoLog;
   /** Linux bridge → MTU, learnt in preflight for `mtuOf`. */
   bridgeMtu: Map<string, number>;
+  /** Linux bridge → ifindex, learnt in preflight (the master of a set-link). */
+  bridgeIndex: Map<string, number>;
   /** Device name → ifindex of the instance this apply created. */
   ifindex: Map<string, number>;
   /** Appends an entry (with the device's ifindex when known) and journals the log. */
@@ -58,12 +67,26 @@ export function closeHostFds(fds: Map<string, number>, native: Pick<NativeAddon,
  * happens; a failed step throws its NetError after everything done so far was undone
  * (context.rollback says whether that undo was complete).
  */
-export async function applyHostActions(actions: readonly HostAction[], deps: NetDeps): Promise<AppliedNetwork> {
-  validateActions(actions, deps.vm);
+export async function applyHostActions(actions: readonly HostAction[], netDeps: NetDeps): Promise<AppliedNetwork> {
+  validateActions(actions, netDeps.vm);
+  const own = netDeps.links === undefined ? new RtnlLinks(loadNative()) : undefined;
+  const deps: RunDeps = { ...netDeps, links: netDeps.links ?? own!, ovsdb: netDeps.ovsdb ?? new OvsdbClient() };
+  try {
+    return await apply(actions, deps);
+  } finally {
+    own?.close();
+  }
+}
+
+/** NetDeps with the ports resolved, as the steps use them. */
+export type RunDeps = NetDeps & { links: LinkPort; ovsdb: OvsdbPort };
+
+async function apply(actions: readonly HostAction[], deps: RunDeps): Promise<AppliedNetwork> {
   const state: ApplyState = {
     fds: new Map(),
     log: emptyUndoLog(),
     bridgeMtu: new Map(),
+    bridgeIndex: new Map(),
     ifindex: new Map(),
     record: async (entry) => {
       const ifindex = state.ifindex.get(entry.ifname);
@@ -85,7 +108,7 @@ export async function applyHostActions(actions: readonly HostAction[], deps: Net
   return { fds: state.fds, undo: state.log };
 }
 
-async function rollback(state: ApplyState, deps: NetDeps, err: unknown): Promise<void> {
+async function rollback(state: ApplyState, deps: RunDeps, err: unknown): Promise<void> {
   // Closing first makes non-persistent TAPs vanish on their own; the undo then finds them gone.
   closeHostFds(state.fds, deps.native);
   let outcome: unknown = 'complete';

@@ -3,44 +3,43 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ProcessRunner, RunResult } from '../sys/index.js';
 import { NodeFs } from '../sys/index.js';
-import { cleanupVmNetwork, hostIfName, hostNetFacts, NetError } from './index.js';
-
-function runner(answers: (line: string) => Partial<RunResult>): ProcessRunner & { calls: string[] } {
-  const calls: string[] = [];
-  return { calls, run: async (argv) => { calls.push(argv.join(' ')); return { code: 0, signal: null, stdout: '', stderr: '', ...answers(argv.join(' ')) }; } };
-}
+import { FakeHost, linkError } from '../../test/net/fake-host.js';
+import { cleanupVmNetwork, hostIfName, hostNetFacts, NetError, OvsdbError, ownerAlias } from './index.js';
 
 const mine = hostIfName('web1', 'net0', 'wdt');
 const other = hostIfName('web2', 'net0', 'wdt');
-const ovsList = JSON.stringify({ headings: ['name', 'external_ids'], data: [
-  [mine, ['map', []]],
-  ['custom-port', ['map', [['warden-vm', 'web1'], ['warden-nic', 'net9']]]],
-  [other, ['map', [['warden-vm', 'web2']]]],
-  ['web1', ['map', [['warden-vm', 'web10']]]],
-] });
-const links = JSON.stringify([{ ifname: 'lo' }, { ifname: mine }, { ifname: other }, { ifname: 'eth0' }]);
 
-test("cleanup removes exactly the VM's OVS ports (by name or warden-vm) and links, OVS first", async () => {
-  const r = runner((l) => (l.includes('list Interface') ? { stdout: ovsList } : l.endsWith('link show') ? { stdout: links } : {}));
-  const res = await cleanupVmNetwork('web1', { runner: r, prefix: 'wdt', ovsDb: '/tmp/db.sock' });
+/** web1's TAP, web2's, a custom-named link whose alias says web1, and a few OVS ports. */
+function host(rules: ConstructorParameters<typeof FakeHost>[0] = []): FakeHost {
+  const h = new FakeHost(rules, { lo: 'loopback', eth0: 'veth' });
+  h.add(mine, 'tun', true);
+  h.add(other, 'tun', true);
+  h.add('custom0', 'tun', true).alias = ownerAlias('web1', 'net5');
+  h.add('custom1', 'tun', true).alias = ownerAlias('web10', 'net5');
+  for (const p of [mine, other, 'web1', 'custom-port']) h.ovsPorts.set(p, 'ovsbr');
+  h.ovsIds.set('custom-port', { 'warden-vm': 'web1', 'warden-nic': 'net9' });
+  h.ovsIds.set('web1', { 'warden-vm': 'web10' });
+  return h;
+}
+
+test("cleanup removes exactly the VM's OVS ports (by name) and links (by name or alias), OVS first", async () => {
+  const h = host();
+  const res = await cleanupVmNetwork('web1', { ...h.ports(), prefix: 'wdt', ovsDb: '/tmp/db.sock' });
   assert.equal(res.ovs, 'checked');
-  assert.deepEqual(res.removed, [{ kind: 'ovs-port', name: mine }, { kind: 'ovs-port', name: 'custom-port' }, { kind: 'link', name: mine }]);
-  assert.deepEqual(r.calls.filter((c) => c.includes('del') ), [
-    `ovs-vsctl --db=unix:/tmp/db.sock --timeout=5 -- --if-exists del-port ${mine}`,
-    'ovs-vsctl --db=unix:/tmp/db.sock --timeout=5 -- --if-exists del-port custom-port',
-    `ip link delete dev ${mine}`,
-  ]);
+  assert.deepEqual(res.removed, [{ kind: 'ovs-port', name: mine }, { kind: 'ovs-port', name: 'custom-port' }, { kind: 'link', name: mine }, { kind: 'link', name: 'custom0' }]);
+  assert.deepEqual(h.calls.filter((c) => /delPort|remove/.test(c)),
+    [`ovs /tmp/db.sock delPort ${mine}`, 'ovs /tmp/db.sock delPort custom-port', `remove ${mine}`, 'remove custom0']);
+  assert.deepEqual([...h.ovsPorts.keys()], [other, 'web1']);
 });
 
 test('cleanup without ovsdb reports it unreachable and still removes links; failures are NET_UNDO', async () => {
-  const r = runner((l) => (l.includes('list Interface') ? { code: 1, stderr: 'database connection failed' } : l.endsWith('link show') ? { stdout: links }
-    : l.includes('delete') ? { code: 2, stderr: 'RTNETLINK answers: Operation not permitted' } : {}));
-  await assert.rejects(cleanupVmNetwork('web1', { runner: r, prefix: 'wdt' }), (e: NetError) =>
+  const broken = host([[/interfaces/, new OvsdbError('connect', 'no db')], [/^remove custom0/, linkError('RTM_DELLINK', 'EPERM')]]);
+  await assert.rejects(cleanupVmNetwork('web1', { ...broken.ports(), prefix: 'wdt' }), (e: NetError) =>
     e.code === 'NET_UNDO' && (e.context['failures'] as unknown[]).length === 1);
-  const ok = runner((l) => (l.includes('list Interface') ? { code: 1 } : l.endsWith('link show') ? { stdout: links } : {}));
-  assert.deepEqual(await cleanupVmNetwork('web1', { runner: ok, prefix: 'wdt' }), { removed: [{ kind: 'link', name: mine }], ovs: 'unreachable' });
+  const ok = host([[/interfaces/, new OvsdbError('connect', 'no db')]]);
+  assert.deepEqual(await cleanupVmNetwork('web1', { ...ok.ports(), prefix: 'wdt' }),
+    { removed: [{ kind: 'link', name: mine }, { kind: 'link', name: 'custom0' }], ovs: 'unreachable' });
 });
 
 test('host facts come from device nodes under the Fs root', async () => {

@@ -2,22 +2,27 @@
  * @module net/cleanup: finds and removes a VM's leftover host devices and OVS ports by
  * their deterministic names and external-ids, without any undo log (after a crash).
  */
-import type { ProcessRunner } from '../sys/index.js';
+import { loadNative } from '../sys/index.js';
 import { NetError } from './errors.js';
+import { RtnlLinks, type LinkPort } from './links.js';
 import { DEFAULT_IF_PREFIX, isVmIfName } from './names.js';
-import { aliasOwner, ovsBase } from './steps.js';
+import { OvsdbClient, type OvsdbPort } from './ovsdb.js';
+import { aliasOwner, ovsTarget } from './steps.js';
 import { undoEntry, type UndoFailure } from './undo-log.js';
 
 export interface CleanupDeps {
-  runner: ProcessRunner;
-  ip?: string;
-  ovsVsctl?: string;
+  /** Host links; default: a NETLINK_ROUTE socket of the addon's. */
+  links?: LinkPort;
+  /** Open vSwitch; default: the JSON-RPC client. */
+  ovsdb?: OvsdbPort;
   ovsDb?: string;
   ovsTimeoutSec?: number;
   /** The interface prefix the VM's names were made with (names.hostIfName). */
   prefix?: string;
   /** Look at Open vSwitch too (default true; an unreachable ovsdb is reported, not an error). */
   ovs?: boolean;
+  /** Ignored: accepted so that callers written for the former `ip`/ovs-vsctl executor compile unchanged. */
+  runner?: unknown;
 }
 
 export interface CleanupResult {
@@ -25,31 +30,25 @@ export interface CleanupResult {
   ovs: 'checked' | 'unreachable' | 'skipped';
 }
 
-type OvsList = { headings: string[]; data: Array<[string, ['map', Array<[string, string]>]]> };
-
-async function vmLinks(vmName: string, deps: CleanupDeps, prefix: string): Promise<string[]> {
-  const argv = [deps.ip ?? 'ip', '-j', 'link', 'show'];
-  const r = await deps.runner.run(argv, { timeoutMs: 30_000 });
-  if (r.code !== 0) throw new NetError('NET_LINK', `listing host links to clean up VM ${vmName} failed`, { context: { argv, stderr: r.stderr.trim() } });
-  return (JSON.parse(r.stdout) as Array<{ ifname: string; ifalias?: string }>)
-    .filter((l) => isVmIfName(l.ifname, vmName, prefix) || aliasOwner(l.ifalias) === vmName)
-    .map((l) => l.ifname);
+function vmLinks(vmName: string, links: LinkPort, prefix: string): string[] {
+  let all;
+  try {
+    all = links.list();
+  } catch (cause) {
+    throw new NetError('NET_LINK', `listing host links to clean up VM ${vmName} failed`, { cause });
+  }
+  return all.filter((l) => isVmIfName(l.ifname, vmName, prefix) || aliasOwner(l.alias) === vmName).map((l) => l.ifname);
 }
 
 /** OVS interfaces named like the VM's devices or carrying external-ids:warden-vm=vmName; undefined when ovsdb is unreachable. */
-async function vmOvsPorts(vmName: string, deps: CleanupDeps, prefix: string): Promise<string[] | undefined> {
-  const argv = [...ovsBase(deps), '--format=json', '--columns=name,external_ids', 'list', 'Interface'];
-  let r;
+async function vmOvsPorts(vmName: string, deps: CleanupDeps, ovsdb: OvsdbPort, prefix: string): Promise<string[] | undefined> {
+  let rows;
   try {
-    r = await deps.runner.run(argv, { timeoutMs: 30_000 });
+    rows = await ovsdb.interfaces(ovsTarget(deps));
   } catch {
-    return undefined; // ovs-vsctl is not installed
+    return undefined;
   }
-  if (r.code !== 0) return undefined;
-  const list = JSON.parse(r.stdout) as OvsList;
-  return list.data
-    .filter(([name, [, ids]]) => isVmIfName(name, vmName, prefix) || ids.some(([k, v]) => k === 'warden-vm' && v === vmName))
-    .map(([name]) => name);
+  return rows.filter((r) => isVmIfName(r.name, vmName, prefix) || r.externalIds['warden-vm'] === vmName).map((r) => r.name);
 }
 
 /**
@@ -60,6 +59,15 @@ async function vmOvsPorts(vmName: string, deps: CleanupDeps, prefix: string): Pr
  */
 export async function cleanupVmNetwork(vmName: string, deps: CleanupDeps): Promise<CleanupResult> {
   const prefix = deps.prefix ?? DEFAULT_IF_PREFIX;
+  const own = deps.links === undefined ? new RtnlLinks(loadNative()) : undefined;
+  try {
+    return await cleanup(vmName, { ...deps, links: deps.links ?? own!, ovsdb: deps.ovsdb ?? new OvsdbClient() }, prefix);
+  } finally {
+    own?.close();
+  }
+}
+
+async function cleanup(vmName: string, deps: CleanupDeps & { links: LinkPort; ovsdb: OvsdbPort }, prefix: string): Promise<CleanupResult> {
   const result: CleanupResult = { removed: [], ovs: 'skipped' };
   const failures: UndoFailure[] = [];
   const undo = async (entry: Parameters<typeof undoEntry>[0], kind: 'ovs-port' | 'link'): Promise<void> => {
@@ -68,14 +76,13 @@ export async function cleanupVmNetwork(vmName: string, deps: CleanupDeps): Promi
     else failures.push(f);
   };
   if (deps.ovs !== false) {
-    const ports = await vmOvsPorts(vmName, deps, prefix);
+    const ports = await vmOvsPorts(vmName, deps, deps.ovsdb, prefix);
     result.ovs = ports === undefined ? 'unreachable' : 'checked';
     for (const name of ports ?? []) {
-      await undo({ kind: 'ovs-del-port', nic: '?', ifname: name, bridge: '?',
-        ...(deps.ovsDb === undefined ? {} : { ovsDb: deps.ovsDb }), ...(deps.ovsVsctl === undefined ? {} : { ovsVsctl: deps.ovsVsctl }) }, 'ovs-port');
+      await undo({ kind: 'ovs-del-port', nic: '?', ifname: name, bridge: '?', ...(deps.ovsDb === undefined ? {} : { ovsDb: deps.ovsDb }) }, 'ovs-port');
     }
   }
-  for (const name of await vmLinks(vmName, deps, prefix)) await undo({ kind: 'delete-link', nic: '?', ifname: name, device: 'tap' }, 'link');
+  for (const name of vmLinks(vmName, deps.links, prefix)) await undo({ kind: 'delete-link', nic: '?', ifname: name, device: 'tap' }, 'link');
   if (failures.length > 0) {
     throw new NetError('NET_UNDO', `cleaning up the network of VM ${vmName} left ${failures.length} behind: ${failures.map((f) => f.entry.ifname).join(', ')}`, {
       context: { vm: vmName, failures, removed: result.removed } });

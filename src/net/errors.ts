@@ -11,8 +11,8 @@ export type NetErrorCode =
   | 'NET_NOT_A_BRIDGE'        // the named device exists but is not a Linux bridge
   | 'NET_TAP_EXISTS'          // a device with the TAP's deterministic name already exists
   | 'NET_TAP_CREATE'          // TUNSETIFF (or opening /dev/net/tun) failed
-  | 'NET_LINK'                // an `ip link` command failed
-  | 'NET_OVS'                 // ovs-vsctl failed or ovsdb is unreachable
+  | 'NET_LINK'                // a netlink link request (RTM_GETLINK/NEWLINK/DELLINK) failed
+  | 'NET_OVS'                 // an ovsdb transaction failed, ovsdb is unreachable, or ovs-vswitchd did not apply a change in time
   | 'NET_MACVTAP_UNSUPPORTED' // the kernel cannot create macvtap devices
   | 'NET_MACVTAP'             // creating or opening a macvtap failed
   | 'NET_VHOST_UNAVAILABLE'   // /dev/vhost-net is missing or cannot be opened

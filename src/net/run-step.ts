@@ -1,23 +1,30 @@
-/** @module net/run-step: runs one Step against the host, recording its undo entry in the apply state. */
-import type { RunResult } from '../sys/index.js';
-import type { ApplyState, NetDeps } from './apply.js';
+/** @module net/run-step: runs one Step against the host (netlink, ovsdb, device nodes), recording its undo entry in the apply state. */
+import type { ApplyState, RunDeps as NetDeps } from './apply.js';
 import { NetError, type NetErrorCode } from './errors.js';
-import type { Step } from './steps.js';
+import { LinkError, type LinkInfo } from './links.js';
+import { OvsdbError } from './ovsdb.js';
+import type { LinkSet, Step } from './steps.js';
 
-const MISSING_RE = /does not exist|Cannot find device/i;
-
-async function exec(argv: string[], deps: NetDeps, code: NetErrorCode, doing: string): Promise<RunResult> {
-  try {
-    return await deps.runner.run(argv, { timeoutMs: 30_000 });
-  } catch (cause) {
-    throw new NetError(code, `${doing} failed: could not run ${argv[0]}`, { cause, context: { argv },
-      suggestions: [`install ${argv[0]} (Debian: iproute2 / openvswitch-switch)`] });
-  }
+/** The NetError of a failed netlink request: what was being done, the errno name, the kernel's extended-ack text. */
+function linkFailed(code: NetErrorCode, doing: string, cause: unknown, extra: Record<string, unknown> = {}): NetError {
+  if (!(cause instanceof LinkError)) return new NetError(code, `${doing} failed`, { cause, context: extra });
+  return new NetError(code, `${doing} failed (${cause.code})`, { cause,
+    context: { ...extra, request: cause.request, errno: cause.code, ...(cause.detail === undefined ? {} : { detail: cause.detail }) } });
 }
 
-function failed(code: NetErrorCode, doing: string, argv: string[], r: RunResult, extra: Record<string, unknown> = {}, suggestions: string[] = []): NetError {
-  return new NetError(code, `${doing} failed (exit ${r.code ?? r.signal})`, {
-    context: { ...extra, argv, stderr: r.stderr.trim() }, suggestions });
+function ovsFailed(doing: string, cause: unknown, extra: Record<string, unknown>): NetError {
+  const hint = cause instanceof OvsdbError && cause.kind === 'connect' ? ['is ovsdb-server running, and is the database socket right?']
+    : cause instanceof OvsdbError && cause.kind === 'timeout' ? ['is ovs-vswitchd running? (the change waits for it to apply)'] : [];
+  return new NetError('NET_OVS', `${doing} failed`, { cause, context: { ...extra, ...(cause instanceof OvsdbError ? { kind: cause.kind } : {}) }, suggestions: hint });
+}
+
+/** The link named `ifname` (undefined when absent), as a NetError `code` on any other failure. */
+function getLink(deps: NetDeps, ifname: string, code: NetErrorCode, doing: string): LinkInfo | undefined {
+  try {
+    return deps.links.get(ifname);
+  } catch (cause) {
+    throw linkFailed(code, doing, cause, { ifname });
+  }
 }
 
 export async function runStep(step: Step, state: ApplyState, deps: NetDeps): Promise<void> {
@@ -25,7 +32,9 @@ export async function runStep(step: Step, state: ApplyState, deps: NetDeps): Pro
     case 'ensure-absent': return ensureAbsent(step, deps);
     case 'open-tap': return openTap(step, state, deps);
     case 'check-bridge': return step.type === 'linux' ? checkLinuxBridge(step, state, deps) : checkOvsBridge(step, deps);
-    case 'run': return runCommand(step, state, deps);
+    case 'set-link': return setLink(step, state, deps);
+    case 'add-macvtap': return addMacvtap(step, state, deps);
+    case 'ovs-add-port': return ovsAddPort(step, state, deps);
     case 'open-macvtap': return openMacvtap(step, state, deps);
     case 'open-vhost': return openVhost(step, state, deps);
   }
@@ -33,14 +42,10 @@ export async function runStep(step: Step, state: ApplyState, deps: NetDeps): Pro
 
 async function ensureAbsent(step: Extract<Step, { op: 'ensure-absent' }>, deps: NetDeps): Promise<void> {
   const doing = `checking that host device ${step.ifname} (nic ${step.nic}) is free`;
-  const r = await exec(step.argv, deps, 'NET_LINK', doing);
-  if (r.code !== 0 && MISSING_RE.test(r.stderr)) return;
-  if (r.code === 0) {
-    throw new NetError('NET_TAP_EXISTS', `creating host device ${step.ifname} for nic ${step.nic} failed: a device with that name already exists`, {
-      context: { ifname: step.ifname, nic: step.nic },
-      suggestions: ['the VM may already be running, or a crash left it behind: "warden net cleanup VM" removes leftovers'] });
-  }
-  throw failed('NET_LINK', doing, step.argv, r);
+  if (getLink(deps, step.ifname, 'NET_LINK', doing) === undefined) return;
+  throw new NetError('NET_TAP_EXISTS', `creating host device ${step.ifname} for nic ${step.nic} failed: a device with that name already exists`, {
+    context: { ifname: step.ifname, nic: step.nic },
+    suggestions: ['the VM may already be running, or a crash left it behind: "warden net cleanup VM" removes leftovers'] });
 }
 
 async function openTap(step: Extract<Step, { op: 'open-tap' }>, state: ApplyState, deps: NetDeps): Promise<void> {
@@ -55,67 +60,87 @@ async function openTap(step: Extract<Step, { op: 'open-tap' }>, state: ApplyStat
   }
   // The fds are ours before anything else can fail: the rollback closes them (and so the TAP).
   tap.fds.forEach((fd, i) => state.fds.set(step.fdNames[i]!, fd));
-  state.ifindex.set(step.ifname, await readIfindex(step.argv, deps, 'NET_TAP_CREATE', `reading the ifindex of TAP ${step.ifname}`));
+  state.ifindex.set(step.ifname, ifindexOf(deps, step.ifname, 'NET_TAP_CREATE', `reading the ifindex of TAP ${step.ifname}`));
   await state.record(step.undo);
 }
 
-async function readIfindex(argv: string[], deps: NetDeps, code: NetErrorCode, doing: string): Promise<number> {
-  const r = await exec(argv, deps, code, doing);
-  const ifindex = r.code === 0 ? (JSON.parse(r.stdout) as Array<{ ifindex?: number }>)[0]?.ifindex : undefined;
-  if (ifindex === undefined) throw failed(code, doing, argv, r);
-  return ifindex;
+function ifindexOf(deps: NetDeps, ifname: string, code: NetErrorCode, doing: string): number {
+  const link = getLink(deps, ifname, code, doing);
+  if (link === undefined) throw new NetError(code, `${doing} failed: the device is gone`, { context: { ifname } });
+  return link.ifindex;
 }
 
-async function checkLinuxBridge(step: Extract<Step, { op: 'check-bridge' }>, state: ApplyState, deps: NetDeps): Promise<void> {
-  const doing = `checking Linux bridge ${step.bridge} for nic ${step.nic}`;
-  const r = await exec(step.argv, deps, 'NET_LINK', doing);
-  if (r.code !== 0 && MISSING_RE.test(r.stderr)) {
+async function checkLinuxBridge(step: Extract<Step, { op: 'check-bridge'; type: 'linux' }>, state: ApplyState, deps: NetDeps): Promise<void> {
+  const link = getLink(deps, step.bridge, 'NET_LINK', `checking Linux bridge ${step.bridge} for nic ${step.nic}`);
+  if (link === undefined) {
     throw new NetError('NET_BRIDGE_MISSING', `attaching nic ${step.nic} to Linux bridge ${step.bridge} failed: the bridge does not exist`, {
       context: { bridge: step.bridge, type: 'linux', nic: step.nic },
       suggestions: [`create it first (ip link add ${step.bridge} type bridge && ip link set ${step.bridge} up); qemu-warden never creates bridges`] });
   }
-  if (r.code !== 0) throw failed('NET_LINK', doing, step.argv, r);
-  const link = (JSON.parse(r.stdout) as Array<{ mtu?: number; linkinfo?: { info_kind?: string } }>)[0];
-  const kind = link?.linkinfo?.info_kind;
-  if (kind !== 'bridge') {
-    throw new NetError('NET_NOT_A_BRIDGE', `attaching nic ${step.nic} to ${step.bridge} failed: it is ${kind === undefined ? 'not a bridge' : `a ${kind} device, not a Linux bridge`}`, {
-      context: { bridge: step.bridge, kind: kind ?? null, nic: step.nic },
-      suggestions: kind === 'openvswitch' ? ['it is an Open vSwitch bridge: give the NIC type ovs'] : [] });
+  if (link.kind !== 'bridge') {
+    throw new NetError('NET_NOT_A_BRIDGE', `attaching nic ${step.nic} to ${step.bridge} failed: it is ${link.kind === undefined ? 'not a bridge' : `a ${link.kind} device, not a Linux bridge`}`, {
+      context: { bridge: step.bridge, kind: link.kind ?? null, nic: step.nic },
+      suggestions: link.kind === 'openvswitch' ? ['it is an Open vSwitch bridge: give the NIC type ovs'] : [] });
   }
-  if (link?.mtu !== undefined) state.bridgeMtu.set(step.bridge, link.mtu);
+  state.bridgeMtu.set(step.bridge, link.mtu);
+  state.bridgeIndex.set(step.bridge, link.ifindex);
 }
 
-async function checkOvsBridge(step: Extract<Step, { op: 'check-bridge' }>, deps: NetDeps): Promise<void> {
+async function checkOvsBridge(step: Extract<Step, { op: 'check-bridge'; type: 'ovs' }>, deps: NetDeps): Promise<void> {
   const doing = `checking Open vSwitch bridge ${step.bridge} for nic ${step.nic}`;
-  const r = await exec(step.argv, deps, 'NET_OVS', doing);
-  if (r.code === 0) return;
-  if (r.code === 2) {
-    throw new NetError('NET_BRIDGE_MISSING', `attaching nic ${step.nic} to Open vSwitch bridge ${step.bridge} failed: the bridge does not exist`, {
-      context: { bridge: step.bridge, type: 'ovs', nic: step.nic },
-      suggestions: [`create it first (ovs-vsctl add-br ${step.bridge}); qemu-warden never creates bridges`] });
+  let exists: boolean;
+  try {
+    exists = await deps.ovsdb.bridgeExists(step.ovs, step.bridge);
+  } catch (cause) {
+    throw ovsFailed(doing, cause, { bridge: step.bridge, db: step.ovs.db });
   }
-  throw failed('NET_OVS', doing, step.argv, r, { bridge: step.bridge }, ['is ovsdb-server running, and is the database socket right?']);
+  if (exists) return;
+  throw new NetError('NET_BRIDGE_MISSING', `attaching nic ${step.nic} to Open vSwitch bridge ${step.bridge} failed: the bridge does not exist`, {
+    context: { bridge: step.bridge, type: 'ovs', nic: step.nic },
+    suggestions: [`create it first (ovs-vsctl add-br ${step.bridge}); qemu-warden never creates bridges`] });
 }
 
-async function runCommand(step: Extract<Step, { op: 'run' }>, state: ApplyState, deps: NetDeps): Promise<void> {
-  if (step.undo !== undefined && step.undoFirst === true) await state.record(step.undo);
-  const doing = `${step.code === 'NET_OVS' ? 'adding the OVS port' : step.code === 'NET_MACVTAP' ? 'creating the macvtap' : 'configuring the host link'} for nic ${step.nic}`;
+async function setLink(step: Extract<Step, { op: 'set-link' }>, state: ApplyState, deps: NetDeps): Promise<void> {
+  const doing = `configuring host link ${step.ifname} for nic ${step.nic}`;
+  const ifindex = state.ifindex.get(step.ifname) ?? ifindexOf(deps, step.ifname, step.code, doing);
   const mtu = step.mtuOf === undefined ? undefined : state.bridgeMtu.get(step.mtuOf);
-  const argv = mtu === undefined ? step.argv : [...step.argv, 'mtu', String(mtu)];
-  const r = await exec(argv, deps, step.code, doing);
-  if (r.code !== 0) {
-    if (step.code === 'NET_MACVTAP' && /Unknown device type|not supported/i.test(r.stderr)) {
-      throw failed('NET_MACVTAP_UNSUPPORTED', `${doing}: this kernel has no macvtap`, argv, r, { nic: step.nic },
-        ['load the macvtap module, or use a bridge NIC']);
-    }
-    throw failed(step.code, doing, argv, r, { nic: step.nic });
+  const set: LinkSet = mtu === undefined ? step.set : { ...step.set, mtu };
+  const master = set.master === undefined ? undefined : state.bridgeIndex.get(set.master) ?? ifindexOf(deps, set.master, step.code, doing);
+  try {
+    const { master: _bridge, ...rest } = set;
+    deps.links.set(ifindex, { ...rest, ...(master === undefined ? {} : { master }) });
+  } catch (cause) {
+    throw linkFailed(step.code, doing, cause, { nic: step.nic, ifname: step.ifname, set });
   }
-  if (step.undo !== undefined && step.undoFirst !== true) await state.record(step.undo);
+  if (step.undo !== undefined) await state.record(step.undo);
+}
+
+async function addMacvtap(step: Extract<Step, { op: 'add-macvtap' }>, state: ApplyState, deps: NetDeps): Promise<void> {
+  const doing = `creating the macvtap ${step.ifname} on ${step.link} for nic ${step.nic}`;
+  const lower = ifindexOf(deps, step.link, 'NET_MACVTAP', doing);
+  try {
+    deps.links.addMacvtap({ ifname: step.ifname, lower, mac: step.mac, mode: step.mode });
+  } catch (cause) {
+    if (cause instanceof LinkError && (cause.code === 'EOPNOTSUPP' || /Unknown device type|not supported/i.test(cause.detail ?? ''))) {
+      throw linkFailed('NET_MACVTAP_UNSUPPORTED', `${doing}: this kernel has no macvtap`, cause, { nic: step.nic });
+    }
+    throw linkFailed('NET_MACVTAP', doing, cause, { nic: step.nic, link: step.link });
+  }
+  await state.record(step.undo);
+}
+
+async function ovsAddPort(step: Extract<Step, { op: 'ovs-add-port' }>, state: ApplyState, deps: NetDeps): Promise<void> {
+  await state.record(step.undo);
+  try {
+    await deps.ovsdb.addPort(step.ovs, { bridge: step.bridge, ifname: step.ifname, externalIds: step.externalIds, ...(step.vlan === undefined ? {} : { vlan: step.vlan }) });
+  } catch (cause) {
+    throw ovsFailed(`adding the OVS port ${step.ifname} to ${step.bridge} for nic ${step.nic}`, cause, { nic: step.nic, bridge: step.bridge, db: step.ovs.db });
+  }
 }
 
 async function openMacvtap(step: Extract<Step, { op: 'open-macvtap' }>, state: ApplyState, deps: NetDeps): Promise<void> {
   const doing = `opening macvtap ${step.ifname} for nic ${step.nic}`;
-  const ifindex = await readIfindex(step.argv, deps, 'NET_MACVTAP', doing);
+  const ifindex = ifindexOf(deps, step.ifname, 'NET_MACVTAP', doing);
   await state.learnIfindex(step.ifname, ifindex);
   const path = `/dev/tap${ifindex}`;
   for (const name of step.fdNames) state.fds.set(name, checkTapOwner(await openWithRetry(path, deps, doing), step.ifname, path, deps, doing));

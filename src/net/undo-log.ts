@@ -2,9 +2,11 @@
  * @module net/undo-log: the serialisable record of host changes, and undoing it. The log
  * is plain JSON so a different manager process can undo after a crash; undoing is idempotent.
  */
-import type { ProcessRunner } from '../sys/index.js';
+import { loadNative } from '../sys/index.js';
 import { NetError } from './errors.js';
-import { identityArgv, undoArgv, type UndoEntry } from './steps.js';
+import { LinkError, RtnlLinks, type LinkPort } from './links.js';
+import { OvsdbClient, type OvsdbPort } from './ovsdb.js';
+import { ovsTarget, undoText, type UndoEntry } from './steps.js';
 
 export interface UndoLog {
   version: 1;
@@ -59,47 +61,65 @@ export function toUndoLog(value: unknown): UndoLog {
 }
 
 export interface UndoDeps {
-  runner: ProcessRunner;
-  ip?: string;
+  /** Host links; default: a NETLINK_ROUTE socket of the addon's, for this undo. */
+  links?: LinkPort;
+  /** Open vSwitch; default: the JSON-RPC client on the entry's ovsDb. */
+  ovsdb?: OvsdbPort;
   ovsTimeoutSec?: number;
+  /** Ignored: accepted so that callers written for the former `ip`/ovs-vsctl executor compile unchanged. */
+  runner?: unknown;
 }
-
-/** stderr of a command whose target is already gone: the undo is then done. */
-const GONE_RE = /Cannot find device|does not exist|no port named|no bridge named/i;
 
 export interface UndoFailure {
   entry: UndoEntry;
-  argv: string[];
-  code: number | null;
-  stderr: string;
+  /** What was being done (the undo's text form, as formatSteps prints it). */
+  action: string;
+  /** The errno name, or the ovsdb failure kind. */
+  code: string | null;
+  message: string;
 }
 
+type Resolved = { links: LinkPort; ovsdb: OvsdbPort; ovsTimeoutSec?: number };
+
 /**
- * Whether the entry's device is still the instance that was made: 'gone', 'same', or
- * 'replaced' (same name, other ifindex: a later start's device, not ours to touch).
+ * The entry's device as it is now: undefined when gone; `same` false when a device of that
+ * name has another ifindex (a later start's device, not ours to touch).
  */
-async function identity(e: UndoEntry, deps: UndoDeps): Promise<'gone' | 'same' | 'replaced'> {
-  if (e.ifindex === undefined) return 'same';
-  const r = await deps.runner.run(identityArgv(e, deps.ip === undefined ? {} : { ip: deps.ip }), { timeoutMs: 30_000 });
-  if (r.code !== 0) {
-    if (GONE_RE.test(r.stderr)) return 'gone';
-    throw new Error(`reading the ifindex of ${e.ifname} failed: ${r.stderr.trim()}`);
+function identity(e: UndoEntry, links: LinkPort): { ifindex: number; same: boolean } | undefined {
+  const link = links.get(e.ifname);
+  if (link === undefined) return undefined;
+  return { ifindex: link.ifindex, same: e.ifindex === undefined || link.ifindex === e.ifindex };
+}
+
+function undoOne(e: UndoEntry, d: Resolved): Promise<void> | void {
+  if (e.kind === 'ovs-del-port') {
+    // A vanished TAP leaves its OVS record behind: that goes in any case, unless another device took the name.
+    const now = identity(e, d.links);
+    if (now !== undefined && !now.same) return;
+    return d.ovsdb.delPort(ovsTarget({ ...e, ...(d.ovsTimeoutSec === undefined ? {} : { ovsTimeoutSec: d.ovsTimeoutSec }) }), e.ifname);
   }
-  return (JSON.parse(r.stdout) as Array<{ ifindex?: number }>)[0]?.ifindex === e.ifindex ? 'same' : 'replaced';
+  const now = identity(e, d.links);
+  if (now === undefined || !now.same) return; // gone (with its bridge membership), or no longer ours
+  try {
+    if (e.kind === 'delete-link') d.links.remove(now.ifindex);
+    else d.links.set(now.ifindex, { master: 0 });
+  } catch (err) {
+    if (err instanceof LinkError && err.code === 'ENODEV') return; // vanished meanwhile: done
+    throw err;
+  }
 }
 
 /** Runs one entry's undo; returns a failure, or undefined when done (or already done, or no longer ours). */
 export async function undoEntry(e: UndoEntry, deps: UndoDeps): Promise<UndoFailure | undefined> {
-  const argv = undoArgv(e, { ...(deps.ip === undefined ? {} : { ip: deps.ip }), ...(deps.ovsTimeoutSec === undefined ? {} : { ovsTimeoutSec: deps.ovsTimeoutSec }) });
+  const own = deps.links === undefined ? new RtnlLinks(loadNative()) : undefined;
   try {
-    const who = await identity(e, deps);
-    // A vanished device took its bridge membership with it; its OVS record stays and goes.
-    if (who === 'replaced' || (who === 'gone' && e.kind !== 'ovs-del-port')) return undefined;
-    const r = await deps.runner.run(argv, { timeoutMs: 30_000 });
-    if (r.code === 0 || GONE_RE.test(r.stderr)) return undefined;
-    return { entry: e, argv, code: r.code, stderr: r.stderr.trim() };
+    await undoOne(e, { ...deps, links: deps.links ?? own!, ovsdb: deps.ovsdb ?? new OvsdbClient() });
+    return undefined;
   } catch (cause) {
-    return { entry: e, argv, code: null, stderr: cause instanceof Error ? cause.message : String(cause) };
+    const code = (cause as { code?: unknown; kind?: unknown }).code ?? (cause as { kind?: unknown }).kind;
+    return { entry: e, action: undoText(e), code: typeof code === 'string' ? code : null, message: cause instanceof Error ? cause.message : String(cause) };
+  } finally {
+    own?.close();
   }
 }
 
@@ -109,10 +129,16 @@ export async function undoEntry(e: UndoEntry, deps: UndoDeps): Promise<UndoFailu
  * could not be undone.
  */
 export async function undoHostActions(log: UndoLog, deps: UndoDeps): Promise<void> {
+  const own = deps.links === undefined ? new RtnlLinks(loadNative()) : undefined;
+  const d: UndoDeps = { ...deps, links: deps.links ?? own!, ovsdb: deps.ovsdb ?? new OvsdbClient() };
   const failures: UndoFailure[] = [];
-  for (const e of [...log.entries].reverse()) {
-    const f = await undoEntry(e, deps);
-    if (f !== undefined) failures.push(f);
+  try {
+    for (const e of [...log.entries].reverse()) {
+      const f = await undoEntry(e, d);
+      if (f !== undefined) failures.push(f);
+    }
+  } finally {
+    own?.close();
   }
   if (failures.length === 0) return;
   const what = failures.map((f) => `${f.entry.kind} ${f.entry.ifname}`).join(', ');

@@ -39,9 +39,19 @@ function programMounts(view: ProgramView): JailMount[] {
   return mounts;
 }
 
+/** The NIC's forwards with `host: 0` replaced by the port start chose (a fact); `warden plan` has none and shows 0. */
+export function resolvedForwards(n: Network, from: string, facts: Facts): NonNullable<Network['forwards']> {
+  return (n.forwards ?? []).map((f, k) => ({ ...f, host: f.host === 0 ? facts.forwardPorts?.[`${from}.forwards[${k}]`] ?? 0 : f.host }));
+}
+
+/** The manifest's word on a host: 0 forward. */
+export function chosenNote(n: Network, k: number, host: number): string {
+  if (n.forwards?.[k]?.host !== 0) return '';
+  return host === 0 ? '; host port: a free one chosen at start' : '; a free port chosen at start';
+}
+
 /** passt's forwards: "-t ADDR/HOST:GUEST" per TCP forward, "-u ..." per UDP; none of a protocol is "none". */
-function forwardArgs(n: Network): string[] {
-  const fwd = n.forwards ?? [];
+function forwardArgs(fwd: NonNullable<Network['forwards']>): string[] {
   return (['tcp', 'udp'] as const).flatMap((proto) => {
     const flag = proto === 'tcp' ? '-t' : '-u';
     const mine = fwd.filter((f) => f.proto === proto);
@@ -65,6 +75,7 @@ export function planPasst(spec: Spec, n: Network, from: string, netdev: string, 
     b.issue({ code: 'PLAN_UNSUPPORTED', from: `${from}.restrict`, message: 'restrict is slirp\'s option; passt has no equivalent that keeps the forwards', suggestion: `set networks[].backend: slirp on ${n.name}, or drop restrict` });
     return;
   }
+  const fwd = resolvedForwards(n, from, facts);
   const pair = `passt-${n.name}`;
   const qemuFd = b.socketPair(from, pair, pair);
   b.qapiArg(from, '-netdev', 'netdev_add', { type: 'stream', id: netdev, addr: { type: 'fd', str: String(qemuFd) } });
@@ -83,7 +94,7 @@ export function planPasst(spec: Spec, n: Network, from: string, netdev: string, 
     cwd: '/',
     // -1: quit when QEMU's end closes. Foreground, errors only, on stderr (the VM's qemu.log).
     argv: [view.binary.path, '--foreground', '--quiet', '--stderr', '--one-off', '--fd', '3',
-      '--address', USER_NET.guest, '--netmask', String(USER_NET.prefixLength), '--gateway', USER_NET.gateway, ...forwardArgs(n)],
+      '--address', USER_NET.guest, '--netmask', String(USER_NET.prefixLength), '--gateway', USER_NET.gateway, ...forwardArgs(fwd)],
     // passt sandboxes itself further (its own user, mount, ipc, uts namespaces, pivot_root to an empty
     // directory, seccomp); Landlock would forbid those mounts, so it is not layered here.
     nestedUserns: true,
@@ -92,7 +103,7 @@ export function planPasst(spec: Spec, n: Network, from: string, netdev: string, 
   b.note('helper', name, 'runs', from, `passt (user networking) in its own jail: leased uid, no capabilities, own mount namespace, host network namespace for its sockets; guest ${USER_NET.guest}/${USER_NET.prefixLength}, gateway ${USER_NET.gateway} = the host's loopback; ${describe(jail)}`);
   b.note('socket', `socketpair ${pair}`, 'QEMU fd ' + qemuFd + ', passt fd 3', from, 'the guest\'s frames between QEMU (-netdev stream) and passt');
   for (const f of [view.binary, ...view.libraries]) b.note('mount', `${name}:${f.path}`, 'ro', from, f.path === view.binary.path ? 'the passt binary' : 'shared library of passt');
-  (n.forwards ?? []).forEach((f, k) => b.note('port', `${f.proto}/${f.hostAddress}:${f.host}`, 'listen (passt)', `${from}.forwards[${k}]`, `forwarded to guest port ${f.guest}`));
+  fwd.forEach((f, k) => b.note('port', `${f.proto}/${f.hostAddress}:${f.host}`, 'listen (passt)', `${from}.forwards[${k}]`, `forwarded to guest port ${f.guest}${chosenNote(n, k, f.host)}`));
 }
 
 function describe(j: JailSpec): string {

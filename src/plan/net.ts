@@ -9,7 +9,7 @@ import type { HostAction } from '../net/index.js';
 import type { Network, Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts } from './types.js';
-import { planPasst } from './helpers.js';
+import { chosenNote, planPasst, resolvedForwards } from './helpers.js';
 
 const MODEL_DRIVER: Record<Network['model'], string> = { virtio: 'virtio-net-pci', e1000e: 'e1000e', rtl8139: 'rtl8139' };
 
@@ -55,7 +55,7 @@ export function planNetworks(spec: Spec, facts: Facts, b: PlanBuilder): void {
     const mac = n.mac ?? stableMac(spec.name, n.name);
     const netdev = `net-${n.name}`;
     let hasBackend = true;
-    if (n.type === 'user' && n.backend === 'slirp') planUser(n, from, netdev, b);
+    if (n.type === 'user' && n.backend === 'slirp') planUser(n, from, netdev, facts, b);
     else if (n.type === 'user') planPasst(spec, n, from, netdev, facts, b);
     else if (n.type === 'none') hasBackend = false;
     else planTap(spec.name, n, mac, from, netdev, facts, b);
@@ -66,14 +66,14 @@ export function planNetworks(spec: Spec, facts: Facts, b: PlanBuilder): void {
   });
 }
 
-function planUser(n: Network, from: string, id: string, b: PlanBuilder): void {
+function planUser(n: Network, from: string, id: string, facts: Facts, b: PlanBuilder): void {
   const nd: Record<string, unknown> = { type: 'user', id };
   if (n.restrict !== undefined) nd['restrict'] = n.restrict;
-  const fwd = n.forwards ?? [];
+  const fwd = resolvedForwards(n, from, facts);
   if (fwd.length > 0) nd['hostfwd'] = fwd.map((f) => ({ str: `${f.proto}:${f.hostAddress}:${f.host}-:${f.guest}` }));
   b.qapiArg(from, '-netdev', 'netdev_add', nd);
   b.note('netns', 'host network namespace', 'shared', from, 'slirp (backend: slirp) runs inside QEMU and reaches the network through the host\'s sockets');
-  fwd.forEach((f, k) => b.note('port', `${f.proto}/${f.hostAddress}:${f.host}`, 'listen', `${from}.forwards[${k}]`, `forwarded to guest port ${f.guest}`));
+  fwd.forEach((f, k) => b.note('port', `${f.proto}/${f.hostAddress}:${f.host}`, 'listen', `${from}.forwards[${k}]`, `forwarded to guest port ${f.guest}${chosenNote(n, k, f.host)}`));
 }
 
 /** TAP-backed types: the host action opens the queues; vhost-net optionally. */

@@ -21,8 +21,20 @@ export interface NativeAddon {
   /** The interface a TAP or macvtap fd is attached to (TUNGETIFF). */
   tapIfName(fd: number): string;
   closeFd(fd: number): void;
+  /**
+   * openat2(2) (policy): `flags` gets O_CLOEXEC added; `resolve` is RESOLVE_* bits. Throws with
+   * the errno name as code (ENOSYS before Linux 5.6). Optional: an older build lacks it.
+   */
+  openat2?(dirfd: number, path: string, flags: number, resolve: number): number;
   /** An anonymous memory file (memfd) holding `data`, sealed against every change; close-on-exec. */
   memfdSealed(name: string, data: Uint8Array): number;
+  /** An AF_NETLINK NETLINK_ROUTE socket (O_CLOEXEC, 5 s receive timeout). */
+  netlinkOpen(): number;
+  /**
+   * Sends one netlink message (with NLM_F_ACK or NLM_F_DUMP set) and returns every reply
+   * message of its sequence number, through the NLMSG_ERROR or NLMSG_DONE that ends it.
+   */
+  netlinkTalk(fd: number, request: Uint8Array): Buffer;
   /** SO_PEERCRED of a connected unix socket: the peer's pid, uid and gid at connect time. */
   peerCred(fd: number): { pid: number; uid: number; gid: number };
   /** Calls `cb` once, on the event loop, when `fd` turns readable (a pidfd: its process exited). */

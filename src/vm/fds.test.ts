@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chainFiles, walkChain, walkChainConfined } from '../image/index.js';
+import { chainFiles, ownerFromUid, walkChain, walkChainConfined, type ImageError } from '../image/index.js';
 import { OpenFds } from './fds.js';
 import type { VmError } from './errors.js';
 
@@ -97,4 +97,16 @@ test('a layer swapped for a FIFO or a device between probe and open is refused a
   await assert.rejects(dev.openAll([plannedDisk], 'wdv-fds', probed), (e: VmError) => e.code === 'VM_START_FAILED' && e.message.includes('it was not opened') && /a char, not/.test((e.cause as Error).message));
   await dev.close(false);
   assert.equal(fdCount(), before, 'no fd left open');
+});
+
+test('the owner check: a VM owner who could not write the top layer is refused; read-only disks and root are not checked', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-vm-fds-')); // 0700 root: uid 65534 cannot reach it
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const disk = join(dir, 'disk.qcow2');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', disk, '1M']);
+  const d = { name: 'root', image: disk, format: 'qcow2', readOnly: false, media: 'disk', from: 'disks[0]' };
+  const host = { file: null, imageDirs: [] };
+  assert.equal((await walkChainConfined(d, host, { owner: ownerFromUid(0) })).layers.length, 1);
+  if (process.getuid?.() === 0) await assert.rejects(walkChainConfined(d, host, { owner: ownerFromUid(65534) }), (e: ImageError) => e.code === 'IMAGE_OWNER_DENIED');
+  assert.equal((await walkChainConfined({ ...d, readOnly: true }, host, { owner: ownerFromUid(65534) })).layers.length, 1, 'read-only: no owner check');
 });

@@ -84,15 +84,24 @@ export class VmManager {
     }
   }
 
-  async start(name: string): Promise<{ record: VmRecord; run: StepRun; warnings: string[] }> {
+  /**
+   * Starts the VM. `paused`: every step but `cont`, so QEMU waits with its vCPUs stopped
+   * (phase paused) until `cont` (a containerd task's Create, then Start).
+   */
+  async start(name: string, o: { paused?: boolean } = {}): Promise<{ record: VmRecord; run: StepRun; warnings: string[] }> {
+    const steps = o.paused === true ? START_STEPS.filter((s) => s.name !== 'cont') : START_STEPS;
     return this.locked(name, 'start', async (rec) => {
       const c: StartCtx = { d: this.d, rec: { ...rec, warnings: [] }, spec: rec.spec as unknown as SpecView, paths: this.store.paths(name),
         warnings: [], kvmUsable: false, chains: {}, fds: new OpenFds() };
       this.progress.begin(`starting VM ${name}`);
       try {
-        const run = await runSteps(START_STEPS, c, this.progress, this.o.beforeStep);
+        const run = await runSteps(steps, c, this.progress, this.o.beforeStep);
+        if (o.paused === true) {
+          c.rec = { ...c.rec, phase: 'paused', updatedAt: this.d.now(), warnings: c.warnings };
+          await this.store.write(c.rec);
+        }
         for (const w of c.warnings) this.progress.warn(w);
-        this.progress.end(`VM ${name} is running`);
+        this.progress.end(`VM ${name} is ${o.paused === true ? 'paused (vCPUs not started)' : 'running'}`);
         return { record: c.rec, run, warnings: c.warnings };
       } catch (err) {
         await c.fds.close(true);
@@ -135,6 +144,11 @@ export class VmManager {
 
   async resume(name: string): Promise<VmRecord> {
     return this.setRunState(name, 'resume', 'cont', 'running');
+  }
+
+  /** Runs the vCPUs of a VM started with `{ paused: true }` (QMP cont, as resume does). */
+  async cont(name: string): Promise<VmRecord> {
+    return this.resume(name);
   }
 
   private async setRunState(name: string, op: Action, command: string, want: 'paused' | 'running'): Promise<VmRecord> {

@@ -9,7 +9,8 @@ try {
   const value = await f(JSON.parse(argJson ?? 'null'));
   process.stdout.write('\n' + JSON.stringify({ ok: true, value }) + '\n');
 } catch (e) {
-  const err = e as { message?: string; code?: string; context?: unknown; stack?: string };
+  const err = e as { message?: string; code?: string; context?: unknown; stack?: string; cause?: unknown };
   process.stderr.write(String(err.stack ?? e) + '\n');
+  if (err.cause !== undefined) process.stderr.write(`caused by: ${String((err.cause as Error)?.stack ?? err.cause)}\n`);
   process.stdout.write('\n' + JSON.stringify({ ok: false, error: { message: err.message, code: err.code, context: err.context } }) + '\n');
 }

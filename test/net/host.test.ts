@@ -49,7 +49,7 @@ test('failed starts: a missing second bridge, a late kernel refusal → clear er
   assert.match(r.missing.message, /wdtnobr0/);
   assert.deepEqual(r.journalMissing, [0], 'preflight: nothing was made');
   assert.equal(r.late.code, 'NET_LINK');
-  assert.match(String(r.late.context['stderr']), /mtu/i);
+  assert.match(String(r.late.context['detail']), /mtu/i, JSON.stringify(r.late.context));
   assert.equal(r.late.context['rollback'], 'complete');
   assert.deepEqual(r.journalLate, [1, 2, 3, 0], 'the first NIC was plumbed, then all of it undone');
   assertNoVmLinks(r.linksAfter, ['lo', 'wdtbr0']);

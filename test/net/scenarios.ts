@@ -236,7 +236,7 @@ export async function macvtapHost(): Promise<Record<string, unknown>> {
   try {
     net = await applyHostActions([action], realDeps({ vm: 'vm-m' }));
   } catch (e) {
-    if (e instanceof NetError && e.code === 'NET_MACVTAP_UNSUPPORTED') return { unsupported: String(e.context['stderr']) };
+    if (e instanceof NetError && e.code === 'NET_MACVTAP_UNSUPPORTED') return { unsupported: String(e.context['detail'] ?? e.context['errno']) };
     throw e;
   }
   const info = (JSON.parse(sh(['ip', '-j', '-d', 'link', 'show', 'dev', ifname])) as Array<{ ifalias?: string; link?: string; linkinfo?: { info_kind?: string; info_data?: { mode?: string } } }>)[0]!;

@@ -13,7 +13,7 @@ import { printJson, type Io } from '../output.js';
 
 export interface HostCheckReport {
   uidRange: { first: number; last: number };
-  rangeConflicts: Array<{ source: string; first: number; last: number; detail: string }>;
+  rangeConflicts: Array<{ source: string; first: number; last: number; detail: string; active: boolean }>;
   idsInUse: Array<{ id: number; why: string }>;
   imagePolicy: { file: string; imageDirs: string[]; present: boolean; error?: string };
   landlockAbi: number;
@@ -27,7 +27,8 @@ export async function hostCheck(): Promise<HostCheckReport> {
   const [conflicts, inUse, jail] = await Promise.all([
     readRangeConflicts(range), rangeCollisions(range, [config.stateDir, config.runtimeDir], leased), probeJailHost(config),
   ]);
-  const problems: string[] = conflicts.map((c) => `the uid range overlaps ${c.source}: ${c.detail}`);
+  // An inactive overlap (a subuid entry with no newuidmap installed) is shown but is not a problem yet.
+  const problems: string[] = conflicts.filter((c) => c.active).map((c) => `the uid range overlaps ${c.source}: ${c.detail}`);
   problems.push(...inUse.map((u) => `id ${u.id} of the uid range is taken: ${u.why} (leases skip it)`));
   let imagePolicy: HostCheckReport['imagePolicy'];
   try {
@@ -41,8 +42,8 @@ export async function hostCheck(): Promise<HostCheckReport> {
 }
 
 function human(r: HostCheckReport): string[] {
-  const lines = [`uid range ${r.uidRange.first}-${r.uidRange.last}: ${r.rangeConflicts.length === 0 ? 'clear of login.defs and other users\' subuid/subgid' : 'OVERLAPS'}`];
-  for (const c of r.rangeConflicts) lines.push(`  ${c.source}: ${c.detail}`);
+  const lines = [`uid range ${r.uidRange.first}-${r.uidRange.last}: ${r.rangeConflicts.length === 0 ? 'clear of login.defs and other users\' subuid/subgid' : r.rangeConflicts.some((c) => c.active) ? 'OVERLAPS' : 'overlaps inactive subuid/subgid entries'}`];
+  for (const c of r.rangeConflicts) lines.push(`  ${c.active ? '' : '(inactive) '}${c.source}: ${c.detail}`);
   lines.push(`ids of the range taken on this host: ${r.idsInUse.length === 0 ? 'none' : r.idsInUse.length}`);
   for (const u of r.idsInUse.slice(0, 20)) lines.push(`  ${u.id}: ${u.why}`);
   const p = r.imagePolicy;
@@ -61,10 +62,11 @@ export function registerHost(program: Command, io: Io): void {
     .option('--json', 'print the report as JSON')
     .action(async (opts: { json?: boolean }) => {
       const r = await hostCheck();
-      if (opts.json === true) printJson(io, r);
-      else io.out(human(r).join('\n'));
+      // With --json a failed check is one {error} document whose context holds the whole report (as every verb's errors are).
+      if (opts.json !== true) io.out(human(r).join('\n'));
       if (r.problems.length > 0) {
-        throw new WardenError('HOST_CHECK_FAILED', `host check: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}: ${r.problems[0]}`, { context: { problems: r.problems } });
+        throw new WardenError('HOST_CHECK_FAILED', `host check: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}: ${r.problems[0]}`, { context: { problems: r.problems, report: r } });
       }
+      if (opts.json === true) printJson(io, r);
     });
 }

@@ -31,8 +31,8 @@ test('warden net steps is a dry run of a HostAction file; bad actions exit 6 wit
       { kind: 'bridge-attach', nic: 'n', ifname: 'wdtabc', bridge: 'br0' }]));
     const io = capture();
     assert.equal(await run(['net', 'steps', good], io), 0);
-    assert.match(io.text(), /ip link set dev wdtabc master br0/);
-    assert.match(io.text(), /ip link delete dev wdtabc/);
+    assert.match(io.text(), /set-link wdtabc: RTM_NEWLINK master br0 up/);
+    assert.match(io.text(), /delete-link wdtabc: RTM_DELLINK wdtabc/);
     const bad = join(dir, 'bad.json');
     writeFileSync(bad, JSON.stringify([{ kind: 'tap', nic: 'n', ifname: 'x', queues: 3, vnetHdr: true, mac: 'm', fdNames: [] }]));
     const io2 = capture();

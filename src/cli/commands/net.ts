@@ -5,7 +5,7 @@ import {
   DEFAULT_IF_PREFIX, aliasOwner, cleanupVmNetwork, formatSteps, hostIfName, hostNetFacts, isVmIfName, parseUndoLog, stableMac, stepsFor,
   undoHostActions, validateActions, type HostAction,
 } from '../../net/index.js';
-import { NodeFs, NodeProcessRunner } from '../../sys/index.js';
+import { NodeFs } from '../../sys/index.js';
 import { isVmError, openManager } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
 
@@ -22,7 +22,7 @@ export function registerNet(program: Command, io: Io): void {
       else for (const r of rows) io.out(`${r.nic}\t${r.ifname}\t${r.mac}`);
     });
 
-  net.command('steps <actions-json>').description('print the commands a HostAction list runs, and their undo (dry run)')
+  net.command('steps <actions-json>').description('print the netlink requests and ovsdb transactions a HostAction list makes, and their undo (dry run)')
     .option('--ovs-db <path>', 'ovsdb-server socket').option('--json', 'print JSON')
     .action(async (file: string, o: JsonOpt & { ovsDb?: string }) => {
       const actions = parseJson(await readInput(file, 'HostAction list'), file) as HostAction[];
@@ -43,7 +43,7 @@ export function registerNet(program: Command, io: Io): void {
     .option('--json', 'print JSON')
     .action(async (file: string, o: JsonOpt) => {
       const log = parseUndoLog(await readInput(file, 'undo log'));
-      await undoHostActions(log, { runner: new NodeProcessRunner() });
+      await undoHostActions(log, {});
       if (o.json) printJson(io, { undone: log.entries.length });
       else io.out(`undone: ${log.entries.length} change(s)`);
     });
@@ -55,7 +55,7 @@ export function registerNet(program: Command, io: Io): void {
     .option('--force', 'clean up even while the VM runs or a process holds its TAP (cuts its network)')
     .action(async (vm: string, o: JsonOpt & { prefix: string; ovsDb?: string; ovs: boolean; stateDir?: string; force?: boolean }) => {
       if (o.force !== true) await refuseLiveVm(vm, o.prefix, o.stateDir);
-      const r = await cleanupVmNetwork(vm, { runner: new NodeProcessRunner(), prefix: o.prefix, ovs: o.ovs,
+      const r = await cleanupVmNetwork(vm, { prefix: o.prefix, ovs: o.ovs,
         ...(o.ovsDb === undefined ? {} : { ovsDb: o.ovsDb }) });
       if (o.json) printJson(io, r);
       else {

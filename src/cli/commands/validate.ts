@@ -82,7 +82,7 @@ async function plannerCheck(loaded: LoadedSpec, opts: { qemu: string; stateRoot:
 
 export function registerValidate(program: Command, io: Io): void {
   program.command('validate')
-    .description('check a VM spec: every problem at once, each with file:line:col (exit 2 when invalid)')
+    .description('check a VM spec: every problem at once, each with file:line:col (exit 2 when invalid, 3 when the image policy refuses a chain)')
     .argument('<file>', 'the spec (YAML or JSON)')
     .option('--json', 'print the result as JSON')
     .option('--no-images', 'skip opening the disk images and walking their chains (and the planner and host network checks)')

@@ -1,0 +1,246 @@
+/**
+ * @module net/ovsdb: Open vSwitch ports through ovsdb-server's JSON-RPC (RFC 7047) on its
+ * unix socket: one transaction per change, and a wait for ovs-vswitchd to apply it
+ * (next_cfg/cur_cfg, as ovs-vsctl without --no-wait), instead of an ovs-vsctl process each.
+ */
+import { connect, type Socket } from 'node:net';
+import type { OvsTarget } from './steps.js';
+
+/** Open vSwitch as qemu-warden uses it. Every method throws an OvsdbError on failure. */
+export interface OvsdbPort {
+  bridgeExists(t: OvsTarget, bridge: string): Promise<boolean>;
+  /** Replaces any port named `ifname` by one on `bridge` with these external-ids (and VLAN tag); waits for ovs-vswitchd. */
+  addPort(t: OvsTarget, p: { bridge: string; ifname: string; vlan?: number; externalIds: Record<string, string> }): Promise<void>;
+  /** Removes the port named `ifname` from whichever bridge has it; nothing when there is none. */
+  delPort(t: OvsTarget, ifname: string): Promise<void>;
+  /** Every Interface row: its name and external-ids (for cleanup by owner). */
+  interfaces(t: OvsTarget): Promise<Array<{ name: string; externalIds: Record<string, string> }>>;
+}
+
+export type OvsdbErrorKind = 'connect' | 'timeout' | 'transaction' | 'protocol';
+
+export class OvsdbError extends Error {
+  constructor(readonly kind: OvsdbErrorKind, message: string, readonly detail: unknown = undefined) {
+    super(message);
+  }
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type Row = Record<string, Json>;
+type OpResult = { rows?: Row[]; count?: number; uuid?: Json; error?: string; details?: string };
+
+/** Splits a byte stream of concatenated JSON texts (ovsdb-server sends no delimiter) into whole texts. */
+export class JsonSplitter {
+  private buf = '';
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  private scanned = 0;
+
+  push(chunk: string): string[] {
+    this.buf += chunk;
+    const out: string[] = [];
+    let start = 0;
+    for (let i = this.scanned; i < this.buf.length; i++) {
+      const c = this.buf.charCodeAt(i);
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === 0x5c) this.escaped = true;
+        else if (c === 0x22) this.inString = false;
+      } else if (c === 0x22) this.inString = true;
+      else if (c === 0x7b || c === 0x5b) this.depth++;
+      else if ((c === 0x7d || c === 0x5d) && --this.depth === 0) {
+        out.push(this.buf.slice(start, i + 1));
+        start = i + 1;
+      }
+    }
+    this.buf = this.buf.slice(start).replace(/^\s+/, '');
+    this.scanned = this.buf.length;
+    return out;
+  }
+}
+
+/** One JSON-RPC session with ovsdb-server. */
+class Session {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: Json) => void; reject: (e: Error) => void }>();
+  private readonly splitter = new JsonSplitter();
+  private failure: Error | undefined;
+  /** Latest cur_cfg seen by the "cfg" monitor, and who waits for a value. */
+  curCfg = -1;
+  private cfgWaiters: Array<() => void> = [];
+
+  private constructor(private readonly socket: Socket, private readonly db: string) {
+    socket.setEncoding('utf8');
+    socket.on('data', (s: string) => { for (const text of this.splitter.push(s)) this.onMessage(text); });
+    socket.on('error', (e) => this.fail(new OvsdbError('connect', `ovsdb ${db}: ${e.message}`)));
+    socket.on('close', () => this.fail(new OvsdbError('connect', `ovsdb ${db} closed the connection`)));
+  }
+
+  static open(db: string, timeoutMs: number): Promise<Session> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(db);
+      const timer = setTimeout(() => { socket.destroy(); reject(new OvsdbError('timeout', `connecting to ovsdb ${db} timed out`)); }, timeoutMs);
+      socket.once('connect', () => { clearTimeout(timer); socket.removeAllListeners('error'); resolve(new Session(socket, db)); });
+      socket.once('error', (e) => { clearTimeout(timer); reject(new OvsdbError('connect', `connecting to ovsdb ${db} failed: ${e.message}`, { code: (e as NodeJS.ErrnoException).code })); });
+    });
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
+    for (const w of this.cfgWaiters.splice(0)) w();
+  }
+
+  private onMessage(text: string): void {
+    let m: { id?: Json; method?: string; params?: Json[]; result?: Json; error?: Json };
+    try { m = JSON.parse(text) as typeof m; } catch { return this.fail(new OvsdbError('protocol', `ovsdb ${this.db} sent invalid JSON`)); }
+    if (m.method === 'echo') { this.send({ id: m.id ?? null, result: m.params ?? [], error: null }); return; }
+    if (m.method === 'update' && Array.isArray(m.params) && m.params[0] === 'cfg') { this.noteCfg(m.params[1]); return; }
+    if (typeof m.id !== 'number') return;
+    const p = this.pending.get(m.id);
+    this.pending.delete(m.id);
+    if (m.error !== null && m.error !== undefined) p?.reject(new OvsdbError('protocol', `ovsdb ${this.db}: ${JSON.stringify(m.error)}`));
+    else p?.resolve(m.result ?? null);
+  }
+
+  /**
+   * Reads cur_cfg out of a monitor reply or update: {Open_vSwitch: {uuid: {new: {cur_cfg}}}}.
+   * cur_cfg only grows, and the monitor's initial reply is seen after updates that followed
+   * it (a promise resolves later than a notification is handled): keep the largest.
+   */
+  noteCfg(update: Json | undefined): void {
+    const rows = (update as { Open_vSwitch?: Record<string, { new?: { cur_cfg?: number } }> } | null)?.Open_vSwitch ?? {};
+    for (const r of Object.values(rows)) if (typeof r.new?.cur_cfg === 'number') this.curCfg = Math.max(this.curCfg, r.new.cur_cfg);
+    for (const w of this.cfgWaiters.splice(0)) w();
+  }
+
+  private send(msg: Record<string, Json>): void {
+    this.socket.write(JSON.stringify(msg));
+  }
+
+  request(method: string, params: Json[]): Promise<Json> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    this.send({ method, params, id });
+    return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+  }
+
+  /** Resolves once cur_cfg >= target (ovs-vswitchd applied the change), or at the deadline with false. */
+  async cfgReached(target: number, deadline: number): Promise<boolean> {
+    while (this.curCfg < target) {
+      if (this.failure !== undefined) throw this.failure;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.cfgWaiters.push(() => { clearTimeout(timer); resolve(); });
+      });
+    }
+    return true;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+const eq = (column: string, value: Json): Json => [column, '==', value];
+const uuidSet = (uuids: string[]): Json => ['set', uuids.map((u) => ['uuid', u])];
+
+/** Runs `fn` on a fresh session, closing it after; the whole exchange is bounded by the target's timeout. */
+async function withSession<T>(t: OvsTarget, fn: (s: Session, deadline: number) => Promise<T>): Promise<T> {
+  const deadline = Date.now() + t.timeoutSec * 1000;
+  const s = await Session.open(t.db, t.timeoutSec * 1000);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new OvsdbError('timeout', `ovsdb ${t.db} did not answer within ${t.timeoutSec} s`)), t.timeoutSec * 1000);
+    });
+    return await Promise.race([fn(s, deadline), timeout]);
+  } finally {
+    clearTimeout(timer);
+    s.close();
+  }
+}
+
+async function transact(s: Session, what: string, ops: Json[]): Promise<OpResult[]> {
+  const results = (await s.request('transact', ['Open_vSwitch', ...ops])) as OpResult[];
+  const bad = results.find((r) => r !== null && typeof r.error === 'string');
+  if (bad !== undefined) throw new OvsdbError('transaction', `ovsdb transaction (${what}) failed: ${bad.error}${bad.details ? `: ${bad.details}` : ''}`, results);
+  return results;
+}
+
+/** The ops that end a change: bump next_cfg and read it back, so the caller can wait for ovs-vswitchd. */
+const bumpCfg: Json[] = [
+  { op: 'mutate', table: 'Open_vSwitch', where: [], mutations: [['next_cfg', '+=', 1]] },
+  { op: 'select', table: 'Open_vSwitch', where: [], columns: ['next_cfg'] },
+];
+
+/** Starts the cur_cfg monitor (pipelined with what follows), commits `ops` + bumpCfg, and waits for ovs-vswitchd. */
+async function commitAndWait(s: Session, t: OvsTarget, deadline: number, what: string, ops: Json[]): Promise<void> {
+  const monitor = s.request('monitor', ['Open_vSwitch', 'cfg', { Open_vSwitch: { columns: ['cur_cfg'] } }]);
+  const results = await transact(s, what, [...ops, ...bumpCfg, { op: 'comment', comment: `qemu-warden: ${what}` }]);
+  s.noteCfg(await monitor);
+  const target = results[ops.length + 1]?.rows?.[0]?.['next_cfg'];
+  if (typeof target !== 'number') throw new OvsdbError('protocol', `ovsdb ${t.db}: no next_cfg in the reply to ${what}`);
+  if (!(await s.cfgReached(target, deadline))) {
+    throw new OvsdbError('timeout', `${what} committed, but ovs-vswitchd did not apply it within ${t.timeoutSec} s (is ovs-vswitchd running?)`);
+  }
+}
+
+/** uuids of the Port rows named `ifname` (normally none or one), and a wait op that fails the transaction if that changed. */
+async function portsNamed(s: Session, ifname: string): Promise<{ uuids: string[]; still: Json }> {
+  const [sel] = await transact(s, `select Port ${ifname}`, [{ op: 'select', table: 'Port', where: [eq('name', ifname)], columns: ['_uuid'] }]);
+  const rows = sel?.rows ?? [];
+  return {
+    uuids: rows.map((r) => (r['_uuid'] as [string, string])[1]),
+    still: { op: 'wait', table: 'Port', where: [eq('name', ifname)], columns: ['_uuid'], until: '==', rows, timeout: 0 },
+  };
+}
+
+/** The real OvsdbPort: one session per call, JSON-RPC over the db socket. */
+export class OvsdbClient implements OvsdbPort {
+  bridgeExists(t: OvsTarget, bridge: string): Promise<boolean> {
+    return withSession(t, async (s) => {
+      const [sel] = await transact(s, `select Bridge ${bridge}`, [{ op: 'select', table: 'Bridge', where: [eq('name', bridge)], columns: ['name'] }]);
+      return (sel?.rows ?? []).length > 0;
+    });
+  }
+
+  addPort(t: OvsTarget, p: { bridge: string; ifname: string; vlan?: number; externalIds: Record<string, string> }): Promise<void> {
+    return withSession(t, async (s, deadline) => {
+      const old = await portsNamed(s, p.ifname);
+      const ids: Json = ['map', Object.keys(p.externalIds).sort().map((k) => [k, p.externalIds[k]!])];
+      await commitAndWait(s, t, deadline, `add-port ${p.bridge} ${p.ifname}`, [
+        old.still,
+        { op: 'wait', table: 'Bridge', where: [eq('name', p.bridge)], columns: ['name'], until: '==', rows: [{ name: p.bridge }], timeout: 0 },
+        ...(old.uuids.length === 0 ? [] : [{ op: 'mutate', table: 'Bridge', where: [], mutations: [['ports', 'delete', uuidSet(old.uuids)]] }]),
+        { op: 'insert', table: 'Interface', row: { name: p.ifname, external_ids: ids }, 'uuid-name': 'iface' },
+        { op: 'insert', table: 'Port', row: { name: p.ifname, interfaces: ['named-uuid', 'iface'], ...(p.vlan === undefined ? {} : { tag: p.vlan }) }, 'uuid-name': 'port' },
+        { op: 'mutate', table: 'Bridge', where: [eq('name', p.bridge)], mutations: [['ports', 'insert', ['set', [['named-uuid', 'port']]]]] },
+      ]);
+    });
+  }
+
+  delPort(t: OvsTarget, ifname: string): Promise<void> {
+    return withSession(t, async (s, deadline) => {
+      const old = await portsNamed(s, ifname);
+      if (old.uuids.length === 0) return;
+      // Port and Interface rows are not roots: once no bridge refers to them, ovsdb removes them.
+      await commitAndWait(s, t, deadline, `del-port ${ifname}`, [old.still,
+        { op: 'mutate', table: 'Bridge', where: [], mutations: [['ports', 'delete', uuidSet(old.uuids)]] }]);
+    });
+  }
+
+  interfaces(t: OvsTarget): Promise<Array<{ name: string; externalIds: Record<string, string> }>> {
+    return withSession(t, async (s) => {
+      const [sel] = await transact(s, 'select Interface', [{ op: 'select', table: 'Interface', where: [], columns: ['name', 'external_ids'] }]);
+      return (sel?.rows ?? []).map((r) => ({
+        name: String(r['name']),
+        externalIds: Object.fromEntries(((r['external_ids'] as ['map', Array<[string, string]>])?.[1] ?? [])),
+      }));
+    });
+  }
+}
