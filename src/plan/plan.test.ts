@@ -105,6 +105,10 @@ test('user networking without passt on the host is refused unless the spec asks 
   assert.deepEqual(h.jail.identity, { lease: true });
   assert.ok(h.jail.argv.includes('127.0.0.1/2222:22'));
   assert.ok(!h.jail.mounts.some((m) => m.type !== 'symlink' && m.target === '/usr'), 'passt sees its binary and libraries only');
+  // host: 0 binds the port start chose (a fact), as with slirp.
+  const spec0 = parseSpec('apiVersion: warden/v1\nname: t\nnetworks: [{ name: n, type: user, forwards: [{ host: 0, guest: 22 }] }]\n', 't.yaml');
+  const chosen = buildPlan(spec0, { ...sketchFacts('t', QEMU), forwardPorts: { 'networks[0].forwards[0]': 40123 } });
+  assert.ok(chosen.helpers[0]!.jail.argv.includes('127.0.0.1/40123:22'));
   const qemuEnd = p.fds.find((f) => f.kind === 'socketpair');
   assert.ok(p.argv.includes(`{"type":"stream","id":"net-n","addr":{"type":"fd","str":"${qemuEnd!.target}"}}`));
 });
