@@ -2,6 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { repoRoot } from './guest.js';
 import { createServer, type AddressInfo } from 'node:net';
 import { createServer as createHttp, get } from 'node:http';
 import { join } from 'node:path';
@@ -80,4 +82,25 @@ test('passt: guest -> host service and host forward -> guest; passt runs jailed 
   await m.stop(name);
   assert.deepEqual(leftovers(name, env.stateRoot), []);
   assert.deepEqual(leftovers(helper.jailName, env.stateRoot), [], 'nothing of the helper either');
+});
+
+test('the manager killed after passt started (before QEMU\'s jail, before cont): the next command stops passt too', { skip, timeout: 180_000 }, async (t) => {
+  const env = testEnv('warden-passt-die-');
+  const m = openManager({ stateDir: env.stateRoot });
+  t.after(async () => { for (const n of await m.store.list()) await m.kill(n).catch(() => undefined); env.cleanup(); });
+  for (const step of ['jail', 'cont']) {
+    const name = vmName(`wdv-pdie-${step}`);
+    await m.create(env.specFile({ name, networks: [{ name: 'net0', type: 'user' }] }));
+    const r = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'bin.js'), 'start', name, '--state-dir', env.stateRoot],
+      { env: { ...process.env, WARDEN_TEST_DIE_BEFORE: step }, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.signal, 'SIGKILL', r.stderr);
+    const helper = (await m.store.read(name)).helpers?.[0];
+    assert.ok(helper !== undefined, 'passt was recorded before the manager died');
+    assert.notDeepEqual(leftovers(helper.jailName, env.stateRoot), [], 'passt still runs until reconcile');
+    const rec = await m.reconcile(name);
+    assert.equal(rec.lastExit?.reason, 'interrupted');
+    assert.equal(rec.helpers, undefined);
+    assert.deepEqual(leftovers(name, env.stateRoot), []);
+    assert.deepEqual(leftovers(helper.jailName, env.stateRoot), [], `nothing of passt left after dying before ${step}`);
+  }
 });
