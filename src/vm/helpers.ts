@@ -4,11 +4,11 @@
  * the fds QEMU gets. Every helper is recorded for undo before it exists, and in the VM's
  * record (uid, pid) once it runs, so inspect shows it and teardown stops it after QEMU.
  */
-import { rmSync } from 'node:fs';
+import { readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadNative } from '../sys/index.js';
 import { VmError } from './errors.js';
-import { procId } from './proc.js';
+import { isAlive, procId } from './proc.js';
 import type { HelperRun, UndoRecord } from './record.js';
 import type { StartCtx } from './start.js';
 
@@ -40,8 +40,55 @@ async function launchOne(c: StartCtx, record: RecordUndo, h: NonNullable<StartCt
   rmSync(statusFile, { force: true });
   const l = await c.d.backends.jail.launch(h.jail, fds, stderr, statusFile, c.paths.dir);
   const proc = await procId(c.d.fs, l.pid);
-  if (proc === null) throw new VmError('VM_START_FAILED', `helper ${h.kind} (${h.jail.name}) of VM ${c.rec.name} exited as soon as it started`, { context: { vm: c.rec.name, helper: h.jail.name, log: c.paths.qemuLog }, suggestions: [`read ${c.paths.qemuLog} (the helpers write their errors there)`] });
-  return { kind: h.kind, from: h.from, jailName: h.jail.name, proc, uid: l.uid, gid: l.gid, cgroups: l.cgroups, ...(l.statusFile === undefined ? {} : { statusFile: l.statusFile }) };
+  if (proc === null) throw await died(c, h.kind, h.from, h.jail.name);
+  const run: HelperRun = { kind: h.kind, from: h.from, jailName: h.jail.name, proc, uid: l.uid, gid: l.gid, cgroups: l.cgroups, ...(l.statusFile === undefined ? {} : { statusFile: l.statusFile }) };
+  await waitReady(c, run);
+  return run;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * A helper is ready once it has set itself up: passt binds its forwards, then moves into a
+ * user namespace of its own (so its user namespace differs from its parent's, the jail's).
+ * One that exits first (a forwarded port taken ...) fails the start with its own words.
+ */
+async function waitReady(c: StartCtx, h: HelperRun, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!(await isAlive(c.d.fs, h.proc))) throw await died(c, h.kind, h.from, h.jailName);
+    if (h.kind !== 'passt' || ownUserns(h.proc.pid)) return;
+    await sleep(20);
+  }
+}
+
+/** VM_START_FAILED with the helper's last words (it writes them to qemu.log) and a hint for a taken port. */
+async function died(c: StartCtx, kind: string, from: string, jailName: string): Promise<VmError> {
+  await sleep(200); // its last words travel through the log writer's pipe
+  const last = lastLine(c.paths.qemuLog);
+  const port = /Failed to bind any port for '-(t|u) ([^']*)'/.exec(last);
+  return new VmError('VM_START_FAILED', `helper ${kind} of VM ${c.rec.name} (${from}) exited while starting${last ? `: ${last}` : ''}`, {
+    context: { vm: c.rec.name, helper: jailName, log: c.paths.qemuLog },
+    suggestions: [...(port ? [`the forward ${port[2]} (${port[1] === 't' ? 'tcp' : 'udp'}) is probably taken, by another VM or program: ss -lnp`] : []), `read ${c.paths.qemuLog}`],
+  });
+}
+
+function ownUserns(pid: number): boolean {
+  try {
+    const ppid = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1];
+    return readlinkSync(`/proc/${pid}/ns/user`) !== readlinkSync(`/proc/${ppid}/ns/user`);
+  } catch {
+    return false;
+  }
+}
+
+function lastLine(file: string): string {
+  try {
+    const lines = readFileSync(file, 'utf8').trim().split('\n').filter((l) => !/Failed to send \d+ bytes to syslog/.test(l));
+    return (lines[lines.length - 1] ?? '').replace(/^\S+Z /, '');
+  } catch {
+    return '';
+  }
 }
 
 /** The step; `record` is start's write-ahead undo recorder. */

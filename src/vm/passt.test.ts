@@ -104,3 +104,20 @@ test('the manager killed after passt started (before QEMU\'s jail, before cont):
     assert.deepEqual(leftovers(helper.jailName, env.stateRoot), [], `nothing of passt left after dying before ${step}`);
   }
 });
+
+test('a forwarded port that is taken: passt exits at start, and start fails naming it, leaving nothing', { skip, timeout: 120_000 }, async (t) => {
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  const taken = (holder.address() as AddressInfo).port;
+  const env = testEnv('warden-passt-taken-');
+  const m = openManager({ stateDir: env.stateRoot });
+  const name = vmName('wdv-ptaken');
+  t.after(async () => { await m.kill(name).catch(() => undefined); holder.close(); env.cleanup(); });
+  await m.create(env.specFile({ name, networks: [{ name: 'net0', type: 'user', forwards: [{ proto: 'tcp', host: taken, guest: 8080 }] }] }));
+  await assert.rejects(m.start(name), (e: unknown) => {
+    const err = e as { code?: string; message?: string; suggestions?: string[] };
+    return err.code === 'VM_START_FAILED' && /passt/.test(err.message ?? '') && (err.suggestions ?? []).some((s) => s.includes(`${taken}`));
+  });
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
+  assert.deepEqual(leftovers(`${name}-passt-net0`, env.stateRoot), []);
+});
