@@ -23,6 +23,10 @@ export interface AppOptions {
   version: string;
   /** Who is calling; default: SO_PEERCRED of the unix socket. */
   callerOf?: (req: FastifyRequest) => Caller;
+  /** Serve TLS (the --http listener, src/api/http-daemon.ts); its upgrades are dispatched there, after its guard. */
+  https?: { cert: string; key: string };
+  /** Another listener's operations and console hub, so both listeners see one set (the --http listener shares the unix socket's). */
+  shared?: { operations: Operations; consoles: ConsoleHub };
 }
 
 export interface App {
@@ -49,8 +53,8 @@ function jsonBody(raw: unknown): unknown {
 }
 
 export function buildApp(o: AppOptions): App {
-  const server = fastify({ bodyLimit: BODY_LIMIT, logger: false, return503OnClosing: true, forceCloseConnections: true });
-  const operations = new Operations(`op-${Date.now().toString(36)}`);
+  const server = fastify({ bodyLimit: BODY_LIMIT, logger: false, return503OnClosing: true, forceCloseConnections: true, ...(o.https ? { https: o.https } : {}) }) as unknown as FastifyInstance;
+  const operations = o.shared?.operations ?? new Operations(`op-${Date.now().toString(36)}`);
   let sse = 0;
   const counters: DaemonCounters = { requests: new Map(), eventsDropped: 0, sseClients: () => sse };
   const identify = o.callerOf ?? ((req: FastifyRequest) => callerOf(req.raw.socket));
@@ -72,9 +76,9 @@ export function buildApp(o: AppOptions): App {
     counters.requests.set(key, (counters.requests.get(key) ?? 0) + 1);
   });
 
-  const consoles = new ConsoleHub(o.service);
-  consoles.listen(server.server);
-  server.addHook('onClose', async () => { await consoles.closeAll(); });
+  const consoles = o.shared?.consoles ?? new ConsoleHub(o.service);
+  if (o.https === undefined) consoles.listen(server.server);
+  if (o.shared === undefined) server.addHook('onClose', async () => { await consoles.closeAll(); }); // the owner closes a shared hub
   const ctxBase = { service: o.service, operations, consoles, counters, version: o.version, sse: { opened: () => { sse++; }, closed: () => { sse--; } } };
   for (const r of ROUTES) {
     server.route({

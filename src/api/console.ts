@@ -14,7 +14,7 @@ import { createConnection, type Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { NodeFs } from '../sys/index.js';
 import { StateStore, type VmService } from '../vm/index.js';
-import { callerOf } from './auth.js';
+import { callerOf, type Caller } from './auth.js';
 import { errorResponse } from './errors.js';
 
 export const TICKET_TTL_MS = 30_000;
@@ -55,13 +55,14 @@ export class ConsoleHub {
     this.wss.close();
   }
 
-  private async upgrade(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+  /** One console upgrade; `who` is the caller when the listener identified it (HTTPS), else the unix socket's peer. */
+  async upgrade(req: IncomingMessage, socket: Socket, head: Buffer, who?: Caller): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://warden');
     const m = /^\/v1\/vms\/([^/]+)\/console\/ws$/.exec(url.pathname);
     const key = url.searchParams.get('ticket') ?? '';
     const t = this.tickets.get(key);
     this.tickets.delete(key); // one-shot, also when refused
-    const caller = callerOf(socket);
+    const caller = who ?? callerOf(socket);
     if (m === null || t === undefined || t.expires < Date.now() || t.vm !== decodeURIComponent(m[1]!) || t.uid !== caller.uid) {
       return refuse(socket, null, 403, 'AUTH_FORBIDDEN', 'no valid console ticket for this VM and caller (POST /v1/vms/NAME/console gives one, valid 30 s, once)');
     }

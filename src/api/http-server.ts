@@ -54,12 +54,12 @@ export function errorBody(err: WardenError): { error: { code: string; message: s
   return { error: { code: err.code, message: err.message, details } };
 }
 
-export async function startHttps(o: HttpsOptions): Promise<HttpsServer> {
-  const app = Fastify({ https: { cert: o.tls.cert, key: o.tls.key }, forceCloseConnections: true, bodyLimit: o.bodyLimit ?? 20 * 1024 * 1024 }) as unknown as FastifyInstance;
+/** The guard on every request but the UI's own files: the identity is kept for identityOf; no credentials 401, a bad Origin or CSRF token 403. */
+export function installGuard(app: FastifyInstance, auth: AuthStore): void {
   app.addHook('onRequest', async (req, reply) => {
     if (isUiPath(req.url)) return;
     try {
-      identities.set(req.raw, authenticate({ method: req.method, headers: req.headers }, o.auth));
+      identities.set(req.raw, authenticate({ method: req.method, headers: req.headers }, auth));
     } catch (err) {
       if (!(err instanceof WardenError)) throw err;
       const status = httpStatusFor(err);
@@ -67,30 +67,47 @@ export async function startHttps(o: HttpsOptions): Promise<HttpsServer> {
       return reply.code(status).send(errorBody(err));
     }
   });
+}
+
+/** Serves WebSocket upgrades on `server` through the guard, by route; anything else is a 404. */
+export function serveUpgrades(server: FastifyInstance['server'], auth: AuthStore, routes: readonly UpgradeRoute[]): void {
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(auth, routes, req, socket, head));
+}
+
+/** Listens on the address; returns the origin a browser uses (IPv6 in brackets, the real port when 0 was asked). */
+export async function listenHttps(app: FastifyInstance, listen: HttpListen): Promise<string> {
+  await app.listen({ host: listen.host, port: listen.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr !== null ? addr.port : listen.port;
+  return `https://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
+}
+
+export function loginUrl(origin: string, code: string): string {
+  return `${origin}/ui/login?code=${encodeURIComponent(code)}`;
+}
+
+/** A standalone listener (tests, or serving the UI without the daemon's routes): guard, UI, the given routes and upgrades. */
+export async function startHttps(o: HttpsOptions): Promise<HttpsServer> {
+  const app = Fastify({ https: { cert: o.tls.cert, key: o.tls.key }, forceCloseConnections: true, bodyLimit: o.bodyLimit ?? 20 * 1024 * 1024 }) as unknown as FastifyInstance;
+  installGuard(app, o.auth);
   registerUi(app, { auth: o.auth, ...(o.uiDir === undefined ? {} : { uiDir: o.uiDir }) });
   if (o.routes !== undefined) await o.routes(app);
-  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => upgrade(o, req, socket, head));
-  await app.listen({ host: o.listen.host, port: o.listen.port });
-  const addr = app.server.address();
-  const port = typeof addr === 'object' && addr !== null ? addr.port : o.listen.port;
-  const host = o.listen.host.includes(':') ? `[${o.listen.host}]` : o.listen.host;
-  const origin = `https://${host}:${port}`;
-  return { app, origin, loginUrl: (code) => `${origin}/ui/login?code=${encodeURIComponent(code)}`, close: () => app.close() };
+  serveUpgrades(app.server, o.auth, o.upgrades ?? []);
+  const origin = await listenHttps(app, o.listen);
+  return { app, origin, loginUrl: (code) => loginUrl(origin, code), close: () => app.close() };
 }
 
 /** The guard for upgrades: no session or a foreign Origin ends the socket with 401/403 before any WebSocket exists. */
-function upgrade(o: HttpsOptions, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+function upgrade(auth: AuthStore, routes: readonly UpgradeRoute[], req: IncomingMessage, socket: Duplex, head: Buffer): void {
   const path = (req.url ?? '').split('?')[0]!;
-  for (const r of o.upgrades ?? []) {
+  for (const r of routes) {
     const m = r.match.exec(path);
     if (m === null) continue;
     let who: HttpIdentity;
     try {
-      who = authenticate({ method: req.method ?? 'GET', headers: req.headers, upgrade: true }, o.auth);
+      who = authenticate({ method: req.method ?? 'GET', headers: req.headers, upgrade: true }, auth);
     } catch (err) {
-      const status = err instanceof WardenError ? httpStatusFor(err) : 500;
-      const body = JSON.stringify(err instanceof WardenError ? errorBody(err) : { error: { code: 'INTERNAL', message: 'upgrade failed', details: {} } });
-      socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Forbidden'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      refuseUpgrade(socket, err);
       return;
     }
     identities.set(req, who);
@@ -99,3 +116,12 @@ function upgrade(o: HttpsOptions, req: IncomingMessage, socket: Duplex, head: Bu
   }
   socket.end('HTTP/1.1 404 Not Found\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
 }
+
+/** Ends an upgrade request with the error's status and body (no WebSocket was made). */
+export function refuseUpgrade(socket: Duplex, err: unknown): void {
+  const status = err instanceof WardenError ? httpStatusFor(err) : 500;
+  const body = JSON.stringify(err instanceof WardenError ? errorBody(err) : { error: { code: 'INTERNAL', message: 'the upgrade failed', details: {} } });
+  if (socket.writable) socket.end(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
+const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 500: 'Internal Server Error' };

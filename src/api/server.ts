@@ -10,6 +10,7 @@ import { DaemonService, defaultStateRoot } from '../vm/index.js';
 import { USER_GROUP, groupGid } from './auth.js';
 import { buildApp, type App } from './app.js';
 import { ApiError } from './errors.js';
+import { registerAuthRoutes, startWeb, type RunningWeb, type WebOptions } from './http-daemon.js';
 
 export const DEFAULT_SOCKET = '/run/warden/warden.sock';
 export const API_VERSION = '0.1.0';
@@ -23,6 +24,8 @@ export interface DaemonOptions {
   socket?: string | undefined;
   stateDir?: string | undefined;
   log?: (msg: string) => void;
+  /** Also serve the API and the web console over HTTPS (src/api/http-daemon.ts). */
+  http?: WebOptions | undefined;
 }
 
 export interface RunningDaemon {
@@ -30,6 +33,8 @@ export interface RunningDaemon {
   stateRoot: string;
   service: DaemonService;
   app: App;
+  /** The HTTPS listener, with --http. */
+  web?: RunningWeb;
   close(): Promise<void>;
 }
 
@@ -58,20 +63,33 @@ export async function startDaemon(o: DaemonOptions = {}): Promise<RunningDaemon>
   await clearSocket(socket);
   const service = await DaemonService.open({ stateDir: stateRoot, socket, log });
   const app = buildApp({ service, version: API_VERSION });
+  let web: RunningWeb | undefined;
+  if (o.http !== undefined) {
+    try {
+      web = await startWeb({ service, stateRoot, version: API_VERSION, web: o.http, shared: app });
+      registerAuthRoutes(app.server, web); // before the unix socket listens: fastify takes no routes after
+    } catch (err) {
+      await service.close();
+      throw err;
+    }
+    log(`serving the API and the web console on ${web.origin} (certificate ${web.tls.source}, sha256 ${web.tls.fingerprint}); log in with: warden ui --url`);
+  }
   try {
     await app.server.listen({ path: socket, backlog: 4096 }); // a burst of clients queues instead of failing with EAGAIN
     chmodSync(socket, 0o660);
     const gid = groupGid(USER_GROUP);
     if (gid !== null && process.getuid?.() === 0) chownSync(socket, 0, gid);
   } catch (err) {
+    await web?.close();
     await service.close();
     throw err;
   }
   log(`serving ${stateRoot} on ${socket} (${service.supervisors.size} VMs adopted)`);
   let closing: Promise<void> | undefined;
   return {
-    socket, stateRoot, service, app,
+    socket, stateRoot, service, app, ...(web === undefined ? {} : { web }),
     close: () => (closing ??= (async () => {
+      await web?.close();
       await app.server.close();
       await service.close();
     })()),

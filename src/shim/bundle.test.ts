@@ -69,3 +69,9 @@ test('a bad spec fails with every issue located in its origin, before anything i
     return true;
   });
 });
+
+test('the spec\'s own restart policy is dropped: the scheduler above containerd restarts tasks', () => {
+  const d = deriveVm({ ...base, oci: {}, specText: `${SPEC}restart: always\n` });
+  assert.equal('restart' in d.spec, false);
+  assert.match(d.notes.join('\n'), /restart policy is ignored/);
+});

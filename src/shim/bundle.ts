@@ -90,6 +90,11 @@ export function deriveVm(i: DeriveInput): DerivedVm {
     return { ...rawDisks[n], image: path, format: 'qcow2', allowDirs, ...dataFile };
   });
   capResources(i.oci, valid, out);
+  if ('restart' in out.spec) {
+    // Restarts belong to whoever runs the task (kubelet, Nomad): a task that ends must end.
+    delete out.spec['restart'];
+    out.notes.push('the spec\'s restart policy is ignored: containerd\'s client decides restarts');
+  }
   const netns = netnsOf(i.oci);
   if (netns !== undefined) out.netns = netns;
   return out;

@@ -3,7 +3,7 @@
  * task (VM) of every namespace on one socket, publishes their events, and exits after it
  * has served no task and held no connection for a while.
  */
-import { appendFileSync, chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection, type Server } from 'node:net';
 import { NodeProcessRunner } from '../sys/index.js';
 import type { ShimArgs } from './args.js';
@@ -16,6 +16,7 @@ import { ttrpcServer } from './ttrpc.js';
 
 const IDLE_CHECK_MS = 15_000;
 const IDLE_CHECKS = 3;
+const LOG_MAX = 4 << 20;
 
 /** Whether something accepts connections on the unix socket `path`. */
 export function canConnect(path: string, timeoutMs = 1000): Promise<boolean> {
@@ -52,7 +53,12 @@ export async function serve(a: ShimArgs): Promise<void> {
   const paths = shimPaths(a.address);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   chmodSync(paths.dir, 0o700); // whoever reaches the socket can run VMs as root: containerd (root) only
-  const log = (line: string): void => appendFileSync(paths.log, `${new Date().toISOString()} [${process.pid}] ${line}\n`);
+  const log = (line: string): void => {
+    try {
+      if (statSync(paths.log).size > LOG_MAX) renameSync(paths.log, `${paths.log}.1`); // at most twice LOG_MAX on disk
+    } catch { /* no log yet */ }
+    appendFileSync(paths.log, `${new Date().toISOString()} [${process.pid}] ${line}\n`);
+  };
   const protos = loadProtos();
   const runner = new NodeProcessRunner();
   const { vms, netns, paths: vmPaths, daemon } = await shimDaemon(paths.stateRoot, paths.socket, log, runner);

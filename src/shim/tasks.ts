@@ -77,7 +77,7 @@ export class TaskService {
     };
   }
 
-  /** Called on Shutdown with the number of tasks still served (the server exits at 0). */
+  /** Called on Shutdown with the number of tasks still served (the server only logs it: it ends when idle). */
   onShutdown?: (tasks: number) => void;
 
   private get(ns: string, r: Record<string, unknown>): Task {

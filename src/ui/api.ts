@@ -116,5 +116,9 @@ export function wsUrl(path: string): string {
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
 }
 
-export const consoleUrl = (name: string, force: boolean): string => wsUrl(`/v1/vms/${enc(name)}/console${force ? '?force=1' : ''}`);
+/** The console WebSocket's URL: a one-shot ticket (30 s, bound to VM and uid) asked for with the session first; force takes the console over. */
+export async function consoleUrl(name: string, force: boolean): Promise<string> {
+  const t = await call<{ path: string }>('POST', `/v1/vms/${enc(name)}/console${force ? '?force=1' : ''}`, {});
+  return wsUrl(t.path);
+}
 export const displayUrl = (name: string): string => wsUrl(`/v1/vms/${enc(name)}/display`);

@@ -5,7 +5,7 @@
  */
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
-import { consoleUrl } from './api.js';
+import { ApiError, consoleUrl } from './api.js';
 import { h, mount } from './dom.js';
 
 export class ConsoleTab {
@@ -13,7 +13,7 @@ export class ConsoleTab {
   private readonly term = new Terminal({ convertEol: false, scrollback: 5000, fontSize: 14, cursorBlink: true });
   private readonly fit = new FitAddon();
   private readonly status = h('span.status', { 'data-state': 'connecting' }, 'connecting…');
-  private readonly takeOver = h('button', { hidden: true, onclick: () => this.connect(true) }, 'Take over');
+  private readonly takeOver = h('button', { hidden: true, onclick: () => void this.connect(true) }, 'Take over');
   private ws: WebSocket | undefined;
   private readonly box = h('div.term');
 
@@ -28,33 +28,42 @@ export class ConsoleTab {
     this.term.open(this.box);
     this.fit.fit();
     (this.box as HTMLElement & { terminal?: Terminal }).terminal = this.term;
-    this.connect(false);
+    void this.connect(false);
   }
 
-  private connect(force: boolean): void {
-    this.ws?.close();
-    const ws = new WebSocket(consoleUrl(this.vm, force));
+  /**
+   * One interactive client per VM: a refused upgrade (the browser sees only a close before
+   * open) means another client holds the console, and Take over asks with force; a close
+   * with 4000 means another client took it from us.
+   */
+  private async connect(force: boolean): Promise<void> {
+    const old = this.ws;
+    this.ws = undefined;
+    old?.close();
+    this.setState('connecting', 'connecting…');
+    let url: string;
+    try {
+      url = await consoleUrl(this.vm, force);
+    } catch (e) {
+      this.setState('closed', e instanceof ApiError ? `${e.code}: ${e.message}` : String(e));
+      this.takeOver.hidden = false;
+      return;
+    }
+    const ws = new WebSocket(url);
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
-    this.setState('connecting', 'connecting…');
-    ws.onopen = () => { this.setState('live', 'connected: typing goes to the guest'); this.takeOver.hidden = true; this.term.focus(); };
+    let opened = false;
+    ws.onopen = () => { opened = true; this.setState('live', 'connected: typing goes to the guest'); this.takeOver.hidden = true; this.term.focus(); };
     ws.onmessage = (m: MessageEvent<ArrayBuffer | string>) => {
-      if (typeof m.data !== 'string') { this.term.write(new Uint8Array(m.data)); return; }
-      this.control(JSON.parse(m.data) as { type?: string; message?: string });
+      this.term.write(typeof m.data === 'string' ? m.data : new Uint8Array(m.data));
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
-      if (this.box.dataset['state'] !== 'busy') this.setState('closed', `disconnected${ev.reason ? `: ${ev.reason}` : ''}`);
+      if (!opened) this.setState('busy', 'the console is attached elsewhere (or the VM is not running): Take over to use it here');
+      else if (ev.code === 4000) this.setState('busy', 'another client took the console over');
+      else this.setState('closed', `disconnected${ev.reason ? `: ${ev.reason}` : ''}`);
       this.takeOver.hidden = false;
     };
-  }
-
-  /** Text frames are control messages: another client holds the console, or took it from us. */
-  private control(c: { type?: string; message?: string }): void {
-    if (c.type === 'busy' || c.type === 'taken' || c.type === 'read-only') {
-      this.setState('busy', c.message ?? (c.type === 'taken' ? 'another client took over the console' : 'another client holds the console (read-only here)'));
-      this.takeOver.hidden = false;
-    }
   }
 
   private setState(state: string, text: string): void {

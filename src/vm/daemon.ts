@@ -15,8 +15,9 @@ import { checkName, StateStore, type Lock } from './store.js';
 import type { StopOptions } from './stop.js';
 import { VmSupervisor } from './supervisor.js';
 import { backoff, wantsRestart, type RestartPolicy } from './restart.js';
-import { expectsProcess } from './machine.js';
+import { assertAllowed, expectsProcess } from './machine.js';
 import type { Backends } from './ports.js';
+import type { QmpClient } from '../qmp/index.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 
@@ -178,6 +179,13 @@ export class DaemonService implements VmService {
 
   async inspect(name: string): Promise<Inspection> {
     return inspectRecord(this.core.fs, this.core.store, await this.get(name));
+  }
+
+  /** The held QMP session of a running VM, for what passes fds (the display hand-off, src/vm/display.ts). */
+  async qmpSession(name: string): Promise<QmpClient> {
+    const rec = await this.get(name);
+    assertAllowed(name, rec.phase, 'console');
+    return this.core.sessions.client(this.core.store.paths(name).qmpSocket);
   }
 
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {

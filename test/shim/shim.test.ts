@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeFs } from '../../src/sys/index.js';
@@ -37,7 +37,10 @@ interface World {
 }
 
 async function world(t: { after(fn: () => Promise<void>): void }, extraCleanup: () => void = () => undefined): Promise<World> {
-  const c = await privateContainerd();
+  // containerd finds io.containerd.warden.v1 as containerd-shim-warden-v1 on its PATH, as on a real node.
+  const bin = mkdtempSync(join(tmpdir(), 'wsh-bin-'));
+  symlinkSync(SHIM, join(bin, 'containerd-shim-warden-v1'));
+  const c = await privateContainerd({ binDir: bin });
   const rootfs = mkdtempSync(join(tmpdir(), 'wsh-vm-'));
   let ev: ChildProcess | undefined;
   let evOut = '';
@@ -51,6 +54,7 @@ async function world(t: { after(fn: () => Promise<void>): void }, extraCleanup: 
     await c.destroy();
     extraCleanup();
     rmSync(rootfs, { recursive: true, force: true });
+    rmSync(bin, { recursive: true, force: true });
   });
   importImage((a) => c.ctr(a), vmRootfs(rootfs), IMAGE);
   restartEvents();
@@ -151,10 +155,12 @@ test('ctr run -d: RUNNING, ready line in the task log, confined QEMU, metrics, p
   assert.deepEqual(shimLeftovers(w, rm), []);
 });
 
-test('SIGKILL gives exit 137; a containerd restart keeps a task; SIGKILL of the shim -> containerd runs delete and nothing is left', { skip, timeout: 300_000 }, async (t) => {
+test('runtime by name; SIGKILL gives exit 137; a containerd restart keeps a task; SIGKILL of the shim -> containerd runs delete and nothing is left', { skip, timeout: 300_000 }, async (t) => {
   const w = await world(t);
   const [a, b] = [`vmk-${process.pid}`, `vmr-${process.pid}`];
-  w.run(a);
+  // By runtime name this time (a containerd config `runtimes` entry names the same type).
+  w.c.ctr(['run', '-d', '--runtime', 'io.containerd.warden.v1', IMAGE, a]);
+  assert.equal(w.status(a), 'RUNNING');
   w.c.ctr(['task', 'kill', '-s', 'SIGKILL', a]);
   await until('the killed task to stop', () => w.status(a) === 'STOPPED', 30_000);
   await until('/tasks/exit with 137', () => w.events().split('\n').some((l) => l.includes('/tasks/exit') && l.includes(a) && l.includes('"exit_status":137')), 10_000, () => w.diag());

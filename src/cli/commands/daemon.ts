@@ -15,10 +15,14 @@ export function registerDaemon(program: Command, io: Io): void {
     .description('run wardend in the foreground: the REST API under /v1 on a unix socket; VMs keep running when it stops, and the next one adopts them')
     .option('--socket <path>', 'the API socket (default: $WARDEN_SOCKET, else /run/warden/warden.sock)')
     .option('--state-dir <dir>', 'state root (default: $WARDEN_STATE_DIR, /var/lib/warden as root, else $XDG_STATE_HOME/warden)')
-    .action(async (o: { socket?: string; stateDir?: string }) => {
+    .option('--http <addr:port>', 'also serve the API and the web console over HTTPS here (loopback: a self-signed certificate kept in STATE/tls; other addresses need --tls-cert/--tls-key)')
+    .option('--tls-cert <file>', 'PEM certificate for --http')
+    .option('--tls-key <file>', 'PEM private key for --http')
+    .action(async (o: { socket?: string; stateDir?: string; http?: string; tlsCert?: string; tlsKey?: string }) => {
       // Loaded here: the server (fastify) is not needed by any other command's start-up.
       const { runDaemon } = await import('../../api/server.js');
-      await runDaemon({ socket: o.socket, stateDir: o.stateDir, log: (m) => io.err(`wardend: ${m}`) });
+      const http = o.http === undefined ? undefined : { listen: o.http, tlsCert: o.tlsCert, tlsKey: o.tlsKey };
+      await runDaemon({ socket: o.socket, stateDir: o.stateDir, http, log: (m) => io.err(`wardend: ${m}`) });
     });
   program.command('events')
     .description('follow the events of the daemon that serves the state root (started, stopped with its reason, paused ...)')

@@ -10,6 +10,7 @@ import { registerNet } from './net.js';
 import { registerHost } from './host.js';
 import { registerDemo, registerVm } from './vm.js';
 import { registerDaemon } from './daemon.js';
+import { registerUi } from './ui.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -24,4 +25,5 @@ export const registrars: Registrar[] = [
   registerVm, // after registerQmp: extends its `qmp` command with `qmp NAME COMMAND`
   registerDemo,
   registerDaemon,
+  registerUi,
 ];
