@@ -42,6 +42,7 @@ async function openPlanned(plan: Plan): Promise<{ fds: number[]; close: () => vo
   const fds: number[] = [];
   const servers: net.Server[] = [];
   const taps: Record<number, number[]> = {};
+  const pairEnds: number[] = [];
   for (const f of plan.fds) {
     if (f.kind === 'file') fds.push(openSync(f.path, f.flags.reduce((a, x) => a | FLAG[x]!, 0), 0o600));
     // QEMU needs only a write-only fd for a log: a file stands in for the log writer's pipe here.
@@ -55,6 +56,11 @@ async function openPlanned(plan: Plan): Promise<{ fds: number[]; close: () => vo
       await fsp.rename(`${f.path}.tmp`, f.path);
       servers.push(s);
       fds.push((s as unknown as { _handle: { fd: number } })._handle.fd);
+    } else if (f.kind === 'socketpair') {
+      // The helper's end is not started here: QEMU only needs a connected stream socket.
+      const [mine, theirs] = loadNative().socketpair();
+      fds.push(mine);
+      pairEnds.push(theirs);
     } else {
       const a = plan.hostActions[f.action];
       assert.ok(a?.kind === 'tap', `only tap actions are performed here, not ${a?.kind}`);
@@ -67,7 +73,7 @@ async function openPlanned(plan: Plan): Promise<{ fds: number[]; close: () => vo
       fds.push(fd);
     }
   }
-  return { fds, close: () => { for (const s of servers) s.close(); for (const [i, f] of plan.fds.entries()) if (f.kind !== 'unix-listen') closeSync(fds[i]!); } };
+  return { fds, close: () => { for (const s of servers) s.close(); for (const [i, f] of plan.fds.entries()) if (f.kind !== 'unix-listen') closeSync(fds[i]!); for (const e of pairEnds) closeSync(e); } };
 }
 
 /** A few QMP commands over the planned monitor socket, one reply per command. */
@@ -345,12 +351,12 @@ disks:
 `, { root: 'top.qcow2', seed: 'seed.iso' }, { identity }, true);
     assert.deepEqual(plan.jail.network, { mode: 'none' });
   });
-  await t.test('user networking: host network namespace', async (t) => {
+  await t.test('slirp user networking (backend: slirp): host network namespace', async (t) => {
     const plan = await runCase(t, caps, dir, `apiVersion: warden/v1
 name: warden-plan-${process.pid}-j2
 memory: 128Mi
 accel: tcg
-networks: [{ name: n, type: user }]
+networks: [{ name: n, type: user, backend: slirp }]
 `, {}, { identity }, true);
     assert.deepEqual(plan.jail.network, { mode: 'host' });
   });

@@ -71,6 +71,7 @@ function expected(f: PlannedFdView): [RegExp | string, number | null] {
     case 'unix-listen': return [/^socket:\[\d+\]$/, ACCMODE['O_RDWR']!];
     case 'sealed-copy': return [`/memfd:warden-${f.name} (deleted)`, ACCMODE['O_RDWR']!];
     case 'host-action': return [/^\/dev\/net\/tun$|^\/dev\/tap\d+$/, ACCMODE['O_RDWR']!];
+    case 'socketpair': return [/^socket:\[\d+\]$/, ACCMODE['O_RDWR']!];
   }
 }
 

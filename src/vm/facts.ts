@@ -9,10 +9,10 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { loadHostPolicy, walkChainConfined, type HostPolicy, type ImageChain } from '../image/index.js';
 import { WardenError } from '../errors/index.js';
-import type { Facts } from '../plan/index.js';
-import { loadQemuCaps, type QemuCaps } from '../qemu/index.js';
+import { PASST_BINARY, type Facts } from '../plan/index.js';
+import { gatherProgramView, loadQemuCaps, type QemuCaps } from '../qemu/index.js';
 import type { Disk, Spec } from '../spec/index.js';
-import { NodeFs, NodeProcessRunner, type Fs, type ProcessRunner } from '../sys/index.js';
+import { NodeFs, NodeHostFiles, NodeProcessRunner, type Fs, type ProcessRunner } from '../sys/index.js';
 import { detectKvm, type KvmVerdict } from './accel.js';
 import { jailerConfig } from './jailer.js';
 import { StateStore } from './store.js';
@@ -90,11 +90,19 @@ export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions):
   };
   const fw = firmwareFor(spec);
   if (fw !== undefined) facts.firmware = fw;
+  facts.helpers = await helperFacts(spec);
   if (o.choosePorts === true) {
     const ports = await chooseForwardPorts(spec);
     if (Object.keys(ports).length > 0) facts.forwardPorts = ports;
   }
   return { facts, issues: files.issues, kvmFallback: !kvm.usable && spec.accel === 'auto' ? kvm.reason : null };
+}
+
+/** The helper programs this spec needs, with their views (one ldd each); a helper not installed is absent. */
+async function helperFacts(spec: Spec): Promise<NonNullable<Facts['helpers']>> {
+  if (!spec.networks.some((n) => n.type === 'user' && n.backend !== 'slirp')) return {};
+  const passt = await gatherProgramView(new NodeProcessRunner(), new NodeHostFiles(), PASST_BINARY);
+  return passt === null ? {} : { passt };
 }
 
 /** Whether KVM is usable as start decides it: the spec's tcg needs no probe, a flag overrides it, else the cached probe. */

@@ -60,6 +60,8 @@ export interface Inspection {
   paths: { dir: string; serialLog: string; qmpSocket: string; serialSocket: string; qemuLog: string };
   /** What the guest agent reports (spec guestAgent, while running): the OS and NICs, or why not. */
   guest: GuestInfo | { error: string } | null;
+  /** Helpers in their own jails (passt ...), each seen from outside; a dead one while the VM runs is reported. */
+  helpers: Array<{ kind: string; from: string; jailName: string; pid: number; uid: number; alive: boolean; process: OutsideView | null }>;
 }
 
 export async function inspectRecord(fs: Fs, store: StateStore, rec: VmRecord): Promise<Inspection> {
@@ -76,6 +78,10 @@ export async function inspectRecord(fs: Fs, store: StateStore, rec: VmRecord): P
     warnings: rec.warnings ?? [], logWriter: rec.run === undefined ? null : await logWriterOf(fs, rec),
     paths: { dir: p.dir, serialLog: p.serialLog, qmpSocket: p.qmpSocket, serialSocket: p.serialSocket, qemuLog: p.qemuLog },
     guest: await guestOf(store, rec),
+    helpers: await Promise.all((rec.helpers ?? []).map(async (h) => {
+      const alive = await isAlive(fs, h.proc);
+      return { kind: h.kind, from: h.from, jailName: h.jailName, pid: h.proc.pid, uid: h.uid, alive, process: alive ? await outsideView(fs, h.proc.pid) : null };
+    })),
   };
 }
 
@@ -129,6 +135,10 @@ export function formatInspection(i: Inspection): string {
     if (os !== null) lines.push(`  guest OS: ${os.name || '?'}${os.kernel ? `, kernel ${os.kernel}` : ''}${os.machine ? ` (${os.machine})` : ''}`);
     const addrs = i.guest.nics.flatMap((n) => n.addresses.filter((a) => !a.address.startsWith('127.') && a.address !== '::1').map((a) => `${n.name} ${a.address}`));
     lines.push(`  guest addresses: ${addrs.join(', ') || 'none'}`);
+  }
+  for (const h of i.helpers) {
+    lines.push(h.alive ? `  helper ${h.kind} (${h.from}): pid ${h.pid} as uid ${h.uid} in jail ${h.jailName}${h.process ? `, CapEff ${h.process.capEff}, own namespaces: ${h.process.ownNamespaces.join(' ') || 'none'}` : ''}`
+      : `  helper ${h.kind} (${h.from}): pid ${h.pid} is GONE: what it served (${h.from}) no longer works; restart the VM`);
   }
   if (i.plan) lines.push(`  plan: ${i.plan.argv.length} QEMU arguments, ${i.plan.manifest.length} resources (--json shows them)`);
   return lines.join('\n');
