@@ -17,7 +17,9 @@ const ISSUE_ROWS: Array<[string, string]> = [
 ];
 
 test('npm run bench --quick: every group runs or says why it skipped, and the issue rows carry their goals', { timeout: 600_000 }, () => {
-  const r = spawnSync(process.execPath, [RUN, '--quick', '--json'], { encoding: 'utf8', maxBuffer: 16 << 20 });
+  // spawnSync blocks the event loop, so the test's own timeout cannot fire: the child gets a bound of its own.
+  const r = spawnSync(process.execPath, [RUN, '--quick', '--json'], { encoding: 'utf8', maxBuffer: 16 << 20, timeout: 540_000, killSignal: 'SIGKILL' });
+  assert.equal(r.signal, null, `the quick benchmarks did not finish within 540 s:\n${r.stderr}`);
   const report = JSON.parse(r.stdout) as { rows: Array<BenchRow & { met?: boolean }>; skipped: string[]; failed: string[] };
   assert.deepEqual(report.failed, [], `benchmarks failed:\n${report.failed.join('\n')}\n${r.stderr}`);
   assert.equal(r.status, 0, r.stderr);

@@ -8,12 +8,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Benchmark, BenchRow } from './lib.js';
+import { n, type Benchmark, type BenchRow } from './lib.js';
 import { openManager, repoRoot, testEnv } from '../src/vm/index.js';
 import { containerdSkipReason, privateContainerd, shimServerPids } from '../test/shim/containerd.js';
 import { importImage, vmRootfs } from '../test/shim/image.js';
 
-const RUNS = 3;
 const SHIM = join(repoRoot(), 'bin', 'containerd-shim-warden-v1');
 
 function median(xs: number[]): number {
@@ -43,8 +42,10 @@ export const benchmarks: Benchmark[] = [{
       const cold: number[] = [];
       let rss1 = Number.NaN;
       let rss2 = Number.NaN;
-      for (let i = 0; i < RUNS; i++) {
-        const id = `bench${i}`;
+      const runs = n(3, 2);
+      for (let i = 0; i < runs; i++) {
+        const id = `bench${i}-${process.pid}`; // VM names are host-wide (cgroups): the pid keeps parallel runs apart
+        const second = `second-${process.pid}`;
         const t0 = performance.now();
         c.ctr(['run', '-d', '--runtime', SHIM, 'warden.bench/vm:1', id]);
         shim.push(performance.now() - t0);
@@ -56,12 +57,12 @@ export const benchmarks: Benchmark[] = [{
         await m.kill(name);
         if (i === 0) {
           rss1 = rssMiB(shimServerPids(c.address)[0]!);
-          c.ctr(['run', '-d', '--runtime', SHIM, 'warden.bench/vm:1', 'second']);
+          c.ctr(['run', '-d', '--runtime', SHIM, 'warden.bench/vm:1', second]);
           rss2 = rssMiB(shimServerPids(c.address)[0]!);
-          c.ctr(['task', 'kill', '-s', 'SIGKILL', 'second']);
+          c.ctr(['task', 'kill', '-s', 'SIGKILL', second]);
         }
         c.ctr(['task', 'kill', '-s', 'SIGKILL', id]);
-        for (const t of i === 0 ? [id, 'second'] : [id]) {
+        for (const t of i === 0 ? [id, second] : [id]) {
           for (let k = 0; k < 100 && !new RegExp(`^${t}\\s+\\d+\\s+STOPPED`, 'm').test(c.ctr(['task', 'ls']).stdout); k++) await new Promise((res) => setTimeout(res, 100));
           c.ctr(['task', 'rm', t]);
           c.ctr(['c', 'rm', t]);

@@ -7,6 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { le, n, type Benchmark, type BenchRow } from './lib.js';
+import { openSealedCopies } from '../src/vm/boot-fds.js';
+import { loadNative } from '../src/sys/index.js';
 import { DirectLauncher, OpenFds, openManager, realBackends, repoRoot, testEnv, type PlanView } from '../src/vm/index.js';
 
 const RUNS = n(5, 1);
@@ -17,12 +19,13 @@ function median(xs: number[]): number {
 }
 
 /** Bare QEMU: the planned argv and fds, spawned directly; timed until QMP reports running after cont. */
-async function bareStart(plan: PlanView, qmpSocket: string, stateRoot: string): Promise<number> {
+export async function bareStart(plan: PlanView, qmpSocket: string, stateRoot: string): Promise<number> {
   const fds = new OpenFds();
   const launcher = new DirectLauncher();
   const backends = realBackends({ stateRoot, jail: false });
   const t0 = performance.now();
   await fds.openAll(plan.fds, 'bench');
+  for (const [k, fd] of openSealedCopies(plan.fds, 'bench', loadNative())) fds.adopt(k, fd); // boot files arrive as sealed memfds
   const l = await launcher.launch(plan.jail, fds.byName, 2, join(stateRoot, 'bare.status'), stateRoot);
   await fds.close(false);
   const q = await backends.qmpConnect(qmpSocket, 10_000);

@@ -9,9 +9,10 @@ say() { echo "setup: $*" >&2; }
 
 # Debian packages the tests and the demo use (Debian 12 names).
 PKGS="qemu-utils qemu-system-x86 qemu-system-data ovmf bubblewrap util-linux busybox-static \
-iproute2 openvswitch-switch cpio gzip kmod python3 make g++ \
+iproute2 openvswitch-switch cpio gzip kmod python3 make g++ openssl chromium \
 containerd golang-github-containerd-containerd-dev"
 # (build-guest.sh also needs apt-get and dpkg, present on every Debian system.)
+# openssl makes the HTTPS listener's self-signed certificate; chromium runs the browser tests (test/browser).
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -28,6 +29,11 @@ if [ -n "$missing" ]; then
     [ "$try" -eq 2 ] && { say "installing$missing failed"; exit 1; }
     say "apt-get failed, retrying in 5 s"; sleep 5
   done
+fi
+
+# The daemon's socket groups: members of warden use their own VMs, warden-admin all of them.
+if [ "$(id -u)" -eq 0 ]; then
+  for g in warden warden-admin; do getent group "$g" >/dev/null || { say "creating group $g"; groupadd --system "$g"; }; done
 fi
 
 # npm packages: reinstall when the lock file changed since the last install.

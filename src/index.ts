@@ -8,3 +8,4 @@ export * as jail from './jail/index.js';
 export * as net from './net/index.js';
 export * as qmp from './qmp/index.js';
 export * as vm from './vm/index.js';
+export * as api from './api/index.js';

@@ -88,6 +88,14 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['SHIM_USAGE', 2, 400],
   ['SHIM_NOT_FOUND', 5, 404],
   ['SHIM_INVALID_STATE', 4, 409],
+  ['VM_NO_DISPLAY', 4, 409],
+  // the HTTPS listener's credentials (src/api/http-*)
+  ['AUTH_REQUIRED', 2, 401],
+  ['AUTH_TOKEN_INVALID', 2, 401],
+  ['AUTH_CODE_INVALID', 2, 401],
+  ['AUTH_TOKEN_NOT_FOUND', 5, 404],
+  ['AUTH_CSRF', 2, 403],
+  ['AUTH_ORIGIN', 2, 403],
   ['JAIL_INVALID_SPEC', 2, 400],
   ['JAIL_BUSY', 4, 409],
   ['QMP_COMMAND_FAILED', 1, 422],
@@ -96,6 +104,13 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['JAIL_', 6, 500],
   ['VM_QEMU_DIED', 7, 500],
   ['QMP_', 7, 502],
+  // the daemon's API (src/api): auth, request shape, routing
+  ['AUTH_', 1, 403],
+  ['API_NOT_FOUND', 5, 404],
+  ['API_UNSUPPORTED_MEDIA_TYPE', 2, 415],
+  ['API_BODY_TOO_LARGE', 2, 413],
+  ['API_', 2, 400],
+  ['DAEMON_', 1, 503],
 ];
 
 export function exitCodeFor(err: unknown): number {

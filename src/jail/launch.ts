@@ -13,6 +13,7 @@ import { checkTools, deviceNumbers, orderedFds } from './host-facts.js';
 import { LeaseStore, type JailRecord } from './lease-store.js';
 import { chainFds, spawnChain, waitForStart, type SpawnedJail, type StdioTarget } from './spawn.js';
 import { handleFromRecord, type JailHandle } from './handle.js';
+import { reachableHelper } from './helper-path.js'; // bwrap binds the helper as the jail's uid
 
 export interface LaunchOptions {
   /** name → an open fd in this process; the spec's i-th fd becomes fd 3+i in the program. */
@@ -70,7 +71,7 @@ async function startChain(spec: JailSpec, options: LaunchOptions, record: JailRe
   mkdirSync(dirname(record.statusFile), { recursive: true, mode: 0o700 });
   const fds = chainFds(userFds.length);
   const groups = 'groups' in spec.identity ? spec.identity.groups ?? [] : [];
-  const argv = buildJailArgv(spec, { uid: record.uid, gid: record.gid, groups, helperPath: config.helperPath,
+  const argv = buildJailArgv(spec, { uid: record.uid, gid: record.gid, groups, helperPath: reachableHelper(config.helperPath),
     setprivPath: config.setprivPath, bwrapPath: config.bwrapPath, cgroupProcs, ...fds, landlockRequired: config.landlockRequired });
   const wantStderr = options.stdio?.stderr ?? 'ignore';
   const stderr = wantStderr === 'ignore' ? openSync('/dev/null', 'w') : wantStderr;

@@ -75,6 +75,7 @@ export function planDevices(spec: Spec, facts: Facts, b: PlanBuilder): void {
     // A display with no listener: the manager accepts on its own socket and hands each
     // client to QEMU with QMP getfd + add_client, so QEMU never binds or listens itself.
     b.arg('vnc', '-vnc', 'none');
-    b.note('socket', facts.paths.vncSocket, 'listen (manager)', 'vnc', 'VNC clients are passed to QEMU one by one (QMP getfd + add_client protocol=vnc; checked with QEMU 7.2)');
+    // Nothing listens at facts.paths.vncSocket: display clients exist only while a browser holds one (vm/display.ts).
+    b.note('socket', 'socketpair per display client', 'rw (passed)', 'vnc', "QEMU listens on no address: the daemon's display WebSocket makes a socketpair per client and passes one end with QMP getfd + add_client protocol=vnc (vm/display.ts)");
   }
 }

@@ -53,7 +53,7 @@ export function planNetworks(spec: Spec, facts: Facts, b: PlanBuilder): void {
     const mac = n.mac ?? stableMac(spec.name, n.name);
     const netdev = `net-${n.name}`;
     let hasBackend = true;
-    if (n.type === 'user') planUser(n, from, netdev, b);
+    if (n.type === 'user') planUser(n, from, netdev, facts, b);
     else if (n.type === 'none') hasBackend = false;
     else planTap(spec.name, n, mac, from, netdev, facts, b);
     const dev: Record<string, unknown> = { driver: MODEL_DRIVER[n.model], id: `nic-${n.name}`, mac, ...b.pci(from) };
@@ -63,14 +63,16 @@ export function planNetworks(spec: Spec, facts: Facts, b: PlanBuilder): void {
   });
 }
 
-function planUser(n: Network, from: string, id: string, b: PlanBuilder): void {
+function planUser(n: Network, from: string, id: string, facts: Facts, b: PlanBuilder): void {
   const nd: Record<string, unknown> = { type: 'user', id };
   if (n.restrict !== undefined) nd['restrict'] = n.restrict;
-  const fwd = n.forwards ?? [];
+  // host: 0 is the port start chose (a fact); `warden plan` has none and shows 0.
+  const fwd = (n.forwards ?? []).map((f, k) => ({ ...f, host: f.host === 0 ? facts.forwardPorts?.[`${from}.forwards[${k}]`] ?? 0 : f.host }));
   if (fwd.length > 0) nd['hostfwd'] = fwd.map((f) => ({ str: `${f.proto}:${f.hostAddress}:${f.host}-:${f.guest}` }));
   b.qapiArg(from, '-netdev', 'netdev_add', nd);
   b.note('netns', 'host network namespace', 'shared', from, 'user networking reaches the network through the host\'s sockets');
-  fwd.forEach((f, k) => b.note('port', `${f.proto}/${f.hostAddress}:${f.host}`, 'listen', `${from}.forwards[${k}]`, `forwarded to guest port ${f.guest}`));
+  fwd.forEach((f, k) => b.note('port', `${f.proto}/${f.hostAddress}:${f.host}`, 'listen', `${from}.forwards[${k}]`,
+    `forwarded to guest port ${f.guest}${n.forwards?.[k]?.host === 0 ? (f.host === 0 ? '; host port: a free one chosen at start' : '; a free port chosen at start') : ''}`));
 }
 
 /** TAP-backed types: the host action opens the queues; vhost-net optionally. */

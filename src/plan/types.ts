@@ -35,6 +35,8 @@ export interface Facts {
    * whether this is the secure-boot build with Microsoft's keys enrolled.
    */
   firmware?: { uefiCode: string; uefiVarsTemplate: string; secureBoot?: boolean };
+  /** The host port start chose for each forward with host: 0, by spec path (networks[i].forwards[k]). */
+  forwardPorts?: Record<string, number>;
   /** Host features that are optional (no vhost-net here, for instance). */
   host?: { vhostNet?: boolean };
 }

@@ -31,12 +31,12 @@ test('spec paths, absolute or relative, resolve inside the rootfs and cannot cli
   assert.deepEqual(d.rootedPaths, ['/b/rootfs/boot/vmlinuz', '/b/rootfs/boot/initrd.gz', '/b/rootfs/disk/root.qcow2', '/b/rootfs/seed.iso']);
 });
 
-test('a writable disk gets a qcow2 overlay in the work dir over the rootfs image; a cdrom is used as is', () => {
+test('a writable disk gets a qcow2 overlay in the work dir over the rootfs image; a cdrom is used as is; chains may lead only inside the rootfs', () => {
   const d = deriveVm({ ...base, oci: {} });
   assert.deepEqual(d.overlays, [{ disk: 'root', base: '/b/rootfs/disk/root.qcow2', baseFormat: 'qcow2', path: '/w/disk-root.qcow2' }]);
   assert.deepEqual(d.spec['disks'], [
-    { name: 'root', image: '/w/disk-root.qcow2', format: 'qcow2' },
-    { name: 'seed', image: '/b/rootfs/seed.iso', format: 'raw', media: 'cdrom' },
+    { name: 'root', image: '/w/disk-root.qcow2', format: 'qcow2', allowDirs: ['/b/rootfs'] },
+    { name: 'seed', image: '/b/rootfs/seed.iso', format: 'raw', media: 'cdrom', allowDirs: ['/b/rootfs'] },
   ]);
 });
 
@@ -68,4 +68,10 @@ test('a bad spec fails with every issue located in its origin, before anything i
     assert.match(e.message, /cpus/);
     return true;
   });
+});
+
+test('the spec\'s own restart policy is dropped: the scheduler above containerd restarts tasks', () => {
+  const d = deriveVm({ ...base, oci: {}, specText: `${SPEC}restart: always\n` });
+  assert.equal('restart' in d.spec, false);
+  assert.match(d.notes.join('\n'), /restart policy is ignored/);
 });

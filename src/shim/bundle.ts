@@ -81,15 +81,28 @@ export function deriveVm(i: DeriveInput): DerivedVm {
   out.spec['disks'] = valid.disks.map((d, n) => {
     const base = inRootfs(i.rootfs, d.image);
     out.rootedPaths.push(base);
-    if (d.readOnly || d.media === 'cdrom') return { ...rawDisks[n], image: base };
+    // A chain may lead anywhere inside the image (and where the spec allows, inside it too), never beyond.
+    const allowDirs = [...(d.allowDirs ?? []).map((a) => inRootfs(i.rootfs, a)), i.rootfs];
+    const dataFile = d.dataFile === undefined ? {} : { dataFile: inRootfs(i.rootfs, d.dataFile) };
+    if (d.readOnly || d.media === 'cdrom') return { ...rawDisks[n], image: base, allowDirs, ...dataFile };
     const path = posix.join(i.workDir, `disk-${d.name}.qcow2`);
     out.overlays.push({ disk: d.name, base, baseFormat: d.format, path });
-    return { ...rawDisks[n], image: path, format: 'qcow2' };
+    return { ...rawDisks[n], image: path, format: 'qcow2', allowDirs, ...dataFile };
   });
   capResources(i.oci, valid, out);
-  const netns = i.oci.linux?.namespaces?.find((n) => n.type === 'network' && n.path !== undefined && n.path !== '')?.path;
+  if ('restart' in out.spec) {
+    // Restarts belong to whoever runs the task (kubelet, Nomad): a task that ends must end.
+    delete out.spec['restart'];
+    out.notes.push('the spec\'s restart policy is ignored: containerd\'s client decides restarts');
+  }
+  const netns = netnsOf(i.oci);
   if (netns !== undefined) out.netns = netns;
   return out;
+}
+
+/** The network namespace the bundle joins (a path), if any; a new empty one is not a pod's. */
+export function netnsOf(oci: OciConfig): string | undefined {
+  return oci.linux?.namespaces?.find((n) => n.type === 'network' && n.path !== undefined && n.path !== '')?.path;
 }
 
 /** OCI linux.resources lower (never raise) the guest's memory and vCPU count. */

@@ -4,7 +4,7 @@
  * address from our combined output and waits for it to close), write the bundle's
  * `address` file (containerd reconnects through it after a restart) and return the address.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +18,8 @@ const READY_TIMEOUT_MS = 15_000;
 
 export async function startShim(a: ShimArgs): Promise<string> {
   const paths = shimPaths(a.address);
-  mkdirSync(paths.dir, { recursive: true, mode: 0o711 });
+  mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  chmodSync(paths.dir, 0o700); // whoever reaches the socket can run VMs as root: containerd (root) only
   if (!(await canConnect(paths.socket))) await spawnServer(a, paths.socket, paths.log, paths.dir);
   const address = `unix://${paths.socket}`;
   const tmp = join(a.bundle, '.address');

@@ -6,9 +6,6 @@
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 
-/** Parent of the VMs' boot file copies (mode 0711). */
-export const BOOT_ROOT = '/run/warden-shim-boot';
-
 export interface ShimPaths {
   /** One directory per containerd instance: the server's socket and log, and the VM state root. */
   dir: string;
@@ -16,11 +13,6 @@ export interface ShimPaths {
   log: string;
   /** warden's state root for the VMs of this containerd (vms/NAME/...). */
   stateRoot: string;
-  /**
-   * Copies of VM `vm`'s boot files its jail can bind (by path, as QEMU's uid): outside any
-   * 0700 directory (containerd's, a test's). WARDEN_SHIM_BOOT_DIR overrides the parent.
-   */
-  bootDir(vm: string): string;
 }
 
 /**
@@ -30,7 +22,7 @@ export interface ShimPaths {
  */
 export function shimPaths(containerdAddress: string, override: string | undefined = process.env['WARDEN_SHIM_DIR']): ShimPaths {
   const dir = override !== undefined && override !== '' ? override : join(dirname(containerdAddress.replace(/^unix:\/\//, '')), 'warden');
-  return { dir, socket: join(dir, 'shim.sock'), log: join(dir, 'shim.log'), stateRoot: dir, bootDir: (vm) => join(process.env['WARDEN_SHIM_BOOT_DIR'] ?? BOOT_ROOT, vm) };
+  return { dir, socket: join(dir, 'shim.sock'), log: join(dir, 'shim.log'), stateRoot: dir };
 }
 
 /**

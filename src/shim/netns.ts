@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
-import { closeSync } from 'node:fs';
+import { closeSync, statSync } from 'node:fs';
 import type { HostAction } from '../net/index.js';
 import type { ProcessRunner } from '../sys/index.js';
 import type { Backends } from '../vm/index.js';
@@ -98,7 +98,15 @@ async function moveInto(ip: (ns: string | null, a: string[]) => Promise<string>,
   if (named !== null) { await ip(null, ['link', 'set', 'dev', tap, 'netns', named[1]!]); return; }
   const holder = spawn('nsenter', [`--net=${netns}`, '--', 'sleep', '60'], { stdio: 'ignore' });
   try {
-    await new Promise((r) => setTimeout(r, 100));
+    // Only once the holder is inside: before its setns, its pid names the host's netns.
+    const want = statSync(netns).ino;
+    for (let i = 0; ; i++) {
+      let ino = -1;
+      try { ino = statSync(`/proc/${holder.pid}/ns/net`).ino; } catch { /* not yet */ }
+      if (ino === want) break;
+      if (i >= 200) throw new ShimError('SHIM_IO', `a process could not enter the network namespace ${netns}`, { context: { netns } });
+      await new Promise((r) => setTimeout(r, 25));
+    }
     await ip(null, ['link', 'set', 'dev', tap, 'netns', String(holder.pid)]);
   } finally {
     holder.kill('SIGKILL');

@@ -4,8 +4,8 @@
  * symlink, create the disks' qcow2 overlays, write the spec the VM is created from; and
  * unmount again.
  */
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, sep } from 'node:path';
+import { readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { join, sep } from 'node:path';
 import type { ProcessRunner } from '../sys/index.js';
 import { badBundle, deriveVm, inRootfs, rootfsOf, specSource, type DerivedVm, type OciConfig } from './bundle.js';
 import { ShimError } from './errors.js';
@@ -58,13 +58,8 @@ export function readOci(bundle: string): OciConfig {
   }
 }
 
-/**
- * The VM's spec file in the bundle, overlays in the work directory, every spec path checked
- * to stay in the rootfs. Boot files are copied to `bootDir` (world-traversable): the jail
- * still binds them by path as QEMU's uid, which cannot enter containerd's 0700 bundle
- * directories. (Remove once warden passes boot files by fd.)
- */
-export async function prepareVm(runner: ProcessRunner, bundle: string, vmName: string, bootDir: string): Promise<PreparedVm> {
+/** The VM's spec file in the bundle, overlays in the work directory, every spec path checked to stay in the rootfs. */
+export async function prepareVm(runner: ProcessRunner, bundle: string, vmName: string): Promise<PreparedVm> {
   const oci = readOci(bundle);
   const rootfs = rootfsOf(oci, bundle);
   const src = specSource(oci);
@@ -77,14 +72,12 @@ export async function prepareVm(runner: ProcessRunner, bundle: string, vmName: s
     try {
       specText = readFileSync(inside(bundle, rootfs, specOrigin), 'utf8');
     } catch (cause) {
-      if (cause instanceof ShimError) throw cause;
       throw badBundle(bundle, `no VM spec: ${src.path} is not readable in the rootfs ${rootfs}`, cause);
     }
   }
   const workDir = realpathSync(join(bundle, 'work'));
   const d = deriveVm({ oci, specText, specOrigin, rootfs, workDir, vmName });
   for (const p of d.rootedPaths) inside(bundle, rootfs, p);
-  copyBootFiles(d.spec, bootDir);
   for (const o of d.overlays) {
     await run(runner, ['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', o.base, '-F', o.baseFormat, o.path], `creating the overlay of disk ${o.disk}`);
   }
@@ -106,24 +99,3 @@ function inside(bundle: string, rootfs: string, p: string): string {
   return real;
 }
 
-function copyBootFiles(spec: Record<string, unknown>, bootDir: string): void {
-  const boot = spec['boot'] as Record<string, unknown> | undefined;
-  if (boot === undefined) return;
-  rmSync(bootDir, { recursive: true, force: true });
-  mkdirSync(dirname(bootDir), { recursive: true, mode: 0o711 });
-  chmodSync(dirname(bootDir), 0o711);
-  mkdirSync(bootDir, { mode: 0o711 });
-  for (const [n, field] of ['kernel', 'initrd'].entries()) {
-    const src = boot[field];
-    if (typeof src !== 'string') continue;
-    const dst = join(bootDir, `${n}-${basename(src)}`);
-    copyFileSync(src, dst);
-    chmodSync(dst, 0o644);
-    boot[field] = dst;
-  }
-}
-
-/** Removes what prepareVm copied for VM boot files. */
-export function removeBootFiles(bootDir: string): void {
-  rmSync(bootDir, { recursive: true, force: true });
-}

@@ -14,6 +14,9 @@ export class ConsoleCopy {
   private timer: NodeJS.Timeout | undefined;
   private fd: number | null;
 
+  /** Told why the copy stopped early (a reader that closed for good, a full disk ...). */
+  onError?: (err: unknown) => void;
+
   constructor(private readonly serialLog: string, target: string) {
     this.fd = openTarget(target);
     if (this.fd !== null) this.timer = setInterval(() => this.pump(), POLL_MS);
@@ -34,7 +37,9 @@ export class ConsoleCopy {
       const w = writeSync(this.fd, buf, 0, n);
       this.offset += w;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') this.stop();
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return;
+      this.onError?.(err);
+      this.stop();
     } finally {
       closeSync(src);
     }

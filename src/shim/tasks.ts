@@ -7,49 +7,30 @@
  */
 import { constants } from 'node:os';
 import type { ProcessRunner } from '../sys/index.js';
-import { expectsProcess, type VmManager, type VmRecord } from '../vm/index.js';
+import { expectsProcess, isVmError, type VmPaths, type VmRecord, type VmService } from '../vm/index.js';
 import { ShimError } from './errors.js';
-import { mountRootfs, prepareVm, removeBootFiles, unmountRootfs, type RootfsMount } from './prepare.js';
+import { mountRootfs, prepareVm, readOci, unmountRootfs, type RootfsMount } from './prepare.js';
+import { netnsOf } from './bundle.js';
+import { forgetSandbox, isSandbox, startSandbox } from './sandbox.js';
 import type { Publisher } from './events.js';
-import { timestamp, type Protos } from './protos.js';
+import { packAny, timestamp, type Protos } from './protos.js';
 import { ConsoleCopy } from './stdio.js';
 import { cgroupMetrics } from './stats.js';
-import { packAny } from './protos.js';
 import { taskKey, vmNameFor } from './names.js';
+import { exitStatusOf, newTask, type Task } from './task.js';
 import type { Handler, Metadata } from './ttrpc.js';
 import type { NetnsPort } from './netns.js';
 
-type Status = 'created' | 'running' | 'paused' | 'stopped';
-
-interface Task {
-  id: string;
-  ns: string;
-  vm: string;
-  bundle: string;
-  io: { stdin: string; stdout: string; stderr: string; terminal: boolean };
-  pid: number;
-  status: Status;
-  exit?: { status: number; at: Date };
-  exited: Promise<void>;
-  markExited(): void;
-  console?: ConsoleCopy;
-  mounts: number;
-  cgroups: string[];
-  /** The tail of this VM's operation queue. */
-  queue: Promise<unknown>;
-  checking: boolean;
-  powerdown: boolean;
-}
-
 export interface TaskServiceDeps {
-  manager: VmManager;
+  vms: VmService;
+  paths(vm: string): VmPaths;
   protos: Protos;
   publisher: Publisher;
   runner: ProcessRunner;
   netns: NetnsPort;
   defaultNamespace: string;
-  /** Where VM `vm`'s boot files are copied for its jail. */
-  bootDir(vm: string): string;
+  /** The shim's directory (sandbox placeholder records). */
+  shimDir: string;
   log(line: string): void;
 }
 
@@ -58,21 +39,13 @@ const WATCH_MS = 500;
 const POWERDOWN_REPEAT_MS = 3000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The exit status containerd reports: the code, or 128 + the signal's number. */
-export function exitStatusOf(rec: VmRecord): number {
-  const e = rec.lastExit;
-  if (typeof e?.code === 'number') return e.code;
-  const sig = e?.signal === undefined || e.signal === null ? undefined : constants.signals[e.signal as NodeJS.Signals];
-  return sig === undefined ? 255 : 128 + sig;
-}
-
 export class TaskService {
   readonly tasks = new Map<string, Task>();
-  private readonly m: VmManager;
+  private readonly m: VmService;
   private readonly watch: NodeJS.Timeout;
 
   constructor(private readonly d: TaskServiceDeps) {
-    this.m = d.manager;
+    this.m = d.vms;
     this.watch = setInterval(() => this.checkExits(), WATCH_MS);
   }
 
@@ -104,7 +77,7 @@ export class TaskService {
     };
   }
 
-  /** Called on Shutdown with the number of tasks still served (the server exits at 0). */
+  /** Called on Shutdown with the number of tasks still served (the server only logs it: it ends when idle). */
   onShutdown?: (tasks: number) => void;
 
   private get(ns: string, r: Record<string, unknown>): Task {
@@ -129,30 +102,35 @@ export class TaskService {
     const bundle = String(r['bundle']);
     if (this.tasks.has(taskKey(ns, id))) throw new ShimError('SHIM_EXISTS', `task ${id} already exists in namespace ${ns}`, { context: { id, ns } });
     const vm = vmNameFor(ns, id);
-    let resolveExited!: () => void;
-    const t: Task = {
-      id, ns, vm, bundle, pid: 0, status: 'created', mounts: 0, cgroups: [], queue: Promise.resolve(), checking: true, powerdown: false,
-      io: { stdin: String(r['stdin'] ?? ''), stdout: String(r['stdout'] ?? ''), stderr: String(r['stderr'] ?? ''), terminal: r['terminal'] === true },
-      exited: new Promise<void>((res) => { resolveExited = res; }), markExited: () => resolveExited(),
-    };
+    const t = newTask(id, ns, vm, bundle, {
+      stdin: String(r['stdin'] ?? ''), stdout: String(r['stdout'] ?? ''), stderr: String(r['stderr'] ?? ''), terminal: r['terminal'] === true,
+    });
     this.tasks.set(taskKey(ns, id), t);
     try {
+      const t0 = performance.now();
       t.mounts = await mountRootfs(this.d.runner, bundle, (r['rootfs'] ?? []) as RootfsMount[]);
+      const oci = readOci(bundle);
+      if (isSandbox(oci)) return await this.createSandbox(t, r, netnsOf(oci));
       await this.forgetStale(vm);
-      const prepared = await prepareVm(this.d.runner, bundle, vm, this.d.bootDir(vm));
+      const t1 = performance.now();
+      const prepared = await prepareVm(this.d.runner, bundle, vm);
       for (const n of prepared.notes) this.d.log(`task ${id}: ${n}`);
-      await this.m.create(prepared.specFile, vm);
+      const t2 = performance.now();
+      await this.m.create({ file: prepared.specFile }, { name: vm });
       if (prepared.netns !== undefined) this.d.netns.register(vm, prepared.netns);
-      const { record } = await this.m.start(vm, { paused: true });
+      const { record, timings } = await this.m.start(vm, { paused: true });
+      const ms = (x: number): string => x.toFixed(0);
+      this.d.log(`task ${id}: VM ${vm} created paused in ${ms(performance.now() - t0)} ms (mount ${ms(t1 - t0)}, bundle ${ms(t2 - t1)}, `
+        + `${Object.entries(timings).map(([k, v]) => `${k} ${ms(v)}`).join(', ')})`);
       t.pid = record.run?.qemu.pid ?? 0;
       t.cgroups = record.run?.cgroups ?? [];
-      t.console = new ConsoleCopy(this.m.store.paths(vm).serialLog, t.io.stdout);
+      t.console = new ConsoleCopy(this.d.paths(vm).serialLog, t.io.stdout);
+      t.console.onError = (err) => this.d.log(`task ${id}: copying the console to ${t.io.stdout} stopped: ${String(err)}`);
+      this.d.log(`task ${id}: console -> ${t.io.stdout || '(nowhere)'}`);
     } catch (err) {
       this.tasks.delete(taskKey(ns, id));
-      await this.m.kill(vm).catch(() => undefined);
-      await this.m.delete(vm).catch(() => undefined);
+      await this.m.delete(vm, { force: true }).catch(() => undefined);
       this.d.netns.forget(vm);
-      removeBootFiles(this.d.bootDir(vm));
       await unmountRootfs(this.d.runner, bundle, t.mounts).catch(() => undefined);
       throw err;
     }
@@ -163,17 +141,24 @@ export class TaskService {
     return { pid: t.pid };
   }
 
+  /** A CRI pod sandbox: the placeholder process is its pid; its end is the task's exit. */
+  private async createSandbox(t: Task, r: Record<string, unknown>, netns: string | undefined): Promise<Record<string, unknown>> {
+    t.sandbox = await startSandbox(this.d.shimDir, t.vm, netns);
+    t.pid = t.sandbox.pid;
+    void t.sandbox.exited.then((status) => this.finish(t, status, new Date(), 'the sandbox placeholder ended'));
+    t.checking = false;
+    this.d.publisher.publish(t.ns, '/tasks/create', 'containerd.events.TaskCreate', { containerId: t.id, bundle: t.bundle, rootfs: r['rootfs'] ?? [], io: t.io, pid: t.pid });
+    return { pid: t.pid };
+  }
+
   /** A record of this name left by an earlier shim (it died, delete was not run): end and drop it. */
   private async forgetStale(vm: string): Promise<void> {
-    const old = await this.m.store.tryRead(vm).catch(() => null);
-    if (old === null) return;
-    if (expectsProcess(old.phase)) await this.m.kill(vm).catch(() => undefined);
-    await this.m.delete(vm);
+    await this.m.delete(vm, { force: true }).catch((err: unknown) => { if (!isVmError(err, 'VM_NOT_FOUND')) throw err; });
   }
 
   private async start(t: Task): Promise<Record<string, unknown>> {
     if (t.status !== 'created') throw new ShimError('SHIM_INVALID_STATE', `task ${t.id} is ${t.status}, not created`, { context: { id: t.id, status: t.status } });
-    await this.op(t, () => this.m.cont(t.vm));
+    if (t.sandbox === undefined) await this.op(t, () => this.m.resume(t.vm));
     t.status = 'running';
     this.d.publisher.publish(t.ns, '/tasks/start', 'containerd.events.TaskStart', { containerId: t.id, pid: t.pid });
     return { pid: t.pid };
@@ -187,6 +172,7 @@ export class TaskService {
   }
 
   private async setRun(t: Task, what: 'pause' | 'resume'): Promise<Record<string, unknown>> {
+    if (t.sandbox !== undefined) throw unsupported(`${what} of a pod sandbox`);
     const want = what === 'pause' ? 'running' : 'paused';
     if (t.status !== want) throw new ShimError('SHIM_INVALID_STATE', `cannot ${what} task ${t.id}: it is ${t.status}`, { context: { id: t.id, status: t.status } });
     await this.op(t, () => (what === 'pause' ? this.m.pause(t.vm) : this.m.resume(t.vm)));
@@ -203,9 +189,10 @@ export class TaskService {
    */
   private async kill(t: Task, signal: number): Promise<Record<string, unknown>> {
     if (t.exit !== undefined) throw new ShimError('SHIM_NOT_FOUND', `task ${t.id}: process already finished`, { context: { id: t.id } });
+    if (t.sandbox !== undefined) { t.sandbox.kill(signal); return {}; }
     if (signal === constants.signals.SIGKILL) {
       t.powerdown = false;
-      const rec = await this.op(t, () => this.m.kill(t.vm)).catch(() => this.op(t, () => this.m.reconcile(t.vm)));
+      const rec = await this.op(t, () => this.m.kill(t.vm)).catch(() => this.op(t, () => this.m.get(t.vm)));
       await this.finalize(t, rec);
       return {};
     }
@@ -224,12 +211,20 @@ export class TaskService {
     return {};
   }
 
-  /** Polls the live tasks' records; a VM whose QEMU is gone is torn down by reconcile and its exit published. */
-  private checkExits(): void {
+  /** Checks VM `vm` now (the daemon's exit watcher saw its QEMU go). */
+  poke(vm: string): void {
+    this.checkExits(vm);
+  }
+
+  /**
+   * Reads the live tasks' records (every WATCH_MS, and when poked): a VM whose QEMU is gone
+   * is torn down (by the supervisor, or by reconcile) and its exit published.
+   */
+  private checkExits(only?: string): void {
     for (const t of this.tasks.values()) {
-      if (t.exit !== undefined || t.checking) continue;
+      if (t.exit !== undefined || t.checking || t.sandbox !== undefined || (only !== undefined && t.vm !== only)) continue;
       t.checking = true;
-      void this.op(t, () => this.m.reconcile(t.vm))
+      void this.op(t, () => this.m.get(t.vm))
         .then((rec) => (expectsProcess(rec.phase) ? undefined : this.finalize(t, rec)))
         .catch((err: unknown) => this.d.log(`task ${t.id}: checking its VM failed: ${String(err)}`))
         .finally(() => { t.checking = false; });
@@ -238,12 +233,18 @@ export class TaskService {
 
   private async finalize(t: Task, rec: VmRecord): Promise<void> {
     if (t.exit !== undefined || expectsProcess(rec.phase)) return;
+    if (rec.lastExit?.reason === 'oom') this.d.publisher.publish(t.ns, '/tasks/oom', 'containerd.events.TaskOOM', { containerId: t.id });
+    this.finish(t, exitStatusOf(rec), new Date(rec.lastExit?.at ?? Date.now()), `VM ${t.vm} ended (${rec.lastExit?.reason ?? '?'}: ${rec.lastExit?.detail ?? ''})`);
+  }
+
+  /** Records the task's exit once, publishes /tasks/exit and wakes every Wait. */
+  private finish(t: Task, status: number, at: Date, what: string): void {
+    if (t.exit !== undefined) return;
     t.powerdown = false;
-    t.exit = { status: exitStatusOf(rec), at: new Date(rec.lastExit?.at ?? Date.now()) };
+    t.exit = { status, at };
     t.status = 'stopped';
     t.console?.finish();
-    this.d.log(`task ${t.id}: VM ${t.vm} ended (${rec.lastExit?.reason ?? '?'}: ${rec.lastExit?.detail ?? ''}), exit status ${t.exit.status}`);
-    if (rec.lastExit?.reason === 'oom') this.d.publisher.publish(t.ns, '/tasks/oom', 'containerd.events.TaskOOM', { containerId: t.id });
+    this.d.log(`task ${t.id}: ${what}, exit status ${t.exit.status}`);
     this.d.publisher.publish(t.ns, '/tasks/exit', 'containerd.events.TaskExit', {
       containerId: t.id, id: t.id, pid: t.pid, exitStatus: t.exit.status, exitedAt: timestamp(t.exit.at),
     });
@@ -253,13 +254,14 @@ export class TaskService {
   private async delete(t: Task): Promise<Record<string, unknown>> {
     if (t.exit === undefined) {
       if (t.status !== 'created') throw new ShimError('SHIM_INVALID_STATE', `task ${t.id} is ${t.status}: kill it before deleting it`, { context: { id: t.id } });
-      await this.finalize(t, await this.op(t, () => this.m.kill(t.vm)));
+      if (t.sandbox !== undefined) { t.sandbox.kill(constants.signals.SIGKILL); await t.exited; }
+      else await this.finalize(t, await this.op(t, () => this.m.kill(t.vm)));
     }
-    await this.op(t, () => this.m.delete(t.vm));
+    if (t.sandbox !== undefined) forgetSandbox(this.d.shimDir, t.vm);
+    else await this.op(t, () => this.m.delete(t.vm));
     await unmountRootfs(this.d.runner, t.bundle, t.mounts);
     this.tasks.delete(taskKey(t.ns, t.id));
     this.d.netns.forget(t.vm);
-    removeBootFiles(this.d.bootDir(t.vm));
     const exitedAt = timestamp(t.exit!.at);
     this.d.publisher.publish(t.ns, '/tasks/delete', 'containerd.events.TaskDelete', { containerId: t.id, id: t.id, pid: t.pid, exitStatus: t.exit!.status, exitedAt });
     return { pid: t.pid, exitStatus: t.exit!.status, exitedAt };

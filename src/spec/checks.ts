@@ -53,6 +53,7 @@ function duplicateForwards(spec: Spec): RawIssue[] {
   const seen = new Map<string, string>();
   const out: RawIssue[] = [];
   spec.networks.forEach((n, i) => (n.forwards ?? []).forEach((f, k) => {
+    if (f.host === 0) return; // each gets a port of its own at start
     const key = `${f.proto}/${f.hostAddress}:${f.host}`;
     const here = `networks[${i}].forwards[${k}]`;
     const first = seen.get(key);

@@ -57,7 +57,7 @@ export const DiskSchema = z.strictObject({
 
 export const ForwardSchema = z.strictObject({
   proto: z.enum(['tcp', 'udp']).default('tcp'),
-  host: port,
+  host: z.int().min(0).max(65535).describe('host port; 0: a free port chosen at each start (inspect and list --json show it)'),
   guest: port,
   hostAddress: z.ipv4().default('127.0.0.1').describe('host address to listen on (default 127.0.0.1)'),
 });
@@ -113,7 +113,10 @@ export const SpecSchema = z.strictObject({
   rng: z.boolean().default(true).describe('a virtio-rng device fed by QEMU\'s built-in source (no host device)'),
   balloon: z.boolean().default(false).describe('a virtio-balloon device'),
   guestAgent: z.boolean().default(false).describe('a virtio-serial channel for the QEMU guest agent, on a socket the manager listens on'),
-  vnc: z.boolean().default(false).describe('a VNC display on a unix socket in the VM\'s state directory (no TCP port)'),
+  vnc: z.boolean().default(false).describe('a VGA display, reached only through the daemon\'s display WebSocket (QEMU listens on no port or socket)'),
+  restart: z.enum(['never', 'on-failure', 'always']).optional()
+    .describe('wardend restarts the VM when QEMU ends without a stop request: on-failure after a crash or OOM kill, always also after a guest poweroff; with backoff (default never)'),
+  autostart: z.boolean().optional().describe('wardend starts the VM when it starts, unless it runs already (default false)'),
 });
 
 /** The spec as validated: defaults filled, sizes in bytes, CPU limit in percent; paths still as written. */

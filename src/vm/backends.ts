@@ -80,7 +80,7 @@ export function realBackends(o: RealBackendOptions): Backends {
   return {
     qemuBinary: qemu,
     parseSpec: (text, file) => resolveSpecPaths(parseSpec(text, file), dirname(resolve(file))) as unknown as Record<string, unknown>,
-    facts: (spec, stateRoot) => gatherFacts(spec, sources, { stateRoot, identity }),
+    facts: (spec, stateRoot, f) => gatherFacts(spec, sources, { stateRoot, identity, ...(f?.choosePorts === true ? { choosePorts: true } : {}) }),
     plan: (spec, facts) => buildPlan(spec, facts),
     jail: useJail ? new JailerLauncher(config, fs) : new DirectLauncher(),
     logUser: process.getuid?.() === 0 ? LOGD_USER : null,

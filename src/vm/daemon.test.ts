@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { DaemonService } from './daemon.js';
 import type { VmEvent } from './events.js';
 import { leftovers, testEnv, vmName } from './testing.js';
@@ -43,6 +44,16 @@ test('daemon service: a QEMU killed with SIGKILL is a stopped event, reason cras
   assert.equal(adopted.run?.qemu.pid, r.record.run?.qemu.pid);
   assert.deepEqual(await svc.qmp(name, 'query-status'), { status: 'running', singlestep: false, running: true });
 
+  // vCPUs stopped behind the verbs' back (raw QMP): the record follows QEMU's STOP and RESUME events.
+  const paused = nextEvent(svc, (e) => e.type === 'paused' && e.vm === name, 10_000);
+  await svc.qmp(name, 'stop');
+  await paused;
+  assert.equal((await svc.get(name)).phase, 'paused');
+  const resumed = nextEvent(svc, (e) => e.type === 'resumed' && e.vm === name, 10_000);
+  await svc.qmp(name, 'cont');
+  await resumed;
+  assert.equal((await svc.get(name)).phase, 'running');
+
   const stopped = nextEvent(svc, (e) => e.type === 'stopped' && e.vm === name, 10_000);
   process.kill(adopted.run!.qemu.pid, 'SIGKILL');
   const t0 = performance.now();
@@ -53,4 +64,42 @@ test('daemon service: a QEMU killed with SIGKILL is a stopped event, reason cras
   t.diagnostic(`the crash was published ${ms.toFixed(0)} ms after the kill (bench/ measures it)`);
   assert.equal((await svc.get(name)).phase, 'crashed');
   assert.deepEqual(leftovers(name, env.stateRoot), []);
+});
+
+test('daemon service: autostart at daemon start, and restart: on-failure brings a crashed VM back (restarting event, new QEMU)', { timeout: 180_000 }, async (t) => {
+  if (!root) return t.skip(SKIP);
+  const env = testEnv('warden-daemon-restart-');
+  const opts = { stateDir: env.stateRoot, socket: `${env.dir}/none.sock` };
+  let svc = await DaemonService.open(opts);
+  const name = vmName('wdd-rs');
+  t.after(async () => {
+    await svc.kill(name).catch(() => undefined);
+    await svc.close().catch(() => undefined);
+    env.cleanup();
+  });
+  const file = env.specFile({ name });
+  writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), restart: 'on-failure', autostart: true }));
+  await svc.create({ file });
+  await svc.close();
+  svc = await DaemonService.open(opts); // autostart
+  const first = await nextEvent(svc, (e) => e.type === 'started' && e.vm === name, 60_000);
+  assert.equal(first.phase, 'running');
+  const pid = (await svc.get(name)).run!.qemu.pid;
+  const restarting = nextEvent(svc, (e) => e.type === 'restarting' && e.vm === name, 10_000);
+  const again = nextEvent(svc, (e) => e.type === 'started' && e.vm === name && e.seq > first.seq, 60_000);
+  process.kill(pid, 'SIGKILL');
+  const r = await restarting;
+  assert.equal(r.reason, 'crashed');
+  assert.deepEqual(r.data, { attempt: 1, delayMs: 1000 });
+  await again;
+  const now = await svc.get(name);
+  assert.equal(now.phase, 'running');
+  assert.notEqual(now.run!.qemu.pid, pid);
+  await svc.stop(name, { force: true });
+  assert.equal((await svc.get(name)).lastExit?.reason, 'stopped', 'a requested stop is not restarted');
+  const startedPaused = nextEvent(svc, (e) => e.type === 'started' && e.vm === name && e.phase === 'paused', 30_000);
+  assert.equal((await svc.start(name, { paused: true })).record.phase, 'paused');
+  await startedPaused;
+  assert.equal(((await svc.qmp(name, 'query-status')) as { running: boolean }).running, false, 'started paused: the vCPUs wait');
+  assert.equal((await svc.resume(name)).phase, 'running');
 });

@@ -14,6 +14,9 @@ import { QmpSessions } from './session.js';
 import { checkName, StateStore, type Lock } from './store.js';
 import type { StopOptions } from './stop.js';
 import { VmSupervisor } from './supervisor.js';
+import { backoff, wantsRestart, type RestartPolicy } from './restart.js';
+import { expectsProcess } from './machine.js';
+import type { Backends } from './ports.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 
@@ -22,6 +25,8 @@ export interface DaemonServiceOptions {
   /** The API socket, recorded in the daemon lock so the CLI finds it. */
   socket: string;
   backends?: Omit<RealBackendOptions, 'stateRoot'>;
+  /** Wraps the real backends (the containerd shim puts its pod-netns network port in front). */
+  wrapBackends?: (b: Backends) => Backends;
   log?: (msg: string) => void;
 }
 
@@ -35,6 +40,8 @@ interface Core {
   sups: Map<string, VmSupervisor>;
   lock: Lock;
   log: (msg: string) => void;
+  /** Restart policy state per VM: the attempt count and a pending restart. */
+  restarts: Map<string, { attempt: number; timer?: NodeJS.Timeout }>;
 }
 
 export class DaemonService implements VmService {
@@ -52,12 +59,18 @@ export class DaemonService implements VmService {
       });
     });
     const sessions = new QmpSessions();
-    const backends = { ...realBackends({ stateRoot: o.stateDir, ...o.backends }), qmpConnect: (p: string, t: number) => sessions.connect(p, t) };
-    const manager = new VmManager({ store, backends, fs });
-    const core: Core = { manager, store, fs, events: new VmEvents(Date.now().toString(36)), sessions, sups: new Map(), lock, log: o.log ?? (() => {}) };
+    const real = { ...realBackends({ stateRoot: o.stateDir, ...o.backends }), qmpConnect: (p: string, t: number) => sessions.connect(p, t) };
+    const backends = o.wrapBackends === undefined ? real : o.wrapBackends(real);
+    // Fault injection for tests, as openManager has it: the daemon SIGKILLs itself just before this start step.
+    const die = process.env['WARDEN_TEST_DIE_BEFORE'];
+    const manager = new VmManager({ store, backends, fs, ...(die ? { beforeStep: (s: string) => { if (s === die) process.kill(process.pid, 'SIGKILL'); } } : {}) });
+    const core: Core = { manager, store, fs, events: new VmEvents(Date.now().toString(36)), sessions, sups: new Map(), lock, log: o.log ?? (() => {}), restarts: new Map() };
     const svc = new DaemonService(core);
     for (const name of await store.list()) {
-      await svc.sup(name).adopt().catch((err: unknown) => core.log(`adopting VM ${name} failed: ${asWardenError(err).message}`));
+      const rec = await svc.sup(name).adopt().catch((err: unknown) => { core.log(`adopting VM ${name} failed: ${asWardenError(err).message}`); return null; });
+      if (rec !== null && rec.spec['autostart'] === true && !expectsProcess(rec.phase)) {
+        svc.start(name).catch((err: unknown) => core.log(`autostart of VM ${name} failed: ${asWardenError(err).message}`));
+      }
     }
     return svc;
   }
@@ -77,11 +90,33 @@ export class DaemonService implements VmService {
     if (s === undefined) {
       s = new VmSupervisor(name, {
         manager: this.core.manager, events: this.core.events, sessions: this.core.sessions, native: loadNative(), log: this.core.log,
-        afterJob: (sup, _before, after) => { if (after === null && this.core.sups.get(name) === sup) { this.core.sups.delete(name); void sup.dispose(); } },
+        afterJob: (sup, before, after, action) => {
+          if (after === null && this.core.sups.get(name) === sup) { this.core.sups.delete(name); void sup.dispose(); }
+          if (action === 'exit') this.maybeRestart(before, after);
+        },
       });
       this.core.sups.set(name, s);
     }
     return s;
+  }
+
+  /** Applies the spec's restart policy to a VM whose QEMU ended on its own. */
+  private maybeRestart(before: VmRecord | null, after: VmRecord | null): void {
+    const x = after?.lastExit;
+    if (after === null || x === undefined || x.at === before?.lastExit?.at) return;
+    if (!wantsRestart(after.spec['restart'] as RestartPolicy | undefined, x.reason)) return;
+    const name = after.name;
+    const state = this.core.restarts.get(name) ?? { attempt: 0 };
+    const ran = before?.run === undefined ? 0 : Date.parse(x.at) - Date.parse(before.run.startedAt);
+    const next = backoff(state.attempt, ran);
+    state.attempt = next.attempt;
+    this.core.events.publish({ type: 'restarting', vm: name, ...(after.owner === undefined ? {} : { owner: after.owner }), reason: x.reason,
+      data: { attempt: next.attempt, delayMs: next.delayMs } });
+    state.timer = setTimeout(() => {
+      delete state.timer;
+      this.start(name).catch((err: unknown) => this.core.log(`restart of VM ${name} failed: ${asWardenError(err).message}`));
+    }, next.delayMs);
+    this.core.restarts.set(name, state);
   }
 
   private job<T>(name: string, action: string, fn: () => Promise<T>): Promise<T> {
@@ -93,14 +128,14 @@ export class DaemonService implements VmService {
     const m = this.core.manager;
     const rec = 'file' in src ? await m.create(src.file, o.name, owner)
       : await m.createFromText(src.text, src.origin ?? '/api-request.yaml', { owner, ...(o.name === undefined ? {} : { name: o.name }) });
-    this.core.events.publish({ type: 'created', vm: rec.name, phase: rec.phase, ...(this.requestor ? { requestor: this.requestor } : {}) });
+    this.core.events.publish({ type: 'created', vm: rec.name, owner, phase: rec.phase, ...(this.requestor ? { requestor: this.requestor } : {}) });
     this.sup(rec.name);
     return rec;
   }
 
-  start(name: string): Promise<StartResult> {
+  start(name: string, o: { paused?: boolean } = {}): Promise<StartResult> {
     return this.job(name, 'start', async () => {
-      const r = await this.core.manager.start(name);
+      const r = await this.core.manager.start(name, o);
       return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings };
     });
   }
@@ -151,6 +186,7 @@ export class DaemonService implements VmService {
 
   /** Lets go of every VM (they keep running; the next daemon adopts them) and of the state root. */
   async close(): Promise<void> {
+    for (const r of this.core.restarts.values()) clearTimeout(r.timer);
     await Promise.all([...this.core.sups.values()].map((s) => s.dispose()));
     this.core.sups.clear();
     await this.core.sessions.closeAll();

@@ -15,7 +15,8 @@ export type VmErrorCode =
   | 'VM_QMP'
   | 'VM_BAD_NAME'
   | 'VM_TEARDOWN_FAILED'
-  | 'VM_IO';
+  | 'VM_IO'
+  | 'VM_NO_DISPLAY';
 
 export class VmError extends WardenError {
   declare readonly code: VmErrorCode;

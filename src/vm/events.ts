@@ -26,6 +26,8 @@ export interface VmEvent {
   time: string;
   type: VmEventType;
   vm: string | null;
+  /** The VM's owner uid (the API shows an event only to those who may see the VM). */
+  owner?: number;
   phase?: Phase;
   /** Why a VM stopped (stopped events), reusing the recorded exit reasons. */
   reason?: ExitReason;

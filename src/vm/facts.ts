@@ -4,6 +4,8 @@
  * used alike by `validate`, `plan`, `start` and the daemon, so `plan` shows what `start` does.
  */
 import { constants as C, existsSync, promises as fsp } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { loadHostPolicy, walkChainConfined, type HostPolicy, type ImageChain } from '../image/index.js';
 import { WardenError } from '../errors/index.js';
@@ -64,6 +66,8 @@ export interface FactOptions {
   stateRoot: string;
   /** Plan as if KVM were (not) usable instead of asking the probe. */
   kvm?: boolean;
+  /** Choose a free host port for each forward with host: 0 (start does; plan shows 0, "chosen at start"). */
+  choosePorts?: boolean;
   /** The uid policy (default: identityPolicy()), or a fixed uid/gid to plan for. */
   identity?: Facts['identity'];
 }
@@ -85,6 +89,10 @@ export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions):
   };
   const fw = firmwareFor(spec);
   if (fw !== undefined) facts.firmware = fw;
+  if (o.choosePorts === true) {
+    const ports = await chooseForwardPorts(spec);
+    if (Object.keys(ports).length > 0) facts.forwardPorts = ports;
+  }
   return { facts, issues: files.issues, warnings };
 }
 
@@ -139,16 +147,46 @@ export function firmwareFor(spec: Pick<Spec, 'firmware' | 'secureBoot'>, exists:
   return plain === undefined ? undefined : { uefiCode: plain[0], uefiVarsTemplate: plain[1], secureBoot: false };
 }
 
+/**
+ * A free port for each forward with host: 0, by spec path: bound on its address with port 0
+ * (the kernel picks), all held until every one is picked, then released for QEMU to bind. A
+ * program that takes one in between makes QEMU fail at start with its "host forwarding" words.
+ */
+export async function chooseForwardPorts(spec: Pick<Spec, 'networks'>): Promise<Record<string, number>> {
+  const held: Array<{ key: string; port: number; close: () => Promise<void> }> = [];
+  try {
+    for (const [i, n] of spec.networks.entries()) {
+      for (const [k, f] of (n.type === 'user' ? n.forwards ?? [] : []).entries()) {
+        if (f.host === 0) held.push({ key: `networks[${i}].forwards[${k}]`, ...(await bindAnyPort(f.proto, f.hostAddress)) });
+      }
+    }
+    return Object.fromEntries(held.map((h) => [h.key, h.port]));
+  } finally {
+    await Promise.all(held.map((h) => h.close()));
+  }
+}
+
+async function bindAnyPort(proto: 'tcp' | 'udp', host: string): Promise<{ port: number; close: () => Promise<void> }> {
+  if (proto === 'udp') {
+    const sock = createSocket('udp4');
+    await new Promise<void>((res, rej) => { sock.once('error', rej); sock.bind(0, host, () => res()); });
+    return { port: sock.address().port, close: () => new Promise<void>((r) => sock.close(() => r())) };
+  }
+  const server = createServer();
+  await new Promise<void>((res, rej) => { server.once('error', rej); server.listen({ port: 0, host, exclusive: true }, () => res()); });
+  return { port: (server.address() as AddressInfo).port, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
 /** Each disk's chain under the image policy, and the boot files; failures located at their spec field. */
 async function hostFiles(spec: Spec): Promise<{ chains: Record<string, ImageChain>; issues: HostIssue[] }> {
   const chains: Record<string, ImageChain> = {};
   const issues: HostIssue[] = [];
-  let policy: HostPolicy | undefined;
-  try { policy = loadHostPolicy(); } catch (cause) { spec.disks.forEach((_, i) => issues.push(issueOf(`disks[${i}].image`, cause))); }
-  if (policy !== undefined) {
-    const host = policy;
+  let host: HostPolicy | null = null;
+  try { host = loadHostPolicy(); } catch (cause) { issues.push(...spec.disks.map((_, i) => issueOf(`disks[${i}].image`, cause))); }
+  if (host !== null) {
+    const policy = host;
     await Promise.all(spec.disks.map(async (d, i) => {
-      try { chains[d.name] = await chainOf(d, host, `disks[${i}]`); } catch (cause) { issues.push(issueOf(`disks[${i}].image`, cause)); }
+      try { chains[d.name] = await chainOf(d, i, policy); } catch (cause) { issues.push(issueOf(`disks[${i}].image`, cause)); }
     }));
   }
   for (const key of ['kernel', 'initrd'] as const) {
@@ -160,13 +198,12 @@ async function hostFiles(spec: Spec): Promise<{ chains: Record<string, ImageChai
 }
 
 /**
- * The one call into the chain walker, under the image policy (src/image walkChainConfined):
- * the top layer's format from the spec, backing formats as recorded, json: and protocol
- * backings refused, every layer, data file and extent confined to the disk's allowed places
- * (its own directory, disks[].allowDirs, the host policy's imageDirs).
+ * The one call into the chain walker (src/image walkChainConfined): the top layer's format
+ * from the spec, backing formats as recorded, json: and protocol backings refused, every
+ * file confined to the disk's allowed places and the host policy's image directories.
  */
-export function chainOf(d: Disk, host: HostPolicy = loadHostPolicy(), from?: string): Promise<ImageChain> {
-  return walkChainConfined({ ...d, ...(from === undefined ? {} : { from }) }, host);
+export function chainOf(d: Disk, index: number, host: HostPolicy): Promise<ImageChain> {
+  return walkChainConfined({ ...d, from: `disks[${index}]` }, host);
 }
 
 function issueOf(from: string, cause: unknown): HostIssue {

@@ -18,6 +18,9 @@ export interface DiskClaim {
   writable: boolean;
 }
 
+/** A user-mode host forward as it runs: `host` is the port bound (a spec's host: 0 gets a free one at start). */
+export interface ForwardInfo { network: string; proto: 'tcp' | 'udp'; hostAddress: string; host: number; guest: number }
+
 /** What a running VM holds; present from the moment QEMU is spawned until teardown. */
 export interface RunInfo {
   /** QEMU itself (the host pid of the jailed program). */
@@ -37,6 +40,8 @@ export interface RunInfo {
   protectionsOff: string[];
   /** The VM's log writer (serial.log, qemu.log). */
   logd?: ProcId;
+  /** User-mode forwards with the host ports they run on (vm/endpoints sshEndpoint reads them). */
+  forwards?: ForwardInfo[];
 }
 
 export interface ExitInfo {

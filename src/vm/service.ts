@@ -45,7 +45,8 @@ export interface VmService {
   /** This service acting for `requestor` (recorded as owner at create, and on events). */
   as(requestor: Requestor): VmService;
   create(src: SpecSource, o?: CreateOptions): Promise<VmRecord>;
-  start(name: string): Promise<StartResult>;
+  /** `paused`: every step but cont (QEMU waits, phase paused) until `resume`; the containerd shim's Create. */
+  start(name: string, o?: { paused?: boolean }): Promise<StartResult>;
   stop(name: string, o?: StopOptions): Promise<VmRecord>;
   kill(name: string): Promise<VmRecord>;
   pause(name: string): Promise<VmRecord>;
@@ -85,8 +86,8 @@ export class LocalService implements VmService {
     return this.manager.createFromText(src.text, src.origin ?? '/api-request.yaml', { owner, ...(o.name === undefined ? {} : { name: o.name }) });
   }
 
-  async start(name: string): Promise<StartResult> {
-    const r = await this.manager.start(name);
+  async start(name: string, o: { paused?: boolean } = {}): Promise<StartResult> {
+    const r = await this.manager.start(name, o);
     return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings };
   }
 

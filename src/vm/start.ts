@@ -12,6 +12,7 @@ import type { Spec } from '../spec/index.js';
 import { loadNative } from '../sys/index.js';
 import { openSealedCopies, seedFromTemplates } from './boot-fds.js';
 import type { HostIssue } from './facts.js';
+import { forwardsOf, type ForwardInfo } from './endpoints.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
 import { QEMU_LOG_CAP } from './logd.js';
@@ -33,6 +34,8 @@ export interface StartCtx {
   kvmUsable: boolean;
   chains: Record<string, ImageChain>;
   facts?: Facts;
+  /** User-mode forwards with their host ports (host: 0 chosen in the facts step), for the run record. */
+  forwards?: ForwardInfo[];
   plan?: PlanView;
   fds: OpenFds;
   launched?: Launched;
@@ -55,13 +58,15 @@ async function recordUndo(c: StartCtx, u: UndoRecord): Promise<void> {
 const facts: Step<StartCtx> = {
   name: 'facts', label: 'gathering host facts (accelerator, disk chains, boot files, firmware)',
   async run(c) {
-    const g = await c.d.backends.facts(c.rec.spec as unknown as Spec, c.d.store.root);
+    const spec = c.rec.spec as unknown as Spec;
+    const g = await c.d.backends.facts(spec, c.d.store.root, { choosePorts: true });
     c.warnings.push(...g.warnings);
     const first = g.issues[0];
     if (first !== undefined) throw hostIssueError(c.rec.name, first);
     c.facts = g.facts;
     c.kvmUsable = g.facts.kvmUsable;
     c.chains = g.facts.chains;
+    c.forwards = forwardsOf(spec, g.facts);
   },
 };
 
@@ -125,7 +130,7 @@ const open: Step<StartCtx> = {
   async run(c) {
     const sockets = c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
     await recordUndo(c, { kind: 'sockets', paths: sockets });
-    const probed = chainFiles(Object.values(c.chains)); // layers, data files and extents: each fd is checked against what was probed
+    const probed = chainFiles(Object.values(c.chains));
     seedFromTemplates(c.plan!.fds, c.rec.name); // the VM's UEFI vars, at its first start
     for (const [name, fd] of openSealedCopies(c.plan!.fds, c.rec.name, loadNative())) c.fds.adopt(name, fd);
     c.fds.logs.banner = `--- warden: VM ${c.rec.name} starting at ${c.d.now()} ---\n`;
@@ -184,6 +189,7 @@ async function recordRun(c: StartCtx, jailName: string): Promise<void> {
     qemu, ...(launcher === null ? {} : { launcher }), uid: l.uid, gid: l.gid,
     accel: c.plan!.argv[c.plan!.argv.indexOf('-accel') + 1] === 'kvm' ? 'kvm' : 'tcg', startedAt: c.d.now(), jailName, cgroups: l.cgroups,
     ...(l.statusFile === undefined ? {} : { statusFile: l.statusFile }), protectionsOff: l.protectionsOff, ...(c.logd === undefined ? {} : { logd: c.logd }),
+    ...(c.forwards === undefined || c.forwards.length === 0 ? {} : { forwards: c.forwards }),
   } };
   await c.d.store.write(c.rec);
 }

@@ -35,6 +35,8 @@ export class VmSupervisor {
   private watch: { handle: WatchHandle; fd: number; qemu: ProcId } | undefined;
   private session: QmpClient | undefined;
   private disposed = false;
+  /** The owner from the last record seen, for events that carry no record (QMP's). */
+  private owner: number | undefined;
 
   constructor(readonly name: string, private readonly d: SupervisorDeps) {}
 
@@ -71,7 +73,9 @@ export class VmSupervisor {
   }
 
   private publishChange(before: VmRecord | null, after: VmRecord | null, extra: Partial<EventDraft>): void {
-    const ev = (draft: EventDraft): void => { this.d.events.publish({ ...draft, ...extra }); };
+    this.owner = after?.owner ?? before?.owner ?? this.owner;
+    const own = this.owner === undefined ? {} : { owner: this.owner };
+    const ev = (draft: EventDraft): void => { this.d.events.publish({ ...draft, ...own, ...extra }); };
     if (after === null) {
       if (before !== null) ev({ type: 'deleted', vm: this.name });
       return;
@@ -83,7 +87,7 @@ export class VmSupervisor {
     }
     if (after.phase === was) return;
     if (after.phase === 'running') ev({ type: was === 'paused' ? 'resumed' : 'started', vm: this.name, phase: 'running' });
-    else if (after.phase === 'paused') ev({ type: 'paused', vm: this.name, phase: 'paused' });
+    else if (after.phase === 'paused') ev({ type: was === 'running' ? 'paused' : 'started', vm: this.name, phase: 'paused' }); // started paused
   }
 
   /** Watches QEMU and holds its QMP session while a phase expects it; lets both go otherwise. */
@@ -131,6 +135,21 @@ export class VmSupervisor {
     this.run('exit', () => this.d.manager.reconcile(this.name)).catch((err: unknown) => this.d.log(`VM ${this.name}: recording the exit of QEMU failed: ${String((err as Error)?.message ?? err)}`));
   }
 
+  /**
+   * The vCPUs stopped or resumed without a verb of ours (the guest, a watchdog, an I/O error
+   * with werror=stop): the record follows what QEMU says now. Our own pause and resume have
+   * already written the phase by the time this job runs, so it changes nothing for them.
+   */
+  private syncRunState(c: QmpClient): void {
+    this.run('qmp-event', async () => {
+      const rec = await this.d.manager.store.tryRead(this.name);
+      if (rec === null || (rec.phase !== 'running' && rec.phase !== 'paused')) return;
+      const st = (await c.executeUntyped('query-status', undefined, { timeoutMs: 2000 }).catch(() => null)) as { status?: string } | null;
+      const phase = st?.status === 'running' ? 'running' : st?.status === 'paused' ? 'paused' : null;
+      if (phase !== null && phase !== rec.phase) await this.d.manager.store.write({ ...rec, phase, updatedAt: new Date().toISOString() });
+    }).catch((err: unknown) => this.d.log(`VM ${this.name}: following a QMP STOP/RESUME failed: ${String((err as Error)?.message ?? err)}`));
+  }
+
   private async holdSession(): Promise<void> {
     const c = await this.d.sessions.client(this.qmpPath).catch(() => undefined);
     if (c === undefined || c === this.session) return;
@@ -141,8 +160,9 @@ export class VmSupervisor {
   private async readEvents(c: QmpClient): Promise<void> {
     try {
       for await (const e of c.events('all')) {
+        if (e.event === 'STOP' || e.event === 'RESUME') this.syncRunState(c);
         const type = QMP_EVENTS[e.event];
-        if (type !== undefined) this.d.events.publish({ type, vm: this.name, data: (e as { data?: Record<string, unknown> }).data ?? {} });
+        if (type !== undefined) this.d.events.publish({ type, vm: this.name, ...(this.owner === undefined ? {} : { owner: this.owner }), data: (e as { data?: Record<string, unknown> }).data ?? {} });
       }
     } catch (err) {
       this.d.log(`VM ${this.name}: QMP events: ${String((err as Error)?.message ?? err)}`);

@@ -5,7 +5,7 @@ import type { Fs } from '../sys/index.js';
 import { allowedActions } from './machine.js';
 import { outsideView, type OutsideView } from './outside.js';
 import { isAlive, procStatus } from './proc.js';
-import type { VmRecord } from './record.js';
+import type { ForwardInfo, VmRecord } from './record.js';
 import type { StateStore } from './store.js';
 
 export interface VmSummary {
@@ -16,12 +16,15 @@ export interface VmSummary {
   accel: string | null;
   startedAt: string | null;
   lastExit: string | null;
+  /** User-mode forwards of the running VM with their host ports (host: 0 resolved), else null. */
+  forwards: ForwardInfo[] | null;
 }
 
 export function summarize(rec: VmRecord): VmSummary {
   return {
     name: rec.name, phase: rec.phase, pid: rec.run?.qemu.pid ?? null, uid: rec.run?.uid ?? null, accel: rec.run?.accel ?? null,
     startedAt: rec.run?.startedAt ?? null, lastExit: rec.lastExit === undefined ? null : lastExitText(rec.lastExit),
+    forwards: rec.run?.forwards ?? null,
   };
 }
 
@@ -43,7 +46,8 @@ export interface Inspection {
   allowedActions: readonly string[];
   specFile: string | null;
   spec: Record<string, unknown>;
-  plan: { argv: string[]; manifest: unknown[]; jail: unknown } | null;
+  /** argvTrace (each argument's spec field) and fds are there for plans made since they were stored. */
+  plan: { argv: string[]; argvTrace?: unknown[]; fds?: unknown[]; manifest: unknown[]; jail: unknown } | null;
   run: VmRecord['run'] | null;
   process: OutsideView | null;
   protectionsOff: string[];
@@ -58,8 +62,8 @@ export async function inspectRecord(fs: Fs, store: StateStore, rec: VmRecord): P
   const p = store.paths(rec.name);
   let plan: Inspection['plan'] = null;
   try {
-    const v = JSON.parse(readFileSync(join(p.dir, 'plan.json'), 'utf8')) as { argv: string[]; manifest: unknown[]; jail: unknown };
-    plan = { argv: v.argv, manifest: v.manifest, jail: v.jail };
+    const v = JSON.parse(readFileSync(join(p.dir, 'plan.json'), 'utf8')) as { argv: string[]; argvTrace?: unknown[]; fds?: unknown[]; manifest: unknown[]; jail: unknown };
+    plan = { argv: v.argv, ...(v.argvTrace ? { argvTrace: v.argvTrace } : {}), ...(v.fds ? { fds: v.fds } : {}), manifest: v.manifest, jail: v.jail };
   } catch { /* never planned */ }
   const proc = rec.run === undefined ? null : await outsideView(fs, rec.run.qemu.pid);
   return {
@@ -86,6 +90,7 @@ export function formatInspection(i: Inspection): string {
   if (i.run) {
     lines.push(`  QEMU pid ${i.run.qemu.pid} as uid ${i.run.uid}:${i.run.gid}, accel ${i.run.accel}, since ${i.run.startedAt}`);
     if (i.run.cgroups.length > 0) lines.push(`  cgroups: ${i.run.cgroups.join(', ')}`);
+    for (const f of i.run.forwards ?? []) lines.push(`  forward: ${f.proto} ${f.hostAddress}:${f.host} -> guest port ${f.guest} (${f.network})`);
   }
   if (i.process) {
     const p = i.process;

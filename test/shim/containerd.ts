@@ -43,8 +43,11 @@ export function shimServerPids(address: string): number[] {
   return out;
 }
 
-/** A private containerd; the caller calls destroy() (after its own tasks are gone, or it kills them). */
-export async function privateContainerd(): Promise<Containerd> {
+/**
+ * A private containerd; the caller calls destroy() (after its own tasks are gone, or it kills
+ * them). `binDir` is put first on its PATH (where containerd finds a runtime given by name).
+ */
+export async function privateContainerd(o: { binDir?: string } = {}): Promise<Containerd> {
   const dir = mkdtempSync(join(tmpdir(), 'wsh-'));
   const address = join(dir, 'c.sock');
   const config = join(dir, 'config.toml');
@@ -61,7 +64,8 @@ export async function privateContainerd(): Promise<Containerd> {
   ].join('\n'));
   let proc: ChildProcess | undefined;
   const start = async (): Promise<void> => {
-    proc = spawn('containerd', ['--config', config, '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'ignore'], detached: false });
+    const env = o.binDir === undefined ? process.env : { ...process.env, PATH: `${o.binDir}:${process.env['PATH'] ?? ''}` };
+    proc = spawn('containerd', ['--config', config, '--log-level', 'info'], { stdio: ['ignore', 'ignore', 'ignore'], detached: false, env });
     for (let i = 0; i < 200; i++) {
       if (spawnSync('ctr', ['-a', address, 'version'], { encoding: 'utf8' }).status === 0) return;
       await new Promise((r) => setTimeout(r, 100));

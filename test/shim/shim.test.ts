@@ -9,11 +9,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeFs } from '../../src/sys/index.js';
-import { GUEST_READY_LINE, hostPathsOpen, leftovers, openManager, outsideView, repoRoot, waitForText, isVmError } from '../../src/vm/index.js';
+import { GUEST_READY_LINE, hostPathsOpen, leftovers, outsideView, repoRoot, waitForText } from '../../src/vm/index.js';
 import { shimPaths, vmNameFor } from '../../src/shim/index.js';
 import { containerdSkipReason, privateContainerd, shimServerPids, NS, type Containerd } from './containerd.js';
 import { importImage, vmRootfs } from './image.js';
@@ -37,7 +37,10 @@ interface World {
 }
 
 async function world(t: { after(fn: () => Promise<void>): void }, extraCleanup: () => void = () => undefined): Promise<World> {
-  const c = await privateContainerd();
+  // containerd finds io.containerd.warden.v1 as containerd-shim-warden-v1 on its PATH, as on a real node.
+  const bin = mkdtempSync(join(tmpdir(), 'wsh-bin-'));
+  symlinkSync(SHIM, join(bin, 'containerd-shim-warden-v1'));
+  const c = await privateContainerd({ binDir: bin });
   const rootfs = mkdtempSync(join(tmpdir(), 'wsh-vm-'));
   let ev: ChildProcess | undefined;
   let evOut = '';
@@ -51,6 +54,7 @@ async function world(t: { after(fn: () => Promise<void>): void }, extraCleanup: 
     await c.destroy();
     extraCleanup();
     rmSync(rootfs, { recursive: true, force: true });
+    rmSync(bin, { recursive: true, force: true });
   });
   importImage((a) => c.ctr(a), vmRootfs(rootfs), IMAGE);
   restartEvents();
@@ -72,32 +76,26 @@ async function until(what: string, fn: () => boolean, timeoutMs: number, context
   }
 }
 
-/** QMP status through warden on the shim's state root (the shim holds the VM lock only for a moment). */
-async function qmpStatus(stateRoot: string, vm: string): Promise<string> {
-  const m = openManager({ stateDir: stateRoot });
-  for (let i = 0; ; i++) {
-    try {
-      return ((await m.qmp(vm, 'query-status')) as { status: string }).status;
-    } catch (err) {
-      if (!isVmError(err, 'VM_BUSY') || i > 50) throw err;
-      await sleep(100);
-    }
-  }
+/**
+ * The VM's phase as its record says (the daemon in the shim holds the QMP session, so a
+ * second monitor client would wait): pause and resume write it only after QMP's
+ * query-status confirmed the vCPUs' state.
+ */
+function recordPhase(stateRoot: string, vm: string): string {
+  return (JSON.parse(readFileSync(join(stateRoot, 'vms', vm, 'vm.json'), 'utf8')) as { phase: string }).phase;
 }
 
-/** Everything a removed task could leave: warden's list, plus the boot copies and the bundle's rootfs mount. */
+/** Everything a removed task could leave: warden's list, plus its record and the bundle's rootfs mount. */
 function shimLeftovers(w: World, id: string): string[] {
   const vm = vmNameFor(NS, id);
   const out = leftovers(vm, w.stateRoot);
-  const boot = shimPaths(w.c.address).bootDir(vm);
-  if (existsSync(boot)) out.push(`boot copies: ${boot}`);
   if (existsSync(join(w.stateRoot, 'vms', vm))) out.push(`VM record: ${vm}`);
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(`/${NS}/${id}/rootfs`));
   out.push(...mounts.map((l) => `mount: ${l.split(' ')[4]}`));
   return out;
 }
 
-test('ctr run -d: RUNNING, ready line in the task log, confined QEMU, pause/resume, SIGTERM = ACPI poweroff with /tasks/exit, rm leaves nothing', { skip, timeout: 240_000 }, async (t) => {
+test('ctr run -d: RUNNING, ready line in the task log, confined QEMU, metrics, pause/resume, SIGTERM = ACPI poweroff with /tasks/exit, rm leaves nothing; ctr run --rm: console on ctr, exit status, nothing left', { skip, timeout: 240_000 }, async (t) => {
   const w = await world(t);
   const id = `vma-${process.pid}`;
   const vm = vmNameFor(NS, id);
@@ -105,6 +103,9 @@ test('ctr run -d: RUNNING, ready line in the task log, confined QEMU, pause/resu
   assert.equal(w.status(id), 'RUNNING');
   await waitForText(w.log(id), GUEST_READY_LINE, 90_000);
 
+  const sp = shimPaths(w.c.address);
+  assert.equal(statSync(sp.socket).mode & 0o777, 0o600, 'only root reaches the shim (it runs VMs as root)');
+  assert.equal(statSync(sp.dir).mode & 0o777, 0o700);
   const pid = w.pid(id);
   const view = await outsideView(new NodeFs(), pid);
   assert.ok(view !== null, `QEMU ${pid} is visible`);
@@ -120,12 +121,15 @@ test('ctr run -d: RUNNING, ready line in the task log, confined QEMU, pause/resu
   assert.ok(overlay.length >= 1, 'QEMU holds the overlay in the bundle\'s work dir, opened for it');
   assert.ok(hostPathsOpen(view).some((p) => p.endsWith('/disk/root.qcow2')), 'and the image from the rootfs as its backing layer');
 
+  const metrics = w.c.ctr(['task', 'metrics', id]).stdout;
+  assert.match(metrics, /memory\.usage_in_bytes\s+[1-9]\d*/, `ctr decodes the jail's cgroup counters:\n${metrics}`);
+
   w.c.ctr(['task', 'pause', id]);
   assert.equal(w.status(id), 'PAUSED');
-  assert.equal(await qmpStatus(w.stateRoot, vm), 'paused');
+  assert.equal(recordPhase(w.stateRoot, vm), 'paused');
   w.c.ctr(['task', 'resume', id]);
   assert.equal(w.status(id), 'RUNNING');
-  assert.equal(await qmpStatus(w.stateRoot, vm), 'running');
+  assert.equal(recordPhase(w.stateRoot, vm), 'running');
 
   w.c.ctr(['task', 'kill', '-s', 'SIGTERM', id]);
   await until('the guest to power off (ACPI)', () => w.status(id) === 'STOPPED', 90_000);
@@ -136,12 +140,27 @@ test('ctr run -d: RUNNING, ready line in the task log, confined QEMU, pause/resu
   w.c.ctr(['task', 'rm', id]);
   w.c.ctr(['c', 'rm', id]);
   assert.deepEqual(shimLeftovers(w, id), []);
+
+  // Attached (`ctr run --rm`): the console reaches ctr through its FIFOs, Wait returns the exit, ctr exits with it and removes all.
+  const rm = `vmrm-${process.pid}`;
+  const p = spawn('ctr', ['-a', w.c.address, '-n', NS, 'run', '--rm', '--fifo-dir', join(w.c.dir, 'fifo'), '--runtime', SHIM, IMAGE, rm], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  p.stdout!.on('data', (b: Buffer) => { out += b.toString('latin1'); });
+  const code = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+  t.after(() => { p.kill('SIGKILL'); });
+  await until('the ready line on ctr\'s stdout', () => out.includes(GUEST_READY_LINE), 90_000, () => out.slice(-500));
+  w.c.ctr(['task', 'kill', '-s', 'SIGKILL', rm]);
+  assert.equal(await code, 137, 'ctr run exits with the VM\'s status');
+  assert.ok(!w.c.ctr(['c', 'ls', '-q']).stdout.includes(rm), '--rm removed the container');
+  assert.deepEqual(shimLeftovers(w, rm), []);
 });
 
-test('SIGKILL gives exit 137; a containerd restart keeps a task; SIGKILL of the shim -> containerd runs delete and nothing is left', { skip, timeout: 300_000 }, async (t) => {
+test('runtime by name; SIGKILL gives exit 137; a containerd restart keeps a task; SIGKILL of the shim -> containerd runs delete and nothing is left', { skip, timeout: 300_000 }, async (t) => {
   const w = await world(t);
   const [a, b] = [`vmk-${process.pid}`, `vmr-${process.pid}`];
-  w.run(a);
+  // By runtime name this time (a containerd config `runtimes` entry names the same type).
+  w.c.ctr(['run', '-d', '--runtime', 'io.containerd.warden.v1', IMAGE, a]);
+  assert.equal(w.status(a), 'RUNNING');
   w.c.ctr(['task', 'kill', '-s', 'SIGKILL', a]);
   await until('the killed task to stop', () => w.status(a) === 'STOPPED', 30_000);
   await until('/tasks/exit with 137', () => w.events().split('\n').some((l) => l.includes('/tasks/exit') && l.includes(a) && l.includes('"exit_status":137')), 10_000, () => w.diag());
@@ -194,7 +213,11 @@ test('two VMs in two network namespaces (CNI-style, --with-ns) ping each other t
   });
   const [a, b] = [`vmna-${tag}`, `vmnb-${tag}`];
   w.run(a, ['--with-ns', `network:/var/run/netns/${nsA}`, '--annotation', `io.warden.spec=${spec('10.77.0.1', '10.77.0.2')}`]);
-  w.run(b, ['--with-ns', `network:/var/run/netns/${nsB}`, '--annotation', `io.warden.spec=${spec('10.77.0.2', '10.77.0.1')}`]);
+  // B's netns by another path (a bind mount, as a runtime may pin it): the TAP moves in through a process inside it.
+  const pinned = join(w.c.dir, 'netns-b');
+  writeFileSync(pinned, '');
+  assert.equal(spawnSync('mount', ['--bind', `/var/run/netns/${nsB}`, pinned]).status, 0);
+  w.run(b, ['--with-ns', `network:${pinned}`, '--annotation', `io.warden.spec=${spec('10.77.0.2', '10.77.0.1')}`]);
   await waitForText(w.log(a), 'WARDEN-PING-OK 10.77.0.2', 120_000);
   await waitForText(w.log(b), 'WARDEN-PING-OK 10.77.0.1', 60_000);
   const links = spawnSync('ip', ['-n', nsA, '-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
@@ -208,4 +231,42 @@ test('two VMs in two network namespaces (CNI-style, --with-ns) ping each other t
   }
   const left = spawnSync('ip', ['-n', nsA, '-o', 'link', 'show'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map((l) => l.split(':')[1]?.trim().split('@')[0]);
   assert.deepEqual(left.sort(), ['eth0', 'lo'], 'no TAP or bridge left in the pod netns');
+});
+
+test('a bundle without a VM spec is refused by name and leaves nothing; a CRI pod sandbox is a placeholder process in the pod netns, ended by kill or by delete after the shim died', { skip, timeout: 120_000 }, async (t) => {
+  const ns = `wss${process.pid}`;
+  const w = await world(t, () => { spawnSync('ip', ['netns', 'del', ns]); });
+  const empty = mkdtempSync(join(tmpdir(), 'wsh-empty-'));
+  t.after(() => rmSync(empty, { recursive: true, force: true }));
+  const bad = `vmbad-${process.pid}`;
+  const r = w.c.ctr(['run', '-d', '--runtime', SHIM, '--rootfs', empty, bad], { allowFail: true });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /no VM spec: \/warden\/vm\.yaml is not readable in the rootfs/);
+  w.c.ctr(['c', 'rm', bad]);
+  assert.deepEqual(shimLeftovers(w, bad), []);
+
+  assert.equal(spawnSync('ip', ['netns', 'add', ns]).status, 0);
+  // ctr's --rootfs is a switch: the directory takes the image's place among the arguments.
+  const sandbox = ['--annotation', 'io.kubernetes.cri.container-type=sandbox', '--with-ns', `network:/var/run/netns/${ns}`, '--rootfs', empty];
+  const [s1, s2] = [`sbx1-${process.pid}`, `sbx2-${process.pid}`];
+  w.c.ctr(['run', '-d', '--runtime', SHIM, ...sandbox, s1]);
+  assert.equal(w.status(s1), 'RUNNING');
+  const pid = w.pid(s1);
+  assert.match(readFileSync(`/proc/${pid}/cmdline`, 'latin1'), /^sleep\0infinity/);
+  const inode = (p: string): string => spawnSync('stat', ['-L', '-c', '%i', p], { encoding: 'utf8' }).stdout.trim();
+  assert.equal(inode(`/proc/${pid}/ns/net`), inode(`/var/run/netns/${ns}`), 'the placeholder holds the pod netns');
+  w.c.ctr(['task', 'kill', s1]);
+  await until('the sandbox to stop', () => w.status(s1) === 'STOPPED', 20_000);
+  await until('its /tasks/exit (143)', () => w.events().split('\n').some((l) => l.includes('/tasks/exit') && l.includes(s1) && l.includes('"exit_status":143')), 10_000, () => w.diag());
+  w.c.ctr(['task', 'rm', s1]);
+  w.c.ctr(['c', 'rm', s1]);
+
+  w.c.ctr(['run', '-d', '--runtime', SHIM, ...sandbox, s2]);
+  const pid2 = w.pid(s2);
+  for (const shim of shimServerPids(w.c.address)) process.kill(shim, 'SIGKILL');
+  await until('delete to end the placeholder of the dead shim', () => !existsSync(`/proc/${pid2}/cmdline`) || readFileSync(`/proc/${pid2}/cmdline`, 'latin1') === '', 30_000);
+  await until('the sandbox task to be gone or stopped', () => w.status(s2) === undefined || w.status(s2) === 'STOPPED', 30_000);
+  w.c.ctr(['task', 'rm', s2], { allowFail: true });
+  w.c.ctr(['c', 'rm', s2]);
+  assert.equal(existsSync(join(shimPaths(w.c.address).dir, 'sandboxes', `${vmNameFor(NS, s2)}.json`)), false, 'no placeholder record left');
 });

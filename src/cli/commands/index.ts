@@ -9,6 +9,7 @@ import { registerImage } from './image.js';
 import { registerNet } from './net.js';
 import { registerHost } from './host.js';
 import { registerDemo, registerVm } from './vm.js';
+import { registerDaemon } from './daemon.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -22,4 +23,5 @@ export const registrars: Registrar[] = [
   registerHost,
   registerVm, // after registerQmp: extends its `qmp` command with `qmp NAME COMMAND`
   registerDemo,
+  registerDaemon,
 ];

@@ -14,7 +14,7 @@ export async function listRows(io: Io, m: VmService): Promise<Array<VmSummary & 
     if (record !== null) { rows.push(summarize(record)); continue; }
     const e = (error ?? { code: 'INTERNAL', message: 'unreadable' }) as { code: string; message: string; suggestions?: string[] };
     io.err(`warning: ${e.message} [${e.code}]${(e.suggestions ?? []).length > 0 ? `; ${e.suggestions!.join('; ')}` : ''}`);
-    rows.push({ name, phase: 'unreadable', pid: null, uid: null, accel: null, startedAt: null, lastExit: null, error });
+    rows.push({ name, phase: 'unreadable', pid: null, uid: null, accel: null, startedAt: null, lastExit: null, forwards: null, error });
   }
   return rows;
 }

@@ -1,0 +1,166 @@
+/** @module api/handlers: what each /v1 route does, on a VmService acting for the caller; inputs arrive validated (app.ts). */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { WardenError, httpStatusFor } from '../errors/index.js';
+import { NodeFs } from '../sys/index.js';
+import { assertAllowed, followLog, StateStore, summarize, type Operation, type Operations, type VmRecord, type VmService } from '../vm/index.js';
+import { authorize, canSee, type Caller } from './auth.js';
+import { ApiError, errorResponse } from './errors.js';
+import { renderMetrics, type DaemonCounters } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import type { StateAction } from './schemas.js';
+import { streamEvents } from './sse.js';
+import type { ConsoleHub } from './console.js';
+
+export interface HandlerCtx {
+  caller: Caller;
+  /** The service acting for the caller (recorded on events and as owner). */
+  svc: VmService;
+  /** The service itself (reads that are not on the caller's behalf). */
+  service: VmService;
+  operations: Operations;
+  consoles: ConsoleHub;
+  counters: DaemonCounters;
+  version: string;
+  sse: { opened(): void; closed(): void };
+  req: FastifyRequest;
+  reply: FastifyReply;
+  params: Record<string, unknown>;
+  query: Record<string, unknown>;
+  body: unknown;
+}
+
+export type HandlerResult = { status: number; body: unknown } | 'hijacked';
+type Handler = (c: HandlerCtx) => Promise<HandlerResult>;
+
+export const FEATURES = ['vms', 'state-operations', 'events-sse', 'events-resume', 'logs-follow', 'serial-console-ws', 'qmp-passthrough', 'metrics', 'peer-credentials', 'restart-policy'];
+
+const ok = (body: unknown, status = 200): HandlerResult => ({ status, body });
+
+/** The VM, if the caller may use `perm` on it. */
+async function vmFor(c: HandlerCtx, perm: 'vm:read' | 'vm:lifecycle' | 'vm:qmp' | 'vm:console'): Promise<VmRecord> {
+  const rec = await c.service.get(String(c.params['name']));
+  authorize(c.caller, perm, { name: rec.name, owner: rec.owner });
+  return rec;
+}
+
+function runAction(svc: VmService, name: string, b: { action: StateAction; timeout?: number | undefined; force?: boolean | undefined; paused?: boolean | undefined }): Promise<unknown> {
+  const stop = { ...(b.timeout === undefined ? {} : { timeoutS: b.timeout }), ...(b.force === undefined ? {} : { force: b.force }) };
+  switch (b.action) {
+    case 'start': return svc.start(name, b.paused === true ? { paused: true } : {});
+    case 'stop': return svc.stop(name, stop);
+    case 'restart': return svc.restart(name, stop);
+    case 'kill': return svc.kill(name);
+    case 'pause': return svc.pause(name);
+    case 'resume': return svc.resume(name);
+  }
+}
+
+function opVisible(c: HandlerCtx, op: Operation | undefined): Operation {
+  if (op === undefined || !(c.caller.admin || op.requestor?.uid === c.caller.uid)) {
+    throw new ApiError('API_NOT_FOUND', `no such operation: ${String(c.params['id'])}`, { context: { operation: c.params['id'] } });
+  }
+  return op;
+}
+
+/** A finished operation as the reply of a ?wait= request: its error's status when it failed. */
+function finished(op: Operation): HandlerResult {
+  if (op.status === 'running') return ok({ operation: op }, 202);
+  if (op.status === 'succeeded') return ok({ operation: op });
+  const code = String(op.error?.['code'] ?? 'INTERNAL');
+  return ok({ error: { code, message: op.error?.['message'] ?? 'the operation failed', details: { ...op.error?.['details'] as object, operation: op.id } }, operation: op },
+    httpStatusFor(new WardenError(code, '')));
+}
+
+export const HANDLERS: Record<string, Handler> = {
+  async getRoot(c) {
+    const { uid, gid, pid, admin } = c.caller;
+    return ok({ api: 'v1', version: c.version, features: FEATURES, stateRoot: c.service.stateRoot, caller: { uid, gid, pid, admin } });
+  },
+  async listVms(c) {
+    const vms = (await c.service.list()).filter((v) => v.record === null ? c.caller.admin : canSee(c.caller, v.record.owner));
+    return ok({ vms: vms.map((v) => v.record === null
+      ? { name: v.name, phase: 'unreadable', owner: null, pid: null, uid: null, accel: null, startedAt: null, lastExit: null, ...(v.error ? { error: v.error } : {}) }
+      : { ...summarize(v.record), owner: v.record.owner ?? null, ...(c.query['detail'] === true ? { record: v.record } : {}) }) });
+  },
+  async createVm(c) {
+    if (typeof c.body !== 'string' || c.body.trim() === '') throw new ApiError('API_INVALID_REQUEST', 'a spec is required as the body (application/json or application/yaml)');
+    authorize(c.caller, 'vm:lifecycle');
+    const yaml = !String(c.req.headers['content-type'] ?? '').startsWith('application/json');
+    return ok(await c.svc.create({ text: c.body, origin: `/request-body.${yaml ? 'yaml' : 'json'}` }), 201);
+  },
+  async getVm(c) {
+    return ok(await vmFor(c, 'vm:read'));
+  },
+  async inspectVm(c) {
+    await vmFor(c, 'vm:read');
+    return ok(await c.service.inspect(String(c.params['name'])));
+  },
+  async deleteVm(c) {
+    const rec = await vmFor(c, 'vm:lifecycle');
+    await c.svc.delete(rec.name, { force: c.query['force'] === true });
+    return ok({ deleted: rec.name });
+  },
+  async setVmState(c) {
+    const rec = await vmFor(c, 'vm:lifecycle');
+    const b = c.body as { action: StateAction; timeout?: number; force?: boolean; paused?: boolean };
+    assertAllowed(rec.name, rec.phase, b.action); // refused now (409), not as a failed operation
+    const { uid, gid, pid } = c.caller;
+    const op = c.operations.start(rec.name, b.action, { uid, gid, pid }, () => runAction(c.svc, rec.name, b), (err) => errorResponse(err).body.error);
+    const wait = c.query['wait'] as number | undefined;
+    if (wait === undefined) return ok({ operation: op }, 202);
+    return finished((await c.operations.wait(op.id, wait * 1000))!);
+  },
+  async getOperation(c) {
+    return ok({ operation: opVisible(c, c.operations.get(String(c.params['id']))) });
+  },
+  async waitOperation(c) {
+    const op = opVisible(c, c.operations.get(String(c.params['id'])));
+    const done = await c.operations.wait(op.id, ((c.query['wait'] as number | undefined) ?? 60) * 1000);
+    return ok({ operation: done });
+  },
+  async getVmLogs(c) {
+    const rec = await vmFor(c, 'vm:read');
+    const log = new StateStore(c.service.stateRoot, new NodeFs()).paths(rec.name).serialLog;
+    const res = c.reply.hijack().raw;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
+    await followLog(`${log}.1`, res, { follow: false });
+    await followLog(log, res, { follow: c.query['follow'] === true, until: async () => {
+      if (res.destroyed) return true;
+      const r = await c.service.get(rec.name).catch(() => null);
+      return r === null || (r.phase !== 'running' && r.phase !== 'paused' && r.phase !== 'starting');
+    } }).catch(() => undefined);
+    res.end();
+    return 'hijacked';
+  },
+  async consoleTicket(c) {
+    const rec = await vmFor(c, 'vm:console');
+    assertAllowed(rec.name, rec.phase, 'console');
+    return ok(c.consoles.issue(rec.name, c.caller.uid, c.query['force'] === true), 201);
+  },
+  async vmQmp(c) {
+    const rec = await vmFor(c, 'vm:qmp');
+    const b = c.body as { execute: string; arguments?: Record<string, unknown> };
+    return ok({ return: await c.svc.qmp(rec.name, b.execute, b.arguments) });
+  },
+  async events(c) {
+    const events = c.service.events;
+    if (events === null) throw new ApiError('DAEMON_UNAVAILABLE', 'this service has no event stream');
+    const list = (v: unknown): string[] | undefined => (typeof v === 'string' && v !== '' ? v.split(',') : undefined);
+    const last = String(c.req.headers['last-event-id'] ?? c.query['lastEventId'] ?? '');
+    const vm = list(c.query['vm']);
+    const type = list(c.query['type']);
+    const res = c.reply.hijack().raw;
+    c.sse.opened();
+    res.on('close', () => c.sse.closed());
+    streamEvents(res, events, c.caller, { ...(vm ? { vm } : {}), ...(type ? { type } : {}), lastEventId: last }, () => { c.counters.eventsDropped++; });
+    return 'hijacked';
+  },
+  async openapi(c) {
+    return ok(openApiDocument(c.version));
+  },
+  async metrics(c) {
+    const text = renderMetrics(await c.service.list(), c.counters);
+    c.reply.type('text/plain; version=0.0.4');
+    return ok(text);
+  },
+};

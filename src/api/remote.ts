@@ -1,0 +1,73 @@
+/**
+ * @module api/remote: `RemoteService`, the VmService of a CLI whose state root a daemon
+ * owns: every verb is a request to the daemon (state changes wait for their operation), so
+ * the CLI and the daemon never race on a VM. Spec files are read and their paths resolved
+ * here, where the file is, and sent as JSON.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
+import type { CreateOptions, OpenOptions, Inspection, ListEntry, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
+import type { ApiClient } from './client.js';
+import type { StateAction } from './schemas.js';
+
+/** How long a verb waits for its operation (the daemon keeps it running if we go). */
+const WAIT_S = 3600;
+
+export class RemoteService implements VmService {
+  readonly events = null;
+
+  /** `progress.err` gets one line per finished state change (the daemon runs the steps; the CLI prints none). */
+  constructor(readonly client: ApiClient, readonly stateRoot: string, private readonly progress?: OpenOptions['progress']) {}
+
+  as(): VmService {
+    return this; // the daemon knows the caller from the socket
+  }
+
+  async create(src: SpecSource, o: CreateOptions = {}): Promise<VmRecord> {
+    let spec: Record<string, unknown>;
+    if ('file' in src) {
+      const path = resolve(src.file);
+      let text: string;
+      try { text = readFileSync(path, 'utf8'); } catch (cause) { throw new SpecReadError(path, cause); }
+      spec = resolveSpecPaths(parseSpec(text, path), dirname(path)) as unknown as Record<string, unknown>;
+    } else {
+      spec = parseSpec(src.text, src.origin ?? '/request-body.yaml') as unknown as Record<string, unknown>;
+    }
+    if (o.name !== undefined) spec['name'] = o.name;
+    return this.client.createVm(spec);
+  }
+
+  private async act<T>(name: string, action: StateAction, extra: { timeout?: number; force?: boolean; paused?: boolean } = {}): Promise<T> {
+    const t0 = performance.now();
+    const op = await this.client.setState(name, { action, ...extra }, WAIT_S);
+    const result = (op.status === 'running' ? (await this.client.waitOperation(op.id, WAIT_S)).result : op.result) as T;
+    const p = this.progress;
+    const rec = (result as { record?: VmRecord })?.record ?? (result as VmRecord | undefined);
+    const line = `VM ${name}: ${action} done by wardend (${this.client.socket}) in ${(performance.now() - t0).toFixed(0)} ms; it is ${rec?.phase ?? '?'}`;
+    if (p !== undefined && 'err' in p) p.err(line);
+    else p?.info(line);
+    return result;
+  }
+
+  private stopBody(o: StopOptions): { timeout?: number; force?: boolean } {
+    return { ...(o.timeoutS === undefined ? {} : { timeout: o.timeoutS }), ...(o.force === undefined ? {} : { force: o.force }) };
+  }
+
+  start(name: string, o: { paused?: boolean } = {}): Promise<StartResult> { return this.act(name, 'start', o.paused === true ? { paused: true } : {}); }
+  stop(name: string, o: StopOptions = {}): Promise<VmRecord> { return this.act(name, 'stop', this.stopBody(o)); }
+  kill(name: string): Promise<VmRecord> { return this.act(name, 'kill'); }
+  pause(name: string): Promise<VmRecord> { return this.act(name, 'pause'); }
+  resume(name: string): Promise<VmRecord> { return this.act(name, 'resume'); }
+  restart(name: string, o: StopOptions = {}): Promise<VmRecord> { return this.act(name, 'restart', this.stopBody(o)); }
+  delete(name: string, o: { force?: boolean } = {}): Promise<void> { return this.client.deleteVm(name, o.force === true); }
+  get(name: string): Promise<VmRecord> { return this.client.getVm(name); }
+  inspect(name: string): Promise<Inspection> { return this.client.inspectVm(name); }
+  qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> { return this.client.qmp(name, command, args); }
+
+  async list(): Promise<ListEntry[]> {
+    return (await this.client.listVms(true)).map((v) => ({ name: v.name, record: v.record ?? null, ...(v.error ? { error: v.error } : {}) }));
+  }
+
+  async close(): Promise<void> { /* nothing held */ }
+}

@@ -1,0 +1,72 @@
+/**
+ * @module api/routes: the /v1 route table: method, path, permission, and the zod schemas of
+ * params, query, body and replies. app.ts serves it; openapi.ts documents it. A handler
+ * gets its inputs already validated by these schemas.
+ */
+import type { z } from 'zod';
+import { SpecSchema } from '../spec/index.js';
+import type { Permission } from './auth.js';
+import {
+  ConsoleQuery, ConsoleTicket, DeleteQuery, ErrorSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RootSchema, StateBody, VmListSchema, VmSchema, WaitQuery,
+} from './schemas.js';
+
+export interface Reply {
+  description: string;
+  schema?: z.ZodType;
+  /** Default application/json. */
+  contentType?: string;
+}
+
+export interface RouteDef {
+  id: string;
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** fastify style: /v1/vms/:name */
+  path: string;
+  summary: string;
+  permission: Permission;
+  params?: z.ZodType;
+  query?: z.ZodType;
+  /** A JSON body validated by this schema, or the spec (JSON or YAML, validated by src/spec). */
+  body?: z.ZodType | 'spec';
+  replies: Record<number, Reply>;
+}
+
+const err = (description: string): Reply => ({ description, schema: ErrorSchema });
+const common = { 400: err('bad request (API_*, SPEC_*, VM_BAD_NAME)'), 403: err('not allowed (AUTH_FORBIDDEN)') };
+const vmCommon = { ...common, 404: err('no such VM (VM_NOT_FOUND)') };
+
+export const ROUTES: readonly RouteDef[] = [
+  { id: 'getRoot', method: 'GET', path: '/v1', summary: 'API version, features and who you are', permission: 'host:read',
+    replies: { 200: { description: 'the API root', schema: RootSchema } } },
+  { id: 'listVms', method: 'GET', path: '/v1/vms', summary: 'the VMs you may see, with their phase', permission: 'vm:read', query: ListQuery,
+    replies: { 200: { description: 'the VMs', schema: VmListSchema }, ...common } },
+  { id: 'createVm', method: 'POST', path: '/v1/vms', summary: 'define a VM from a spec (application/json or application/yaml); paths in it must be absolute', permission: 'vm:lifecycle',
+    body: 'spec', replies: { 201: { description: 'the new VM', schema: VmSchema }, ...common, 409: err('the name is taken (VM_EXISTS)'), 415: err('not JSON or YAML') } },
+  { id: 'getVm', method: 'GET', path: '/v1/vms/:name', summary: 'one VM', permission: 'vm:read', params: NameParams,
+    replies: { 200: { description: 'the VM', schema: VmSchema }, ...vmCommon } },
+  { id: 'deleteVm', method: 'DELETE', path: '/v1/vms/:name', summary: 'delete a VM that is not running (force: kill it first)', permission: 'vm:lifecycle',
+    params: NameParams, query: DeleteQuery, replies: { 200: { description: 'deleted' }, ...vmCommon, 409: err('it runs (VM_INVALID_STATE)') } },
+  { id: 'setVmState', method: 'PUT', path: '/v1/vms/:name/state', summary: 'start, stop, kill, pause, resume or restart: 202 with an operation, or with ?wait= the finished one', permission: 'vm:lifecycle',
+    params: NameParams, query: WaitQuery, body: StateBody,
+    replies: { 200: { description: 'finished (with ?wait=)', schema: OperationReply }, 202: { description: 'accepted, running', schema: OperationReply }, ...vmCommon, 409: err('not allowed in this phase (VM_INVALID_STATE)') } },
+  { id: 'inspectVm', method: 'GET', path: '/v1/vms/:name/inspect', summary: 'spec, plan, process as seen from outside, protections, last exit', permission: 'vm:read', params: NameParams,
+    replies: { 200: { description: 'the inspection' }, ...vmCommon } },
+  { id: 'getVmLogs', method: 'GET', path: '/v1/vms/:name/logs', summary: 'the serial console log (follow=1: keep streaming while it runs)', permission: 'vm:read',
+    params: NameParams, query: LogsQuery, replies: { 200: { description: 'the log bytes', contentType: 'application/octet-stream' }, ...vmCommon } },
+  { id: 'consoleTicket', method: 'POST', path: '/v1/vms/:name/console', summary: 'a one-shot ticket for the serial console WebSocket (GET path with Upgrade: websocket; serial.log tail first, then live bytes)',
+    permission: 'vm:console', params: NameParams, query: ConsoleQuery,
+    replies: { 201: { description: 'the ticket', schema: ConsoleTicket }, ...vmCommon, 409: err('not running, or attached elsewhere') } },
+  { id: 'vmQmp', method: 'POST', path: '/v1/vms/:name/qmp', summary: 'run one QMP command (admins only)', permission: 'vm:qmp',
+    params: NameParams, body: QmpBody, replies: { 200: { description: 'QEMU\'s return value' }, ...vmCommon, 409: err('not running') } },
+  { id: 'getOperation', method: 'GET', path: '/v1/operations/:id', summary: 'an operation', permission: 'vm:read', params: IdParams,
+    replies: { 200: { description: 'the operation', schema: OperationReply }, 404: err('no such operation (kept at least 5 minutes after it ends)') } },
+  { id: 'waitOperation', method: 'GET', path: '/v1/operations/:id/wait', summary: 'an operation once it has finished (or after ?wait= seconds, default 60)', permission: 'vm:read',
+    params: IdParams, query: WaitQuery, replies: { 200: { description: 'the operation', schema: OperationReply }, 404: err('no such operation') } },
+  { id: 'events', method: 'GET', path: '/v1/events', summary: 'Server-Sent Events: VM changes; ?vm=&type= filter; Last-Event-ID resumes, resync on a gap', permission: 'vm:read',
+    query: EventsQuery, replies: { 200: { description: 'an event stream', contentType: 'text/event-stream' } } },
+  { id: 'openapi', method: 'GET', path: '/v1/openapi.json', summary: 'this document', permission: 'host:read', replies: { 200: { description: 'OpenAPI 3.1' } } },
+  { id: 'metrics', method: 'GET', path: '/v1/metrics', summary: 'Prometheus text metrics (warden_ prefix)', permission: 'host:read',
+    replies: { 200: { description: 'metrics', contentType: 'text/plain; version=0.0.4' } } },
+];
+
+export const SPEC_BODY = SpecSchema;

@@ -1,0 +1,86 @@
+/**
+ * @module api/schemas: the zod schemas of every request and response of /v1. Handlers
+ * validate with them, and the OpenAPI document is generated from them (openapi.ts), so the
+ * document cannot drift from what the daemon accepts. The spec body is src/spec's SpecSchema.
+ */
+import { z } from 'zod';
+import { PHASES } from '../vm/index.js';
+
+export const ACTIONS = ['start', 'stop', 'kill', 'pause', 'resume', 'restart'] as const;
+export type StateAction = (typeof ACTIONS)[number];
+
+export const NameParams = z.strictObject({ name: z.string().describe('the VM name: 1-63 of a-z, 0-9 and -') });
+export const IdParams = z.strictObject({ id: z.string() });
+
+const bool = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
+
+export const StateBody = z.strictObject({
+  action: z.enum(ACTIONS),
+  timeout: z.number().min(0).max(3600).optional().describe('stop/restart: seconds the guest has to power off (default 30)'),
+  force: z.boolean().optional().describe('stop/restart: skip the ACPI request (quit, then kill)'),
+  paused: z.boolean().optional().describe('start: leave the vCPUs stopped (phase paused) until resume'),
+});
+export const WaitQuery = z.strictObject({
+  wait: z.coerce.number().min(0).max(3600).optional().describe('wait up to this many seconds for the operation to finish'),
+});
+export const ListQuery = z.strictObject({ detail: bool.optional().describe('include each VM\'s record') });
+export const ConsoleQuery = z.strictObject({ force: bool.optional().describe('take the console over from a client attached now') });
+export const ConsoleTicket = z.object({ ticket: z.string(), path: z.string().describe('open this as a WebSocket within 30 s, once'), expiresAt: z.string() });
+export const DeleteQuery = z.strictObject({ force: bool.optional().describe('kill a running VM first') });
+export const LogsQuery = z.strictObject({ follow: bool.optional().describe('keep streaming while the VM runs') });
+export const EventsQuery = z.strictObject({
+  vm: z.string().optional().describe('comma-separated VM names'),
+  type: z.string().optional().describe('comma-separated event types'),
+  lastEventId: z.string().optional().describe('resume after this id (as the Last-Event-ID header)'),
+});
+export const QmpBody = z.strictObject({
+  execute: z.string().min(1).describe('the QMP command'),
+  arguments: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const ErrorSchema = z.object({
+  error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }),
+});
+
+export const ExitSchema = z.looseObject({
+  reason: z.string(), at: z.string(), code: z.number().nullable().optional(), signal: z.string().nullable().optional(), detail: z.string(),
+});
+
+export const VmSchema = z.looseObject({
+  name: z.string(),
+  phase: z.enum(PHASES),
+  owner: z.number().optional(),
+  spec: z.record(z.string(), z.unknown()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  run: z.looseObject({ qemu: z.object({ pid: z.number(), startTime: z.number() }), uid: z.number(), accel: z.string(), startedAt: z.string() }).optional(),
+  lastExit: ExitSchema.optional(),
+});
+
+export const VmListSchema = z.object({
+  vms: z.array(z.object({
+    name: z.string(), phase: z.string(), owner: z.number().nullable(), pid: z.number().nullable(), uid: z.number().nullable(),
+    accel: z.string().nullable(), startedAt: z.string().nullable(), lastExit: z.string().nullable(), error: z.record(z.string(), z.unknown()).optional(),
+    record: VmSchema.optional(),
+  })),
+});
+
+export const OperationSchema = z.object({
+  id: z.string(), vm: z.string(), action: z.string(), status: z.enum(['running', 'succeeded', 'failed']),
+  createdAt: z.string(), finishedAt: z.string().optional(),
+  requestor: z.object({ uid: z.number(), gid: z.number(), pid: z.number() }).optional(),
+  result: z.unknown().optional(), error: z.record(z.string(), z.unknown()).optional(),
+});
+export const OperationReply = z.object({ operation: OperationSchema });
+
+export const RootSchema = z.object({
+  api: z.literal('v1'), version: z.string(), features: z.array(z.string()), stateRoot: z.string(),
+  caller: z.object({ uid: z.number(), gid: z.number(), pid: z.number(), admin: z.boolean() }),
+});
+
+export const EventSchema = z.object({
+  id: z.string(), seq: z.number(), epoch: z.string(), time: z.string(), type: z.string(), vm: z.string().nullable(),
+  owner: z.number().optional(), phase: z.string().optional(), reason: z.string().optional(), detail: z.string().optional(),
+  signal: z.string().nullable().optional(), code: z.number().nullable().optional(), operation: z.string().optional(),
+  requestor: z.object({ uid: z.number(), gid: z.number(), pid: z.number() }).optional(), data: z.record(z.string(), z.unknown()).optional(),
+});
