@@ -35,5 +35,5 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   checkAgainstBinary(facts, b);
   const jail = planJail(spec, facts, b, accel);
   if (b.issues.length > 0) throw new PlanError(spec.name, b.issues);
-  return { argv: [...b.argv], argvTrace: [...b.trace], fds: [...b.fds], jail, hostActions: [...b.actions], manifest: [...b.manifest] };
+  return { argv: [...b.argv], argvTrace: [...b.trace], fds: [...b.fds], jail, hostActions: [...b.actions], manifest: [...b.manifest], helpers: [...b.helpers] };
 }

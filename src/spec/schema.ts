@@ -70,6 +70,7 @@ export const NetworkSchema = z.strictObject({
   mac: mac.optional().describe('generated from the VM and NIC names when omitted (stable)'),
   forwards: z.array(ForwardSchema).optional().describe('user networking only: host ports forwarded into the guest'),
   restrict: z.boolean().optional().describe('user networking only: cut the guest off from the host and the outside, except the forwards'),
+  backend: z.enum(['passt', 'slirp']).optional().describe('user networking only: passt in a jail of its own (default), or slirp, QEMU\'s built-in user networking, inside QEMU (explicit opt-in)'),
   bridge: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, { message: 'must be an interface name (1-15 characters)' }).optional(),
   vlan: z.int().min(1).max(4094).optional().describe('ovs only: the access VLAN tag'),
   link: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, { message: 'must be an interface name (1-15 characters)' }).optional(),
