@@ -4,6 +4,7 @@ import { PlanBuilder } from './builder.js';
 import { planConsoles, planHardening, planMachine, resolveAccel, resolveMachine } from './base.js';
 import { checkSharedFiles, planDisks } from './disks.js';
 import { planNetworks } from './net.js';
+import { planCloudInit } from './cloudinit.js';
 import { planBoot, planDevices, planFirmware } from './extras.js';
 import { planJail } from './jail.js';
 import { checkAgainstBinary } from './check.js';
@@ -27,6 +28,7 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   planConsoles(spec, facts, b);
   checkSharedFiles(spec, facts, b);
   planDisks(spec, facts, b, { machineKind });
+  planCloudInit(spec, facts, b);
   planNetworks(spec, facts, b);
   planDevices(spec, facts, b);
   planBoot(spec, b);

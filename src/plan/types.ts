@@ -28,6 +28,8 @@ export interface Facts {
     vncSocket: string;
     /** The guest agent's socket (guestAgent: true); default <stateDir>/qga.sock. */
     guestAgentSocket?: string;
+    /** The cloud-init seed volume (cloudInit); default <stateDir>/cidata.iso. */
+    cloudInitSeed?: string;
   };
   /**
    * The firmware pair on this host that fits the spec (firmware: uefi): OVMF's code, and the

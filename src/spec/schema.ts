@@ -1,6 +1,7 @@
 /** @module spec/schema: the warden/v1 VM spec as zod schemas; the single source of the types, the validator and the JSON Schema. */
 import { z } from 'zod';
 import { DEVICE_NAME_RE, MAC_RE, NAME_RE, isUnicastMac, parsePercent, parseSize } from './units.js';
+import { CloudInitSchema } from './cloudinit.js';
 
 const SIZE_TEXT = /^[0-9]+(Ki|Mi|Gi|Ti)?$/;
 
@@ -118,6 +119,7 @@ export const SpecSchema = z.strictObject({
   restart: z.enum(['never', 'on-failure', 'always']).optional()
     .describe('wardend restarts the VM when QEMU ends without a stop request: on-failure after a crash or OOM kill, always also after a guest poweroff; with backoff (default never)'),
   autostart: z.boolean().optional().describe('wardend starts the VM when it starts, unless it runs already (default false)'),
+  cloudInit: CloudInitSchema.optional(),
 });
 
 /** The spec as validated: defaults filled, sizes in bytes, CPU limit in percent; paths still as written. */

@@ -25,6 +25,7 @@ import type { VmPaths } from './store.js';
 import type { ProcId, UndoRecord, VmRecord } from './record.js';
 import type { Step } from './steps.js';
 import { helpersStep } from './helpers.js';
+import { seedStep } from './cloudinit.js';
 
 export interface StartCtx {
   d: TeardownDeps;
@@ -249,4 +250,4 @@ const cont: Step<StartCtx> = {
 };
 
 /** The start sequence, in order. */
-export const START_STEPS: ReadonlyArray<Step<StartCtx>> = [facts, plan, claim, network, open, helpersStep(recordUndo), jail, qmp, cont];
+export const START_STEPS: ReadonlyArray<Step<StartCtx>> = [facts, plan, seedStep, claim, network, open, helpersStep(recordUndo), jail, qmp, cont];
