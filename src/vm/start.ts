@@ -24,8 +24,8 @@ import { waitGone, type TeardownDeps } from './teardown.js';
 import type { VmPaths } from './store.js';
 import type { ProcId, UndoRecord, VmRecord } from './record.js';
 import type { Step } from './steps.js';
-import { seedStep } from './cloudinit.js';
 import { helpersStep } from './helpers.js';
+import { seedStep } from './cloudinit.js';
 
 export interface StartCtx {
   d: TeardownDeps;
