@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the small test and demo guest into .cache/guest/: Debian's cloud kernel and a
 # busybox-static initramfs whose /init understands warden.ip=, warden.ping=,
-# warden.http= and warden.flood= on the kernel command line and prints WARDEN-GUEST-READY when up.
+# warden.http=, warden.flood= and warden.tick= on the kernel command line and prints WARDEN-GUEST-READY when up.
 # Idempotent: does nothing when the cached guest matches this script and the kernel.
 # Output: .cache/guest/vmlinuz, .cache/guest/initramfs.gz, .cache/guest/kernel-version.
 set -eu
@@ -109,6 +109,7 @@ for arg in $(cat /proc/cmdline); do
     warden.ping=*) ping=${arg#warden.ping=} ;;
     warden.http=*) http=${arg#warden.http=} ;;
     warden.flood=*) flood=${arg#warden.flood=} ;;
+    warden.tick=*) tick=${arg#warden.tick=} ;;
   esac
 done
 if [ -n "${ip:-}" ]; then
@@ -134,6 +135,10 @@ if [ -n "${ping:-}" ]; then
     done
     echo "WARDEN-PING-FAIL $ping"
   ) &
+fi
+# warden.tick=1: an increasing counter every second (save/restore and migration tests see it continue).
+if [ -n "${tick:-}" ]; then
+  ( n=0; while :; do n=$((n + 1)); echo "WARDEN-TICK $n"; sleep 1; done ) &
 fi
 # warden.flood=BYTES: that much console output at once (for the log cap tests), then a marker.
 if [ -n "${flood:-}" ]; then

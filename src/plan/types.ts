@@ -39,6 +39,8 @@ export interface Facts {
   forwardPorts?: Record<string, number>;
   /** Host features that are optional (no vhost-net here, for instance). */
   host?: { vhostNet?: boolean };
+  /** `defer`: QEMU waits for a migration stream the manager passes after launch (warden restore: -incoming defer, then migrate-incoming fd:). */
+  incoming?: 'defer';
 }
 
 export type OpenFlag = 'O_RDONLY' | 'O_WRONLY' | 'O_RDWR' | 'O_DIRECT' | 'O_CREAT' | 'O_APPEND' | 'O_CLOEXEC';
