@@ -9,7 +9,8 @@ import { realBackends, type RealBackendOptions } from './backends.js';
 import { VmError, isVmError } from './errors.js';
 import { VmEvents, type Requestor } from './events.js';
 import { VmManager } from './manager.js';
-import { asWardenError, type CreateOptions, type ListEntry, type SpecSource, type StartResult, type VmService } from './service.js';
+import { asWardenError, type CreateOptions, type ListEntry, type RestoreResult, type SaveResult, type SpecSource, type StartResult, type VmService } from './service.js';
+import { saveFileName } from './savefile.js';
 import { QmpSessions } from './session.js';
 import { checkName, StateStore, type Lock } from './store.js';
 import type { StopOptions } from './stop.js';
@@ -190,6 +191,19 @@ export class DaemonService implements VmService {
 
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
     return this.job(name, 'qmp', () => this.core.manager.qmp(name, command, args));
+  }
+
+  save(name: string, file: string): Promise<SaveResult> {
+    return this.job(name, 'save', () => this.core.manager.save(name, file));
+  }
+
+  /** Under the supervisor of the VM the file names (read from its header here), as a start is. */
+  restore(file: string, o: { name?: string } = {}): Promise<RestoreResult> {
+    const name = o.name ?? saveFileName(file);
+    return this.job(name, 'restore', async () => {
+      const r = await this.core.manager.restore(file, { name, ...(this.requestor === undefined ? {} : { owner: this.requestor.uid }) });
+      return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings, ...(r.migration === undefined ? {} : { migration: r.migration }) };
+    });
   }
 
   /** Lets go of every VM (they keep running; the next daemon adopts them) and of the state root. */

@@ -85,6 +85,13 @@ export function openSaveFile(file: string): { fd: number; header: SaveHeader } {
   }
 }
 
+/** The VM name a save file's header gives. */
+export function saveFileName(file: string): string {
+  const { fd, header } = openSaveFile(file);
+  closeSync(fd);
+  return header.name;
+}
+
 function bad(file: string, why: string, cause?: unknown): VmError {
   return new VmError('VM_RESTORE_FAILED', `${file} is not a warden save file: ${why}`, {
     context: { file }, ...(cause === undefined ? {} : { cause }), suggestions: ['give a file written by: warden save NAME FILE'],

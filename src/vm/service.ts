@@ -12,6 +12,7 @@ import type { VmPaths } from './store.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 import type { Requestor, VmEvents } from './events.js';
+import type { MigrationFigures } from './state.js';
 
 /** Where a spec comes from: a file (paths resolve against its directory) or text (an API body: paths must be absolute). */
 export type SpecSource = { file: string } | { text: string; origin?: string };
@@ -59,8 +60,18 @@ export interface VmService {
   list(): Promise<ListEntry[]>;
   inspect(name: string): Promise<Inspection>;
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown>;
+  /**
+   * Saves a running or paused VM's state into `file` (created by the manager) and stops it (vm/state).
+   * Optional: the daemon's HTTP API has no route for it yet, so RemoteService lacks it.
+   */
+  save?(name: string, file: string): Promise<SaveResult>;
+  /** Starts the VM of a save file (or `name`), jailed as any start, continuing where it was saved. Optional as save. */
+  restore?(file: string, o?: { name?: string }): Promise<RestoreResult>;
   close(): Promise<void>;
 }
+
+export interface SaveResult { record: VmRecord; migration: MigrationFigures }
+export interface RestoreResult extends StartResult { migration?: MigrationFigures }
 
 /** The verbs of one process's lifetime: each takes the VM's lock file for its duration. */
 export class LocalService implements VmService {
@@ -128,6 +139,13 @@ export class LocalService implements VmService {
 
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
     return this.manager.qmp(name, command, args);
+  }
+
+  save(name: string, file: string): Promise<SaveResult> { return this.manager.save(name, file); }
+
+  async restore(file: string, o: { name?: string } = {}): Promise<RestoreResult> {
+    const r = await this.manager.restore(file, o);
+    return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings, ...(r.migration === undefined ? {} : { migration: r.migration }) };
   }
 
   async close(): Promise<void> { /* nothing held between verbs */ }
