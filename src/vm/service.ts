@@ -8,7 +8,8 @@ import { WardenError } from '../errors/index.js';
 import { isVmError } from './errors.js';
 import type { VmManager } from './manager.js';
 import type { StopOptions } from './stop.js';
-import type { VmPaths } from './store.js';
+import type { StateStore, VmPaths } from './store.js';
+import { attachLocked, printSerialLog, type ConsoleEnd, type ConsoleIo } from './console.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 import type { Requestor, VmEvents } from './events.js';
@@ -60,6 +61,10 @@ export interface VmService {
   list(): Promise<ListEntry[]>;
   inspect(name: string): Promise<Inspection>;
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown>;
+  /** Attaches a terminal to the serial console until the detach key (Ctrl-]), the end of input or the console closing. */
+  console(name: string, io: ConsoleIo, o?: { force?: boolean }): Promise<ConsoleEnd>;
+  /** Writes the serial log (rotated part first) to `out`; `follow` keeps writing while the VM runs. Returns the bytes written. */
+  logs(name: string, out: NodeJS.WritableStream, o?: { follow?: boolean }): Promise<number>;
   /**
    * Saves a running or paused VM's state into `file` (created by the manager) and stops it (vm/state).
    * Optional: the daemon's HTTP API has no route for it yet, so RemoteService lacks it.
@@ -72,6 +77,14 @@ export interface VmService {
 
 export interface SaveResult { record: VmRecord; migration: MigrationFigures }
 export interface RestoreResult extends StartResult { migration?: MigrationFigures }
+
+/** The serial log of a VM whose files this process can read: until it no longer runs. */
+export function logsFromFiles(svc: VmService, store: StateStore, name: string, out: NodeJS.WritableStream, follow: boolean): Promise<number> {
+  return printSerialLog(store, name, out, { follow, stopped: async () => {
+    const r = await svc.get(name).catch(() => null);
+    return r === null || (r.phase !== 'running' && r.phase !== 'paused' && r.phase !== 'starting');
+  } });
+}
 
 /** The verbs of one process's lifetime: each takes the VM's lock file for its duration. */
 export class LocalService implements VmService {
@@ -139,6 +152,14 @@ export class LocalService implements VmService {
 
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
     return this.manager.qmp(name, command, args);
+  }
+
+  console(name: string, io: ConsoleIo): Promise<ConsoleEnd> {
+    return attachLocked(this.manager.store, name, io);
+  }
+
+  logs(name: string, out: NodeJS.WritableStream, o: { follow?: boolean } = {}): Promise<number> {
+    return logsFromFiles(this, this.manager.store, name, out, o.follow === true);
   }
 
   save(name: string, file: string): Promise<SaveResult> { return this.manager.save(name, file); }
