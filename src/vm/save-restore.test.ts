@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { GUEST_READY_LINE } from './guest.js';
 import { isVmError } from './errors.js';
 import { openManager } from './open.js';
+import { DaemonService } from './daemon.js';
 import { outsideView } from './outside.js';
 import { leftovers, testEnv, vmName, waitForText } from './testing.js';
 
@@ -85,4 +86,34 @@ test('restore refuses a file that is not a save file and defines nothing', { tim
   await assert.rejects(m.restore(env.base), (e) => isVmError(e, 'VM_RESTORE_FAILED') && /not a warden save file/.test(e.message));
   assert.deepEqual(await m.store.list(), [], 'nothing was defined');
   assert.ok(existsSync(env.base));
+});
+
+test('the daemon service saves and restores under the VM\'s supervisor: the save is a stop, not a crash', { timeout: 180_000 }, async (t) => {
+  if (!root) return t.skip(SKIP);
+  const env = testEnv('warden-save-daemon-');
+  const svc = await DaemonService.open({ stateDir: env.stateRoot, socket: `${env.dir}/none.sock` });
+  const name = vmName('wdv-dsave');
+  t.after(async () => {
+    await svc.kill(name).catch(() => undefined);
+    await svc.close().catch(() => undefined);
+    env.cleanup();
+  });
+  await svc.create({ file: env.specFile({ name, cmdline: 'warden.tick=1' }) });
+  await svc.start(name);
+  const log = join(env.stateRoot, 'vms', name, 'serial.log');
+  await waitForText(log, 'WARDEN-TICK 2', 90_000);
+  const file = join(env.dir, 'd.state');
+  const saved = await svc.save!(name, file);
+  assert.equal(saved.record.phase, 'stopped');
+  await new Promise((r) => setTimeout(r, 500)); // the supervisor sees QEMU's exit
+  const rec = await svc.get(name);
+  assert.equal(rec.phase, 'stopped', 'the supervisor does not call the save a crash');
+  assert.equal(rec.saved?.file, file);
+  const last = Math.max(...ticks(readFileSync(log, 'latin1')));
+  const r = await svc.restore!(file);
+  assert.equal(r.record.phase, 'running');
+  const after = await waitForText(log, `WARDEN-TICK ${last + 2}`, 60_000);
+  assert.equal(after.split(GUEST_READY_LINE).length - 1, 1, 'one boot in the log');
+  await svc.kill(name);
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
 });
