@@ -67,7 +67,7 @@ export interface VmService {
   logs(name: string, out: NodeJS.WritableStream, o?: { follow?: boolean }): Promise<number>;
   /**
    * Saves a running or paused VM's state into `file` (created by the manager) and stops it (vm/state).
-   * Optional: the daemon's HTTP API has no route for it yet, so RemoteService lacks it.
+   * Optional, so a VmService written without it still compiles (the CLI then says USAGE_DAEMON_UNSUPPORTED).
    */
   save?(name: string, file: string): Promise<SaveResult>;
   /** Starts the VM of a save file (or `name`), jailed as any start, continuing where it was saved. Optional as save. */

@@ -12,12 +12,12 @@ function withState(cmd: Command): Command {
     .option('--json', 'print the result as JSON');
 }
 
-/** The service, refusing clearly where it cannot move state (a daemon's API has no save/restore route yet). */
+/** The service (wardend's when it owns the state root: its save/restore routes), refusing clearly if it lacks the verbs. */
 async function service(io: Io, o: Opt, verb: 'save' | 'restore'): Promise<VmService & Required<Pick<VmService, 'save' | 'restore'>>> {
   const s = await openService({ stateDir: o.stateDir, ...(o.json === true ? {} : { progress: { err: (t: string) => io.err(t) } }) });
   if (s.save === undefined || s.restore === undefined) {
-    throw new WardenError('USAGE_DAEMON_UNSUPPORTED', `warden ${verb} is not available through wardend yet: a daemon owns the state root ${s.stateRoot}`, {
-      context: { stateRoot: s.stateRoot }, suggestions: ['stop wardend for the save or restore, or use another --state-dir'],
+    throw new WardenError('USAGE_DAEMON_UNSUPPORTED', `warden ${verb} is not available through the service that owns the state root ${s.stateRoot}`, {
+      context: { stateRoot: s.stateRoot }, suggestions: ['update wardend, or stop it for the save or restore'],
     });
   }
   return s as VmService & Required<Pick<VmService, 'save' | 'restore'>>;
