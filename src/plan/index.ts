@@ -1,8 +1,9 @@
 /** @module plan: the pure planner: spec + facts → QEMU argv, fds, JailSpec, host actions and resource manifest. */
 export { buildPlan } from './plan.js';
-export type { Plan, PlannedFd, ManifestEntry, ManifestKind, Facts, OpenFlag, ArgTrace } from './types.js';
+export type { Plan, HelperPlan, PlannedFd, ManifestEntry, ManifestKind, Facts, OpenFlag, ArgTrace } from './types.js';
 export { PlanError } from './errors.js';
 export type { PlanIssue } from './errors.js';
 export { stableMac, hostIfname } from './net.js';
 export { SANDBOX } from './base.js';
 export { renderPlan, planToJson } from './render.js';
+export { PASST_BINARY, USER_NET, helperJailName } from './helpers.js';

@@ -4,6 +4,7 @@ import { PlanBuilder } from './builder.js';
 import { planConsoles, planHardening, planMachine, resolveAccel, resolveMachine } from './base.js';
 import { checkSharedFiles, planDisks } from './disks.js';
 import { planNetworks } from './net.js';
+import { planCloudInit } from './cloudinit.js';
 import { planBoot, planDevices, planFirmware } from './extras.js';
 import { planJail } from './jail.js';
 import { checkAgainstBinary } from './check.js';
@@ -28,11 +29,12 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   planConsoles(spec, facts, b);
   checkSharedFiles(spec, facts, b);
   planDisks(spec, facts, b, { machineKind });
+  planCloudInit(spec, facts, b);
   planNetworks(spec, facts, b);
   planDevices(spec, facts, b);
   planBoot(spec, b);
   checkAgainstBinary(facts, b);
   const jail = planJail(spec, facts, b, accel);
   if (b.issues.length > 0) throw new PlanError(spec.name, b.issues);
-  return { argv: [...b.argv], argvTrace: [...b.trace], fds: [...b.fds], jail, hostActions: [...b.actions], manifest: [...b.manifest] };
+  return { argv: [...b.argv], argvTrace: [...b.trace], fds: [...b.fds], jail, hostActions: [...b.actions], manifest: [...b.manifest], helpers: [...b.helpers] };
 }

@@ -11,6 +11,7 @@ import { registerHost } from './host.js';
 import { registerDemo, registerVm } from './vm.js';
 import { registerDaemon } from './daemon.js';
 import { registerUi } from './ui.js';
+import { registerSsh } from './ssh.js';
 import { registerState } from './state.js';
 
 export type Registrar = (program: Command, io: Io) => void;
@@ -27,5 +28,6 @@ export const registrars: Registrar[] = [
   registerDemo,
   registerDaemon,
   registerUi,
+  registerSsh,
   registerState,
 ];
