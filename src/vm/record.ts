@@ -90,4 +90,6 @@ export interface VmRecord {
   lastExit?: ExitInfo;
   /** Warnings from the last start (e.g. KVM fell back to TCG). */
   warnings?: string[];
+  /** Set by `warden save` (the state file and QEMU's migration figures); cleared by the next start or restore. */
+  saved?: { file: string; at: string; migration: Record<string, unknown> };
 }
