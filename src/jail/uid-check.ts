@@ -76,24 +76,40 @@ export async function readRangeConflicts(range: IdRange, root = '/'): Promise<Ra
 /** Why an id is taken on this host, or null: the lease store skips ids with a reason. */
 export type IdInUse = (id: number) => Promise<string | null>;
 
-/** getent DATABASE KEY: the entry's first field when it resolves, else null (exit 2: not found). */
-function getent(db: 'passwd' | 'group', key: number): Promise<string | null> {
+/**
+ * getent DATABASE ID1 ID2 ...: one process for a window of candidates (getent takes many keys,
+ * prints the entries it finds and exits 2 when some are missing). Returns id → the entry's name,
+ * keyed by the entry's own id field, so a missing key is simply absent.
+ */
+function getentMany(db: 'passwd' | 'group', ids: readonly number[]): Promise<Map<number, string>> {
   return new Promise((resolve) => {
-    execFile('getent', [db, String(key)], { timeout: 10_000 }, (err, stdout) => resolve(err === null ? stdout.split(':')[0] ?? String(key) : null));
+    execFile('getent', [db, ...ids.map(String)], { timeout: 10_000, maxBuffer: 16 << 20 }, (_err, stdout) => {
+      const found = new Map<number, string>();
+      for (const line of (stdout ?? '').split('\n')) {
+        const [name, , id] = line.split(':');
+        if (name !== undefined && id !== undefined && /^\d+$/.test(id) && !found.has(Number(id))) found.set(Number(id), name);
+      }
+      resolve(found);
+    });
   });
 }
 
-/** uid → a pid, gid → a pid, for every process's real, effective, saved and filesystem ids. */
+const STATUS_IDS = { Uid: /^Uid:\s+(.*)$/m, Gid: /^Gid:\s+(.*)$/m } as const;
+
+/** uid → a pid, gid → a pid, for every process's real, effective, saved and filesystem ids (status files read in parallel batches). */
 async function processOwners(procRoot: string): Promise<{ uids: Map<number, number>; gids: Map<number, number> }> {
   const uids = new Map<number, number>();
   const gids = new Map<number, number>();
-  for (const p of await fsp.readdir(procRoot).catch(() => [])) {
-    if (!/^\d+$/.test(p)) continue;
-    const status = await fsp.readFile(join(procRoot, p, 'status'), 'utf8').catch(() => '');
-    for (const [key, map] of [['Uid', uids], ['Gid', gids]] as const) {
-      const m = new RegExp(`^${key}:\\s+(.*)$`, 'm').exec(status);
-      for (const id of m?.[1]?.trim().split(/\s+/).map(Number) ?? []) if (!map.has(id)) map.set(id, Number(p));
-    }
+  const pids = (await fsp.readdir(procRoot).catch(() => [] as string[])).filter((p) => /^\d+$/.test(p));
+  for (let i = 0; i < pids.length; i += 64) {
+    const batch = pids.slice(i, i + 64);
+    const texts = await Promise.all(batch.map((p) => fsp.readFile(join(procRoot, p, 'status'), 'utf8').catch(() => '')));
+    texts.forEach((status, j) => {
+      for (const [key, map] of [['Uid', uids], ['Gid', gids]] as const) {
+        const m = STATUS_IDS[key].exec(status);
+        for (const id of m?.[1]?.trim().split(/\s+/).map(Number) ?? []) if (!map.has(id)) map.set(id, Number(batch[j]));
+      }
+    });
   }
   return { uids, gids };
 }
@@ -118,21 +134,35 @@ async function fileOwners(dirs: readonly string[], limit = 20_000): Promise<Map<
   return owners;
 }
 
+/** How many candidates one getent call asks about. */
+export const NSS_WINDOW = 64;
+
 /**
- * The host check for one acquire: the /proc and file scans run once (lazily), NSS is asked
- * per candidate. An id is taken as a uid or a gid alike (a lease uses the same number for both).
+ * The host check for one acquire: the /proc and file scans run once per acquire, started at
+ * the first candidate together with NSS, which is asked for a window of NSS_WINDOW candidates
+ * per getent call (not two processes per candidate). An id is taken as a uid or a gid alike (a
+ * lease uses the same number for both).
  */
 export function hostIdProbe(o: { stateDirs: readonly string[]; procRoot?: string }): IdInUse {
   let procs: ReturnType<typeof processOwners> | undefined;
   let files: ReturnType<typeof fileOwners> | undefined;
+  let window: { first: number; last: number; nss: Promise<[Map<number, string>, Map<number, string>]> } | undefined;
   return async (id) => {
-    const [user, group] = await Promise.all([getent('passwd', id), getent('group', id)]);
-    if (user !== null) return `uid ${id} is the host account "${user}" (getent passwd)`;
-    if (group !== null) return `gid ${id} is the host group "${group}" (getent group)`;
-    const p = await (procs ??= processOwners(o.procRoot ?? '/proc'));
+    if (window === undefined || id < window.first || id > window.last) {
+      const ids = Array.from({ length: NSS_WINDOW }, (_, i) => id + i);
+      window = { first: id, last: id + NSS_WINDOW - 1, nss: Promise.all([getentMany('passwd', ids), getentMany('group', ids)]) };
+    }
+    procs ??= processOwners(o.procRoot ?? '/proc');
+    files ??= fileOwners(o.stateDirs);
+    const [users, groups] = await window.nss;
+    const user = users.get(id);
+    if (user !== undefined) return `uid ${id} is the host account "${user}" (getent passwd)`;
+    const group = groups.get(id);
+    if (group !== undefined) return `gid ${id} is the host group "${group}" (getent group)`;
+    const p = await procs;
     const pid = p.uids.get(id) ?? p.gids.get(id);
     if (pid !== undefined) return `id ${id} owns the live process ${pid}`;
-    const f = (await (files ??= fileOwners(o.stateDirs))).get(id);
+    const f = (await files).get(id);
     if (f !== undefined) return `id ${id} owns ${f}`;
     return null;
   };
