@@ -340,6 +340,7 @@ static napi_value init(napi_env env, napi_value exports) {
   register_daemon_calls(env, exports);
   void warden_policy_register(napi_env env, napi_value exports); /* openat2, defined at the end (policy) */
   warden_policy_register(env, exports);
+  { void warden_nss_register(napi_env env, napi_value exports); warden_nss_register(env, exports); } /* NSS lookups, defined at the end (policy) */
   napi_property_descriptor props[] = {
     { "openTap", NULL, open_tap, NULL, NULL, NULL, napi_enumerable, NULL },
     { "sendFds", NULL, send_fds, NULL, NULL, NULL, napi_enumerable, NULL },
@@ -506,6 +507,95 @@ static napi_value policy_openat2(napi_env env, napi_callback_info info) {
 void warden_policy_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "openat2", NULL, policy_openat2, NULL, NULL, NULL, napi_enumerable, NULL },
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+}
+
+/* ---- policy (issue 18): NSS lookups for the uid-lease host check ----
+ * nssNames(ids) -> Promise<{ users, groups }>: for each id, getpwuid_r's and getgrgid_r's
+ * entry name, null when there is none, or "?ERRNO" when the lookup itself failed (the caller
+ * counts that as taken). Runs on the libuv thread pool: a slow NSS source (LDAP, sssd) never
+ * blocks the event loop. Replaces two getent processes per window. Self-contained. */
+#include <pwd.h>
+#include <grp.h>
+
+#define NSS_MAX_IDS 4096
+typedef struct { napi_async_work work; napi_deferred deferred; uint32_t n; uint32_t ids[NSS_MAX_IDS]; char *users[NSS_MAX_IDS]; char *groups[NSS_MAX_IDS]; } nss_job;
+
+static char *nss_err(int e) { char *s = malloc(32); if (s) snprintf(s, 32, "?%s", errno_code(e)); return s; }
+
+static void nss_execute(napi_env env, void *data) {
+  (void)env;
+  nss_job *j = data;
+  size_t size = 16384; char *buf = malloc(size);
+  for (uint32_t i = 0; i < j->n; i++) {
+    for (int kind = 0; kind < 2; kind++) {
+      char **out = kind == 0 ? &j->users[i] : &j->groups[i];
+      for (;;) {
+        int r; const char *name = NULL;
+        if (buf == NULL) { *out = nss_err(ENOMEM); break; }
+        if (kind == 0) { struct passwd pw, *res = NULL; r = getpwuid_r(j->ids[i], &pw, buf, size, &res); if (r == 0 && res) name = res->pw_name; }
+        else { struct group gr, *res = NULL; r = getgrgid_r(j->ids[i], &gr, buf, size, &res); if (r == 0 && res) name = res->gr_name; }
+        if (r == ERANGE && size < (1u << 24)) { size *= 2; free(buf); buf = malloc(size); continue; }
+        if (r == 0) *out = name ? strdup(name) : NULL;
+        else if (r == ENOENT || r == ESRCH || r == EBADF || r == EPERM) *out = NULL; /* "not found" per getpwuid_r(3) */
+        else *out = nss_err(r);
+        break;
+      }
+    }
+  }
+  free(buf);
+}
+
+static void nss_complete(napi_env env, napi_status status, void *data) {
+  nss_job *j = data;
+  napi_value result, users, groups, nul;
+  napi_get_null(env, &nul);
+  napi_create_object(env, &result);
+  napi_create_array_with_length(env, j->n, &users);
+  napi_create_array_with_length(env, j->n, &groups);
+  for (uint32_t i = 0; i < j->n; i++) {
+    napi_value u = nul, g = nul;
+    if (j->users[i]) napi_create_string_utf8(env, j->users[i], NAPI_AUTO_LENGTH, &u);
+    if (j->groups[i]) napi_create_string_utf8(env, j->groups[i], NAPI_AUTO_LENGTH, &g);
+    napi_set_element(env, users, i, u); napi_set_element(env, groups, i, g);
+    free(j->users[i]); free(j->groups[i]);
+  }
+  napi_set_named_property(env, result, "users", users);
+  napi_set_named_property(env, result, "groups", groups);
+  if (status == napi_ok) napi_resolve_deferred(env, j->deferred, result);
+  else { napi_value msg, err; napi_create_string_utf8(env, "nssNames: the lookup was cancelled", NAPI_AUTO_LENGTH, &msg); napi_create_error(env, NULL, msg, &err); napi_reject_deferred(env, j->deferred, err); }
+  napi_delete_async_work(env, j->work);
+  free(j);
+}
+
+static napi_value nss_names(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1]; bool isArray = false; uint32_t n = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || napi_is_array(env, argv[0], &isArray) != napi_ok || !isArray || napi_get_array_length(env, argv[0], &n) != napi_ok || n > NSS_MAX_IDS) {
+    napi_throw_type_error(env, "EINVAL", "nssNames(ids: number[] of at most 4096)");
+    return NULL;
+  }
+  nss_job *j = calloc(1, sizeof *j);
+  if (j == NULL) return throw_errno(env, "nssNames", ENOMEM);
+  j->n = n;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v; int64_t id = -1;
+    napi_get_element(env, argv[0], i, &v);
+    if (napi_get_value_int64(env, v, &id) != napi_ok || id < 0 || id > 0xfffffffeLL) { free(j); napi_throw_type_error(env, "EINVAL", "nssNames: ids are 0..4294967294"); return NULL; }
+    j->ids[i] = (uint32_t)id;
+  }
+  napi_value promise, name;
+  napi_create_promise(env, &j->deferred, &promise);
+  napi_create_string_utf8(env, "warden:nssNames", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, nss_execute, nss_complete, j, &j->work);
+  napi_queue_async_work(env, j->work);
+  return promise;
+}
+
+void warden_nss_register(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "nssNames", NULL, nss_names, NULL, NULL, NULL, napi_enumerable, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

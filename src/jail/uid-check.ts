@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
+import { loadNative } from '../sys/native.js';
 
 export interface IdRange { first: number; count: number }
 
@@ -94,6 +95,20 @@ function getentMany(db: 'passwd' | 'group', ids: readonly number[]): Promise<Map
   });
 }
 
+/**
+ * id → account name and id → group name for a window of ids: in-process through the addon's
+ * nssNames (NSS on the thread pool, no process), else two getent processes. A failed lookup
+ * ("?ERRNO") counts as taken: an id NSS cannot vouch for is not handed out.
+ */
+async function nssWindow(ids: readonly number[]): Promise<[Map<number, string>, Map<number, string>]> {
+  let native: ReturnType<typeof loadNative> | undefined;
+  try { native = loadNative(); } catch { native = undefined; }
+  if (native?.nssNames === undefined) return Promise.all([getentMany('passwd', ids), getentMany('group', ids)]);
+  const { users, groups } = await native.nssNames([...ids]);
+  const toMap = (names: Array<string | null>): Map<number, string> => new Map(ids.flatMap((id, i) => (names[i] === null || names[i] === undefined ? [] : [[id, names[i]!] as [number, string]])));
+  return [toMap(users), toMap(groups)];
+}
+
 const STATUS_IDS = { Uid: /^Uid:\s+(.*)$/m, Gid: /^Gid:\s+(.*)$/m } as const;
 
 /** uid → a pid, gid → a pid, for every process's real, effective, saved and filesystem ids (status files read in parallel batches). */
@@ -101,8 +116,8 @@ async function processOwners(procRoot: string): Promise<{ uids: Map<number, numb
   const uids = new Map<number, number>();
   const gids = new Map<number, number>();
   const pids = (await fsp.readdir(procRoot).catch(() => [] as string[])).filter((p) => /^\d+$/.test(p));
-  for (let i = 0; i < pids.length; i += 64) {
-    const batch = pids.slice(i, i + 64);
+  for (let i = 0; i < pids.length; i += 256) {
+    const batch = pids.slice(i, i + 256);
     const texts = await Promise.all(batch.map((p) => fsp.readFile(join(procRoot, p, 'status'), 'utf8').catch(() => '')));
     texts.forEach((status, j) => {
       for (const [key, map] of [['Uid', uids], ['Gid', gids]] as const) {
@@ -134,31 +149,37 @@ async function fileOwners(dirs: readonly string[], limit = 20_000): Promise<Map<
   return owners;
 }
 
-/** How many candidates one getent call asks about. */
-export const NSS_WINDOW = 64;
+/** How many candidates the first NSS window asks about; each further window of the same acquire doubles, up to NSS_WINDOW_MAX. */
+export const NSS_WINDOW = 8;
+const NSS_WINDOW_MAX = 512;
 
 /**
  * The host check for one acquire: the /proc and file scans run once per acquire, started at
- * the first candidate together with NSS, which is asked for a window of NSS_WINDOW candidates
- * per getent call (not two processes per candidate). An id is taken as a uid or a gid alike (a
- * lease uses the same number for both).
+ * the first candidate together with NSS, which is asked about a window of candidates at once
+ * (NSS_WINDOW, doubling while a range is crowded), in-process (the addon) or by one getent per
+ * database, never per candidate. An id is taken as a uid or a gid alike (a lease uses the same
+ * number for both).
  */
 export function hostIdProbe(o: { stateDirs: readonly string[]; procRoot?: string }): IdInUse {
   let procs: ReturnType<typeof processOwners> | undefined;
   let files: ReturnType<typeof fileOwners> | undefined;
+  let size = NSS_WINDOW / 2;
   let window: { first: number; last: number; nss: Promise<[Map<number, string>, Map<number, string>]> } | undefined;
   return async (id) => {
     if (window === undefined || id < window.first || id > window.last) {
-      const ids = Array.from({ length: NSS_WINDOW }, (_, i) => id + i);
-      window = { first: id, last: id + NSS_WINDOW - 1, nss: Promise.all([getentMany('passwd', ids), getentMany('group', ids)]) };
+      size = Math.min(size * 2, NSS_WINDOW_MAX);
+      const ids = Array.from({ length: size }, (_, i) => id + i).filter((n) => n <= 0xfffffffe); // (uid_t)-1 is no id
+      window = { first: id, last: id + size - 1, nss: nssWindow(ids) };
     }
     procs ??= processOwners(o.procRoot ?? '/proc');
     files ??= fileOwners(o.stateDirs);
     const [users, groups] = await window.nss;
     const user = users.get(id);
-    if (user !== undefined) return `uid ${id} is the host account "${user}" (getent passwd)`;
+    if (user?.startsWith('?')) return `uid ${id}: the NSS passwd lookup failed (${user.slice(1)}), so it is not handed out`;
+    if (user !== undefined) return `uid ${id} is the host account "${user}" (NSS passwd)`;
     const group = groups.get(id);
-    if (group !== undefined) return `gid ${id} is the host group "${group}" (getent group)`;
+    if (group?.startsWith('?')) return `gid ${id}: the NSS group lookup failed (${group.slice(1)}), so it is not handed out`;
+    if (group !== undefined) return `gid ${id} is the host group "${group}" (NSS group)`;
     const p = await procs;
     const pid = p.uids.get(id) ?? p.gids.get(id);
     if (pid !== undefined) return `id ${id} owns the live process ${pid}`;

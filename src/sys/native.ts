@@ -26,6 +26,11 @@ export interface NativeAddon {
    * the errno name as code (ENOSYS before Linux 5.6). Optional: an older build lacks it.
    */
   openat2?(dirfd: number, path: string, flags: number, resolve: number): number;
+  /**
+   * Names of the host accounts and groups with these ids (getpwuid_r, getgrgid_r on the thread
+   * pool): null when there is none, "?ERRNO" when the lookup failed. Optional: an older build lacks it.
+   */
+  nssNames?(ids: number[]): Promise<{ users: Array<string | null>; groups: Array<string | null> }>;
   /** An anonymous memory file (memfd) holding `data`, sealed against every change; close-on-exec. */
   memfdSealed(name: string, data: Uint8Array): number;
   /** An AF_NETLINK NETLINK_ROUTE socket (O_CLOEXEC, 5 s receive timeout). */
