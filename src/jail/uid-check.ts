@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { loadNative } from '../sys/native.js';
+import { loadNative, type NativeAddon } from '../sys/native.js';
 
 export interface IdRange { first: number; count: number }
 
@@ -95,14 +95,18 @@ function getentMany(db: 'passwd' | 'group', ids: readonly number[]): Promise<Map
   });
 }
 
+/** The addon when it loads (its optional calls may still be missing from an older build), else undefined: the callers fall back. */
+function optionalNative(): NativeAddon | undefined {
+  try { return loadNative(); } catch { return undefined; }
+}
+
 /**
  * id → account name and id → group name for a window of ids: in-process through the addon's
  * nssNames (NSS on the thread pool, no process), else two getent processes. A failed lookup
  * ("?ERRNO") counts as taken: an id NSS cannot vouch for is not handed out.
  */
 async function nssWindow(ids: readonly number[]): Promise<[Map<number, string>, Map<number, string>]> {
-  let native: ReturnType<typeof loadNative> | undefined;
-  try { native = loadNative(); } catch { native = undefined; }
+  const native = optionalNative();
   if (native?.nssNames === undefined) return Promise.all([getentMany('passwd', ids), getentMany('group', ids)]);
   const { users, groups } = await native.nssNames([...ids]);
   const toMap = (names: Array<string | null>): Map<number, string> => new Map(ids.flatMap((id, i) => (names[i] === null || names[i] === undefined ? [] : [[id, names[i]!] as [number, string]])));
@@ -115,6 +119,16 @@ const STATUS_IDS = { Uid: /^Uid:\s+(.*)$/m, Gid: /^Gid:\s+(.*)$/m } as const;
 async function processOwners(procRoot: string): Promise<{ uids: Map<number, number>; gids: Map<number, number> }> {
   const uids = new Map<number, number>();
   const gids = new Map<number, number>();
+  const native = procRoot === '/proc' ? optionalNative() : undefined;
+  if (native?.procIds !== undefined) {
+    // The addon's one pass over /proc (a millisecond for a hundred processes, against several through fs promises).
+    const rows = await native.procIds();
+    for (let i = 0; i + 9 <= rows.length; i += 9) {
+      for (let k = 1; k <= 4; k++) if (!uids.has(rows[i + k]!)) uids.set(rows[i + k]!, rows[i]!);
+      for (let k = 5; k <= 8; k++) if (!gids.has(rows[i + k]!)) gids.set(rows[i + k]!, rows[i]!);
+    }
+    return { uids, gids };
+  }
   const pids = (await fsp.readdir(procRoot).catch(() => [] as string[])).filter((p) => /^\d+$/.test(p));
   for (let i = 0; i < pids.length; i += 256) {
     const batch = pids.slice(i, i + 256);

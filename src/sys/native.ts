@@ -31,6 +31,11 @@ export interface NativeAddon {
    * pool): null when there is none, "?ERRNO" when the lookup failed. Optional: an older build lacks it.
    */
   nssNames?(ids: number[]): Promise<{ users: Array<string | null>; groups: Array<string | null> }>;
+  /**
+   * Every process's ids from /proc/PID/status in one pass on the thread pool: 9 numbers a
+   * process (pid, the Uid: line's four uids, the Gid: line's four gids). Optional: an older build lacks it.
+   */
+  procIds?(): Promise<Uint32Array>;
   /** An anonymous memory file (memfd) holding `data`, sealed against every change; close-on-exec. */
   memfdSealed(name: string, data: Uint8Array): number;
   /** An AF_NETLINK NETLINK_ROUTE socket (O_CLOEXEC, 5 s receive timeout). */
