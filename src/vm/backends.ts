@@ -7,6 +7,7 @@
 export { jailerConfig } from './jailer.js';
 import { openSync, constants as C } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { ownerFromUid } from '../image/index.js';
 import { buildPlan } from '../plan/index.js';
 import { parseSpec, resolveSpecPaths } from '../spec/index.js';
 import type { JailerConfig } from '../jail/index.js';
@@ -80,7 +81,7 @@ export function realBackends(o: RealBackendOptions): Backends {
   return {
     qemuBinary: qemu,
     parseSpec: (text, file) => resolveSpecPaths(parseSpec(text, file), dirname(resolve(file))) as unknown as Record<string, unknown>,
-    facts: (spec, stateRoot, f) => gatherFacts(spec, sources, { stateRoot, identity, ...(f?.choosePorts === true ? { choosePorts: true } : {}) }),
+    facts: (spec, stateRoot, f) => gatherFacts(spec, sources, { stateRoot, identity, ...(f?.choosePorts === true ? { choosePorts: true } : {}), ...(f?.owner === undefined ? {} : { owner: ownerFromUid(f.owner) }) }),
     plan: (spec, facts) => buildPlan(spec, facts),
     jail: useJail ? new JailerLauncher(config, fs) : new DirectLauncher(),
     logUser: process.getuid?.() === 0 ? LOGD_USER : null,

@@ -7,7 +7,7 @@ import { constants as C, existsSync, promises as fsp } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { loadHostPolicy, walkChainConfined, type HostPolicy, type ImageChain } from '../image/index.js';
+import { loadHostPolicy, walkChainConfined, type HostPolicy, type ImageChain, type Owner } from '../image/index.js';
 import { WardenError } from '../errors/index.js';
 import { PASST_BINARY, type Facts } from '../plan/index.js';
 import { gatherProgramView, loadQemuCaps, type QemuCaps } from '../qemu/index.js';
@@ -71,6 +71,8 @@ export interface FactOptions {
   choosePorts?: boolean;
   /** The uid policy (default: identityPolicy()), or a fixed uid/gid to plan for. */
   identity?: Facts['identity'];
+  /** Whose access the walk checks for files QEMU gets writable (a daemon VM's owner; null: nobody); default: the caller. */
+  owner?: Owner | null;
 }
 
 /** The state root's cache directory (QEMU capabilities, the KVM verdict). */
@@ -80,7 +82,7 @@ export function cacheDirOf(stateRoot: string): string {
 
 /** Every fact the planner needs for `spec`; what could not be had is in `issues`, never thrown (QEMU's probe failing is). */
 export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions): Promise<GatheredFacts> {
-  const [qemu, kvm, files] = await Promise.all([src.caps(), kvmFact(spec, src, o.kvm), hostFiles(spec)]);
+  const [qemu, kvm, files] = await Promise.all([src.caps(), kvmFact(spec, src, o.kvm), hostFiles(spec, o.owner)]);
   const kvmUsable = kvm.usable;
   const facts: Facts = {
     qemu, kvmUsable, chains: files.chains,
@@ -185,7 +187,7 @@ async function bindAnyPort(proto: 'tcp' | 'udp', host: string): Promise<{ port: 
 }
 
 /** Each disk's chain under the image policy, and the boot files; failures located at their spec field. */
-async function hostFiles(spec: Spec): Promise<{ chains: Record<string, ImageChain>; issues: HostIssue[] }> {
+async function hostFiles(spec: Spec, owner: Owner | null | undefined): Promise<{ chains: Record<string, ImageChain>; issues: HostIssue[] }> {
   const chains: Record<string, ImageChain> = {};
   const issues: HostIssue[] = [];
   let host: HostPolicy | null = null;
@@ -193,7 +195,7 @@ async function hostFiles(spec: Spec): Promise<{ chains: Record<string, ImageChai
   if (host !== null) {
     const policy = host;
     await Promise.all(spec.disks.map(async (d, i) => {
-      try { chains[d.name] = await chainOf(d, i, policy); } catch (cause) { issues.push(issueOf(`disks[${i}].image`, cause)); }
+      try { chains[d.name] = await chainOf(d, i, policy, owner); } catch (cause) { issues.push(issueOf(`disks[${i}].image`, cause)); }
     }));
   }
   for (const key of ['kernel', 'initrd'] as const) {
@@ -207,10 +209,11 @@ async function hostFiles(spec: Spec): Promise<{ chains: Record<string, ImageChai
 /**
  * The one call into the chain walker (src/image walkChainConfined): the top layer's format
  * from the spec, backing formats as recorded, json: and protocol backings refused, every
- * file confined to the disk's allowed places and the host policy's image directories.
+ * file confined to the disk's allowed places and the host policy's image directories, and
+ * files given writable checked against `owner` (undefined: the caller, as the CLI acts).
  */
-export function chainOf(d: Disk, index: number, host: HostPolicy): Promise<ImageChain> {
-  return walkChainConfined({ ...d, from: `disks[${index}]` }, host);
+export function chainOf(d: Disk, index: number, host: HostPolicy, owner?: Owner | null): Promise<ImageChain> {
+  return walkChainConfined({ ...d, from: `disks[${index}]` }, host, owner === undefined ? {} : { owner });
 }
 
 function issueOf(from: string, cause: unknown): HostIssue {

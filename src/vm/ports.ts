@@ -65,7 +65,7 @@ export interface QmpConn {
 export interface Backends {
   qemuBinary: string;
   /** Host facts for planning `spec` with its state under `stateRoot` (vm/facts gatherFacts, this process's probes). */
-  facts(spec: Spec, stateRoot: string, o?: { choosePorts?: boolean }): Promise<GatheredFacts>;
+  facts(spec: Spec, stateRoot: string, o?: { choosePorts?: boolean; owner?: number }): Promise<GatheredFacts>;
   /** The pure planner on those facts. */
   plan(spec: Spec, facts: Facts): PlanView;
   /** The validated spec from a spec file's text (paths resolved against the file's directory). */

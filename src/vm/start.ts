@@ -62,7 +62,8 @@ const facts: Step<StartCtx> = {
   name: 'facts', label: 'gathering host facts (accelerator, disk chains, boot files, firmware)',
   async run(c) {
     const spec = c.rec.spec as unknown as Spec;
-    const g = await c.d.backends.facts(spec, c.d.store.root, { choosePorts: true });
+    // The VM's owner (set by the daemon at create): the one confined walk checks its access to writable files.
+    const g = await c.d.backends.facts(spec, c.d.store.root, { choosePorts: true, ...(c.rec.owner === undefined ? {} : { owner: c.rec.owner }) });
     if (g.kvmFallback !== null) c.warnings.push(`KVM is not usable (${g.kvmFallback}): falling back to TCG, which is much slower`);
     const first = g.issues[0];
     if (first !== undefined) throw hostIssueError(c.rec.name, first);
