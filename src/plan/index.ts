@@ -6,3 +6,5 @@ export type { PlanIssue } from './errors.js';
 export { stableMac, hostIfname } from './net.js';
 export { SANDBOX } from './base.js';
 export { renderPlan, planToJson } from './render.js';
+export { planDiskAttach, planDiskDetach } from './hotplug.js';
+export type { DiskAttachPlan, HotplugStep, HotplugFd, LiveAllocations, QmpCall } from './hotplug.js';

@@ -18,6 +18,7 @@ import { backoff, wantsRestart, type RestartPolicy } from './restart.js';
 import { assertAllowed, expectsProcess } from './machine.js';
 import type { Backends } from './ports.js';
 import type { QmpClient } from '../qmp/index.js';
+import type { DiskAttachRequest, HotplugResult } from './hotplug.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 
@@ -186,6 +187,14 @@ export class DaemonService implements VmService {
     const rec = await this.get(name);
     assertAllowed(name, rec.phase, 'console');
     return this.core.sessions.client(this.core.store.paths(name).qmpSocket);
+  }
+
+  attachDisk(name: string, req: DiskAttachRequest): Promise<HotplugResult> {
+    return this.job(name, 'qmp', () => this.core.manager.attachDisk(name, req));
+  }
+
+  detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> {
+    return this.job(name, 'qmp', () => this.core.manager.detachDisk(name, disk, o));
   }
 
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {

@@ -16,7 +16,9 @@ export type VmErrorCode =
   | 'VM_BAD_NAME'
   | 'VM_TEARDOWN_FAILED'
   | 'VM_IO'
-  | 'VM_NO_DISPLAY';
+  | 'VM_NO_DISPLAY'
+  | 'VM_DEVICE_NOT_FOUND'
+  | 'VM_HOTPLUG_FAILED';
 
 export class VmError extends WardenError {
   declare readonly code: VmErrorCode;

@@ -57,7 +57,8 @@ export interface NetPort {
 
 /** A QMP connection (src/qmp QmpClient, seen untyped). */
 export interface QmpConn {
-  execute(command: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<unknown>;
+  /** `fds` go with the command by SCM_RIGHTS (add-fd, getfd). */
+  execute(command: string, args?: Record<string, unknown>, timeoutMs?: number, fds?: readonly number[]): Promise<unknown>;
   close(): Promise<void>;
 }
 

@@ -75,4 +75,22 @@ export interface VmRecord {
   lastExit?: ExitInfo;
   /** Warnings from the last start (e.g. KVM fell back to TCG). */
   warnings?: string[];
+  /** Devices hot-plugged into the current run, each recorded before each of its steps (vm/hotplug). */
+  hotplug?: HotplugEntry[];
+}
+
+/** One hot-plugged device and how far its attach or detach got. */
+export interface HotplugEntry {
+  /** The disk's name; `run` is the run's startedAt (an entry of an older run is stale). */
+  name: string;
+  run: string;
+  deviceId: string;
+  state: 'attaching' | 'attached' | 'removing';
+  /** The steps planned (plan/hotplug) and how many were begun. */
+  steps: Array<{ command: string; args: Record<string, unknown>; fd?: string; undo: { command: string; args: Record<string, unknown> } | null }>;
+  begun: number;
+  claims: DiskClaim[];
+  /** The disk as the spec holds it. */
+  disk: Record<string, unknown>;
+  liveOnly: boolean;
 }

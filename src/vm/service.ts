@@ -6,6 +6,7 @@
  */
 import { WardenError } from '../errors/index.js';
 import { isVmError } from './errors.js';
+import type { DiskAttachRequest, HotplugResult } from './hotplug.js';
 import type { VmManager } from './manager.js';
 import type { StopOptions } from './stop.js';
 import type { VmPaths } from './store.js';
@@ -59,6 +60,9 @@ export interface VmService {
   list(): Promise<ListEntry[]>;
   inspect(name: string): Promise<Inspection>;
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown>;
+  /** Disk hot-plug (vm/hotplug); absent where not served yet (the HTTP API client). */
+  attachDisk?(name: string, req: DiskAttachRequest): Promise<HotplugResult>;
+  detachDisk?(name: string, disk: string, o?: { liveOnly?: boolean; waitMs?: number }): Promise<HotplugResult>;
   close(): Promise<void>;
 }
 
@@ -129,6 +133,9 @@ export class LocalService implements VmService {
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
     return this.manager.qmp(name, command, args);
   }
+
+  attachDisk(name: string, req: DiskAttachRequest): Promise<HotplugResult> { return this.manager.attachDisk(name, req); }
+  detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> { return this.manager.detachDisk(name, disk, o); }
 
   async close(): Promise<void> { /* nothing held between verbs */ }
 }

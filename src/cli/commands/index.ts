@@ -11,6 +11,7 @@ import { registerHost } from './host.js';
 import { registerDemo, registerVm } from './vm.js';
 import { registerDaemon } from './daemon.js';
 import { registerUi } from './ui.js';
+import { registerDisk } from './disk.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -26,4 +27,5 @@ export const registrars: Registrar[] = [
   registerDemo,
   registerDaemon,
   registerUi,
+  registerDisk,
 ];
