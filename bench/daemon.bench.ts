@@ -21,8 +21,9 @@ async function daemon(socket: string, stateDir: string): Promise<ChildProcess> {
   const p = spawn(process.execPath, [bin(), 'daemon', '--socket', socket, '--state-dir', stateDir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   await new Promise<void>((resolve, reject) => {
-    p.stderr!.on('data', (c: Buffer) => { err += c.toString(); if (err.includes('serving ')) resolve(); });
-    p.once('exit', () => reject(new Error(`the daemon exited: ${err}`)));
+    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`the daemon did not start within 30 s: ${err}`)); }, 30_000);
+    p.stderr!.on('data', (c: Buffer) => { err += c.toString(); if (err.includes('serving ')) { clearTimeout(timer); resolve(); } });
+    p.once('exit', () => { clearTimeout(timer); reject(new Error(`the daemon exited: ${err}`)); });
   });
   return p;
 }
@@ -32,18 +33,22 @@ function rssBytes(pid: number): number {
   return Number(m?.[1] ?? 0) * 1024;
 }
 
-/** Resolves with the time the first `stopped` event for `vm` arrives. */
+/** Resolves with the time the first `stopped` event for `vm` arrives; every wait is bounded (a dead daemon must not hang the run). */
 function nextStopped(socket: string, vm: string): { ready: Promise<void>; at: Promise<number>; close: () => void } {
   let ready!: () => void;
   let got!: (t: number) => void;
-  const r = new Promise<void>((res) => { ready = res; });
-  const at = new Promise<number>((res) => { got = res; });
+  let fail!: (e: Error) => void;
+  const r = new Promise<void>((res, rej) => { ready = res; fail = rej; });
+  const at = new Promise<number>((res, rej) => { got = res; const f = fail; fail = (e) => { f(e); rej(e); }; });
+  const timer = setTimeout(() => fail(new Error(`no stopped event for ${vm} within 20 s`)), 20_000);
   const req = request({ socketPath: socket, path: `/v1/events?vm=${vm}&type=stopped`, agent: false }, (res) => {
-    res.on('data', (c: Buffer) => { if (c.toString().includes('event: stopped')) got(performance.now()); else ready(); });
+    res.on('data', (c: Buffer) => { if (c.toString().includes('event: stopped')) { clearTimeout(timer); got(performance.now()); } else ready(); });
+    res.on('end', () => fail(new Error('the event stream ended')));
   });
-  req.on('error', () => undefined);
+  req.on('error', (e) => fail(e));
   req.end();
-  return { ready: r, at, close: () => req.destroy() };
+  at.catch(() => undefined);
+  return { ready: r, at, close: () => { clearTimeout(timer); req.destroy(); } };
 }
 
 export const benchmarks: Benchmark[] = [{
@@ -129,9 +134,11 @@ export const benchmarks: Benchmark[] = [{
       }
     } finally {
       for (const v of await api.listVms().catch(() => [])) await api.deleteVm(v.name, true).catch(() => undefined);
-      const gone = new Promise((r) => d.once('exit', r));
-      d.kill('SIGTERM');
-      await gone;
+      if (d.exitCode === null && d.signalCode === null) { // a daemon that died already must not be waited for
+        const gone = new Promise((r) => d.once('exit', r));
+        d.kill('SIGTERM');
+        await Promise.race([gone, new Promise((r) => setTimeout(r, 10_000))]);
+      }
       env.cleanup();
     }
     return rows;

@@ -8,7 +8,8 @@ import { qcow2WithSnapshots } from '../src/image/fixtures.js';
 import { le, medianMs, n, type Benchmark, type BenchRow } from './lib.js';
 
 const LAYERS = n(100, 10);
-const CLI = fileURLToPath(new URL('../src/cli/bin.js', import.meta.url));
+/** What bin/warden starts: the bundle through the code cache (bin.js while the bundle is stale). */
+const CLI = fileURLToPath(new URL('../src/cli/boot.cjs', import.meta.url));
 
 /** Builds base.qcow2 ← l1 ← ... ← l99 (100 qcow2 layers) with the real qemu-img. */
 function buildChain(dir: string): string {

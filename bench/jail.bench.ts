@@ -1,13 +1,20 @@
 /** @module bench/jail: what confinement costs: a jailed start/exit against an unjailed one and the bare setpriv+bwrap chain. */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   buildJailArgv, checkJailSpec, defaultJailerConfig, launchJail, LeaseStore, teardownJail, type JailSpec,
 } from '../src/jail/index.js';
 import { le, medianMs, type Benchmark, type BenchRow } from './lib.js';
 
-const UIDS = { first: 231196, count: 4 };
+/**
+ * A uid range of this run's own (a concurrent run, CI's say, must not find its uids taken):
+ * 32 ids from 240000 up, by pid. 32, because the lease skips an id while any process of it
+ * lives, and the last launch's processes may still be exiting when the next one leases.
+ */
+const UIDS = { first: 240000 + (process.pid % 300) * 32, count: 32 };
+const BARE_UID = UIDS.first + 31;
 
 function run(argv: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -27,7 +34,23 @@ function spec(name: string): JailSpec {
   };
 }
 
-const BARE_CHAIN = ['/usr/bin/setpriv', '--reuid=231199', '--regid=231199', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs',
+/** The jail's own chain (exec helper → setpriv → bwrap with every flag the spec implies), spawned bare: no lease, cgroup, status file or pid checks; the gate opened at once. */
+function ownChainBare(config: ReturnType<typeof defaultJailerConfig>): Promise<void> {
+  const argv = buildJailArgv(spec('warden-test-jail-bare'), { uid: BARE_UID, gid: BARE_UID, groups: [], helperPath: config.helperPath, setprivPath: config.setprivPath,
+    bwrapPath: config.bwrapPath, cgroupProcs: [], statusFd: 3, gateFd: 4, stderrFd: 5, landlockRequired: false });
+  return new Promise((resolve, reject) => {
+    const status = openSync('/dev/null', 'w');
+    const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'ignore', status, 'pipe', status], env: {} });
+    closeSync(status);
+    const gate = p.stdio[4] as Duplex;
+    gate.on('error', () => undefined);
+    gate.write('g');
+    p.on('error', reject);
+    p.on('exit', (code) => { gate.destroy(); if (code === 0) resolve(); else reject(new Error(`the jail's own chain, spawned bare, exited ${code}`)); });
+  });
+}
+
+const BARE_CHAIN = ['/usr/bin/setpriv', `--reuid=${BARE_UID}`, `--regid=${BARE_UID}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs',
   '/usr/bin/bwrap', '--unshare-all', '--new-session', '--ro-bind', '/usr', '/usr', '--proc', '/proc', '--dev', '/dev', '--', '/usr/bin/true'];
 
 async function startRows(): Promise<BenchRow[] | string> {
@@ -38,6 +61,7 @@ async function startRows(): Promise<BenchRow[] | string> {
     const name = 'warden-test-jail-bench';
     const unjailed = await medianMs(() => run(['/usr/bin/true']), 15, 2);
     const bare = await medianMs(() => run(BARE_CHAIN), 15, 2);
+    const own = await medianMs(() => ownChainBare(config), 15, 2);
     let launchOnly = 0;
     const launches: number[] = [];
     const full = await medianMs(async () => {
@@ -53,6 +77,7 @@ async function startRows(): Promise<BenchRow[] | string> {
       { group: 'jail', name: 'launchJail → exit → teardown (/usr/bin/true)', value: full, unit: 'ms', baseline: { name: 'unjailed spawn → exit', value: unjailed } },
       { group: 'jail', name: 'launchJail → exit → teardown (/usr/bin/true)', value: full, unit: 'ms', baseline: { name: 'bare setpriv+bwrap chain, no cgroup/lease', value: bare } },
       { group: 'jail', name: 'launchJail until the program has exec\'d', value: launchOnly, unit: 'ms', baseline: { name: 'bare setpriv+bwrap chain → exit', value: bare }, goal: le(1.5) },
+      { group: 'jail', name: 'launchJail until the program has exec\'d', value: launchOnly, unit: 'ms', baseline: { name: 'the jail\'s own chain and flags spawned bare → exit', value: own } },
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -56,7 +56,7 @@ async function startVsDefined(m: Manager, env: TestEnv): Promise<BenchRow[]> {
     rows.push({ group: 'scale', name: `start → running with ${size} defined VM(s)`, value: ms, unit: 'ms',
       ...(size === 1 ? {} : { baseline: { name: 'with 1 defined VM', value: first } }) });
   }
-  const cli = join(repoRoot(), 'dist', 'src', 'cli', 'bin.js');
+  const cli = join(repoRoot(), 'dist', 'src', 'cli', 'boot.cjs'); // what bin/warden starts
   const inProc = await medianMs(() => m.list(), n(5, 1), 1);
   const cold = await medianMs(() => spawnSync(process.execPath, [cli, 'list', '--state-dir', m.store.root], { stdio: 'ignore' }), n(5, 1), 1);
   rows.push({ group: 'scale', name: `list with ${defined} VMs (in process)`, value: inProc, unit: 'ms' },

@@ -24,6 +24,8 @@ export async function bareStart(plan: PlanView, qmpSocket: string, stateRoot: st
   const launcher = new DirectLauncher();
   const backends = realBackends({ stateRoot, jail: false });
   const t0 = performance.now();
+  // Boot files arrive as sealed memfds the manager fills (src/vm/boot-fds), as start does.
+  for (const [name, fd] of openSealedCopies(plan.fds, 'bench', loadNative())) fds.adopt(name, fd);
   await fds.openAll(plan.fds, 'bench');
   for (const [k, fd] of openSealedCopies(plan.fds, 'bench', loadNative())) fds.adopt(k, fd); // boot files arrive as sealed memfds
   const l = await launcher.launch(plan.jail, fds.byName, 2, join(stateRoot, 'bare.status'), stateRoot);
@@ -64,7 +66,7 @@ export const benchmarks: Benchmark[] = [{
         await m.kill(name);
         bare.push(await bareStart(plan, m.store.paths(name).qmpSocket, env.stateRoot));
         const t1 = performance.now();
-        const r = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'bin.js'), 'start', name, '--state-dir', env.stateRoot, '--json'], { encoding: 'utf8' });
+        const r = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'boot.cjs'), 'start', name, '--state-dir', env.stateRoot, '--json'], { encoding: 'utf8' });
         cold.push(performance.now() - t1);
         if (r.status !== 0) throw new Error(`warden start failed: ${r.stdout}${r.stderr}`);
         await m.kill(name);

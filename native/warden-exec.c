@@ -7,8 +7,9 @@
  *
  *   warden-exec inner --keep N [--gate FD] [--stderr-fd FD] [--rlimit NAME=VALUE]...
  *                     [--ll-ro PATH]... [--ll-rw PATH]... [--ll-required] -- PROGRAM ARGS...
- *     Runs as the jailed uid inside the sandbox, just before the program: waits for the
- *     manager's "go" byte on the gate fd, moves the program's real stderr onto fd 2 (until
+ *     Runs as the jailed uid inside the sandbox, just before the program: says "r" (ready)
+ *     on the gate socket, so the manager waits on an fd rather than polling for it, waits
+ *     for the manager's "go" byte on the gate fd, moves the program's real stderr onto fd 2 (until
  *     then fd 2 carries setup errors to the manager), closes every fd above 2+N, sets
  *     rlimits, applies Landlock where the kernel has it, execs.
  *
@@ -153,8 +154,11 @@ static void close_above(int last_kept, int keep_open) {
 }
 
 static void wait_gate(int fd) {
-  char c = 0;
+  char c = 'r';
   ssize_t n;
+  /* Best effort: a manager that does not read it still sends the go (it also polls). */
+  do n = write(fd, &c, 1); while (n < 0 && errno == EINTR);
+  c = 0;
   do n = read(fd, &c, 1); while (n < 0 && errno == EINTR);
   if (n != 1 || c != 'g') { errno = ECANCELED; die(123, "gate:", "the manager did not confirm the start"); }
 }

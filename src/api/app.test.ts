@@ -29,6 +29,8 @@ function fakeService(vms: VmRecord[]): VmService & { calls: string[] } {
     get, list: async (): Promise<ListEntry[]> => [...byName.values()].map((record) => ({ name: record.name, record })),
     inspect: async () => { throw new Error('not in these tests'); },
     qmp: async (name, command) => { calls.push(`qmp ${name} ${command}`); return { status: 'running' }; },
+    console: async () => { throw new Error('not in these tests'); },
+    logs: async () => 0,
     close: async () => {},
   };
   return svc;
@@ -66,10 +68,30 @@ test('routes: a state change is an operation (202, then wait); a refused one is 
   const done = await app.server.inject({ method: 'GET', url: `/v1/operations/${id}/wait?wait=5` });
   assert.equal(done.json().operation.status, 'succeeded');
   assert.equal(done.json().operation.result.record.phase, 'running');
+  const ended = svc.events!.since('e1-0')!.find((e) => e.type === 'operation');
+  assert.deepEqual([ended?.operation, ended?.data], [id, { action: 'start', status: 'succeeded' }], 'the end of an operation is an event');
   const refused = await put('/v1/vms/b/state?wait=5', { action: 'start' });
   assert.deepEqual([refused.statusCode, refused.json().error.code], [409, 'VM_INVALID_STATE']);
   assert.deepEqual(svc.calls, ['start a']);
   assert.equal((await put('/v1/vms/a/state', { action: 'stop', timeout: -1 })).statusCode, 400);
   who = caller(2000, false);
   assert.equal((await app.server.inject({ method: 'GET', url: `/v1/operations/${id}` })).statusCode, 404, 'another user does not see the operation');
+});
+
+test('group membership comes from /etc/group for the peer uid, not from a pid that may be another process by now', async () => {
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const { groupsOf } = await import('./auth.js');
+  const etc = mkdtempSync(join(tmpdir(), 'warden-etc-'));
+  try {
+    writeFileSync(join(etc, 'passwd'), 'root:x:0:0::/root:/bin/sh\nann:x:1000:1000::/home/ann:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n');
+    writeFileSync(join(etc, 'group'), 'warden:x:995:ann,bob\nwarden-admin:x:994:bob\nann:x:1000:\n');
+    const num = (xs: number[]): number[] => [...xs].sort((a, b) => a - b);
+    assert.deepEqual(num(groupsOf(1000, 1000, etc)), [995, 1000]);
+    assert.deepEqual(num(groupsOf(1001, 1001, etc)), [994, 995, 1001]);
+    assert.deepEqual(groupsOf(4242, 4242, etc), [4242], 'an unknown uid has its gid only');
+  } finally {
+    rmSync(etc, { recursive: true, force: true });
+  }
 });

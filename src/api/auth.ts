@@ -2,7 +2,7 @@
  * @module api/auth: who is calling, from the unix socket's peer credentials (SO_PEERCRED),
  * and what they may do: root and members of `warden-admin` see and do everything; other
  * members of `warden` see and act on the VMs they own (the uid that created them); QMP
- * passthrough is for admins only. Groups are read from /proc/PID/status of the caller.
+ * passthrough is for admins only. Group membership is /etc/group's, for the peer's uid.
  */
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -33,13 +33,21 @@ export function groupGid(name: string, etcGroup = '/etc/group'): number | null {
   return null;
 }
 
-function groupsOf(pid: number, gid: number): number[] {
-  try {
-    const m = /^Groups:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return [gid, ...(m?.[1] ?? '').trim().split(/\s+/).filter((s) => s !== '').map(Number)];
-  } catch {
-    return [gid];
+/**
+ * The groups of `uid`: its gid at connect time plus the groups /etc/group lists its user
+ * name in. Not the peer pid's /proc status: that pid may belong to another process by now
+ * (a client can pass its connection on and exit), and SO_PEERCRED's uid is what counts.
+ */
+export function groupsOf(uid: number, gid: number, etc = '/etc'): number[] {
+  const read = (f: string): string[] => { try { return readFileSync(`${etc}/${f}`, 'utf8').split('\n'); } catch { return []; } };
+  const user = read('passwd').map((l) => l.split(':')).find((f) => f[2] === String(uid))?.[0];
+  const out = new Set([gid]);
+  if (user !== undefined) {
+    for (const f of read('group').map((l) => l.split(':'))) {
+      if (f.length >= 4 && (f[3] ?? '').split(',').includes(user)) out.add(Number(f[2]));
+    }
   }
+  return [...out];
 }
 
 const cache = new WeakMap<Socket, Caller>();
@@ -51,7 +59,7 @@ export function callerOf(socket: Socket): Caller {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd !== 'number' || fd < 0) throw new ApiError('AUTH_NO_CREDENTIALS', 'the caller cannot be identified: the API is served on a unix socket only');
   const cred = loadNative().peerCred(fd);
-  const groups = groupsOf(cred.pid, cred.gid);
+  const groups = groupsOf(cred.uid, cred.gid);
   const admin = cred.uid === 0 || inGroup(groups, ADMIN_GROUP);
   const c: Caller = { ...cred, groups, admin, member: admin || inGroup(groups, USER_GROUP) };
   cache.set(socket, c);

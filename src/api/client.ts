@@ -5,6 +5,7 @@
  * DAEMON_UNAVAILABLE.
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { WardenError } from '../errors/index.js';
 import type { Inspection, Operation, VmEvent, VmRecord, VmSummary } from '../vm/index.js';
 import { ApiError, type ErrorBody } from './errors.js';
@@ -103,11 +104,14 @@ export class ApiClient {
    * Follows /v1/events: calls `onEvent` for each event (a `resync` too) until `stop()` or the
    * daemon ends the stream; resolves then. `lastEventId` resumes after that event.
    */
-  events(q: { vm?: string[]; type?: string[]; lastEventId?: string }, onEvent: (e: VmEvent | { type: 'resync'; epoch: string; reason: string }) => void): { done: Promise<void>; stop: () => void } {
+  events(q: { vm?: string[]; type?: string[]; lastEventId?: string }, onEvent: (e: VmEvent | { type: 'resync'; epoch: string; reason: string }) => void):
+    { ready: Promise<void>; done: Promise<void>; stop: () => void } {
     const qs = new URLSearchParams();
     if (q.vm?.length) qs.set('vm', q.vm.join(','));
     if (q.type?.length) qs.set('type', q.type.join(','));
     let stop = (): void => {};
+    let subscribed = (): void => {};
+    const ready = new Promise<void>((r) => { subscribed = r; });
     const done = new Promise<void>((resolve, reject) => {
       const req = httpRequest({ socketPath: this.socket, path: `/v1/events${qs.size > 0 ? `?${qs}` : ''}`, agent: false,
         headers: q.lastEventId ? { 'last-event-id': q.lastEventId } : {} }, (res) => {
@@ -115,6 +119,7 @@ export class ApiClient {
         let buf = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => {
+          subscribed(); // the daemon writes a comment line once the subscription is in place
           buf += c;
           for (let i = buf.indexOf('\n\n'); i >= 0; i = buf.indexOf('\n\n')) {
             const data = buf.slice(0, i).split('\n').find((l) => l.startsWith('data: '));
@@ -127,9 +132,53 @@ export class ApiClient {
       });
       req.on('error', (cause) => reject(new ApiError('DAEMON_UNAVAILABLE', `the daemon at ${this.socket} does not answer`, { context: { socket: this.socket }, cause })));
       req.end();
-      stop = () => { req.destroy(); resolve(); };
+      stop = () => { req.destroy(); subscribed(); resolve(); };
     });
-    return { done, stop: () => stop() };
+    done.catch(() => subscribed());
+    return { ready, done, stop: () => stop() };
+  }
+
+  /** The serial console as a stream (ticket, then the WebSocket): the serial.log tail first, then live bytes both ways. */
+  async openConsole(name: string, force = false): Promise<Duplex> {
+    const { WebSocket, createWebSocketStream } = await import('ws'); // only the console needs it: not loaded at CLI start-up
+    const t = (await this.json<{ path: string }>('POST', `/v1/vms/${encodeURIComponent(name)}/console${force ? '?force=1' : ''}`)).body;
+    const ws = new WebSocket(`ws+unix://${this.socket}:${t.path}`);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => { body += c.toString(); });
+        res.on('end', () => {
+          const e = (() => { try { return (JSON.parse(body) as ErrorBody).error; } catch { return undefined; } })();
+          reject(new WardenError(e?.code ?? 'DAEMON_BAD_RESPONSE', e?.message ?? `the console upgrade was refused (${res.statusCode})`, { context: { status: res.statusCode } }));
+        });
+      });
+      ws.once('error', (cause) => reject(new ApiError('DAEMON_UNAVAILABLE', `the console WebSocket of VM ${name} failed`, { cause })));
+    });
+    return createWebSocketStream(ws);
+  }
+
+  /** Writes the serial log to `out` (follow: while the VM runs); resolves with the bytes written. */
+  streamLogs(name: string, out: NodeJS.WritableStream, follow: boolean): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest({ socketPath: this.socket, path: `/v1/vms/${encodeURIComponent(name)}/logs${follow ? '?follow=1' : ''}`, agent: false }, (res) => {
+        if ((res.statusCode ?? 0) >= 400) {
+          let body = '';
+          res.on('data', (c: Buffer) => { body += c.toString(); });
+          res.on('end', () => {
+            const e = (() => { try { return (JSON.parse(body) as ErrorBody).error; } catch { return undefined; } })();
+            reject(new WardenError(e?.code ?? 'DAEMON_BAD_RESPONSE', e?.message ?? `GET logs answered ${res.statusCode}`, { context: { status: res.statusCode } }));
+          });
+          return;
+        }
+        let n = 0;
+        res.on('data', (c: Buffer) => { n += c.length; out.write(c); });
+        res.on('end', () => resolve(n));
+        res.on('error', reject);
+      });
+      req.on('error', (cause) => reject(new ApiError('DAEMON_UNAVAILABLE', `the daemon at ${this.socket} does not answer`, { cause })));
+      req.end();
+    });
   }
 
   async qmp(name: string, execute: string, args?: Record<string, unknown>): Promise<unknown> {

@@ -63,6 +63,11 @@ export class ConsoleHub {
     const t = this.tickets.get(key);
     this.tickets.delete(key); // one-shot, also when refused
     const caller = who ?? callerOf(socket);
+    // On the unix socket a browser page has no business (the HTTPS listener checks its own same-origin rule).
+    const origin = req.headers.origin;
+    if (who === undefined && origin !== undefined && !allowedOrigins().includes(origin)) {
+      return refuse(socket, null, 403, 'AUTH_FORBIDDEN', `console upgrades from origin ${origin} are refused (allowed: $WARDEN_CONSOLE_ORIGINS, now ${allowedOrigins().join(', ') || 'none'})`);
+    }
     if (m === null || t === undefined || t.expires < Date.now() || t.vm !== decodeURIComponent(m[1]!) || t.uid !== caller.uid) {
       return refuse(socket, null, 403, 'AUTH_FORBIDDEN', 'no valid console ticket for this VM and caller (POST /v1/vms/NAME/console gives one, valid 30 s, once)');
     }
@@ -103,6 +108,15 @@ export class ConsoleHub {
     ws.on('close', () => { void release(); });
     ws.on('error', () => { void release(); });
   }
+}
+
+/**
+ * Origins a browser may open the console from ($WARDEN_CONSOLE_ORIGINS, comma-separated).
+ * None by default: there is no web UI yet, and a page on another site must never ride a
+ * ticket (programs send no Origin and are not affected).
+ */
+function allowedOrigins(): string[] {
+  return (process.env['WARDEN_CONSOLE_ORIGINS'] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
 }
 
 async function tail(path: string, max: number): Promise<Buffer> {

@@ -1,6 +1,7 @@
 /** @module api/handlers: what each /v1 route does, on a VmService acting for the caller; inputs arrive validated (app.ts). */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, httpStatusFor } from '../errors/index.js';
+import { parseSpec } from '../spec/index.js';
 import { NodeFs } from '../sys/index.js';
 import { assertAllowed, followLog, StateStore, summarize, type Operation, type Operations, type VmRecord, type VmService } from '../vm/index.js';
 import { authorize, canSee, type Caller } from './auth.js';
@@ -9,6 +10,7 @@ import { renderMetrics, type DaemonCounters } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import type { StateAction } from './schemas.js';
 import { streamEvents } from './sse.js';
+import { checkCallerFiles, checkCallerSpec } from './access.js';
 import type { ConsoleHub } from './console.js';
 
 export interface HandlerCtx {
@@ -86,7 +88,9 @@ export const HANDLERS: Record<string, Handler> = {
     if (typeof c.body !== 'string' || c.body.trim() === '') throw new ApiError('API_INVALID_REQUEST', 'a spec is required as the body (application/json or application/yaml)');
     authorize(c.caller, 'vm:lifecycle');
     const yaml = !String(c.req.headers['content-type'] ?? '').startsWith('application/json');
-    return ok(await c.svc.create({ text: c.body, origin: `/request-body.${yaml ? 'yaml' : 'json'}` }), 201);
+    const origin = `/request-body.${yaml ? 'yaml' : 'json'}`;
+    if (!c.caller.admin) checkCallerSpec(parseSpec(c.body, origin) as unknown as Record<string, unknown>, c.caller.uid); // refused before anything is recorded
+    return ok(await c.svc.create({ text: c.body, origin }), 201);
   },
   async getVm(c) {
     return ok(await vmFor(c, 'vm:read'));
@@ -104,8 +108,14 @@ export const HANDLERS: Record<string, Handler> = {
     const rec = await vmFor(c, 'vm:lifecycle');
     const b = c.body as { action: StateAction; timeout?: number; force?: boolean; paused?: boolean };
     assertAllowed(rec.name, rec.phase, b.action); // refused now (409), not as a failed operation
+    if ((b.action === 'start' || b.action === 'restart') && !c.caller.admin) {
+      checkCallerSpec(rec.spec, c.caller.uid);
+      await checkCallerFiles(rec.spec, { uid: c.caller.uid, gids: c.caller.groups });
+    }
     const { uid, gid, pid } = c.caller;
-    const op = c.operations.start(rec.name, b.action, { uid, gid, pid }, () => runAction(c.svc, rec.name, b), (err) => errorResponse(err).body.error);
+    const op = c.operations.start(rec.name, b.action, { uid, gid, pid }, () => runAction(c.svc, rec.name, b), (err) => errorResponse(err).body.error,
+      (done) => c.service.events?.publish({ type: 'operation', vm: rec.name, ...(rec.owner === undefined ? {} : { owner: rec.owner }), operation: done.id, requestor: { uid, gid, pid },
+        data: { action: done.action, status: done.status, ...(done.error ? { error: done.error['code'] } : {}) } }));
     const wait = c.query['wait'] as number | undefined;
     if (wait === undefined) return ok({ operation: op }, 202);
     return finished((await c.operations.wait(op.id, wait * 1000))!);

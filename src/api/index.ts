@@ -8,3 +8,5 @@ export { RemoteService } from './remote.js';
 export { ApiError, errorResponse, type ApiErrorCode, type ErrorBody } from './errors.js';
 export { callerOf, authorize, canSee, ADMIN_GROUP, USER_GROUP, type Caller, type Permission } from './auth.js';
 export { ACTIONS, type StateAction } from './schemas.js';
+export { ConsoleHub, TICKET_TTL_MS, BACKLOG_BYTES } from './console.js';
+export { checkCallerFiles, checkCallerSpec } from './access.js';

@@ -1,6 +1,18 @@
 /** @module api/openapi: the OpenAPI 3.1 document of /v1, generated from the route table and its zod schemas. */
 import { z } from 'zod';
 import { ROUTES, SPEC_BODY, type RouteDef } from './routes.js';
+import { ConsoleTicket, ErrorSchema, EventSchema, OperationReply, RootSchema, VmListSchema, VmSchema } from './schemas.js';
+
+/** Reply schemas documented once under components.schemas and referred to by name. */
+const NAMED: ReadonlyArray<readonly [string, z.ZodType]> = [
+  ['Error', ErrorSchema], ['Vm', VmSchema], ['VmList', VmListSchema], ['OperationReply', OperationReply], ['Root', RootSchema],
+  ['ConsoleTicket', ConsoleTicket], ['Event', EventSchema],
+];
+
+function reply(schema: z.ZodType): Record<string, unknown> {
+  const name = NAMED.find(([, s]) => s === schema)?.[0];
+  return name === undefined ? json(schema, 'output') : { $ref: `#/components/schemas/${name}` };
+}
 
 const json = (schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> => {
   const s = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
@@ -31,7 +43,7 @@ function operation(r: RouteDef, specRef: string | undefined): Record<string, unk
   }
   op['responses'] = Object.fromEntries(Object.entries(r.replies).map(([status, rep]) => [status, {
     description: rep.description,
-    ...(rep.schema === undefined && rep.contentType === undefined ? {} : { content: { [rep.contentType ?? 'application/json']: rep.schema === undefined ? {} : { schema: json(rep.schema, 'output') } } }),
+    ...(rep.schema === undefined && rep.contentType === undefined ? {} : { content: { [rep.contentType ?? 'application/json']: rep.schema === undefined ? {} : { schema: reply(rep.schema) } } }),
   }]));
   return op;
 }
@@ -51,5 +63,6 @@ export function openApiDocument(version: string, specRef?: string): Record<strin
     openapi: '3.1.0',
     info: { title: 'qemu-warden daemon API', version, description: 'REST/JSON on a unix socket; the caller is identified by SO_PEERCRED. Errors are {"error": {code, message, details}}.' },
     paths,
+    components: { schemas: Object.fromEntries(NAMED.map(([name, s]) => [name, json(s, 'output')])) },
   };
 }

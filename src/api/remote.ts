@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
-import type { CreateOptions, OpenOptions, Inspection, ListEntry, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
+import { attachConsole, replayProgress, terminalProgress } from '../vm/index.js';
+import type { ConsoleEnd, ConsoleIo, CreateOptions, OpenOptions, Inspection, ListEntry, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
 import type { ApiClient } from './client.js';
 import type { StateAction } from './schemas.js';
 
@@ -39,15 +40,25 @@ export class RemoteService implements VmService {
   }
 
   private async act<T>(name: string, action: StateAction, extra: { timeout?: number; force?: boolean; paused?: boolean } = {}): Promise<T> {
-    const t0 = performance.now();
-    const op = await this.client.setState(name, { action, ...extra }, WAIT_S);
-    const result = (op.status === 'running' ? (await this.client.waitOperation(op.id, WAIT_S)).result : op.result) as T;
-    const p = this.progress;
-    const rec = (result as { record?: VmRecord })?.record ?? (result as VmRecord | undefined);
-    const line = `VM ${name}: ${action} done by wardend (${this.client.socket}) in ${(performance.now() - t0).toFixed(0)} ms; it is ${rec?.phase ?? '?'}`;
-    if (p !== undefined && 'err' in p) p.err(line);
-    else p?.info(line);
-    return result;
+    // The daemon publishes the steps as progress events of this VM: shown here as the direct mode shows them.
+    const p = this.progress === undefined ? undefined : 'err' in this.progress ? terminalProgress(this.progress) : this.progress;
+    let ended = false;
+    const steps = p === undefined ? undefined : this.client.events({ vm: [name], type: ['progress'] }, (e) => {
+      const data = (e as { data?: Record<string, unknown> }).data ?? {};
+      if (data['kind'] === 'end') ended = true;
+      replayProgress(p, data);
+    });
+    try {
+      await steps?.ready;
+      const op = await this.client.setState(name, { action, ...extra }, WAIT_S);
+      const result = (op.status === 'running' ? (await this.client.waitOperation(op.id, WAIT_S)).result : op.result) as T;
+      const rec = (result as { record?: VmRecord })?.record ?? (result as VmRecord | undefined);
+      if (p !== undefined && !ended) await new Promise((r) => setTimeout(r, 20)); // the last progress events may still be on their way
+      if (!ended) p?.info(`VM ${name} is ${rec?.phase ?? '?'} (${action} by wardend)`);
+      return result;
+    } finally {
+      steps?.stop();
+    }
   }
 
   private stopBody(o: StopOptions): { timeout?: number; force?: boolean } {
@@ -67,6 +78,14 @@ export class RemoteService implements VmService {
 
   async list(): Promise<ListEntry[]> {
     return (await this.client.listVms(true)).map((v) => ({ name: v.name, record: v.record ?? null, ...(v.error ? { error: v.error } : {}) }));
+  }
+
+  async console(name: string, io: ConsoleIo, o: { force?: boolean } = {}): Promise<ConsoleEnd> {
+    return attachConsole(name, await this.client.openConsole(name, o.force === true), io);
+  }
+
+  logs(name: string, out: NodeJS.WritableStream, o: { follow?: boolean } = {}): Promise<number> {
+    return this.client.streamLogs(name, out, o.follow === true);
   }
 
   async close(): Promise<void> { /* nothing held */ }

@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { SpecSchema } from '../spec/index.js';
 import type { Permission } from './auth.js';
 import {
-  ConsoleQuery, ConsoleTicket, DeleteQuery, ErrorSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RootSchema, StateBody, VmListSchema, VmSchema, WaitQuery,
+  ConsoleQuery, ConsoleTicket, DeleteQuery, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RootSchema, StateBody, VmListSchema, VmSchema, WaitQuery,
 } from './schemas.js';
 
 export interface Reply {
@@ -63,7 +63,7 @@ export const ROUTES: readonly RouteDef[] = [
   { id: 'waitOperation', method: 'GET', path: '/v1/operations/:id/wait', summary: 'an operation once it has finished (or after ?wait= seconds, default 60)', permission: 'vm:read',
     params: IdParams, query: WaitQuery, replies: { 200: { description: 'the operation', schema: OperationReply }, 404: err('no such operation') } },
   { id: 'events', method: 'GET', path: '/v1/events', summary: 'Server-Sent Events: VM changes; ?vm=&type= filter; Last-Event-ID resumes, resync on a gap', permission: 'vm:read',
-    query: EventsQuery, replies: { 200: { description: 'an event stream', contentType: 'text/event-stream' } } },
+    query: EventsQuery, replies: { 200: { description: 'an event stream; each event\'s data is one Event', contentType: 'text/event-stream', schema: EventSchema } } },
   { id: 'openapi', method: 'GET', path: '/v1/openapi.json', summary: 'this document', permission: 'host:read', replies: { 200: { description: 'OpenAPI 3.1' } } },
   { id: 'metrics', method: 'GET', path: '/v1/metrics', summary: 'Prometheus text metrics (warden_ prefix)', permission: 'host:read',
     replies: { 200: { description: 'metrics', contentType: 'text/plain; version=0.0.4' } } },

@@ -1,4 +1,4 @@
 /** @module cli/bin: the process entry point; everything else is testable through `run`. */
 import { run } from './main.js';
 
-process.exitCode = await run(process.argv.slice(2));
+void run(process.argv.slice(2)).then((code) => { process.exitCode = code; });

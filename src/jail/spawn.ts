@@ -24,6 +24,9 @@ const HELPER_EXIT: Record<number, string> = {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** The byte the inner helper writes on the gate once it waits for the go (native/warden-exec.c). */
+const READY = 0x72;
+
 /** The chain's fd layout: stdin, stdout, a setup-error pipe as fd 2, the allowlist from 3, then status file, gate, real stderr. */
 export function chainFds(userFds: number): { statusFd: number; gateFd: number; stderrFd: number } {
   return { statusFd: 3 + userFds, gateFd: 4 + userFds, stderrFd: 5 + userFds };
@@ -38,14 +41,16 @@ export function spawnChain(argv: string[], stdio: { stdin: StdioTarget; stdout: 
 
 /**
  * After the go, the helper keeps the gate open close-on-exec: end of stream means the exec
- * happened; a byte is the exit status of the step that failed before it.
+ * happened; a byte is the exit status of the step that failed before it (the ready byte
+ * came before the go, and was consumed by waitForStart).
  */
 function waitForExec(gate: Duplex, timeoutMs = 10000): Promise<number | undefined> {
   return new Promise((resolve) => {
     let failed: number | undefined;
     const done = (): void => { clearTimeout(timer); gate.destroy(); resolve(failed); };
     const timer = setTimeout(() => { failed = -1; done(); }, timeoutMs);
-    gate.on('data', (b: Buffer) => { failed ??= b[0]; });
+    // The helper's ready byte ("r", before the go) may still be in the stream: not a status.
+    gate.on('data', (b: Buffer) => { for (const x of b) if (x !== READY) failed ??= x; });
     gate.once('end', done);
     gate.once('close', done);
     gate.once('error', done);
@@ -75,8 +80,30 @@ function launchError(name: string, message: string, stderr: string, context: Rec
 }
 
 /**
+ * Something to wait on instead of a timer: resolves (and re-arms) when the gate says ready,
+ * or the chain exits; `sleep` bounds each wait, for what no fd announces.
+ */
+function wakeups(gate: Duplex, child: ChildProcess): { next(ms: number): Promise<void>; stop(): void } {
+  let wake: (() => void) | undefined;
+  const poke = (): void => { wake?.(); };
+  const onData = (): void => { poke(); };
+  gate.on('data', onData);
+  child.once('exit', poke);
+  return {
+    next: (ms) => new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { wake = undefined; resolve(); }, ms);
+      wake = () => { clearTimeout(timer); wake = undefined; resolve(); };
+    }),
+    stop: () => { gate.off('data', onData); child.off('exit', poke); wake?.(); },
+  };
+}
+
+/**
  * Waits for bwrap's child-pid (the sandbox init), then for its only child (the inner helper,
- * which becomes the program by exec); it must be pid 2 in the jail's pid namespace.
+ * which becomes the program by exec); it must be pid 2 in the jail's pid namespace. The
+ * helper says "r" on the gate once it waits there, which wakes this loop at once; the
+ * timer (backing off to 20 ms) only covers what no fd announces, such as bwrap writing
+ * its status file after the helper already runs.
  */
 export async function waitForStart(child: ChildProcess, statusFile: string, name: string, timeoutMs: number): Promise<SpawnedJail> {
   const gate = child.stdio[child.stdio.length - 2] as Duplex;
@@ -85,10 +112,11 @@ export async function waitForStart(child: ChildProcess, statusFile: string, name
   let ended: { exitCode: number | null; error?: Error } | undefined;
   child.once('exit', (code, signal) => { ended = { exitCode: code ?? (signal === null ? null : -1) }; });
   child.once('error', (error) => { ended = { exitCode: null, error }; });
-  const abort = (): void => { gate.destroy(); setupErr.destroy(); try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } };
+  const wake = wakeups(gate, child);
+  const abort = (): void => { wake.stop(); gate.destroy(); setupErr.destroy(); try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } };
   const fail = (message: string, context: Record<string, unknown> = {}): never => { abort(); throw launchError(name, message, stderr(), context); };
   const deadline = Date.now() + timeoutMs;
-  for (let wait = 1; ; wait = Math.min(wait * 2, 2)) {
+  for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
     if (ended !== undefined) {
       await sleep(5); // let the setup-error pipe drain
       if (ended.error !== undefined) fail(`spawning the exec helper failed (${ended.error.message})`);
@@ -97,6 +125,7 @@ export async function waitForStart(child: ChildProcess, statusFile: string, name
     if (Date.now() > deadline) fail(`no program process after ${timeoutMs} ms`);
     const found = findProgram(statusFile);
     if (found !== undefined) {
+      wake.stop();
       const ns = nsPids(found.pid);
       const program = processId(found.pid);
       const monitor = processId(child.pid!);
@@ -104,6 +133,6 @@ export async function waitForStart(child: ChildProcess, statusFile: string, name
       const go = async (): Promise<number | undefined> => { setupErr.destroy(); const result = waitForExec(gate); gate.write('g'); return result; };
       return { monitor: monitor!, program: program!, abort, go };
     }
-    await sleep(wait);
+    await wake.next(wait);
   }
 }

@@ -147,12 +147,10 @@ export class QmpClient {
       }));
     }
     const id = this.pending.nextId();
-    const msg: Record<string, unknown> = { [options.oob === true ? 'exec-oob' : 'execute']: name };
-    if (args !== undefined) msg['arguments'] = args;
-    msg['id'] = id;
-    const data = Buffer.from(`${JSON.stringify(msg)}\n`);
+    // Spelled out rather than JSON.stringify of a fresh object: this runs once per command.
+    const data = `{"${options.oob === true ? 'exec-oob' : 'execute'}":${JSON.stringify(name)}${args === undefined ? '' : `,"arguments":${JSON.stringify(args)}`},"id":"${id}"}\n`;
     const reply = this.pending.add(id, name, options.timeoutMs ?? this.options.commandTimeoutMs ?? 30_000);
-    this.writer.send(data, options.fds, () => this.pending.has(id)).catch((err: Error) => this.pending.reject(id, err));
+    this.writer.send(data, options.fds, () => this.pending.has(id))?.catch((err: Error) => this.pending.reject(id, err));
     return reply;
   }
 

@@ -5,20 +5,26 @@ interface Call {
   command: string;
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
-  timer: NodeJS.Timeout | undefined;
+  /** performance.now() after which the call times out; Infinity for none. */
+  deadline: number;
+  timeoutMs: number;
 }
 
 /** How many timed-out ids are remembered, so that their late replies are dropped quietly. */
 const LATE_IDS = 1024;
 
 /**
- * Every call is settled exactly once (reply, timeout, write failure or disconnect), and
- * its timer is cleared at that moment, so nothing outlives the call.
+ * Every call is settled exactly once (reply, timeout, write failure or disconnect). One
+ * timer serves every call: it is armed for the earliest deadline, so a round trip costs
+ * no timer of its own (creating and clearing one per call was a measurable share of a
+ * ~100 us query-status); with nothing pending it is unref'd, so it holds no process open.
  */
 export class PendingCalls {
   private readonly calls = new Map<string, Call>();
   private readonly late = new Set<string>();
   private seq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private armedFor = Infinity;
 
   /** A fresh id; ids are strings we generate, never reused in one connection. */
   nextId(): string {
@@ -27,10 +33,11 @@ export class PendingCalls {
 
   /** Registers a call; a timeout of 0 or Infinity means none. */
   add(id: string, command: string, timeoutMs: number): Promise<unknown> {
+    const deadline = timeoutMs > 0 && Number.isFinite(timeoutMs) ? performance.now() + timeoutMs : Infinity;
     return new Promise((resolve, reject) => {
-      const call: Call = { command, resolve, reject, timer: undefined };
-      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) call.timer = setTimeout(() => this.expire(id, timeoutMs), timeoutMs);
-      this.calls.set(id, call);
+      this.calls.set(id, { command, resolve, reject, deadline, timeoutMs });
+      if (deadline < this.armedFor) this.arm(deadline);
+      else if (deadline !== Infinity) this.timer?.ref();
     });
   }
 
@@ -69,8 +76,27 @@ export class PendingCalls {
     const call = this.calls.get(id);
     if (call === undefined) return undefined;
     this.calls.delete(id);
-    if (call.timer !== undefined) clearTimeout(call.timer);
+    if (this.calls.size === 0) this.timer?.unref();
     return call;
+  }
+
+  private arm(deadline: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.armedFor = deadline;
+    this.timer = setTimeout(() => this.sweep(), Math.max(0, deadline - performance.now()));
+  }
+
+  /** Times out every call whose deadline passed (within the 1 ms timers round to), then re-arms for the next. */
+  private sweep(): void {
+    this.timer = undefined;
+    this.armedFor = Infinity;
+    const now = performance.now() + 1;
+    let next = Infinity;
+    for (const [id, call] of [...this.calls]) {
+      if (call.deadline <= now) this.expire(id, call.timeoutMs);
+      else if (call.deadline < next) next = call.deadline;
+    }
+    if (next !== Infinity && this.calls.size > 0) this.arm(next);
   }
 
   private expire(id: string, timeoutMs: number): void {

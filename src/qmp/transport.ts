@@ -43,6 +43,8 @@ function rawFd(socket: net.Socket): number | undefined {
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 type Outgoing = { data: Buffer; fds: number[]; wanted: () => boolean; resolve: () => void; reject: (e: Error) => void };
 
 /**
@@ -55,20 +57,22 @@ type Outgoing = { data: Buffer; fds: number[]; wanted: () => boolean; resolve: (
  */
 export class Writer {
   private readonly queue: Outgoing[] = [];
-  private inFlight = 0;
-  private flushed: (() => void) | undefined;
   private pumping = false;
 
   constructor(private readonly socket: net.Socket) {}
 
-  /** Queues one message; resolves when its bytes (and fds) are in the kernel. */
-  send(data: Buffer, fds: readonly number[] = [], wanted: () => boolean = () => true): Promise<void> {
+  /**
+   * Queues one message; resolves when its bytes (and fds) are in the kernel. A plain
+   * message with nothing queued before it is written at once and returns undefined: no
+   * promise for the common case.
+   */
+  send(data: Buffer | string, fds: readonly number[] = [], wanted: () => boolean = () => true): Promise<void> | undefined {
     if (fds.length === 0 && this.queue.length === 0) {
       this.write(data);
-      return Promise.resolve();
+      return undefined;
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ data, fds: [...fds], wanted, resolve, reject });
+      this.queue.push({ data: typeof data === 'string' ? Buffer.from(data) : data, fds: [...fds], wanted, resolve, reject });
       void this.pump();
     });
   }
@@ -76,14 +80,11 @@ export class Writer {
   /** Fails every queued message (the connection is gone). */
   abort(error: Error): void {
     for (const item of this.queue.splice(0)) item.reject(error);
-    this.flushed?.();
   }
 
-  private write(data: Buffer): void {
-    this.inFlight++;
-    this.socket.write(data, () => {
-      if (--this.inFlight === 0) this.flushed?.();
-    });
+  /** No callback per write: a plain command costs what a raw socket write costs (see drained()). */
+  private write(data: Buffer | string): void {
+    this.socket.write(data);
   }
 
   private async pump(): Promise<void> {
@@ -122,15 +123,13 @@ export class Writer {
     if (sent !== undefined && sent < data.length) this.write(data.subarray(sent));
   }
 
-  /** Resolves once every byte written through Node has reached the kernel. */
+  /**
+   * Resolves once every byte written through Node has reached the kernel: a stream runs
+   * its writes in order, so the callback of an empty write comes after all earlier ones.
+   */
   private drained(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.flushed = () => {
-        this.flushed = undefined;
-        resolve();
-      };
-    });
+    if (this.socket.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => { this.socket.write(EMPTY, () => resolve()); });
   }
 }
 

@@ -4,8 +4,10 @@
  * running after a detach.
  */
 import { createConnection } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { open, stat } from 'node:fs/promises';
-import { VmError } from './errors.js';
+import { VmError, isVmError } from './errors.js';
+import type { StateStore } from './store.js';
 
 /** Ctrl-]: detaches from the console. */
 export const DETACH_BYTE = 0x1d;
@@ -16,10 +18,15 @@ export interface ConsoleIo {
   output: NodeJS.WritableStream;
 }
 
-/** Attaches until the detach key, the end of input, or the VM closing the console. Resolves with why it ended. */
-export function attachConsole(vm: string, socketPath: string, io: ConsoleIo): Promise<'detached' | 'input-ended' | 'closed'> {
+/**
+ * Attaches until the detach key, the end of input, or the VM closing the console. Resolves
+ * with why it ended. The console is the serial socket's path, or a stream already connected
+ * to it (the daemon's console WebSocket as a stream).
+ */
+export function attachConsole(vm: string, socketPath: string | Duplex, io: ConsoleIo): Promise<'detached' | 'input-ended' | 'closed'> {
   return new Promise((resolve, reject) => {
-    const sock = createConnection({ path: socketPath });
+    const given = typeof socketPath !== 'string';
+    const sock = given ? socketPath : createConnection({ path: socketPath });
     const raw = io.input.isTTY === true && typeof io.input.setRawMode === 'function';
     let ended: 'detached' | 'input-ended' | 'closed' | undefined;
     let connected = false;
@@ -49,20 +56,21 @@ export function attachConsole(vm: string, socketPath: string, io: ConsoleIo): Pr
       sock.write(b);
     };
     const onEnd = (): void => finish('input-ended');
-    sock.once('connect', () => {
+    const onConnect = (): void => {
       connected = true;
       if (raw) io.input.setRawMode!(true);
       io.input.on('data', onInput);
       io.input.on('end', onEnd);
       io.input.resume();
-    });
+    };
+    if (given) queueMicrotask(onConnect); else sock.once('connect', onConnect);
     sock.on('data', (b: Buffer) => io.output.write(b));
     sock.on('close', () => finish('closed'));
     sock.on('error', (cause) => {
       if (ended !== undefined) return;
       ended = 'closed';
       release(); // an error after the connect (a reset) must not leave the terminal raw
-      reject(new VmError('VM_IO', `attaching to the console of VM ${vm} failed`, { context: { vm, socket: socketPath }, cause }));
+      reject(new VmError('VM_IO', `attaching to the console of VM ${vm} failed`, { context: { vm, ...(given ? {} : { socket: socketPath }) }, cause }));
     });
   });
 }
@@ -90,4 +98,28 @@ export async function followLog(path: string, out: NodeJS.WritableStream, o: { f
     if (!o.follow || (o.until !== undefined && (await o.until()))) return offset;
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+export type ConsoleEnd = 'detached' | 'input-ended' | 'closed';
+
+/** Attaches to VM `name`'s serial socket under the console lock (QEMU serves one client); VM_BUSY names the holder otherwise. */
+export async function attachLocked(store: StateStore, name: string, io: ConsoleIo): Promise<ConsoleEnd> {
+  const lock = await store.lockConsole(name).catch((err: unknown) => {
+    if (!isVmError(err, 'VM_BUSY')) throw err;
+    const holder = (err.context['holder'] as { pid?: number } | undefined)?.pid;
+    throw new VmError('VM_BUSY', `the console of VM ${name} is already attached (process ${holder ?? '?'}): QEMU serves one console client at a time`, {
+      context: err.context, suggestions: [`detach it there (${DETACH_KEY_NAME})`, `or watch the output without typing: warden logs -f ${name}`] });
+  });
+  try {
+    return await attachConsole(name, store.paths(name).serialSocket, io);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Writes the serial log, its rotated older part first; with `follow`, keeps writing until `stopped()`. Returns the bytes written. */
+export async function printSerialLog(store: StateStore, name: string, out: NodeJS.WritableStream, o: { follow: boolean; stopped: () => Promise<boolean> }): Promise<number> {
+  const log = store.paths(name).serialLog;
+  const older = await followLog(`${log}.1`, out, { follow: false });
+  return older + (await followLog(log, out, { follow: o.follow, until: o.stopped }));
 }

@@ -103,3 +103,22 @@ test('daemon service: autostart at daemon start, and restart: on-failure brings 
   assert.equal(((await svc.qmp(name, 'query-status')) as { running: boolean }).running, false, 'started paused: the vCPUs wait');
   assert.equal((await svc.resume(name)).phase, 'running');
 });
+
+test('daemon service: a VM whose lock a command started before the daemon still holds is adopted once that command is done', { timeout: 30_000 }, async (t) => {
+  const env = testEnv('warden-daemon-busy-');
+  t.after(() => env.cleanup());
+  const { StateStore } = await import('./store.js');
+  const { NodeFs } = await import('../sys/index.js');
+  const { openManager } = await import('./open.js');
+  const name = vmName('wdd-busy');
+  await openManager({ stateDir: env.stateRoot }).create(env.specFile({ name }));
+  const cliLock = await new StateStore(env.stateRoot, new NodeFs()).lock(name, 'start'); // a CLI command in direct mode
+  let opened = false;
+  const opening = DaemonService.open({ stateDir: env.stateRoot, socket: `${env.dir}/none.sock` }).then((s) => { opened = true; return s; });
+  await new Promise((r) => setTimeout(r, 600));
+  assert.equal(opened, false, 'the daemon waits for the command');
+  await cliLock.release();
+  const svc = await opening;
+  t.after(() => svc.close());
+  assert.equal((await svc.get(name)).phase, 'created');
+});

@@ -7,9 +7,10 @@
 import { NodeFs, loadNative, type Fs } from '../sys/index.js';
 import { realBackends, type RealBackendOptions } from './backends.js';
 import { VmError, isVmError } from './errors.js';
-import { VmEvents, type Requestor } from './events.js';
+import { VmEvents, eventProgress, type Requestor } from './events.js';
 import { VmManager } from './manager.js';
-import { asWardenError, type CreateOptions, type ListEntry, type SpecSource, type StartResult, type VmService } from './service.js';
+import { attachLocked, type ConsoleEnd, type ConsoleIo } from './console.js';
+import { asWardenError, logsFromFiles, type CreateOptions, type ListEntry, type SpecSource, type StartResult, type VmService } from './service.js';
 import { QmpSessions } from './session.js';
 import { checkName, StateStore, type Lock } from './store.js';
 import type { StopOptions } from './stop.js';
@@ -35,6 +36,8 @@ export interface DaemonServiceOptions {
 /** What all views of one daemon share. */
 interface Core {
   manager: VmManager;
+  /** Makes a VM's own manager: same store and backends, its progress published as that VM's events. */
+  managerFor: (name: string, owner: () => number | undefined) => VmManager;
   store: StateStore;
   fs: Fs;
   events: VmEvents;
@@ -44,6 +47,25 @@ interface Core {
   log: (msg: string) => void;
   /** Restart policy state per VM: the attempt count and a pending restart. */
   restarts: Map<string, { attempt: number; timer?: NodeJS.Timeout }>;
+}
+
+/**
+ * Waits until no other process holds VM `name`'s lock: a CLI command that started in direct
+ * mode before this daemon took the state root finishes first, so the daemon adopts what it
+ * did (commands started after go through the daemon).
+ */
+async function untilUnlocked(store: StateStore, name: string, log: (m: string) => void, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let said = false; ; said = true) {
+    try {
+      await (await store.lock(name, 'adopt')).release();
+      return;
+    } catch (err) {
+      if (!isVmError(err, 'VM_BUSY') || Date.now() > deadline) return; // adopt reports what is wrong
+      if (!said) log(`VM ${name} is busy with a command started before this daemon: waiting for it`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
 
 export class DaemonService implements VmService {
@@ -65,10 +87,15 @@ export class DaemonService implements VmService {
     const backends = o.wrapBackends === undefined ? real : o.wrapBackends(real);
     // Fault injection for tests, as openManager has it: the daemon SIGKILLs itself just before this start step.
     const die = process.env['WARDEN_TEST_DIE_BEFORE'];
-    const manager = new VmManager({ store, backends, fs, ...(die ? { beforeStep: (s: string) => { if (s === die) process.kill(process.pid, 'SIGKILL'); } } : {}) });
-    const core: Core = { manager, store, fs, events: new VmEvents(Date.now().toString(36)), sessions, sups: new Map(), lock, log: o.log ?? (() => {}), restarts: new Map() };
+    const beforeStep = die ? { beforeStep: (s: string) => { if (s === die) process.kill(process.pid, 'SIGKILL'); } } : {};
+    const manager = new VmManager({ store, backends, fs, ...beforeStep });
+    const events = new VmEvents(Date.now().toString(36));
+    const managerFor = (name: string, owner: () => number | undefined): VmManager =>
+      new VmManager({ store, backends, fs, progress: eventProgress(events, name, owner), ...beforeStep });
+    const core: Core = { manager, managerFor, store, fs, events, sessions, sups: new Map(), lock, log: o.log ?? (() => {}), restarts: new Map() };
     const svc = new DaemonService(core);
     for (const name of await store.list()) {
+      await untilUnlocked(store, name, core.log);
       const rec = await svc.sup(name).adopt().catch((err: unknown) => { core.log(`adopting VM ${name} failed: ${asWardenError(err).message}`); return null; });
       if (rec !== null && rec.spec['autostart'] === true && !expectsProcess(rec.phase)) {
         svc.start(name).catch((err: unknown) => core.log(`autostart of VM ${name} failed: ${asWardenError(err).message}`));
@@ -90,8 +117,10 @@ export class DaemonService implements VmService {
     checkName(name);
     let s = this.core.sups.get(name);
     if (s === undefined) {
+      let owner: number | undefined;
+      void this.core.store.tryRead(name).then((r) => { owner = r?.owner; }, () => undefined);
       s = new VmSupervisor(name, {
-        manager: this.core.manager, events: this.core.events, sessions: this.core.sessions, native: loadNative(), log: this.core.log,
+        manager: this.core.managerFor(name, () => owner), events: this.core.events, sessions: this.core.sessions, native: loadNative(), log: this.core.log,
         afterJob: (sup, before, after, action) => {
           if (after === null && this.core.sups.get(name) === sup) { this.core.sups.delete(name); void sup.dispose(); }
           if (action === 'exit') this.maybeRestart(before, after);
@@ -121,8 +150,10 @@ export class DaemonService implements VmService {
     this.core.restarts.set(name, state);
   }
 
-  private job<T>(name: string, action: string, fn: () => Promise<T>): Promise<T> {
-    return this.sup(name).run(action, fn, this.requestor);
+  /** Runs `fn` with the VM's own manager as its next job. */
+  private job<T>(name: string, action: string, fn: (m: VmManager) => Promise<T>): Promise<T> {
+    const s = this.sup(name);
+    return s.run(action, () => fn(s.manager), this.requestor);
   }
 
   async create(src: SpecSource, o: CreateOptions = {}): Promise<VmRecord> {
@@ -136,21 +167,20 @@ export class DaemonService implements VmService {
   }
 
   start(name: string, o: { paused?: boolean } = {}): Promise<StartResult> {
-    return this.job(name, 'start', async () => {
-      const r = await this.core.manager.start(name, o);
+    return this.job(name, 'start', async (m) => {
+      const r = await m.start(name, o);
       return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings };
     });
   }
 
-  stop(name: string, o: StopOptions = {}): Promise<VmRecord> { return this.job(name, 'stop', () => this.core.manager.stop(name, o)); }
-  kill(name: string): Promise<VmRecord> { return this.job(name, 'kill', () => this.core.manager.kill(name)); }
-  pause(name: string): Promise<VmRecord> { return this.job(name, 'pause', () => this.core.manager.pause(name)); }
-  resume(name: string): Promise<VmRecord> { return this.job(name, 'resume', () => this.core.manager.resume(name)); }
-  restart(name: string, o: StopOptions = {}): Promise<VmRecord> { return this.job(name, 'restart', () => this.core.manager.restart(name, o)); }
+  stop(name: string, o: StopOptions = {}): Promise<VmRecord> { return this.job(name, 'stop', (m) => m.stop(name, o)); }
+  kill(name: string): Promise<VmRecord> { return this.job(name, 'kill', (m) => m.kill(name)); }
+  pause(name: string): Promise<VmRecord> { return this.job(name, 'pause', (m) => m.pause(name)); }
+  resume(name: string): Promise<VmRecord> { return this.job(name, 'resume', (m) => m.resume(name)); }
+  restart(name: string, o: StopOptions = {}): Promise<VmRecord> { return this.job(name, 'restart', (m) => m.restart(name, o)); }
 
   delete(name: string, o: { force?: boolean } = {}): Promise<void> {
-    return this.job(name, 'delete', async () => {
-      const m = this.core.manager;
+    return this.job(name, 'delete', async (m) => {
       if (o.force === true) {
         const rec = await m.store.read(name);
         if (rec.phase === 'running' || rec.phase === 'paused' || rec.phase === 'stopping' || rec.phase === 'starting') await m.kill(name);
@@ -198,7 +228,17 @@ export class DaemonService implements VmService {
   }
 
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
-    return this.job(name, 'qmp', () => this.core.manager.qmp(name, command, args));
+    return this.job(name, 'qmp', (m) => m.qmp(name, command, args));
+  }
+
+  console(name: string, io: ConsoleIo): Promise<ConsoleEnd> {
+    checkName(name);
+    return attachLocked(this.core.store, name, io);
+  }
+
+  logs(name: string, out: NodeJS.WritableStream, o: { follow?: boolean } = {}): Promise<number> {
+    checkName(name);
+    return logsFromFiles(this, this.core.store, name, out, o.follow === true);
   }
 
   /** Lets go of every VM (they keep running; the next daemon adopts them) and of the state root. */

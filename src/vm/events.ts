@@ -4,10 +4,11 @@
  * told (`null` from `since`) when what it missed is gone. Publishing never waits on a subscriber.
  */
 import type { ExitReason, Phase } from './machine.js';
+import type { Progress } from './steps.js';
 
 export const EVENT_TYPES = [
   'created', 'deleted', 'started', 'stopped', 'paused', 'resumed', 'restarting',
-  'guest-panicked', 'block-io-error', 'device-deleted', 'operation', 'resync',
+  'guest-panicked', 'block-io-error', 'device-deleted', 'operation', 'progress', 'resync',
 ] as const;
 export type VmEventType = (typeof EVENT_TYPES)[number];
 
@@ -78,6 +79,41 @@ export class VmEvents {
     const first = this.ring[0]?.seq ?? this.seq + 1;
     if (after < first - 1 || after > this.seq) return null;
     return this.ring.filter((e) => e.seq > after);
+  }
+}
+
+/**
+ * A Progress (steps.ts) that publishes each call as a `progress` event of VM `vm`, so any
+ * subscriber (the CLI through the daemon, a UI) can show the steps as they happen.
+ */
+export function eventProgress(events: VmEvents, vm: string, owner: () => number | undefined): Progress {
+  const pub = (data: Record<string, unknown>): void => {
+    const o = owner();
+    events.publish({ type: 'progress', vm, ...(o === undefined ? {} : { owner: o }), data });
+  };
+  return {
+    begin: (message) => pub({ kind: 'begin', message }),
+    end: (message) => pub({ kind: 'end', message }),
+    step: (label) => pub({ kind: 'step', label }),
+    done: (label, ms) => pub({ kind: 'done', label, ms }),
+    failed: (label, ms, err) => pub({ kind: 'failed', label, ms, message: String((err as Error)?.message ?? err).split('\n')[0], code: (err as { code?: unknown })?.code }),
+    warn: (message) => pub({ kind: 'warn', message }),
+    info: (message) => pub({ kind: 'info', message }),
+  };
+}
+
+/** Replays `progress` event data into a Progress (the inverse of eventProgress). */
+export function replayProgress(p: Progress, data: Record<string, unknown>): void {
+  const s = (k: string): string => String(data[k] ?? '');
+  switch (data['kind']) {
+    case 'begin': return p.begin(s('message'));
+    case 'end': return p.end(s('message'));
+    case 'step': return p.step(s('label'));
+    case 'done': return p.done(s('label'), Number(data['ms']));
+    case 'failed': return p.failed(s('label'), Number(data['ms']), new Error(s('message')));
+    case 'warn': return p.warn(s('message'));
+    case 'info': return p.info(s('message'));
+    default: return undefined;
   }
 }
 

@@ -3,7 +3,7 @@ export { VmManager, type ManagerOptions } from './manager.js';
 export type { StopOptions } from './stop.js';
 export { openManager, type OpenOptions } from './open.js';
 export { DaemonService, type DaemonServiceOptions } from './daemon.js';
-export { VmEvents, EVENT_TYPES, eventMatches, type VmEvent, type VmEventType, type Requestor, type EventDraft } from './events.js';
+export { VmEvents, EVENT_TYPES, eventMatches, eventProgress, replayProgress, type VmEvent, type VmEventType, type Requestor, type EventDraft } from './events.js';
 export { JobQueue, Operations, type Operation, type OperationStatus } from './jobs.js';
 export { checkName, NAME_RE } from './store.js';
 export { LocalService, asWardenError, type VmService, type SpecSource, type CreateOptions, type StartResult, type ListEntry } from './service.js';
@@ -13,7 +13,7 @@ export { PHASES, allowedActions, assertAllowed, isAllowed, expectsProcess, type 
 export { procId, isAlive, signalProc } from './proc.js';
 export type { VmRecord, RunInfo, ExitInfo } from './record.js';
 export { detectKvm, type KvmVerdict } from './accel.js';
-export { attachConsole, followLog, DETACH_KEY_NAME } from './console.js';
+export { attachConsole, followLog, DETACH_KEY_NAME, type ConsoleIo, type ConsoleEnd } from './console.js';
 export { outsideView, hostPathsOpen, type OutsideView } from './outside.js';
 export { summarize, formatTable, inspectRecord, formatInspection, type VmSummary, type Inspection } from './view.js';
 export { terminalProgress } from './progress.js';

@@ -47,14 +47,15 @@ export class Operations {
   constructor(private readonly prefix: string, private readonly maxKept = 1000) {}
 
   /** Registers `work` as an operation; it runs regardless of whether anyone waits. */
-  start(vm: string, action: string, requestor: Requestor | undefined, work: () => Promise<unknown>, toJson: (err: unknown) => Record<string, unknown>): Operation {
+  start(vm: string, action: string, requestor: Requestor | undefined, work: () => Promise<unknown>, toJson: (err: unknown) => Record<string, unknown>,
+    onEnd?: (op: Operation) => void): Operation {
     this.prune();
     const op: Operation = { id: `${this.prefix}-${++this.n}`, vm, action, status: 'running', createdAt: new Date().toISOString(), ...(requestor ? { requestor } : {}) };
     const entry: { op: Operation; done: Promise<void>; endedAt?: number } = { op, done: Promise.resolve() };
     entry.done = work().then(
       (result) => { op.status = 'succeeded'; op.result = result; },
       (err: unknown) => { op.status = 'failed'; op.error = toJson(err); },
-    ).finally(() => { op.finishedAt = new Date().toISOString(); entry.endedAt = Date.now(); });
+    ).finally(() => { op.finishedAt = new Date().toISOString(); entry.endedAt = Date.now(); onEnd?.(op); });
     this.ops.set(op.id, entry);
     return op;
   }

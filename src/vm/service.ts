@@ -9,7 +9,8 @@ import { isVmError } from './errors.js';
 import type { DiskAttachRequest, HotplugResult } from './hotplug.js';
 import type { VmManager } from './manager.js';
 import type { StopOptions } from './stop.js';
-import type { VmPaths } from './store.js';
+import type { StateStore, VmPaths } from './store.js';
+import { attachLocked, printSerialLog, type ConsoleEnd, type ConsoleIo } from './console.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 import type { Requestor, VmEvents } from './events.js';
@@ -63,7 +64,19 @@ export interface VmService {
   /** Disk hot-plug (vm/hotplug); absent where not served yet (the HTTP API client). */
   attachDisk?(name: string, req: DiskAttachRequest): Promise<HotplugResult>;
   detachDisk?(name: string, disk: string, o?: { liveOnly?: boolean; waitMs?: number }): Promise<HotplugResult>;
+  /** Attaches a terminal to the serial console until the detach key (Ctrl-]), the end of input or the console closing. */
+  console(name: string, io: ConsoleIo, o?: { force?: boolean }): Promise<ConsoleEnd>;
+  /** Writes the serial log (rotated part first) to `out`; `follow` keeps writing while the VM runs. Returns the bytes written. */
+  logs(name: string, out: NodeJS.WritableStream, o?: { follow?: boolean }): Promise<number>;
   close(): Promise<void>;
+}
+
+/** The serial log of a VM whose files this process can read: until it no longer runs. */
+export function logsFromFiles(svc: VmService, store: StateStore, name: string, out: NodeJS.WritableStream, follow: boolean): Promise<number> {
+  return printSerialLog(store, name, out, { follow, stopped: async () => {
+    const r = await svc.get(name).catch(() => null);
+    return r === null || (r.phase !== 'running' && r.phase !== 'paused' && r.phase !== 'starting');
+  } });
 }
 
 /** The verbs of one process's lifetime: each takes the VM's lock file for its duration. */
@@ -136,6 +149,14 @@ export class LocalService implements VmService {
 
   attachDisk(name: string, req: DiskAttachRequest): Promise<HotplugResult> { return this.manager.attachDisk(name, req); }
   detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> { return this.manager.detachDisk(name, disk, o); }
+
+  console(name: string, io: ConsoleIo): Promise<ConsoleEnd> {
+    return attachLocked(this.manager.store, name, io);
+  }
+
+  logs(name: string, out: NodeJS.WritableStream, o: { follow?: boolean } = {}): Promise<number> {
+    return logsFromFiles(this, this.manager.store, name, out, o.follow === true);
+  }
 
   async close(): Promise<void> { /* nothing held between verbs */ }
 }

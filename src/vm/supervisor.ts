@@ -40,6 +40,11 @@ export class VmSupervisor {
 
   constructor(readonly name: string, private readonly d: SupervisorDeps) {}
 
+  /** The VM's manager (its progress is published as this VM's events). */
+  get manager(): VmManager {
+    return this.d.manager;
+  }
+
   private get qmpPath(): string {
     return this.d.manager.store.paths(this.name).qmpSocket;
   }

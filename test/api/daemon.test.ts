@@ -18,9 +18,9 @@ const SKIP = 'needs root: the jailer switches uids and creates cgroups';
 const fs = new NodeFs();
 
 /** The HTTP status a refused WebSocket upgrade got. */
-function refusedWith(url: string): Promise<number> {
+function refusedWith(url: string, origin?: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, origin === undefined ? {} : { origin });
     ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
     ws.on('open', () => { ws.terminate(); reject(new Error('the upgrade was accepted')); });
     ws.on('error', () => undefined);
@@ -32,7 +32,7 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
   const env = testEnv('warden-api-e2e-');
   const sdir = socketDir();
   const socket = join(sdir, 'warden.sock');
-  let d: DaemonProc = await startDaemonProc(socket, env.stateRoot);
+  let d: DaemonProc = await startDaemonProc(socket, env.stateRoot).catch((err: unknown) => { env.cleanup(); removeDir(sdir); throw err; });
   const name = vmName('wda-e2e');
   t.after(async () => {
     await http(socket, 'DELETE', `/v1/vms/${name}?force=1`).catch(() => undefined);
@@ -50,6 +50,7 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
 
   const events = sse(socket, `/v1/events?vm=${name}`);
   t.after(() => events.close());
+  await events.ready;
   const started = await http(socket, 'PUT', `/v1/vms/${name}/state?wait=120`, JSON.stringify({ action: 'start' }));
   assert.equal(started.status, 200, started.text);
   assert.equal(started.json.operation.status, 'succeeded');
@@ -75,6 +76,8 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
     ws.on('error', reject);
   });
   assert.equal(await refusedWith(url), 403, 'a ticket works once');
+  const fromPage = await http(socket, 'POST', `/v1/vms/${name}/console`);
+  assert.equal(await refusedWith(`ws+unix://${socket}:${fromPage.json.path}`, 'https://elsewhere.example'), 403, 'a browser page of another origin is refused');
   const second = await http(socket, 'POST', `/v1/vms/${name}/console`);
   assert.equal(await refusedWith(`ws+unix://${socket}:${second.json.path}`), 409, 'one client at a time without force');
   const forced = await http(socket, 'POST', `/v1/vms/${name}/console?force=1`);
@@ -113,6 +116,7 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
   assert.equal((await http(socket, 'POST', `/v1/vms/${name}/qmp`, JSON.stringify({ execute: 'query-status' }))).json.return.status, 'running');
   const resumed = sse(socket, `/v1/events?vm=${name}`, { 'last-event-id': lastId });
   t.after(() => resumed.close());
+  await resumed.ready;
   await resumed.next((e) => e.event === 'resync', 5000); // another daemon run: what came before is gone
 
   // The CLI finds the daemon through the state root and goes through it (the daemon publishes the kill).
@@ -120,11 +124,30 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
   const listed = cli(['list', '--json']);
   assert.equal(listed.status, 0, listed.stderr);
   assert.equal(JSON.parse(listed.stdout)[0].phase, 'running');
+  const logs = cli(['logs', name]);
+  assert.equal(logs.status, 0, logs.stderr);
+  assert.match(logs.stdout, new RegExp(GUEST_READY_LINE), '`warden logs` through the daemon');
+  // `warden console` through the daemon's WebSocket: the backlog arrives, Ctrl-] detaches.
+  const con = spawn(process.execPath, [join(repoRoot(), 'dist/src/cli/bin.js'), 'console', name, '--state-dir', env.stateRoot], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let conOut = '';
+  let conErr = '';
+  con.stderr!.on('data', (c: Buffer) => { conErr += c.toString(); });
+  const conDone = new Promise<number | null>((r) => con.once('exit', (code) => r(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no console backlog: ${conErr}`)), 20_000);
+    con.stdout!.on('data', (c: Buffer) => { conOut += c.toString('latin1'); if (conOut.includes(GUEST_READY_LINE)) { clearTimeout(timer); resolve(); } });
+  });
+  con.stdin!.write(Buffer.from([0x1d]));
+  assert.equal(await conDone, 0, conErr);
+  assert.match(conErr, /detached from/);
+
   const follower = spawn(process.execPath, [join(repoRoot(), 'dist/src/cli/bin.js'), 'events', '--vm', name, '--type', 'stopped', '--count', '1', '--json', '--state-dir', env.stateRoot], { stdio: ['ignore', 'pipe', 'pipe'] });
   let followed = '';
   follower.stdout!.on('data', (c: Buffer) => { followed += c.toString(); });
   const followerDone = new Promise((r) => follower.once('exit', r));
-  await new Promise((r) => setTimeout(r, 1000)); // let it subscribe
+  const clients = async (): Promise<number> => Number(/^warden_events_clients (\d+)$/m.exec((await http(socket, 'GET', '/v1/metrics')).text)?.[1] ?? 0);
+  const before = await clients();
+  for (let i = 0; i < 200 && (await clients()) <= before; i++) await new Promise((r) => setTimeout(r, 100)); // until it has subscribed
   const killed = cli(['kill', name]);
   assert.equal(killed.status, 0, killed.stderr);
   const byCli = await resumed.next((e) => e.event === 'stopped', 10_000);
@@ -145,7 +168,12 @@ test('wardend over HTTP: define, start, crash event with no command, SIGKILL of 
   assert.equal((await http(socket, 'GET', `/v1/vms/${name}`)).json.phase, 'running');
   assert.equal((await http(socket, 'DELETE', `/v1/vms/${name}`)).json.error.code, 'VM_INVALID_STATE', 'a running VM is not deleted without force');
 
-  const del = await http(socket, 'DELETE', `/v1/vms/${name}?force=1`);
+  // Through the daemon the CLI shows the steps as direct mode does (the daemon publishes them as progress events).
+  const stopped = cli(['stop', name, '--force']);
+  assert.equal(stopped.status, 0, stopped.stderr);
+  assert.match(stopped.stderr, new RegExp(`^stopping VM ${name}$`, 'm'));
+  assert.match(stopped.stderr, new RegExp(`^VM ${name} is stopped: `, 'm'));
+  const del = await http(socket, 'DELETE', `/v1/vms/${name}`);
   assert.equal(del.status, 200, del.text);
   assert.equal((await http(socket, 'GET', `/v1/vms/${name}`)).status, 404);
   assert.deepEqual(leftovers(name, env.stateRoot), []);
@@ -156,7 +184,7 @@ test('wardend killed in the middle of a start: the next daemon undoes it from th
   const env = testEnv('warden-api-mid-');
   const sdir = socketDir();
   const socket = join(sdir, 'warden.sock');
-  let d: DaemonProc = await startDaemonProc(socket, env.stateRoot, { WARDEN_TEST_DIE_BEFORE: 'qmp' });
+  let d: DaemonProc = await startDaemonProc(socket, env.stateRoot, { WARDEN_TEST_DIE_BEFORE: 'qmp' }).catch((err: unknown) => { env.cleanup(); removeDir(sdir); throw err; });
   const name = vmName('wda-mid');
   t.after(async () => {
     await http(socket, 'DELETE', `/v1/vms/${name}?force=1`).catch(() => undefined);

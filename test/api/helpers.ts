@@ -77,9 +77,12 @@ export function sse(socket: string, path: string, headers: Record<string, string
   const events: SseEvent[] = [];
   const waiters: Array<{ match: (e: SseEvent) => boolean; resolve: (e: SseEvent) => void }> = [];
   let buf = '';
+  let subscribed!: () => void;
+  const ready = new Promise<void>((r) => { subscribed = r; });
   const req = request({ socketPath: socket, path, agent: false, headers }, (res) => {
     res.setEncoding('utf8');
     res.on('data', (c: string) => {
+      subscribed(); // the daemon's first line comes once the subscription is in place
       buf += c;
       let i: number;
       while ((i = buf.indexOf('\n\n')) >= 0) {
@@ -101,6 +104,7 @@ export function sse(socket: string, path: string, headers: Record<string, string
   req.end();
   return {
     events,
+    ready,
     next(match: (e: SseEvent) => boolean, timeoutMs: number): Promise<SseEvent> {
       const seen = events.find(match);
       if (seen) return Promise.resolve(seen);
@@ -116,7 +120,10 @@ export function sse(socket: string, path: string, headers: Record<string, string
 /** A throw-away system user (no home), in `groups`; removed by the returned function. */
 export function makeUser(name: string, groups: string[]): { uid: number; gid: number; remove: () => void } {
   spawnSync('userdel', [name]);
-  const r = spawnSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', ...(groups.length ? ['-G', groups.join(',')] : []), name], { encoding: 'utf8' });
+  // No subordinate ids: /etc/subuid ranges of a new user would overlap the jailer's uid range,
+  // and every VM start on the host is refused while they exist (JAIL_UID_RANGE_CONFLICT).
+  const r = spawnSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', '-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0',
+    ...(groups.length ? ['-G', groups.join(',')] : []), name], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`useradd ${name}: ${r.stderr}`);
   const id = (flag: string): number => Number(spawnSync('id', [flag, name], { encoding: 'utf8' }).stdout.trim());
   return { uid: id('-u'), gid: id('-g'), remove: () => { spawnSync('userdel', [name]); } };

@@ -1,7 +1,7 @@
 /** @module cli/commands/vm: the VM lifecycle verbs (run, create, start, stop, kill, pause, resume, restart, list, inspect, console, logs, delete, qmp). */
 import type { Command } from 'commander';
 import { WardenError } from '../../errors/index.js';
-import { DETACH_KEY_NAME, VmError, isVmError, attachConsole, runDemo, followLog, formatInspection, formatTable, StateStore, type VmService } from '../../vm/index.js';
+import { DETACH_KEY_NAME, runDemo, formatInspection, formatTable, StateStore, type VmService } from '../../vm/index.js';
 import { NodeFs } from '../../sys/index.js';
 import { printJson, type Io } from '../output.js';
 import { jsonLogLines, listRows, qmpArgs } from './vm-output.js';
@@ -27,21 +27,10 @@ async function consoleOf(io: Io, m: VmService, name: string): Promise<void> {
   if (rec.phase !== 'running' && rec.phase !== 'paused') {
     throw new WardenError('VM_INVALID_STATE', `cannot attach to the console of VM ${name}: it is ${rec.phase}`, { context: { vm: name, phase: rec.phase }, suggestions: [`start it: warden start ${name}`] });
   }
-  const store = storeOf(m);
-  const lock = await store.lockConsole(name).catch((err: unknown) => {
-    if (!isVmError(err, 'VM_BUSY')) throw err;
-    const holder = (err.context['holder'] as { pid?: number } | undefined)?.pid;
-    throw new VmError('VM_BUSY', `the console of VM ${name} is already attached (process ${holder ?? '?'}): QEMU serves one console client at a time`, {
-      context: err.context, suggestions: [`detach it there (${DETACH_KEY_NAME})`, `or watch the output without typing: warden logs -f ${name}`] });
-  });
-  try {
-    io.err(`attached to the serial console of ${name}; ${DETACH_KEY_NAME} detaches (the VM keeps running)`);
-    const why = await attachConsole(name, store.paths(name).serialSocket, { input: process.stdin, output: process.stdout });
-    process.stdin.destroy(); // a paused pipe would keep the process alive
-    io.err(`\n${why === 'closed' ? `the console of ${name} closed` : `detached from ${name}`}`);
-  } finally {
-    await lock.release();
-  }
+  io.err(`attached to the serial console of ${name}; ${DETACH_KEY_NAME} detaches (the VM keeps running)`);
+  const why = await m.console(name, { input: process.stdin, output: process.stdout });
+  process.stdin.destroy(); // a paused pipe would keep the process alive
+  io.err(`\n${why === 'closed' ? `the console of ${name} closed` : `detached from ${name}`}`);
 }
 
 function lifecycle(program: Command, io: Io): void {
@@ -127,10 +116,7 @@ function views(program: Command, io: Io): void {
       const rec = await m.get(name);
       const out = o.json === true ? jsonLogLines(io, name) : process.stdout;
       const log = storeOf(m).paths(name).serialLog;
-      const older = await followLog(`${log}.1`, out, { follow: false });
-      const newer = await followLog(log, out, { follow: o.follow === true,
-        until: async () => { const r = await m.get(name); return r.phase !== 'running' && r.phase !== 'paused'; } });
-      if (older + newer === 0) {
+      if ((await m.logs(name, out, { follow: o.follow === true })) === 0) {
         io.err(`VM ${name} has no serial console output${rec.phase === 'created' && rec.lastExit === undefined ? ': it has never been started' : ''} (${log})`);
       }
     });
