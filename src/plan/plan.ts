@@ -3,6 +3,7 @@ import type { Spec } from '../spec/index.js';
 import { PlanBuilder } from './builder.js';
 import { planConsoles, planHardening, planMachine, resolveAccel, resolveMachine } from './base.js';
 import { checkSharedFiles, planDisks } from './disks.js';
+import { planHotplugPorts } from './hotplug.js';
 import { planNetworks } from './net.js';
 import { planBoot, planDevices, planFirmware } from './extras.js';
 import { planJail } from './jail.js';
@@ -29,6 +30,7 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   planDisks(spec, facts, b, { machineKind });
   planNetworks(spec, facts, b);
   planDevices(spec, facts, b);
+  planHotplugPorts(spec, b);
   planBoot(spec, b);
   checkAgainstBinary(facts, b);
   const jail = planJail(spec, facts, b, accel);

@@ -23,7 +23,7 @@ const layer = (path: string, format: string, backing: string | null, backingForm
 test('planDiskAttach: fds with exact modes after the live fdsets, bottom-up blockdev-add with backing, device_add on a free slot, inverses', () => {
   const disk = DiskSchema.parse({ name: 'data', image: '/d/top.qcow2', format: 'qcow2' });
   const chain = { layers: [layer('/d/top.qcow2', 'qcow2', 'mid.qcow2', 'qcow2', 3), layer('/d/mid.qcow2', 'qcow2', 'base.raw', 'raw', 2), layer('/d/base.raw', 'raw', null, null, 1)] } as never;
-  const p = planDiskAttach(disk, chain, { machine: 'pc', fdsets: [1, 2, 3], pciSlots: [0, 1, 2, 3, 5], diskNames: ['root'] });
+  const p = planDiskAttach(disk, chain, { machine: 'pc', fdsets: [1, 2, 3], pciSlots: [0, 1, 2, 3, 5], freePorts: [], diskNames: ['root'] });
   assert.deepEqual(p.issues, []);
   assert.deepEqual(p.fds.map((f) => [f.path, f.flags.join('|'), f.fdset]), [['/d/base.raw', 'O_RDONLY', 4], ['/d/mid.qcow2', 'O_RDONLY', 5], ['/d/top.qcow2', 'O_RDWR', 6]]);
   assert.deepEqual(p.steps.map((s) => `${s.command} ${String(s.args['node-name'] ?? s.args['fdset-id'] ?? s.args['id'])}`), [
@@ -34,10 +34,12 @@ test('planDiskAttach: fds with exact modes after the live fdsets, bottom-up bloc
   assert.equal(p.steps[7]!.args['filename'], '/dev/fdset/6');
   assert.deepEqual([p.steps[9]!.args['bus'], p.steps[9]!.args['addr'], p.steps[9]!.args['drive']], ['pci.0', '0x4', 'data-0-fmt']);
   assert.deepEqual(planDiskDetach(p.steps).map((u) => u.command), ['device_del', ...Array(6).fill('blockdev-del'), 'remove-fd', 'remove-fd', 'remove-fd']);
-  const ro = planDiskAttach({ ...disk, readOnly: true }, chain, { machine: 'pc', fdsets: [], pciSlots: [], diskNames: [] });
+  const ro = planDiskAttach({ ...disk, readOnly: true }, chain, { machine: 'pc', fdsets: [], pciSlots: [], freePorts: [], diskNames: [] });
   assert.ok(ro.fds.every((f) => f.flags.join() === 'O_RDONLY') && ro.steps.every((s) => s.args['read-only'] !== false));
-  const refused = planDiskAttach(disk, chain, { machine: 'q35', fdsets: [], pciSlots: [], diskNames: ['data'] });
-  assert.deepEqual(refused.issues.map((i) => i.code), ['PLAN_DUPLICATE', 'PLAN_UNSUPPORTED']);
+  const q35 = planDiskAttach(disk, chain, { machine: 'q35', fdsets: [], pciSlots: [0, 1, 2], freePorts: ['hp1', 'hp2'], diskNames: [] });
+  assert.deepEqual([q35.issues, q35.steps.at(-1)!.args['bus'], q35.steps.at(-1)!.args['addr']], [[], 'hp1', '0x0'], 'q35: behind the first empty reserved root port');
+  const refused = planDiskAttach(disk, chain, { machine: 'q35', fdsets: [], pciSlots: [], freePorts: [], diskNames: ['data'] });
+  assert.deepEqual(refused.issues.map((i) => i.code), ['PLAN_PCI_EXHAUSTED', 'PLAN_DUPLICATE']);
 });
 
 function capture(): Io & { stdout: string; stderr: string } {
@@ -181,4 +183,47 @@ test('disk attach/detach on a running guest: appears with its data, detach remov
   sock.destroy();
   await m.kill(a);
   assert.deepEqual(leftovers(a, env.stateRoot).filter((l) => !l.includes(side)), []);
+});
+
+test('q35: a disk hot-plugs behind a reserved root port, a second one is refused (no free port), and an attached disk is there at the next boot', {
+  skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids' : false, timeout: 300_000,
+}, async (t) => {
+  const env = testEnv('warden-hotplug-q35-');
+  const m = openManager({ stateDir: env.stateRoot });
+  t.after(async () => { for (const n of await m.store.list()) await m.kill(n).catch(() => undefined); env.cleanup(); });
+  const disk = join(env.dir, 'keep.raw');
+  const marker = `HOTPLUG-KEEP-${process.pid}`;
+  writeFileSync(disk, Buffer.concat([Buffer.from(marker), Buffer.alloc((1 << 20) - marker.length)]));
+  const name = vmName('wdv-hpq');
+  const file = env.specFile({ name });
+  writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), machine: 'q35', hotplugSlots: 1 }));
+  await m.create(file);
+  const pid = (await m.start(name)).record.run!.qemu.pid;
+  const log = m.store.paths(name).serialLog;
+  await waitForText(log, GUEST_READY_LINE, 90_000);
+  const sock = createConnection({ path: m.store.paths(name).serialSocket });
+  await new Promise((r) => sock.once('connect', r));
+  sock.on('error', () => undefined);
+  t.after(() => sock.destroy());
+  const r = await m.attachDisk(name, { name: 'keep', image: disk, format: 'raw' });
+  assert.equal(r.state, 'attached');
+  let blocks: string[] = [];
+  for (let i = 0; i < 40 && !blocks.includes('vdb'); i++) { blocks = await guestBlocks(sock, log, `Q${i}`); if (!blocks.includes('vdb')) await new Promise((res) => setTimeout(res, 500)); }
+  assert.deepEqual(blocks, ['vda', 'vdb'], 'the guest sees the disk behind the root port');
+  await assert.rejects(m.attachDisk(name, { name: 'more', image: disk, format: 'raw', readOnly: true }), (e: Error & { code?: string }) => e.code === 'VM_HOTPLUG_FAILED' && /no free hot-plug slot/.test(e.message));
+  sock.destroy();
+  // The stored spec has it: the next start boots with it.
+  await m.kill(name);
+  const pid2 = (await m.start(name)).record.run!.qemu.pid;
+  assert.notEqual(pid2, pid);
+  assert.ok(qemuFiles(pid2).includes(disk), 'QEMU started with the attached disk');
+  await waitForText(log, GUEST_READY_LINE, 90_000);
+  const sock2 = createConnection({ path: m.store.paths(name).serialSocket });
+  await new Promise((res) => sock2.once('connect', res));
+  sock2.on('error', () => undefined);
+  t.after(() => sock2.destroy());
+  assert.deepEqual(await guestBlocks(sock2, log, 'R'), ['vda', 'vdb'], 'the disk is there at the next boot');
+  sock2.destroy();
+  await m.kill(name);
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
 });

@@ -95,11 +95,13 @@ async function claim(d: TeardownDeps, rec: VmRecord, mine: DiskClaim[]): Promise
 }
 
 /** What QEMU holds now: fdset ids and root-bus PCI slots (facts for the pure planner). */
-async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; pciSlots: number[] }> {
+async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; pciSlots: number[]; freePorts: string[] }> {
   const fdsets = ((await q.execute('query-fdsets')) as Array<{ 'fdset-id': number }>).map((f) => f['fdset-id']);
-  const buses = (await q.execute('query-pci')) as Array<{ bus: number; devices: Array<{ slot: number }> }>;
-  const pciSlots = buses.filter((b) => b.bus === 0).flatMap((b) => b.devices.map((x) => x.slot));
-  return { fdsets, pciSlots };
+  type Dev = { slot: number; qdev_id?: string; pci_bridge?: { devices?: unknown[] } };
+  const root = ((await q.execute('query-pci')) as Array<{ bus: number; devices: Dev[] }>).filter((b) => b.bus === 0).flatMap((b) => b.devices);
+  const freePorts = root.filter((x) => /^hp[0-9]+$/.test(x.qdev_id ?? '') && (x.pci_bridge?.devices ?? []).length === 0).map((x) => x.qdev_id!)
+    .sort((a, b) => Number(a.slice(2)) - Number(b.slice(2)));
+  return { fdsets, pciSlots: root.map((x) => x.slot), freePorts };
 }
 
 export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req: DiskAttachRequest): Promise<{ record: VmRecord; result: HotplugResult }> {
