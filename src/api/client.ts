@@ -95,6 +95,16 @@ export class ApiClient {
     return (await this.json<{ operation: Operation }>('PUT', `/v1/vms/${encodeURIComponent(name)}/state${q}`, body)).body.operation;
   }
 
+  /** POST /v1/vms/NAME/devices (disk hot-plug), waiting up to `waitS` for the operation. */
+  async addDevice(name: string, body: Record<string, unknown>, waitS: number): Promise<Operation> {
+    return (await this.json<{ operation: Operation }>('POST', `/v1/vms/${encodeURIComponent(name)}/devices?wait=${waitS}`, body)).body.operation;
+  }
+
+  async removeDevice(name: string, id: string, q: { liveOnly?: boolean; timeout?: number }, waitS: number): Promise<Operation> {
+    const extra = `${q.liveOnly === true ? '&liveOnly=1' : ''}${q.timeout === undefined ? '' : `&timeout=${q.timeout}`}`;
+    return (await this.json<{ operation: Operation }>('DELETE', `/v1/vms/${encodeURIComponent(name)}/devices/${encodeURIComponent(id)}?wait=${waitS}${extra}`)).body.operation;
+  }
+
   async operation(id: string): Promise<Operation> { return (await this.json<{ operation: Operation }>('GET', `/v1/operations/${encodeURIComponent(id)}`)).body.operation; }
   async waitOperation(id: string, waitS = 60): Promise<Operation> {
     return (await this.json<{ operation: Operation }>('GET', `/v1/operations/${encodeURIComponent(id)}/wait?wait=${waitS}`)).body.operation;

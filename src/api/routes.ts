@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { SpecSchema } from '../spec/index.js';
 import type { Permission } from './auth.js';
 import {
-  ConsoleQuery, ConsoleTicket, DeleteQuery, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RootSchema, StateBody, VmListSchema, VmSchema, WaitQuery,
+  ConsoleQuery, ConsoleTicket, DeleteQuery, DeviceBody, DeviceDeleteQuery, DeviceParams, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RootSchema, StateBody, VmListSchema, VmSchema, WaitQuery,
 } from './schemas.js';
 
 export interface Reply {
@@ -58,6 +58,12 @@ export const ROUTES: readonly RouteDef[] = [
     replies: { 201: { description: 'the ticket', schema: ConsoleTicket }, ...vmCommon, 409: err('not running, or attached elsewhere') } },
   { id: 'vmQmp', method: 'POST', path: '/v1/vms/:name/qmp', summary: 'run one QMP command (admins only)', permission: 'vm:qmp',
     params: NameParams, body: QmpBody, replies: { 200: { description: 'QEMU\'s return value' }, ...vmCommon, 409: err('not running') } },
+  { id: 'addDevice', method: 'POST', path: '/v1/vms/:name/devices', summary: 'hot-plug a disk into the running VM by fd: 202 with an operation, or with ?wait= the finished one', permission: 'vm:lifecycle',
+    params: NameParams, query: WaitQuery, body: DeviceBody,
+    replies: { 200: { description: 'finished (with ?wait=)', schema: OperationReply }, 202: { description: 'accepted, running', schema: OperationReply }, ...vmCommon, 409: err('not running, or the disk is in use (VM_DISK_IN_USE, VM_HOTPLUG_FAILED)') } },
+  { id: 'removeDevice', method: 'DELETE', path: '/v1/vms/:name/devices/:id', summary: 'detach a hot-plugged disk (result state `removing` while the guest holds it)', permission: 'vm:lifecycle',
+    params: DeviceParams, query: DeviceDeleteQuery,
+    replies: { 200: { description: 'finished (with ?wait=)', schema: OperationReply }, 202: { description: 'accepted, running', schema: OperationReply }, ...vmCommon } },
   { id: 'getOperation', method: 'GET', path: '/v1/operations/:id', summary: 'an operation', permission: 'vm:read', params: IdParams,
     replies: { 200: { description: 'the operation', schema: OperationReply }, 404: err('no such operation (kept at least 5 minutes after it ends)') } },
   { id: 'waitOperation', method: 'GET', path: '/v1/operations/:id/wait', summary: 'an operation once it has finished (or after ?wait= seconds, default 60)', permission: 'vm:read',
