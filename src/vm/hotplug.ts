@@ -148,6 +148,23 @@ async function deviceGone(q: QmpConn, id: string): Promise<boolean> {
 }
 
 /**
+ * One release step after the device is gone. The device leaves /machine/peripheral before
+ * QEMU drops its reference to the block node (finalized later), so blockdev-del may see the
+ * node "in use" for a moment: retried for up to 5 s.
+ */
+export async function releaseStep(q: QmpConn, u: { command: string; args: Record<string, unknown> }): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      await q.execute(u.command, u.args);
+      return;
+    } catch (err) {
+      if (i >= 250 || !/in use/.test(String((err as Error).message))) throw err;
+      await sleep(20);
+    }
+  }
+}
+
+/**
  * Detaches a hot-plugged disk: device_del, then waits (up to `waitMs`) for the guest to let
  * go; on timeout the entry stays `removing` and the next detach finishes it. Then the block
  * nodes top down and the fdsets, so QEMU holds no fd of the disk's files.
@@ -176,7 +193,7 @@ export async function detachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, nam
     }
     await sleep(100);
   }
-  for (const u of rest) await q.execute(u.command, u.args).catch((cause: unknown) => { throw new VmError('VM_HOTPLUG_FAILED', `detaching disk ${name} from VM ${rec.name}: ${u.command} failed`, { context: { vm: rec.name, disk: name, step: u }, cause }); });
+  for (const u of rest) await releaseStep(q, u).catch((cause: unknown) => { throw new VmError('VM_HOTPLUG_FAILED', `detaching disk ${name} from VM ${rec.name}: ${u.command} failed`, { context: { vm: rec.name, disk: name, step: u }, cause }); });
   const spec = o.liveOnly === true ? rec.spec : { ...rec.spec, disks: (rec.spec['disks'] as Disk[]).filter((x) => x.name !== name) };
   rec = await save(d, rec, entries.filter((e) => e.name !== name), { disks: withoutClaims(rec.disks, entry.claims), spec });
   return { record: rec, result: { vm: rec.name, disk: name, deviceId: entry.deviceId, state: 'detached', steps: undo.map((u) => u.command), liveOnly: o.liveOnly === true } };
