@@ -105,6 +105,10 @@ export class ApiClient {
     return (await this.json<{ operation: Operation }>('DELETE', `/v1/vms/${encodeURIComponent(name)}/devices/${encodeURIComponent(id)}?wait=${waitS}${extra}`)).body.operation;
   }
 
+  async patchDevice(name: string, id: string, body: { size: number | string }): Promise<unknown> {
+    return (await this.json<unknown>('PATCH', `/v1/vms/${encodeURIComponent(name)}/devices/${encodeURIComponent(id)}`, body)).body;
+  }
+
   async operation(id: string): Promise<Operation> { return (await this.json<{ operation: Operation }>('GET', `/v1/operations/${encodeURIComponent(id)}`)).body.operation; }
   async waitOperation(id: string, waitS = 60): Promise<Operation> {
     return (await this.json<{ operation: Operation }>('GET', `/v1/operations/${encodeURIComponent(id)}/wait?wait=${waitS}`)).body.operation;

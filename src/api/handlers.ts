@@ -1,7 +1,7 @@
 /** @module api/handlers: what each /v1 route does, on a VmService acting for the caller; inputs arrive validated (app.ts). */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, httpStatusFor } from '../errors/index.js';
-import { parseSpec } from '../spec/index.js';
+import { parseSize, parseSpec } from '../spec/index.js';
 import { NodeFs } from '../sys/index.js';
 import { assertAllowed, followLog, StateStore, summarize, type Operation, type Operations, type VmRecord, type VmService } from '../vm/index.js';
 import { authorize, canSee, type Caller } from './auth.js';
@@ -175,6 +175,15 @@ export const HANDLERS: Record<string, Handler> = {
     assertAllowed(rec.name, rec.phase, 'qmp');
     const t = c.query['timeout'] as number | undefined;
     return deviceOp(c, rec, 'detach-disk', () => hotplug(c.svc).detachDisk(rec.name, String(c.params['id']), { liveOnly: c.query['liveOnly'] === true, ...(t === undefined ? {} : { waitMs: t * 1000 }) }));
+  },
+  async patchDevice(c) {
+    const rec = await vmFor(c, 'vm:lifecycle');
+    assertAllowed(rec.name, rec.phase, 'qmp');
+    const raw = (c.body as { size: string | number }).size;
+    const bytes = parseSize(raw);
+    if (bytes === null) throw new ApiError('API_INVALID_REQUEST', `size ${JSON.stringify(raw)} is not a size (bytes, or a number with Ki/Mi/Gi/K/M/G)`, { context: { size: raw } });
+    if (c.svc.resizeDisk === undefined) throw new ApiError('DAEMON_UNAVAILABLE', 'this service does not resize disks');
+    return ok(await c.svc.resizeDisk(rec.name, String(c.params['id']), bytes));
   },
   async vmQmp(c) {
     const rec = await vmFor(c, 'vm:qmp');

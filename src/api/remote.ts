@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { WardenError } from '../errors/index.js';
 import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
 import { attachConsole, replayProgress, terminalProgress } from '../vm/index.js';
-import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, Operation, OpenOptions, Inspection, ListEntry, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
+import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, Operation, ResizeResult, OpenOptions, Inspection, ListEntry, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
 import type { ApiClient } from './client.js';
 import type { StateAction } from './schemas.js';
 
@@ -84,6 +84,10 @@ export class RemoteService implements VmService {
   async detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> {
     const q = { ...(o.liveOnly === true ? { liveOnly: true } : {}), ...(o.waitMs === undefined ? {} : { timeout: o.waitMs / 1000 }) };
     return this.deviceResult(await this.client.removeDevice(name, disk, q, WAIT_S));
+  }
+
+  async resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
+    return (await this.client.patchDevice(name, disk, { size: bytes })) as ResizeResult;
   }
 
   /** A hot-plug operation's result once it ended; its error as a WardenError when it failed. */

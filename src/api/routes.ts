@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { SpecSchema } from '../spec/index.js';
 import type { Permission } from './auth.js';
 import {
-  ConsoleQuery, ConsoleTicket, DeleteQuery, DeviceBody, DeviceDeleteQuery, DeviceParams, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RootSchema, StateBody, VmListSchema, VmSchema, WaitQuery,
+  ConsoleQuery, ConsoleTicket, DeleteQuery, DeviceBody, DeviceDeleteQuery, DeviceParams, DevicePatch, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RootSchema, StateBody, VmListSchema, VmSchema, WaitQuery,
 } from './schemas.js';
 
 export interface Reply {
@@ -19,7 +19,7 @@ export interface Reply {
 
 export interface RouteDef {
   id: string;
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** fastify style: /v1/vms/:name */
   path: string;
   summary: string;
@@ -64,6 +64,9 @@ export const ROUTES: readonly RouteDef[] = [
   { id: 'removeDevice', method: 'DELETE', path: '/v1/vms/:name/devices/:id', summary: 'detach a hot-plugged disk (result state `removing` while the guest holds it)', permission: 'vm:lifecycle',
     params: DeviceParams, query: DeviceDeleteQuery,
     replies: { 200: { description: 'finished (with ?wait=)', schema: OperationReply }, 202: { description: 'accepted, running', schema: OperationReply }, ...vmCommon } },
+  { id: 'patchDevice', method: 'PATCH', path: '/v1/vms/:name/devices/:id', summary: 'grow a running VM\'s disk (block_resize of its top layer; shrinking is refused)', permission: 'vm:lifecycle',
+    params: DeviceParams, body: DevicePatch,
+    replies: { 200: { description: 'resized: {vm, disk, node, fromBytes, toBytes}' }, ...vmCommon, 409: err('not running, or read-only (VM_HOTPLUG_FAILED)') } },
   { id: 'getOperation', method: 'GET', path: '/v1/operations/:id', summary: 'an operation', permission: 'vm:read', params: IdParams,
     replies: { 200: { description: 'the operation', schema: OperationReply }, 404: err('no such operation (kept at least 5 minutes after it ends)') } },
   { id: 'waitOperation', method: 'GET', path: '/v1/operations/:id/wait', summary: 'an operation once it has finished (or after ?wait= seconds, default 60)', permission: 'vm:read',

@@ -48,6 +48,7 @@ export const DeviceBody = z.strictObject({
   liveOnly: z.boolean().optional().describe('change the running VM only, not its stored spec'),
 });
 export const DeviceParams = z.strictObject({ name: z.string(), id: z.string().describe('the disk\'s name') });
+export const DevicePatch = z.strictObject({ size: z.union([z.string(), z.number()]).describe('the new size (bytes, or 10Gi, 512M ...); at least the current one') });
 export const DeviceDeleteQuery = z.strictObject({
   wait: z.coerce.number().min(0).max(600).optional().describe('seconds to wait for the operation to finish'),
   liveOnly: bool.optional().describe('change the running VM only, not its stored spec'),

@@ -91,6 +91,7 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['VM_NO_DISPLAY', 4, 409],
   ['VM_DEVICE_NOT_FOUND', 5, 404],
   ['VM_HOTPLUG_FAILED', 4, 409],
+  ['VM_DISK_SHRINK', 2, 400],
   // the HTTPS listener's credentials (src/api/http-*)
   ['AUTH_REQUIRED', 2, 401],
   ['AUTH_TOKEN_INVALID', 2, 401],

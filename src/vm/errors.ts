@@ -18,7 +18,8 @@ export type VmErrorCode =
   | 'VM_IO'
   | 'VM_NO_DISPLAY'
   | 'VM_DEVICE_NOT_FOUND'
-  | 'VM_HOTPLUG_FAILED';
+  | 'VM_HOTPLUG_FAILED'
+  | 'VM_DISK_SHRINK';
 
 export class VmError extends WardenError {
   declare readonly code: VmErrorCode;

@@ -200,3 +200,28 @@ export async function detachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, nam
 }
 
 export type { HotplugStep };
+
+export interface ResizeResult { vm: string; disk: string; node: string; fromBytes: number; toBytes: number }
+
+/**
+ * Grows a disk's top layer (block_resize on its format node, named as boot and hot-plug name
+ * it: plan/disks planChain). Refuses to shrink (the guest's filesystem would be cut) and
+ * read-only disks.
+ */
+export async function resizeDisk(rec: VmRecord, q: QmpConn, name: string, bytes: number): Promise<ResizeResult> {
+  const disks = [...(rec.spec['disks'] as Disk[]), ...entriesOf(rec).map((e) => e.disk as unknown as Disk)];
+  const disk = disks.find((x) => x.name === name);
+  if (disk === undefined) throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no disk ${name}`, { context: { vm: rec.name, disk: name, disks: disks.map((x) => x.name) } });
+  if (disk.readOnly || disk.media === 'cdrom') throw new VmError('VM_HOTPLUG_FAILED', `disk ${name} of VM ${rec.name} is read-only; it cannot be resized`, { context: { vm: rec.name, disk: name } });
+  const node = `${name}-0-fmt`;
+  const nodes = (await q.execute('query-named-block-nodes', { flat: true })) as Array<{ 'node-name': string; image: { 'virtual-size': number } }>;
+  const cur = nodes.find((x) => x['node-name'] === node)?.image['virtual-size'];
+  if (cur === undefined) throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no block node ${node} for disk ${name}`, { context: { vm: rec.name, disk: name, node } });
+  if (bytes < cur) {
+    throw new VmError('VM_DISK_SHRINK', `disk ${name} of VM ${rec.name} is ${cur} bytes; shrinking it to ${bytes} is refused (the guest's data past the end would be lost)`, {
+      context: { vm: rec.name, disk: name, fromBytes: cur, toBytes: bytes }, suggestions: ['give a size at least as large as the current one'],
+    });
+  }
+  if (bytes > cur) await q.execute('block_resize', { 'node-name': node, size: bytes });
+  return { vm: rec.name, disk: name, node, fromBytes: cur, toBytes: bytes };
+}

@@ -1,7 +1,7 @@
 /** Disk hot-plug through wardend: the CLI verbs route to the daemon (POST/DELETE /v1/vms/NAME/devices) and QEMU gets and drops the fds. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, type Io } from '../../src/cli/index.js';
 import { GUEST_READY_LINE } from '../../src/vm/guest.js';
@@ -17,7 +17,7 @@ function qemuFiles(pid: number): string[] {
   return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => { try { return [readlinkSync(`/proc/${pid}/fd/${fd}`)]; } catch { return []; } });
 }
 
-test('warden disk attach/detach through the daemon: 202/operations, fds in and out of QEMU, refusals as the same codes', {
+test('warden disk attach/resize/detach through the daemon: 202/operations, PATCH size, fds in and out of QEMU, refusals as the same codes', {
   skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids and creates cgroups' : false, timeout: 180_000,
 }, async (t) => {
   const env = testEnv('warden-api-hotplug-');
@@ -48,6 +48,16 @@ test('warden disk attach/detach through the daemon: 202/operations, fds in and o
   assert.equal(a.code, 0, a.io.stderr);
   assert.equal(JSON.parse(a.io.stdout).state, 'attached');
   assert.ok(qemuFiles(pid).includes(img), 'QEMU holds the image after attach through the daemon');
+  // Resize (PATCH through the daemon): grows the top layer, refuses to shrink; boot-time disks too.
+  const grown = await cli('disk', 'resize', name, 'extra', '2Mi', '--json');
+  assert.equal(grown.code, 0, grown.io.stderr);
+  assert.deepEqual([JSON.parse(grown.io.stdout).fromBytes, JSON.parse(grown.io.stdout).toBytes], [1 << 20, 2 << 20]);
+  assert.equal(statSync(img).size, 2 << 20, 'the image file grew');
+  const shrink = await cli('disk', 'resize', name, 'extra', '1Mi');
+  assert.equal(shrink.code, 2, shrink.io.stderr);
+  assert.match(shrink.io.stderr, /VM_DISK_SHRINK|shrinking/);
+  assert.equal(statSync(img).size, 2 << 20, 'a refused shrink changes nothing');
+  assert.equal((await cli('disk', 'resize', name, 'root', '96Mi')).code, 0, 'a boot-time disk grows too');
   const again = await cli('disk', 'attach', name, '--image', img, '--format', 'raw', '--name', 'extra');
   assert.equal(again.code, 4, again.io.stderr);
   assert.match(again.io.stderr, /VM_(DISK_IN_USE|HOTPLUG_FAILED)/);

@@ -1,6 +1,7 @@
 /** @module cli/commands/disk: `warden disk attach|detach`, hot-plugging disks into a running VM by fd (vm/hotplug). */
 import type { Command } from 'commander';
 import { WardenError } from '../../errors/index.js';
+import { parseSize } from '../../spec/index.js';
 import type { HotplugResult, VmService } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
 import { openService } from './route.js';
@@ -36,6 +37,16 @@ export function registerDisk(program: Command, io: Io): void {
       const m = hotplugOf(await openService({ stateDir: o.stateDir }));
       const r = await m.attachDisk(name, { name: o.name, image: o.image, format: o.format, readOnly: o.readonly === true, bus: o.bus, liveOnly: o.liveOnly === true });
       report(io, r, o.json);
+    });
+  disk.command('resize').description('grow a running VM\'s disk (its top layer; shrinking is refused)').argument('<name>', 'the VM').argument('<disk>', 'the disk').argument('<size>', 'the new size: bytes, or 10Gi, 512M ...')
+    .option('--state-dir <dir>', 'state root').option('--json', 'print the result as JSON')
+    .action(async (name: string, diskName: string, size: string, o: Opts) => {
+      const bytes = parseSize(size);
+      if (bytes === null) throw new WardenError('USAGE_BAD_SIZE', `${size} is not a size (bytes, or a number with Ki/Mi/Gi/K/M/G)`);
+      const m = await openService({ stateDir: o.stateDir });
+      if (m.resizeDisk === undefined) throw new WardenError('USAGE_UNSUPPORTED', 'this service does not resize disks');
+      const r = await m.resizeDisk(name, diskName, bytes);
+      if (o.json === true) printJson(io, r); else io.out(`disk ${r.disk} of VM ${r.vm}: ${r.fromBytes} -> ${r.toBytes} bytes`);
     });
   state(disk.command('detach').description('detach a hot-plugged disk (waits for the guest to release it)').argument('<name>', 'the VM').argument('<disk>', 'the disk'))
     .option('--timeout <s>', 'seconds to wait for the guest before leaving the disk `removing`', '10')
