@@ -109,6 +109,8 @@ for arg in $(cat /proc/cmdline); do
     warden.ping=*) ping=${arg#warden.ping=} ;;
     warden.http=*) http=${arg#warden.http=} ;;
     warden.flood=*) flood=${arg#warden.flood=} ;;
+    warden.fetch=*) fetch=${arg#warden.fetch=} ;;
+    warden.push=*) push=${arg#warden.push=} ;;
   esac
 done
 if [ -n "${ip:-}" ]; then
@@ -134,6 +136,24 @@ if [ -n "${ping:-}" ]; then
     done
     echo "WARDEN-PING-FAIL $ping"
   ) &
+fi
+# warden.fetch=URL: an HTTP GET from the guest (ICMP may not pass user networking), its first line reported.
+if [ -n "${fetch:-}" ]; then
+  (
+    n=0
+    while [ $n -lt 30 ]; do
+      if body=$(timeout 5 wget -q -O - "$fetch" 2>/dev/null); then echo "WARDEN-FETCH-OK $(echo "$body" | head -n1)"; exit 0; fi
+      n=$((n + 1)); sleep 1
+    done
+    echo "WARDEN-FETCH-FAIL $fetch"
+  ) &
+fi
+# warden.push=IP:PORT:MIB: that many MiB of zeros to a host listener (guest -> host throughput).
+if [ -n "${push:-}" ]; then
+  ( IFS=: read -r pip pport pmib <<PUSH
+$push
+PUSH
+    sleep 1; dd if=/dev/zero bs=1048576 count="$pmib" 2>/dev/null | nc "$pip" "$pport"; echo "WARDEN-PUSH-DONE" ) &
 fi
 # warden.flood=BYTES: that much console output at once (for the log cap tests), then a marker.
 if [ -n "${flood:-}" ]; then

@@ -10,9 +10,11 @@ say() { echo "setup: $*" >&2; }
 # Debian packages the tests and the demo use (Debian 12 names).
 PKGS="qemu-utils qemu-system-x86 qemu-system-data ovmf bubblewrap util-linux busybox-static \
 iproute2 openvswitch-switch cpio gzip kmod python3 make g++ openssl chromium \
-containerd golang-github-containerd-containerd-dev"
+containerd golang-github-containerd-containerd-dev \
+debootstrap fdisk e2fsprogs dosfstools mtools grub-pc-bin grub-efi-amd64-bin xorriso openssh-client"
 # (build-guest.sh also needs apt-get and dpkg, present on every Debian system.)
 # openssl makes the HTTPS listener's self-signed certificate; chromium runs the browser tests (test/browser).
+# debootstrap ... grub-efi-amd64-bin build the Debian image, xorriso makes cloud-init seeds, openssh-client is warden ssh.
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -65,6 +67,14 @@ if [ ! -f "$logd" ] || [ native/warden-logd.c -nt "$logd" ]; then
 fi
 # The test and demo guest (cloud kernel + busybox initramfs), cached in .cache/guest/.
 if $quiet; then sh scripts/build-guest.sh --quiet; else sh scripts/build-guest.sh; fi
+
+# The Debian OS image for the boot tests and the benchmark (scripts/build-image.sh): cached
+# host-wide, so this is instant after the first build (a few minutes). Needs root; a failed
+# build does not fail setup: the tests that need the image try once more, then skip.
+if [ "$(id -u)" -eq 0 ]; then
+  [ -f "$(sh scripts/build-image.sh --print)" ] || say "building the Debian image (first time on this host: about 3 minutes)"
+  sh scripts/build-image.sh --quiet >/dev/null || say "building the Debian image failed; its tests will skip"
+fi
 
 # TypeScript: rebuild when any source is newer than the last build.
 stamp=dist/.built

@@ -36,7 +36,7 @@ function mountArgs(m: JailMount): string[] {
 
 /** Namespaces: all new; the user namespace is what lets bwrap run as the already-dropped uid. */
 function namespaceArgs(spec: JailSpec): string[] {
-  const args = ['--unshare-user', '--disable-userns', '--unshare-ipc', '--unshare-pid', '--unshare-uts', '--unshare-cgroup'];
+  const args = ['--unshare-user', ...(spec.nestedUserns === true ? [] : ['--disable-userns']), '--unshare-ipc', '--unshare-pid', '--unshare-uts', '--unshare-cgroup'];
   if (spec.network.mode === 'none') args.push('--unshare-net');
   return args;
 }

@@ -74,4 +74,10 @@ export interface JailSpec {
    * and the listed devices. Everything else (e.g. /proc) must be listed to stay reachable.
    */
   landlock?: { readOnly: string[]; readWrite: string[] };
+  /**
+   * Let the program create user namespaces of its own inside the jail (default false: nested
+   * ones are disabled). For programs that sandbox themselves further (passt unshares its
+   * own namespaces); the capabilities they get there are only over those namespaces.
+   */
+  nestedUserns?: boolean;
 }

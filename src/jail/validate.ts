@@ -152,6 +152,7 @@ export function checkJailSpec(spec: JailSpec, config: JailerConfig): JailSpecIss
   checkFds(issues, spec);
   checkLimits(issues, spec);
   checkProcess(issues, spec);
+  if (spec.nestedUserns !== undefined && typeof spec.nestedUserns !== 'boolean') issues.push({ path: 'nestedUserns', message: 'must be true or false' });
   if (spec.landlock !== undefined) {
     if (!isObj(spec.landlock)) issues.push({ path: 'landlock', message: 'must be {"readOnly": [...], "readWrite": [...]}' });
     else for (const key of ['readOnly', 'readWrite'] as const) {

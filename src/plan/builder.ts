@@ -5,7 +5,7 @@
  */
 import type { HostAction } from '../net/index.js';
 import type { PlanIssue } from './errors.js';
-import type { ArgTrace, ManifestEntry, ManifestKind, OpenFlag, PlannedFd } from './types.js';
+import type { ArgTrace, HelperPlan, ManifestEntry, ManifestKind, OpenFlag, PlannedFd } from './types.js';
 
 export type QapiCommand = 'blockdev-add' | 'netdev_add' | 'object-add';
 
@@ -25,6 +25,7 @@ export class PlanBuilder {
   readonly qapi: QapiCheck[] = [];
   readonly devices: Array<{ driver: string; from: string; value: Record<string, unknown> }> = [];
   readonly issues: PlanIssue[] = [];
+  readonly helpers: HelperPlan[] = [];
   private nextFdset: number;
   private nextSlot: number;
 
@@ -74,6 +75,11 @@ export class PlanBuilder {
 
   listenFd(from: string, name: string, path: string): number {
     return this.pushFd({ kind: 'unix-listen', name, path, from });
+  }
+
+  /** QEMU's end of the socketpair `pair` (the helper names the other end); returns its fd number. */
+  socketPair(from: string, name: string, pair: string): number {
+    return this.pushFd({ kind: 'socketpair', name, pair, from });
   }
 
   /** Adds a host action and one fd per name the action will open; returns the fd numbers. */

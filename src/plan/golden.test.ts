@@ -38,6 +38,7 @@ for (const name of cases) {
     plan.fds.forEach((f, i) => assert.equal(f.target, 3 + i));
     assert.equal(plan.argvTrace.length, plan.argv.length);
     assert.deepEqual(checkJailSpec(plan.jail, defaultJailerConfig()), [], 'the jailer accepts the planned JailSpec');
+    for (const h of plan.helpers) assert.deepEqual(checkJailSpec(h.jail, defaultJailerConfig()), [], `the jailer accepts helper ${h.jail.name}'s JailSpec`);
     assert.deepEqual(actionIssues(plan.hostActions, spec.name), [], 'the net module accepts the planned host actions');
     for (const f of plan.fds) if ((f.kind === 'file' || f.kind === 'log') && f.fdset !== undefined) assert.ok(plan.argv.includes(`fd=${f.target},set=${f.fdset},opaque=${f.name}`));
   });

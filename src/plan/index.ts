@@ -1,6 +1,6 @@
 /** @module plan: the pure planner: spec + facts → QEMU argv, fds, JailSpec, host actions and resource manifest. */
 export { buildPlan } from './plan.js';
-export type { Plan, PlannedFd, ManifestEntry, ManifestKind, Facts, OpenFlag, ArgTrace } from './types.js';
+export type { Plan, HelperPlan, PlannedFd, ManifestEntry, ManifestKind, Facts, OpenFlag, ArgTrace } from './types.js';
 export { PlanError } from './errors.js';
 export type { PlanIssue } from './errors.js';
 export { stableMac, hostIfname } from './net.js';
@@ -8,3 +8,4 @@ export { SANDBOX } from './base.js';
 export { renderPlan, planToJson } from './render.js';
 export { planDiskAttach, planDiskDetach } from './hotplug.js';
 export type { DiskAttachPlan, HotplugStep, HotplugFd, LiveAllocations, QmpCall } from './hotplug.js';
+export { PASST_BINARY, USER_NET, helperJailName } from './helpers.js';

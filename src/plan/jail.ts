@@ -40,13 +40,13 @@ export function limitsToCgroup(spec: Spec, accel: 'kvm' | 'tcg'): JailCgroup {
 }
 
 /**
- * Network namespace: an empty one unless a NIC uses user networking. Slirp needs no host
+ * Network namespace: an empty one unless a NIC uses slirp (passt runs outside QEMU). Slirp needs no host
  * device, but it reaches the outside through ordinary host sockets, and its host forwards
  * listen in QEMU's namespace: in an empty namespace the guest has no route and the
  * forwards are unreachable from the host. TAP fds work from any namespace.
  */
 function networkMode(spec: Spec): JailSpec['network'] {
-  return spec.networks.some((n) => n.type === 'user') ? { mode: 'host' } : { mode: 'none' };
+  return spec.networks.some((n) => n.type === 'user' && n.backend === 'slirp') ? { mode: 'host' } : { mode: 'none' };
 }
 
 /** The minimal view from the binary's view facts; without them, all of /usr (said so in the manifest). */

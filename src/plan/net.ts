@@ -1,5 +1,6 @@
 /**
- * @module plan/net: NICs. User networking is QEMU's slirp with explicit host forwards;
+ * @module plan/net: NICs. User networking is passt in its own jail (plan/helpers.ts), or
+ * QEMU's slirp with explicit host forwards when the spec asks for it (backend: slirp);
  * bridge, ovs and macvtap become TAP fds the net module opens (host actions), passed with
  * fds=; a stable MAC and interface name come from a hash of the VM and NIC names.
  */
@@ -8,6 +9,7 @@ import type { HostAction } from '../net/index.js';
 import type { Network, Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts } from './types.js';
+import { chosenNote, planPasst, resolvedForwards } from './helpers.js';
 
 const MODEL_DRIVER: Record<Network['model'], string> = { virtio: 'virtio-net-pci', e1000e: 'e1000e', rtl8139: 'rtl8139' };
 
@@ -53,7 +55,8 @@ export function planNetworks(spec: Spec, facts: Facts, b: PlanBuilder): void {
     const mac = n.mac ?? stableMac(spec.name, n.name);
     const netdev = `net-${n.name}`;
     let hasBackend = true;
-    if (n.type === 'user') planUser(n, from, netdev, facts, b);
+    if (n.type === 'user' && n.backend === 'slirp') planUser(n, from, netdev, facts, b);
+    else if (n.type === 'user') planPasst(spec, n, from, netdev, facts, b);
     else if (n.type === 'none') hasBackend = false;
     else planTap(spec.name, n, mac, from, netdev, facts, b);
     const dev: Record<string, unknown> = { driver: MODEL_DRIVER[n.model], id: `nic-${n.name}`, mac, ...b.pci(from) };
@@ -66,13 +69,11 @@ export function planNetworks(spec: Spec, facts: Facts, b: PlanBuilder): void {
 function planUser(n: Network, from: string, id: string, facts: Facts, b: PlanBuilder): void {
   const nd: Record<string, unknown> = { type: 'user', id };
   if (n.restrict !== undefined) nd['restrict'] = n.restrict;
-  // host: 0 is the port start chose (a fact); `warden plan` has none and shows 0.
-  const fwd = (n.forwards ?? []).map((f, k) => ({ ...f, host: f.host === 0 ? facts.forwardPorts?.[`${from}.forwards[${k}]`] ?? 0 : f.host }));
+  const fwd = resolvedForwards(n, from, facts);
   if (fwd.length > 0) nd['hostfwd'] = fwd.map((f) => ({ str: `${f.proto}:${f.hostAddress}:${f.host}-:${f.guest}` }));
   b.qapiArg(from, '-netdev', 'netdev_add', nd);
-  b.note('netns', 'host network namespace', 'shared', from, 'user networking reaches the network through the host\'s sockets');
-  fwd.forEach((f, k) => b.note('port', `${f.proto}/${f.hostAddress}:${f.host}`, 'listen', `${from}.forwards[${k}]`,
-    `forwarded to guest port ${f.guest}${n.forwards?.[k]?.host === 0 ? (f.host === 0 ? '; host port: a free one chosen at start' : '; a free port chosen at start') : ''}`));
+  b.note('netns', 'host network namespace', 'shared', from, 'slirp (backend: slirp) runs inside QEMU and reaches the network through the host\'s sockets');
+  fwd.forEach((f, k) => b.note('port', `${f.proto}/${f.hostAddress}:${f.host}`, 'listen', `${from}.forwards[${k}]`, `forwarded to guest port ${f.guest}${chosenNote(n, k, f.host)}`));
 }
 
 /** TAP-backed types: the host action opens the queues; vhost-net optionally. */

@@ -71,7 +71,7 @@ test('a binary whose schema lacks a planned member, or a device, fails the plan'
   const netdev = QEMU.schema!.find((e) => e.name === user['arg-type'])!;
   const userType = netdev.variants!.find((v) => v.case === 'user')!.type;
   const trimmed: QemuCaps = { ...QEMU, schema: QEMU.schema!.map((e) => (e.name === userType ? { ...e, members: e.members!.filter((m) => m.name !== 'hostfwd') } : e)) };
-  const issues = planIssues('networks: [{ name: n, type: user, forwards: [{ host: 2222, guest: 22 }] }]', {}, trimmed);
+  const issues = planIssues('networks: [{ name: n, type: user, backend: slirp, forwards: [{ host: 2222, guest: 22 }] }]', {}, trimmed);
   assert.deepEqual(issues, [{ code: 'PLAN_QAPI', from: 'networks[0]' }]);
 });
 
@@ -87,10 +87,30 @@ test('the plan is deterministic and fd numbers match the jail', () => {
   for (const a of p1.hostActions) if ('fdNames' in a) for (const n of a.fdNames) assert.ok(p1.jail.fds.some((f) => f.name === n));
 });
 
-test('user networking keeps the host network namespace; TAP-only VMs get an empty one', () => {
-  assert.deepEqual(plan('networks: [{ name: n, type: user }]').jail.network, { mode: 'host' });
+test('slirp keeps QEMU in the host network namespace; passt, TAP-only and NIC-less VMs get an empty one', () => {
+  assert.deepEqual(plan('networks: [{ name: n, type: user, backend: slirp }]').jail.network, { mode: 'host' });
+  assert.deepEqual(plan('networks: [{ name: n, type: user }]').jail.network, { mode: 'none' });
   assert.deepEqual(plan('networks: [{ name: n, type: bridge, bridge: br0 }]').jail.network, { mode: 'none' });
   assert.deepEqual(plan('').jail.network, { mode: 'none' });
+});
+
+test('user networking without passt on the host is refused unless the spec asks for slirp; restrict is slirp-only', () => {
+  assert.deepEqual(planIssues('networks: [{ name: n, type: user }]', { passt: null }), [{ code: 'PLAN_MISSING_FACT', from: 'networks[0]' }]);
+  assert.equal(plan('networks: [{ name: n, type: user, backend: slirp }]', { passt: null }).helpers.length, 0);
+  assert.deepEqual(planIssues('networks: [{ name: n, type: user, restrict: true }]'), [{ code: 'PLAN_UNSUPPORTED', from: 'networks[0].restrict' }]);
+  const p = plan('networks: [{ name: n, type: user, forwards: [{ host: 2222, guest: 22 }] }]');
+  assert.equal(p.helpers.length, 1);
+  const h = p.helpers[0]!;
+  assert.equal(h.jail.network.mode, 'host');
+  assert.deepEqual(h.jail.identity, { lease: true });
+  assert.ok(h.jail.argv.includes('127.0.0.1/2222:22'));
+  assert.ok(!h.jail.mounts.some((m) => m.type !== 'symlink' && m.target === '/usr'), 'passt sees its binary and libraries only');
+  // host: 0 binds the port start chose (a fact), as with slirp.
+  const spec0 = parseSpec('apiVersion: warden/v1\nname: t\nnetworks: [{ name: n, type: user, forwards: [{ host: 0, guest: 22 }] }]\n', 't.yaml');
+  const chosen = buildPlan(spec0, { ...sketchFacts('t', QEMU), forwardPorts: { 'networks[0].forwards[0]': 40123 } });
+  assert.ok(chosen.helpers[0]!.jail.argv.includes('127.0.0.1/40123:22'));
+  const qemuEnd = p.fds.find((f) => f.kind === 'socketpair');
+  assert.ok(p.argv.includes(`{"type":"stream","id":"net-n","addr":{"type":"fd","str":"${qemuEnd!.target}"}}`));
 });
 
 test('kvm adds exactly /dev/kvm; tcg no device', () => {

@@ -5,6 +5,7 @@ import { planConsoles, planHardening, planMachine, resolveAccel, resolveMachine 
 import { checkSharedFiles, planDisks } from './disks.js';
 import { planHotplugPorts } from './hotplug.js';
 import { planNetworks } from './net.js';
+import { planCloudInit } from './cloudinit.js';
 import { planBoot, planDevices, planFirmware } from './extras.js';
 import { planJail } from './jail.js';
 import { checkAgainstBinary } from './check.js';
@@ -28,6 +29,7 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   planConsoles(spec, facts, b);
   checkSharedFiles(spec, facts, b);
   planDisks(spec, facts, b, { machineKind });
+  planCloudInit(spec, facts, b);
   planNetworks(spec, facts, b);
   planDevices(spec, facts, b);
   planHotplugPorts(spec, b);
@@ -35,5 +37,5 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   checkAgainstBinary(facts, b);
   const jail = planJail(spec, facts, b, accel);
   if (b.issues.length > 0) throw new PlanError(spec.name, b.issues);
-  return { argv: [...b.argv], argvTrace: [...b.trace], fds: [...b.fds], jail, hostActions: [...b.actions], manifest: [...b.manifest] };
+  return { argv: [...b.argv], argvTrace: [...b.trace], fds: [...b.fds], jail, hostActions: [...b.actions], manifest: [...b.manifest], helpers: [...b.helpers] };
 }

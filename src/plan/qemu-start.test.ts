@@ -42,6 +42,7 @@ async function openPlanned(plan: Plan): Promise<{ fds: number[]; close: () => vo
   const fds: number[] = [];
   const servers: net.Server[] = [];
   const taps: Record<number, number[]> = {};
+  const pairEnds: number[] = [];
   for (const f of plan.fds) {
     if (f.kind === 'file') fds.push(openSync(f.path, f.flags.reduce((a, x) => a | FLAG[x]!, 0), 0o600));
     // QEMU needs only a write-only fd for a log: a file stands in for the log writer's pipe here.
@@ -55,6 +56,11 @@ async function openPlanned(plan: Plan): Promise<{ fds: number[]; close: () => vo
       await fsp.rename(`${f.path}.tmp`, f.path);
       servers.push(s);
       fds.push((s as unknown as { _handle: { fd: number } })._handle.fd);
+    } else if (f.kind === 'socketpair') {
+      // The helper's end is not started here: QEMU only needs a connected stream socket.
+      const [mine, theirs] = loadNative().socketpair();
+      fds.push(mine);
+      pairEnds.push(theirs);
     } else {
       const a = plan.hostActions[f.action];
       assert.ok(a?.kind === 'tap', `only tap actions are performed here, not ${a?.kind}`);
@@ -67,7 +73,7 @@ async function openPlanned(plan: Plan): Promise<{ fds: number[]; close: () => vo
       fds.push(fd);
     }
   }
-  return { fds, close: () => { for (const s of servers) s.close(); for (const [i, f] of plan.fds.entries()) if (f.kind !== 'unix-listen') closeSync(fds[i]!); } };
+  return { fds, close: () => { for (const s of servers) s.close(); for (const [i, f] of plan.fds.entries()) if (f.kind !== 'unix-listen') closeSync(fds[i]!); for (const e of pairEnds) closeSync(e); } };
 }
 
 /** A few QMP commands over the planned monitor socket, one reply per command. */
@@ -289,6 +295,25 @@ disks:
   });
 });
 
+test('secureBoot: the secure-boot OVMF with enrolled vars, SMM and secure pflash start and print their boot manager', {
+  skip: skip || (existsSync('/usr/share/OVMF/OVMF_CODE_4M.secboot.fd') && existsSync('/usr/share/OVMF/OVMF_VARS_4M.ms.fd') ? false : 'no secure-boot OVMF (package ovmf)'), timeout: 300_000,
+}, async (t) => {
+  const dir = mkdtempSync('/tmp/warden-plan-');
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const caps = await loadQemuCaps({ runner: new NodeProcessRunner(), fs: new NodeFs(), stat: (p) => fsp.stat(p), cacheDir: join(dir, 'cache') }, QEMU);
+  img('create', '-q', '-f', 'qcow2', join(dir, 'root.qcow2'), '16M');
+  const plan = await runCase(t, caps, dir, `apiVersion: warden/v1
+name: real-sb
+firmware: uefi
+secureBoot: true
+memory: 128Mi
+accel: tcg
+disks:
+  - { name: root, image: root.qcow2, format: qcow2, bootIndex: 0 }
+`, { root: 'root.qcow2' }, { firmware: { uefiCode: '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd', uefiVarsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.ms.fd', secureBoot: true } });
+  assert.ok(plan.argv.some((a) => a.includes('smm=on')));
+});
+
 test('planned TAP networking (fd= and multiqueue fds=) is accepted by QEMU', { skip: skip || (process.getuid?.() !== 0 ? 'needs root for TAP devices' : false) || (existsSync('/dev/net/tun') ? false : 'no /dev/net/tun'), timeout: 60_000 }, async (t) => {
   const dir = mkdtempSync('/tmp/warden-plan-');
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -326,12 +351,12 @@ disks:
 `, { root: 'top.qcow2', seed: 'seed.iso' }, { identity }, true);
     assert.deepEqual(plan.jail.network, { mode: 'none' });
   });
-  await t.test('user networking: host network namespace', async (t) => {
+  await t.test('slirp user networking (backend: slirp): host network namespace', async (t) => {
     const plan = await runCase(t, caps, dir, `apiVersion: warden/v1
 name: warden-plan-${process.pid}-j2
 memory: 128Mi
 accel: tcg
-networks: [{ name: n, type: user }]
+networks: [{ name: n, type: user, backend: slirp }]
 `, {}, { identity }, true);
     assert.deepEqual(plan.jail.network, { mode: 'host' });
   });

@@ -27,6 +27,7 @@ function describeFd(f: PlannedFd, plan: Plan): string {
   if (f.kind === 'sealed-copy') return `sealed memfd copy of ${f.path} (read as /proc/self/fd/${f.target})`;
   if (f.kind === 'log') return `pipe to the log writer, into ${f.path} (rotated at ${f.capBytes} bytes)${f.fdset === undefined ? '' : ` (fdset ${f.fdset})`}`;
   if (f.kind === 'unix-listen') return `listening unix socket ${f.path}`;
+  if (f.kind === 'socketpair') return `socketpair ${f.pair} (the other end is a helper's)`;
   const a = plan.hostActions[f.action];
   return `from host action ${f.action} (${a?.kind ?? '?'} ${a !== undefined && 'ifname' in a ? a.ifname : a?.nic ?? ''})`;
 }
@@ -46,6 +47,12 @@ export function renderPlan(plan: Plan): string {
   if (j.cgroup !== undefined) out.push(`  cgroup ${JSON.stringify(j.cgroup)}`);
   if (j.rlimits !== undefined) out.push(`  rlimits ${JSON.stringify(j.rlimits)}`);
   if (j.landlock !== undefined) out.push(`  landlock read-only: ${j.landlock.readOnly.join(' ')}; read-write: ${j.landlock.readWrite.length === 0 ? 'nothing' : j.landlock.readWrite.join(' ')}`);
+  for (const h of plan.helpers) {
+    out.push('', `Helper ${h.kind} for ${h.from} (jail ${h.jail.name}):`);
+    out.push(`  ${h.jail.argv.map(shellQuote).join(' ')}`);
+    for (const f of h.fds) out.push(`  fd ${f.target} ${f.name}: ${describeFd(f, plan).replace("a helper's", "QEMU's")}`);
+    out.push(`  network: ${h.jail.network.mode}; cgroup ${JSON.stringify(h.jail.cgroup)}; ${h.jail.mounts.length} mounts`);
+  }
   out.push('', 'Host actions:');
   if (plan.hostActions.length === 0) out.push('  none');
   plan.hostActions.forEach((a, i) => out.push(`  ${i}: ${JSON.stringify(a)}`));
@@ -55,5 +62,5 @@ export function renderPlan(plan: Plan): string {
 }
 
 export function planToJson(plan: Plan): Record<string, unknown> {
-  return { argv: plan.argv, argvTrace: plan.argvTrace, fds: plan.fds, jail: plan.jail, hostActions: plan.hostActions, manifest: plan.manifest };
+  return { argv: plan.argv, argvTrace: plan.argvTrace, fds: plan.fds, jail: plan.jail, hostActions: plan.hostActions, manifest: plan.manifest, helpers: plan.helpers };
 }

@@ -1,6 +1,6 @@
 /** @module plan/testing: fact builders for tests (golden cases describe chains briefly; this fills in the rest). */
 import type { ChainLayer, ImageChain, ImageFormat } from '../image/index.js';
-import type { QemuCaps } from '../qemu/index.js';
+import type { ProgramView, QemuCaps } from '../qemu/index.js';
 import type { Facts } from './types.js';
 
 export type LayerSketch = Partial<ChainLayer> & { path: string; format: ImageFormat };
@@ -32,7 +32,19 @@ export interface FactSketch {
   host?: Facts['host'];
   firmware?: Facts['firmware'] | null;
   identity?: Facts['identity'];
+  /** passt's view (null: passt is not installed); default: Debian 12's /usr/bin/passt. */
+  passt?: ProgramView | null;
 }
+
+/** Debian 12's passt: one library besides the loader. */
+export const PASST_VIEW: ProgramView = {
+  binary: { path: '/usr/bin/passt', source: '/usr/bin/passt' },
+  links: [{ path: '/lib', linkTarget: 'usr/lib' }, { path: '/lib64', linkTarget: 'usr/lib64' }],
+  libraries: [
+    { path: '/usr/lib/x86_64-linux-gnu/libc.so.6', source: '/usr/lib/x86_64-linux-gnu/libc.so.6' },
+    { path: '/usr/lib64/ld-linux-x86-64.so.2', source: '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2' },
+  ],
+};
 
 /** Facts for VM `name` with state under /run/warden/vms/NAME, uid 200001 and the given QEMU caps. */
 export function sketchFacts(name: string, qemu: QemuCaps, s: FactSketch = {}, stateRoot = '/run/warden/vms'): Facts {
@@ -45,6 +57,7 @@ export function sketchFacts(name: string, qemu: QemuCaps, s: FactSketch = {}, st
   };
   if (s.firmware !== null) facts.firmware = s.firmware ?? { uefiCode: '/usr/share/OVMF/OVMF_CODE_4M.fd', uefiVarsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd' };
   if (s.host !== undefined) facts.host = s.host;
+  if (s.passt !== null) facts.helpers = { passt: s.passt ?? PASST_VIEW };
   return facts;
 }
 

@@ -2,7 +2,7 @@
 import type { ImageChain } from '../image/index.js';
 import type { JailSpec } from '../jail/index.js';
 import type { HostAction } from '../net/index.js';
-import type { QemuCaps } from '../qemu/index.js';
+import type { ProgramView, QemuCaps } from '../qemu/index.js';
 
 /** Facts gathered before planning (never by the planner). Paths are absolute host paths. */
 export interface Facts {
@@ -28,6 +28,8 @@ export interface Facts {
     vncSocket: string;
     /** The guest agent's socket (guestAgent: true); default <stateDir>/qga.sock. */
     guestAgentSocket?: string;
+    /** The cloud-init seed volume (cloudInit); default <stateDir>/cidata.iso. */
+    cloudInitSeed?: string;
   };
   /**
    * The firmware pair on this host that fits the spec (firmware: uefi): OVMF's code, and the
@@ -39,6 +41,8 @@ export interface Facts {
   forwardPorts?: Record<string, number>;
   /** Host features that are optional (no vhost-net here, for instance). */
   host?: { vhostNet?: boolean };
+  /** Helper programs found on this host (absent: not installed), with their views. */
+  helpers?: { passt?: ProgramView };
 }
 
 export type OpenFlag = 'O_RDONLY' | 'O_WRONLY' | 'O_RDWR' | 'O_DIRECT' | 'O_CREAT' | 'O_APPEND' | 'O_CLOEXEC';
@@ -73,9 +77,14 @@ export type PlannedFd =
   /** A unix socket the manager creates, binds, listens on, and passes (QMP monitor, serial console). */
   | (FdBase & { kind: 'unix-listen'; path: string })
   /** An fd the net module opens while performing hostActions[action] (TAP queue, macvtap, vhost-net). */
-  | (FdBase & { kind: 'host-action'; action: number });
+  | (FdBase & { kind: 'host-action'; action: number })
+  /**
+   * One end of an AF_UNIX socketpair the manager creates between QEMU and a helper: the
+   * end named in a helper's fds is that helper's, the same `pair` in QEMU's fds is QEMU's.
+   */
+  | (FdBase & { kind: 'socketpair'; pair: string });
 
-export type ManifestKind = 'file' | 'socket' | 'device' | 'tap' | 'macvtap' | 'bridge-port' | 'cgroup' | 'uid' | 'netns' | 'port' | 'mount';
+export type ManifestKind = 'file' | 'socket' | 'device' | 'tap' | 'macvtap' | 'bridge-port' | 'cgroup' | 'uid' | 'netns' | 'port' | 'mount' | 'helper';
 
 /** One resource the VM implies: what, how it is accessed, and which spec field asked for it. */
 export interface ManifestEntry {
@@ -92,6 +101,16 @@ export interface ArgTrace {
   from: string;
 }
 
+/** A helper program (passt ...) that serves one spec item, in a jail of its own, started before QEMU and stopped after it. */
+export interface HelperPlan {
+  kind: 'passt';
+  /** The spec field it serves (networks[0]). */
+  from: string;
+  jail: JailSpec;
+  /** The helper's fds (3 + index), the same shapes as QEMU's. */
+  fds: PlannedFd[];
+}
+
 export interface Plan {
   /** argv[0] is the QEMU binary path. */
   argv: string[];
@@ -100,4 +119,6 @@ export interface Plan {
   jail: JailSpec;
   hostActions: HostAction[];
   manifest: ManifestEntry[];
+  /** Helpers in their own jails, in start order (empty when none). */
+  helpers: HelperPlan[];
 }

@@ -1,6 +1,6 @@
 /** @module qemu: a QEMU binary's capabilities (version, machines, devices, QAPI schema), probed once and cached per binary, and QAPI checks of planned objects. */
-export type { QemuCaps, QemuMachine, QapiEntry, QemuView, ViewFile } from './types.js';
-export { gatherView, parseLdd, parseDataDirs } from './view.js';
+export type { QemuCaps, QemuMachine, QapiEntry, QemuView, ProgramView, ViewFile } from './types.js';
+export { gatherView, gatherProgramView, parseLdd, parseDataDirs } from './view.js';
 export { probeQemu, probeArgv, PROPERTY_DEVICES } from './probe.js';
 export { loadQemuCaps, cacheFile } from './cache.js';
 export type { CapsSource, BinaryStat } from './cache.js';

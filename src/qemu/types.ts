@@ -33,13 +33,17 @@ export interface ViewFile {
   source: string;
 }
 
-/** What QEMU opens by name when it starts: the facts a minimal jail view is planned from. */
-export interface QemuView {
+/** A dynamically linked program's minimal view: the binary, its loader and libraries. */
+export interface ProgramView {
   binary: ViewFile;
   /** Host symlinks the names below go through (merged /usr: /lib -> usr/lib), recreated in the view. */
   links: Array<{ path: string; linkTarget: string }>;
   /** The ELF interpreter and the binary's shared libraries (from ldd), in ldd's order. */
   libraries: ViewFile[];
+}
+
+/** What QEMU opens by name when it starts: the facts a minimal jail view is planned from. */
+export interface QemuView extends ProgramView {
   /** Loadable modules (accel-tcg-x86_64 ...) by name, each with the libraries it needs beyond the binary's. */
   modules: Record<string, { file: ViewFile; libraries: ViewFile[] }>;
   /** QEMU's data directories in its search order (`-L help`), normalized. */

@@ -7,7 +7,7 @@
 import { posix } from 'node:path';
 import type { HostFiles, ProcessRunner } from '../sys/index.js';
 import { QemuProbeError } from './errors.js';
-import type { QemuView, ViewFile } from './types.js';
+import type { ProgramView, QemuView, ViewFile } from './types.js';
 
 export interface LddResult {
   /** Resolved libraries, the interpreter included, in ldd's order. */
@@ -121,6 +121,18 @@ export async function gatherView(runner: ProcessRunner, files: HostFiles, binary
   const dataFiles = await gatherDataFiles(files, placer, dataDirs);
   const links = [...placer.links].sort(([a], [b]) => a.localeCompare(b)).map(([path, linkTarget]) => ({ path, linkTarget }));
   return { binary: self, links, libraries, modules, dataDirs, dataFiles };
+}
+
+/** The view facts of any dynamically linked program (a helper such as passt): binary, loader, libraries. */
+export async function gatherProgramView(runner: ProcessRunner, files: HostFiles, binary: string): Promise<ProgramView | null> {
+  const placer = new Placer(files);
+  const self = await placer.place(binary);
+  if (self === null) return null;
+  const ldd = parseLdd(await run(runner, ['ldd', binary], binary).catch(() => ''));
+  if (ldd.missing.length > 0 || ldd.paths.length === 0) return null;
+  const libraries = await placer.placeAll(ldd.paths);
+  const links = [...placer.links].sort(([a], [b]) => a.localeCompare(b)).map(([path, linkTarget]) => ({ path, linkTarget }));
+  return { binary: self, links, libraries };
 }
 
 /** Every host file the view names (to tell whether a cached view still holds). */

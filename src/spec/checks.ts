@@ -79,13 +79,13 @@ function checkDisk(d: Disk, i: number): RawIssue[] {
 
 /** Which options each network type takes; anything else set on it is a conflict. */
 const ALLOWED: Record<Network['type'], readonly string[]> = {
-  user: ['forwards', 'restrict'],
+  user: ['forwards', 'restrict', 'backend'],
   bridge: ['bridge', 'vhost', 'queues', 'mtu'],
   ovs: ['bridge', 'vlan', 'vhost', 'queues', 'mtu'],
   macvtap: ['link', 'mode', 'vhost', 'queues'],
   none: [],
 };
-const OPTIONAL_KEYS = ['forwards', 'restrict', 'bridge', 'vlan', 'link', 'mode', 'mtu'] as const;
+const OPTIONAL_KEYS = ['forwards', 'restrict', 'backend', 'bridge', 'vlan', 'link', 'mode', 'mtu'] as const;
 
 function checkNetwork(n: Network, i: number): RawIssue[] {
   const out: RawIssue[] = [];

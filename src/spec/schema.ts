@@ -1,6 +1,7 @@
 /** @module spec/schema: the warden/v1 VM spec as zod schemas; the single source of the types, the validator and the JSON Schema. */
 import { z } from 'zod';
 import { DEVICE_NAME_RE, MAC_RE, NAME_RE, isUnicastMac, parsePercent, parseSize } from './units.js';
+import { CloudInitSchema } from './cloudinit.js';
 
 const SIZE_TEXT = /^[0-9]+(Ki|Mi|Gi|Ti)?$/;
 
@@ -69,6 +70,7 @@ export const NetworkSchema = z.strictObject({
   mac: mac.optional().describe('generated from the VM and NIC names when omitted (stable)'),
   forwards: z.array(ForwardSchema).optional().describe('user networking only: host ports forwarded into the guest'),
   restrict: z.boolean().optional().describe('user networking only: cut the guest off from the host and the outside, except the forwards'),
+  backend: z.enum(['passt', 'slirp']).optional().describe('user networking only: passt in a jail of its own (default), or slirp, QEMU\'s built-in user networking, inside QEMU (explicit opt-in)'),
   bridge: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, { message: 'must be an interface name (1-15 characters)' }).optional(),
   vlan: z.int().min(1).max(4094).optional().describe('ovs only: the access VLAN tag'),
   link: z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, { message: 'must be an interface name (1-15 characters)' }).optional(),
@@ -118,6 +120,7 @@ export const SpecSchema = z.strictObject({
     .describe('wardend restarts the VM when QEMU ends without a stop request: on-failure after a crash or OOM kill, always also after a guest poweroff; with backoff (default never)'),
   autostart: z.boolean().optional().describe('wardend starts the VM when it starts, unless it runs already (default false)'),
   hotplugSlots: z.int().min(0).max(8).optional().describe('q35: empty pcie-root-ports reserved at boot, one per device hot-plugged at a time (pcie.0 takes none; default 0); pc hot-plugs on its root bus'),
+  cloudInit: CloudInitSchema.optional(),
 });
 
 /** The spec as validated: defaults filled, sizes in bytes, CPU limit in percent; paths still as written. */

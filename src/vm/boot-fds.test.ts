@@ -1,8 +1,9 @@
 /**
  * Boot files by fd, end to end: spec, disk, kernel and initrd (mode 0600) in a 0700
- * directory boot in the jail under BIOS and UEFI; the started QEMU's /proc/PID/fd is exactly
- * what `plan.json` lists (target, kind, path, access mode); the UEFI vars are made at the
- * first start, kept across a restart and removed with the VM.
+ * directory boot in the jail under BIOS and UEFI; `warden plan --json` is the plan start ran,
+ * and the started QEMU's /proc/PID/fd is exactly what it lists (target, kind, path, access
+ * mode); the UEFI vars are made at the first start, kept across a restart and removed with
+ * the VM.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import { leftovers, testEnv, vmName, waitForText, type TestEnv } from './testing
 import type { VmManager } from './manager.js';
 import type { PlannedFdView } from './ports.js';
 import { firmwareFor } from './facts.js';
+import { run } from '../cli/index.js';
 
 const SKIP = process.getuid?.() !== 0 ? 'needs root: the jailer switches uids and creates cgroups' : false;
 
@@ -69,6 +71,7 @@ function expected(f: PlannedFdView): [RegExp | string, number | null] {
     case 'unix-listen': return [/^socket:\[\d+\]$/, ACCMODE['O_RDWR']!];
     case 'sealed-copy': return [`/memfd:warden-${f.name} (deleted)`, ACCMODE['O_RDWR']!];
     case 'host-action': return [/^\/dev\/net\/tun$|^\/dev\/tap\d+$/, ACCMODE['O_RDWR']!];
+    case 'socketpair': return [/^socket:\[\d+\]$/, ACCMODE['O_RDWR']!];
   }
 }
 
@@ -115,14 +118,19 @@ async function waitForSecond(file: string, text: string, timeoutMs: number): Pro
 
 interface PlanFile { fds: PlannedFdView[]; argv: string[] }
 
-test('BIOS: spec, disk, kernel and initrd (0600) in a 0700 directory boot by fd; QEMU\'s fds are exactly the plan\'s', { skip: SKIP, timeout: 180_000 }, async (t) => {
+test('BIOS: spec, disk, kernel and initrd (0600) in a 0700 directory boot by fd; warden plan --json is what start ran, and QEMU\'s fds are exactly its fds', { skip: SKIP, timeout: 180_000 }, async (t) => {
   const { env, m } = setup(t);
   const name = vmName('wdv-priv');
-  await m.create(privateSpec(env, name));
+  const specFile = privateSpec(env, name);
+  await m.create(specFile);
   const started = await m.start(name);
   const paths = m.store.paths(name);
   await waitForText(paths.serialLog, GUEST_READY_LINE, 90_000);
   const plan = JSON.parse(readFileSync(join(paths.dir, 'plan.json'), 'utf8')) as PlanFile;
+  // `warden plan` gathers its facts where start does: the same plan, to the last fd and path.
+  const io = { stdout: '', stderr: '', out(x: string) { io.stdout += `${x}\n`; }, err(x: string) { io.stderr += `${x}\n`; } };
+  assert.equal(await run(['plan', specFile, '--json', '--state-dir', env.stateRoot], io), 0, io.stderr);
+  assert.deepEqual(JSON.parse(io.stdout), JSON.parse(JSON.stringify(plan)), 'warden plan --json is the plan start ran');
   assert.ok(plan.argv.includes('/proc/self/fd/'.concat(String(plan.fds.find((f) => f.name === 'kernel')!.target))), '-kernel is the planned sealed copy');
   assert.ok(!JSON.stringify(plan.argv).includes(env.dir.concat('/vmlinuz')), 'QEMU is never given the kernel\'s path');
   assertFdsAsPlanned(started.record.run!.qemu.pid, plan.fds, paths.dir);
@@ -137,7 +145,7 @@ test('UEFI: the busybox guest boots under OVMF from a 0700 directory; vars made 
 }, async (t) => {
   const { env, m } = setup(t);
   const name = vmName('wdv-uefi');
-  await m.create(privateSpec(env, name, { firmware: 'uefi' }));
+  await m.create(privateSpec(env, name, { firmware: 'uefi', disks: [{ name: 'root', image: 'disk.qcow2', format: 'qcow2', bootIndex: 3 }] }));
   const paths = m.store.paths(name);
   assert.equal(existsSync(paths.uefiVars), false, 'no vars before the first start');
   const first = await m.start(name);
@@ -148,6 +156,8 @@ test('UEFI: the busybox guest boots under OVMF from a 0700 directory; vars made 
   assert.equal(vars.mode & 0o777, 0o600);
   const plan = JSON.parse(readFileSync(join(paths.dir, 'plan.json'), 'utf8')) as PlanFile;
   assertFdsAsPlanned(first.record.run!.qemu.pid, plan.fds, paths.dir);
+  // bootIndex reaches QEMU's device (which hands the order to the firmware through fw_cfg bootorder).
+  assert.equal(await m.qmp(name, 'qom-get', { path: '/machine/peripheral/disk-root', property: 'bootindex' }), 3);
   await m.stop(name, { timeoutS: 60 });
 
   await m.start(name);

@@ -9,10 +9,10 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { loadHostPolicy, walkChainConfined, type HostPolicy, type ImageChain } from '../image/index.js';
 import { WardenError } from '../errors/index.js';
-import type { Facts } from '../plan/index.js';
-import { loadQemuCaps, type QemuCaps } from '../qemu/index.js';
+import { PASST_BINARY, type Facts } from '../plan/index.js';
+import { gatherProgramView, loadQemuCaps, type QemuCaps } from '../qemu/index.js';
 import type { Disk, Spec } from '../spec/index.js';
-import { NodeFs, NodeProcessRunner, type Fs, type ProcessRunner } from '../sys/index.js';
+import { NodeFs, NodeHostFiles, NodeProcessRunner, type Fs, type ProcessRunner } from '../sys/index.js';
 import { detectKvm, type KvmVerdict } from './accel.js';
 import { jailerConfig } from './jailer.js';
 import { StateStore } from './store.js';
@@ -31,7 +31,8 @@ export interface GatheredFacts {
   facts: Facts;
   /** Disks, chains and boot files that failed (facts.chains lacks those disks). */
   issues: HostIssue[];
-  warnings: string[];
+  /** Why KVM is not usable when accel: auto falls back to TCG (each verb says it in its own words), else null. */
+  kvmFallback: string | null;
 }
 
 /** The probes behind the facts; one per process (the daemon, a CLI verb) so each runs once. */
@@ -79,8 +80,8 @@ export function cacheDirOf(stateRoot: string): string {
 
 /** Every fact the planner needs for `spec`; what could not be had is in `issues`, never thrown (QEMU's probe failing is). */
 export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions): Promise<GatheredFacts> {
-  const warnings: string[] = [];
-  const [qemu, kvmUsable, files] = await Promise.all([src.caps(), kvmFact(spec, src, o.kvm, warnings), hostFiles(spec)]);
+  const [qemu, kvm, files] = await Promise.all([src.caps(), kvmFact(spec, src, o.kvm), hostFiles(spec)]);
+  const kvmUsable = kvm.usable;
   const facts: Facts = {
     qemu, kvmUsable, chains: files.chains,
     identity: o.identity ?? identityPolicy(),
@@ -89,20 +90,26 @@ export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions):
   };
   const fw = firmwareFor(spec);
   if (fw !== undefined) facts.firmware = fw;
+  facts.helpers = await helperFacts(spec);
   if (o.choosePorts === true) {
     const ports = await chooseForwardPorts(spec);
     if (Object.keys(ports).length > 0) facts.forwardPorts = ports;
   }
-  return { facts, issues: files.issues, warnings };
+  return { facts, issues: files.issues, kvmFallback: !kvm.usable && spec.accel === 'auto' ? kvm.reason : null };
+}
+
+/** The helper programs this spec needs, with their views (one ldd each); a helper not installed is absent. */
+async function helperFacts(spec: Spec): Promise<NonNullable<Facts['helpers']>> {
+  if (!spec.networks.some((n) => n.type === 'user' && n.backend !== 'slirp')) return {};
+  const passt = await gatherProgramView(new NodeProcessRunner(), new NodeHostFiles(), PASST_BINARY);
+  return passt === null ? {} : { passt };
 }
 
 /** Whether KVM is usable as start decides it: the spec's tcg needs no probe, a flag overrides it, else the cached probe. */
-async function kvmFact(spec: Spec, src: FactSources, flag: boolean | undefined, warnings: string[]): Promise<boolean> {
-  if (spec.accel === 'tcg') return false;
-  if (flag !== undefined) return flag;
-  const v = await src.kvm();
-  if (!v.usable && spec.accel === 'auto') warnings.push(`KVM is not usable (${v.reason}): falling back to TCG, which is much slower`);
-  return v.usable;
+async function kvmFact(spec: Spec, src: FactSources, flag: boolean | undefined): Promise<{ usable: boolean; reason: string }> {
+  if (spec.accel === 'tcg') return { usable: false, reason: 'the spec says tcg' };
+  if (flag !== undefined) return { usable: flag, reason: flag ? '' : 'planned without KVM on request' };
+  return src.kvm();
 }
 
 /**

@@ -40,7 +40,7 @@ function listeningPorts(pid: number): number[] {
     .filter((f) => f[3] === '0A' && inodes.has(f[9]!)).map((f) => Number.parseInt(f[1]!.split(':')[1]!, 16));
 }
 
-test('host: 0 gets a free port at start: QEMU listens on it, the run record, inspect, list --json and sshEndpoint name it', {
+test('host: 0 gets a free port at start: passt listens on it, the run record, inspect, list --json and sshEndpoint name it', {
   skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids' : false, timeout: 120_000,
 }, async (t) => {
   const env = testEnv('warden-fwd-');
@@ -52,11 +52,12 @@ test('host: 0 gets a free port at start: QEMU listens on it, the run record, ins
   await waitForText(m.store.paths(name).serialLog, GUEST_READY_LINE, 60_000);
   const f = started.record.run?.forwards?.[0];
   assert.ok(f !== undefined && f.host > 0, `a chosen port in the run record: ${JSON.stringify(started.record.run?.forwards)}`);
-  assert.deepEqual(listeningPorts(started.record.run!.qemu.pid), [f.host], 'QEMU listens on exactly the recorded port');
+  // User networking is passt's (its own jail): passt listens, QEMU has no host network at all.
+  assert.deepEqual(listeningPorts(started.record.helpers![0]!.proc.pid), [f.host], 'passt listens on exactly the recorded port');
   await new Promise<void>((res, rej) => { const s = connect(f.host, '127.0.0.1', () => { s.destroy(); res(); }); s.once('error', rej); });
   assert.deepEqual(sshEndpoint(started.record), { host: '127.0.0.1', port: f.host, via: 'forward' });
-  const plan = JSON.parse(readFileSync(join(m.store.paths(name).dir, 'plan.json'), 'utf8')) as { argv: string[] };
-  assert.ok(plan.argv.some((a) => a.includes(`tcp:127.0.0.1:${f.host}-:22`)), 'start planned with the chosen port');
+  const plan = JSON.parse(readFileSync(join(m.store.paths(name).dir, 'plan.json'), 'utf8')) as { helpers: Array<{ jail: { argv: string[] } }> };
+  assert.ok(plan.helpers[0]!.jail.argv.includes(`127.0.0.1/${f.host}:22`), 'start planned passt with the chosen port');
 
   let io = capture();
   assert.equal(await run(['inspect', name, '--state-dir', env.stateRoot], io), 0, io.stderr);

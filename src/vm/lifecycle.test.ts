@@ -36,7 +36,7 @@ test('run, ready line, seen from outside fully confined, pause/resume in QMP, gr
   await m.create(env.specFile({ name }));
   const started = await m.start(name);
   assert.equal(started.record.phase, 'running');
-  assert.deepEqual(started.run.done, ['facts', 'plan', 'claim', 'network', 'open', 'jail', 'qmp', 'cont']);
+  assert.deepEqual(started.run.done, ['facts', 'plan', 'seed', 'claim', 'network', 'open', 'helpers', 'jail', 'qmp', 'cont']);
   await waitForText(m.store.paths(name).serialLog, GUEST_READY_LINE, 60_000);
 
   const rec = await m.reconcile(name, true);

@@ -44,6 +44,19 @@ export interface RunInfo {
   forwards?: ForwardInfo[];
 }
 
+/** A helper program (passt ...) running in its own jail for this VM. */
+export interface HelperRun {
+  kind: string;
+  /** The spec field it serves (networks[0]). */
+  from: string;
+  jailName: string;
+  proc: ProcId;
+  uid: number;
+  gid: number;
+  cgroups: string[];
+  statusFile?: string;
+}
+
 export interface ExitInfo {
   reason: ExitReason;
   at: string;
@@ -66,6 +79,8 @@ export interface VmRecord {
   createdAt: string;
   updatedAt: string;
   run?: RunInfo;
+  /** Helpers of the current run, started before QEMU (plan order). */
+  helpers?: HelperRun[];
   /** Disk layers claimed while starting or running (checked against other VMs). */
   disks?: DiskClaim[];
   /** Host changes of the current (or interrupted) start, in the order made. */

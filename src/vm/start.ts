@@ -24,6 +24,8 @@ import { waitGone, type TeardownDeps } from './teardown.js';
 import type { VmPaths } from './store.js';
 import type { ProcId, UndoRecord, VmRecord } from './record.js';
 import type { Step } from './steps.js';
+import { helpersStep } from './helpers.js';
+import { seedStep } from './cloudinit.js';
 
 export interface StartCtx {
   d: TeardownDeps;
@@ -48,8 +50,9 @@ export interface StartCtx {
 const QEMU_STDERR = 'qemu-stderr';
 
 /** Persists a host change before it is made (write-ahead), so another process can undo it. */
-async function recordUndo(c: StartCtx, u: UndoRecord): Promise<void> {
-  const undo = (c.rec.undo ?? []).filter((x) => x.kind !== u.kind);
+export async function recordUndo(c: StartCtx, u: UndoRecord): Promise<void> {
+  // One entry per kind, except helpers: one per helper jail.
+  const undo = (c.rec.undo ?? []).filter((x) => x.kind !== u.kind || (x.kind === 'helper' && u.kind === 'helper' && x.jailName !== u.jailName));
   c.rec = { ...c.rec, undo: [...undo, u], updatedAt: c.d.now() };
   await c.d.store.write(c.rec);
 }
@@ -60,7 +63,7 @@ const facts: Step<StartCtx> = {
   async run(c) {
     const spec = c.rec.spec as unknown as Spec;
     const g = await c.d.backends.facts(spec, c.d.store.root, { choosePorts: true });
-    c.warnings.push(...g.warnings);
+    if (g.kvmFallback !== null) c.warnings.push(`KVM is not usable (${g.kvmFallback}): falling back to TCG, which is much slower`);
     const first = g.issues[0];
     if (first !== undefined) throw hostIssueError(c.rec.name, first);
     c.facts = g.facts;
@@ -135,7 +138,7 @@ const open: Step<StartCtx> = {
     for (const [name, fd] of openSealedCopies(c.plan!.fds, c.rec.name, loadNative())) c.fds.adopt(name, fd);
     c.fds.logs.banner = `--- warden: VM ${c.rec.name} starting at ${c.d.now()} ---\n`;
     await c.fds.openAll(c.plan!.fds, c.rec.name, probed);
-    const missing = c.plan!.fds.filter((f) => !c.fds.byName.has(f.name));
+    const missing = c.plan!.fds.filter((f) => f.kind !== 'socketpair' && !c.fds.byName.has(f.name)); // socketpairs: the helpers step
     if (missing.length > 0) throw new VmError('VM_START_FAILED', `no fd for ${missing.map((f) => f.name).join(', ')} of VM ${c.rec.name}`, { context: { vm: c.rec.name } });
     c.fds.logs.add(QEMU_STDERR, c.paths.qemuLog, QEMU_LOG_CAP, c.rec.name);
     // Recorded after the spawn (its pid is not known before); the writer needs no undo to go
@@ -247,4 +250,4 @@ const cont: Step<StartCtx> = {
 };
 
 /** The start sequence, in order. */
-export const START_STEPS: ReadonlyArray<Step<StartCtx>> = [facts, plan, claim, network, open, jail, qmp, cont];
+export const START_STEPS: ReadonlyArray<Step<StartCtx>> = [facts, plan, seedStep, claim, network, open, helpersStep(recordUndo), jail, qmp, cont];

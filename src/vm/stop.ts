@@ -1,4 +1,6 @@
-/** @module vm/stop: stopping a running VM: the ACPI power button (pressed again while waiting), then QMP quit, then SIGKILL. */
+/** @module vm/stop: stopping a running VM: the ACPI power button (pressed again while waiting), the guest agent's shutdown where there is one, then QMP quit, then SIGKILL. */
+import { agentShutdown } from './agent.js';
+import { vmFactPaths } from './facts.js';
 import { signalProc } from './proc.js';
 import { withQmp } from './reconcile.js';
 import { endRun, waitGone, type TeardownDeps } from './teardown.js';
@@ -30,14 +32,37 @@ async function powerdown(d: TeardownDeps, rec: VmRecord, timeoutMs: number): Pro
   }
 }
 
+/**
+ * With a guest agent, half the wait goes to ACPI and half to the agent's guest-shutdown, so a
+ * guest that ignores the power button (no acpid, logind gone) still powers itself off.
+ */
+async function agentPowerdown(d: TeardownDeps, rec: VmRecord, timeoutMs: number, progress: Progress): Promise<boolean> {
+  try {
+    await agentShutdown(vmFactPaths(d.store.root, rec.name).guestAgentSocket!, Math.min(timeoutMs, 5000));
+  } catch (err) {
+    progress.warn(`the guest agent did not take the shutdown request (${(err as Error).message})`);
+    return false;
+  }
+  return waitGone(d.fs, rec.run?.qemu, timeoutMs);
+}
+
 /** Stops the run recorded in `rec` (phase already "stopping", intent "stop") and tears it down. */
 export async function stopRun(d: TeardownDeps, rec: VmRecord, o: StopOptions, progress: Progress): Promise<VmRecord> {
   const qemu = rec.run?.qemu;
   if (o.force !== true) {
     const t0 = performance.now();
-    if (await powerdown(d, rec, (o.timeoutS ?? 30) * 1000)) {
+    const total = (o.timeoutS ?? 30) * 1000;
+    const agent = rec.spec['guestAgent'] === true;
+    if (await powerdown(d, rec, agent ? total / 2 : total)) {
       progress.done('guest powered off (ACPI)', performance.now() - t0);
       return endRun(d, rec, { shutdownReason: 'guest-shutdown' });
+    }
+    if (agent) {
+      progress.warn(`the guest did not answer the ACPI power button within ${total / 2000} s: asking its guest agent`);
+      if (await agentPowerdown(d, rec, total / 2, progress)) {
+        progress.done('guest powered off (guest agent)', performance.now() - t0);
+        return endRun(d, rec, { shutdownReason: 'guest-shutdown' });
+      }
     }
     progress.warn(`the guest did not power off within ${o.timeoutS ?? 30} s: quitting QEMU`);
   }

@@ -90,6 +90,7 @@ export async function endRun(d: TeardownDeps, rec: VmRecord, f: EndFacts = {}): 
   const out: VmRecord = { ...rec, phase: rec.phase === 'created' && run === undefined ? 'created' : phaseAfterExit(c.reason), updatedAt: d.now(),
     lastExit: { reason: c.reason, at: d.now(), code: exit?.code ?? null, signal: exit?.signal ?? null, detail: c.detail } };
   delete out.run;
+  delete out.helpers;
   delete out.undo;
   // What could not be undone stays recorded; the next command retries it.
   if (remaining.length > 0) out.undo = remaining;

@@ -19,7 +19,9 @@ export type UndoRecord =
   /** The VM's log writer: it exits by itself once every write end closed; teardown waits, then kills. */
   | { kind: 'logd'; proc: ProcId }
   /** The jail (cgroup, uid lease, processes), owned by the VM's state directory. */
-  | { kind: 'jail'; jailName: string; owner: string };
+  | { kind: 'jail'; jailName: string; owner: string }
+  /** A helper's jail (passt ...), one entry per helper; stopped after QEMU's (it was started before). */
+  | { kind: 'helper'; jailName: string; owner: string };
 
 export type UndoKind = UndoRecord['kind'];
 
@@ -52,6 +54,7 @@ export const UNDO: Undoers = {
     await waitDead(d.fs, u.proc, 2000);
   },
   jail: (d, u) => d.backends.jail.teardown(u.jailName, u.owner === '' ? undefined : u.owner),
+  helper: (d, u) => d.backends.jail.teardown(u.jailName, u.owner),
 };
 
 export async function undoOne(d: UndoDeps, u: UndoRecord): Promise<void> {

@@ -6,6 +6,8 @@ import { allowedActions } from './machine.js';
 import { outsideView, type OutsideView } from './outside.js';
 import { isAlive, procStatus } from './proc.js';
 import type { ForwardInfo, VmRecord } from './record.js';
+import { guestInfo, type GuestInfo } from './agent.js';
+import { vmFactPaths } from './facts.js';
 import type { StateStore } from './store.js';
 
 export interface VmSummary {
@@ -56,6 +58,10 @@ export interface Inspection {
   /** The VM's log writer while it runs: its pid, whether it is alive, stopped (SIGSTOP: QEMU blocks once a log pipe is full), its uid. */
   logWriter: { pid: number; alive: boolean; stopped: boolean; uid: number | null } | null;
   paths: { dir: string; serialLog: string; qmpSocket: string; serialSocket: string; qemuLog: string };
+  /** What the guest agent reports (spec guestAgent, while running): the OS and NICs, or why not. */
+  guest: GuestInfo | { error: string } | null;
+  /** Helpers in their own jails (passt ...), each seen from outside; a dead one while the VM runs is reported. */
+  helpers: Array<{ kind: string; from: string; jailName: string; pid: number; uid: number; alive: boolean; process: OutsideView | null }>;
 }
 
 export async function inspectRecord(fs: Fs, store: StateStore, rec: VmRecord): Promise<Inspection> {
@@ -71,7 +77,22 @@ export async function inspectRecord(fs: Fs, store: StateStore, rec: VmRecord): P
     run: rec.run ?? null, process: proc, protectionsOff: rec.run?.protectionsOff ?? [], lastExit: rec.lastExit ?? null,
     warnings: rec.warnings ?? [], logWriter: rec.run === undefined ? null : await logWriterOf(fs, rec),
     paths: { dir: p.dir, serialLog: p.serialLog, qmpSocket: p.qmpSocket, serialSocket: p.serialSocket, qemuLog: p.qemuLog },
+    guest: await guestOf(store, rec),
+    helpers: await Promise.all((rec.helpers ?? []).map(async (h) => {
+      const alive = await isAlive(fs, h.proc);
+      return { kind: h.kind, from: h.from, jailName: h.jailName, pid: h.proc.pid, uid: h.uid, alive, process: alive ? await outsideView(fs, h.proc.pid) : null };
+    })),
   };
+}
+
+/** The guest agent's view, where the spec has one and QEMU runs; an agent that does not answer is said, not fatal. */
+async function guestOf(store: StateStore, rec: VmRecord): Promise<Inspection['guest']> {
+  if (rec.spec['guestAgent'] !== true || rec.run === undefined || rec.phase !== 'running') return null;
+  try {
+    return await guestInfo(vmFactPaths(store.root, rec.name).guestAgentSocket!);
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
 }
 
 async function logWriterOf(fs: Fs, rec: VmRecord): Promise<Inspection['logWriter']> {
@@ -107,6 +128,17 @@ export function formatInspection(i: Inspection): string {
     lines.push(!w.alive ? `  log writer: pid ${w.pid} is gone: the logs are no longer written until the VM restarts`
       : w.stopped ? `  log writer: pid ${w.pid} as uid ${w.uid ?? '?'} is STOPPED: QEMU freezes once a log pipe is full (kill -CONT ${w.pid})`
         : `  log writer: pid ${w.pid} as uid ${w.uid ?? '?'}`);
+  }
+  if (i.guest !== null && 'error' in i.guest) lines.push(`  guest agent: ${i.guest.error}`);
+  else if (i.guest !== null) {
+    const os = i.guest.os;
+    if (os !== null) lines.push(`  guest OS: ${os.name || '?'}${os.kernel ? `, kernel ${os.kernel}` : ''}${os.machine ? ` (${os.machine})` : ''}`);
+    const addrs = i.guest.nics.flatMap((n) => n.addresses.filter((a) => !a.address.startsWith('127.') && a.address !== '::1').map((a) => `${n.name} ${a.address}`));
+    lines.push(`  guest addresses: ${addrs.join(', ') || 'none'}`);
+  }
+  for (const h of i.helpers) {
+    lines.push(h.alive ? `  helper ${h.kind} (${h.from}): pid ${h.pid} as uid ${h.uid} in jail ${h.jailName}${h.process ? `, CapEff ${h.process.capEff}, own namespaces: ${h.process.ownNamespaces.join(' ') || 'none'}` : ''}`
+      : `  helper ${h.kind} (${h.from}): pid ${h.pid} is GONE: what it served (${h.from}) no longer works; restart the VM`);
   }
   if (i.plan) lines.push(`  plan: ${i.plan.argv.length} QEMU arguments, ${i.plan.manifest.length} resources (--json shows them)`);
   return lines.join('\n');

@@ -12,6 +12,7 @@ import { registerDemo, registerVm } from './vm.js';
 import { registerDaemon } from './daemon.js';
 import { registerUi } from './ui.js';
 import { registerDisk } from './disk.js';
+import { registerSsh } from './ssh.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -28,4 +29,5 @@ export const registrars: Registrar[] = [
   registerDaemon,
   registerUi,
   registerDisk,
+  registerSsh,
 ];

@@ -33,7 +33,7 @@ test('warden plan / validate on a real spec', { skip, timeout: 60_000 }, async (
     const io = capture();
     assert.equal(await run(['plan', spec, '--json', ...common], io), 0, io.stdout);
     const p = JSON.parse(io.stdout) as Record<string, unknown> & { argv: string[]; jail: { identity: { uid: number } }; fds: Array<{ path?: string }> };
-    assert.deepEqual(Object.keys(p), ['argv', 'argvTrace', 'fds', 'jail', 'hostActions', 'manifest']);
+    assert.deepEqual(Object.keys(p), ['argv', 'argvTrace', 'fds', 'jail', 'hostActions', 'manifest', 'helpers']);
     assert.equal(p.argv[0], '/usr/bin/qemu-system-x86_64');
     assert.equal(p.jail.identity.uid, 4242);
     assert.ok(p.fds.some((f) => f.path === join(dir, 'root.qcow2')));
@@ -57,7 +57,8 @@ test('warden plan / validate on a real spec', { skip, timeout: 60_000 }, async (
     const io = capture();
     assert.equal(await run(['plan', spec, ...common], io), 0, io.stderr);
     assert.match(io.stdout, /-blockdev .*"node-name":"root-0-fmt".* # disks\[0\]\.image/);
-    assert.match(io.stdout, /-netdev .*"type":"user".* # networks\[0\]/);
+    assert.match(io.stdout, /-netdev .*"type":"stream".* # networks\[0\]/);
+    assert.match(io.stdout, /^Helper passt for networks\[0\]/m);
     assert.match(io.stdout, /^Jail:$/m);
   });
 

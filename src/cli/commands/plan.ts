@@ -23,9 +23,9 @@ export function registerPlan(program: Command, io: Io): void {
       const { text, spec } = loaded;
       const identity = fixedIdentity(opts.uid, opts.gid);
       const root = opts.stateDir ?? defaultStateRoot();
-      const { facts, warnings } = await gatherSpecFacts(loaded, { qemu: opts.qemu, stateRoot: root, cacheDir: opts.cacheDir ?? defaultCacheDir(root),
+      const { facts, kvmFallback } = await gatherSpecFacts(loaded, { qemu: opts.qemu, stateRoot: root, cacheDir: opts.cacheDir ?? defaultCacheDir(root),
         ...(identity === undefined ? {} : { identity }), ...(opts.kvm === undefined ? {} : { kvm: opts.kvm }) });
-      for (const w of warnings) io.err(`warning: ${w.replace('falling back to TCG', 'planned with TCG, as start would (--kvm plans for KVM)')}`);
+      if (kvmFallback !== null) io.err(`warning: KVM is not usable (${kvmFallback}): planned with TCG, as start would (--kvm plans for KVM)`);
       let plan;
       try { plan = buildPlan(spec, facts); } catch (err) { throw err instanceof PlanError ? locatePlanError(err, text, file) : err; }
       if (opts.json) printJson(io, planToJson(plan));

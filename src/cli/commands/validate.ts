@@ -43,7 +43,7 @@ export interface FactOptions {
  * All facts for planning the spec, from the gatherer start uses (vm/facts); host-file
  * problems (images, chains, boot files) become one located SpecError.
  */
-export async function gatherSpecFacts(loaded: LoadedSpec, o: FactOptions): Promise<{ facts: Facts; warnings: string[] }> {
+export async function gatherSpecFacts(loaded: LoadedSpec, o: FactOptions): Promise<{ facts: Facts; kvmFallback: string | null }> {
   const { spec, file, text } = loaded;
   // The KVM verdict always comes from the state root's cache, where start finds it.
   const g = await gatherFacts(spec, factSources({ qemu: o.qemu, cacheDir: o.cacheDir, kvmCacheDir: cacheDirOf(o.stateRoot) }), {
@@ -54,7 +54,7 @@ export async function gatherSpecFacts(loaded: LoadedSpec, o: FactOptions): Promi
     // A refusal of the image policy exits 3 (as start does), not 2.
     throw new SpecError(file, issues.sort((a, b) => a.line - b.line || a.col - b.col), issues.some((i) => IMAGE_POLICY_CODES.has(i.code)) ? 3 : undefined);
   }
-  return { facts: g.facts, warnings: g.warnings };
+  return { facts: g.facts, kvmFallback: g.kvmFallback };
 }
 
 /** A PlanError's issues pointed at their place in the spec file. */
