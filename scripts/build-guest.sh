@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds the small test and demo guest into .cache/guest/: Debian's cloud kernel and a
 # busybox-static initramfs whose /init understands warden.ip=, warden.ping=,
-# warden.http= and warden.flood= on the kernel command line and prints WARDEN-GUEST-READY when up.
+# warden.http=, warden.flood= and warden.tick= on the kernel command line and prints WARDEN-GUEST-READY when up.
 # Idempotent: does nothing when the cached guest matches this script and the kernel.
 # Output: .cache/guest/vmlinuz, .cache/guest/initramfs.gz, .cache/guest/kernel-version.
 set -eu
@@ -111,6 +111,7 @@ for arg in $(cat /proc/cmdline); do
     warden.flood=*) flood=${arg#warden.flood=} ;;
     warden.fetch=*) fetch=${arg#warden.fetch=} ;;
     warden.push=*) push=${arg#warden.push=} ;;
+    warden.tick=*) tick=${arg#warden.tick=} ;;
   esac
 done
 if [ -n "${ip:-}" ]; then
@@ -136,6 +137,10 @@ if [ -n "${ping:-}" ]; then
     done
     echo "WARDEN-PING-FAIL $ping"
   ) &
+fi
+# warden.tick=1: an increasing counter every second (save/restore and migration tests see it continue).
+if [ -n "${tick:-}" ]; then
+  ( n=0; while :; do n=$((n + 1)); echo "WARDEN-TICK $n"; sleep 1; done ) &
 fi
 # warden.fetch=URL: an HTTP GET from the guest (ICMP may not pass user networking), its first line reported.
 if [ -n "${fetch:-}" ]; then

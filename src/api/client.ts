@@ -109,6 +109,18 @@ export class ApiClient {
     return (await this.json<unknown>('PATCH', `/v1/vms/${encodeURIComponent(name)}/devices/${encodeURIComponent(id)}`, body)).body;
   }
 
+  /** POST /v1/vms/NAME/save: the daemon creates `file` (an absolute path) and saves the VM into it. */
+  async saveVm(name: string, file: string, waitS?: number): Promise<Operation> {
+    const q = waitS === undefined ? '' : `?wait=${waitS}`;
+    return (await this.json<{ operation: Operation }>('POST', `/v1/vms/${encodeURIComponent(name)}/save${q}`, { file })).body.operation;
+  }
+
+  /** POST /v1/restore: the VM saved in `file` (an absolute path) runs again. */
+  async restoreVm(file: string, name?: string, waitS?: number): Promise<Operation> {
+    const q = waitS === undefined ? '' : `?wait=${waitS}`;
+    return (await this.json<{ operation: Operation }>('POST', `/v1/restore${q}`, { file, ...(name === undefined ? {} : { name }) })).body.operation;
+  }
+
   async operation(id: string): Promise<Operation> { return (await this.json<{ operation: Operation }>('GET', `/v1/operations/${encodeURIComponent(id)}`)).body.operation; }
   async waitOperation(id: string, waitS = 60): Promise<Operation> {
     return (await this.json<{ operation: Operation }>('GET', `/v1/operations/${encodeURIComponent(id)}/wait?wait=${waitS}`)).body.operation;

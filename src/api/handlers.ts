@@ -1,9 +1,10 @@
 /** @module api/handlers: what each /v1 route does, on a VmService acting for the caller; inputs arrive validated (app.ts). */
+import { isAbsolute } from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, httpStatusFor } from '../errors/index.js';
 import { parseSize, parseSpec } from '../spec/index.js';
 import { NodeFs } from '../sys/index.js';
-import { assertAllowed, followLog, StateStore, summarize, type Operation, type Operations, type VmRecord, type VmService } from '../vm/index.js';
+import { assertAllowed, followLog, saveFileName, StateStore, summarize, type Operation, type Operations, type VmRecord, type VmService } from '../vm/index.js';
 import { authorize, canSee, type Caller } from './auth.js';
 import { ApiError, errorResponse } from './errors.js';
 import { renderMetrics, type DaemonCounters } from './metrics.js';
@@ -55,6 +56,23 @@ function runAction(svc: VmService, name: string, b: { action: StateAction; timeo
     case 'pause': return svc.pause(name);
     case 'resume': return svc.resume(name);
   }
+}
+
+function absolute(file: string): string {
+  if (!isAbsolute(file)) throw new ApiError('API_INVALID_REQUEST', `the file must be an absolute path, got ${file}`, { context: { file } });
+  return file;
+}
+
+/** save/restore as an operation, as setVmState runs the state actions (src/vm/state). */
+async function stateOperation(c: HandlerCtx, vm: string, owner: number | undefined, action: 'save' | 'restore', work: () => Promise<unknown>): Promise<HandlerResult> {
+  if (c.svc.save === undefined || c.svc.restore === undefined) throw new ApiError('API_INVALID_REQUEST', `this service cannot ${action}`);
+  const { uid, gid, pid } = c.caller;
+  const op = c.operations.start(vm, action, { uid, gid, pid }, work, (err) => errorResponse(err).body.error,
+    (done) => c.service.events?.publish({ type: 'operation', vm, ...(owner === undefined ? {} : { owner }), operation: done.id, requestor: { uid, gid, pid },
+      data: { action: done.action, status: done.status, ...(done.error ? { error: done.error['code'] } : {}) } }));
+  const wait = c.query['wait'] as number | undefined;
+  if (wait === undefined) return ok({ operation: op }, 202);
+  return finished((await c.operations.wait(op.id, wait * 1000))!);
 }
 
 function opVisible(c: HandlerCtx, op: Operation | undefined): Operation {
@@ -135,6 +153,19 @@ export const HANDLERS: Record<string, Handler> = {
     const wait = c.query['wait'] as number | undefined;
     if (wait === undefined) return ok({ operation: op }, 202);
     return finished((await c.operations.wait(op.id, wait * 1000))!);
+  },
+  async saveVm(c) {
+    const rec = await vmFor(c, 'vm:qmp');
+    const file = absolute((c.body as { file: string }).file);
+    assertAllowed(rec.name, rec.phase, 'save');
+    return stateOperation(c, rec.name, rec.owner, 'save', () => c.svc.save!(rec.name, file));
+  },
+  async restoreVm(c) {
+    authorize(c.caller, 'vm:qmp');
+    const b = c.body as { file: string; name?: string };
+    const file = absolute(b.file);
+    const name = b.name ?? saveFileName(file);
+    return stateOperation(c, name, undefined, 'restore', () => c.svc.restore!(file, { name }));
   },
   async getOperation(c) {
     return ok({ operation: opVisible(c, c.operations.get(String(c.params['id']))) });

@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { WardenError } from '../errors/index.js';
 import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
 import { attachConsole, replayProgress, terminalProgress } from '../vm/index.js';
-import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, Operation, ResizeResult, OpenOptions, Inspection, ListEntry, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
+import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, SaveResult, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
 import type { ApiClient } from './client.js';
 import type { StateAction } from './schemas.js';
 
@@ -60,6 +60,22 @@ export class RemoteService implements VmService {
     } finally {
       steps?.stop();
     }
+  }
+
+  /** The daemon opens the file (the path resolves here, where the caller is); admins only (POST .../save). */
+  async save(name: string, file: string): Promise<SaveResult> {
+    return this.outcome(await this.client.saveVm(name, resolve(file), WAIT_S));
+  }
+
+  async restore(file: string, o: { name?: string } = {}): Promise<RestoreResult> {
+    return this.outcome(await this.client.restoreVm(resolve(file), o.name, WAIT_S));
+  }
+
+  /** An operation's result once it has finished; its error, with its code, when it failed. */
+  private async outcome<T>(op0: Operation): Promise<T> {
+    const op = op0.status === 'running' ? await this.client.waitOperation(op0.id, WAIT_S) : op0;
+    if (op.status === 'failed') throw new WardenError(String(op.error?.['code'] ?? 'INTERNAL'), String(op.error?.['message'] ?? `operation ${op.id} failed`), { context: { operation: op.id } });
+    return op.result as T;
   }
 
   private stopBody(o: StopOptions): { timeout?: number; force?: boolean } {

@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { SpecSchema } from '../spec/index.js';
 import type { Permission } from './auth.js';
 import {
-  ConsoleQuery, ConsoleTicket, DeleteQuery, DeviceBody, DeviceDeleteQuery, DeviceParams, DevicePatch, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RootSchema, StateBody, VmListSchema, VmSchema, WaitQuery,
+  ConsoleQuery, ConsoleTicket, DeleteQuery, DeviceBody, DeviceDeleteQuery, DeviceParams, DevicePatch, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RestoreBody, RootSchema, SaveBody, StateBody, VmListSchema, VmSchema, WaitQuery,
 } from './schemas.js';
 
 export interface Reply {
@@ -67,6 +67,12 @@ export const ROUTES: readonly RouteDef[] = [
   { id: 'patchDevice', method: 'PATCH', path: '/v1/vms/:name/devices/:id', summary: 'grow a running VM\'s disk (block_resize of its top layer; shrinking is refused)', permission: 'vm:lifecycle',
     params: DeviceParams, body: DevicePatch,
     replies: { 200: { description: 'resized: {vm, disk, node, fromBytes, toBytes}' }, ...vmCommon, 409: err('not running, or read-only (VM_HOTPLUG_FAILED)') } },
+  { id: 'saveVm', method: 'POST', path: '/v1/vms/:name/save', summary: 'save the VM\'s state into a new file the daemon opens, then stop it (admins only: the daemon creates the file): an operation', permission: 'vm:qmp',
+    params: NameParams, query: WaitQuery, body: SaveBody,
+    replies: { 200: { description: 'finished (with ?wait=)', schema: OperationReply }, 202: { description: 'accepted, running', schema: OperationReply }, ...vmCommon, 409: err('not running or paused (VM_INVALID_STATE)') } },
+  { id: 'restoreVm', method: 'POST', path: '/v1/restore', summary: 'start the VM saved in a file, jailed as any start (admins only): an operation', permission: 'vm:qmp',
+    query: WaitQuery, body: RestoreBody,
+    replies: { 200: { description: 'finished (with ?wait=)', schema: OperationReply }, 202: { description: 'accepted, running', schema: OperationReply }, ...common } },
   { id: 'getOperation', method: 'GET', path: '/v1/operations/:id', summary: 'an operation', permission: 'vm:read', params: IdParams,
     replies: { 200: { description: 'the operation', schema: OperationReply }, 404: err('no such operation (kept at least 5 minutes after it ends)') } },
   { id: 'waitOperation', method: 'GET', path: '/v1/operations/:id/wait', summary: 'an operation once it has finished (or after ?wait= seconds, default 60)', permission: 'vm:read',

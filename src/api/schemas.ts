@@ -33,6 +33,14 @@ export const EventsQuery = z.strictObject({
   type: z.string().optional().describe('comma-separated event types'),
   lastEventId: z.string().optional().describe('resume after this id (as the Last-Event-ID header)'),
 });
+export const SaveBody = z.strictObject({
+  file: z.string().min(1).describe('absolute path of a new file; the daemon creates it (never over an existing one), so admins only'),
+});
+export const RestoreBody = z.strictObject({
+  file: z.string().min(1).describe('absolute path of a file written by save'),
+  name: z.string().optional().describe('restore as this VM (default: the name in the file)'),
+});
+
 export const QmpBody = z.strictObject({
   execute: z.string().min(1).describe('the QMP command'),
   arguments: z.record(z.string(), z.unknown()).optional(),

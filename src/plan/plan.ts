@@ -24,6 +24,7 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   const accel = resolveAccel(spec, facts, b);
   const machine = resolveMachine(spec, facts, b);
   planHardening(spec, b);
+  if (facts.incoming === 'defer') b.arg('(restore)', '-incoming', 'defer');
   const machineProps = planFirmware(spec, facts, b);
   planMachine(spec, b, accel, machine, machineProps);
   planConsoles(spec, facts, b);

@@ -43,6 +43,8 @@ export interface Facts {
   host?: { vhostNet?: boolean };
   /** Helper programs found on this host (absent: not installed), with their views. */
   helpers?: { passt?: ProgramView };
+  /** `defer`: QEMU waits for a migration stream the manager passes after launch (warden restore: -incoming defer, then migrate-incoming fd:). */
+  incoming?: 'defer';
 }
 
 export type OpenFlag = 'O_RDONLY' | 'O_WRONLY' | 'O_RDWR' | 'O_DIRECT' | 'O_CREAT' | 'O_APPEND' | 'O_CLOEXEC';

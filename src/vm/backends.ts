@@ -62,7 +62,7 @@ function netPort(runner: ProcessRunner, ovsDb: string | undefined): NetPort {
 async function qmpConnect(path: string, timeoutMs: number): Promise<QmpConn> {
   const c = await QmpClient.connect({ path }, { timeoutMs });
   return {
-    execute: (command, args, t, fds) => c.executeUntyped(command, args, { ...(t === undefined ? {} : { timeoutMs: t }), ...(fds === undefined ? {} : { fds }) }),
+    execute: (command, args, t, fds) => c.executeUntyped(command, args, { ...(t === undefined ? {} : { timeoutMs: t }), ...(fds === undefined ? {} : { fds: [...fds] }) }),
     close: () => c.close(),
   };
 }

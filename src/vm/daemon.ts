@@ -10,7 +10,8 @@ import { VmError, isVmError } from './errors.js';
 import { VmEvents, eventProgress, type Requestor } from './events.js';
 import { VmManager } from './manager.js';
 import { attachLocked, type ConsoleEnd, type ConsoleIo } from './console.js';
-import { asWardenError, logsFromFiles, type CreateOptions, type ListEntry, type SpecSource, type StartResult, type VmService } from './service.js';
+import { asWardenError, logsFromFiles, type CreateOptions, type ListEntry, type RestoreResult, type SaveResult, type SpecSource, type StartResult, type VmService } from './service.js';
+import { saveFileName } from './savefile.js';
 import { QmpSessions } from './session.js';
 import { checkName, StateStore, type Lock } from './store.js';
 import type { StopOptions } from './stop.js';
@@ -243,6 +244,19 @@ export class DaemonService implements VmService {
   logs(name: string, out: NodeJS.WritableStream, o: { follow?: boolean } = {}): Promise<number> {
     checkName(name);
     return logsFromFiles(this, this.core.store, name, out, o.follow === true);
+  }
+
+  save(name: string, file: string): Promise<SaveResult> {
+    return this.job(name, 'save', (m) => m.save(name, file));
+  }
+
+  /** Under the supervisor of the VM the file names (read from its header here), as a start is. */
+  restore(file: string, o: { name?: string } = {}): Promise<RestoreResult> {
+    const name = o.name ?? saveFileName(file);
+    return this.job(name, 'restore', async (m) => {
+      const r = await m.restore(file, { name, ...(this.requestor === undefined ? {} : { owner: this.requestor.uid }) });
+      return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings, ...(r.migration === undefined ? {} : { migration: r.migration }) };
+    });
   }
 
   /** Lets go of every VM (they keep running; the next daemon adopts them) and of the state root. */

@@ -19,7 +19,9 @@ export type VmErrorCode =
   | 'VM_NO_DISPLAY'
   | 'VM_DEVICE_NOT_FOUND'
   | 'VM_HOTPLUG_FAILED'
-  | 'VM_DISK_SHRINK';
+  | 'VM_DISK_SHRINK'
+  | 'VM_SAVE_FAILED'
+  | 'VM_RESTORE_FAILED';
 
 export class VmError extends WardenError {
   declare readonly code: VmErrorCode;

@@ -4,7 +4,7 @@
  * depends on the process that started a VM: every fact is re-read from the record, /proc
  * and the QMP socket.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fsyncSync, readFileSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { SpecReadError } from '../spec/index.js';
 import type { Fs } from '../sys/index.js';
@@ -14,6 +14,9 @@ import { OpenFds } from './fds.js';
 import { assertAllowed, expectsProcess, type Action } from './machine.js';
 import { signalProc } from './proc.js';
 import { START_STEPS, type StartCtx } from './start.js';
+import { createSaveFile, openSaveFile } from './savefile.js';
+import { restoreSteps, saveToFd, type MigrationFigures } from './state.js';
+import type { Step } from './steps.js';
 import { runSteps, silentProgress, type BeforeStep, type Progress, type StepRun } from './steps.js';
 import { endRun, waitGone, type TeardownDeps } from './teardown.js';
 import { reconcileLocked, withQmp } from './reconcile.js';
@@ -90,8 +93,12 @@ export class VmManager {
    * (phase paused) until `cont` (a containerd task's Create, then Start).
    */
   async start(name: string, o: { paused?: boolean } = {}): Promise<{ record: VmRecord; run: StepRun; warnings: string[] }> {
-    const steps = o.paused === true ? START_STEPS.filter((s) => s.name !== 'cont') : START_STEPS;
-    return this.locked(name, 'start', async (rec) => {
+    return this.runStart(name, START_STEPS, o);
+  }
+
+  private async runStart(name: string, all: ReadonlyArray<Step<StartCtx>>, o: { paused?: boolean }): Promise<{ record: VmRecord; run: StepRun; warnings: string[] }> {
+    const steps = o.paused === true ? all.filter((s) => s.name !== 'cont') : all;
+    return this.locked(name, 'start', async ({ saved: _saved, ...rec }) => {
       const c: StartCtx = { d: this.d, rec: { ...rec, warnings: [] }, spec: rec.spec as unknown as SpecView, paths: this.store.paths(name),
         warnings: [], kvmUsable: false, chains: {}, fds: new OpenFds() };
       this.progress.begin(`starting VM ${name}`);
@@ -112,6 +119,53 @@ export class VmManager {
         await c.qmp?.close().catch(() => undefined);
       }
     });
+  }
+
+  /**
+   * Saves the VM's state into `file` (created here, never over an existing file) and stops
+   * QEMU; the record keeps the file (`saved`). A failed save leaves the VM as it was.
+   */
+  async save(name: string, file: string): Promise<{ record: VmRecord; migration: MigrationFigures }> {
+    return this.locked(name, 'save', async (rec) => {
+      const path = resolve(file);
+      this.progress.begin(`saving VM ${name} to ${path}`);
+      const fd = createSaveFile(path, { name, spec: rec.spec, savedAt: this.d.now() });
+      let migration: MigrationFigures;
+      try {
+        migration = await withQmp(this.d, rec, (q) => saveToFd(q, fd, name));
+        fsyncSync(fd);
+      } catch (err) {
+        rmSync(path, { force: true });
+        throw err;
+      } finally {
+        closeSync(fd);
+      }
+      const stopping: VmRecord = { ...rec, phase: 'stopping', intent: 'stop', updatedAt: this.d.now() };
+      await this.store.write(stopping);
+      const out: VmRecord = { ...(await stopRun(this.d, stopping, { force: true }, this.progress)), saved: { file: path, at: this.d.now(), migration: { ...migration } } };
+      await this.store.write(out);
+      this.progress.end(`VM ${name} is saved in ${path} and ${out.phase}`);
+      return { record: out, migration };
+    });
+  }
+
+  /**
+   * Starts a VM from a save file: the VM named in it (or `o.name`), defined from the file's
+   * spec when no such VM exists, jailed as any start, its state loaded from the file's fd.
+   */
+  async restore(file: string, o: { name?: string; owner?: number } = {}): Promise<{ record: VmRecord; run: StepRun; warnings: string[]; migration?: MigrationFigures }> {
+    const { fd, header } = openSaveFile(resolve(file));
+    try {
+      const name = o.name ?? header.name;
+      if ((await this.store.tryRead(name)) === null) {
+        await this.createFromText(JSON.stringify({ ...header.spec, name }), '/restore.json', { name, owner: o.owner ?? process.getuid?.() ?? 0 });
+      }
+      const figures: { migration?: MigrationFigures } = {};
+      const r = await this.runStart(name, restoreSteps(fd, figures), {});
+      return { ...r, ...(figures.migration === undefined ? {} : { migration: figures.migration }) };
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** ACPI powerdown (unless forced), then quit, then SIGKILL; waits for the end and tears down. */

@@ -57,7 +57,7 @@ export interface NetPort {
 
 /** A QMP connection (src/qmp QmpClient, seen untyped). */
 export interface QmpConn {
-  /** `fds` go with the command by SCM_RIGHTS (add-fd, getfd). */
+  /** `fds` go with the command over SCM_RIGHTS (getfd, add-fd). */
   execute(command: string, args?: Record<string, unknown>, timeoutMs?: number, fds?: readonly number[]): Promise<unknown>;
   close(): Promise<void>;
 }

@@ -90,6 +90,8 @@ export interface VmRecord {
   lastExit?: ExitInfo;
   /** Warnings from the last start (e.g. KVM fell back to TCG). */
   warnings?: string[];
+  /** Set by `warden save` (the state file and QEMU's migration figures); cleared by the next start or restore. */
+  saved?: { file: string; at: string; migration: Record<string, unknown> };
   /** Devices hot-plugged into the current run, each recorded before each of its steps (vm/hotplug). */
   hotplug?: HotplugEntry[];
 }

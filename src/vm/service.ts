@@ -14,6 +14,7 @@ import { attachLocked, printSerialLog, type ConsoleEnd, type ConsoleIo } from '.
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 import type { Requestor, VmEvents } from './events.js';
+import type { MigrationFigures } from './state.js';
 
 /** Where a spec comes from: a file (paths resolve against its directory) or text (an API body: paths must be absolute). */
 export type SpecSource = { file: string } | { text: string; origin?: string };
@@ -69,8 +70,18 @@ export interface VmService {
   console(name: string, io: ConsoleIo, o?: { force?: boolean }): Promise<ConsoleEnd>;
   /** Writes the serial log (rotated part first) to `out`; `follow` keeps writing while the VM runs. Returns the bytes written. */
   logs(name: string, out: NodeJS.WritableStream, o?: { follow?: boolean }): Promise<number>;
+  /**
+   * Saves a running or paused VM's state into `file` (created by the manager) and stops it (vm/state).
+   * Optional, so a VmService written without it still compiles (the CLI then says USAGE_DAEMON_UNSUPPORTED).
+   */
+  save?(name: string, file: string): Promise<SaveResult>;
+  /** Starts the VM of a save file (or `name`), jailed as any start, continuing where it was saved. Optional as save. */
+  restore?(file: string, o?: { name?: string }): Promise<RestoreResult>;
   close(): Promise<void>;
 }
+
+export interface SaveResult { record: VmRecord; migration: MigrationFigures }
+export interface RestoreResult extends StartResult { migration?: MigrationFigures }
 
 /** The serial log of a VM whose files this process can read: until it no longer runs. */
 export function logsFromFiles(svc: VmService, store: StateStore, name: string, out: NodeJS.WritableStream, follow: boolean): Promise<number> {
@@ -158,6 +169,13 @@ export class LocalService implements VmService {
 
   logs(name: string, out: NodeJS.WritableStream, o: { follow?: boolean } = {}): Promise<number> {
     return logsFromFiles(this, this.manager.store, name, out, o.follow === true);
+  }
+
+  save(name: string, file: string): Promise<SaveResult> { return this.manager.save(name, file); }
+
+  async restore(file: string, o: { name?: string } = {}): Promise<RestoreResult> {
+    const r = await this.manager.restore(file, o);
+    return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings, ...(r.migration === undefined ? {} : { migration: r.migration }) };
   }
 
   async close(): Promise<void> { /* nothing held between verbs */ }

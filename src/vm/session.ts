@@ -13,7 +13,7 @@ export class QmpSessions {
   async connect(path: string, timeoutMs: number): Promise<QmpConn> {
     const c = await this.client(path, timeoutMs);
     return {
-      execute: (command, args, t, fds) => c.executeUntyped(command, args, { ...(t === undefined ? {} : { timeoutMs: t }), ...(fds === undefined ? {} : { fds }) }),
+      execute: (command, args, t, fds) => c.executeUntyped(command, args, { ...(t === undefined ? {} : { timeoutMs: t }), ...(fds === undefined ? {} : { fds: [...fds] }) }),
       close: async () => { /* held: the session outlives the verb */ },
     };
   }

@@ -206,7 +206,8 @@ const qmp: Step<StartCtx> = {
       throw (await qemuDied(c, err)) ?? err;
     }
     const st = (await c.qmp.execute('query-status')) as { status: string };
-    if (st.status !== 'prelaunch' && st.status !== 'paused') {
+    const expected = c.facts?.incoming === 'defer' ? ['inmigrate'] : ['prelaunch', 'paused']; // restore: QEMU waits for the stream
+    if (!expected.includes(st.status)) {
       throw new VmError('VM_START_FAILED', `QEMU of VM ${c.rec.name} is "${st.status}" before cont, expected paused`, { context: { vm: c.rec.name, status: st.status } });
     }
   },

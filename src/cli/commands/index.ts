@@ -13,6 +13,7 @@ import { registerDaemon } from './daemon.js';
 import { registerUi } from './ui.js';
 import { registerDisk } from './disk.js';
 import { registerSsh } from './ssh.js';
+import { registerState } from './state.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -30,4 +31,5 @@ export const registrars: Registrar[] = [
   registerUi,
   registerDisk,
   registerSsh,
+  registerState,
 ];
