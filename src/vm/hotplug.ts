@@ -1,8 +1,8 @@
 /**
  * @module vm/hotplug: attaching and detaching disks of a running VM by fd. The chain is walked
  * under the image policy, claims are checked against every live VM, the pure planner
- * (plan/hotplug) gives the steps, and each step is recorded in the VM's record before it is
- * made, so a manager killed midway is undone by the next hot-plug command (`recover`).
+ * (plan/hotplug) gives the steps, and every step is recorded in the VM's record before the
+ * first is made, so a manager killed midway is undone by the next hot-plug command (`recover`).
  */
 import { loadHostPolicy, walkChainConfined, chainFiles } from '../image/index.js';
 import { planDiskAttach, planDiskDetach, type HotplugStep } from '../plan/index.js';
@@ -118,20 +118,23 @@ export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req
   }
   const mine = claimsFor({ disks: [disk] } as unknown as SpecView, { [disk.name]: chain });
   rec = await claim(d, rec, mine);
-  const entry: HotplugEntry = { name: disk.name, run: rec.run?.startedAt ?? '', deviceId: plan.deviceId, state: 'attaching', steps: plan.steps, begun: 0, claims: mine, disk: disk as unknown as Record<string, unknown>, liveOnly: req.liveOnly === true };
+  // Every step is recorded (as possibly made) before the first is made: one fsync'd write, not
+  // one per step. Safe to undo wholesale: every fdset id, node name and device id in the plan is
+  // fresh (chosen under the VM lock), so an inverse of a step never made only fails "not found".
+  const entry: HotplugEntry = { name: disk.name, run: rec.run?.startedAt ?? '', deviceId: plan.deviceId, state: 'attaching', steps: plan.steps, begun: plan.steps.length, claims: mine, disk: disk as unknown as Record<string, unknown>, liveOnly: req.liveOnly === true };
   let entries = [...entriesOf(rec), entry];
   rec = await save(d, rec, entries);
   const fds = new OpenFds();
+  let made = 0;
   try {
     await fds.openAll(plan.fds.map((f) => ({ kind: 'file' as const, name: f.name, path: f.path, flags: f.flags, target: 0, from: '--image' })), rec.name, chainFiles([chain]));
-    for (const [i, s] of plan.steps.entries()) {
-      entry.begun = i + 1;
-      rec = await save(d, rec, entries); // recorded before it is made
+    for (const s of plan.steps) {
       await q.execute(s.command, s.args, 10_000, s.fd === undefined ? undefined : [fds.byName.get(s.fd)!]);
+      made++;
     }
   } catch (cause) {
     rec = await recover(d, rec, q);
-    throw new VmError('VM_HOTPLUG_FAILED', `attaching disk ${disk.name} to VM ${rec.name} failed at step ${entry.begun} (${plan.steps[entry.begun - 1]?.command ?? 'opening the image'}); the steps made were undone`, { context: { vm: rec.name, disk: disk.name, image: disk.image }, cause });
+    throw new VmError('VM_HOTPLUG_FAILED', `attaching disk ${disk.name} to VM ${rec.name} failed at step ${made + 1} (${plan.steps[made]?.command ?? 'opening the image'}); the steps made were undone`, { context: { vm: rec.name, disk: disk.name, image: disk.image }, cause });
   } finally {
     await fds.close(false); // QEMU holds its own copies now
   }
