@@ -95,6 +95,20 @@ export class ApiClient {
     return (await this.json<{ operation: Operation }>('PUT', `/v1/vms/${encodeURIComponent(name)}/state${q}`, body)).body.operation;
   }
 
+  /** POST /v1/vms/NAME/devices (disk hot-plug), waiting up to `waitS` for the operation. */
+  async addDevice(name: string, body: Record<string, unknown>, waitS: number): Promise<Operation> {
+    return (await this.json<{ operation: Operation }>('POST', `/v1/vms/${encodeURIComponent(name)}/devices?wait=${waitS}`, body)).body.operation;
+  }
+
+  async removeDevice(name: string, id: string, q: { liveOnly?: boolean; timeout?: number }, waitS: number): Promise<Operation> {
+    const extra = `${q.liveOnly === true ? '&liveOnly=1' : ''}${q.timeout === undefined ? '' : `&timeout=${q.timeout}`}`;
+    return (await this.json<{ operation: Operation }>('DELETE', `/v1/vms/${encodeURIComponent(name)}/devices/${encodeURIComponent(id)}?wait=${waitS}${extra}`)).body.operation;
+  }
+
+  async patchDevice(name: string, id: string, body: { size: number | string }): Promise<unknown> {
+    return (await this.json<unknown>('PATCH', `/v1/vms/${encodeURIComponent(name)}/devices/${encodeURIComponent(id)}`, body)).body;
+  }
+
   /** POST /v1/vms/NAME/save: the daemon creates `file` (an absolute path) and saves the VM into it. */
   async saveVm(name: string, file: string, waitS?: number): Promise<Operation> {
     const q = waitS === undefined ? '' : `?wait=${waitS}`;

@@ -2,7 +2,7 @@
 import { isAbsolute } from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, httpStatusFor } from '../errors/index.js';
-import { parseSpec } from '../spec/index.js';
+import { parseSize, parseSpec } from '../spec/index.js';
 import { NodeFs } from '../sys/index.js';
 import { assertAllowed, followLog, saveFileName, StateStore, summarize, type Operation, type Operations, type VmRecord, type VmService } from '../vm/index.js';
 import { authorize, canSee, type Caller } from './auth.js';
@@ -83,6 +83,22 @@ function opVisible(c: HandlerCtx, op: Operation | undefined): Operation {
 }
 
 /** A finished operation as the reply of a ?wait= request: its error's status when it failed. */
+function hotplug(svc: VmService): Required<Pick<VmService, 'attachDisk' | 'detachDisk'>> {
+  if (svc.attachDisk === undefined || svc.detachDisk === undefined) throw new ApiError('DAEMON_UNAVAILABLE', 'this service does not hot-plug devices');
+  return { attachDisk: svc.attachDisk.bind(svc), detachDisk: svc.detachDisk.bind(svc) };
+}
+
+/** A hot-plug verb as an operation (202, or the finished one with ?wait=). */
+async function deviceOp(c: HandlerCtx, rec: VmRecord, action: string, work: () => Promise<unknown>): Promise<HandlerResult> {
+  const { uid, gid, pid } = c.caller;
+  const op = c.operations.start(rec.name, action, { uid, gid, pid }, work, (err) => errorResponse(err).body.error,
+    (done) => c.service.events?.publish({ type: 'operation', vm: rec.name, ...(rec.owner === undefined ? {} : { owner: rec.owner }), operation: done.id, requestor: { uid, gid, pid },
+      data: { action: done.action, status: done.status, ...(done.error ? { error: done.error['code'] } : {}) } }));
+  const wait = c.query['wait'] as number | undefined;
+  if (wait === undefined) return ok({ operation: op }, 202);
+  return finished((await c.operations.wait(op.id, wait * 1000))!);
+}
+
 function finished(op: Operation): HandlerResult {
   if (op.status === 'running') return ok({ operation: op }, 202);
   if (op.status === 'succeeded') return ok({ operation: op });
@@ -177,6 +193,28 @@ export const HANDLERS: Record<string, Handler> = {
     const rec = await vmFor(c, 'vm:console');
     assertAllowed(rec.name, rec.phase, 'console');
     return ok(c.consoles.issue(rec.name, c.caller.uid, c.query['force'] === true), 201);
+  },
+  async addDevice(c) {
+    const rec = await vmFor(c, 'vm:lifecycle');
+    assertAllowed(rec.name, rec.phase, 'qmp');
+    const b = c.body as { name: string; image: string; format: string; readOnly?: boolean; bus?: 'virtio' | 'scsi'; liveOnly?: boolean };
+    if (!c.caller.admin) await checkCallerFiles({ disks: [{ ...b, media: 'disk' }] }, { uid: c.caller.uid, gids: c.caller.groups });
+    return deviceOp(c, rec, 'attach-disk', () => hotplug(c.svc).attachDisk(rec.name, b));
+  },
+  async removeDevice(c) {
+    const rec = await vmFor(c, 'vm:lifecycle');
+    assertAllowed(rec.name, rec.phase, 'qmp');
+    const t = c.query['timeout'] as number | undefined;
+    return deviceOp(c, rec, 'detach-disk', () => hotplug(c.svc).detachDisk(rec.name, String(c.params['id']), { liveOnly: c.query['liveOnly'] === true, ...(t === undefined ? {} : { waitMs: t * 1000 }) }));
+  },
+  async patchDevice(c) {
+    const rec = await vmFor(c, 'vm:lifecycle');
+    assertAllowed(rec.name, rec.phase, 'qmp');
+    const raw = (c.body as { size: string | number }).size;
+    const bytes = parseSize(raw);
+    if (bytes === null) throw new ApiError('API_INVALID_REQUEST', `size ${JSON.stringify(raw)} is not a size (bytes, or a number with Ki/Mi/Gi/K/M/G)`, { context: { size: raw } });
+    if (c.svc.resizeDisk === undefined) throw new ApiError('DAEMON_UNAVAILABLE', 'this service does not resize disks');
+    return ok(await c.svc.resizeDisk(rec.name, String(c.params['id']), bytes));
   },
   async vmQmp(c) {
     const rec = await vmFor(c, 'vm:qmp');

@@ -6,10 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { WardenError } from '../errors/index.js';
 import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
 import { attachConsole, replayProgress, terminalProgress } from '../vm/index.js';
-import type { ConsoleEnd, ConsoleIo, CreateOptions, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, SaveResult, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
-import { WardenError } from '../errors/index.js';
+import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, SaveResult, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
 import type { ApiClient } from './client.js';
 import type { StateAction } from './schemas.js';
 
@@ -92,6 +92,30 @@ export class RemoteService implements VmService {
   get(name: string): Promise<VmRecord> { return this.client.getVm(name); }
   inspect(name: string): Promise<Inspection> { return this.client.inspectVm(name); }
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> { return this.client.qmp(name, command, args); }
+
+  async attachDisk(name: string, req: DiskAttachRequest): Promise<HotplugResult> {
+    return this.deviceResult(await this.client.addDevice(name, { kind: 'disk', ...req }, WAIT_S));
+  }
+
+  async detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> {
+    const q = { ...(o.liveOnly === true ? { liveOnly: true } : {}), ...(o.waitMs === undefined ? {} : { timeout: o.waitMs / 1000 }) };
+    return this.deviceResult(await this.client.removeDevice(name, disk, q, WAIT_S));
+  }
+
+  async resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
+    return (await this.client.patchDevice(name, disk, { size: bytes })) as ResizeResult;
+  }
+
+  /** A hot-plug operation's result once it ended; its error as a WardenError when it failed. */
+  private async deviceResult(op: Operation): Promise<HotplugResult> {
+    const done = op.status === 'running' ? await this.client.waitOperation(op.id, WAIT_S) : op;
+    if (done.status === 'failed') {
+      const e = done.error ?? {};
+      throw new WardenError(String(e['code'] ?? 'INTERNAL'), String(e['message'] ?? `operation ${done.id} failed`), { context: { operation: done.id, ...(e['details'] as object | undefined) } });
+    }
+    if (done.status === 'running') throw new WardenError('VM_TIMEOUT', `operation ${done.id} (${done.action} on VM ${done.vm}) still runs after ${WAIT_S} s`, { context: { operation: done.id } });
+    return done.result as HotplugResult;
+  }
 
   async list(): Promise<ListEntry[]> {
     return (await this.client.listVms(true)).map((v) => ({ name: v.name, record: v.record ?? null, ...(v.error ? { error: v.error } : {}) }));

@@ -46,6 +46,23 @@ export const QmpBody = z.strictObject({
   arguments: z.record(z.string(), z.unknown()).optional(),
 });
 
+export const DeviceBody = z.strictObject({
+  kind: z.literal('disk').describe('disks only for now'),
+  name: z.string().describe('the disk\'s name in the spec'),
+  image: z.string().describe('absolute path of the image; its chain is walked under the image policy'),
+  format: z.string().describe('the top layer\'s format (never probed)'),
+  readOnly: z.boolean().optional(),
+  bus: z.enum(['virtio', 'scsi']).optional(),
+  liveOnly: z.boolean().optional().describe('change the running VM only, not its stored spec'),
+});
+export const DeviceParams = z.strictObject({ name: z.string(), id: z.string().describe('the disk\'s name') });
+export const DevicePatch = z.strictObject({ size: z.union([z.string(), z.number()]).describe('the new size (bytes, or 10Gi, 512M ...); at least the current one') });
+export const DeviceDeleteQuery = z.strictObject({
+  wait: z.coerce.number().min(0).max(600).optional().describe('seconds to wait for the operation to finish'),
+  liveOnly: bool.optional().describe('change the running VM only, not its stored spec'),
+  timeout: z.coerce.number().min(0).max(600).optional().describe('seconds to wait for the guest to release the device before leaving it `removing` (default 10)'),
+});
+
 export const ErrorSchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }),
 });

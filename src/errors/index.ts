@@ -89,6 +89,9 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['SHIM_NOT_FOUND', 5, 404],
   ['SHIM_INVALID_STATE', 4, 409],
   ['VM_NO_DISPLAY', 4, 409],
+  ['VM_DEVICE_NOT_FOUND', 5, 404],
+  ['VM_HOTPLUG_FAILED', 4, 409],
+  ['VM_DISK_SHRINK', 2, 400],
   // the HTTPS listener's credentials (src/api/http-*)
   ['AUTH_REQUIRED', 2, 401],
   ['AUTH_TOKEN_INVALID', 2, 401],

@@ -26,10 +26,14 @@ export class PlanBuilder {
   readonly devices: Array<{ driver: string; from: string; value: Record<string, unknown> }> = [];
   readonly issues: PlanIssue[] = [];
   readonly helpers: HelperPlan[] = [];
-  private nextFdset = 1;
-  private nextSlot = FIRST_SLOT;
+  private nextFdset: number;
+  private nextSlot: number;
 
-  constructor(readonly pciBus: string, private readonly lastSlot: number) {}
+  /** `first`: where numbering starts (hot-plug plans continue a running VM's fdsets and slots). */
+  constructor(readonly pciBus: string, private readonly lastSlot: number, first: { fdset?: number; slot?: number } = {}) {
+    this.nextFdset = first.fdset ?? 1;
+    this.nextSlot = first.slot ?? FIRST_SLOT;
+  }
 
   /** Appends an option and its values, all traced to `from`. */
   arg(from: string, ...args: string[]): void {

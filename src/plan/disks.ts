@@ -29,18 +29,31 @@ export function planDisks(spec: Spec, facts: Facts, b: PlanBuilder, ctx: DiskCtx
     const top = planChain(d, i, facts, b);
     if (top === null) return;
     const from = `disks[${i}]`;
-    const common: Record<string, unknown> = { drive: top, id: `disk-${d.name}` };
-    if (d.bootIndex !== undefined) common['bootindex'] = d.bootIndex;
-    if (d.serial !== undefined && d.media === 'disk') common['serial'] = d.serial;
+    const common = deviceCommon(d, top);
     const bus = diskBus(d);
-    if (bus === 'virtio') b.device(from, { driver: 'virtio-blk-pci', ...b.pci(from), ...common });
+    if (bus === 'virtio') virtioDisk(d, from, top, b);
     else if (bus === 'scsi') b.device(from, { driver: d.media === 'cdrom' ? 'scsi-cd' : 'scsi-hd', bus: 'scsi0.0', channel: 0, 'scsi-id': 0, lun: scsiLun++, ...common });
     else b.device(from, { driver: d.media === 'cdrom' ? 'ide-cd' : 'ide-hd', bus: `${sataBus}.${sataPort++}`, ...common });
   });
 }
 
-/** Checks the chain facts; emits the nodes bottom first; returns the top format node's name. */
-function planChain(d: Disk, i: number, facts: Facts, b: PlanBuilder): string | null {
+function deviceCommon(d: Disk, top: string): Record<string, unknown> {
+  const common: Record<string, unknown> = { drive: top, id: `disk-${d.name}` };
+  if (d.bootIndex !== undefined) common['bootindex'] = d.bootIndex;
+  if (d.serial !== undefined && d.media === 'disk') common['serial'] = d.serial;
+  return common;
+}
+
+/** A virtio-blk disk on the next PCI slot: the same device at boot (-device) and at hot-plug (device_add). */
+export function virtioDisk(d: Disk, from: string, top: string, b: PlanBuilder): void {
+  b.device(from, { driver: 'virtio-blk-pci', ...b.pci(from), ...deviceCommon(d, top) });
+}
+
+/**
+ * Checks the chain facts; emits the nodes bottom first; returns the top format node's name.
+ * Boot and hot-plug both call it, so a disk's nodes and fds are planned one way.
+ */
+export function planChain(d: Disk, i: number, facts: Facts, b: PlanBuilder): string | null {
   const from = `disks[${i}]`;
   const chain = facts.chains[d.name];
   if (chain === undefined || chain.layers.length === 0) {

@@ -6,4 +6,6 @@ export type { PlanIssue } from './errors.js';
 export { stableMac, hostIfname } from './net.js';
 export { SANDBOX } from './base.js';
 export { renderPlan, planToJson } from './render.js';
+export { planDiskAttach, planDiskDetach } from './hotplug.js';
+export type { DiskAttachPlan, HotplugStep, HotplugFd, LiveAllocations, QmpCall } from './hotplug.js';
 export { PASST_BINARY, USER_NET, helperJailName } from './helpers.js';

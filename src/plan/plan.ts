@@ -3,6 +3,7 @@ import type { Spec } from '../spec/index.js';
 import { PlanBuilder } from './builder.js';
 import { planConsoles, planHardening, planMachine, resolveAccel, resolveMachine } from './base.js';
 import { checkSharedFiles, planDisks } from './disks.js';
+import { planHotplugPorts } from './hotplug.js';
 import { planNetworks } from './net.js';
 import { planCloudInit } from './cloudinit.js';
 import { planBoot, planDevices, planFirmware } from './extras.js';
@@ -32,6 +33,7 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   planCloudInit(spec, facts, b);
   planNetworks(spec, facts, b);
   planDevices(spec, facts, b);
+  planHotplugPorts(spec, b);
   planBoot(spec, b);
   checkAgainstBinary(facts, b);
   const jail = planJail(spec, facts, b, accel);

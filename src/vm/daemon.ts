@@ -20,6 +20,7 @@ import { backoff, wantsRestart, type RestartPolicy } from './restart.js';
 import { assertAllowed, expectsProcess } from './machine.js';
 import type { Backends } from './ports.js';
 import type { QmpClient } from '../qmp/index.js';
+import type { DiskAttachRequest, HotplugResult, ResizeResult } from './hotplug.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 
@@ -217,6 +218,18 @@ export class DaemonService implements VmService {
     const rec = await this.get(name);
     assertAllowed(name, rec.phase, 'console');
     return this.core.sessions.client(this.core.store.paths(name).qmpSocket);
+  }
+
+  attachDisk(name: string, req: DiskAttachRequest): Promise<HotplugResult> {
+    return this.job(name, 'qmp', () => this.core.manager.attachDisk(name, req));
+  }
+
+  detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> {
+    return this.job(name, 'qmp', () => this.core.manager.detachDisk(name, disk, o));
+  }
+
+  resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
+    return this.job(name, 'qmp', () => this.core.manager.resizeDisk(name, disk, bytes));
   }
 
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {

@@ -17,6 +17,9 @@ export type VmErrorCode =
   | 'VM_TEARDOWN_FAILED'
   | 'VM_IO'
   | 'VM_NO_DISPLAY'
+  | 'VM_DEVICE_NOT_FOUND'
+  | 'VM_HOTPLUG_FAILED'
+  | 'VM_DISK_SHRINK'
   | 'VM_SAVE_FAILED'
   | 'VM_RESTORE_FAILED';
 

@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { SpecReadError } from '../spec/index.js';
 import type { Fs } from '../sys/index.js';
 import { VmError } from './errors.js';
+import { attachDisk, detachDisk, resizeDisk, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
 import { OpenFds } from './fds.js';
 import { assertAllowed, expectsProcess, type Action } from './machine.js';
 import { signalProc } from './proc.js';
@@ -241,6 +242,21 @@ export class VmManager {
   /** Runs one QMP command on a running VM and returns QEMU's reply. */
   async qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
     return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => q.execute(command, args)));
+  }
+
+  /** Hot-plugs a disk into the running VM (vm/hotplug). */
+  async attachDisk(name: string, req: DiskAttachRequest): Promise<HotplugResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await attachDisk(this.d, rec, q, req)).result));
+  }
+
+  /** Detaches a hot-plugged disk (state `removing` when the guest has not let go within `waitMs`). */
+  async detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await detachDisk(this.d, rec, q, disk, o)).result));
+  }
+
+  /** Grows a disk's top layer while the VM runs (refuses to shrink). */
+  async resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => resizeDisk(rec, q, disk, bytes)));
   }
 
   /** The record after reconciling it (skipped while another process holds the VM's lock). */

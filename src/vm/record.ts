@@ -92,4 +92,22 @@ export interface VmRecord {
   warnings?: string[];
   /** Set by `warden save` (the state file and QEMU's migration figures); cleared by the next start or restore. */
   saved?: { file: string; at: string; migration: Record<string, unknown> };
+  /** Devices hot-plugged into the current run, each recorded before each of its steps (vm/hotplug). */
+  hotplug?: HotplugEntry[];
+}
+
+/** One hot-plugged device and how far its attach or detach got. */
+export interface HotplugEntry {
+  /** The disk's name; `run` is the run's startedAt (an entry of an older run is stale). */
+  name: string;
+  run: string;
+  deviceId: string;
+  state: 'attaching' | 'attached' | 'removing';
+  /** The steps planned (plan/hotplug) and how many were begun. */
+  steps: Array<{ command: string; args: Record<string, unknown>; fd?: string; undo: { command: string; args: Record<string, unknown> } | null }>;
+  begun: number;
+  claims: DiskClaim[];
+  /** The disk as the spec holds it. */
+  disk: Record<string, unknown>;
+  liveOnly: boolean;
 }

@@ -6,6 +6,7 @@
  */
 import { WardenError } from '../errors/index.js';
 import { isVmError } from './errors.js';
+import type { DiskAttachRequest, HotplugResult, ResizeResult } from './hotplug.js';
 import type { VmManager } from './manager.js';
 import type { StopOptions } from './stop.js';
 import type { StateStore, VmPaths } from './store.js';
@@ -61,6 +62,10 @@ export interface VmService {
   list(): Promise<ListEntry[]>;
   inspect(name: string): Promise<Inspection>;
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown>;
+  /** Disk hot-plug (vm/hotplug); absent where not served yet (the HTTP API client). */
+  attachDisk?(name: string, req: DiskAttachRequest): Promise<HotplugResult>;
+  detachDisk?(name: string, disk: string, o?: { liveOnly?: boolean; waitMs?: number }): Promise<HotplugResult>;
+  resizeDisk?(name: string, disk: string, bytes: number): Promise<ResizeResult>;
   /** Attaches a terminal to the serial console until the detach key (Ctrl-]), the end of input or the console closing. */
   console(name: string, io: ConsoleIo, o?: { force?: boolean }): Promise<ConsoleEnd>;
   /** Writes the serial log (rotated part first) to `out`; `follow` keeps writing while the VM runs. Returns the bytes written. */
@@ -153,6 +158,10 @@ export class LocalService implements VmService {
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
     return this.manager.qmp(name, command, args);
   }
+
+  attachDisk(name: string, req: DiskAttachRequest): Promise<HotplugResult> { return this.manager.attachDisk(name, req); }
+  detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> { return this.manager.detachDisk(name, disk, o); }
+  resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> { return this.manager.resizeDisk(name, disk, bytes); }
 
   console(name: string, io: ConsoleIo): Promise<ConsoleEnd> {
     return attachLocked(this.manager.store, name, io);

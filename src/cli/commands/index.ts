@@ -11,6 +11,7 @@ import { registerHost } from './host.js';
 import { registerDemo, registerVm } from './vm.js';
 import { registerDaemon } from './daemon.js';
 import { registerUi } from './ui.js';
+import { registerDisk } from './disk.js';
 import { registerSsh } from './ssh.js';
 import { registerState } from './state.js';
 
@@ -28,6 +29,7 @@ export const registrars: Registrar[] = [
   registerDemo,
   registerDaemon,
   registerUi,
+  registerDisk,
   registerSsh,
   registerState,
 ];

@@ -1,0 +1,226 @@
+/** Disk hot-plug by fd: the pure plan, and a real QEMU (TCG, machine pc) with the test guest seeing the disk come and go. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createConnection, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run, type Io } from '../cli/index.js';
+import { planDiskAttach, planDiskDetach } from '../plan/index.js';
+import { DiskSchema } from '../spec/index.js';
+import { GUEST_READY_LINE } from './guest.js';
+import { attachDisk } from './hotplug.js';
+import { openManager } from './open.js';
+import type { QmpConn } from './ports.js';
+import type { TeardownDeps } from './teardown.js';
+import { leftovers, testEnv, vmName, waitForText } from './testing.js';
+
+const layer = (path: string, format: string, backing: string | null, backingFormat: string | null, ino: number) => ({
+  path, format, backingFilename: backing, backingFormat, encrypted: false, dataFilePath: null, dev: 1, ino,
+});
+
+test('planDiskAttach: fds with exact modes after the live fdsets, bottom-up blockdev-add with backing, device_add on a free slot, inverses', () => {
+  const disk = DiskSchema.parse({ name: 'data', image: '/d/top.qcow2', format: 'qcow2' });
+  const chain = { layers: [layer('/d/top.qcow2', 'qcow2', 'mid.qcow2', 'qcow2', 3), layer('/d/mid.qcow2', 'qcow2', 'base.raw', 'raw', 2), layer('/d/base.raw', 'raw', null, null, 1)] } as never;
+  const p = planDiskAttach(disk, chain, { machine: 'pc', fdsets: [1, 2, 3], pciSlots: [0, 1, 2, 3, 5], freePorts: [], diskNames: ['root'] });
+  assert.deepEqual(p.issues, []);
+  assert.deepEqual(p.fds.map((f) => [f.path, f.flags.join('|'), f.fdset]), [['/d/base.raw', 'O_RDONLY', 4], ['/d/mid.qcow2', 'O_RDONLY', 5], ['/d/top.qcow2', 'O_RDWR', 6]]);
+  assert.deepEqual(p.steps.map((s) => `${s.command} ${String(s.args['node-name'] ?? s.args['fdset-id'] ?? s.args['id'])}`), [
+    'add-fd 4', 'add-fd 5', 'add-fd 6',
+    'blockdev-add data-2-file', 'blockdev-add data-2-fmt', 'blockdev-add data-1-file', 'blockdev-add data-1-fmt', 'blockdev-add data-0-file', 'blockdev-add data-0-fmt',
+    'device_add disk-data']);
+  assert.equal(p.steps[6]!.args['backing'], 'data-2-fmt', 'mid layer names the base node explicitly');
+  assert.equal(p.steps[7]!.args['filename'], '/dev/fdset/6');
+  assert.deepEqual([p.steps[9]!.args['bus'], p.steps[9]!.args['addr'], p.steps[9]!.args['drive']], ['pci.0', '0x4', 'data-0-fmt']);
+  assert.deepEqual(planDiskDetach(p.steps).map((u) => u.command), ['device_del', ...Array(6).fill('blockdev-del'), 'remove-fd', 'remove-fd', 'remove-fd']);
+  const ro = planDiskAttach({ ...disk, readOnly: true }, chain, { machine: 'pc', fdsets: [], pciSlots: [], freePorts: [], diskNames: [] });
+  assert.ok(ro.fds.every((f) => f.flags.join() === 'O_RDONLY') && ro.steps.every((s) => s.args['read-only'] !== false));
+  const q35 = planDiskAttach(disk, chain, { machine: 'q35', fdsets: [], pciSlots: [0, 1, 2], freePorts: ['hp1', 'hp2'], diskNames: [] });
+  assert.deepEqual([q35.issues, q35.steps.at(-1)!.args['bus'], q35.steps.at(-1)!.args['addr']], [[], 'hp1', '0x0'], 'q35: behind the first empty reserved root port');
+  const refused = planDiskAttach(disk, chain, { machine: 'q35', fdsets: [], pciSlots: [], freePorts: [], diskNames: ['data'] });
+  assert.deepEqual(refused.issues.map((i) => i.code), ['PLAN_PCI_EXHAUSTED', 'PLAN_DUPLICATE']);
+});
+
+function capture(): Io & { stdout: string; stderr: string } {
+  const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } };
+  return io;
+}
+
+function img(...args: string[]): void {
+  const r = spawnSync('qemu-img', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`qemu-img ${args.join(' ')}: ${r.stderr}`);
+}
+
+/** Paths QEMU (pid) holds open. */
+function qemuFiles(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => { try { return [readlinkSync(`/proc/${pid}/fd/${fd}`)]; } catch { return []; } });
+}
+
+/** The guest's block devices, listed on its console between unique markers. */
+async function guestBlocks(sock: Socket, log: string, tag: string): Promise<string[]> {
+  sock.write(`echo BLK${tag}-$(ls /sys/block | tr '\\n' ,)-END\n`);
+  const deadline = Date.now() + 60_000; // TCG on a loaded machine answers slowly
+  for (;;) {
+    const m = new RegExp(`BLK${tag}-([a-z0-9,]*)-END`).exec(readFileSync(log, 'latin1'));
+    if (m !== null) return m[1]!.split(',').filter((x) => x !== '');
+    if (Date.now() > deadline) throw new Error(`no block list ${tag} on the console`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+test('disk attach/detach on a running guest: appears with its data, detach removes it and QEMU\'s fds; the spec follows; a second VM is refused; a killed attach is undone', {
+  skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids' : false, timeout: 300_000,
+}, async (t) => {
+  const env = testEnv('warden-hotplug-');
+  const m = openManager({ stateDir: env.stateRoot });
+  const side = mkdtempSync(join(tmpdir(), 'warden-hotplug-side-'));
+  t.after(async () => { for (const n of await m.store.list()) await m.kill(n).catch(() => undefined); env.cleanup(); rmSync(side, { recursive: true, force: true }); });
+  // A 3-layer chain whose bottom (raw) holds the marker the guest must read.
+  const base = join(env.dir, 'data-base.raw');
+  const marker = `HOTPLUG-DATA-${process.pid}`;
+  writeFileSync(base, Buffer.concat([Buffer.from(marker), Buffer.alloc((1 << 20) - marker.length)]));
+  const mid = join(env.dir, 'data-mid.qcow2');
+  const top = join(env.dir, 'data-top.qcow2');
+  img('create', '-q', '-f', 'qcow2', '-b', base, '-F', 'raw', mid);
+  img('create', '-q', '-f', 'qcow2', '-b', mid, '-F', 'qcow2', top);
+  const specOf = (name: string, disk?: string): string => {
+    const file = env.specFile(disk === undefined ? { name } : { name, disk });
+    const spec = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    writeFileSync(file, JSON.stringify({ ...spec, machine: 'pc' }));
+    return file;
+  };
+  const a = vmName('wdv-hpa');
+  await m.create(specOf(a));
+  const rec = (await m.start(a)).record;
+  const pid = rec.run!.qemu.pid;
+  const log = m.store.paths(a).serialLog;
+  await waitForText(log, GUEST_READY_LINE, 90_000);
+  const sock = createConnection({ path: m.store.paths(a).serialSocket });
+  await new Promise((r) => sock.once('connect', r));
+  sock.on('error', () => undefined);
+  t.after(() => sock.destroy());
+  assert.deepEqual(await guestBlocks(sock, log, 'A'), ['vda']);
+
+  const io = capture();
+  const code = await run(['disk', 'attach', a, '--image', top, '--format', 'qcow2', '--name', 'data', '--json', '--state-dir', env.stateRoot], io);
+  assert.equal(code, 0, io.stderr);
+  assert.equal((JSON.parse(io.stdout) as { state: string }).state, 'attached');
+  const held = qemuFiles(pid);
+  for (const f of [base, mid, top]) assert.ok(held.includes(f), `QEMU holds ${f}: ${held.join(' ')}`);
+  const deadline = Date.now() + 30_000;
+  let blocks: string[] = [];
+  for (let i = 0; Date.now() < deadline; i++) { blocks = await guestBlocks(sock, log, `B${i}`); if (blocks.includes('vdb')) break; await new Promise((r) => setTimeout(r, 500)); }
+  assert.deepEqual(blocks, ['vda', 'vdb'], 'the guest sees the disk appear');
+  sock.write('head -c 32 /dev/vdb; echo\n');
+  await waitForText(log, `${marker}\x00`.slice(0, marker.length), 20_000);
+  assert.equal(readFileSync(log, 'latin1').split(marker).length - 1, 1, 'the marker came from the disk, once');
+  const afterAttach = await m.store.read(a);
+  assert.ok((afterAttach.spec['disks'] as Array<{ name: string }>).some((d) => d.name === 'data'), 'the stored spec has the disk for the next start');
+  assert.equal(afterAttach.disks?.filter((c) => c.writable).length, 2, 'root and data top layers claimed writable');
+
+  // A second VM asking for the same writable disk is refused; nothing is left in it.
+  const b = vmName('wdv-hpb');
+  const rootB = join(env.dir, 'root-b.qcow2');
+  img('create', '-q', '-f', 'qcow2', '-b', env.base, '-F', 'qcow2', rootB);
+  await m.create(specOf(b, rootB));
+  const recB = (await m.start(b)).record;
+  const io2 = capture();
+  assert.equal(await run(['disk', 'attach', b, '--image', top, '--format', 'qcow2', '--name', 'data', '--state-dir', env.stateRoot], io2), 4, io2.stderr);
+  assert.match(io2.stderr, /VM_DISK_IN_USE|used by VM|written by VM/);
+  const bAfter = await m.store.read(b);
+  assert.deepEqual([bAfter.hotplug ?? [], bAfter.disks], [[], recB.disks], 'no entry, no claim added');
+  assert.ok(!qemuFiles(recB.run!.qemu.pid).some((f) => f.startsWith(env.dir) && f.includes('data-')), 'B holds none of the files');
+  await m.kill(b);
+
+  // Detach: the guest lets go, QEMU drops every fd of the chain, the spec and the claims follow.
+  const io3 = capture();
+  assert.equal(await run(['disk', 'detach', a, 'data', '--json', '--timeout', '60', '--state-dir', env.stateRoot], io3), 0, io3.stderr);
+  assert.equal((JSON.parse(io3.stdout) as { state: string }).state, 'detached');
+  assert.deepEqual(qemuFiles(pid).filter((f) => f.includes('data-')), [], 'QEMU holds no fd of the removed files');
+  assert.deepEqual(await guestBlocks(sock, log, 'C'), ['vda'], 'the guest sees the disk go');
+  const afterDetach = await m.store.read(a);
+  assert.ok(!(afterDetach.spec['disks'] as Array<{ name: string }>).some((d) => d.name === 'data'));
+  assert.deepEqual(afterDetach.disks, rec.disks, 'the claims are back to the boot disks');
+
+  // A manager "killed" after blockdev-add of the middle layer: the next command undoes it.
+  const d = (m as unknown as { d: TeardownDeps }).d;
+  const sideTop = join(side, 'side.qcow2');
+  const sideBase = join(side, 'side-base.raw');
+  writeFileSync(sideBase, Buffer.alloc(1 << 20));
+  img('create', '-q', '-f', 'qcow2', '-b', sideBase, '-F', 'raw', sideTop);
+  const conn = await d.backends.qmpConnect(m.store.paths(a).qmpSocket, 5000);
+  let n = 0;
+  const dying: QmpConn = {
+    execute: async (c, args, to, fds) => {
+      const r = await conn.execute(c, args, to, fds);
+      if (c === 'blockdev-add' && ++n === 3) return new Promise(() => undefined); // never returns: the process "died" here
+      return r;
+    },
+    close: () => conn.close(),
+  };
+  void attachDisk(d, await m.store.read(a), dying, { name: 'side', image: sideTop, format: 'qcow2' });
+  for (let i = 0; i < 100 && ((await m.store.read(a)).hotplug ?? []).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 100 && n < 3; i++) await new Promise((r) => setTimeout(r, 50));
+  await conn.close();
+  const half = await m.store.read(a);
+  assert.equal(half.hotplug?.[0]?.state, 'attaching');
+  assert.ok(qemuFiles(pid).includes(sideTop), 'the half attach left QEMU holding the file');
+  // The next hot-plug command (a detach of something else) recovers first.
+  const io4 = capture();
+  assert.equal(await run(['disk', 'detach', a, 'nothing', '--state-dir', env.stateRoot], io4), 5, io4.stderr);
+  const healed = await m.store.read(a);
+  assert.deepEqual([healed.hotplug ?? [], healed.disks], [[], rec.disks]);
+  assert.deepEqual(qemuFiles(pid).filter((f) => f.startsWith(side) || f.includes('data-')), [], 'no fd of the half-attached chain');
+  const nodes = (await m.qmp(a, 'query-named-block-nodes')) as Array<{ 'node-name': string }>;
+  assert.deepEqual(nodes.map((x) => x['node-name']).filter((x) => x.startsWith('side-')), [], 'no half-added block node');
+  const fdsets = (await m.qmp(a, 'query-fdsets')) as Array<{ fds: Array<{ opaque?: string }> }>;
+  assert.deepEqual(fdsets.flatMap((f) => f.fds.map((x) => x.opaque)).filter((o) => o?.startsWith('disk-side')), [], 'no fdset left');
+
+  sock.destroy();
+  await m.kill(a);
+  assert.deepEqual(leftovers(a, env.stateRoot).filter((l) => !l.includes(side)), []);
+});
+
+test('q35: a disk hot-plugs behind a reserved root port, a second one is refused (no free port), and an attached disk is there at the next boot', {
+  skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids' : false, timeout: 300_000,
+}, async (t) => {
+  const env = testEnv('warden-hotplug-q35-');
+  const m = openManager({ stateDir: env.stateRoot });
+  t.after(async () => { for (const n of await m.store.list()) await m.kill(n).catch(() => undefined); env.cleanup(); });
+  const disk = join(env.dir, 'keep.raw');
+  const marker = `HOTPLUG-KEEP-${process.pid}`;
+  writeFileSync(disk, Buffer.concat([Buffer.from(marker), Buffer.alloc((1 << 20) - marker.length)]));
+  const name = vmName('wdv-hpq');
+  const file = env.specFile({ name });
+  writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), machine: 'q35', hotplugSlots: 1 }));
+  await m.create(file);
+  const pid = (await m.start(name)).record.run!.qemu.pid;
+  const log = m.store.paths(name).serialLog;
+  await waitForText(log, GUEST_READY_LINE, 90_000);
+  const sock = createConnection({ path: m.store.paths(name).serialSocket });
+  await new Promise((r) => sock.once('connect', r));
+  sock.on('error', () => undefined);
+  t.after(() => sock.destroy());
+  const r = await m.attachDisk(name, { name: 'keep', image: disk, format: 'raw' });
+  assert.equal(r.state, 'attached');
+  let blocks: string[] = [];
+  for (let i = 0; i < 40 && !blocks.includes('vdb'); i++) { blocks = await guestBlocks(sock, log, `Q${i}`); if (!blocks.includes('vdb')) await new Promise((res) => setTimeout(res, 500)); }
+  assert.deepEqual(blocks, ['vda', 'vdb'], 'the guest sees the disk behind the root port');
+  await assert.rejects(m.attachDisk(name, { name: 'more', image: disk, format: 'raw', readOnly: true }), (e: Error & { code?: string }) => e.code === 'VM_HOTPLUG_FAILED' && /no free hot-plug slot/.test(e.message));
+  sock.destroy();
+  // The stored spec has it: the next start boots with it.
+  await m.kill(name);
+  const pid2 = (await m.start(name)).record.run!.qemu.pid;
+  assert.notEqual(pid2, pid);
+  assert.ok(qemuFiles(pid2).includes(disk), 'QEMU started with the attached disk');
+  await waitForText(log, GUEST_READY_LINE, 90_000);
+  const sock2 = createConnection({ path: m.store.paths(name).serialSocket });
+  await new Promise((res) => sock2.once('connect', res));
+  sock2.on('error', () => undefined);
+  t.after(() => sock2.destroy());
+  assert.deepEqual(await guestBlocks(sock2, log, 'R'), ['vda', 'vdb'], 'the disk is there at the next boot');
+  sock2.destroy();
+  await m.kill(name);
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
+});

@@ -1,0 +1,230 @@
+/**
+ * @module vm/hotplug: attaching and detaching disks of a running VM by fd. The chain is walked
+ * under the image policy, claims are checked against every live VM, the pure planner
+ * (plan/hotplug) gives the steps, and every step is recorded in the VM's record before the
+ * first is made, so a manager killed midway is undone by the next hot-plug command (`recover`).
+ */
+import { loadHostPolicy, walkChainConfined, chainFiles } from '../image/index.js';
+import { planDiskAttach, planDiskDetach, type HotplugStep } from '../plan/index.js';
+import { DiskSchema, type Disk } from '../spec/index.js';
+import { claimsFor, findConflict } from './claims.js';
+import { VmError } from './errors.js';
+import { OpenFds } from './fds.js';
+import { expectsProcess } from './machine.js';
+import type { QmpConn, SpecView } from './ports.js';
+import type { DiskClaim, HotplugEntry, VmRecord } from './record.js';
+import type { TeardownDeps } from './teardown.js';
+
+export interface DiskAttachRequest {
+  name: string;
+  image: string;
+  format: string;
+  readOnly?: boolean;
+  bus?: 'virtio' | 'scsi';
+  liveOnly?: boolean;
+}
+
+export interface HotplugResult {
+  vm: string;
+  disk: string;
+  deviceId: string;
+  state: 'attached' | 'removing' | 'detached';
+  /** Steps made, in order (QMP command names). */
+  steps: string[];
+  liveOnly: boolean;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The record's entries of the current run (older runs' devices went with their QEMU). */
+function entriesOf(rec: VmRecord): HotplugEntry[] {
+  const run = rec.run?.startedAt;
+  return (rec.hotplug ?? []).filter((e) => e.run === run);
+}
+
+async function save(d: TeardownDeps, rec: VmRecord, entries: HotplugEntry[], extra: Partial<VmRecord> = {}): Promise<VmRecord> {
+  const out: VmRecord = { ...rec, ...extra, hotplug: entries, updatedAt: d.now() };
+  await d.store.write(out);
+  return out;
+}
+
+function withoutClaims(all: readonly DiskClaim[] | undefined, gone: readonly DiskClaim[]): DiskClaim[] {
+  const left = [...(all ?? [])];
+  for (const g of gone) {
+    const i = left.findIndex((c) => c.dev === g.dev && c.ino === g.ino && c.writable === g.writable);
+    if (i >= 0) left.splice(i, 1);
+  }
+  return left;
+}
+
+/**
+ * Undoes every attach a killed process left half done: the inverses of the begun steps,
+ * last first, errors ignored (a step begun may not have been made), then its claims.
+ */
+export async function recover(d: TeardownDeps, rec: VmRecord, q: QmpConn): Promise<VmRecord> {
+  let entries = entriesOf(rec);
+  for (const e of entries.filter((x) => x.state === 'attaching')) {
+    for (const u of planDiskDetach(e.steps.slice(0, e.begun))) await q.execute(u.command, u.args, 5000).catch(() => undefined);
+    entries = entries.filter((x) => x !== e);
+    rec = await save(d, rec, entries, { disks: withoutClaims(rec.disks, e.claims) });
+  }
+  return entries.length === (rec.hotplug ?? []).length ? rec : save(d, rec, entries);
+}
+
+/** Under the store-wide lock: the new layers must not conflict with another live VM's, or with this VM's own. */
+async function claim(d: TeardownDeps, rec: VmRecord, mine: DiskClaim[]): Promise<VmRecord> {
+  const lock = await d.store.lockRoot(`claim hot-plugged disk for ${rec.name}`);
+  try {
+    const others = [{ name: rec.name, disks: rec.disks ?? [] }];
+    for (const name of await d.store.list()) {
+      if (name === rec.name) continue;
+      const o = await d.store.tryRead(name).catch(() => null);
+      if (o?.disks !== undefined && expectsProcess(o.phase)) others.push({ name, disks: o.disks });
+    }
+    const hit = findConflict(mine, others);
+    if (hit !== null) {
+      throw new VmError('VM_DISK_IN_USE', `cannot attach ${hit.mine.path} to VM ${rec.name}: it is ${hit.theirs.writable ? 'written' : 'used'} by VM ${hit.other}`, {
+        context: { vm: rec.name, path: hit.mine.path, other: hit.other, otherPath: hit.theirs.path, writable: hit.mine.writable },
+        suggestions: [`detach it from ${hit.other} first, attach it --readonly, or give it its own overlay (qemu-img create -f qcow2 -b ${hit.mine.path} -F FORMAT NEW.qcow2)`],
+      });
+    }
+    return await save(d, rec, rec.hotplug ?? [], { disks: [...(rec.disks ?? []), ...mine] });
+  } finally {
+    await lock.release();
+  }
+}
+
+/** What QEMU holds now: fdset ids and root-bus PCI slots (facts for the pure planner). */
+async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; pciSlots: number[]; freePorts: string[] }> {
+  const fdsets = ((await q.execute('query-fdsets')) as Array<{ 'fdset-id': number }>).map((f) => f['fdset-id']);
+  type Dev = { slot: number; qdev_id?: string; pci_bridge?: { devices?: unknown[] } };
+  const root = ((await q.execute('query-pci')) as Array<{ bus: number; devices: Dev[] }>).filter((b) => b.bus === 0).flatMap((b) => b.devices);
+  const freePorts = root.filter((x) => /^hp[0-9]+$/.test(x.qdev_id ?? '') && (x.pci_bridge?.devices ?? []).length === 0).map((x) => x.qdev_id!)
+    .sort((a, b) => Number(a.slice(2)) - Number(b.slice(2)));
+  return { fdsets, pciSlots: root.map((x) => x.slot), freePorts };
+}
+
+export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req: DiskAttachRequest): Promise<{ record: VmRecord; result: HotplugResult }> {
+  rec = await recover(d, rec, q);
+  const disk: Disk = DiskSchema.parse({ name: req.name, image: req.image, format: req.format, readOnly: req.readOnly ?? false, ...(req.bus === undefined ? {} : { bus: req.bus }) });
+  const spec = rec.spec as unknown as SpecView & { machine?: 'pc' | 'q35'; disks: Disk[] };
+  const chain = await walkChainConfined({ ...disk, from: '--image' }, loadHostPolicy());
+  const live = await liveAllocations(q);
+  const plan = planDiskAttach(disk, chain, { machine: spec.machine ?? 'q35', ...live, diskNames: [...spec.disks.map((x) => x.name), ...entriesOf(rec).map((e) => e.name)] });
+  if (plan.issues.length > 0) {
+    throw new VmError('VM_HOTPLUG_FAILED', `cannot attach disk ${disk.name} to VM ${rec.name}: ${plan.issues.map((i) => i.message).join('; ')}`, {
+      context: { vm: rec.name, disk: disk.name, issues: plan.issues }, suggestions: plan.issues.flatMap((i) => (i.suggestion === undefined ? [] : [i.suggestion])),
+    });
+  }
+  const mine = claimsFor({ disks: [disk] } as unknown as SpecView, { [disk.name]: chain });
+  rec = await claim(d, rec, mine);
+  // Every step is recorded (as possibly made) before the first is made: one fsync'd write, not
+  // one per step. Safe to undo wholesale: every fdset id, node name and device id in the plan is
+  // fresh (chosen under the VM lock), so an inverse of a step never made only fails "not found".
+  const entry: HotplugEntry = { name: disk.name, run: rec.run?.startedAt ?? '', deviceId: plan.deviceId, state: 'attaching', steps: plan.steps, begun: plan.steps.length, claims: mine, disk: disk as unknown as Record<string, unknown>, liveOnly: req.liveOnly === true };
+  let entries = [...entriesOf(rec), entry];
+  rec = await save(d, rec, entries);
+  const fds = new OpenFds();
+  let made = 0;
+  try {
+    await fds.openAll(plan.fds.map((f) => ({ kind: 'file' as const, name: f.name, path: f.path, flags: f.flags, target: 0, from: '--image' })), rec.name, chainFiles([chain]));
+    for (const s of plan.steps) {
+      await q.execute(s.command, s.args, 10_000, s.fd === undefined ? undefined : [fds.byName.get(s.fd)!]);
+      made++;
+    }
+  } catch (cause) {
+    rec = await recover(d, rec, q);
+    throw new VmError('VM_HOTPLUG_FAILED', `attaching disk ${disk.name} to VM ${rec.name} failed at step ${made + 1} (${plan.steps[made]?.command ?? 'opening the image'}); the steps made were undone`, { context: { vm: rec.name, disk: disk.name, image: disk.image }, cause });
+  } finally {
+    await fds.close(false); // QEMU holds its own copies now
+  }
+  entries = entries.map((e) => (e === entry ? { ...e, state: 'attached' as const } : e));
+  const specOut = req.liveOnly === true ? rec.spec : { ...rec.spec, disks: [...spec.disks, disk] };
+  rec = await save(d, rec, entries, { spec: specOut });
+  return { record: rec, result: { vm: rec.name, disk: disk.name, deviceId: plan.deviceId, state: 'attached', steps: plan.steps.map((s) => s.command), liveOnly: req.liveOnly === true } };
+}
+
+/** True once QEMU no longer has the device (the guest released it: DEVICE_DELETED was sent). */
+async function deviceGone(q: QmpConn, id: string): Promise<boolean> {
+  const kids = (await q.execute('qom-list', { path: '/machine/peripheral' })) as Array<{ name: string }>;
+  return !kids.some((k) => k.name === id);
+}
+
+/**
+ * One release step after the device is gone. The device leaves /machine/peripheral before
+ * QEMU drops its reference to the block node (finalized later), so blockdev-del may see the
+ * node "in use" for a moment: retried for up to 5 s.
+ */
+export async function releaseStep(q: QmpConn, u: { command: string; args: Record<string, unknown> }): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      await q.execute(u.command, u.args);
+      return;
+    } catch (err) {
+      if (i >= 250 || !/in use/.test(String((err as Error).message))) throw err;
+      await sleep(20);
+    }
+  }
+}
+
+/**
+ * Detaches a hot-plugged disk: device_del, then waits (up to `waitMs`) for the guest to let
+ * go; on timeout the entry stays `removing` and the next detach finishes it. Then the block
+ * nodes top down and the fdsets, so QEMU holds no fd of the disk's files.
+ */
+export async function detachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, name: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<{ record: VmRecord; result: HotplugResult }> {
+  rec = await recover(d, rec, q);
+  let entries = entriesOf(rec);
+  const entry = entries.find((e) => e.name === name);
+  if (entry === undefined) {
+    const boot = (rec.spec['disks'] as Disk[]).some((x) => x.name === name);
+    throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no hot-plugged disk ${name}${boot ? ' (it was there at start: detaching boot-time disks is not supported yet)' : ''}`, {
+      context: { vm: rec.name, disk: name, hotplugged: entries.map((e) => e.name) }, suggestions: boot ? ['stop the VM and remove the disk from its spec'] : ['warden inspect NAME shows the VM\'s disks'],
+    });
+  }
+  const undo = planDiskDetach(entry.steps);
+  const [del, ...rest] = undo;
+  if (entry.state === 'attached') {
+    entries = entries.map((e) => (e === entry ? { ...e, state: 'removing' as const } : e));
+    rec = await save(d, rec, entries);
+    await q.execute(del!.command, del!.args);
+  }
+  const deadline = Date.now() + (o.waitMs ?? 10_000);
+  while (!(await deviceGone(q, entry.deviceId))) {
+    if (Date.now() > deadline) {
+      return { record: rec, result: { vm: rec.name, disk: name, deviceId: entry.deviceId, state: 'removing', steps: ['device_del'], liveOnly: o.liveOnly === true } };
+    }
+    await sleep(100);
+  }
+  for (const u of rest) await releaseStep(q, u).catch((cause: unknown) => { throw new VmError('VM_HOTPLUG_FAILED', `detaching disk ${name} from VM ${rec.name}: ${u.command} failed`, { context: { vm: rec.name, disk: name, step: u }, cause }); });
+  const spec = o.liveOnly === true ? rec.spec : { ...rec.spec, disks: (rec.spec['disks'] as Disk[]).filter((x) => x.name !== name) };
+  rec = await save(d, rec, entries.filter((e) => e.name !== name), { disks: withoutClaims(rec.disks, entry.claims), spec });
+  return { record: rec, result: { vm: rec.name, disk: name, deviceId: entry.deviceId, state: 'detached', steps: undo.map((u) => u.command), liveOnly: o.liveOnly === true } };
+}
+
+export type { HotplugStep };
+
+export interface ResizeResult { vm: string; disk: string; node: string; fromBytes: number; toBytes: number }
+
+/**
+ * Grows a disk's top layer (block_resize on its format node, named as boot and hot-plug name
+ * it: plan/disks planChain). Refuses to shrink (the guest's filesystem would be cut) and
+ * read-only disks.
+ */
+export async function resizeDisk(rec: VmRecord, q: QmpConn, name: string, bytes: number): Promise<ResizeResult> {
+  const disks = [...(rec.spec['disks'] as Disk[]), ...entriesOf(rec).map((e) => e.disk as unknown as Disk)];
+  const disk = disks.find((x) => x.name === name);
+  if (disk === undefined) throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no disk ${name}`, { context: { vm: rec.name, disk: name, disks: disks.map((x) => x.name) } });
+  if (disk.readOnly || disk.media === 'cdrom') throw new VmError('VM_HOTPLUG_FAILED', `disk ${name} of VM ${rec.name} is read-only; it cannot be resized`, { context: { vm: rec.name, disk: name } });
+  const node = `${name}-0-fmt`;
+  const nodes = (await q.execute('query-named-block-nodes', { flat: true })) as Array<{ 'node-name': string; image: { 'virtual-size': number } }>;
+  const cur = nodes.find((x) => x['node-name'] === node)?.image['virtual-size'];
+  if (cur === undefined) throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no block node ${node} for disk ${name}`, { context: { vm: rec.name, disk: name, node } });
+  if (bytes < cur) {
+    throw new VmError('VM_DISK_SHRINK', `disk ${name} of VM ${rec.name} is ${cur} bytes; shrinking it to ${bytes} is refused (the guest's data past the end would be lost)`, {
+      context: { vm: rec.name, disk: name, fromBytes: cur, toBytes: bytes }, suggestions: ['give a size at least as large as the current one'],
+    });
+  }
+  if (bytes > cur) await q.execute('block_resize', { 'node-name': node, size: bytes });
+  return { vm: rec.name, disk: name, node, fromBytes: cur, toBytes: bytes };
+}

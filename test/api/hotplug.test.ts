@@ -1,0 +1,73 @@
+/** Disk hot-plug through wardend: the CLI verbs route to the daemon (POST/DELETE /v1/vms/NAME/devices) and QEMU gets and drops the fds. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run, type Io } from '../../src/cli/index.js';
+import { GUEST_READY_LINE } from '../../src/vm/guest.js';
+import { leftovers, testEnv, vmName, waitForText } from '../../src/vm/testing.js';
+import { http, removeDir, socketDir, startDaemonProc } from './helpers.js';
+
+function capture(): Io & { stdout: string; stderr: string } {
+  const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } };
+  return io;
+}
+
+function qemuFiles(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => { try { return [readlinkSync(`/proc/${pid}/fd/${fd}`)]; } catch { return []; } });
+}
+
+test('warden disk attach/resize/detach through the daemon: 202/operations, PATCH size, fds in and out of QEMU, refusals as the same codes', {
+  skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids and creates cgroups' : false, timeout: 180_000,
+}, async (t) => {
+  const env = testEnv('warden-api-hotplug-');
+  const sdir = socketDir();
+  const socket = join(sdir, 'w.sock');
+  const d = await startDaemonProc(socket, env.stateRoot).catch((err: unknown) => { env.cleanup(); removeDir(sdir); throw err; });
+  const name = vmName('wda-hp');
+  t.after(async () => {
+    await http(socket, 'DELETE', `/v1/vms/${name}?force=1`).catch(() => undefined);
+    await d.stop();
+    env.cleanup();
+    removeDir(sdir);
+  });
+  const file = env.specFile({ name });
+  writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), machine: 'pc' }));
+  const cli = async (...args: string[]): Promise<{ code: number; io: ReturnType<typeof capture> }> => {
+    const io = capture();
+    return { code: await run([...args, '--state-dir', env.stateRoot], io), io };
+  };
+  assert.equal((await cli('create', file)).code, 0);
+  assert.equal((await cli('start', name)).code, 0);
+  await waitForText(join(env.stateRoot, 'vms', name, 'serial.log'), GUEST_READY_LINE, 90_000);
+  const pid = (await http(socket, 'GET', `/v1/vms/${name}`)).json.run.qemu.pid as number;
+  const img = join(env.dir, 'extra.raw');
+  writeFileSync(img, Buffer.alloc(1 << 20));
+
+  const a = await cli('disk', 'attach', name, '--image', img, '--format', 'raw', '--name', 'extra', '--json');
+  assert.equal(a.code, 0, a.io.stderr);
+  assert.equal(JSON.parse(a.io.stdout).state, 'attached');
+  assert.ok(qemuFiles(pid).includes(img), 'QEMU holds the image after attach through the daemon');
+  // Resize (PATCH through the daemon): grows the top layer, refuses to shrink; boot-time disks too.
+  const grown = await cli('disk', 'resize', name, 'extra', '2Mi', '--json');
+  assert.equal(grown.code, 0, grown.io.stderr);
+  assert.deepEqual([JSON.parse(grown.io.stdout).fromBytes, JSON.parse(grown.io.stdout).toBytes], [1 << 20, 2 << 20]);
+  assert.equal(statSync(img).size, 2 << 20, 'the image file grew');
+  const shrink = await cli('disk', 'resize', name, 'extra', '1Mi');
+  assert.equal(shrink.code, 2, shrink.io.stderr);
+  assert.match(shrink.io.stderr, /VM_DISK_SHRINK|shrinking/);
+  assert.equal(statSync(img).size, 2 << 20, 'a refused shrink changes nothing');
+  assert.equal((await cli('disk', 'resize', name, 'root', '96Mi')).code, 0, 'a boot-time disk grows too');
+  const again = await cli('disk', 'attach', name, '--image', img, '--format', 'raw', '--name', 'extra');
+  assert.equal(again.code, 4, again.io.stderr);
+  assert.match(again.io.stderr, /VM_(DISK_IN_USE|HOTPLUG_FAILED)/);
+  const missing = await http(socket, 'DELETE', `/v1/vms/${name}/devices/nothing?wait=30`);
+  assert.equal(missing.status, 404, missing.text);
+  const accepted = await http(socket, 'DELETE', `/v1/vms/${name}/devices/extra`);
+  assert.equal(accepted.status, 202, accepted.text);
+  const done = await http(socket, 'GET', `/v1/operations/${accepted.json.operation.id as string}/wait?wait=60`);
+  assert.deepEqual([done.json.operation.status, done.json.operation.result?.state], ['succeeded', 'detached'], done.text);
+  assert.ok(!qemuFiles(pid).includes(img), 'QEMU holds no fd of it after detach');
+  assert.equal((await cli('kill', name)).code, 0);
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
+});
