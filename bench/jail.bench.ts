@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  buildJailArgv, checkJailSpec, defaultJailerConfig, launchJail, LeaseStore, teardownJail, type JailSpec,
+  buildJailArgv, checkJailSpec, defaultJailerConfig, launchJail, LeaseStore, reachableHelper, teardownJail, type JailSpec,
 } from '../src/jail/index.js';
 import { le, medianMs, type Benchmark, type BenchRow } from './lib.js';
 
@@ -36,8 +36,9 @@ function spec(name: string): JailSpec {
 
 /** The jail's own chain (exec helper → setpriv → bwrap with every flag the spec implies), spawned bare: no lease, cgroup, status file or pid checks; the gate opened at once. */
 function ownChainBare(config: ReturnType<typeof defaultJailerConfig>): Promise<void> {
-  const argv = buildJailArgv(spec('warden-test-jail-bare'), { uid: BARE_UID, gid: BARE_UID, groups: [], helperPath: config.helperPath, setprivPath: config.setprivPath,
-    bwrapPath: config.bwrapPath, cgroupProcs: [], statusFd: 3, gateFd: 4, stderrFd: 5, landlockRequired: false });
+  // The helper as launchJail binds it: in a checkout under /root it is out of the jail uid's reach.
+  const argv = buildJailArgv(spec('warden-test-jail-bare'), { uid: BARE_UID, gid: BARE_UID, groups: [], helperPath: reachableHelper(config.helperPath),
+    setprivPath: config.setprivPath, bwrapPath: config.bwrapPath, cgroupProcs: [], statusFd: 3, gateFd: 4, stderrFd: 5, landlockRequired: false });
   return new Promise((resolve, reject) => {
     const status = openSync('/dev/null', 'w');
     const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'ignore', status, 'pipe', status], env: {} });

@@ -13,3 +13,4 @@ export type { JailHandle } from './handle.js';
 export { LeaseStore, type JailRecord, type HostIdsProbe } from './lease-store.js';
 export { hostIdProbe, rangeConflicts, readRangeConflicts, rangeCollisions, parseLoginDefs, parseSubIds, RESERVED_FOR, type IdInUse, type IdRange, type RangeConflict } from './uid-check.js';
 export { probeJailHost, type JailHostReport } from './preflight.js';
+export { reachableHelper } from './helper-path.js';

@@ -15,12 +15,17 @@ function chownTree(p: string): void {
 
 test('as a non-root user a VM with user networking runs, and inspect names the protections that are off', { timeout: 120_000 }, async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root to switch to the unprivileged test user');
+  // A user runs warden from a checkout they can read: one under a 0700 directory (/root) is not theirs to run.
+  const bin = join(repoRoot(), 'dist', 'src', 'cli', 'bin.js');
+  if (spawnSync('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'test', '-r', bin]).status !== 0) {
+    return t.skip(`${bin} is not readable by uid ${NOBODY} (the checkout is in a directory other users cannot enter)`);
+  }
   const env = testEnv('warden-vm-nonroot-');
   const name = vmName('wdv-nonroot');
   const spec = env.specFile({ name, networks: [{ name: 'n0', type: 'user' }] });
   chownTree(env.dir);
   const warden = (...args: string[]): { status: number | null; stdout: string; stderr: string } => spawnSync('setpriv',
-    [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, join(repoRoot(), 'dist', 'src', 'cli', 'bin.js'), ...args, '--state-dir', env.stateRoot],
+    [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, bin, ...args, '--state-dir', env.stateRoot],
     { encoding: 'utf8', timeout: 60_000, env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: env.dir } });
   t.after(() => { warden('kill', name); env.cleanup(); });
 

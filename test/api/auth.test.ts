@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chownSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { ensureTestGuest } from '../../src/vm/index.js';
 import { join } from 'node:path';
@@ -73,9 +73,14 @@ test('a second uid: a member of warden sees and touches only its own VMs (403 ot
   chownSync(own, member.uid, member.gid);
   chownSync(ownDisk, member.uid, member.gid);
   const guest = ensureTestGuest();
+  // The member's boot files are the member's own too (the checkout may be in a 0700 directory such as /root).
+  const [kernel, initrd] = [join(own, 'vmlinuz'), join(own, 'initrd.gz')];
+  copyFileSync(guest.kernel, kernel);
+  copyFileSync(guest.initrd, initrd);
+  for (const f of [kernel, initrd]) chownSync(f, member.uid, member.gid);
   const ownVm = `wdq-${tag}`;
   assert.equal(curlAs(`wdm${tag}`, socket, 'POST', '/v1/vms', JSON.stringify({ apiVersion: 'warden/v1', name: ownVm, memory: '128Mi', accel: 'tcg',
-    boot: { kernel: guest.kernel, initrd: guest.initrd, cmdline: guest.cmdline }, disks: [{ name: 'root', image: ownDisk, format: 'qcow2' }] })).status, 201);
+    boot: { kernel, initrd, cmdline: guest.cmdline }, disks: [{ name: 'root', image: ownDisk, format: 'qcow2' }] })).status, 201);
   const ran = curlAs(`wdm${tag}`, socket, 'PUT', `/v1/vms/${ownVm}/state?wait=60`, '{"action":"start"}');
   assert.equal(ran.status, 200, JSON.stringify(ran.json));
   assert.equal(ran.json.operation.result.record.phase, 'running');
