@@ -1,7 +1,7 @@
 /**
  * @module vm/demo: `warden demo` (npm run demo): builds the test guest if needed, boots it
- * jailed with a qcow2 overlay over a base image and user networking, shows its serial
- * console and what confines it, then stops it cleanly and removes everything.
+ * jailed with a qcow2 overlay over a base image and user networking (passt), shows its serial
+ * console, its web page through a forward, and what confines it, then stops it cleanly and removes everything.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -12,6 +12,8 @@ import { ensureTestGuest, GUEST_READY_LINE } from './guest.js';
 import { openManager } from './open.js';
 import { formatInspection, formatTable, inspectRecord, summarize } from './view.js';
 import { VmError } from './errors.js';
+import { sshEndpoint } from './endpoints.js';
+import type { VmRecord } from './record.js';
 
 export interface DemoIo {
   out(text: string): void;
@@ -33,7 +35,7 @@ function demoSpec(dir: string, kernel: string, initrd: string): string {
     'boot:',
     `  kernel: ${kernel}`,
     `  initrd: ${initrd}`,
-    '  cmdline: console=ttyS0 quiet panic=-1 warden.ip=10.0.2.15/24 warden.gw=10.0.2.2 warden.ping=10.0.2.2',
+    '  cmdline: console=ttyS0 quiet panic=-1 warden.ip=10.0.2.15/24 warden.gw=10.0.2.2 warden.http=8080',
     'disks:',
     '  - name: root',
     '    image: overlay.qcow2   # a qcow2 overlay over base.qcow2',
@@ -41,6 +43,7 @@ function demoSpec(dir: string, kernel: string, initrd: string): string {
     'networks:',
     '  - name: net0',
     '    type: user',
+    '    forwards: [{ proto: tcp, host: 0, guest: 8080 }]   # host: 0 = a free port chosen at start',
     '',
   ].join('\n'));
   return file;
@@ -59,6 +62,21 @@ async function showConsoleUntil(path: string, io: DemoIo, marker: string, timeou
   const end = await followLog(path, out, { follow: true, offset, until: async () => seen.includes(marker) || Date.now() > deadline || aborted() });
   if (aborted()) throw new VmError('VM_TIMEOUT', 'the demo was interrupted');
   return { found: seen.includes(marker), offset: end, seen };
+}
+
+/** The guest's web page fetched from the host through its user-network forward (served by passt in its own jail). */
+async function showGuestWeb(io: DemoIo, rec: VmRecord): Promise<void> {
+  const end = sshEndpoint(rec, [], 8080);
+  if (end === null) { io.err('  (the forward to the guest\'s port 8080 is not recorded)'); return; }
+  const url = `http://${end.host}:${end.port}/`;
+  for (const deadline = Date.now() + 15_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 250))) {
+    try {
+      const body = (await (await fetch(url, { signal: AbortSignal.timeout(2000) })).text()).trim().split('\n')[0] ?? '';
+      io.out(`the guest's web page through the forward ${url} (host: 0 chose the port): ${body}`);
+      return;
+    } catch { /* the guest's server may not listen yet */ }
+  }
+  io.err(`  (no answer from the guest at ${url} within 15 s)`);
 }
 
 export async function runDemo(io: DemoIo, o: { stateDir?: string; keep?: boolean } = {}): Promise<void> {
@@ -80,9 +98,7 @@ export async function runDemo(io: DemoIo, o: { stateDir?: string; keep?: boolean
     io.out('serial console:');
     const ready = await showConsoleUntil(m.store.paths(rec.name).serialLog, io, GUEST_READY_LINE, 90_000, 0, () => interrupted);
     if (!ready.found) throw new VmError('VM_TIMEOUT', `the demo guest did not print ${GUEST_READY_LINE} within 90 s`, { context: { serialLog: m.store.paths(rec.name).serialLog } });
-    const pinged = ready.seen.includes('WARDEN-PING-')
-      || (await showConsoleUntil(m.store.paths(rec.name).serialLog, io, 'WARDEN-PING-', 15_000, ready.offset, () => interrupted)).found;
-    if (!pinged) io.err('  (no ping result from the guest within 15 s)');
+    await showGuestWeb(io, await m.reconcile(rec.name));
     io.out('');
     io.out(formatInspection(await inspectRecord(m.fs, m.store, await m.reconcile(rec.name, true))));
     io.out('');
