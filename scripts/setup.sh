@@ -11,8 +11,10 @@ say() { echo "setup: $*" >&2; }
 PKGS="qemu-utils qemu-system-x86 qemu-system-data ovmf bubblewrap util-linux busybox-static \
 iproute2 openvswitch-switch cpio gzip kmod python3 make g++ openssl chromium \
 containerd golang-github-containerd-containerd-dev \
-debootstrap fdisk e2fsprogs dosfstools mtools grub-pc-bin grub-efi-amd64-bin xorriso openssh-client"
+debootstrap fdisk e2fsprogs dosfstools mtools grub-pc-bin grub-efi-amd64-bin xorriso openssh-client \
+passt strace curl"
 # (build-guest.sh also needs apt-get and dpkg, present on every Debian system.)
+# passt serves user networking (without it a user NIC is refused); strace and curl are used by tests.
 # openssl makes the HTTPS listener's self-signed certificate; chromium runs the browser tests (test/browser).
 # debootstrap ... grub-efi-amd64-bin build the Debian image, xorriso makes cloud-init seeds, openssh-client is warden ssh.
 missing=""
