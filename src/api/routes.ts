@@ -34,6 +34,8 @@ export interface RouteDef {
 const err = (description: string): Reply => ({ description, schema: ErrorSchema });
 const common = { 400: err('bad request (API_*, SPEC_*, VM_BAD_NAME)'), 403: err('not allowed (AUTH_FORBIDDEN)') };
 const vmCommon = { ...common, 404: err('no such VM (VM_NOT_FOUND)') };
+/** What a route that runs as an operation answers: 202 at once, or 200 once finished with ?wait=. */
+const operationReplies = { 200: { description: 'finished (with ?wait=)', schema: OperationReply }, 202: { description: 'accepted, running', schema: OperationReply } };
 
 export const ROUTES: readonly RouteDef[] = [
   { id: 'getRoot', method: 'GET', path: '/v1', summary: 'API version, features and who you are', permission: 'host:read',
@@ -48,7 +50,7 @@ export const ROUTES: readonly RouteDef[] = [
     params: NameParams, query: DeleteQuery, replies: { 200: { description: 'deleted' }, ...vmCommon, 409: err('it runs (VM_INVALID_STATE)') } },
   { id: 'setVmState', method: 'PUT', path: '/v1/vms/:name/state', summary: 'start, stop, kill, pause, resume or restart: 202 with an operation, or with ?wait= the finished one', permission: 'vm:lifecycle',
     params: NameParams, query: WaitQuery, body: StateBody,
-    replies: { 200: { description: 'finished (with ?wait=)', schema: OperationReply }, 202: { description: 'accepted, running', schema: OperationReply }, ...vmCommon, 409: err('not allowed in this phase (VM_INVALID_STATE)') } },
+    replies: { ...operationReplies, ...vmCommon, 409: err('not allowed in this phase (VM_INVALID_STATE)') } },
   { id: 'inspectVm', method: 'GET', path: '/v1/vms/:name/inspect', summary: 'spec, plan, process as seen from outside, protections, last exit', permission: 'vm:read', params: NameParams,
     replies: { 200: { description: 'the inspection' }, ...vmCommon } },
   { id: 'getVmLogs', method: 'GET', path: '/v1/vms/:name/logs', summary: 'the serial console log (follow=1: keep streaming while it runs)', permission: 'vm:read',
@@ -60,19 +62,19 @@ export const ROUTES: readonly RouteDef[] = [
     params: NameParams, body: QmpBody, replies: { 200: { description: 'QEMU\'s return value' }, ...vmCommon, 409: err('not running') } },
   { id: 'addDevice', method: 'POST', path: '/v1/vms/:name/devices', summary: 'hot-plug a disk into the running VM by fd: 202 with an operation, or with ?wait= the finished one', permission: 'vm:lifecycle',
     params: NameParams, query: WaitQuery, body: DeviceBody,
-    replies: { 200: { description: 'finished (with ?wait=)', schema: OperationReply }, 202: { description: 'accepted, running', schema: OperationReply }, ...vmCommon, 409: err('not running, or the disk is in use (VM_DISK_IN_USE, VM_HOTPLUG_FAILED)') } },
+    replies: { ...operationReplies, ...vmCommon, 409: err('not running, or the disk is in use (VM_DISK_IN_USE, VM_HOTPLUG_FAILED)') } },
   { id: 'removeDevice', method: 'DELETE', path: '/v1/vms/:name/devices/:id', summary: 'detach a hot-plugged disk (result state `removing` while the guest holds it)', permission: 'vm:lifecycle',
     params: DeviceParams, query: DeviceDeleteQuery,
-    replies: { 200: { description: 'finished (with ?wait=)', schema: OperationReply }, 202: { description: 'accepted, running', schema: OperationReply }, ...vmCommon } },
+    replies: { ...operationReplies, ...vmCommon } },
   { id: 'patchDevice', method: 'PATCH', path: '/v1/vms/:name/devices/:id', summary: 'grow a running VM\'s disk (block_resize of its top layer; shrinking is refused)', permission: 'vm:lifecycle',
     params: DeviceParams, body: DevicePatch,
     replies: { 200: { description: 'resized: {vm, disk, node, fromBytes, toBytes}' }, ...vmCommon, 409: err('not running, or read-only (VM_HOTPLUG_FAILED)') } },
   { id: 'saveVm', method: 'POST', path: '/v1/vms/:name/save', summary: 'save the VM\'s state into a new file the daemon opens, then stop it (admins only: the daemon creates the file): an operation', permission: 'vm:qmp',
     params: NameParams, query: WaitQuery, body: SaveBody,
-    replies: { 200: { description: 'finished (with ?wait=)', schema: OperationReply }, 202: { description: 'accepted, running', schema: OperationReply }, ...vmCommon, 409: err('not running or paused (VM_INVALID_STATE)') } },
+    replies: { ...operationReplies, ...vmCommon, 409: err('not running or paused (VM_INVALID_STATE)') } },
   { id: 'restoreVm', method: 'POST', path: '/v1/restore', summary: 'start the VM saved in a file, jailed as any start (admins only): an operation', permission: 'vm:qmp',
     query: WaitQuery, body: RestoreBody,
-    replies: { 200: { description: 'finished (with ?wait=)', schema: OperationReply }, 202: { description: 'accepted, running', schema: OperationReply }, ...common } },
+    replies: { ...operationReplies, ...common } },
   { id: 'getOperation', method: 'GET', path: '/v1/operations/:id', summary: 'an operation', permission: 'vm:read', params: IdParams,
     replies: { 200: { description: 'the operation', schema: OperationReply }, 404: err('no such operation (kept at least 5 minutes after it ends)') } },
   { id: 'waitOperation', method: 'GET', path: '/v1/operations/:id/wait', summary: 'an operation once it has finished (or after ?wait= seconds, default 60)', permission: 'vm:read',
