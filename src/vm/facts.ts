@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { loadHostPolicy, walkChainConfined, type HostPolicy, type ImageChain, type Owner } from '../image/index.js';
 import { WardenError } from '../errors/index.js';
 import { PASST_BINARY, type Facts } from '../plan/index.js';
-import { gatherProgramView, loadQemuCaps, type QemuCaps } from '../qemu/index.js';
+import { gatherProgramView, loadQemuCaps, type ProgramView, type QemuCaps } from '../qemu/index.js';
 import type { Disk, Spec } from '../spec/index.js';
 import { NodeFs, NodeHostFiles, NodeProcessRunner, type Fs, type ProcessRunner } from '../sys/index.js';
 import { detectKvm, type KvmVerdict } from './accel.js';
@@ -42,6 +42,8 @@ export interface FactSources {
   cacheDir: string;
   caps(): Promise<QemuCaps>;
   kvm(): Promise<KvmVerdict>;
+  /** A helper program's view (its binary and libraries, one ldd), kept while every file it names exists; null: not installed. */
+  programView(binary: string): Promise<ProgramView | null>;
 }
 
 /** `kvmCacheDir`: where the KVM verdict is cached when not with the capabilities (plan --cache-dir moves only those). */
@@ -50,6 +52,7 @@ export function factSources(o: { qemu: string; cacheDir: string; kvmCacheDir?: s
   const fs = o.fs ?? new NodeFs();
   let caps: Promise<QemuCaps> | undefined;
   let kvm: Promise<KvmVerdict> | undefined;
+  const views = new Map<string, Promise<ProgramView | null>>();
   return {
     qemu: o.qemu, cacheDir: o.cacheDir,
     caps() {
@@ -59,6 +62,14 @@ export function factSources(o: { qemu: string; cacheDir: string; kvmCacheDir?: s
       return caps;
     },
     kvm: () => (kvm ??= detectKvm({ runner, qemu: o.qemu, cacheDir: o.kvmCacheDir ?? o.cacheDir })),
+    async programView(binary) {
+      const held = await views.get(binary)?.catch(() => null);
+      // A long-lived process (the daemon) re-resolves once an upgrade removed a file the view names.
+      if (held && [held.binary, ...held.libraries].every((f) => existsSync(f.source))) return held;
+      const fresh = gatherProgramView(runner, new NodeHostFiles(), binary);
+      views.set(binary, fresh);
+      return fresh;
+    },
   };
 }
 
@@ -92,7 +103,7 @@ export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions):
   };
   const fw = firmwareFor(spec);
   if (fw !== undefined) facts.firmware = fw;
-  facts.helpers = await helperFacts(spec);
+  facts.helpers = await helperFacts(spec, src);
   if (o.choosePorts === true) {
     const ports = await chooseForwardPorts(spec);
     if (Object.keys(ports).length > 0) facts.forwardPorts = ports;
@@ -101,9 +112,9 @@ export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions):
 }
 
 /** The helper programs this spec needs, with their views (one ldd each); a helper not installed is absent. */
-async function helperFacts(spec: Spec): Promise<NonNullable<Facts['helpers']>> {
+async function helperFacts(spec: Spec, src: FactSources): Promise<NonNullable<Facts['helpers']>> {
   if (!spec.networks.some((n) => n.type === 'user' && n.backend !== 'slirp')) return {};
-  const passt = await gatherProgramView(new NodeProcessRunner(), new NodeHostFiles(), PASST_BINARY);
+  const passt = await src.programView(PASST_BINARY);
   return passt === null ? {} : { passt };
 }
 
