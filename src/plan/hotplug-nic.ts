@@ -69,7 +69,8 @@ export function planNicAttach(spec: Spec, n: Network, facts: Facts, live: NicLiv
   const steps: HotplugStep[] = [
     ...fds.map((f) => ({ command: 'getfd', args: { fdname: f.name }, fd: f.name, undo: { command: 'closefd', args: { fdname: f.name } } })),
     ...netdevs.map((v) => ({ command: 'netdev_add', args: v, undo: { command: 'netdev_del', args: { id: v['id'] } } })),
-    ...b.devices.map((d) => ({ command: 'device_add', args: d.value, undo: { command: 'device_del', args: { id: d.value['id'] } } })),
+    // No option ROM: nobody boots from a NIC plugged in later, and the jail binds only the ROMs the boot plan needed.
+    ...b.devices.map((d) => ({ command: 'device_add', args: { ...d.value, romfile: '' }, undo: { command: 'device_del', args: { id: d.value['id'] } } })),
   ];
   return { deviceId: `nic-${n.name}`, netdevId: `net-${n.name}`, actions: b.actions, fds, helpers: b.helpers, steps, manifest: b.manifest, issues: b.issues };
 }
