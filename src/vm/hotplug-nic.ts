@@ -91,13 +91,13 @@ async function planFor(rec: VmRecord, q: QmpConn, n: Network): Promise<NicAttach
   const spec = rec.spec as unknown as Spec;
   const live = await liveAllocations(q);
   const nicNames = [...networksOf(rec).map((x) => x.name), ...nicsOf(rec).map((e) => e.name)];
-  const plan = planNicAttach(spec, n, { host: {} } as unknown as Facts, { machine: spec.machine ?? 'q35', ...live, diskNames: [], nicNames });
-  if (plan.issues.length > 0) throw refuse(rec, n, plan);
-  if (plan.helpers.length > 0) {
+  if (n.type === 'user') {
     throw new VmError('VM_HOTPLUG_FAILED', `cannot attach NIC ${n.name} to VM ${rec.name}: hot-plugging user networking (a passt helper in its own jail) is not supported yet`, {
       context: { vm: rec.name, nic: n.name, type: n.type }, suggestions: ['attach it to a bridge (--bridge BR or --ovs BR), or add the user NIC to the spec and restart the VM'],
     });
   }
+  const plan = planNicAttach(spec, n, { host: {} } as unknown as Facts, { machine: spec.machine ?? 'q35', ...live, diskNames: [], nicNames });
+  if (plan.issues.length > 0) throw refuse(rec, n, plan);
   return plan;
 }
 
