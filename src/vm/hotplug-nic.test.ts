@@ -147,6 +147,7 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
     await assert.rejects(inNetns(w.ns, `${SCENARIOS}#attachKilled`, { stateRoot: w.env.stateRoot, vm: name, bridge: BRIDGE, nic: 'nk', killAfter }, 120_000, { keepMounts: true }), /without a result/);
     const half = await m.store.read(name);
     assert.equal(half.hotplug?.[0]?.state, 'attaching', `killed after ${killAfter}: the record says attaching`);
+    assert.deepEqual((half.hotplug?.[0]?.net as { entries: Array<{ kind: string }> }).entries.map((e) => e.kind), ['delete-link', 'bridge-detach'], 'the TAP and its bridge port are journalled');
     assert.equal(tapFds(pid), before + 1, `killed after ${step}: QEMU holds the TAP`);
     const next = await cli('nic', 'detach', name, 'nothing');
     assert.equal(next.code, 5, next.stderr);
