@@ -1,18 +1,24 @@
 /** NIC hot-plug by fd: the pure plan against the boot plan, and a real QEMU (TCG, pc) whose test guest sees a NIC appear on a Linux bridge in a test netns. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { spawnSync } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
 import { createConnection, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { inNetns, netSkipReason, nsRun } from '../../test/net/netns.js';
-import { buildPlan, planNicAttach } from '../plan/index.js';
+import { PASST_BINARY, USER_NET, buildPlan, planNicAttach } from '../plan/index.js';
 import { sketchFacts } from '../plan/testing.js';
 import type { QemuCaps } from '../qemu/index.js';
 import { parseSpec, type Network } from '../spec/index.js';
 import { GUEST_READY_LINE } from './guest.js';
 import { netnsWorld } from './netns-world.js';
 import { openManager } from './open.js';
-import { vmName, waitForText } from './testing.js';
+import { isAlive } from './proc.js';
+import { NodeFs } from '../sys/index.js';
+import { run } from '../cli/index.js';
+import { leftovers, testEnv, vmName, waitForText } from './testing.js';
 
 const QEMU = JSON.parse(readFileSync(new URL('../../../test/golden/plan/_facts/qemu-7.2.json', import.meta.url), 'utf8')) as QemuCaps;
 const SCENARIOS = fileURLToPath(new URL('./hotplug-nic-scenarios.js', import.meta.url));
@@ -47,7 +53,8 @@ test('planNicAttach: the NIC the boot plan would make (same netdev and device), 
   assert.deepEqual(refused.issues.map((i) => i.code), ['PLAN_PCI_EXHAUSTED', 'PLAN_DUPLICATE', 'PLAN_UNSUPPORTED']);
   const user = planNicAttach(spec, { ...n!, type: 'user' }, sketchFacts('web', QEMU), { machine: 'pc', fdsets: [], pciSlots: [], freePorts: [], diskNames: [], nicNames: [] });
   assert.equal(user.helpers.length, 1, 'user networking needs its passt helper, as at boot');
-  assert.deepEqual(user.steps[1]!.args['addr'], { type: 'fd', str: 'passt-n1' });
+  assert.deepEqual(user.steps.map((x) => x.command), ['getfd', 'netdev_add', 'device_add']);
+  assert.deepEqual(user.steps[1]!.args, { type: 'socket', id: 'net-n1', fd: 'passt-n1' }, 'QEMU 7.2 takes a getfd name synchronously only in the socket netdev');
 });
 
 /** Paths QEMU (pid) holds open. */
@@ -73,6 +80,13 @@ async function guestLinks(sock: Socket, log: string, tag: string): Promise<strin
 }
 
 const BRIDGE = 'wdnicbr0';
+
+/** The inode of the peer of process `pid`'s connected unix stream socket (ss -xp), if it has one. */
+function peerOf(pid: number): string | undefined {
+  const out = spawnSync('ss', ['-xpn'], { encoding: 'utf8' }).stdout;
+  const line = out.split('\n').find((l) => l.startsWith('u_str') && l.includes(`pid=${pid},`));
+  return line === undefined ? undefined : line.trim().split(/\s+/)[7];
+}
 
 test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the guest pings a peer; detach leaves QEMU no TAP fd; missing bridge refused; a SIGKILLed attach is undone by the next command', {
   skip: netSkipReason(), timeout: 600_000,
@@ -169,4 +183,52 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
   assert.equal((await cli('kill', name)).code, 0);
   assert.deepEqual(ports(), [], 'no bridge port after the VM is gone');
   assert.deepEqual(w.links().filter((l) => l.startsWith('wd') && l !== BRIDGE), [], 'no TAP after the VM is gone');
+});
+
+test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the guest fetches a page from the host through it; detach stops passt and leaves nothing', {
+  skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids' : !existsSync(PASST_BINARY) ? `passt is not installed (${PASST_BINARY})` : false, timeout: 300_000,
+}, async (t) => {
+  const env = testEnv('warden-nic-user-');
+  const m = openManager({ stateDir: env.stateRoot });
+  const server = createServer((_req, res) => { res.end(`NIC-USER-PAGE-${process.pid}\n`); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(async () => { server.close(); for (const v of await m.store.list()) await m.kill(v).catch(() => undefined); env.cleanup(); });
+  const port = (server.address() as AddressInfo).port;
+  const name = vmName('wdv-nicu');
+  const file = env.specFile({ name });
+  writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), machine: 'pc' }));
+  await m.create(file);
+  const pid = (await m.start(name)).record.run!.qemu.pid;
+  const log = m.store.paths(name).serialLog;
+  await waitForText(log, GUEST_READY_LINE, 120_000);
+  const sock = createConnection({ path: m.store.paths(name).serialSocket });
+  await new Promise((r) => sock.once('connect', r));
+  sock.on('error', () => undefined);
+  t.after(() => sock.destroy());
+  const io = { stdout: '', stderr: '', out(x: string) { io.stdout += `${x}\n`; }, err(x: string) { io.stderr += `${x}\n`; } };
+  assert.equal(await run(['nic', 'attach', name, '--user', '--name', 'u1', '--json', '--state-dir', env.stateRoot], io), 0, io.stdout + io.stderr);
+  assert.deepEqual((JSON.parse(io.stdout) as { steps: string[] }).steps, ['helper passt', 'getfd', 'netdev_add', 'device_add']);
+  const rec = await m.store.read(name);
+  const helper = rec.helpers?.find((h) => h.from === 'networks[u1]');
+  assert.ok(helper !== undefined && (await isAlive(new NodeFs(), helper.proc)), 'passt runs in its own jail');
+  assert.notEqual(helper.uid, rec.run!.uid, 'passt has a uid of its own');
+  assert.ok(rec.undo?.some((u) => u.kind === 'helper' && u.jailName === helper.jailName), 'the run\'s undo journal stops it with the VM');
+  const qemuEnd = peerOf(helper.proc.pid);
+  assert.ok(qemuEnd !== undefined && qemuFiles(pid).includes(`socket:[${qemuEnd}]`), 'QEMU holds the other end of passt\'s socketpair');
+  let links: string[] = [];
+  for (let i = 0; i < 60 && !links.includes('eth0'); i++) { links = await guestLinks(sock, log, `U${i}`); if (!links.includes('eth0')) await new Promise((res) => setTimeout(res, 500)); }
+  assert.deepEqual(links, ['eth0', 'lo']);
+  sock.write(`ip addr add ${USER_NET.guest}/${USER_NET.prefixLength} dev eth0; ip link set eth0 up\n`);
+  let page = '';
+  for (let i = 0; i < 20 && !page.includes('NIC-USER-PAGE'); i++) page = await guestSays(sock, log, `W${i}`, `timeout 5 wget -q -O - http://${USER_NET.gateway}:${port}/`);
+  assert.match(page, new RegExp(`NIC-USER-PAGE-${process.pid}`), 'the guest reaches the host through passt');
+  const io2 = { stdout: '', stderr: '', out(x: string) { io2.stdout += `${x}\n`; }, err(x: string) { io2.stderr += `${x}\n`; } };
+  assert.equal(await run(['nic', 'detach', name, 'u1', '--json', '--timeout', '60', '--state-dir', env.stateRoot], io2), 0, io2.stdout + io2.stderr);
+  assert.equal(await isAlive(new NodeFs(), helper.proc), false, 'passt is gone');
+  assert.ok(!qemuFiles(pid).includes(`socket:[${qemuEnd}]`), 'QEMU holds no end of the socketpair');
+  const after = await m.store.read(name);
+  assert.deepEqual([after.hotplug ?? [], after.helpers ?? [], after.undo, after.spec['networks']], [[], [], rec.undo?.filter((u) => u.kind !== 'helper'), []]);
+  sock.destroy();
+  await m.kill(name);
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
 });
