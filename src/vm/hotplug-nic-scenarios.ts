@@ -8,11 +8,13 @@ import { openManager } from './open.js';
 import type { QmpConn } from './ports.js';
 import type { TeardownDeps } from './teardown.js';
 
-export interface CliArgs { stateRoot: string; argv: string[] }
+/** `ovsDb`: a private ovsdb-server's socket, given to the CLI as $WARDEN_OVS_DB. */
+export interface CliArgs { stateRoot: string; argv: string[]; ovsDb?: string }
 
 /** One `warden` command line through the CLI; its exit status and output. */
 export async function cli(a: CliArgs): Promise<{ code: number; stdout: string; stderr: string }> {
   const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } } as Io & { stdout: string; stderr: string };
+  if (a.ovsDb !== undefined) process.env['WARDEN_OVS_DB'] = a.ovsDb;
   const code = await run([...a.argv, '--state-dir', a.stateRoot], io);
   return { code, stdout: io.stdout, stderr: io.stderr };
 }

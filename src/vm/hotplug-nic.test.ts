@@ -8,7 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { createConnection, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { inNetns, netSkipReason, nsRun } from '../../test/net/netns.js';
-import { PASST_BINARY, USER_NET, buildPlan, planNicAttach } from '../plan/index.js';
+import { ovsSkipReason, startPrivateOvs } from '../../test/net/ovs.js';
+import { ovsGet, ovsPorts } from '../../test/net/scenarios.js';
+import { PASST_BINARY, USER_NET, buildPlan, hostIfname, planNicAttach } from '../plan/index.js';
 import { sketchFacts } from '../plan/testing.js';
 import type { QemuCaps } from '../qemu/index.js';
 import { parseSpec, type Network } from '../spec/index.js';
@@ -88,7 +90,7 @@ function peerOf(pid: number): string | undefined {
   return line === undefined ? undefined : line.trim().split(/\s+/)[7];
 }
 
-test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the guest pings a peer; detach leaves QEMU no TAP fd; missing bridge refused; a SIGKILLed attach is undone by the next command', {
+test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the guest pings a peer; detach leaves QEMU no TAP fd; missing bridge refused; a SIGKILLed attach is undone by the next command; the same on Open vSwitch with a VLAN', {
   skip: netSkipReason(), timeout: 600_000,
 }, async (t) => {
   const w = netnsWorld(t, `wdtnic${process.pid}`, 'warden-nic-');
@@ -100,6 +102,8 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
   nsRun(w.ns, ['ip', 'addr', 'add', '10.79.0.2/24', 'dev', 'nicpeer']);
   nsRun(w.ns, ['ip', 'link', 'set', 'nicpeer', 'up']);
   const ports = (): string[] => nsRun(w.ns, ['ls', `/sys/class/net/${BRIDGE}/brif`]).stdout.split(/\s+/).filter((l) => l !== '' && l !== 'nicport');
+  // Every TAP of this VM starts with the same 10 characters (net/names: "wd" + 8 of the VM's hash).
+  const strayTaps = (): string[] => w.links().filter((l) => l.startsWith(hostIfname(name, 'x').slice(0, 10)));
   const cli = (...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> => inNetns(w.ns, `${SCENARIOS}#cli`, { stateRoot: w.env.stateRoot, argv }, 120_000, { keepMounts: true });
   const name = vmName('wdv-nic');
   const file = w.env.specFile({ name, disk: w.overlay('nic') });
@@ -123,7 +127,7 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
   const afterBad = await m.store.read(name);
   assert.deepEqual([afterBad.hotplug ?? [], afterBad.undo, afterBad.spec['networks']], [[], rec0.undo, []]);
   assert.equal(tapFds(pid), before);
-  assert.deepEqual(w.links().filter((l) => l.startsWith('wd') && l !== BRIDGE), [], 'no TAP left');
+  assert.deepEqual(strayTaps(), [], 'no TAP left');
 
   // Attach: the TAP joins the bridge, QEMU holds it, the guest sees eth0 and pings the peer.
   const att = await cli('nic', 'attach', name, '--bridge', BRIDGE, '--name', 'n1', '--json');
@@ -169,10 +173,29 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
     assert.deepEqual([healed.hotplug ?? [], healed.undo, healed.spec['networks']], [[], rec0.undo, []], `killed after ${step}: nothing recorded`);
     assert.equal(tapFds(pid), before, `killed after ${step}: QEMU holds no TAP fd`);
     assert.deepEqual(ports(), [], `killed after ${step}: no bridge port`);
-    assert.deepEqual(w.links().filter((l) => l.startsWith('wd') && l !== BRIDGE), [], `killed after ${step}: no TAP`);
+    assert.deepEqual(strayTaps(), [], `killed after ${step}: no TAP`);
     const netdevs = await inNetns<string>(w.ns, `${SCENARIOS}#qmp`, { stateRoot: w.env.stateRoot, vm: name, command: 'human-monitor-command', args: { 'command-line': 'info network' } }, 60_000, { keepMounts: true });
     assert.doesNotMatch(netdevs, /net-nk/, `killed after ${step}: no netdev`);
   }
+
+  // Open vSwitch (a private ovsdb-server and userspace datapath in the netns): a tagged port with the VM in external-ids, gone after detach.
+  if (ovsSkipReason() === undefined) {
+    const OVS = 'wdnicovs0';
+    const { db } = startPrivateOvs(t, w.ns, OVS, '/tmp/warden-nic-ovs-');
+    const ovs = (...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> => inNetns(w.ns, `${SCENARIOS}#cli`, { stateRoot: w.env.stateRoot, argv, ovsDb: db }, 120_000, { keepMounts: true });
+    const oa = await ovs('nic', 'attach', name, '--ovs', OVS, '--vlan', '42', '--name', 'o1', '--json');
+    assert.equal(oa.code, 0, oa.stdout + oa.stderr);
+    assert.deepEqual((JSON.parse(oa.stdout) as { steps: string[] }).steps, ['tap', 'ovs-attach', 'getfd', 'netdev_add', 'device_add']);
+    const [port] = ovsPorts(db, OVS);
+    assert.ok(port !== undefined && port.startsWith('wd'), 'the TAP is a port of the OVS bridge');
+    assert.deepEqual([ovsGet(db, 'Port', port, 'tag'), ovsGet(db, 'Interface', port, 'external_ids:warden-vm'), ovsGet(db, 'Interface', port, 'external_ids:warden-nic')], ['42', name, 'o1']);
+    assert.equal(tapFds(pid), before + 1);
+    const od = await ovs('nic', 'detach', name, 'o1', '--json', '--timeout', '60');
+    assert.equal(od.code, 0, od.stdout + od.stderr);
+    assert.deepEqual(ovsPorts(db, OVS), [], 'no OVS port left');
+    assert.equal(tapFds(pid), before, 'QEMU holds no TAP fd');
+    assert.ok(!w.links().includes(port), 'the TAP is gone');
+  } else t.diagnostic(`OVS part skipped: ${ovsSkipReason()}`);
 
   // --live-only: the spec stays; the VM's kill removes the hot-plugged TAP with the rest of the run.
   const live = await cli('nic', 'attach', name, '--bridge', BRIDGE, '--name', 'n2', '--live-only', '--json');
@@ -182,7 +205,7 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
   sock.destroy();
   assert.equal((await cli('kill', name)).code, 0);
   assert.deepEqual(ports(), [], 'no bridge port after the VM is gone');
-  assert.deepEqual(w.links().filter((l) => l.startsWith('wd') && l !== BRIDGE), [], 'no TAP after the VM is gone');
+  assert.deepEqual(strayTaps(), [], 'no TAP after the VM is gone');
 });
 
 test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the guest fetches a page from the host through it; detach stops passt and leaves nothing', {
