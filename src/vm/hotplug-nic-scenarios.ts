@@ -23,7 +23,7 @@ export async function cli(a: CliArgs): Promise<{ code: number; stdout: string; s
  * `warden nic attach` whose process is SIGKILLed right after QMP command `killAfter` (its
  * `nth` occurrence) returned: the manager dies between two steps, holding the VM's lock.
  */
-export async function attachKilled(a: { stateRoot: string; vm: string; bridge: string; nic: string; killAfter: string }): Promise<never> {
+export async function attachKilled(a: { stateRoot: string; vm: string; bridge?: string; nic: string; killAfter: string }): Promise<never> {
   const m = openManager({ stateDir: a.stateRoot });
   const backends = (m as unknown as { d: TeardownDeps }).d.backends;
   const connect = backends.qmpConnect.bind(backends);
@@ -38,7 +38,7 @@ export async function attachKilled(a: { stateRoot: string; vm: string; bridge: s
       close: () => c.close(),
     };
   };
-  await m.attachNic(a.vm, { name: a.nic, type: 'bridge', bridge: a.bridge });
+  await m.attachNic(a.vm, a.bridge === undefined ? { name: a.nic, type: 'user' } : { name: a.nic, type: 'bridge', bridge: a.bridge });
   throw new Error(`the attach finished: ${a.killAfter} never ran`);
 }
 

@@ -24,6 +24,7 @@ import { leftovers, testEnv, vmName, waitForText } from './testing.js';
 
 const QEMU = JSON.parse(readFileSync(new URL('../../../test/golden/plan/_facts/qemu-7.2.json', import.meta.url), 'utf8')) as QemuCaps;
 const SCENARIOS = fileURLToPath(new URL('./hotplug-nic-scenarios.js', import.meta.url));
+const CHILD = fileURLToPath(new URL('../../test/net/child.js', import.meta.url));
 
 const specYaml = (nets: string): string => `apiVersion: warden/v1
 name: web
@@ -208,7 +209,7 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
   assert.deepEqual(strayTaps(), [], 'no TAP after the VM is gone');
 });
 
-test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the guest fetches a page from the host through it; detach stops passt and leaves nothing', {
+test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the guest fetches a page from the host through it; detach stops passt and leaves nothing; a SIGKILLed attach\'s passt is stopped by the next command', {
   skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids' : !existsSync(PASST_BINARY) ? `passt is not installed (${PASST_BINARY})` : false, timeout: 300_000,
 }, async (t) => {
   const env = testEnv('warden-nic-user-');
@@ -250,7 +251,20 @@ test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the gu
   assert.equal(await isAlive(new NodeFs(), helper.proc), false, 'passt is gone');
   assert.ok(!qemuFiles(pid).includes(`socket:[${qemuEnd}]`), 'QEMU holds no end of the socketpair');
   const after = await m.store.read(name);
-  assert.deepEqual([after.hotplug ?? [], after.helpers ?? [], after.undo, after.spec['networks']], [[], [], rec.undo?.filter((u) => u.kind !== 'helper'), []]);
+  const clean = [[], [], rec.undo?.filter((u) => u.kind !== 'helper'), []];
+  assert.deepEqual([after.hotplug ?? [], after.helpers ?? [], after.undo, after.spec['networks']], clean);
+
+  // The manager SIGKILLed after getfd of a user NIC: the next command stops the half-attached NIC's passt.
+  const killed = spawnSync(process.execPath, [CHILD, SCENARIOS, 'attachKilled', JSON.stringify({ stateRoot: env.stateRoot, vm: name, nic: 'uk', killAfter: 'getfd' })], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(killed.signal, 'SIGKILL', killed.stdout + killed.stderr);
+  const half = await m.store.read(name);
+  const orphan = half.helpers?.find((h) => h.from === 'networks[uk]');
+  assert.ok(half.hotplug?.[0]?.state === 'attaching' && orphan !== undefined && (await isAlive(new NodeFs(), orphan.proc)), 'a half-attached NIC with its passt running');
+  const io3 = { stdout: '', stderr: '', out(x: string) { io3.stdout += `${x}\n`; }, err(x: string) { io3.stderr += `${x}\n`; } };
+  assert.equal(await run(['nic', 'detach', name, 'nothing', '--state-dir', env.stateRoot], io3), 5, io3.stderr);
+  assert.equal(await isAlive(new NodeFs(), orphan.proc), false, 'its passt is gone');
+  const healed = await m.store.read(name);
+  assert.deepEqual([healed.hotplug ?? [], healed.helpers ?? [], healed.undo, healed.spec['networks']], clean);
   sock.destroy();
   await m.kill(name);
   assert.deepEqual(leftovers(name, env.stateRoot), []);
