@@ -8,6 +8,7 @@
 import { closeSync } from 'node:fs';
 import { planNicAttach, type Facts, type NicAttachPlan } from '../plan/index.js';
 import { NetworkSchema, type Network, type Spec } from '../spec/index.js';
+import { WardenError } from '../errors/index.js';
 import { VmError } from './errors.js';
 import { entriesOf, liveAllocations, save, waitDeviceGone } from './hotplug.js';
 import { startNicHelper, stopNicHelper } from './hotplug-passt.js';
@@ -109,9 +110,17 @@ async function planFor(d: TeardownDeps, rec: VmRecord, q: QmpConn, n: Network): 
   return plan;
 }
 
+/** The request as the spec's Network (defaults filled in); SPEC_VALUE naming every bad field. */
+function networkOf(rec: VmRecord, req: NicAttachRequest): Network {
+  const r = NetworkSchema.safeParse({ name: req.name, type: req.type, ...(req.bridge === undefined ? {} : { bridge: req.bridge }), ...(req.vlan === undefined ? {} : { vlan: req.vlan }), ...(req.mac === undefined ? {} : { mac: req.mac }) });
+  if (r.success) return r.data;
+  const bad = r.error.issues.map((i) => `${i.path.join('.') || 'nic'}: ${i.message}`);
+  throw new WardenError('SPEC_VALUE', `cannot attach NIC ${req.name} to VM ${rec.name}: ${bad.join('; ')}`, { context: { vm: rec.name, nic: req.name, issues: bad } });
+}
+
 export async function attachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, req: NicAttachRequest): Promise<{ record: VmRecord; result: NicHotplugResult }> {
   rec = await recoverNics(d, rec, q);
-  const n: Network = NetworkSchema.parse({ name: req.name, type: req.type, ...(req.bridge === undefined ? {} : { bridge: req.bridge }), ...(req.vlan === undefined ? {} : { vlan: req.vlan }), ...(req.mac === undefined ? {} : { mac: req.mac }) });
+  const n = networkOf(rec, req);
   const plan = await planFor(d, rec, q, n);
   const mac = String(plan.steps.find((s) => s.command === 'device_add')?.args['mac']);
   // Write-ahead: every QMP step is recorded as possibly made before the first is made. All names

@@ -61,6 +61,10 @@ test('warden nic attach/detach through the daemon: the NIC body of POST .../devi
   assert.equal(ports().length, 1, 'the TAP is a port of the netns bridge');
   const missing = await http(socket, 'POST', `/v1/vms/${name}/devices?wait=30`, JSON.stringify({ kind: 'nic', name: 'n2', type: 'bridge', bridge: 'wdnosuchbr' }));
   assert.equal(missing.json.error?.code, 'NET_BRIDGE_MISSING', missing.text);
+  const badMac = await cli('nic', 'attach', name, '--bridge', BRIDGE, '--name', 'n3', '--mac', 'not-a-mac');
+  assert.equal(badMac.code, 2, badMac.io.stderr);
+  assert.match(badMac.io.stderr, /mac.*SPEC_VALUE/s);
+  assert.equal(ports().length, 1, 'refusals left no port');
   // DELETE names the NIC by its name alone: the VM has a NIC n1 and no disk n1.
   const accepted = await http(socket, 'DELETE', `/v1/vms/${name}/devices/n1`);
   assert.equal(accepted.status, 202, accepted.text);
