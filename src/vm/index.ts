@@ -23,7 +23,7 @@ export { findTestGuest, ensureTestGuest, GUEST_READY_LINE, repoRoot, type TestGu
 export { realBackends, jailerConfig } from './backends.js';
 export { runDemo } from './demo.js';
 export { sshEndpoint, forwardsOf, type Endpoint, type GuestAddress, type ForwardInfo } from './endpoints.js';
-export { gatherFacts, factSources, cacheDirOf, identityPolicy, vmFactPaths, firmwareFor, type GatheredFacts, type HostIssue, type FactSources } from './facts.js';
+export { gatherFacts, factSources, cacheDirOf, stateRootScope, identityPolicy, vmFactPaths, firmwareFor, type GatheredFacts, type HostIssue, type FactSources } from './facts.js';
 export { DirectLauncher } from './direct.js';
 export { OpenFds } from './fds.js';
 export { LogPipes, logdPath, LOGD_USER, QEMU_LOG_CAP } from './logd.js';
