@@ -8,6 +8,9 @@ export { JobQueue, Operations, type Operation, type OperationStatus } from './jo
 export { checkName, NAME_RE } from './store.js';
 export { LocalService, asWardenError, type VmService, type SpecSource, type CreateOptions, type StartResult, type ListEntry, type SaveResult, type RestoreResult } from './service.js';
 export type { MigrationFigures } from './state.js';
+export type { IncomingMigration } from './service.js';
+export type { MigrationTarget, PreparedTarget, MigrateOptions, MigrateResult } from './migrate-run.js';
+export type { MigrationAddress } from './migrate-link.js';
 export { saveFileName } from './savefile.js';
 export { StateStore, defaultStateRoot, type VmPaths } from './store.js';
 export { VmError, isVmError, type VmErrorCode } from './errors.js';
