@@ -10,6 +10,7 @@ import { SpecReadError } from '../spec/index.js';
 import type { Fs } from '../sys/index.js';
 import { VmError } from './errors.js';
 import { attachDisk, detachDisk, resizeDisk, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
+import { attachNic, detachNic, type NicAttachRequest, type NicHotplugResult } from './hotplug-nic.js';
 import { OpenFds } from './fds.js';
 import { assertAllowed, expectsProcess, type Action } from './machine.js';
 import { signalProc } from './proc.js';
@@ -282,6 +283,16 @@ export class VmManager {
   /** Detaches a hot-plugged disk (state `removing` when the guest has not let go within `waitMs`). */
   async detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> {
     return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await detachDisk(this.d, rec, q, disk, o)).result));
+  }
+
+  /** Hot-plugs a NIC into the running VM (vm/hotplug-nic). */
+  async attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await attachNic(this.d, rec, q, req)).result));
+  }
+
+  /** Detaches a hot-plugged NIC (state `removing` when the guest has not let go within `waitMs`). */
+  async detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await detachNic(this.d, rec, q, nic, o)).result));
   }
 
   /** Grows a disk's top layer while the VM runs (refuses to shrink). */
