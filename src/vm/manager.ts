@@ -27,7 +27,8 @@ import { reconcileLocked, withQmp } from './reconcile.js';
 import { stopRun, type StopOptions } from './stop.js';
 import type { Backends, SpecView } from './ports.js';
 import type { StateStore } from './store.js';
-import type { VmRecord } from './record.js';
+import type { HelperRun, VmRecord } from './record.js';
+import type { ProgramExit } from './ports.js';
 
 export interface ManagerOptions {
   store: StateStore;
@@ -51,6 +52,11 @@ export class VmManager {
     this.fs = o.fs;
     this.d = { fs: o.fs, store: o.store, backends: o.backends, now: () => new Date().toISOString() };
     this.progress = o.progress ?? silentProgress;
+  }
+
+  /** How a helper of a run ended, if its launcher recorded it (the supervisor's helper-died event). */
+  helperExit(h: HelperRun): Promise<ProgramExit | null> {
+    return this.o.backends.jail.exitOf(h.jailName, h.statusFile);
   }
 
   /** Validates a spec file and records a new VM (phase created). */
