@@ -9,6 +9,7 @@ import { closeSync } from 'node:fs';
 import { planNicAttach, type Facts, type NicAttachPlan } from '../plan/index.js';
 import { NetworkSchema, type Network, type Spec } from '../spec/index.js';
 import { VmError } from './errors.js';
+import { stateRootScope } from './facts.js';
 import { entriesOf, liveAllocations, save, waitDeviceGone } from './hotplug.js';
 import type { QmpConn } from './ports.js';
 import type { HotplugEntry, UndoRecord, VmRecord } from './record.js';
@@ -87,7 +88,7 @@ function refuse(rec: VmRecord, n: Network, plan: NicAttachPlan): VmError {
 }
 
 /** The planned NIC, refused before anything happens when the plan has issues or needs a helper. */
-async function planFor(rec: VmRecord, q: QmpConn, n: Network): Promise<NicAttachPlan> {
+async function planFor(d: TeardownDeps, rec: VmRecord, q: QmpConn, n: Network): Promise<NicAttachPlan> {
   const spec = rec.spec as unknown as Spec;
   const live = await liveAllocations(q);
   const nicNames = [...networksOf(rec).map((x) => x.name), ...nicsOf(rec).map((e) => e.name)];
@@ -96,7 +97,7 @@ async function planFor(rec: VmRecord, q: QmpConn, n: Network): Promise<NicAttach
       context: { vm: rec.name, nic: n.name, type: n.type }, suggestions: ['attach it to a bridge (--bridge BR or --ovs BR), or add the user NIC to the spec and restart the VM'],
     });
   }
-  const plan = planNicAttach(spec, n, { host: {} } as unknown as Facts, { machine: spec.machine ?? 'q35', ...live, diskNames: [], nicNames });
+  const plan = planNicAttach(spec, n, { host: {}, scope: stateRootScope(d.store.root) } as unknown as Facts, { machine: spec.machine ?? 'q35', ...live, diskNames: [], nicNames });
   if (plan.issues.length > 0) throw refuse(rec, n, plan);
   return plan;
 }
@@ -104,7 +105,7 @@ async function planFor(rec: VmRecord, q: QmpConn, n: Network): Promise<NicAttach
 export async function attachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, req: NicAttachRequest): Promise<{ record: VmRecord; result: NicHotplugResult }> {
   rec = await recoverNics(d, rec, q);
   const n: Network = NetworkSchema.parse({ name: req.name, type: req.type, ...(req.bridge === undefined ? {} : { bridge: req.bridge }), ...(req.vlan === undefined ? {} : { vlan: req.vlan }), ...(req.mac === undefined ? {} : { mac: req.mac }) });
-  const plan = await planFor(rec, q, n);
+  const plan = await planFor(d, rec, q, n);
   const mac = String(plan.steps.find((s) => s.command === 'device_add')?.args['mac']);
   // Write-ahead: every QMP step is recorded as possibly made before the first is made. All names
   // (fd names, netdev and device ids) are fresh, so the inverse of a step never made only fails.
