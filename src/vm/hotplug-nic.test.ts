@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { inNetns, netSkipReason, nsRun } from '../../test/net/netns.js';
 import { ovsSkipReason, startPrivateOvs } from '../../test/net/ovs.js';
 import { ovsGet, ovsPorts } from '../../test/net/scenarios.js';
-import { PASST_BINARY, USER_NET, buildPlan, hostIfname, planNicAttach } from '../plan/index.js';
+import { PASST_BINARY, USER_NET, buildPlan, hostIfname, hostWideName, planNicAttach } from '../plan/index.js';
+import { stateRootScope } from './facts.js';
 import { sketchFacts } from '../plan/testing.js';
 import type { QemuCaps } from '../qemu/index.js';
 import { parseSpec, type Network } from '../spec/index.js';
@@ -104,7 +105,7 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
   nsRun(w.ns, ['ip', 'link', 'set', 'nicpeer', 'up']);
   const ports = (): string[] => nsRun(w.ns, ['ls', `/sys/class/net/${BRIDGE}/brif`]).stdout.split(/\s+/).filter((l) => l !== '' && l !== 'nicport');
   // Every TAP of this VM starts with the same 10 characters (net/names: "wd" + 8 of the VM's hash).
-  const strayTaps = (): string[] => w.links().filter((l) => l.startsWith(hostIfname(name, 'x').slice(0, 10)));
+  const strayTaps = (): string[] => w.links().filter((l) => l.startsWith(hostIfname(hostWideName(name, stateRootScope(w.env.stateRoot)), 'x').slice(0, 10)));
   const cli = (...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> => inNetns(w.ns, `${SCENARIOS}#cli`, { stateRoot: w.env.stateRoot, argv }, 120_000, { keepMounts: true });
   const name = vmName('wdv-nic');
   const file = w.env.specFile({ name, disk: w.overlay('nic') });
@@ -138,6 +139,7 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
   assert.equal(tapFds(pid), before + 1, 'QEMU holds the TAP fd');
   const taps = ports();
   assert.equal(taps.length, 1, 'one TAP on the bridge');
+  assert.deepEqual(strayTaps(), taps, 'the TAP carries the VM\'s host-wide name (so the checks for strays below see it)');
   let links: string[] = [];
   for (let i = 0; i < 60 && !links.includes('eth0'); i++) { links = await guestLinks(sock, vm!.serialLog, `B${i}`); if (!links.includes('eth0')) await new Promise((res) => setTimeout(res, 500)); }
   assert.deepEqual(links, ['eth0', 'lo'], 'the guest sees the NIC appear');

@@ -10,6 +10,7 @@ import { planNicAttach, type Facts, type NicAttachPlan } from '../plan/index.js'
 import { NetworkSchema, type Network, type Spec } from '../spec/index.js';
 import { WardenError } from '../errors/index.js';
 import { VmError } from './errors.js';
+import { stateRootScope } from './facts.js';
 import { entriesOf, liveAllocations, save, waitDeviceGone } from './hotplug.js';
 import { startNicHelper, stopNicHelper } from './hotplug-passt.js';
 import type { QmpConn } from './ports.js';
@@ -104,7 +105,7 @@ async function planFor(d: TeardownDeps, rec: VmRecord, q: QmpConn, n: Network): 
   const nicNames = [...networksOf(rec).map((x) => x.name), ...nicsOf(rec).map((e) => e.name)];
   const facts = n.type === 'user'
     ? (await d.backends.facts({ ...spec, disks: [], networks: [n] }, d.store.root, rec.owner === undefined ? {} : { owner: rec.owner })).facts
-    : { host: {} } as unknown as Facts;
+    : { host: {}, scope: stateRootScope(d.store.root) } as unknown as Facts;
   const plan = planNicAttach(spec, n, facts, { machine: spec.machine ?? 'q35', ...live, diskNames: [], nicNames });
   if (plan.issues.length > 0) throw refuse(rec, n, plan);
   return plan;

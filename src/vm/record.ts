@@ -94,6 +94,8 @@ export interface VmRecord {
   saved?: { file: string; at: string; migration: Record<string, unknown> };
   /** Devices hot-plugged into the current run, each recorded before each of its steps (vm/hotplug). */
   hotplug?: HotplugEntry[];
+  /** Set while this VM is the target of a live migration (vm/migrate-run): a daemon that finds it so after a crash removes the VM once its start is undone. */
+  incomingSince?: string;
 }
 
 /** One hot-plugged device and how far its attach or detach got. */

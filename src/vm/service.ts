@@ -16,6 +16,8 @@ import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 import type { Requestor, VmEvents } from './events.js';
 import type { MigrationFigures } from './state.js';
+import type { MigrationAddress } from './migrate-link.js';
+import type { MigrateOptions, MigrateResult, MigrationTarget } from './migrate-run.js';
 
 /** Where a spec comes from: a file (paths resolve against its directory) or text (an API body: paths must be absolute). */
 export type SpecSource = { file: string } | { text: string; origin?: string };
@@ -81,8 +83,17 @@ export interface VmService {
   save?(name: string, file: string): Promise<SaveResult>;
   /** Starts the VM of a save file (or `name`), jailed as any start, continuing where it was saved. Optional as save. */
   restore?(file: string, o?: { name?: string }): Promise<RestoreResult>;
+  /** Live migration to another daemon (vm/migrate-run); optional as save. */
+  migrate?(name: string, target: MigrationTarget, o?: MigrateOptions): Promise<MigrateResult>;
+  /** Cancels the migration of `name` in progress (migrate_cancel); the VM runs on here. */
+  migrateCancel?(name: string): Promise<void>;
+  /** The target side: defines and launches the VM waiting for the stream; resolves once it may be sent (a daemon's only). */
+  migrateIn?(spec: Record<string, unknown>, o: { name?: string; listenHost: string }): Promise<IncomingMigration>;
   close(): Promise<void>;
 }
+
+/** A target ready for the stream: where to send it, and the start that ends once the VM runs (or fails and is undone). */
+export interface IncomingMigration { name: string; address: MigrationAddress; done: Promise<RestoreResult> }
 
 export interface SaveResult { record: VmRecord; migration: MigrationFigures }
 export interface RestoreResult extends StartResult { migration?: MigrationFigures }
@@ -183,6 +194,8 @@ export class LocalService implements VmService {
     const r = await this.manager.restore(file, o);
     return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings, ...(r.migration === undefined ? {} : { migration: r.migration }) };
   }
+
+  migrate(name: string, target: MigrationTarget, o: MigrateOptions = {}): Promise<MigrateResult> { return this.manager.migrateOut(name, target, o); }
 
   async close(): Promise<void> { /* nothing held between verbs */ }
 }
