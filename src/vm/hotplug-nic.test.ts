@@ -211,7 +211,7 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
   assert.deepEqual(strayTaps(), [], 'no TAP after the VM is gone');
 });
 
-test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the guest fetches a page from the host through it; detach stops passt and leaves nothing; a SIGKILLed attach\'s passt is stopped by the next command', {
+test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the guest fetches a page from the host through it; detach stops passt and leaves nothing; a SIGKILLed attach\'s passt is stopped by the next command; q35 root port; the NIC is there at the next boot', {
   skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids' : !existsSync(PASST_BINARY) ? `passt is not installed (${PASST_BINARY})` : false, timeout: 300_000,
 }, async (t) => {
   const env = testEnv('warden-nic-user-');
@@ -222,7 +222,8 @@ test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the gu
   const port = (server.address() as AddressInfo).port;
   const name = vmName('wdv-nicu');
   const file = env.specFile({ name });
-  writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), machine: 'pc' }));
+  // q35: the NIC goes behind a reserved empty pcie-root-port.
+  writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), machine: 'q35', hotplugSlots: 1 }));
   await m.create(file);
   const pid = (await m.start(name)).record.run!.qemu.pid;
   const log = m.store.paths(name).serialLog;
@@ -267,6 +268,22 @@ test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the gu
   assert.equal(await isAlive(new NodeFs(), orphan.proc), false, 'its passt is gone');
   const healed = await m.store.read(name);
   assert.deepEqual([healed.hotplug ?? [], healed.helpers ?? [], healed.undo, healed.spec['networks']], clean);
+
+  // Persisted: a NIC attached without --live-only is in the next boot (passt started by start, the guest has eth0).
+  const io4 = { stdout: '', stderr: '', out(x: string) { io4.stdout += `${x}\n`; }, err(x: string) { io4.stderr += `${x}\n`; } };
+  assert.equal(await run(['nic', 'attach', name, '--user', '--name', 'u2', '--state-dir', env.stateRoot], io4), 0, io4.stdout + io4.stderr);
+  sock.destroy();
+  await m.kill(name);
+  const again = (await m.start(name)).record;
+  assert.ok(again.helpers?.some((h) => h.from === 'networks[0]' && h.kind === 'passt'), 'start ran the NIC\'s passt');
+  assert.match(String(await m.qmp(name, 'human-monitor-command', { 'command-line': 'info network' })), /nic-u2.*\s+.*net-u2: index=0,type=stream/);
+  await waitForText(log, GUEST_READY_LINE, 120_000);
+  const sock2 = createConnection({ path: m.store.paths(name).serialSocket });
+  await new Promise((r) => sock2.once('connect', r));
+  sock2.on('error', () => undefined);
+  t.after(() => sock2.destroy());
+  assert.deepEqual(await guestLinks(sock2, log, 'R'), ['eth0', 'lo'], 'the guest boots with the NIC');
+  sock2.destroy();
   sock.destroy();
   await m.kill(name);
   assert.deepEqual(leftovers(name, env.stateRoot), []);
