@@ -92,7 +92,7 @@ function peerOf(pid: number): string | undefined {
   return line === undefined ? undefined : line.trim().split(/\s+/)[7];
 }
 
-test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the guest pings a peer; detach leaves QEMU no TAP fd; missing bridge refused; a SIGKILLed attach is undone by the next command; the same on Open vSwitch with a VLAN', {
+test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the guest pings a peer; detach leaves QEMU no TAP fd (removing while the guest is paused); missing bridge refused; a SIGKILLed attach is undone by the next command; the same on Open vSwitch with a VLAN', {
   skip: netSkipReason(), timeout: 600_000,
 }, async (t) => {
   const w = netnsWorld(t, `wdtnic${process.pid}`, 'warden-nic-');
@@ -150,6 +150,15 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
   assert.match(ping, /PONG/, 'the guest pings the peer over the bridge');
   const stored = await m.store.read(name);
   assert.deepEqual((stored.spec['networks'] as Array<{ name: string; bridge: string }>).map((x) => [x.name, x.bridge]), [['n1', BRIDGE]], 'the stored spec has the NIC');
+
+  // A paused guest cannot answer the unplug: detach ends `removing` (nothing released yet), and the next detach finishes it.
+  assert.equal((await cli('pause', name)).code, 0);
+  const stuck = await cli('nic', 'detach', name, 'n1', '--json', '--timeout', '2');
+  assert.equal(stuck.code, 0, stuck.stdout + stuck.stderr);
+  assert.equal((JSON.parse(stuck.stdout) as { state: string }).state, 'removing');
+  assert.equal((await m.store.read(name)).hotplug?.[0]?.state, 'removing');
+  assert.equal(tapFds(pid), before + 1, 'QEMU still holds the TAP while the guest has the NIC');
+  assert.equal((await cli('resume', name)).code, 0);
 
   // Detach: the guest lets go, QEMU closes the TAP, the TAP and its bridge port are gone.
   const det = await cli('nic', 'detach', name, 'n1', '--json', '--timeout', '60');
