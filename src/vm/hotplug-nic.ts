@@ -14,7 +14,7 @@ import { stateRootScope } from './facts.js';
 import { entriesOf, liveAllocations, save, waitDeviceGone } from './hotplug.js';
 import { startNicHelper, stopNicHelper } from './hotplug-passt.js';
 import type { QmpConn } from './ports.js';
-import type { HotplugEntry, UndoRecord, VmRecord } from './record.js';
+import type { HelperRun, HotplugEntry, UndoRecord, VmRecord } from './record.js';
 import type { TeardownDeps } from './teardown.js';
 
 export interface NicAttachRequest {
@@ -111,6 +111,41 @@ async function planFor(d: TeardownDeps, rec: VmRecord, q: QmpConn, n: Network): 
   return plan;
 }
 
+/**
+ * The host side of a NIC, made before QEMU hears of it: the TAP and its bridge port (their undo
+ * log journalled into the entry as it grows), or the helper (recorded before its launch).
+ * Returns the fds for getfd by name.
+ */
+interface HostSideHooks {
+  entry(): HotplugEntry;
+  /** Writes the entry (and the run's undo journal with it). */
+  record(e: HotplugEntry): Promise<void>;
+  /** Adds a started helper to the record's `helpers`. */
+  addHelper(run: HelperRun): Promise<void>;
+}
+
+async function hostSide(d: TeardownDeps, vm: string, plan: NicAttachPlan, o: HostSideHooks): Promise<Map<string, number>> {
+  let journalled: unknown;
+  const fds = plan.actions.length === 0 ? new Map<string, number>() : await d.backends.net.apply(vm, plan.actions, async (log) => {
+    // A copy: the net module keeps growing the same log object.
+    if (JSON.stringify(log) === JSON.stringify(journalled)) return;
+    journalled = structuredClone(log);
+    await o.record({ ...o.entry(), net: journalled });
+  });
+  try {
+    for (const h of plan.helpers) {
+      const helper = { jailName: h.jail.name, owner: d.store.paths(vm).dir };
+      const started = await startNicHelper(d, vm, h, () => o.record({ ...o.entry(), helper }));
+      fds.set(h.fds[0]!.name, started.qemuEnd);
+      await o.addHelper(started.run);
+    }
+  } catch (err) {
+    for (const fd of fds.values()) closeSync(fd);
+    throw err;
+  }
+  return fds;
+}
+
 /** The request as the spec's Network (defaults filled in); SPEC_VALUE naming every bad field. */
 function networkOf(rec: VmRecord, req: NicAttachRequest): Network {
   const r = NetworkSchema.safeParse({ name: req.name, type: req.type, ...(req.bridge === undefined ? {} : { bridge: req.bridge }), ...(req.vlan === undefined ? {} : { vlan: req.vlan }), ...(req.mac === undefined ? {} : { mac: req.mac }) });
@@ -139,19 +174,10 @@ export async function attachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, req:
   let fds = new Map<string, number>();
   let made = 0;
   try {
-    if (plan.actions.length > 0) {
-      fds = await d.backends.net.apply(rec.name, plan.actions, async (log) => {
-        // A copy: the net module keeps growing the same log object.
-        if (!saved || JSON.stringify(log) !== JSON.stringify(entry.net)) await record({ ...entry, net: structuredClone(log) });
-      });
-    }
-    for (const h of plan.helpers) {
-      // The helper's jail is recorded (entry and the run's undo journal) before it is launched.
-      const helper = { jailName: h.jail.name, owner: d.store.paths(rec.name).dir };
-      const started = await startNicHelper(d, rec.name, h, () => record({ ...entry, helper }));
-      fds.set(h.fds[0]!.name, started.qemuEnd);
-      rec = await save(d, rec, entriesOf(rec), { helpers: [...(rec.helpers ?? []), started.run] });
-    }
+    fds = await hostSide(d, rec.name, plan, {
+      entry: () => entry, record,
+      addHelper: async (run) => { rec = await save(d, rec, entriesOf(rec), { helpers: [...(rec.helpers ?? []), run] }); },
+    });
     if (!saved) await record(entry);
     for (const s of plan.steps) {
       await q.execute(s.command, s.args, 10_000, s.fd === undefined ? undefined : [fds.get(s.fd)!]);
@@ -161,9 +187,10 @@ export async function attachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, req:
     for (const fd of fds.values()) closeSync(fd);
     fds.clear();
     await undoNic(d, q, entry).catch(() => undefined);
-    rec = await put(d, rec, entry, null);
-    if (made === 0 && (cause as { code?: unknown }).code !== undefined && String((cause as { code: string }).code).startsWith('NET_')) throw cause;
-    throw new VmError('VM_HOTPLUG_FAILED', `attaching NIC ${n.name} to VM ${rec.name} failed at step ${made + 1} (${plan.steps[made]?.command ?? 'host network'}); the steps made were undone`, { context: { vm: rec.name, nic: n.name }, cause });
+    if (saved) rec = await put(d, rec, entry, null);
+    const code = String((cause as { code?: unknown }).code ?? '');
+    if (made === 0 && (code.startsWith('NET_') || code === 'VM_HOTPLUG_FAILED')) throw cause; // the host side's own words
+    throw new VmError('VM_HOTPLUG_FAILED', `attaching NIC ${n.name} to VM ${rec.name} failed at step ${made + 1} (${plan.steps[made]?.command ?? 'the host side'}); the steps made were undone`, { context: { vm: rec.name, nic: n.name }, cause });
   } finally {
     for (const fd of fds.values()) closeSync(fd); // QEMU holds its own copies now
   }
