@@ -177,6 +177,25 @@ test('disk attach/detach on a running guest: appears with its data, detach remov
   const fdsets = (await m.qmp(a, 'query-fdsets')) as Array<{ fds: Array<{ opaque?: string }> }>;
   assert.deepEqual(fdsets.flatMap((f) => f.fds.map((x) => x.opaque)).filter((o) => o?.startsWith('disk-side')), [], 'no fdset left');
 
+  // A guest that cannot answer (paused: its vCPUs never see the ACPI eject) holds the disk: the
+  // detach ends `removing` (exit 8, recorded), not a hang; once it runs, the next detach finishes.
+  const held2 = join(side, 'held.raw');
+  writeFileSync(held2, Buffer.alloc(1 << 20));
+  assert.equal((await m.attachDisk(a, { name: 'held', image: held2, format: 'raw', liveOnly: true })).state, 'attached');
+  await m.pause(a);
+  const io5 = capture();
+  assert.equal(await run(['disk', 'detach', a, 'held', '--json', '--timeout', '2', '--state-dir', env.stateRoot], io5), 8, io5.stderr);
+  const removing = JSON.parse(io5.stdout) as { error: { code: string; context: { state: string } } };
+  assert.deepEqual([removing.error.code, removing.error.context.state], ['VM_DEVICE_REMOVING', 'removing']);
+  const mid2 = await m.store.read(a);
+  assert.equal(mid2.hotplug?.find((e) => e.name === 'held')?.state, 'removing', 'recorded as removing');
+  assert.ok(qemuFiles(pid).includes(held2), 'QEMU still holds the file while the guest holds the device');
+  await m.resume(a);
+  const io6 = capture();
+  assert.equal(await run(['disk', 'detach', a, 'held', '--json', '--timeout', '60', '--state-dir', env.stateRoot], io6), 0, io6.stderr);
+  assert.equal((JSON.parse(io6.stdout) as { state: string }).state, 'detached');
+  assert.deepEqual([(await m.store.read(a)).hotplug ?? [], qemuFiles(pid).filter((f) => f === held2)], [[], []], 'finished: no entry, no fd');
+
   sock.destroy();
   await m.kill(a);
   assert.deepEqual(leftovers(a, env.stateRoot).filter((l) => !l.includes(side)), []);

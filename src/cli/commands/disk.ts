@@ -16,11 +16,16 @@ function hotplugOf(m: VmService): Required<Pick<VmService, 'attachDisk' | 'detac
   return { attachDisk: m.attachDisk.bind(m), detachDisk: m.detachDisk.bind(m) };
 }
 
+/** Prints the result; a detach the guest has not answered yet is exit 8 (VM_DEVICE_REMOVING), with the result as its context. */
 function report(io: Io, r: HotplugResult, json: boolean | undefined): void {
+  if (r.state === 'removing') {
+    throw new WardenError('VM_DEVICE_REMOVING', `disk ${r.disk} of VM ${r.vm} is removing: device_del was sent, but the guest has not released ${r.deviceId} yet`, {
+      context: { ...r }, suggestions: ['run the same detach again to finish it once the guest lets go (any later disk command also finishes it)', 'a paused or hung guest cannot answer: resume it or stop the VM'],
+    });
+  }
   if (json === true) { printJson(io, r); return; }
   const persisted = r.liveOnly ? ' (live only: the spec is unchanged)' : '';
-  if (r.state === 'removing') io.out(`disk ${r.disk} of VM ${r.vm} is removing: the guest has not released it yet; run detach again to finish`);
-  else io.out(`disk ${r.disk} ${r.state} ${r.state === 'attached' ? 'to' : 'from'} VM ${r.vm} as ${r.deviceId}${persisted}`);
+  io.out(`disk ${r.disk} ${r.state} ${r.state === 'attached' ? 'to' : 'from'} VM ${r.vm} as ${r.deviceId}${persisted}`);
 }
 
 export function registerDisk(program: Command, io: Io): void {
