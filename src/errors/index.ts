@@ -93,7 +93,6 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['VM_HOTPLUG_FAILED', 4, 409],
   ['VM_DISK_SHRINK', 2, 400],
   ['VM_DEVICE_REMOVING', 8, 202],
-  ['VM_DISK_NO_THROTTLE', 4, 409],
   // the HTTPS listener's credentials (src/api/http-*)
   ['AUTH_REQUIRED', 2, 401],
   ['AUTH_TOKEN_INVALID', 2, 401],

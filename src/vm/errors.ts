@@ -21,7 +21,6 @@ export type VmErrorCode =
   | 'VM_HOTPLUG_FAILED'
   | 'VM_DISK_SHRINK'
   | 'VM_DEVICE_REMOVING'
-  | 'VM_DISK_NO_THROTTLE'
   | 'VM_SAVE_FAILED'
   | 'VM_RESTORE_FAILED';
 

@@ -7,6 +7,7 @@
 import { loadHostPolicy, walkChainConfined, chainFiles } from '../image/index.js';
 import { planDiskAttach, planDiskDetach, type HotplugStep } from '../plan/index.js';
 import { DiskSchema, type Disk } from '../spec/index.js';
+import { WardenError } from '../errors/index.js';
 import { claimsFor, findConflict } from './claims.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
@@ -22,6 +23,8 @@ export interface DiskAttachRequest {
   readOnly?: boolean;
   bus?: 'virtio' | 'scsi';
   liveOnly?: boolean;
+  /** I/O limits (spec disks[].limits): the disk gets a throttle group of its own. */
+  limits?: Record<string, number>;
 }
 
 export interface HotplugResult {
@@ -107,7 +110,12 @@ async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; pciSlots
 
 export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req: DiskAttachRequest): Promise<{ record: VmRecord; result: HotplugResult }> {
   rec = await recover(d, rec, q);
-  const disk: Disk = DiskSchema.parse({ name: req.name, image: req.image, format: req.format, readOnly: req.readOnly ?? false, ...(req.bus === undefined ? {} : { bus: req.bus }) });
+  const parsed = DiskSchema.safeParse({ name: req.name, image: req.image, format: req.format, readOnly: req.readOnly ?? false, ...(req.bus === undefined ? {} : { bus: req.bus }), ...(req.limits === undefined ? {} : { limits: req.limits }) });
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'disk'}: ${i.message}`);
+    throw new WardenError('SPEC_INVALID', `cannot attach disk ${req.name} to VM ${rec.name}: ${issues.join('; ')}`, { context: { vm: rec.name, disk: req.name, issues } });
+  }
+  const disk: Disk = parsed.data;
   const spec = rec.spec as unknown as SpecView & { machine?: 'pc' | 'q35'; disks: Disk[] };
   const chain = await walkChainConfined({ ...disk, from: '--image' }, loadHostPolicy());
   const live = await liveAllocations(q);
