@@ -22,7 +22,9 @@ export type VmErrorCode =
   | 'VM_DISK_SHRINK'
   | 'VM_DEVICE_REMOVING'
   | 'VM_SAVE_FAILED'
-  | 'VM_RESTORE_FAILED';
+  | 'VM_RESTORE_FAILED'
+  | 'VM_MIGRATE_FAILED'
+  | 'VM_MIGRATE_CANCELLED';
 
 export class VmError extends WardenError {
   declare readonly code: VmErrorCode;

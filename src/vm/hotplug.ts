@@ -40,12 +40,12 @@ export interface HotplugResult {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The record's entries of the current run (older runs' devices went with their QEMU). */
-function entriesOf(rec: VmRecord): HotplugEntry[] {
+export function entriesOf(rec: VmRecord): HotplugEntry[] {
   const run = rec.run?.startedAt;
   return (rec.hotplug ?? []).filter((e) => e.run === run);
 }
 
-async function save(d: TeardownDeps, rec: VmRecord, entries: HotplugEntry[], extra: Partial<VmRecord> = {}): Promise<VmRecord> {
+export async function save(d: TeardownDeps, rec: VmRecord, entries: HotplugEntry[], extra: Partial<VmRecord> = {}): Promise<VmRecord> {
   const out: VmRecord = { ...rec, ...extra, hotplug: entries, updatedAt: d.now() };
   await d.store.write(out);
   return out;
@@ -66,7 +66,7 @@ function withoutClaims(all: readonly DiskClaim[] | undefined, gone: readonly Dis
  */
 export async function recover(d: TeardownDeps, rec: VmRecord, q: QmpConn): Promise<VmRecord> {
   let entries = entriesOf(rec);
-  for (const e of entries.filter((x) => x.state === 'attaching')) {
+  for (const e of entries.filter((x) => x.state === 'attaching' && x.kind !== 'nic')) {
     for (const u of planDiskDetach(e.steps.slice(0, e.begun))) await q.execute(u.command, u.args, 5000).catch(() => undefined);
     entries = entries.filter((x) => x !== e);
     rec = await save(d, rec, entries, { disks: withoutClaims(rec.disks, e.claims) });
@@ -99,7 +99,7 @@ async function claim(d: TeardownDeps, rec: VmRecord, mine: DiskClaim[]): Promise
 }
 
 /** What QEMU holds now: fdset ids and root-bus PCI slots (facts for the pure planner). */
-async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; pciSlots: number[]; freePorts: string[] }> {
+export async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; pciSlots: number[]; freePorts: string[] }> {
   const fdsets = ((await q.execute('query-fdsets')) as Array<{ 'fdset-id': number }>).map((f) => f['fdset-id']);
   type Dev = { slot: number; qdev_id?: string; pci_bridge?: { devices?: unknown[] } };
   const root = ((await q.execute('query-pci')) as Array<{ bus: number; devices: Dev[] }>).filter((b) => b.bus === 0).flatMap((b) => b.devices);
@@ -193,6 +193,20 @@ export function watchDeviceRemoval(q: QmpConn, id: string): RemovalWatch {
 }
 
 /**
+ * Waits up to `waitMs` until QEMU no longer has device `id` (DEVICE_DELETED, or already gone);
+ * false on timeout. Race-free after device_del too: it subscribes, then looks in qom. Shared by
+ * disk and NIC detach (vm/hotplug-nic).
+ */
+export async function waitDeviceGone(q: QmpConn, id: string, waitMs: number): Promise<boolean> {
+  const w = watchDeviceRemoval(q, id);
+  try {
+    return await w.wait(waitMs);
+  } finally {
+    w.close();
+  }
+}
+
+/**
  * One release step after the device is gone. The device leaves /machine/peripheral before
  * QEMU drops its reference to the block node (finalized later), so blockdev-del may see the
  * node "in use" for a moment: retried for up to 5 s.
@@ -218,12 +232,12 @@ async function finishRemoval(d: TeardownDeps, rec: VmRecord, q: QmpConn, entry: 
     });
   }
   const spec = liveOnly ? rec.spec : { ...rec.spec, disks: (rec.spec['disks'] as Disk[]).filter((x) => x.name !== entry.name) };
-  return save(d, rec, entriesOf(rec).filter((e) => e.name !== entry.name), { disks: withoutClaims(rec.disks, entry.claims), spec });
+  return save(d, rec, entriesOf(rec).filter((e) => e.name !== entry.name || e.kind === 'nic'), { disks: withoutClaims(rec.disks, entry.claims), spec });
 }
 
 /** Finishes every `removing` entry whose device the guest has released since (called by each hot-plug command). */
 export async function finishRemovals(d: TeardownDeps, rec: VmRecord, q: QmpConn): Promise<VmRecord> {
-  for (const e of entriesOf(rec).filter((x) => x.state === 'removing')) {
+  for (const e of entriesOf(rec).filter((x) => x.state === 'removing' && x.kind !== 'nic')) {
     if (await deviceGone(q, e.deviceId)) rec = await finishRemoval(d, rec, q, e, e.removing?.liveOnly ?? false);
   }
   return rec;
@@ -236,10 +250,10 @@ export async function finishRemovals(d: TeardownDeps, rec: VmRecord, q: QmpConn)
  * so QEMU holds no fd of the disk's files.
  */
 export async function detachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, name: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<{ record: VmRecord; result: HotplugResult }> {
-  const pending = entriesOf(rec).find((e) => e.name === name && e.state === 'removing');
+  const pending = entriesOf(rec).find((e) => e.name === name && e.kind !== 'nic' && e.state === 'removing');
   rec = await recover(d, rec, q);
   const entries = entriesOf(rec);
-  const entry = entries.find((e) => e.name === name);
+  const entry = entries.find((e) => e.name === name && e.kind !== 'nic');
   if (entry === undefined && pending !== undefined) {
     // The guest let go since the last detach; recover() just finished the removal.
     const steps = planDiskDetach(pending.steps).slice(1).map((u) => u.command);
@@ -283,7 +297,7 @@ export interface ResizeResult { vm: string; disk: string; node: string; fromByte
  * read-only disks.
  */
 export async function resizeDisk(rec: VmRecord, q: QmpConn, name: string, bytes: number): Promise<ResizeResult> {
-  const disks = [...(rec.spec['disks'] as Disk[]), ...entriesOf(rec).map((e) => e.disk as unknown as Disk)];
+  const disks = [...(rec.spec['disks'] as Disk[]), ...entriesOf(rec).filter((e) => e.kind !== 'nic').map((e) => e.disk as unknown as Disk)];
   const disk = disks.find((x) => x.name === name);
   if (disk === undefined) throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no disk ${name}`, { context: { vm: rec.name, disk: name, disks: disks.map((x) => x.name) } });
   if (disk.readOnly || disk.media === 'cdrom') throw new VmError('VM_HOTPLUG_FAILED', `disk ${name} of VM ${rec.name} is read-only; it cannot be resized`, { context: { vm: rec.name, disk: name } });
