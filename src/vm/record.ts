@@ -114,6 +114,10 @@ export interface HotplugEntry {
   /** The disk as the spec holds it. */
   disk: Record<string, unknown>;
   liveOnly: boolean;
+  /** When the attach finished (inspect shows it). */
+  attachedAt?: string;
+  /** Set by a detach whose device_del was sent: since when, and whether the spec keeps the disk (liveOnly). */
+  removing?: { since: string; liveOnly: boolean };
   /** NICs: the host network undo log (src/net) of its TAP, journalled as it grows. */
   net?: unknown;
 }
