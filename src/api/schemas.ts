@@ -74,7 +74,7 @@ export const DiskDeviceBody = z.strictObject({
 export const NicDeviceBody = z.strictObject({
   kind: z.literal('nic').describe('a NIC: a TAP on a Linux or Open vSwitch bridge'),
   name: z.string().describe('the NIC\'s name in the spec'),
-  type: z.enum(['bridge', 'ovs', 'user']).describe('user (passt) is refused for now'),
+  type: z.enum(['bridge', 'ovs', 'user']).describe('user: passt in a jail of its own, as at boot'),
   bridge: z.string().optional().describe('the Linux or OVS bridge (bridge, ovs)'),
   vlan: z.int().min(1).max(4094).optional().describe('ovs only: the access VLAN tag'),
   mac: z.string().optional().describe('default: stable, from the VM and NIC names'),

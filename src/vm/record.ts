@@ -120,4 +120,6 @@ export interface HotplugEntry {
   removing?: { since: string; liveOnly: boolean };
   /** NICs: the host network undo log (src/net) of its TAP, journalled as it grows. */
   net?: unknown;
+  /** NICs with a helper (passt for user networking): its jail, recorded before it is launched. */
+  helper?: { jailName: string; owner: string };
 }
