@@ -2,8 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { GUEST_READY_LINE } from './guest.js';
+import { GUEST_READY_LINE, repoRoot } from './guest.js';
 import { openManager } from './open.js';
 import { outsideView } from './outside.js';
 import { leftovers, testEnv, vmName, waitForText } from './testing.js';
@@ -104,4 +105,24 @@ test('tpm: swtpm jailed as its own uid backs QEMU\'s TPM, the guest sees /dev/tp
 
   await m.delete(name);
   assert.equal(existsSync(stateDir), false, 'the TPM state is removed with the VM');
+});
+
+test('the manager killed after swtpm started (before QEMU\'s jail): reconcile stops swtpm and gives its state back to root', { skip, timeout: 120_000 }, async (t) => {
+  const env = testEnv('warden-tpm-die-');
+  const m = openManager({ stateDir: env.stateRoot });
+  const name = vmName('wdv-tdie');
+  t.after(async () => { await m.kill(name).catch(() => undefined); env.cleanup(); });
+  await m.create(env.specFile({ name, extra: { tpm: true } }));
+  const r = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'bin.js'), 'start', name, '--state-dir', env.stateRoot],
+    { env: { ...process.env, WARDEN_TEST_DIE_BEFORE: 'jail' }, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(r.signal, 'SIGKILL', r.stderr);
+  const helper = (await m.store.read(name)).helpers?.[0];
+  assert.ok(helper !== undefined && helper.kind === 'swtpm', 'swtpm was recorded before the manager died');
+  const stateDir = join(m.store.paths(name).dir, 'tpm');
+  assert.equal(statSync(stateDir).uid, helper.uid, 'lent to swtpm\'s uid');
+  const rec = await m.reconcile(name);
+  assert.equal(rec.lastExit?.reason, 'interrupted');
+  assert.equal(statSync(stateDir).uid, 0, 'root\'s again');
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
+  assert.deepEqual(leftovers(helper.jailName, env.stateRoot), []);
 });
