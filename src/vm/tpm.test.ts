@@ -1,8 +1,9 @@
 /** tpm: true: swtpm in its own jail serves QEMU's TPM (query-tpm, /dev/tpm0 in the guest), its state survives a restart, and a killed swtpm leaves nothing. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { loadNative } from '../sys/index.js';
 import { join } from 'node:path';
 import { GUEST_READY_LINE, repoRoot } from './guest.js';
 import { openManager } from './open.js';
@@ -125,4 +126,50 @@ test('the manager killed after swtpm started (before QEMU\'s jail): reconcile st
   assert.equal(statSync(stateDir).uid, 0, 'root\'s again');
   assert.deepEqual(leftovers(name, env.stateRoot), []);
   assert.deepEqual(leftovers(helper.jailName, env.stateRoot), []);
+});
+
+/** `warden ARGS` from this checkout with fds 3 and 4 handed over; resolves with its exit and output, killing it after `ms`. */
+function warden(args: string[], fds: number[], ms: number): Promise<{ code: number | null; out: string; timedOut: boolean }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'bin.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe', ...fds] });
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+    child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGTERM'); }, ms);
+    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, out, timedOut }); });
+  });
+}
+
+test('the planned swtpm JailSpec runs alone under warden jail --spec (fds 3 and 4), and its Landlock layer refuses a state directory elsewhere', { skip, timeout: 60_000 }, async (t) => {
+  const env = testEnv('warden-tpm-alone-');
+  const jailName = `${vmName('wdv-talone')}-swtpm-tpm0`;
+  t.after(async () => { await warden(['jail', '--teardown', jailName], [], 20_000); env.cleanup(); });
+  const specFile = env.specFile({ name: vmName('wdv-talone'), extra: { tpm: true } });
+  const planned = await warden(['plan', specFile, '--json', '--state-dir', env.stateRoot], [], 30_000);
+  const jail = (JSON.parse(planned.out) as { helpers: Array<{ kind: string; jail: { name: string; argv: string[] } }> }).helpers.find((h) => h.kind === 'swtpm')!.jail;
+  assert.equal(jail.name, jailName);
+  // A state directory anyone may write (behind this test's 0700 directory: reached through the fd only).
+  const state = join(env.dir, 'tpm');
+  mkdirSync(state, { mode: 0o777 });
+  chmodSync(state, 0o777);
+  const run = async (argv: string[]): Promise<{ code: number | null; out: string; timedOut: boolean }> => {
+    const file = join(env.dir, 'swtpm.json');
+    writeFileSync(file, JSON.stringify({ ...jail, argv }));
+    const [mine, theirs] = loadNative().socketpair();
+    const dir = openSync(state, 'r');
+    try {
+      return await warden(['jail', '--spec', file], [theirs, dir], 4000);
+    } finally {
+      for (const fd of [mine, theirs, dir]) closeSync(fd);
+      await warden(['jail', '--teardown', jailName], [], 20_000);
+    }
+  };
+  // not-need-init: swtpm initializes at once (no QEMU to send CMD_INIT) and writes its state.
+  const ok = await run([...jail.argv, '--flags', 'not-need-init']);
+  assert.ok(ok.timedOut, `swtpm keeps serving: ${ok.out}`);
+  assert.ok(existsSync(join(state, '.lock')), `swtpm wrote beneath its fd 4: ${readdirSync(state).join(' ')}`);
+  const denied = await run([jail.argv[0]!, 'socket', '--tpm2', '--ctrl', 'type=unixio,clientfd=3', '--tpmstate', 'dir=/tmp', '--flags', 'not-need-init']);
+  assert.match(denied.out, /lockfile: Permission denied/, 'Landlock: no writes outside the state directory (the jail\'s /tmp is writable otherwise)');
+  assert.deepEqual(leftovers(jailName, env.stateRoot), []);
 });
