@@ -8,6 +8,7 @@ import type { Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import { helperJailName, programMounts } from './helpers.js';
 import type { Facts, PlannedFd } from './types.js';
+import { hostWideName } from './scope.js';
 
 export const SWTPM_BINARY = '/usr/bin/swtpm';
 
@@ -47,7 +48,7 @@ export function planTpm(spec: Spec, facts: Facts, b: PlanBuilder): void {
   const model = spec.machine === 'q35' ? 'tpm-crb' : 'tpm-tis';
   b.device('tpm', { driver: model, tpmdev: 'tpm0', id: 'tpm0' });
   const state = tpmStateDir(facts);
-  const name = helperJailName(spec.name, 'swtpm', 'tpm0');
+  const name = helperJailName(hostWideName(spec.name, facts.scope), 'swtpm', 'tpm0');
   const fds: PlannedFd[] = [{ kind: 'socketpair', name: pair, pair, target: 3, from: 'tpm' }, { kind: 'state-dir', name: 'tpm-state', path: state, target: 4, from: 'tpm' }];
   const jail: JailSpec = {
     name,
