@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { loadNative } from '../sys/index.js';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { GUEST_READY_LINE, repoRoot } from './guest.js';
 import { openManager } from './open.js';
@@ -16,6 +17,25 @@ const root = process.getuid?.() === 0;
 const skip = !root ? 'needs root: the jailer switches uids' : !existsSync('/usr/bin/swtpm') ? 'swtpm is not installed' : false;
 
 const STATE_FILE = 'tpm2-00.permall';
+
+/** Asks the guest's kernel for PCR 0 over the console: a TPM2_PCR_Read that only a working TPM answers. */
+async function guestPcr0(serialSocket: string, log: string, tag: string): Promise<string> {
+  const sock = createConnection({ path: serialSocket });
+  await new Promise((r) => sock.once('connect', r));
+  sock.on('error', () => undefined);
+  try {
+    sock.write(`echo TPM${tag}-$(cat /sys/class/tpm/tpm0/pcr-sha256/0)-END\n`);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const m = new RegExp(`TPM${tag}-([0-9A-Fa-f]{64})-END`).exec(readFileSync(log, 'latin1'));
+      if (m !== null) return m[1]!;
+      if (Date.now() > deadline) throw new Error(`no PCR ${tag} on the console; it ends with ${readFileSync(log, 'latin1').slice(-600)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    sock.destroy();
+  }
+}
 
 /** The serial log of the last start (the log writer marks each) once the guest is up in it. */
 async function readyThisRun(serial: string, timeoutMs: number): Promise<string> {
@@ -49,6 +69,8 @@ test('tpm: swtpm jailed as its own uid backs QEMU\'s TPM, the guest sees /dev/tp
   const serial = m.store.paths(name).serialLog;
   const text = await waitForText(serial, GUEST_READY_LINE, 60_000);
   assert.match(text, /WARDEN-TPM \/dev\/tpm0 version 2/, 'the guest kernel found the TPM (tpm_crb)');
+  const pcr = await guestPcr0(m.store.paths(name).serialSocket, serial, 'A');
+  t.diagnostic(`guest PCR 0 (sha256): ${pcr}`);
   const tpms = (await m.qmp(name, 'query-tpm')) as Array<{ model: string; options: { type: string; data: { chardev: string } } }>;
   assert.deepEqual(tpms.map((x) => [x.model, x.options.type]), [['tpm-crb', 'emulator']]);
 
@@ -172,4 +194,28 @@ test('the planned swtpm JailSpec runs alone under warden jail --spec (fds 3 and 
   const denied = await run([jail.argv[0]!, 'socket', '--tpm2', '--ctrl', 'type=unixio,clientfd=3', '--tpmstate', 'dir=/tmp', '--flags', 'not-need-init']);
   assert.match(denied.out, /lockfile: Permission denied/, 'Landlock: no writes outside the state directory (the jail\'s /tmp is writable otherwise)');
   assert.deepEqual(leftovers(jailName, env.stateRoot), []);
+});
+
+test('save and restore a VM with a TPM: the restored guest\'s TPM answers, swtpm restarted in its own jail on the VM\'s state', { skip, timeout: 180_000 }, async (t) => {
+  const env = testEnv('warden-tpm-save-');
+  const m = openManager({ stateDir: env.stateRoot });
+  const name = vmName('wdv-tsave');
+  t.after(async () => { await m.kill(name).catch(() => undefined); env.cleanup(); });
+  await m.create(env.specFile({ name, extra: { tpm: true } }));
+  await m.start(name);
+  const p = m.store.paths(name);
+  await waitForText(p.serialLog, GUEST_READY_LINE, 60_000);
+  const before = await guestPcr0(p.serialSocket, p.serialLog, 'S');
+  const file = join(env.dir, 'vm.state');
+  assert.equal((await m.save(name, file)).migration.status, 'completed');
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
+  const r = await m.restore(file);
+  assert.equal(r.record.phase, 'running');
+  const helper = r.record.helpers?.find((h) => h.kind === 'swtpm');
+  assert.ok(helper !== undefined && statSync(join(p.dir, 'tpm')).uid === helper.uid, 'a new swtpm owns the state for the restored run');
+  assert.equal(await guestPcr0(p.serialSocket, p.serialLog, 'R'), before, 'the restored TPM answers with the PCRs it had (its volatile state came through the migration stream)');
+  await m.kill(name);
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
+  assert.deepEqual(leftovers(helper.jailName, env.stateRoot), []);
+  assert.equal(statSync(join(p.dir, 'tpm')).uid, 0);
 });
