@@ -92,6 +92,9 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['VM_DEVICE_NOT_FOUND', 5, 404],
   ['VM_HOTPLUG_FAILED', 4, 409],
   ['VM_DISK_SHRINK', 2, 400],
+  ['VM_SNAPSHOT_NOT_FOUND', 5, 404],
+  ['VM_SNAPSHOT_EXISTS', 4, 409],
+  ['VM_SNAPSHOT_FAILED', 4, 409],
   // the HTTPS listener's credentials (src/api/http-*)
   ['AUTH_REQUIRED', 2, 401],
   ['AUTH_TOKEN_INVALID', 2, 401],

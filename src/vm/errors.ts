@@ -21,7 +21,10 @@ export type VmErrorCode =
   | 'VM_HOTPLUG_FAILED'
   | 'VM_DISK_SHRINK'
   | 'VM_SAVE_FAILED'
-  | 'VM_RESTORE_FAILED';
+  | 'VM_RESTORE_FAILED'
+  | 'VM_SNAPSHOT_NOT_FOUND'
+  | 'VM_SNAPSHOT_EXISTS'
+  | 'VM_SNAPSHOT_FAILED';
 
 export class VmError extends WardenError {
   declare readonly code: VmErrorCode;
