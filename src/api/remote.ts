@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { WardenError } from '../errors/index.js';
 import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
 import { attachConsole, replayProgress, terminalProgress } from '../vm/index.js';
-import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, SaveResult, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
+import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, RevertResult, SaveResult, SnapshotInfo, SnapshotResult, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
 import type { ApiClient } from './client.js';
 import type { StateAction } from './schemas.js';
 
@@ -70,6 +70,14 @@ export class RemoteService implements VmService {
   async restore(file: string, o: { name?: string } = {}): Promise<RestoreResult> {
     return this.outcome(await this.client.restoreVm(resolve(file), o.name, WAIT_S));
   }
+
+  async snapshotCreate(name: string, o: { snap?: string; memory?: boolean } = {}): Promise<SnapshotResult> {
+    return this.outcome(await this.client.createSnapshot(name, { ...(o.snap === undefined ? {} : { name: o.snap }), ...(o.memory === undefined ? {} : { memory: o.memory }) }, WAIT_S));
+  }
+
+  async snapshotList(name: string): Promise<SnapshotInfo[]> { return (await this.client.listSnapshots(name)) as SnapshotInfo[]; }
+  async snapshotRevert(name: string, snap: string): Promise<RevertResult> { return this.outcome(await this.client.revertSnapshot(name, snap, WAIT_S)); }
+  async snapshotDelete(name: string, snap: string): Promise<SnapshotResult> { return this.outcome(await this.client.deleteSnapshot(name, snap, WAIT_S)); }
 
   /** An operation's result once it has finished; its error, with its code, when it failed. */
   private async outcome<T>(op0: Operation): Promise<T> {

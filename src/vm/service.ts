@@ -15,6 +15,7 @@ import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 import type { Requestor, VmEvents } from './events.js';
 import type { MigrationFigures } from './state.js';
+import type { SnapshotInfo, SnapshotResult } from './snapshot.js';
 
 /** Where a spec comes from: a file (paths resolve against its directory) or text (an API body: paths must be absolute). */
 export type SpecSource = { file: string } | { text: string; origin?: string };
@@ -77,11 +78,18 @@ export interface VmService {
   save?(name: string, file: string): Promise<SaveResult>;
   /** Starts the VM of a save file (or `name`), jailed as any start, continuing where it was saved. Optional as save. */
   restore?(file: string, o?: { name?: string }): Promise<RestoreResult>;
+  /** External disk snapshots (vm/snapshot); optional as save, so a VmService written without them still compiles. */
+  snapshotCreate?(name: string, o?: { snap?: string; memory?: boolean }): Promise<SnapshotResult>;
+  snapshotList?(name: string): Promise<SnapshotInfo[]>;
+  snapshotRevert?(name: string, snap: string): Promise<RevertResult>;
+  snapshotDelete?(name: string, snap: string): Promise<SnapshotResult>;
   close(): Promise<void>;
 }
 
 export interface SaveResult { record: VmRecord; migration: MigrationFigures }
 export interface RestoreResult extends StartResult { migration?: MigrationFigures }
+/** A revert: the record, and the start's steps when it started the VM again (with the memory state's figures). */
+export interface RevertResult { record: VmRecord; done?: string[]; timings?: Record<string, number>; migration?: MigrationFigures }
 
 /** The serial log of a VM whose files this process can read: until it no longer runs. */
 export function logsFromFiles(svc: VmService, store: StateStore, name: string, out: NodeJS.WritableStream, follow: boolean): Promise<number> {
@@ -178,7 +186,17 @@ export class LocalService implements VmService {
     return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings, ...(r.migration === undefined ? {} : { migration: r.migration }) };
   }
 
+  snapshotCreate(name: string, o: { snap?: string; memory?: boolean } = {}): Promise<SnapshotResult> { return this.manager.snapshotCreate(name, o); }
+  snapshotList(name: string): Promise<SnapshotInfo[]> { return this.manager.snapshotList(name); }
+  snapshotDelete(name: string, snap: string): Promise<SnapshotResult> { return this.manager.snapshotDelete(name, snap); }
+  async snapshotRevert(name: string, snap: string): Promise<RevertResult> { return revertResult(await this.manager.snapshotRevert(name, snap)); }
+
   async close(): Promise<void> { /* nothing held between verbs */ }
+}
+
+/** The manager's revert outcome as the service reports it. */
+export function revertResult(r: Awaited<ReturnType<VmManager['snapshotRevert']>>): RevertResult {
+  return { record: r.record, ...(r.run === undefined ? {} : { done: r.run.done, timings: r.run.timings }), ...(r.migration === undefined ? {} : { migration: r.migration }) };
 }
 
 export function asWardenError(err: unknown): WardenError {

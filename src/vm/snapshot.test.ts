@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { run, type Io } from '../cli/index.js';
 import { qcow2Overlay } from '../image/index.js';
 import { planDiskDetach, planSnapshotCreate, planSnapshotMerge } from '../plan/index.js';
 import { DiskSchema } from '../spec/index.js';
@@ -193,4 +194,66 @@ test('snapshots of a running guest that writes: revert sees the old data, delete
   qemuImg('check', '-q', env.overlay);
   // The in-process "killed" create still holds its fd of the removed file (a dead process would not).
   assert.deepEqual(leftovers(name, env.stateRoot).filter((l) => !l.includes('.killed.qcow2')), []);
+});
+
+function capture(): Io & { stdout: string; stderr: string } {
+  const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } };
+  return io;
+}
+
+const ticks = (s: string): number[] => [...s.matchAll(/WARDEN-TICK (\d+)/g)].map((m) => Number(m[1]));
+
+test('warden snapshot create --memory, revert: the guest continues from the snapshot (tick counter, no boot); a stopped VM snapshots its disks; delete of a stopped VM is refused', {
+  skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids' : false, timeout: 300_000,
+}, async (t) => {
+  const env = testEnv('warden-snapshot-mem-');
+  const name = vmName('wdv-snapm');
+  const state = ['--state-dir', env.stateRoot];
+  const m = openManager({ stateDir: env.stateRoot });
+  t.after(async () => { await m.kill(name).catch(() => undefined); env.cleanup(); });
+  let io = capture();
+  assert.equal(await run(['create', env.specFile({ name, cmdline: 'warden.tick=1' }), ...state], io), 0, io.stderr);
+  assert.equal(await run(['start', name, ...state], io = capture()), 0, io.stderr);
+  const log = m.store.paths(name).serialLog;
+  await waitForText(log, 'WARDEN-TICK 3', 90_000);
+  assert.equal(await run(['snapshot', 'create', name, 'live', '--memory', '--json', ...state], io = capture()), 0, io.stderr);
+  const r = JSON.parse(io.stdout) as { snapshot: { memory: boolean; bytes: number }; migration: { status: string }; steps: string[] };
+  assert.deepEqual([r.snapshot.memory, r.migration.status], [true, 'completed']);
+  assert.deepEqual(r.steps, ['stop', 'add-fd', 'blockdev-add', 'blockdev-add', 'transaction']);
+  const at = Math.max(...ticks(readFileSync(log, 'latin1')));
+  assert.equal((await m.reconcile(name, true)).phase, 'running', 'the guest runs on after the snapshot');
+  await waitForText(log, `WARDEN-TICK ${at + 3}`, 60_000);
+  assert.equal(await run(['snapshot', 'list', name, ...state], io = capture()), 0, io.stderr);
+  assert.match(io.stdout, /^NAME +CREATED +VM WAS +MEMORY +SIZE +IN CHAIN +DISKS\nlive +\S+ +running +yes +[0-9.]+ MiB +yes +root\n$/);
+
+  const before = readFileSync(log, 'latin1');
+  assert.equal(await run(['snapshot', 'revert', name, 'live', ...state], io = capture()), 0, io.stderr);
+  assert.match(io.stdout, /reverted to snapshot live \(memory restored\); it is running/);
+  const after = (await waitForText(log, 'WARDEN-TICK', 60_000).then(async () => {
+    for (let i = 0; i < 600 && ticks(readFileSync(log, 'latin1').slice(before.length)).length < 2; i++) await new Promise((res) => setTimeout(res, 100));
+    return readFileSync(log, 'latin1');
+  })).slice(before.length);
+  assert.ok(!after.includes(GUEST_READY_LINE), 'no new boot');
+  const first = ticks(after)[0]!;
+  assert.ok(first > at - 3 && first <= at + 1, `the counter continues from the snapshot (${first} after ${at} at the snapshot)`);
+
+  // Stopped: the disks only; the next start opens the new chain.
+  assert.equal(await run(['kill', name, ...state], io = capture()), 0, io.stderr);
+  assert.equal(await run(['snapshot', 'create', name, 'cold', '--json', ...state], io = capture()), 0, io.stderr);
+  const cold = JSON.parse(io.stdout) as { snapshot: { disks: Array<{ overlay: string }> }; steps: string[] };
+  assert.deepEqual(cold.steps, []);
+  const overlay = cold.snapshot.disks[0]!.overlay;
+  assert.equal(await run(['snapshot', 'create', name, 'cold', ...state], io = capture()), 4, 'the name is taken');
+  assert.match(io.stderr, /VM_SNAPSHOT_EXISTS/);
+  assert.equal(await run(['snapshot', 'delete', name, 'cold', ...state], io = capture()), 4, 'merging needs the running QEMU');
+  assert.match(io.stderr, /start it first/);
+  const pid = (await m.start(name)).record.run!.qemu.pid;
+  assert.ok(qemuFiles(pid).includes(overlay), 'the next start opens the overlay chain');
+  assert.ok((await m.reconcile(name)).disks?.some((c) => c.path === overlay && c.writable), 'and claims it');
+  assert.equal(await run(['snapshot', 'delete', name, 'cold', ...state], io = capture()), 0, io.stderr);
+  assert.ok(!existsSync(overlay) && !qemuFiles(pid).includes(overlay));
+  assert.equal(await run(['snapshot', 'revert', name, 'nope', ...state], io = capture()), 5);
+  assert.match(io.stderr, /VM_SNAPSHOT_NOT_FOUND/);
+  await m.kill(name);
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
 });

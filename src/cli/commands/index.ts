@@ -14,6 +14,7 @@ import { registerUi } from './ui.js';
 import { registerDisk } from './disk.js';
 import { registerSsh } from './ssh.js';
 import { registerState } from './state.js';
+import { registerSnapshot } from './snapshot.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -32,4 +33,5 @@ export const registrars: Registrar[] = [
   registerDisk,
   registerSsh,
   registerState,
+  registerSnapshot,
 ];
