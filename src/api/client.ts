@@ -138,6 +138,17 @@ export class ApiClient {
     return (await this.json<{ operation: Operation }>('POST', `/v1/restore${q}`, { file, ...(name === undefined ? {} : { name }) })).body.operation;
   }
 
+  /** POST /v1/vms/NAME/migrate: this daemon moves the VM to the daemon on `target` (its socket). */
+  async migrateVm(name: string, body: { target: string; address?: string; maxBandwidth?: number }, waitS?: number): Promise<Operation> {
+    const q = waitS === undefined ? '' : `?wait=${waitS}`;
+    return (await this.json<{ operation: Operation }>('POST', `/v1/vms/${encodeURIComponent(name)}/migrate${q}`, body)).body.operation;
+  }
+
+  /** DELETE /v1/vms/NAME/migrate: migrate_cancel; the VM runs on where it is. */
+  async cancelMigration(name: string): Promise<void> {
+    await this.json('DELETE', `/v1/vms/${encodeURIComponent(name)}/migrate`);
+  }
+
   async operation(id: string): Promise<Operation> { return (await this.json<{ operation: Operation }>('GET', `/v1/operations/${encodeURIComponent(id)}`)).body.operation; }
   async waitOperation(id: string, waitS = 60): Promise<Operation> {
     return (await this.json<{ operation: Operation }>('GET', `/v1/operations/${encodeURIComponent(id)}/wait?wait=${waitS}`)).body.operation;

@@ -11,6 +11,7 @@ import { renderMetrics, type DaemonCounters } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import type { StateAction } from './schemas.js';
 import { streamEvents } from './sse.js';
+import { apiMigrationTarget } from './migrate-target.js';
 import { checkCallerFiles, checkCallerSpec } from './access.js';
 import type { ConsoleHub } from './console.js';
 
@@ -172,6 +173,31 @@ export const HANDLERS: Record<string, Handler> = {
     const file = absolute(b.file);
     const name = b.name ?? saveFileName(file);
     return stateOperation(c, name, undefined, 'restore', () => c.svc.restore!(file, { name }));
+  },
+  async migrateVm(c) {
+    const rec = await vmFor(c, 'vm:qmp');
+    const b = c.body as { target: string; address?: string; maxBandwidth?: number };
+    if (c.svc.migrate === undefined) throw new ApiError('API_INVALID_REQUEST', 'this service cannot migrate');
+    assertAllowed(rec.name, rec.phase, 'migrate');
+    const target = apiMigrationTarget(absolute(b.target), b.address);
+    return deviceOp(c, rec, 'migrate', () => c.svc.migrate!(rec.name, target, b.maxBandwidth === undefined ? {} : { maxBandwidth: b.maxBandwidth }));
+  },
+  async cancelMigration(c) {
+    const rec = await vmFor(c, 'vm:qmp');
+    if (c.svc.migrateCancel === undefined) throw new ApiError('API_INVALID_REQUEST', 'this service cannot cancel a migration');
+    await c.svc.migrateCancel(rec.name);
+    return ok({ cancelling: rec.name });
+  },
+  async incomingMigration(c) {
+    authorize(c.caller, 'vm:qmp');
+    if (c.svc.migrateIn === undefined) throw new ApiError('API_INVALID_REQUEST', 'this service cannot receive a migration');
+    const b = c.body as { spec: Record<string, unknown>; name?: string; listen?: { host: string } };
+    const inc = await c.svc.migrateIn(b.spec, { ...(b.name === undefined ? {} : { name: b.name }), listenHost: b.listen?.host ?? '127.0.0.1' });
+    const { uid, gid, pid } = c.caller;
+    const op = c.operations.start(inc.name, 'migrate-in', { uid, gid, pid }, () => inc.done, (err) => errorResponse(err).body.error,
+      (done) => c.service.events?.publish({ type: 'operation', vm: inc.name, operation: done.id, requestor: { uid, gid, pid },
+        data: { action: done.action, status: done.status, ...(done.error ? { error: done.error['code'] } : {}) } }));
+    return ok({ operation: op, address: inc.address }, 202);
   },
   async getOperation(c) {
     return ok({ operation: opVisible(c, c.operations.get(String(c.params['id']))) });

@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { WardenError } from '../errors/index.js';
 import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
 import { attachConsole, replayProgress, terminalProgress } from '../vm/index.js';
-import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, RevertResult, SaveResult, SnapshotInfo, SnapshotResult, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
+import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, RevertResult, SaveResult, SnapshotInfo, SnapshotResult, MigrateOptions, MigrateResult, MigrationTarget, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
 import type { ApiClient } from './client.js';
 import type { StateAction } from './schemas.js';
 
@@ -78,6 +78,20 @@ export class RemoteService implements VmService {
   async snapshotList(name: string): Promise<SnapshotInfo[]> { return (await this.client.listSnapshots(name)) as SnapshotInfo[]; }
   async snapshotRevert(name: string, snap: string): Promise<RevertResult> { return this.outcome(await this.client.revertSnapshot(name, snap, WAIT_S)); }
   async snapshotDelete(name: string, snap: string): Promise<SnapshotResult> { return this.outcome(await this.client.deleteSnapshot(name, snap, WAIT_S)); }
+  /** The source daemon migrates; its progress events (QEMU's figures) are shown here as they come. */
+  async migrate(name: string, target: MigrationTarget, o: MigrateOptions = {}): Promise<MigrateResult> {
+    const p = this.progress === undefined ? undefined : 'err' in this.progress ? terminalProgress(this.progress) : this.progress;
+    const steps = p === undefined ? undefined : this.client.events({ vm: [name], type: ['progress'] }, (e) => replayProgress(p, (e as { data?: Record<string, unknown> }).data ?? {}));
+    try {
+      await steps?.ready;
+      const body = { target: target.to, ...(target.address === undefined ? {} : { address: target.address }), ...(o.maxBandwidth === undefined ? {} : { maxBandwidth: o.maxBandwidth }) };
+      return await this.outcome(await this.client.migrateVm(name, body, WAIT_S));
+    } finally {
+      steps?.stop();
+    }
+  }
+
+  migrateCancel(name: string): Promise<void> { return this.client.cancelMigration(name); }
 
   /** An operation's result once it has finished; its error, with its code, when it failed. */
   private async outcome<T>(op0: Operation): Promise<T> {

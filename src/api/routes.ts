@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { SpecSchema } from '../spec/index.js';
 import type { Permission } from './auth.js';
 import {
-  ConsoleQuery, ConsoleTicket, DeleteQuery, DeviceBody, DeviceDeleteQuery, DeviceParams, DevicePatch, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RestoreBody, RootSchema, SaveBody, SnapshotBody, SnapshotList, SnapshotParams, StateBody, VmListSchema, VmSchema, WaitQuery,
+  ConsoleQuery, ConsoleTicket, DeleteQuery, DeviceBody, DeviceDeleteQuery, DeviceParams, DevicePatch, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RestoreBody, MigrateBody, IncomingBody, IncomingReply, RootSchema, SaveBody, SnapshotBody, SnapshotList, SnapshotParams, StateBody, VmListSchema, VmSchema, WaitQuery,
 } from './schemas.js';
 
 export interface Reply {
@@ -84,6 +84,13 @@ export const ROUTES: readonly RouteDef[] = [
     params: SnapshotParams, query: WaitQuery, replies: { ...operationReplies, ...vmCommon } },
   { id: 'deleteSnapshot', method: 'DELETE', path: '/v1/vms/:name/snapshots/:snap', summary: 'merge the snapshot\'s layer away while the VM runs (block-commit), remove its files: an operation', permission: 'vm:qmp',
     params: SnapshotParams, query: WaitQuery, replies: { ...operationReplies, ...vmCommon } },
+  { id: 'migrateVm', method: 'POST', path: '/v1/vms/:name/migrate', summary: 'live-migrate the VM to another daemon (admins only): an operation; progress events carry QEMU\'s figures', permission: 'vm:qmp',
+    params: NameParams, query: WaitQuery, body: MigrateBody,
+    replies: { ...operationReplies, ...vmCommon, 409: err('not running or paused (VM_INVALID_STATE)') } },
+  { id: 'cancelMigration', method: 'DELETE', path: '/v1/vms/:name/migrate', summary: 'cancel the VM\'s migration in progress (migrate_cancel); the VM runs on here', permission: 'vm:qmp',
+    params: NameParams, replies: { 200: { description: 'cancel requested' }, ...vmCommon, 409: err('not migrating (VM_INVALID_STATE)') } },
+  { id: 'incomingMigration', method: 'POST', path: '/v1/migrations/incoming', summary: 'the target side of a live migration: define and launch the VM waiting for the stream, listen for it (admins only): 202 with the operation and the address', permission: 'vm:qmp',
+    body: IncomingBody, replies: { 202: { description: 'ready for the stream', schema: IncomingReply }, ...common, 409: err('a VM of that name exists here (VM_EXISTS)') } },
   { id: 'getOperation', method: 'GET', path: '/v1/operations/:id', summary: 'an operation', permission: 'vm:read', params: IdParams,
     replies: { 200: { description: 'the operation', schema: OperationReply }, 404: err('no such operation (kept at least 5 minutes after it ends)') } },
   { id: 'waitOperation', method: 'GET', path: '/v1/operations/:id/wait', summary: 'an operation once it has finished (or after ?wait= seconds, default 60)', permission: 'vm:read',

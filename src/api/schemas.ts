@@ -41,6 +41,21 @@ export const RestoreBody = z.strictObject({
   name: z.string().optional().describe('restore as this VM (default: the name in the file)'),
 });
 
+export const MigrateBody = z.strictObject({
+  target: z.string().min(1).describe('the target daemon\'s API socket (absolute path); this daemon connects to it and to the stream itself'),
+  address: z.string().optional().describe('the address the target listens on for the stream (default 127.0.0.1)'),
+  maxBandwidth: z.number().int().positive().optional().describe('bytes per second QEMU may send (QEMU\'s max-bandwidth)'),
+});
+export const IncomingBody = z.strictObject({
+  spec: z.record(z.string(), z.unknown()).describe('the VM\'s spec as the source has it (paths absolute, the same storage)'),
+  name: z.string().optional().describe('the VM\'s name here (default: the spec\'s)'),
+  listen: z.strictObject({ host: z.string().describe('an address of this host') }).optional().describe('where to listen for the stream (default 127.0.0.1)'),
+});
+export const IncomingReply = z.object({
+  operation: z.object({ id: z.string() }).passthrough(),
+  address: z.object({ host: z.string(), port: z.number(), token: z.string().describe('send these bytes (hex) first; one byte answers them, then the stream') }),
+});
+
 export const QmpBody = z.strictObject({
   execute: z.string().min(1).describe('the QMP command'),
   arguments: z.record(z.string(), z.unknown()).optional(),

@@ -10,6 +10,7 @@ import type { ProgramView } from '../qemu/index.js';
 import type { Network, Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts, PlannedFd } from './types.js';
+import { hostWideName } from './scope.js';
 
 export const PASST_BINARY = '/usr/bin/passt';
 
@@ -79,7 +80,7 @@ export function planPasst(spec: Spec, n: Network, from: string, netdev: string, 
   const pair = `passt-${n.name}`;
   const qemuFd = b.socketPair(from, pair, pair);
   b.qapiArg(from, '-netdev', 'netdev_add', { type: 'stream', id: netdev, addr: { type: 'fd', str: String(qemuFd) } });
-  const name = helperJailName(spec.name, 'passt', n.name);
+  const name = helperJailName(hostWideName(spec.name, facts.scope), 'passt', n.name);
   const fds: PlannedFd[] = [{ kind: 'socketpair', name: pair, pair, target: 3, from }];
   const jail: JailSpec = {
     name,

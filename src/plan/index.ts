@@ -11,3 +11,4 @@ export type { DiskAttachPlan, HotplugStep, HotplugFd, LiveAllocations, QmpCall }
 export { PASST_BINARY, USER_NET, helperJailName } from './helpers.js';
 export { planSnapshotCreate, planSnapshotMerge } from './snapshot.js';
 export type { LiveLayer, OverlayTarget, SnapshotCreatePlan, MergeInput, MergePlan } from './snapshot.js';
+export { hostWideName } from './scope.js';

@@ -10,6 +10,7 @@ import type { Network, Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts } from './types.js';
 import { chosenNote, planPasst, resolvedForwards } from './helpers.js';
+import { hostWideName } from './scope.js';
 
 const MODEL_DRIVER: Record<Network['model'], string> = { virtio: 'virtio-net-pci', e1000e: 'e1000e', rtl8139: 'rtl8139' };
 
@@ -83,12 +84,12 @@ function planTap(vm: string, n: Network, mac: string, from: string, id: string, 
   let tapFds: number[];
   let ifname: string;
   if (n.type === 'macvtap') {
-    ifname = hostIfname(vm, n.name);
+    ifname = hostIfname(hostWideName(vm, facts.scope), n.name);
     const a: HostAction = { kind: 'macvtap', nic: n.name, ifname, link: n.link ?? '', mode: n.mode ?? 'bridge', mac, queues: n.queues, fdNames: tapNames };
     tapFds = b.action(from, a, tapNames);
     b.note('macvtap', ifname, 'create', from, `macvtap on ${n.link} (${n.mode ?? 'bridge'} mode)`);
   } else {
-    ifname = hostIfname(vm, n.name);
+    ifname = hostIfname(hostWideName(vm, facts.scope), n.name);
     const tap: HostAction = { kind: 'tap', nic: n.name, ifname, queues: n.queues, vnetHdr: n.model === 'virtio', mac, fdNames: tapNames, ...(n.mtu === undefined ? {} : { mtu: n.mtu }) };
     tapFds = b.action(from, tap, tapNames);
     b.note('tap', ifname, 'create', from, `${n.queues} queue(s)`);

@@ -45,6 +45,12 @@ export interface Facts {
   helpers?: { passt?: ProgramView };
   /** `defer`: QEMU waits for a migration stream the manager passes after launch (warden restore: -incoming defer, then migrate-incoming fd:). */
   incoming?: 'defer';
+  /**
+   * A short id of the state root the VM runs under (vm/facts hostScope). Host-wide names (jail,
+   * cgroup, TAP devices) carry it, so one VM name can run under two state roots at once (a
+   * migration between two daemons on one host). Absent: the names are the VM's alone.
+   */
+  scope?: string;
 }
 
 export type OpenFlag = 'O_RDONLY' | 'O_WRONLY' | 'O_RDWR' | 'O_DIRECT' | 'O_CREAT' | 'O_APPEND' | 'O_CLOEXEC';

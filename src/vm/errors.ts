@@ -24,7 +24,9 @@ export type VmErrorCode =
   | 'VM_RESTORE_FAILED'
   | 'VM_SNAPSHOT_NOT_FOUND'
   | 'VM_SNAPSHOT_EXISTS'
-  | 'VM_SNAPSHOT_FAILED';
+  | 'VM_SNAPSHOT_FAILED'
+  | 'VM_MIGRATE_FAILED'
+  | 'VM_MIGRATE_CANCELLED';
 
 export class VmError extends WardenError {
   declare readonly code: VmErrorCode;

@@ -10,6 +10,9 @@ export { LocalService, asWardenError, type VmService, type SpecSource, type Crea
 export type { MigrationFigures } from './state.js';
 export type { SnapshotInfo, SnapshotResult } from './snapshot.js';
 export type { RevertResult } from './service.js';
+export type { IncomingMigration } from './service.js';
+export type { MigrationTarget, PreparedTarget, MigrateOptions, MigrateResult } from './migrate-run.js';
+export type { MigrationAddress } from './migrate-link.js';
 export { saveFileName } from './savefile.js';
 export { StateStore, defaultStateRoot, type VmPaths } from './store.js';
 export { VmError, isVmError, type VmErrorCode } from './errors.js';
@@ -25,7 +28,7 @@ export { findTestGuest, ensureTestGuest, GUEST_READY_LINE, repoRoot, type TestGu
 export { realBackends, jailerConfig } from './backends.js';
 export { runDemo } from './demo.js';
 export { sshEndpoint, forwardsOf, type Endpoint, type GuestAddress, type ForwardInfo } from './endpoints.js';
-export { gatherFacts, factSources, cacheDirOf, identityPolicy, vmFactPaths, firmwareFor, type GatheredFacts, type HostIssue, type FactSources } from './facts.js';
+export { gatherFacts, factSources, cacheDirOf, stateRootScope, identityPolicy, vmFactPaths, firmwareFor, type GatheredFacts, type HostIssue, type FactSources } from './facts.js';
 export { DirectLauncher } from './direct.js';
 export { OpenFds } from './fds.js';
 export { LogPipes, logdPath, LOGD_USER, QEMU_LOG_CAP } from './logd.js';

@@ -17,6 +17,9 @@ import { START_STEPS, type StartCtx } from './start.js';
 import { createSaveFile, openSaveFile } from './savefile.js';
 import { restoreSteps, saveToFd, type MigrationFigures } from './state.js';
 import { createSnapshot, deleteSnapshot, findSnapshot, listSnapshots, revertDisks, type CreateRequest, type SnapshotInfo, type SnapshotResult } from './snapshot.js';
+import { incomingSteps } from './migrate.js';
+import type { LinkEnd } from './migrate-link.js';
+import { runMigrateOut, type MigrateOptions, type MigrateResult, type MigrationTarget } from './migrate-run.js';
 import type { Step } from './steps.js';
 import { runSteps, silentProgress, type BeforeStep, type Progress, type StepRun } from './steps.js';
 import { endRun, waitGone, type TeardownDeps } from './teardown.js';
@@ -166,6 +169,33 @@ export class VmManager {
       return { ...r, ...(figures.migration === undefined ? {} : { migration: figures.migration }) };
     } finally {
       closeSync(fd);
+    }
+  }
+
+  /** Live migration, source side: the VM moves to `target` and is removed here once the target runs it (vm/migrate-run). */
+  async migrateOut(name: string, target: MigrationTarget, o: MigrateOptions = {}): Promise<MigrateResult> {
+    return this.locked(name, 'migrate', (rec) => runMigrateOut(this.d, this.progress, rec, target, o));
+  }
+
+  /**
+   * Live migration, target side: defines the VM from the source's spec and starts it with QEMU
+   * waiting for the stream `accept` returns (vm/migrate); on failure the start is undone and the
+   * VM removed, so the target is left with nothing.
+   */
+  async migrateIn(spec: Record<string, unknown>, o: { name: string; owner: number; accept: () => Promise<LinkEnd>; ready: () => void }): Promise<{ record: VmRecord; run: StepRun; warnings: string[]; migration?: MigrationFigures }> {
+    const rec = await this.createFromText(JSON.stringify({ ...spec, name: o.name }), '/migrate-in.json', { name: o.name, owner: o.owner });
+    await this.store.write({ ...rec, incomingSince: this.d.now() });
+    const figures: { migration?: MigrationFigures } = {};
+    try {
+      const r = await this.runStart(o.name, incomingSteps(o.accept, o.ready, figures), {});
+      const { incomingSince: _since, ...record } = r.record;
+      await this.store.write(record);
+      return { ...r, record, ...(figures.migration === undefined ? {} : { migration: figures.migration }) };
+    } catch (err) {
+      // Kept only when a host change could not be undone (the record is what retries it).
+      const left = await this.store.tryRead(o.name).catch(() => null);
+      if ((left?.undo ?? []).length === 0) await this.store.remove(o.name).catch(() => undefined);
+      throw err;
     }
   }
 

@@ -96,6 +96,8 @@ export interface VmRecord {
   hotplug?: HotplugEntry[];
   /** External disk snapshots and the layers they made (vm/snapshot). */
   snapshots?: SnapshotState;
+  /** Set while this VM is the target of a live migration (vm/migrate-run): a daemon that finds it so after a crash removes the VM once its start is undone. */
+  incomingSince?: string;
 }
 
 /** One hot-plugged device and how far its attach or detach got. */

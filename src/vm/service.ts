@@ -16,6 +16,8 @@ import type { VmRecord } from './record.js';
 import type { Requestor, VmEvents } from './events.js';
 import type { MigrationFigures } from './state.js';
 import type { SnapshotInfo, SnapshotResult } from './snapshot.js';
+import type { MigrationAddress } from './migrate-link.js';
+import type { MigrateOptions, MigrateResult, MigrationTarget } from './migrate-run.js';
 
 /** Where a spec comes from: a file (paths resolve against its directory) or text (an API body: paths must be absolute). */
 export type SpecSource = { file: string } | { text: string; origin?: string };
@@ -83,8 +85,17 @@ export interface VmService {
   snapshotList?(name: string): Promise<SnapshotInfo[]>;
   snapshotRevert?(name: string, snap: string): Promise<RevertResult>;
   snapshotDelete?(name: string, snap: string): Promise<SnapshotResult>;
+  /** Live migration to another daemon (vm/migrate-run); optional as save. */
+  migrate?(name: string, target: MigrationTarget, o?: MigrateOptions): Promise<MigrateResult>;
+  /** Cancels the migration of `name` in progress (migrate_cancel); the VM runs on here. */
+  migrateCancel?(name: string): Promise<void>;
+  /** The target side: defines and launches the VM waiting for the stream; resolves once it may be sent (a daemon's only). */
+  migrateIn?(spec: Record<string, unknown>, o: { name?: string; listenHost: string }): Promise<IncomingMigration>;
   close(): Promise<void>;
 }
+
+/** A target ready for the stream: where to send it, and the start that ends once the VM runs (or fails and is undone). */
+export interface IncomingMigration { name: string; address: MigrationAddress; done: Promise<RestoreResult> }
 
 export interface SaveResult { record: VmRecord; migration: MigrationFigures }
 export interface RestoreResult extends StartResult { migration?: MigrationFigures }
@@ -190,6 +201,7 @@ export class LocalService implements VmService {
   snapshotList(name: string): Promise<SnapshotInfo[]> { return this.manager.snapshotList(name); }
   snapshotDelete(name: string, snap: string): Promise<SnapshotResult> { return this.manager.snapshotDelete(name, snap); }
   async snapshotRevert(name: string, snap: string): Promise<RevertResult> { return revertResult(await this.manager.snapshotRevert(name, snap)); }
+  migrate(name: string, target: MigrationTarget, o: MigrateOptions = {}): Promise<MigrateResult> { return this.manager.migrateOut(name, target, o); }
 
   async close(): Promise<void> { /* nothing held between verbs */ }
 }

@@ -15,6 +15,7 @@ import { registerDisk } from './disk.js';
 import { registerSsh } from './ssh.js';
 import { registerState } from './state.js';
 import { registerSnapshot } from './snapshot.js';
+import { registerMigrate } from './migrate.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -34,4 +35,5 @@ export const registrars: Registrar[] = [
   registerSsh,
   registerState,
   registerSnapshot,
+  registerMigrate,
 ];
