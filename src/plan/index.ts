@@ -10,6 +10,8 @@ export { planDiskAttach, planDiskDetach } from './hotplug.js';
 export type { DiskAttachPlan, HotplugStep, HotplugFd, LiveAllocations, QmpCall } from './hotplug.js';
 export { throttleGroupId } from './disks.js';
 export { PASST_BINARY, USER_NET, helperJailName } from './helpers.js';
+export { planSnapshotCreate, planSnapshotMerge } from './snapshot.js';
+export type { LiveLayer, OverlayTarget, SnapshotCreatePlan, MergeInput, MergePlan } from './snapshot.js';
 export { hostWideName } from './scope.js';
 export { planNicAttach } from './hotplug-nic.js';
 export type { NicAttachPlan, NicLiveAllocations } from './hotplug-nic.js';
