@@ -80,7 +80,14 @@ export class LeaseStore {
    * can still read its exit, until it is torn down or its name is launched again.
    */
   async acquire(req: LeaseRequest): Promise<JailRecord> {
-    if (req.fixed === undefined) await this.checkRange(req.name);
+    // The host's answers are gathered before the lock, while the range check reads its files:
+    // they are snapshots either way (an account may appear a moment after any check), and
+    // what the lock orders, the other jails' leases, is read under it.
+    const inUse = req.fixed === undefined ? this.hostIds() : undefined;
+    if (inUse !== undefined) {
+      const first = inUse(this.config.uidRange.first).catch(() => null); // starts NSS, the /proc and state scans
+      await Promise.all([this.checkRange(req.name), first]);
+    }
     return this.locked(async (data) => {
       const live = await this.liveRecords(data);
       if (live.some((r) => r.name === req.name)) {
@@ -91,7 +98,7 @@ export class LeaseStore {
         throw new JailError('JAIL_BUSY', `cgroup "${req.cgroupName}" of jail "${req.name}" belongs to live jail "${sameCgroup.name}"`, { context: { jail: req.name, cgroup: req.cgroupName, holder: sameCgroup.name } });
       }
       const used = new Set(live.flatMap((r) => [r.uid, r.gid]));
-      const ids = req.fixed ?? await this.freeId(used, req.name);
+      const ids = req.fixed ?? await this.freeId(used, req.name, inUse!);
       if (req.fixed !== undefined && (used.has(ids.uid) || used.has(ids.gid))) {
         throw new JailError('JAIL_BUSY', `uid/gid ${ids.uid}/${ids.gid} for jail "${req.name}" is held by another live jail`, { context: { jail: req.name, ...ids } });
       }
@@ -124,9 +131,8 @@ export class LeaseStore {
   }
 
   /** The lowest id of the range that no live lease holds and nobody on the host has (an account, a process, files). */
-  private async freeId(used: Set<number>, name: string): Promise<{ uid: number; gid: number }> {
+  private async freeId(used: Set<number>, name: string, inUse: IdInUse): Promise<{ uid: number; gid: number }> {
     const { first, count } = this.config.uidRange;
-    const inUse = this.hostIds();
     const skipped: string[] = [];
     for (let uid = first; uid < first + count; uid++) {
       if (used.has(uid)) continue;
