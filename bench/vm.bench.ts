@@ -27,7 +27,6 @@ export async function bareStart(plan: PlanView, qmpSocket: string, stateRoot: st
   // Boot files arrive as sealed memfds the manager fills (src/vm/boot-fds), as start does.
   for (const [name, fd] of openSealedCopies(plan.fds, 'bench', loadNative())) fds.adopt(name, fd);
   await fds.openAll(plan.fds, 'bench');
-  for (const [k, fd] of openSealedCopies(plan.fds, 'bench', loadNative())) fds.adopt(k, fd); // boot files arrive as sealed memfds
   const l = await launcher.launch(plan.jail, fds.byName, 2, join(stateRoot, 'bare.status'), stateRoot);
   await fds.close(false);
   const q = await backends.qmpConnect(qmpSocket, 10_000);
