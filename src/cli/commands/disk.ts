@@ -1,7 +1,6 @@
 /** @module cli/commands/disk: `warden disk attach|detach`, hot-plugging disks into a running VM by fd (vm/hotplug). */
 import type { Command } from 'commander';
 import { WardenError } from '../../errors/index.js';
-import { parseSize } from '../../spec/index.js';
 import type { HotplugResult, VmService } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
 import { openService } from './route.js';
@@ -41,6 +40,7 @@ export function registerDisk(program: Command, io: Io): void {
   disk.command('resize').description('grow a running VM\'s disk (its top layer; shrinking is refused)').argument('<name>', 'the VM').argument('<disk>', 'the disk').argument('<size>', 'the new size: bytes, or 10Gi, 512M ...')
     .option('--state-dir <dir>', 'state root').option('--json', 'print the result as JSON')
     .action(async (name: string, diskName: string, size: string, o: Opts) => {
+      const { parseSize } = await import('../../spec/index.js'); // not at start-up: the spec schemas are costly to build (issue 16)
       const bytes = parseSize(size);
       if (bytes === null) throw new WardenError('USAGE_BAD_SIZE', `${size} is not a size (bytes, or a number with Ki/Mi/Gi/K/M/G)`);
       const m = await openService({ stateDir: o.stateDir });
