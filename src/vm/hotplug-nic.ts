@@ -79,11 +79,19 @@ async function undoNic(d: TeardownDeps, q: QmpConn, e: HotplugEntry): Promise<vo
   if (e.helper !== undefined) await stopNicHelper(d, e.helper);
 }
 
-/** Undoes every NIC attach a killed process left half done: QMP inverses, last first, then the TAP and its bridge port. */
-export async function recoverNics(d: TeardownDeps, rec: VmRecord, q: QmpConn): Promise<VmRecord> {
-  for (const e of nicsOf(rec).filter((x) => x.state === 'attaching')) {
-    await undoNic(d, q, e);
-    rec = await put(d, rec, e, null);
+/**
+ * Undoes every NIC attach a killed process left half done (QMP inverses, last first, then the
+ * TAP and its bridge port, the helper), and finishes every removal the guest has since answered
+ * (but NIC `keep`'s, which the caller, its detach, finishes itself).
+ */
+export async function recoverNics(d: TeardownDeps, rec: VmRecord, q: QmpConn, keep?: string): Promise<VmRecord> {
+  for (const e of nicsOf(rec).filter((x) => x.name !== keep)) {
+    if (e.state === 'attaching') {
+      await undoNic(d, q, e);
+      rec = await put(d, rec, e, null);
+    } else if (e.state === 'removing' && (await waitDeviceGone(q, e.deviceId, 0))) {
+      rec = (await release(d, rec, q, e)).rec;
+    }
   }
   return rec;
 }
@@ -207,7 +215,7 @@ export async function attachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, req:
  * port are removed.
  */
 export async function detachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, name: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<{ record: VmRecord; result: NicHotplugResult }> {
-  rec = await recoverNics(d, rec, q);
+  rec = await recoverNics(d, rec, q, name);
   const entry = nicsOf(rec).find((e) => e.name === name);
   if (entry === undefined) {
     const boot = networksOf(rec).some((x) => x.name === name);
@@ -219,16 +227,27 @@ export async function detachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, name
   const base = { vm: rec.name, nic: name, deviceId: entry.deviceId, mac, liveOnly: o.liveOnly === true };
   let current = entry;
   if (entry.state === 'attached') {
-    current = { ...entry, state: 'removing' };
+    // While removing, `liveOnly` is the detach's: whoever finishes it changes the spec or not as asked.
+    current = { ...entry, state: 'removing', liveOnly: o.liveOnly === true };
     rec = await put(d, rec, entry, current);
     await q.execute('device_del', { id: entry.deviceId });
   }
   if (!(await waitDeviceGone(q, entry.deviceId, o.waitMs ?? 10_000))) return { record: rec, result: { ...base, state: 'removing', steps: ['device_del'] } };
-  const rest = entry.steps.map((s) => s.undo).filter((u) => u !== null && u.command !== 'device_del').reverse();
+  const done = await release(d, rec, q, current);
+  return { record: done.rec, result: { ...base, state: 'detached', steps: ['device_del', ...done.steps] } };
+}
+
+/**
+ * What a NIC held once QEMU has let its device go: the netdev (QEMU closes the TAP fd or its
+ * socketpair end), fd names never consumed, the TAP and bridge port, the helper; the stored
+ * spec loses the NIC unless the detach was live-only.
+ */
+async function release(d: TeardownDeps, rec: VmRecord, q: QmpConn, e: HotplugEntry): Promise<{ rec: VmRecord; steps: string[] }> {
+  const rest = e.steps.flatMap((s) => (s.undo === null || s.undo.command === 'device_del' ? [] : [s.undo])).reverse();
   for (const u of rest) await quietly(q, u);
-  if (entry.net !== undefined) await d.backends.net.undo(entry.net);
-  if (entry.helper !== undefined) await stopNicHelper(d, entry.helper);
-  const spec = o.liveOnly === true ? rec.spec : { ...rec.spec, networks: networksOf(rec).filter((x) => x.name !== name) };
-  rec = await put(d, rec, current, null, { spec });
-  return { record: rec, result: { ...base, state: 'detached', steps: ['device_del', ...rest.map((u) => u!.command), ...(entry.net === undefined ? [] : ['host network undo']), ...(entry.helper === undefined ? [] : ['helper stopped'])] } };
+  if (e.net !== undefined) await d.backends.net.undo(e.net);
+  if (e.helper !== undefined) await stopNicHelper(d, e.helper);
+  const spec = e.liveOnly ? rec.spec : { ...rec.spec, networks: networksOf(rec).filter((x) => x.name !== e.name) };
+  rec = await put(d, rec, e, null, { spec });
+  return { rec, steps: [...rest.map((u) => u.command), ...(e.net === undefined ? [] : ['host network undo']), ...(e.helper === undefined ? [] : ['helper stopped'])] };
 }
