@@ -162,8 +162,8 @@ const open: Step<StartCtx> = {
     c.fds.logs.add(QEMU_STDERR, c.paths.qemuLog, QEMU_LOG_CAP, c.rec.name);
     // Recorded after the spawn (its pid is not known before); the writer needs no undo to go
     // away, it exits when the last write end closes, so the record only lets teardown wait for
-    // it: the entry is persisted with the jail's (one fsync'd write, not two). Its ready wait
-    // (dropping privileges) overlaps the jail's launch.
+    // it (and a reconcile after a crash finds no writer still holding the logs). Its ready wait
+    // (dropping privileges) overlaps this write and the jail's launch.
     const writer = c.fds.logs.start(c.rec.name, c.d.backends.logUser);
     c.logdReady = writer.ready;
     writer.ready.catch(() => undefined); // awaited by the jail step; a failure must not go unhandled meanwhile
@@ -171,7 +171,7 @@ const open: Step<StartCtx> = {
     const id = await procId(c.d.fs, writer.pid!);
     if (id !== null) {
       c.logd = id;
-      noteUndo(c, { kind: 'logd', proc: id });
+      await recordUndo(c, { kind: 'logd', proc: id });
     }
   },
   undo: (c) => c.fds.close(true),
