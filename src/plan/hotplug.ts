@@ -7,7 +7,7 @@
 import type { ImageChain } from '../image/index.js';
 import type { Disk, Spec } from '../spec/index.js';
 import { PlanBuilder } from './builder.js';
-import { diskBus, planChain, virtioDisk } from './disks.js';
+import { diskBus, planChain, throttleGroupId, virtioDisk } from './disks.js';
 import type { PlanIssue } from './errors.js';
 import type { Facts, ManifestEntry, OpenFlag } from './types.js';
 
@@ -97,4 +97,35 @@ export function planDiskAttach(disk: Disk, chain: ImageChain, live: LiveAllocati
 /** The detach order: every step's inverse, last step first (device_del, blockdev-del top down, remove-fd). */
 export function planDiskDetach(steps: readonly HotplugStep[]): QmpCall[] {
   return steps.flatMap((s) => (s.undo === null ? [] : [s.undo])).reverse();
+}
+
+/** The escaped form of a disk name inside a RegExp (names are [a-z][a-z0-9-]*; '-' is literal anyway). */
+const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * A boot-time disk's steps as if it had been hot-plugged, read back from the argv its start
+ * planned (plan/disks names everything after the disk): its -add-fd (opaque `disk-D-J[-data]`),
+ * -blockdev nodes (`D-J-file|fmt|data`, `D-throttle`), throttle group (`tg-D`) and -device
+ * (`disk-D`), in argv order, i.e. the order they were made. planDiskDetach then takes them
+ * down in reverse. The fds (`paths`) are the layers' files, for the claims. Empty: no device.
+ */
+export function bootDiskSteps(argv: readonly string[], disk: string): HotplugStep[] {
+  const opaque = new RegExp(`^disk-${esc(disk)}-[0-9]+(-data)?$`);
+  const node = new RegExp(`^${esc(disk)}-([0-9]+-(file|fmt|data)|throttle)$`);
+  const steps: HotplugStep[] = [];
+  for (let i = 0; i + 1 < argv.length; i++) {
+    const [opt, val] = [argv[i]!, argv[i + 1]!];
+    if (opt === '-add-fd') {
+      const kv = Object.fromEntries(val.split(',').map((p) => p.split('=') as [string, string]));
+      if (opaque.test(kv['opaque'] ?? '')) steps.push({ command: 'add-fd', args: { 'fdset-id': Number(kv['set']), opaque: kv['opaque'] }, undo: { command: 'remove-fd', args: { 'fdset-id': Number(kv['set']) } } });
+      continue;
+    }
+    if (opt !== '-blockdev' && opt !== '-object' && opt !== '-device') continue;
+    let v: Record<string, unknown>;
+    try { v = JSON.parse(val) as Record<string, unknown>; } catch { continue; }
+    if (opt === '-blockdev' && node.test(String(v['node-name']))) steps.push({ command: 'blockdev-add', args: v, undo: { command: 'blockdev-del', args: { 'node-name': v['node-name'] } } });
+    if (opt === '-object' && v['id'] === throttleGroupId(disk)) steps.push({ command: 'object-add', args: v, undo: { command: 'object-del', args: { id: v['id'] } } });
+    if (opt === '-device' && v['id'] === `disk-${disk}`) steps.push({ command: 'device_add', args: v, undo: { command: 'device_del', args: { id: v['id'] } } });
+  }
+  return steps.some((s) => s.command === 'device_add') ? steps : [];
 }

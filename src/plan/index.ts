@@ -6,7 +6,7 @@ export type { PlanIssue } from './errors.js';
 export { stableMac, hostIfname } from './net.js';
 export { SANDBOX } from './base.js';
 export { renderPlan, planToJson } from './render.js';
-export { planDiskAttach, planDiskDetach } from './hotplug.js';
+export { planDiskAttach, planDiskDetach, bootDiskSteps } from './hotplug.js';
 export type { DiskAttachPlan, HotplugStep, HotplugFd, LiveAllocations, QmpCall } from './hotplug.js';
 export { throttleGroupId } from './disks.js';
 export { PASST_BINARY, USER_NET, helperJailName } from './helpers.js';

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { run, type Io } from '../cli/index.js';
-import { planDiskAttach, planDiskDetach } from '../plan/index.js';
+import { bootDiskSteps, planDiskAttach, planDiskDetach } from '../plan/index.js';
 import { DiskSchema } from '../spec/index.js';
 import { GUEST_READY_LINE } from './guest.js';
 import { openManager } from './open.js';
@@ -30,6 +30,14 @@ test('planDiskAttach with limits: object-add of its throttle group, a throttle n
   assert.equal(p.steps.at(-1)!.args['drive'], 'data-throttle');
   assert.deepEqual(planDiskDetach(p.steps).map((u) => `${u.command} ${String(u.args['node-name'] ?? u.args['id'] ?? u.args['fdset-id'])}`),
     ['device_del disk-data', 'blockdev-del data-throttle', 'object-del tg-data', 'blockdev-del data-0-fmt', 'blockdev-del data-0-file', 'remove-fd 1']);
+});
+
+test('bootDiskSteps: a boot disk\'s fdsets, nodes, throttle group and device read back from the golden plan\'s argv, in the order made', () => {
+  const argv = (JSON.parse(readFileSync(new URL('../../../test/golden/plan/disk-limits/plan.json', import.meta.url), 'utf8')) as { argv: string[] }).argv;
+  const show = (name: string): string[] => bootDiskSteps(argv, name).map((s) => `${s.command} ${String(s.args['node-name'] ?? s.args['id'] ?? s.args['fdset-id'])}`);
+  assert.deepEqual(show('root'), ['add-fd 2', 'blockdev-add root-0-file', 'blockdev-add root-0-fmt', 'object-add tg-root', 'blockdev-add root-throttle', 'device_add disk-root']);
+  assert.deepEqual(planDiskDetach(bootDiskSteps(argv, 'plain')).map((u) => u.command), ['device_del', 'blockdev-del', 'blockdev-del', 'remove-fd']);
+  assert.deepEqual(show('nothing'), [], 'no device: nothing to take over');
 });
 
 function capture(): Io & { stdout: string; stderr: string } {

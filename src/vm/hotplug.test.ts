@@ -206,6 +206,20 @@ test('disk attach/detach on a running guest: appears with its data, detach remov
   assert.equal((JSON.parse(io6.stdout) as { state: string }).state, 'detached');
   assert.deepEqual([(await m.store.read(a)).hotplug ?? [], qemuFiles(pid).filter((f) => f === held2)], [[], []], 'finished: no entry, no fd');
 
+  // A disk QEMU was started with (pc: on pci.0, hot-unpluggable): its nodes and fdsets come from the run's plan.
+  const io7 = capture();
+  assert.equal(await run(['disk', 'detach', a, 'root', '--live-only', '--json', '--timeout', '60', '--state-dir', env.stateRoot], io7), 0, io7.stdout);
+  assert.equal((JSON.parse(io7.stdout) as { state: string }).state, 'detached');
+  assert.deepEqual(qemuFiles(pid).filter((f) => f === env.overlay || f === env.base), [], 'QEMU holds neither layer of the boot disk');
+  assert.deepEqual(await guestBlocks(sock, log, 'D'), [], 'the guest sees its boot disk go');
+  const noRoot = await m.store.read(a);
+  assert.deepEqual([noRoot.disks, noRoot.hotplug ?? []], [[], []], 'its claims are released');
+  assert.ok((noRoot.spec['disks'] as Array<{ name: string }>).some((x) => x.name === 'root'), 'live only: the spec keeps it');
+  const nodesLeft = (await m.qmp(a, 'query-named-block-nodes', { flat: true })) as Array<{ 'node-name': string }>;
+  assert.deepEqual(nodesLeft.map((x) => x['node-name']).filter((x) => x.startsWith('root-')), [], 'no node of it left');
+  const io8 = capture();
+  assert.equal(await run(['disk', 'detach', a, 'root', '--state-dir', env.stateRoot], io8), 5, 'a second detach: already gone');
+
   sock.destroy();
   await m.kill(a);
   assert.deepEqual(leftovers(a, env.stateRoot).filter((l) => !l.includes(side)), []);
@@ -237,6 +251,10 @@ test('q35: a disk hot-plugs behind a reserved root port, a second one is refused
   for (let i = 0; i < 40 && !blocks.includes('vdb'); i++) { blocks = await guestBlocks(sock, log, `Q${i}`); if (!blocks.includes('vdb')) await new Promise((res) => setTimeout(res, 500)); }
   assert.deepEqual(blocks, ['vda', 'vdb'], 'the guest sees the disk behind the root port');
   await assert.rejects(m.attachDisk(name, { name: 'more', image: disk, format: 'raw', readOnly: true }), (e: Error & { code?: string }) => e.code === 'VM_HOTPLUG_FAILED' && /no free hot-plug slot/.test(e.message));
+  // q35's boot disks sit on pcie.0, which takes no hot-unplug: refused by QEMU, nothing recorded.
+  const before = await m.store.read(name);
+  await assert.rejects(m.detachDisk(name, 'root'), (e: Error & { code?: string }) => e.code === 'VM_HOTPLUG_FAILED' && /refused device_del/.test(e.message));
+  assert.deepEqual([(await m.store.read(name)).hotplug, (await m.store.read(name)).disks], [before.hotplug, before.disks]);
   sock.destroy();
   // The stored spec has it: the next start boots with it.
   await m.kill(name);
