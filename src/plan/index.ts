@@ -8,7 +8,7 @@ export { SANDBOX } from './base.js';
 export { renderPlan, planToJson } from './render.js';
 export { planDiskAttach, planDiskDetach, bootDiskSteps } from './hotplug.js';
 export type { DiskAttachPlan, HotplugStep, HotplugFd, LiveAllocations, QmpCall } from './hotplug.js';
-export { throttleGroupId } from './disks.js';
+export { throttleGroupId, SCSI_CONTROLLER } from './disks.js';
 export { PASST_BINARY, USER_NET, helperJailName } from './helpers.js';
 export { hostWideName } from './scope.js';
 export { planNicAttach } from './hotplug-nic.js';

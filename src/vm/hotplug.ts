@@ -7,7 +7,7 @@
 import { loadHostPolicy, walkChainConfined, chainFiles } from '../image/index.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { bootDiskSteps, planDiskAttach, planDiskDetach, type HotplugStep } from '../plan/index.js';
+import { bootDiskSteps, planDiskAttach, planDiskDetach, SCSI_CONTROLLER, type HotplugStep } from '../plan/index.js';
 import { DiskSchema, type Disk } from '../spec/index.js';
 import { WardenError } from '../errors/index.js';
 import { claimsFor, findConflict } from './claims.js';
@@ -110,6 +110,14 @@ export async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; p
   return { fdsets, pciSlots: root.map((x) => x.slot), freePorts };
 }
 
+/** The LUNs in use on the virtio-scsi controller (its scsi-hd/scsi-cd devices), or nothing when the VM has none. */
+async function scsiLuns(q: QmpConn): Promise<{ scsiLuns?: number[] }> {
+  const kids = (await q.execute('qom-list', { path: '/machine/peripheral' })) as Array<{ name: string; type: string }>;
+  if (!kids.some((k) => k.name === SCSI_CONTROLLER)) return {};
+  const disks = kids.filter((k) => /^child<scsi-(hd|cd)>$/.test(k.type));
+  return { scsiLuns: await Promise.all(disks.map(async (k) => Number(await q.execute('qom-get', { path: `/machine/peripheral/${k.name}`, property: 'lun' })))) };
+}
+
 export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req: DiskAttachRequest): Promise<{ record: VmRecord; result: HotplugResult }> {
   rec = await recover(d, rec, q);
   const parsed = DiskSchema.safeParse({ name: req.name, image: req.image, format: req.format, readOnly: req.readOnly ?? false, ...(req.bus === undefined ? {} : { bus: req.bus }), ...(req.limits === undefined ? {} : { limits: req.limits }) });
@@ -120,7 +128,7 @@ export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req
   const disk: Disk = parsed.data;
   const spec = rec.spec as unknown as SpecView & { machine?: 'pc' | 'q35'; disks: Disk[] };
   const chain = await walkChainConfined({ ...disk, from: '--image' }, loadHostPolicy());
-  const live = await liveAllocations(q);
+  const live = { ...(await liveAllocations(q)), ...(disk.bus === 'scsi' ? await scsiLuns(q) : {}) };
   const plan = planDiskAttach(disk, chain, { machine: spec.machine ?? 'q35', ...live, diskNames: [...spec.disks.map((x) => x.name), ...entriesOf(rec).map((e) => e.name)] });
   if (plan.issues.length > 0) {
     throw new VmError('VM_HOTPLUG_FAILED', `cannot attach disk ${disk.name} to VM ${rec.name}: ${plan.issues.map((i) => i.message).join('; ')}`, {

@@ -58,12 +58,12 @@ function limitsFrom(o: LimitFlags, zeroOk: boolean): Partial<Record<LimitField, 
 export function registerDisk(program: Command, io: Io): void {
   const disk = program.command('disk').description('hot-plug disks into a running VM (by fd)');
   const state = (c: Command): Command => c.option('--state-dir <dir>', 'state root').option('--json', 'print the result as JSON').option('--live-only', 'change the running VM only, not its stored spec');
-  limitFlags(state(disk.command('attach').description('attach an image as a virtio disk').argument('<name>', 'the VM')))
+  limitFlags(state(disk.command('attach').description('attach an image as a virtio (or scsi) disk').argument('<name>', 'the VM')))
     .requiredOption('--image <path>', 'the image (its chain is walked under the image policy)')
     .requiredOption('--format <fmt>', 'the top layer\'s format (never probed)')
     .requiredOption('--name <disk>', 'the disk\'s name in the spec')
     .option('--readonly', 'attach read-only')
-    .option('--bus <bus>', 'virtio (scsi is not hot-pluggable yet)', 'virtio')
+    .option('--bus <bus>', 'virtio, or scsi (on the VM\'s virtio-scsi controller: spec scsiController: true or a scsi disk)', 'virtio')
     .action(async (name: string, o: Opts & LimitFlags & { image: string; format: string; name: string; readonly?: boolean; bus: string }) => {
       if (o.bus !== 'virtio' && o.bus !== 'scsi') throw new WardenError('USAGE_BAD_BUS', `--bus must be virtio or scsi, got ${o.bus}`);
       const m = hotplugOf(await openService({ stateDir: o.stateDir }));
