@@ -155,6 +155,14 @@ export class VmSupervisor {
     }).catch((err: unknown) => this.d.log(`VM ${this.name}: following a QMP STOP/RESUME failed: ${String((err as Error)?.message ?? err)}`));
   }
 
+  /** A device left QEMU: a disk left `removing` by a detach that gave up waiting is finished now (vm/hotplug). */
+  private finishRemovals(): void {
+    void this.d.manager.store.tryRead(this.name).then((rec) => {
+      if (!(rec?.hotplug ?? []).some((e) => e.state === 'removing' && e.kind !== 'nic')) return;
+      return this.run('finish-removal', () => this.d.manager.finishRemovals(this.name));
+    }).catch((err: unknown) => this.d.log(`VM ${this.name}: finishing a device removal failed: ${String((err as Error)?.message ?? err)}`));
+  }
+
   private async holdSession(): Promise<void> {
     const c = await this.d.sessions.client(this.qmpPath).catch(() => undefined);
     if (c === undefined || c === this.session) return;
@@ -166,6 +174,7 @@ export class VmSupervisor {
     try {
       for await (const e of c.events('all')) {
         if (e.event === 'STOP' || e.event === 'RESUME') this.syncRunState(c);
+        if (e.event === 'DEVICE_DELETED') this.finishRemovals();
         const type = QMP_EVENTS[e.event];
         if (type !== undefined) this.d.events.publish({ type, vm: this.name, ...(this.owner === undefined ? {} : { owner: this.owner }), data: (e as { data?: Record<string, unknown> }).data ?? {} });
       }
