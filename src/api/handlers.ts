@@ -89,6 +89,12 @@ function hotplug(svc: VmService): Required<Pick<VmService, 'attachDisk' | 'detac
   return { attachDisk: svc.attachDisk.bind(svc), detachDisk: svc.detachDisk.bind(svc) };
 }
 
+type SnapshotVerbs = Required<Pick<VmService, 'snapshotCreate' | 'snapshotList' | 'snapshotRevert' | 'snapshotDelete'>>;
+function snapshots(svc: VmService): SnapshotVerbs {
+  if (svc.snapshotCreate === undefined || svc.snapshotList === undefined || svc.snapshotRevert === undefined || svc.snapshotDelete === undefined) throw new ApiError('DAEMON_UNAVAILABLE', 'this service does not take snapshots');
+  return svc as VmService & SnapshotVerbs;
+}
+
 /** A hot-plug verb as an operation (202, or the finished one with ?wait=). */
 function nics(svc: VmService): Required<Pick<VmService, 'attachNic' | 'detachNic'>> {
   if (svc.attachNic === undefined || svc.detachNic === undefined) throw new ApiError('DAEMON_UNAVAILABLE', 'this service does not hot-plug NICs');
@@ -271,6 +277,26 @@ export const HANDLERS: Record<string, Handler> = {
     if (bytes === null) throw new ApiError('API_INVALID_REQUEST', `size ${JSON.stringify(raw)} is not a size (bytes, or a number with Ki/Mi/Gi/K/M/G)`, { context: { size: raw } });
     if (c.svc.resizeDisk === undefined) throw new ApiError('DAEMON_UNAVAILABLE', 'this service does not resize disks');
     return ok(await c.svc.resizeDisk(rec.name, String(c.params['id']), bytes));
+  },
+  async createSnapshot(c) {
+    const rec = await vmFor(c, 'vm:qmp');
+    assertAllowed(rec.name, rec.phase, 'snapshot');
+    const b = c.body as { name?: string; memory?: boolean };
+    return deviceOp(c, rec, 'snapshot-create', () => snapshots(c.svc).snapshotCreate(rec.name, { ...(b.name === undefined ? {} : { snap: b.name }), ...(b.memory === undefined ? {} : { memory: b.memory }) }));
+  },
+  async listSnapshots(c) {
+    const rec = await vmFor(c, 'vm:read');
+    return ok({ snapshots: await snapshots(c.service).snapshotList(rec.name) });
+  },
+  async revertSnapshot(c) {
+    const rec = await vmFor(c, 'vm:qmp');
+    assertAllowed(rec.name, rec.phase, 'snapshot');
+    return deviceOp(c, rec, 'snapshot-revert', () => snapshots(c.svc).snapshotRevert(rec.name, String(c.params['snap'])));
+  },
+  async deleteSnapshot(c) {
+    const rec = await vmFor(c, 'vm:qmp');
+    assertAllowed(rec.name, rec.phase, 'snapshot');
+    return deviceOp(c, rec, 'snapshot-delete', () => snapshots(c.svc).snapshotDelete(rec.name, String(c.params['snap'])));
   },
   async vmQmp(c) {
     const rec = await vmFor(c, 'vm:qmp');

@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { SpecSchema } from '../spec/index.js';
 import type { Permission } from './auth.js';
 import {
-  ConsoleQuery, ConsoleTicket, DeleteQuery, DeviceBody, DeviceDeleteQuery, DeviceParams, DevicePatch, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RestoreBody, MigrateBody, IncomingBody, IncomingReply, RootSchema, SaveBody, StateBody, VmListSchema, VmSchema, WaitQuery,
+  ConsoleQuery, ConsoleTicket, DeleteQuery, DeviceBody, DeviceDeleteQuery, DeviceParams, DevicePatch, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RestoreBody, MigrateBody, IncomingBody, IncomingReply, RootSchema, SaveBody, SnapshotBody, SnapshotList, SnapshotParams, StateBody, VmListSchema, VmSchema, WaitQuery,
 } from './schemas.js';
 
 export interface Reply {
@@ -75,6 +75,15 @@ export const ROUTES: readonly RouteDef[] = [
   { id: 'restoreVm', method: 'POST', path: '/v1/restore', summary: 'start the VM saved in a file, jailed as any start (admins only): an operation', permission: 'vm:qmp',
     query: WaitQuery, body: RestoreBody,
     replies: { ...operationReplies, ...common } },
+  { id: 'createSnapshot', method: 'POST', path: '/v1/vms/:name/snapshots', summary: 'an external snapshot of the VM\'s disks (and RAM with memory), running or stopped; the daemon creates the overlays next to the disks, so admins only: an operation', permission: 'vm:qmp',
+    params: NameParams, query: WaitQuery, body: SnapshotBody,
+    replies: { ...operationReplies, ...vmCommon, 409: err('the name is taken (VM_SNAPSHOT_EXISTS), or not allowed in this phase') } },
+  { id: 'listSnapshots', method: 'GET', path: '/v1/vms/:name/snapshots', summary: 'the VM\'s snapshots: time, disks, bytes, memory or not', permission: 'vm:read', params: NameParams,
+    replies: { 200: { description: 'the snapshots', schema: SnapshotList }, ...vmCommon } },
+  { id: 'revertSnapshot', method: 'POST', path: '/v1/vms/:name/snapshots/:snap/revert', summary: 'stop the VM, reset its disks to the snapshot on fresh overlays, and start it again (restoring the RAM state when it has one): an operation', permission: 'vm:qmp',
+    params: SnapshotParams, query: WaitQuery, replies: { ...operationReplies, ...vmCommon } },
+  { id: 'deleteSnapshot', method: 'DELETE', path: '/v1/vms/:name/snapshots/:snap', summary: 'merge the snapshot\'s layer away while the VM runs (block-commit), remove its files: an operation', permission: 'vm:qmp',
+    params: SnapshotParams, query: WaitQuery, replies: { ...operationReplies, ...vmCommon } },
   { id: 'migrateVm', method: 'POST', path: '/v1/vms/:name/migrate', summary: 'live-migrate the VM to another daemon (admins only): an operation; progress events carry QEMU\'s figures', permission: 'vm:qmp',
     params: NameParams, query: WaitQuery, body: MigrateBody,
     replies: { ...operationReplies, ...vmCommon, 409: err('not running or paused (VM_INVALID_STATE)') } },

@@ -74,7 +74,7 @@ export const DiskDeviceBody = z.strictObject({
 export const NicDeviceBody = z.strictObject({
   kind: z.literal('nic').describe('a NIC: a TAP on a Linux or Open vSwitch bridge'),
   name: z.string().describe('the NIC\'s name in the spec'),
-  type: z.enum(['bridge', 'ovs', 'user']).describe('user (passt) is refused for now'),
+  type: z.enum(['bridge', 'ovs', 'user']).describe('user: passt in a jail of its own, as at boot'),
   bridge: z.string().optional().describe('the Linux or OVS bridge (bridge, ovs)'),
   vlan: z.int().min(1).max(4094).optional().describe('ovs only: the access VLAN tag'),
   mac: z.string().optional().describe('default: stable, from the VM and NIC names'),
@@ -143,3 +143,14 @@ export const EventSchema = z.object({
   signal: z.string().nullable().optional(), code: z.number().nullable().optional(), operation: z.string().optional(),
   requestor: z.object({ uid: z.number(), gid: z.number(), pid: z.number() }).optional(), data: z.record(z.string(), z.unknown()).optional(),
 });
+
+/** External disk snapshots (src/vm/snapshot). */
+export const SnapshotBody = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/).optional().describe('the snapshot\'s name (default snapN)'),
+  memory: z.boolean().optional().describe('also save the RAM and device state (the VM must run); a revert then continues the guest'),
+});
+export const SnapshotParams = z.strictObject({ name: z.string(), snap: z.string().describe('the snapshot\'s name') });
+export const SnapshotList = z.object({ snapshots: z.array(z.object({
+  name: z.string(), createdAt: z.string(), vmPhase: z.string(), memory: z.boolean(), bytes: z.number(), current: z.boolean(),
+  disks: z.array(z.object({ disk: z.string(), base: z.string(), overlay: z.string() })),
+})) });

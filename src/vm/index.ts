@@ -8,6 +8,8 @@ export { JobQueue, Operations, type Operation, type OperationStatus } from './jo
 export { checkName, NAME_RE } from './store.js';
 export { LocalService, asWardenError, type VmService, type SpecSource, type CreateOptions, type StartResult, type ListEntry, type SaveResult, type RestoreResult } from './service.js';
 export type { MigrationFigures } from './state.js';
+export type { SnapshotInfo, SnapshotResult } from './snapshot.js';
+export type { RevertResult } from './service.js';
 export type { IncomingMigration } from './service.js';
 export type { MigrationTarget, PreparedTarget, MigrateOptions, MigrateResult } from './migrate-run.js';
 export type { MigrationAddress } from './migrate-link.js';

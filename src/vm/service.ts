@@ -17,6 +17,7 @@ import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 import type { Requestor, VmEvents } from './events.js';
 import type { MigrationFigures } from './state.js';
+import type { SnapshotInfo, SnapshotResult } from './snapshot.js';
 import type { MigrationAddress } from './migrate-link.js';
 import type { MigrateOptions, MigrateResult, MigrationTarget } from './migrate-run.js';
 
@@ -85,6 +86,11 @@ export interface VmService {
   save?(name: string, file: string): Promise<SaveResult>;
   /** Starts the VM of a save file (or `name`), jailed as any start, continuing where it was saved. Optional as save. */
   restore?(file: string, o?: { name?: string }): Promise<RestoreResult>;
+  /** External disk snapshots (vm/snapshot); optional as save, so a VmService written without them still compiles. */
+  snapshotCreate?(name: string, o?: { snap?: string; memory?: boolean }): Promise<SnapshotResult>;
+  snapshotList?(name: string): Promise<SnapshotInfo[]>;
+  snapshotRevert?(name: string, snap: string): Promise<RevertResult>;
+  snapshotDelete?(name: string, snap: string): Promise<SnapshotResult>;
   /** Live migration to another daemon (vm/migrate-run); optional as save. */
   migrate?(name: string, target: MigrationTarget, o?: MigrateOptions): Promise<MigrateResult>;
   /** Cancels the migration of `name` in progress (migrate_cancel); the VM runs on here. */
@@ -99,6 +105,8 @@ export interface IncomingMigration { name: string; address: MigrationAddress; do
 
 export interface SaveResult { record: VmRecord; migration: MigrationFigures }
 export interface RestoreResult extends StartResult { migration?: MigrationFigures }
+/** A revert: the record, and the start's steps when it started the VM again (with the memory state's figures). */
+export interface RevertResult { record: VmRecord; done?: string[]; timings?: Record<string, number>; migration?: MigrationFigures }
 
 /** The serial log of a VM whose files this process can read: until it no longer runs. */
 export function logsFromFiles(svc: VmService, store: StateStore, name: string, out: NodeJS.WritableStream, follow: boolean): Promise<number> {
@@ -198,9 +206,18 @@ export class LocalService implements VmService {
     return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings, ...(r.migration === undefined ? {} : { migration: r.migration }) };
   }
 
+  snapshotCreate(name: string, o: { snap?: string; memory?: boolean } = {}): Promise<SnapshotResult> { return this.manager.snapshotCreate(name, o); }
+  snapshotList(name: string): Promise<SnapshotInfo[]> { return this.manager.snapshotList(name); }
+  snapshotDelete(name: string, snap: string): Promise<SnapshotResult> { return this.manager.snapshotDelete(name, snap); }
+  async snapshotRevert(name: string, snap: string): Promise<RevertResult> { return revertResult(await this.manager.snapshotRevert(name, snap)); }
   migrate(name: string, target: MigrationTarget, o: MigrateOptions = {}): Promise<MigrateResult> { return this.manager.migrateOut(name, target, o); }
 
   async close(): Promise<void> { /* nothing held between verbs */ }
+}
+
+/** The manager's revert outcome as the service reports it. */
+export function revertResult(r: Awaited<ReturnType<VmManager['snapshotRevert']>>): RevertResult {
+  return { record: r.record, ...(r.run === undefined ? {} : { done: r.run.done, timings: r.run.timings }), ...(r.migration === undefined ? {} : { migration: r.migration }) };
 }
 
 export function asWardenError(err: unknown): WardenError {
