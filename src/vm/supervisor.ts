@@ -185,10 +185,10 @@ export class VmSupervisor {
 
   /** A device left QEMU: a disk left `removing` by a detach that gave up waiting is finished now (vm/hotplug). */
   private finishRemovals(): void {
-    void this.d.manager.store.tryRead(this.name).then((rec) => {
-      if (!(rec?.hotplug ?? []).some((e) => e.state === 'removing' && e.kind !== 'nic')) return;
-      return this.run('finish-removal', () => this.d.manager.finishRemovals(this.name));
-    }).catch((err: unknown) => this.d.log(`VM ${this.name}: finishing a device removal failed: ${String((err as Error)?.message ?? err)}`));
+    const pending = async (): Promise<boolean> => ((await this.d.manager.store.tryRead(this.name))?.hotplug ?? []).some((e) => e.state === 'removing' && e.kind !== 'nic');
+    // Checked again inside the job: the usual case is a detach job still waiting, which finishes it itself.
+    void pending().then((yes) => (yes ? this.run('finish-removal', async () => { if (await pending()) await this.d.manager.finishRemovals(this.name); }) : undefined))
+      .catch((err: unknown) => this.d.log(`VM ${this.name}: finishing a device removal failed: ${String((err as Error)?.message ?? err)}`));
   }
 
   private async holdSession(): Promise<void> {
