@@ -3,7 +3,7 @@
  * validate with them, and the OpenAPI document is generated from them (openapi.ts), so the
  * document cannot drift from what the daemon accepts. The spec body is src/spec's SpecSchema.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { PHASES } from '../vm/index.js';
 
 export const ACTIONS = ['start', 'stop', 'kill', 'pause', 'resume', 'restart'] as const;

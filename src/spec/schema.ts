@@ -1,5 +1,5 @@
 /** @module spec/schema: the warden/v1 VM spec as zod schemas; the single source of the types, the validator and the JSON Schema. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { DEVICE_NAME_RE, MAC_RE, NAME_RE, isUnicastMac, parsePercent, parseSize } from './units.js';
 import { CloudInitSchema } from './cloudinit.js';
 import { DiskLimitsSchema } from './disk-limits.js';

@@ -1,7 +1,7 @@
 /** @module cli/commands/disk: `warden disk attach|detach|resize|limits`: a running VM's disks, hot-plugged by fd (vm/hotplug), grown and throttled. */
 import type { Command } from 'commander';
 import { WardenError } from '../../errors/index.js';
-import { parseSize, type LimitField } from '../../spec/index.js';
+import type { LimitField } from '../../spec/index.js';
 import type { HotplugResult, VmService } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
 import { openService } from './route.js';
@@ -41,7 +41,8 @@ function limitFlags(c: Command): Command {
 }
 
 /** The limit flags given, as numbers (bps: sizes); 0 (removing a limit) only where `zeroOk`. */
-function limitsFrom(o: LimitFlags, zeroOk: boolean): Partial<Record<LimitField, number>> {
+async function limitsFrom(o: LimitFlags, zeroOk: boolean): Promise<Partial<Record<LimitField, number>>> {
+  const { parseSize } = await import('../../spec/index.js'); // not at start-up (issue 16)
   const set: Partial<Record<LimitField, number>> = {};
   for (const f of FLAG_FIELDS) {
     const raw = o[f];
@@ -67,12 +68,13 @@ export function registerDisk(program: Command, io: Io): void {
     .action(async (name: string, o: Opts & LimitFlags & { image: string; format: string; name: string; readonly?: boolean; bus: string }) => {
       if (o.bus !== 'virtio' && o.bus !== 'scsi') throw new WardenError('USAGE_BAD_BUS', `--bus must be virtio or scsi, got ${o.bus}`);
       const m = hotplugOf(await openService({ stateDir: o.stateDir }));
-      const r = await m.attachDisk(name, { name: o.name, image: o.image, format: o.format, readOnly: o.readonly === true, bus: o.bus, liveOnly: o.liveOnly === true, ...limitsOf(limitsFrom(o, false)) });
+      const r = await m.attachDisk(name, { name: o.name, image: o.image, format: o.format, readOnly: o.readonly === true, bus: o.bus, liveOnly: o.liveOnly === true, ...limitsOf(await limitsFrom(o, false)) });
       report(io, r, o.json);
     });
   disk.command('resize').description('grow a running VM\'s disk (its top layer; shrinking is refused)').argument('<name>', 'the VM').argument('<disk>', 'the disk').argument('<size>', 'the new size: bytes, or 10Gi, 512M ...')
     .option('--state-dir <dir>', 'state root').option('--json', 'print the result as JSON')
     .action(async (name: string, diskName: string, size: string, o: Opts) => {
+      const { parseSize } = await import('../../spec/index.js'); // not at start-up: the spec schemas are costly to build (issue 16)
       const bytes = parseSize(size);
       if (bytes === null) throw new WardenError('USAGE_BAD_SIZE', `${size} is not a size (bytes, or a number with Ki/Mi/Gi/K/M/G)`);
       const m = await openService({ stateDir: o.stateDir });
@@ -83,7 +85,7 @@ export function registerDisk(program: Command, io: Io): void {
   limitFlags(state(disk.command('limits').description('show or change a running disk\'s I/O limits (merged into the ones in force; 0 removes one)').argument('<name>', 'the VM').argument('<disk>', 'the disk')))
     .option('--clear', 'remove every limit first')
     .action(async (name: string, diskName: string, o: Opts & LimitFlags & { clear?: boolean }) => {
-      const set = limitsFrom(o, true);
+      const set = await limitsFrom(o, true);
       const m = await openService({ stateDir: o.stateDir });
       if (m.setDiskLimits === undefined) throw new WardenError('USAGE_UNSUPPORTED', 'this service does not change I/O limits');
       const r = await m.setDiskLimits(name, diskName, { set, ...(o.clear === true ? { clear: true } : {}), ...(o.liveOnly === true ? { liveOnly: true } : {}) });
