@@ -284,7 +284,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Runs a commit job to its end: READY then job-complete for an active commit; its error if it failed. */
 async function runJob(q: QmpConn, id: string, active: boolean, vm: string): Promise<void> {
   let completed = false;
-  for (const deadline = Date.now() + 600_000; Date.now() < deadline; await sleep(50)) {
+  for (const deadline = Date.now() + 600_000; Date.now() < deadline; await sleep(10)) {
     const jobs = (await q.execute('query-jobs')) as Array<{ id: string; status: string; error?: string }>;
     const j = jobs.find((x) => x.id === id);
     if (j === undefined) return;
@@ -336,15 +336,17 @@ export async function deleteSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn 
     const live = await liveChain(rec, q, disk!);
     const base = live.findIndex((l) => l.path === e.base);
     const above = live[base - 2];
-    const plan = planSnapshotMerge({ disk: disk!, chain: live, base, backingName: above === undefined ? '' : relative(dirname(above.path), e.base), jobId: `commit-${e.disk}` });
+    const nodes = (await q.execute('query-named-block-nodes', { flat: true })) as Array<{ 'node-name': string; ro: boolean }>;
+    const baseReadOnly = nodes.find((x) => x['node-name'] === live[base]!.file)?.ro !== false;
+    const plan = planSnapshotMerge({ disk: disk!, chain: live, base, backingName: above === undefined ? '' : relative(dirname(above.path), e.base), jobId: `commit-${e.disk}`, baseReadOnly });
     const existing = ((await q.execute('query-jobs')) as Array<{ id: string }>).some((j) => j.id === `commit-${e.disk}`);
     if (!existing) { // a killed delete may have left its job running: it is waited for, not started again
-      const fd = openSync(e.base, C.O_RDWR | C.O_NOFOLLOW | (disk!.cache === 'none' ? C.O_DIRECT : 0));
+      const fd = plan.fd === null ? null : openSync(e.base, C.O_RDWR | C.O_NOFOLLOW | (disk!.cache === 'none' ? C.O_DIRECT : 0));
       try {
-        if (!fstatSync(fd).isFile()) throw new VmError('VM_SNAPSHOT_FAILED', `${e.base} is not a regular file`, { context: { vm: rec.name, path: e.base } });
-        for (const p of plan.prepare) { await q.execute(p.command, p.args, 10_000, p.fd === undefined ? undefined : [fd]); steps.push(p.command); }
+        if (fd !== null && !fstatSync(fd).isFile()) throw new VmError('VM_SNAPSHOT_FAILED', `${e.base} is not a regular file`, { context: { vm: rec.name, path: e.base } });
+        for (const p of plan.prepare) { await q.execute(p.command, p.args, 10_000, p.fd === undefined || fd === null ? undefined : [fd]); steps.push(p.command); }
       } finally {
-        closeSync(fd);
+        if (fd !== null) closeSync(fd);
       }
       await q.execute(plan.commit.command, plan.commit.args);
     }
