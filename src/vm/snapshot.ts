@@ -30,8 +30,10 @@ export interface SnapshotInfo {
   disks: Array<{ disk: string; base: string; overlay: string }>;
   /** Bytes the snapshot holds apart from its base: the overlay files made with it, and the memory file. */
   bytes: number;
-  /** The overlay made with it is part of the running chain (false after a revert to an earlier snapshot). */
+  /** Its frozen layers are in the disks' chains now (false for one a revert to an earlier snapshot left behind). */
   current: boolean;
+  /** A delete began and did not finish (running delete again finishes it). */
+  deleting: boolean;
 }
 
 export interface SnapshotResult {
@@ -64,19 +66,25 @@ function walk(rec: VmRecord, disk: Disk, from: string): Promise<ImageChain> {
   return walkChainConfined({ ...disk, from }, loadHostPolicy());
 }
 
-export function info(rec: VmRecord, s: SnapshotEntry): SnapshotInfo {
-  const tops = new Set(disksOf(rec).map((x) => x.image));
-  const current = s.disks.some((x) => tops.has(x.overlay) || state(rec).list.some((o) => o.disks.some((y) => y.chain.includes(x.overlay))));
+/** `chains`: each disk's layer paths now (top first); without them `current` is true when the overlay made with it is a disk's top. */
+export function info(rec: VmRecord, s: SnapshotEntry, chains?: Map<string, string[]>): SnapshotInfo {
+  const current = s.disks.every((x) => chains?.get(x.disk)?.includes(x.base) ?? disksOf(rec).some((d) => d.image === x.overlay));
   return {
     name: s.name, createdAt: s.createdAt, vmPhase: s.vmPhase, memory: s.memory !== undefined,
     disks: s.disks.map((x) => ({ disk: x.disk, base: x.base, overlay: x.overlay })),
     bytes: s.disks.reduce((n, x) => n + sizeOf(x.overlay), 0) + (s.memory === undefined ? 0 : sizeOf(s.memory)),
-    current,
+    current, deleting: s.deleting === true,
   };
 }
 
-export function listSnapshots(rec: VmRecord): SnapshotInfo[] {
-  return state(rec).list.map((s) => info(rec, s));
+/** The snapshots, each disk's chain walked (under the policy) to tell which are in it. */
+export async function listSnapshots(rec: VmRecord): Promise<SnapshotInfo[]> {
+  const chains = new Map<string, string[]>();
+  for (const d of disksOf(rec).filter(writable)) {
+    const ch = await walk(rec, d, `disks[${d.name}]`).catch(() => null);
+    if (ch !== null) chains.set(d.name, ch.layers.map((l) => l.path));
+  }
+  return state(rec).list.map((s) => info(rec, s, chains));
 }
 
 /**
