@@ -248,11 +248,16 @@ test('warden snapshot create --memory, revert: the guest continues from the snap
   assert.match(io.stderr, /VM_SNAPSHOT_EXISTS/);
   assert.equal(await run(['snapshot', 'delete', name, 'cold', ...state], io = capture()), 4, 'merging needs the running QEMU');
   assert.match(io.stderr, /start it first/);
+  // A disk-only snapshot of a stopped VM: the revert leaves it stopped, on a fresh overlay.
+  assert.equal(await run(['snapshot', 'revert', name, 'cold', '--json', ...state], io = capture()), 0, io.stderr);
+  const reverted = JSON.parse(io.stdout) as { record: { phase: string; spec: { disks: Array<{ image: string }> } } };
+  const fresh = reverted.record.spec.disks[0]!.image;
+  assert.deepEqual([reverted.record.phase, fresh.endsWith('.cold.r1.qcow2'), existsSync(overlay)], ['stopped', true, false]);
   const pid = (await m.start(name)).record.run!.qemu.pid;
-  assert.ok(qemuFiles(pid).includes(overlay), 'the next start opens the overlay chain');
-  assert.ok((await m.reconcile(name)).disks?.some((c) => c.path === overlay && c.writable), 'and claims it');
+  assert.ok(qemuFiles(pid).includes(fresh), 'the next start opens the overlay chain');
+  assert.ok((await m.reconcile(name)).disks?.some((c) => c.path === fresh && c.writable), 'and claims it');
   assert.equal(await run(['snapshot', 'delete', name, 'cold', ...state], io = capture()), 0, io.stderr);
-  assert.ok(!existsSync(overlay) && !qemuFiles(pid).includes(overlay));
+  assert.ok(!existsSync(fresh) && !qemuFiles(pid).includes(fresh));
   assert.equal(await run(['snapshot', 'revert', name, 'nope', ...state], io = capture()), 5);
   assert.match(io.stderr, /VM_SNAPSHOT_NOT_FOUND/);
   await m.kill(name);
