@@ -100,8 +100,8 @@ export class ApiClient {
     return (await this.json<{ operation: Operation }>('POST', `/v1/vms/${encodeURIComponent(name)}/devices?wait=${waitS}`, body)).body.operation;
   }
 
-  async removeDevice(name: string, id: string, q: { liveOnly?: boolean; timeout?: number }, waitS: number): Promise<Operation> {
-    const extra = `${q.liveOnly === true ? '&liveOnly=1' : ''}${q.timeout === undefined ? '' : `&timeout=${q.timeout}`}`;
+  async removeDevice(name: string, id: string, q: { liveOnly?: boolean; timeout?: number; kind?: 'disk' | 'nic' }, waitS: number): Promise<Operation> {
+    const extra = `${q.liveOnly === true ? '&liveOnly=1' : ''}${q.timeout === undefined ? '' : `&timeout=${q.timeout}`}${q.kind === undefined ? '' : `&kind=${q.kind}`}`;
     return (await this.json<{ operation: Operation }>('DELETE', `/v1/vms/${encodeURIComponent(name)}/devices/${encodeURIComponent(id)}?wait=${waitS}${extra}`)).body.operation;
   }
 

@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { WardenError } from '../errors/index.js';
 import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
 import { attachConsole, replayProgress, terminalProgress } from '../vm/index.js';
-import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, RevertResult, SaveResult, SnapshotInfo, SnapshotResult, MigrateOptions, MigrateResult, MigrationTarget, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
+import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, NicAttachRequest, NicHotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, RevertResult, SaveResult, SnapshotInfo, SnapshotResult, MigrateOptions, MigrateResult, MigrationTarget, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
 import type { ApiClient } from './client.js';
 import type { StateAction } from './schemas.js';
 
@@ -122,6 +122,15 @@ export class RemoteService implements VmService {
   async detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> {
     const q = { ...(o.liveOnly === true ? { liveOnly: true } : {}), ...(o.waitMs === undefined ? {} : { timeout: o.waitMs / 1000 }) };
     return this.deviceResult(await this.client.removeDevice(name, disk, q, WAIT_S));
+  }
+
+  async attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> {
+    return (await this.deviceResult(await this.client.addDevice(name, { kind: 'nic', ...req }, WAIT_S))) as unknown as NicHotplugResult;
+  }
+
+  async detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> {
+    const q = { kind: 'nic' as const, ...(o.liveOnly === true ? { liveOnly: true } : {}), ...(o.waitMs === undefined ? {} : { timeout: o.waitMs / 1000 }) };
+    return (await this.deviceResult(await this.client.removeDevice(name, nic, q, WAIT_S))) as unknown as NicHotplugResult;
   }
 
   async resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {

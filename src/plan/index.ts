@@ -12,3 +12,6 @@ export { PASST_BINARY, USER_NET, helperJailName } from './helpers.js';
 export { planSnapshotCreate, planSnapshotMerge } from './snapshot.js';
 export type { LiveLayer, OverlayTarget, SnapshotCreatePlan, MergeInput, MergePlan } from './snapshot.js';
 export { hostWideName } from './scope.js';
+export { planNicAttach } from './hotplug-nic.js';
+export type { NicAttachPlan, NicLiveAllocations } from './hotplug-nic.js';
+export { SWTPM_BINARY, tpmStateDir, tpmVersion } from './helpers-tpm.js';

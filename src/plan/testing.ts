@@ -34,6 +34,8 @@ export interface FactSketch {
   identity?: Facts['identity'];
   /** passt's view (null: passt is not installed); default: Debian 12's /usr/bin/passt. */
   passt?: ProgramView | null;
+  /** swtpm's view (null: not installed); default: Debian 12's /usr/bin/swtpm. */
+  swtpm?: ProgramView | null;
 }
 
 /** Debian 12's passt: one library besides the loader. */
@@ -41,6 +43,17 @@ export const PASST_VIEW: ProgramView = {
   binary: { path: '/usr/bin/passt', source: '/usr/bin/passt' },
   links: [{ path: '/lib', linkTarget: 'usr/lib' }, { path: '/lib64', linkTarget: 'usr/lib64' }],
   libraries: [
+    { path: '/usr/lib/x86_64-linux-gnu/libc.so.6', source: '/usr/lib/x86_64-linux-gnu/libc.so.6' },
+    { path: '/usr/lib64/ld-linux-x86-64.so.2', source: '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2' },
+  ],
+};
+
+/** Debian 12's swtpm (0.7.1): its libtpms glue library, libtpms, libcrypto, libseccomp, libc and the loader (trimmed here to three). */
+export const SWTPM_VIEW: ProgramView = {
+  binary: { path: '/usr/bin/swtpm', source: '/usr/bin/swtpm' },
+  links: [{ path: '/lib', linkTarget: 'usr/lib' }, { path: '/lib64', linkTarget: 'usr/lib64' }],
+  libraries: [
+    { path: '/usr/lib/x86_64-linux-gnu/swtpm/libswtpm_libtpms.so.0', source: '/usr/lib/x86_64-linux-gnu/swtpm/libswtpm_libtpms.so.0' },
     { path: '/usr/lib/x86_64-linux-gnu/libc.so.6', source: '/usr/lib/x86_64-linux-gnu/libc.so.6' },
     { path: '/usr/lib64/ld-linux-x86-64.so.2', source: '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2' },
   ],
@@ -58,6 +71,7 @@ export function sketchFacts(name: string, qemu: QemuCaps, s: FactSketch = {}, st
   if (s.firmware !== null) facts.firmware = s.firmware ?? { uefiCode: '/usr/share/OVMF/OVMF_CODE_4M.fd', uefiVarsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd' };
   if (s.host !== undefined) facts.host = s.host;
   if (s.passt !== null) facts.helpers = { passt: s.passt ?? PASST_VIEW };
+  if (s.swtpm !== null) facts.helpers = { ...facts.helpers, swtpm: s.swtpm ?? SWTPM_VIEW };
   return facts;
 }
 

@@ -42,7 +42,7 @@ export interface Facts {
   /** Host features that are optional (no vhost-net here, for instance). */
   host?: { vhostNet?: boolean };
   /** Helper programs found on this host (absent: not installed), with their views. */
-  helpers?: { passt?: ProgramView };
+  helpers?: { passt?: ProgramView; swtpm?: ProgramView };
   /** `defer`: QEMU waits for a migration stream the manager passes after launch (warden restore: -incoming defer, then migrate-incoming fd:). */
   incoming?: 'defer';
   /**
@@ -90,7 +90,12 @@ export type PlannedFd =
    * One end of an AF_UNIX socketpair the manager creates between QEMU and a helper: the
    * end named in a helper's fds is that helper's, the same `pair` in QEMU's fds is QEMU's.
    */
-  | (FdBase & { kind: 'socketpair'; pair: string });
+  | (FdBase & { kind: 'socketpair'; pair: string })
+  /**
+   * A directory of the VM's own (helper state, e.g. the TPM's) the manager makes (root, 0700)
+   * and opens; a helper reaches it only by this fd (/proc/self/fd/N), and owns it while it runs.
+   */
+  | (FdBase & { kind: 'state-dir'; path: string });
 
 export type ManifestKind = 'file' | 'socket' | 'device' | 'tap' | 'macvtap' | 'bridge-port' | 'cgroup' | 'uid' | 'netns' | 'port' | 'mount' | 'helper';
 
@@ -111,7 +116,7 @@ export interface ArgTrace {
 
 /** A helper program (passt ...) that serves one spec item, in a jail of its own, started before QEMU and stopped after it. */
 export interface HelperPlan {
-  kind: 'passt';
+  kind: 'passt' | 'swtpm';
   /** The spec field it serves (networks[0]). */
   from: string;
   jail: JailSpec;

@@ -23,6 +23,7 @@ import { assertAllowed, expectsProcess } from './machine.js';
 import type { Backends } from './ports.js';
 import type { QmpClient } from '../qmp/index.js';
 import type { DiskAttachRequest, HotplugResult, ResizeResult } from './hotplug.js';
+import type { NicAttachRequest, NicHotplugResult } from './hotplug-nic.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 import type { SnapshotInfo, SnapshotResult } from './snapshot.js';
@@ -238,6 +239,14 @@ export class DaemonService implements VmService {
 
   detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> {
     return this.job(name, 'qmp', () => this.core.manager.detachDisk(name, disk, o));
+  }
+
+  attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> {
+    return this.job(name, 'qmp', () => this.core.manager.attachNic(name, req));
+  }
+
+  detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> {
+    return this.job(name, 'qmp', () => this.core.manager.detachNic(name, nic, o));
   }
 
   resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {

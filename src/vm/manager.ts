@@ -10,6 +10,7 @@ import { SpecReadError } from '../spec/index.js';
 import type { Fs } from '../sys/index.js';
 import { VmError } from './errors.js';
 import { attachDisk, detachDisk, resizeDisk, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
+import { attachNic, detachNic, type NicAttachRequest, type NicHotplugResult } from './hotplug-nic.js';
 import { OpenFds } from './fds.js';
 import { assertAllowed, expectsProcess, type Action } from './machine.js';
 import { signalProc } from './proc.js';
@@ -27,7 +28,8 @@ import { reconcileLocked, withQmp } from './reconcile.js';
 import { stopRun, type StopOptions } from './stop.js';
 import type { Backends, SpecView } from './ports.js';
 import type { StateStore } from './store.js';
-import type { VmRecord } from './record.js';
+import type { HelperRun, VmRecord } from './record.js';
+import type { ProgramExit } from './ports.js';
 
 export interface ManagerOptions {
   store: StateStore;
@@ -51,6 +53,11 @@ export class VmManager {
     this.fs = o.fs;
     this.d = { fs: o.fs, store: o.store, backends: o.backends, now: () => new Date().toISOString() };
     this.progress = o.progress ?? silentProgress;
+  }
+
+  /** How a helper of a run ended, if its launcher recorded it (the supervisor's helper-died event). */
+  helperExit(h: HelperRun): Promise<ProgramExit | null> {
+    return this.o.backends.jail.exitOf(h.jailName, h.statusFile);
   }
 
   /** Validates a spec file and records a new VM (phase created). */
@@ -283,6 +290,16 @@ export class VmManager {
   /** Detaches a hot-plugged disk (state `removing` when the guest has not let go within `waitMs`). */
   async detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> {
     return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await detachDisk(this.d, rec, q, disk, o)).result));
+  }
+
+  /** Hot-plugs a NIC into the running VM (vm/hotplug-nic). */
+  async attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await attachNic(this.d, rec, q, req)).result));
+  }
+
+  /** Detaches a hot-plugged NIC (state `removing` when the guest has not let go within `waitMs`). */
+  async detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await detachNic(this.d, rec, q, nic, o)).result));
   }
 
   /** Grows a disk's top layer while the VM runs (refuses to shrink). */

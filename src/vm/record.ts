@@ -102,6 +102,8 @@ export interface VmRecord {
 
 /** One hot-plugged device and how far its attach or detach got. */
 export interface HotplugEntry {
+  /** Absent: a disk (vm/hotplug); 'nic': a NIC (vm/hotplug-nic), whose `disk` holds the Network as the spec holds it. */
+  kind?: 'nic';
   /** The disk's name; `run` is the run's startedAt (an entry of an older run is stale). */
   name: string;
   run: string;
@@ -114,6 +116,8 @@ export interface HotplugEntry {
   /** The disk as the spec holds it. */
   disk: Record<string, unknown>;
   liveOnly: boolean;
+  /** NICs: the host network undo log (src/net) of its TAP, journalled as it grows. */
+  net?: unknown;
 }
 
 /** A VM's external snapshots: what each froze, which files the manager made, what QEMU holds now, an operation in progress. */

@@ -7,6 +7,7 @@
 import { WardenError } from '../errors/index.js';
 import { isVmError } from './errors.js';
 import type { DiskAttachRequest, HotplugResult, ResizeResult } from './hotplug.js';
+import type { NicAttachRequest, NicHotplugResult } from './hotplug-nic.js';
 import type { VmManager } from './manager.js';
 import type { StopOptions } from './stop.js';
 import type { StateStore, VmPaths } from './store.js';
@@ -69,6 +70,9 @@ export interface VmService {
   attachDisk?(name: string, req: DiskAttachRequest): Promise<HotplugResult>;
   detachDisk?(name: string, disk: string, o?: { liveOnly?: boolean; waitMs?: number }): Promise<HotplugResult>;
   resizeDisk?(name: string, disk: string, bytes: number): Promise<ResizeResult>;
+  /** NIC hot-plug (vm/hotplug-nic). */
+  attachNic?(name: string, req: NicAttachRequest): Promise<NicHotplugResult>;
+  detachNic?(name: string, nic: string, o?: { liveOnly?: boolean; waitMs?: number }): Promise<NicHotplugResult>;
   /** Attaches a terminal to the serial console until the detach key (Ctrl-]), the end of input or the console closing. */
   console(name: string, io: ConsoleIo, o?: { force?: boolean }): Promise<ConsoleEnd>;
   /** Writes the serial log (rotated part first) to `out`; `follow` keeps writing while the VM runs. Returns the bytes written. */
@@ -181,6 +185,8 @@ export class LocalService implements VmService {
   attachDisk(name: string, req: DiskAttachRequest): Promise<HotplugResult> { return this.manager.attachDisk(name, req); }
   detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> { return this.manager.detachDisk(name, disk, o); }
   resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> { return this.manager.resizeDisk(name, disk, bytes); }
+  attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> { return this.manager.attachNic(name, req); }
+  detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> { return this.manager.detachNic(name, nic, o); }
 
   console(name: string, io: ConsoleIo): Promise<ConsoleEnd> {
     return attachLocked(this.manager.store, name, io);

@@ -16,6 +16,7 @@ import { registerSsh } from './ssh.js';
 import { registerState } from './state.js';
 import { registerSnapshot } from './snapshot.js';
 import { registerMigrate } from './migrate.js';
+import { registerNic } from './nic.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -36,4 +37,5 @@ export const registrars: Registrar[] = [
   registerState,
   registerSnapshot,
   registerMigrate,
+  registerNic,
 ];
