@@ -13,7 +13,7 @@ import { DiskSchema } from '../spec/index.js';
 import { GUEST_READY_LINE } from './guest.js';
 import { openManager } from './open.js';
 import type { QmpConn } from './ports.js';
-import { createSnapshot } from './snapshot.js';
+import { createSnapshot, deleteSnapshot } from './snapshot.js';
 import type { TeardownDeps } from './teardown.js';
 import { leftovers, testEnv, vmName, waitForText } from './testing.js';
 
@@ -190,6 +190,29 @@ test('snapshots of a running guest that writes: revert sees the old data, delete
   assert.deepEqual(nodes.map((x) => x['node-name']).filter((x) => !/^root-[0-9]+-(fmt|file)$/.test(x)), [], 'no half-added node');
   assert.equal((rec.spec['disks'] as Array<{ image: string }>)[0]!.image, env.overlay);
 
+  // A delete killed once QEMU's job is done and dismissed: running delete again does not commit a second time, it finishes.
+  const k2 = (await m.snapshotCreate(name, { snap: 'k2' })).snapshot.disks[0]!.overlay;
+  const conn2 = await d.backends.qmpConnect(m.store.paths(name).qmpSocket, 5000);
+  let dismissed = false;
+  const dying2: QmpConn = {
+    execute: async (c, args, to, fds) => {
+      const r = await conn2.execute(c, args, to, fds);
+      if (c === 'job-dismiss') { dismissed = true; return new Promise(() => undefined); }
+      return r;
+    },
+    close: () => conn2.close(),
+  };
+  void deleteSnapshot(d, await m.store.read(name), dying2, 'k2');
+  for (let i = 0; i < 400 && !dismissed; i++) await new Promise((r) => setTimeout(r, 50));
+  await conn2.close();
+  assert.ok(dismissed, 'the half delete got as far as job-dismiss');
+  assert.deepEqual((await m.snapshotList(name)).map((s) => [s.name, s.deleting]), [['k2', true]]);
+  const fin = await m.snapshotDelete(name, 'k2');
+  assert.ok(!fin.steps.includes('block-commit'), `no second commit: ${fin.steps.join(',')}`);
+  rec = await m.store.read(name);
+  assert.deepEqual([(rec.spec['disks'] as Array<{ image: string }>)[0]!.image, rec.snapshots?.list, existsSync(k2), qemuFiles(pid).includes(k2)], [env.overlay, [], false, false]);
+  assert.equal((await readDisk(sock, log, 'r6')).marker, Cm, 'the data is intact');
+
   sock.destroy();
   await m.kill(name);
   qemuImg('check', '-q', env.overlay);
@@ -260,6 +283,38 @@ test('warden snapshot create --memory, revert: the guest continues from the snap
   assert.ok(!existsSync(fresh) && !qemuFiles(pid).includes(fresh));
   assert.equal(await run(['snapshot', 'revert', name, 'nope', ...state], io = capture()), 5);
   assert.match(io.stderr, /VM_SNAPSHOT_NOT_FOUND/);
+  await m.kill(name);
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
+});
+
+test('merges in any order: inner layers (block-commit with backing-file) and the active one, bases opened read-only at start; the chain on disk is sound and starts again', {
+  skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids' : false, timeout: 240_000,
+}, async (t) => {
+  const env = testEnv('warden-snapshot-order-');
+  const m = openManager({ stateDir: env.stateRoot });
+  const name = vmName('wdv-snapo');
+  t.after(async () => { await m.kill(name).catch(() => undefined); env.cleanup(); });
+  await m.create(env.specFile({ name }));
+  await m.snapshotCreate(name, { snap: 'x' }); // stopped: at start, x's base is a read-only backing layer
+  const pid = (await m.start(name)).record.run!.qemu.pid;
+  await waitForText(m.store.paths(name).serialLog, GUEST_READY_LINE, 90_000);
+  await m.snapshotCreate(name, { snap: 'y' });
+  await m.snapshotCreate(name, { snap: 'z' });
+  const files = (await m.snapshotList(name)).map((s) => s.disks[0]!.overlay);
+  const steps = async (snap: string): Promise<string> => (await m.snapshotDelete(name, snap)).steps.join(',');
+  assert.equal(await steps('y'), 'blockdev-reopen,block-commit,blockdev-del,blockdev-del,remove-fd', 'inner, base written by QEMU already');
+  assert.equal(await steps('x'), 'add-fd,blockdev-reopen,block-commit,blockdev-del,blockdev-del,remove-fd', 'inner, base read-only since start');
+  assert.equal(await steps('z'), 'blockdev-reopen,block-commit,job-complete,blockdev-del,blockdev-del,remove-fd', 'active');
+  await m.snapshotCreate(name, { snap: 'w' });
+  assert.match(await steps('w'), /^blockdev-reopen,block-commit,job-complete/, 'and again on the same base (no stale open file locks it)');
+  const rec = await m.store.read(name);
+  assert.deepEqual([(rec.spec['disks'] as Array<{ image: string }>)[0]!.image, rec.snapshots?.list, rec.snapshots?.owned], [env.overlay, [], []]);
+  for (const f of files) assert.ok(!existsSync(f) && !qemuFiles(pid).includes(f), `${f} is merged and gone`);
+  await m.kill(name);
+  qemuImg('check', '-q', env.overlay);
+  const info = JSON.parse(qemuImg('info', '--output=json', env.overlay)) as Record<string, unknown>;
+  assert.equal(info['full-backing-filename'], env.base);
+  await m.start(name);
   await m.kill(name);
   assert.deepEqual(leftovers(name, env.stateRoot), []);
 });

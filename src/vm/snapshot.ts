@@ -119,6 +119,27 @@ async function liveChain(rec: VmRecord, q: QmpConn, disk: Disk): Promise<LiveLay
   });
 }
 
+/**
+ * After a merge that gave the base's fdset a read-write fd: only the fds of the mode QEMU holds
+ * the base in now stay (it stays read-write after a commit, active or not; QEMU 7.2). An unused
+ * open file of the image keeps the image locks QEMU took through it, and the next reopen of
+ * the base fails on them ("Failed to get write lock"); a missing one fails the reopen too.
+ */
+async function dropStaleFds(q: QmpConn, base: LiveLayer, rwName: string): Promise<void> {
+  const nodes = (await q.execute('query-named-block-nodes', { flat: true })) as Array<{ 'node-name': string; ro: boolean }>;
+  const rw = nodes.find((x) => x['node-name'] === base.file)?.ro === false;
+  const sets = (await q.execute('query-fdsets')) as Array<{ 'fdset-id': number; fds: Array<{ fd: number; opaque?: string }> }>;
+  for (const f of sets.find((s) => s['fdset-id'] === base.fdset)?.fds ?? []) {
+    if ((f.opaque === rwName) !== rw) await q.execute('remove-fd', { 'fdset-id': base.fdset, fd: f.fd }).catch(() => undefined);
+  }
+}
+
+/** The node the guest's device of disk `disk` reads and writes now (its BlockBackend's root). */
+async function deviceTop(q: QmpConn, disk: string): Promise<string | undefined> {
+  const blocks = (await q.execute('query-block')) as Array<{ qdev?: string; inserted?: { 'node-name'?: string } }>;
+  return blocks.find((b) => b.qdev === `/machine/peripheral/disk-${disk}/virtio-backend` || b.qdev === `disk-${disk}`)?.inserted?.['node-name'];
+}
+
 /** Whether QEMU has `node` with a backing layer (a blockdev-snapshot onto it happened). */
 async function hasBacking(q: QmpConn, node: string): Promise<boolean> {
   const nodes = (await q.execute('query-named-block-nodes', { flat: true })) as Array<{ 'node-name': string; backing_file_depth?: number; image?: { 'backing-image'?: unknown } }>;
@@ -348,7 +369,9 @@ export async function deleteSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn 
     const baseReadOnly = nodes.find((x) => x['node-name'] === live[base]!.file)?.ro !== false;
     const plan = planSnapshotMerge({ disk: disk!, chain: live, base, backingName: above === undefined ? '' : relative(dirname(above.path), e.base), jobId: `commit-${e.disk}`, baseReadOnly });
     const existing = ((await q.execute('query-jobs')) as Array<{ id: string }>).some((j) => j.id === `commit-${e.disk}`);
-    if (!existing) { // a killed delete may have left its job running: it is waited for, not started again
+    // A killed delete whose active commit QEMU finished: the device is on the base already; committing again would write under the guest.
+    const merged = plan.active && !existing && (await deviceTop(q, e.disk)) === live[base]!.node;
+    if (!existing && !merged) { // a killed delete may have left its job running: it is waited for, not started again
       const fd = plan.fd === null ? null : openSync(e.base, C.O_RDWR | C.O_NOFOLLOW | (disk!.cache === 'none' ? C.O_DIRECT : 0));
       try {
         if (fd !== null && !fstatSync(fd).isFile()) throw new VmError('VM_SNAPSHOT_FAILED', `${e.base} is not a regular file`, { context: { vm: rec.name, path: e.base } });
@@ -358,18 +381,21 @@ export async function deleteSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn 
       }
       await q.execute(plan.commit.command, plan.commit.args);
     }
-    steps.push('block-commit');
-    await runJob(q, `commit-${e.disk}`, plan.active, rec.name);
-    if (plan.active) steps.push('job-complete');
+    if (!merged) {
+      steps.push('block-commit');
+      await runJob(q, `commit-${e.disk}`, plan.active, rec.name);
+      if (plan.active) steps.push('job-complete');
+    }
     for (const u of plan.release) { await releaseStep(q, u).catch(() => undefined); steps.push(u.command); }
-    const merged = live[base - 1]!;
-    gone.push(merged.path);
-    renames.set(merged.path, e.base);
+    if (plan.fd !== null) await dropStaleFds(q, live[base]!, plan.fd.name);
+    const layer = live[base - 1]!;
+    gone.push(layer.path);
+    renames.set(layer.path, e.base);
     const newLive = live.filter((_, i) => i !== base - 1);
     if (plan.active && rec.disks !== undefined) rec = { ...rec, disks: rec.disks.map((c) => (c.path === e.base ? { ...c, writable: true } : c)) };
     const st2 = state(rec);
     rec = await save(d, rec, { ...st2, live: { run: rec.run!.startedAt, seq: st2.live?.run === rec.run!.startedAt ? st2.live.seq : 0, disks: { ...(st2.live?.run === rec.run!.startedAt ? st2.live.disks : {}), [e.disk]: newLive } } },
-      { spec: { ...rec.spec, disks: disksOf(rec).map((x) => (x.name === e.disk && x.image === merged.path ? { ...x, image: e.base, format: e.baseFormat } : x)) } });
+      { spec: { ...rec.spec, disks: disksOf(rec).map((x) => (x.name === e.disk && x.image === layer.path ? { ...x, image: e.base, format: e.baseFormat } : x)) } });
   }
   const st3 = state(rec);
   // Snapshots built on a merged layer now build on the layer it went into (same content).
