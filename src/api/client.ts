@@ -105,7 +105,7 @@ export class ApiClient {
     return (await this.json<{ operation: Operation }>('DELETE', `/v1/vms/${encodeURIComponent(name)}/devices/${encodeURIComponent(id)}?wait=${waitS}${extra}`)).body.operation;
   }
 
-  async patchDevice(name: string, id: string, body: { size: number | string }): Promise<unknown> {
+  async patchDevice(name: string, id: string, body: { size?: number | string; limits?: Record<string, number>; clearLimits?: boolean; liveOnly?: boolean }): Promise<unknown> {
     return (await this.json<unknown>('PATCH', `/v1/vms/${encodeURIComponent(name)}/devices/${encodeURIComponent(id)}`, body)).body;
   }
 

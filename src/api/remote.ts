@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { WardenError } from '../errors/index.js';
 import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
 import { attachConsole, replayProgress, terminalProgress } from '../vm/index.js';
-import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, NicAttachRequest, NicHotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, RevertResult, SaveResult, SnapshotInfo, SnapshotResult, MigrateOptions, MigrateResult, MigrationTarget, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
+import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, LimitsChange, LimitsResult, NicAttachRequest, NicHotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, RevertResult, SaveResult, SnapshotInfo, SnapshotResult, MigrateOptions, MigrateResult, MigrationTarget, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
 import type { ApiClient } from './client.js';
 import type { StateAction } from './schemas.js';
 
@@ -135,6 +135,11 @@ export class RemoteService implements VmService {
 
   async resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
     return (await this.client.patchDevice(name, disk, { size: bytes })) as ResizeResult;
+  }
+
+  async setDiskLimits(name: string, disk: string, c: LimitsChange): Promise<LimitsResult> {
+    const body = { limits: c.set as Record<string, number>, ...(c.clear === true ? { clearLimits: true } : {}), ...(c.liveOnly === true ? { liveOnly: true } : {}) };
+    return (await this.client.patchDevice(name, disk, body)) as LimitsResult;
   }
 
   /** A hot-plug operation's result once it ended; its error as a WardenError when it failed. */

@@ -8,6 +8,7 @@ export { SANDBOX } from './base.js';
 export { renderPlan, planToJson } from './render.js';
 export { planDiskAttach, planDiskDetach } from './hotplug.js';
 export type { DiskAttachPlan, HotplugStep, HotplugFd, LiveAllocations, QmpCall } from './hotplug.js';
+export { throttleGroupId } from './disks.js';
 export { PASST_BINARY, USER_NET, helperJailName } from './helpers.js';
 export { planSnapshotCreate, planSnapshotMerge } from './snapshot.js';
 export type { LiveLayer, OverlayTarget, SnapshotCreatePlan, MergeInput, MergePlan } from './snapshot.js';

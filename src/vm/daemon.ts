@@ -23,6 +23,7 @@ import { assertAllowed, expectsProcess } from './machine.js';
 import type { Backends } from './ports.js';
 import type { QmpClient } from '../qmp/index.js';
 import type { DiskAttachRequest, HotplugResult, ResizeResult } from './hotplug.js';
+import type { LimitsChange, LimitsResult } from './disk-limits.js';
 import type { NicAttachRequest, NicHotplugResult } from './hotplug-nic.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
@@ -251,6 +252,10 @@ export class DaemonService implements VmService {
 
   resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
     return this.job(name, 'qmp', () => this.core.manager.resizeDisk(name, disk, bytes));
+  }
+
+  setDiskLimits(name: string, disk: string, c: LimitsChange): Promise<LimitsResult> {
+    return this.job(name, 'qmp', () => this.core.manager.setDiskLimits(name, disk, c));
   }
 
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {

@@ -35,4 +35,5 @@ export { LogPipes, logdPath, LOGD_USER, QEMU_LOG_CAP } from './logd.js';
 export type { Backends, PlanView } from './ports.js';
 export { testEnv, waitForText, leftovers, type TestEnv } from './testing.js';
 export { attachDisk, detachDisk, resizeDisk, recover as recoverHotplug, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
+export { setDiskLimits, type LimitsChange, type LimitsResult } from './disk-limits.js';
 export { attachNic, detachNic, recoverNics, type NicAttachRequest, type NicHotplugResult } from './hotplug-nic.js';

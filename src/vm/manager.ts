@@ -10,6 +10,7 @@ import { SpecReadError } from '../spec/index.js';
 import type { Fs } from '../sys/index.js';
 import { VmError } from './errors.js';
 import { attachDisk, detachDisk, resizeDisk, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
+import { setDiskLimits, type LimitsChange, type LimitsResult } from './disk-limits.js';
 import { attachNic, detachNic, type NicAttachRequest, type NicHotplugResult } from './hotplug-nic.js';
 import { OpenFds } from './fds.js';
 import { assertAllowed, expectsProcess, type Action } from './machine.js';
@@ -306,6 +307,11 @@ export class VmManager {
   /** Grows a disk's top layer while the VM runs (refuses to shrink). */
   async resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
     return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => resizeDisk(rec, q, disk, bytes)));
+  }
+
+  /** Changes a running disk's I/O limits (vm/disk-limits); the stored spec follows unless live-only. */
+  async setDiskLimits(name: string, disk: string, c: LimitsChange): Promise<LimitsResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await setDiskLimits(this.d, rec, q, disk, c)).result));
   }
 
   /** Takes an external snapshot of the VM's disks (and RAM with `memory`), running or stopped (vm/snapshot). */

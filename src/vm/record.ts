@@ -116,8 +116,14 @@ export interface HotplugEntry {
   /** The disk as the spec holds it. */
   disk: Record<string, unknown>;
   liveOnly: boolean;
+  /** When the attach finished (inspect shows it). */
+  attachedAt?: string;
+  /** Set by a detach whose device_del was sent: since when, and whether the spec keeps the disk (liveOnly). */
+  removing?: { since: string; liveOnly: boolean };
   /** NICs: the host network undo log (src/net) of its TAP, journalled as it grows. */
   net?: unknown;
+  /** NICs with a helper (passt for user networking): its jail, recorded before it is launched. */
+  helper?: { jailName: string; owner: string };
 }
 
 /** A VM's external snapshots: what each froze, which files the manager made, what QEMU holds now, an operation in progress. */

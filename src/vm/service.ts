@@ -7,6 +7,7 @@
 import { WardenError } from '../errors/index.js';
 import { isVmError } from './errors.js';
 import type { DiskAttachRequest, HotplugResult, ResizeResult } from './hotplug.js';
+import type { LimitsChange, LimitsResult } from './disk-limits.js';
 import type { NicAttachRequest, NicHotplugResult } from './hotplug-nic.js';
 import type { VmManager } from './manager.js';
 import type { StopOptions } from './stop.js';
@@ -70,6 +71,7 @@ export interface VmService {
   attachDisk?(name: string, req: DiskAttachRequest): Promise<HotplugResult>;
   detachDisk?(name: string, disk: string, o?: { liveOnly?: boolean; waitMs?: number }): Promise<HotplugResult>;
   resizeDisk?(name: string, disk: string, bytes: number): Promise<ResizeResult>;
+  setDiskLimits?(name: string, disk: string, c: LimitsChange): Promise<LimitsResult>;
   /** NIC hot-plug (vm/hotplug-nic). */
   attachNic?(name: string, req: NicAttachRequest): Promise<NicHotplugResult>;
   detachNic?(name: string, nic: string, o?: { liveOnly?: boolean; waitMs?: number }): Promise<NicHotplugResult>;
@@ -185,6 +187,7 @@ export class LocalService implements VmService {
   attachDisk(name: string, req: DiskAttachRequest): Promise<HotplugResult> { return this.manager.attachDisk(name, req); }
   detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> { return this.manager.detachDisk(name, disk, o); }
   resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> { return this.manager.resizeDisk(name, disk, bytes); }
+  setDiskLimits(name: string, disk: string, c: LimitsChange): Promise<LimitsResult> { return this.manager.setDiskLimits(name, disk, c); }
   attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> { return this.manager.attachNic(name, req); }
   detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> { return this.manager.detachNic(name, nic, o); }
 
