@@ -201,6 +201,13 @@ export async function createSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn 
   if (req.memory === true && q === null) throw new VmError('VM_INVALID_STATE', `VM ${rec.name} is not running: a snapshot with --memory needs its RAM`, { context: { vm: rec.name, phase: rec.phase }, suggestions: ['leave out --memory for a disk-only snapshot of a stopped VM'] });
   const disks = disksOf(rec).filter(writable);
   if (disks.length === 0) throw new VmError('VM_SNAPSHOT_FAILED', `VM ${rec.name} has no writable disk to snapshot`, { context: { vm: rec.name } });
+  // A disk hot-plugged into this run: its detach undoes the attach's own nodes, which an overlay would hold on to.
+  const plugged = q === null ? [] : disks.filter((x) => (rec.hotplug ?? []).some((e) => e.kind === undefined && e.name === x.name && e.run === rec.run?.startedAt));
+  if (plugged.length > 0) {
+    throw new VmError('VM_SNAPSHOT_FAILED', `VM ${rec.name}: disk ${plugged.map((x) => x.name).join(', ')} was hot-plugged into this run; snapshots of hot-plugged disks are not supported while that run lasts`, {
+      context: { vm: rec.name, disks: plugged.map((x) => x.name) }, suggestions: [`restart the VM (the disk is in its spec, so it comes back as a boot disk), or detach it first: warden disk detach ${rec.name} ${plugged[0]!.name}`],
+    });
+  }
   const chains = new Map<string, ImageChain>();
   for (const x of disks) chains.set(x.name, await walk(rec, x, `disks[${x.name}]`));
   const overlays = disks.map((x) => join(dirname(chains.get(x.name)!.layers[0]!.path), `${rec.name}-${x.name}.${snap}.qcow2`));
