@@ -295,10 +295,19 @@ test('merges in any order: inner layers (block-commit with backing-file) and the
   const m = openManager({ stateDir: env.stateRoot });
   const name = vmName('wdv-snapo');
   t.after(async () => { await m.kill(name).catch(() => undefined); env.cleanup(); });
-  await m.create(env.specFile({ name }));
+  const spec = env.specFile({ name });
+  writeFileSync(spec, JSON.stringify({ ...(JSON.parse(readFileSync(spec, 'utf8')) as object), hotplugSlots: 1 }));
+  await m.create(spec);
   await m.snapshotCreate(name, { snap: 'x' }); // stopped: at start, x's base is a read-only backing layer
   const pid = (await m.start(name)).record.run!.qemu.pid;
   await waitForText(m.store.paths(name).serialLog, GUEST_READY_LINE, 90_000);
+  // A disk hot-plugged into this run is refused (its detach must find the nodes its attach made).
+  const extra = join(env.dir, 'extra.raw');
+  writeFileSync(extra, Buffer.alloc(1 << 20));
+  await m.attachDisk(name, { name: 'extra', image: extra, format: 'raw' });
+  await assert.rejects(m.snapshotCreate(name, { snap: 'hp' }), (e: Error & { code?: string }) => e.code === 'VM_SNAPSHOT_FAILED' && /hot-plugged into this run/.test(e.message));
+  assert.deepEqual([(await m.store.read(name)).snapshots?.list.map((s) => s.name), existsSync(join(env.dir, `${name}-root.hp.qcow2`))], [['x'], false], 'nothing was made');
+  assert.equal((await m.detachDisk(name, 'extra')).state, 'detached');
   await m.snapshotCreate(name, { snap: 'y' });
   await m.snapshotCreate(name, { snap: 'z' });
   const files = (await m.snapshotList(name)).map((s) => s.disks[0]!.overlay);
