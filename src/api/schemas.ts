@@ -151,6 +151,6 @@ export const SnapshotBody = z.strictObject({
 });
 export const SnapshotParams = z.strictObject({ name: z.string(), snap: z.string().describe('the snapshot\'s name') });
 export const SnapshotList = z.object({ snapshots: z.array(z.object({
-  name: z.string(), createdAt: z.string(), vmPhase: z.string(), memory: z.boolean(), bytes: z.number(), current: z.boolean(),
+  name: z.string(), createdAt: z.string(), vmPhase: z.string(), memory: z.boolean(), bytes: z.number(), current: z.boolean(), deleting: z.boolean(),
   disks: z.array(z.object({ disk: z.string(), base: z.string(), overlay: z.string() })),
 })) });
