@@ -1,7 +1,7 @@
 /**
  * @module plan/helpers: the helper programs that serve QEMU's devices from outside QEMU,
  * each planned with QEMU and confined by the same generic jailer in a jail of its own:
- * passt for user networking (slirp stays out of QEMU). The JailSpecs are complete here, so
+ * passt for user networking (slirp stays out of QEMU), virtiofsd for shares (helpers-virtiofs.ts). The JailSpecs are complete here, so
  * `warden jail` can run any of them alone.
  */
 import { createHash } from 'node:crypto';
@@ -28,7 +28,7 @@ export function helperJailName(vm: string, kind: string, item: string): string {
 }
 
 /** The program's view: host links, binary, loader and libraries, each bound read-only on its own. */
-function programMounts(view: ProgramView): JailMount[] {
+export function programMounts(view: ProgramView): JailMount[] {
   const seen = new Set<string>();
   const mounts: JailMount[] = view.links.map((l) => ({ type: 'symlink', linkTarget: l.linkTarget, path: l.path }));
   for (const f of [view.binary, ...view.libraries]) {

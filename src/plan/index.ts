@@ -9,3 +9,4 @@ export { renderPlan, planToJson } from './render.js';
 export { planDiskAttach, planDiskDetach } from './hotplug.js';
 export type { DiskAttachPlan, HotplugStep, HotplugFd, LiveAllocations, QmpCall } from './hotplug.js';
 export { PASST_BINARY, USER_NET, helperJailName } from './helpers.js';
+export { VIRTIOFSD_BINARY, UNSHARE_BINARY } from './helpers-virtiofs.js';

@@ -8,6 +8,7 @@ import { planNetworks } from './net.js';
 import { planCloudInit } from './cloudinit.js';
 import { planBoot, planDevices, planFirmware } from './extras.js';
 import { planJail } from './jail.js';
+import { planSharedMemory, planShares } from './helpers-virtiofs.js';
 import { checkAgainstBinary } from './check.js';
 import { PlanError } from './errors.js';
 import type { Facts, Plan } from './types.js';
@@ -25,7 +26,7 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   const machine = resolveMachine(spec, facts, b);
   planHardening(spec, b);
   if (facts.incoming === 'defer') b.arg('(restore)', '-incoming', 'defer');
-  const machineProps = planFirmware(spec, facts, b);
+  const machineProps = [...planFirmware(spec, facts, b), ...planSharedMemory(spec, b)];
   planMachine(spec, b, accel, machine, machineProps);
   planConsoles(spec, facts, b);
   checkSharedFiles(spec, facts, b);
@@ -33,6 +34,7 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   planCloudInit(spec, facts, b);
   planNetworks(spec, facts, b);
   planDevices(spec, facts, b);
+  planShares(spec, facts, b);
   planHotplugPorts(spec, b);
   planBoot(spec, b);
   checkAgainstBinary(facts, b);

@@ -80,6 +80,12 @@ export const NetworkSchema = z.strictObject({
   mtu: z.int().min(68).max(65535).optional(),
 });
 
+export const ShareSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,35}$/, { message: 'must match [a-z0-9][a-z0-9_-]{0,35} (it is the virtiofs tag the guest mounts)' }).describe('the virtiofs tag: mount -t virtiofs NAME /mnt in the guest'),
+  path: path.describe('a host directory, served by virtiofsd in a jail of its own that sees only it'),
+  readonly: z.boolean().default(false).describe('read-only in the guest and at virtiofsd (its view of the directory is a read-only mount)'),
+});
+
 export const BootSchema = z.strictObject({
   kernel: path,
   initrd: path.optional(),
@@ -121,6 +127,7 @@ export const SpecSchema = z.strictObject({
   autostart: z.boolean().optional().describe('wardend starts the VM when it starts, unless it runs already (default false)'),
   hotplugSlots: z.int().min(0).max(8).optional().describe('q35: empty pcie-root-ports reserved at boot, one per device hot-plugged at a time (pcie.0 takes none; default 0); pc hot-plugs on its root bus'),
   cloudInit: CloudInitSchema.optional(),
+  shares: z.array(ShareSchema).max(8).optional().describe('host directories shared with the guest (virtiofs); guest memory becomes a shared memfd'),
 });
 
 /** The spec as validated: defaults filled, sizes in bytes, CPU limit in percent; paths still as written. */
@@ -128,5 +135,6 @@ export type Spec = z.output<typeof SpecSchema>;
 export type Disk = Spec['disks'][number];
 export type Network = Spec['networks'][number];
 export type Forward = NonNullable<Network['forwards']>[number];
+export type Share = NonNullable<Spec['shares']>[number];
 /** The spec as a user may write it. */
 export type SpecInput = z.input<typeof SpecSchema>;
