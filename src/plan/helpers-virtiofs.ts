@@ -34,6 +34,12 @@ export function planSharedMemory(spec: Spec, b: PlanBuilder): string[] {
   return [`memory-backend=${SHARED_MEMORY_ID}`];
 }
 
+/** Mounts without repeats (both programs need libc, the loader and the /lib links). */
+function uniqueMounts(mounts: JailMount[]): JailMount[] {
+  const seen = new Set<string>();
+  return mounts.filter((m) => { const k = JSON.stringify(m); if (seen.has(k)) return false; seen.add(k); return true; });
+}
+
 /** Every share: its vhost-user-fs-pci device on QEMU's end of the socket, its virtiofsd jail. */
 export function planShares(spec: Spec, facts: Facts, b: PlanBuilder): void {
   (spec.shares ?? []).forEach((sh, i) => planShare(spec, sh, `shares[${i}]`, i, facts, b));
@@ -61,7 +67,7 @@ function planShare(spec: Spec, sh: Share, from: string, index: number, facts: Fa
     name,
     identity: { lease: true },
     network: { mode: 'none' },
-    mounts: [...programMounts(virtiofsd), ...programMounts(unshare).filter((m) => !programMounts(virtiofsd).some((v) => JSON.stringify(v) === JSON.stringify(m))), share],
+    mounts: [...uniqueMounts([...programMounts(virtiofsd), ...programMounts(unshare)]), share],
     devices: [],
     fds: [{ name: pair, target: 3 }],
     cgroup: { name, memoryBytes: VIRTIOFSD_LIMITS.memoryBytes, pids: VIRTIOFSD_LIMITS.pids },
@@ -78,5 +84,7 @@ function planShare(spec: Spec, sh: Share, from: string, index: number, facts: Fa
   b.helpers.push({ kind: 'virtiofsd', from, jail, fds });
   b.note('helper', name, 'runs', from, `virtiofsd (shared folder "${sh.name}") in its own jail: leased uid, no capabilities on the host (root only of its own user namespace), own mount namespace seeing only virtiofsd, unshare, their libraries and ${dir.path}; no network; memory ${VIRTIOFSD_LIMITS.memoryBytes} bytes, pids ${VIRTIOFSD_LIMITS.pids}`);
   b.note('mount', `${name}:${SHARE_TARGET}`, sh.readonly ? 'ro' : 'rw', `${from}.path`, `${dir.path}, idmapped: files of uid ${dir.uid}/gid ${dir.gid} appear as the helper's leased uid; nosuid, nodev${sh.readonly ? ', read-only' : ''}`);
+  const files = new Map([virtiofsd, unshare].flatMap((v) => [v.binary, ...v.libraries].map((f) => [f.path, f.path === v.binary.path] as const)));
+  for (const [path, binary] of files) b.note('mount', `${name}:${path}`, 'ro', from, binary ? `the ${path.split('/').pop()} binary` : 'shared library');
   b.note('socket', `vhost-user ${pair}`, `QEMU fd ${qemuFd}, virtiofsd fd 3 (listening)`, from, `vhost-user-fs between QEMU and virtiofsd; guest: mount -t virtiofs ${sh.name} /mnt`);
 }
