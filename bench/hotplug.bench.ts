@@ -15,6 +15,7 @@ import { GUEST_READY_LINE } from '../src/vm/guest.js';
 import { openFlags } from '../src/vm/fds.js';
 import { releaseStep } from '../src/vm/hotplug.js';
 import { openManager, testEnv, waitForText, type VmManager } from '../src/vm/index.js';
+import { nicRows } from './hotplug-nic.js';
 
 const RUNS = n(10, 1);
 
@@ -87,6 +88,7 @@ export const benchmarks: Benchmark[] = [{
       return [
         { group: 'hotplug', name: 'disk attach, 3-layer chain (warden, in-process)', value: median(att), unit: 'ms', baseline: { name: 'raw QMP: add-fd x3, blockdev-add x6, device_add', value: median(rawA) }, goal: le(2) },
         { group: 'hotplug', name: 'disk detach (guest releases it)', value: median(det), unit: 'ms', baseline: { name: 'raw QMP: device_del, wait, blockdev-del x6, remove-fd x3', value: median(rawD) }, goal: le(1.5) },
+        ...(await nicRows(m, name)), // bench/hotplug-nic: NIC attach/detach on the same guest
       ];
     } finally {
       for (const v of await m.store.list()) await m.kill(v).catch(() => undefined);

@@ -128,6 +128,8 @@ fi
 acpid -f -c /etc/acpi -l /dev/null &
 n=0
 while [ $n -lt 40 ] && ! ls -l /proc/$!/fd 2>/dev/null | grep -q /dev/input/event; do n=$((n + 1)); sleep 0.05; done
+# A TPM (tpm_crb/tpm_tis are built into Debian's cloud kernel) is named on the console.
+[ -e /dev/tpm0 ] && echo "WARDEN-TPM /dev/tpm0 version $(cat /sys/class/tpm/tpm0/tpm_version_major 2>/dev/null)"
 echo WARDEN-GUEST-READY
 # warden.virtiofs=TAG[,TAG...]: mount each shared folder, list it, print hello.txt's first line, try to write.
 for tag in $(echo "${virtiofs:-}" | tr ',' ' '); do

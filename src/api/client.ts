@@ -100,8 +100,8 @@ export class ApiClient {
     return (await this.json<{ operation: Operation }>('POST', `/v1/vms/${encodeURIComponent(name)}/devices?wait=${waitS}`, body)).body.operation;
   }
 
-  async removeDevice(name: string, id: string, q: { liveOnly?: boolean; timeout?: number }, waitS: number): Promise<Operation> {
-    const extra = `${q.liveOnly === true ? '&liveOnly=1' : ''}${q.timeout === undefined ? '' : `&timeout=${q.timeout}`}`;
+  async removeDevice(name: string, id: string, q: { liveOnly?: boolean; timeout?: number; kind?: 'disk' | 'nic' }, waitS: number): Promise<Operation> {
+    const extra = `${q.liveOnly === true ? '&liveOnly=1' : ''}${q.timeout === undefined ? '' : `&timeout=${q.timeout}`}${q.kind === undefined ? '' : `&kind=${q.kind}`}`;
     return (await this.json<{ operation: Operation }>('DELETE', `/v1/vms/${encodeURIComponent(name)}/devices/${encodeURIComponent(id)}?wait=${waitS}${extra}`)).body.operation;
   }
 
@@ -119,6 +119,17 @@ export class ApiClient {
   async restoreVm(file: string, name?: string, waitS?: number): Promise<Operation> {
     const q = waitS === undefined ? '' : `?wait=${waitS}`;
     return (await this.json<{ operation: Operation }>('POST', `/v1/restore${q}`, { file, ...(name === undefined ? {} : { name }) })).body.operation;
+  }
+
+  /** POST /v1/vms/NAME/migrate: this daemon moves the VM to the daemon on `target` (its socket). */
+  async migrateVm(name: string, body: { target: string; address?: string; maxBandwidth?: number }, waitS?: number): Promise<Operation> {
+    const q = waitS === undefined ? '' : `?wait=${waitS}`;
+    return (await this.json<{ operation: Operation }>('POST', `/v1/vms/${encodeURIComponent(name)}/migrate${q}`, body)).body.operation;
+  }
+
+  /** DELETE /v1/vms/NAME/migrate: migrate_cancel; the VM runs on where it is. */
+  async cancelMigration(name: string): Promise<void> {
+    await this.json('DELETE', `/v1/vms/${encodeURIComponent(name)}/migrate`);
   }
 
   async operation(id: string): Promise<Operation> { return (await this.json<{ operation: Operation }>('GET', `/v1/operations/${encodeURIComponent(id)}`)).body.operation; }

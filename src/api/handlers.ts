@@ -4,13 +4,14 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, httpStatusFor } from '../errors/index.js';
 import { parseSize, parseSpec } from '../spec/index.js';
 import { NodeFs } from '../sys/index.js';
-import { assertAllowed, followLog, saveFileName, StateStore, summarize, type Operation, type Operations, type VmRecord, type VmService } from '../vm/index.js';
+import { assertAllowed, followLog, saveFileName, StateStore, summarize, type Operation, type Operations, type NicAttachRequest, type VmRecord, type VmService } from '../vm/index.js';
 import { authorize, canSee, type Caller } from './auth.js';
 import { ApiError, errorResponse } from './errors.js';
 import { renderMetrics, type DaemonCounters } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import type { StateAction } from './schemas.js';
 import { streamEvents } from './sse.js';
+import { apiMigrationTarget } from './migrate-target.js';
 import { checkCallerFiles, checkCallerSpec } from './access.js';
 import type { ConsoleHub } from './console.js';
 
@@ -89,6 +90,26 @@ function hotplug(svc: VmService): Required<Pick<VmService, 'attachDisk' | 'detac
 }
 
 /** A hot-plug verb as an operation (202, or the finished one with ?wait=). */
+function nics(svc: VmService): Required<Pick<VmService, 'attachNic' | 'detachNic'>> {
+  if (svc.attachNic === undefined || svc.detachNic === undefined) throw new ApiError('DAEMON_UNAVAILABLE', 'this service does not hot-plug NICs');
+  return { attachNic: svc.attachNic.bind(svc), detachNic: svc.detachNic.bind(svc) };
+}
+
+function nicBody(body: unknown): NicAttachRequest {
+  const { kind: _kind, ...req } = body as NicAttachRequest & { kind: 'nic' };
+  return req;
+}
+
+/** Which device a DELETE names: `kind` when given, else a NIC the VM has (spec or hot-plugged) and no disk of that name. */
+function isNic(rec: VmRecord, id: string, kind: unknown): boolean {
+  if (kind !== undefined) return kind === 'nic';
+  const named = (k: string): boolean => ((rec.spec[k] as Array<{ name: string }> | undefined) ?? []).some((x) => x.name === id);
+  const hot = (rec.hotplug ?? []).filter((e) => e.name === id);
+  const nic = named('networks') || hot.some((e) => e.kind === 'nic');
+  const disk = named('disks') || hot.some((e) => e.kind !== 'nic');
+  return nic && !disk;
+}
+
 async function deviceOp(c: HandlerCtx, rec: VmRecord, action: string, work: () => Promise<unknown>): Promise<HandlerResult> {
   const { uid, gid, pid } = c.caller;
   const op = c.operations.start(rec.name, action, { uid, gid, pid }, work, (err) => errorResponse(err).body.error,
@@ -167,6 +188,31 @@ export const HANDLERS: Record<string, Handler> = {
     const name = b.name ?? saveFileName(file);
     return stateOperation(c, name, undefined, 'restore', () => c.svc.restore!(file, { name }));
   },
+  async migrateVm(c) {
+    const rec = await vmFor(c, 'vm:qmp');
+    const b = c.body as { target: string; address?: string; maxBandwidth?: number };
+    if (c.svc.migrate === undefined) throw new ApiError('API_INVALID_REQUEST', 'this service cannot migrate');
+    assertAllowed(rec.name, rec.phase, 'migrate');
+    const target = apiMigrationTarget(absolute(b.target), b.address);
+    return deviceOp(c, rec, 'migrate', () => c.svc.migrate!(rec.name, target, b.maxBandwidth === undefined ? {} : { maxBandwidth: b.maxBandwidth }));
+  },
+  async cancelMigration(c) {
+    const rec = await vmFor(c, 'vm:qmp');
+    if (c.svc.migrateCancel === undefined) throw new ApiError('API_INVALID_REQUEST', 'this service cannot cancel a migration');
+    await c.svc.migrateCancel(rec.name);
+    return ok({ cancelling: rec.name });
+  },
+  async incomingMigration(c) {
+    authorize(c.caller, 'vm:qmp');
+    if (c.svc.migrateIn === undefined) throw new ApiError('API_INVALID_REQUEST', 'this service cannot receive a migration');
+    const b = c.body as { spec: Record<string, unknown>; name?: string; listen?: { host: string } };
+    const inc = await c.svc.migrateIn(b.spec, { ...(b.name === undefined ? {} : { name: b.name }), listenHost: b.listen?.host ?? '127.0.0.1' });
+    const { uid, gid, pid } = c.caller;
+    const op = c.operations.start(inc.name, 'migrate-in', { uid, gid, pid }, () => inc.done, (err) => errorResponse(err).body.error,
+      (done) => c.service.events?.publish({ type: 'operation', vm: inc.name, operation: done.id, requestor: { uid, gid, pid },
+        data: { action: done.action, status: done.status, ...(done.error ? { error: done.error['code'] } : {}) } }));
+    return ok({ operation: op, address: inc.address }, 202);
+  },
   async getOperation(c) {
     return ok({ operation: opVisible(c, c.operations.get(String(c.params['id']))) });
   },
@@ -197,6 +243,10 @@ export const HANDLERS: Record<string, Handler> = {
   async addDevice(c) {
     const rec = await vmFor(c, 'vm:lifecycle');
     assertAllowed(rec.name, rec.phase, 'qmp');
+    if ((c.body as { kind: string }).kind === 'nic') {
+      if (!c.caller.admin) checkCallerSpec({ networks: [c.body] }, c.caller.uid); // TAPs on host bridges: admins only, as in a spec
+      return deviceOp(c, rec, 'attach-nic', () => nics(c.svc).attachNic(rec.name, nicBody(c.body)));
+    }
     const b = c.body as { name: string; image: string; format: string; readOnly?: boolean; bus?: 'virtio' | 'scsi'; liveOnly?: boolean };
     if (!c.caller.admin) await checkCallerFiles({ disks: [{ ...b, media: 'disk' }] }, { uid: c.caller.uid, gids: c.caller.groups });
     return deviceOp(c, rec, 'attach-disk', () => hotplug(c.svc).attachDisk(rec.name, b));
@@ -205,6 +255,7 @@ export const HANDLERS: Record<string, Handler> = {
     const rec = await vmFor(c, 'vm:lifecycle');
     assertAllowed(rec.name, rec.phase, 'qmp');
     const t = c.query['timeout'] as number | undefined;
+    if (isNic(rec, String(c.params['id']), c.query['kind'])) return deviceOp(c, rec, 'detach-nic', () => nics(c.svc).detachNic(rec.name, String(c.params['id']), { liveOnly: c.query['liveOnly'] === true, ...(t === undefined ? {} : { waitMs: t * 1000 }) }));
     return deviceOp(c, rec, 'detach-disk', () => hotplug(c.svc).detachDisk(rec.name, String(c.params['id']), { liveOnly: c.query['liveOnly'] === true, ...(t === undefined ? {} : { waitMs: t * 1000 }) }));
   },
   async patchDevice(c) {

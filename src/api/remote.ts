@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { WardenError } from '../errors/index.js';
 import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
 import { attachConsole, replayProgress, terminalProgress } from '../vm/index.js';
-import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, SaveResult, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
+import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, NicAttachRequest, NicHotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, SaveResult, MigrateOptions, MigrateResult, MigrationTarget, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
 import type { ApiClient } from './client.js';
 import type { StateAction } from './schemas.js';
 
@@ -71,6 +71,21 @@ export class RemoteService implements VmService {
     return this.outcome(await this.client.restoreVm(resolve(file), o.name, WAIT_S));
   }
 
+  /** The source daemon migrates; its progress events (QEMU's figures) are shown here as they come. */
+  async migrate(name: string, target: MigrationTarget, o: MigrateOptions = {}): Promise<MigrateResult> {
+    const p = this.progress === undefined ? undefined : 'err' in this.progress ? terminalProgress(this.progress) : this.progress;
+    const steps = p === undefined ? undefined : this.client.events({ vm: [name], type: ['progress'] }, (e) => replayProgress(p, (e as { data?: Record<string, unknown> }).data ?? {}));
+    try {
+      await steps?.ready;
+      const body = { target: target.to, ...(target.address === undefined ? {} : { address: target.address }), ...(o.maxBandwidth === undefined ? {} : { maxBandwidth: o.maxBandwidth }) };
+      return await this.outcome(await this.client.migrateVm(name, body, WAIT_S));
+    } finally {
+      steps?.stop();
+    }
+  }
+
+  migrateCancel(name: string): Promise<void> { return this.client.cancelMigration(name); }
+
   /** An operation's result once it has finished; its error, with its code, when it failed. */
   private async outcome<T>(op0: Operation): Promise<T> {
     const op = op0.status === 'running' ? await this.client.waitOperation(op0.id, WAIT_S) : op0;
@@ -100,6 +115,15 @@ export class RemoteService implements VmService {
   async detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> {
     const q = { ...(o.liveOnly === true ? { liveOnly: true } : {}), ...(o.waitMs === undefined ? {} : { timeout: o.waitMs / 1000 }) };
     return this.deviceResult(await this.client.removeDevice(name, disk, q, WAIT_S));
+  }
+
+  async attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> {
+    return (await this.deviceResult(await this.client.addDevice(name, { kind: 'nic', ...req }, WAIT_S))) as unknown as NicHotplugResult;
+  }
+
+  async detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> {
+    const q = { kind: 'nic' as const, ...(o.liveOnly === true ? { liveOnly: true } : {}), ...(o.waitMs === undefined ? {} : { timeout: o.waitMs / 1000 }) };
+    return (await this.deviceResult(await this.client.removeDevice(name, nic, q, WAIT_S))) as unknown as NicHotplugResult;
   }
 
   async resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {

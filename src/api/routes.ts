@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { SpecSchema } from '../spec/index.js';
 import type { Permission } from './auth.js';
 import {
-  ConsoleQuery, ConsoleTicket, DeleteQuery, DeviceBody, DeviceDeleteQuery, DeviceParams, DevicePatch, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RestoreBody, RootSchema, SaveBody, StateBody, VmListSchema, VmSchema, WaitQuery,
+  ConsoleQuery, ConsoleTicket, DeleteQuery, DeviceBody, DeviceDeleteQuery, DeviceParams, DevicePatch, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RestoreBody, MigrateBody, IncomingBody, IncomingReply, RootSchema, SaveBody, StateBody, VmListSchema, VmSchema, WaitQuery,
 } from './schemas.js';
 
 export interface Reply {
@@ -60,10 +60,10 @@ export const ROUTES: readonly RouteDef[] = [
     replies: { 201: { description: 'the ticket', schema: ConsoleTicket }, ...vmCommon, 409: err('not running, or attached elsewhere') } },
   { id: 'vmQmp', method: 'POST', path: '/v1/vms/:name/qmp', summary: 'run one QMP command (admins only)', permission: 'vm:qmp',
     params: NameParams, body: QmpBody, replies: { 200: { description: 'QEMU\'s return value' }, ...vmCommon, 409: err('not running') } },
-  { id: 'addDevice', method: 'POST', path: '/v1/vms/:name/devices', summary: 'hot-plug a disk into the running VM by fd: 202 with an operation, or with ?wait= the finished one', permission: 'vm:lifecycle',
+  { id: 'addDevice', method: 'POST', path: '/v1/vms/:name/devices', summary: 'hot-plug a disk or a NIC into the running VM by fd: 202 with an operation, or with ?wait= the finished one', permission: 'vm:lifecycle',
     params: NameParams, query: WaitQuery, body: DeviceBody,
     replies: { ...operationReplies, ...vmCommon, 409: err('not running, or the disk is in use (VM_DISK_IN_USE, VM_HOTPLUG_FAILED)') } },
-  { id: 'removeDevice', method: 'DELETE', path: '/v1/vms/:name/devices/:id', summary: 'detach a hot-plugged disk (result state `removing` while the guest holds it)', permission: 'vm:lifecycle',
+  { id: 'removeDevice', method: 'DELETE', path: '/v1/vms/:name/devices/:id', summary: 'detach a hot-plugged disk or NIC (result state `removing` while the guest holds it)', permission: 'vm:lifecycle',
     params: DeviceParams, query: DeviceDeleteQuery,
     replies: { ...operationReplies, ...vmCommon } },
   { id: 'patchDevice', method: 'PATCH', path: '/v1/vms/:name/devices/:id', summary: 'grow a running VM\'s disk (block_resize of its top layer; shrinking is refused)', permission: 'vm:lifecycle',
@@ -75,6 +75,13 @@ export const ROUTES: readonly RouteDef[] = [
   { id: 'restoreVm', method: 'POST', path: '/v1/restore', summary: 'start the VM saved in a file, jailed as any start (admins only): an operation', permission: 'vm:qmp',
     query: WaitQuery, body: RestoreBody,
     replies: { ...operationReplies, ...common } },
+  { id: 'migrateVm', method: 'POST', path: '/v1/vms/:name/migrate', summary: 'live-migrate the VM to another daemon (admins only): an operation; progress events carry QEMU\'s figures', permission: 'vm:qmp',
+    params: NameParams, query: WaitQuery, body: MigrateBody,
+    replies: { ...operationReplies, ...vmCommon, 409: err('not running or paused (VM_INVALID_STATE)') } },
+  { id: 'cancelMigration', method: 'DELETE', path: '/v1/vms/:name/migrate', summary: 'cancel the VM\'s migration in progress (migrate_cancel); the VM runs on here', permission: 'vm:qmp',
+    params: NameParams, replies: { 200: { description: 'cancel requested' }, ...vmCommon, 409: err('not migrating (VM_INVALID_STATE)') } },
+  { id: 'incomingMigration', method: 'POST', path: '/v1/migrations/incoming', summary: 'the target side of a live migration: define and launch the VM waiting for the stream, listen for it (admins only): 202 with the operation and the address', permission: 'vm:qmp',
+    body: IncomingBody, replies: { 202: { description: 'ready for the stream', schema: IncomingReply }, ...common, 409: err('a VM of that name exists here (VM_EXISTS)') } },
   { id: 'getOperation', method: 'GET', path: '/v1/operations/:id', summary: 'an operation', permission: 'vm:read', params: IdParams,
     replies: { 200: { description: 'the operation', schema: OperationReply }, 404: err('no such operation (kept at least 5 minutes after it ends)') } },
   { id: 'waitOperation', method: 'GET', path: '/v1/operations/:id/wait', summary: 'an operation once it has finished (or after ?wait= seconds, default 60)', permission: 'vm:read',

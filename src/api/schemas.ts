@@ -41,13 +41,28 @@ export const RestoreBody = z.strictObject({
   name: z.string().optional().describe('restore as this VM (default: the name in the file)'),
 });
 
+export const MigrateBody = z.strictObject({
+  target: z.string().min(1).describe('the target daemon\'s API socket (absolute path); this daemon connects to it and to the stream itself'),
+  address: z.string().optional().describe('the address the target listens on for the stream (default 127.0.0.1)'),
+  maxBandwidth: z.number().int().positive().optional().describe('bytes per second QEMU may send (QEMU\'s max-bandwidth)'),
+});
+export const IncomingBody = z.strictObject({
+  spec: z.record(z.string(), z.unknown()).describe('the VM\'s spec as the source has it (paths absolute, the same storage)'),
+  name: z.string().optional().describe('the VM\'s name here (default: the spec\'s)'),
+  listen: z.strictObject({ host: z.string().describe('an address of this host') }).optional().describe('where to listen for the stream (default 127.0.0.1)'),
+});
+export const IncomingReply = z.object({
+  operation: z.object({ id: z.string() }).passthrough(),
+  address: z.object({ host: z.string(), port: z.number(), token: z.string().describe('send these bytes (hex) first; one byte answers them, then the stream') }),
+});
+
 export const QmpBody = z.strictObject({
   execute: z.string().min(1).describe('the QMP command'),
   arguments: z.record(z.string(), z.unknown()).optional(),
 });
 
-export const DeviceBody = z.strictObject({
-  kind: z.literal('disk').describe('disks only for now'),
+export const DiskDeviceBody = z.strictObject({
+  kind: z.literal('disk').describe('a disk'),
   name: z.string().describe('the disk\'s name in the spec'),
   image: z.string().describe('absolute path of the image; its chain is walked under the image policy'),
   format: z.string().describe('the top layer\'s format (never probed)'),
@@ -55,12 +70,23 @@ export const DeviceBody = z.strictObject({
   bus: z.enum(['virtio', 'scsi']).optional(),
   liveOnly: z.boolean().optional().describe('change the running VM only, not its stored spec'),
 });
-export const DeviceParams = z.strictObject({ name: z.string(), id: z.string().describe('the disk\'s name') });
+export const NicDeviceBody = z.strictObject({
+  kind: z.literal('nic').describe('a NIC: a TAP on a Linux or Open vSwitch bridge'),
+  name: z.string().describe('the NIC\'s name in the spec'),
+  type: z.enum(['bridge', 'ovs', 'user']).describe('user (passt) is refused for now'),
+  bridge: z.string().optional().describe('the Linux or OVS bridge (bridge, ovs)'),
+  vlan: z.int().min(1).max(4094).optional().describe('ovs only: the access VLAN tag'),
+  mac: z.string().optional().describe('default: stable, from the VM and NIC names'),
+  liveOnly: z.boolean().optional().describe('change the running VM only, not its stored spec'),
+});
+export const DeviceBody = z.discriminatedUnion('kind', [DiskDeviceBody, NicDeviceBody]);
+export const DeviceParams = z.strictObject({ name: z.string(), id: z.string().describe('the disk\'s or NIC\'s name') });
 export const DevicePatch = z.strictObject({ size: z.union([z.string(), z.number()]).describe('the new size (bytes, or 10Gi, 512M ...); at least the current one') });
 export const DeviceDeleteQuery = z.strictObject({
   wait: z.coerce.number().min(0).max(600).optional().describe('seconds to wait for the operation to finish'),
   liveOnly: bool.optional().describe('change the running VM only, not its stored spec'),
   timeout: z.coerce.number().min(0).max(600).optional().describe('seconds to wait for the guest to release the device before leaving it `removing` (default 10)'),
+  kind: z.enum(['disk', 'nic']).optional().describe('which device the id names (default: the VM\'s NIC of that name if it has one and no disk of that name, else the disk)'),
 });
 
 export const ErrorSchema = z.object({

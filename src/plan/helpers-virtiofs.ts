@@ -8,6 +8,7 @@ import type { JailMount, JailSpec } from '../jail/index.js';
 import type { Share, Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import { helperJailName, programMounts } from './helpers.js';
+import { hostWideName } from './scope.js';
 import type { Facts, PlannedFd } from './types.js';
 
 /** QEMU 7.2's C virtiofsd as Debian's qemu-system-common installs it. */
@@ -60,7 +61,7 @@ function planShare(spec: Spec, sh: Share, from: string, index: number, facts: Fa
   const qemuFd = b.socketPair(from, pair, pair);
   b.arg(from, '-chardev', `socket,id=${id},fd=${qemuFd}`);
   b.device(from, { driver: 'vhost-user-fs-pci', id, chardev: id, tag: sh.name, 'queue-size': 1024, ...b.pci(from) });
-  const name = helperJailName(spec.name, 'virtiofs', sh.name);
+  const name = helperJailName(hostWideName(spec.name, facts.scope), 'virtiofs', sh.name);
   const fds: PlannedFd[] = [{ kind: 'socketpair', name: pair, pair, target: 3, from, helperListens: true }];
   const share: JailMount = { type: sh.readonly ? 'ro-bind' : 'bind', source: dir.path, target: SHARE_TARGET, idmap: { uid: dir.uid, gid: dir.gid } };
   const jail: JailSpec = {

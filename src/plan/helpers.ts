@@ -10,6 +10,9 @@ import type { ProgramView } from '../qemu/index.js';
 import type { Network, Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts, PlannedFd } from './types.js';
+import { hostWideName } from './scope.js';
+import { planShares } from './helpers-virtiofs.js';
+import { planTpm } from './helpers-tpm.js';
 
 export const PASST_BINARY = '/usr/bin/passt';
 
@@ -79,7 +82,7 @@ export function planPasst(spec: Spec, n: Network, from: string, netdev: string, 
   const pair = `passt-${n.name}`;
   const qemuFd = b.socketPair(from, pair, pair);
   b.qapiArg(from, '-netdev', 'netdev_add', { type: 'stream', id: netdev, addr: { type: 'fd', str: String(qemuFd) } });
-  const name = helperJailName(spec.name, 'passt', n.name);
+  const name = helperJailName(hostWideName(spec.name, facts.scope), 'passt', n.name);
   const fds: PlannedFd[] = [{ kind: 'socketpair', name: pair, pair, target: 3, from }];
   const jail: JailSpec = {
     name,
@@ -104,6 +107,12 @@ export function planPasst(spec: Spec, n: Network, from: string, netdev: string, 
   b.note('socket', `socketpair ${pair}`, 'QEMU fd ' + qemuFd + ', passt fd 3', from, 'the guest\'s frames between QEMU (-netdev stream) and passt');
   for (const f of [view.binary, ...view.libraries]) b.note('mount', `${name}:${f.path}`, 'ro', from, f.path === view.binary.path ? 'the passt binary' : 'shared library of passt');
   fwd.forEach((f, k) => b.note('port', `${f.proto}/${f.hostAddress}:${f.host}`, 'listen (passt)', `${from}.forwards[${k}]`, `forwarded to guest port ${f.guest}${chosenNote(n, k, f.host)}`));
+}
+
+/** Helpers that serve devices other than NICs (planNetworks plans passt), in start order. */
+export function planDeviceHelpers(spec: Spec, facts: Facts, b: PlanBuilder): void {
+  planTpm(spec, facts, b);
+  planShares(spec, facts, b);
 }
 
 function describe(j: JailSpec): string {

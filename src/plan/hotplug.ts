@@ -62,7 +62,7 @@ function freeSlot(used: readonly number[]): number {
 }
 
 /** pc: the next free slot on pci.0; q35: slot 0 behind the first empty reserved root port (null: none). */
-function builderFor(live: LiveAllocations): PlanBuilder | null {
+export function builderFor(live: LiveAllocations): PlanBuilder | null {
   const fdset = Math.max(0, ...live.fdsets) + 1;
   if (live.machine === 'pc') return new PlanBuilder('pci.0', 0x1f, { fdset, slot: freeSlot(live.pciSlots) });
   const port = live.freePorts[0];

@@ -10,3 +10,7 @@ export { planDiskAttach, planDiskDetach } from './hotplug.js';
 export type { DiskAttachPlan, HotplugStep, HotplugFd, LiveAllocations, QmpCall } from './hotplug.js';
 export { PASST_BINARY, USER_NET, helperJailName } from './helpers.js';
 export { VIRTIOFSD_BINARY, UNSHARE_BINARY } from './helpers-virtiofs.js';
+export { hostWideName } from './scope.js';
+export { planNicAttach } from './hotplug-nic.js';
+export type { NicAttachPlan, NicLiveAllocations } from './hotplug-nic.js';
+export { SWTPM_BINARY, tpmStateDir, tpmVersion } from './helpers-tpm.js';

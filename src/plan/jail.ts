@@ -5,6 +5,7 @@ import type { Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts } from './types.js';
 import { planQemuView } from './view.js';
+import { hostWideName } from './scope.js';
 
 const TMP: JailMount = { type: 'tmpfs', target: '/tmp', sizeBytes: 16 * 1024 * 1024 };
 
@@ -30,8 +31,8 @@ export const DEFAULT_PIDS = 1024;
  * image or a guest can make it grow, so memory and threads are always bounded. CPU is
  * only limited when asked.
  */
-export function limitsToCgroup(spec: Spec, accel: 'kvm' | 'tcg'): JailCgroup {
-  const cg: JailCgroup = { name: spec.name };
+export function limitsToCgroup(spec: Spec, accel: 'kvm' | 'tcg', scope?: string): JailCgroup {
+  const cg: JailCgroup = { name: hostWideName(spec.name, scope) };
   const l = spec.limits;
   if (l?.cpu !== undefined) cg.cpu = { quotaUs: Math.round(l.cpu * 1000), periodUs: 100_000 };
   cg.memoryBytes = l?.memory ?? spec.memory + QEMU_OVERHEAD_BYTES + (accel === 'tcg' ? TCG_TB_SIZE_MIB * MiB : 0);
@@ -64,7 +65,7 @@ function planView(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg'
 export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' | 'tcg'): JailSpec {
   const view = planView(spec, facts, b, accel);
   const mounts = [...view.mounts];
-  const cgroup = limitsToCgroup(spec, accel);
+  const cgroup = limitsToCgroup(spec, accel, facts.scope);
   const net = networkMode(spec);
   const id = facts.identity;
   if ('uid' in id) b.note('uid', `${id.uid}:${id.gid}`, 'run as', 'name', 'no capabilities, no_new_privs');
@@ -73,7 +74,7 @@ export function planJail(spec: Spec, facts: Facts, b: PlanBuilder, accel: 'kvm' 
   b.note('cgroup', cgroup.name, 'create', spec.limits === undefined ? 'name' : 'limits', `${describeCgroup(cgroup)}${defaulted.length === 0 ? '' : ` (default ${defaulted.join(' and ')} limit)`}`);
   if (net.mode === 'none') b.note('netns', 'new empty network namespace', 'own', 'networks');
   return {
-    name: spec.name,
+    name: hostWideName(spec.name, facts.scope),
     identity: 'uid' in id ? { uid: id.uid, gid: id.gid } : { lease: true },
     network: net,
     mounts,

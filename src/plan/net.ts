@@ -10,6 +10,7 @@ import type { Network, Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts } from './types.js';
 import { chosenNote, planPasst, resolvedForwards } from './helpers.js';
+import { hostWideName } from './scope.js';
 
 const MODEL_DRIVER: Record<Network['model'], string> = { virtio: 'virtio-net-pci', e1000e: 'e1000e', rtl8139: 'rtl8139' };
 
@@ -50,20 +51,26 @@ export function hostIfname(vm: string, nic: string): string {
 }
 
 export function planNetworks(spec: Spec, facts: Facts, b: PlanBuilder): void {
-  spec.networks.forEach((n, i) => {
-    const from = `networks[${i}]`;
-    const mac = n.mac ?? stableMac(spec.name, n.name);
-    const netdev = `net-${n.name}`;
-    let hasBackend = true;
-    if (n.type === 'user' && n.backend === 'slirp') planUser(n, from, netdev, facts, b);
-    else if (n.type === 'user') planPasst(spec, n, from, netdev, facts, b);
-    else if (n.type === 'none') hasBackend = false;
-    else planTap(spec.name, n, mac, from, netdev, facts, b);
-    const dev: Record<string, unknown> = { driver: MODEL_DRIVER[n.model], id: `nic-${n.name}`, mac, ...b.pci(from) };
-    if (hasBackend) dev['netdev'] = netdev;
-    if (n.queues > 1) { dev['mq'] = true; dev['vectors'] = 2 * n.queues + 2; }
-    b.device(from, dev);
-  });
+  spec.networks.forEach((n, i) => planNic(spec, n, `networks[${i}]`, facts, b));
+}
+
+/**
+ * One NIC: its backend (host actions, helper or slirp), its netdev and its device, all into
+ * `b`. Boot renders them as argv; hot-plug (plan/hotplug-nic) renders the same as QMP, so a
+ * NIC is planned one way.
+ */
+export function planNic(spec: Spec, n: Network, from: string, facts: Facts, b: PlanBuilder): void {
+  const mac = n.mac ?? stableMac(spec.name, n.name);
+  const netdev = `net-${n.name}`;
+  let hasBackend = true;
+  if (n.type === 'user' && n.backend === 'slirp') planUser(n, from, netdev, facts, b);
+  else if (n.type === 'user') planPasst(spec, n, from, netdev, facts, b);
+  else if (n.type === 'none') hasBackend = false;
+  else planTap(spec.name, n, mac, from, netdev, facts, b);
+  const dev: Record<string, unknown> = { driver: MODEL_DRIVER[n.model], id: `nic-${n.name}`, mac, ...b.pci(from) };
+  if (hasBackend) dev['netdev'] = netdev;
+  if (n.queues > 1) { dev['mq'] = true; dev['vectors'] = 2 * n.queues + 2; }
+  b.device(from, dev);
 }
 
 function planUser(n: Network, from: string, id: string, facts: Facts, b: PlanBuilder): void {
@@ -83,12 +90,12 @@ function planTap(vm: string, n: Network, mac: string, from: string, id: string, 
   let tapFds: number[];
   let ifname: string;
   if (n.type === 'macvtap') {
-    ifname = hostIfname(vm, n.name);
+    ifname = hostIfname(hostWideName(vm, facts.scope), n.name);
     const a: HostAction = { kind: 'macvtap', nic: n.name, ifname, link: n.link ?? '', mode: n.mode ?? 'bridge', mac, queues: n.queues, fdNames: tapNames };
     tapFds = b.action(from, a, tapNames);
     b.note('macvtap', ifname, 'create', from, `macvtap on ${n.link} (${n.mode ?? 'bridge'} mode)`);
   } else {
-    ifname = hostIfname(vm, n.name);
+    ifname = hostIfname(hostWideName(vm, facts.scope), n.name);
     const tap: HostAction = { kind: 'tap', nic: n.name, ifname, queues: n.queues, vnetHdr: n.model === 'virtio', mac, fdNames: tapNames, ...(n.mtu === undefined ? {} : { mtu: n.mtu }) };
     tapFds = b.action(from, tap, tapNames);
     b.note('tap', ifname, 'create', from, `${n.queues} queue(s)`);

@@ -5,10 +5,11 @@ import { planConsoles, planHardening, planMachine, resolveAccel, resolveMachine 
 import { checkSharedFiles, planDisks } from './disks.js';
 import { planHotplugPorts } from './hotplug.js';
 import { planNetworks } from './net.js';
+import { planDeviceHelpers } from './helpers.js';
 import { planCloudInit } from './cloudinit.js';
 import { planBoot, planDevices, planFirmware } from './extras.js';
 import { planJail } from './jail.js';
-import { planSharedMemory, planShares } from './helpers-virtiofs.js';
+import { planSharedMemory } from './helpers-virtiofs.js';
 import { checkAgainstBinary } from './check.js';
 import { PlanError } from './errors.js';
 import type { Facts, Plan } from './types.js';
@@ -34,7 +35,7 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   planCloudInit(spec, facts, b);
   planNetworks(spec, facts, b);
   planDevices(spec, facts, b);
-  planShares(spec, facts, b);
+  planDeviceHelpers(spec, facts, b);
   planHotplugPorts(spec, b);
   planBoot(spec, b);
   checkAgainstBinary(facts, b);

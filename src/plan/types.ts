@@ -42,11 +42,17 @@ export interface Facts {
   /** Host features that are optional (no vhost-net here, for instance). */
   host?: { vhostNet?: boolean };
   /** Helper programs found on this host (absent: not installed), with their views. */
-  helpers?: { passt?: ProgramView; virtiofsd?: ProgramView; unshare?: ProgramView };
+  helpers?: { passt?: ProgramView; swtpm?: ProgramView; virtiofsd?: ProgramView; unshare?: ProgramView };
   /** Each share's directory (by index in spec.shares; null: it failed, a located issue says why): canonical path, owner uid/gid. */
   shares?: Array<{ path: string; uid: number; gid: number } | null>;
   /** `defer`: QEMU waits for a migration stream the manager passes after launch (warden restore: -incoming defer, then migrate-incoming fd:). */
   incoming?: 'defer';
+  /**
+   * A short id of the state root the VM runs under (vm/facts hostScope). Host-wide names (jail,
+   * cgroup, TAP devices) carry it, so one VM name can run under two state roots at once (a
+   * migration between two daemons on one host). Absent: the names are the VM's alone.
+   */
+  scope?: string;
 }
 
 export type OpenFlag = 'O_RDONLY' | 'O_WRONLY' | 'O_RDWR' | 'O_DIRECT' | 'O_CREAT' | 'O_APPEND' | 'O_CLOEXEC';
@@ -88,7 +94,12 @@ export type PlannedFd =
    * helperListens: the helper's end is a listening socket with QEMU's end already queued on
    * it (virtiofsd --fd accepts), not a socketpair.
    */
-  | (FdBase & { kind: 'socketpair'; pair: string; helperListens?: boolean });
+  | (FdBase & { kind: 'socketpair'; pair: string; helperListens?: boolean })
+  /**
+   * A directory of the VM's own (helper state, e.g. the TPM's) the manager makes (root, 0700)
+   * and opens; a helper reaches it only by this fd (/proc/self/fd/N), and owns it while it runs.
+   */
+  | (FdBase & { kind: 'state-dir'; path: string });
 
 export type ManifestKind = 'file' | 'socket' | 'device' | 'tap' | 'macvtap' | 'bridge-port' | 'cgroup' | 'uid' | 'netns' | 'port' | 'mount' | 'helper';
 
@@ -109,7 +120,7 @@ export interface ArgTrace {
 
 /** A helper program (passt ...) that serves one spec item, in a jail of its own, started before QEMU and stopped after it. */
 export interface HelperPlan {
-  kind: 'passt' | 'virtiofsd';
+  kind: 'passt' | 'swtpm' | 'virtiofsd';
   /** The spec field it serves (networks[0]). */
   from: string;
   jail: JailSpec;

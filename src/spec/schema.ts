@@ -127,6 +127,8 @@ export const SpecSchema = z.strictObject({
   autostart: z.boolean().optional().describe('wardend starts the VM when it starts, unless it runs already (default false)'),
   hotplugSlots: z.int().min(0).max(8).optional().describe('q35: empty pcie-root-ports reserved at boot, one per device hot-plugged at a time (pcie.0 takes none; default 0); pc hot-plugs on its root bus'),
   cloudInit: CloudInitSchema.optional(),
+  tpm: z.union([z.boolean(), z.strictObject({ version: z.literal('2.0') })]).optional()
+    .describe('a TPM 2.0 (true or { version: "2.0" }): swtpm in a jail of its own, its state kept in the VM\'s directory across restarts; tpm-crb on q35, tpm-tis on pc'),
   shares: z.array(ShareSchema).max(8).optional().describe('host directories shared with the guest (virtiofs); guest memory becomes a shared memfd'),
 });
 

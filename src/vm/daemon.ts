@@ -10,8 +10,10 @@ import { VmError, isVmError } from './errors.js';
 import { VmEvents, eventProgress, type Requestor } from './events.js';
 import { VmManager } from './manager.js';
 import { attachLocked, type ConsoleEnd, type ConsoleIo } from './console.js';
-import { asWardenError, logsFromFiles, type CreateOptions, type ListEntry, type RestoreResult, type SaveResult, type SpecSource, type StartResult, type VmService } from './service.js';
+import { asWardenError, logsFromFiles, type CreateOptions, type ListEntry, type RestoreResult, type SaveResult, type SpecSource, type StartResult, type VmService, type IncomingMigration } from './service.js';
 import { saveFileName } from './savefile.js';
+import { listenForMigration } from './migrate-link.js';
+import type { MigrateOptions, MigrateResult, MigrationTarget } from './migrate-run.js';
 import { QmpSessions } from './session.js';
 import { checkName, StateStore, type Lock } from './store.js';
 import type { StopOptions } from './stop.js';
@@ -21,6 +23,7 @@ import { assertAllowed, expectsProcess } from './machine.js';
 import type { Backends } from './ports.js';
 import type { QmpClient } from '../qmp/index.js';
 import type { DiskAttachRequest, HotplugResult, ResizeResult } from './hotplug.js';
+import type { NicAttachRequest, NicHotplugResult } from './hotplug-nic.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 
@@ -48,6 +51,8 @@ interface Core {
   log: (msg: string) => void;
   /** Restart policy state per VM: the attempt count and a pending restart. */
   restarts: Map<string, { attempt: number; timer?: NodeJS.Timeout }>;
+  /** Outgoing migrations in progress, to cancel them from outside the VM's job queue. */
+  migrations: Map<string, AbortController>;
 }
 
 /**
@@ -93,11 +98,18 @@ export class DaemonService implements VmService {
     const events = new VmEvents(Date.now().toString(36));
     const managerFor = (name: string, owner: () => number | undefined): VmManager =>
       new VmManager({ store, backends, fs, progress: eventProgress(events, name, owner), ...beforeStep });
-    const core: Core = { manager, managerFor, store, fs, events, sessions, sups: new Map(), lock, log: o.log ?? (() => {}), restarts: new Map() };
+    const core: Core = { manager, managerFor, store, fs, events, sessions, sups: new Map(), lock, log: o.log ?? (() => {}), restarts: new Map(), migrations: new Map() };
     const svc = new DaemonService(core);
     for (const name of await store.list()) {
       await untilUnlocked(store, name, core.log);
       const rec = await svc.sup(name).adopt().catch((err: unknown) => { core.log(`adopting VM ${name} failed: ${asWardenError(err).message}`); return null; });
+      if (rec?.incomingSince !== undefined && !expectsProcess(rec.phase) && (rec.undo ?? []).length === 0) {
+        await core.sups.get(name)?.dispose();
+        core.sups.delete(name);
+        await store.remove(name); // the target of a migration this daemon did not finish: its start is undone, the VM is the source's
+        core.log(`VM ${name}: an incoming migration was interrupted; its start was undone and the VM removed`);
+        continue;
+      }
       if (rec !== null && rec.spec['autostart'] === true && !expectsProcess(rec.phase)) {
         svc.start(name).catch((err: unknown) => core.log(`autostart of VM ${name} failed: ${asWardenError(err).message}`));
       }
@@ -228,6 +240,14 @@ export class DaemonService implements VmService {
     return this.job(name, 'qmp', () => this.core.manager.detachDisk(name, disk, o));
   }
 
+  attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> {
+    return this.job(name, 'qmp', () => this.core.manager.attachNic(name, req));
+  }
+
+  detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> {
+    return this.job(name, 'qmp', () => this.core.manager.detachNic(name, nic, o));
+  }
+
   resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
     return this.job(name, 'qmp', () => this.core.manager.resizeDisk(name, disk, bytes));
   }
@@ -257,6 +277,45 @@ export class DaemonService implements VmService {
       const r = await m.restore(file, { name, ...(this.requestor === undefined ? {} : { owner: this.requestor.uid }) });
       return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings, ...(r.migration === undefined ? {} : { migration: r.migration }) };
     });
+  }
+
+  /** Live migration, source side, as the VM's job; `migrateCancel` aborts it from outside the queue. */
+  migrate(name: string, target: MigrationTarget, o: MigrateOptions = {}): Promise<MigrateResult> {
+    const ctl = new AbortController();
+    this.core.migrations.set(name, ctl);
+    const signal = o.signal === undefined ? ctl.signal : AbortSignal.any([ctl.signal, o.signal]);
+    return this.job(name, 'migrate', (m) => m.migrateOut(name, target, { ...o, signal }))
+      .finally(() => { if (this.core.migrations.get(name) === ctl) this.core.migrations.delete(name); });
+  }
+
+  async migrateCancel(name: string): Promise<void> {
+    checkName(name);
+    const ctl = this.core.migrations.get(name);
+    if (ctl === undefined) throw new VmError('VM_INVALID_STATE', `VM ${name} is not migrating`, { context: { vm: name } });
+    ctl.abort();
+  }
+
+  /**
+   * Live migration, target side: listens on `listenHost`, then runs the incoming start as the
+   * VM's job; resolves once QEMU waits for the stream (so the source sends into a ready target).
+   */
+  async migrateIn(spec: Record<string, unknown>, o: { name?: string; listenHost: string }): Promise<IncomingMigration> {
+    const name = o.name ?? String(spec['name']);
+    checkName(name);
+    const link = await listenForMigration(o.listenHost, 120_000);
+    let ready!: () => void;
+    const isReady = new Promise<void>((r) => { ready = r; });
+    const owner = this.requestor?.uid ?? process.getuid?.() ?? 0;
+    const done = this.job(name, 'migrate-in', async (m) => {
+      try {
+        const r = await m.migrateIn(spec, { name, owner, accept: link.accept, ready });
+        return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings, ...(r.migration === undefined ? {} : { migration: r.migration }) };
+      } finally {
+        link.close();
+      }
+    });
+    await Promise.race([isReady, done]);
+    return { name, address: link.address, done };
   }
 
   /** Lets go of every VM (they keep running; the next daemon adopts them) and of the state root. */

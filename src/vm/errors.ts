@@ -21,7 +21,9 @@ export type VmErrorCode =
   | 'VM_HOTPLUG_FAILED'
   | 'VM_DISK_SHRINK'
   | 'VM_SAVE_FAILED'
-  | 'VM_RESTORE_FAILED';
+  | 'VM_RESTORE_FAILED'
+  | 'VM_MIGRATE_FAILED'
+  | 'VM_MIGRATE_CANCELLED';
 
 export class VmError extends WardenError {
   declare readonly code: VmErrorCode;

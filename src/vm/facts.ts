@@ -3,13 +3,14 @@
  * the KVM verdict, disk chains, boot files, firmware, the VM's state paths, the uid policy),
  * used alike by `validate`, `plan`, `start` and the daemon, so `plan` shows what `start` does.
  */
-import { constants as C, existsSync, promises as fsp } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { constants as C, existsSync, promises as fsp, realpathSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { loadHostPolicy, walkChainConfined, type HostPolicy, type ImageChain, type Owner } from '../image/index.js';
 import { WardenError } from '../errors/index.js';
-import { PASST_BINARY, type Facts } from '../plan/index.js';
+import { PASST_BINARY, SWTPM_BINARY, tpmVersion, type Facts } from '../plan/index.js';
 import { gatherProgramView, loadQemuCaps, type ProgramView, type QemuCaps } from '../qemu/index.js';
 import type { Disk, Spec } from '../spec/index.js';
 import { NodeFs, NodeHostFiles, NodeProcessRunner, type Fs, type ProcessRunner } from '../sys/index.js';
@@ -87,6 +88,20 @@ export interface FactOptions {
   owner?: Owner | null;
 }
 
+/**
+ * The state root's short id (5 of a-z2-7, from a hash of its real path): host-wide names carry
+ * it (plan/scope), so VMs of one name under two state roots do not meet in the jail, cgroup or
+ * TAP namespaces. A root not made yet is named by its absolute path, as it will be once made.
+ */
+export function stateRootScope(stateRoot: string): string {
+  let real = resolve(stateRoot);
+  try { real = realpathSync(real); } catch { /* not made yet */ }
+  const h = createHash('sha256').update(`warden-state-root\0${real}`).digest();
+  let out = '';
+  for (let i = 0; i < 5; i++) out += 'abcdefghijklmnopqrstuvwxyz234567'[h[i]! & 31];
+  return out;
+}
+
 /** The state root's cache directory (QEMU capabilities, the KVM verdict). */
 export function cacheDirOf(stateRoot: string): string {
   return join(stateRoot, 'cache');
@@ -101,6 +116,7 @@ export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions):
     identity: o.identity ?? identityPolicy(),
     paths: vmFactPaths(o.stateRoot, spec.name),
     host: { vhostNet: existsSync('/dev/vhost-net') },
+    scope: stateRootScope(o.stateRoot),
   };
   const fw = firmwareFor(spec);
   if (fw !== undefined) facts.firmware = fw;
@@ -116,9 +132,12 @@ export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions):
 
 /** The helper programs this spec needs, with their views (one ldd each); a helper not installed is absent. */
 async function helperFacts(spec: Spec, src: FactSources): Promise<NonNullable<Facts['helpers']>> {
-  if (!spec.networks.some((n) => n.type === 'user' && n.backend !== 'slirp')) return {};
+  const out: NonNullable<Facts['helpers']> = {};
+  const swtpm = tpmVersion(spec) === null ? null : await src.programView(SWTPM_BINARY);
+  if (swtpm !== null) out.swtpm = swtpm;
+  if (!spec.networks.some((n) => n.type === 'user' && n.backend !== 'slirp')) return out;
   const passt = await src.programView(PASST_BINARY);
-  return passt === null ? {} : { passt };
+  return passt === null ? out : { ...out, passt };
 }
 
 /** Whether KVM is usable as start decides it: the spec's tcg needs no probe, a flag overrides it, else the cached probe. */

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadNative } from '../sys/index.js';
 import { VmError } from './errors.js';
+import { chownStateDir, closeQuietly, openStateDir } from './helpers-state.js';
 import { isAlive, procId } from './proc.js';
 import type { HelperRun, UndoRecord } from './record.js';
 import type { StartCtx } from './start.js';
@@ -17,8 +18,8 @@ type RecordUndo = (c: StartCtx, u: UndoRecord) => Promise<void>;
 import type { Step } from './steps.js';
 
 /** A helper's undo entry (one per helper; teardown stops it like QEMU's jail). */
-export function helperUndo(jailName: string, owner: string): UndoRecord {
-  return { kind: 'helper', jailName, owner };
+export function helperUndo(jailName: string, owner: string, stateDirs: string[] = []): UndoRecord {
+  return stateDirs.length === 0 ? { kind: 'helper', jailName, owner } : { kind: 'helper', jailName, owner, stateDirs };
 }
 
 /** One socketpair per `pair` name: [QEMU's end, the helper's end] (a listening socket with QEMU's end queued, where the helper accepts). */
@@ -43,15 +44,27 @@ function listenerPair(): [number, number] {
 }
 
 async function launchOne(c: StartCtx, record: RecordUndo, h: NonNullable<StartCtx['plan']>['helpers'][number], pairs: Map<string, [number, number]>, stderr: number): Promise<HelperRun> {
-  await record(c, helperUndo(h.jail.name, c.paths.dir));
+  const stateDirs = h.fds.flatMap((f) => (f.kind === 'state-dir' ? [f.path] : []));
+  await record(c, helperUndo(h.jail.name, c.paths.dir, stateDirs));
+  const dirFds = new Map(stateDirs.map((p) => [p, openStateDir(p, c.rec.name)] as const));
+  try {
+    return await launchWith(c, h, pairs, dirFds, stderr);
+  } finally {
+    for (const fd of dirFds.values()) closeQuietly(fd);
+  }
+}
+
+async function launchWith(c: StartCtx, h: NonNullable<StartCtx['plan']>['helpers'][number], pairs: Map<string, [number, number]>, dirFds: Map<string, number>, stderr: number): Promise<HelperRun> {
   const fds = new Map(h.fds.map((f) => {
-    const end = f.kind === 'socketpair' ? pairs.get(f.pair)?.[1] : undefined;
+    const end = f.kind === 'socketpair' ? pairs.get(f.pair)?.[1] : f.kind === 'state-dir' ? dirFds.get(f.path) : undefined;
     if (end === undefined) throw new VmError('VM_START_FAILED', `helper ${h.jail.name} of VM ${c.rec.name} needs fd ${f.name}, which is not a socketpair the plan names`, { context: { vm: c.rec.name, helper: h.jail.name } });
     return [f.name, end] as const;
   }));
   const statusFile = join(c.paths.dir, `${h.jail.name}.status`);
   rmSync(statusFile, { force: true });
   const l = await c.d.backends.jail.launch(h.jail, fds, stderr, statusFile, c.paths.dir);
+  // Lent to the leased uid only now that it is known: swtpm touches its state at QEMU's first command, and QEMU starts later.
+  for (const p of dirFds.keys()) chownStateDir(p, l.uid, l.gid);
   const proc = await procId(c.d.fs, l.pid);
   if (proc === null) throw await died(c, h.kind, h.from, h.jail.name);
   const run: HelperRun = { kind: h.kind, from: h.from, jailName: h.jail.name, proc, uid: l.uid, gid: l.gid, cgroups: l.cgroups, ...(l.statusFile === undefined ? {} : { statusFile: l.statusFile }) };

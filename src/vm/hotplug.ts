@@ -37,12 +37,12 @@ export interface HotplugResult {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The record's entries of the current run (older runs' devices went with their QEMU). */
-function entriesOf(rec: VmRecord): HotplugEntry[] {
+export function entriesOf(rec: VmRecord): HotplugEntry[] {
   const run = rec.run?.startedAt;
   return (rec.hotplug ?? []).filter((e) => e.run === run);
 }
 
-async function save(d: TeardownDeps, rec: VmRecord, entries: HotplugEntry[], extra: Partial<VmRecord> = {}): Promise<VmRecord> {
+export async function save(d: TeardownDeps, rec: VmRecord, entries: HotplugEntry[], extra: Partial<VmRecord> = {}): Promise<VmRecord> {
   const out: VmRecord = { ...rec, ...extra, hotplug: entries, updatedAt: d.now() };
   await d.store.write(out);
   return out;
@@ -63,7 +63,7 @@ function withoutClaims(all: readonly DiskClaim[] | undefined, gone: readonly Dis
  */
 export async function recover(d: TeardownDeps, rec: VmRecord, q: QmpConn): Promise<VmRecord> {
   let entries = entriesOf(rec);
-  for (const e of entries.filter((x) => x.state === 'attaching')) {
+  for (const e of entries.filter((x) => x.state === 'attaching' && x.kind !== 'nic')) {
     for (const u of planDiskDetach(e.steps.slice(0, e.begun))) await q.execute(u.command, u.args, 5000).catch(() => undefined);
     entries = entries.filter((x) => x !== e);
     rec = await save(d, rec, entries, { disks: withoutClaims(rec.disks, e.claims) });
@@ -95,7 +95,7 @@ async function claim(d: TeardownDeps, rec: VmRecord, mine: DiskClaim[]): Promise
 }
 
 /** What QEMU holds now: fdset ids and root-bus PCI slots (facts for the pure planner). */
-async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; pciSlots: number[]; freePorts: string[] }> {
+export async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; pciSlots: number[]; freePorts: string[] }> {
   const fdsets = ((await q.execute('query-fdsets')) as Array<{ 'fdset-id': number }>).map((f) => f['fdset-id']);
   type Dev = { slot: number; qdev_id?: string; pci_bridge?: { devices?: unknown[] } };
   const root = ((await q.execute('query-pci')) as Array<{ bus: number; devices: Dev[] }>).filter((b) => b.bus === 0).flatMap((b) => b.devices);
@@ -151,6 +151,19 @@ async function deviceGone(q: QmpConn, id: string): Promise<boolean> {
 }
 
 /**
+ * Waits up to `waitMs` until QEMU no longer has device `id` (the guest released it); false
+ * on timeout. Shared by disk and NIC detach (vm/hotplug-nic).
+ */
+export async function waitDeviceGone(q: QmpConn, id: string, waitMs: number): Promise<boolean> {
+  const deadline = Date.now() + waitMs;
+  while (!(await deviceGone(q, id))) {
+    if (Date.now() > deadline) return false;
+    await sleep(100);
+  }
+  return true;
+}
+
+/**
  * One release step after the device is gone. The device leaves /machine/peripheral before
  * QEMU drops its reference to the block node (finalized later), so blockdev-del may see the
  * node "in use" for a moment: retried for up to 5 s.
@@ -175,7 +188,7 @@ export async function releaseStep(q: QmpConn, u: { command: string; args: Record
 export async function detachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, name: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<{ record: VmRecord; result: HotplugResult }> {
   rec = await recover(d, rec, q);
   let entries = entriesOf(rec);
-  const entry = entries.find((e) => e.name === name);
+  const entry = entries.find((e) => e.name === name && e.kind !== 'nic');
   if (entry === undefined) {
     const boot = (rec.spec['disks'] as Disk[]).some((x) => x.name === name);
     throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no hot-plugged disk ${name}${boot ? ' (it was there at start: detaching boot-time disks is not supported yet)' : ''}`, {
@@ -212,7 +225,7 @@ export interface ResizeResult { vm: string; disk: string; node: string; fromByte
  * read-only disks.
  */
 export async function resizeDisk(rec: VmRecord, q: QmpConn, name: string, bytes: number): Promise<ResizeResult> {
-  const disks = [...(rec.spec['disks'] as Disk[]), ...entriesOf(rec).map((e) => e.disk as unknown as Disk)];
+  const disks = [...(rec.spec['disks'] as Disk[]), ...entriesOf(rec).filter((e) => e.kind !== 'nic').map((e) => e.disk as unknown as Disk)];
   const disk = disks.find((x) => x.name === name);
   if (disk === undefined) throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no disk ${name}`, { context: { vm: rec.name, disk: name, disks: disks.map((x) => x.name) } });
   if (disk.readOnly || disk.media === 'cdrom') throw new VmError('VM_HOTPLUG_FAILED', `disk ${name} of VM ${rec.name} is read-only; it cannot be resized`, { context: { vm: rec.name, disk: name } });

@@ -8,6 +8,9 @@ export { JobQueue, Operations, type Operation, type OperationStatus } from './jo
 export { checkName, NAME_RE } from './store.js';
 export { LocalService, asWardenError, type VmService, type SpecSource, type CreateOptions, type StartResult, type ListEntry, type SaveResult, type RestoreResult } from './service.js';
 export type { MigrationFigures } from './state.js';
+export type { IncomingMigration } from './service.js';
+export type { MigrationTarget, PreparedTarget, MigrateOptions, MigrateResult } from './migrate-run.js';
+export type { MigrationAddress } from './migrate-link.js';
 export { saveFileName } from './savefile.js';
 export { StateStore, defaultStateRoot, type VmPaths } from './store.js';
 export { VmError, isVmError, type VmErrorCode } from './errors.js';
@@ -23,10 +26,11 @@ export { findTestGuest, ensureTestGuest, GUEST_READY_LINE, repoRoot, type TestGu
 export { realBackends, jailerConfig } from './backends.js';
 export { runDemo } from './demo.js';
 export { sshEndpoint, forwardsOf, type Endpoint, type GuestAddress, type ForwardInfo } from './endpoints.js';
-export { gatherFacts, factSources, cacheDirOf, identityPolicy, vmFactPaths, firmwareFor, type GatheredFacts, type HostIssue, type FactSources } from './facts.js';
+export { gatherFacts, factSources, cacheDirOf, stateRootScope, identityPolicy, vmFactPaths, firmwareFor, type GatheredFacts, type HostIssue, type FactSources } from './facts.js';
 export { DirectLauncher } from './direct.js';
 export { OpenFds } from './fds.js';
 export { LogPipes, logdPath, LOGD_USER, QEMU_LOG_CAP } from './logd.js';
 export type { Backends, PlanView } from './ports.js';
 export { testEnv, waitForText, leftovers, type TestEnv } from './testing.js';
 export { attachDisk, detachDisk, resizeDisk, recover as recoverHotplug, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
+export { attachNic, detachNic, recoverNics, type NicAttachRequest, type NicHotplugResult } from './hotplug-nic.js';

@@ -12,11 +12,11 @@ import { VmError } from './errors.js';
 export type Phase = 'created' | 'starting' | 'running' | 'paused' | 'stopping' | 'stopped' | 'crashed';
 
 export type Action =
-  | 'start' | 'stop' | 'kill' | 'pause' | 'resume' | 'restart' | 'delete' | 'console' | 'qmp' | 'logs' | 'inspect' | 'save';
+  | 'start' | 'stop' | 'kill' | 'pause' | 'resume' | 'restart' | 'delete' | 'console' | 'qmp' | 'logs' | 'inspect' | 'save' | 'migrate';
 
 export const PHASES: readonly Phase[] = ['created', 'starting', 'running', 'paused', 'stopping', 'stopped', 'crashed'];
 
-const ALIVE: readonly Action[] = ['stop', 'kill', 'restart', 'console', 'qmp', 'logs', 'inspect', 'save'];
+const ALIVE: readonly Action[] = ['stop', 'kill', 'restart', 'console', 'qmp', 'logs', 'inspect', 'save', 'migrate'];
 
 const ALLOWED: Readonly<Record<Phase, readonly Action[]>> = {
   created: ['start', 'delete', 'logs', 'inspect'],

@@ -10,12 +10,16 @@ import { SpecReadError } from '../spec/index.js';
 import type { Fs } from '../sys/index.js';
 import { VmError } from './errors.js';
 import { attachDisk, detachDisk, resizeDisk, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
+import { attachNic, detachNic, type NicAttachRequest, type NicHotplugResult } from './hotplug-nic.js';
 import { OpenFds } from './fds.js';
 import { assertAllowed, expectsProcess, type Action } from './machine.js';
 import { signalProc } from './proc.js';
 import { START_STEPS, type StartCtx } from './start.js';
 import { createSaveFile, openSaveFile } from './savefile.js';
 import { restoreSteps, saveToFd, type MigrationFigures } from './state.js';
+import { incomingSteps } from './migrate.js';
+import type { LinkEnd } from './migrate-link.js';
+import { runMigrateOut, type MigrateOptions, type MigrateResult, type MigrationTarget } from './migrate-run.js';
 import type { Step } from './steps.js';
 import { runSteps, silentProgress, type BeforeStep, type Progress, type StepRun } from './steps.js';
 import { endRun, waitGone, type TeardownDeps } from './teardown.js';
@@ -23,7 +27,8 @@ import { reconcileLocked, withQmp } from './reconcile.js';
 import { stopRun, type StopOptions } from './stop.js';
 import type { Backends, SpecView } from './ports.js';
 import type { StateStore } from './store.js';
-import type { VmRecord } from './record.js';
+import type { HelperRun, VmRecord } from './record.js';
+import type { ProgramExit } from './ports.js';
 
 export interface ManagerOptions {
   store: StateStore;
@@ -47,6 +52,11 @@ export class VmManager {
     this.fs = o.fs;
     this.d = { fs: o.fs, store: o.store, backends: o.backends, now: () => new Date().toISOString() };
     this.progress = o.progress ?? silentProgress;
+  }
+
+  /** How a helper of a run ended, if its launcher recorded it (the supervisor's helper-died event). */
+  helperExit(h: HelperRun): Promise<ProgramExit | null> {
+    return this.o.backends.jail.exitOf(h.jailName, h.statusFile);
   }
 
   /** Validates a spec file and records a new VM (phase created). */
@@ -168,6 +178,33 @@ export class VmManager {
     }
   }
 
+  /** Live migration, source side: the VM moves to `target` and is removed here once the target runs it (vm/migrate-run). */
+  async migrateOut(name: string, target: MigrationTarget, o: MigrateOptions = {}): Promise<MigrateResult> {
+    return this.locked(name, 'migrate', (rec) => runMigrateOut(this.d, this.progress, rec, target, o));
+  }
+
+  /**
+   * Live migration, target side: defines the VM from the source's spec and starts it with QEMU
+   * waiting for the stream `accept` returns (vm/migrate); on failure the start is undone and the
+   * VM removed, so the target is left with nothing.
+   */
+  async migrateIn(spec: Record<string, unknown>, o: { name: string; owner: number; accept: () => Promise<LinkEnd>; ready: () => void }): Promise<{ record: VmRecord; run: StepRun; warnings: string[]; migration?: MigrationFigures }> {
+    const rec = await this.createFromText(JSON.stringify({ ...spec, name: o.name }), '/migrate-in.json', { name: o.name, owner: o.owner });
+    await this.store.write({ ...rec, incomingSince: this.d.now() });
+    const figures: { migration?: MigrationFigures } = {};
+    try {
+      const r = await this.runStart(o.name, incomingSteps(o.accept, o.ready, figures), {});
+      const { incomingSince: _since, ...record } = r.record;
+      await this.store.write(record);
+      return { ...r, record, ...(figures.migration === undefined ? {} : { migration: figures.migration }) };
+    } catch (err) {
+      // Kept only when a host change could not be undone (the record is what retries it).
+      const left = await this.store.tryRead(o.name).catch(() => null);
+      if ((left?.undo ?? []).length === 0) await this.store.remove(o.name).catch(() => undefined);
+      throw err;
+    }
+  }
+
   /** ACPI powerdown (unless forced), then quit, then SIGKILL; waits for the end and tears down. */
   async stop(name: string, o: StopOptions = {}): Promise<VmRecord> {
     return this.locked(name, 'stop', async (rec0) => {
@@ -252,6 +289,16 @@ export class VmManager {
   /** Detaches a hot-plugged disk (state `removing` when the guest has not let go within `waitMs`). */
   async detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> {
     return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await detachDisk(this.d, rec, q, disk, o)).result));
+  }
+
+  /** Hot-plugs a NIC into the running VM (vm/hotplug-nic). */
+  async attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await attachNic(this.d, rec, q, req)).result));
+  }
+
+  /** Detaches a hot-plugged NIC (state `removing` when the guest has not let go within `waitMs`). */
+  async detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await detachNic(this.d, rec, q, nic, o)).result));
   }
 
   /** Grows a disk's top layer while the VM runs (refuses to shrink). */

@@ -1,16 +1,34 @@
-/** @module vm/names.test: VM names are per state root, but a running VM's jail, cgroup and devices are host-wide: a second VM of the same name is refused and the first is left alone. */
+/** @module vm/names.test: VM names are per state root, and so are the host-wide names a running VM takes (jail, cgroup, TAP): two VMs of one name run under two state roots at once and each stops clean. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { hostWideName } from '../plan/index.js';
+import { stateRootScope } from './facts.js';
 import { openManager } from './open.js';
-import { isVmError } from './errors.js';
-import { leftovers, testEnv, vmName } from './testing.js';
+import { GUEST_READY_LINE } from './guest.js';
+import { leftovers, testEnv, vmName, waitForText } from './testing.js';
 
-test('a VM of the same name under another state root is refused with VM_NAME_IN_USE; the running one runs on; each stops clean', { timeout: 120_000 }, async (t) => {
-  if (process.getuid?.() !== 0) return t.skip('needs root: only jailed VMs share host-wide names');
+test('plan/scope: the host-wide name carries the state root id and stays a valid jail name', () => {
+  assert.equal(hostWideName('web1'), 'web1', 'no scope: the name plans had before');
+  assert.equal(hostWideName('web1', 'abcde'), 'web1-abcde');
+  const long = 'a'.repeat(63);
+  const scoped = hostWideName(long, 'abcde');
+  assert.equal(scoped.length, 63);
+  assert.match(scoped, /^[a-z0-9][a-z0-9-]{0,62}$/);
+  assert.notEqual(scoped, hostWideName(`${'a'.repeat(62)}b`, 'abcde'), 'two long names cut alike stay apart');
+  assert.notEqual(stateRootScope('/var/lib/warden'), stateRootScope('/var/lib/warden2'));
+  assert.match(stateRootScope('/x'), /^[a-z2-7]{5}$/);
+});
+
+test('a VM of the same name runs under two state roots at once, each with its own jail, cgroup and uid lease; each stops clean', { timeout: 180_000 }, async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root: only jailed VMs take host-wide names');
   const env = testEnv();
-  const a = openManager({ stateDir: join(env.dir, 'root-a') });
-  const b = openManager({ stateDir: join(env.dir, 'root-b') });
+  const rootA = join(env.dir, 'root-a');
+  const rootB = join(env.dir, 'root-b');
+  const a = openManager({ stateDir: rootA });
+  const b = openManager({ stateDir: rootB });
   const name = vmName('wdv-samename');
   t.after(async () => {
     await b.kill(name).catch(() => undefined);
@@ -19,23 +37,24 @@ test('a VM of the same name under another state root is refused with VM_NAME_IN_
   });
   await a.create(env.specFile({ name }));
   const first = await a.start(name);
-  await b.create(env.specFile({ name, disk: env.base }));
-  await assert.rejects(b.start(name), (e: unknown) => {
-    assert.ok(isVmError(e) && e.code === 'VM_NAME_IN_USE', String(e));
-    assert.match(e.message, /already runs on this host under another state root/);
-    return true;
-  });
-  const rec = await a.reconcile(name, true);
-  assert.equal(rec.phase, 'running', 'the failed start of the other VM did not tear this one down');
-  assert.equal(rec.run?.qemu.pid, first.record.run?.qemu.pid);
-  const other = await b.reconcile(name, false);
-  assert.deepEqual([other.phase, other.lastExit?.reason], ['stopped', 'start-failed']);
-  await a.stop(name, { timeoutS: 30 });
-  assert.deepEqual(leftovers(name, join(env.dir, 'root-a')), []);
-  assert.deepEqual(leftovers(name, join(env.dir, 'root-b')), []);
-  // with the name free again, the other state root's VM starts
-  await b.start(name);
+  const diskB = join(env.dir, 'b.qcow2');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', diskB, '64M']);
+  await b.create(env.specFile({ name, disk: diskB }));
+  const second = await b.start(name);
+  const runA = first.record.run!;
+  const runB = second.record.run!;
+  assert.notEqual(runA.jailName, runB.jailName);
+  assert.equal(runA.jailName, hostWideName(name, stateRootScope(rootA)));
+  assert.equal(runB.jailName, hostWideName(name, stateRootScope(rootB)));
+  await waitForText(a.store.paths(name).serialLog, GUEST_READY_LINE, 60_000);
+  await waitForText(b.store.paths(name).serialLog, GUEST_READY_LINE, 60_000);
+  assert.equal((await a.reconcile(name, true)).phase, 'running');
   assert.equal((await b.reconcile(name, true)).phase, 'running');
-  await b.kill(name);
-  assert.deepEqual(leftovers(name, join(env.dir, 'root-b')), []);
+  assert.ok(readFileSync(`/proc/${runA.qemu.pid}/cgroup`, 'utf8').includes(`/${runA.jailName}`), 'A\'s QEMU in A\'s cgroup');
+  await a.stop(name, { force: true });
+  assert.deepEqual(leftovers(name, rootA), [], 'A left nothing, while B runs on');
+  assert.equal((await b.reconcile(name, true)).phase, 'running');
+  assert.equal((await b.reconcile(name, true)).run?.qemu.pid, runB.qemu.pid);
+  await b.stop(name, { force: true });
+  assert.deepEqual(leftovers(name, rootB), []);
 });

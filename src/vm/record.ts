@@ -94,10 +94,14 @@ export interface VmRecord {
   saved?: { file: string; at: string; migration: Record<string, unknown> };
   /** Devices hot-plugged into the current run, each recorded before each of its steps (vm/hotplug). */
   hotplug?: HotplugEntry[];
+  /** Set while this VM is the target of a live migration (vm/migrate-run): a daemon that finds it so after a crash removes the VM once its start is undone. */
+  incomingSince?: string;
 }
 
 /** One hot-plugged device and how far its attach or detach got. */
 export interface HotplugEntry {
+  /** Absent: a disk (vm/hotplug); 'nic': a NIC (vm/hotplug-nic), whose `disk` holds the Network as the spec holds it. */
+  kind?: 'nic';
   /** The disk's name; `run` is the run's startedAt (an entry of an older run is stale). */
   name: string;
   run: string;
@@ -110,4 +114,6 @@ export interface HotplugEntry {
   /** The disk as the spec holds it. */
   disk: Record<string, unknown>;
   liveOnly: boolean;
+  /** NICs: the host network undo log (src/net) of its TAP, journalled as it grows. */
+  net?: unknown;
 }

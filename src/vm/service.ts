@@ -7,6 +7,7 @@
 import { WardenError } from '../errors/index.js';
 import { isVmError } from './errors.js';
 import type { DiskAttachRequest, HotplugResult, ResizeResult } from './hotplug.js';
+import type { NicAttachRequest, NicHotplugResult } from './hotplug-nic.js';
 import type { VmManager } from './manager.js';
 import type { StopOptions } from './stop.js';
 import type { StateStore, VmPaths } from './store.js';
@@ -15,6 +16,8 @@ import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 import type { Requestor, VmEvents } from './events.js';
 import type { MigrationFigures } from './state.js';
+import type { MigrationAddress } from './migrate-link.js';
+import type { MigrateOptions, MigrateResult, MigrationTarget } from './migrate-run.js';
 
 /** Where a spec comes from: a file (paths resolve against its directory) or text (an API body: paths must be absolute). */
 export type SpecSource = { file: string } | { text: string; origin?: string };
@@ -66,6 +69,9 @@ export interface VmService {
   attachDisk?(name: string, req: DiskAttachRequest): Promise<HotplugResult>;
   detachDisk?(name: string, disk: string, o?: { liveOnly?: boolean; waitMs?: number }): Promise<HotplugResult>;
   resizeDisk?(name: string, disk: string, bytes: number): Promise<ResizeResult>;
+  /** NIC hot-plug (vm/hotplug-nic). */
+  attachNic?(name: string, req: NicAttachRequest): Promise<NicHotplugResult>;
+  detachNic?(name: string, nic: string, o?: { liveOnly?: boolean; waitMs?: number }): Promise<NicHotplugResult>;
   /** Attaches a terminal to the serial console until the detach key (Ctrl-]), the end of input or the console closing. */
   console(name: string, io: ConsoleIo, o?: { force?: boolean }): Promise<ConsoleEnd>;
   /** Writes the serial log (rotated part first) to `out`; `follow` keeps writing while the VM runs. Returns the bytes written. */
@@ -77,8 +83,17 @@ export interface VmService {
   save?(name: string, file: string): Promise<SaveResult>;
   /** Starts the VM of a save file (or `name`), jailed as any start, continuing where it was saved. Optional as save. */
   restore?(file: string, o?: { name?: string }): Promise<RestoreResult>;
+  /** Live migration to another daemon (vm/migrate-run); optional as save. */
+  migrate?(name: string, target: MigrationTarget, o?: MigrateOptions): Promise<MigrateResult>;
+  /** Cancels the migration of `name` in progress (migrate_cancel); the VM runs on here. */
+  migrateCancel?(name: string): Promise<void>;
+  /** The target side: defines and launches the VM waiting for the stream; resolves once it may be sent (a daemon's only). */
+  migrateIn?(spec: Record<string, unknown>, o: { name?: string; listenHost: string }): Promise<IncomingMigration>;
   close(): Promise<void>;
 }
+
+/** A target ready for the stream: where to send it, and the start that ends once the VM runs (or fails and is undone). */
+export interface IncomingMigration { name: string; address: MigrationAddress; done: Promise<RestoreResult> }
 
 export interface SaveResult { record: VmRecord; migration: MigrationFigures }
 export interface RestoreResult extends StartResult { migration?: MigrationFigures }
@@ -162,6 +177,8 @@ export class LocalService implements VmService {
   attachDisk(name: string, req: DiskAttachRequest): Promise<HotplugResult> { return this.manager.attachDisk(name, req); }
   detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> { return this.manager.detachDisk(name, disk, o); }
   resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> { return this.manager.resizeDisk(name, disk, bytes); }
+  attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> { return this.manager.attachNic(name, req); }
+  detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> { return this.manager.detachNic(name, nic, o); }
 
   console(name: string, io: ConsoleIo): Promise<ConsoleEnd> {
     return attachLocked(this.manager.store, name, io);
@@ -177,6 +194,8 @@ export class LocalService implements VmService {
     const r = await this.manager.restore(file, o);
     return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings, ...(r.migration === undefined ? {} : { migration: r.migration }) };
   }
+
+  migrate(name: string, target: MigrationTarget, o: MigrateOptions = {}): Promise<MigrateResult> { return this.manager.migrateOut(name, target, o); }
 
   async close(): Promise<void> { /* nothing held between verbs */ }
 }

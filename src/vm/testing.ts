@@ -8,6 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureTestGuest } from './guest.js';
+import { hostWideName } from '../plan/index.js';
+import { stateRootScope } from './facts.js';
 import { jailerConfig } from './jailer.js';
 
 export interface TestVmSpec {
@@ -20,6 +22,8 @@ export interface TestVmSpec {
   memory?: string;
   /** serial.logMax of the spec (default: the spec's default). */
   serialLogMax?: string;
+  /** More top-level spec fields (tpm: true ...). */
+  extra?: Record<string, unknown>;
 }
 
 export interface TestEnv {
@@ -52,6 +56,7 @@ export function testEnv(prefix = 'warden-vm-e2e-'): TestEnv {
         disks: [{ name: 'root', image: s.disk ?? overlay, format: 'qcow2' }],
         networks: s.networks ?? [],
         ...(s.serialLogMax === undefined ? {} : { serial: { logMax: s.serialLogMax } }),
+        ...s.extra,
       };
       const file = join(dir, `${s.name}.json`);
       writeFileSync(file, JSON.stringify(spec, null, 2));
@@ -90,15 +95,20 @@ export function planTaps(vmDir: string): string[] {
 /** Everything of VM `name` that could outlive it on the host; empty when it left nothing. */
 export function leftovers(name: string, stateRoot: string, ifnames: readonly string[] = []): string[] {
   const found: string[] = [];
-  for (const p of processesWith(`guest=${name},`)) found.push(`process: ${p}`);
+  // Jail, cgroup and lease carry the state root's id (plan/scope); the bare name is checked too.
+  const hostNames = [...new Set([name, hostWideName(name, stateRootScope(stateRoot))])];
+  for (const p of processesWith(`guest=${name},`, hostNames)) found.push(`process: ${p}`);
   for (const h of safeReaddir('/sys/fs/cgroup')) {
     for (const parent of ['warden', '']) {
-      const p = join('/sys/fs/cgroup', h, parent, name);
-      if (existsSync(p)) found.push(`cgroup: ${p}`);
+      for (const n of hostNames) {
+        const p = join('/sys/fs/cgroup', h, parent, n);
+        if (existsSync(p)) found.push(`cgroup: ${p}`);
+      }
     }
   }
   const leases = join(jailerConfig().stateDir, 'leases.json');
-  if (existsSync(leases) && readFileSync(leases, 'utf8').includes(`"${name}"`)) found.push(`lease: ${name} in ${leases}`);
+  const leaseText = existsSync(leases) ? readFileSync(leases, 'utf8') : '';
+  for (const n of hostNames) if (leaseText.includes(`"${n}"`)) found.push(`lease: ${n} in ${leases}`);
   const dir = join(stateRoot, 'vms', name);
   for (const f of ['qmp.sock', 'serial.sock']) if (existsSync(join(dir, f))) found.push(`socket: ${join(dir, f)}`);
   for (const ifname of ifnames) if (existsSync(`/sys/class/net/${ifname}`)) found.push(`link: ${ifname}`);
@@ -130,15 +140,23 @@ export function holdersUnder(dir: string): Array<[number, string]> {
  * (pgrep is in procps, which scripts/setup.sh does not install). A zombie has an empty
  * command line, so an exited QEMU not yet reaped does not count.
  */
-function processesWith(needle: string): string[] {
+function processesWith(needle: string, hostNames: readonly string[]): string[] {
   const out: string[] = [];
   for (const pid of safeReaddir('/proc')) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
     let cmdline = '';
     try { cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1'); } catch { continue; }
-    if (cmdline.includes(needle)) out.push(`${pid} ${cmdline.split('\0').join(' ').trim()}`);
+    if (cmdline.includes(needle) && !inOtherJail(pid, hostNames)) out.push(`${pid} ${cmdline.split('\0').join(' ').trim()}`);
   }
   return out;
+}
+
+/** True when the process sits in a warden cgroup none of `hostNames` names: a same-named VM of another state root. */
+function inOtherJail(pid: string, hostNames: readonly string[]): boolean {
+  let cg = '';
+  try { cg = readFileSync(`/proc/${pid}/cgroup`, 'utf8'); } catch { return false; }
+  const leaves = [...cg.matchAll(/\/warden\/([a-z0-9-]+)/g)].map((m) => m[1]!);
+  return leaves.length > 0 && !leaves.some((l) => hostNames.includes(l));
 }
 
 function safeReaddir(p: string): string[] {

@@ -14,6 +14,8 @@ import { registerUi } from './ui.js';
 import { registerDisk } from './disk.js';
 import { registerSsh } from './ssh.js';
 import { registerState } from './state.js';
+import { registerMigrate } from './migrate.js';
+import { registerNic } from './nic.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -32,4 +34,6 @@ export const registrars: Registrar[] = [
   registerDisk,
   registerSsh,
   registerState,
+  registerMigrate,
+  registerNic,
 ];

@@ -1,0 +1,26 @@
+/** @module api/migrate-target: the target daemon of a live migration, reached over its API socket (POST /v1/migrations/incoming, then its operation). */
+import { WardenError } from '../errors/index.js';
+import type { MigrationAddress, MigrationTarget, Operation } from '../vm/index.js';
+import { ApiClient } from './client.js';
+
+/** A MigrationTarget for the daemon on `socket`; the stream goes to `address` on that daemon's side (default 127.0.0.1). */
+export function apiMigrationTarget(socket: string, address?: string): MigrationTarget {
+  const client = new ApiClient(socket);
+  return {
+    to: socket, ...(address === undefined ? {} : { address }),
+    async prepare({ name, spec }) {
+      const r = await client.json<{ operation: Operation; address: MigrationAddress }>('POST', '/v1/migrations/incoming', { spec, name, listen: { host: address ?? '127.0.0.1' } });
+      return { address: r.body.address, finish: () => finished(client, r.body.operation.id) };
+    },
+  };
+}
+
+/** The operation's result once it ended; its error, with the target's code, when it failed. */
+async function finished(client: ApiClient, id: string): Promise<unknown> {
+  for (;;) {
+    const op = await client.waitOperation(id, 600);
+    if (op.status === 'running') continue;
+    if (op.status === 'succeeded') return op.result;
+    throw new WardenError(String(op.error?.['code'] ?? 'INTERNAL'), `the target: ${String(op.error?.['message'] ?? `operation ${id} failed`)}`, { context: { operation: id } });
+  }
+}

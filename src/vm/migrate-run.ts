@@ -1,0 +1,90 @@
+/**
+ * @module vm/migrate-run: a live migration between two managers, as steps. Source: the target
+ * prepares (defines, jails and launches the VM waiting for a stream) and returns an address;
+ * this manager connects to it, QEMU migrates into that socket, the target loads the stream and
+ * runs the VM, then this side quits its QEMU and removes the VM. Until the target says it runs
+ * the VM, a failure or a cancel leaves the VM running here.
+ */
+import { VmError } from './errors.js';
+import { connectForMigration, type MigrationAddress } from './migrate-link.js';
+import { describeSample, migrateToFd, resumeAfterFailure } from './migrate.js';
+import type { MigrationFigures } from './state.js';
+import { reconcileLocked, withQmp } from './reconcile.js';
+import type { VmRecord } from './record.js';
+import type { Progress } from './steps.js';
+import { stopRun } from './stop.js';
+import type { TeardownDeps } from './teardown.js';
+
+/** The other daemon, as the source sees it (src/api makes one over the target's API). */
+export interface MigrationTarget {
+  /** Where it is (its API socket), for messages and for a daemon to reach it on the caller's behalf. */
+  readonly to: string;
+  /** The address the target is to listen on for the stream, when the caller chose one (default: the target's loopback). */
+  readonly address?: string;
+  /** The target defines the VM from `spec`, launches it waiting, and says where to send the stream. */
+  prepare(req: { name: string; spec: Record<string, unknown> }): Promise<PreparedTarget>;
+}
+
+export interface PreparedTarget {
+  address: MigrationAddress;
+  /** Resolves (with the target's figures) once the target runs the VM; rejects when it did not take it over (it has undone its start). */
+  finish(): Promise<unknown>;
+}
+
+export interface MigrateOptions {
+  signal?: AbortSignal;
+  /** Bytes per second for the stream (QEMU's max-bandwidth). */
+  maxBandwidth?: number;
+}
+
+export interface MigrateResult {
+  vm: string;
+  to: string;
+  /** QEMU's figures on this side (total time, downtime, bytes). */
+  migration: MigrationFigures;
+  /** What the target reported once it ran the VM. */
+  target: unknown;
+}
+
+/** Runs under the VM's lock (VmManager.migrateOut), on the reconciled record of a running or paused VM. */
+export async function runMigrateOut(d: TeardownDeps, progress: Progress, rec: VmRecord, target: MigrationTarget, o: MigrateOptions): Promise<MigrateResult> {
+  const name = rec.name;
+  progress.begin(`migrating VM ${name} to ${target.to}`);
+  progress.step('the target prepares the VM (plan, jail, QEMU waiting for the stream)');
+  const prep = await target.prepare({ name, spec: rec.spec });
+  const settle = (): Promise<unknown> => prep.finish().catch(() => undefined); // the target undoes its start once the stream breaks
+  let migration: MigrationFigures;
+  try {
+    progress.step(`sending the VM's state to ${prep.address.host}:${prep.address.port}`);
+    const link = await connectForMigration(prep.address);
+    let last = 0;
+    migration = await withQmp(d, rec, async (q) => {
+      try {
+        return await migrateToFd(q, link.fd, name, {
+          ...(o.signal === undefined ? {} : { signal: o.signal }), ...(o.maxBandwidth === undefined ? {} : { maxBandwidth: o.maxBandwidth }),
+          onSample: (s) => { if (Date.now() - last >= 1000) { last = Date.now(); progress.info(describeSample(s)); } },
+        });
+      } finally {
+        link.close(); // QEMU holds its own copy
+      }
+    });
+  } catch (err) {
+    await settle();
+    throw err;
+  }
+  let taken: unknown;
+  try {
+    progress.step('the target loads the rest and runs the VM');
+    taken = await prep.finish();
+  } catch (cause) {
+    await withQmp(d, rec, (q) => resumeAfterFailure(q, rec.phase === 'running' ? 'running' : 'paused')).catch(() => undefined);
+    throw new VmError('VM_MIGRATE_FAILED', `VM ${name} was sent to ${target.to}, but the target did not take it over; it runs on here`, { context: { vm: name, to: target.to, migration }, cause });
+  }
+  // The target runs the VM: this side's QEMU (stopped since switchover) goes, and with it the VM.
+  const stopping: VmRecord = { ...(await reconcileLocked(d, rec, false)), phase: 'stopping', intent: 'stop', updatedAt: d.now() };
+  await d.store.write(stopping);
+  await stopRun(d, stopping, { force: true }, progress);
+  await d.store.remove(name);
+  progress.end(`VM ${name} runs on ${target.to} now (QEMU: ${migration.totalTimeMs ?? '?'} ms in all, ${migration.downtimeMs ?? '?'} ms downtime)`);
+  return { vm: name, to: target.to, migration, target: taken };
+}
