@@ -27,6 +27,17 @@ export interface NativeAddon {
    */
   openat2?(dirfd: number, path: string, flags: number, resolve: number): number;
   /**
+   * The image prober's check-before-open (native/warden_image.c), each filling `out` with
+   * [dev, ino, mode, size, rdev] as Node's Stats holds them: lstat(2) (nothing opened);
+   * openat2(AT_FDCWD, path, O_PATH|O_NOFOLLOW|O_CLOEXEC, resolve) + fstat, returning the fd;
+   * open of /proc/self/fd/pathFd with flags|O_NONBLOCK|O_NOCTTY|O_CLOEXEC, which closes
+   * pathFd in every case, + fstat, returning the new fd. Throw with the errno name as code.
+   * Optional: an older build lacks them.
+   */
+  imageLstat?(path: string, out: Float64Array): void;
+  imageHold?(path: string, resolve: number, out: Float64Array): number;
+  imageReopen?(pathFd: number, flags: number, out: Float64Array): number;
+  /**
    * Names of the host accounts and groups with these ids (getpwuid_r, getgrgid_r on the thread
    * pool): null when there is none, "?ERRNO" when the lookup failed. Optional: an older build lacks it.
    */
