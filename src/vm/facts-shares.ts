@@ -17,8 +17,8 @@ async function shareFact(path: string, at: string, owner: Owner | null | undefin
   let real: string;
   try {
     real = await fsp.realpath(path);
-  } catch (cause) {
-    return { ...fail(`shared directory ${path} does not exist`, 'create it, or correct the path'), cause };
+  } catch {
+    return fail(`shared directory ${path} does not exist`, 'create it, or correct the path');
   }
   const st = await fsp.stat(real);
   if (!st.isDirectory()) return fail(`shared path ${path} is not a directory`, 'a share is a directory; share the one holding this file');
@@ -31,6 +31,10 @@ async function shareFact(path: string, at: string, owner: Owner | null | undefin
 /** The facts for `spec.shares`; none without shares. Views of programs not installed are absent (the planner refuses, located). */
 export async function shareFacts(spec: Spec, src: FactSources, owner: Owner | null | undefined): Promise<{ shares?: Facts['shares']; helpers: NonNullable<Facts['helpers']>; issues: HostIssue[] }> {
   if ((spec.shares ?? []).length === 0) return { helpers: {}, issues: [] };
+  if (process.getuid?.() !== 0) {
+    // Without root there is no jailer: virtiofsd would run unconfined, and no idmapped mount could lend it the directory.
+    return { helpers: {}, issues: [{ from: 'shares', code: 'SPEC_FILE', message: 'shared folders need root: virtiofsd runs in a jail of its own with an idmapped view of the directory', suggestion: 'run warden as root, or remove shares' }] };
+  }
   const [virtiofsd, unshare, found] = await Promise.all([src.programView(VIRTIOFSD_BINARY), src.programView(UNSHARE_BINARY),
     Promise.all((spec.shares ?? []).map((sh, i) => shareFact(sh.path, `shares[${i}]`, owner)))]);
   const issues = found.filter((f): f is HostIssue => 'from' in f);

@@ -101,3 +101,14 @@ test('warden plan --json\'s virtiofsd JailSpec runs under warden jail --spec alo
   assert.ok(!existsSync(join(IDMAP_DIR, jail.name)), 'teardown removed the idmapped mount');
   assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(share));
 });
+
+test('without root there is no jailer: shares are refused, located, before anything starts', (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to switch to an unprivileged uid');
+  if (spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-r', CLI]).status !== 0) return t.skip(`${CLI} is not readable by uid 65534 (the checkout is in a directory other users cannot enter)`);
+  const dir = tempDir(t);
+  spawnSync('chmod', ['0777', dir]);
+  writeFileSync(join(dir, 'vm.yaml'), `apiVersion: warden/v1\nname: nonroot\nshares:\n  - { name: a, path: ${dir} }\n`);
+  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'plan', join(dir, 'vm.yaml'), '--state-dir', join(dir, 'state')], { encoding: 'utf8' });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /vm\.yaml:4:3: shares: shared folders need root/);
+});
