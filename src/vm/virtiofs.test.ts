@@ -17,7 +17,7 @@ const root = process.getuid?.() === 0;
 const skip = !root ? 'needs root: the jailer switches uids and makes idmapped mounts'
   : !existsSync('/usr/lib/qemu/virtiofsd') ? 'virtiofsd is not installed (qemu-system-common)' : false;
 
-/** A user's 0700 directory holding a share, a sibling the share must not reveal, and a share of another uid. */
+/** A 0700 directory holding a share of a second uid (4242, shared writable), a share of root's (shared read-only) and a sibling neither may reveal. */
 function fixture(token: string): { dir: string; mine: string; theirs: string; sibling: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'warden-share-'));
   const mine = join(dir, 'mine');
@@ -27,10 +27,10 @@ function fixture(token: string): { dir: string; mine: string; theirs: string; si
   writeFileSync(join(mine, 'hello.txt'), `${token}-mine\n`, { mode: 0o600 });
   writeFileSync(join(theirs, 'hello.txt'), `${token}-theirs\n`, { mode: 0o600 });
   writeFileSync(join(sibling, 'secret.txt'), 'sibling secret\n');
-  // A second uid's private directory, shared read-only: only the idmapping lets virtiofsd in.
-  chownSync(join(theirs, 'hello.txt'), 4242, 4242);
-  chownSync(theirs, 4242, 4242);
-  chmodSync(theirs, 0o700);
+  // A second uid's private directory: only the idmapping lets virtiofsd (another uid) in, and what the guest writes is that uid's.
+  chownSync(join(mine, 'hello.txt'), 4242, 4242);
+  chownSync(mine, 4242, 4242);
+  chmodSync(mine, 0o700);
   return { dir, mine, theirs, sibling, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -49,7 +49,7 @@ function mountsOf(pid: number): string[] {
   return readFileSync(`/proc/${pid}/mountinfo`, 'utf8').trim().split('\n');
 }
 
-test('shares: the guest mounts two virtiofs shares (rw of root, ro of another uid), reads host files, cannot write the ro one; virtiofsd runs jailed; kill -9 then stop leaves nothing', { skip, timeout: 240_000 }, async (t) => {
+test('shares: the guest mounts two virtiofs shares (rw of a second uid, ro of root), reads host files, cannot write the ro one; virtiofsd runs jailed; kill -9 then stop leaves nothing', { skip, timeout: 240_000 }, async (t) => {
   const token = `warden-share-${process.pid}`;
   const fx = fixture(token);
   const env = testEnv('warden-vfs-');
@@ -64,13 +64,13 @@ test('shares: the guest mounts two virtiofs shares (rw of root, ro of another ui
   await waitForText(serial, 'WARDEN-VIRTIOFS-WRITE-FAIL theirs', 60_000);
   const out = readFileSync(serial, 'utf8');
   assert.match(out, new RegExp(`WARDEN-VIRTIOFS-CAT mine ${token}-mine`), 'the guest reads a file the host wrote');
-  assert.match(out, new RegExp(`WARDEN-VIRTIOFS-CAT theirs ${token}-theirs`), 'and one in another uid\'s 0700 directory');
+  assert.match(out, new RegExp(`WARDEN-VIRTIOFS-CAT theirs ${token}-theirs`), 'and one in root\'s 0700 directory');
   assert.match(out, /WARDEN-VIRTIOFS-LS mine hello\.txt \r?\n/, 'the share holds only its own files');
   assert.match(out, /WARDEN-VIRTIOFS-WRITE-OK mine/);
   assert.match(out, /WARDEN-VIRTIOFS-WRITE-FAIL theirs/, 'a readonly share refuses the guest\'s writes');
   const written = statSync(join(fx.mine, 'from-guest.txt'));
   assert.equal(readFileSync(join(fx.mine, 'from-guest.txt'), 'utf8'), 'from-guest\n');
-  assert.equal(written.uid, 0, 'a file the guest creates belongs to the directory\'s owner on the host (idmapped back)');
+  assert.deepEqual([written.uid, written.gid], [4242, 4242], 'a file the guest creates belongs to the directory\'s owner on the host (idmapped back)');
   assert.ok(!existsSync(join(fx.theirs, 'from-guest.txt')));
 
   const rec = await m.reconcile(name, true);
