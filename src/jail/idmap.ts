@@ -1,15 +1,15 @@
 /**
  * @module jail/idmap: idmapped binds (JailMount.idmap): before the jail starts, an idmapped
- * clone of each such source is attached under a root-owned, world-searchable directory (bwrap
- * binds it as the jail's uid, after the uid drop); teardown detaches and removes them.
+ * clone of each such source is attached under a root-owned directory only the jail's gid may
+ * search (bwrap binds it as the jail's uid/gid, after the uid drop); teardown detaches and removes them.
  */
-import { existsSync, mkdirSync, readdirSync, rmdirSync, chmodSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadNative } from '../sys/index.js';
 import { JailError } from './errors.js';
 import type { JailSpec } from './spec.js';
 
-/** Where idmapped clones are attached: one directory per jail name (host-wide, like cgroup names), one mount point per bind. */
+/** Where idmapped clones are attached: one directory per jail name (host-wide, like cgroup names; root:<jail gid> 0710), one mount point per bind. */
 export const IDMAP_DIR = '/run/warden-idmap';
 
 function dirOf(name: string, base: string): string {
@@ -24,8 +24,12 @@ export function prepareIdmaps(spec: JailSpec, uid: number, gid: number, base = I
   if (!spec.mounts.some((m) => (m.type === 'bind' || m.type === 'ro-bind') && m.idmap !== undefined)) return spec;
   removeIdmaps(spec.name, base); // a crashed launch's leftovers
   const dir = dirOf(spec.name, base);
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(base, 0o755);
+  // Only the jail's gid may pass (bwrap binds as the jail's uid/gid): a share readable by all but
+  // kept behind its owner's 0700 parent must not become reachable here for every host user.
+  chownSync(dir, 0, gid);
+  chmodSync(dir, 0o710);
   const native = loadNative();
   const mounts = spec.mounts.map((m, i) => {
     if ((m.type !== 'bind' && m.type !== 'ro-bind') || m.idmap === undefined) return m;

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,10 +74,11 @@ function getFeatures(fd: number): Promise<{ request: number; flags: number }> {
   });
 }
 
-test('warden plan --json\'s virtiofsd JailSpec runs under warden jail --spec alone: it serves vhost-user from a 0700 directory of another uid, and teardown leaves no mount', { skip: !root ? 'needs root: the jailer switches uids' : !existsSync('/usr/lib/qemu/virtiofsd') ? 'virtiofsd is not installed' : false, timeout: 60_000 }, async (t) => {
+test('warden plan --json\'s virtiofsd JailSpec runs under warden jail --spec alone: it serves vhost-user from another uid\'s directory behind root\'s 0700 one, no other host user reaches it through the jailer\'s mount, and teardown leaves no mount', { skip: !root ? 'needs root: the jailer switches uids' : !existsSync('/usr/lib/qemu/virtiofsd') ? 'virtiofsd is not installed' : false, timeout: 60_000 }, async (t) => {
   const dir = tempDir(t);
-  const share = join(dir, 'private');
-  mkdirSync(share, { mode: 0o700 });
+  // Another uid's directory, open to all (0755) but behind root's 0700 temp directory: only the idmapped clone reaches it.
+  const share = join(dir, 'open');
+  mkdirSync(share, { mode: 0o755 });
   spawnSync('chown', ['4242:4242', share]);
   const name = `vfsalone${process.pid}`;
   writeFileSync(join(dir, 'vm.yaml'), `apiVersion: warden/v1\nname: ${name}\nshares: [{ name: s, path: ${share} }]\n`);
@@ -95,6 +96,8 @@ test('warden plan --json\'s virtiofsd JailSpec runs under warden jail --spec alo
   loadNative().closeFd(listening);
   assert.equal(code, 0, err);
   assert.ok(existsSync(join(IDMAP_DIR, jail.name)), 'the jailer attached the idmapped share');
+  assert.equal(statSync(join(IDMAP_DIR, jail.name)).mode & 0o777, 0o710, 'only the jail\'s gid may pass');
+  assert.notEqual(spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'ls', join(IDMAP_DIR, jail.name, String(jail.mounts.findIndex((m) => m.type === 'bind')))]).status, 0, 'another uid cannot reach the idmapped share on the host');
   const reply = await getFeatures(connected);
   assert.deepEqual(reply, { request: 1, flags: 5 }, 'virtiofsd answers GET_FEATURES (a reply, version 1)');
   teardown();
