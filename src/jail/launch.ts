@@ -14,6 +14,7 @@ import { LeaseStore, type JailRecord } from './lease-store.js';
 import { chainFds, spawnChain, waitForStart, type SpawnedJail, type StdioTarget } from './spawn.js';
 import { handleFromRecord, type JailHandle } from './handle.js';
 import { reachableHelper } from './helper-path.js'; // bwrap binds the helper as the jail's uid
+import { prepareIdmaps, removeIdmaps } from './idmap.js';
 
 export interface LaunchOptions {
   /** name → an open fd in this process; the spec's i-th fd becomes fd 3+i in the program. */
@@ -65,6 +66,7 @@ async function undoLaunch(fs: Fs, store: LeaseStore, record: JailRecord, cgroupC
     await removeEmptyParents(fs, record.cgroupLeaves);
   }
   if (record.ownedRuntimeDir !== undefined) rmSync(record.ownedRuntimeDir, { recursive: true, force: true });
+  removeIdmaps(record.name);
   await store.release(record.name);
 }
 
@@ -139,7 +141,7 @@ export async function launchJail(spec: JailSpec, options: LaunchOptions): Promis
     await createCgroup(fs, plan);
     cgroupCreated = true;
     await options.onStep?.('cgroup');
-    const started = await startChain(spec, options, record, plan.leaves.map((l) => `${l}/cgroup.procs`), userFds);
+    const started = await startChain(prepareIdmaps(spec, record.uid, record.gid), options, record, plan.leaves.map((l) => `${l}/cgroup.procs`), userFds);
     if (!(await cgroupPids(fs, plan.leaves)).includes(started.program.pid)) {
       started.abort();
       throw new JailError('JAIL_LAUNCH_FAILED', `the program of jail "${spec.name}" (pid ${started.program.pid}) is not in its cgroup`, { context: { jail: spec.name, leaves: plan.leaves } });

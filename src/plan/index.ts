@@ -10,6 +10,7 @@ export { planDiskAttach, planDiskDetach, bootDiskSteps } from './hotplug.js';
 export type { DiskAttachPlan, HotplugStep, HotplugFd, LiveAllocations, QmpCall } from './hotplug.js';
 export { throttleGroupId, SCSI_CONTROLLER } from './disks.js';
 export { PASST_BINARY, USER_NET, helperJailName } from './helpers.js';
+export { VIRTIOFSD_BINARY, UNSHARE_BINARY } from './helpers-virtiofs.js';
 export { planSnapshotCreate, planSnapshotMerge } from './snapshot.js';
 export type { LiveLayer, OverlayTarget, SnapshotCreatePlan, MergeInput, MergePlan } from './snapshot.js';
 export { hostWideName } from './scope.js';
