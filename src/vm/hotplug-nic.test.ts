@@ -150,6 +150,8 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
   assert.match(ping, /PONG/, 'the guest pings the peer over the bridge');
   const stored = await m.store.read(name);
   assert.deepEqual((stored.spec['networks'] as Array<{ name: string; bridge: string }>).map((x) => [x.name, x.bridge]), [['n1', BRIDGE]], 'the stored spec has the NIC');
+  const ins = await cli('inspect', name);
+  assert.match(ins.stdout, /hot-plugged nic n1 \(nic-n1\): persisted in the spec at /, ins.stdout + ins.stderr);
 
   // A paused guest cannot answer the unplug: detach ends `removing` (exit 8, nothing released yet).
   assert.equal((await cli('pause', name)).code, 0);

@@ -202,7 +202,7 @@ export async function attachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, req:
   } finally {
     for (const fd of fds.values()) closeSync(fd); // QEMU holds its own copies now
   }
-  const attached: HotplugEntry = { ...entry, state: 'attached' };
+  const attached: HotplugEntry = { ...entry, state: 'attached', attachedAt: d.now() };
   const spec = req.liveOnly === true ? rec.spec : { ...rec.spec, networks: [...networksOf(rec), n] };
   rec = await put(d, rec, entry, attached, { spec });
   return { record: rec, result: { vm: rec.name, nic: n.name, deviceId: plan.deviceId, mac, state: 'attached', steps: [...plan.actions.map((a) => a.kind), ...plan.helpers.map((h) => `helper ${h.kind}`), ...plan.steps.map((s) => s.command)], liveOnly: req.liveOnly === true } };
@@ -227,8 +227,8 @@ export async function detachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, name
   const base = { vm: rec.name, nic: name, deviceId: entry.deviceId, mac, liveOnly: o.liveOnly === true };
   let current = entry;
   if (entry.state === 'attached') {
-    // While removing, `liveOnly` is the detach's: whoever finishes it changes the spec or not as asked.
-    current = { ...entry, state: 'removing', liveOnly: o.liveOnly === true };
+    // `removing.liveOnly` is the detach's: whoever finishes it changes the spec or not as asked.
+    current = { ...entry, state: 'removing', removing: { since: d.now(), liveOnly: o.liveOnly === true } };
     rec = await put(d, rec, entry, current);
     await q.execute('device_del', { id: entry.deviceId });
   }
@@ -247,7 +247,7 @@ async function release(d: TeardownDeps, rec: VmRecord, q: QmpConn, e: HotplugEnt
   for (const u of rest) await quietly(q, u);
   if (e.net !== undefined) await d.backends.net.undo(e.net);
   if (e.helper !== undefined) await stopNicHelper(d, e.helper);
-  const spec = e.liveOnly ? rec.spec : { ...rec.spec, networks: networksOf(rec).filter((x) => x.name !== e.name) };
+  const spec = (e.removing?.liveOnly ?? e.liveOnly) ? rec.spec : { ...rec.spec, networks: networksOf(rec).filter((x) => x.name !== e.name) };
   rec = await put(d, rec, e, null, { spec });
   return { rec, steps: [...rest.map((u) => u.command), ...(e.net === undefined ? [] : ['host network undo']), ...(e.helper === undefined ? [] : ['helper stopped'])] };
 }
