@@ -14,6 +14,7 @@ import { LeaseStore, type JailRecord } from './lease-store.js';
 import { chainFds, spawnChain, waitForStart, type SpawnedJail, type StdioTarget } from './spawn.js';
 import { handleFromRecord, type JailHandle } from './handle.js';
 import { reachableHelper } from './helper-path.js'; // bwrap binds the helper as the jail's uid
+import { prepareIdmaps, removeIdmaps } from './idmap.js';
 
 export interface LaunchOptions {
   /** name → an open fd in this process; the spec's i-th fd becomes fd 3+i in the program. */
@@ -65,6 +66,7 @@ async function undoLaunch(fs: Fs, store: LeaseStore, record: JailRecord, cgroupC
     await removeEmptyParents(fs, record.cgroupLeaves);
   }
   if (record.ownedRuntimeDir !== undefined) rmSync(record.ownedRuntimeDir, { recursive: true, force: true });
+  removeIdmaps(record.name);
   await store.release(record.name);
 }
 
@@ -139,20 +141,21 @@ export async function launchJail(spec: JailSpec, options: LaunchOptions): Promis
     await createCgroup(fs, plan);
     cgroupCreated = true;
     await options.onStep?.('cgroup');
-    const started = await startChain(spec, options, record, plan.leaves.map((l) => `${l}/cgroup.procs`), userFds);
+    const started = await startChain(prepareIdmaps(spec, record.uid, record.gid), options, record, plan.leaves.map((l) => `${l}/cgroup.procs`), userFds);
     if (!(await cgroupPids(fs, plan.leaves)).includes(started.program.pid)) {
       started.abort();
       throw new JailError('JAIL_LAUNCH_FAILED', `the program of jail "${spec.name}" (pid ${started.program.pid}) is not in its cgroup`, { context: { jail: spec.name, leaves: plan.leaves } });
     }
     await options.onStep?.('started');
-    // One fsync'd write before the program may run (the record, above), not two: the pids are
-    // recorded while the helper execs. A crash before they land leaves a record whose cgroup
-    // holds the whole chain (the helper joined it before setpriv; checked above), and teardown
-    // kills by cgroup, so the running program is still found, killed and its lease released.
+    // One fsync'd write (the record, above), not two: the pids are volatile facts, kept without
+    // a lease-file rewrite (LeaseStore.notePids) while the helper execs. A crash before they land
+    // leaves a record whose cgroup holds the whole chain (the helper joined it before setpriv;
+    // checked above), and teardown kills by cgroup: the running program is still found and killed.
     const pids = { holder: started.monitor, monitor: started.monitor, program: started.program };
     const exec = started.go();
     await options.onStep?.('going');
-    const [failedStep] = await Promise.all([exec, store.update(spec.name, pids)]);
+    store.notePids(record, pids);
+    const failedStep = await exec;
     if (failedStep !== undefined) helperDied(spec.name, failedStep);
     return handleFromRecord({ ...record, ...pids });
   } catch (e) {

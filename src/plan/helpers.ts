@@ -1,7 +1,7 @@
 /**
  * @module plan/helpers: the helper programs that serve QEMU's devices from outside QEMU,
  * each planned with QEMU and confined by the same generic jailer in a jail of its own:
- * passt for user networking (slirp stays out of QEMU). The JailSpecs are complete here, so
+ * passt for user networking (slirp stays out of QEMU), virtiofsd for shares (helpers-virtiofs.ts). The JailSpecs are complete here, so
  * `warden jail` can run any of them alone.
  */
 import { createHash } from 'node:crypto';
@@ -11,6 +11,7 @@ import type { Network, Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts, PlannedFd } from './types.js';
 import { hostWideName } from './scope.js';
+import { planShares } from './helpers-virtiofs.js';
 import { planTpm } from './helpers-tpm.js';
 
 export const PASST_BINARY = '/usr/bin/passt';
@@ -111,6 +112,7 @@ export function planPasst(spec: Spec, n: Network, from: string, netdev: string, 
 /** Helpers that serve devices other than NICs (planNetworks plans passt), in start order. */
 export function planDeviceHelpers(spec: Spec, facts: Facts, b: PlanBuilder): void {
   planTpm(spec, facts, b);
+  planShares(spec, facts, b);
 }
 
 function describe(j: JailSpec): string {

@@ -1,6 +1,6 @@
 /** @module spec: the warden/v1 VM spec: schema, parsing with located errors, path resolution and the editor JSON Schema. */
 export { SpecSchema, DiskSchema, NetworkSchema } from './schema.js';
-export type { Spec, SpecInput, Disk, Network, Forward } from './schema.js';
+export type { Spec, SpecInput, Disk, Network, Forward, Share } from './schema.js';
 export type { CloudInit, CloudInitUser } from './cloudinit.js';
 export { parseSpec, issueAt } from './parse.js';
 export { resolveSpecPaths } from './paths.js';

@@ -62,6 +62,16 @@ export interface NativeAddon {
   watchReadable(fd: number, cb: () => void): WatchHandle;
   /** Stops a watch that has not fired yet (a no-op once it fired). */
   unwatch(handle: WatchHandle): void;
+  /**
+   * Attaches at `target` a clone of the mount at `source` (not its submounts) where files of
+   * fromUid/fromGid appear as toUid/toGid (open_tree + mount_setattr(MOUNT_ATTR_IDMAP) +
+   * move_mount); nosuid, nodev, read-only when asked.
+   */
+  idmapMount(source: string, target: string, fromUid: number, toUid: number, fromGid: number, toGid: number, readonly: boolean): void;
+  /** Lazily detaches the mount at `target` (umount2 MNT_DETACH|UMOUNT_NOFOLLOW); throws EINVAL when none is there. */
+  unmount(target: string): void;
+  /** [listening fd, connected fd]: a unix socket bound at `path`, listening, one connection queued from the second fd, then `path` removed. */
+  listenConnected(path: string): [number, number];
 }
 
 /** An opaque handle of watchReadable. */

@@ -16,6 +16,7 @@ import type { Disk, Spec } from '../spec/index.js';
 import { NodeFs, NodeHostFiles, NodeProcessRunner, type Fs, type ProcessRunner } from '../sys/index.js';
 import { detectKvm, type KvmVerdict } from './accel.js';
 import { jailerConfig } from './jailer.js';
+import { shareFacts } from './facts-shares.js';
 import { StateStore } from './store.js';
 
 /** A host fact that could not be had, located at the spec field that asked for it. */
@@ -120,11 +121,13 @@ export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions):
   const fw = firmwareFor(spec);
   if (fw !== undefined) facts.firmware = fw;
   facts.helpers = await helperFacts(spec, src);
+  const shares = await shareFacts(spec, src, o.owner);
+  if (shares.shares !== undefined) Object.assign(facts, { shares: shares.shares, helpers: { ...facts.helpers, ...shares.helpers } });
   if (o.choosePorts === true) {
     const ports = await chooseForwardPorts(spec);
     if (Object.keys(ports).length > 0) facts.forwardPorts = ports;
   }
-  return { facts, issues: files.issues, kvmFallback: !kvm.usable && spec.accel === 'auto' ? kvm.reason : null };
+  return { facts, issues: [...files.issues, ...shares.issues], kvmFallback: !kvm.usable && spec.accel === 'auto' ? kvm.reason : null };
 }
 
 /** The helper programs this spec needs, with their views (one ldd each); a helper not installed is absent. */

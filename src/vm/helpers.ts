@@ -4,7 +4,8 @@
  * the fds QEMU gets. Every helper is recorded for undo before it exists, and in the VM's
  * record (uid, pid) once it runs, so inspect shows it and teardown stops it after QEMU.
  */
-import { readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadNative } from '../sys/index.js';
 import { VmError } from './errors.js';
@@ -21,13 +22,25 @@ export function helperUndo(jailName: string, owner: string, stateDirs: string[] 
   return stateDirs.length === 0 ? { kind: 'helper', jailName, owner } : { kind: 'helper', jailName, owner, stateDirs };
 }
 
-/** One socketpair per `pair` name: [QEMU's end, the helper's end]. */
+/** One socketpair per `pair` name: [QEMU's end, the helper's end] (a listening socket with QEMU's end queued, where the helper accepts). */
 function socketPairs(c: StartCtx): Map<string, [number, number]> {
   const native = loadNative();
   const pairs = new Map<string, [number, number]>();
-  for (const f of c.plan!.fds) if (f.kind === 'socketpair' && !pairs.has(f.pair)) pairs.set(f.pair, native.socketpair());
+  const listens = new Set(c.plan!.helpers.flatMap((h) => h.fds.flatMap((f) => (f.kind === 'socketpair' && f.helperListens === true ? [f.pair] : []))));
+  for (const f of c.plan!.fds) if (f.kind === 'socketpair' && !pairs.has(f.pair)) pairs.set(f.pair, listens.has(f.pair) ? listenerPair() : native.socketpair());
   for (const [pair, [qemuEnd]] of pairs) c.fds.adopt(pair, qemuEnd); // closed with QEMU's other fds once QEMU holds its copy
   return pairs;
+}
+
+/** [connected end, listening end]: bound in a private directory only for the connect, then unlinked. */
+function listenerPair(): [number, number] {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-vu-'));
+  try {
+    const [listening, connected] = loadNative().listenConnected(join(dir, 's'));
+    return [connected, listening];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function launchOne(c: StartCtx, record: RecordUndo, h: NonNullable<StartCtx['plan']>['helpers'][number], pairs: Map<string, [number, number]>, stderr: number): Promise<HelperRun> {
@@ -70,7 +83,7 @@ async function waitReady(c: StartCtx, h: HelperRun, timeoutMs = 5000): Promise<v
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!(await isAlive(c.d.fs, h.proc))) throw await died(c, h.kind, h.from, h.jailName);
-    if (h.kind !== 'passt' || ownUserns(h.proc.pid)) return;
+    if (!(h.kind === 'passt' || h.kind === 'virtiofsd') || ownUserns(h.proc.pid)) return; // virtiofsd: once unshare made its namespace
     await sleep(20);
   }
 }

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { SpecReadError } from '../spec/index.js';
 import type { Fs } from '../sys/index.js';
 import { VmError, isVmError } from './errors.js';
-import { attachDisk, detachDisk, resizeDisk, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
+import { attachDisk, detachDisk, finishRemovals, resizeDisk, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
 import { setDiskLimits, type LimitsChange, type LimitsResult } from './disk-limits.js';
 import { attachNic, detachNic, type NicAttachRequest, type NicHotplugResult } from './hotplug-nic.js';
 import { OpenFds } from './fds.js';
@@ -307,6 +307,11 @@ export class VmManager {
   /** Grows a disk's top layer while the VM runs (refuses to shrink). */
   async resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
     return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => resizeDisk(rec, q, disk, bytes)));
+  }
+
+  /** Finishes the removal of every `removing` disk QEMU no longer has (the daemon runs it on DEVICE_DELETED). */
+  async finishRemovals(name: string): Promise<VmRecord> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => finishRemovals(this.d, rec, q)));
   }
 
   /** Changes a running disk's I/O limits (vm/disk-limits); the stored spec follows unless live-only. */
