@@ -35,8 +35,11 @@ export interface LaunchOptions {
   onStep?: (step: LaunchStep) => void | Promise<void>;
 }
 
-/** leased: record written; cgroup: cgroup created; started: program found, waiting for the go. */
-export type LaunchStep = 'leased' | 'cgroup' | 'started';
+/**
+ * leased: record written; cgroup: cgroup created; started: program found (in its cgroup),
+ * waiting for the go; going: the go sent, the program's pids not yet in the record.
+ */
+export type LaunchStep = 'leased' | 'cgroup' | 'started' | 'going';
 
 function requireRoot(name: string): void {
   if (process.getuid?.() === 0) return;
@@ -141,11 +144,17 @@ export async function launchJail(spec: JailSpec, options: LaunchOptions): Promis
       started.abort();
       throw new JailError('JAIL_LAUNCH_FAILED', `the program of jail "${spec.name}" (pid ${started.program.pid}) is not in its cgroup`, { context: { jail: spec.name, leaves: plan.leaves } });
     }
-    await store.update(spec.name, { holder: started.monitor, monitor: started.monitor, program: started.program });
     await options.onStep?.('started');
-    const failedStep = await started.go();
+    // One fsync'd write before the program may run (the record, above), not two: the pids are
+    // recorded while the helper execs. A crash before they land leaves a record whose cgroup
+    // holds the whole chain (the helper joined it before setpriv; checked above), and teardown
+    // kills by cgroup, so the running program is still found, killed and its lease released.
+    const pids = { holder: started.monitor, monitor: started.monitor, program: started.program };
+    const exec = started.go();
+    await options.onStep?.('going');
+    const [failedStep] = await Promise.all([exec, store.update(spec.name, pids)]);
     if (failedStep !== undefined) helperDied(spec.name, failedStep);
-    return handleFromRecord({ ...record, holder: started.monitor, monitor: started.monitor, program: started.program });
+    return handleFromRecord({ ...record, ...pids });
   } catch (e) {
     await undoLaunch(fs, store, record, cgroupCreated);
     throw e;

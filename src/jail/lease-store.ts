@@ -1,5 +1,5 @@
 /** @module jail/lease-store: uid/gid leases and jail records, persisted in one JSON file with atomic writes under a lock file. */
-import { promises as fsp } from 'node:fs';
+import { closeSync, fsync, mkdirSync, openSync, promises as fsp, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JailError } from './errors.js';
 import type { JailerConfig } from './config.js';
@@ -50,7 +50,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export const defaultLiveness: LivenessProbe = async (r) => {
   if ([r.holder, r.monitor, r.program].some((p) => isAlive(p))) return true;
   for (const leaf of r.cgroupLeaves) {
-    const procs = await fsp.readFile(join(leaf, 'cgroup.procs'), 'utf8').catch(() => '');
+    let procs = '';
+    try { procs = readFileSync(join(leaf, 'cgroup.procs'), 'utf8'); } catch { /* gone: empty */ }
     if (procs.trim() !== '') return true;
   }
   return false;
@@ -80,7 +81,14 @@ export class LeaseStore {
    * can still read its exit, until it is torn down or its name is launched again.
    */
   async acquire(req: LeaseRequest): Promise<JailRecord> {
-    if (req.fixed === undefined) await this.checkRange(req.name);
+    // The host's answers are gathered before the lock, while the range check reads its files:
+    // they are snapshots either way (an account may appear a moment after any check), and
+    // what the lock orders, the other jails' leases, is read under it.
+    const inUse = req.fixed === undefined ? this.hostIds() : undefined;
+    if (inUse !== undefined) {
+      const first = inUse(this.config.uidRange.first).catch(() => null); // starts NSS, the /proc and state scans
+      await Promise.all([this.checkRange(req.name), first]);
+    }
     return this.locked(async (data) => {
       const live = await this.liveRecords(data);
       if (live.some((r) => r.name === req.name)) {
@@ -91,7 +99,7 @@ export class LeaseStore {
         throw new JailError('JAIL_BUSY', `cgroup "${req.cgroupName}" of jail "${req.name}" belongs to live jail "${sameCgroup.name}"`, { context: { jail: req.name, cgroup: req.cgroupName, holder: sameCgroup.name } });
       }
       const used = new Set(live.flatMap((r) => [r.uid, r.gid]));
-      const ids = req.fixed ?? await this.freeId(used, req.name);
+      const ids = req.fixed ?? await this.freeId(used, req.name, inUse!);
       if (req.fixed !== undefined && (used.has(ids.uid) || used.has(ids.gid))) {
         throw new JailError('JAIL_BUSY', `uid/gid ${ids.uid}/${ids.gid} for jail "${req.name}" is held by another live jail`, { context: { jail: req.name, ...ids } });
       }
@@ -124,9 +132,8 @@ export class LeaseStore {
   }
 
   /** The lowest id of the range that no live lease holds and nobody on the host has (an account, a process, files). */
-  private async freeId(used: Set<number>, name: string): Promise<{ uid: number; gid: number }> {
+  private async freeId(used: Set<number>, name: string, inUse: IdInUse): Promise<{ uid: number; gid: number }> {
     const { first, count } = this.config.uidRange;
-    const inUse = this.hostIds();
     const skipped: string[] = [];
     for (let uid = first; uid < first + count; uid++) {
       if (used.has(uid)) continue;
@@ -160,7 +167,7 @@ export class LeaseStore {
 
   private async read(): Promise<LeaseFile> {
     let text: string;
-    try { text = await fsp.readFile(this.file, 'utf8'); } catch (e) {
+    try { text = readFileSync(this.file, 'utf8'); } catch (e) {
       if (errno(e) === 'ENOENT') return { version: 1, jails: {} };
       throw e;
     }
@@ -173,16 +180,23 @@ export class LeaseStore {
     }
   }
 
-  /** Write to a temporary name, fsync, rename: a crash leaves the old or the new file, never half of one. */
+  /**
+   * Write to a temporary name, fsync, rename: a crash leaves the old or the new file, never
+   * half of one. Only the fsync waits on the thread pool: the rest are page-cache calls, and
+   * each trip through the pool cost more than the call itself on a loaded host.
+   */
   private async write(data: LeaseFile): Promise<void> {
     const tmp = `${this.file}.tmp-${process.pid}`;
-    const fh = await fsp.open(tmp, 'w', 0o600);
-    try { await fh.writeFile(JSON.stringify(data, null, 2)); await fh.sync(); } finally { await fh.close(); }
-    await fsp.rename(tmp, this.file);
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeFileSync(fd, JSON.stringify(data, null, 2)); // loops until all is written
+      await new Promise<void>((resolve, reject) => { fsync(fd, (e) => (e ? reject(e) : resolve())); });
+    } finally { closeSync(fd); }
+    renameSync(tmp, this.file);
   }
 
   private async locked<T>(fn: (data: LeaseFile) => Promise<T>): Promise<T> {
-    await fsp.mkdir(this.config.stateDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.config.stateDir, { recursive: true, mode: 0o700 });
     await this.takeLock();
     try {
       const data = await this.read();
@@ -190,7 +204,7 @@ export class LeaseStore {
       await this.write(data);
       return result;
     } finally {
-      await fsp.unlink(this.lock).catch(() => undefined);
+      try { unlinkSync(this.lock); } catch { /* broken by someone who thought us dead */ }
     }
   }
 
@@ -199,7 +213,7 @@ export class LeaseStore {
     const me = processId(process.pid) ?? { pid: process.pid, start: '?' };
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      try { await fsp.writeFile(this.lock, JSON.stringify(me), { flag: 'wx', mode: 0o600 }); return; } catch (e) {
+      try { writeFileSync(this.lock, JSON.stringify(me), { flag: 'wx', mode: 0o600 }); return; } catch (e) {
         if (errno(e) !== 'EEXIST') throw e;
       }
       await this.breakStaleLock();

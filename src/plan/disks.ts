@@ -4,7 +4,7 @@
  * with exact access modes, its controller and its guest device.
  */
 import type { ChainLayer } from '../image/index.js';
-import type { Disk, Spec } from '../spec/index.js';
+import { throttleLimits, type Disk, type Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts, OpenFlag } from './types.js';
 
@@ -66,7 +66,20 @@ export function planChain(d: Disk, i: number, facts: Facts, b: PlanBuilder): str
   for (let j = chain.layers.length - 1; j >= 0; j--) {
     below = planLayer(d, from, j, chain.layers[j]!, j === 0 && writable, below, b);
   }
-  return below;
+  return d.limits === undefined ? below : planThrottle(d, from, below!, writable, b);
+}
+
+/** The throttle group of a disk with limits (one group per disk, changed live by qom-set on it). */
+export function throttleGroupId(disk: string): string {
+  return `tg-${disk}`;
+}
+
+/** A disk's I/O limits: its own throttle group and a throttle filter node above the chain's top; returns the filter's name. */
+function planThrottle(d: Disk, from: string, top: string, writable: boolean, b: PlanBuilder): string {
+  b.qapiArg(`${from}.limits`, '-object', 'object-add', { 'qom-type': 'throttle-group', id: throttleGroupId(d.name), limits: throttleLimits(d.limits!) });
+  const node = `${d.name}-throttle`;
+  b.qapiArg(`${from}.limits`, '-blockdev', 'blockdev-add', { driver: 'throttle', 'node-name': node, 'throttle-group': throttleGroupId(d.name), file: top, 'read-only': !writable });
+  return node;
 }
 
 function checkLayers(d: Disk, from: string, layers: readonly ChainLayer[], b: PlanBuilder): boolean {

@@ -37,5 +37,6 @@ test('tpm: true and { version: 2.0 } plan the same; QEMU\'s chardev and swtpm\'s
   assert.equal(h.jail.network.mode, 'none');
   assert.deepEqual(h.jail.identity, { lease: true });
   assert.ok(!h.jail.mounts.some((m) => 'source' in m && m.source.startsWith('/run/warden')), 'the state directory is not mounted');
+  assert.deepEqual(h.jail.landlock, { readOnly: ['/usr'], readWrite: [`/proc/self/fd/${dir.target}`] }, 'Landlock: writes only beneath the state directory');
   assert.ok(a.manifest.some((m) => m.kind === 'file' && m.resource === '/run/warden/vms/t/tpm'));
 });

@@ -63,9 +63,12 @@ export function planTpm(spec: Spec, facts: Facts, b: PlanBuilder): void {
     cwd: '/',
     // The control channel is fd 3 (QEMU's peer); swtpm exits when QEMU's end closes. Its errors go to stderr (qemu.log); --log fd=2 makes it exit silently.
     argv: [view.binary.path, 'socket', '--tpm2', '--ctrl', 'type=unixio,clientfd=3', '--tpmstate', 'dir=/proc/self/fd/4,mode=0600'],
+    // Landlock on top (swtpm adds its own seccomp): read/execute its view, write only beneath the
+    // state directory, whose rule the exec helper takes from the fd (the magic link resolves to it).
+    landlock: { readOnly: ['/usr'], readWrite: ['/proc/self/fd/4'] },
   };
   b.helpers.push({ kind: 'swtpm', from: 'tpm', jail, fds });
-  b.note('helper', name, 'runs', 'tpm', `swtpm (TPM 2.0, ${model}) in its own jail: leased uid, no capabilities, own mount namespace (its binary and libraries), no network; memory ${SWTPM_LIMITS.memoryBytes} bytes, pids ${SWTPM_LIMITS.pids}`);
+  b.note('helper', name, 'runs', 'tpm', `swtpm (TPM 2.0, ${model}) in its own jail: leased uid, no capabilities, own mount namespace (its binary and libraries), no network, Landlock (writes only beneath its state directory); memory ${SWTPM_LIMITS.memoryBytes} bytes, pids ${SWTPM_LIMITS.pids}`);
   b.note('socket', `socketpair ${pair}`, `QEMU fd ${qemuFd}, swtpm fd 3`, 'tpm', 'swtpm\'s control channel (-chardev socket,fd=); QEMU passes the data channel\'s fd over it');
   b.note('file', state, 'rw (swtpm, by fd 4)', 'tpm', 'the TPM\'s state: made at the first start, owned by swtpm\'s leased uid while it runs and by root otherwise, kept across restarts, removed with the VM');
   for (const f of [view.binary, ...view.libraries]) b.note('mount', `${name}:${f.path}`, 'ro', 'tpm', f.path === view.binary.path ? 'the swtpm binary' : 'shared library of swtpm');

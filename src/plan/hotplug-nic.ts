@@ -31,16 +31,21 @@ export interface NicAttachPlan {
   issues: PlanIssue[];
 }
 
-/** Rewrites fd numbers (the boot-time argv's "fd=N") into the getfd names QEMU knows them by on the monitor. */
+/**
+ * The boot-time -netdev as netdev_add: fd numbers (argv's "fd": "N") become the getfd names
+ * QEMU knows them by on the monitor. A `stream` netdev on an fd (passt's socketpair) becomes
+ * the legacy `socket` netdev on that fd: QEMU 7.2's stream backend resolves its fd in a worker
+ * thread with no monitor, where only numbers parse, so a getfd name ends in "connection error";
+ * `socket` resolves it at once and speaks the same length-prefixed framing to passt.
+ */
 function byName(value: Record<string, unknown>, names: ReadonlyMap<string, string>): Record<string, unknown> {
+  const addr = value['addr'] as { type?: unknown; str?: unknown } | undefined;
+  if (value['type'] === 'stream' && addr?.type === 'fd') return { type: 'socket', id: value['id'], fd: names.get(String(addr.str)) ?? addr.str };
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     if (['fd', 'vhostfd'].includes(k)) out[k] = names.get(String(v)) ?? v;
     else if (['fds', 'vhostfds'].includes(k)) out[k] = String(v).split(':').map((x) => names.get(x) ?? x).join(':');
-    else if (k === 'addr' && typeof v === 'object' && v !== null && (v as { type?: unknown }).type === 'fd') {
-      const a = v as { type: string; str: string };
-      out[k] = { ...a, str: names.get(a.str) ?? a.str };
-    } else out[k] = v;
+    else out[k] = v;
   }
   return out;
 }

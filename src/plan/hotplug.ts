@@ -86,7 +86,9 @@ export function planDiskAttach(disk: Disk, chain: ImageChain, live: LiveAllocati
   const fds: HotplugFd[] = b.fds.flatMap((f) => (f.kind === 'file' && f.fdset !== undefined ? [{ name: f.name, path: f.path, flags: f.flags, fdset: f.fdset }] : []));
   const steps: HotplugStep[] = [
     ...fds.map((f) => ({ command: 'add-fd', args: { 'fdset-id': f.fdset, opaque: f.name }, fd: f.name, undo: { command: 'remove-fd', args: { 'fdset-id': f.fdset } } })),
-    ...b.qapi.filter((q) => q.command === 'blockdev-add').map((q) => ({ command: 'blockdev-add', args: q.value, undo: { command: 'blockdev-del', args: { 'node-name': q.value['node-name'] } } })),
+    ...b.qapi.map((q) => (q.command === 'object-add'
+      ? { command: 'object-add', args: q.value, undo: { command: 'object-del', args: { id: q.value['id'] } } }
+      : { command: q.command, args: q.value, undo: { command: 'blockdev-del', args: { 'node-name': q.value['node-name'] } } })),
     ...b.devices.map((d) => ({ command: 'device_add', args: d.value, undo: { command: 'device_del', args: { id: d.value['id'] } } })),
   ];
   return { deviceId: `disk-${disk.name}`, fds, steps, manifest: b.manifest, issues: b.issues };

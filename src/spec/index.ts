@@ -8,4 +8,6 @@ export { specJsonSchema } from './json-schema.js';
 export { SpecError, SpecReadError, formatIssue } from './errors.js';
 export type { SpecIssue } from './errors.js';
 export { parseSize, formatSize, parsePercent } from './units.js';
+export { DiskLimitsSchema, LIMIT_FIELDS, conflictingLimits, throttleLimits } from './disk-limits.js';
+export type { DiskLimits, LimitField } from './disk-limits.js';
 export { nearest, editDistance } from './suggest.js';

@@ -2,6 +2,7 @@
 import * as z from 'zod';
 import { DEVICE_NAME_RE, MAC_RE, NAME_RE, isUnicastMac, parsePercent, parseSize } from './units.js';
 import { CloudInitSchema } from './cloudinit.js';
+import { DiskLimitsSchema } from './disk-limits.js';
 
 const SIZE_TEXT = /^[0-9]+(Ki|Mi|Gi|Ti)?$/;
 
@@ -54,6 +55,7 @@ export const DiskSchema = z.strictObject({
   serial: z.string().regex(/^[A-Za-z0-9_.-]{1,20}$/, { message: 'must be 1-20 characters of A-Z a-z 0-9 _ . -' }).optional(),
   allowDirs: z.array(path).max(16).optional().describe('directories (subdirectories included) this disk\'s backing files, data files and extents may lie in, besides the top image\'s directory and the host policy\'s imageDirs'),
   dataFile: path.optional().describe('an external data file this disk\'s image may name although it lies outside the allowed directories'),
+  limits: DiskLimitsSchema.optional(),
 });
 
 export const ForwardSchema = z.strictObject({

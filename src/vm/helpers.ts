@@ -44,7 +44,7 @@ async function launchOne(c: StartCtx, record: RecordUndo, h: NonNullable<StartCt
 async function launchWith(c: StartCtx, h: NonNullable<StartCtx['plan']>['helpers'][number], pairs: Map<string, [number, number]>, dirFds: Map<string, number>, stderr: number): Promise<HelperRun> {
   const fds = new Map(h.fds.map((f) => {
     const end = f.kind === 'socketpair' ? pairs.get(f.pair)?.[1] : f.kind === 'state-dir' ? dirFds.get(f.path) : undefined;
-    if (end === undefined) throw new VmError('VM_START_FAILED', `helper ${h.jail.name} of VM ${c.rec.name} needs fd ${f.name}, which is not a socketpair the plan names`, { context: { vm: c.rec.name, helper: h.jail.name } });
+    if (end === undefined) throw new VmError('VM_START_FAILED', `helper ${h.jail.name} of VM ${c.rec.name} needs fd ${f.name}, which is neither a socketpair nor a state directory the plan names`, { context: { vm: c.rec.name, helper: h.jail.name } });
     return [f.name, end] as const;
   }));
   const statusFile = join(c.paths.dir, `${h.jail.name}.status`);

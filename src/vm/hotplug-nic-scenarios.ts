@@ -8,11 +8,13 @@ import { openManager } from './open.js';
 import type { QmpConn } from './ports.js';
 import type { TeardownDeps } from './teardown.js';
 
-export interface CliArgs { stateRoot: string; argv: string[] }
+/** `ovsDb`: a private ovsdb-server's socket, given to the CLI as $WARDEN_OVS_DB. */
+export interface CliArgs { stateRoot: string; argv: string[]; ovsDb?: string }
 
 /** One `warden` command line through the CLI; its exit status and output. */
 export async function cli(a: CliArgs): Promise<{ code: number; stdout: string; stderr: string }> {
   const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } } as Io & { stdout: string; stderr: string };
+  if (a.ovsDb !== undefined) process.env['WARDEN_OVS_DB'] = a.ovsDb;
   const code = await run([...a.argv, '--state-dir', a.stateRoot], io);
   return { code, stdout: io.stdout, stderr: io.stderr };
 }
@@ -21,7 +23,7 @@ export async function cli(a: CliArgs): Promise<{ code: number; stdout: string; s
  * `warden nic attach` whose process is SIGKILLed right after QMP command `killAfter` (its
  * `nth` occurrence) returned: the manager dies between two steps, holding the VM's lock.
  */
-export async function attachKilled(a: { stateRoot: string; vm: string; bridge: string; nic: string; killAfter: string }): Promise<never> {
+export async function attachKilled(a: { stateRoot: string; vm: string; bridge?: string; nic: string; killAfter: string }): Promise<never> {
   const m = openManager({ stateDir: a.stateRoot });
   const backends = (m as unknown as { d: TeardownDeps }).d.backends;
   const connect = backends.qmpConnect.bind(backends);
@@ -36,7 +38,7 @@ export async function attachKilled(a: { stateRoot: string; vm: string; bridge: s
       close: () => c.close(),
     };
   };
-  await m.attachNic(a.vm, { name: a.nic, type: 'bridge', bridge: a.bridge });
+  await m.attachNic(a.vm, a.bridge === undefined ? { name: a.nic, type: 'user' } : { name: a.nic, type: 'bridge', bridge: a.bridge });
   throw new Error(`the attach finished: ${a.killAfter} never ran`);
 }
 

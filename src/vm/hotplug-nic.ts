@@ -8,9 +8,11 @@
 import { closeSync } from 'node:fs';
 import { planNicAttach, type Facts, type NicAttachPlan } from '../plan/index.js';
 import { NetworkSchema, type Network, type Spec } from '../spec/index.js';
+import { WardenError } from '../errors/index.js';
 import { VmError } from './errors.js';
 import { stateRootScope } from './facts.js';
 import { entriesOf, liveAllocations, save, waitDeviceGone } from './hotplug.js';
+import { startNicHelper, stopNicHelper } from './hotplug-passt.js';
 import type { QmpConn } from './ports.js';
 import type { HotplugEntry, UndoRecord, VmRecord } from './record.js';
 import type { TeardownDeps } from './teardown.js';
@@ -44,16 +46,20 @@ const networksOf = (rec: VmRecord): Network[] => (rec.spec['networks'] as Networ
  * undoes it with the rest of the run (an OVS port outlives its TAP).
  */
 function withNic(rec: VmRecord, prev: HotplugEntry | undefined, next: HotplugEntry | null): { entries: HotplugEntry[]; undo: UndoRecord[] } {
-  const same = (u: UndoRecord): boolean => u.kind === 'net' && prev?.net !== undefined && JSON.stringify(u.log) === JSON.stringify(prev.net);
+  const same = (u: UndoRecord): boolean => (u.kind === 'net' && prev?.net !== undefined && JSON.stringify(u.log) === JSON.stringify(prev.net))
+    || (u.kind === 'helper' && prev?.helper !== undefined && u.jailName === prev.helper.jailName);
   const undo = (rec.undo ?? []).filter((u) => !same(u));
   if (next?.net !== undefined) undo.push({ kind: 'net', log: next.net });
+  if (next?.helper !== undefined) undo.push({ kind: 'helper', ...next.helper });
   const entries = entriesOf(rec).filter((e) => e !== prev && !(e.kind === 'nic' && e.name === (prev ?? next)?.name));
   return { entries: next === null ? entries : [...entries, next], undo };
 }
 
 async function put(d: TeardownDeps, rec: VmRecord, prev: HotplugEntry | undefined, next: HotplugEntry | null, extra: Partial<VmRecord> = {}): Promise<VmRecord> {
   const { entries, undo } = withNic(rec, prev, next);
-  return save(d, rec, entries, { ...extra, undo });
+  const gone = prev?.helper !== undefined && next === null ? prev.helper.jailName : undefined;
+  const helpers = gone === undefined ? {} : { helpers: (rec.helpers ?? []).filter((h) => h.jailName !== gone) };
+  return save(d, rec, entries, { ...helpers, ...extra, undo });
 }
 
 /** Runs a QMP inverse, ignoring "not found" and the like: a step begun may not have been made. */
@@ -70,6 +76,7 @@ async function undoNic(d: TeardownDeps, q: QmpConn, e: HotplugEntry): Promise<vo
     if (u?.command === 'device_del') await waitDeviceGone(q, e.deviceId, 5000).catch(() => false);
   }
   if (e.net !== undefined) await d.backends.net.undo(e.net);
+  if (e.helper !== undefined) await stopNicHelper(d, e.helper);
 }
 
 /** Undoes every NIC attach a killed process left half done: QMP inverses, last first, then the TAP and its bridge port. */
@@ -87,24 +94,34 @@ function refuse(rec: VmRecord, n: Network, plan: NicAttachPlan): VmError {
   });
 }
 
-/** The planned NIC, refused before anything happens when the plan has issues or needs a helper. */
+/**
+ * The planned NIC, refused before anything happens when the plan has issues. User networking
+ * needs the host's facts about passt (its view for the helper's jail), gathered as start does
+ * for a spec holding just this NIC.
+ */
 async function planFor(d: TeardownDeps, rec: VmRecord, q: QmpConn, n: Network): Promise<NicAttachPlan> {
   const spec = rec.spec as unknown as Spec;
   const live = await liveAllocations(q);
   const nicNames = [...networksOf(rec).map((x) => x.name), ...nicsOf(rec).map((e) => e.name)];
-  if (n.type === 'user') {
-    throw new VmError('VM_HOTPLUG_FAILED', `cannot attach NIC ${n.name} to VM ${rec.name}: hot-plugging user networking (a passt helper in its own jail) is not supported yet`, {
-      context: { vm: rec.name, nic: n.name, type: n.type }, suggestions: ['attach it to a bridge (--bridge BR or --ovs BR), or add the user NIC to the spec and restart the VM'],
-    });
-  }
-  const plan = planNicAttach(spec, n, { host: {}, scope: stateRootScope(d.store.root) } as unknown as Facts, { machine: spec.machine ?? 'q35', ...live, diskNames: [], nicNames });
+  const facts = n.type === 'user'
+    ? (await d.backends.facts({ ...spec, disks: [], networks: [n] }, d.store.root, rec.owner === undefined ? {} : { owner: rec.owner })).facts
+    : { host: {}, scope: stateRootScope(d.store.root) } as unknown as Facts;
+  const plan = planNicAttach(spec, n, facts, { machine: spec.machine ?? 'q35', ...live, diskNames: [], nicNames });
   if (plan.issues.length > 0) throw refuse(rec, n, plan);
   return plan;
 }
 
+/** The request as the spec's Network (defaults filled in); SPEC_VALUE naming every bad field. */
+function networkOf(rec: VmRecord, req: NicAttachRequest): Network {
+  const r = NetworkSchema.safeParse({ name: req.name, type: req.type, ...(req.bridge === undefined ? {} : { bridge: req.bridge }), ...(req.vlan === undefined ? {} : { vlan: req.vlan }), ...(req.mac === undefined ? {} : { mac: req.mac }) });
+  if (r.success) return r.data;
+  const bad = r.error.issues.map((i) => `${i.path.join('.') || 'nic'}: ${i.message}`);
+  throw new WardenError('SPEC_VALUE', `cannot attach NIC ${req.name} to VM ${rec.name}: ${bad.join('; ')}`, { context: { vm: rec.name, nic: req.name, issues: bad } });
+}
+
 export async function attachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, req: NicAttachRequest): Promise<{ record: VmRecord; result: NicHotplugResult }> {
   rec = await recoverNics(d, rec, q);
-  const n: Network = NetworkSchema.parse({ name: req.name, type: req.type, ...(req.bridge === undefined ? {} : { bridge: req.bridge }), ...(req.vlan === undefined ? {} : { vlan: req.vlan }), ...(req.mac === undefined ? {} : { mac: req.mac }) });
+  const n = networkOf(rec, req);
   const plan = await planFor(d, rec, q, n);
   const mac = String(plan.steps.find((s) => s.command === 'device_add')?.args['mac']);
   // Write-ahead: every QMP step is recorded as possibly made before the first is made. All names
@@ -122,10 +139,19 @@ export async function attachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, req:
   let fds = new Map<string, number>();
   let made = 0;
   try {
-    fds = await d.backends.net.apply(rec.name, plan.actions, async (log) => {
-      // A copy: the net module keeps growing the same log object.
-      if (!saved || JSON.stringify(log) !== JSON.stringify(entry.net)) await record({ ...entry, net: structuredClone(log) });
-    });
+    if (plan.actions.length > 0) {
+      fds = await d.backends.net.apply(rec.name, plan.actions, async (log) => {
+        // A copy: the net module keeps growing the same log object.
+        if (!saved || JSON.stringify(log) !== JSON.stringify(entry.net)) await record({ ...entry, net: structuredClone(log) });
+      });
+    }
+    for (const h of plan.helpers) {
+      // The helper's jail is recorded (entry and the run's undo journal) before it is launched.
+      const helper = { jailName: h.jail.name, owner: d.store.paths(rec.name).dir };
+      const started = await startNicHelper(d, rec.name, h, () => record({ ...entry, helper }));
+      fds.set(h.fds[0]!.name, started.qemuEnd);
+      rec = await save(d, rec, entriesOf(rec), { helpers: [...(rec.helpers ?? []), started.run] });
+    }
     if (!saved) await record(entry);
     for (const s of plan.steps) {
       await q.execute(s.command, s.args, 10_000, s.fd === undefined ? undefined : [fds.get(s.fd)!]);
@@ -144,7 +170,7 @@ export async function attachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, req:
   const attached: HotplugEntry = { ...entry, state: 'attached' };
   const spec = req.liveOnly === true ? rec.spec : { ...rec.spec, networks: [...networksOf(rec), n] };
   rec = await put(d, rec, entry, attached, { spec });
-  return { record: rec, result: { vm: rec.name, nic: n.name, deviceId: plan.deviceId, mac, state: 'attached', steps: [...plan.actions.map((a) => a.kind), ...plan.steps.map((s) => s.command)], liveOnly: req.liveOnly === true } };
+  return { record: rec, result: { vm: rec.name, nic: n.name, deviceId: plan.deviceId, mac, state: 'attached', steps: [...plan.actions.map((a) => a.kind), ...plan.helpers.map((h) => `helper ${h.kind}`), ...plan.steps.map((s) => s.command)], liveOnly: req.liveOnly === true } };
 }
 
 /**
@@ -174,7 +200,8 @@ export async function detachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, name
   const rest = entry.steps.map((s) => s.undo).filter((u) => u !== null && u.command !== 'device_del').reverse();
   for (const u of rest) await quietly(q, u);
   if (entry.net !== undefined) await d.backends.net.undo(entry.net);
+  if (entry.helper !== undefined) await stopNicHelper(d, entry.helper);
   const spec = o.liveOnly === true ? rec.spec : { ...rec.spec, networks: networksOf(rec).filter((x) => x.name !== name) };
   rec = await put(d, rec, current, null, { spec });
-  return { record: rec, result: { ...base, state: 'detached', steps: ['device_del', ...rest.map((u) => u!.command), ...(entry.net === undefined ? [] : ['host network undo'])] } };
+  return { record: rec, result: { ...base, state: 'detached', steps: ['device_del', ...rest.map((u) => u!.command), ...(entry.net === undefined ? [] : ['host network undo']), ...(entry.helper === undefined ? [] : ['helper stopped'])] } };
 }

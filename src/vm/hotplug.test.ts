@@ -118,6 +118,9 @@ test('disk attach/detach on a running guest: appears with its data, detach remov
   const afterAttach = await m.store.read(a);
   assert.ok((afterAttach.spec['disks'] as Array<{ name: string }>).some((d) => d.name === 'data'), 'the stored spec has the disk for the next start');
   assert.equal(afterAttach.disks?.filter((c) => c.writable).length, 2, 'root and data top layers claimed writable');
+  const shown = capture();
+  assert.equal(await run(['inspect', a, '--state-dir', env.stateRoot], shown), 0, shown.stderr);
+  assert.match(shown.stdout, /hot-plugged disk data \(disk-data\) .*data-top\.qcow2: persisted in the spec at /);
 
   // A second VM asking for the same writable disk is refused; nothing is left in it.
   const b = vmName('wdv-hpb');
@@ -176,6 +179,32 @@ test('disk attach/detach on a running guest: appears with its data, detach remov
   assert.deepEqual(nodes.map((x) => x['node-name']).filter((x) => x.startsWith('side-')), [], 'no half-added block node');
   const fdsets = (await m.qmp(a, 'query-fdsets')) as Array<{ fds: Array<{ opaque?: string }> }>;
   assert.deepEqual(fdsets.flatMap((f) => f.fds.map((x) => x.opaque)).filter((o) => o?.startsWith('disk-side')), [], 'no fdset left');
+
+  // A guest that cannot answer (paused: its vCPUs never see the ACPI eject) holds the disk: the
+  // detach ends `removing` (exit 8, recorded), not a hang; once it runs, the next detach finishes.
+  const held2 = join(side, 'held.raw');
+  writeFileSync(held2, Buffer.alloc(1 << 20));
+  assert.equal((await m.attachDisk(a, { name: 'held', image: held2, format: 'raw', liveOnly: true })).state, 'attached');
+  await m.pause(a);
+  const io5 = capture();
+  assert.equal(await run(['disk', 'detach', a, 'held', '--json', '--timeout', '2', '--state-dir', env.stateRoot], io5), 8, io5.stderr);
+  const removing = JSON.parse(io5.stdout) as { error: { code: string; context: { state: string } } };
+  assert.deepEqual([removing.error.code, removing.error.context.state], ['VM_DEVICE_REMOVING', 'removing']);
+  const mid2 = await m.store.read(a);
+  assert.equal(mid2.hotplug?.find((e) => e.name === 'held')?.state, 'removing', 'recorded as removing');
+  assert.ok(qemuFiles(pid).includes(held2), 'QEMU still holds the file while the guest holds the device');
+  const ins = capture();
+  assert.equal(await run(['inspect', a, '--json', '--state-dir', env.stateRoot], ins), 0, ins.stderr);
+  const hp = (JSON.parse(ins.stdout) as { hotplugged: Array<Record<string, unknown>> }).hotplugged;
+  assert.deepEqual(hp.map((x) => [x['kind'], x['name'], x['state'], x['origin'], typeof x['attachedAt'], typeof x['removingSince']]), [['disk', 'held', 'removing', 'live-only', 'string', 'string']]);
+  const insText = capture();
+  assert.equal(await run(['inspect', a, '--state-dir', env.stateRoot], insText), 0, insText.stderr);
+  assert.match(insText.stdout, /hot-plugged disk held \(disk-held\) .*held\.raw: live only at .*REMOVING since/);
+  await m.resume(a);
+  const io6 = capture();
+  assert.equal(await run(['disk', 'detach', a, 'held', '--json', '--timeout', '60', '--state-dir', env.stateRoot], io6), 0, io6.stderr);
+  assert.equal((JSON.parse(io6.stdout) as { state: string }).state, 'detached');
+  assert.deepEqual([(await m.store.read(a)).hotplug ?? [], qemuFiles(pid).filter((f) => f === held2)], [[], []], 'finished: no entry, no fd');
 
   sock.destroy();
   await m.kill(a);

@@ -7,6 +7,7 @@
 import { loadHostPolicy, walkChainConfined, chainFiles } from '../image/index.js';
 import { planDiskAttach, planDiskDetach, type HotplugStep } from '../plan/index.js';
 import { DiskSchema, type Disk } from '../spec/index.js';
+import { WardenError } from '../errors/index.js';
 import { claimsFor, findConflict } from './claims.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
@@ -22,6 +23,8 @@ export interface DiskAttachRequest {
   readOnly?: boolean;
   bus?: 'virtio' | 'scsi';
   liveOnly?: boolean;
+  /** I/O limits (spec disks[].limits): the disk gets a throttle group of its own. */
+  limits?: Record<string, number>;
 }
 
 export interface HotplugResult {
@@ -68,7 +71,8 @@ export async function recover(d: TeardownDeps, rec: VmRecord, q: QmpConn): Promi
     entries = entries.filter((x) => x !== e);
     rec = await save(d, rec, entries, { disks: withoutClaims(rec.disks, e.claims) });
   }
-  return entries.length === (rec.hotplug ?? []).length ? rec : save(d, rec, entries);
+  if (entries.length !== (rec.hotplug ?? []).length) rec = await save(d, rec, entries);
+  return finishRemovals(d, rec, q);
 }
 
 /** Under the store-wide lock: the new layers must not conflict with another live VM's, or with this VM's own. */
@@ -106,7 +110,12 @@ export async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; p
 
 export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req: DiskAttachRequest): Promise<{ record: VmRecord; result: HotplugResult }> {
   rec = await recover(d, rec, q);
-  const disk: Disk = DiskSchema.parse({ name: req.name, image: req.image, format: req.format, readOnly: req.readOnly ?? false, ...(req.bus === undefined ? {} : { bus: req.bus }) });
+  const parsed = DiskSchema.safeParse({ name: req.name, image: req.image, format: req.format, readOnly: req.readOnly ?? false, ...(req.bus === undefined ? {} : { bus: req.bus }), ...(req.limits === undefined ? {} : { limits: req.limits }) });
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'disk'}: ${i.message}`);
+    throw new WardenError('SPEC_INVALID', `cannot attach disk ${req.name} to VM ${rec.name}: ${issues.join('; ')}`, { context: { vm: rec.name, disk: req.name, issues } });
+  }
+  const disk: Disk = parsed.data;
   const spec = rec.spec as unknown as SpecView & { machine?: 'pc' | 'q35'; disks: Disk[] };
   const chain = await walkChainConfined({ ...disk, from: '--image' }, loadHostPolicy());
   const live = await liveAllocations(q);
@@ -138,7 +147,7 @@ export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req
   } finally {
     await fds.close(false); // QEMU holds its own copies now
   }
-  entries = entries.map((e) => (e === entry ? { ...e, state: 'attached' as const } : e));
+  entries = entries.map((e) => (e === entry ? { ...e, state: 'attached' as const, attachedAt: d.now() } : e));
   const specOut = req.liveOnly === true ? rec.spec : { ...rec.spec, disks: [...spec.disks, disk] };
   rec = await save(d, rec, entries, { spec: specOut });
   return { record: rec, result: { vm: rec.name, disk: disk.name, deviceId: plan.deviceId, state: 'attached', steps: plan.steps.map((s) => s.command), liveOnly: req.liveOnly === true } };
@@ -150,17 +159,51 @@ async function deviceGone(q: QmpConn, id: string): Promise<boolean> {
   return !kids.some((k) => k.name === id);
 }
 
+/** Waits for one device to leave QEMU; made before device_del, since QEMU may send the event before its reply. */
+export interface RemovalWatch {
+  /** True once the device is gone (DEVICE_DELETED, or already gone); false after `timeoutMs`. */
+  wait(timeoutMs: number): Promise<boolean>;
+  close(): void;
+}
+
 /**
- * Waits up to `waitMs` until QEMU no longer has device `id` (the guest released it); false
- * on timeout. Shared by disk and NIC detach (vm/hotplug-nic).
+ * Watches for QEMU's DEVICE_DELETED of device `id` (qdev id: a disk's `disk-NAME`, a NIC's
+ * device id). Shared by disk and NIC detach. On a port without events it polls
+ * /machine/peripheral instead; either way a device already gone counts as removed.
+ */
+export function watchDeviceRemoval(q: QmpConn, id: string): RemovalWatch {
+  const sub = q.events?.(['DEVICE_DELETED']);
+  return {
+    async wait(timeoutMs) {
+      if (await deviceGone(q, id)) return true;
+      if (sub === undefined) {
+        for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) { await sleep(100); if (await deviceGone(q, id)) return true; }
+        return false;
+      }
+      try {
+        await sub.next({ timeoutMs, match: (e) => e.data['device'] === id });
+        return true;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'QMP_TIMEOUT') throw err;
+        return deviceGone(q, id); // an event lost to a reconnect still shows in qom
+      }
+    },
+    close: () => sub?.close(),
+  };
+}
+
+/**
+ * Waits up to `waitMs` until QEMU no longer has device `id` (DEVICE_DELETED, or already gone);
+ * false on timeout. Race-free after device_del too: it subscribes, then looks in qom. Shared by
+ * disk and NIC detach (vm/hotplug-nic).
  */
 export async function waitDeviceGone(q: QmpConn, id: string, waitMs: number): Promise<boolean> {
-  const deadline = Date.now() + waitMs;
-  while (!(await deviceGone(q, id))) {
-    if (Date.now() > deadline) return false;
-    await sleep(100);
+  const w = watchDeviceRemoval(q, id);
+  try {
+    return await w.wait(waitMs);
+  } finally {
+    w.close();
   }
-  return true;
 }
 
 /**
@@ -180,39 +223,68 @@ export async function releaseStep(q: QmpConn, u: { command: string; args: Record
   }
 }
 
+/** After the guest let go: block nodes top down, fdsets; then the record, claims and (unless live-only) the spec. */
+async function finishRemoval(d: TeardownDeps, rec: VmRecord, q: QmpConn, entry: HotplugEntry, liveOnly: boolean): Promise<VmRecord> {
+  const [, ...rest] = planDiskDetach(entry.steps);
+  for (const u of rest) {
+    await releaseStep(q, u).catch((cause: unknown) => {
+      throw new VmError('VM_HOTPLUG_FAILED', `detaching disk ${entry.name} from VM ${rec.name}: ${u.command} failed`, { context: { vm: rec.name, disk: entry.name, step: u }, cause });
+    });
+  }
+  const spec = liveOnly ? rec.spec : { ...rec.spec, disks: (rec.spec['disks'] as Disk[]).filter((x) => x.name !== entry.name) };
+  return save(d, rec, entriesOf(rec).filter((e) => e.name !== entry.name || e.kind === 'nic'), { disks: withoutClaims(rec.disks, entry.claims), spec });
+}
+
+/** Finishes every `removing` entry whose device the guest has released since (called by each hot-plug command). */
+export async function finishRemovals(d: TeardownDeps, rec: VmRecord, q: QmpConn): Promise<VmRecord> {
+  for (const e of entriesOf(rec).filter((x) => x.state === 'removing' && x.kind !== 'nic')) {
+    if (await deviceGone(q, e.deviceId)) rec = await finishRemoval(d, rec, q, e, e.removing?.liveOnly ?? false);
+  }
+  return rec;
+}
+
 /**
- * Detaches a hot-plugged disk: device_del, then waits (up to `waitMs`) for the guest to let
- * go; on timeout the entry stays `removing` and the next detach finishes it. Then the block
- * nodes top down and the fdsets, so QEMU holds no fd of the disk's files.
+ * Detaches a hot-plugged disk: device_del, then waits (up to `waitMs`) for QEMU's
+ * DEVICE_DELETED; on timeout the entry stays `removing` (recorded) and a later hot-plug
+ * command finishes it once the guest lets go. Then the block nodes top down and the fdsets,
+ * so QEMU holds no fd of the disk's files.
  */
 export async function detachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, name: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<{ record: VmRecord; result: HotplugResult }> {
+  const pending = entriesOf(rec).find((e) => e.name === name && e.kind !== 'nic' && e.state === 'removing');
   rec = await recover(d, rec, q);
-  let entries = entriesOf(rec);
+  const entries = entriesOf(rec);
   const entry = entries.find((e) => e.name === name && e.kind !== 'nic');
+  if (entry === undefined && pending !== undefined) {
+    // The guest let go since the last detach; recover() just finished the removal.
+    const steps = planDiskDetach(pending.steps).slice(1).map((u) => u.command);
+    return { record: rec, result: { vm: rec.name, disk: name, deviceId: pending.deviceId, state: 'detached', steps, liveOnly: pending.removing?.liveOnly ?? false } };
+  }
   if (entry === undefined) {
     const boot = (rec.spec['disks'] as Disk[]).some((x) => x.name === name);
     throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no hot-plugged disk ${name}${boot ? ' (it was there at start: detaching boot-time disks is not supported yet)' : ''}`, {
       context: { vm: rec.name, disk: name, hotplugged: entries.map((e) => e.name) }, suggestions: boot ? ['stop the VM and remove the disk from its spec'] : ['warden inspect NAME shows the VM\'s disks'],
     });
   }
-  const undo = planDiskDetach(entry.steps);
-  const [del, ...rest] = undo;
-  if (entry.state === 'attached') {
-    entries = entries.map((e) => (e === entry ? { ...e, state: 'removing' as const } : e));
-    rec = await save(d, rec, entries);
-    await q.execute(del!.command, del!.args);
-  }
-  const deadline = Date.now() + (o.waitMs ?? 10_000);
-  while (!(await deviceGone(q, entry.deviceId))) {
-    if (Date.now() > deadline) {
-      return { record: rec, result: { vm: rec.name, disk: name, deviceId: entry.deviceId, state: 'removing', steps: ['device_del'], liveOnly: o.liveOnly === true } };
+  const liveOnly = entry.removing?.liveOnly ?? o.liveOnly === true;
+  const base = { vm: rec.name, disk: name, deviceId: entry.deviceId, liveOnly };
+  const watch = watchDeviceRemoval(q, entry.deviceId);
+  try {
+    if (entry.state === 'attached') {
+      // Recorded before device_del: from here on the guest may let go at any time.
+      const removing = { ...entry, state: 'removing' as const, removing: { since: d.now(), liveOnly } };
+      rec = await save(d, rec, entries.map((e) => (e === entry ? removing : e)));
+      await q.execute('device_del', { id: entry.deviceId });
+    } else {
+      // Asked again: the first request may never have been sent (a manager killed after recording it),
+      // or the guest missed it. QEMU refuses a repeat it still has pending; that is fine.
+      await q.execute('device_del', { id: entry.deviceId }).catch(() => undefined);
     }
-    await sleep(100);
+    if (!(await watch.wait(o.waitMs ?? 10_000))) return { record: rec, result: { ...base, state: 'removing', steps: ['device_del'] } };
+  } finally {
+    watch.close();
   }
-  for (const u of rest) await releaseStep(q, u).catch((cause: unknown) => { throw new VmError('VM_HOTPLUG_FAILED', `detaching disk ${name} from VM ${rec.name}: ${u.command} failed`, { context: { vm: rec.name, disk: name, step: u }, cause }); });
-  const spec = o.liveOnly === true ? rec.spec : { ...rec.spec, disks: (rec.spec['disks'] as Disk[]).filter((x) => x.name !== name) };
-  rec = await save(d, rec, entries.filter((e) => e.name !== name), { disks: withoutClaims(rec.disks, entry.claims), spec });
-  return { record: rec, result: { vm: rec.name, disk: name, deviceId: entry.deviceId, state: 'detached', steps: undo.map((u) => u.command), liveOnly: o.liveOnly === true } };
+  rec = await finishRemoval(d, rec, q, entriesOf(rec).find((e) => e.name === name)!, liveOnly);
+  return { record: rec, result: { ...base, state: 'detached', steps: planDiskDetach(entry.steps).map((u) => u.command) } };
 }
 
 export type { HotplugStep };

@@ -10,6 +10,7 @@ import { SpecReadError } from '../spec/index.js';
 import type { Fs } from '../sys/index.js';
 import { VmError } from './errors.js';
 import { attachDisk, detachDisk, resizeDisk, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
+import { setDiskLimits, type LimitsChange, type LimitsResult } from './disk-limits.js';
 import { attachNic, detachNic, type NicAttachRequest, type NicHotplugResult } from './hotplug-nic.js';
 import { OpenFds } from './fds.js';
 import { assertAllowed, expectsProcess, type Action } from './machine.js';
@@ -17,6 +18,7 @@ import { signalProc } from './proc.js';
 import { START_STEPS, type StartCtx } from './start.js';
 import { createSaveFile, openSaveFile } from './savefile.js';
 import { restoreSteps, saveToFd, type MigrationFigures } from './state.js';
+import { createSnapshot, deleteSnapshot, findSnapshot, listSnapshots, revertDisks, type CreateRequest, type SnapshotInfo, type SnapshotResult } from './snapshot.js';
 import { incomingSteps } from './migrate.js';
 import type { LinkEnd } from './migrate-link.js';
 import { runMigrateOut, type MigrateOptions, type MigrateResult, type MigrationTarget } from './migrate-run.js';
@@ -304,6 +306,59 @@ export class VmManager {
   /** Grows a disk's top layer while the VM runs (refuses to shrink). */
   async resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
     return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => resizeDisk(rec, q, disk, bytes)));
+  }
+
+  /** Changes a running disk's I/O limits (vm/disk-limits); the stored spec follows unless live-only. */
+  async setDiskLimits(name: string, disk: string, c: LimitsChange): Promise<LimitsResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await setDiskLimits(this.d, rec, q, disk, c)).result));
+  }
+
+  /** Takes an external snapshot of the VM's disks (and RAM with `memory`), running or stopped (vm/snapshot). */
+  async snapshotCreate(name: string, req: CreateRequest): Promise<SnapshotResult> {
+    return this.locked(name, 'snapshot', (rec) => (expectsProcess(rec.phase)
+      ? withQmp(this.d, rec, async (q) => (await createSnapshot(this.d, rec, q, req)).result)
+      : createSnapshot(this.d, rec, null, req).then((r) => r.result)));
+  }
+
+  async snapshotList(name: string): Promise<SnapshotInfo[]> {
+    return listSnapshots(await this.store.read(name));
+  }
+
+  /** Merges the snapshot's layer away while the VM runs (block-commit), or drops a snapshot no longer in the chain. */
+  async snapshotDelete(name: string, snap: string): Promise<SnapshotResult> {
+    return this.locked(name, 'snapshot', (rec) => (expectsProcess(rec.phase)
+      ? withQmp(this.d, rec, async (q) => (await deleteSnapshot(this.d, rec, q, snap)).result)
+      : deleteSnapshot(this.d, rec, null, snap).then((r) => r.result)));
+  }
+
+  /**
+   * Reverts the VM to a snapshot: stops it (quit: its current state is being discarded), puts a
+   * fresh overlay over each frozen layer, then starts it (restoring the RAM state when the
+   * snapshot has one) if it was taken of a running VM; a disk-only snapshot of a stopped VM leaves it stopped.
+   */
+  async snapshotRevert(name: string, snap: string): Promise<{ record: VmRecord; run?: StepRun; migration?: MigrationFigures }> {
+    const r = await this.locked(name, 'snapshot', async (rec0) => {
+      const s = findSnapshot(rec0, snap);
+      let rec = rec0;
+      if (expectsProcess(rec.phase)) {
+        this.progress.begin(`stopping VM ${name} to revert it to snapshot ${snap}`);
+        rec = { ...rec, phase: 'stopping', intent: 'stop', updatedAt: this.d.now() };
+        await this.store.write(rec);
+        rec = await stopRun(this.d, rec, { force: true }, this.progress);
+      }
+      rec = await revertDisks(this.d, rec, snap);
+      return { rec, start: s.memory !== undefined || s.vmPhase === 'running' || s.vmPhase === 'paused', memory: s.memory };
+    });
+    if (!r.start) return { record: r.rec };
+    if (r.memory === undefined) { const s = await this.runStart(name, START_STEPS, {}); return { record: s.record, run: s.run }; }
+    const { fd } = openSaveFile(r.memory);
+    try {
+      const figures: { migration?: MigrationFigures } = {};
+      const s = await this.runStart(name, restoreSteps(fd, figures), {});
+      return { record: s.record, run: s.run, ...(figures.migration === undefined ? {} : { migration: figures.migration }) };
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** The record after reconciling it (skipped while another process holds the VM's lock). */

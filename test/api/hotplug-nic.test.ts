@@ -18,7 +18,7 @@ const tapFds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).filter((f
 
 const BRIDGE = 'wdapibr0';
 
-test('warden nic attach/detach through the daemon: the NIC body of POST .../devices, DELETE .../devices/NIC as an operation, the TAP fd in and out of QEMU; --user refused', {
+test('warden nic attach/detach through the daemon: the NIC body of POST .../devices, DELETE .../devices/NIC as an operation, the TAP fd in and out of QEMU; refusals', {
   skip: netSkipReason(), timeout: 240_000,
 }, async (t) => {
   const env = testEnv('warden-api-nic-');
@@ -51,16 +51,20 @@ test('warden nic attach/detach through the daemon: the NIC body of POST .../devi
   const pid = (await http(socket, 'GET', `/v1/vms/${name}`)).json.run.qemu.pid as number;
   const before = tapFds(pid);
 
-  const user = await cli('nic', 'attach', name, '--user', '--name', 'u0');
-  assert.equal(user.code, 4, user.io.stderr);
-  assert.match(user.io.stderr, /user networking .*not supported yet/);
   const a = await cli('nic', 'attach', name, '--bridge', BRIDGE, '--name', 'n1', '--json');
   assert.equal(a.code, 0, a.io.stdout + a.io.stderr);
+  const dup = await cli('nic', 'attach', name, '--bridge', BRIDGE, '--name', 'n1');
+  assert.equal(dup.code, 4, dup.io.stderr);
+  assert.match(dup.io.stderr, /already has a NIC named n1.*VM_HOTPLUG_FAILED/);
   assert.equal(JSON.parse(a.io.stdout).state, 'attached');
   assert.equal(tapFds(pid), before + 1, 'QEMU holds the TAP after attach through the daemon');
   assert.equal(ports().length, 1, 'the TAP is a port of the netns bridge');
   const missing = await http(socket, 'POST', `/v1/vms/${name}/devices?wait=30`, JSON.stringify({ kind: 'nic', name: 'n2', type: 'bridge', bridge: 'wdnosuchbr' }));
   assert.equal(missing.json.error?.code, 'NET_BRIDGE_MISSING', missing.text);
+  const badMac = await cli('nic', 'attach', name, '--bridge', BRIDGE, '--name', 'n3', '--mac', 'not-a-mac');
+  assert.equal(badMac.code, 2, badMac.io.stderr);
+  assert.match(badMac.io.stderr, /mac.*SPEC_VALUE/s);
+  assert.equal(ports().length, 1, 'refusals left no port');
   // DELETE names the NIC by its name alone: the VM has a NIC n1 and no disk n1.
   const accepted = await http(socket, 'DELETE', `/v1/vms/${name}/devices/n1`);
   assert.equal(accepted.status, 202, accepted.text);

@@ -44,7 +44,7 @@ test('warden disk attach/resize/detach through the daemon: 202/operations, PATCH
   const img = join(env.dir, 'extra.raw');
   writeFileSync(img, Buffer.alloc(1 << 20));
 
-  const a = await cli('disk', 'attach', name, '--image', img, '--format', 'raw', '--name', 'extra', '--json');
+  const a = await cli('disk', 'attach', name, '--image', img, '--format', 'raw', '--name', 'extra', '--iops', '200', '--json');
   assert.equal(a.code, 0, a.io.stderr);
   assert.equal(JSON.parse(a.io.stdout).state, 'attached');
   assert.ok(qemuFiles(pid).includes(img), 'QEMU holds the image after attach through the daemon');
@@ -58,6 +58,12 @@ test('warden disk attach/resize/detach through the daemon: 202/operations, PATCH
   assert.match(shrink.io.stderr, /VM_DISK_SHRINK|shrinking/);
   assert.equal(statSync(img).size, 2 << 20, 'a refused shrink changes nothing');
   assert.equal((await cli('disk', 'resize', name, 'root', '96Mi')).code, 0, 'a boot-time disk grows too');
+  // I/O limits (PATCH {limits} through the daemon): the hot-plugged disk's own throttle group, merged.
+  const lim = await cli('disk', 'limits', name, 'extra', '--bps-write', '4Mi', '--json');
+  assert.equal(lim.code, 0, lim.io.stdout);
+  assert.deepEqual(JSON.parse(lim.io.stdout), { vm: name, disk: 'extra', limits: { iops: 200, bpsWrite: 4 << 20 }, via: 'throttle-group', liveOnly: false });
+  const empty = await http(socket, 'PATCH', `/v1/vms/${name}/devices/extra`, '{}', { 'content-type': 'application/json' });
+  assert.equal(empty.status, 400, empty.text);
   const again = await cli('disk', 'attach', name, '--image', img, '--format', 'raw', '--name', 'extra');
   assert.equal(again.code, 4, again.io.stderr);
   assert.match(again.io.stderr, /VM_(DISK_IN_USE|HOTPLUG_FAILED)/);

@@ -39,13 +39,13 @@ function report(io: Io, r: NicHotplugResult, json: boolean | undefined): void {
 }
 
 export function registerNic(program: Command, io: Io): void {
-  const nic = program.command('nic').description('hot-plug NICs into a running VM (a TAP by fd)');
+  const nic = program.command('nic').description('hot-plug NICs into a running VM (a TAP by fd, or passt on a socketpair)');
   const state = (c: Command): Command => c.option('--state-dir <dir>', 'state root').option('--json', 'print the result as JSON').option('--live-only', 'change the running VM only, not its stored spec');
-  state(nic.command('attach').description('attach a virtio NIC on a Linux bridge or an Open vSwitch bridge').argument('<name>', 'the VM'))
+  state(nic.command('attach').description('attach a virtio NIC: a TAP on a Linux or Open vSwitch bridge, or user networking (passt)').argument('<name>', 'the VM'))
     .option('--bridge <br>', 'a Linux bridge')
     .option('--ovs <br>', 'an Open vSwitch bridge')
     .option('--vlan <n>', 'the OVS access VLAN tag')
-    .option('--user', 'user networking (passt; not hot-pluggable yet)')
+    .option('--user', 'user networking (passt in a jail of its own, as at boot)')
     .requiredOption('--name <nic>', 'the NIC\'s name in the spec')
     .option('--mac <mac>', 'the MAC (default: stable, from the VM and NIC names)')
     .action(async (name: string, o: AttachOpts) => {
