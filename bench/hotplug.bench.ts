@@ -1,7 +1,7 @@
 /**
  * @module bench/hotplug: disk attach and detach latency (3-layer chain) through the manager,
  * next to the raw QMP commands for the same device (add-fd, blockdev-add x6, device_add; then
- * device_del, wait, blockdev-del, remove-fd) on one held connection, same QEMU, same run.
+ * device_del, DEVICE_DELETED, blockdev-del, remove-fd) on one held connection, same QEMU, same run.
  */
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -18,14 +18,6 @@ import { openManager, testEnv, waitForText, type VmManager } from '../src/vm/ind
 import { nicRows } from './hotplug-nic.js';
 
 const RUNS = n(10, 1);
-
-async function gone(q: QmpClient, id: string): Promise<void> {
-  for (;;) {
-    const kids = (await q.executeUntyped('qom-list', { path: '/machine/peripheral' })) as Array<{ name: string }>;
-    if (!kids.some((k) => k.name === id)) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** The same device by hand: the planner's steps replayed on one connection, without policy walk, claims or records. */
 async function raw(m: VmManager, vm: string, image: string): Promise<{ attach: number; detach: number }> {
@@ -44,8 +36,10 @@ async function raw(m: VmManager, vm: string, image: string): Promise<{ attach: n
     const attach = performance.now() - t0;
     const t1 = performance.now();
     const [del, ...rest] = planDiskDetach(plan.steps);
+    const ev = q.events(['DEVICE_DELETED']); // before device_del, as vm/hotplug does
     await q.executeUntyped(del!.command, del!.args);
-    await gone(q, plan.deviceId);
+    await ev.next({ match: (e) => e.data.device === plan.deviceId });
+    ev.close();
     for (const u of rest) await releaseStep({ execute: (c, a) => q.executeUntyped(c, a), close: async () => undefined }, u);
     return { attach, detach: performance.now() - t1 };
   } finally {

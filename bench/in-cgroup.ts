@@ -1,8 +1,8 @@
 /**
- * @module bench/in-cgroup: runs a baseline with this process (and what it spawns) in a fresh
- * CPU cgroup under the jails' parent, so the baseline competes for CPU as a jailed program
- * does: every jail on the host shares that parent's one weight, and on a shared host other
- * jails (other VMs) may be busy in it. Diagnostic baselines only; the goals stay on the bare ones.
+ * @module bench/in-cgroup: starts a baseline's processes in a fresh CPU cgroup under the jails'
+ * parent, so they compete for CPU as a jailed program does: every jail on the host shares that
+ * parent's one weight, and on a shared host other jails (other VMs) may be busy in it.
+ * Diagnostic baselines only; the goals stay on the bare ones.
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,21 +20,36 @@ function cpuHierarchy(config: JailerConfig): { mount: string; own: string } | un
   return { mount, own: join(mount, mine?.[2] ?? '/') };
 }
 
-/** Runs `fn` with this process in <cpu>/<cgroupParent>/warden-bench-PID, then moves it back and removes the cgroup. */
-export async function inJailParent<T>(config: JailerConfig, fn: () => Promise<T>): Promise<T | undefined> {
+/** A CPU cgroup under the jails' parent that spawns can be placed in. */
+export interface ParentCgroup {
+  /**
+   * Calls `start` with this process in the cgroup and moves it back right after: what `start`
+   * spawns synchronously (a child inherits its parent's cgroup at fork) stays there, while
+   * this process waits for it outside, as a manager waits for its jails.
+   */
+  place<T>(start: () => T): T;
+  /** Removes the cgroup (and the parent, when this made it); call once its processes are gone. */
+  remove(): Promise<void>;
+}
+
+/** <cpu>/<cgroupParent>/warden-bench-PID, or undefined where the CPU controller is not mounted. */
+export function jailParentCgroup(config: JailerConfig): ParentCgroup | undefined {
   const h = cpuHierarchy(config);
   if (h === undefined) return undefined;
   const parent = join(h.mount, config.cgroupParent);
   const madeParent = !existsSync(parent);
   const dir = join(parent, `warden-bench-${process.pid}`);
   mkdirSync(dir, { recursive: true });
-  try {
-    writeFileSync(join(dir, 'cgroup.procs'), String(process.pid));
-    try { return await fn(); } finally { writeFileSync(join(h.own, 'cgroup.procs'), String(process.pid)); }
-  } finally {
-    await removeWhenEmpty(dir);
-    if (madeParent) await removeWhenEmpty(parent).catch(() => undefined); // a jail may have moved in meanwhile
-  }
+  return {
+    place(start) {
+      writeFileSync(join(dir, 'cgroup.procs'), String(process.pid));
+      try { return start(); } finally { writeFileSync(join(h.own, 'cgroup.procs'), String(process.pid)); }
+    },
+    async remove() {
+      await removeWhenEmpty(dir);
+      if (madeParent) await removeWhenEmpty(parent).catch(() => undefined); // a jail may have moved in meanwhile
+    },
+  };
 }
 
 /** rmdir, retried while exiting children still count as members (EBUSY), for up to a second. */

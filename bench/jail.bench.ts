@@ -7,7 +7,7 @@ import {
   buildJailArgv, checkJailSpec, defaultJailerConfig, launchJail, LeaseStore, reachableHelper, teardownJail, type JailSpec,
 } from '../src/jail/index.js';
 import { interleavedMedians, le, median, medianMs, type Benchmark, type BenchRow } from './lib.js';
-import { inJailParent } from './in-cgroup.js';
+import { jailParentCgroup } from './in-cgroup.js';
 
 /**
  * A uid range of this run's own (a concurrent run, CI's say, must not find its uids taken):
@@ -75,9 +75,16 @@ async function startRows(): Promise<BenchRow[] | string> {
     };
     // The bare chain again, with this process in a CPU cgroup under the jails' parent: what the jail's chain competes with there.
     const inParent: number[] = [];
-    const bareInParent = async (): Promise<void> => { await inJailParent(config, async () => { const t0 = performance.now(); await run(BARE_CHAIN); inParent.push(performance.now() - t0); }); };
+    const cg = jailParentCgroup(config);
+    const bareInParent = async (): Promise<void> => {
+      if (cg === undefined) return;
+      const t0 = performance.now();
+      await cg.place(() => run(BARE_CHAIN));
+      inParent.push(performance.now() - t0);
+    };
     // Interleaved rounds: the baselines and the launch see the same load on this shared host.
-    const m = await interleavedMedians({ unjailed: () => run(['/usr/bin/true']), bare: () => run(BARE_CHAIN), own: () => ownChainBare(config), inParent: bareInParent, full: launch }, 15, 2);
+    const m = await interleavedMedians({ unjailed: () => run(['/usr/bin/true']), bare: () => run(BARE_CHAIN), own: () => ownChainBare(config), inParent: bareInParent, full: launch }, 15, 2)
+      .finally(() => cg?.remove());
     const launchOnly = median(launches.slice(-Math.max(1, launches.length - 2)));
     const bare = m.bare;
     const stepRow = (label: string, key: string): BenchRow => ({ group: 'jail', name: `  of which ${label}`, value: median((steps[key] ?? []).slice(-Math.max(1, (steps[key] ?? []).length - 2))), unit: 'ms' });

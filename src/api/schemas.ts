@@ -91,7 +91,7 @@ export const DevicePatch = z.strictObject({
   liveOnly: z.boolean().optional().describe('limits: change the running VM only, not its stored spec'),
 }).refine((b) => b.size !== undefined || b.limits !== undefined || b.clearLimits === true, { message: 'give size, limits or clearLimits' });
 export const DeviceDeleteQuery = z.strictObject({
-  wait: z.coerce.number().min(0).max(600).optional().describe('seconds to wait for the operation to finish'),
+  wait: z.coerce.number().min(0).max(3600).optional().describe('seconds to wait for the operation to finish'),
   liveOnly: bool.optional().describe('change the running VM only, not its stored spec'),
   timeout: z.coerce.number().min(0).max(600).optional().describe('seconds to wait for the guest to release the device before leaving it `removing` (default 10)'),
   kind: z.enum(['disk', 'nic']).optional().describe('which device the id names (default: the VM\'s NIC of that name if it has one and no disk of that name, else the disk)'),
@@ -151,6 +151,6 @@ export const SnapshotBody = z.strictObject({
 });
 export const SnapshotParams = z.strictObject({ name: z.string(), snap: z.string().describe('the snapshot\'s name') });
 export const SnapshotList = z.object({ snapshots: z.array(z.object({
-  name: z.string(), createdAt: z.string(), vmPhase: z.string(), memory: z.boolean(), bytes: z.number(), current: z.boolean(),
+  name: z.string(), createdAt: z.string(), vmPhase: z.string(), memory: z.boolean(), bytes: z.number(), current: z.boolean(), deleting: z.boolean(),
   disks: z.array(z.object({ disk: z.string(), base: z.string(), overlay: z.string() })),
 })) });

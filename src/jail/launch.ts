@@ -147,14 +147,15 @@ export async function launchJail(spec: JailSpec, options: LaunchOptions): Promis
       throw new JailError('JAIL_LAUNCH_FAILED', `the program of jail "${spec.name}" (pid ${started.program.pid}) is not in its cgroup`, { context: { jail: spec.name, leaves: plan.leaves } });
     }
     await options.onStep?.('started');
-    // One fsync'd write before the program may run (the record, above), not two: the pids are
-    // recorded while the helper execs. A crash before they land leaves a record whose cgroup
-    // holds the whole chain (the helper joined it before setpriv; checked above), and teardown
-    // kills by cgroup, so the running program is still found, killed and its lease released.
+    // One fsync'd write (the record, above), not two: the pids are volatile facts, kept without
+    // a lease-file rewrite (LeaseStore.notePids) while the helper execs. A crash before they land
+    // leaves a record whose cgroup holds the whole chain (the helper joined it before setpriv;
+    // checked above), and teardown kills by cgroup: the running program is still found and killed.
     const pids = { holder: started.monitor, monitor: started.monitor, program: started.program };
     const exec = started.go();
     await options.onStep?.('going');
-    const [failedStep] = await Promise.all([exec, store.update(spec.name, pids)]);
+    store.notePids(record, pids);
+    const failedStep = await exec;
     if (failedStep !== undefined) helperDied(spec.name, failedStep);
     return handleFromRecord({ ...record, ...pids });
   } catch (e) {

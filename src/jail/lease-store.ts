@@ -60,9 +60,14 @@ export const defaultLiveness: LivenessProbe = async (r) => {
 /** A fresh host-id check per acquire (its /proc and state scans are snapshots). */
 export type HostIdsProbe = () => IdInUse;
 
+/** The pids a launch learns after its record was written, as kept in the pids file. */
+type StartedPids = Pick<JailRecord, 'holder' | 'monitor' | 'program'>;
+
 export class LeaseStore {
   private readonly file: string;
   private readonly lock: string;
+  /** Where notePids keeps each jail's pids (a name no jail can have: NAME_PATTERN starts alphanumeric). */
+  private readonly pidsDir: string;
   private readonly hostIds: HostIdsProbe;
 
   /**
@@ -73,6 +78,7 @@ export class LeaseStore {
     this.hostIds = hostIds ?? (() => hostIdProbe({ stateDirs: [config.stateDir, config.runtimeDir] }));
     this.file = join(config.stateDir, 'leases.json');
     this.lock = join(config.stateDir, 'leases.lock');
+    this.pidsDir = join(config.runtimeDir, '.pids');
   }
 
   /**
@@ -107,6 +113,7 @@ export class LeaseStore {
       const { fixed: _fixed, ...rest } = req;
       const record: JailRecord = { ...rest, ...ids, leased: req.fixed === undefined, holder, createdAt: new Date().toISOString() };
       data.jails[req.name] = record;
+      this.dropPids(req.name); // an earlier jail's of this name (never merged: another createdAt), tidied
       return record;
     });
   }
@@ -118,9 +125,40 @@ export class LeaseStore {
     });
   }
 
+  /**
+   * Records the pids of a started jail without rewriting the lease file: tmp + rename in the
+   * runtime dir, no lock, no fsync. Pids are volatile facts (after a reboot they name nothing),
+   * so they need no durability, only atomic visibility; a lost or torn pids file reads as no
+   * pids, and then the record's cgroup still finds every process of the jail (teardownJail,
+   * the liveness probe). Read back by get/list and under the lock, merged into the record
+   * with the same createdAt.
+   */
+  notePids(record: Pick<JailRecord, 'name' | 'createdAt'>, pids: StartedPids): void {
+    mkdirSync(this.pidsDir, { recursive: true, mode: 0o700 });
+    const file = join(this.pidsDir, `${record.name}.json`);
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify({ createdAt: record.createdAt, ...pids }), { mode: 0o600 });
+    renameSync(tmp, file);
+  }
+
   /** Drops the record; releasing an unknown name is fine (teardown is idempotent). */
   async release(name: string): Promise<void> {
-    await this.locked(async (data) => { delete data.jails[name]; });
+    await this.locked(async (data) => { delete data.jails[name]; this.dropPids(name); });
+  }
+
+  /** The record with the pids notePids kept for it, if any (same createdAt: not an earlier jail's of the name). */
+  private withPids(r: JailRecord): JailRecord {
+    let text: string;
+    try { text = readFileSync(join(this.pidsDir, `${r.name}.json`), 'utf8'); } catch { return r; }
+    try {
+      const { createdAt, holder, monitor, program } = JSON.parse(text) as StartedPids & { createdAt?: string };
+      if (createdAt !== r.createdAt || holder === undefined || monitor === undefined || program === undefined) return r;
+      return { ...r, holder, monitor, program };
+    } catch { return r; } // torn (a crash of the host while writing): as if never written
+  }
+
+  private dropPids(name: string): void {
+    try { unlinkSync(join(this.pidsDir, `${name}.json`)); } catch { /* none */ }
   }
 
   async get(name: string): Promise<JailRecord | undefined> {
@@ -174,6 +212,7 @@ export class LeaseStore {
     try {
       const data = JSON.parse(text) as LeaseFile;
       if (data.version !== 1 || typeof data.jails !== 'object') throw new Error('unexpected shape');
+      for (const [name, r] of Object.entries(data.jails)) if (r.program === undefined) data.jails[name] = this.withPids(r);
       return data;
     } catch (cause) {
       throw new JailError('JAIL_STATE_CORRUPT', `the lease file ${this.file} is not a valid lease store`, { cause, context: { file: this.file } });

@@ -20,7 +20,7 @@ export interface DiskCtx { machineKind: 'q35' | 'pc' }
 /** Controllers first (deterministic slots), then each disk in spec order. */
 export function planDisks(spec: Spec, facts: Facts, b: PlanBuilder, ctx: DiskCtx): void {
   const buses = new Set(spec.disks.map(diskBus));
-  if (buses.has('scsi')) b.device('disks', { driver: 'virtio-scsi-pci', id: 'scsi0', ...b.pci('disks') });
+  if (buses.has('scsi') || spec.scsiController === true) b.device(buses.has('scsi') ? 'disks' : 'scsiController', { driver: 'virtio-scsi-pci', id: SCSI_CONTROLLER, ...b.pci('disks') });
   if (buses.has('sata') && ctx.machineKind === 'pc') b.device('disks', { driver: 'ich9-ahci', id: 'sata0', ...b.pci('disks') });
   const sataBus = ctx.machineKind === 'q35' ? 'ide' : 'sata0';
   let scsiLun = 0;
@@ -32,7 +32,7 @@ export function planDisks(spec: Spec, facts: Facts, b: PlanBuilder, ctx: DiskCtx
     const common = deviceCommon(d, top);
     const bus = diskBus(d);
     if (bus === 'virtio') virtioDisk(d, from, top, b);
-    else if (bus === 'scsi') b.device(from, { driver: d.media === 'cdrom' ? 'scsi-cd' : 'scsi-hd', bus: 'scsi0.0', channel: 0, 'scsi-id': 0, lun: scsiLun++, ...common });
+    else if (bus === 'scsi') scsiDisk(d, from, top, scsiLun++, b);
     else b.device(from, { driver: d.media === 'cdrom' ? 'ide-cd' : 'ide-hd', bus: `${sataBus}.${sataPort++}`, ...common });
   });
 }
@@ -42,6 +42,14 @@ function deviceCommon(d: Disk, top: string): Record<string, unknown> {
   if (d.bootIndex !== undefined) common['bootindex'] = d.bootIndex;
   if (d.serial !== undefined && d.media === 'disk') common['serial'] = d.serial;
   return common;
+}
+
+/** The virtio-scsi controller's id; its one bus is `scsi0.0`. */
+export const SCSI_CONTROLLER = 'scsi0';
+
+/** A scsi disk (or cdrom) at `lun` of target 0 on the controller: the same device at boot and at hot-plug. */
+export function scsiDisk(d: Disk, from: string, top: string, lun: number, b: PlanBuilder): void {
+  b.device(from, { driver: d.media === 'cdrom' ? 'scsi-cd' : 'scsi-hd', bus: `${SCSI_CONTROLLER}.0`, channel: 0, 'scsi-id': 0, lun, ...deviceCommon(d, top) });
 }
 
 /** A virtio-blk disk on the next PCI slot: the same device at boot (-device) and at hot-plug (device_add). */

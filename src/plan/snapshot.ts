@@ -78,12 +78,18 @@ export interface MergeInput {
   /** The base's name as the layer above the overlay must record it (relative to that layer's directory). */
   backingName: string;
   jobId: string;
+  /**
+   * Whether QEMU holds the base's file read-only (a backing layer since start). Only then does
+   * its fdset get a read-write fd: an extra open file of a file QEMU already writes makes the
+   * reopen fail on QEMU's own image lock ("Failed to get write lock").
+   */
+  baseReadOnly: boolean;
 }
 
 export interface MergePlan {
-  /** A read-write fd of the base file, added to the base's own fdset (QEMU reopens /dev/fdset/N O_RDWR). */
-  fd: HotplugFd;
-  /** add-fd, then blockdev-reopen of the base read-write (its nodes were added read-only). */
+  /** A read-write fd of the base file, added to the base's own fdset (QEMU reopens /dev/fdset/N O_RDWR); null when QEMU writes it already. */
+  fd: HotplugFd | null;
+  /** add-fd (when `fd`), then blockdev-reopen of the base read-write. */
   prepare: HotplugStep[];
   /** The commit job: active (the overlay is the top: ends with job-complete once READY) or not. */
   commit: QmpCall;
@@ -104,9 +110,9 @@ export function planSnapshotMerge(m: MergeInput): MergePlan {
   const discard = active && m.disk.discard ? { discard: 'unmap' } : {};
   const fmt: Record<string, unknown> = { driver: base.format, 'node-name': base.node, file: base.file, 'read-only': false, cache, ...discard };
   if (COW.has(base.format)) fmt['backing'] = below?.node ?? null;
-  const fd: HotplugFd = { name: `${base.node}-rw`, path: base.path, flags: m.disk.cache === 'none' ? ['O_RDWR', 'O_DIRECT'] : ['O_RDWR'], fdset: base.fdset };
+  const fd: HotplugFd | null = m.baseReadOnly ? { name: `${base.node}-rw`, path: base.path, flags: m.disk.cache === 'none' ? ['O_RDWR', 'O_DIRECT'] : ['O_RDWR'], fdset: base.fdset } : null;
   const prepare: HotplugStep[] = [
-    { command: 'add-fd', args: { 'fdset-id': base.fdset, opaque: fd.name }, fd: fd.name, undo: null },
+    ...(fd === null ? [] : [{ command: 'add-fd', args: { 'fdset-id': base.fdset, opaque: fd.name }, fd: fd.name, undo: null }]),
     { command: 'blockdev-reopen', args: { options: [
       { driver: 'file', 'node-name': base.file, filename: `/dev/fdset/${base.fdset}`, 'read-only': false, cache, ...discard }, fmt,
     ] }, undo: null },

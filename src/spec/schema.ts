@@ -127,6 +127,7 @@ export const SpecSchema = z.strictObject({
   restart: z.enum(['never', 'on-failure', 'always']).optional()
     .describe('wardend restarts the VM when QEMU ends without a stop request: on-failure after a crash or OOM kill, always also after a guest poweroff; with backoff (default never)'),
   autostart: z.boolean().optional().describe('wardend starts the VM when it starts, unless it runs already (default false)'),
+  scsiController: z.boolean().optional().describe('plan the virtio-scsi controller (scsi0) even when no disk has bus: scsi, so scsi disks can be hot-plugged (default: only with a scsi disk)'),
   hotplugSlots: z.int().min(0).max(8).optional().describe('q35: empty pcie-root-ports reserved at boot, one per device hot-plugged at a time (pcie.0 takes none; default 0); pc hot-plugs on its root bus'),
   cloudInit: CloudInitSchema.optional(),
   tpm: z.union([z.boolean(), z.strictObject({ version: z.literal('2.0') })]).optional()

@@ -3,15 +3,17 @@
  * directory: made root-owned 0700, opened by the manager and handed over as an fd, lent to
  * the helper's leased uid for one run (chown) and taken back to root once the helper is gone.
  */
-import { closeSync, constants, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, lchownSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { VmError } from './errors.js';
 
-/** Makes the directory (root, 0700) when absent and opens it without following a symlink. */
+/** Makes the directory (root, 0700) when absent and opens it without following a symlink; a former helper's chmod is undone. */
 export function openStateDir(path: string, vm: string): number {
   mkdirSync(path, { recursive: true, mode: 0o700 });
   try {
-    return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    fchmodSync(fd, 0o700);
+    return fd;
   } catch (cause) {
     throw new VmError('VM_START_FAILED', `opening the helper state directory ${path} of VM ${vm} failed`, { context: { vm, path }, cause, suggestions: [`${path} must be a directory, not a symlink`] });
   }

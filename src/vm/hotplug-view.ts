@@ -7,8 +7,8 @@ export interface HotplugDeviceView {
   name: string;
   deviceId: string;
   state: 'attaching' | 'attached' | 'removing';
-  /** Where it came from: a live-only hot-plug (gone at the next start) or one persisted in the stored spec. */
-  origin: 'live-only' | 'persisted';
+  /** Where it came from: a live-only hot-plug (gone at the next start), one persisted in the stored spec, or a boot-time disk being detached. */
+  origin: 'live-only' | 'persisted' | 'boot';
   attachedAt: string | null;
   removingSince: string | null;
   /** What the entry records of the device (a disk: image, format, readOnly, limits ...). */
@@ -20,7 +20,7 @@ export function hotplugDevices(rec: VmRecord): HotplugDeviceView[] {
   if (rec.run === undefined) return [];
   return (rec.hotplug ?? []).filter((e) => e.run === rec.run?.startedAt).map((e) => ({
     kind: (e as { kind?: string }).kind ?? 'disk', name: e.name, deviceId: e.deviceId, state: e.state,
-    origin: e.liveOnly ? 'live-only' : 'persisted', attachedAt: e.attachedAt ?? null, removingSince: e.removing?.since ?? null,
+    origin: e.boot === true ? 'boot' : e.liveOnly ? 'live-only' : 'persisted', attachedAt: e.attachedAt ?? null, removingSince: e.removing?.since ?? null,
     device: e.disk,
   }));
 }
@@ -31,6 +31,6 @@ export function formatHotplugDevices(list: readonly HotplugDeviceView[]): string
     const what = typeof d.device['image'] === 'string' ? ` ${String(d.device['image'])}` : '';
     const when = d.attachedAt === null ? '' : ` at ${d.attachedAt}`;
     const state = d.state === 'removing' ? `, REMOVING since ${d.removingSince ?? '?'} (the guest has not released it; detach again to finish)` : d.state === 'attaching' ? ', attach interrupted (the next disk command undoes it)' : '';
-    return `  hot-plugged ${d.kind} ${d.name} (${d.deviceId})${what}: ${d.origin === 'live-only' ? 'live only' : 'persisted in the spec'}${when}${state}`;
+    return `  hot-plugged ${d.kind} ${d.name} (${d.deviceId})${what}: ${d.origin === 'live-only' ? 'live only' : d.origin === 'boot' ? 'started with the VM, being detached' : 'persisted in the spec'}${when}${state}`;
   });
 }

@@ -5,7 +5,9 @@
  * first is made, so a manager killed midway is undone by the next hot-plug command (`recover`).
  */
 import { loadHostPolicy, walkChainConfined, chainFiles } from '../image/index.js';
-import { planDiskAttach, planDiskDetach, type HotplugStep } from '../plan/index.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { bootDiskSteps, planDiskAttach, planDiskDetach, SCSI_CONTROLLER, type HotplugStep } from '../plan/index.js';
 import { DiskSchema, type Disk } from '../spec/index.js';
 import { WardenError } from '../errors/index.js';
 import { claimsFor, findConflict } from './claims.js';
@@ -108,6 +110,14 @@ export async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; p
   return { fdsets, pciSlots: root.map((x) => x.slot), freePorts };
 }
 
+/** The LUNs in use on the virtio-scsi controller (its scsi-hd/scsi-cd devices), or nothing when the VM has none. */
+async function scsiLuns(q: QmpConn): Promise<{ scsiLuns?: number[] }> {
+  const kids = (await q.execute('qom-list', { path: '/machine/peripheral' })) as Array<{ name: string; type: string }>;
+  if (!kids.some((k) => k.name === SCSI_CONTROLLER)) return {};
+  const disks = kids.filter((k) => /^child<scsi-(hd|cd)>$/.test(k.type));
+  return { scsiLuns: await Promise.all(disks.map(async (k) => Number(await q.execute('qom-get', { path: `/machine/peripheral/${k.name}`, property: 'lun' })))) };
+}
+
 export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req: DiskAttachRequest): Promise<{ record: VmRecord; result: HotplugResult }> {
   rec = await recover(d, rec, q);
   const parsed = DiskSchema.safeParse({ name: req.name, image: req.image, format: req.format, readOnly: req.readOnly ?? false, ...(req.bus === undefined ? {} : { bus: req.bus }), ...(req.limits === undefined ? {} : { limits: req.limits }) });
@@ -118,7 +128,7 @@ export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req
   const disk: Disk = parsed.data;
   const spec = rec.spec as unknown as SpecView & { machine?: 'pc' | 'q35'; disks: Disk[] };
   const chain = await walkChainConfined({ ...disk, from: '--image' }, loadHostPolicy());
-  const live = await liveAllocations(q);
+  const live = { ...(await liveAllocations(q)), ...(disk.bus === 'scsi' ? await scsiLuns(q) : {}) };
   const plan = planDiskAttach(disk, chain, { machine: spec.machine ?? 'q35', ...live, diskNames: [...spec.disks.map((x) => x.name), ...entriesOf(rec).map((e) => e.name)] });
   if (plan.issues.length > 0) {
     throw new VmError('VM_HOTPLUG_FAILED', `cannot attach disk ${disk.name} to VM ${rec.name}: ${plan.issues.map((i) => i.message).join('; ')}`, {
@@ -259,12 +269,37 @@ export async function detachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, nam
     const steps = planDiskDetach(pending.steps).slice(1).map((u) => u.command);
     return { record: rec, result: { vm: rec.name, disk: name, deviceId: pending.deviceId, state: 'detached', steps, liveOnly: pending.removing?.liveOnly ?? false } };
   }
-  if (entry === undefined) {
-    const boot = (rec.spec['disks'] as Disk[]).some((x) => x.name === name);
-    throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no hot-plugged disk ${name}${boot ? ' (it was there at start: detaching boot-time disks is not supported yet)' : ''}`, {
-      context: { vm: rec.name, disk: name, hotplugged: entries.map((e) => e.name) }, suggestions: boot ? ['stop the VM and remove the disk from its spec'] : ['warden inspect NAME shows the VM\'s disks'],
+  const adopted = entry === undefined ? await bootDiskEntry(d, rec, q, name) : null;
+  if (entry === undefined && adopted === null) {
+    throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no disk ${name} (neither started with it nor hot-plugged, or already detached)`, {
+      context: { vm: rec.name, disk: name, hotplugged: entries.map((e) => e.name) }, suggestions: ['warden inspect NAME shows the VM\'s disks'],
     });
   }
+  return detachEntry(d, rec, q, entry ?? adopted!, entries, o);
+}
+
+/**
+ * A disk QEMU was started with, as a hot-plug entry: its steps read back from the run's
+ * plan (plan/hotplug bootDiskSteps), its claims those of its layers. Null when the plan has
+ * no such disk or QEMU no longer has its device (detached earlier in this run).
+ */
+async function bootDiskEntry(d: TeardownDeps, rec: VmRecord, q: QmpConn, name: string): Promise<HotplugEntry | null> {
+  const plan = JSON.parse(await readFile(join(d.store.paths(rec.name).dir, 'plan.json'), 'utf8').catch(() => '{}')) as { argv?: string[]; fds?: Array<{ name: string; path?: string; flags?: string[] }> };
+  const steps = bootDiskSteps(plan.argv ?? [], name);
+  if (steps.length === 0 || (await deviceGone(q, `disk-${name}`))) return null;
+  const left = [...(rec.disks ?? [])];
+  const claims: DiskClaim[] = [];
+  for (const f of (plan.fds ?? []).filter((x) => new RegExp(`^disk-${name}-[0-9]+(-data)?$`).test(x.name) && x.path !== undefined)) {
+    const i = left.findIndex((c) => c.path === f.path && c.writable === (f.flags ?? []).includes('O_RDWR'));
+    if (i >= 0) claims.push(...left.splice(i, 1));
+  }
+  const disk = (rec.spec['disks'] as Disk[]).find((x) => x.name === name) ?? { name };
+  return { name, run: rec.run?.startedAt ?? '', deviceId: `disk-${name}`, state: 'attached', steps, begun: steps.length, claims, disk: disk as unknown as Record<string, unknown>, liveOnly: false, boot: true };
+}
+
+/** device_del (recorded first), the wait, and the release; `removing` on timeout. */
+async function detachEntry(d: TeardownDeps, rec: VmRecord, q: QmpConn, entry: HotplugEntry, entries: HotplugEntry[], o: { liveOnly?: boolean; waitMs?: number }): Promise<{ record: VmRecord; result: HotplugResult }> {
+  const name = entry.name;
   const liveOnly = entry.removing?.liveOnly ?? o.liveOnly === true;
   const base = { vm: rec.name, disk: name, deviceId: entry.deviceId, liveOnly };
   const watch = watchDeviceRemoval(q, entry.deviceId);
@@ -272,8 +307,15 @@ export async function detachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, nam
     if (entry.state === 'attached') {
       // Recorded before device_del: from here on the guest may let go at any time.
       const removing = { ...entry, state: 'removing' as const, removing: { since: d.now(), liveOnly } };
-      rec = await save(d, rec, entries.map((e) => (e === entry ? removing : e)));
-      await q.execute('device_del', { id: entry.deviceId });
+      const before = rec;
+      rec = await save(d, rec, entries.includes(entry) ? entries.map((e) => (e === entry ? removing : e)) : [...entries, removing]);
+      await q.execute('device_del', { id: entry.deviceId }).catch(async (cause: unknown) => {
+        await save(d, before, entries); // QEMU refused: nothing changed (e.g. a q35 boot disk on pcie.0, which takes no hot-unplug)
+        throw new VmError('VM_HOTPLUG_FAILED', `cannot detach disk ${name} from VM ${rec.name}: QEMU refused device_del of ${entry.deviceId}`, {
+          context: { vm: rec.name, disk: name, deviceId: entry.deviceId }, cause,
+          suggestions: entry.boot === true ? ['a disk on q35\'s pcie.0 or on sata cannot be hot-unplugged: stop the VM and remove it from the spec'] : [],
+        });
+      });
     } else {
       // Asked again: the first request may never have been sent (a manager killed after recording it),
       // or the guest missed it. QEMU refuses a repeat it still has pending; that is fine.
@@ -283,7 +325,7 @@ export async function detachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, nam
   } finally {
     watch.close();
   }
-  rec = await finishRemoval(d, rec, q, entriesOf(rec).find((e) => e.name === name)!, liveOnly);
+  rec = await finishRemoval(d, rec, q, entriesOf(rec).find((e) => e.name === name && e.kind !== 'nic')!, liveOnly);
   return { record: rec, result: { ...base, state: 'detached', steps: planDiskDetach(entry.steps).map((u) => u.command) } };
 }
 

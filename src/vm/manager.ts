@@ -8,8 +8,8 @@ import { closeSync, fsyncSync, readFileSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { SpecReadError } from '../spec/index.js';
 import type { Fs } from '../sys/index.js';
-import { VmError } from './errors.js';
-import { attachDisk, detachDisk, resizeDisk, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
+import { VmError, isVmError } from './errors.js';
+import { attachDisk, detachDisk, finishRemovals, resizeDisk, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
 import { setDiskLimits, type LimitsChange, type LimitsResult } from './disk-limits.js';
 import { attachNic, detachNic, type NicAttachRequest, type NicHotplugResult } from './hotplug-nic.js';
 import { OpenFds } from './fds.js';
@@ -18,7 +18,8 @@ import { signalProc } from './proc.js';
 import { START_STEPS, type StartCtx } from './start.js';
 import { createSaveFile, openSaveFile } from './savefile.js';
 import { restoreSteps, saveToFd, type MigrationFigures } from './state.js';
-import { createSnapshot, deleteSnapshot, findSnapshot, listSnapshots, revertDisks, type CreateRequest, type SnapshotInfo, type SnapshotResult } from './snapshot.js';
+import { createSnapshot, findSnapshot, listSnapshots, revertDisks, type CreateRequest, type SnapshotInfo, type SnapshotResult } from './snapshot.js';
+import { deleteSnapshot } from './snapshot-merge.js';
 import { incomingSteps } from './migrate.js';
 import type { LinkEnd } from './migrate-link.js';
 import { runMigrateOut, type MigrateOptions, type MigrateResult, type MigrationTarget } from './migrate-run.js';
@@ -308,6 +309,11 @@ export class VmManager {
     return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => resizeDisk(rec, q, disk, bytes)));
   }
 
+  /** Finishes the removal of every `removing` disk QEMU no longer has (the daemon runs it on DEVICE_DELETED). */
+  async finishRemovals(name: string): Promise<VmRecord> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => finishRemovals(this.d, rec, q)));
+  }
+
   /** Changes a running disk's I/O limits (vm/disk-limits); the stored spec follows unless live-only. */
   async setDiskLimits(name: string, disk: string, c: LimitsChange): Promise<LimitsResult> {
     return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await setDiskLimits(this.d, rec, q, disk, c)).result));
@@ -326,9 +332,22 @@ export class VmManager {
 
   /** Merges the snapshot's layer away while the VM runs (block-commit), or drops a snapshot no longer in the chain. */
   async snapshotDelete(name: string, snap: string): Promise<SnapshotResult> {
-    return this.locked(name, 'snapshot', (rec) => (expectsProcess(rec.phase)
+    const merge = (): Promise<SnapshotResult> => this.locked(name, 'snapshot', (rec) => (expectsProcess(rec.phase)
       ? withQmp(this.d, rec, async (q) => (await deleteSnapshot(this.d, rec, q, snap)).result)
       : deleteSnapshot(this.d, rec, null, snap).then((r) => r.result)));
+    try {
+      return await merge();
+    } catch (err) {
+      if (!isVmError(err, 'VM_INVALID_STATE') || err.context['needsQemu'] !== true) throw err;
+    }
+    // A stopped VM's layer is merged by its own QEMU, started paused in its jail (the guest never runs), then quit.
+    this.progress.info(`VM ${name} is not running: starting its QEMU paused to merge snapshot ${snap}`);
+    await this.start(name, { paused: true });
+    try {
+      return await merge();
+    } finally {
+      await this.stop(name, { force: true });
+    }
   }
 
   /**

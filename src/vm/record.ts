@@ -120,6 +120,8 @@ export interface HotplugEntry {
   attachedAt?: string;
   /** Set by a detach whose device_del was sent: since when, and whether the spec keeps the disk (liveOnly). */
   removing?: { since: string; liveOnly: boolean };
+  /** A disk QEMU was started with, taken over by a detach (its steps read back from the run's plan). */
+  boot?: boolean;
   /** NICs: the host network undo log (src/net) of its TAP, journalled as it grows. */
   net?: unknown;
   /** NICs with a helper (passt for user networking): its jail, recorded before it is launched. */

@@ -5,15 +5,15 @@
  * blockdev-snapshot for all disks). Every step is recorded in the VM's record before it is made;
  * the next snapshot command settles an operation a killed process left. The spec follows the
  * chain (each disk's image is its top), so the next start opens the whole chain by fd.
+ * Delete (the merge) is in vm/snapshot-merge.
  */
-import { closeSync, constants as C, fchownSync, fstatSync, fsyncSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
-import { basename, dirname, join, relative } from 'node:path';
+import { closeSync, constants as C, fchownSync, fsyncSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { loadHostPolicy, qcow2Overlay, walkChainConfined, chainFiles, type ChainLayer, type ImageChain, type ImageFormat } from '../image/index.js';
-import { planDiskDetach, planSnapshotCreate, planSnapshotMerge, type LiveLayer } from '../plan/index.js';
+import { planDiskDetach, planSnapshotCreate, type LiveLayer } from '../plan/index.js';
 import type { Disk } from '../spec/index.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
-import { releaseStep } from './hotplug.js';
 import type { QmpConn } from './ports.js';
 import { createSaveFile } from './savefile.js';
 import { saveToFd, type MigrationFigures } from './state.js';
@@ -30,8 +30,10 @@ export interface SnapshotInfo {
   disks: Array<{ disk: string; base: string; overlay: string }>;
   /** Bytes the snapshot holds apart from its base: the overlay files made with it, and the memory file. */
   bytes: number;
-  /** The overlay made with it is part of the running chain (false after a revert to an earlier snapshot). */
+  /** Its frozen layers are in the disks' chains now (false for one a revert to an earlier snapshot left behind). */
   current: boolean;
+  /** A delete began and did not finish (running delete again finishes it). */
+  deleting: boolean;
 }
 
 export interface SnapshotResult {
@@ -42,41 +44,47 @@ export interface SnapshotResult {
   migration?: MigrationFigures;
 }
 
-const state = (rec: VmRecord): SnapshotState => rec.snapshots ?? { list: [], owned: [] };
-const disksOf = (rec: VmRecord): Disk[] => rec.spec['disks'] as Disk[];
+export const state = (rec: VmRecord): SnapshotState => rec.snapshots ?? { list: [], owned: [] };
+export const disksOf = (rec: VmRecord): Disk[] => rec.spec['disks'] as Disk[];
 const writable = (d: Disk): boolean => d.media === 'disk' && !d.readOnly;
 const sizeOf = (p: string): number => { try { return statSync(p).size; } catch { return 0; } };
 
-async function save(d: TeardownDeps, rec: VmRecord, snapshots: SnapshotState, extra: Partial<VmRecord> = {}): Promise<VmRecord> {
+export async function save(d: TeardownDeps, rec: VmRecord, snapshots: SnapshotState, extra: Partial<VmRecord> = {}): Promise<VmRecord> {
   const out: VmRecord = { ...rec, ...extra, snapshots, updatedAt: d.now() };
   await d.store.write(out);
   return out;
 }
 
-function notFound(rec: VmRecord, snap: string): VmError {
+export function notFound(rec: VmRecord, snap: string): VmError {
   return new VmError('VM_SNAPSHOT_NOT_FOUND', `VM ${rec.name} has no snapshot ${snap}`, {
     context: { vm: rec.name, snapshot: snap, snapshots: state(rec).list.map((s) => s.name) }, suggestions: [`warden snapshot list ${rec.name}`],
   });
 }
 
 /** The chain of a spec disk as it is on disk now, under the image policy (the same walk as start and hot-plug). */
-function walk(rec: VmRecord, disk: Disk, from: string): Promise<ImageChain> {
+export function walk(rec: VmRecord, disk: Disk, from: string): Promise<ImageChain> {
   return walkChainConfined({ ...disk, from }, loadHostPolicy());
 }
 
-export function info(rec: VmRecord, s: SnapshotEntry): SnapshotInfo {
-  const tops = new Set(disksOf(rec).map((x) => x.image));
-  const current = s.disks.some((x) => tops.has(x.overlay) || state(rec).list.some((o) => o.disks.some((y) => y.chain.includes(x.overlay))));
+/** `chains`: each disk's layer paths now (top first); without them `current` is true when the overlay made with it is a disk's top. */
+export function info(rec: VmRecord, s: SnapshotEntry, chains?: Map<string, string[]>): SnapshotInfo {
+  const current = s.disks.every((x) => chains?.get(x.disk)?.includes(x.base) ?? disksOf(rec).some((d) => d.image === x.overlay));
   return {
     name: s.name, createdAt: s.createdAt, vmPhase: s.vmPhase, memory: s.memory !== undefined,
     disks: s.disks.map((x) => ({ disk: x.disk, base: x.base, overlay: x.overlay })),
     bytes: s.disks.reduce((n, x) => n + sizeOf(x.overlay), 0) + (s.memory === undefined ? 0 : sizeOf(s.memory)),
-    current,
+    current, deleting: s.deleting === true,
   };
 }
 
-export function listSnapshots(rec: VmRecord): SnapshotInfo[] {
-  return state(rec).list.map((s) => info(rec, s));
+/** The snapshots, each disk's chain walked (under the policy) to tell which are in it. */
+export async function listSnapshots(rec: VmRecord): Promise<SnapshotInfo[]> {
+  const chains = new Map<string, string[]>();
+  for (const d of disksOf(rec).filter(writable)) {
+    const ch = await walk(rec, d, `disks[${d.name}]`).catch(() => null);
+    if (ch !== null) chains.set(d.name, ch.layers.map((l) => l.path));
+  }
+  return state(rec).list.map((s) => info(rec, s, chains));
 }
 
 /**
@@ -98,7 +106,7 @@ export function createOverlayFile(path: string, top: ChainLayer): void {
 }
 
 /** The layers QEMU holds for `disk` in the current run: recorded by a snapshot of this run, else as start planned them (plan/disks node names, fdsets by opaque). */
-async function liveChain(rec: VmRecord, q: QmpConn, disk: Disk): Promise<LiveLayer[]> {
+export async function liveChain(rec: VmRecord, q: QmpConn, disk: Disk): Promise<LiveLayer[]> {
   const live = state(rec).live;
   if (live !== undefined && live.run === rec.run?.startedAt && live.disks[disk.name] !== undefined) return live.disks[disk.name]!;
   const chain = await walk(rec, disk, `disks[${disk.name}]`);
@@ -129,11 +137,10 @@ export async function recover(d: TeardownDeps, rec: VmRecord, q: QmpConn | null)
   const op = st.op;
   if (op === undefined) return rec;
   const sameRun = q !== null && op.run === (rec.run?.startedAt ?? '') && op.run !== '';
-  if (op.kind === 'create' && sameRun && op.check !== undefined && (await hasBacking(q, op.check.node).catch(() => false))) {
-    const resume = (op as SnapshotOp & { pending?: Pending }).pending?.resume === true;
-    if (resume && ((await q.execute('query-status').catch(() => ({ status: '' }))) as { status: string }).status !== 'running') await q.execute('cont').catch(() => undefined);
-    return finishCreate(d, rec, op);
-  }
+  // vCPUs a --memory create stopped run again, whichever way it is settled.
+  if (sameRun && (op as SnapshotOp & { pending?: Pending }).pending?.resume === true
+    && ((await q.execute('query-status').catch(() => ({ status: '' }))) as { status: string }).status !== 'running') await q.execute('cont').catch(() => undefined);
+  if (op.kind === 'create' && sameRun && op.check !== undefined && (await hasBacking(q, op.check.node).catch(() => false))) return finishCreate(d, rec, op);
   if (sameRun) for (const u of planDiskDetach(op.steps)) await q.execute(u.command, u.args, 5000).catch(() => undefined);
   for (const f of op.files) rmSync(f, { force: true });
   const { op: _op, ...rest } = st;
@@ -193,6 +200,13 @@ export async function createSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn 
   if (req.memory === true && q === null) throw new VmError('VM_INVALID_STATE', `VM ${rec.name} is not running: a snapshot with --memory needs its RAM`, { context: { vm: rec.name, phase: rec.phase }, suggestions: ['leave out --memory for a disk-only snapshot of a stopped VM'] });
   const disks = disksOf(rec).filter(writable);
   if (disks.length === 0) throw new VmError('VM_SNAPSHOT_FAILED', `VM ${rec.name} has no writable disk to snapshot`, { context: { vm: rec.name } });
+  // A disk hot-plugged into this run: its detach undoes the attach's own nodes, which an overlay would hold on to.
+  const plugged = q === null ? [] : disks.filter((x) => (rec.hotplug ?? []).some((e) => e.kind === undefined && e.name === x.name && e.run === rec.run?.startedAt));
+  if (plugged.length > 0) {
+    throw new VmError('VM_SNAPSHOT_FAILED', `VM ${rec.name}: disk ${plugged.map((x) => x.name).join(', ')} was hot-plugged into this run; snapshots of hot-plugged disks are not supported while that run lasts`, {
+      context: { vm: rec.name, disks: plugged.map((x) => x.name) }, suggestions: [`restart the VM (the disk is in its spec, so it comes back as a boot disk), or detach it first: warden disk detach ${rec.name} ${plugged[0]!.name}`],
+    });
+  }
   const chains = new Map<string, ImageChain>();
   for (const x of disks) chains.set(x.name, await walk(rec, x, `disks[${x.name}]`));
   const overlays = disks.map((x) => join(dirname(chains.get(x.name)!.layers[0]!.path), `${rec.name}-${x.name}.${snap}.qcow2`));
@@ -231,13 +245,14 @@ export async function createSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn 
     if (q !== null && plan !== null) {
       await fds.openAll(plan.fds.map((f) => ({ kind: 'file' as const, name: f.name, path: f.path, flags: f.flags, target: 0, from: `snapshot ${snap}` })), rec.name, chainFiles(probed));
       const before = ((await q.execute('query-status')) as { status: string }).status;
-      if (memFile !== undefined) { op.pending.resume = before === 'running'; await q.execute('stop'); made.push('stop'); }
+      op.pending.claims = claimsAfter(rec, chains, probed);
+      op.pending.resume = memFile !== undefined && before === 'running';
+      rec = await save(d, rec, { ...state(rec), op });
+      if (memFile !== undefined) { await q.execute('stop'); made.push('stop'); }
       for (const s of plan.steps) {
         await q.execute(s.command, s.args, 10_000, s.fd === undefined ? undefined : [fds.byName.get(s.fd)!]);
         made.push(s.command);
       }
-      op.pending.claims = claimsAfter(rec, chains, probed);
-      rec = await save(d, rec, { ...state(rec), op });
       await q.execute(plan.transaction.command, plan.transaction.args, 30_000);
       made.push('transaction');
       if (memFile !== undefined) migration = await saveMemory(q, memFile, rec, spec, before);
@@ -277,98 +292,6 @@ async function saveMemory(q: QmpConn, file: string, rec: VmRecord, spec: Record<
     // After a completed migration QEMU is "postmigrate"; cont reactivates the block nodes and runs the guest.
     if (before === 'running') await q.execute('cont').catch(() => undefined);
   }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Runs a commit job to its end: READY then job-complete for an active commit; its error if it failed. */
-async function runJob(q: QmpConn, id: string, active: boolean, vm: string): Promise<void> {
-  let completed = false;
-  for (const deadline = Date.now() + 600_000; Date.now() < deadline; await sleep(50)) {
-    const jobs = (await q.execute('query-jobs')) as Array<{ id: string; status: string; error?: string }>;
-    const j = jobs.find((x) => x.id === id);
-    if (j === undefined) return;
-    if (j.status === 'ready' && active && !completed) { await q.execute('job-complete', { id }); completed = true; }
-    if (j.status === 'concluded') {
-      await q.execute('job-dismiss', { id });
-      if (j.error !== undefined) throw new VmError('VM_SNAPSHOT_FAILED', `VM ${vm}: the commit job ${id} failed: ${j.error}`, { context: { vm, job: id } });
-      return;
-    }
-  }
-  throw new VmError('VM_TIMEOUT', `VM ${vm}: the commit job ${id} did not end within 600 s`, { context: { vm, job: id } });
-}
-
-/**
- * Deletes snapshot `snap`: its frozen layer is no longer needed, so the layer made over it is
- * merged into it while the VM runs (block-commit; active layer: job-complete after READY), then
- * QEMU lets go of the merged layer (blockdev-del, remove-fd) and its file is removed. A snapshot
- * whose layer is no longer in the chain (after a revert to an earlier one) only loses its files.
- */
-export async function deleteSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn | null, snap: string): Promise<{ record: VmRecord; result: SnapshotResult }> {
-  rec = await recover(d, rec, q);
-  const st = state(rec);
-  const s = st.list.find((x) => x.name === snap);
-  if (s === undefined) throw notFound(rec, snap);
-  const others = st.list.filter((x) => x !== s);
-  const steps: string[] = [];
-  const gone: string[] = [];
-  const renames = new Map<string, string>();
-  for (const e of s.disks) {
-    const disk = disksOf(rec).find((x) => x.name === e.disk);
-    const chain = disk === undefined ? [] : (await walk(rec, disk, `disks[${e.disk}]`)).layers.map((l) => l.path);
-    const at = chain.indexOf(e.base);
-    const shared = others.find((o) => o.disks.some((y) => y.chain.includes(e.base) && !chain.includes(y.base)));
-    if (at > 0 && shared !== undefined) {
-      throw new VmError('VM_SNAPSHOT_FAILED', `snapshot ${snap} of VM ${rec.name} cannot be merged: snapshot ${shared.name} (reverted away from) still builds on its layer ${e.base}`, {
-        context: { vm: rec.name, snapshot: snap, other: shared.name }, suggestions: [`delete snapshot ${shared.name} first`],
-      });
-    }
-    if (at <= 0) { // not in the chain: nothing to merge; its base goes if the manager made it and nothing else uses it
-      if (!others.some((o) => o.disks.some((y) => y.chain.includes(e.base))) && st.owned.includes(e.base) && at < 0) gone.push(e.base);
-      continue;
-    }
-    if (q === null) {
-      throw new VmError('VM_INVALID_STATE', `snapshot ${snap} of VM ${rec.name} is merged while the VM runs (QEMU does the block-commit); the VM is ${rec.phase}`, {
-        context: { vm: rec.name, snapshot: snap, phase: rec.phase }, suggestions: [`start it first: warden start ${rec.name}, then warden snapshot delete ${rec.name} ${snap}`],
-      });
-    }
-    rec = await save(d, rec, { ...state(rec), list: state(rec).list.map((x) => (x.name === snap ? { ...x, deleting: true } : x)) });
-    const live = await liveChain(rec, q, disk!);
-    const base = live.findIndex((l) => l.path === e.base);
-    const above = live[base - 2];
-    const plan = planSnapshotMerge({ disk: disk!, chain: live, base, backingName: above === undefined ? '' : relative(dirname(above.path), e.base), jobId: `commit-${e.disk}` });
-    const existing = ((await q.execute('query-jobs')) as Array<{ id: string }>).some((j) => j.id === `commit-${e.disk}`);
-    if (!existing) { // a killed delete may have left its job running: it is waited for, not started again
-      const fd = openSync(e.base, C.O_RDWR | C.O_NOFOLLOW | (disk!.cache === 'none' ? C.O_DIRECT : 0));
-      try {
-        if (!fstatSync(fd).isFile()) throw new VmError('VM_SNAPSHOT_FAILED', `${e.base} is not a regular file`, { context: { vm: rec.name, path: e.base } });
-        for (const p of plan.prepare) { await q.execute(p.command, p.args, 10_000, p.fd === undefined ? undefined : [fd]); steps.push(p.command); }
-      } finally {
-        closeSync(fd);
-      }
-      await q.execute(plan.commit.command, plan.commit.args);
-    }
-    steps.push('block-commit');
-    await runJob(q, `commit-${e.disk}`, plan.active, rec.name);
-    if (plan.active) steps.push('job-complete');
-    for (const u of plan.release) { await releaseStep(q, u).catch(() => undefined); steps.push(u.command); }
-    const merged = live[base - 1]!;
-    gone.push(merged.path);
-    renames.set(merged.path, e.base);
-    const newLive = live.filter((_, i) => i !== base - 1);
-    if (plan.active && rec.disks !== undefined) rec = { ...rec, disks: rec.disks.map((c) => (c.path === e.base ? { ...c, writable: true } : c)) };
-    const st2 = state(rec);
-    rec = await save(d, rec, { ...st2, live: { run: rec.run!.startedAt, seq: st2.live?.run === rec.run!.startedAt ? st2.live.seq : 0, disks: { ...(st2.live?.run === rec.run!.startedAt ? st2.live.disks : {}), [e.disk]: newLive } } },
-      { spec: { ...rec.spec, disks: disksOf(rec).map((x) => (x.name === e.disk && x.image === merged.path ? { ...x, image: e.base, format: e.baseFormat } : x)) } });
-  }
-  const st3 = state(rec);
-  // Snapshots built on a merged layer now build on the layer it went into (same content).
-  const list = st3.list.filter((x) => x.name !== snap).map((x) => ({ ...x, disks: x.disks.map((y) => ({ ...y, base: renames.get(y.base) ?? y.base, chain: y.chain.filter((p) => !renames.has(p)) })) }));
-  const files = [...gone, ...(s.memory === undefined ? [] : [s.memory])];
-  rec = await save(d, rec, { ...st3, list, owned: st3.owned.filter((f) => !files.includes(f)) },
-    { ...(rec.disks === undefined ? {} : { disks: rec.disks.filter((c) => !gone.includes(c.path)) }) });
-  for (const f of files) rmSync(f, { force: true });
-  return { record: rec, result: { vm: rec.name, snapshot: info({ ...rec, snapshots: { ...state(rec), list: [s] } }, s), steps } };
 }
 
 /**

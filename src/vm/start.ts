@@ -121,12 +121,20 @@ const claim: Step<StartCtx> = {
         });
       }
       c.rec = { ...c.rec, phase: 'starting', disks: mine, updatedAt: c.d.now() };
+      // The sockets' undo entry rides with this write (removing a socket path that is not there
+      // yet is harmless), so the open step needs no fsync'd write of its own before making them.
+      noteUndo(c, { kind: 'sockets', paths: socketPaths(c) });
       await c.d.store.write(c.rec);
     } finally {
       await lock.release();
     }
   },
 };
+
+/** The listening sockets the plan has the manager make (QMP, serial, VNC). */
+function socketPaths(c: StartCtx): string[] {
+  return c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
+}
 
 const network: Step<StartCtx> = {
   name: 'network', label: 'setting up host networking',
@@ -141,8 +149,9 @@ const network: Step<StartCtx> = {
 const open: Step<StartCtx> = {
   name: 'open', label: 'opening files, sockets and logs',
   async run(c) {
-    const sockets = c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
-    await recordUndo(c, { kind: 'sockets', paths: sockets });
+    const sockets = socketPaths(c);
+    const noted = c.rec.undo?.find((u) => u.kind === 'sockets');
+    if (noted?.kind !== 'sockets' || noted.paths.join('\0') !== sockets.join('\0')) await recordUndo(c, { kind: 'sockets', paths: sockets });
     const probed = chainFiles(Object.values(c.chains));
     seedFromTemplates(c.plan!.fds, c.rec.name); // the VM's UEFI vars, at its first start
     for (const [name, fd] of openSealedCopies(c.plan!.fds, c.rec.name, loadNative())) c.fds.adopt(name, fd);
@@ -153,8 +162,8 @@ const open: Step<StartCtx> = {
     c.fds.logs.add(QEMU_STDERR, c.paths.qemuLog, QEMU_LOG_CAP, c.rec.name);
     // Recorded after the spawn (its pid is not known before); the writer needs no undo to go
     // away, it exits when the last write end closes, so the record only lets teardown wait for
-    // it: the entry is persisted with the jail's (one fsync'd write, not two). Its ready wait
-    // (dropping privileges) overlaps the jail's launch.
+    // it (and a reconcile after a crash finds no writer still holding the logs). Its ready wait
+    // (dropping privileges) overlaps this write and the jail's launch.
     const writer = c.fds.logs.start(c.rec.name, c.d.backends.logUser);
     c.logdReady = writer.ready;
     writer.ready.catch(() => undefined); // awaited by the jail step; a failure must not go unhandled meanwhile
@@ -162,7 +171,7 @@ const open: Step<StartCtx> = {
     const id = await procId(c.d.fs, writer.pid!);
     if (id !== null) {
       c.logd = id;
-      noteUndo(c, { kind: 'logd', proc: id });
+      await recordUndo(c, { kind: 'logd', proc: id });
     }
   },
   undo: (c) => c.fds.close(true),

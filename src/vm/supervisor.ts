@@ -183,6 +183,14 @@ export class VmSupervisor {
     }).catch((err: unknown) => this.d.log(`VM ${this.name}: following a QMP STOP/RESUME failed: ${String((err as Error)?.message ?? err)}`));
   }
 
+  /** A device left QEMU: a disk left `removing` by a detach that gave up waiting is finished now (vm/hotplug). */
+  private finishRemovals(): void {
+    const pending = async (): Promise<boolean> => ((await this.d.manager.store.tryRead(this.name))?.hotplug ?? []).some((e) => e.state === 'removing' && e.kind !== 'nic');
+    // Checked again inside the job: the usual case is a detach job still waiting, which finishes it itself.
+    void pending().then((yes) => (yes ? this.run('finish-removal', async () => { if (await pending()) await this.d.manager.finishRemovals(this.name); }) : undefined))
+      .catch((err: unknown) => this.d.log(`VM ${this.name}: finishing a device removal failed: ${String((err as Error)?.message ?? err)}`));
+  }
+
   private async holdSession(): Promise<void> {
     const c = await this.d.sessions.client(this.qmpPath).catch(() => undefined);
     if (c === undefined || c === this.session) return;
@@ -194,6 +202,7 @@ export class VmSupervisor {
     try {
       for await (const e of c.events('all')) {
         if (e.event === 'STOP' || e.event === 'RESUME') this.syncRunState(c);
+        if (e.event === 'DEVICE_DELETED') this.finishRemovals();
         const type = QMP_EVENTS[e.event];
         if (type !== undefined) this.d.events.publish({ type, vm: this.name, ...(this.owner === undefined ? {} : { owner: this.owner }), data: (e as { data?: Record<string, unknown> }).data ?? {} });
       }

@@ -196,7 +196,7 @@ test('the planned swtpm JailSpec runs alone under warden jail --spec (fds 3 and 
   assert.deepEqual(leftovers(jailName, env.stateRoot), []);
 });
 
-test('save and restore a VM with a TPM: the restored guest\'s TPM answers, swtpm restarted in its own jail on the VM\'s state', { skip, timeout: 180_000 }, async (t) => {
+test('save and restore a VM with a TPM: the restored guest\'s TPM answers, swtpm restarted in its own jail on the VM\'s state; restored as another VM it carries the same TPM', { skip, timeout: 180_000 }, async (t) => {
   const env = testEnv('warden-tpm-save-');
   const m = openManager({ stateDir: env.stateRoot });
   const name = vmName('wdv-tsave');
@@ -218,4 +218,19 @@ test('save and restore a VM with a TPM: the restored guest\'s TPM answers, swtpm
   assert.deepEqual(leftovers(name, env.stateRoot), []);
   assert.deepEqual(leftovers(helper.jailName, env.stateRoot), []);
   assert.equal(statSync(join(p.dir, 'tpm')).uid, 0);
+
+  // Restored as another VM (as a migration target would be): its own, empty state directory receives
+  // the TPM's permanent state from the stream. Two fresh TPMs differ in about a third of the bytes (seeds).
+  const other = vmName('wdv-tsave2');
+  t.after(async () => { await m.kill(other).catch(() => undefined); });
+  await m.restore(file, { name: other });
+  const q = m.store.paths(other);
+  assert.equal(await guestPcr0(q.serialSocket, q.serialLog, 'O'), before);
+  await m.kill(other);
+  const mine = readFileSync(join(p.dir, 'tpm', STATE_FILE));
+  const theirs = readFileSync(join(q.dir, 'tpm', STATE_FILE));
+  const differ = randomPositions(mine, theirs).length + Math.abs(mine.length - theirs.length);
+  t.diagnostic(`permanent state of the restored copy: ${differ} of ${mine.length} bytes differ from the original's`);
+  assert.ok(differ < mine.length / 20, 'the copy carries the same TPM (seeds), not a fresh one');
+  assert.deepEqual(leftovers(other, env.stateRoot), []);
 });

@@ -57,14 +57,14 @@ async function limitsFrom(o: LimitFlags, zeroOk: boolean): Promise<Partial<Recor
 }
 
 export function registerDisk(program: Command, io: Io): void {
-  const disk = program.command('disk').description('hot-plug disks into a running VM (by fd)');
+  const disk = program.command('disk').description('a running VM\'s disks: hot-plug by fd, detach, grow, I/O limits');
   const state = (c: Command): Command => c.option('--state-dir <dir>', 'state root').option('--json', 'print the result as JSON').option('--live-only', 'change the running VM only, not its stored spec');
-  limitFlags(state(disk.command('attach').description('attach an image as a virtio disk').argument('<name>', 'the VM')))
+  limitFlags(state(disk.command('attach').description('attach an image as a virtio (or scsi) disk').argument('<name>', 'the VM')))
     .requiredOption('--image <path>', 'the image (its chain is walked under the image policy)')
     .requiredOption('--format <fmt>', 'the top layer\'s format (never probed)')
     .requiredOption('--name <disk>', 'the disk\'s name in the spec')
     .option('--readonly', 'attach read-only')
-    .option('--bus <bus>', 'virtio (scsi is not hot-pluggable yet)', 'virtio')
+    .option('--bus <bus>', 'virtio, or scsi (on the VM\'s virtio-scsi controller: spec scsiController: true or a scsi disk)', 'virtio')
     .action(async (name: string, o: Opts & LimitFlags & { image: string; format: string; name: string; readonly?: boolean; bus: string }) => {
       if (o.bus !== 'virtio' && o.bus !== 'scsi') throw new WardenError('USAGE_BAD_BUS', `--bus must be virtio or scsi, got ${o.bus}`);
       const m = hotplugOf(await openService({ stateDir: o.stateDir }));
@@ -93,7 +93,7 @@ export function registerDisk(program: Command, io: Io): void {
       const shown = Object.entries(r.limits).map(([k, v]) => `${k}=${String(v)}`).join(' ');
       io.out(`disk ${r.disk} of VM ${r.vm}: ${shown === '' ? 'no I/O limits' : shown} (${r.via})${r.liveOnly ? '' : ', stored in the spec'}`);
     });
-  state(disk.command('detach').description('detach a hot-plugged disk (waits for the guest to release it)').argument('<name>', 'the VM').argument('<disk>', 'the disk'))
+  state(disk.command('detach').description('detach a disk, hot-plugged or started with (waits for the guest to release it; exit 8 while it has not)').argument('<name>', 'the VM').argument('<disk>', 'the disk'))
     .option('--timeout <s>', 'seconds to wait for the guest before leaving the disk `removing`', '10')
     .action(async (name: string, diskName: string, o: Opts & { timeout: string }) => {
       const waitMs = Number(o.timeout) * 1000;
