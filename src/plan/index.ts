@@ -10,3 +10,4 @@ export { planDiskAttach, planDiskDetach } from './hotplug.js';
 export type { DiskAttachPlan, HotplugStep, HotplugFd, LiveAllocations, QmpCall } from './hotplug.js';
 export { PASST_BINARY, USER_NET, helperJailName } from './helpers.js';
 export { hostWideName } from './scope.js';
+export { layerNode } from './disks.js';
