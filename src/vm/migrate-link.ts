@@ -30,14 +30,29 @@ function fdOf(s: Socket): number {
   return fd;
 }
 
+type Handle = { reading?: boolean; readStop?: () => number; readStart?: () => number };
+
 /**
  * Stops the handle reading: a paused Node stream still reads ahead into its buffer, and what it
- * took would be lost to QEMU. (`reading = false` lets a later resume start reading again.)
+ * took would be lost to QEMU. `reading` stays true, so the stream does not start it again by
+ * itself (it would, to fill its buffer); only `startReading` does.
  */
 export function stopReading(s: Socket): void {
   s.pause();
-  const h = (s as unknown as { _handle?: { reading?: boolean; readStop?: () => number } })._handle;
-  if (h?.readStop !== undefined) { h.readStop(); h.reading = false; }
+  const h = (s as unknown as { _handle?: Handle })._handle;
+  if (h?.readStop !== undefined) { h.readStop(); h.reading = true; stopped.add(s); }
+}
+
+const stopped = new WeakSet<Socket>();
+
+/**
+ * Undoes stopReading. The handle is started here: the stream still counts the read it asked
+ * for before the stop as pending, so it would not ask again.
+ */
+export function startReading(s: Socket): void {
+  const h = (s as unknown as { _handle?: Handle })._handle;
+  if (stopped.delete(s)) h?.readStart?.();
+  s.resume();
 }
 
 /** Reads exactly `n` bytes, then stops reading so the rest stays in the kernel for QEMU. */
@@ -59,7 +74,7 @@ export function readExactly(s: Socket, n: number, timeoutMs: number): Promise<Bu
       else resolve(got);
     };
     s.on('data', onData).once('end', onEnd).once('error', done);
-    s.resume();
+    startReading(s);
   });
 }
 

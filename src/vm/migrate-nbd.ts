@@ -12,7 +12,7 @@ import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { layerNode } from '../plan/index.js';
 import { VmError } from './errors.js';
-import { ACK, connectForMigration, readExactly, TOKEN_BYTES, type MigrationAddress } from './migrate-link.js';
+import { ACK, connectForMigration, readExactly, startReading, TOKEN_BYTES, type MigrationAddress } from './migrate-link.js';
 import type { QmpConn } from './ports.js';
 
 /** Where the source reaches the target's exports, and each disk's export name. */
@@ -85,7 +85,7 @@ async function admit(s: Socket, token: Buffer, path: string, links: Set<Socket>)
   s.on('error', () => nbd.destroy());
   s.pipe(nbd);
   nbd.pipe(s);
-  s.resume();
+  startReading(s);
 }
 
 /** One disk being mirrored to the target. */
