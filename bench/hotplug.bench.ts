@@ -1,7 +1,7 @@
 /**
  * @module bench/hotplug: disk attach and detach latency (3-layer chain) through the manager,
  * next to the raw QMP commands for the same device (add-fd, blockdev-add x6, device_add; then
- * device_del, wait, blockdev-del, remove-fd) on one held connection, same QEMU, same run.
+ * device_del, DEVICE_DELETED, blockdev-del, remove-fd) on one held connection, same QEMU, same run.
  */
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -15,16 +15,9 @@ import { GUEST_READY_LINE } from '../src/vm/guest.js';
 import { openFlags } from '../src/vm/fds.js';
 import { releaseStep } from '../src/vm/hotplug.js';
 import { openManager, testEnv, waitForText, type VmManager } from '../src/vm/index.js';
+import { nicRows } from './hotplug-nic.js';
 
 const RUNS = n(10, 1);
-
-async function gone(q: QmpClient, id: string): Promise<void> {
-  for (;;) {
-    const kids = (await q.executeUntyped('qom-list', { path: '/machine/peripheral' })) as Array<{ name: string }>;
-    if (!kids.some((k) => k.name === id)) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** The same device by hand: the planner's steps replayed on one connection, without policy walk, claims or records. */
 async function raw(m: VmManager, vm: string, image: string): Promise<{ attach: number; detach: number }> {
@@ -43,8 +36,10 @@ async function raw(m: VmManager, vm: string, image: string): Promise<{ attach: n
     const attach = performance.now() - t0;
     const t1 = performance.now();
     const [del, ...rest] = planDiskDetach(plan.steps);
+    const ev = q.events(['DEVICE_DELETED']); // before device_del, as vm/hotplug does
     await q.executeUntyped(del!.command, del!.args);
-    await gone(q, plan.deviceId);
+    await ev.next({ match: (e) => e.data.device === plan.deviceId });
+    ev.close();
     for (const u of rest) await releaseStep({ execute: (c, a) => q.executeUntyped(c, a), close: async () => undefined }, u);
     return { attach, detach: performance.now() - t1 };
   } finally {
@@ -87,6 +82,7 @@ export const benchmarks: Benchmark[] = [{
       return [
         { group: 'hotplug', name: 'disk attach, 3-layer chain (warden, in-process)', value: median(att), unit: 'ms', baseline: { name: 'raw QMP: add-fd x3, blockdev-add x6, device_add', value: median(rawA) }, goal: le(2) },
         { group: 'hotplug', name: 'disk detach (guest releases it)', value: median(det), unit: 'ms', baseline: { name: 'raw QMP: device_del, wait, blockdev-del x6, remove-fd x3', value: median(rawD) }, goal: le(1.5) },
+        ...(await nicRows(m, name)), // bench/hotplug-nic: NIC attach/detach on the same guest
       ];
     } finally {
       for (const v of await m.store.list()) await m.kill(v).catch(() => undefined);

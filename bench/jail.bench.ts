@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import {
   buildJailArgv, checkJailSpec, defaultJailerConfig, launchJail, LeaseStore, reachableHelper, teardownJail, type JailSpec,
 } from '../src/jail/index.js';
-import { le, medianMs, type Benchmark, type BenchRow } from './lib.js';
+import { interleavedMedians, le, median, medianMs, type Benchmark, type BenchRow } from './lib.js';
+import { jailParentCgroup } from './in-cgroup.js';
 
 /**
  * A uid range of this run's own (a concurrent run, CI's say, must not find its uids taken):
@@ -60,25 +61,42 @@ async function startRows(): Promise<BenchRow[] | string> {
   const config = defaultJailerConfig({ stateDir: join(dir, 'state'), runtimeDir: join(dir, 'run'), uidRange: UIDS });
   try {
     const name = 'warden-test-jail-bench';
-    const unjailed = await medianMs(() => run(['/usr/bin/true']), 15, 2);
-    const bare = await medianMs(() => run(BARE_CHAIN), 15, 2);
-    const own = await medianMs(() => ownChainBare(config), 15, 2);
-    let launchOnly = 0;
     const launches: number[] = [];
-    const full = await medianMs(async () => {
+    const steps: Record<string, number[]> = {};
+    const launch = async (): Promise<void> => {
       const t0 = performance.now();
-      const h = await launchJail(spec(name), { fds: new Map(), config });
-      launches.push(performance.now() - t0);
+      let last = t0;
+      const h = await launchJail(spec(name), { fds: new Map(), config, onStep: (s) => { const now = performance.now(); (steps[s] ??= []).push(now - last); last = now; } });
+      const end = performance.now();
+      (steps['exec'] ??= []).push(end - last);
+      launches.push(end - t0);
       await h.wait({ pollMs: 2 });
       await teardownJail(name, config);
-    }, 15, 2);
-    launches.sort((a, b) => a - b);
-    launchOnly = launches[Math.floor(launches.length / 2)] ?? Number.NaN;
+    };
+    // The bare chain again, with this process in a CPU cgroup under the jails' parent: what the jail's chain competes with there.
+    const inParent: number[] = [];
+    const cg = jailParentCgroup(config);
+    const bareInParent = async (): Promise<void> => {
+      if (cg === undefined) return;
+      const t0 = performance.now();
+      await cg.place(() => run(BARE_CHAIN));
+      inParent.push(performance.now() - t0);
+    };
+    // Interleaved rounds: the baselines and the launch see the same load on this shared host.
+    const m = await interleavedMedians({ unjailed: () => run(['/usr/bin/true']), bare: () => run(BARE_CHAIN), own: () => ownChainBare(config), inParent: bareInParent, full: launch }, 15, 2)
+      .finally(() => cg?.remove());
+    const launchOnly = median(launches.slice(-Math.max(1, launches.length - 2)));
+    const bare = m.bare;
+    const stepRow = (label: string, key: string): BenchRow => ({ group: 'jail', name: `  of which ${label}`, value: median((steps[key] ?? []).slice(-Math.max(1, (steps[key] ?? []).length - 2))), unit: 'ms' });
     return [
-      { group: 'jail', name: 'launchJail → exit → teardown (/usr/bin/true)', value: full, unit: 'ms', baseline: { name: 'unjailed spawn → exit', value: unjailed } },
-      { group: 'jail', name: 'launchJail → exit → teardown (/usr/bin/true)', value: full, unit: 'ms', baseline: { name: 'bare setpriv+bwrap chain, no cgroup/lease', value: bare } },
+      { group: 'jail', name: 'launchJail → exit → teardown (/usr/bin/true)', value: m.full, unit: 'ms', baseline: { name: 'unjailed spawn → exit', value: m.unjailed } },
+      { group: 'jail', name: 'launchJail → exit → teardown (/usr/bin/true)', value: m.full, unit: 'ms', baseline: { name: 'bare setpriv+bwrap chain, no cgroup/lease', value: bare } },
       { group: 'jail', name: 'launchJail until the program has exec\'d', value: launchOnly, unit: 'ms', baseline: { name: 'bare setpriv+bwrap chain → exit', value: bare }, goal: le(1.5) },
-      { group: 'jail', name: 'launchJail until the program has exec\'d', value: launchOnly, unit: 'ms', baseline: { name: 'the jail\'s own chain and flags spawned bare → exit', value: own } },
+      { group: 'jail', name: 'launchJail until the program has exec\'d', value: launchOnly, unit: 'ms', baseline: { name: 'the jail\'s own chain and flags spawned bare → exit', value: m.own } },
+      ...(inParent.length === 0 ? [] : [{ group: 'jail', name: 'launchJail until the program has exec\'d', value: launchOnly, unit: 'ms',
+        baseline: { name: 'bare chain → exit in a CPU cgroup under the jails\' parent (shared with every jail here)', value: median(inParent.slice(-Math.max(1, inParent.length - 2))) } }]),
+      stepRow('checks + lease (record written)', 'leased'), stepRow('cgroup created', 'cgroup'), stepRow('chain spawned until its program waits (in its cgroup)', 'started'),
+      stepRow('go sent', 'going'), stepRow('exec (pids recorded meanwhile)', 'exec'),
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });

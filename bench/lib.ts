@@ -69,3 +69,22 @@ export async function medianMs(fn: () => Promise<unknown> | unknown, runs = 7, w
   }
   return median(times);
 }
+
+/**
+ * Median wall time in ms of each function, run in rounds (each round runs every function once,
+ * in a rotating order), so a baseline and the thing measured see the same load on a shared host.
+ */
+export async function interleavedMedians<K extends string>(fns: Record<K, () => Promise<unknown>>, runs = 7, warmup = 1): Promise<Record<K, number>> {
+  if (quickMode) { runs = Math.min(runs, 2); warmup = Math.min(warmup, 1); }
+  const names = Object.keys(fns) as K[];
+  const times = Object.fromEntries(names.map((k) => [k, [] as number[]])) as Record<K, number[]>;
+  for (let round = 0; round < warmup + runs; round++) {
+    for (let i = 0; i < names.length; i++) {
+      const k = names[(round + i) % names.length]!;
+      const t0 = performance.now();
+      await fns[k]();
+      if (round >= warmup) times[k].push(performance.now() - t0);
+    }
+  }
+  return Object.fromEntries(names.map((k) => [k, median(times[k])])) as Record<K, number>;
+}

@@ -58,7 +58,7 @@ ln -sf ../bin/busybox "$root/sbin/init"
 # virtio drivers in load order, then the ACPI power button and evdev (acpid reads
 # /dev/input/event*); a built-in one is skipped, a missing one is an error, and
 # every dependency named by modinfo must be loaded earlier (or built in).
-mods="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_blk button evdev"
+mods="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_blk button evdev fuse virtiofs"
 loaded=""
 : > "$root/lib/modules/load-order"
 for m in $mods; do
@@ -112,6 +112,7 @@ for arg in $(cat /proc/cmdline); do
     warden.fetch=*) fetch=${arg#warden.fetch=} ;;
     warden.push=*) push=${arg#warden.push=} ;;
     warden.tick=*) tick=${arg#warden.tick=} ;;
+    warden.virtiofs=*) virtiofs=${arg#warden.virtiofs=} ;;
   esac
 done
 if [ -n "${ip:-}" ]; then
@@ -127,7 +128,20 @@ fi
 acpid -f -c /etc/acpi -l /dev/null &
 n=0
 while [ $n -lt 40 ] && ! ls -l /proc/$!/fd 2>/dev/null | grep -q /dev/input/event; do n=$((n + 1)); sleep 0.05; done
+# A TPM (tpm_crb/tpm_tis are built into Debian's cloud kernel) is named on the console.
+[ -e /dev/tpm0 ] && echo "WARDEN-TPM /dev/tpm0 version $(cat /sys/class/tpm/tpm0/tpm_version_major 2>/dev/null)"
 echo WARDEN-GUEST-READY
+# warden.virtiofs=TAG[,TAG...]: mount each shared folder, list it, print hello.txt's first line, try to write.
+for tag in $(echo "${virtiofs:-}" | tr ',' ' '); do
+  mkdir -p "/mnt/$tag"
+  if mount -t virtiofs "$tag" "/mnt/$tag"; then
+    echo "WARDEN-VIRTIOFS-LS $tag $(ls -A "/mnt/$tag" | tr '\n' ' ')"
+    echo "WARDEN-VIRTIOFS-CAT $tag $(head -n1 "/mnt/$tag/hello.txt" 2>&1)"
+    if (echo "from-guest" > "/mnt/$tag/from-guest.txt") 2>/dev/null; then echo "WARDEN-VIRTIOFS-WRITE-OK $tag"; else echo "WARDEN-VIRTIOFS-WRITE-FAIL $tag"; fi
+  else
+    echo "WARDEN-VIRTIOFS-FAIL $tag"
+  fi
+done
 if [ -n "${ping:-}" ]; then
   (
     n=0

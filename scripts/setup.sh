@@ -48,7 +48,7 @@ fi
 
 # Native addon (TAP fds, SCM_RIGHTS): rebuild when its source is newer than the build.
 addon=native/build/Release/warden_native.node
-if [ ! -f "$addon" ] || [ -n "$(find native/warden_native.c native/binding.gyp -newer "$addon")" ]; then
+if [ ! -f "$addon" ] || [ -n "$(find native/warden_native.c native/warden_image.c native/warden_mount.c native/binding.gyp -newer "$addon")" ]; then
   say "building the native addon"
   npm run --silent build:native >/dev/null
 fi
@@ -85,9 +85,10 @@ if [ ! -f "$stamp" ] || [ -n "$(find src test bench tsconfig.json package.json -
   npm run --silent build
   touch "$stamp"
 fi
-# The one-file bundle of the CLI with a primed V8 code cache, which bin/warden starts
-# (scripts/bundle-cli.mjs); bin/warden runs the unbundled CLI while it is older than the build.
-if [ ! -f dist/src/cli/warden.cjs ] || [ dist/src/cli/bin.js -nt dist/src/cli/warden.cjs ]; then
+# The bundles of the CLI (warden.cjs; wardend.cjs for `warden daemon`) with primed V8 code
+# caches, which bin/warden starts (scripts/bundle-cli.mjs); bin/warden runs the unbundled CLI
+# while they are older than the build.
+if [ ! -f dist/src/cli/warden.cjs ] || [ ! -f dist/src/cli/wardend.cjs ] || [ dist/src/cli/bin.js -nt dist/src/cli/warden.cjs ]; then
   $quiet || say "bundling the CLI"
   node scripts/bundle-cli.mjs
 fi

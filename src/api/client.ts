@@ -100,13 +100,30 @@ export class ApiClient {
     return (await this.json<{ operation: Operation }>('POST', `/v1/vms/${encodeURIComponent(name)}/devices?wait=${waitS}`, body)).body.operation;
   }
 
-  async removeDevice(name: string, id: string, q: { liveOnly?: boolean; timeout?: number }, waitS: number): Promise<Operation> {
-    const extra = `${q.liveOnly === true ? '&liveOnly=1' : ''}${q.timeout === undefined ? '' : `&timeout=${q.timeout}`}`;
+  async removeDevice(name: string, id: string, q: { liveOnly?: boolean; timeout?: number; kind?: 'disk' | 'nic' }, waitS: number): Promise<Operation> {
+    const extra = `${q.liveOnly === true ? '&liveOnly=1' : ''}${q.timeout === undefined ? '' : `&timeout=${q.timeout}`}${q.kind === undefined ? '' : `&kind=${q.kind}`}`;
     return (await this.json<{ operation: Operation }>('DELETE', `/v1/vms/${encodeURIComponent(name)}/devices/${encodeURIComponent(id)}?wait=${waitS}${extra}`)).body.operation;
   }
 
-  async patchDevice(name: string, id: string, body: { size: number | string }): Promise<unknown> {
+  async patchDevice(name: string, id: string, body: { size?: number | string; limits?: Record<string, number>; clearLimits?: boolean; liveOnly?: boolean }): Promise<unknown> {
     return (await this.json<unknown>('PATCH', `/v1/vms/${encodeURIComponent(name)}/devices/${encodeURIComponent(id)}`, body)).body;
+  }
+
+  /** POST /v1/vms/NAME/snapshots, waiting up to `waitS` for the operation. */
+  async createSnapshot(name: string, body: { name?: string; memory?: boolean }, waitS: number): Promise<Operation> {
+    return (await this.json<{ operation: Operation }>('POST', `/v1/vms/${encodeURIComponent(name)}/snapshots?wait=${waitS}`, body)).body.operation;
+  }
+
+  async listSnapshots(name: string): Promise<unknown[]> {
+    return (await this.json<{ snapshots: unknown[] }>('GET', `/v1/vms/${encodeURIComponent(name)}/snapshots`)).body.snapshots;
+  }
+
+  async revertSnapshot(name: string, snap: string, waitS: number): Promise<Operation> {
+    return (await this.json<{ operation: Operation }>('POST', `/v1/vms/${encodeURIComponent(name)}/snapshots/${encodeURIComponent(snap)}/revert?wait=${waitS}`)).body.operation;
+  }
+
+  async deleteSnapshot(name: string, snap: string, waitS: number): Promise<Operation> {
+    return (await this.json<{ operation: Operation }>('DELETE', `/v1/vms/${encodeURIComponent(name)}/snapshots/${encodeURIComponent(snap)}?wait=${waitS}`)).body.operation;
   }
 
   /** POST /v1/vms/NAME/save: the daemon creates `file` (an absolute path) and saves the VM into it. */

@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, httpStatusFor } from '../errors/index.js';
 import { parseSize, parseSpec } from '../spec/index.js';
 import { NodeFs } from '../sys/index.js';
-import { assertAllowed, followLog, parsePathRule, saveFileName, type DiskCopy, StateStore, summarize, type Operation, type Operations, type VmRecord, type VmService } from '../vm/index.js';
+import { assertAllowed, followLog, parsePathRule, saveFileName, StateStore, summarize, type DiskCopy, type LimitsChange, type Operation, type Operations, type NicAttachRequest, type VmRecord, type VmService } from '../vm/index.js';
 import { authorize, canSee, type Caller } from './auth.js';
 import { ApiError, errorResponse } from './errors.js';
 import { renderMetrics, type DaemonCounters } from './metrics.js';
@@ -89,7 +89,33 @@ function hotplug(svc: VmService): Required<Pick<VmService, 'attachDisk' | 'detac
   return { attachDisk: svc.attachDisk.bind(svc), detachDisk: svc.detachDisk.bind(svc) };
 }
 
+type SnapshotVerbs = Required<Pick<VmService, 'snapshotCreate' | 'snapshotList' | 'snapshotRevert' | 'snapshotDelete'>>;
+function snapshots(svc: VmService): SnapshotVerbs {
+  if (svc.snapshotCreate === undefined || svc.snapshotList === undefined || svc.snapshotRevert === undefined || svc.snapshotDelete === undefined) throw new ApiError('DAEMON_UNAVAILABLE', 'this service does not take snapshots');
+  return svc as VmService & SnapshotVerbs;
+}
+
 /** A hot-plug verb as an operation (202, or the finished one with ?wait=). */
+function nics(svc: VmService): Required<Pick<VmService, 'attachNic' | 'detachNic'>> {
+  if (svc.attachNic === undefined || svc.detachNic === undefined) throw new ApiError('DAEMON_UNAVAILABLE', 'this service does not hot-plug NICs');
+  return { attachNic: svc.attachNic.bind(svc), detachNic: svc.detachNic.bind(svc) };
+}
+
+function nicBody(body: unknown): NicAttachRequest {
+  const { kind: _kind, ...req } = body as NicAttachRequest & { kind: 'nic' };
+  return req;
+}
+
+/** Which device a DELETE names: `kind` when given, else a NIC the VM has (spec or hot-plugged) and no disk of that name. */
+function isNic(rec: VmRecord, id: string, kind: unknown): boolean {
+  if (kind !== undefined) return kind === 'nic';
+  const named = (k: string): boolean => ((rec.spec[k] as Array<{ name: string }> | undefined) ?? []).some((x) => x.name === id);
+  const hot = (rec.hotplug ?? []).filter((e) => e.name === id);
+  const nic = named('networks') || hot.some((e) => e.kind === 'nic');
+  const disk = named('disks') || hot.some((e) => e.kind !== 'nic');
+  return nic && !disk;
+}
+
 async function deviceOp(c: HandlerCtx, rec: VmRecord, action: string, work: () => Promise<unknown>): Promise<HandlerResult> {
   const { uid, gid, pid } = c.caller;
   const op = c.operations.start(rec.name, action, { uid, gid, pid }, work, (err) => errorResponse(err).body.error,
@@ -225,7 +251,11 @@ export const HANDLERS: Record<string, Handler> = {
   async addDevice(c) {
     const rec = await vmFor(c, 'vm:lifecycle');
     assertAllowed(rec.name, rec.phase, 'qmp');
-    const b = c.body as { name: string; image: string; format: string; readOnly?: boolean; bus?: 'virtio' | 'scsi'; liveOnly?: boolean };
+    if ((c.body as { kind: string }).kind === 'nic') {
+      if (!c.caller.admin) checkCallerSpec({ networks: [c.body] }, c.caller.uid); // TAPs on host bridges: admins only, as in a spec
+      return deviceOp(c, rec, 'attach-nic', () => nics(c.svc).attachNic(rec.name, nicBody(c.body)));
+    }
+    const b = c.body as { name: string; image: string; format: string; readOnly?: boolean; bus?: 'virtio' | 'scsi'; liveOnly?: boolean; limits?: Record<string, number> };
     if (!c.caller.admin) await checkCallerFiles({ disks: [{ ...b, media: 'disk' }] }, { uid: c.caller.uid, gids: c.caller.groups });
     return deviceOp(c, rec, 'attach-disk', () => hotplug(c.svc).attachDisk(rec.name, b));
   },
@@ -233,16 +263,42 @@ export const HANDLERS: Record<string, Handler> = {
     const rec = await vmFor(c, 'vm:lifecycle');
     assertAllowed(rec.name, rec.phase, 'qmp');
     const t = c.query['timeout'] as number | undefined;
+    if (isNic(rec, String(c.params['id']), c.query['kind'])) return deviceOp(c, rec, 'detach-nic', () => nics(c.svc).detachNic(rec.name, String(c.params['id']), { liveOnly: c.query['liveOnly'] === true, ...(t === undefined ? {} : { waitMs: t * 1000 }) }));
     return deviceOp(c, rec, 'detach-disk', () => hotplug(c.svc).detachDisk(rec.name, String(c.params['id']), { liveOnly: c.query['liveOnly'] === true, ...(t === undefined ? {} : { waitMs: t * 1000 }) }));
   },
   async patchDevice(c) {
     const rec = await vmFor(c, 'vm:lifecycle');
     assertAllowed(rec.name, rec.phase, 'qmp');
-    const raw = (c.body as { size: string | number }).size;
+    const body = c.body as { size?: string | number; limits?: LimitsChange['set']; clearLimits?: boolean; liveOnly?: boolean };
+    if (body.size === undefined) {
+      if (c.svc.setDiskLimits === undefined) throw new ApiError('DAEMON_UNAVAILABLE', 'this service does not change I/O limits');
+      return ok(await c.svc.setDiskLimits(rec.name, String(c.params['id']), { set: body.limits ?? {}, ...(body.clearLimits === true ? { clear: true } : {}), ...(body.liveOnly === true ? { liveOnly: true } : {}) }));
+    }
+    const raw = body.size;
     const bytes = parseSize(raw);
     if (bytes === null) throw new ApiError('API_INVALID_REQUEST', `size ${JSON.stringify(raw)} is not a size (bytes, or a number with Ki/Mi/Gi/K/M/G)`, { context: { size: raw } });
     if (c.svc.resizeDisk === undefined) throw new ApiError('DAEMON_UNAVAILABLE', 'this service does not resize disks');
     return ok(await c.svc.resizeDisk(rec.name, String(c.params['id']), bytes));
+  },
+  async createSnapshot(c) {
+    const rec = await vmFor(c, 'vm:qmp');
+    assertAllowed(rec.name, rec.phase, 'snapshot');
+    const b = c.body as { name?: string; memory?: boolean };
+    return deviceOp(c, rec, 'snapshot-create', () => snapshots(c.svc).snapshotCreate(rec.name, { ...(b.name === undefined ? {} : { snap: b.name }), ...(b.memory === undefined ? {} : { memory: b.memory }) }));
+  },
+  async listSnapshots(c) {
+    const rec = await vmFor(c, 'vm:read');
+    return ok({ snapshots: await snapshots(c.service).snapshotList(rec.name) });
+  },
+  async revertSnapshot(c) {
+    const rec = await vmFor(c, 'vm:qmp');
+    assertAllowed(rec.name, rec.phase, 'snapshot');
+    return deviceOp(c, rec, 'snapshot-revert', () => snapshots(c.svc).snapshotRevert(rec.name, String(c.params['snap'])));
+  },
+  async deleteSnapshot(c) {
+    const rec = await vmFor(c, 'vm:qmp');
+    assertAllowed(rec.name, rec.phase, 'snapshot');
+    return deviceOp(c, rec, 'snapshot-delete', () => snapshots(c.svc).snapshotDelete(rec.name, String(c.params['snap'])));
   },
   async vmQmp(c) {
     const rec = await vmFor(c, 'vm:qmp');

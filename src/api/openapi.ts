@@ -1,5 +1,5 @@
 /** @module api/openapi: the OpenAPI 3.1 document of /v1, generated from the route table and its zod schemas. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { ROUTES, SPEC_BODY, type RouteDef } from './routes.js';
 import { ConsoleTicket, ErrorSchema, EventSchema, OperationReply, RootSchema, VmListSchema, VmSchema } from './schemas.js';
 

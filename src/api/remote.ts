@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { WardenError } from '../errors/index.js';
 import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
 import { attachConsole, replayProgress, terminalProgress } from '../vm/index.js';
-import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, SaveResult, MigrateOptions, MigrateResult, MigrationTarget, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
+import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, LimitsChange, LimitsResult, NicAttachRequest, NicHotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, RevertResult, SaveResult, SnapshotInfo, SnapshotResult, MigrateOptions, MigrateResult, MigrationTarget, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
 import type { ApiClient } from './client.js';
 import type { StateAction } from './schemas.js';
 
@@ -71,6 +71,13 @@ export class RemoteService implements VmService {
     return this.outcome(await this.client.restoreVm(resolve(file), o.name, WAIT_S));
   }
 
+  async snapshotCreate(name: string, o: { snap?: string; memory?: boolean } = {}): Promise<SnapshotResult> {
+    return this.outcome(await this.client.createSnapshot(name, { ...(o.snap === undefined ? {} : { name: o.snap }), ...(o.memory === undefined ? {} : { memory: o.memory }) }, WAIT_S));
+  }
+
+  async snapshotList(name: string): Promise<SnapshotInfo[]> { return (await this.client.listSnapshots(name)) as SnapshotInfo[]; }
+  async snapshotRevert(name: string, snap: string): Promise<RevertResult> { return this.outcome(await this.client.revertSnapshot(name, snap, WAIT_S)); }
+  async snapshotDelete(name: string, snap: string): Promise<SnapshotResult> { return this.outcome(await this.client.deleteSnapshot(name, snap, WAIT_S)); }
   /** The source daemon migrates; its progress events (QEMU's figures) are shown here as they come. */
   async migrate(name: string, target: MigrationTarget, o: MigrateOptions = {}): Promise<MigrateResult> {
     const p = this.progress === undefined ? undefined : 'err' in this.progress ? terminalProgress(this.progress) : this.progress;
@@ -118,8 +125,22 @@ export class RemoteService implements VmService {
     return this.deviceResult(await this.client.removeDevice(name, disk, q, WAIT_S));
   }
 
+  async attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> {
+    return (await this.deviceResult(await this.client.addDevice(name, { kind: 'nic', ...req }, WAIT_S))) as unknown as NicHotplugResult;
+  }
+
+  async detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> {
+    const q = { kind: 'nic' as const, ...(o.liveOnly === true ? { liveOnly: true } : {}), ...(o.waitMs === undefined ? {} : { timeout: o.waitMs / 1000 }) };
+    return (await this.deviceResult(await this.client.removeDevice(name, nic, q, WAIT_S))) as unknown as NicHotplugResult;
+  }
+
   async resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
     return (await this.client.patchDevice(name, disk, { size: bytes })) as ResizeResult;
+  }
+
+  async setDiskLimits(name: string, disk: string, c: LimitsChange): Promise<LimitsResult> {
+    const body = { limits: c.set as Record<string, number>, ...(c.clear === true ? { clearLimits: true } : {}), ...(c.liveOnly === true ? { liveOnly: true } : {}) };
+    return (await this.client.patchDevice(name, disk, body)) as LimitsResult;
   }
 
   /** A hot-plug operation's result once it ended; its error as a WardenError when it failed. */

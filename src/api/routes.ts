@@ -7,7 +7,7 @@ import type { z } from 'zod';
 import { SpecSchema } from '../spec/index.js';
 import type { Permission } from './auth.js';
 import {
-  ConsoleQuery, ConsoleTicket, DeleteQuery, DeviceBody, DeviceDeleteQuery, DeviceParams, DevicePatch, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RestoreBody, MigrateBody, IncomingBody, IncomingReply, RootSchema, SaveBody, StateBody, VmListSchema, VmSchema, WaitQuery,
+  ConsoleQuery, ConsoleTicket, DeleteQuery, DeviceBody, DeviceDeleteQuery, DeviceParams, DevicePatch, ErrorSchema, EventSchema, ListQuery, EventsQuery, IdParams, LogsQuery, NameParams, OperationReply, QmpBody, RestoreBody, MigrateBody, IncomingBody, IncomingReply, RootSchema, SaveBody, SnapshotBody, SnapshotList, SnapshotParams, StateBody, VmListSchema, VmSchema, WaitQuery,
 } from './schemas.js';
 
 export interface Reply {
@@ -60,21 +60,30 @@ export const ROUTES: readonly RouteDef[] = [
     replies: { 201: { description: 'the ticket', schema: ConsoleTicket }, ...vmCommon, 409: err('not running, or attached elsewhere') } },
   { id: 'vmQmp', method: 'POST', path: '/v1/vms/:name/qmp', summary: 'run one QMP command (admins only)', permission: 'vm:qmp',
     params: NameParams, body: QmpBody, replies: { 200: { description: 'QEMU\'s return value' }, ...vmCommon, 409: err('not running') } },
-  { id: 'addDevice', method: 'POST', path: '/v1/vms/:name/devices', summary: 'hot-plug a disk into the running VM by fd: 202 with an operation, or with ?wait= the finished one', permission: 'vm:lifecycle',
+  { id: 'addDevice', method: 'POST', path: '/v1/vms/:name/devices', summary: 'hot-plug a disk or a NIC into the running VM by fd: 202 with an operation, or with ?wait= the finished one', permission: 'vm:lifecycle',
     params: NameParams, query: WaitQuery, body: DeviceBody,
     replies: { ...operationReplies, ...vmCommon, 409: err('not running, or the disk is in use (VM_DISK_IN_USE, VM_HOTPLUG_FAILED)') } },
-  { id: 'removeDevice', method: 'DELETE', path: '/v1/vms/:name/devices/:id', summary: 'detach a hot-plugged disk (result state `removing` while the guest holds it)', permission: 'vm:lifecycle',
+  { id: 'removeDevice', method: 'DELETE', path: '/v1/vms/:name/devices/:id', summary: 'detach a hot-plugged disk or NIC (result state `removing` while the guest holds it)', permission: 'vm:lifecycle',
     params: DeviceParams, query: DeviceDeleteQuery,
     replies: { ...operationReplies, ...vmCommon } },
-  { id: 'patchDevice', method: 'PATCH', path: '/v1/vms/:name/devices/:id', summary: 'grow a running VM\'s disk (block_resize of its top layer; shrinking is refused)', permission: 'vm:lifecycle',
+  { id: 'patchDevice', method: 'PATCH', path: '/v1/vms/:name/devices/:id', summary: 'grow a running VM\'s disk (block_resize of its top layer; shrinking is refused), or change its I/O limits (qom-set on its throttle group, else block_set_io_throttle)', permission: 'vm:lifecycle',
     params: DeviceParams, body: DevicePatch,
-    replies: { 200: { description: 'resized: {vm, disk, node, fromBytes, toBytes}' }, ...vmCommon, 409: err('not running, or read-only (VM_HOTPLUG_FAILED)') } },
+    replies: { 200: { description: 'resized: {vm, disk, node, fromBytes, toBytes}; limits: {vm, disk, limits, via, liveOnly}' }, ...vmCommon, 409: err('not running, or read-only (VM_HOTPLUG_FAILED)') } },
   { id: 'saveVm', method: 'POST', path: '/v1/vms/:name/save', summary: 'save the VM\'s state into a new file the daemon opens, then stop it (admins only: the daemon creates the file): an operation', permission: 'vm:qmp',
     params: NameParams, query: WaitQuery, body: SaveBody,
     replies: { ...operationReplies, ...vmCommon, 409: err('not running or paused (VM_INVALID_STATE)') } },
   { id: 'restoreVm', method: 'POST', path: '/v1/restore', summary: 'start the VM saved in a file, jailed as any start (admins only): an operation', permission: 'vm:qmp',
     query: WaitQuery, body: RestoreBody,
     replies: { ...operationReplies, ...common } },
+  { id: 'createSnapshot', method: 'POST', path: '/v1/vms/:name/snapshots', summary: 'an external snapshot of the VM\'s disks (and RAM with memory), running or stopped; the daemon creates the overlays next to the disks, so admins only: an operation', permission: 'vm:qmp',
+    params: NameParams, query: WaitQuery, body: SnapshotBody,
+    replies: { ...operationReplies, ...vmCommon, 409: err('the name is taken (VM_SNAPSHOT_EXISTS), or not allowed in this phase') } },
+  { id: 'listSnapshots', method: 'GET', path: '/v1/vms/:name/snapshots', summary: 'the VM\'s snapshots: time, disks, bytes, memory or not', permission: 'vm:read', params: NameParams,
+    replies: { 200: { description: 'the snapshots', schema: SnapshotList }, ...vmCommon } },
+  { id: 'revertSnapshot', method: 'POST', path: '/v1/vms/:name/snapshots/:snap/revert', summary: 'stop the VM, reset its disks to the snapshot on fresh overlays, and start it again (restoring the RAM state when it has one): an operation', permission: 'vm:qmp',
+    params: SnapshotParams, query: WaitQuery, replies: { ...operationReplies, ...vmCommon } },
+  { id: 'deleteSnapshot', method: 'DELETE', path: '/v1/vms/:name/snapshots/:snap', summary: 'merge the snapshot\'s layer away while the VM runs (block-commit), remove its files: an operation', permission: 'vm:qmp',
+    params: SnapshotParams, query: WaitQuery, replies: { ...operationReplies, ...vmCommon } },
   { id: 'migrateVm', method: 'POST', path: '/v1/vms/:name/migrate', summary: 'live-migrate the VM to another daemon (admins only): an operation; progress events carry QEMU\'s figures', permission: 'vm:qmp',
     params: NameParams, query: WaitQuery, body: MigrateBody,
     replies: { ...operationReplies, ...vmCommon, 409: err('not running or paused (VM_INVALID_STATE)') } },

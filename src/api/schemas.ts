@@ -3,7 +3,7 @@
  * validate with them, and the OpenAPI document is generated from them (openapi.ts), so the
  * document cannot drift from what the daemon accepts. The spec body is src/spec's SpecSchema.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { PHASES } from '../vm/index.js';
 
 export const ACTIONS = ['start', 'stop', 'kill', 'pause', 'resume', 'restart'] as const;
@@ -67,21 +67,40 @@ export const QmpBody = z.strictObject({
   arguments: z.record(z.string(), z.unknown()).optional(),
 });
 
-export const DeviceBody = z.strictObject({
-  kind: z.literal('disk').describe('disks only for now'),
+export const DiskDeviceBody = z.strictObject({
+  kind: z.literal('disk').describe('a disk'),
   name: z.string().describe('the disk\'s name in the spec'),
   image: z.string().describe('absolute path of the image; its chain is walked under the image policy'),
   format: z.string().describe('the top layer\'s format (never probed)'),
   readOnly: z.boolean().optional(),
   bus: z.enum(['virtio', 'scsi']).optional(),
   liveOnly: z.boolean().optional().describe('change the running VM only, not its stored spec'),
+  limits: z.record(z.string(), z.int().min(1)).optional().describe('I/O limits as in the spec (iops, iopsRead, iopsWrite, bps, bpsRead, bpsWrite; per second, bps in bytes)'),
 });
-export const DeviceParams = z.strictObject({ name: z.string(), id: z.string().describe('the disk\'s name') });
-export const DevicePatch = z.strictObject({ size: z.union([z.string(), z.number()]).describe('the new size (bytes, or 10Gi, 512M ...); at least the current one') });
+export const NicDeviceBody = z.strictObject({
+  kind: z.literal('nic').describe('a NIC: a TAP on a Linux or Open vSwitch bridge'),
+  name: z.string().describe('the NIC\'s name in the spec'),
+  type: z.enum(['bridge', 'ovs', 'user']).describe('user: passt in a jail of its own, as at boot'),
+  bridge: z.string().optional().describe('the Linux or OVS bridge (bridge, ovs)'),
+  vlan: z.int().min(1).max(4094).optional().describe('ovs only: the access VLAN tag'),
+  mac: z.string().optional().describe('default: stable, from the VM and NIC names'),
+  liveOnly: z.boolean().optional().describe('change the running VM only, not its stored spec'),
+});
+export const DeviceBody = z.discriminatedUnion('kind', [DiskDeviceBody, NicDeviceBody]);
+export const DeviceParams = z.strictObject({ name: z.string(), id: z.string().describe('the disk\'s or NIC\'s name') });
+const rate = z.int().min(0).max(1e15);
+export const DevicePatch = z.strictObject({
+  size: z.union([z.string(), z.number()]).optional().describe('the new size (bytes, or 10Gi, 512M ...); at least the current one'),
+  limits: z.strictObject({ iops: rate.optional(), iopsRead: rate.optional(), iopsWrite: rate.optional(), bps: rate.optional(), bpsRead: rate.optional(), bpsWrite: rate.optional() }).optional()
+    .describe('I/O limits to change (per second; bps in bytes), merged into the ones in force; 0 removes one'),
+  clearLimits: z.boolean().optional().describe('remove every I/O limit first'),
+  liveOnly: z.boolean().optional().describe('limits: change the running VM only, not its stored spec'),
+}).refine((b) => b.size !== undefined || b.limits !== undefined || b.clearLimits === true, { message: 'give size, limits or clearLimits' });
 export const DeviceDeleteQuery = z.strictObject({
-  wait: z.coerce.number().min(0).max(600).optional().describe('seconds to wait for the operation to finish'),
+  wait: z.coerce.number().min(0).max(3600).optional().describe('seconds to wait for the operation to finish'),
   liveOnly: bool.optional().describe('change the running VM only, not its stored spec'),
   timeout: z.coerce.number().min(0).max(600).optional().describe('seconds to wait for the guest to release the device before leaving it `removing` (default 10)'),
+  kind: z.enum(['disk', 'nic']).optional().describe('which device the id names (default: the VM\'s NIC of that name if it has one and no disk of that name, else the disk)'),
 });
 
 export const ErrorSchema = z.object({
@@ -130,3 +149,14 @@ export const EventSchema = z.object({
   signal: z.string().nullable().optional(), code: z.number().nullable().optional(), operation: z.string().optional(),
   requestor: z.object({ uid: z.number(), gid: z.number(), pid: z.number() }).optional(), data: z.record(z.string(), z.unknown()).optional(),
 });
+
+/** External disk snapshots (src/vm/snapshot). */
+export const SnapshotBody = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/).optional().describe('the snapshot\'s name (default snapN)'),
+  memory: z.boolean().optional().describe('also save the RAM and device state (the VM must run); a revert then continues the guest'),
+});
+export const SnapshotParams = z.strictObject({ name: z.string(), snap: z.string().describe('the snapshot\'s name') });
+export const SnapshotList = z.object({ snapshots: z.array(z.object({
+  name: z.string(), createdAt: z.string(), vmPhase: z.string(), memory: z.boolean(), bytes: z.number(), current: z.boolean(), deleting: z.boolean(),
+  disks: z.array(z.object({ disk: z.string(), base: z.string(), overlay: z.string() })),
+})) });

@@ -1,9 +1,10 @@
 /**
- * @module cli/boot: the fast start of `bin/warden`. Runs the one-file bundle of the CLI
- * (dist/src/cli/warden.cjs, built at setup by scripts/bundle-cli.mjs) through V8's code
- * cache: Node 20 has no module compile cache, but a classic script compiled by vm.Script
- * takes `cachedData`, so the bundle is neither resolved module by module nor compiled
- * again. Falls back to the unbundled CLI (bin.js) when the bundle is missing or older
+ * @module cli/boot: the fast start of `bin/warden`. Runs a one-file bundle of the CLI
+ * (built at setup by scripts/bundle-cli.mjs) through V8's code cache: Node 20 has no module
+ * compile cache, but a classic script compiled by vm.Script takes `cachedData`, so the
+ * bundle is neither resolved module by module nor compiled again. `warden daemon` runs
+ * wardend.cjs (the server, fastify, the web console); every other command warden.cjs, which
+ * lacks them. Falls back to the unbundled CLI (bin.js) when the bundle is missing or older
  * than the last TypeScript build, so a rebuild without setup never runs stale code.
  */
 import fs = require('node:fs');
@@ -12,7 +13,8 @@ import vm = require('node:vm');
 import nodeModule = require('node:module');
 import url = require('node:url');
 
-const bundle = path.join(__dirname, 'warden.cjs');
+// Only the daemon's own command needs the server: commander has no global option with a value, so argv[2] is the command.
+const bundle = path.join(__dirname, process.argv[2] === 'daemon' ? 'wardend.cjs' : 'warden.cjs');
 const entry = path.join(__dirname, 'bin.js');
 const cacheFile = `${bundle}.v8cache`;
 

@@ -70,7 +70,7 @@ export function formatErrorChain(err: unknown): string[] {
 /**
  * The one table from error-code prefix to CLI exit status (and, later, HTTP status).
  * Exit 2 is a usage or spec problem, 3 a refused image, 4 wrong VM state, 5 not found,
- * 6 host preflight, 7 QEMU died, 1 anything else.
+ * 6 host preflight, 7 QEMU died, 8 not finished yet (a device the guest still holds), 1 anything else.
  */
 const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['SPEC_', 2, 400],
@@ -92,6 +92,10 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['VM_DEVICE_NOT_FOUND', 5, 404],
   ['VM_HOTPLUG_FAILED', 4, 409],
   ['VM_DISK_SHRINK', 2, 400],
+  ['VM_DEVICE_REMOVING', 8, 202],
+  ['VM_SNAPSHOT_NOT_FOUND', 5, 404],
+  ['VM_SNAPSHOT_EXISTS', 4, 409],
+  ['VM_SNAPSHOT_FAILED', 4, 409],
   // the HTTPS listener's credentials (src/api/http-*)
   ['AUTH_REQUIRED', 2, 401],
   ['AUTH_TOKEN_INVALID', 2, 401],

@@ -15,6 +15,10 @@ export interface Chunk {
 }
 
 const LATIN1 = new TextDecoder('latin1');
+const EMPTY = new Uint8Array(0);
+const TWO_32 = 2 ** 32;
+/** The largest high word of a 64-bit value that is still a safe integer (2^53 - 1 >> 32). */
+const SAFE_HIGH = 0x1fffff;
 const UTF8 = new TextDecoder('utf-8', { fatal: false });
 
 /**
@@ -26,16 +30,19 @@ const UTF8 = new TextDecoder('utf-8', { fatal: false });
 export class HeaderBytes {
   constructor(readonly size: number, readonly chunks: readonly Chunk[] = []) {}
 
-  /** The chunk holding [offset, offset+length), after checking the range lies inside the file. */
-  private at(offset: number, length: number, what: string): { data: Uint8Array; start: number } {
+  /** Where the last `at` found its bytes in the chunk it returned (a field, not an object per read: the parse reads many). */
+  private start = 0;
+
+  /** The chunk holding [offset, offset+length), after checking the range lies inside the file; the bytes start at `this.start`. */
+  private at(offset: number, length: number, what: string): Uint8Array {
     if (!Number.isSafeInteger(offset) || offset < 0 || length < 0 || offset + length > this.size) {
       throw new ImageError('IMAGE_TRUNCATED', `reading ${what}: bytes ${offset}..${offset + length} lie past the end of the ${this.size}-byte file`, {
         context: { offset, length, fileSize: this.size, field: what },
       });
     }
-    if (length === 0) return { data: new Uint8Array(0), start: 0 };
+    if (length === 0) { this.start = 0; return EMPTY; }
     for (const c of this.chunks) {
-      if (offset >= c.offset && offset + length <= c.offset + c.data.length) return { data: c.data, start: offset - c.offset };
+      if (offset >= c.offset && offset + length <= c.offset + c.data.length) { this.start = offset - c.offset; return c.data; }
     }
     throw new NeedBytes(offset, length);
   }
@@ -45,42 +52,46 @@ export class HeaderBytes {
   }
 
   u8(offset: number, what = 'a byte'): number {
-    const { data, start } = this.at(offset, 1, what);
-    return data[start]!;
+    const data = this.at(offset, 1, what);
+    return data[this.start]!;
   }
 
   u16(offset: number, le: boolean, what = 'a 16-bit field'): number {
-    const { data, start } = this.at(offset, 2, what);
-    return le ? data[start]! | (data[start + 1]! << 8) : (data[start]! << 8) | data[start + 1]!;
+    const d = this.at(offset, 2, what);
+    const i = this.start;
+    return le ? d[i]! | (d[i + 1]! << 8) : (d[i]! << 8) | d[i + 1]!;
   }
 
   u32(offset: number, le: boolean, what = 'a 32-bit field'): number {
-    const { data, start } = this.at(offset, 4, what);
-    return new DataView(data.buffer, data.byteOffset + start, 4).getUint32(0, le);
+    return u32At(this.at(offset, 4, what), this.start, le);
   }
 
   /** A 64-bit field as a number; values past 2^53 are refused (no image field needs them). */
   u64(offset: number, le: boolean, what = 'a 64-bit field'): number {
-    const { data, start } = this.at(offset, 8, what);
-    const v = new DataView(data.buffer, data.byteOffset + start, 8).getBigUint64(0, le);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
+    const d = this.at(offset, 8, what);
+    const i = this.start;
+    const hi = u32At(d, le ? i + 4 : i, le);
+    const lo = u32At(d, le ? i : i + 4, le);
+    if (hi > SAFE_HIGH) {
+      const v = (BigInt(hi) << 32n) | BigInt(lo);
       throw new ImageError('IMAGE_BAD_FIELD', `reading ${what} at offset ${offset}: value ${v} is larger than any image can be`, {
         context: { offset, field: what, value: v.toString() },
       });
     }
-    return Number(v);
+    return hi * TWO_32 + lo;
   }
 
   /** The 64-bit field as a bigint (flag words whose high bits matter). */
   u64big(offset: number, le: boolean, what = 'a 64-bit field'): bigint {
-    const { data, start } = this.at(offset, 8, what);
-    return new DataView(data.buffer, data.byteOffset + start, 8).getBigUint64(0, le);
+    const d = this.at(offset, 8, what);
+    const i = this.start;
+    return (BigInt(u32At(d, le ? i + 4 : i, le)) << 32n) | BigInt(u32At(d, le ? i : i + 4, le));
   }
 
   /** A view of `length` bytes; callers bound `length` (at most the read budget) before asking. */
   bytes(offset: number, length: number, what = 'a byte range'): Uint8Array {
-    const { data, start } = this.at(offset, length, what);
-    return data.subarray(start, start + length);
+    const data = this.at(offset, length, what);
+    return data.subarray(this.start, this.start + length);
   }
 
   /** True when the bytes at `offset` equal `expect` (false, not an error, when the file is too short). */
@@ -104,6 +115,13 @@ export class HeaderBytes {
     const nul = b.indexOf(0);
     return UTF8.decode(nul < 0 ? b : b.subarray(0, nul));
   }
+}
+
+/** The unsigned 32-bit value at d[i..i+4) (bounds already checked). */
+function u32At(d: Uint8Array, i: number, le: boolean): number {
+  return le
+    ? (d[i]! | (d[i + 1]! << 8) | (d[i + 2]! << 16) | (d[i + 3]! << 24)) >>> 0
+    : ((d[i]! << 24) | (d[i + 1]! << 16) | (d[i + 2]! << 8) | d[i + 3]!) >>> 0;
 }
 
 /** ASCII text as bytes, for magic strings in the format table. */

@@ -28,3 +28,4 @@ export async function probeImage(path: string, options: { format?: ImageFormat; 
     await src.close();
   }
 }
+export { qcow2Overlay, type OverlaySpec } from './overlay.js';

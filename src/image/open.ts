@@ -4,6 +4,8 @@
  * with O_PATH|O_NOFOLLOW (which opens no device, blocks on no FIFO), re-identified through
  * that fd, and only then reopened through /proc/self/fd/N with the access mode needed. The
  * fd returned is therefore the file that was checked; a swap at any point is refused.
+ * A name without symlinks (most image chains) takes a shorter road to the same checks: one
+ * lstat, the guard, then an openat2 that refuses any symlink (see holdDirect).
  */
 import { closeSync, constants as C, fstatSync, lstatSync, openSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
 import { relative } from 'node:path';
@@ -156,6 +158,112 @@ function hold(t: Target, o: CheckedOpen, doing: string, root: string | null): nu
   }
 }
 
+/** An absolute name with no `.`, `..`, empty or trailing component: resolve() leaves it as it is. */
+function isNormalAbsolute(path: string): boolean {
+  return path.length > 1 && path[0] === '/' && !path.endsWith('/') && !path.includes('//') && !path.includes('/./') && !path.includes('/../')
+    && !path.endsWith('/.') && !path.endsWith('/..');
+}
+
+type ImageCalls = Required<Pick<NativeAddon, 'imageLstat' | 'imageHold' | 'imageReopen'>>;
+let imageCalls: ImageCalls | null | undefined;
+/** The addon's calls for the short road, or null where the addon lacks them (then the long road alone). */
+function nativeImageCalls(): ImageCalls | null {
+  if (imageCalls === undefined) {
+    try {
+      const n = loadNative();
+      imageCalls = n.imageLstat && n.imageHold && n.imageReopen ? { imageLstat: n.imageLstat, imageHold: n.imageHold, imageReopen: n.imageReopen } : null;
+    } catch { imageCalls = null; }
+  }
+  return imageCalls;
+}
+
+/** [dev, ino, mode, size, rdev] from the addon's last call (read at once: every call overwrites it). */
+const ST = new Float64Array(5);
+
+function kindOfMode(mode: number): FileKind {
+  switch (mode & C.S_IFMT) {
+    case C.S_IFREG: return 'file';
+    case C.S_IFBLK: return 'block';
+    case C.S_IFCHR: return 'char';
+    case C.S_IFIFO: return 'fifo';
+    case C.S_IFSOCK: return 'socket';
+    case C.S_IFDIR: return 'dir';
+    case C.S_IFLNK: return 'symlink';
+    default: return 'other';
+  }
+}
+
+/**
+ * The short road for a name that has no symlink on the way (the usual chain). One lstat (no
+ * open) gives the type and identity of what the name reaches, taking the name as its real
+ * path; the guard and the type check run on that, before anything is opened. Then openat2
+ * holds the name with O_PATH|O_NOFOLLOW and RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS: it
+ * succeeds only if no component is a symlink, i.e. only if the name really is its own real
+ * path, so the guard's verdict was about the right name and the object held lies where
+ * the guard allowed it (a normalised absolute name reached through no symlink cannot leave
+ * the allowed directory: what RESOLVE_BENEATH from its fd and the /proc/self/fd readlink
+ * recheck make sure of on the long road). The held fd is then re-identified as there.
+ * Returns null, having opened nothing (or closed what it held), whenever the long road
+ * must decide: a symlink on the way (the guard may have judged the wrong real path, so its
+ * refusal is not final either), no addon calls, a name not in normal form. A name that
+ * reaches another file than the one checked once a symlink appeared is refused (changed).
+ */
+function holdDirect(path: string, o: CheckedOpen, kinds: readonly FileKind[], doing: string): { t: Target; p: number } | null {
+  const n = nativeImageCalls();
+  if (n === null || !isNormalAbsolute(path)) return null;
+  let t: Target;
+  try {
+    n.imageLstat(path, ST);
+    t = { path, realPath: path, kind: kindOfMode(ST[2]!), dev: ST[0]!, ino: ST[1]! };
+    if (t.kind === 'symlink') return null;
+    o.guard?.(t);
+    refuseKind(t, kinds, doing);
+  } catch {
+    return null;
+  }
+  let p: number;
+  try {
+    p = n.imageHold(path, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, ST);
+  } catch {
+    // A symlink on the way: there from the start (the name reaches the same file through it:
+    // the long road decides, its guard on the real path), or swapped in since the check.
+    const now = resolveTarget(path, doing);
+    if (now.dev !== t.dev || now.ino !== t.ino || now.kind !== t.kind) throw changed(t.path, doing, `it now resolves to ${now.realPath}, ${now.kind} ${now.dev}:${now.ino}, was ${t.kind} ${t.dev}:${t.ino}`);
+    return null;
+  }
+  const [dev, ino, kind] = [ST[0]!, ST[1]!, kindOfMode(ST[2]!)];
+  try {
+    if (dev !== t.dev || ino !== t.ino || kind !== t.kind) throw changed(t.path, doing, `${t.realPath} is now ${kind} ${dev}:${ino}, was ${t.kind} ${t.dev}:${t.ino}`);
+    if (o.expect !== undefined && (o.expect.dev !== dev || o.expect.ino !== ino)) {
+      throw changed(t.path, doing, `device:inode ${dev}:${ino}, but ${o.expect.dev}:${o.expect.ino} was probed`);
+    }
+    return { t, p };
+  } catch (err) {
+    closeSync(p);
+    throw err;
+  }
+}
+
+/** The short road's reopen: through /proc/self/fd/p (closed here), identity checked on the new fd. */
+function reopenDirect(n: ImageCalls, t: Target, p: number, flags: number, doing: string): OpenedFile {
+  let fd: number;
+  try { fd = n.imageReopen(p, flags, ST); } catch (err) { throw openError(t.path, err, doing); }
+  const [dev, ino, size, rdev] = [ST[0]!, ST[1]!, ST[3]!, ST[4]!];
+  if (dev !== t.dev || ino !== t.ino) {
+    closeSync(fd);
+    throw changed(t.path, doing, 'the reopened fd is another file');
+  }
+  return { ...t, fd, size, rdev };
+}
+
+/** The long road: realpath and lstat, the guard and the type check, then the held fd checked against them (hold). */
+function holdResolved(path: string, o: CheckedOpen, kinds: readonly FileKind[], doing: string): { t: Target; p: number } {
+  const t = resolveTarget(path, doing);
+  const root = o.guard?.(t) ?? null;
+  refuseKind(t, kinds, doing);
+  return { t, p: hold(t, o, doing, root) };
+}
+
 /**
  * Opens `path` for real only after the guard and the type check passed on the resolved
  * name and on the held O_PATH fd. The final open goes through /proc/self/fd/N of the held
@@ -165,10 +273,9 @@ function hold(t: Target, o: CheckedOpen, doing: string, root: string | null): nu
 export function openCheckedSync(path: string, o: CheckedOpen): OpenedFile {
   const doing = o.doing ?? 'opening';
   const kinds = o.kinds ?? ['file', 'block'];
-  const t = resolveTarget(path, doing);
-  const root = o.guard?.(t) ?? null;
-  refuseKind(t, kinds, doing);
-  const p = hold(t, o, doing, root);
+  const direct = holdDirect(path, o, kinds, doing);
+  if (direct !== null) return reopenDirect(imageCalls!, direct.t, direct.p, o.flags, doing);
+  const { t, p } = holdResolved(path, o, kinds, doing);
   let fd: number;
   try {
     fd = openSync(`/proc/self/fd/${p}`, o.flags | C.O_NONBLOCK | C.O_NOCTTY);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeFs, nodeClock } from '../sys/index.js';
 import { planCgroup } from './cgroup-plan.js';
-import { cgroupPids, createCgroup, detectCgroupLayout, killCgroup, removeCgroup, removeEmptyParents } from './cgroup-fs.js';
+import { cgroupPids, createCgroup, detectCgroupLayout, independentRuns, killCgroup, removeCgroup, removeEmptyParents } from './cgroup-fs.js';
 import { JailError } from './errors.js';
 
 /** A fake v1 tree under a temp root: the Fs port prefixes every path, so the code runs unchanged. */
@@ -104,4 +104,17 @@ test('the parent cgroup goes with its last jail, stays while another jail is in 
   await createCgroup(Object.assign(Object.create(fs) as NodeFs, { mkdir: mkdirParentsThenVanish }), c);
   assert.ok(vanished, 'the parent really vanished in between');
   assert.equal(readFileSync(join(root, 'cg/pids/warden/c/pids.max'), 'utf8'), '5');
+});
+
+test('independentRuns: one run per v1 hierarchy (parent, leaf, its limits, in order), a single run on v2', () => {
+  const v1 = planCgroup({ version: 1, mounts: { cpu: '/cg/cpu', memory: '/cg/memory', pids: '/cg/pids' } }, 'warden', { name: 'j', memoryBytes: 1 << 24, pids: 9, cpu: { quotaUs: 1, periodUs: 2 } }, []);
+  const runs = independentRuns(v1.steps);
+  assert.deepEqual(runs.map((r) => r[1]?.path), ['/cg/cpu/warden/j', '/cg/memory/warden/j', '/cg/pids/warden/j']);
+  assert.deepEqual(runs.flat(), v1.steps, 'every step once, in the plan\'s order within each run');
+  for (const run of runs) {
+    const leaf = run[1]!.path;
+    assert.ok(run.slice(2).every((s) => s.path.startsWith(`${leaf}/`)), 'a run writes only below its own leaf');
+  }
+  const v2 = planCgroup({ version: 2, mount: '/cg', controllers: ['cpu', 'memory', 'pids'] }, 'warden', { name: 'j', pids: 9 }, []);
+  assert.deepEqual(independentRuns(v2.steps), [v2.steps], 'v2 enables controllers from the root down: one ordered run');
 });

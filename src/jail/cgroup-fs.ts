@@ -2,7 +2,7 @@
 import { dirname } from 'node:path';
 import type { Clock, Fs } from '../sys/index.js';
 import { JailError } from './errors.js';
-import { parseCgroupLayout, type CgroupLayout, type CgroupPlan } from './cgroup-plan.js';
+import { parseCgroupLayout, type CgroupLayout, type CgroupPlan, type CgroupStep } from './cgroup-plan.js';
 
 /** Sends a signal to a host pid; a port so fake cgroup trees in tests never signal real processes. */
 export type Signaller = (pid: number, signal: NodeJS.Signals) => void;
@@ -25,27 +25,48 @@ export async function detectCgroupLayout(fs: Fs, mountsFile: string, prefer: 'au
   return layout;
 }
 
-/** Runs the plan's steps; on any failure removes the leaves it created and throws JAIL_CGROUP_WRITE. */
+/**
+ * The plan's steps cut into runs that each begin with a parents mkdir: on v1 one run per
+ * hierarchy (its parent, its leaf, its limits), on v2 a single run. Runs touch disjoint
+ * trees, so they may go at once; inside a run the order stays (leaf before its limits).
+ */
+export function independentRuns(steps: readonly CgroupStep[]): CgroupStep[][] {
+  const runs: CgroupStep[][] = [];
+  for (const step of steps) {
+    if ((step.op === 'mkdir' && step.parents) || runs.length === 0) runs.push([step]);
+    else runs[runs.length - 1]!.push(step);
+  }
+  return runs;
+}
+
+async function runStep(fs: Fs, step: CgroupStep, created: string[]): Promise<void> {
+  if (step.op === 'mkdir') {
+    if (step.parents) { await fs.mkdir(step.path, { recursive: true }); return; }
+    // A teardown elsewhere may remove the (empty) parent between the two mkdirs: make it again once.
+    await fs.mkdir(step.path).catch(async (e: unknown) => {
+      if (errno(e) !== 'ENOENT') throw e;
+      await fs.mkdir(dirname(step.path), { recursive: true });
+      await fs.mkdir(step.path);
+    });
+    created.push(step.path);
+  } else {
+    if (step.ifExists === true && !(await fs.exists(step.path))) return;
+    await fs.writeFile(step.path, step.value).catch((cause: unknown) => {
+      throw new JailError('JAIL_CGROUP_WRITE', `writing "${step.value}" to ${step.path} failed`, { cause, context: { path: step.path, value: step.value } });
+    });
+  }
+}
+
+/**
+ * Runs the plan's steps (its hierarchies at once, see independentRuns); on any failure waits
+ * for the other runs to stop, removes the leaves it created and throws JAIL_CGROUP_WRITE.
+ */
 export async function createCgroup(fs: Fs, plan: CgroupPlan): Promise<void> {
   const created: string[] = [];
   try {
-    for (const step of plan.steps) {
-      if (step.op === 'mkdir') {
-        if (step.parents) { await fs.mkdir(step.path, { recursive: true }); continue; }
-        // A teardown elsewhere may remove the (empty) parent between the two mkdirs: make it again once.
-        await fs.mkdir(step.path).catch(async (e: unknown) => {
-          if (errno(e) !== 'ENOENT') throw e;
-          await fs.mkdir(dirname(step.path), { recursive: true });
-          await fs.mkdir(step.path);
-        });
-        created.push(step.path);
-      } else {
-        if (step.ifExists === true && !(await fs.exists(step.path))) continue;
-        await fs.writeFile(step.path, step.value).catch((cause: unknown) => {
-          throw new JailError('JAIL_CGROUP_WRITE', `writing "${step.value}" to ${step.path} failed`, { cause, context: { path: step.path, value: step.value } });
-        });
-      }
-    }
+    const results = await Promise.allSettled(independentRuns(plan.steps).map(async (run) => { for (const step of run) await runStep(fs, step, created); }));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   } catch (e) {
     for (const dir of created.reverse()) await fs.rmdir(dir).catch(() => undefined);
     if (e instanceof JailError) throw e;
@@ -59,10 +80,8 @@ export async function createCgroup(fs: Fs, plan: CgroupPlan): Promise<void> {
 /** Host pids in any of the leaves (missing leaves count as empty). */
 export async function cgroupPids(fs: Fs, leaves: string[]): Promise<number[]> {
   const pids = new Set<number>();
-  for (const leaf of leaves) {
-    const text = await fs.readFile(`${leaf}/cgroup.procs`).catch((e: unknown) => { if (errno(e) === 'ENOENT') return ''; throw e; });
-    for (const line of text.split('\n')) if (line.trim() !== '') pids.add(Number(line));
-  }
+  const texts = await Promise.all(leaves.map((leaf) => fs.readFile(`${leaf}/cgroup.procs`).catch((e: unknown) => { if (errno(e) === 'ENOENT') return ''; throw e; })));
+  for (const text of texts) for (const line of text.split('\n')) if (line.trim() !== '') pids.add(Number(line));
   return [...pids];
 }
 

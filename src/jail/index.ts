@@ -1,5 +1,5 @@
 /** @module jail: the generic jailer; knows nothing of what it runs. */
-export type { JailSpec, JailMount, JailFd, JailCgroup, JailRlimits, JailNetwork } from './spec.js';
+export type { JailSpec, JailIdmap, JailMount, JailFd, JailCgroup, JailRlimits, JailNetwork } from './spec.js';
 export { JailError, type JailErrorCode, type JailSpecIssue } from './errors.js';
 export { defaultJailerConfig, DEFAULT_ALLOWED_DEVICES, type JailerConfig } from './config.js';
 export { checkJailSpec } from './validate.js';
@@ -14,3 +14,4 @@ export { LeaseStore, type JailRecord, type HostIdsProbe } from './lease-store.js
 export { hostIdProbe, rangeConflicts, readRangeConflicts, rangeCollisions, parseLoginDefs, parseSubIds, RESERVED_FOR, type IdInUse, type IdRange, type RangeConflict } from './uid-check.js';
 export { probeJailHost, type JailHostReport } from './preflight.js';
 export { reachableHelper } from './helper-path.js';
+export { IDMAP_DIR } from './idmap.js';

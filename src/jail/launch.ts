@@ -14,6 +14,7 @@ import { LeaseStore, type JailRecord } from './lease-store.js';
 import { chainFds, spawnChain, waitForStart, type SpawnedJail, type StdioTarget } from './spawn.js';
 import { handleFromRecord, type JailHandle } from './handle.js';
 import { reachableHelper } from './helper-path.js'; // bwrap binds the helper as the jail's uid
+import { prepareIdmaps, removeIdmaps } from './idmap.js';
 
 export interface LaunchOptions {
   /** name → an open fd in this process; the spec's i-th fd becomes fd 3+i in the program. */
@@ -35,8 +36,11 @@ export interface LaunchOptions {
   onStep?: (step: LaunchStep) => void | Promise<void>;
 }
 
-/** leased: record written; cgroup: cgroup created; started: program found, waiting for the go. */
-export type LaunchStep = 'leased' | 'cgroup' | 'started';
+/**
+ * leased: record written; cgroup: cgroup created; started: program found (in its cgroup),
+ * waiting for the go; going: the go sent, the program's pids not yet in the record.
+ */
+export type LaunchStep = 'leased' | 'cgroup' | 'started' | 'going';
 
 function requireRoot(name: string): void {
   if (process.getuid?.() === 0) return;
@@ -62,6 +66,7 @@ async function undoLaunch(fs: Fs, store: LeaseStore, record: JailRecord, cgroupC
     await removeEmptyParents(fs, record.cgroupLeaves);
   }
   if (record.ownedRuntimeDir !== undefined) rmSync(record.ownedRuntimeDir, { recursive: true, force: true });
+  removeIdmaps(record.name);
   await store.release(record.name);
 }
 
@@ -136,16 +141,23 @@ export async function launchJail(spec: JailSpec, options: LaunchOptions): Promis
     await createCgroup(fs, plan);
     cgroupCreated = true;
     await options.onStep?.('cgroup');
-    const started = await startChain(spec, options, record, plan.leaves.map((l) => `${l}/cgroup.procs`), userFds);
+    const started = await startChain(prepareIdmaps(spec, record.uid, record.gid), options, record, plan.leaves.map((l) => `${l}/cgroup.procs`), userFds);
     if (!(await cgroupPids(fs, plan.leaves)).includes(started.program.pid)) {
       started.abort();
       throw new JailError('JAIL_LAUNCH_FAILED', `the program of jail "${spec.name}" (pid ${started.program.pid}) is not in its cgroup`, { context: { jail: spec.name, leaves: plan.leaves } });
     }
-    await store.update(spec.name, { holder: started.monitor, monitor: started.monitor, program: started.program });
     await options.onStep?.('started');
-    const failedStep = await started.go();
+    // One fsync'd write (the record, above), not two: the pids are volatile facts, kept without
+    // a lease-file rewrite (LeaseStore.notePids) while the helper execs. A crash before they land
+    // leaves a record whose cgroup holds the whole chain (the helper joined it before setpriv;
+    // checked above), and teardown kills by cgroup: the running program is still found and killed.
+    const pids = { holder: started.monitor, monitor: started.monitor, program: started.program };
+    const exec = started.go();
+    await options.onStep?.('going');
+    store.notePids(record, pids);
+    const failedStep = await exec;
     if (failedStep !== undefined) helperDied(spec.name, failedStep);
-    return handleFromRecord({ ...record, holder: started.monitor, monitor: started.monitor, program: started.program });
+    return handleFromRecord({ ...record, ...pids });
   } catch (e) {
     await undoLaunch(fs, store, record, cgroupCreated);
     throw e;

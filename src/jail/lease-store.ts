@@ -1,5 +1,5 @@
 /** @module jail/lease-store: uid/gid leases and jail records, persisted in one JSON file with atomic writes under a lock file. */
-import { promises as fsp } from 'node:fs';
+import { closeSync, fsync, mkdirSync, openSync, promises as fsp, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JailError } from './errors.js';
 import type { JailerConfig } from './config.js';
@@ -50,7 +50,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 export const defaultLiveness: LivenessProbe = async (r) => {
   if ([r.holder, r.monitor, r.program].some((p) => isAlive(p))) return true;
   for (const leaf of r.cgroupLeaves) {
-    const procs = await fsp.readFile(join(leaf, 'cgroup.procs'), 'utf8').catch(() => '');
+    let procs = '';
+    try { procs = readFileSync(join(leaf, 'cgroup.procs'), 'utf8'); } catch { /* gone: empty */ }
     if (procs.trim() !== '') return true;
   }
   return false;
@@ -59,9 +60,14 @@ export const defaultLiveness: LivenessProbe = async (r) => {
 /** A fresh host-id check per acquire (its /proc and state scans are snapshots). */
 export type HostIdsProbe = () => IdInUse;
 
+/** The pids a launch learns after its record was written, as kept in the pids file. */
+type StartedPids = Pick<JailRecord, 'holder' | 'monitor' | 'program'>;
+
 export class LeaseStore {
   private readonly file: string;
   private readonly lock: string;
+  /** Where notePids keeps each jail's pids (a name no jail can have: NAME_PATTERN starts alphanumeric). */
+  private readonly pidsDir: string;
   private readonly hostIds: HostIdsProbe;
 
   /**
@@ -72,6 +78,7 @@ export class LeaseStore {
     this.hostIds = hostIds ?? (() => hostIdProbe({ stateDirs: [config.stateDir, config.runtimeDir] }));
     this.file = join(config.stateDir, 'leases.json');
     this.lock = join(config.stateDir, 'leases.lock');
+    this.pidsDir = join(config.runtimeDir, '.pids');
   }
 
   /**
@@ -80,7 +87,14 @@ export class LeaseStore {
    * can still read its exit, until it is torn down or its name is launched again.
    */
   async acquire(req: LeaseRequest): Promise<JailRecord> {
-    if (req.fixed === undefined) await this.checkRange(req.name);
+    // The host's answers are gathered before the lock, while the range check reads its files:
+    // they are snapshots either way (an account may appear a moment after any check), and
+    // what the lock orders, the other jails' leases, is read under it.
+    const inUse = req.fixed === undefined ? this.hostIds() : undefined;
+    if (inUse !== undefined) {
+      const first = inUse(this.config.uidRange.first).catch(() => null); // starts NSS, the /proc and state scans
+      await Promise.all([this.checkRange(req.name), first]);
+    }
     return this.locked(async (data) => {
       const live = await this.liveRecords(data);
       if (live.some((r) => r.name === req.name)) {
@@ -91,7 +105,7 @@ export class LeaseStore {
         throw new JailError('JAIL_BUSY', `cgroup "${req.cgroupName}" of jail "${req.name}" belongs to live jail "${sameCgroup.name}"`, { context: { jail: req.name, cgroup: req.cgroupName, holder: sameCgroup.name } });
       }
       const used = new Set(live.flatMap((r) => [r.uid, r.gid]));
-      const ids = req.fixed ?? await this.freeId(used, req.name);
+      const ids = req.fixed ?? await this.freeId(used, req.name, inUse!);
       if (req.fixed !== undefined && (used.has(ids.uid) || used.has(ids.gid))) {
         throw new JailError('JAIL_BUSY', `uid/gid ${ids.uid}/${ids.gid} for jail "${req.name}" is held by another live jail`, { context: { jail: req.name, ...ids } });
       }
@@ -99,6 +113,7 @@ export class LeaseStore {
       const { fixed: _fixed, ...rest } = req;
       const record: JailRecord = { ...rest, ...ids, leased: req.fixed === undefined, holder, createdAt: new Date().toISOString() };
       data.jails[req.name] = record;
+      this.dropPids(req.name); // an earlier jail's of this name (never merged: another createdAt), tidied
       return record;
     });
   }
@@ -110,9 +125,40 @@ export class LeaseStore {
     });
   }
 
+  /**
+   * Records the pids of a started jail without rewriting the lease file: tmp + rename in the
+   * runtime dir, no lock, no fsync. Pids are volatile facts (after a reboot they name nothing),
+   * so they need no durability, only atomic visibility; a lost or torn pids file reads as no
+   * pids, and then the record's cgroup still finds every process of the jail (teardownJail,
+   * the liveness probe). Read back by get/list and under the lock, merged into the record
+   * with the same createdAt.
+   */
+  notePids(record: Pick<JailRecord, 'name' | 'createdAt'>, pids: StartedPids): void {
+    mkdirSync(this.pidsDir, { recursive: true, mode: 0o700 });
+    const file = join(this.pidsDir, `${record.name}.json`);
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify({ createdAt: record.createdAt, ...pids }), { mode: 0o600 });
+    renameSync(tmp, file);
+  }
+
   /** Drops the record; releasing an unknown name is fine (teardown is idempotent). */
   async release(name: string): Promise<void> {
-    await this.locked(async (data) => { delete data.jails[name]; });
+    await this.locked(async (data) => { delete data.jails[name]; this.dropPids(name); });
+  }
+
+  /** The record with the pids notePids kept for it, if any (same createdAt: not an earlier jail's of the name). */
+  private withPids(r: JailRecord): JailRecord {
+    let text: string;
+    try { text = readFileSync(join(this.pidsDir, `${r.name}.json`), 'utf8'); } catch { return r; }
+    try {
+      const { createdAt, holder, monitor, program } = JSON.parse(text) as StartedPids & { createdAt?: string };
+      if (createdAt !== r.createdAt || holder === undefined || monitor === undefined || program === undefined) return r;
+      return { ...r, holder, monitor, program };
+    } catch { return r; } // torn (a crash of the host while writing): as if never written
+  }
+
+  private dropPids(name: string): void {
+    try { unlinkSync(join(this.pidsDir, `${name}.json`)); } catch { /* none */ }
   }
 
   async get(name: string): Promise<JailRecord | undefined> {
@@ -124,9 +170,8 @@ export class LeaseStore {
   }
 
   /** The lowest id of the range that no live lease holds and nobody on the host has (an account, a process, files). */
-  private async freeId(used: Set<number>, name: string): Promise<{ uid: number; gid: number }> {
+  private async freeId(used: Set<number>, name: string, inUse: IdInUse): Promise<{ uid: number; gid: number }> {
     const { first, count } = this.config.uidRange;
-    const inUse = this.hostIds();
     const skipped: string[] = [];
     for (let uid = first; uid < first + count; uid++) {
       if (used.has(uid)) continue;
@@ -160,29 +205,37 @@ export class LeaseStore {
 
   private async read(): Promise<LeaseFile> {
     let text: string;
-    try { text = await fsp.readFile(this.file, 'utf8'); } catch (e) {
+    try { text = readFileSync(this.file, 'utf8'); } catch (e) {
       if (errno(e) === 'ENOENT') return { version: 1, jails: {} };
       throw e;
     }
     try {
       const data = JSON.parse(text) as LeaseFile;
       if (data.version !== 1 || typeof data.jails !== 'object') throw new Error('unexpected shape');
+      for (const [name, r] of Object.entries(data.jails)) if (r.program === undefined) data.jails[name] = this.withPids(r);
       return data;
     } catch (cause) {
       throw new JailError('JAIL_STATE_CORRUPT', `the lease file ${this.file} is not a valid lease store`, { cause, context: { file: this.file } });
     }
   }
 
-  /** Write to a temporary name, fsync, rename: a crash leaves the old or the new file, never half of one. */
+  /**
+   * Write to a temporary name, fsync, rename: a crash leaves the old or the new file, never
+   * half of one. Only the fsync waits on the thread pool: the rest are page-cache calls, and
+   * each trip through the pool cost more than the call itself on a loaded host.
+   */
   private async write(data: LeaseFile): Promise<void> {
     const tmp = `${this.file}.tmp-${process.pid}`;
-    const fh = await fsp.open(tmp, 'w', 0o600);
-    try { await fh.writeFile(JSON.stringify(data, null, 2)); await fh.sync(); } finally { await fh.close(); }
-    await fsp.rename(tmp, this.file);
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeFileSync(fd, JSON.stringify(data, null, 2)); // loops until all is written
+      await new Promise<void>((resolve, reject) => { fsync(fd, (e) => (e ? reject(e) : resolve())); });
+    } finally { closeSync(fd); }
+    renameSync(tmp, this.file);
   }
 
   private async locked<T>(fn: (data: LeaseFile) => Promise<T>): Promise<T> {
-    await fsp.mkdir(this.config.stateDir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.config.stateDir, { recursive: true, mode: 0o700 });
     await this.takeLock();
     try {
       const data = await this.read();
@@ -190,7 +243,7 @@ export class LeaseStore {
       await this.write(data);
       return result;
     } finally {
-      await fsp.unlink(this.lock).catch(() => undefined);
+      try { unlinkSync(this.lock); } catch { /* broken by someone who thought us dead */ }
     }
   }
 
@@ -199,7 +252,7 @@ export class LeaseStore {
     const me = processId(process.pid) ?? { pid: process.pid, start: '?' };
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      try { await fsp.writeFile(this.lock, JSON.stringify(me), { flag: 'wx', mode: 0o600 }); return; } catch (e) {
+      try { writeFileSync(this.lock, JSON.stringify(me), { flag: 'wx', mode: 0o600 }); return; } catch (e) {
         if (errno(e) !== 'EEXIST') throw e;
       }
       await this.breakStaleLock();

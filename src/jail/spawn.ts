@@ -83,13 +83,15 @@ function launchError(name: string, message: string, stderr: string, context: Rec
  * Something to wait on instead of a timer: resolves (and re-arms) when the gate says ready,
  * or the chain exits; `sleep` bounds each wait, for what no fd announces.
  */
-function wakeups(gate: Duplex, child: ChildProcess): { next(ms: number): Promise<void>; stop(): void } {
+function wakeups(gate: Duplex, child: ChildProcess): { next(ms: number): Promise<void>; stop(): void; readonly ready: boolean } {
   let wake: (() => void) | undefined;
+  let ready = false;
   const poke = (): void => { wake?.(); };
-  const onData = (): void => { poke(); };
+  const onData = (b: Buffer): void => { if (b.includes(READY)) ready = true; poke(); };
   gate.on('data', onData);
   child.once('exit', poke);
   return {
+    get ready() { return ready; },
     next: (ms) => new Promise<void>((resolve) => {
       const timer = setTimeout(() => { wake = undefined; resolve(); }, ms);
       wake = () => { clearTimeout(timer); wake = undefined; resolve(); };
@@ -101,9 +103,11 @@ function wakeups(gate: Duplex, child: ChildProcess): { next(ms: number): Promise
 /**
  * Waits for bwrap's child-pid (the sandbox init), then for its only child (the inner helper,
  * which becomes the program by exec); it must be pid 2 in the jail's pid namespace. The
- * helper says "r" on the gate once it waits there, which wakes this loop at once; the
- * timer (backing off to 20 ms) only covers what no fd announces, such as bwrap writing
- * its status file after the helper already runs.
+ * helper says "r" on the gate once it waits there, which wakes this loop at once (bwrap
+ * wrote its child-pid before it let the sandbox run, so the first look then finds it).
+ * Until then there is nothing to look for: a 50 ms timer only bounds the wait for a helper
+ * that never says ready; after "r", a timer backing off to 20 ms covers what no fd
+ * announces (a status file written late).
  */
 export async function waitForStart(child: ChildProcess, statusFile: string, name: string, timeoutMs: number): Promise<SpawnedJail> {
   const gate = child.stdio[child.stdio.length - 2] as Duplex;
@@ -116,7 +120,7 @@ export async function waitForStart(child: ChildProcess, statusFile: string, name
   const abort = (): void => { wake.stop(); gate.destroy(); setupErr.destroy(); try { process.kill(-child.pid!, 'SIGKILL'); } catch { /* gone */ } };
   const fail = (message: string, context: Record<string, unknown> = {}): never => { abort(); throw launchError(name, message, stderr(), context); };
   const deadline = Date.now() + timeoutMs;
-  for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
+  for (let backoff = 0.5; ;) {
     if (ended !== undefined) {
       await sleep(5); // let the setup-error pipe drain
       if (ended.error !== undefined) fail(`spawning the exec helper failed (${ended.error.message})`);
@@ -133,6 +137,6 @@ export async function waitForStart(child: ChildProcess, statusFile: string, name
       const go = async (): Promise<number | undefined> => { setupErr.destroy(); const result = waitForExec(gate); gate.write('g'); return result; };
       return { monitor: monitor!, program: program!, abort, go };
     }
-    await wake.next(wait);
+    await wake.next(wake.ready ? (backoff = Math.min(backoff * 2, 20)) : 50);
   }
 }

@@ -9,11 +9,19 @@
  * never /, /proc, /dev or /.warden-exec: the jailer builds those.
  */
 export type JailMount =
-  | { type: 'ro-bind'; source: string; target: string }
-  | { type: 'bind'; source: string; target: string }
+  | { type: 'ro-bind'; source: string; target: string; idmap?: JailIdmap }
+  | { type: 'bind'; source: string; target: string; idmap?: JailIdmap }
   | { type: 'symlink'; linkTarget: string; path: string }
   | { type: 'tmpfs'; target: string; sizeBytes?: number }
   | { type: 'dir'; target: string };
+
+/**
+ * An idmapped bind: files of this host uid/gid appear (and are created) as the jail's own uid/gid
+ * in the bound tree, so a jail reads a directory its owner keeps private (0700) without running
+ * as that owner. The jailer attaches an idmapped clone of the source (not its submounts; nosuid,
+ * nodev, read-only for ro-bind) where the jail's uid can reach it, and removes it at teardown.
+ */
+export interface JailIdmap { uid: number; gid: number }
 
 /** A pre-opened fd the program receives. The i-th entry becomes fd 3+i in the program. */
 export interface JailFd {

@@ -8,6 +8,7 @@ import { LeaseStore } from './lease-store.js';
 import { isAlive } from './procfs.js';
 import { readJailExit, type JailExit } from './status.js';
 import { handleFromRecord, type JailHandle } from './handle.js';
+import { removeIdmaps } from './idmap.js';
 
 export interface TeardownResult {
   name: string;
@@ -56,6 +57,7 @@ export async function teardownJail(name: string, config: JailerConfig, fs: Fs = 
   await removeCgroup(fs, present, nodeClock);
   await removeEmptyParents(fs, leaves);
   if (record?.ownedRuntimeDir !== undefined) rmSync(record.ownedRuntimeDir, { recursive: true, force: true });
+  removeIdmaps(name); // after the kill: no process of the jail holds them any more
   if (record !== undefined) await store.release(name);
   return { name, found: record !== undefined || present.length > 0, killed: [...new Set(killed)], removedCgroups: present, ...(exit === undefined ? {} : { exit }) };
 }

@@ -5,7 +5,7 @@
  * host's normal user range (/etc/login.defs) or another user's /etc/subuid, /etc/subgid.
  */
 import { execFile } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { existsSync, lstatSync, promises as fsp, readdirSync, readFileSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { loadNative, type NativeAddon } from '../sys/native.js';
 
@@ -63,15 +63,15 @@ export function rangeConflicts(range: IdRange, files: { loginDefs: string; subui
   return out;
 }
 
-/** Reads login.defs, subuid and subgid under `root`, looks for newuidmap/newgidmap, and returns the overlaps. */
+/**
+ * Reads login.defs, subuid and subgid under `root`, looks for newuidmap/newgidmap, and returns
+ * the overlaps. Synchronous calls (three small files, a few existence checks): each is cheaper
+ * than a trip through the thread pool, which every jail launch paid here.
+ */
 export async function readRangeConflicts(range: IdRange, root = '/'): Promise<RangeConflict[]> {
-  const read = (p: string): Promise<string> => fsp.readFile(join(root, p), 'utf8').catch(() => '');
-  const has = async (name: string): Promise<boolean> => {
-    for (const dir of ['usr/bin', 'bin', 'usr/sbin', 'sbin', 'usr/local/bin']) if (await fsp.access(join(root, dir, name)).then(() => true, () => false)) return true;
-    return false;
-  };
-  const [loginDefs, subuid, subgid, newuidmap, newgidmap] = await Promise.all([read('etc/login.defs'), read('etc/subuid'), read('etc/subgid'), has('newuidmap'), has('newgidmap')]);
-  return rangeConflicts(range, { loginDefs, subuid, subgid }, { newuidmap, newgidmap });
+  const read = (p: string): string => { try { return readFileSync(join(root, p), 'utf8'); } catch { return ''; } };
+  const has = (name: string): boolean => ['usr/bin', 'bin', 'usr/sbin', 'sbin', 'usr/local/bin'].some((dir) => existsSync(join(root, dir, name)));
+  return rangeConflicts(range, { loginDefs: read('etc/login.defs'), subuid: read('etc/subuid'), subgid: read('etc/subgid') }, { newuidmap: has('newuidmap'), newgidmap: has('newgidmap') });
 }
 
 /** Why an id is taken on this host, or null: the lease store skips ids with a reason. */
@@ -143,18 +143,24 @@ async function processOwners(procRoot: string): Promise<{ uids: Map<number, numb
   return { uids, gids };
 }
 
-/** Owners of the files below `dirs` (bounded: at most `limit` entries, symlinks not followed). */
+/**
+ * Owners of the files below `dirs` (bounded: at most `limit` entries, symlinks not followed).
+ * Synchronous: the jailer's state holds a few files per jail, and a thread-pool trip per entry
+ * cost more than the lstat.
+ */
 async function fileOwners(dirs: readonly string[], limit = 20_000): Promise<Map<number, string>> {
   const owners = new Map<number, string>();
   const queue = [...dirs];
   let seen = 0;
   while (queue.length > 0 && seen < limit) {
     const dir = queue.shift()!;
-    for (const e of await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    let entries: Dirent[] = [];
+    try { entries = readdirSync(dir, { withFileTypes: true }); } catch { /* gone or unreadable: nothing below */ }
+    for (const e of entries) {
       if (++seen > limit) break;
       const p = join(dir, e.name);
-      const st = await fsp.lstat(p).catch(() => null);
-      if (st === null) continue;
+      const st = lstatSync(p, { throwIfNoEntry: false });
+      if (st === undefined) continue;
       if (!owners.has(st.uid)) owners.set(st.uid, p);
       if (!owners.has(st.gid)) owners.set(st.gid, p);
       if (e.isDirectory()) queue.push(p);

@@ -54,7 +54,10 @@ function checkMount(issues: Issues, m: JailMount, i: number, seen: Set<string>):
     seen.add(target);
   }
   switch (m.type) {
-    case 'ro-bind': case 'bind': checkPath(issues, `${at}.source`, m.source); break;
+    case 'ro-bind': case 'bind':
+      checkPath(issues, `${at}.source`, m.source);
+      if (m.idmap !== undefined && !(isInt(m.idmap?.uid, 0, 0xfffffffe) && isInt(m.idmap?.gid, 0, 0xfffffffe))) issues.push({ path: `${at}.idmap`, message: 'must be { uid, gid }, integers of a host uid and gid' });
+      break;
     case 'symlink':
       if (typeof m.linkTarget !== 'string' || m.linkTarget === '' || m.linkTarget.includes('\0')) {
         issues.push({ path: `${at}.linkTarget`, message: 'must be a non-empty string' });

@@ -4,7 +4,7 @@
  * with exact access modes, its controller and its guest device.
  */
 import type { ChainLayer } from '../image/index.js';
-import type { Disk, Spec } from '../spec/index.js';
+import { throttleLimits, type Disk, type Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts, OpenFlag } from './types.js';
 
@@ -20,7 +20,7 @@ export interface DiskCtx { machineKind: 'q35' | 'pc' }
 /** Controllers first (deterministic slots), then each disk in spec order. */
 export function planDisks(spec: Spec, facts: Facts, b: PlanBuilder, ctx: DiskCtx): void {
   const buses = new Set(spec.disks.map(diskBus));
-  if (buses.has('scsi')) b.device('disks', { driver: 'virtio-scsi-pci', id: 'scsi0', ...b.pci('disks') });
+  if (buses.has('scsi') || spec.scsiController === true) b.device(buses.has('scsi') ? 'disks' : 'scsiController', { driver: 'virtio-scsi-pci', id: SCSI_CONTROLLER, ...b.pci('disks') });
   if (buses.has('sata') && ctx.machineKind === 'pc') b.device('disks', { driver: 'ich9-ahci', id: 'sata0', ...b.pci('disks') });
   const sataBus = ctx.machineKind === 'q35' ? 'ide' : 'sata0';
   let scsiLun = 0;
@@ -32,7 +32,7 @@ export function planDisks(spec: Spec, facts: Facts, b: PlanBuilder, ctx: DiskCtx
     const common = deviceCommon(d, top);
     const bus = diskBus(d);
     if (bus === 'virtio') virtioDisk(d, from, top, b);
-    else if (bus === 'scsi') b.device(from, { driver: d.media === 'cdrom' ? 'scsi-cd' : 'scsi-hd', bus: 'scsi0.0', channel: 0, 'scsi-id': 0, lun: scsiLun++, ...common });
+    else if (bus === 'scsi') scsiDisk(d, from, top, scsiLun++, b);
     else b.device(from, { driver: d.media === 'cdrom' ? 'ide-cd' : 'ide-hd', bus: `${sataBus}.${sataPort++}`, ...common });
   });
 }
@@ -42,6 +42,14 @@ function deviceCommon(d: Disk, top: string): Record<string, unknown> {
   if (d.bootIndex !== undefined) common['bootindex'] = d.bootIndex;
   if (d.serial !== undefined && d.media === 'disk') common['serial'] = d.serial;
   return common;
+}
+
+/** The virtio-scsi controller's id; its one bus is `scsi0.0`. */
+export const SCSI_CONTROLLER = 'scsi0';
+
+/** A scsi disk (or cdrom) at `lun` of target 0 on the controller: the same device at boot and at hot-plug. */
+export function scsiDisk(d: Disk, from: string, top: string, lun: number, b: PlanBuilder): void {
+  b.device(from, { driver: d.media === 'cdrom' ? 'scsi-cd' : 'scsi-hd', bus: `${SCSI_CONTROLLER}.0`, channel: 0, 'scsi-id': 0, lun, ...deviceCommon(d, top) });
 }
 
 /** A virtio-blk disk on the next PCI slot: the same device at boot (-device) and at hot-plug (device_add). */
@@ -66,7 +74,20 @@ export function planChain(d: Disk, i: number, facts: Facts, b: PlanBuilder): str
   for (let j = chain.layers.length - 1; j >= 0; j--) {
     below = planLayer(d, from, j, chain.layers[j]!, j === 0 && writable, below, b);
   }
-  return below;
+  return d.limits === undefined ? below : planThrottle(d, from, below!, writable, b);
+}
+
+/** The throttle group of a disk with limits (one group per disk, changed live by qom-set on it). */
+export function throttleGroupId(disk: string): string {
+  return `tg-${disk}`;
+}
+
+/** A disk's I/O limits: its own throttle group and a throttle filter node above the chain's top; returns the filter's name. */
+function planThrottle(d: Disk, from: string, top: string, writable: boolean, b: PlanBuilder): string {
+  b.qapiArg(`${from}.limits`, '-object', 'object-add', { 'qom-type': 'throttle-group', id: throttleGroupId(d.name), limits: throttleLimits(d.limits!) });
+  const node = `${d.name}-throttle`;
+  b.qapiArg(`${from}.limits`, '-blockdev', 'blockdev-add', { driver: 'throttle', 'node-name': node, 'throttle-group': throttleGroupId(d.name), file: top, 'read-only': !writable });
+  return node;
 }
 
 function checkLayers(d: Disk, from: string, layers: readonly ChainLayer[], b: PlanBuilder): boolean {

@@ -1,7 +1,7 @@
 /**
  * @module plan/helpers: the helper programs that serve QEMU's devices from outside QEMU,
  * each planned with QEMU and confined by the same generic jailer in a jail of its own:
- * passt for user networking (slirp stays out of QEMU). The JailSpecs are complete here, so
+ * passt for user networking (slirp stays out of QEMU), virtiofsd for shares (helpers-virtiofs.ts). The JailSpecs are complete here, so
  * `warden jail` can run any of them alone.
  */
 import { createHash } from 'node:crypto';
@@ -11,6 +11,8 @@ import type { Network, Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts, PlannedFd } from './types.js';
 import { hostWideName } from './scope.js';
+import { planShares } from './helpers-virtiofs.js';
+import { planTpm } from './helpers-tpm.js';
 
 export const PASST_BINARY = '/usr/bin/passt';
 
@@ -29,7 +31,7 @@ export function helperJailName(vm: string, kind: string, item: string): string {
 }
 
 /** The program's view: host links, binary, loader and libraries, each bound read-only on its own. */
-function programMounts(view: ProgramView): JailMount[] {
+export function programMounts(view: ProgramView): JailMount[] {
   const seen = new Set<string>();
   const mounts: JailMount[] = view.links.map((l) => ({ type: 'symlink', linkTarget: l.linkTarget, path: l.path }));
   for (const f of [view.binary, ...view.libraries]) {
@@ -105,6 +107,12 @@ export function planPasst(spec: Spec, n: Network, from: string, netdev: string, 
   b.note('socket', `socketpair ${pair}`, 'QEMU fd ' + qemuFd + ', passt fd 3', from, 'the guest\'s frames between QEMU (-netdev stream) and passt');
   for (const f of [view.binary, ...view.libraries]) b.note('mount', `${name}:${f.path}`, 'ro', from, f.path === view.binary.path ? 'the passt binary' : 'shared library of passt');
   fwd.forEach((f, k) => b.note('port', `${f.proto}/${f.hostAddress}:${f.host}`, 'listen (passt)', `${from}.forwards[${k}]`, `forwarded to guest port ${f.guest}${chosenNote(n, k, f.host)}`));
+}
+
+/** Helpers that serve devices other than NICs (planNetworks plans passt), in start order. */
+export function planDeviceHelpers(spec: Spec, facts: Facts, b: PlanBuilder): void {
+  planTpm(spec, facts, b);
+  planShares(spec, facts, b);
 }
 
 function describe(j: JailSpec): string {

@@ -51,20 +51,26 @@ export function hostIfname(vm: string, nic: string): string {
 }
 
 export function planNetworks(spec: Spec, facts: Facts, b: PlanBuilder): void {
-  spec.networks.forEach((n, i) => {
-    const from = `networks[${i}]`;
-    const mac = n.mac ?? stableMac(spec.name, n.name);
-    const netdev = `net-${n.name}`;
-    let hasBackend = true;
-    if (n.type === 'user' && n.backend === 'slirp') planUser(n, from, netdev, facts, b);
-    else if (n.type === 'user') planPasst(spec, n, from, netdev, facts, b);
-    else if (n.type === 'none') hasBackend = false;
-    else planTap(spec.name, n, mac, from, netdev, facts, b);
-    const dev: Record<string, unknown> = { driver: MODEL_DRIVER[n.model], id: `nic-${n.name}`, mac, ...b.pci(from) };
-    if (hasBackend) dev['netdev'] = netdev;
-    if (n.queues > 1) { dev['mq'] = true; dev['vectors'] = 2 * n.queues + 2; }
-    b.device(from, dev);
-  });
+  spec.networks.forEach((n, i) => planNic(spec, n, `networks[${i}]`, facts, b));
+}
+
+/**
+ * One NIC: its backend (host actions, helper or slirp), its netdev and its device, all into
+ * `b`. Boot renders them as argv; hot-plug (plan/hotplug-nic) renders the same as QMP, so a
+ * NIC is planned one way.
+ */
+export function planNic(spec: Spec, n: Network, from: string, facts: Facts, b: PlanBuilder): void {
+  const mac = n.mac ?? stableMac(spec.name, n.name);
+  const netdev = `net-${n.name}`;
+  let hasBackend = true;
+  if (n.type === 'user' && n.backend === 'slirp') planUser(n, from, netdev, facts, b);
+  else if (n.type === 'user') planPasst(spec, n, from, netdev, facts, b);
+  else if (n.type === 'none') hasBackend = false;
+  else planTap(spec.name, n, mac, from, netdev, facts, b);
+  const dev: Record<string, unknown> = { driver: MODEL_DRIVER[n.model], id: `nic-${n.name}`, mac, ...b.pci(from) };
+  if (hasBackend) dev['netdev'] = netdev;
+  if (n.queues > 1) { dev['mq'] = true; dev['vectors'] = 2 * n.queues + 2; }
+  b.device(from, dev);
 }
 
 function planUser(n: Network, from: string, id: string, facts: Facts, b: PlanBuilder): void {

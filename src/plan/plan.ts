@@ -5,9 +5,11 @@ import { planConsoles, planHardening, planMachine, resolveAccel, resolveMachine 
 import { checkSharedFiles, planDisks } from './disks.js';
 import { planHotplugPorts } from './hotplug.js';
 import { planNetworks } from './net.js';
+import { planDeviceHelpers } from './helpers.js';
 import { planCloudInit } from './cloudinit.js';
 import { planBoot, planDevices, planFirmware } from './extras.js';
 import { planJail } from './jail.js';
+import { planSharedMemory } from './helpers-virtiofs.js';
 import { checkAgainstBinary } from './check.js';
 import { PlanError } from './errors.js';
 import type { Facts, Plan } from './types.js';
@@ -25,7 +27,7 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   const machine = resolveMachine(spec, facts, b);
   planHardening(spec, b);
   if (facts.incoming === 'defer') b.arg('(restore)', '-incoming', 'defer');
-  const machineProps = planFirmware(spec, facts, b);
+  const machineProps = [...planFirmware(spec, facts, b), ...planSharedMemory(spec, b)];
   planMachine(spec, b, accel, machine, machineProps);
   planConsoles(spec, facts, b);
   checkSharedFiles(spec, facts, b);
@@ -33,6 +35,7 @@ export function buildPlan(spec: Spec, facts: Facts): Plan {
   planCloudInit(spec, facts, b);
   planNetworks(spec, facts, b);
   planDevices(spec, facts, b);
+  planDeviceHelpers(spec, facts, b);
   planHotplugPorts(spec, b);
   planBoot(spec, b);
   checkAgainstBinary(facts, b);

@@ -61,7 +61,7 @@ async function openPlanned(plan: Plan): Promise<{ fds: number[]; close: () => vo
       const [mine, theirs] = loadNative().socketpair();
       fds.push(mine);
       pairEnds.push(theirs);
-    } else {
+    } else if (f.kind === 'host-action') {
       const a = plan.hostActions[f.action];
       assert.ok(a?.kind === 'tap', `only tap actions are performed here, not ${a?.kind}`);
       // The TAP is opened here under this test's own name (the planned ifname matters only to src/net);
@@ -71,7 +71,7 @@ async function openPlanned(plan: Plan): Promise<{ fds: number[]; close: () => vo
       const fd = taps[f.action]!.shift();
       assert.ok(fd !== undefined);
       fds.push(fd);
-    }
+    } else assert.fail(`QEMU is never handed a ${f.kind} fd (helpers are)`);
   }
   return { fds, close: () => { for (const s of servers) s.close(); for (const [i, f] of plan.fds.entries()) if (f.kind !== 'unix-listen') closeSync(fds[i]!); for (const e of pairEnds) closeSync(e); } };
 }

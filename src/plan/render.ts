@@ -28,6 +28,7 @@ function describeFd(f: PlannedFd, plan: Plan): string {
   if (f.kind === 'log') return `pipe to the log writer, into ${f.path} (rotated at ${f.capBytes} bytes)${f.fdset === undefined ? '' : ` (fdset ${f.fdset})`}`;
   if (f.kind === 'unix-listen') return `listening unix socket ${f.path}`;
   if (f.kind === 'socketpair') return `socketpair ${f.pair} (the other end is a helper's)`;
+  if (f.kind === 'state-dir') return `directory ${f.path} (made by the manager, owned by the helper's uid while it runs)`;
   const a = plan.hostActions[f.action];
   return `from host action ${f.action} (${a?.kind ?? '?'} ${a !== undefined && 'ifname' in a ? a.ifname : a?.nic ?? ''})`;
 }

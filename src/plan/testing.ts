@@ -34,13 +34,37 @@ export interface FactSketch {
   identity?: Facts['identity'];
   /** passt's view (null: passt is not installed); default: Debian 12's /usr/bin/passt. */
   passt?: ProgramView | null;
+  /** The shares' directories; with them, virtiofsd's and unshare's views (trimmed Debian 12 ones). */
+  shares?: Facts['shares'];
+  /** swtpm's view (null: not installed); default: Debian 12's /usr/bin/swtpm. */
+  swtpm?: ProgramView | null;
 }
+
+const lib = (name: string): { path: string; source: string } => ({ path: `/usr/lib/x86_64-linux-gnu/${name}`, source: `/usr/lib/x86_64-linux-gnu/${name}` });
+const LOADER = { path: '/usr/lib64/ld-linux-x86-64.so.2', source: '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2' };
+const LINKS = [{ path: '/lib', linkTarget: 'usr/lib' }, { path: '/lib64', linkTarget: 'usr/lib64' }];
+/** Debian 12's QEMU virtiofsd, its libraries trimmed to three besides libc. */
+export const VIRTIOFSD_VIEW: ProgramView = { binary: { path: '/usr/lib/qemu/virtiofsd', source: '/usr/lib/qemu/virtiofsd' }, links: LINKS,
+  libraries: [lib('libseccomp.so.2'), lib('libcap-ng.so.0'), lib('libglib-2.0.so.0'), lib('libc.so.6'), LOADER] };
+/** util-linux's unshare: libc only. */
+export const UNSHARE_VIEW: ProgramView = { binary: { path: '/usr/bin/unshare', source: '/usr/bin/unshare' }, links: LINKS, libraries: [lib('libc.so.6'), LOADER] };
 
 /** Debian 12's passt: one library besides the loader. */
 export const PASST_VIEW: ProgramView = {
   binary: { path: '/usr/bin/passt', source: '/usr/bin/passt' },
   links: [{ path: '/lib', linkTarget: 'usr/lib' }, { path: '/lib64', linkTarget: 'usr/lib64' }],
   libraries: [
+    { path: '/usr/lib/x86_64-linux-gnu/libc.so.6', source: '/usr/lib/x86_64-linux-gnu/libc.so.6' },
+    { path: '/usr/lib64/ld-linux-x86-64.so.2', source: '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2' },
+  ],
+};
+
+/** Debian 12's swtpm (0.7.1): its libtpms glue library, libtpms, libcrypto, libseccomp, libc and the loader (trimmed here to three). */
+export const SWTPM_VIEW: ProgramView = {
+  binary: { path: '/usr/bin/swtpm', source: '/usr/bin/swtpm' },
+  links: [{ path: '/lib', linkTarget: 'usr/lib' }, { path: '/lib64', linkTarget: 'usr/lib64' }],
+  libraries: [
+    { path: '/usr/lib/x86_64-linux-gnu/swtpm/libswtpm_libtpms.so.0', source: '/usr/lib/x86_64-linux-gnu/swtpm/libswtpm_libtpms.so.0' },
     { path: '/usr/lib/x86_64-linux-gnu/libc.so.6', source: '/usr/lib/x86_64-linux-gnu/libc.so.6' },
     { path: '/usr/lib64/ld-linux-x86-64.so.2', source: '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2' },
   ],
@@ -58,6 +82,11 @@ export function sketchFacts(name: string, qemu: QemuCaps, s: FactSketch = {}, st
   if (s.firmware !== null) facts.firmware = s.firmware ?? { uefiCode: '/usr/share/OVMF/OVMF_CODE_4M.fd', uefiVarsTemplate: '/usr/share/OVMF/OVMF_VARS_4M.fd' };
   if (s.host !== undefined) facts.host = s.host;
   if (s.passt !== null) facts.helpers = { passt: s.passt ?? PASST_VIEW };
+  if (s.swtpm !== null) facts.helpers = { ...facts.helpers, swtpm: s.swtpm ?? SWTPM_VIEW };
+  if (s.shares !== undefined) {
+    facts.shares = s.shares;
+    facts.helpers = { ...facts.helpers, virtiofsd: VIRTIOFSD_VIEW, unshare: UNSHARE_VIEW };
+  }
   return facts;
 }
 

@@ -42,7 +42,9 @@ export interface Facts {
   /** Host features that are optional (no vhost-net here, for instance). */
   host?: { vhostNet?: boolean };
   /** Helper programs found on this host (absent: not installed), with their views. */
-  helpers?: { passt?: ProgramView };
+  helpers?: { passt?: ProgramView; swtpm?: ProgramView; virtiofsd?: ProgramView; unshare?: ProgramView };
+  /** Each share's directory (by index in spec.shares; null: it failed, a located issue says why): canonical path, owner uid/gid. */
+  shares?: Array<{ path: string; uid: number; gid: number } | null>;
   /** `defer`: QEMU waits for a migration stream the manager passes after launch (warden restore: -incoming defer, then migrate-incoming fd:). */
   incoming?: 'defer';
   /**
@@ -89,8 +91,15 @@ export type PlannedFd =
   /**
    * One end of an AF_UNIX socketpair the manager creates between QEMU and a helper: the
    * end named in a helper's fds is that helper's, the same `pair` in QEMU's fds is QEMU's.
+   * helperListens: the helper's end is a listening socket with QEMU's end already queued on
+   * it (virtiofsd --fd accepts), not a socketpair.
    */
-  | (FdBase & { kind: 'socketpair'; pair: string });
+  | (FdBase & { kind: 'socketpair'; pair: string; helperListens?: boolean })
+  /**
+   * A directory of the VM's own (helper state, e.g. the TPM's) the manager makes (root, 0700)
+   * and opens; a helper reaches it only by this fd (/proc/self/fd/N), and owns it while it runs.
+   */
+  | (FdBase & { kind: 'state-dir'; path: string });
 
 export type ManifestKind = 'file' | 'socket' | 'device' | 'tap' | 'macvtap' | 'bridge-port' | 'cgroup' | 'uid' | 'netns' | 'port' | 'mount' | 'helper';
 
@@ -111,7 +120,7 @@ export interface ArgTrace {
 
 /** A helper program (passt ...) that serves one spec item, in a jail of its own, started before QEMU and stopped after it. */
 export interface HelperPlan {
-  kind: 'passt';
+  kind: 'passt' | 'swtpm' | 'virtiofsd';
   /** The spec field it serves (networks[0]). */
   from: string;
   jail: JailSpec;

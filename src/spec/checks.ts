@@ -20,6 +20,7 @@ export function checkSpec(spec: Spec): RawIssue[] {
     ...duplicates(spec.networks.map((n) => n.mac), 'networks', 'mac', 'MAC address'),
     ...duplicates(spec.disks.map((d) => d.bootIndex), 'disks', 'bootIndex', 'boot index'),
     ...duplicateForwards(spec),
+    ...duplicates((spec.shares ?? []).map((sh) => sh.name), 'shares', 'name', 'share name'),
     ...spec.disks.flatMap((d, i) => checkDisk(d, i)),
     ...spec.networks.flatMap((n, i) => checkNetwork(n, i)),
     ...checkLimits(spec),

@@ -1,5 +1,5 @@
 /** @module spec/cloudinit: the `cloudInit` section (a NoCloud seed warden makes at start): hostname, users with SSH keys, raw user data, network config. */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** A Linux user name as useradd (Debian's default NAME_REGEX, lower case) takes it. */
 const USER_RE = /^[a-z_][a-z0-9_-]{0,31}$/;

@@ -1,5 +1,5 @@
 /** @module spec/json-schema: the editor JSON Schema, generated from the zod schema (schema/warden-v1.schema.json is its checked-in copy). */
-import { z } from 'zod';
+import * as z from 'zod';
 import { SpecSchema } from './schema.js';
 
 /** The JSON Schema of the spec as users write it (input side: sizes may be strings, defaults optional). */

@@ -19,5 +19,6 @@ export function resolveSpecPaths(spec: Spec, baseDir: string): Spec {
     if (spec.boot.initrd !== undefined) boot.initrd = abs(baseDir, spec.boot.initrd);
     out.boot = boot;
   }
+  if (spec.shares !== undefined) out.shares = spec.shares.map((sh) => ({ ...sh, path: abs(baseDir, sh.path) }));
   return out;
 }

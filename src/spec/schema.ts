@@ -1,7 +1,8 @@
 /** @module spec/schema: the warden/v1 VM spec as zod schemas; the single source of the types, the validator and the JSON Schema. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { DEVICE_NAME_RE, MAC_RE, NAME_RE, isUnicastMac, parsePercent, parseSize } from './units.js';
 import { CloudInitSchema } from './cloudinit.js';
+import { DiskLimitsSchema } from './disk-limits.js';
 
 const SIZE_TEXT = /^[0-9]+(Ki|Mi|Gi|Ti)?$/;
 
@@ -54,6 +55,7 @@ export const DiskSchema = z.strictObject({
   serial: z.string().regex(/^[A-Za-z0-9_.-]{1,20}$/, { message: 'must be 1-20 characters of A-Z a-z 0-9 _ . -' }).optional(),
   allowDirs: z.array(path).max(16).optional().describe('directories (subdirectories included) this disk\'s backing files, data files and extents may lie in, besides the top image\'s directory and the host policy\'s imageDirs'),
   dataFile: path.optional().describe('an external data file this disk\'s image may name although it lies outside the allowed directories'),
+  limits: DiskLimitsSchema.optional(),
 });
 
 export const ForwardSchema = z.strictObject({
@@ -78,6 +80,12 @@ export const NetworkSchema = z.strictObject({
   queues: z.int().min(1).max(16).default(1),
   vhost: z.boolean().default(false).describe('accelerate with /dev/vhost-net (tap-based types only)'),
   mtu: z.int().min(68).max(65535).optional(),
+});
+
+export const ShareSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,35}$/, { message: 'must match [a-z0-9][a-z0-9_-]{0,35} (it is the virtiofs tag the guest mounts)' }).describe('the virtiofs tag: mount -t virtiofs NAME /mnt in the guest'),
+  path: path.describe('a host directory, served by virtiofsd in a jail of its own that sees only it'),
+  readonly: z.boolean().default(false).describe('read-only in the guest and at virtiofsd (its view of the directory is a read-only mount)'),
 });
 
 export const BootSchema = z.strictObject({
@@ -119,8 +127,12 @@ export const SpecSchema = z.strictObject({
   restart: z.enum(['never', 'on-failure', 'always']).optional()
     .describe('wardend restarts the VM when QEMU ends without a stop request: on-failure after a crash or OOM kill, always also after a guest poweroff; with backoff (default never)'),
   autostart: z.boolean().optional().describe('wardend starts the VM when it starts, unless it runs already (default false)'),
+  scsiController: z.boolean().optional().describe('plan the virtio-scsi controller (scsi0) even when no disk has bus: scsi, so scsi disks can be hot-plugged (default: only with a scsi disk)'),
   hotplugSlots: z.int().min(0).max(8).optional().describe('q35: empty pcie-root-ports reserved at boot, one per device hot-plugged at a time (pcie.0 takes none; default 0); pc hot-plugs on its root bus'),
   cloudInit: CloudInitSchema.optional(),
+  tpm: z.union([z.boolean(), z.strictObject({ version: z.literal('2.0') })]).optional()
+    .describe('a TPM 2.0 (true or { version: "2.0" }): swtpm in a jail of its own, its state kept in the VM\'s directory across restarts; tpm-crb on q35, tpm-tis on pc'),
+  shares: z.array(ShareSchema).max(8).optional().describe('host directories shared with the guest (virtiofs); guest memory becomes a shared memfd'),
 });
 
 /** The spec as validated: defaults filled, sizes in bytes, CPU limit in percent; paths still as written. */
@@ -128,5 +140,6 @@ export type Spec = z.output<typeof SpecSchema>;
 export type Disk = Spec['disks'][number];
 export type Network = Spec['networks'][number];
 export type Forward = NonNullable<Network['forwards']>[number];
+export type Share = NonNullable<Spec['shares']>[number];
 /** The spec as a user may write it. */
 export type SpecInput = z.input<typeof SpecSchema>;

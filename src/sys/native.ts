@@ -27,6 +27,17 @@ export interface NativeAddon {
    */
   openat2?(dirfd: number, path: string, flags: number, resolve: number): number;
   /**
+   * The image prober's check-before-open (native/warden_image.c), each filling `out` with
+   * [dev, ino, mode, size, rdev] as Node's Stats holds them: lstat(2) (nothing opened);
+   * openat2(AT_FDCWD, path, O_PATH|O_NOFOLLOW|O_CLOEXEC, resolve) + fstat, returning the fd;
+   * open of /proc/self/fd/pathFd with flags|O_NONBLOCK|O_NOCTTY|O_CLOEXEC, which closes
+   * pathFd in every case, + fstat, returning the new fd. Throw with the errno name as code.
+   * Optional: an older build lacks them.
+   */
+  imageLstat?(path: string, out: Float64Array): void;
+  imageHold?(path: string, resolve: number, out: Float64Array): number;
+  imageReopen?(pathFd: number, flags: number, out: Float64Array): number;
+  /**
    * Names of the host accounts and groups with these ids (getpwuid_r, getgrgid_r on the thread
    * pool): null when there is none, "?ERRNO" when the lookup failed. Optional: an older build lacks it.
    */
@@ -51,6 +62,16 @@ export interface NativeAddon {
   watchReadable(fd: number, cb: () => void): WatchHandle;
   /** Stops a watch that has not fired yet (a no-op once it fired). */
   unwatch(handle: WatchHandle): void;
+  /**
+   * Attaches at `target` a clone of the mount at `source` (not its submounts) where files of
+   * fromUid/fromGid appear as toUid/toGid (open_tree + mount_setattr(MOUNT_ATTR_IDMAP) +
+   * move_mount); nosuid, nodev, read-only when asked.
+   */
+  idmapMount(source: string, target: string, fromUid: number, toUid: number, fromGid: number, toGid: number, readonly: boolean): void;
+  /** Lazily detaches the mount at `target` (umount2 MNT_DETACH|UMOUNT_NOFOLLOW); throws EINVAL when none is there. */
+  unmount(target: string): void;
+  /** [listening fd, connected fd]: a unix socket bound at `path`, listening, one connection queued from the second fd, then `path` removed. */
+  listenConnected(path: string): [number, number];
 }
 
 /** An opaque handle of watchReadable. */

@@ -1,5 +1,10 @@
-/** @module sys/node-fs: the real Fs port, every path placed under a root prefix ("/" on a live host). */
-import { promises as fsp } from 'node:fs';
+/**
+ * @module sys/node-fs: the real Fs port, every path placed under a root prefix ("/" on a live host).
+ * It reads and writes kernel control files (/proc, /sys, cgroupfs) and small caches, so the
+ * calls are synchronous behind the promise API: on a loaded host each trip through the thread
+ * pool (fsp.readFile alone makes four or five) cost far more than the call itself.
+ */
+import { accessSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Fs } from './ports.js';
 
@@ -9,14 +14,14 @@ export class NodeFs implements Fs {
   private at(path: string): string {
     return this.root === '/' ? path : join(this.root, path);
   }
-  readFile(path: string): Promise<string> { return fsp.readFile(this.at(path), 'utf8'); }
-  writeFile(path: string, data: string): Promise<void> { return fsp.writeFile(this.at(path), data); }
+  async readFile(path: string): Promise<string> { return readFileSync(this.at(path), 'utf8'); }
+  async writeFile(path: string, data: string): Promise<void> { writeFileSync(this.at(path), data); }
   async mkdir(path: string, options: { recursive?: boolean } = {}): Promise<void> {
-    await fsp.mkdir(this.at(path), { recursive: options.recursive ?? false });
+    mkdirSync(this.at(path), { recursive: options.recursive ?? false });
   }
-  rmdir(path: string): Promise<void> { return fsp.rmdir(this.at(path)); }
-  readdir(path: string): Promise<string[]> { return fsp.readdir(this.at(path)); }
+  async rmdir(path: string): Promise<void> { rmdirSync(this.at(path)); }
+  async readdir(path: string): Promise<string[]> { return readdirSync(this.at(path)); }
   async exists(path: string): Promise<boolean> {
-    try { await fsp.access(this.at(path)); return true; } catch { return false; }
+    try { accessSync(this.at(path)); return true; } catch { return false; }
   }
 }

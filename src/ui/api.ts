@@ -99,7 +99,7 @@ export async function serialLog(name: string): Promise<string> {
 }
 
 /** The daemon's event types (src/vm/events.ts); SSE delivers a named event only to a listener of that name. */
-const EVENT_TYPES = ['created', 'deleted', 'started', 'stopped', 'paused', 'resumed', 'restarting', 'guest-panicked', 'block-io-error', 'device-deleted', 'operation', 'resync'];
+const EVENT_TYPES = ['created', 'deleted', 'started', 'stopped', 'paused', 'resumed', 'restarting', 'guest-panicked', 'block-io-error', 'device-deleted', 'operation', 'resync', 'helper-died'];
 
 /** Subscribes to the daemon's events (SSE); the browser resumes with Last-Event-ID after a drop. */
 export function events(onEvent: (e: { type: string; vm?: string; [k: string]: unknown }) => void): EventSource {

@@ -12,13 +12,13 @@ import { buildPlan } from '../plan/index.js';
 import { parseSpec, resolveSpecPaths } from '../spec/index.js';
 import type { JailerConfig } from '../jail/index.js';
 import { applyHostActions, closeHostFds, parseUndoLog, undoHostActions, type UndoLog } from '../net/index.js';
-import { QmpClient } from '../qmp/index.js';
+import { QmpClient, type QmpEventName } from '../qmp/index.js';
 import { NodeFs, NodeProcessRunner, loadNative, type Fs, type ProcessRunner } from '../sys/index.js';
 import { DirectLauncher } from './direct.js';
 import { LOGD_USER } from './logd.js';
 import { JailerLauncher, jailerConfig } from './jailer.js';
 import { cacheDirOf, factSources, identityPolicy, gatherFacts } from './facts.js';
-import type { Backends, NetPort, QmpConn } from './ports.js';
+import type { Backends, NetPort, QmpConn, QmpEvents } from './ports.js';
 
 export interface RealBackendOptions {
   stateRoot: string;
@@ -64,6 +64,7 @@ async function qmpConnect(path: string, timeoutMs: number): Promise<QmpConn> {
   const c = await QmpClient.connect({ path }, { timeoutMs });
   return {
     execute: (command, args, t, fds) => c.executeUntyped(command, args, { ...(t === undefined ? {} : { timeoutMs: t }), ...(fds === undefined ? {} : { fds: [...fds] }) }),
+    events: (names) => c.events(names as readonly QmpEventName[]) as unknown as QmpEvents, // seen untyped, like execute
     close: () => c.close(),
   };
 }

@@ -72,6 +72,7 @@ function expected(f: PlannedFdView): [RegExp | string, number | null] {
     case 'sealed-copy': return [`/memfd:warden-${f.name} (deleted)`, ACCMODE['O_RDWR']!];
     case 'host-action': return [/^\/dev\/net\/tun$|^\/dev\/tap\d+$/, ACCMODE['O_RDWR']!];
     case 'socketpair': return [/^socket:\[\d+\]$/, ACCMODE['O_RDWR']!];
+    case 'state-dir': return [realpathSync(f.path), ACCMODE['O_RDONLY']!];
   }
 }
 

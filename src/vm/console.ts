@@ -9,9 +9,9 @@ import { open, stat } from 'node:fs/promises';
 import { VmError, isVmError } from './errors.js';
 import type { StateStore } from './store.js';
 
-/** Ctrl-]: detaches from the console. */
-export const DETACH_BYTE = 0x1d;
-export const DETACH_KEY_NAME = 'Ctrl-]';
+import { DETACH_BYTE, DETACH_KEY_NAME } from './detach-key.js';
+
+export { DETACH_BYTE, DETACH_KEY_NAME };
 
 export interface ConsoleIo {
   input: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown };

@@ -10,7 +10,7 @@ import { VmError, isVmError } from './errors.js';
 import { VmEvents, eventProgress, type Requestor } from './events.js';
 import { VmManager } from './manager.js';
 import { attachLocked, type ConsoleEnd, type ConsoleIo } from './console.js';
-import { asWardenError, logsFromFiles, type CreateOptions, type ListEntry, type RestoreResult, type SaveResult, type SpecSource, type StartResult, type VmService, type IncomingMigration } from './service.js';
+import { asWardenError, logsFromFiles, revertResult, type RevertResult, type CreateOptions, type ListEntry, type RestoreResult, type SaveResult, type SpecSource, type StartResult, type VmService, type IncomingMigration } from './service.js';
 import { saveFileName } from './savefile.js';
 import { listenForMigration } from './migrate-link.js';
 import type { NbdAddress } from './migrate-nbd.js';
@@ -25,8 +25,11 @@ import { assertAllowed, expectsProcess } from './machine.js';
 import type { Backends } from './ports.js';
 import type { QmpClient } from '../qmp/index.js';
 import type { DiskAttachRequest, HotplugResult, ResizeResult } from './hotplug.js';
+import type { LimitsChange, LimitsResult } from './disk-limits.js';
+import type { NicAttachRequest, NicHotplugResult } from './hotplug-nic.js';
 import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
+import type { SnapshotInfo, SnapshotResult } from './snapshot.js';
 
 export interface DaemonServiceOptions {
   stateDir: string;
@@ -241,8 +244,20 @@ export class DaemonService implements VmService {
     return this.job(name, 'qmp', () => this.core.manager.detachDisk(name, disk, o));
   }
 
+  attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> {
+    return this.job(name, 'qmp', () => this.core.manager.attachNic(name, req));
+  }
+
+  detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> {
+    return this.job(name, 'qmp', () => this.core.manager.detachNic(name, nic, o));
+  }
+
   resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
     return this.job(name, 'qmp', () => this.core.manager.resizeDisk(name, disk, bytes));
+  }
+
+  setDiskLimits(name: string, disk: string, c: LimitsChange): Promise<LimitsResult> {
+    return this.job(name, 'qmp', () => this.core.manager.setDiskLimits(name, disk, c));
   }
 
   qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
@@ -270,6 +285,24 @@ export class DaemonService implements VmService {
       const r = await m.restore(file, { name, ...(this.requestor === undefined ? {} : { owner: this.requestor.uid }) });
       return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings, ...(r.migration === undefined ? {} : { migration: r.migration }) };
     });
+  }
+
+  snapshotCreate(name: string, o: { snap?: string; memory?: boolean } = {}): Promise<SnapshotResult> {
+    return this.job(name, 'snapshot', (m) => m.snapshotCreate(name, o));
+  }
+
+  snapshotList(name: string): Promise<SnapshotInfo[]> {
+    checkName(name);
+    return this.core.manager.snapshotList(name);
+  }
+
+  snapshotDelete(name: string, snap: string): Promise<SnapshotResult> {
+    return this.job(name, 'snapshot', (m) => m.snapshotDelete(name, snap));
+  }
+
+  /** Under the VM's supervisor, as a start is: the revert may stop QEMU and start it again. */
+  snapshotRevert(name: string, snap: string): Promise<RevertResult> {
+    return this.job(name, 'revert', async (m) => revertResult(await m.snapshotRevert(name, snap)));
   }
 
   /** Live migration, source side, as the VM's job; `migrateCancel` aborts it from outside the queue. */

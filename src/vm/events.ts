@@ -8,7 +8,7 @@ import type { Progress } from './steps.js';
 
 export const EVENT_TYPES = [
   'created', 'deleted', 'started', 'stopped', 'paused', 'resumed', 'restarting',
-  'guest-panicked', 'block-io-error', 'device-deleted', 'operation', 'progress', 'resync',
+  'guest-panicked', 'block-io-error', 'device-deleted', 'operation', 'progress', 'resync', 'helper-died',
 ] as const;
 export type VmEventType = (typeof EVENT_TYPES)[number];
 

@@ -10,12 +10,13 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { loadHostPolicy, walkChainConfined, type HostPolicy, type ImageChain, type Owner } from '../image/index.js';
 import { WardenError } from '../errors/index.js';
-import { PASST_BINARY, type Facts } from '../plan/index.js';
+import { PASST_BINARY, SWTPM_BINARY, tpmVersion, type Facts } from '../plan/index.js';
 import { gatherProgramView, loadQemuCaps, type ProgramView, type QemuCaps } from '../qemu/index.js';
 import type { Disk, Spec } from '../spec/index.js';
 import { NodeFs, NodeHostFiles, NodeProcessRunner, type Fs, type ProcessRunner } from '../sys/index.js';
 import { detectKvm, type KvmVerdict } from './accel.js';
 import { jailerConfig } from './jailer.js';
+import { shareFacts } from './facts-shares.js';
 import { StateStore } from './store.js';
 
 /** A host fact that could not be had, located at the spec field that asked for it. */
@@ -120,18 +121,23 @@ export async function gatherFacts(spec: Spec, src: FactSources, o: FactOptions):
   const fw = firmwareFor(spec);
   if (fw !== undefined) facts.firmware = fw;
   facts.helpers = await helperFacts(spec, src);
+  const shares = await shareFacts(spec, src, o.owner);
+  if (shares.shares !== undefined) Object.assign(facts, { shares: shares.shares, helpers: { ...facts.helpers, ...shares.helpers } });
   if (o.choosePorts === true) {
     const ports = await chooseForwardPorts(spec);
     if (Object.keys(ports).length > 0) facts.forwardPorts = ports;
   }
-  return { facts, issues: files.issues, kvmFallback: !kvm.usable && spec.accel === 'auto' ? kvm.reason : null };
+  return { facts, issues: [...files.issues, ...shares.issues], kvmFallback: !kvm.usable && spec.accel === 'auto' ? kvm.reason : null };
 }
 
 /** The helper programs this spec needs, with their views (one ldd each); a helper not installed is absent. */
 async function helperFacts(spec: Spec, src: FactSources): Promise<NonNullable<Facts['helpers']>> {
-  if (!spec.networks.some((n) => n.type === 'user' && n.backend !== 'slirp')) return {};
+  const out: NonNullable<Facts['helpers']> = {};
+  const swtpm = tpmVersion(spec) === null ? null : await src.programView(SWTPM_BINARY);
+  if (swtpm !== null) out.swtpm = swtpm;
+  if (!spec.networks.some((n) => n.type === 'user' && n.backend !== 'slirp')) return out;
   const passt = await src.programView(PASST_BINARY);
-  return passt === null ? {} : { passt };
+  return passt === null ? out : { ...out, passt };
 }
 
 /** Whether KVM is usable as start decides it: the spec's tcg needs no probe, a flag overrides it, else the cached probe. */

@@ -52,11 +52,15 @@ export class OpenFds {
    * swapped between probe and open, a FIFO or a device, is refused without being opened.
    */
   async openAll(fds: readonly PlannedFdView[], vm: string, probed: ReadonlyMap<string, FileId> = new Map()): Promise<void> {
+    // The sockets listen at once (each waits for an event-loop turn); files and logs open meanwhile.
+    const listening: Array<Promise<void>> = [];
     for (const fd of fds) {
       if (fd.kind === 'file') this.add(fd.name, this.openFile(fd, vm, probed.get(fd.path)));
-      else if (fd.kind === 'unix-listen') this.add(fd.name, await this.listen(fd.path, vm));
+      else if (fd.kind === 'unix-listen') listening.push(this.listen(fd.path, vm).then((n) => this.add(fd.name, n)));
       else if (fd.kind === 'log') this.add(fd.name, this.logs.add(fd.name, fd.path, fd.capBytes, vm));
     }
+    const failed = (await Promise.allSettled(listening)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   }
 
   /** fds the manager did not open itself (TAP queues from the network step), for the name map only. */

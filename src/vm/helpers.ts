@@ -4,10 +4,12 @@
  * the fds QEMU gets. Every helper is recorded for undo before it exists, and in the VM's
  * record (uid, pid) once it runs, so inspect shows it and teardown stops it after QEMU.
  */
-import { readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadNative } from '../sys/index.js';
 import { VmError } from './errors.js';
+import { chownStateDir, closeQuietly, openStateDir } from './helpers-state.js';
 import { isAlive, procId } from './proc.js';
 import type { HelperRun, UndoRecord } from './record.js';
 import type { StartCtx } from './start.js';
@@ -16,29 +18,53 @@ type RecordUndo = (c: StartCtx, u: UndoRecord) => Promise<void>;
 import type { Step } from './steps.js';
 
 /** A helper's undo entry (one per helper; teardown stops it like QEMU's jail). */
-export function helperUndo(jailName: string, owner: string): UndoRecord {
-  return { kind: 'helper', jailName, owner };
+export function helperUndo(jailName: string, owner: string, stateDirs: string[] = []): UndoRecord {
+  return stateDirs.length === 0 ? { kind: 'helper', jailName, owner } : { kind: 'helper', jailName, owner, stateDirs };
 }
 
-/** One socketpair per `pair` name: [QEMU's end, the helper's end]. */
+/** One socketpair per `pair` name: [QEMU's end, the helper's end] (a listening socket with QEMU's end queued, where the helper accepts). */
 function socketPairs(c: StartCtx): Map<string, [number, number]> {
   const native = loadNative();
   const pairs = new Map<string, [number, number]>();
-  for (const f of c.plan!.fds) if (f.kind === 'socketpair' && !pairs.has(f.pair)) pairs.set(f.pair, native.socketpair());
+  const listens = new Set(c.plan!.helpers.flatMap((h) => h.fds.flatMap((f) => (f.kind === 'socketpair' && f.helperListens === true ? [f.pair] : []))));
+  for (const f of c.plan!.fds) if (f.kind === 'socketpair' && !pairs.has(f.pair)) pairs.set(f.pair, listens.has(f.pair) ? listenerPair() : native.socketpair());
   for (const [pair, [qemuEnd]] of pairs) c.fds.adopt(pair, qemuEnd); // closed with QEMU's other fds once QEMU holds its copy
   return pairs;
 }
 
+/** [connected end, listening end]: bound in a private directory only for the connect, then unlinked. */
+function listenerPair(): [number, number] {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-vu-'));
+  try {
+    const [listening, connected] = loadNative().listenConnected(join(dir, 's'));
+    return [connected, listening];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function launchOne(c: StartCtx, record: RecordUndo, h: NonNullable<StartCtx['plan']>['helpers'][number], pairs: Map<string, [number, number]>, stderr: number): Promise<HelperRun> {
-  await record(c, helperUndo(h.jail.name, c.paths.dir));
+  const stateDirs = h.fds.flatMap((f) => (f.kind === 'state-dir' ? [f.path] : []));
+  await record(c, helperUndo(h.jail.name, c.paths.dir, stateDirs));
+  const dirFds = new Map(stateDirs.map((p) => [p, openStateDir(p, c.rec.name)] as const));
+  try {
+    return await launchWith(c, h, pairs, dirFds, stderr);
+  } finally {
+    for (const fd of dirFds.values()) closeQuietly(fd);
+  }
+}
+
+async function launchWith(c: StartCtx, h: NonNullable<StartCtx['plan']>['helpers'][number], pairs: Map<string, [number, number]>, dirFds: Map<string, number>, stderr: number): Promise<HelperRun> {
   const fds = new Map(h.fds.map((f) => {
-    const end = f.kind === 'socketpair' ? pairs.get(f.pair)?.[1] : undefined;
-    if (end === undefined) throw new VmError('VM_START_FAILED', `helper ${h.jail.name} of VM ${c.rec.name} needs fd ${f.name}, which is not a socketpair the plan names`, { context: { vm: c.rec.name, helper: h.jail.name } });
+    const end = f.kind === 'socketpair' ? pairs.get(f.pair)?.[1] : f.kind === 'state-dir' ? dirFds.get(f.path) : undefined;
+    if (end === undefined) throw new VmError('VM_START_FAILED', `helper ${h.jail.name} of VM ${c.rec.name} needs fd ${f.name}, which is neither a socketpair nor a state directory the plan names`, { context: { vm: c.rec.name, helper: h.jail.name } });
     return [f.name, end] as const;
   }));
   const statusFile = join(c.paths.dir, `${h.jail.name}.status`);
   rmSync(statusFile, { force: true });
   const l = await c.d.backends.jail.launch(h.jail, fds, stderr, statusFile, c.paths.dir);
+  // Lent to the leased uid only now that it is known: swtpm touches its state at QEMU's first command, and QEMU starts later.
+  for (const p of dirFds.keys()) chownStateDir(p, l.uid, l.gid);
   const proc = await procId(c.d.fs, l.pid);
   if (proc === null) throw await died(c, h.kind, h.from, h.jail.name);
   const run: HelperRun = { kind: h.kind, from: h.from, jailName: h.jail.name, proc, uid: l.uid, gid: l.gid, cgroups: l.cgroups, ...(l.statusFile === undefined ? {} : { statusFile: l.statusFile }) };
@@ -57,7 +83,7 @@ async function waitReady(c: StartCtx, h: HelperRun, timeoutMs = 5000): Promise<v
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!(await isAlive(c.d.fs, h.proc))) throw await died(c, h.kind, h.from, h.jailName);
-    if (h.kind !== 'passt' || ownUserns(h.proc.pid)) return;
+    if (!(h.kind === 'passt' || h.kind === 'virtiofsd') || ownUserns(h.proc.pid)) return; // virtiofsd: once unshare made its namespace
     await sleep(20);
   }
 }

@@ -40,6 +40,10 @@ test('planDiskAttach: fds with exact modes after the live fdsets, bottom-up bloc
   assert.deepEqual([q35.issues, q35.steps.at(-1)!.args['bus'], q35.steps.at(-1)!.args['addr']], [[], 'hp1', '0x0'], 'q35: behind the first empty reserved root port');
   const refused = planDiskAttach(disk, chain, { machine: 'q35', fdsets: [], pciSlots: [], freePorts: [], diskNames: ['data'] });
   assert.deepEqual(refused.issues.map((i) => i.code), ['PLAN_PCI_EXHAUSTED', 'PLAN_DUPLICATE']);
+  const scsi = planDiskAttach({ ...disk, bus: 'scsi' }, chain, { machine: 'q35', fdsets: [7], pciSlots: [], freePorts: [], diskNames: [], scsiLuns: [0, 1, 3] });
+  assert.deepEqual([scsi.issues, scsi.fds[0]!.fdset, scsi.steps.at(-1)!.args], [[], 8, { driver: 'scsi-hd', bus: 'scsi0.0', channel: 0, 'scsi-id': 0, lun: 2, drive: 'data-0-fmt', id: 'disk-data' }], 'scsi: first free LUN, no PCI slot needed');
+  const noCtl = planDiskAttach({ ...disk, bus: 'scsi' }, chain, { machine: 'pc', fdsets: [], pciSlots: [], freePorts: [], diskNames: [] });
+  assert.match(noCtl.issues.map((i) => i.message).join(), /no virtio-scsi controller/);
 });
 
 function capture(): Io & { stdout: string; stderr: string } {
@@ -118,6 +122,9 @@ test('disk attach/detach on a running guest: appears with its data, detach remov
   const afterAttach = await m.store.read(a);
   assert.ok((afterAttach.spec['disks'] as Array<{ name: string }>).some((d) => d.name === 'data'), 'the stored spec has the disk for the next start');
   assert.equal(afterAttach.disks?.filter((c) => c.writable).length, 2, 'root and data top layers claimed writable');
+  const shown = capture();
+  assert.equal(await run(['inspect', a, '--state-dir', env.stateRoot], shown), 0, shown.stderr);
+  assert.match(shown.stdout, /hot-plugged disk data \(disk-data\) .*data-top\.qcow2: persisted in the spec at /);
 
   // A second VM asking for the same writable disk is refused; nothing is left in it.
   const b = vmName('wdv-hpb');
@@ -177,6 +184,46 @@ test('disk attach/detach on a running guest: appears with its data, detach remov
   const fdsets = (await m.qmp(a, 'query-fdsets')) as Array<{ fds: Array<{ opaque?: string }> }>;
   assert.deepEqual(fdsets.flatMap((f) => f.fds.map((x) => x.opaque)).filter((o) => o?.startsWith('disk-side')), [], 'no fdset left');
 
+  // A guest that cannot answer (paused: its vCPUs never see the ACPI eject) holds the disk: the
+  // detach ends `removing` (exit 8, recorded), not a hang; once it runs, the next detach finishes.
+  const held2 = join(side, 'held.raw');
+  writeFileSync(held2, Buffer.alloc(1 << 20));
+  assert.equal((await m.attachDisk(a, { name: 'held', image: held2, format: 'raw', liveOnly: true })).state, 'attached');
+  await m.pause(a);
+  const io5 = capture();
+  assert.equal(await run(['disk', 'detach', a, 'held', '--json', '--timeout', '2', '--state-dir', env.stateRoot], io5), 8, io5.stderr);
+  const removing = JSON.parse(io5.stdout) as { error: { code: string; context: { state: string } } };
+  assert.deepEqual([removing.error.code, removing.error.context.state], ['VM_DEVICE_REMOVING', 'removing']);
+  const mid2 = await m.store.read(a);
+  assert.equal(mid2.hotplug?.find((e) => e.name === 'held')?.state, 'removing', 'recorded as removing');
+  assert.ok(qemuFiles(pid).includes(held2), 'QEMU still holds the file while the guest holds the device');
+  const ins = capture();
+  assert.equal(await run(['inspect', a, '--json', '--state-dir', env.stateRoot], ins), 0, ins.stderr);
+  const hp = (JSON.parse(ins.stdout) as { hotplugged: Array<Record<string, unknown>> }).hotplugged;
+  assert.deepEqual(hp.map((x) => [x['kind'], x['name'], x['state'], x['origin'], typeof x['attachedAt'], typeof x['removingSince']]), [['disk', 'held', 'removing', 'live-only', 'string', 'string']]);
+  const insText = capture();
+  assert.equal(await run(['inspect', a, '--state-dir', env.stateRoot], insText), 0, insText.stderr);
+  assert.match(insText.stdout, /hot-plugged disk held \(disk-held\) .*held\.raw: live only at .*REMOVING since/);
+  await m.resume(a);
+  const io6 = capture();
+  assert.equal(await run(['disk', 'detach', a, 'held', '--json', '--timeout', '60', '--state-dir', env.stateRoot], io6), 0, io6.stderr);
+  assert.equal((JSON.parse(io6.stdout) as { state: string }).state, 'detached');
+  assert.deepEqual([(await m.store.read(a)).hotplug ?? [], qemuFiles(pid).filter((f) => f === held2)], [[], []], 'finished: no entry, no fd');
+
+  // A disk QEMU was started with (pc: on pci.0, hot-unpluggable): its nodes and fdsets come from the run's plan.
+  const io7 = capture();
+  assert.equal(await run(['disk', 'detach', a, 'root', '--live-only', '--json', '--timeout', '60', '--state-dir', env.stateRoot], io7), 0, io7.stdout);
+  assert.equal((JSON.parse(io7.stdout) as { state: string }).state, 'detached');
+  assert.deepEqual(qemuFiles(pid).filter((f) => f === env.overlay || f === env.base), [], 'QEMU holds neither layer of the boot disk');
+  assert.deepEqual(await guestBlocks(sock, log, 'D'), [], 'the guest sees its boot disk go');
+  const noRoot = await m.store.read(a);
+  assert.deepEqual([noRoot.disks, noRoot.hotplug ?? []], [[], []], 'its claims are released');
+  assert.ok((noRoot.spec['disks'] as Array<{ name: string }>).some((x) => x.name === 'root'), 'live only: the spec keeps it');
+  const nodesLeft = (await m.qmp(a, 'query-named-block-nodes', { flat: true })) as Array<{ 'node-name': string }>;
+  assert.deepEqual(nodesLeft.map((x) => x['node-name']).filter((x) => x.startsWith('root-')), [], 'no node of it left');
+  const io8 = capture();
+  assert.equal(await run(['disk', 'detach', a, 'root', '--state-dir', env.stateRoot], io8), 5, 'a second detach: already gone');
+
   sock.destroy();
   await m.kill(a);
   assert.deepEqual(leftovers(a, env.stateRoot).filter((l) => !l.includes(side)), []);
@@ -193,7 +240,7 @@ test('q35: a disk hot-plugs behind a reserved root port, a second one is refused
   writeFileSync(disk, Buffer.concat([Buffer.from(marker), Buffer.alloc((1 << 20) - marker.length)]));
   const name = vmName('wdv-hpq');
   const file = env.specFile({ name });
-  writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), machine: 'q35', hotplugSlots: 1 }));
+  writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), machine: 'q35', hotplugSlots: 1, scsiController: true }));
   await m.create(file);
   const pid = (await m.start(name)).record.run!.qemu.pid;
   const log = m.store.paths(name).serialLog;
@@ -208,6 +255,21 @@ test('q35: a disk hot-plugs behind a reserved root port, a second one is refused
   for (let i = 0; i < 40 && !blocks.includes('vdb'); i++) { blocks = await guestBlocks(sock, log, `Q${i}`); if (!blocks.includes('vdb')) await new Promise((res) => setTimeout(res, 500)); }
   assert.deepEqual(blocks, ['vda', 'vdb'], 'the guest sees the disk behind the root port');
   await assert.rejects(m.attachDisk(name, { name: 'more', image: disk, format: 'raw', readOnly: true }), (e: Error & { code?: string }) => e.code === 'VM_HOTPLUG_FAILED' && /no free hot-plug slot/.test(e.message));
+  // No root port left, but a scsi disk goes on the controller planned at boot (scsiController), at LUN 0; QEMU unplugs it
+  // without asking the guest. (The test guest has no virtio_scsi driver: what the guest sees is not tested.)
+  const moreImg = join(env.dir, 'more.raw');
+  writeFileSync(moreImg, Buffer.alloc(1 << 20));
+  const s = await m.attachDisk(name, { name: 'more', image: moreImg, format: 'raw', readOnly: true, bus: 'scsi' });
+  assert.equal(s.state, 'attached');
+  assert.ok(qemuFiles(pid).includes(moreImg), 'QEMU holds the scsi disk\'s file');
+  assert.equal(await m.qmp(name, 'qom-get', { path: '/machine/peripheral/disk-more', property: 'lun' }), 0);
+  assert.equal(((await m.qmp(name, 'qom-list', { path: '/machine/peripheral' })) as Array<{ name: string; type: string }>).find((k) => k.name === 'disk-more')?.type, 'child<scsi-hd>');
+  assert.equal((await m.detachDisk(name, 'more', { waitMs: 30_000 })).state, 'detached');
+  assert.ok(!qemuFiles(pid).includes(moreImg), 'after detach QEMU holds no fd of it');
+  // q35's boot disks sit on pcie.0, which takes no hot-unplug: refused by QEMU, nothing recorded.
+  const before = await m.store.read(name);
+  await assert.rejects(m.detachDisk(name, 'root'), (e: Error & { code?: string }) => e.code === 'VM_HOTPLUG_FAILED' && /refused device_del/.test(e.message));
+  assert.deepEqual([(await m.store.read(name)).hotplug, (await m.store.read(name)).disks], [before.hotplug, before.disks]);
   sock.destroy();
   // The stored spec has it: the next start boots with it.
   await m.kill(name);

@@ -5,8 +5,11 @@
  * first is made, so a manager killed midway is undone by the next hot-plug command (`recover`).
  */
 import { loadHostPolicy, walkChainConfined, chainFiles } from '../image/index.js';
-import { planDiskAttach, planDiskDetach, type HotplugStep } from '../plan/index.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { bootDiskSteps, planDiskAttach, planDiskDetach, SCSI_CONTROLLER, type HotplugStep } from '../plan/index.js';
 import { DiskSchema, type Disk } from '../spec/index.js';
+import { WardenError } from '../errors/index.js';
 import { claimsFor, findConflict } from './claims.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
@@ -22,6 +25,8 @@ export interface DiskAttachRequest {
   readOnly?: boolean;
   bus?: 'virtio' | 'scsi';
   liveOnly?: boolean;
+  /** I/O limits (spec disks[].limits): the disk gets a throttle group of its own. */
+  limits?: Record<string, number>;
 }
 
 export interface HotplugResult {
@@ -37,12 +42,12 @@ export interface HotplugResult {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The record's entries of the current run (older runs' devices went with their QEMU). */
-function entriesOf(rec: VmRecord): HotplugEntry[] {
+export function entriesOf(rec: VmRecord): HotplugEntry[] {
   const run = rec.run?.startedAt;
   return (rec.hotplug ?? []).filter((e) => e.run === run);
 }
 
-async function save(d: TeardownDeps, rec: VmRecord, entries: HotplugEntry[], extra: Partial<VmRecord> = {}): Promise<VmRecord> {
+export async function save(d: TeardownDeps, rec: VmRecord, entries: HotplugEntry[], extra: Partial<VmRecord> = {}): Promise<VmRecord> {
   const out: VmRecord = { ...rec, ...extra, hotplug: entries, updatedAt: d.now() };
   await d.store.write(out);
   return out;
@@ -63,12 +68,13 @@ function withoutClaims(all: readonly DiskClaim[] | undefined, gone: readonly Dis
  */
 export async function recover(d: TeardownDeps, rec: VmRecord, q: QmpConn): Promise<VmRecord> {
   let entries = entriesOf(rec);
-  for (const e of entries.filter((x) => x.state === 'attaching')) {
+  for (const e of entries.filter((x) => x.state === 'attaching' && x.kind !== 'nic')) {
     for (const u of planDiskDetach(e.steps.slice(0, e.begun))) await q.execute(u.command, u.args, 5000).catch(() => undefined);
     entries = entries.filter((x) => x !== e);
     rec = await save(d, rec, entries, { disks: withoutClaims(rec.disks, e.claims) });
   }
-  return entries.length === (rec.hotplug ?? []).length ? rec : save(d, rec, entries);
+  if (entries.length !== (rec.hotplug ?? []).length) rec = await save(d, rec, entries);
+  return finishRemovals(d, rec, q);
 }
 
 /** Under the store-wide lock: the new layers must not conflict with another live VM's, or with this VM's own. */
@@ -95,7 +101,7 @@ async function claim(d: TeardownDeps, rec: VmRecord, mine: DiskClaim[]): Promise
 }
 
 /** What QEMU holds now: fdset ids and root-bus PCI slots (facts for the pure planner). */
-async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; pciSlots: number[]; freePorts: string[] }> {
+export async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; pciSlots: number[]; freePorts: string[] }> {
   const fdsets = ((await q.execute('query-fdsets')) as Array<{ 'fdset-id': number }>).map((f) => f['fdset-id']);
   type Dev = { slot: number; qdev_id?: string; pci_bridge?: { devices?: unknown[] } };
   const root = ((await q.execute('query-pci')) as Array<{ bus: number; devices: Dev[] }>).filter((b) => b.bus === 0).flatMap((b) => b.devices);
@@ -104,12 +110,25 @@ async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; pciSlots
   return { fdsets, pciSlots: root.map((x) => x.slot), freePorts };
 }
 
+/** The LUNs in use on the virtio-scsi controller (its scsi-hd/scsi-cd devices), or nothing when the VM has none. */
+async function scsiLuns(q: QmpConn): Promise<{ scsiLuns?: number[] }> {
+  const kids = (await q.execute('qom-list', { path: '/machine/peripheral' })) as Array<{ name: string; type: string }>;
+  if (!kids.some((k) => k.name === SCSI_CONTROLLER)) return {};
+  const disks = kids.filter((k) => /^child<scsi-(hd|cd)>$/.test(k.type));
+  return { scsiLuns: await Promise.all(disks.map(async (k) => Number(await q.execute('qom-get', { path: `/machine/peripheral/${k.name}`, property: 'lun' })))) };
+}
+
 export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req: DiskAttachRequest): Promise<{ record: VmRecord; result: HotplugResult }> {
   rec = await recover(d, rec, q);
-  const disk: Disk = DiskSchema.parse({ name: req.name, image: req.image, format: req.format, readOnly: req.readOnly ?? false, ...(req.bus === undefined ? {} : { bus: req.bus }) });
+  const parsed = DiskSchema.safeParse({ name: req.name, image: req.image, format: req.format, readOnly: req.readOnly ?? false, ...(req.bus === undefined ? {} : { bus: req.bus }), ...(req.limits === undefined ? {} : { limits: req.limits }) });
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'disk'}: ${i.message}`);
+    throw new WardenError('SPEC_INVALID', `cannot attach disk ${req.name} to VM ${rec.name}: ${issues.join('; ')}`, { context: { vm: rec.name, disk: req.name, issues } });
+  }
+  const disk: Disk = parsed.data;
   const spec = rec.spec as unknown as SpecView & { machine?: 'pc' | 'q35'; disks: Disk[] };
   const chain = await walkChainConfined({ ...disk, from: '--image' }, loadHostPolicy());
-  const live = await liveAllocations(q);
+  const live = { ...(await liveAllocations(q)), ...(disk.bus === 'scsi' ? await scsiLuns(q) : {}) };
   const plan = planDiskAttach(disk, chain, { machine: spec.machine ?? 'q35', ...live, diskNames: [...spec.disks.map((x) => x.name), ...entriesOf(rec).map((e) => e.name)] });
   if (plan.issues.length > 0) {
     throw new VmError('VM_HOTPLUG_FAILED', `cannot attach disk ${disk.name} to VM ${rec.name}: ${plan.issues.map((i) => i.message).join('; ')}`, {
@@ -138,7 +157,7 @@ export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req
   } finally {
     await fds.close(false); // QEMU holds its own copies now
   }
-  entries = entries.map((e) => (e === entry ? { ...e, state: 'attached' as const } : e));
+  entries = entries.map((e) => (e === entry ? { ...e, state: 'attached' as const, attachedAt: d.now() } : e));
   const specOut = req.liveOnly === true ? rec.spec : { ...rec.spec, disks: [...spec.disks, disk] };
   rec = await save(d, rec, entries, { spec: specOut });
   return { record: rec, result: { vm: rec.name, disk: disk.name, deviceId: plan.deviceId, state: 'attached', steps: plan.steps.map((s) => s.command), liveOnly: req.liveOnly === true } };
@@ -148,6 +167,53 @@ export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req
 async function deviceGone(q: QmpConn, id: string): Promise<boolean> {
   const kids = (await q.execute('qom-list', { path: '/machine/peripheral' })) as Array<{ name: string }>;
   return !kids.some((k) => k.name === id);
+}
+
+/** Waits for one device to leave QEMU; made before device_del, since QEMU may send the event before its reply. */
+export interface RemovalWatch {
+  /** True once the device is gone (DEVICE_DELETED, or already gone); false after `timeoutMs`. */
+  wait(timeoutMs: number): Promise<boolean>;
+  close(): void;
+}
+
+/**
+ * Watches for QEMU's DEVICE_DELETED of device `id` (qdev id: a disk's `disk-NAME`, a NIC's
+ * device id). Shared by disk and NIC detach. On a port without events it polls
+ * /machine/peripheral instead; either way a device already gone counts as removed.
+ */
+export function watchDeviceRemoval(q: QmpConn, id: string): RemovalWatch {
+  const sub = q.events?.(['DEVICE_DELETED']);
+  return {
+    async wait(timeoutMs) {
+      if (await deviceGone(q, id)) return true;
+      if (sub === undefined) {
+        for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) { await sleep(100); if (await deviceGone(q, id)) return true; }
+        return false;
+      }
+      try {
+        await sub.next({ timeoutMs, match: (e) => e.data['device'] === id });
+        return true;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'QMP_TIMEOUT') throw err;
+        return deviceGone(q, id); // an event lost to a reconnect still shows in qom
+      }
+    },
+    close: () => sub?.close(),
+  };
+}
+
+/**
+ * Waits up to `waitMs` until QEMU no longer has device `id` (DEVICE_DELETED, or already gone);
+ * false on timeout. Race-free after device_del too: it subscribes, then looks in qom. Shared by
+ * disk and NIC detach (vm/hotplug-nic).
+ */
+export async function waitDeviceGone(q: QmpConn, id: string, waitMs: number): Promise<boolean> {
+  const w = watchDeviceRemoval(q, id);
+  try {
+    return await w.wait(waitMs);
+  } finally {
+    w.close();
+  }
 }
 
 /**
@@ -167,39 +233,100 @@ export async function releaseStep(q: QmpConn, u: { command: string; args: Record
   }
 }
 
-/**
- * Detaches a hot-plugged disk: device_del, then waits (up to `waitMs`) for the guest to let
- * go; on timeout the entry stays `removing` and the next detach finishes it. Then the block
- * nodes top down and the fdsets, so QEMU holds no fd of the disk's files.
- */
-export async function detachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, name: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<{ record: VmRecord; result: HotplugResult }> {
-  rec = await recover(d, rec, q);
-  let entries = entriesOf(rec);
-  const entry = entries.find((e) => e.name === name);
-  if (entry === undefined) {
-    const boot = (rec.spec['disks'] as Disk[]).some((x) => x.name === name);
-    throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no hot-plugged disk ${name}${boot ? ' (it was there at start: detaching boot-time disks is not supported yet)' : ''}`, {
-      context: { vm: rec.name, disk: name, hotplugged: entries.map((e) => e.name) }, suggestions: boot ? ['stop the VM and remove the disk from its spec'] : ['warden inspect NAME shows the VM\'s disks'],
+/** After the guest let go: block nodes top down, fdsets; then the record, claims and (unless live-only) the spec. */
+async function finishRemoval(d: TeardownDeps, rec: VmRecord, q: QmpConn, entry: HotplugEntry, liveOnly: boolean): Promise<VmRecord> {
+  const [, ...rest] = planDiskDetach(entry.steps);
+  for (const u of rest) {
+    await releaseStep(q, u).catch((cause: unknown) => {
+      throw new VmError('VM_HOTPLUG_FAILED', `detaching disk ${entry.name} from VM ${rec.name}: ${u.command} failed`, { context: { vm: rec.name, disk: entry.name, step: u }, cause });
     });
   }
-  const undo = planDiskDetach(entry.steps);
-  const [del, ...rest] = undo;
-  if (entry.state === 'attached') {
-    entries = entries.map((e) => (e === entry ? { ...e, state: 'removing' as const } : e));
-    rec = await save(d, rec, entries);
-    await q.execute(del!.command, del!.args);
+  const spec = liveOnly ? rec.spec : { ...rec.spec, disks: (rec.spec['disks'] as Disk[]).filter((x) => x.name !== entry.name) };
+  return save(d, rec, entriesOf(rec).filter((e) => e.name !== entry.name || e.kind === 'nic'), { disks: withoutClaims(rec.disks, entry.claims), spec });
+}
+
+/** Finishes every `removing` entry whose device the guest has released since (called by each hot-plug command). */
+export async function finishRemovals(d: TeardownDeps, rec: VmRecord, q: QmpConn): Promise<VmRecord> {
+  for (const e of entriesOf(rec).filter((x) => x.state === 'removing' && x.kind !== 'nic')) {
+    if (await deviceGone(q, e.deviceId)) rec = await finishRemoval(d, rec, q, e, e.removing?.liveOnly ?? false);
   }
-  const deadline = Date.now() + (o.waitMs ?? 10_000);
-  while (!(await deviceGone(q, entry.deviceId))) {
-    if (Date.now() > deadline) {
-      return { record: rec, result: { vm: rec.name, disk: name, deviceId: entry.deviceId, state: 'removing', steps: ['device_del'], liveOnly: o.liveOnly === true } };
+  return rec;
+}
+
+/**
+ * Detaches a hot-plugged disk: device_del, then waits (up to `waitMs`) for QEMU's
+ * DEVICE_DELETED; on timeout the entry stays `removing` (recorded) and a later hot-plug
+ * command finishes it once the guest lets go. Then the block nodes top down and the fdsets,
+ * so QEMU holds no fd of the disk's files.
+ */
+export async function detachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, name: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<{ record: VmRecord; result: HotplugResult }> {
+  const pending = entriesOf(rec).find((e) => e.name === name && e.kind !== 'nic' && e.state === 'removing');
+  rec = await recover(d, rec, q);
+  const entries = entriesOf(rec);
+  const entry = entries.find((e) => e.name === name && e.kind !== 'nic');
+  if (entry === undefined && pending !== undefined) {
+    // The guest let go since the last detach; recover() just finished the removal.
+    const steps = planDiskDetach(pending.steps).slice(1).map((u) => u.command);
+    return { record: rec, result: { vm: rec.name, disk: name, deviceId: pending.deviceId, state: 'detached', steps, liveOnly: pending.removing?.liveOnly ?? false } };
+  }
+  const adopted = entry === undefined ? await bootDiskEntry(d, rec, q, name) : null;
+  if (entry === undefined && adopted === null) {
+    throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no disk ${name} (neither started with it nor hot-plugged, or already detached)`, {
+      context: { vm: rec.name, disk: name, hotplugged: entries.map((e) => e.name) }, suggestions: ['warden inspect NAME shows the VM\'s disks'],
+    });
+  }
+  return detachEntry(d, rec, q, entry ?? adopted!, entries, o);
+}
+
+/**
+ * A disk QEMU was started with, as a hot-plug entry: its steps read back from the run's
+ * plan (plan/hotplug bootDiskSteps), its claims those of its layers. Null when the plan has
+ * no such disk or QEMU no longer has its device (detached earlier in this run).
+ */
+async function bootDiskEntry(d: TeardownDeps, rec: VmRecord, q: QmpConn, name: string): Promise<HotplugEntry | null> {
+  const plan = JSON.parse(await readFile(join(d.store.paths(rec.name).dir, 'plan.json'), 'utf8').catch(() => '{}')) as { argv?: string[]; fds?: Array<{ name: string; path?: string; flags?: string[] }> };
+  const steps = bootDiskSteps(plan.argv ?? [], name);
+  if (steps.length === 0 || (await deviceGone(q, `disk-${name}`))) return null;
+  const left = [...(rec.disks ?? [])];
+  const claims: DiskClaim[] = [];
+  for (const f of (plan.fds ?? []).filter((x) => new RegExp(`^disk-${name}-[0-9]+(-data)?$`).test(x.name) && x.path !== undefined)) {
+    const i = left.findIndex((c) => c.path === f.path && c.writable === (f.flags ?? []).includes('O_RDWR'));
+    if (i >= 0) claims.push(...left.splice(i, 1));
+  }
+  const disk = (rec.spec['disks'] as Disk[]).find((x) => x.name === name) ?? { name };
+  return { name, run: rec.run?.startedAt ?? '', deviceId: `disk-${name}`, state: 'attached', steps, begun: steps.length, claims, disk: disk as unknown as Record<string, unknown>, liveOnly: false, boot: true };
+}
+
+/** device_del (recorded first), the wait, and the release; `removing` on timeout. */
+async function detachEntry(d: TeardownDeps, rec: VmRecord, q: QmpConn, entry: HotplugEntry, entries: HotplugEntry[], o: { liveOnly?: boolean; waitMs?: number }): Promise<{ record: VmRecord; result: HotplugResult }> {
+  const name = entry.name;
+  const liveOnly = entry.removing?.liveOnly ?? o.liveOnly === true;
+  const base = { vm: rec.name, disk: name, deviceId: entry.deviceId, liveOnly };
+  const watch = watchDeviceRemoval(q, entry.deviceId);
+  try {
+    if (entry.state === 'attached') {
+      // Recorded before device_del: from here on the guest may let go at any time.
+      const removing = { ...entry, state: 'removing' as const, removing: { since: d.now(), liveOnly } };
+      const before = rec;
+      rec = await save(d, rec, entries.includes(entry) ? entries.map((e) => (e === entry ? removing : e)) : [...entries, removing]);
+      await q.execute('device_del', { id: entry.deviceId }).catch(async (cause: unknown) => {
+        await save(d, before, entries); // QEMU refused: nothing changed (e.g. a q35 boot disk on pcie.0, which takes no hot-unplug)
+        throw new VmError('VM_HOTPLUG_FAILED', `cannot detach disk ${name} from VM ${rec.name}: QEMU refused device_del of ${entry.deviceId}`, {
+          context: { vm: rec.name, disk: name, deviceId: entry.deviceId }, cause,
+          suggestions: entry.boot === true ? ['a disk on q35\'s pcie.0 or on sata cannot be hot-unplugged: stop the VM and remove it from the spec'] : [],
+        });
+      });
+    } else {
+      // Asked again: the first request may never have been sent (a manager killed after recording it),
+      // or the guest missed it. QEMU refuses a repeat it still has pending; that is fine.
+      await q.execute('device_del', { id: entry.deviceId }).catch(() => undefined);
     }
-    await sleep(100);
+    if (!(await watch.wait(o.waitMs ?? 10_000))) return { record: rec, result: { ...base, state: 'removing', steps: ['device_del'] } };
+  } finally {
+    watch.close();
   }
-  for (const u of rest) await releaseStep(q, u).catch((cause: unknown) => { throw new VmError('VM_HOTPLUG_FAILED', `detaching disk ${name} from VM ${rec.name}: ${u.command} failed`, { context: { vm: rec.name, disk: name, step: u }, cause }); });
-  const spec = o.liveOnly === true ? rec.spec : { ...rec.spec, disks: (rec.spec['disks'] as Disk[]).filter((x) => x.name !== name) };
-  rec = await save(d, rec, entries.filter((e) => e.name !== name), { disks: withoutClaims(rec.disks, entry.claims), spec });
-  return { record: rec, result: { vm: rec.name, disk: name, deviceId: entry.deviceId, state: 'detached', steps: undo.map((u) => u.command), liveOnly: o.liveOnly === true } };
+  rec = await finishRemoval(d, rec, q, entriesOf(rec).find((e) => e.name === name && e.kind !== 'nic')!, liveOnly);
+  return { record: rec, result: { ...base, state: 'detached', steps: planDiskDetach(entry.steps).map((u) => u.command) } };
 }
 
 export type { HotplugStep };
@@ -212,7 +339,7 @@ export interface ResizeResult { vm: string; disk: string; node: string; fromByte
  * read-only disks.
  */
 export async function resizeDisk(rec: VmRecord, q: QmpConn, name: string, bytes: number): Promise<ResizeResult> {
-  const disks = [...(rec.spec['disks'] as Disk[]), ...entriesOf(rec).map((e) => e.disk as unknown as Disk)];
+  const disks = [...(rec.spec['disks'] as Disk[]), ...entriesOf(rec).filter((e) => e.kind !== 'nic').map((e) => e.disk as unknown as Disk)];
   const disk = disks.find((x) => x.name === name);
   if (disk === undefined) throw new VmError('VM_DEVICE_NOT_FOUND', `VM ${rec.name} has no disk ${name}`, { context: { vm: rec.name, disk: name, disks: disks.map((x) => x.name) } });
   if (disk.readOnly || disk.media === 'cdrom') throw new VmError('VM_HOTPLUG_FAILED', `disk ${name} of VM ${rec.name} is read-only; it cannot be resized`, { context: { vm: rec.name, disk: name } });

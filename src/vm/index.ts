@@ -8,6 +8,8 @@ export { JobQueue, Operations, type Operation, type OperationStatus } from './jo
 export { checkName, NAME_RE } from './store.js';
 export { LocalService, asWardenError, type VmService, type SpecSource, type CreateOptions, type StartResult, type ListEntry, type SaveResult, type RestoreResult } from './service.js';
 export type { MigrationFigures } from './state.js';
+export type { SnapshotInfo, SnapshotResult } from './snapshot.js';
+export type { RevertResult } from './service.js';
 export type { IncomingMigration } from './service.js';
 export type { MigrationTarget, PreparedTarget, MigrateOptions, MigrateResult } from './migrate-run.js';
 export type { MigrationAddress } from './migrate-link.js';
@@ -35,3 +37,5 @@ export { LogPipes, logdPath, LOGD_USER, QEMU_LOG_CAP } from './logd.js';
 export type { Backends, PlanView } from './ports.js';
 export { testEnv, waitForText, leftovers, type TestEnv } from './testing.js';
 export { attachDisk, detachDisk, resizeDisk, recover as recoverHotplug, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
+export { setDiskLimits, type LimitsChange, type LimitsResult } from './disk-limits.js';
+export { attachNic, detachNic, recoverNics, type NicAttachRequest, type NicHotplugResult } from './hotplug-nic.js';

@@ -31,6 +31,14 @@ export function logdPath(): string {
 
 interface Stream { name: string; read: number; write: number; log: number; rotated: number; cap: number }
 
+/** Closes what the writer takes over (read end, log, rotated log) once, marking each closed: a number closed twice may be someone else's fd by then. */
+function closeReadSide(s: Stream): void {
+  for (const fd of [s.read, s.log, s.rotated]) {
+    if (fd >= 0) { try { closeSync(fd); } catch { /* already closed */ } }
+  }
+  s.read = s.log = s.rotated = -1;
+}
+
 /** The pipes and log files of one start; `spawn()` hands the reading side to a new writer. */
 export class LogPipes {
   private readonly streams: Stream[] = [];
@@ -68,6 +76,17 @@ export class LogPipes {
    * the caller holds the VM's lock meanwhile. Returns the writer's pid.
    */
   async spawn(vm: string, user: { uid: number; gid: number } | null, path = logdPath(), readyMs = 10_000): Promise<number> {
+    const writer = this.start(vm, user, path, readyMs);
+    await writer.ready;
+    return writer.pid!; // ready rejects when the spawn failed
+  }
+
+  /**
+   * spawn() in two halves: the pid at once, and `ready`, which settles as spawn() does (the
+   * failed writer killed, the reading sides closed here either way), so a caller can do other
+   * work while the writer drops its privileges. What QEMU writes meanwhile waits in the pipe.
+   */
+  start(vm: string, user: { uid: number; gid: number } | null, path = logdPath(), readyMs = 10_000): { pid: number | undefined; ready: Promise<void> } {
     const streams = this.streams.filter((s) => s.read >= 0);
     const passed = streams.flatMap((s) => [s.read, s.log, s.rotated]);
     const args = [...(user === null ? [] : ['--user', `${user.uid}:${user.gid}`]),
@@ -77,23 +96,23 @@ export class LogPipes {
     const out = child.stdout!;
     const err = child.stderr!;
     let said = '';
-    let ready = false;
+    let reported = false;
     let timer: NodeJS.Timeout | undefined;
     out.on('data', (b: Buffer) => { said += b.toString('latin1'); });
     err.on('data', (b: Buffer) => { said += b.toString('utf8'); });
-    try {
+    const ready = (async (): Promise<void> => { try {
       await new Promise<void>((resolve, reject) => {
         const fail = (why: string, cause?: unknown): void => reject(new VmError('VM_START_FAILED',
           `the log writer of VM ${vm} did not start: ${why}`, { context: { vm, writer: path, args }, cause, suggestions: ['run "npm run setup" (it builds native/build/warden-logd)'] }));
         child.once('error', (cause) => fail(String(cause.message), cause));
         // 'close', not 'exit': it comes after stdout and stderr are drained, so the writer's last words are in `said`.
         child.once('close', (code, sig) => fail(`it exited (${sig ?? code})${said.trim() ? `: ${said.trim()}` : ''}`));
-        out.once('data', () => { ready = true; resolve(); });
+        out.once('data', () => { reported = true; resolve(); });
         timer = setTimeout(() => fail(`it did not report ready within ${readyMs} ms`), readyMs);
       });
     } finally {
       clearTimeout(timer);
-      if (!ready && child.exitCode === null && child.signalCode === null) {
+      if (!reported && child.exitCode === null && child.signalCode === null) {
         // Waited for (bounded): a failed start must not return while the killed writer still holds the log files.
         const gone = new Promise<void>((r) => { child.once('exit', () => r()); setTimeout(r, 2000).unref(); });
         child.kill('SIGKILL');
@@ -103,17 +122,17 @@ export class LogPipes {
       err.destroy();
       child.removeAllListeners('close');
       child.unref();
-      for (const s of streams) { closeSync(s.read); closeSync(s.log); closeSync(s.rotated); s.read = s.log = s.rotated = -1; }
-    }
-    return child.pid!;
+      for (const s of streams) closeReadSide(s); // unless close() came first (a start that failed meanwhile)
+    } })();
+    return { pid: child.pid, ready };
   }
 
   /** Closes what this process still holds: write ends, and everything of streams never handed over. */
   close(): void {
     for (const s of this.streams.splice(0)) {
-      for (const fd of [s.write, s.read, s.log, s.rotated]) {
-        if (fd >= 0) { try { closeSync(fd); } catch { /* already closed */ } }
-      }
+      if (s.write >= 0) { try { closeSync(s.write); } catch { /* already closed */ } }
+      s.write = -1;
+      closeReadSide(s);
     }
   }
 }

@@ -12,20 +12,20 @@ import { VmError } from './errors.js';
 export type Phase = 'created' | 'starting' | 'running' | 'paused' | 'stopping' | 'stopped' | 'crashed';
 
 export type Action =
-  | 'start' | 'stop' | 'kill' | 'pause' | 'resume' | 'restart' | 'delete' | 'console' | 'qmp' | 'logs' | 'inspect' | 'save' | 'migrate';
+  | 'start' | 'stop' | 'kill' | 'pause' | 'resume' | 'restart' | 'delete' | 'console' | 'qmp' | 'logs' | 'inspect' | 'save' | 'migrate' | 'snapshot';
 
 export const PHASES: readonly Phase[] = ['created', 'starting', 'running', 'paused', 'stopping', 'stopped', 'crashed'];
 
-const ALIVE: readonly Action[] = ['stop', 'kill', 'restart', 'console', 'qmp', 'logs', 'inspect', 'save', 'migrate'];
+const ALIVE: readonly Action[] = ['stop', 'kill', 'restart', 'console', 'qmp', 'logs', 'inspect', 'save', 'migrate', 'snapshot'];
 
 const ALLOWED: Readonly<Record<Phase, readonly Action[]>> = {
-  created: ['start', 'delete', 'logs', 'inspect'],
+  created: ['start', 'delete', 'logs', 'inspect', 'snapshot'],
   starting: ['kill', 'logs', 'inspect'],
   running: [...ALIVE, 'pause'],
   paused: [...ALIVE, 'resume'],
   stopping: ['kill', 'logs', 'inspect'],
-  stopped: ['start', 'delete', 'logs', 'inspect', 'restart'],
-  crashed: ['start', 'delete', 'logs', 'inspect', 'restart'],
+  stopped: ['start', 'delete', 'logs', 'inspect', 'restart', 'snapshot'],
+  crashed: ['start', 'delete', 'logs', 'inspect', 'restart', 'snapshot'],
 };
 
 /** The actions a phase allows, in a stable order. */

@@ -9,13 +9,17 @@ import { resolve } from 'node:path';
 import { SpecReadError } from '../spec/index.js';
 import type { Fs } from '../sys/index.js';
 import { VmError } from './errors.js';
-import { attachDisk, detachDisk, resizeDisk, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
+import { attachDisk, detachDisk, finishRemovals, resizeDisk, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
+import { setDiskLimits, type LimitsChange, type LimitsResult } from './disk-limits.js';
+import { attachNic, detachNic, type NicAttachRequest, type NicHotplugResult } from './hotplug-nic.js';
 import { OpenFds } from './fds.js';
 import { assertAllowed, expectsProcess, type Action } from './machine.js';
 import { signalProc } from './proc.js';
 import { START_STEPS, type StartCtx } from './start.js';
 import { createSaveFile, openSaveFile } from './savefile.js';
 import { restoreSteps, saveToFd, type MigrationFigures } from './state.js';
+import { createSnapshot, findSnapshot, listSnapshots, revertDisks, type CreateRequest, type SnapshotInfo, type SnapshotResult } from './snapshot.js';
+import { deleteSnapshot } from './snapshot-merge.js';
 import { incomingSteps, type IncomingLink } from './migrate.js';
 import { createDiskCopies, type DiskCopy } from './migrate-disks.js';
 import { runMigrateOut, type MigrateOptions, type MigrateResult, type MigrationTarget } from './migrate-run.js';
@@ -26,7 +30,8 @@ import { reconcileLocked, withQmp } from './reconcile.js';
 import { stopRun, type StopOptions } from './stop.js';
 import type { Backends, SpecView } from './ports.js';
 import type { StateStore } from './store.js';
-import type { VmRecord } from './record.js';
+import type { HelperRun, VmRecord } from './record.js';
+import type { ProgramExit } from './ports.js';
 
 export interface ManagerOptions {
   store: StateStore;
@@ -50,6 +55,11 @@ export class VmManager {
     this.fs = o.fs;
     this.d = { fs: o.fs, store: o.store, backends: o.backends, now: () => new Date().toISOString() };
     this.progress = o.progress ?? silentProgress;
+  }
+
+  /** How a helper of a run ended, if its launcher recorded it (the supervisor's helper-died event). */
+  helperExit(h: HelperRun): Promise<ProgramExit | null> {
+    return this.o.backends.jail.exitOf(h.jailName, h.statusFile);
   }
 
   /** Validates a spec file and records a new VM (phase created). */
@@ -288,9 +298,77 @@ export class VmManager {
     return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await detachDisk(this.d, rec, q, disk, o)).result));
   }
 
+  /** Hot-plugs a NIC into the running VM (vm/hotplug-nic). */
+  async attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await attachNic(this.d, rec, q, req)).result));
+  }
+
+  /** Detaches a hot-plugged NIC (state `removing` when the guest has not let go within `waitMs`). */
+  async detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await detachNic(this.d, rec, q, nic, o)).result));
+  }
+
   /** Grows a disk's top layer while the VM runs (refuses to shrink). */
   async resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
     return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => resizeDisk(rec, q, disk, bytes)));
+  }
+
+  /** Finishes the removal of every `removing` disk QEMU no longer has (the daemon runs it on DEVICE_DELETED). */
+  async finishRemovals(name: string): Promise<VmRecord> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => finishRemovals(this.d, rec, q)));
+  }
+
+  /** Changes a running disk's I/O limits (vm/disk-limits); the stored spec follows unless live-only. */
+  async setDiskLimits(name: string, disk: string, c: LimitsChange): Promise<LimitsResult> {
+    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await setDiskLimits(this.d, rec, q, disk, c)).result));
+  }
+
+  /** Takes an external snapshot of the VM's disks (and RAM with `memory`), running or stopped (vm/snapshot). */
+  async snapshotCreate(name: string, req: CreateRequest): Promise<SnapshotResult> {
+    return this.locked(name, 'snapshot', (rec) => (expectsProcess(rec.phase)
+      ? withQmp(this.d, rec, async (q) => (await createSnapshot(this.d, rec, q, req)).result)
+      : createSnapshot(this.d, rec, null, req).then((r) => r.result)));
+  }
+
+  async snapshotList(name: string): Promise<SnapshotInfo[]> {
+    return listSnapshots(await this.store.read(name));
+  }
+
+  /** Merges the snapshot's layer away while the VM runs (block-commit), or drops a snapshot no longer in the chain. */
+  async snapshotDelete(name: string, snap: string): Promise<SnapshotResult> {
+    return this.locked(name, 'snapshot', (rec) => (expectsProcess(rec.phase)
+      ? withQmp(this.d, rec, async (q) => (await deleteSnapshot(this.d, rec, q, snap)).result)
+      : deleteSnapshot(this.d, rec, null, snap).then((r) => r.result)));
+  }
+
+  /**
+   * Reverts the VM to a snapshot: stops it (quit: its current state is being discarded), puts a
+   * fresh overlay over each frozen layer, then starts it (restoring the RAM state when the
+   * snapshot has one) if it was taken of a running VM; a disk-only snapshot of a stopped VM leaves it stopped.
+   */
+  async snapshotRevert(name: string, snap: string): Promise<{ record: VmRecord; run?: StepRun; migration?: MigrationFigures }> {
+    const r = await this.locked(name, 'snapshot', async (rec0) => {
+      const s = findSnapshot(rec0, snap);
+      let rec = rec0;
+      if (expectsProcess(rec.phase)) {
+        this.progress.begin(`stopping VM ${name} to revert it to snapshot ${snap}`);
+        rec = { ...rec, phase: 'stopping', intent: 'stop', updatedAt: this.d.now() };
+        await this.store.write(rec);
+        rec = await stopRun(this.d, rec, { force: true }, this.progress);
+      }
+      rec = await revertDisks(this.d, rec, snap);
+      return { rec, start: s.memory !== undefined || s.vmPhase === 'running' || s.vmPhase === 'paused', memory: s.memory };
+    });
+    if (!r.start) return { record: r.rec };
+    if (r.memory === undefined) { const s = await this.runStart(name, START_STEPS, {}); return { record: s.record, run: s.run }; }
+    const { fd } = openSaveFile(r.memory);
+    try {
+      const figures: { migration?: MigrationFigures } = {};
+      const s = await this.runStart(name, restoreSteps(fd, figures), {});
+      return { record: s.record, run: s.run, ...(figures.migration === undefined ? {} : { migration: figures.migration }) };
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** The record after reconciling it (skipped while another process holds the VM's lock). */

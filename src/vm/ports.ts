@@ -60,6 +60,15 @@ export interface QmpConn {
   /** `fds` go with the command over SCM_RIGHTS (getfd, add-fd). */
   execute(command: string, args?: Record<string, unknown>, timeoutMs?: number, fds?: readonly number[]): Promise<unknown>;
   close(): Promise<void>;
+  /** Subscribes to QMP events by name (subscribe before the command that causes them); absent: this port delivers none. */
+  events?(names: readonly string[]): QmpEvents;
+}
+
+/** A subscription to QMP events (src/qmp EventSubscription, seen untyped). */
+export interface QmpEvents {
+  /** The next matching event; rejects with QMP_TIMEOUT after `timeoutMs`, QMP_DISCONNECTED when the connection ends. */
+  next(o?: { timeoutMs?: number; match?: (e: { event: string; data: Record<string, unknown> }) => boolean }): Promise<{ event: string; data: Record<string, unknown> }>;
+  close(): void;
 }
 
 export interface Backends {

@@ -94,12 +94,16 @@ export interface VmRecord {
   saved?: { file: string; at: string; migration: Record<string, unknown> };
   /** Devices hot-plugged into the current run, each recorded before each of its steps (vm/hotplug). */
   hotplug?: HotplugEntry[];
+  /** External disk snapshots and the layers they made (vm/snapshot). */
+  snapshots?: SnapshotState;
   /** Set while this VM is the target of a live migration (vm/migrate-run): a daemon that finds it so after a crash removes the VM once its start is undone. */
   incomingSince?: string;
 }
 
 /** One hot-plugged device and how far its attach or detach got. */
 export interface HotplugEntry {
+  /** Absent: a disk (vm/hotplug); 'nic': a NIC (vm/hotplug-nic), whose `disk` holds the Network as the spec holds it. */
+  kind?: 'nic';
   /** The disk's name; `run` is the run's startedAt (an entry of an older run is stale). */
   name: string;
   run: string;
@@ -112,4 +116,51 @@ export interface HotplugEntry {
   /** The disk as the spec holds it. */
   disk: Record<string, unknown>;
   liveOnly: boolean;
+  /** When the attach finished (inspect shows it). */
+  attachedAt?: string;
+  /** Set by a detach whose device_del was sent: since when, and whether the spec keeps the disk (liveOnly). */
+  removing?: { since: string; liveOnly: boolean };
+  /** A disk QEMU was started with, taken over by a detach (its steps read back from the run's plan). */
+  boot?: boolean;
+  /** NICs: the host network undo log (src/net) of its TAP, journalled as it grows. */
+  net?: unknown;
+  /** NICs with a helper (passt for user networking): its jail, recorded before it is launched. */
+  helper?: { jailName: string; owner: string };
+}
+
+/** A VM's external snapshots: what each froze, which files the manager made, what QEMU holds now, an operation in progress. */
+export interface SnapshotState {
+  list: SnapshotEntry[];
+  /** Overlay files the manager created for this VM and has not removed (only these are ever deleted). */
+  owned: string[];
+  /** The disks' layers as the current run's QEMU holds them (top first); `run` is the run's startedAt. */
+  live?: { run: string; seq: number; disks: Record<string, Array<{ path: string; format: string; node: string; file: string; fdset: number }>> };
+  /** An operation begun and not finished: recorded before its first step; the next snapshot command settles it. */
+  op?: SnapshotOp;
+}
+
+export interface SnapshotEntry {
+  name: string;
+  createdAt: string;
+  /** The VM's phase when it was taken (a revert starts the VM again when it ran). */
+  vmPhase: string;
+  /** The save file with the RAM and device state (`--memory`). */
+  memory?: string;
+  /** Per writable disk: the layer frozen (`base`, its chain below, top first) and the overlay made over it. */
+  disks: Array<{ disk: string; base: string; baseFormat: string; chain: string[]; overlay: string }>;
+  /** Set while the layer above is being merged into `base` (a killed delete is finished by the next command). */
+  deleting?: boolean;
+}
+
+export interface SnapshotOp {
+  kind: 'create' | 'revert';
+  snap: string;
+  /** startedAt of the run it acts on ('' for a stopped VM). */
+  run: string;
+  /** Files it creates (removed when it is undone). */
+  files: string[];
+  /** QMP steps planned, all counted as begun (their inverses are undone on recovery, "not found" ignored). */
+  steps: Array<{ command: string; args: Record<string, unknown>; fd?: string; undo: { command: string; args: Record<string, unknown> } | null }>;
+  /** The top node a disk's overlay replaces in the transaction: if QEMU shows the overlay there, the transaction happened. */
+  check?: { disk: string; node: string };
 }

@@ -7,6 +7,8 @@
 import { WardenError } from '../errors/index.js';
 import { isVmError } from './errors.js';
 import type { DiskAttachRequest, HotplugResult, ResizeResult } from './hotplug.js';
+import type { LimitsChange, LimitsResult } from './disk-limits.js';
+import type { NicAttachRequest, NicHotplugResult } from './hotplug-nic.js';
 import type { VmManager } from './manager.js';
 import type { StopOptions } from './stop.js';
 import type { StateStore, VmPaths } from './store.js';
@@ -15,6 +17,7 @@ import { inspectRecord, type Inspection } from './view.js';
 import type { VmRecord } from './record.js';
 import type { Requestor, VmEvents } from './events.js';
 import type { MigrationFigures } from './state.js';
+import type { SnapshotInfo, SnapshotResult } from './snapshot.js';
 import type { MigrationAddress } from './migrate-link.js';
 import type { NbdAddress } from './migrate-nbd.js';
 import type { DiskCopy } from './migrate-disks.js';
@@ -70,6 +73,10 @@ export interface VmService {
   attachDisk?(name: string, req: DiskAttachRequest): Promise<HotplugResult>;
   detachDisk?(name: string, disk: string, o?: { liveOnly?: boolean; waitMs?: number }): Promise<HotplugResult>;
   resizeDisk?(name: string, disk: string, bytes: number): Promise<ResizeResult>;
+  setDiskLimits?(name: string, disk: string, c: LimitsChange): Promise<LimitsResult>;
+  /** NIC hot-plug (vm/hotplug-nic). */
+  attachNic?(name: string, req: NicAttachRequest): Promise<NicHotplugResult>;
+  detachNic?(name: string, nic: string, o?: { liveOnly?: boolean; waitMs?: number }): Promise<NicHotplugResult>;
   /** Attaches a terminal to the serial console until the detach key (Ctrl-]), the end of input or the console closing. */
   console(name: string, io: ConsoleIo, o?: { force?: boolean }): Promise<ConsoleEnd>;
   /** Writes the serial log (rotated part first) to `out`; `follow` keeps writing while the VM runs. Returns the bytes written. */
@@ -81,6 +88,11 @@ export interface VmService {
   save?(name: string, file: string): Promise<SaveResult>;
   /** Starts the VM of a save file (or `name`), jailed as any start, continuing where it was saved. Optional as save. */
   restore?(file: string, o?: { name?: string }): Promise<RestoreResult>;
+  /** External disk snapshots (vm/snapshot); optional as save, so a VmService written without them still compiles. */
+  snapshotCreate?(name: string, o?: { snap?: string; memory?: boolean }): Promise<SnapshotResult>;
+  snapshotList?(name: string): Promise<SnapshotInfo[]>;
+  snapshotRevert?(name: string, snap: string): Promise<RevertResult>;
+  snapshotDelete?(name: string, snap: string): Promise<SnapshotResult>;
   /** Live migration to another daemon (vm/migrate-run); optional as save. */
   migrate?(name: string, target: MigrationTarget, o?: MigrateOptions): Promise<MigrateResult>;
   /** Cancels the migration of `name` in progress (migrate_cancel); the VM runs on here. */
@@ -95,6 +107,8 @@ export interface IncomingMigration { name: string; address: MigrationAddress; nb
 
 export interface SaveResult { record: VmRecord; migration: MigrationFigures }
 export interface RestoreResult extends StartResult { migration?: MigrationFigures }
+/** A revert: the record, and the start's steps when it started the VM again (with the memory state's figures). */
+export interface RevertResult { record: VmRecord; done?: string[]; timings?: Record<string, number>; migration?: MigrationFigures }
 
 /** The serial log of a VM whose files this process can read: until it no longer runs. */
 export function logsFromFiles(svc: VmService, store: StateStore, name: string, out: NodeJS.WritableStream, follow: boolean): Promise<number> {
@@ -175,6 +189,9 @@ export class LocalService implements VmService {
   attachDisk(name: string, req: DiskAttachRequest): Promise<HotplugResult> { return this.manager.attachDisk(name, req); }
   detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> { return this.manager.detachDisk(name, disk, o); }
   resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> { return this.manager.resizeDisk(name, disk, bytes); }
+  setDiskLimits(name: string, disk: string, c: LimitsChange): Promise<LimitsResult> { return this.manager.setDiskLimits(name, disk, c); }
+  attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> { return this.manager.attachNic(name, req); }
+  detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> { return this.manager.detachNic(name, nic, o); }
 
   console(name: string, io: ConsoleIo): Promise<ConsoleEnd> {
     return attachLocked(this.manager.store, name, io);
@@ -191,9 +208,18 @@ export class LocalService implements VmService {
     return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings, ...(r.migration === undefined ? {} : { migration: r.migration }) };
   }
 
+  snapshotCreate(name: string, o: { snap?: string; memory?: boolean } = {}): Promise<SnapshotResult> { return this.manager.snapshotCreate(name, o); }
+  snapshotList(name: string): Promise<SnapshotInfo[]> { return this.manager.snapshotList(name); }
+  snapshotDelete(name: string, snap: string): Promise<SnapshotResult> { return this.manager.snapshotDelete(name, snap); }
+  async snapshotRevert(name: string, snap: string): Promise<RevertResult> { return revertResult(await this.manager.snapshotRevert(name, snap)); }
   migrate(name: string, target: MigrationTarget, o: MigrateOptions = {}): Promise<MigrateResult> { return this.manager.migrateOut(name, target, o); }
 
   async close(): Promise<void> { /* nothing held between verbs */ }
+}
+
+/** The manager's revert outcome as the service reports it. */
+export function revertResult(r: Awaited<ReturnType<VmManager['snapshotRevert']>>): RevertResult {
+  return { record: r.record, ...(r.run === undefined ? {} : { done: r.run.done, timings: r.run.timings }), ...(r.migration === undefined ? {} : { migration: r.migration }) };
 }
 
 export function asWardenError(err: unknown): WardenError {

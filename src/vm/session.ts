@@ -3,8 +3,8 @@
  * client at a time, so every verb that talks to QEMU borrows the held client (a `QmpConn`
  * whose close is a no-op) instead of connecting, and the supervisor reads its events.
  */
-import { QmpClient } from '../qmp/index.js';
-import type { QmpConn } from './ports.js';
+import { QmpClient, type QmpEventName } from '../qmp/index.js';
+import type { QmpConn, QmpEvents } from './ports.js';
 
 export class QmpSessions {
   private readonly held = new Map<string, Promise<QmpClient>>();
@@ -14,6 +14,7 @@ export class QmpSessions {
     const c = await this.client(path, timeoutMs);
     return {
       execute: (command, args, t, fds) => c.executeUntyped(command, args, { ...(t === undefined ? {} : { timeoutMs: t }), ...(fds === undefined ? {} : { fds: [...fds] }) }),
+      events: (names) => c.events(names as readonly QmpEventName[]) as unknown as QmpEvents, // seen untyped, like execute
       close: async () => { /* held: the session outlives the verb */ },
     };
   }

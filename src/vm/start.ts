@@ -44,6 +44,10 @@ export interface StartCtx {
   qmp?: QmpConn;
   /** The VM's log writer, once started. */
   logd?: ProcId;
+  /** Settles once the log writer runs as its user (awaited by the jail step, which overlaps it). */
+  logdReady?: Promise<void>;
+  /** The run record's write, overlapped with QEMU's own start-up (awaited by the qmp step). */
+  runRecorded?: Promise<void>;
 }
 
 /** The log stream that becomes QEMU's stderr (qemu.log). */
@@ -51,10 +55,15 @@ const QEMU_STDERR = 'qemu-stderr';
 
 /** Persists a host change before it is made (write-ahead), so another process can undo it. */
 export async function recordUndo(c: StartCtx, u: UndoRecord): Promise<void> {
+  noteUndo(c, u);
+  await c.d.store.write(c.rec);
+}
+
+/** Adds an undo entry to the record in memory only: for what needs no undo to go away, persisted with the next write. */
+function noteUndo(c: StartCtx, u: UndoRecord): void {
   // One entry per kind, except helpers: one per helper jail.
   const undo = (c.rec.undo ?? []).filter((x) => x.kind !== u.kind || (x.kind === 'helper' && u.kind === 'helper' && x.jailName !== u.jailName));
   c.rec = { ...c.rec, undo: [...undo, u], updatedAt: c.d.now() };
-  await c.d.store.write(c.rec);
 }
 
 /** Host facts from the one gatherer validate and plan use too (vm/facts): what start plans with is what `warden plan` shows. */
@@ -112,12 +121,20 @@ const claim: Step<StartCtx> = {
         });
       }
       c.rec = { ...c.rec, phase: 'starting', disks: mine, updatedAt: c.d.now() };
+      // The sockets' undo entry rides with this write (removing a socket path that is not there
+      // yet is harmless), so the open step needs no fsync'd write of its own before making them.
+      noteUndo(c, { kind: 'sockets', paths: socketPaths(c) });
       await c.d.store.write(c.rec);
     } finally {
       await lock.release();
     }
   },
 };
+
+/** The listening sockets the plan has the manager make (QMP, serial, VNC). */
+function socketPaths(c: StartCtx): string[] {
+  return c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
+}
 
 const network: Step<StartCtx> = {
   name: 'network', label: 'setting up host networking',
@@ -132,8 +149,9 @@ const network: Step<StartCtx> = {
 const open: Step<StartCtx> = {
   name: 'open', label: 'opening files, sockets and logs',
   async run(c) {
-    const sockets = c.plan!.fds.flatMap((f) => (f.kind === 'unix-listen' ? [f.path] : []));
-    await recordUndo(c, { kind: 'sockets', paths: sockets });
+    const sockets = socketPaths(c);
+    const noted = c.rec.undo?.find((u) => u.kind === 'sockets');
+    if (noted?.kind !== 'sockets' || noted.paths.join('\0') !== sockets.join('\0')) await recordUndo(c, { kind: 'sockets', paths: sockets });
     const probed = chainFiles(Object.values(c.chains));
     seedFromTemplates(c.plan!.fds, c.rec.name); // the VM's UEFI vars, at its first start
     for (const [name, fd] of openSealedCopies(c.plan!.fds, c.rec.name, loadNative())) c.fds.adopt(name, fd);
@@ -143,9 +161,14 @@ const open: Step<StartCtx> = {
     if (missing.length > 0) throw new VmError('VM_START_FAILED', `no fd for ${missing.map((f) => f.name).join(', ')} of VM ${c.rec.name}`, { context: { vm: c.rec.name } });
     c.fds.logs.add(QEMU_STDERR, c.paths.qemuLog, QEMU_LOG_CAP, c.rec.name);
     // Recorded after the spawn (its pid is not known before); the writer needs no undo to go
-    // away, it exits when the last write end closes, so the record only lets teardown wait for it.
-    const pid = await c.fds.logs.spawn(c.rec.name, c.d.backends.logUser);
-    const id = await procId(c.d.fs, pid);
+    // away, it exits when the last write end closes, so the record only lets teardown wait for
+    // it (and a reconcile after a crash finds no writer still holding the logs). Its ready wait
+    // (dropping privileges) overlaps this write and the jail's launch.
+    const writer = c.fds.logs.start(c.rec.name, c.d.backends.logUser);
+    c.logdReady = writer.ready;
+    writer.ready.catch(() => undefined); // awaited by the jail step; a failure must not go unhandled meanwhile
+    if (writer.pid === undefined) await writer.ready; // the spawn itself failed: its error
+    const id = await procId(c.d.fs, writer.pid!);
     if (id !== null) {
       c.logd = id;
       await recordUndo(c, { kind: 'logd', proc: id });
@@ -166,11 +189,16 @@ const jail: Step<StartCtx> = {
     } catch (err) {
       throw nameTaken(c, err) ?? err;
     }
+    await c.logdReady;
     // Protections planned but off here (no Landlock in this kernel, no jail without root) are said, not skipped silently.
     c.warnings.push(...c.launched.protectionsOff.map((p) => `protection off: ${p}`));
     // QEMU holds its copies now; ours must go before anyone connects (our listener would accept).
     await c.fds.close(false);
-    await recordRun(c, spec.name); // the leased uid is a runtime fact: the run record has it, plan.json keeps the policy
+    // The leased uid is a runtime fact: the run record has it, plan.json keeps the policy. Written
+    // while QEMU starts up (the qmp step awaits it): the jail's undo entry, written before the
+    // launch, already lets teardown find QEMU if this process dies before it lands.
+    c.runRecorded = recordRun(c, spec.name);
+    c.runRecorded.catch(() => undefined); // awaited by the qmp step
   },
 };
 
@@ -204,8 +232,10 @@ const qmp: Step<StartCtx> = {
     try {
       c.qmp = await c.d.backends.qmpConnect(c.paths.qmpSocket, 10_000);
     } catch (err) {
+      await c.runRecorded; // VM_QEMU_DIED with QEMU's last words when it is gone already
       throw (await qemuDied(c, err)) ?? err;
     }
+    await c.runRecorded;
     const st = (await c.qmp.execute('query-status')) as { status: string };
     const expected = c.facts?.incoming === 'defer' ? ['inmigrate'] : ['prelaunch', 'paused']; // restore: QEMU waits for the stream
     if (!expected.includes(st.status)) {

@@ -3,7 +3,7 @@
  * written atomically (temp file, fsync, rename), and per-VM operation locks that a dead
  * holder cannot keep (the lock names the holder's pid and start time).
  */
-import { promises as fsp, constants as C } from 'node:fs';
+import { closeSync, fsync, openSync, promises as fsp, renameSync, writeFileSync, constants as C } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Fs } from '../sys/index.js';
@@ -131,14 +131,16 @@ export class StateStore {
   async write(rec: VmRecord): Promise<void> {
     const p = this.paths(rec.name);
     const tmp = `${p.record}.tmp-${process.pid}`;
-    const fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o600);
+    // Only the fsync goes through the thread pool: open, write, close and rename are page-cache
+    // calls, and on a loaded host each pool trip cost more than the call (a start writes ~5 times).
+    const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o600);
     try {
-      await fh.writeFile(`${JSON.stringify(rec, null, 2)}\n`);
-      await fh.sync();
+      writeFileSync(fd, `${JSON.stringify(rec, null, 2)}\n`);
+      await new Promise<void>((resolve, reject) => { fsync(fd, (e) => (e ? reject(e) : resolve())); });
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
-    await fsp.rename(tmp, p.record);
+    renameSync(tmp, p.record);
   }
 
   /** Removes the VM's directory and everything in it. */

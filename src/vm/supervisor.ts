@@ -11,7 +11,8 @@ import { JobQueue } from './jobs.js';
 import { expectsProcess } from './machine.js';
 import type { VmManager } from './manager.js';
 import { isAlive } from './proc.js';
-import type { ProcId, VmRecord } from './record.js';
+import { HelperWatch } from './helper-watch.js';
+import type { HelperRun, ProcId, VmRecord } from './record.js';
 import type { QmpSessions } from './session.js';
 
 export interface SupervisorDeps {
@@ -33,12 +34,15 @@ const QMP_EVENTS: Readonly<Record<string, EventDraft['type']>> = {
 export class VmSupervisor {
   readonly jobs = new JobQueue();
   private watch: { handle: WatchHandle; fd: number; qemu: ProcId } | undefined;
+  private readonly helpers: HelperWatch;
   private session: QmpClient | undefined;
   private disposed = false;
   /** The owner from the last record seen, for events that carry no record (QMP's). */
   private owner: number | undefined;
 
-  constructor(readonly name: string, private readonly d: SupervisorDeps) {}
+  constructor(readonly name: string, private readonly d: SupervisorDeps) {
+    this.helpers = new HelperWatch(d.native, (p) => isAlive(d.manager.fs, p), (h) => this.helperDied(h));
+  }
 
   /** The VM's manager (its progress is published as this VM's events). */
   get manager(): VmManager {
@@ -73,6 +77,7 @@ export class VmSupervisor {
   async dispose(): Promise<void> {
     this.disposed = true;
     this.unwatch();
+    this.helpers.clear();
     this.session = undefined;
     await this.d.sessions.release(this.qmpPath);
   }
@@ -100,9 +105,11 @@ export class VmSupervisor {
     if (this.disposed) return;
     if (rec === null || !expectsProcess(rec.phase) || rec.run === undefined) {
       this.unwatch();
+      this.helpers.clear();
       return;
     }
     this.watchExit(rec.run.qemu);
+    this.helpers.follow(rec.helpers ?? []);
     await this.holdSession();
   }
 
@@ -141,6 +148,27 @@ export class VmSupervisor {
   }
 
   /**
+   * A helper's process ended. Reported (`helper-died`) only while its run goes on: QEMU alive
+   * and the record still naming it; a helper stopped by teardown, or one that followed QEMU
+   * out, is no news (the job runs after any stop in progress, which drops the run's helpers).
+   * The VM keeps running without what the helper served; inspect shows it as gone.
+   */
+  private helperDied(h: HelperRun): void {
+    if (this.disposed) return;
+    this.run('helper-exit', async () => {
+      const rec = await this.d.manager.store.tryRead(this.name);
+      const current = rec?.helpers?.some((x) => x.jailName === h.jailName && x.proc.pid === h.proc.pid) ?? false;
+      if (rec === null || !current || !expectsProcess(rec.phase) || rec.run === undefined || !(await isAlive(this.d.manager.fs, rec.run.qemu))) return;
+      const exit = await this.d.manager.helperExit(h).catch(() => null);
+      const how = exit === null ? 'exited' : exit.signal !== null ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
+      const detail = `helper ${h.kind} (${h.from}) of VM ${this.name}, pid ${h.proc.pid}, ${how}: what it served no longer works; restart the VM`;
+      this.d.log(detail);
+      this.d.events.publish({ type: 'helper-died', vm: this.name, ...(rec.owner === undefined ? {} : { owner: rec.owner }), phase: rec.phase, detail,
+        signal: exit?.signal ?? null, code: exit?.code ?? null, data: { kind: h.kind, from: h.from, jailName: h.jailName, pid: h.proc.pid, uid: h.uid } });
+    }).catch((err: unknown) => this.d.log(`VM ${this.name}: reporting the end of helper ${h.jailName} failed: ${String((err as Error)?.message ?? err)}`));
+  }
+
+  /**
    * The vCPUs stopped or resumed without a verb of ours (the guest, a watchdog, an I/O error
    * with werror=stop): the record follows what QEMU says now. Our own pause and resume have
    * already written the phase by the time this job runs, so it changes nothing for them.
@@ -155,6 +183,14 @@ export class VmSupervisor {
     }).catch((err: unknown) => this.d.log(`VM ${this.name}: following a QMP STOP/RESUME failed: ${String((err as Error)?.message ?? err)}`));
   }
 
+  /** A device left QEMU: a disk left `removing` by a detach that gave up waiting is finished now (vm/hotplug). */
+  private finishRemovals(): void {
+    const pending = async (): Promise<boolean> => ((await this.d.manager.store.tryRead(this.name))?.hotplug ?? []).some((e) => e.state === 'removing' && e.kind !== 'nic');
+    // Checked again inside the job: the usual case is a detach job still waiting, which finishes it itself.
+    void pending().then((yes) => (yes ? this.run('finish-removal', async () => { if (await pending()) await this.d.manager.finishRemovals(this.name); }) : undefined))
+      .catch((err: unknown) => this.d.log(`VM ${this.name}: finishing a device removal failed: ${String((err as Error)?.message ?? err)}`));
+  }
+
   private async holdSession(): Promise<void> {
     const c = await this.d.sessions.client(this.qmpPath).catch(() => undefined);
     if (c === undefined || c === this.session) return;
@@ -166,6 +202,7 @@ export class VmSupervisor {
     try {
       for await (const e of c.events('all')) {
         if (e.event === 'STOP' || e.event === 'RESUME') this.syncRunState(c);
+        if (e.event === 'DEVICE_DELETED') this.finishRemovals();
         const type = QMP_EVENTS[e.event];
         if (type !== undefined) this.d.events.publish({ type, vm: this.name, ...(this.owner === undefined ? {} : { owner: this.owner }), data: (e as { data?: Record<string, unknown> }).data ?? {} });
       }

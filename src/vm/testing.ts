@@ -22,6 +22,8 @@ export interface TestVmSpec {
   memory?: string;
   /** serial.logMax of the spec (default: the spec's default). */
   serialLogMax?: string;
+  /** More top-level spec fields (tpm: true ...). */
+  extra?: Record<string, unknown>;
 }
 
 export interface TestEnv {
@@ -54,6 +56,7 @@ export function testEnv(prefix = 'warden-vm-e2e-'): TestEnv {
         disks: [{ name: 'root', image: s.disk ?? overlay, format: 'qcow2' }],
         networks: s.networks ?? [],
         ...(s.serialLogMax === undefined ? {} : { serial: { logMax: s.serialLogMax } }),
+        ...s.extra,
       };
       const file = join(dir, `${s.name}.json`);
       writeFileSync(file, JSON.stringify(spec, null, 2));

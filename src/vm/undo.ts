@@ -6,6 +6,7 @@
  */
 import { rmSync } from 'node:fs';
 import type { Fs } from '../sys/index.js';
+import { reclaimStateDir } from './helpers-state.js';
 import { isAlive, signalProc } from './proc.js';
 import type { Backends } from './ports.js';
 import type { ProcId } from './record.js';
@@ -21,7 +22,7 @@ export type UndoRecord =
   /** The jail (cgroup, uid lease, processes), owned by the VM's state directory. */
   | { kind: 'jail'; jailName: string; owner: string }
   /** A helper's jail (passt ...), one entry per helper; stopped after QEMU's (it was started before). */
-  | { kind: 'helper'; jailName: string; owner: string };
+  | { kind: 'helper'; jailName: string; owner: string; stateDirs?: string[] };
 
 export type UndoKind = UndoRecord['kind'];
 
@@ -54,7 +55,11 @@ export const UNDO: Undoers = {
     await waitDead(d.fs, u.proc, 2000);
   },
   jail: (d, u) => d.backends.jail.teardown(u.jailName, u.owner === '' ? undefined : u.owner),
-  helper: (d, u) => d.backends.jail.teardown(u.jailName, u.owner),
+  async helper(d, u) {
+    await d.backends.jail.teardown(u.jailName, u.owner);
+    // Lent to the helper's uid for the run; root's again once the helper is gone (vm/helpers-state).
+    for (const dir of u.stateDirs ?? []) reclaimStateDir(dir);
+  },
 };
 
 export async function undoOne(d: UndoDeps, u: UndoRecord): Promise<void> {

@@ -9,6 +9,7 @@ import type { ForwardInfo, VmRecord } from './record.js';
 import { guestInfo, type GuestInfo } from './agent.js';
 import { vmFactPaths } from './facts.js';
 import type { StateStore } from './store.js';
+import { formatHotplugDevices, hotplugDevices, type HotplugDeviceView } from './hotplug-view.js';
 
 export interface VmSummary {
   name: string;
@@ -62,6 +63,8 @@ export interface Inspection {
   guest: GuestInfo | { error: string } | null;
   /** Helpers in their own jails (passt ...), each seen from outside; a dead one while the VM runs is reported. */
   helpers: Array<{ kind: string; from: string; jailName: string; pid: number; uid: number; alive: boolean; process: OutsideView | null }>;
+  /** Devices hot-plugged into the current run: where each came from (live-only or persisted) and when (vm/hotplug-view). */
+  hotplugged: HotplugDeviceView[];
 }
 
 export async function inspectRecord(fs: Fs, store: StateStore, rec: VmRecord): Promise<Inspection> {
@@ -82,6 +85,7 @@ export async function inspectRecord(fs: Fs, store: StateStore, rec: VmRecord): P
       const alive = await isAlive(fs, h.proc);
       return { kind: h.kind, from: h.from, jailName: h.jailName, pid: h.proc.pid, uid: h.uid, alive, process: alive ? await outsideView(fs, h.proc.pid) : null };
     })),
+    hotplugged: hotplugDevices(rec),
   };
 }
 
@@ -119,6 +123,7 @@ export function formatInspection(i: Inspection): string {
     // QEMU holds some files twice (the passed fd and its fdset dup): each path once, in fd order
     lines.push(`  open files: ${[...new Set(Object.values(p.fds).filter((f) => f.startsWith('/')))].join(', ') || 'none'}`);
   }
+  lines.push(...formatHotplugDevices(i.hotplugged ?? []));
   lines.push(`  protections off: ${i.run ? (i.protectionsOff.length === 0 ? 'none' : i.protectionsOff.join('; ')) : '(not running)'}`);
   if (i.lastExit) lines.push(`  last stopped: ${i.lastExit.reason} at ${i.lastExit.at}: ${i.lastExit.detail}`);
   for (const w of i.warnings) lines.push(`  warning: ${w}`);

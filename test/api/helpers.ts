@@ -24,9 +24,10 @@ export function socketDir(): string {
 }
 
 /** `warden daemon --socket S --state-dir R` in the background; resolves once it serves. */
-export async function startDaemonProc(socket: string, stateDir: string, env: NodeJS.ProcessEnv = {}): Promise<DaemonProc> {
+/** `wrap`: a command the daemon runs under (nsenter --net=... -- to serve from a test netns). */
+export async function startDaemonProc(socket: string, stateDir: string, env: NodeJS.ProcessEnv = {}, wrap: string[] = []): Promise<DaemonProc> {
   const bin = join(repoRoot(), 'dist', 'src', 'cli', 'bin.js');
-  const proc = spawn(process.execPath, [bin, 'daemon', '--socket', socket, '--state-dir', stateDir], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  const proc = spawn(wrap[0] ?? process.execPath, [...wrap.slice(1), ...(wrap.length > 0 ? [process.execPath] : []), bin, 'daemon', '--socket', socket, '--state-dir', stateDir], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let err = '';
   proc.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
   await new Promise<void>((resolve, reject) => {

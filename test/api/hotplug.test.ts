@@ -44,7 +44,7 @@ test('warden disk attach/resize/detach through the daemon: 202/operations, PATCH
   const img = join(env.dir, 'extra.raw');
   writeFileSync(img, Buffer.alloc(1 << 20));
 
-  const a = await cli('disk', 'attach', name, '--image', img, '--format', 'raw', '--name', 'extra', '--json');
+  const a = await cli('disk', 'attach', name, '--image', img, '--format', 'raw', '--name', 'extra', '--iops', '200', '--json');
   assert.equal(a.code, 0, a.io.stderr);
   assert.equal(JSON.parse(a.io.stdout).state, 'attached');
   assert.ok(qemuFiles(pid).includes(img), 'QEMU holds the image after attach through the daemon');
@@ -58,6 +58,12 @@ test('warden disk attach/resize/detach through the daemon: 202/operations, PATCH
   assert.match(shrink.io.stderr, /VM_DISK_SHRINK|shrinking/);
   assert.equal(statSync(img).size, 2 << 20, 'a refused shrink changes nothing');
   assert.equal((await cli('disk', 'resize', name, 'root', '96Mi')).code, 0, 'a boot-time disk grows too');
+  // I/O limits (PATCH {limits} through the daemon): the hot-plugged disk's own throttle group, merged.
+  const lim = await cli('disk', 'limits', name, 'extra', '--bps-write', '4Mi', '--json');
+  assert.equal(lim.code, 0, lim.io.stdout);
+  assert.deepEqual(JSON.parse(lim.io.stdout), { vm: name, disk: 'extra', limits: { iops: 200, bpsWrite: 4 << 20 }, via: 'throttle-group', liveOnly: false });
+  const empty = await http(socket, 'PATCH', `/v1/vms/${name}/devices/extra`, '{}', { 'content-type': 'application/json' });
+  assert.equal(empty.status, 400, empty.text);
   const again = await cli('disk', 'attach', name, '--image', img, '--format', 'raw', '--name', 'extra');
   assert.equal(again.code, 4, again.io.stderr);
   assert.match(again.io.stderr, /VM_(DISK_IN_USE|HOTPLUG_FAILED)/);
@@ -68,6 +74,22 @@ test('warden disk attach/resize/detach through the daemon: 202/operations, PATCH
   const done = await http(socket, 'GET', `/v1/operations/${accepted.json.operation.id as string}/wait?wait=60`);
   assert.deepEqual([done.json.operation.status, done.json.operation.result?.state], ['succeeded', 'detached'], done.text);
   assert.ok(!qemuFiles(pid).includes(img), 'QEMU holds no fd of it after detach');
+
+  // A guest that cannot answer (paused): detach ends `removing` (exit 8); once it runs again, the
+  // daemon's supervisor sees DEVICE_DELETED and finishes the removal with no further command.
+  const held = join(env.dir, 'held.raw');
+  writeFileSync(held, Buffer.alloc(1 << 20));
+  assert.equal((await cli('disk', 'attach', name, '--image', held, '--format', 'raw', '--name', 'held', '--live-only')).code, 0);
+  assert.equal((await cli('pause', name)).code, 0);
+  const slow = await cli('disk', 'detach', name, 'held', '--timeout', '1');
+  assert.equal(slow.code, 8, slow.io.stderr);
+  assert.match(slow.io.stderr, /VM_DEVICE_REMOVING/);
+  assert.equal((await cli('resume', name)).code, 0);
+  const hotplugged = async (): Promise<Array<{ name: string; state: string }>> => JSON.parse((await cli('inspect', name, '--json')).io.stdout).hotplugged;
+  let left = await hotplugged();
+  for (let i = 0; i < 120 && left.length > 0; i++) { await new Promise((r) => setTimeout(r, 500)); left = await hotplugged(); }
+  assert.deepEqual(left, [], 'the event finished it');
+  assert.ok(!qemuFiles(pid).includes(held), 'and QEMU holds no fd of it');
   assert.equal((await cli('kill', name)).code, 0);
   assert.deepEqual(leftovers(name, env.stateRoot), []);
 });

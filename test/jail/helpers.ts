@@ -48,6 +48,7 @@ export async function assertGone(config: JailerConfig, handle: Pick<JailHandle, 
   assert.ok(!existsSync(`/proc/${handle.pid}/stat`) || readFileSync(`/proc/${handle.pid}/stat`, 'utf8').split(' ')[2] === 'Z', `pid ${handle.pid} gone`);
   const leases = join(config.stateDir, 'leases.json');
   if (existsSync(leases)) assert.equal(JSON.parse(readFileSync(leases, 'utf8')).jails[handle.name], undefined, 'lease released');
+  assert.ok(!existsSync(join(config.runtimeDir, '.pids', `${handle.name}.json`)), 'pids file removed');
 }
 
 export interface ProbeResult { exit: JailExit; out: string; handle: JailHandle }

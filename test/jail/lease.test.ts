@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LeaseStore, JailError, type JailRecord } from '../../src/jail/index.js';
@@ -74,4 +74,27 @@ test('a lock left by a dead manager is broken; a corrupt store is reported, not 
   writeFileSync(join(config.stateDir, 'leases.json'), '{"version": 1, "jails": ');
   await assert.rejects(store.acquire(req('third')), (e: JailError) => e.code === 'JAIL_STATE_CORRUPT');
   await assert.rejects(store.get('first'), (e: JailError) => e.code === 'JAIL_STATE_CORRUPT');
+});
+
+test('pids noted after the record (no lease-file rewrite) are merged by createdAt; torn or foreign ones are ignored; release drops them', async (t) => {
+  const config = tempConfig(t, FIRST, 4);
+  const store = new LeaseStore(config, async () => true);
+  const rec = await store.acquire(req('p'));
+  const before = readFileSync(join(config.stateDir, 'leases.json'), 'utf8');
+  const pids = { holder: { pid: 11, start: '7' }, monitor: { pid: 11, start: '7' }, program: { pid: 12, start: '8' } };
+  store.notePids(rec, pids);
+  assert.equal(readFileSync(join(config.stateDir, 'leases.json'), 'utf8'), before, 'the lease file is not rewritten');
+  assert.deepEqual({ ...(await store.get('p')) }, { ...rec, ...pids }, 'get merges them');
+  assert.deepEqual((await store.list()).find((r) => r.name === 'p')?.program, pids.program, 'list too');
+  const file = join(config.runtimeDir, '.pids', 'p.json');
+  writeFileSync(file, '{"createdAt": "');
+  assert.equal((await store.get('p'))?.program, undefined, 'a torn pids file reads as none');
+  store.notePids({ name: 'p', createdAt: '1999-01-01T00:00:00.000Z' }, pids);
+  assert.equal((await store.get('p'))?.program, undefined, 'pids of an earlier jail of the name are not this one\'s');
+  store.notePids(rec, pids);
+  await store.acquire(req('q')); // a locked rewrite of the file by another acquire keeps them (merged, then written)
+  assert.deepEqual((await store.get('p'))?.program, pids.program);
+  await store.release('p');
+  assert.ok(!existsSync(file), 'release drops the pids file');
+  assert.deepEqual(readdirSync(join(config.runtimeDir, '.pids')), [], 'no temporary files remain');
 });

@@ -1,7 +1,6 @@
 /** @module cli/commands/daemon: `warden daemon` (wardend in the foreground; systemd runs it so, elsewhere `setsid`) and `warden events` (its event stream). */
 import type { Command } from 'commander';
 import { ApiError } from '../../api/errors.js';
-import { RemoteService } from '../../api/remote.js';
 import type { Io } from '../output.js';
 import { openService } from './route.js';
 
@@ -32,7 +31,7 @@ export function registerDaemon(program: Command, io: Io): void {
     .option('--json', 'one JSON object per line')
     .option('--state-dir <dir>', 'state root (default: $WARDEN_STATE_DIR, /var/lib/warden as root, else $XDG_STATE_HOME/warden)')
     .action(async (o: { vm?: string; type?: string; count?: string; json?: boolean; stateDir?: string }) => {
-      const svc = await openService({ stateDir: o.stateDir });
+      const [svc, { RemoteService }] = await Promise.all([openService({ stateDir: o.stateDir }), import('../../api/remote.js')]);
       if (!(svc instanceof RemoteService)) {
         throw new ApiError('DAEMON_UNAVAILABLE', `no daemon serves ${svc.stateRoot}: events are published by wardend`, { suggestions: ['start it: warden daemon'] });
       }

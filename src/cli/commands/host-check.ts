@@ -8,7 +8,7 @@ import { createSocket } from 'node:dgram';
 import { promises as fsp } from 'node:fs';
 import { createServer } from 'node:net';
 import { formatIssue, issueAt, type Spec, type SpecIssue } from '../../spec/index.js';
-import type { LoadedSpec } from './validate.js';
+import type { LoadedSpec } from './spec-facts.js';
 
 async function exists(path: string): Promise<boolean> {
   return fsp.access(path).then(() => true, () => false);

@@ -6,9 +6,6 @@
  */
 import type { Command } from 'commander';
 import { WardenError } from '../../errors/index.js';
-import { hostPolicyFile, loadHostPolicy } from '../../image/index.js';
-import { LeaseStore, probeJailHost, rangeCollisions, readRangeConflicts, RESERVED_FOR } from '../../jail/index.js';
-import { jailerConfig } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
 
 export interface HostCheckReport {
@@ -21,6 +18,10 @@ export interface HostCheckReport {
 }
 
 export async function hostCheck(): Promise<HostCheckReport> {
+  // Loaded when the check runs, not at every command's start-up (issue 16).
+  const [{ hostPolicyFile, loadHostPolicy }, { LeaseStore, probeJailHost, rangeCollisions, readRangeConflicts }, { jailerConfig }] = await Promise.all([
+    import('../../image/index.js'), import('../../jail/index.js'), import('../../vm/index.js'),
+  ]);
   const config = jailerConfig();
   const range = config.uidRange;
   const leased = new Set((await new LeaseStore(config).list().catch(() => [])).flatMap((r) => [r.uid, r.gid]));
@@ -41,7 +42,8 @@ export async function hostCheck(): Promise<HostCheckReport> {
   return { uidRange: { first: range.first, last: range.first + range.count - 1 }, rangeConflicts: conflicts, idsInUse: inUse, imagePolicy, landlockAbi: jail.landlockAbi, problems };
 }
 
-function human(r: HostCheckReport): string[] {
+/** `reservedFor`: the account the range is reserved for (jail's RESERVED_FOR). */
+function human(r: HostCheckReport, reservedFor: string): string[] {
   const lines = [`uid range ${r.uidRange.first}-${r.uidRange.last}: ${r.rangeConflicts.length === 0 ? 'clear of login.defs and other users\' subuid/subgid' : r.rangeConflicts.some((c) => c.active) ? 'OVERLAPS' : 'overlaps inactive subuid/subgid entries'}`];
   for (const c of r.rangeConflicts) lines.push(`  ${c.active ? '' : '(inactive) '}${c.source}: ${c.detail}`);
   lines.push(`ids of the range taken on this host: ${r.idsInUse.length === 0 ? 'none' : r.idsInUse.length}`);
@@ -50,7 +52,7 @@ function human(r: HostCheckReport): string[] {
   lines.push(`image policy ${p.file}: ${p.error ?? (p.present ? `imageDirs ${p.imageDirs.length === 0 ? '(none)' : p.imageDirs.join(', ')}` : 'absent (each disk: its top image\'s directory and its allowDirs only)')}`);
   lines.push(`Landlock: ${r.landlockAbi === 0 ? 'not available (jails run without it; shown as a protection off)' : `ABI ${r.landlockAbi}`}`);
   if (r.rangeConflicts.length > 0 || r.idsInUse.length > 0) {
-    lines.push(`reserve the range: useradd --system --no-create-home --shell /usr/sbin/nologin ${RESERVED_FOR}; usermod --add-subuids ${r.uidRange.first}-${r.uidRange.last} --add-subgids ${r.uidRange.first}-${r.uidRange.last} ${RESERVED_FOR} (docs/jail.md)`);
+    lines.push(`reserve the range: useradd --system --no-create-home --shell /usr/sbin/nologin ${reservedFor}; usermod --add-subuids ${r.uidRange.first}-${r.uidRange.last} --add-subgids ${r.uidRange.first}-${r.uidRange.last} ${reservedFor} (docs/jail.md)`);
   }
   return lines;
 }
@@ -63,7 +65,7 @@ export function registerHost(program: Command, io: Io): void {
     .action(async (opts: { json?: boolean }) => {
       const r = await hostCheck();
       // With --json a failed check is one {error} document whose context holds the whole report (as every verb's errors are).
-      if (opts.json !== true) io.out(human(r).join('\n'));
+      if (opts.json !== true) io.out(human(r, (await import('../../jail/index.js')).RESERVED_FOR).join('\n'));
       if (r.problems.length > 0) {
         throw new WardenError('HOST_CHECK_FAILED', `host check: ${r.problems.length} problem${r.problems.length === 1 ? '' : 's'}: ${r.problems[0]}`, { context: { problems: r.problems, report: r } });
       }

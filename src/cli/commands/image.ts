@@ -1,7 +1,9 @@
 /** @module cli/commands/image: `warden image inspect|chain`: one image's header facts, or its backing chain, from the bounded prober. */
 import { Command, Option } from 'commander';
 import { WardenError } from '../../errors/index.js';
-import { IMAGE_FORMATS, isImageFormat, probeImage, loadHostPolicy, walkChainConfined, type ChainLayer, type ImageChain, type ImageFormat, type ImageInfo } from '../../image/index.js';
+import type { ChainLayer, ImageChain, ImageFormat, ImageInfo } from '../../image/index.js';
+// The leaf with the format names, not the image module: help text must not load the prober (issue 16).
+import { IMAGE_FORMATS, isImageFormat } from '../../image/formats/names.js';
 import { printJson, type Io } from '../output.js';
 
 function formatOption(): Option {
@@ -79,6 +81,7 @@ export function registerImage(program: Command, io: Io): void {
     .addOption(formatOption()).option('--json', 'print JSON').argument('<path>')
     .action(async (path: string, opts: { format?: string; json?: boolean }) => {
       const format = parseFormat(opts.format);
+      const { probeImage } = await import('../../image/index.js');
       const info = await probeImage(path, format === undefined ? {} : { format });
       if (opts.json === true) printJson(io, infoView(info));
       else io.out(human(info).join('\n'));
@@ -93,6 +96,7 @@ export function registerImage(program: Command, io: Io): void {
     .option('--json', 'print JSON').argument('<path>')
     .action(async (path: string, opts: { format?: string; allowDir: string[]; dataFile?: string; maxDepth: number; allowJsonBacking?: boolean; allowProtocolBacking?: boolean; json?: boolean }) => {
       const format = parseFormat(opts.format);
+      const { loadHostPolicy, walkChainConfined } = await import('../../image/index.js');
       // Confined as start confines it (a read-only look: no owner check for writing).
       const chain = await walkChainConfined({ image: path, format, allowDirs: opts.allowDir, dataFile: opts.dataFile, readOnly: true }, loadHostPolicy(), {
         maxDepth: opts.maxDepth,

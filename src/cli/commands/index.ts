@@ -14,7 +14,9 @@ import { registerUi } from './ui.js';
 import { registerDisk } from './disk.js';
 import { registerSsh } from './ssh.js';
 import { registerState } from './state.js';
+import { registerSnapshot } from './snapshot.js';
 import { registerMigrate } from './migrate.js';
+import { registerNic } from './nic.js';
 
 export type Registrar = (program: Command, io: Io) => void;
 
@@ -33,5 +35,7 @@ export const registrars: Registrar[] = [
   registerDisk,
   registerSsh,
   registerState,
+  registerSnapshot,
   registerMigrate,
+  registerNic,
 ];

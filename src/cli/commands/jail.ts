@@ -4,10 +4,10 @@ import type { Command } from 'commander';
 import type { Io } from '../output.js';
 import { printJson } from '../output.js';
 import { WardenError } from '../../errors/index.js';
-import {
-  defaultJailerConfig, launchJail, listJails, teardownJail, JailError,
-  type JailerConfig, type JailExit, type JailHandle, type JailSpec,
-} from '../../jail/index.js';
+import type { JailerConfig, JailExit, JailHandle, JailSpec } from '../../jail/index.js';
+
+// The jailer loads when `warden jail` runs, not at every command's start-up (issue 16).
+const jail = () => import('../../jail/index.js');
 
 interface JailOptions {
   spec?: string; fd: string[]; detach?: boolean; log?: string; teardown?: string; list?: boolean; json?: boolean;
@@ -18,7 +18,7 @@ function usage(message: string): never {
   throw new WardenError('USAGE_JAIL', message, { suggestions: ['warden jail --spec FILE [--fd NAME=FD]... -- PROGRAM ARGS...'] });
 }
 
-function configFrom(o: JailOptions): JailerConfig {
+async function configFrom(o: JailOptions): Promise<JailerConfig> {
   const overrides: Partial<JailerConfig> = {};
   if (o.stateDir !== undefined) overrides.stateDir = o.stateDir;
   if (o.runtimeDir !== undefined) overrides.runtimeDir = o.runtimeDir;
@@ -28,7 +28,7 @@ function configFrom(o: JailOptions): JailerConfig {
     if (m === null || Number(m[2]) < Number(m[1])) usage(`--uid-range must be FIRST-LAST, got "${o.uidRange}"`);
     overrides.uidRange = { first: Number(m[1]), count: Number(m[2]) - Number(m[1]) + 1 };
   }
-  return defaultJailerConfig(overrides);
+  return (await jail()).defaultJailerConfig(overrides);
 }
 
 /** The spec file, with PROGRAM ARGS (when given) as its argv. */
@@ -63,6 +63,7 @@ function describeExit(exit: JailExit): string {
 
 /** Foreground: the program gets this terminal's stdio; signals are passed on; teardown always runs. */
 async function runForeground(io: Io, spec: JailSpec, fds: Map<string, number>, config: JailerConfig, json: boolean): Promise<void> {
+  const { launchJail, teardownJail, JailError } = await jail();
   const handle: JailHandle = await launchJail(spec, { fds, stdio: { stdin: 0, stdout: 1, stderr: 2 }, config });
   const forward = (sig: NodeJS.Signals) => (): void => { handle.kill(sig); };
   const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
@@ -79,6 +80,7 @@ async function runForeground(io: Io, spec: JailSpec, fds: Map<string, number>, c
 }
 
 async function runDetached(io: Io, spec: JailSpec, fds: Map<string, number>, config: JailerConfig, log: string | undefined): Promise<void> {
+  const { launchJail } = await jail();
   const out = log === undefined ? undefined : openSync(log, 'a', 0o600);
   try {
     const h = await launchJail(spec, { fds, config, ...(out === undefined ? {} : { stdio: { stdout: out, stderr: out } }) });
@@ -100,16 +102,16 @@ export function registerJail(program: Command, io: Io): void {
     .option('--state-dir <dir>', 'lease store directory').option('--runtime-dir <dir>', 'runtime directory for status files')
     .option('--uid-range <first-last>', 'uids leased to jails').option('--cgroup-parent <name>', 'parent cgroup name')
     .action(async (args: string[], o: JailOptions) => {
-      const config = configFrom(o);
+      const config = await configFrom(o);
       if (o.list === true) {
-        const jails = await listJails(config);
+        const jails = await (await jail()).listJails(config);
         if (o.json === true) printJson(io, jails);
         else if (jails.length === 0) io.out('no jails'); // as `warden list` says "no VMs": silence reads like a failure
         else for (const j of jails) io.out(`${j.name}\tuid ${j.uid}\t${j.running ? `running (pid ${j.pid})` : 'not running'}`);
         return;
       }
       if (o.teardown !== undefined) {
-        const r = await teardownJail(o.teardown, config);
+        const r = await (await jail()).teardownJail(o.teardown, config);
         if (o.json === true) printJson(io, r);
         else io.out(r.found ? `removed jail ${r.name} (killed ${r.killed.length} processes, ${r.removedCgroups.length} cgroups)` : `nothing left of jail ${r.name}`);
         return;

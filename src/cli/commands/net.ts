@@ -1,12 +1,13 @@
 /** @module cli/commands/net: `warden net` verbs: device names, dry-run steps, host facts, undo from a log, cleanup by name. */
 import type { Command } from 'commander';
 import { WardenError } from '../../errors/index.js';
-import {
-  DEFAULT_IF_PREFIX, aliasOwner, cleanupVmNetwork, formatSteps, hostIfName, hostNetFacts, isVmIfName, parseUndoLog, stableMac, stepsFor,
-  undoHostActions, validateActions, type HostAction,
-} from '../../net/index.js';
-import { NodeFs } from '../../sys/index.js';
-import { isVmError, openManager } from '../../vm/index.js';
+import type { HostAction } from '../../net/index.js';
+// The leaf with the default prefix, not the net module: help text must not load it (issue 16).
+import { DEFAULT_IF_PREFIX } from '../../net/names.js';
+
+// Host networking and the sys ports load when a net verb runs, not at every command's start-up.
+const netm = () => import('../../net/index.js');
+const nodeFs = async () => new (await import('../../sys/index.js')).NodeFs();
 import { printJson, type Io } from '../output.js';
 
 interface JsonOpt { json?: boolean }
@@ -16,7 +17,8 @@ export function registerNet(program: Command, io: Io): void {
 
   net.command('names <vm> <nics...>').description('the deterministic host device name and stable MAC of each NIC')
     .option('--prefix <p>', 'interface name prefix', DEFAULT_IF_PREFIX).option('--json', 'print JSON')
-    .action((vm: string, nics: string[], o: JsonOpt & { prefix: string }) => {
+    .action(async (vm: string, nics: string[], o: JsonOpt & { prefix: string }) => {
+      const { hostIfName, stableMac } = await netm();
       const rows = nics.map((nic) => ({ nic, ifname: hostIfName(vm, nic, o.prefix), mac: stableMac(vm, nic) }));
       if (o.json) printJson(io, rows);
       else for (const r of rows) io.out(`${r.nic}\t${r.ifname}\t${r.mac}`);
@@ -25,6 +27,7 @@ export function registerNet(program: Command, io: Io): void {
   net.command('steps <actions-json>').description('print the netlink requests and ovsdb transactions a HostAction list makes, and their undo (dry run)')
     .option('--ovs-db <path>', 'ovsdb-server socket').option('--json', 'print JSON')
     .action(async (file: string, o: JsonOpt & { ovsDb?: string }) => {
+      const { formatSteps, stepsFor, validateActions } = await netm();
       const actions = parseJson(await readInput(file, 'HostAction list'), file) as HostAction[];
       validateActions(actions);
       const opts = o.ovsDb === undefined ? {} : { ovsDb: o.ovsDb };
@@ -34,7 +37,7 @@ export function registerNet(program: Command, io: Io): void {
 
   net.command('facts').description('what this host offers: /dev/net/tun, /dev/vhost-net').option('--json', 'print JSON')
     .action(async (o: JsonOpt) => {
-      const facts = await hostNetFacts(new NodeFs());
+      const facts = await (await netm()).hostNetFacts(await nodeFs());
       if (o.json) printJson(io, facts);
       else for (const [k, v] of Object.entries(facts)) io.out(`${k}\t${v ? 'yes' : 'no'}`);
     });
@@ -42,6 +45,7 @@ export function registerNet(program: Command, io: Io): void {
   net.command('undo <log-file>').description('undo the host changes recorded in an undo log (idempotent)')
     .option('--json', 'print JSON')
     .action(async (file: string, o: JsonOpt) => {
+      const { parseUndoLog, undoHostActions } = await netm();
       const log = parseUndoLog(await readInput(file, 'undo log'));
       await undoHostActions(log, {});
       if (o.json) printJson(io, { undone: log.entries.length });
@@ -55,7 +59,7 @@ export function registerNet(program: Command, io: Io): void {
     .option('--force', 'clean up even while the VM runs or a process holds its TAP (cuts its network)')
     .action(async (vm: string, o: JsonOpt & { prefix: string; ovsDb?: string; ovs: boolean; stateDir?: string; force?: boolean }) => {
       if (o.force !== true) await refuseLiveVm(vm, o.prefix, o.stateDir);
-      const r = await cleanupVmNetwork(vm, { prefix: o.prefix, ovs: o.ovs,
+      const r = await (await netm()).cleanupVmNetwork(vm, { prefix: o.prefix, ovs: o.ovs,
         ...(o.ovsDb === undefined ? {} : { ovsDb: o.ovsDb }) });
       if (o.json) printJson(io, r);
       else {
@@ -68,7 +72,7 @@ export function registerNet(program: Command, io: Io): void {
 /** Reads a JSON input file, failing as a usage error (exit 2) that names the file. */
 async function readInput(file: string, what: string): Promise<string> {
   try {
-    return await new NodeFs().readFile(file);
+    return await (await nodeFs()).readFile(file);
   } catch (cause) {
     throw new WardenError('USAGE_BAD_FILE', `reading the ${what} ${file} failed`, { context: { file }, cause, suggestions: ['check the path and its permissions'] });
   }
@@ -101,6 +105,7 @@ async function refuseLiveVm(vm: string, prefix: string, stateDir: string | undef
 }
 
 async function recordedPhase(vm: string, stateDir: string | undefined): Promise<string | undefined> {
+  const { isVmError, openManager } = await import('../../vm/index.js');
   try {
     return (await openManager(stateDir === undefined ? {} : { stateDir }).reconcile(vm)).phase;
   } catch (err) {
@@ -110,7 +115,7 @@ async function recordedPhase(vm: string, stateDir: string | undefined): Promise<
 }
 
 async function heldTaps(vm: string, prefix: string): Promise<string[]> {
-  const fs = new NodeFs();
+  const [fs, { aliasOwner, isVmIfName }] = await Promise.all([nodeFs(), netm()]);
   const held: string[] = [];
   for (const ifname of await fs.readdir('/sys/class/net').catch(() => [] as string[])) {
     const dir = `/sys/class/net/${ifname}`;

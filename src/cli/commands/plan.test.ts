@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { run, type Io } from '../index.js';
-import { gatherSpecFacts, loadSpecFile } from './validate.js';
+import { gatherSpecFacts, loadSpecFile } from './spec-facts.js';
 
 const skip = existsSync('/usr/bin/qemu-system-x86_64') && spawnSync('qemu-img', ['--version']).status === 0 ? false : 'QEMU or qemu-img missing';
 

@@ -1,10 +1,7 @@
 /** @module cli/commands/plan: `warden plan FILE [--json]`: gathers the host facts, runs the pure planner, shows argv with its trace, fds, jail, actions. */
 import type { Command } from 'commander';
-import { PlanError, buildPlan, planToJson, renderPlan } from '../../plan/index.js';
 import { WardenError } from '../../errors/index.js';
-import { defaultStateRoot } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
-import { defaultCacheDir, gatherSpecFacts, loadSpecFile, locatePlanError } from './validate.js';
 
 export function registerPlan(program: Command, io: Io): void {
   program.command('plan')
@@ -19,6 +16,10 @@ export function registerPlan(program: Command, io: Io): void {
     .option('--kvm', 'plan as if KVM were usable (skips the probe)')
     .option('--no-kvm', 'plan as if KVM were not usable (skips the probe)')
     .action(async (file: string, opts: { json?: boolean; qemu: string; stateDir?: string; cacheDir?: string; uid?: string; gid?: string; kvm?: boolean }) => {
+      // Loaded when the command runs, not at every command's start-up (issue 16).
+      const [{ PlanError, buildPlan, planToJson, renderPlan }, { defaultStateRoot }, { defaultCacheDir, gatherSpecFacts, loadSpecFile, locatePlanError }] = await Promise.all([
+        import('../../plan/index.js'), import('../../vm/index.js'), import('./spec-facts.js'),
+      ]);
       const loaded = await loadSpecFile(file);
       const { text, spec } = loaded;
       const identity = fixedIdentity(opts.uid, opts.gid);

@@ -1,8 +1,7 @@
 /** @module cli/commands/qmp: `warden qmp exec|events SOCKET ...`: talk to a QMP monitor directly, for debugging a running VM. */
 import type { Command } from 'commander';
 import { WardenError } from '../../errors/index.js';
-import { QmpClient } from '../../qmp/index.js';
-import type { QmpEventName } from '../../qmp/index.js';
+import type { QmpClient, QmpEventName } from '../../qmp/index.js';
 import { printJson } from '../output.js';
 import type { Io } from '../output.js';
 
@@ -27,6 +26,7 @@ function wholeNumber(flag: string, text: string): number {
 }
 
 async function withClient<T>(socket: string, ms: number, fn: (c: QmpClient) => Promise<T>): Promise<T> {
+  const { QmpClient } = await import('../../qmp/index.js'); // loaded by the verbs that talk QMP only (issue 16)
   const client = await QmpClient.connect({ path: socket }, { timeoutMs: ms, commandTimeoutMs: ms });
   try {
     return await fn(client);

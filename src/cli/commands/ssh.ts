@@ -1,13 +1,10 @@
 /** @module cli/commands/ssh: `warden ssh NAME [-i KEY] [-l USER] [-- COMMAND...]`: /usr/bin/ssh to the guest through its forward to port 22. */
 import type { Command } from 'commander';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { readWardenKey } from '../../cloudinit/index.js';
 import { WardenError } from '../../errors/index.js';
 import type { CloudInit } from '../../spec/index.js';
-import { openManager, sshEndpoint } from '../../vm/index.js';
 import type { Io } from '../output.js';
 import { chooseIdentity, defaultUser, shellQuote, sshOptions } from './ssh-target.js';
 
@@ -25,6 +22,10 @@ function userKeys(): Array<{ identity: string; publicKey: string }> {
 }
 
 async function sshTo(io: Io, name: string, command: string[], o: SshOpts): Promise<void> {
+  // Loaded when ssh runs, not at every command's start-up (issue 16).
+  const [{ spawn }, { readWardenKey }, { openManager, sshEndpoint }] = await Promise.all([
+    import('node:child_process'), import('../../cloudinit/index.js'), import('../../vm/index.js'),
+  ]);
   const m = openManager({ stateDir: o.stateDir });
   const rec = await m.reconcile(name);
   if (rec.phase !== 'running') {

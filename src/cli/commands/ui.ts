@@ -1,7 +1,6 @@
 /** @module cli/commands/ui: `warden ui --url` (a one-time login URL for the web console) and `warden token create|list|revoke` (bearer tokens for the HTTPS API), asked of the daemon on its unix socket, so both are bound to the caller's uid. */
 import type { Command } from 'commander';
 import { ApiError } from '../../api/errors.js';
-import { RemoteService } from '../../api/remote.js';
 import type { ApiClient } from '../../api/client.js';
 import { WardenError } from '../../errors/index.js';
 import { printJson, type Io } from '../output.js';
@@ -11,7 +10,8 @@ const STATE_HELP = 'state root (default: $WARDEN_STATE_DIR, /var/lib/warden as r
 
 /** The daemon's client, or DAEMON_UNAVAILABLE: login URLs and tokens exist only where wardend serves HTTPS. */
 async function daemon(stateDir: string | undefined): Promise<ApiClient> {
-  const svc = await openService({ stateDir });
+  // Loaded here, not at start-up: only these commands talk to the daemon's other routes.
+  const [svc, { RemoteService }] = await Promise.all([openService({ stateDir }), import('../../api/remote.js')]);
   if (!(svc instanceof RemoteService)) {
     throw new ApiError('DAEMON_UNAVAILABLE', `no daemon serves ${svc.stateRoot}: the web console and tokens are wardend's`, { suggestions: ['start it: warden daemon --http 127.0.0.1:8443'] });
   }

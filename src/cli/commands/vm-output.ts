@@ -1,7 +1,7 @@
 /** @module cli/commands/vm-output: the lifecycle verbs' output helpers: list rows, serial log as JSON lines, QMP arguments. */
 import { Writable } from 'node:stream';
 import { WardenError } from '../../errors/index.js';
-import { summarize, type VmService, type VmSummary } from '../../vm/index.js';
+import type { VmService, VmSummary } from '../../vm/index.js';
 import type { Io } from '../output.js';
 
 /**
@@ -10,6 +10,7 @@ import type { Io } from '../output.js';
  */
 export async function listRows(io: Io, m: VmService): Promise<Array<VmSummary & { error?: unknown }>> {
   const rows: Array<VmSummary & { error?: unknown }> = [];
+  const { summarize } = await import('../../vm/index.js'); // loaded with the service already, never at start-up
   for (const { name, record, error } of await m.list()) {
     if (record !== null) { rows.push(summarize(record)); continue; }
     const e = (error ?? { code: 'INTERNAL', message: 'unreadable' }) as { code: string; message: string; suggestions?: string[] };

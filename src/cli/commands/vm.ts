@@ -1,11 +1,14 @@
 /** @module cli/commands/vm: the VM lifecycle verbs (run, create, start, stop, kill, pause, resume, restart, list, inspect, console, logs, delete, qmp). */
 import type { Command } from 'commander';
 import { WardenError } from '../../errors/index.js';
-import { DETACH_KEY_NAME, runDemo, formatInspection, formatTable, StateStore, type VmService } from '../../vm/index.js';
-import { NodeFs } from '../../sys/index.js';
+import type { VmService } from '../../vm/index.js';
+import { DETACH_KEY_NAME } from '../../vm/detach-key.js';
 import { printJson, type Io } from '../output.js';
 import { jsonLogLines, listRows, qmpArgs } from './vm-output.js';
 import { openService } from './route.js';
+
+// The lifecycle's modules load when a verb runs, not when any command starts (issue 16).
+const vm = () => import('../../vm/index.js');
 
 interface StateOpt { stateDir?: string }
 
@@ -14,8 +17,9 @@ function manager(io: Io, o: StateOpt, quiet = false): Promise<VmService> {
   return openService({ stateDir: o.stateDir, ...(quiet ? {} : { progress: { err: (t: string) => io.err(t) } }) });
 }
 
-function storeOf(m: VmService): StateStore {
-  return new StateStore(m.stateRoot, new NodeFs());
+async function serialLogOf(m: VmService, name: string): Promise<string> {
+  const [{ StateStore }, { NodeFs }] = await Promise.all([vm(), import('../../sys/index.js')]);
+  return new StateStore(m.stateRoot, new NodeFs()).paths(name).serialLog;
 }
 
 function withState(cmd: Command): Command {
@@ -98,13 +102,13 @@ function views(program: Command, io: Io): void {
     .option('--json', 'print as JSON')
     .action(async (o: StateOpt & { json?: boolean }) => {
       const rows = await listRows(io, await manager(io, o, true));
-      if (o.json) printJson(io, rows); else io.out(rows.length === 0 ? 'no VMs' : formatTable(rows));
+      if (o.json) printJson(io, rows); else io.out(rows.length === 0 ? 'no VMs' : (await vm()).formatTable(rows));
     });
   withState(program.command('inspect').description('spec, plan, state, pid, uid, cgroups, resources, protections, why it last stopped').argument('<name>', 'the VM'))
     .option('--json', 'print as JSON')
     .action(async (name: string, o: StateOpt & { json?: boolean }) => {
       const i = await (await manager(io, o, true)).inspect(name);
-      if (o.json) printJson(io, i); else io.out(formatInspection(i));
+      if (o.json) printJson(io, i); else io.out((await vm()).formatInspection(i));
     });
   withState(program.command('console').description(`attach to a VM's serial console (${DETACH_KEY_NAME} detaches)`).argument('<name>', 'the VM'))
     .action(async (name: string, o: StateOpt) => consoleOf(io, await manager(io, o, true), name));
@@ -115,7 +119,7 @@ function views(program: Command, io: Io): void {
       const m = await manager(io, o, true);
       const rec = await m.get(name);
       const out = o.json === true ? jsonLogLines(io, name) : process.stdout;
-      const log = storeOf(m).paths(name).serialLog;
+      const log = await serialLogOf(m, name);
       if ((await m.logs(name, out, { follow: o.follow === true })) === 0) {
         io.err(`VM ${name} has no serial console output${rec.phase === 'created' && rec.lastExit === undefined ? ': it has never been started' : ''} (${log})`);
       }
@@ -155,6 +159,6 @@ export function registerDemo(program: Command, io: Io): void {
     .option('--state-dir <dir>', 'state root for the demo VM (default: a temporary directory)')
     .option('--keep', 'keep the demo directory and VM record')
     .action(async (o: { stateDir?: string; keep?: boolean }) => {
-      await runDemo(io, { ...(o.stateDir === undefined ? {} : { stateDir: o.stateDir }), keep: o.keep === true });
+      await (await vm()).runDemo(io, { ...(o.stateDir === undefined ? {} : { stateDir: o.stateDir }), keep: o.keep === true });
     });
 }

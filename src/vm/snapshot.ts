@@ -1,0 +1,348 @@
+/**
+ * @module vm/snapshot: external disk snapshots. The manager creates each overlay itself (O_EXCL,
+ * next to the disk's current top, qcow2 bytes from image/overlay), probes it under the image
+ * policy, opens it, and hands QEMU only the fd (add-fd, blockdev-add, one transaction of
+ * blockdev-snapshot for all disks). Every step is recorded in the VM's record before it is made;
+ * the next snapshot command settles an operation a killed process left. The spec follows the
+ * chain (each disk's image is its top), so the next start opens the whole chain by fd.
+ * Delete (the merge) is in vm/snapshot-merge.
+ */
+import { closeSync, constants as C, fchownSync, fsyncSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { loadHostPolicy, qcow2Overlay, walkChainConfined, chainFiles, type ChainLayer, type ImageChain, type ImageFormat } from '../image/index.js';
+import { planDiskDetach, planSnapshotCreate, type LiveLayer } from '../plan/index.js';
+import type { Disk } from '../spec/index.js';
+import { VmError } from './errors.js';
+import { OpenFds } from './fds.js';
+import type { QmpConn } from './ports.js';
+import { createSaveFile } from './savefile.js';
+import { saveToFd, type MigrationFigures } from './state.js';
+import type { SnapshotEntry, SnapshotOp, SnapshotState, VmRecord } from './record.js';
+import type { TeardownDeps } from './teardown.js';
+
+const SNAP_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+export interface SnapshotInfo {
+  name: string;
+  createdAt: string;
+  vmPhase: string;
+  memory: boolean;
+  disks: Array<{ disk: string; base: string; overlay: string }>;
+  /** Bytes the snapshot holds apart from its base: the overlay files made with it, and the memory file. */
+  bytes: number;
+  /** Its frozen layers are in the disks' chains now (false for one a revert to an earlier snapshot left behind). */
+  current: boolean;
+  /** A delete began and did not finish (running delete again finishes it). */
+  deleting: boolean;
+}
+
+export interface SnapshotResult {
+  vm: string;
+  snapshot: SnapshotInfo;
+  /** QMP commands made, in order (empty for a stopped VM). */
+  steps: string[];
+  migration?: MigrationFigures;
+}
+
+export const state = (rec: VmRecord): SnapshotState => rec.snapshots ?? { list: [], owned: [] };
+export const disksOf = (rec: VmRecord): Disk[] => rec.spec['disks'] as Disk[];
+const writable = (d: Disk): boolean => d.media === 'disk' && !d.readOnly;
+const sizeOf = (p: string): number => { try { return statSync(p).size; } catch { return 0; } };
+
+export async function save(d: TeardownDeps, rec: VmRecord, snapshots: SnapshotState, extra: Partial<VmRecord> = {}): Promise<VmRecord> {
+  const out: VmRecord = { ...rec, ...extra, snapshots, updatedAt: d.now() };
+  await d.store.write(out);
+  return out;
+}
+
+export function notFound(rec: VmRecord, snap: string): VmError {
+  return new VmError('VM_SNAPSHOT_NOT_FOUND', `VM ${rec.name} has no snapshot ${snap}`, {
+    context: { vm: rec.name, snapshot: snap, snapshots: state(rec).list.map((s) => s.name) }, suggestions: [`warden snapshot list ${rec.name}`],
+  });
+}
+
+/** The chain of a spec disk as it is on disk now, under the image policy (the same walk as start and hot-plug). */
+export function walk(rec: VmRecord, disk: Disk, from: string): Promise<ImageChain> {
+  return walkChainConfined({ ...disk, from }, loadHostPolicy());
+}
+
+/** `chains`: each disk's layer paths now (top first); without them `current` is true when the overlay made with it is a disk's top. */
+export function info(rec: VmRecord, s: SnapshotEntry, chains?: Map<string, string[]>): SnapshotInfo {
+  const current = s.disks.every((x) => chains?.get(x.disk)?.includes(x.base) ?? disksOf(rec).some((d) => d.image === x.overlay));
+  return {
+    name: s.name, createdAt: s.createdAt, vmPhase: s.vmPhase, memory: s.memory !== undefined,
+    disks: s.disks.map((x) => ({ disk: x.disk, base: x.base, overlay: x.overlay })),
+    bytes: s.disks.reduce((n, x) => n + sizeOf(x.overlay), 0) + (s.memory === undefined ? 0 : sizeOf(s.memory)),
+    current, deleting: s.deleting === true,
+  };
+}
+
+/** The snapshots, each disk's chain walked (under the policy) to tell which are in it. */
+export async function listSnapshots(rec: VmRecord): Promise<SnapshotInfo[]> {
+  const chains = new Map<string, string[]>();
+  for (const d of disksOf(rec).filter(writable)) {
+    const ch = await walk(rec, d, `disks[${d.name}]`).catch(() => null);
+    if (ch !== null) chains.set(d.name, ch.layers.map((l) => l.path));
+  }
+  return state(rec).list.map((s) => info(rec, s, chains));
+}
+
+/**
+ * Writes a new qcow2 overlay over `top` at `path`: created O_EXCL|O_NOFOLLOW (never over a file,
+ * never through a link), 0600, owned by the top layer's owner, fsync'd with its directory.
+ */
+export function createOverlayFile(path: string, top: ChainLayer): void {
+  const bytes = qcow2Overlay({ virtualSize: Math.ceil((top.virtualSize ?? top.size) / 512) * 512, backing: basename(top.path), backingFormat: top.format as ImageFormat });
+  const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+  try {
+    writeSync(fd, bytes, 0, bytes.length, 0);
+    if (process.getuid?.() === 0) { const st = statSync(top.path); fchownSync(fd, st.uid, st.gid); }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const dir = openSync(dirname(path), C.O_RDONLY | C.O_DIRECTORY);
+  try { fsyncSync(dir); } finally { closeSync(dir); }
+}
+
+/** The layers QEMU holds for `disk` in the current run: recorded by a snapshot of this run, else as start planned them (plan/disks node names, fdsets by opaque). */
+export async function liveChain(rec: VmRecord, q: QmpConn, disk: Disk): Promise<LiveLayer[]> {
+  const live = state(rec).live;
+  if (live !== undefined && live.run === rec.run?.startedAt && live.disks[disk.name] !== undefined) return live.disks[disk.name]!;
+  const chain = await walk(rec, disk, `disks[${disk.name}]`);
+  const sets = (await q.execute('query-fdsets')) as Array<{ 'fdset-id': number; fds: Array<{ opaque?: string }> }>;
+  return chain.layers.map((l, j) => {
+    const opaque = `disk-${disk.name}-${j}`;
+    const set = sets.find((s) => s.fds.some((f) => f.opaque === opaque));
+    if (set === undefined) throw new VmError('VM_SNAPSHOT_FAILED', `VM ${rec.name}: QEMU holds no fdset for layer ${j} of disk ${disk.name} (${l.path})`, { context: { vm: rec.name, disk: disk.name, layer: j } });
+    return { path: l.path, format: l.format, node: `${disk.name}-${j}-fmt`, file: `${disk.name}-${j}-file`, fdset: set['fdset-id'] };
+  });
+}
+
+/** Whether QEMU has `node` with a backing layer (a blockdev-snapshot onto it happened). */
+async function hasBacking(q: QmpConn, node: string): Promise<boolean> {
+  const nodes = (await q.execute('query-named-block-nodes', { flat: true })) as Array<{ 'node-name': string; backing_file_depth?: number; image?: { 'backing-image'?: unknown } }>;
+  const n = nodes.find((x) => x['node-name'] === node);
+  return n !== undefined && ((n.backing_file_depth ?? 0) > 0 || n.image?.['backing-image'] !== undefined);
+}
+
+/**
+ * Settles what a killed snapshot command left: a create whose transaction QEMU made is finished
+ * (the guest already writes into the overlays; undoing it would lose those writes); anything
+ * else is undone: the begun steps' inverses (errors ignored: a step may never have been made),
+ * the files it created removed. A snapshot left `deleting` is merged again by the caller.
+ */
+export async function recover(d: TeardownDeps, rec: VmRecord, q: QmpConn | null): Promise<VmRecord> {
+  const st = state(rec);
+  const op = st.op;
+  if (op === undefined) return rec;
+  const sameRun = q !== null && op.run === (rec.run?.startedAt ?? '') && op.run !== '';
+  if (op.kind === 'create' && sameRun && op.check !== undefined && (await hasBacking(q, op.check.node).catch(() => false))) {
+    const resume = (op as SnapshotOp & { pending?: Pending }).pending?.resume === true;
+    if (resume && ((await q.execute('query-status').catch(() => ({ status: '' }))) as { status: string }).status !== 'running') await q.execute('cont').catch(() => undefined);
+    return finishCreate(d, rec, op);
+  }
+  if (sameRun) for (const u of planDiskDetach(op.steps)) await q.execute(u.command, u.args, 5000).catch(() => undefined);
+  for (const f of op.files) rmSync(f, { force: true });
+  const { op: _op, ...rest } = st;
+  return save(d, rec, { ...rest, owned: st.owned.filter((f) => !op.files.includes(f)) });
+}
+
+/**
+ * The record of a create whose transaction QEMU made (`op.pending`, written before the
+ * transaction). `memory`: the state file, once complete; a recovered create keeps none (the
+ * file may be cut short) and resumes vCPUs the create stopped.
+ */
+async function finishCreate(d: TeardownDeps, rec: VmRecord, op: SnapshotOp, memory?: string): Promise<VmRecord> {
+  const p = (op as SnapshotOp & { pending?: Pending }).pending;
+  if (p === undefined) throw new VmError('VM_SNAPSHOT_FAILED', `VM ${rec.name}: snapshot ${op.snap} was made by QEMU but its record is missing`, { context: { vm: rec.name, snapshot: op.snap } });
+  for (const f of op.files) if (f !== memory && !p.entry.disks.some((x) => x.overlay === f)) rmSync(f, { force: true });
+  const st = state(rec);
+  const { op: _op, ...rest } = st;
+  const entry = memory === undefined ? p.entry : { ...p.entry, memory };
+  return save(d, rec, { ...rest, list: [...st.list, entry], ...(p.live === undefined ? {} : { live: p.live }) }, { spec: p.spec, ...(p.claims === undefined ? {} : { disks: p.claims }) });
+}
+
+/** What the record becomes once a create's transaction is made (kept in the op so a killed create can be finished). */
+interface Pending {
+  entry: SnapshotEntry;
+  spec: Record<string, unknown>;
+  live?: SnapshotState['live'];
+  claims?: VmRecord['disks'];
+  /** The create stopped running vCPUs for --memory: a recovery runs them again. */
+  resume?: boolean;
+}
+
+export interface CreateRequest { snap?: string; memory?: boolean }
+
+function checkName(rec: VmRecord, snap: string): void {
+  if (!SNAP_NAME.test(snap)) throw new VmError('VM_BAD_NAME', `snapshot name ${JSON.stringify(snap)} must match [a-z0-9][a-z0-9._-]{0,62}`, { context: { vm: rec.name, snapshot: snap } });
+  if (state(rec).list.some((s) => s.name === snap)) {
+    throw new VmError('VM_SNAPSHOT_EXISTS', `VM ${rec.name} already has a snapshot ${snap}`, { context: { vm: rec.name, snapshot: snap }, suggestions: ['choose another name, or delete it first: warden snapshot delete ' + rec.name + ' ' + snap] });
+  }
+}
+
+function defaultName(rec: VmRecord): string {
+  const names = new Set(state(rec).list.map((s) => s.name));
+  let k = state(rec).list.length + 1;
+  while (names.has(`snap${k}`)) k++;
+  return `snap${k}`;
+}
+
+/**
+ * Takes a snapshot: for a running VM (`q` set) the overlays go live in one transaction (with
+ * `memory`, while the vCPUs are stopped, followed by the RAM state into a file by fd); for a
+ * stopped VM only the files and the record change.
+ */
+export async function createSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn | null, req: CreateRequest): Promise<{ record: VmRecord; result: SnapshotResult }> {
+  rec = await recover(d, rec, q);
+  const snap = req.snap ?? defaultName(rec);
+  checkName(rec, snap);
+  if (req.memory === true && q === null) throw new VmError('VM_INVALID_STATE', `VM ${rec.name} is not running: a snapshot with --memory needs its RAM`, { context: { vm: rec.name, phase: rec.phase }, suggestions: ['leave out --memory for a disk-only snapshot of a stopped VM'] });
+  const disks = disksOf(rec).filter(writable);
+  if (disks.length === 0) throw new VmError('VM_SNAPSHOT_FAILED', `VM ${rec.name} has no writable disk to snapshot`, { context: { vm: rec.name } });
+  // A disk hot-plugged into this run: its detach undoes the attach's own nodes, which an overlay would hold on to.
+  const plugged = q === null ? [] : disks.filter((x) => (rec.hotplug ?? []).some((e) => e.kind === undefined && e.name === x.name && e.run === rec.run?.startedAt));
+  if (plugged.length > 0) {
+    throw new VmError('VM_SNAPSHOT_FAILED', `VM ${rec.name}: disk ${plugged.map((x) => x.name).join(', ')} was hot-plugged into this run; snapshots of hot-plugged disks are not supported while that run lasts`, {
+      context: { vm: rec.name, disks: plugged.map((x) => x.name) }, suggestions: [`restart the VM (the disk is in its spec, so it comes back as a boot disk), or detach it first: warden disk detach ${rec.name} ${plugged[0]!.name}`],
+    });
+  }
+  const chains = new Map<string, ImageChain>();
+  for (const x of disks) chains.set(x.name, await walk(rec, x, `disks[${x.name}]`));
+  const overlays = disks.map((x) => join(dirname(chains.get(x.name)!.layers[0]!.path), `${rec.name}-${x.name}.${snap}.qcow2`));
+  const run = q === null ? '' : rec.run?.startedAt ?? '';
+  const st0 = state(rec);
+  let seq = st0.live?.run === run ? st0.live.seq : 0;
+  const lives = new Map<string, LiveLayer[]>();
+  if (q !== null) for (const x of disks) lives.set(x.name, await liveChain(rec, q, x));
+  const plan = q === null ? null : planSnapshotCreate(disks.map((x, i) => ({ disk: x, top: lives.get(x.name)![0]!, path: overlays[i]!, tag: `s${seq + 1 + i}` })),
+    ((await q.execute('query-fdsets')) as Array<{ 'fdset-id': number }>).map((f) => f['fdset-id']));
+  seq += disks.length;
+  const entry: SnapshotEntry = { name: snap, createdAt: d.now(), vmPhase: rec.phase, disks: disks.map((x, i) => {
+    const ch = chains.get(x.name)!;
+    return { disk: x.name, base: ch.layers[0]!.path, baseFormat: ch.layers[0]!.format, chain: ch.layers.map((l) => l.path), overlay: overlays[i]! };
+  }) };
+  const memFile = req.memory === true ? join(dirname(overlays[0]!), `${rec.name}.${snap}.vmstate`) : undefined;
+  const spec = { ...rec.spec, disks: disksOf(rec).map((x) => { const i = disks.indexOf(x); return i < 0 ? x : { ...x, image: overlays[i]!, format: 'qcow2' }; }) };
+  const live = plan === null ? undefined : { run, seq, disks: Object.fromEntries(disks.map((x) => [x.name, [plan.layers[x.name]!, ...lives.get(x.name)!]])) };
+  // Recorded before any file or step: the files to remove, the steps to undo, and the record once the transaction is made.
+  const op: SnapshotOp & { pending: Pending } = { kind: 'create', snap, run, files: [...overlays, ...(memFile === undefined ? [] : [memFile])], steps: plan?.steps ?? [],
+    ...(plan === null ? {} : { check: { disk: disks[0]!.name, node: plan.layers[disks[0]!.name]!.node } }),
+    pending: { entry, spec, ...(live === undefined ? {} : { live }) } };
+  rec = await save(d, rec, { ...st0, owned: [...st0.owned, ...overlays], op });
+  const fds = new OpenFds();
+  const made: string[] = [];
+  let migration: MigrationFigures | undefined;
+  try {
+    disks.forEach((x, i) => createOverlayFile(overlays[i]!, chains.get(x.name)!.layers[0]!));
+    const probed: ImageChain[] = [];
+    for (const [i, x] of disks.entries()) {
+      const ch = await walk(rec, { ...x, image: overlays[i]!, format: 'qcow2' }, `snapshot ${snap} of disk ${x.name}`);
+      const was = chains.get(x.name)!.layers[0]!;
+      if (ch.layers[1]?.dev !== was.dev || ch.layers[1]?.ino !== was.ino) throw new VmError('VM_SNAPSHOT_FAILED', `the new overlay ${overlays[i]} does not lead to ${was.path}`, { context: { vm: rec.name, overlay: overlays[i] } });
+      probed.push(ch);
+    }
+    if (q !== null && plan !== null) {
+      await fds.openAll(plan.fds.map((f) => ({ kind: 'file' as const, name: f.name, path: f.path, flags: f.flags, target: 0, from: `snapshot ${snap}` })), rec.name, chainFiles(probed));
+      const before = ((await q.execute('query-status')) as { status: string }).status;
+      if (memFile !== undefined) { op.pending.resume = before === 'running'; await q.execute('stop'); made.push('stop'); }
+      for (const s of plan.steps) {
+        await q.execute(s.command, s.args, 10_000, s.fd === undefined ? undefined : [fds.byName.get(s.fd)!]);
+        made.push(s.command);
+      }
+      op.pending.claims = claimsAfter(rec, chains, probed);
+      rec = await save(d, rec, { ...state(rec), op });
+      await q.execute(plan.transaction.command, plan.transaction.args, 30_000);
+      made.push('transaction');
+      if (memFile !== undefined) migration = await saveMemory(q, memFile, rec, spec, before);
+    }
+  } catch (cause) {
+    if (q !== null && made.includes('stop') && !made.includes('transaction')) await q.execute('cont').catch(() => undefined);
+    if (!made.includes('transaction')) {
+      rec = await recover(d, rec, q);
+      throw new VmError('VM_SNAPSHOT_FAILED', `taking snapshot ${snap} of VM ${rec.name} failed${made.length > 0 ? ` after ${made.join(', ')}` : ''}; what was made was undone`, { context: { vm: rec.name, snapshot: snap, steps: made }, cause });
+    }
+    // The disks switched; only the memory file failed: the snapshot stays, disk-only (finishCreate removes the file).
+    rec = await finishCreate(d, rec, op);
+    throw new VmError('VM_SNAPSHOT_FAILED', `snapshot ${snap} of VM ${rec.name} was taken of the disks, but saving its memory failed; it is kept as a disk-only snapshot`, { context: { vm: rec.name, snapshot: snap }, cause });
+  } finally {
+    await fds.close(false); // QEMU holds its own copies
+  }
+  rec = await finishCreate(d, rec, op, memFile);
+  return { record: rec, result: { vm: rec.name, snapshot: info(rec, findSnapshot(rec, snap)), steps: made, ...(migration === undefined ? {} : { migration }) } };
+}
+
+/** The one-writer claims after the switch: each old top now read-only, each overlay written. */
+function claimsAfter(rec: VmRecord, chains: Map<string, ImageChain>, probed: ImageChain[]): VmRecord['disks'] {
+  const tops = [...chains.values()].map((c) => c.layers[0]!);
+  const old = (rec.disks ?? []).map((c) => (tops.some((t) => t.dev === c.dev && t.ino === c.ino) ? { ...c, writable: false } : c));
+  return [...old, ...probed.map((c) => ({ path: c.layers[0]!.path, dev: c.layers[0]!.dev, ino: c.layers[0]!.ino, writable: true }))];
+}
+
+/** The vCPUs are stopped and the disks switched: the RAM and device state into a new save file by fd, then the vCPUs run again if they ran. */
+async function saveMemory(q: QmpConn, file: string, rec: VmRecord, spec: Record<string, unknown>, before: string): Promise<MigrationFigures> {
+  const fd = createSaveFile(file, { name: rec.name, spec, savedAt: new Date().toISOString() });
+  try {
+    const f = await saveToFd(q, fd, rec.name);
+    fsyncSync(fd);
+    return f;
+  } finally {
+    closeSync(fd);
+    // After a completed migration QEMU is "postmigrate"; cont reactivates the block nodes and runs the guest.
+    if (before === 'running') await q.execute('cont').catch(() => undefined);
+  }
+}
+
+/**
+ * Resets the (stopped) VM's disks to snapshot `snap`: a fresh overlay over each frozen layer, so
+ * the snapshot can be reverted to again. The layers of the abandoned state that no snapshot
+ * builds on are removed (only files the manager made). Returns the record; the caller starts it.
+ */
+export async function revertDisks(d: TeardownDeps, rec: VmRecord, snap: string): Promise<VmRecord> {
+  rec = await recover(d, rec, null);
+  const st = state(rec);
+  const s = st.list.find((x) => x.name === snap);
+  if (s === undefined) throw notFound(rec, snap);
+  const paths = s.disks.map((e) => {
+    for (let k = 1; ; k++) {
+      const p = join(dirname(e.base), `${rec.name}-${e.disk}.${snap}.r${k}.qcow2`);
+      try { statSync(p); } catch { return p; }
+    }
+  });
+  const op: SnapshotOp = { kind: 'revert', snap, run: '', files: paths, steps: [] };
+  rec = await save(d, rec, { ...st, owned: [...st.owned, ...paths], op });
+  try {
+    for (const [i, e] of s.disks.entries()) {
+      const disk = disksOf(rec).find((x) => x.name === e.disk)!;
+      const base = await walk(rec, { ...disk, image: e.base, format: e.baseFormat as Disk['format'] }, `snapshot ${snap} of disk ${e.disk}`);
+      createOverlayFile(paths[i]!, base.layers[0]!);
+      await walk(rec, { ...disk, image: paths[i]!, format: 'qcow2' }, `snapshot ${snap} of disk ${e.disk}`);
+    }
+  } catch (cause) {
+    rec = await recover(d, rec, null);
+    throw new VmError('VM_SNAPSHOT_FAILED', `reverting VM ${rec.name} to snapshot ${snap} failed; its disks are as they were`, { context: { vm: rec.name, snapshot: snap }, cause });
+  }
+  // The abandoned layers: from each old top down to the first layer a snapshot needs.
+  const needed = new Set(st.list.flatMap((x) => x.disks.flatMap((y) => y.chain)));
+  const gone: string[] = [];
+  for (const e of s.disks) {
+    const disk = disksOf(rec).find((x) => x.name === e.disk)!;
+    for (const l of (await walk(rec, disk, `disks[${e.disk}]`).catch(() => ({ layers: [] as ChainLayer[] }))).layers) {
+      if (needed.has(l.path) || !st.owned.includes(l.path)) break;
+      gone.push(l.path);
+    }
+  }
+  const spec = { ...rec.spec, disks: disksOf(rec).map((x) => { const i = s.disks.findIndex((e) => e.disk === x.name); return i < 0 ? x : { ...x, image: paths[i]!, format: 'qcow2' }; }) };
+  const { op: _op, live: _live, ...rest } = state(rec);
+  rec = await save(d, rec, { ...rest, owned: rest.owned.filter((f) => !gone.includes(f)) }, { spec });
+  for (const f of gone) rmSync(f, { force: true });
+  return rec;
+}
+
+/** The snapshot's entry (for revert: memory file and phase). */
+export function findSnapshot(rec: VmRecord, snap: string): SnapshotEntry {
+  const s = state(rec).list.find((x) => x.name === snap);
+  if (s === undefined) throw notFound(rec, snap);
+  return s;
+}

@@ -1,0 +1,65 @@
+/** wardend's snapshot routes, driven by the CLI (which sends every verb to the daemon that owns the state root) and by plain HTTP. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run, type Io } from '../../src/cli/index.js';
+import { GUEST_READY_LINE, testEnv, waitForText } from '../../src/vm/index.js';
+import { vmName } from '../../src/vm/testing.js';
+import { http, removeDir, socketDir, startDaemonProc } from './helpers.js';
+
+function capture(): Io & { stdout: string; stderr: string } {
+  const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } };
+  return io;
+}
+
+test('warden snapshot create/list/revert/delete through wardend (/v1/vms/NAME/snapshots): operations, 404 and 409 as documented', { timeout: 240_000 }, async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root: the jailer switches uids and creates cgroups');
+  const env = testEnv('warden-api-snap-');
+  const sdir = socketDir();
+  const socket = join(sdir, 'warden.sock');
+  const d = await startDaemonProc(socket, env.stateRoot).catch((err: unknown) => { env.cleanup(); removeDir(sdir); throw err; });
+  const name = vmName('wda-snap');
+  t.after(async () => {
+    await http(socket, 'DELETE', `/v1/vms/${name}?force=1`).catch(() => undefined);
+    await d.stop();
+    env.cleanup();
+    removeDir(sdir);
+  });
+  const state = ['--state-dir', env.stateRoot];
+  let io = capture();
+  assert.equal(await run(['create', env.specFile({ name }), ...state], io), 0, io.stderr);
+  assert.equal(await run(['start', name, ...state], io = capture()), 0, io.stderr);
+  const log = join(env.stateRoot, 'vms', name, 'serial.log');
+  await waitForText(log, GUEST_READY_LINE, 90_000);
+
+  assert.equal(await run(['snapshot', 'create', name, 'a', '--json', ...state], io = capture()), 0, io.stderr + io.stdout);
+  const a = JSON.parse(io.stdout) as { snapshot: { disks: Array<{ overlay: string }> }; steps: string[] };
+  assert.deepEqual(a.steps, ['add-fd', 'blockdev-add', 'blockdev-add', 'transaction']);
+  const op = await http(socket, 'POST', `/v1/vms/${name}/snapshots`, JSON.stringify({ name: 'b' }));
+  assert.equal(op.status, 202, op.text);
+  const done = await http(socket, 'GET', `/v1/operations/${op.json.operation.id}/wait?wait=60`);
+  assert.equal(done.json.operation.status, 'succeeded', done.text);
+  const dup = await http(socket, 'POST', `/v1/vms/${name}/snapshots?wait=60`, JSON.stringify({ name: 'b' }));
+  assert.deepEqual([dup.status, dup.json.error.code], [409, 'VM_SNAPSHOT_EXISTS'], dup.text);
+  const list = await http(socket, 'GET', `/v1/vms/${name}/snapshots`);
+  assert.deepEqual(list.json.snapshots.map((s: { name: string }) => s.name), ['a', 'b']);
+  assert.equal(await run(['snapshot', 'list', name, '--json', ...state], io = capture()), 0, io.stderr);
+  assert.equal((JSON.parse(io.stdout) as unknown[]).length, 2);
+  const missing = await http(socket, 'DELETE', `/v1/vms/${name}/snapshots/zz?wait=60`);
+  assert.deepEqual([missing.status, missing.json.error.code], [404, 'VM_SNAPSHOT_NOT_FOUND'], missing.text);
+
+  // Merge b's layer while it runs, then revert to a (the daemon stops and starts it under its supervisor).
+  assert.equal(await run(['snapshot', 'delete', name, 'b', ...state], io = capture()), 0, io.stderr);
+  const boots = readFileSync(log, 'latin1').split(GUEST_READY_LINE).length;
+  assert.equal(await run(['snapshot', 'revert', name, 'a', '--json', ...state], io = capture()), 0, io.stderr);
+  assert.equal((JSON.parse(io.stdout) as { record: { phase: string } }).record.phase, 'running');
+  for (let i = 0; i < 900 && readFileSync(log, 'latin1').split(GUEST_READY_LINE).length === boots; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(readFileSync(log, 'latin1').split(GUEST_READY_LINE).length, boots + 1, 'booted again from the snapshot');
+  const vm = await http(socket, 'GET', `/v1/vms/${name}`);
+  assert.equal(vm.json.phase, 'running', 'the supervisor keeps the reverted VM as running');
+  assert.ok(!existsSync(a.snapshot.disks[0]!.overlay), 'the abandoned layer is gone');
+  assert.equal(await run(['snapshot', 'delete', name, 'a', ...state], io = capture()), 0, io.stderr);
+  assert.deepEqual((await http(socket, 'GET', `/v1/vms/${name}/snapshots`)).json.snapshots, []);
+  assert.equal((await http(socket, 'GET', `/v1/vms/${name}`)).json.spec.disks[0].image, env.overlay, 'back on the original disk');
+});
