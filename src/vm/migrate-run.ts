@@ -5,6 +5,7 @@
  * runs the VM, then this side quits its QEMU and removes the VM. Until the target says it runs
  * the VM, a failure or a cancel leaves the VM running here.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { VmError } from './errors.js';
 import { connectForMigration, type MigrationAddress } from './migrate-link.js';
 import { describeSample, migrateToFd, resumeAfterFailure } from './migrate.js';
@@ -74,7 +75,8 @@ export async function runMigrateOut(d: TeardownDeps, progress: Progress, rec: Vm
   const moving = copy ? planDiskCopies(rec.spec, o.pathMap ?? [], await withQmp(d, rec, diskSizes)) : { spec: rec.spec, copies: undefined };
   progress.step('the target prepares the VM (plan, jail, QEMU waiting for the stream)');
   const prep = await target.prepare({ name, spec: moving.spec, ...(moving.copies === undefined ? {} : { copies: moving.copies }) });
-  const settle = (): Promise<unknown> => prep.finish().catch(() => undefined); // the target undoes its start once the stream breaks
+  // The target undoes its start once the stream breaks (at once), or when no stream came (its accept times out): wait for the first.
+  const settle = (): Promise<unknown> => Promise.race([prep.finish().catch(() => undefined), sleep(30_000)]);
   let migration: MigrationFigures;
   try {
     migration = await withQmp(d, rec, async (q) => {
@@ -84,6 +86,7 @@ export async function runMigrateOut(d: TeardownDeps, progress: Progress, rec: Vm
         progress.step(`copying ${moving.copies.map((c) => `${c.name} to ${c.path}`).join(', ')} (blockdev-mirror into the target's NBD exports)`);
         let said = 0;
         mirrors = await mirrorDisks(q, prep.nbd, moving.copies.map((c) => c.name), (done, total) => {
+          if (o.signal?.aborted === true) throw new VmError('VM_MIGRATE_CANCELLED', `the migration of VM ${name} was cancelled while its disks were copied; the VM runs on here`, { context: { vm: name } });
           if (Date.now() - said >= 1000) { said = Date.now(); progress.info(`disks: ${(done / 1048576).toFixed(1)} of ${(total / 1048576).toFixed(1)} MiB copied`); }
         });
       }

@@ -122,7 +122,7 @@ async function follow(q: QmpConn, o: MigrateOutOptions): Promise<MigrationFigure
     }
     if (s.status === 'completed' || s.status === 'failed' || s.status === 'cancelled') return waitMigration(q, 0);
     o.onSample?.(s);
-    await sleep(o.pollMs ?? 200);
+    await sleep(o.pollMs ?? 100);
   }
 }
 
