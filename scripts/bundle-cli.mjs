@@ -10,7 +10,7 @@
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -69,14 +69,27 @@ for (const [name, plugins] of [['warden.cjs', [lazyBuiltins, withoutServer]], ['
     plugins,
     logLevel: 'warning',
   });
-  rmSync(`${out}.v8cache`, { force: true });
-}
-// A run that parses a spec and walks the verbs' definitions compiles what most commands use;
-// `daemon --help` primes the daemon's bundle (its server code compiles when it first serves).
-for (const args of [['validate', '--no-images', `${root}examples/hello.yaml`], ['daemon', '--help']]) {
-  const r = spawnSync(process.execPath, [`${dir}/boot.cjs`, ...args], { encoding: 'utf8' });
-  if (r.status !== 0) {
-    console.error(`bundle-cli: the bundled CLI failed its first run (${args.join(' ')}):\n${r.stdout}${r.stderr}`);
+  // esbuild escapes non-ASCII (charset ascii) and keeps no comment: boot.cjs reads the file as latin1.
+  if (readFileSync(out).some((b) => b > 0x7f)) {
+    console.error(`bundle-cli: ${out} has a non-ASCII byte; boot.cjs reads it as latin1`);
     process.exit(1);
   }
+  for (const f of readdirSync(dir)) if (f.startsWith(`${name}.`) && f.endsWith('.v8cache')) rmSync(`${dir}/${f}`, { force: true });
 }
+// Code caches (src/cli/boot.cts): one per command, made by its first run. These runs make them
+// for the commonest, and `validate` (which compiles what most commands use) and `daemon --help`
+// make the shared ones that a command without its own borrows in a checkout it cannot write.
+const state = mkdtempSync('/tmp/warden-bundle-');
+try {
+  for (const args of [['validate', '--no-images', `${root}examples/hello.yaml`], ['daemon', '--help'], ['--version'], ['list', '--state-dir', state]]) {
+    const r = spawnSync(process.execPath, [`${dir}/boot.cjs`, ...args], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      console.error(`bundle-cli: the bundled CLI failed its first run (${args.join(' ')}):\n${r.stdout}${r.stderr}`);
+      process.exit(1);
+    }
+  }
+} finally {
+  rmSync(state, { recursive: true, force: true });
+}
+copyFileSync(`${dir}/warden.cjs.validate.v8cache`, `${dir}/warden.cjs.v8cache`);
+copyFileSync(`${dir}/wardend.cjs.daemon.v8cache`, `${dir}/wardend.cjs.v8cache`);

@@ -16,7 +16,13 @@ import url = require('node:url');
 // Only the daemon's own command needs the server: commander has no global option with a value, so argv[2] is the command.
 const bundle = path.join(__dirname, process.argv[2] === 'daemon' ? 'wardend.cjs' : 'warden.cjs');
 const entry = path.join(__dirname, 'bin.js');
-const cacheFile = `${bundle}.v8cache`;
+// A code cache per command: made after the command ran, it holds what that command compiled,
+// so `--version` does not deserialize what `validate` needed (the cache is read whole). A
+// command without one borrows the shared cache (primed by `validate` at setup) where its own
+// cannot be written (a checkout of another user).
+const command = process.argv[2] ?? '';
+const cacheFile = `${bundle}.${/^[a-z][a-z0-9-]{0,31}$/.test(command) ? command : 'main'}.v8cache`;
+const sharedCache = `${bundle}.v8cache`;
 
 function mtimeMs(p: string): number {
   try { return fs.statSync(p).mtimeMs; } catch { return -1; }
@@ -33,16 +39,28 @@ function saveCache(script: vm.Script): void {
   }
 }
 
+function writable(dir: string): boolean {
+  try { fs.accessSync(dir, fs.constants.W_OK); return true; } catch { return false; }
+}
+
 function runBundle(): void {
-  const source = fs.readFileSync(bundle, 'utf8');
+  // latin1: the bundle is ASCII (scripts/bundle-cli.mjs checks), so no UTF-8 decoding is needed.
+  const source = fs.readFileSync(bundle, 'latin1');
   let cachedData: Buffer | undefined;
-  try { cachedData = fs.readFileSync(cacheFile); } catch { /* first run: made below */ }
+  let own = true;
+  try { cachedData = fs.readFileSync(cacheFile); } catch {
+    // First run of this command: made below, or borrowed where it cannot be made.
+    if (!writable(__dirname)) {
+      own = false;
+      try { cachedData = fs.readFileSync(sharedCache); } catch { /* none at all */ }
+    }
+  }
   const script = new vm.Script(nodeModule.wrap(source), { filename: bundle, ...(cachedData === undefined ? {} : { cachedData }) });
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
   const mod = { exports: {} };
   wrapper.call(mod.exports, mod.exports, nodeModule.createRequire(bundle), mod, bundle, __dirname);
   // After the command ran, so the cache holds the functions it compiled lazily too.
-  if (cachedData === undefined || script.cachedDataRejected === true) process.once('beforeExit', () => saveCache(script));
+  if (own && (cachedData === undefined || script.cachedDataRejected === true)) process.once('beforeExit', () => saveCache(script));
 }
 
 if (mtimeMs(bundle) >= mtimeMs(entry)) runBundle();

@@ -1,9 +1,9 @@
-/** @module qemu/cache: capabilities cached per binary, keyed by path, size and mtime, so a changed binary is probed again. */
+/** @module qemu/cache: capabilities (and helper programs' views) cached per binary, keyed by path, size and mtime, so a changed binary is probed again. */
 import { createHash } from 'node:crypto';
 import { NodeHostFiles, type Fs, type HostFiles, type ProcessRunner } from '../sys/index.js';
 import { probeQemu } from './probe.js';
-import { gatherView, viewSources } from './view.js';
-import type { QemuCaps } from './types.js';
+import { gatherProgramView, gatherView, viewSources } from './view.js';
+import type { ProgramView, QemuCaps } from './types.js';
 
 export interface BinaryStat { size: number; mtimeMs: number }
 
@@ -18,9 +18,9 @@ export interface CapsSource {
 }
 
 /** The cache file of one binary version. */
-export function cacheFile(cacheDir: string, binary: string, st: BinaryStat): string {
+export function cacheFile(cacheDir: string, binary: string, st: BinaryStat, kind = 'qemu-caps'): string {
   const key = createHash('sha256').update(`${binary}\0${st.size}\0${Math.trunc(st.mtimeMs)}`).digest('hex').slice(0, 24);
-  return `${cacheDir}/qemu-caps-${key}.json`;
+  return `${cacheDir}/${kind}-${key}.json`;
 }
 
 /** A cached entry is used only with its view, and only while every file the view names is still there (a library upgrade re-probes). */
@@ -50,4 +50,34 @@ export async function loadQemuCaps(src: CapsSource, binary: string): Promise<Qem
     // An unwritable cache (a user without a writable $HOME ...) costs a probe next time, not the command.
   }
   return { ...caps, cached: false };
+}
+
+/**
+ * A helper program's view (passt, swtpm ...: one ldd and a walk of its libraries) from the
+ * cache while the binary is unchanged and every file the view names is still there, else
+ * gathered and stored: a CLI process (validate, start) no longer runs ldd each time. Null
+ * when the program is not installed (nothing is cached then).
+ */
+export async function loadProgramView(src: CapsSource, binary: string): Promise<ProgramView | null> {
+  const files = src.files ?? new NodeHostFiles();
+  const st = await src.stat(binary).catch(() => null);
+  if (st === null) return gatherProgramView(src.runner, files, binary);
+  const file = cacheFile(src.cacheDir, binary, st, 'program-view');
+  if (await src.fs.exists(file)) {
+    try {
+      const view = JSON.parse(await src.fs.readFile(file)) as ProgramView;
+      const names = [view.binary, ...view.libraries];
+      if (Array.isArray(view.libraries) && (await Promise.all(names.map((f) => files.isFile(f.source)))).every(Boolean)) return view;
+    } catch { /* gather again and overwrite */ }
+  }
+  const view = await gatherProgramView(src.runner, files, binary);
+  if (view !== null) {
+    try {
+      await src.fs.mkdir(src.cacheDir, { recursive: true });
+      await src.fs.writeFile(file, JSON.stringify(view));
+    } catch {
+      // An unwritable cache costs an ldd next time, not the command.
+    }
+  }
+  return view;
 }

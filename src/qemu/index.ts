@@ -2,7 +2,7 @@
 export type { QemuCaps, QemuMachine, QapiEntry, QemuView, ProgramView, ViewFile } from './types.js';
 export { gatherView, gatherProgramView, parseLdd, parseDataDirs } from './view.js';
 export { probeQemu, probeArgv, PROPERTY_DEVICES } from './probe.js';
-export { loadQemuCaps, cacheFile } from './cache.js';
+export { loadQemuCaps, loadProgramView, cacheFile } from './cache.js';
 export type { CapsSource, BinaryStat } from './cache.js';
 export { indexSchema, checkCommandArgs } from './qapi.js';
 export type { QapiIndex } from './qapi.js';

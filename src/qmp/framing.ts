@@ -19,7 +19,7 @@ export class LineDecoder {
     const lines: string[] = [];
     let start = 0;
     for (let nl = chunk.indexOf(10, start); nl !== -1; nl = chunk.indexOf(10, start)) {
-      const line = this.take(chunk.subarray(start, nl));
+      const line = this.parts.length === 0 ? this.whole(chunk, start, nl) : this.take(chunk.subarray(start, nl));
       if (line.length > 0) lines.push(line);
       start = nl + 1;
     }
@@ -37,6 +37,13 @@ export class LineDecoder {
   /** Bytes of an unfinished line held right now. */
   get pendingBytes(): number {
     return this.partBytes;
+  }
+
+  /** A line that lies whole in this chunk (the usual reply): decoded in place, no slice or copy. */
+  private whole(chunk: Buffer, start: number, nl: number): string {
+    const end = nl > start && chunk[nl - 1] === 13 ? nl - 1 : nl;
+    this.check(end - start);
+    return chunk.toString('utf8', start, end).trim();
   }
 
   private take(piece: Buffer): string {

@@ -11,9 +11,9 @@ import { join, resolve } from 'node:path';
 import { loadHostPolicy, walkChainConfined, type HostPolicy, type ImageChain, type Owner } from '../image/index.js';
 import { WardenError } from '../errors/index.js';
 import { PASST_BINARY, SWTPM_BINARY, tpmVersion, type Facts } from '../plan/index.js';
-import { gatherProgramView, loadQemuCaps, type ProgramView, type QemuCaps } from '../qemu/index.js';
+import { loadProgramView, loadQemuCaps, type ProgramView, type QemuCaps } from '../qemu/index.js';
 import type { Disk, Spec } from '../spec/index.js';
-import { NodeFs, NodeHostFiles, NodeProcessRunner, type Fs, type ProcessRunner } from '../sys/index.js';
+import { NodeFs, NodeProcessRunner, type Fs, type ProcessRunner } from '../sys/index.js';
 import { detectKvm, type KvmVerdict } from './accel.js';
 import { jailerConfig } from './jailer.js';
 import { shareFacts } from './facts-shares.js';
@@ -68,7 +68,8 @@ export function factSources(o: { qemu: string; cacheDir: string; kvmCacheDir?: s
       const held = await views.get(binary)?.catch(() => null);
       // A long-lived process (the daemon) re-resolves once an upgrade removed a file the view names.
       if (held && [held.binary, ...held.libraries].every((f) => existsSync(f.source))) return held;
-      const fresh = gatherProgramView(runner, new NodeHostFiles(), binary);
+      // On disk beside QEMU's capabilities: a CLI process would otherwise run ldd at every validate and start.
+      const fresh = loadProgramView({ runner, fs, stat: (p) => fsp.stat(p), cacheDir: o.cacheDir }, binary);
       views.set(binary, fresh);
       return fresh;
     },

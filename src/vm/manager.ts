@@ -8,7 +8,7 @@ import { closeSync, fsyncSync, readFileSync, rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { SpecReadError } from '../spec/index.js';
 import type { Fs } from '../sys/index.js';
-import { VmError } from './errors.js';
+import { VmError, isVmError } from './errors.js';
 import { attachDisk, detachDisk, finishRemovals, resizeDisk, type DiskAttachRequest, type HotplugResult, type ResizeResult } from './hotplug.js';
 import { setDiskLimits, type LimitsChange, type LimitsResult } from './disk-limits.js';
 import { attachNic, detachNic, type NicAttachRequest, type NicHotplugResult } from './hotplug-nic.js';
@@ -336,9 +336,22 @@ export class VmManager {
 
   /** Merges the snapshot's layer away while the VM runs (block-commit), or drops a snapshot no longer in the chain. */
   async snapshotDelete(name: string, snap: string): Promise<SnapshotResult> {
-    return this.locked(name, 'snapshot', (rec) => (expectsProcess(rec.phase)
+    const merge = (): Promise<SnapshotResult> => this.locked(name, 'snapshot', (rec) => (expectsProcess(rec.phase)
       ? withQmp(this.d, rec, async (q) => (await deleteSnapshot(this.d, rec, q, snap)).result)
       : deleteSnapshot(this.d, rec, null, snap).then((r) => r.result)));
+    try {
+      return await merge();
+    } catch (err) {
+      if (!isVmError(err, 'VM_INVALID_STATE') || err.context['needsQemu'] !== true) throw err;
+    }
+    // A stopped VM's layer is merged by its own QEMU, started paused in its jail (the guest never runs), then quit.
+    this.progress.info(`VM ${name} is not running: starting its QEMU paused to merge snapshot ${snap}`);
+    await this.start(name, { paused: true });
+    try {
+      return await merge();
+    } finally {
+      await this.stop(name, { force: true });
+    }
   }
 
   /**

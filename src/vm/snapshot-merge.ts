@@ -84,7 +84,7 @@ export async function deleteSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn 
     }
     if (q === null) {
       throw new VmError('VM_INVALID_STATE', `snapshot ${snap} of VM ${rec.name} is merged while the VM runs (QEMU does the block-commit); the VM is ${rec.phase}`, {
-        context: { vm: rec.name, snapshot: snap, phase: rec.phase }, suggestions: [`start it first: warden start ${rec.name}, then warden snapshot delete ${rec.name} ${snap}`],
+        context: { vm: rec.name, snapshot: snap, phase: rec.phase, needsQemu: true }, suggestions: [`start it first: warden start ${rec.name}, then warden snapshot delete ${rec.name} ${snap}`],
       });
     }
     rec = await save(d, rec, { ...state(rec), list: state(rec).list.map((x) => (x.name === snap ? { ...x, deleting: true } : x)) });

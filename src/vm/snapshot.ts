@@ -137,11 +137,10 @@ export async function recover(d: TeardownDeps, rec: VmRecord, q: QmpConn | null)
   const op = st.op;
   if (op === undefined) return rec;
   const sameRun = q !== null && op.run === (rec.run?.startedAt ?? '') && op.run !== '';
-  if (op.kind === 'create' && sameRun && op.check !== undefined && (await hasBacking(q, op.check.node).catch(() => false))) {
-    const resume = (op as SnapshotOp & { pending?: Pending }).pending?.resume === true;
-    if (resume && ((await q.execute('query-status').catch(() => ({ status: '' }))) as { status: string }).status !== 'running') await q.execute('cont').catch(() => undefined);
-    return finishCreate(d, rec, op);
-  }
+  // vCPUs a --memory create stopped run again, whichever way it is settled.
+  if (sameRun && (op as SnapshotOp & { pending?: Pending }).pending?.resume === true
+    && ((await q.execute('query-status').catch(() => ({ status: '' }))) as { status: string }).status !== 'running') await q.execute('cont').catch(() => undefined);
+  if (op.kind === 'create' && sameRun && op.check !== undefined && (await hasBacking(q, op.check.node).catch(() => false))) return finishCreate(d, rec, op);
   if (sameRun) for (const u of planDiskDetach(op.steps)) await q.execute(u.command, u.args, 5000).catch(() => undefined);
   for (const f of op.files) rmSync(f, { force: true });
   const { op: _op, ...rest } = st;
@@ -246,13 +245,14 @@ export async function createSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn 
     if (q !== null && plan !== null) {
       await fds.openAll(plan.fds.map((f) => ({ kind: 'file' as const, name: f.name, path: f.path, flags: f.flags, target: 0, from: `snapshot ${snap}` })), rec.name, chainFiles(probed));
       const before = ((await q.execute('query-status')) as { status: string }).status;
-      if (memFile !== undefined) { op.pending.resume = before === 'running'; await q.execute('stop'); made.push('stop'); }
+      op.pending.claims = claimsAfter(rec, chains, probed);
+      op.pending.resume = memFile !== undefined && before === 'running';
+      rec = await save(d, rec, { ...state(rec), op });
+      if (memFile !== undefined) { await q.execute('stop'); made.push('stop'); }
       for (const s of plan.steps) {
         await q.execute(s.command, s.args, 10_000, s.fd === undefined ? undefined : [fds.byName.get(s.fd)!]);
         made.push(s.command);
       }
-      op.pending.claims = claimsAfter(rec, chains, probed);
-      rec = await save(d, rec, { ...state(rec), op });
       await q.execute(plan.transaction.command, plan.transaction.args, 30_000);
       made.push('transaction');
       if (memFile !== undefined) migration = await saveMemory(q, memFile, rec, spec, before);
