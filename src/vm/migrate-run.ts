@@ -56,6 +56,19 @@ export interface MigrateResult {
   target: unknown;
 }
 
+/**
+ * The target plans the VM from its spec: devices hot-plugged into (or detached from) this run
+ * would sit elsewhere on the target's buses, and QEMU would refuse the stream halfway.
+ */
+export function refuseChangedDevices(rec: VmRecord): void {
+  const changed = (rec.hotplug ?? []).filter((h) => h.run === rec.run?.startedAt);
+  if (changed.length === 0) return;
+  throw new VmError('VM_MIGRATE_FAILED', `cannot migrate VM ${rec.name}: devices were hot-plugged or detached while it runs (${changed.map((h) => h.name).join(', ')})`, {
+    context: { vm: rec.name, devices: changed.map((h) => h.name) },
+    suggestions: [`restart it first (warden restart ${rec.name}), so its devices are the spec's, then migrate`],
+  });
+}
+
 /** Each disk's virtual size (its top layer's), as the source's QEMU has it. */
 async function diskSizes(q: QmpConn): Promise<Record<string, number>> {
   const nodes = (await q.execute('query-named-block-nodes', { flat: true })) as Array<{ 'node-name': string; image?: { 'virtual-size'?: number } }>;
@@ -70,6 +83,7 @@ async function diskSizes(q: QmpConn): Promise<Record<string, number>> {
 /** Runs under the VM's lock (VmManager.migrateOut), on the reconciled record of a running or paused VM. */
 export async function runMigrateOut(d: TeardownDeps, progress: Progress, rec: VmRecord, target: MigrationTarget, o: MigrateOptions): Promise<MigrateResult> {
   const name = rec.name;
+  refuseChangedDevices(rec);
   progress.begin(`migrating VM ${name} to ${target.to}`);
   const copy = o.copyStorage === true || (o.pathMap ?? []).length > 0;
   const moving = copy ? planDiskCopies(rec.spec, o.pathMap ?? [], await withQmp(d, rec, diskSizes)) : { spec: rec.spec, copies: undefined };

@@ -6,6 +6,8 @@ import { readSync } from 'node:fs';
 import { mapPath, parsePathRule, planDiskCopies } from './migrate-disks.js';
 import { connectForMigration, listenForMigration } from './migrate-link.js';
 import { describeSample, sampleOf } from './migrate.js';
+import { refuseChangedDevices } from './migrate-run.js';
+import type { VmRecord } from './record.js';
 
 test('path map: a path equal to or under FROM moves under TO; the first rule wins; others stay', () => {
   const rules = [parsePathRule('/srv/a=/data/b'), parsePathRule('/srv=/x/')];
@@ -61,4 +63,13 @@ test('link: a peer without the token is dropped; the one with it gets the answer
   } finally {
     l.close();
   }
+});
+
+test('a VM whose devices changed in this run (hot-plug, detach) is refused before the target is asked; an entry of an older run does not count', () => {
+  const rec = { version: 1, name: 'v', phase: 'running', spec: {}, createdAt: 'T', updatedAt: 'T',
+    run: { qemu: { pid: 1, startTime: 1 }, uid: 1, gid: 1, accel: 'tcg', startedAt: 'RUN2', jailName: 'v', cgroups: [], protectionsOff: [] },
+    hotplug: [{ name: 'old', run: 'RUN1' }] } as unknown as VmRecord;
+  refuseChangedDevices(rec);
+  const changed = { ...rec, hotplug: [...rec.hotplug!, { name: 'data', run: 'RUN2' }] } as unknown as VmRecord;
+  assert.throws(() => refuseChangedDevices(changed), (e: unknown) => (e as { code?: string }).code === 'VM_MIGRATE_FAILED' && /data/.test(String(e)));
 });
