@@ -48,18 +48,6 @@ export function ownerDenial(realPath: string, who: Owner, write: boolean, expect
   return null;
 }
 
-/** The walker's writableCheck for one owner: refuses a file QEMU would get writable that the owner could not open read-write. */
-export function ownerCheck(who: Owner): (t: Target, what: string) => void {
-  return (t, what) => {
-    const why = ownerDenial(t.realPath, who, true);
-    if (why === null) return;
-    throw new ImageError('IMAGE_OWNER_DENIED', `${what} ${t.path} would be opened read-write for a VM of uid ${who.uid}, but ${why}; it was not opened`, {
-      context: { layer: t.path, realPath: t.realPath, uid: who.uid, gids: who.gids },
-      suggestions: ['give the VM\'s owner access to the file (chown/chmod), or make the disk readOnly'],
-    });
-  };
-}
-
 /**
  * The walker's accessCheck for one owner: refuses any file the walk would open or hand to QEMU
  * that the owner could not open themselves, read-only, or read-write when QEMU gets it so.
