@@ -1,7 +1,7 @@
 /** @module vm/migrate.test: the pure parts of a migration (path map, disk copies, progress lines) and the link's handshake, which must hand QEMU every byte after it. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { readSync } from 'node:fs';
 import { mapPath, parsePathRule, planDiskCopies } from './migrate-disks.js';
 import { connectForMigration, listenForMigration } from './migrate-link.js';
@@ -63,6 +63,49 @@ test('link: a peer without the token is dropped; the one with it gets the answer
   } finally {
     l.close();
   }
+});
+
+test('link (F6): a peer that sends nothing is closed after the auth time, past the pending cap one is closed at once, a wrong token is closed; the right one still gets through', async () => {
+  const l = await listenForMigration('127.0.0.1', 10_000, { authMs: 300, maxPending: 2 });
+  const peers: Socket[] = [];
+  const closed = (s: Socket): Promise<number> => new Promise((r) => { const t0 = Date.now(); s.once('close', () => r(Date.now() - t0)); });
+  const peer = async (): Promise<Socket> => {
+    const s = connect({ host: '127.0.0.1', port: l.address.port });
+    peers.push(s);
+    s.resume().on('error', () => undefined);
+    await new Promise<void>((r) => s.once('connect', () => r()));
+    return s;
+  };
+  try {
+    const accepted = l.accept();
+    const silent = [await peer(), await peer()];
+    const silentClosed = silent.map(closed);
+    await new Promise((r) => setTimeout(r, 50));
+    const third = await peer();
+    await closed(third); // two already wait for their token: closed without a read
+    await Promise.all(silentClosed); // and the silent ones are closed by the gate, not left open for the window
+    const wrong = await peer();
+    wrong.write(Buffer.alloc(32, 7));
+    await closed(wrong);
+    const src = await connectForMigration(l.address);
+    const dst = await accepted;
+    assert.ok(dst.fd >= 0);
+    const late = connect({ host: '127.0.0.1', port: l.address.port });
+    late.resume().on('error', () => undefined);
+    await closed(late); // the listener is closed once a source proved itself
+    src.close();
+    dst.close();
+  } finally {
+    for (const s of peers) s.destroy();
+    l.close();
+  }
+});
+
+test('link: close before any source came rejects accept', async () => {
+  const l = await listenForMigration('127.0.0.1', 10_000);
+  const accepted = l.accept();
+  l.close();
+  await assert.rejects(accepted, (e: unknown) => (e as { code?: string }).code === 'VM_MIGRATE_FAILED');
 });
 
 test('a VM whose devices changed in this run (hot-plug, detach) is refused before the target is asked; an entry of an older run does not count', () => {
