@@ -5,7 +5,7 @@
  * with one byte). Nothing else is read or written, so QEMU gets the stream from its first byte.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer, isIPv4, type AddressInfo, type Socket } from 'node:net';
 import { VmError } from './errors.js';
 
 export const TOKEN_BYTES = 32;
@@ -75,6 +75,26 @@ export function readExactly(s: Socket, n: number, timeoutMs: number): Promise<Bu
     };
     s.on('data', onData).once('end', onEnd).once('error', done);
     startReading(s);
+  });
+}
+
+/** Whether `host` is this host's loopback (127/8, ::1, ::ffff:127/104, localhost). */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return isIPv4(v4) && v4.startsWith('127.');
+}
+
+/**
+ * The stream is plaintext TCP (QEMU's migration format, disk bytes for NBD): off loopback only
+ * when the request says the link is trusted (`insecure`); there is no TLS on it yet.
+ */
+export function refuseInsecureListen(host: string, insecure: boolean): void {
+  if (insecure || isLoopback(host)) return;
+  throw new VmError('VM_MIGRATE_REFUSED', `refusing to receive a migration on ${host}: the stream (guest RAM, device state, copied disks) is not encrypted, and ${host} is not a loopback address`, {
+    context: { field: 'listen.host', host },
+    suggestions: ['on a trusted link only: warden migrate --insecure-network (API: insecureNetwork: true; incoming: listen.insecure: true)', 'or migrate over loopback (the default, 127.0.0.1)'],
   });
 }
 

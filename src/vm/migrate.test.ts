@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { readSync } from 'node:fs';
 import { mapPath, parsePathRule, planDiskCopies } from './migrate-disks.js';
-import { connectForMigration, listenForMigration } from './migrate-link.js';
+import { connectForMigration, isLoopback, listenForMigration, refuseInsecureListen } from './migrate-link.js';
 import { describeSample, sampleOf } from './migrate.js';
 import { refuseChangedDevices } from './migrate-run.js';
 import type { VmRecord } from './record.js';
@@ -106,6 +106,15 @@ test('link: close before any source came rejects accept', async () => {
   const accepted = l.accept();
   l.close();
   await assert.rejects(accepted, (e: unknown) => (e as { code?: string }).code === 'VM_MIGRATE_FAILED');
+});
+
+test('listen address (F6): loopback is allowed; any other address only with the explicit opt-in (the stream is not encrypted)', () => {
+  for (const h of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost', '::ffff:127.0.0.1']) { assert.equal(isLoopback(h), true, h); refuseInsecureListen(h, false); }
+  for (const h of ['10.0.0.1', '0.0.0.0', '::', 'example.org', '128.0.0.1', '::ffff:10.0.0.1']) {
+    assert.equal(isLoopback(h), false, h);
+    assert.throws(() => refuseInsecureListen(h, false), (e: unknown) => (e as { code?: string }).code === 'VM_MIGRATE_REFUSED' && /not encrypted/.test(String(e)) && /insecure-network/.test(JSON.stringify((e as { suggestions?: unknown }).suggestions)), h);
+    refuseInsecureListen(h, true);
+  }
 });
 
 test('a VM whose devices changed in this run (hot-plug, detach) is refused before the target is asked; an entry of an older run does not count', () => {

@@ -99,7 +99,7 @@ test('warden migrate between two daemons in two netns: cancel and a killed targe
   const recB = (): { run?: { qemu: { pid: number } } } | null => {
     try { return JSON.parse(readFileSync(join(rootB, 'vms', name, 'vm.json'), 'utf8')); } catch { return null; }
   };
-  const slow = JSON.stringify({ target: sockB, address: ipB, maxBandwidth: 4 * 1024 * 1024 });
+  const slow = JSON.stringify({ target: sockB, address: ipB, insecureNetwork: true, maxBandwidth: 4 * 1024 * 1024 });
   const sourceRuns = async (why: string): Promise<void> => {
     const rec = (await http(sockA, 'GET', `/v1/vms/${name}`)).json as { phase: string; run?: { qemu: { pid: number } } };
     assert.equal(rec.phase, 'running', why);
@@ -111,6 +111,12 @@ test('warden migrate between two daemons in two netns: cancel and a killed targe
     assert.deepEqual((await http(sockB, 'GET', '/v1/vms')).json.vms, [], `${why}: no VM on the target`);
     assert.deepEqual(leftovers(name, rootB), [], `${why}: nothing of it on the target's host`);
   };
+
+  // 0. A stream off loopback without the opt-in (it is not encrypted) is refused by the target before it listens or defines anything.
+  assert.equal(await run(['migrate', name, '--to', sockB, '--address', ipB, ...onA], io = capture()), 2, io.stderr + io.stdout);
+  assert.match(io.stderr, /VM_MIGRATE_REFUSED[\s\S]*not encrypted|not encrypted[\s\S]*VM_MIGRATE_REFUSED/, io.stderr);
+  await sourceRuns('after a refused address');
+  await targetEmpty('after a refused address');
 
   // 1. Cancelled midway (DELETE .../migrate, as warden migrate --cancel): the source runs on.
   const op1 = (await http(sockA, 'POST', `/v1/vms/${name}/migrate`, slow)).json.operation as { id: string };
@@ -140,7 +146,7 @@ test('warden migrate between two daemons in two netns: cancel and a killed targe
   const before = Math.max(...ticks(logA));
   const t0 = Date.now();
   const mb = String(32 * 1024 * 1024);
-  assert.equal(await run(['migrate', name, '--to', sockB, '--address', ipB, '--bandwidth', mb, ...onA], io = capture()), 0, io.stderr + io.stdout);
+  assert.equal(await run(['migrate', name, '--to', sockB, '--address', ipB, '--insecure-network', '--bandwidth', mb, ...onA], io = capture()), 0, io.stderr + io.stdout);
   assert.match(io.stdout, new RegExp(`VM ${name} runs on ${sockB} now \\(QEMU: \\d+ ms in all, \\d+ ms downtime`));
   assert.match(io.stderr, /migration active: [\d.]+ MiB sent/, 'progress from query-migrate');
   const moved = (await http(sockB, 'GET', `/v1/vms/${name}`)).json as { phase: string; incomingSince?: string };
@@ -170,7 +176,7 @@ test('warden migrate between two daemons in two netns: cancel and a killed targe
   const beforeBack = Math.max(...ticks(logB));
   const t1 = Date.now();
   const onB = ['--state-dir', rootB];
-  assert.equal(await run(['migrate', name, '--to', sockA, '--address', ipA, '--map-path', `${env.dir}=${copyDir}`, ...onB], io = capture()), 0, io.stderr + io.stdout);
+  assert.equal(await run(['migrate', name, '--to', sockA, '--address', ipA, '--insecure-network', '--map-path', `${env.dir}=${copyDir}`, ...onB], io = capture()), 0, io.stderr + io.stdout);
   assert.match(io.stderr, /disks: [\d.]+ of 64\.0 MiB copied/, "the disk copy's progress");
   const back = (await http(sockA, 'GET', `/v1/vms/${name}`)).json as { phase: string; spec: { disks: Array<{ image: string }> }; run: { qemu: { pid: number } } };
   assert.equal(back.phase, 'running');
