@@ -322,7 +322,7 @@ export class DaemonService implements VmService {
   }
 
   /**
-   * Live migration, target side: listens on `listenHost`, then runs the incoming start as the
+   * Live migration, target side: listens on `listenHost` (loopback, or any address with `insecure`: the stream is not encrypted), then runs the incoming start as the
    * VM's job; resolves once QEMU waits for the stream (so the source sends into a ready target).
    */
   async migrateIn(spec: Record<string, unknown>, o: { name?: string; listenHost: string; insecure?: boolean; copies?: DiskCopy[] }): Promise<IncomingMigration> {
