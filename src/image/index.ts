@@ -28,4 +28,4 @@ export async function probeImage(path: string, options: { format?: ImageFormat; 
     await src.close();
   }
 }
-export { qcow2Overlay, type OverlaySpec } from './overlay.js';
+export { qcow2Empty, qcow2Overlay, type OverlaySpec } from './overlay.js';
