@@ -137,6 +137,7 @@ for tag in $(echo "${virtiofs:-}" | tr ',' ' '); do
   if mount -t virtiofs "$tag" "/mnt/$tag"; then
     echo "WARDEN-VIRTIOFS-LS $tag $(ls -A "/mnt/$tag" | tr '\n' ' ')"
     echo "WARDEN-VIRTIOFS-CAT $tag $(head -n1 "/mnt/$tag/hello.txt" 2>&1)"
+    [ -f "/mnt/$tag/big.bin" ] && echo "WARDEN-VIRTIOFS-SUM $tag $(md5sum "/mnt/$tag/big.bin" | cut -d' ' -f1)"
     if (echo "from-guest" > "/mnt/$tag/from-guest.txt") 2>/dev/null; then echo "WARDEN-VIRTIOFS-WRITE-OK $tag"; else echo "WARDEN-VIRTIOFS-WRITE-FAIL $tag"; fi
   else
     echo "WARDEN-VIRTIOFS-FAIL $tag"

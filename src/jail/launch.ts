@@ -66,7 +66,7 @@ async function undoLaunch(fs: Fs, store: LeaseStore, record: JailRecord, cgroupC
     await removeEmptyParents(fs, record.cgroupLeaves);
   }
   if (record.ownedRuntimeDir !== undefined) rmSync(record.ownedRuntimeDir, { recursive: true, force: true });
-  removeIdmaps(record.name);
+  try { removeIdmaps(record.name); } catch { /* the launch's own error matters more; teardownJail retries it */ }
   await store.release(record.name);
 }
 

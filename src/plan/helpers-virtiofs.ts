@@ -9,7 +9,8 @@ import type { Share, Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import { helperJailName, programMounts } from './helpers.js';
 import { hostWideName } from './scope.js';
-import type { Facts, PlannedFd } from './types.js';
+import type { ProgramView } from '../qemu/index.js';
+import type { Facts } from './types.js';
 
 /** QEMU 7.2's C virtiofsd as Debian's qemu-system-common installs it. */
 export const VIRTIOFSD_BINARY = '/usr/lib/qemu/virtiofsd';
@@ -46,6 +47,8 @@ export function planShares(spec: Spec, facts: Facts, b: PlanBuilder): void {
   (spec.shares ?? []).forEach((sh, i) => planShare(spec, sh, `shares[${i}]`, i, facts, b));
 }
 
+type Dir = NonNullable<NonNullable<Facts['shares']>[number]>;
+
 function planShare(spec: Spec, sh: Share, from: string, index: number, facts: Facts, b: PlanBuilder): void {
   const virtiofsd = facts.helpers?.virtiofsd;
   const unshare = facts.helpers?.unshare;
@@ -62,9 +65,19 @@ function planShare(spec: Spec, sh: Share, from: string, index: number, facts: Fa
   b.arg(from, '-chardev', `socket,id=${id},fd=${qemuFd}`);
   b.device(from, { driver: 'vhost-user-fs-pci', id, chardev: id, tag: sh.name, 'queue-size': 1024, ...b.pci(from) });
   const name = helperJailName(hostWideName(spec.name, facts.scope), 'virtiofs', sh.name);
-  const fds: PlannedFd[] = [{ kind: 'socketpair', name: pair, pair, target: 3, from, helperListens: true }];
+  const jail = virtiofsdJail(name, pair, sh, dir, virtiofsd, unshare);
+  b.helpers.push({ kind: 'virtiofsd', from, jail, fds: [{ kind: 'socketpair', name: pair, pair, target: 3, from, helperListens: true }] });
+  b.note('helper', name, 'runs', from, `virtiofsd (shared folder "${sh.name}") in its own jail: leased uid, no capabilities on the host (root only of its own user namespace), own mount namespace seeing only virtiofsd, unshare, their libraries and ${dir.path}; no network; memory ${VIRTIOFSD_LIMITS.memoryBytes} bytes, pids ${VIRTIOFSD_LIMITS.pids}`);
+  b.note('mount', `${name}:${SHARE_TARGET}`, sh.readonly ? 'ro' : 'rw', `${from}.path`, `${dir.path}, idmapped: files of uid ${dir.uid}/gid ${dir.gid} appear as the helper's leased uid; nosuid, nodev${sh.readonly ? ', read-only' : ''}`);
+  const files = new Map([virtiofsd, unshare].flatMap((v) => [v.binary, ...v.libraries].map((f) => [f.path, f.path === v.binary.path] as const)));
+  for (const [path, binary] of files) b.note('mount', `${name}:${path}`, 'ro', from, binary ? `the ${path.split('/').pop()} binary` : 'shared library');
+  b.note('socket', `vhost-user ${pair}`, `QEMU fd ${qemuFd}, virtiofsd fd 3 (listening)`, from, `vhost-user-fs between QEMU and virtiofsd; guest: mount -t virtiofs ${sh.name} /mnt`);
+}
+
+/** virtiofsd's JailSpec: its view (the two programs, their libraries, the idmapped share), fd 3 listening, no network. */
+function virtiofsdJail(name: string, pair: string, sh: Share, dir: Dir, virtiofsd: ProgramView, unshare: ProgramView): JailSpec {
   const share: JailMount = { type: sh.readonly ? 'ro-bind' : 'bind', source: dir.path, target: SHARE_TARGET, idmap: { uid: dir.uid, gid: dir.gid } };
-  const jail: JailSpec = {
+  return {
     name,
     identity: { lease: true },
     network: { mode: 'none' },
@@ -82,10 +95,4 @@ function planShare(spec: Spec, sh: Share, from: string, index: number, facts: Fa
     // virtiofsd changes credentials per request, chroots and installs seccomp: root of a user namespace of its own.
     nestedUserns: true,
   };
-  b.helpers.push({ kind: 'virtiofsd', from, jail, fds });
-  b.note('helper', name, 'runs', from, `virtiofsd (shared folder "${sh.name}") in its own jail: leased uid, no capabilities on the host (root only of its own user namespace), own mount namespace seeing only virtiofsd, unshare, their libraries and ${dir.path}; no network; memory ${VIRTIOFSD_LIMITS.memoryBytes} bytes, pids ${VIRTIOFSD_LIMITS.pids}`);
-  b.note('mount', `${name}:${SHARE_TARGET}`, sh.readonly ? 'ro' : 'rw', `${from}.path`, `${dir.path}, idmapped: files of uid ${dir.uid}/gid ${dir.gid} appear as the helper's leased uid; nosuid, nodev${sh.readonly ? ', read-only' : ''}`);
-  const files = new Map([virtiofsd, unshare].flatMap((v) => [v.binary, ...v.libraries].map((f) => [f.path, f.path === v.binary.path] as const)));
-  for (const [path, binary] of files) b.note('mount', `${name}:${path}`, 'ro', from, binary ? `the ${path.split('/').pop()} binary` : 'shared library');
-  b.note('socket', `vhost-user ${pair}`, `QEMU fd ${qemuFd}, virtiofsd fd 3 (listening)`, from, `vhost-user-fs between QEMU and virtiofsd; guest: mount -t virtiofs ${sh.name} /mnt`);
 }

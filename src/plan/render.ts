@@ -27,6 +27,7 @@ function describeFd(f: PlannedFd, plan: Plan): string {
   if (f.kind === 'sealed-copy') return `sealed memfd copy of ${f.path} (read as /proc/self/fd/${f.target})`;
   if (f.kind === 'log') return `pipe to the log writer, into ${f.path} (rotated at ${f.capBytes} bytes)${f.fdset === undefined ? '' : ` (fdset ${f.fdset})`}`;
   if (f.kind === 'unix-listen') return `listening unix socket ${f.path}`;
+  if (f.kind === 'socketpair' && f.helperListens === true) return `listening unix socket, no path (QEMU's end of ${f.pair} already connected to it)`;
   if (f.kind === 'socketpair') return `socketpair ${f.pair} (the other end is a helper's)`;
   if (f.kind === 'state-dir') return `directory ${f.path} (made by the manager, owned by the helper's uid while it runs)`;
   const a = plan.hostActions[f.action];
@@ -53,6 +54,7 @@ export function renderPlan(plan: Plan): string {
     out.push(`  ${h.jail.argv.map(shellQuote).join(' ')}`);
     for (const f of h.fds) out.push(`  fd ${f.target} ${f.name}: ${describeFd(f, plan).replace("a helper's", "QEMU's")}`);
     out.push(`  network: ${h.jail.network.mode}; cgroup ${JSON.stringify(h.jail.cgroup)}; ${h.jail.mounts.length} mounts`);
+    for (const m of h.jail.mounts) if ((m.type === 'bind' || m.type === 'ro-bind') && m.idmap !== undefined) out.push(`  mount ${m.type} ${m.source} -> ${m.target}, idmapped: uid ${m.idmap.uid}/gid ${m.idmap.gid} appear as the jail's`);
   }
   out.push('', 'Host actions:');
   if (plan.hostActions.length === 0) out.push('  none');

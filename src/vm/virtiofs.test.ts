@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IDMAP_DIR } from '../jail/index.js';
@@ -25,10 +26,12 @@ function fixture(token: string): { dir: string; mine: string; theirs: string; si
   const sibling = join(dir, 'sibling');
   for (const d of [mine, theirs, sibling]) mkdirSync(d, { mode: 0o700 });
   writeFileSync(join(mine, 'hello.txt'), `${token}-mine\n`, { mode: 0o600 });
+  writeFileSync(join(mine, 'big.bin'), randomBytes(4 << 20), { mode: 0o600 }); // the guest's md5sum of it checks the data path
   writeFileSync(join(theirs, 'hello.txt'), `${token}-theirs\n`, { mode: 0o600 });
   writeFileSync(join(sibling, 'secret.txt'), 'sibling secret\n');
   // A second uid's private directory: only the idmapping lets virtiofsd (another uid) in, and what the guest writes is that uid's.
   chownSync(join(mine, 'hello.txt'), 4242, 4242);
+  chownSync(join(mine, 'big.bin'), 4242, 4242);
   chownSync(mine, 4242, 4242);
   chmodSync(mine, 0o700);
   return { dir, mine, theirs, sibling, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
@@ -65,7 +68,9 @@ test('shares: the guest mounts two virtiofs shares (rw of a second uid, ro of ro
   const out = readFileSync(serial, 'utf8');
   assert.match(out, new RegExp(`WARDEN-VIRTIOFS-CAT mine ${token}-mine`), 'the guest reads a file the host wrote');
   assert.match(out, new RegExp(`WARDEN-VIRTIOFS-CAT theirs ${token}-theirs`), 'and one in root\'s 0700 directory');
-  assert.match(out, /WARDEN-VIRTIOFS-LS mine hello\.txt \r?\n/, 'the share holds only its own files');
+  assert.match(out, /WARDEN-VIRTIOFS-LS mine big\.bin hello\.txt \r?\n/, 'the share holds only its own files');
+  const md5 = createHash('md5').update(readFileSync(join(fx.mine, 'big.bin'))).digest('hex');
+  assert.match(out, new RegExp(`WARDEN-VIRTIOFS-SUM mine ${md5}`), '4 MiB read through the share arrive intact');
   assert.match(out, /WARDEN-VIRTIOFS-WRITE-OK mine/);
   assert.match(out, /WARDEN-VIRTIOFS-WRITE-FAIL theirs/, 'a readonly share refuses the guest\'s writes');
   const written = statSync(join(fx.mine, 'from-guest.txt'));
