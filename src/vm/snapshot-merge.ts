@@ -91,34 +91,39 @@ export async function deleteSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn 
   const steps: string[] = [];
   const gone: string[] = [];
   const renames = new Map<string, string>();
-  for (const e of s.disks) {
-    const disk = disksOf(rec).find((x) => x.name === e.disk);
-    const chain = disk === undefined ? [] : (await walk(rec, disk, `disks[${e.disk}]`)).layers.map((l) => l.path);
-    const at = chain.indexOf(e.base);
-    const shared = others.find((o) => o.disks.some((y) => y.chain.includes(e.base) && !chain.includes(y.base)));
-    if (at > 0 && shared !== undefined) {
-      throw new VmError('VM_SNAPSHOT_FAILED', `snapshot ${snap} of VM ${rec.name} cannot be merged: snapshot ${shared.name} (reverted away from) still builds on its layer ${e.base}`, {
-        context: { vm: rec.name, snapshot: snap, other: shared.name }, suggestions: [`delete snapshot ${shared.name} first`],
-      });
+  // First every disk's checks, and its base opened (before anything is recorded: a refusal changes nothing), then the merges.
+  const merges: Array<{ e: (typeof s.disks)[number]; disk: Disk; fd: number }> = [];
+  try {
+    for (const e of s.disks) {
+      const disk = disksOf(rec).find((x) => x.name === e.disk);
+      const chain = disk === undefined ? [] : (await walk(rec, disk, `disks[${e.disk}]`)).layers.map((l) => l.path);
+      const at = chain.indexOf(e.base);
+      const shared = others.find((o) => o.disks.some((y) => y.chain.includes(e.base) && !chain.includes(y.base)));
+      if (at > 0 && shared !== undefined) {
+        throw new VmError('VM_SNAPSHOT_FAILED', `snapshot ${snap} of VM ${rec.name} cannot be merged: snapshot ${shared.name} (reverted away from) still builds on its layer ${e.base}`, {
+          context: { vm: rec.name, snapshot: snap, other: shared.name }, suggestions: [`delete snapshot ${shared.name} first`],
+        });
+      }
+      if (at <= 0) { // not in the chain: nothing to merge; its base goes if the manager made it and nothing else uses it
+        if (!others.some((o) => o.disks.some((y) => y.chain.includes(e.base))) && st.owned.includes(e.base) && at < 0) gone.push(e.base);
+        continue;
+      }
+      if (q === null) {
+        throw new VmError('VM_INVALID_STATE', `snapshot ${snap} of VM ${rec.name} is merged while the VM runs (QEMU does the block-commit); the VM is ${rec.phase}`, {
+          context: { vm: rec.name, snapshot: snap, phase: rec.phase, needsQemu: true }, suggestions: [`start it first: warden start ${rec.name}, then warden snapshot delete ${rec.name} ${snap}`],
+        });
+      }
+      merges.push({ e, disk: disk!, fd: openBase(rec, snap, e.base, disk!) });
     }
-    if (at <= 0) { // not in the chain: nothing to merge; its base goes if the manager made it and nothing else uses it
-      if (!others.some((o) => o.disks.some((y) => y.chain.includes(e.base))) && st.owned.includes(e.base) && at < 0) gone.push(e.base);
-      continue;
-    }
-    if (q === null) {
-      throw new VmError('VM_INVALID_STATE', `snapshot ${snap} of VM ${rec.name} is merged while the VM runs (QEMU does the block-commit); the VM is ${rec.phase}`, {
-        context: { vm: rec.name, snapshot: snap, phase: rec.phase, needsQemu: true }, suggestions: [`start it first: warden start ${rec.name}, then warden snapshot delete ${rec.name} ${snap}`],
-      });
-    }
-    const fd = openBase(rec, snap, e.base, disk!); // before anything is recorded: a refusal changes nothing
-    try {
+    for (const { e, disk, fd } of merges) {
+      if (q === null) break; // (merges is empty then)
       rec = await save(d, rec, { ...state(rec), list: state(rec).list.map((x) => (x.name === snap ? { ...x, deleting: true } : x)) });
-      const live = await liveChain(rec, q, disk!);
+      const live = await liveChain(rec, q, disk);
       const base = live.findIndex((l) => l.path === e.base);
       const above = live[base - 2];
       const nodes = (await q.execute('query-named-block-nodes', { flat: true })) as Array<{ 'node-name': string; ro: boolean }>;
       const baseReadOnly = nodes.find((x) => x['node-name'] === live[base]!.file)?.ro !== false;
-      const plan = planSnapshotMerge({ disk: disk!, chain: live, base, backingName: above === undefined ? '' : relative(dirname(above.path), e.base), jobId: `commit-${e.disk}`, baseReadOnly });
+      const plan = planSnapshotMerge({ disk: disk, chain: live, base, backingName: above === undefined ? '' : relative(dirname(above.path), e.base), jobId: `commit-${e.disk}`, baseReadOnly });
       const existing = ((await q.execute('query-jobs')) as Array<{ id: string }>).some((j) => j.id === `commit-${e.disk}`);
       // A killed delete whose active commit QEMU finished: the device is on the base already; committing again would write under the guest.
       const merged = plan.active && !existing && (await deviceTop(q, e.disk)) === live[base]!.node;
@@ -141,9 +146,9 @@ export async function deleteSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn 
       const st2 = state(rec);
       rec = await save(d, rec, { ...st2, live: { run: rec.run!.startedAt, seq: st2.live?.run === rec.run!.startedAt ? st2.live.seq : 0, disks: { ...(st2.live?.run === rec.run!.startedAt ? st2.live.disks : {}), [e.disk]: newLive } } },
         { spec: { ...rec.spec, disks: disksOf(rec).map((x) => (x.name === e.disk && x.image === layer.path ? { ...x, image: e.base, format: e.baseFormat } : x)) } });
-    } finally {
-      closeSync(fd);
     }
+  } finally {
+    for (const x of merges) closeSync(x.fd);
   }
   const st3 = state(rec);
   // Snapshots built on a merged layer now build on the layer it went into (same content).
