@@ -18,7 +18,7 @@ import { signalProc } from './proc.js';
 import { START_STEPS, type StartCtx } from './start.js';
 import { createSaveFile, openSaveFile } from './savefile.js';
 import { restoreSteps, saveToFd, type MigrationFigures } from './state.js';
-import { createSnapshot, findSnapshot, listSnapshots, revertDisks, type CreateRequest, type SnapshotInfo, type SnapshotResult } from './snapshot.js';
+import { checkRevert, createSnapshot, findSnapshot, listSnapshots, revertDisks, type CreateRequest, type SnapshotInfo, type SnapshotResult } from './snapshot.js';
 import { deleteSnapshot } from './snapshot-merge.js';
 import { incomingSteps, type IncomingLink } from './migrate.js';
 import { loadHostPolicy } from '../image/index.js';
@@ -364,6 +364,7 @@ export class VmManager {
     const r = await this.locked(name, 'snapshot', async (rec0) => {
       const s = findSnapshot(rec0, snap);
       let rec = rec0;
+      await checkRevert(rec, snap); // its directories as recorded, before the VM is stopped
       if (expectsProcess(rec.phase)) {
         this.progress.begin(`stopping VM ${name} to revert it to snapshot ${snap}`);
         rec = { ...rec, phase: 'stopping', intent: 'stop', updatedAt: this.d.now() };
