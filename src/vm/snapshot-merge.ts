@@ -5,7 +5,7 @@
  */
 import { closeSync, constants as C } from 'node:fs';
 import { dirname, relative } from 'node:path';
-import { openCheckedSync, ownerCheck, ownerFromUid } from '../image/index.js';
+import { openCheckedSync, ownerAccessCheck, ownerFromUid } from '../image/index.js';
 import { planSnapshotMerge, type LiveLayer } from '../plan/index.js';
 import type { Disk } from '../spec/index.js';
 import { VmError } from './errors.js';
@@ -50,10 +50,10 @@ function openBase(rec: VmRecord, snap: string, base: string, disk: Disk): number
     throw new VmError('VM_SNAPSHOT_FAILED', `VM ${rec.name}: the base ${base} of snapshot ${snap} is not among the layers its run holds; it is not opened`, { context: { vm: rec.name, snapshot: snap, path: base } });
   }
   const owner = rec.owner === undefined ? null : ownerFromUid(rec.owner);
-  const check = owner === null ? null : ownerCheck(owner);
+  const check = owner === null ? null : ownerAccessCheck(owner);
   return openCheckedSync(base, {
     flags: C.O_RDWR | (disk.cache === 'none' ? C.O_DIRECT : 0), kinds: ['file'], expect: { dev: claim.dev, ino: claim.ino },
-    doing: `reopening the base of snapshot ${snap} read-write for VM ${rec.name}:`, ...(check === null ? {} : { guard: (t) => check(t, 'the snapshot base') }),
+    doing: `reopening the base of snapshot ${snap} read-write for VM ${rec.name}:`, ...(check === null ? {} : { guard: (t) => check(t, 'the snapshot base', true) }),
   }).fd;
 }
 

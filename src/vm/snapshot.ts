@@ -9,7 +9,7 @@
  */
 import { closeSync, fchownSync, fstatSync, fsyncSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { loadHostPolicy, qcow2Overlay, walkChainConfined, chainFiles, type ChainLayer, type ImageChain, type ImageFormat } from '../image/index.js';
+import { callerOwner, loadHostPolicy, ownerFromUid, qcow2Overlay, walkChainConfined, chainFiles, type ChainLayer, type ImageChain, type ImageFormat } from '../image/index.js';
 import { planDiskDetach, planSnapshotCreate, type LiveLayer } from '../plan/index.js';
 import type { Disk } from '../spec/index.js';
 import { VmError } from './errors.js';
@@ -64,7 +64,8 @@ export function notFound(rec: VmRecord, snap: string): VmError {
 
 /** The chain of a spec disk as it is on disk now, under the image policy (the same walk as start and hot-plug). */
 export function walk(rec: VmRecord, disk: Disk, from: string): Promise<ImageChain> {
-  return walkChainConfined({ ...disk, from }, loadHostPolicy());
+  // The VM's owner must be able to open every layer as QEMU gets it, as at start and hot-plug (review F1/F2).
+  return walkChainConfined({ ...disk, from }, loadHostPolicy(), { owner: rec.owner === undefined ? callerOwner() : ownerFromUid(rec.owner) });
 }
 
 /** `chains`: each disk's layer paths now (top first); without them `current` is true when the overlay made with it is a disk's top. */
