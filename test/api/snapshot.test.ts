@@ -4,29 +4,13 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { run, type Io } from '../../src/cli/index.js';
-import { GUEST_READY_LINE, testEnv, waitForText } from '../../src/vm/index.js';
-import { vmName } from '../../src/vm/testing.js';
-import { http, removeDir, socketDir, startDaemonProc } from './helpers.js';
-
-function capture(): Io & { stdout: string; stderr: string } {
-  const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } };
-  return io;
-}
+import { run } from '../../src/cli/index.js';
+import { GUEST_READY_LINE, waitForText } from '../../src/vm/index.js';
+import { capture, daemonFixture, http } from './helpers.js';
 
 test('warden snapshot create/list/revert/delete through wardend (/v1/vms/NAME/snapshots): operations, 404 and 409 as documented', { timeout: 240_000 }, async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root: the jailer switches uids and creates cgroups');
-  const env = testEnv('warden-api-snap-');
-  const sdir = socketDir();
-  const socket = join(sdir, 'warden.sock');
-  const d = await startDaemonProc(socket, env.stateRoot).catch((err: unknown) => { env.cleanup(); removeDir(sdir); throw err; });
-  const name = vmName('wda-snap');
-  t.after(async () => {
-    await http(socket, 'DELETE', `/v1/vms/${name}?force=1`).catch(() => undefined);
-    await d.stop();
-    env.cleanup();
-    removeDir(sdir);
-  });
+  const { env, socket, name } = await daemonFixture(t, 'warden-api-snap-', 'wda-snap');
   const state = ['--state-dir', env.stateRoot];
   // The disk in a directory of its own, so it can be swapped for a symlink below.
   const img = (...args: string[]): void => { const r = spawnSync('qemu-img', args, { encoding: 'utf8' }); assert.equal(r.status, 0, r.stderr); };
