@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -23,6 +25,9 @@
 #endif
 #ifndef SYS_move_mount
 #define SYS_move_mount 429
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
 #endif
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
@@ -99,7 +104,8 @@ static int get_u32(napi_env env, napi_value v, uint32_t *out) { return napi_get_
 
 /* idmapMount(source, target, fromUid, toUid, fromGid, toGid, readonly): a clone of the mount
  * at `source` (not its submounts), where files of fromUid/fromGid appear as toUid/toGid,
- * nosuid, nodev (and read-only when asked), attached at `target`. */
+ * nosuid, nodev (and read-only when asked), attached at `target`. `source` is reached through
+ * no symlink and must belong to fromUid when it is opened. */
 static napi_value idmap_mount(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];
@@ -116,7 +122,22 @@ static napi_value idmap_mount(napi_env env, napi_callback_info info) {
   }
   int ns = idmap_userns(ids[0], ids[1], ids[2], ids[3]);
   if (ns < 0) return throw_err(env, "idmapMount: user namespace for the idmapping", errno);
-  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, source, W_OPEN_TREE_CLONE | O_CLOEXEC);
+  /* The source is opened once through no symlink at all (the caller passes its canonical path) and
+   * must still belong to fromUid, whose files the clone maps: a path swapped since it was checked
+   * cannot bring another owner's tree (or one reached only through a 0700 parent) into the jail.
+   * The clone is then made of that very directory (AT_EMPTY_PATH), not of the name again. */
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  int dir;
+  do { dir = (int)syscall(SYS_openat2, AT_FDCWD, source, &how, sizeof how); } while (dir < 0 && errno == EINTR);
+  if (dir < 0) { int e = errno; close(ns); return throw_err(env, "idmapMount: opening the source through no symlink", e); }
+  struct stat st;
+  if (fstat(dir, &st) < 0) { int e = errno; close(dir); close(ns); return throw_err(env, "idmapMount: fstat of the source", e); }
+  if (st.st_uid != ids[0]) { close(dir); close(ns); return throw_err(env, "idmapMount: the source no longer belongs to the uid it was checked for", EPERM); }
+  int tree = (int)syscall(SYS_open_tree, dir, "", W_OPEN_TREE_CLONE | AT_EMPTY_PATH | O_CLOEXEC);
+  close(dir);
   if (tree < 0) { int e = errno; close(ns); return throw_err(env, "idmapMount: open_tree", e); }
   struct w_mount_attr attr = { W_MOUNT_ATTR_IDMAP | W_MOUNT_ATTR_NOSUID | W_MOUNT_ATTR_NODEV | (ro ? W_MOUNT_ATTR_RDONLY : 0), 0, 0, (uint64_t)ns };
   if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
