@@ -22,7 +22,7 @@ function unsupported(s: VmService): WardenError {
 }
 
 export function registerMigrate(program: Command, io: Io): void {
-  program.command('migrate').description('move a running VM to another wardend without stopping it (its API socket; storage shared); progress shows QEMU\'s figures')
+  program.command('migrate').description('move a running VM to another wardend without stopping it (given its API socket): storage shared, or copied with --copy-storage / --map-path; progress shows QEMU\'s figures')
     .argument('<name>', 'the VM')
     .option('--to <socket>', 'the target daemon\'s API socket')
     .option('--address <host>', 'the address the target listens on for the stream (default 127.0.0.1; any other needs --insecure-network)')
