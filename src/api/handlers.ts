@@ -4,7 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { WardenError, httpStatusFor } from '../errors/index.js';
 import { parseSize, parseSpec } from '../spec/index.js';
 import { NodeFs } from '../sys/index.js';
-import { assertAllowed, followLog, saveFileName, StateStore, summarize, type LimitsChange, type Operation, type Operations, type NicAttachRequest, type VmRecord, type VmService } from '../vm/index.js';
+import { assertAllowed, followLog, parsePathRule, saveFileName, StateStore, summarize, type DiskCopy, type LimitsChange, type Operation, type Operations, type NicAttachRequest, type VmRecord, type VmService } from '../vm/index.js';
 import { authorize, canSee, type Caller } from './auth.js';
 import { ApiError, errorResponse } from './errors.js';
 import { renderMetrics, type DaemonCounters } from './metrics.js';
@@ -196,11 +196,13 @@ export const HANDLERS: Record<string, Handler> = {
   },
   async migrateVm(c) {
     const rec = await vmFor(c, 'vm:qmp');
-    const b = c.body as { target: string; address?: string; maxBandwidth?: number };
+    const b = c.body as { target: string; address?: string; maxBandwidth?: number; copyStorage?: boolean; pathMap?: Array<{ from: string; to: string }> };
     if (c.svc.migrate === undefined) throw new ApiError('API_INVALID_REQUEST', 'this service cannot migrate');
     assertAllowed(rec.name, rec.phase, 'migrate');
     const target = apiMigrationTarget(absolute(b.target), b.address);
-    return deviceOp(c, rec, 'migrate', () => c.svc.migrate!(rec.name, target, b.maxBandwidth === undefined ? {} : { maxBandwidth: b.maxBandwidth }));
+    const o = { ...(b.maxBandwidth === undefined ? {} : { maxBandwidth: b.maxBandwidth }), ...(b.copyStorage === undefined ? {} : { copyStorage: b.copyStorage }),
+      ...(b.pathMap === undefined ? {} : { pathMap: b.pathMap.map((r) => parsePathRule(`${r.from}=${r.to}`)) }) };
+    return deviceOp(c, rec, 'migrate', () => c.svc.migrate!(rec.name, target, o));
   },
   async cancelMigration(c) {
     const rec = await vmFor(c, 'vm:qmp');
@@ -211,13 +213,13 @@ export const HANDLERS: Record<string, Handler> = {
   async incomingMigration(c) {
     authorize(c.caller, 'vm:qmp');
     if (c.svc.migrateIn === undefined) throw new ApiError('API_INVALID_REQUEST', 'this service cannot receive a migration');
-    const b = c.body as { spec: Record<string, unknown>; name?: string; listen?: { host: string } };
-    const inc = await c.svc.migrateIn(b.spec, { ...(b.name === undefined ? {} : { name: b.name }), listenHost: b.listen?.host ?? '127.0.0.1' });
+    const b = c.body as { spec: Record<string, unknown>; name?: string; listen?: { host: string }; copies?: DiskCopy[] };
+    const inc = await c.svc.migrateIn(b.spec, { ...(b.name === undefined ? {} : { name: b.name }), listenHost: b.listen?.host ?? '127.0.0.1', ...(b.copies === undefined ? {} : { copies: b.copies }) });
     const { uid, gid, pid } = c.caller;
     const op = c.operations.start(inc.name, 'migrate-in', { uid, gid, pid }, () => inc.done, (err) => errorResponse(err).body.error,
       (done) => c.service.events?.publish({ type: 'operation', vm: inc.name, operation: done.id, requestor: { uid, gid, pid },
         data: { action: done.action, status: done.status, ...(done.error ? { error: done.error['code'] } : {}) } }));
-    return ok({ operation: op, address: inc.address }, 202);
+    return ok({ operation: op, address: inc.address, ...(inc.nbd === undefined ? {} : { nbd: inc.nbd }) }, 202);
   },
   async getOperation(c) {
     return ok({ operation: opVisible(c, c.operations.get(String(c.params['id']))) });

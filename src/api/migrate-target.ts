@@ -1,6 +1,6 @@
 /** @module api/migrate-target: the target daemon of a live migration, reached over its API socket (POST /v1/migrations/incoming, then its operation). */
 import { WardenError } from '../errors/index.js';
-import type { MigrationAddress, MigrationTarget, Operation } from '../vm/index.js';
+import type { MigrationAddress, MigrationTarget, NbdAddress, Operation } from '../vm/index.js';
 import { ApiClient } from './client.js';
 
 /** A MigrationTarget for the daemon on `socket`; the stream goes to `address` on that daemon's side (default 127.0.0.1). */
@@ -8,9 +8,10 @@ export function apiMigrationTarget(socket: string, address?: string): MigrationT
   const client = new ApiClient(socket);
   return {
     to: socket, ...(address === undefined ? {} : { address }),
-    async prepare({ name, spec }) {
-      const r = await client.json<{ operation: Operation; address: MigrationAddress }>('POST', '/v1/migrations/incoming', { spec, name, listen: { host: address ?? '127.0.0.1' } });
-      return { address: r.body.address, finish: () => finished(client, r.body.operation.id) };
+    async prepare({ name, spec, copies }) {
+      const r = await client.json<{ operation: Operation; address: MigrationAddress; nbd?: NbdAddress }>('POST', '/v1/migrations/incoming',
+        { spec, name, listen: { host: address ?? '127.0.0.1' }, ...(copies === undefined ? {} : { copies }) });
+      return { address: r.body.address, ...(r.body.nbd === undefined ? {} : { nbd: r.body.nbd }), finish: () => finished(client, r.body.operation.id) };
     },
   };
 }

@@ -144,12 +144,17 @@ function flagsOf(d: Disk, writable: boolean): OpenFlag[] {
 }
 
 /** One layer: -add-fd, the file node, an optional data-file node, the format node. */
+/** The format node of layer `j` (0: the top) of disk `disk`, as -blockdev names it (a migration mirrors the top one). */
+export function layerNode(disk: string, j: number): string {
+  return `${disk}-${j}-fmt`;
+}
+
 function planLayer(d: Disk, from: string, j: number, l: ChainLayer, writable: boolean, backing: string | null, b: PlanBuilder): string {
   const node = `${d.name}-${j}`;
   const ro = !writable;
   const field = `${from}.image`;
   const fileNode = fileBlockdev(d, from, `${node}-file`, `disk-${d.name}-${j}`, l.path, writable, b);
-  const fmt: Record<string, unknown> = { driver: l.format, 'node-name': `${node}-fmt`, file: fileNode, 'read-only': ro, cache: cacheOf(d) };
+  const fmt: Record<string, unknown> = { driver: l.format, 'node-name': layerNode(d.name, j), file: fileNode, 'read-only': ro, cache: cacheOf(d) };
   if (writable && d.discard) fmt['discard'] = 'unmap';
   if (COW_FORMATS.has(l.format)) fmt['backing'] = backing;
   if (l.dataFilePath !== null) fmt['data-file'] = fileBlockdev(d, from, `${node}-data`, `disk-${d.name}-${j}-data`, l.dataFilePath, writable, b);
@@ -157,7 +162,7 @@ function planLayer(d: Disk, from: string, j: number, l: ChainLayer, writable: bo
   const layerNote = j === 0 ? (d.media === 'cdrom' ? 'cdrom image' : 'top layer') : `backing layer ${j}`;
   b.note('file', l.path, ro ? 'ro' : 'rw', field, `${layerNote} (${l.format}) of disk ${d.name}`);
   if (l.dataFilePath !== null) b.note('file', l.dataFilePath, ro ? 'ro' : 'rw', field, `data file of layer ${j} of disk ${d.name}`);
-  return `${node}-fmt`;
+  return layerNode(d.name, j);
 }
 
 function fileBlockdev(d: Disk, from: string, nodeName: string, fdName: string, path: string, writable: boolean, b: PlanBuilder): string {

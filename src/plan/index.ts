@@ -14,6 +14,7 @@ export { VIRTIOFSD_BINARY, UNSHARE_BINARY } from './helpers-virtiofs.js';
 export { planSnapshotCreate, planSnapshotMerge } from './snapshot.js';
 export type { LiveLayer, OverlayTarget, SnapshotCreatePlan, MergeInput, MergePlan } from './snapshot.js';
 export { hostWideName } from './scope.js';
+export { layerNode } from './disks.js';
 export { planNicAttach } from './hotplug-nic.js';
 export type { NicAttachPlan, NicLiveAllocations } from './hotplug-nic.js';
 export { SWTPM_BINARY, tpmStateDir, tpmVersion } from './helpers-tpm.js';

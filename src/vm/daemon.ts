@@ -13,6 +13,8 @@ import { attachLocked, type ConsoleEnd, type ConsoleIo } from './console.js';
 import { asWardenError, logsFromFiles, revertResult, type RevertResult, type CreateOptions, type ListEntry, type RestoreResult, type SaveResult, type SpecSource, type StartResult, type VmService, type IncomingMigration } from './service.js';
 import { saveFileName } from './savefile.js';
 import { listenForMigration } from './migrate-link.js';
+import type { NbdAddress } from './migrate-nbd.js';
+import type { DiskCopy } from './migrate-disks.js';
 import type { MigrateOptions, MigrateResult, MigrationTarget } from './migrate-run.js';
 import { QmpSessions } from './session.js';
 import { checkName, StateStore, type Lock } from './store.js';
@@ -323,23 +325,24 @@ export class DaemonService implements VmService {
    * Live migration, target side: listens on `listenHost`, then runs the incoming start as the
    * VM's job; resolves once QEMU waits for the stream (so the source sends into a ready target).
    */
-  async migrateIn(spec: Record<string, unknown>, o: { name?: string; listenHost: string }): Promise<IncomingMigration> {
+  async migrateIn(spec: Record<string, unknown>, o: { name?: string; listenHost: string; copies?: DiskCopy[] }): Promise<IncomingMigration> {
     const name = o.name ?? String(spec['name']);
     checkName(name);
     const link = await listenForMigration(o.listenHost, 120_000);
-    let ready!: () => void;
-    const isReady = new Promise<void>((r) => { ready = r; });
+    let ready!: (nbd?: NbdAddress) => void;
+    const isReady = new Promise<NbdAddress | undefined>((r) => { ready = r; });
     const owner = this.requestor?.uid ?? process.getuid?.() ?? 0;
+    const incoming = { accept: link.accept, ready, ...(o.copies === undefined ? {} : { exportHost: o.listenHost }) };
     const done = this.job(name, 'migrate-in', async (m) => {
       try {
-        const r = await m.migrateIn(spec, { name, owner, accept: link.accept, ready });
+        const r = await m.migrateIn(spec, { name, owner, link: incoming, ...(o.copies === undefined ? {} : { copies: o.copies }) });
         return { record: r.record, done: r.run.done, timings: r.run.timings, warnings: r.warnings, ...(r.migration === undefined ? {} : { migration: r.migration }) };
       } finally {
         link.close();
       }
     });
-    await Promise.race([isReady, done]);
-    return { name, address: link.address, done };
+    const nbd = await Promise.race([isReady, done.then(() => undefined)]);
+    return { name, address: link.address, ...(nbd === undefined ? {} : { nbd }), done };
   }
 
   /** Lets go of every VM (they keep running; the next daemon adopts them) and of the state root. */

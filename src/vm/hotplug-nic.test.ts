@@ -68,7 +68,7 @@ function qemuFiles(pid: number): string[] {
 const tapFds = (pid: number): number => qemuFiles(pid).filter((f) => f === '/dev/net/tun').length;
 
 /** Runs `cmd` on the guest's console and returns what it printed between unique markers. */
-async function guestSays(sock: Socket, log: string, tag: string, cmd: string, timeoutMs = 60_000): Promise<string> {
+async function guestSays(sock: Socket, log: string, tag: string, cmd: string, timeoutMs = 120_000): Promise<string> {
   sock.write(`echo OUT${tag}''-$(${cmd} 2>&1 | tr '\\n' ,)-END\n`); // '' keeps the echoed command line from matching
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -92,7 +92,7 @@ function peerOf(pid: number): string | undefined {
   return line === undefined ? undefined : line.trim().split(/\s+/)[7];
 }
 
-test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the guest pings a peer; detach leaves QEMU no TAP fd; missing bridge refused; a SIGKILLed attach is undone by the next command; the same on Open vSwitch with a VLAN', {
+test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the guest pings a peer; detach leaves QEMU no TAP fd (removing while the guest is paused); missing bridge refused; a SIGKILLed attach is undone by the next command; the same on Open vSwitch with a VLAN', {
   skip: netSkipReason(), timeout: 600_000,
 }, async (t) => {
   const w = netnsWorld(t, `wdtnic${process.pid}`, 'warden-nic-');
@@ -150,11 +150,22 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
   assert.match(ping, /PONG/, 'the guest pings the peer over the bridge');
   const stored = await m.store.read(name);
   assert.deepEqual((stored.spec['networks'] as Array<{ name: string; bridge: string }>).map((x) => [x.name, x.bridge]), [['n1', BRIDGE]], 'the stored spec has the NIC');
+  const ins = await cli('inspect', name);
+  assert.match(ins.stdout, /hot-plugged nic n1 \(nic-n1\): persisted in the spec at /, ins.stdout + ins.stderr);
 
-  // Detach: the guest lets go, QEMU closes the TAP, the TAP and its bridge port are gone.
-  const det = await cli('nic', 'detach', name, 'n1', '--json', '--timeout', '60');
-  assert.equal(det.code, 0, det.stdout + det.stderr);
-  assert.equal((JSON.parse(det.stdout) as { state: string }).state, 'detached');
+  // A paused guest cannot answer the unplug: detach ends `removing` (exit 8, nothing released yet).
+  assert.equal((await cli('pause', name)).code, 0);
+  const stuck = await cli('nic', 'detach', name, 'n1', '--json', '--timeout', '2');
+  assert.equal(stuck.code, 8, stuck.stdout + stuck.stderr);
+  assert.match(stuck.stdout + stuck.stderr, /VM_DEVICE_REMOVING/);
+  assert.equal((await m.store.read(name)).hotplug?.[0]?.state, 'removing');
+  assert.equal(tapFds(pid), before + 1, 'QEMU still holds the TAP while the guest has the NIC');
+  assert.equal((await cli('resume', name)).code, 0);
+  // Once the guest has let go, any later NIC command finishes the removal (here a detach of nothing).
+  for (let i = 0; i < 30 && ((await m.store.read(name)).hotplug ?? []).length > 0; i++) {
+    assert.equal((await cli('nic', 'detach', name, 'nothing')).code, 5);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
   assert.equal(tapFds(pid), before, 'QEMU holds no TAP fd');
   assert.deepEqual(ports(), []);
   assert.ok(!w.links().includes(taps[0]!), 'the TAP is gone');
@@ -193,6 +204,10 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
     assert.ok(port !== undefined && port.startsWith('wd'), 'the TAP is a port of the OVS bridge');
     assert.deepEqual([ovsGet(db, 'Port', port, 'tag'), ovsGet(db, 'Interface', port, 'external_ids:warden-vm'), ovsGet(db, 'Interface', port, 'external_ids:warden-nic')], ['42', name, 'o1']);
     assert.equal(tapFds(pid), before + 1);
+    // Removing (paused guest), then the same detach again finishes it.
+    assert.equal((await ovs('pause', name)).code, 0);
+    assert.equal((await ovs('nic', 'detach', name, 'o1', '--timeout', '1')).code, 8);
+    assert.equal((await ovs('resume', name)).code, 0);
     const od = await ovs('nic', 'detach', name, 'o1', '--json', '--timeout', '60');
     assert.equal(od.code, 0, od.stdout + od.stderr);
     assert.deepEqual(ovsPorts(db, OVS), [], 'no OVS port left');
@@ -211,7 +226,7 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
   assert.deepEqual(strayTaps(), [], 'no TAP after the VM is gone');
 });
 
-test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the guest fetches a page from the host through it; detach stops passt and leaves nothing; a SIGKILLed attach\'s passt is stopped by the next command', {
+test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the guest fetches a page from the host through it; detach stops passt and leaves nothing; a SIGKILLed attach\'s passt is stopped by the next command; q35 root port; the NIC is there at the next boot', {
   skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids' : !existsSync(PASST_BINARY) ? `passt is not installed (${PASST_BINARY})` : false, timeout: 300_000,
 }, async (t) => {
   const env = testEnv('warden-nic-user-');
@@ -222,7 +237,8 @@ test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the gu
   const port = (server.address() as AddressInfo).port;
   const name = vmName('wdv-nicu');
   const file = env.specFile({ name });
-  writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), machine: 'pc' }));
+  // q35: the NIC goes behind a reserved empty pcie-root-port.
+  writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), machine: 'q35', hotplugSlots: 1 }));
   await m.create(file);
   const pid = (await m.start(name)).record.run!.qemu.pid;
   const log = m.store.paths(name).serialLog;
@@ -267,6 +283,26 @@ test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the gu
   assert.equal(await isAlive(new NodeFs(), orphan.proc), false, 'its passt is gone');
   const healed = await m.store.read(name);
   assert.deepEqual([healed.hotplug ?? [], healed.helpers ?? [], healed.undo, healed.spec['networks']], clean);
+
+  // Persisted: a NIC attached without --live-only is in the next boot (passt started by start, the guest has eth0).
+  const io4 = { stdout: '', stderr: '', out(x: string) { io4.stdout += `${x}\n`; }, err(x: string) { io4.stderr += `${x}\n`; } };
+  assert.equal(await run(['nic', 'attach', name, '--user', '--name', 'u2', '--state-dir', env.stateRoot], io4), 0, io4.stdout + io4.stderr);
+  sock.destroy();
+  await m.kill(name);
+  const mark = readFileSync(log, 'latin1').length;
+  const again = (await m.start(name)).record;
+  assert.ok(again.helpers?.some((h) => h.from === 'networks[0]' && h.kind === 'passt'), 'start ran the NIC\'s passt');
+  assert.match(String(await m.qmp(name, 'human-monitor-command', { 'command-line': 'info network' })), /nic-u2.*\s+.*net-u2: index=0,type=stream/);
+  // The new boot's ready line: after what the log held before the kill (or anywhere, had start cut it).
+  const booted = (): boolean => { const text = readFileSync(log, 'latin1'); return (text.length < mark ? text : text.slice(mark)).includes(GUEST_READY_LINE); };
+  for (let i = 0; i < 1800 && !booted(); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(booted(), 'the guest booted again');
+  const sock2 = createConnection({ path: m.store.paths(name).serialSocket });
+  await new Promise((r) => sock2.once('connect', r));
+  sock2.on('error', () => undefined);
+  t.after(() => sock2.destroy());
+  assert.deepEqual(await guestLinks(sock2, log, 'R'), ['eth0', 'lo'], 'the guest boots with the NIC');
+  sock2.destroy();
   sock.destroy();
   await m.kill(name);
   assert.deepEqual(leftovers(name, env.stateRoot), []);

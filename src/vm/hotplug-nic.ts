@@ -14,7 +14,7 @@ import { stateRootScope } from './facts.js';
 import { entriesOf, liveAllocations, save, waitDeviceGone } from './hotplug.js';
 import { startNicHelper, stopNicHelper } from './hotplug-passt.js';
 import type { QmpConn } from './ports.js';
-import type { HotplugEntry, UndoRecord, VmRecord } from './record.js';
+import type { HelperRun, HotplugEntry, UndoRecord, VmRecord } from './record.js';
 import type { TeardownDeps } from './teardown.js';
 
 export interface NicAttachRequest {
@@ -79,11 +79,19 @@ async function undoNic(d: TeardownDeps, q: QmpConn, e: HotplugEntry): Promise<vo
   if (e.helper !== undefined) await stopNicHelper(d, e.helper);
 }
 
-/** Undoes every NIC attach a killed process left half done: QMP inverses, last first, then the TAP and its bridge port. */
-export async function recoverNics(d: TeardownDeps, rec: VmRecord, q: QmpConn): Promise<VmRecord> {
-  for (const e of nicsOf(rec).filter((x) => x.state === 'attaching')) {
-    await undoNic(d, q, e);
-    rec = await put(d, rec, e, null);
+/**
+ * Undoes every NIC attach a killed process left half done (QMP inverses, last first, then the
+ * TAP and its bridge port, the helper), and finishes every removal the guest has since answered
+ * (but NIC `keep`'s, which the caller, its detach, finishes itself).
+ */
+export async function recoverNics(d: TeardownDeps, rec: VmRecord, q: QmpConn, keep?: string): Promise<VmRecord> {
+  for (const e of nicsOf(rec).filter((x) => x.name !== keep)) {
+    if (e.state === 'attaching') {
+      await undoNic(d, q, e);
+      rec = await put(d, rec, e, null);
+    } else if (e.state === 'removing' && (await waitDeviceGone(q, e.deviceId, 0))) {
+      rec = (await release(d, rec, q, e)).rec;
+    }
   }
   return rec;
 }
@@ -109,6 +117,41 @@ async function planFor(d: TeardownDeps, rec: VmRecord, q: QmpConn, n: Network): 
   const plan = planNicAttach(spec, n, facts, { machine: spec.machine ?? 'q35', ...live, diskNames: [], nicNames });
   if (plan.issues.length > 0) throw refuse(rec, n, plan);
   return plan;
+}
+
+/**
+ * The host side of a NIC, made before QEMU hears of it: the TAP and its bridge port (their undo
+ * log journalled into the entry as it grows), or the helper (recorded before its launch).
+ * Returns the fds for getfd by name.
+ */
+interface HostSideHooks {
+  entry(): HotplugEntry;
+  /** Writes the entry (and the run's undo journal with it). */
+  record(e: HotplugEntry): Promise<void>;
+  /** Adds a started helper to the record's `helpers`. */
+  addHelper(run: HelperRun): Promise<void>;
+}
+
+async function hostSide(d: TeardownDeps, vm: string, plan: NicAttachPlan, o: HostSideHooks): Promise<Map<string, number>> {
+  let journalled: unknown;
+  const fds = plan.actions.length === 0 ? new Map<string, number>() : await d.backends.net.apply(vm, plan.actions, async (log) => {
+    // A copy: the net module keeps growing the same log object.
+    if (JSON.stringify(log) === JSON.stringify(journalled)) return;
+    journalled = structuredClone(log);
+    await o.record({ ...o.entry(), net: journalled });
+  });
+  try {
+    for (const h of plan.helpers) {
+      const helper = { jailName: h.jail.name, owner: d.store.paths(vm).dir };
+      const started = await startNicHelper(d, vm, h, () => o.record({ ...o.entry(), helper }));
+      fds.set(h.fds[0]!.name, started.qemuEnd);
+      await o.addHelper(started.run);
+    }
+  } catch (err) {
+    for (const fd of fds.values()) closeSync(fd);
+    throw err;
+  }
+  return fds;
 }
 
 /** The request as the spec's Network (defaults filled in); SPEC_VALUE naming every bad field. */
@@ -139,19 +182,10 @@ export async function attachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, req:
   let fds = new Map<string, number>();
   let made = 0;
   try {
-    if (plan.actions.length > 0) {
-      fds = await d.backends.net.apply(rec.name, plan.actions, async (log) => {
-        // A copy: the net module keeps growing the same log object.
-        if (!saved || JSON.stringify(log) !== JSON.stringify(entry.net)) await record({ ...entry, net: structuredClone(log) });
-      });
-    }
-    for (const h of plan.helpers) {
-      // The helper's jail is recorded (entry and the run's undo journal) before it is launched.
-      const helper = { jailName: h.jail.name, owner: d.store.paths(rec.name).dir };
-      const started = await startNicHelper(d, rec.name, h, () => record({ ...entry, helper }));
-      fds.set(h.fds[0]!.name, started.qemuEnd);
-      rec = await save(d, rec, entriesOf(rec), { helpers: [...(rec.helpers ?? []), started.run] });
-    }
+    fds = await hostSide(d, rec.name, plan, {
+      entry: () => entry, record,
+      addHelper: async (run) => { rec = await save(d, rec, entriesOf(rec), { helpers: [...(rec.helpers ?? []), run] }); },
+    });
     if (!saved) await record(entry);
     for (const s of plan.steps) {
       await q.execute(s.command, s.args, 10_000, s.fd === undefined ? undefined : [fds.get(s.fd)!]);
@@ -161,13 +195,14 @@ export async function attachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, req:
     for (const fd of fds.values()) closeSync(fd);
     fds.clear();
     await undoNic(d, q, entry).catch(() => undefined);
-    rec = await put(d, rec, entry, null);
-    if (made === 0 && (cause as { code?: unknown }).code !== undefined && String((cause as { code: string }).code).startsWith('NET_')) throw cause;
-    throw new VmError('VM_HOTPLUG_FAILED', `attaching NIC ${n.name} to VM ${rec.name} failed at step ${made + 1} (${plan.steps[made]?.command ?? 'host network'}); the steps made were undone`, { context: { vm: rec.name, nic: n.name }, cause });
+    if (saved) rec = await put(d, rec, entry, null);
+    const code = String((cause as { code?: unknown }).code ?? '');
+    if (made === 0 && (code.startsWith('NET_') || code === 'VM_HOTPLUG_FAILED')) throw cause; // the host side's own words
+    throw new VmError('VM_HOTPLUG_FAILED', `attaching NIC ${n.name} to VM ${rec.name} failed at step ${made + 1} (${plan.steps[made]?.command ?? 'the host side'}); the steps made were undone`, { context: { vm: rec.name, nic: n.name }, cause });
   } finally {
     for (const fd of fds.values()) closeSync(fd); // QEMU holds its own copies now
   }
-  const attached: HotplugEntry = { ...entry, state: 'attached' };
+  const attached: HotplugEntry = { ...entry, state: 'attached', attachedAt: d.now() };
   const spec = req.liveOnly === true ? rec.spec : { ...rec.spec, networks: [...networksOf(rec), n] };
   rec = await put(d, rec, entry, attached, { spec });
   return { record: rec, result: { vm: rec.name, nic: n.name, deviceId: plan.deviceId, mac, state: 'attached', steps: [...plan.actions.map((a) => a.kind), ...plan.helpers.map((h) => `helper ${h.kind}`), ...plan.steps.map((s) => s.command)], liveOnly: req.liveOnly === true } };
@@ -180,7 +215,7 @@ export async function attachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, req:
  * port are removed.
  */
 export async function detachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, name: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<{ record: VmRecord; result: NicHotplugResult }> {
-  rec = await recoverNics(d, rec, q);
+  rec = await recoverNics(d, rec, q, name);
   const entry = nicsOf(rec).find((e) => e.name === name);
   if (entry === undefined) {
     const boot = networksOf(rec).some((x) => x.name === name);
@@ -192,16 +227,27 @@ export async function detachNic(d: TeardownDeps, rec: VmRecord, q: QmpConn, name
   const base = { vm: rec.name, nic: name, deviceId: entry.deviceId, mac, liveOnly: o.liveOnly === true };
   let current = entry;
   if (entry.state === 'attached') {
-    current = { ...entry, state: 'removing' };
+    // `removing.liveOnly` is the detach's: whoever finishes it changes the spec or not as asked.
+    current = { ...entry, state: 'removing', removing: { since: d.now(), liveOnly: o.liveOnly === true } };
     rec = await put(d, rec, entry, current);
     await q.execute('device_del', { id: entry.deviceId });
   }
   if (!(await waitDeviceGone(q, entry.deviceId, o.waitMs ?? 10_000))) return { record: rec, result: { ...base, state: 'removing', steps: ['device_del'] } };
-  const rest = entry.steps.map((s) => s.undo).filter((u) => u !== null && u.command !== 'device_del').reverse();
+  const done = await release(d, rec, q, current);
+  return { record: done.rec, result: { ...base, state: 'detached', steps: ['device_del', ...done.steps] } };
+}
+
+/**
+ * What a NIC held once QEMU has let its device go: the netdev (QEMU closes the TAP fd or its
+ * socketpair end), fd names never consumed, the TAP and bridge port, the helper; the stored
+ * spec loses the NIC unless the detach was live-only.
+ */
+async function release(d: TeardownDeps, rec: VmRecord, q: QmpConn, e: HotplugEntry): Promise<{ rec: VmRecord; steps: string[] }> {
+  const rest = e.steps.flatMap((s) => (s.undo === null || s.undo.command === 'device_del' ? [] : [s.undo])).reverse();
   for (const u of rest) await quietly(q, u);
-  if (entry.net !== undefined) await d.backends.net.undo(entry.net);
-  if (entry.helper !== undefined) await stopNicHelper(d, entry.helper);
-  const spec = o.liveOnly === true ? rec.spec : { ...rec.spec, networks: networksOf(rec).filter((x) => x.name !== name) };
-  rec = await put(d, rec, current, null, { spec });
-  return { record: rec, result: { ...base, state: 'detached', steps: ['device_del', ...rest.map((u) => u!.command), ...(entry.net === undefined ? [] : ['host network undo']), ...(entry.helper === undefined ? [] : ['helper stopped'])] } };
+  if (e.net !== undefined) await d.backends.net.undo(e.net);
+  if (e.helper !== undefined) await stopNicHelper(d, e.helper);
+  const spec = (e.removing?.liveOnly ?? e.liveOnly) ? rec.spec : { ...rec.spec, networks: networksOf(rec).filter((x) => x.name !== e.name) };
+  rec = await put(d, rec, e, null, { spec });
+  return { rec, steps: [...rest.map((u) => u.command), ...(e.net === undefined ? [] : ['host network undo']), ...(e.helper === undefined ? [] : ['helper stopped'])] };
 }

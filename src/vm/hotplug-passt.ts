@@ -12,6 +12,9 @@ import { procId } from './proc.js';
 import type { HelperRun } from './record.js';
 import type { TeardownDeps } from './teardown.js';
 
+/** The most a hot-plugged helper may write to its log (its jail's RLIMIT_FSIZE). */
+export const HOTPLUG_HELPER_LOG_BYTES = 1 << 20;
+
 /**
  * Launches helper `h` of VM `vm`; `recordFirst` runs before the launch (the caller writes the
  * helper's undo entry there). Returns QEMU's end of the socketpair (the caller passes and
@@ -22,15 +25,20 @@ export async function startNicHelper(d: TeardownDeps, vm: string, h: HelperPlan,
   const native = loadNative();
   const paths = d.store.paths(vm);
   const [qemuEnd, helperEnd] = native.socketpair();
-  // Its stderr (errors only) goes to the VM's qemu.log, as at boot.
-  const stderr = openSync(paths.qemuLog, C.O_WRONLY | C.O_APPEND | C.O_CREAT, 0o600);
+  // At boot a helper's stderr goes through the VM's log writer, which caps what lands on disk. That
+  // writer's pipes were handed out at start, so a hot-plugged helper writes (errors only) to a log
+  // of its own instead, bounded by RLIMIT_FSIZE in its jail: a helper the guest took over cannot
+  // fill the state filesystem through it.
+  const log = join(paths.dir, `${h.jail.name}.log`);
+  const stderr = openSync(log, C.O_WRONLY | C.O_TRUNC | C.O_CREAT | C.O_NOFOLLOW, 0o600);
+  const jail = { ...h.jail, rlimits: { ...h.jail.rlimits, fsize: HOTPLUG_HELPER_LOG_BYTES } };
   try {
     await recordFirst();
     const fds = new Map(h.fds.map((f) => [f.name, helperEnd] as const));
     const statusFile = join(paths.dir, `${h.jail.name}.status`);
-    const l = await d.backends.jail.launch(h.jail, fds, stderr, statusFile, paths.dir);
+    const l = await d.backends.jail.launch(jail, fds, stderr, statusFile, paths.dir);
     const proc = await procId(d.fs, l.pid);
-    if (proc === null) throw new VmError('VM_HOTPLUG_FAILED', `helper ${h.kind} of VM ${vm} (${h.from}) exited while starting`, { context: { vm, helper: h.jail.name, log: paths.qemuLog }, suggestions: [`read ${paths.qemuLog}`] });
+    if (proc === null) throw new VmError('VM_HOTPLUG_FAILED', `helper ${h.kind} of VM ${vm} (${h.from}) exited while starting`, { context: { vm, helper: h.jail.name, log }, suggestions: [`read ${log}`] });
     return { qemuEnd, run: { kind: h.kind, from: h.from, jailName: h.jail.name, proc, uid: l.uid, gid: l.gid, cgroups: l.cgroups, ...(l.statusFile === undefined ? {} : { statusFile: l.statusFile }) } };
   } catch (err) {
     native.closeFd(qemuEnd);

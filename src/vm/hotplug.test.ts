@@ -273,10 +273,15 @@ test('q35: a disk hot-plugs behind a reserved root port, a second one is refused
   sock.destroy();
   // The stored spec has it: the next start boots with it.
   await m.kill(name);
+  const readyBefore = readFileSync(log, 'latin1').split(GUEST_READY_LINE).length - 1;
   const pid2 = (await m.start(name)).record.run!.qemu.pid;
   assert.notEqual(pid2, pid);
   assert.ok(qemuFiles(pid2).includes(disk), 'QEMU started with the attached disk');
-  await waitForText(log, GUEST_READY_LINE, 90_000);
+  // The serial log keeps the first boot's lines: wait for this boot's ready line, not that one, before typing.
+  for (const deadline = Date.now() + 90_000; readFileSync(log, 'latin1').split(GUEST_READY_LINE).length - 1 <= readyBefore;) {
+    if (Date.now() > deadline) throw new Error('the guest did not come up again after the restart');
+    await new Promise((res) => setTimeout(res, 200));
+  }
   const sock2 = createConnection({ path: m.store.paths(name).serialSocket });
   await new Promise((res) => sock2.once('connect', res));
   sock2.on('error', () => undefined);

@@ -13,6 +13,8 @@ export type { RevertResult } from './service.js';
 export type { IncomingMigration } from './service.js';
 export type { MigrationTarget, PreparedTarget, MigrateOptions, MigrateResult } from './migrate-run.js';
 export type { MigrationAddress } from './migrate-link.js';
+export type { NbdAddress } from './migrate-nbd.js';
+export { parsePathRule, type DiskCopy, type PathRule } from './migrate-disks.js';
 export { saveFileName } from './savefile.js';
 export { StateStore, defaultStateRoot, type VmPaths } from './store.js';
 export { VmError, isVmError, type VmErrorCode } from './errors.js';

@@ -20,8 +20,8 @@ import { createSaveFile, openSaveFile } from './savefile.js';
 import { restoreSteps, saveToFd, type MigrationFigures } from './state.js';
 import { createSnapshot, findSnapshot, listSnapshots, revertDisks, type CreateRequest, type SnapshotInfo, type SnapshotResult } from './snapshot.js';
 import { deleteSnapshot } from './snapshot-merge.js';
-import { incomingSteps } from './migrate.js';
-import type { LinkEnd } from './migrate-link.js';
+import { incomingSteps, type IncomingLink } from './migrate.js';
+import { createDiskCopies, type DiskCopy } from './migrate-disks.js';
 import { runMigrateOut, type MigrateOptions, type MigrateResult, type MigrationTarget } from './migrate-run.js';
 import type { Step } from './steps.js';
 import { runSteps, silentProgress, type BeforeStep, type Progress, type StepRun } from './steps.js';
@@ -191,12 +191,15 @@ export class VmManager {
    * waiting for the stream `accept` returns (vm/migrate); on failure the start is undone and the
    * VM removed, so the target is left with nothing.
    */
-  async migrateIn(spec: Record<string, unknown>, o: { name: string; owner: number; accept: () => Promise<LinkEnd>; ready: () => void }): Promise<{ record: VmRecord; run: StepRun; warnings: string[]; migration?: MigrationFigures }> {
+  async migrateIn(spec: Record<string, unknown>, o: { name: string; owner: number; link: IncomingLink; copies?: DiskCopy[] }): Promise<{ record: VmRecord; run: StepRun; warnings: string[]; migration?: MigrationFigures }> {
     const rec = await this.createFromText(JSON.stringify({ ...spec, name: o.name }), '/migrate-in.json', { name: o.name, owner: o.owner });
     await this.store.write({ ...rec, incomingSince: this.d.now() });
     const figures: { migration?: MigrationFigures } = {};
+    let removeCopies = (): void => undefined;
     try {
-      const r = await this.runStart(o.name, incomingSteps(o.accept, o.ready, figures), {});
+      removeCopies = createDiskCopies(o.copies ?? [], o.name);
+      const link = { ...o.link, ...(o.copies === undefined ? {} : { disks: o.copies.map((c) => c.name) }) };
+      const r = await this.runStart(o.name, incomingSteps(link, figures), {});
       const { incomingSince: _since, ...record } = r.record;
       await this.store.write(record);
       return { ...r, record, ...(figures.migration === undefined ? {} : { migration: figures.migration }) };
@@ -204,6 +207,7 @@ export class VmManager {
       // Kept only when a host change could not be undone (the record is what retries it).
       const left = await this.store.tryRead(o.name).catch(() => null);
       if ((left?.undo ?? []).length === 0) await this.store.remove(o.name).catch(() => undefined);
+      removeCopies();
       throw err;
     }
   }

@@ -8,8 +8,8 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { VmError } from './errors.js';
 
-const TOKEN_BYTES = 32;
-const ACK = Buffer.from([0x06]);
+export const TOKEN_BYTES = 32;
+export const ACK = Buffer.from([0x06]);
 
 /** Where the source connects: a TCP address, with the token it must send first. */
 export interface MigrationAddress {
@@ -30,8 +30,33 @@ function fdOf(s: Socket): number {
   return fd;
 }
 
-/** Reads exactly `n` bytes, then stops reading (pause) so the rest stays in the kernel for QEMU. */
-function readExactly(s: Socket, n: number, timeoutMs: number): Promise<Buffer> {
+type Handle = { reading?: boolean; readStop?: () => number; readStart?: () => number };
+
+/**
+ * Stops the handle reading: a paused Node stream still reads ahead into its buffer, and what it
+ * took would be lost to QEMU. `reading` stays true, so the stream does not start it again by
+ * itself (it would, to fill its buffer); only `startReading` does.
+ */
+export function stopReading(s: Socket): void {
+  s.pause();
+  const h = (s as unknown as { _handle?: Handle })._handle;
+  if (h?.readStop !== undefined) { h.readStop(); h.reading = true; stopped.add(s); }
+}
+
+const stopped = new WeakSet<Socket>();
+
+/**
+ * Undoes stopReading. The handle is started here: the stream still counts the read it asked
+ * for before the stop as pending, so it would not ask again.
+ */
+export function startReading(s: Socket): void {
+  const h = (s as unknown as { _handle?: Handle })._handle;
+  if (stopped.delete(s)) h?.readStart?.();
+  s.resume();
+}
+
+/** Reads exactly `n` bytes, then stops reading so the rest stays in the kernel for QEMU. */
+export function readExactly(s: Socket, n: number, timeoutMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let got = Buffer.alloc(0);
     const timer = setTimeout(() => done(new Error(`nothing within ${timeoutMs} ms`)), timeoutMs);
@@ -42,14 +67,14 @@ function readExactly(s: Socket, n: number, timeoutMs: number): Promise<Buffer> {
     const onEnd = (): void => done(new Error('the peer closed the connection'));
     const done = (err: Error | null): void => {
       clearTimeout(timer);
-      s.pause();
+      stopReading(s);
       s.off('data', onData).off('end', onEnd).off('error', done);
       if (err !== null) reject(err);
       else if (got.length !== n) reject(new Error(`the peer sent ${got.length} bytes where ${n} were expected`));
       else resolve(got);
     };
     s.on('data', onData).once('end', onEnd).once('error', done);
-    s.resume();
+    startReading(s);
   });
 }
 
@@ -81,8 +106,11 @@ export async function listenForMigration(host: string, timeoutMs: number): Promi
   return { address: { host, port, token: token.toString('hex') }, accept, close };
 }
 
-/** Connects to the target, sends the token and waits for its byte: the socket is then QEMU's. */
-export async function connectForMigration(a: MigrationAddress, timeoutMs = 10_000): Promise<LinkEnd> {
+/**
+ * Connects to the target, sends the token and waits for its byte: the socket is then QEMU's.
+ * `go`: one more byte once paused, for a peer that speaks first (an NBD server): it starts only then.
+ */
+export async function connectForMigration(a: MigrationAddress, timeoutMs = 10_000, o: { go?: boolean } = {}): Promise<LinkEnd> {
   const s = connect({ host: a.host, port: a.port });
   s.pause();
   try {
@@ -92,6 +120,7 @@ export async function connectForMigration(a: MigrationAddress, timeoutMs = 10_00
     });
     s.write(Buffer.from(a.token, 'hex'));
     await readExactly(s, ACK.length, timeoutMs);
+    if (o.go === true) s.write(ACK);
     return { fd: fdOf(s), close: () => s.destroy() };
   } catch (cause) {
     s.destroy();

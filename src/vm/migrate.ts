@@ -12,6 +12,7 @@ import { START_STEPS, type StartCtx } from './start.js';
 import { waitMigration, type MigrationFigures } from './state.js';
 import type { Step } from './steps.js';
 import type { LinkEnd } from './migrate-link.js';
+import { exportDisks, type NbdAddress } from './migrate-nbd.js';
 
 /** The names the passed fds have inside QEMU's monitor. */
 const OUT_FD = 'warden-migrate-out';
@@ -54,6 +55,8 @@ export interface MigrateOutOptions {
   signal?: AbortSignal;
   /** Bytes per second QEMU may send (migrate-set-parameters max-bandwidth); absent: QEMU's default. */
   maxBandwidth?: number;
+  /** Run at pre-switchover (vCPUs stopped, before the last RAM is sent): the disk mirrors end there. Sets QEMU's pause-before-switchover. */
+  beforeSwitchover?: () => Promise<void>;
   pollMs?: number;
 }
 
@@ -65,8 +68,8 @@ export interface MigrateOutOptions {
  */
 export async function migrateToFd(q: QmpConn, fd: number, vm: string, o: MigrateOutOptions = {}): Promise<MigrationFigures> {
   const before = ((await q.execute('query-status')) as { status: string }).status;
+  const restore = await setFor(q, o);
   try {
-    if (o.maxBandwidth !== undefined) await q.execute('migrate-set-parameters', { 'max-bandwidth': o.maxBandwidth });
     await q.execute('getfd', { fdname: OUT_FD }, undefined, [fd]);
     await q.execute('migrate', { uri: `fd:${OUT_FD}` });
     const f = await follow(q, o);
@@ -79,9 +82,27 @@ export async function migrateToFd(q: QmpConn, fd: number, vm: string, o: Migrate
     return f;
   } catch (err) {
     await q.execute('closefd', { fdname: OUT_FD }).catch(() => undefined); // still there if migrate never took it
+    await settleCancelled(q);
     await resumeAfterFailure(q, before);
     throw err;
+  } finally {
+    await restore();
   }
+}
+
+/** Sets the migration's parameters and capabilities; returns what puts them back (a later save must not inherit them). */
+async function setFor(q: QmpConn, o: MigrateOutOptions): Promise<() => Promise<void>> {
+  const undo: Array<() => Promise<unknown>> = [];
+  if (o.maxBandwidth !== undefined) {
+    const was = ((await q.execute('query-migrate-parameters')) as Record<string, unknown>)['max-bandwidth'];
+    await q.execute('migrate-set-parameters', { 'max-bandwidth': o.maxBandwidth });
+    if (typeof was === 'number') undo.push(() => q.execute('migrate-set-parameters', { 'max-bandwidth': was }));
+  }
+  if (o.beforeSwitchover !== undefined) {
+    await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'pause-before-switchover', state: true }] });
+    undo.push(() => q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'pause-before-switchover', state: false }] }));
+  }
+  return async () => { for (const u of undo) await u().catch(() => undefined); };
 }
 
 /** Polls query-migrate until it ends, reporting samples and cancelling when asked. */
@@ -94,9 +115,24 @@ async function follow(q: QmpConn, o: MigrateOutOptions): Promise<MigrationFigure
     }
     const m = (await q.execute('query-migrate')) as Record<string, unknown>;
     const s = sampleOf(m);
+    if (s.status === 'pre-switchover' && o.beforeSwitchover !== undefined && !cancelSent) {
+      await o.beforeSwitchover();
+      await q.execute('migrate-continue', { state: 'pre-switchover' });
+      continue;
+    }
     if (s.status === 'completed' || s.status === 'failed' || s.status === 'cancelled') return waitMigration(q, 0);
     o.onSample?.(s);
-    await sleep(o.pollMs ?? 200);
+    await sleep(o.pollMs ?? 100);
+  }
+}
+
+/** A migration this side gave up on (a step at pre-switchover failed, say): cancelled, and waited for. */
+async function settleCancelled(q: QmpConn): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const st = sampleOf((await q.execute('query-migrate').catch(() => ({}))) as Record<string, unknown>).status;
+    if (st === 'none' || st === 'completed' || st === 'failed' || st === 'cancelled') return;
+    if (i === 0) await q.execute('migrate_cancel').catch(() => undefined);
+    await sleep(50);
   }
 }
 
@@ -116,25 +152,42 @@ export async function resumeAfterFailure(q: QmpConn, before: string): Promise<vo
  * then, once QMP answers, `ready` (the target may now be connected to), the connection
  * `accept` returns passed to QEMU, the stream loaded, then cont as any start.
  */
-export function incomingSteps(accept: () => Promise<LinkEnd>, ready: () => void, figuresOut: { migration?: MigrationFigures }): ReadonlyArray<Step<StartCtx>> {
+export interface IncomingLink {
+  /** The connection the migration stream arrives on, once a source proved itself. */
+  accept(): Promise<LinkEnd>;
+  /** QEMU waits for the stream (and, with `exportHost`, the disks are exported at `nbd`). */
+  ready(nbd?: NbdAddress): void;
+  /** Disks the source copies (storage not shared): exported from QEMU's NBD server, relayed on this address. */
+  exportHost?: string;
+  disks?: readonly string[];
+}
+
+export function incomingSteps(link: IncomingLink, figuresOut: { migration?: MigrationFigures }): ReadonlyArray<Step<StartCtx>> {
   const out: Array<Step<StartCtx>> = [];
   for (const s of START_STEPS) {
     if (s.name === 'facts') out.push({ name: 'facts', label: s.label, async run(c) { await s.run(c); c.facts = { ...c.facts!, incoming: 'defer' }; } });
     else out.push(s);
-    if (s.name === 'qmp') out.push(incomingStep(accept, ready, figuresOut));
+    if (s.name === 'qmp') out.push(incomingStep(link, figuresOut));
   }
   return out;
 }
 
-function incomingStep(accept: () => Promise<LinkEnd>, ready: () => void, figuresOut: { migration?: MigrationFigures }): Step<StartCtx> {
+function incomingStep(link: IncomingLink, figuresOut: { migration?: MigrationFigures }): Step<StartCtx> {
+  let exported: { close(): Promise<void> } | undefined;
   return {
     name: 'incoming', label: 'receiving the migration stream (migrate-incoming on the accepted connection)',
     async run(c) {
       const q = c.qmp!;
       // Disks stay inactive until cont: a source that resumes after a failure can take its locks back.
       await q.execute('migrate-set-capabilities', { capabilities: [{ capability: 'late-block-activate', state: true }] });
-      ready();
-      const end = await accept();
+      if (link.exportHost !== undefined && (link.disks ?? []).length > 0) {
+        const ex = await exportDisks(q, c.paths.dir, link.exportHost, link.disks ?? []);
+        exported = ex;
+        link.ready(ex.address);
+      } else {
+        link.ready();
+      }
+      const end = await link.accept();
       try {
         await q.execute('getfd', { fdname: IN_FD }, undefined, [end.fd]);
       } finally {
@@ -148,9 +201,12 @@ function incomingStep(accept: () => Promise<LinkEnd>, ready: () => void, figures
         });
       });
       figuresOut.migration = f;
+      await exported?.close(); // the source ended its mirrors before switchover: the disks are whole
+      exported = undefined;
       if (f.status !== 'completed') {
         throw new VmError('VM_MIGRATE_FAILED', `receiving VM ${c.rec.name} did not complete: QEMU reports "${f.status}"${f.error ? ` (${f.error})` : ''}`, { context: { vm: c.rec.name, migration: f } });
       }
     },
+    undo: async () => { await exported?.close(); },
   };
 }

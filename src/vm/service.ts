@@ -19,6 +19,8 @@ import type { Requestor, VmEvents } from './events.js';
 import type { MigrationFigures } from './state.js';
 import type { SnapshotInfo, SnapshotResult } from './snapshot.js';
 import type { MigrationAddress } from './migrate-link.js';
+import type { NbdAddress } from './migrate-nbd.js';
+import type { DiskCopy } from './migrate-disks.js';
 import type { MigrateOptions, MigrateResult, MigrationTarget } from './migrate-run.js';
 
 /** Where a spec comes from: a file (paths resolve against its directory) or text (an API body: paths must be absolute). */
@@ -96,12 +98,12 @@ export interface VmService {
   /** Cancels the migration of `name` in progress (migrate_cancel); the VM runs on here. */
   migrateCancel?(name: string): Promise<void>;
   /** The target side: defines and launches the VM waiting for the stream; resolves once it may be sent (a daemon's only). */
-  migrateIn?(spec: Record<string, unknown>, o: { name?: string; listenHost: string }): Promise<IncomingMigration>;
+  migrateIn?(spec: Record<string, unknown>, o: { name?: string; listenHost: string; copies?: DiskCopy[] }): Promise<IncomingMigration>;
   close(): Promise<void>;
 }
 
 /** A target ready for the stream: where to send it, and the start that ends once the VM runs (or fails and is undone). */
-export interface IncomingMigration { name: string; address: MigrationAddress; done: Promise<RestoreResult> }
+export interface IncomingMigration { name: string; address: MigrationAddress; nbd?: NbdAddress; done: Promise<RestoreResult> }
 
 export interface SaveResult { record: VmRecord; migration: MigrationFigures }
 export interface RestoreResult extends StartResult { migration?: MigrationFigures }

@@ -6,8 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, type Io } from '../../src/cli/index.js';
 import { GUEST_READY_LINE, repoRoot, testEnv, waitForText } from '../../src/vm/index.js';
@@ -27,7 +27,7 @@ async function daemonIn(ns: string, socket: string, stateDir: string): Promise<D
   const bin = join(repoRoot(), 'dist', 'src', 'cli', 'bin.js');
   const proc = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', process.execPath, bin, 'daemon', '--socket', socket, '--state-dir', stateDir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  proc.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
+  proc.stderr!.on('data', (c: Buffer) => { err += c.toString(); if (process.env['MIG_DEBUG']) process.stderr.write(c); });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the daemon did not start within 30 s: ${err}`)), 30_000);
     proc.stderr!.on('data', () => { if (err.includes('serving ')) { clearTimeout(timer); resolve(); } });
@@ -85,6 +85,9 @@ test('warden migrate between two daemons in two netns: cancel and a killed targe
   let b = await daemonIn(nsB, sockB, rootB);
   daemons.push(b);
 
+  // Data the copy must carry: written into the base the VM's overlay reads through.
+  const pattern = spawnSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x5a 1M 4M', env.base], { encoding: 'utf8' });
+  assert.equal(pattern.status, 0, pattern.stderr);
   let io = capture();
   const onA = ['--state-dir', rootA];
   assert.equal(await run(['create', env.specFile({ name, cmdline: 'warden.tick=1' }), ...onA], io), 0, io.stderr);
@@ -158,4 +161,29 @@ test('warden migrate between two daemons in two netns: cancel and a killed targe
   assert.equal(after.includes(GUEST_READY_LINE), false, 'no boot on the target');
   assert.equal(/Linux version/.test(after), false, 'no kernel banner on the target');
   assert.equal(existsSync(join(rootA, 'vms', name)), false);
+
+  // 4. Back to the first host with storage not shared: host A makes its own copy of the disk (the
+  //    path map says where), the source mirrors it over NBD, then the RAM moves; the guest ticks on.
+  const copyDir = join(env.dir, 'host-a-images');
+  mkdirSync(copyDir);
+  const copy = join(copyDir, 'disk.qcow2');
+  const beforeBack = Math.max(...ticks(logB));
+  const t1 = Date.now();
+  const onB = ['--state-dir', rootB];
+  assert.equal(await run(['migrate', name, '--to', sockA, '--address', ipA, '--map-path', `${env.dir}=${copyDir}`, ...onB], io = capture()), 0, io.stderr + io.stdout);
+  assert.match(io.stderr, /disks: [\d.]+ of 64\.0 MiB copied/, "the disk copy's progress");
+  const back = (await http(sockA, 'GET', `/v1/vms/${name}`)).json as { phase: string; spec: { disks: Array<{ image: string }> }; run: { qemu: { pid: number } } };
+  assert.equal(back.phase, 'running');
+  assert.equal(back.spec.disks[0]!.image, copy, 'the VM on host A uses its own copy');
+  assert.equal((await http(sockB, 'GET', `/v1/vms/${name}`)).status, 404);
+  assert.deepEqual(leftovers(name, rootB), []);
+  const tookBack = Math.ceil((Date.now() - t1) / 1000);
+  await waitForText(logA, 'WARDEN-TICK', 30_000);
+  const firstBack = Math.min(...ticks(logA));
+  assert.ok(firstBack > beforeBack && firstBack <= beforeBack + tookBack + 2, `ticks on (${beforeBack} → ${firstBack})`);
+  const later = await waitForText(logA, `WARDEN-TICK ${firstBack + 2}`, 30_000);
+  assert.equal(later.includes(GUEST_READY_LINE), false, 'no boot after the move back');
+  const read = spawnSync('qemu-io', ['-U', '-r', '-f', 'qcow2', '-c', 'read -P 0x5a 1M 4M', copy], { encoding: 'utf8' });
+  assert.match(read.stdout, /read 4194304\/4194304 bytes/, `the copy holds the data the source's chain had: ${read.stdout}${read.stderr}`);
+  assert.ok(statSync(copy).size > 4 * 1024 * 1024, 'a full copy, not an overlay');
 });

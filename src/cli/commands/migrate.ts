@@ -3,11 +3,11 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { apiMigrationTarget } from '../../api/migrate-target.js';
 import { WardenError } from '../../errors/index.js';
-import type { MigrateResult, VmService } from '../../vm/index.js';
+import { parsePathRule, type MigrateResult, type VmService } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
 import { openService } from './route.js';
 
-interface Opt { to?: string; address?: string; bandwidth?: string; cancel?: boolean; stateDir?: string; json?: boolean }
+interface Opt { to?: string; address?: string; bandwidth?: string; copyStorage?: boolean; mapPath?: string[]; cancel?: boolean; stateDir?: string; json?: boolean }
 
 function summary(r: MigrateResult): string {
   const m = r.migration;
@@ -27,6 +27,8 @@ export function registerMigrate(program: Command, io: Io): void {
     .option('--to <socket>', 'the target daemon\'s API socket')
     .option('--address <host>', 'the address the target listens on for the stream (default 127.0.0.1)')
     .option('--bandwidth <bytes-per-second>', 'limit the stream (QEMU\'s max-bandwidth)')
+    .option('--copy-storage', 'storage not shared: the target makes each writable disk (same size and format) and the source copies it first (NBD, block mirror)')
+    .option('--map-path <from=to>', 'where disk images go on the target: a path equal to or under FROM is under TO (repeatable; implies --copy-storage)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--cancel', 'cancel the migration of NAME in progress; the VM runs on here')
     .option('--state-dir <dir>', 'state root (default: $WARDEN_STATE_DIR, /var/lib/warden as root, else $XDG_STATE_HOME/warden)')
     .option('--json', 'print the result as JSON')
@@ -43,7 +45,10 @@ export function registerMigrate(program: Command, io: Io): void {
         if (s.migrate === undefined) throw unsupported(s);
         const bw = o.bandwidth === undefined ? undefined : Number(o.bandwidth);
         if (bw !== undefined && !(Number.isInteger(bw) && bw > 0)) throw new WardenError('USAGE_BAD_NUMBER', `--bandwidth must be a whole number of bytes per second, got ${o.bandwidth}`, {});
-        const r = await s.migrate(name, apiMigrationTarget(resolve(o.to), o.address), bw === undefined ? {} : { maxBandwidth: bw });
+        const pathMap = (o.mapPath ?? []).map(parsePathRule);
+        const r = await s.migrate(name, apiMigrationTarget(resolve(o.to), o.address), {
+          ...(bw === undefined ? {} : { maxBandwidth: bw }), ...(o.copyStorage === true ? { copyStorage: true } : {}), ...(pathMap.length === 0 ? {} : { pathMap }),
+        });
         if (o.json) printJson(io, r); else io.out(summary(r));
       } finally {
         await s.close();

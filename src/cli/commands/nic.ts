@@ -31,11 +31,16 @@ export function nicRequest(o: AttachOpts): NicAttachRequest {
   };
 }
 
+/** Prints the result; a detach the guest has not answered yet is exit 8 (VM_DEVICE_REMOVING), as for disks. */
 function report(io: Io, r: NicHotplugResult, json: boolean | undefined): void {
+  if (r.state === 'removing') {
+    throw new WardenError('VM_DEVICE_REMOVING', `NIC ${r.nic} of VM ${r.vm} is removing: device_del was sent, but the guest has not released ${r.deviceId} yet`, {
+      context: { ...r }, suggestions: ['run the same detach again to finish it once the guest lets go (any later NIC command also finishes it once it has)', 'a paused or hung guest cannot answer: resume it or stop the VM'],
+    });
+  }
   if (json === true) { printJson(io, r); return; }
   const persisted = r.liveOnly ? ' (live only: the spec is unchanged)' : '';
-  if (r.state === 'removing') io.out(`NIC ${r.nic} of VM ${r.vm} is removing: the guest has not released it yet; run detach again to finish`);
-  else io.out(`NIC ${r.nic} (${r.mac}) ${r.state} ${r.state === 'attached' ? 'to' : 'from'} VM ${r.vm} as ${r.deviceId}${persisted}`);
+  io.out(`NIC ${r.nic} (${r.mac}) ${r.state} ${r.state === 'attached' ? 'to' : 'from'} VM ${r.vm} as ${r.deviceId}${persisted}`);
 }
 
 export function registerNic(program: Command, io: Io): void {
