@@ -9,8 +9,9 @@ import { buildPlan } from '../src/plan/index.js';
 import { sketchFacts, type FactSketch } from '../src/plan/testing.js';
 import { loadQemuCaps, probeQemu, type QemuCaps } from '../src/qemu/index.js';
 import { NodeFs, NodeProcessRunner } from '../src/sys/index.js';
+import { fileURLToPath } from 'node:url';
 
-const GOLDEN = new URL('../../test/golden/plan/', import.meta.url).pathname;
+const GOLDEN = fileURLToPath(new URL('../../test/golden/plan/', import.meta.url));
 const QEMU = '/usr/bin/qemu-system-x86_64';
 
 export const benchmarks: Benchmark[] = [

@@ -1,8 +1,9 @@
 /**
  * @module api/access: the daemon opens files as root on behalf of callers who are not, so
- * before it starts a VM for a caller who is not an admin it checks that the caller could open
- * every file the VM would get (each layer of each disk's chain, data files, extents, kernel,
- * initrd) themselves, with the access QEMU gets. Mode bits of the file and of each directory
+ * before it starts a VM for a caller who is not an admin it checks, as an early error, that
+ * the caller could open every file the VM would get (each layer of each disk's chain, data
+ * files, extents, kernel, initrd) themselves, with the access QEMU gets; the start and
+ * hot-plug jobs check again, from the record's owner, on what they open. Mode bits of the file and of each directory
  * above it decide (src/image/access); what fails is IMAGE_OWNER_DENIED naming the file.
  */
 import { realpathSync } from 'node:fs';
@@ -41,19 +42,17 @@ function deny(path: string, who: Owner, write: boolean, what: string): void {
   });
 }
 
-/** Throws IMAGE_OWNER_DENIED unless `who` could open every file of `spec` themselves. Root passes. */
+/**
+ * Throws IMAGE_OWNER_DENIED unless `who` could open every file of `spec` themselves. Root
+ * passes. Only an early, friendly error at request time: what binds is the same owner check
+ * on the walk the start or hot-plug job opens from (vm/facts, vm/hotplug, vm/boot-fds), made
+ * from the VM record's owner, so a file swapped after this check is refused there.
+ */
 export async function checkCallerFiles(spec: Record<string, unknown>, who: Owner): Promise<void> {
   if (who.uid === 0) return;
   const s = spec as SpecFiles;
   for (const [key, path] of Object.entries(s.boot ?? {})) if (typeof path === 'string') deny(path, who, false, `boot.${key}`);
   const host = loadHostPolicy();
-  for (const [i, d] of (s.disks ?? []).entries()) {
-    const chain = await walkChainConfined({ ...d, from: `disks[${i}]` }, host, { owner: who });
-    chain.layers.forEach((l, depth) => {
-      const top = depth === 0 && d.readOnly !== true;
-      deny(l.path, who, top, `disks[${i}] layer ${depth}`);
-      if (l.dataFilePath !== null) deny(l.dataFilePath, who, top, `disks[${i}] data file`);
-      for (const e of l.extentPaths ?? []) deny(e, who, top, `disks[${i}] extent`);
-    });
-  }
+  // The confined walk with an owner checks read access to every layer, data file and extent, and write access to a writable top.
+  for (const [i, d] of (s.disks ?? []).entries()) await walkChainConfined({ ...d, from: `disks[${i}]` }, host, { owner: who });
 }

@@ -139,7 +139,7 @@ export class ApiClient {
   }
 
   /** POST /v1/vms/NAME/migrate: this daemon moves the VM to the daemon on `target` (its socket). */
-  async migrateVm(name: string, body: { target: string; address?: string; maxBandwidth?: number; copyStorage?: boolean; pathMap?: Array<{ from: string; to: string }> }, waitS?: number): Promise<Operation> {
+  async migrateVm(name: string, body: { target: string; address?: string; insecureNetwork?: boolean; maxBandwidth?: number; copyStorage?: boolean; pathMap?: Array<{ from: string; to: string }> }, waitS?: number): Promise<Operation> {
     const q = waitS === undefined ? '' : `?wait=${waitS}`;
     return (await this.json<{ operation: Operation }>('POST', `/v1/vms/${encodeURIComponent(name)}/migrate${q}`, body)).body.operation;
   }

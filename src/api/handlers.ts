@@ -196,10 +196,10 @@ export const HANDLERS: Record<string, Handler> = {
   },
   async migrateVm(c) {
     const rec = await vmFor(c, 'vm:qmp');
-    const b = c.body as { target: string; address?: string; maxBandwidth?: number; copyStorage?: boolean; pathMap?: Array<{ from: string; to: string }> };
+    const b = c.body as { target: string; address?: string; insecureNetwork?: boolean; maxBandwidth?: number; copyStorage?: boolean; pathMap?: Array<{ from: string; to: string }> };
     if (c.svc.migrate === undefined) throw new ApiError('API_INVALID_REQUEST', 'this service cannot migrate');
     assertAllowed(rec.name, rec.phase, 'migrate');
-    const target = apiMigrationTarget(absolute(b.target), b.address);
+    const target = apiMigrationTarget(absolute(b.target), b.address, b.insecureNetwork === true);
     const o = { ...(b.maxBandwidth === undefined ? {} : { maxBandwidth: b.maxBandwidth }), ...(b.copyStorage === undefined ? {} : { copyStorage: b.copyStorage }),
       ...(b.pathMap === undefined ? {} : { pathMap: b.pathMap.map((r) => parsePathRule(`${r.from}=${r.to}`)) }) };
     return deviceOp(c, rec, 'migrate', () => c.svc.migrate!(rec.name, target, o));
@@ -213,8 +213,8 @@ export const HANDLERS: Record<string, Handler> = {
   async incomingMigration(c) {
     authorize(c.caller, 'vm:qmp');
     if (c.svc.migrateIn === undefined) throw new ApiError('API_INVALID_REQUEST', 'this service cannot receive a migration');
-    const b = c.body as { spec: Record<string, unknown>; name?: string; listen?: { host: string }; copies?: DiskCopy[] };
-    const inc = await c.svc.migrateIn(b.spec, { ...(b.name === undefined ? {} : { name: b.name }), listenHost: b.listen?.host ?? '127.0.0.1', ...(b.copies === undefined ? {} : { copies: b.copies }) });
+    const b = c.body as { spec: Record<string, unknown>; name?: string; listen?: { host: string; insecure?: boolean }; copies?: DiskCopy[] };
+    const inc = await c.svc.migrateIn(b.spec, { ...(b.name === undefined ? {} : { name: b.name }), listenHost: b.listen?.host ?? '127.0.0.1', ...(b.listen?.insecure === true ? { insecure: true } : {}), ...(b.copies === undefined ? {} : { copies: b.copies }) });
     const { uid, gid, pid } = c.caller;
     const op = c.operations.start(inc.name, 'migrate-in', { uid, gid, pid }, () => inc.done, (err) => errorResponse(err).body.error,
       (done) => c.service.events?.publish({ type: 'operation', vm: inc.name, operation: done.id, requestor: { uid, gid, pid },

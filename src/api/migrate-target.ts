@@ -3,14 +3,14 @@ import { WardenError } from '../errors/index.js';
 import type { MigrationAddress, MigrationTarget, NbdAddress, Operation } from '../vm/index.js';
 import { ApiClient } from './client.js';
 
-/** A MigrationTarget for the daemon on `socket`; the stream goes to `address` on that daemon's side (default 127.0.0.1). */
-export function apiMigrationTarget(socket: string, address?: string): MigrationTarget {
+/** A MigrationTarget for the daemon on `socket`; the stream goes to `address` on that daemon's side (default 127.0.0.1; any other than loopback needs `insecureNetwork`). */
+export function apiMigrationTarget(socket: string, address?: string, insecureNetwork = false): MigrationTarget {
   const client = new ApiClient(socket);
   return {
-    to: socket, ...(address === undefined ? {} : { address }),
+    to: socket, ...(address === undefined ? {} : { address }), ...(insecureNetwork ? { insecureNetwork } : {}),
     async prepare({ name, spec, copies }) {
       const r = await client.json<{ operation: Operation; address: MigrationAddress; nbd?: NbdAddress }>('POST', '/v1/migrations/incoming',
-        { spec, name, listen: { host: address ?? '127.0.0.1' }, ...(copies === undefined ? {} : { copies }) });
+        { spec, name, listen: { host: address ?? '127.0.0.1', ...(insecureNetwork ? { insecure: true } : {}) }, ...(copies === undefined ? {} : { copies }) });
       return { address: r.body.address, ...(r.body.nbd === undefined ? {} : { nbd: r.body.nbd }), finish: () => finished(client, r.body.operation.id) };
     },
   };

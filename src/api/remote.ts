@@ -84,7 +84,7 @@ export class RemoteService implements VmService {
     const steps = p === undefined ? undefined : this.client.events({ vm: [name], type: ['progress'] }, (e) => replayProgress(p, (e as { data?: Record<string, unknown> }).data ?? {}));
     try {
       await steps?.ready;
-      const body = { target: target.to, ...(target.address === undefined ? {} : { address: target.address }), ...(o.maxBandwidth === undefined ? {} : { maxBandwidth: o.maxBandwidth }),
+      const body = { target: target.to, ...(target.address === undefined ? {} : { address: target.address }), ...(target.insecureNetwork === true ? { insecureNetwork: true } : {}), ...(o.maxBandwidth === undefined ? {} : { maxBandwidth: o.maxBandwidth }),
         ...(o.copyStorage === undefined ? {} : { copyStorage: o.copyStorage }), ...(o.pathMap === undefined ? {} : { pathMap: o.pathMap }) };
       return await this.outcome(await this.client.migrateVm(name, body, WAIT_S));
     } finally {

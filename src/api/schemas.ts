@@ -43,7 +43,8 @@ export const RestoreBody = z.strictObject({
 
 export const MigrateBody = z.strictObject({
   target: z.string().min(1).describe('the target daemon\'s API socket (absolute path); this daemon connects to it and to the stream itself'),
-  address: z.string().optional().describe('the address the target listens on for the stream (default 127.0.0.1)'),
+  address: z.string().optional().describe('the address the target listens on for the stream (default 127.0.0.1; any other needs insecureNetwork)'),
+  insecureNetwork: z.boolean().optional().describe('let the stream use a non-loopback address: the stream is not encrypted, use only on a trusted link'),
   maxBandwidth: z.number().int().positive().optional().describe('bytes per second QEMU may send (QEMU\'s max-bandwidth)'),
   copyStorage: z.boolean().optional().describe('storage not shared: the target makes the disks and the source mirrors them over NBD first'),
   pathMap: z.array(z.strictObject({ from: z.string(), to: z.string() })).optional().describe('where disk images are on the target: a path equal to or under `from` is under `to` (implies copyStorage)'),
@@ -51,7 +52,7 @@ export const MigrateBody = z.strictObject({
 export const IncomingBody = z.strictObject({
   spec: z.record(z.string(), z.unknown()).describe('the VM\'s spec as the source has it (paths absolute, the same storage)'),
   name: z.string().optional().describe('the VM\'s name here (default: the spec\'s)'),
-  listen: z.strictObject({ host: z.string().describe('an address of this host') }).optional().describe('where to listen for the stream (default 127.0.0.1)'),
+  listen: z.strictObject({ host: z.string().describe('an address of this host'), insecure: z.boolean().optional().describe('required for a non-loopback host: the stream is not encrypted, use only on a trusted link') }).optional().describe('where to listen for the stream (default 127.0.0.1)'),
   copies: z.array(z.strictObject({ name: z.string(), path: z.string(), format: z.string(), sizeBytes: z.number().int().positive() })).optional()
     .describe('disks to make here (new files, never over one) and export over NBD for the source to mirror into'),
 });

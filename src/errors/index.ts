@@ -96,6 +96,7 @@ const EXIT_BY_PREFIX: ReadonlyArray<readonly [string, number, number]> = [
   ['VM_SNAPSHOT_NOT_FOUND', 5, 404],
   ['VM_SNAPSHOT_EXISTS', 4, 409],
   ['VM_SNAPSHOT_FAILED', 4, 409],
+  ['VM_MIGRATE_REFUSED', 2, 400],
   // the HTTPS listener's credentials (src/api/http-*)
   ['AUTH_REQUIRED', 2, 401],
   ['AUTH_TOKEN_INVALID', 2, 401],

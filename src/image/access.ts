@@ -1,6 +1,7 @@
 /**
- * @module image/access: defence in depth for files QEMU gets writable: could the VM's owner
- * (a uid and its groups) open the file themselves? Decided from the mode bits of the file and
+ * @module image/access: the daemon opens files as root for VMs of other uids: could the VM's
+ * owner (a uid and its groups) open the file themselves, read-only or read-write as QEMU gets
+ * it? Decided from the mode bits of the file and
  * of every directory above it. ACL entries are not read: a file reachable only through an
  * ACL entry is refused (the conservative side); root may open everything.
  */
@@ -24,8 +25,12 @@ export function modeAllows(st: { mode: number; uid: number; gid: number }, who: 
   return (bits & want) === want;
 }
 
-/** Why `who` could not open `realPath` (read, plus write when `write`), or null when they could. */
-export function ownerDenial(realPath: string, who: Owner, write: boolean): string | null {
+/**
+ * Why `who` could not open `realPath` (read, plus write when `write`), or null when they could.
+ * With `expect`, the file found must be that one (dev, ino: what the caller checked or holds);
+ * another one is a denial (it changed while being checked).
+ */
+export function ownerDenial(realPath: string, who: Owner, write: boolean, expect?: { dev: number; ino: number }): string | null {
   if (who.uid === 0) return null;
   const dirs: string[] = [];
   for (let d = dirname(realPath); ; d = dirname(d)) {
@@ -37,19 +42,24 @@ export function ownerDenial(realPath: string, who: Owner, write: boolean): strin
     if (!modeAllows(st, who, X_OK)) return `uid ${who.uid} cannot search the directory ${d} (mode ${(st.mode & 0o7777).toString(8)}, owner ${st.uid}:${st.gid})`;
   }
   const st = statSync(realPath);
+  if (expect !== undefined && (st.dev !== expect.dev || st.ino !== expect.ino)) return `${realPath} changed while it was checked (now ${st.dev}:${st.ino}, was ${expect.dev}:${expect.ino})`;
   const want = write ? R_OK | W_OK : R_OK;
   if (!modeAllows(st, who, want)) return `uid ${who.uid} cannot ${write ? 'read and write' : 'read'} it (mode ${(st.mode & 0o7777).toString(8)}, owner ${st.uid}:${st.gid})`;
   return null;
 }
 
-/** The walker's writableCheck for one owner: refuses a file QEMU would get writable that the owner could not open read-write. */
-export function ownerCheck(who: Owner): (t: Target, what: string) => void {
-  return (t, what) => {
-    const why = ownerDenial(t.realPath, who, true);
+/**
+ * The walker's accessCheck for one owner: refuses any file the walk would open or hand to QEMU
+ * that the owner could not open themselves, read-only, or read-write when QEMU gets it so.
+ * It judges the very target the walk then holds (its dev/ino), not a name looked up again.
+ */
+export function ownerAccessCheck(who: Owner): (t: Target, what: string, writable: boolean) => void {
+  return (t, what, writable) => {
+    const why = ownerDenial(t.realPath, who, writable, { dev: t.dev, ino: t.ino });
     if (why === null) return;
-    throw new ImageError('IMAGE_OWNER_DENIED', `${what} ${t.path} would be opened read-write for a VM of uid ${who.uid}, but ${why}; it was not opened`, {
-      context: { layer: t.path, realPath: t.realPath, uid: who.uid, gids: who.gids },
-      suggestions: ['give the VM\'s owner access to the file (chown/chmod), or make the disk readOnly'],
+    throw new ImageError('IMAGE_OWNER_DENIED', `${what} ${t.path} would be opened ${writable ? 'read-write' : 'read-only'} for a VM of uid ${who.uid}, but ${why}; it was not opened`, {
+      context: { layer: t.path, realPath: t.realPath, uid: who.uid, gids: who.gids, writable },
+      suggestions: [writable ? 'give the VM\'s owner access to the file (chown/chmod), or make the disk readOnly' : 'give the VM\'s owner read access to the file and search access to its directories (chmod), or copy it where the owner can read it'],
     });
   };
 }

@@ -36,6 +36,8 @@ export interface WalkOptions {
   writableTop?: boolean;
   /** Refuses (throws) a file QEMU would get writable; runs on the resolved name before it is opened. */
   writableCheck?: (t: Target, what: string) => void;
+  /** Refuses (throws) any file the walk would open or hand on (`writable`: QEMU gets it read-write); runs on the resolved name before it is opened. */
+  accessCheck?: (t: Target, what: string, writable: boolean) => void;
 }
 
 export const DEFAULT_MAX_DEPTH = 64;
@@ -128,6 +130,7 @@ export async function walkChain(path: string, options: WalkOptions = {}): Promis
     ...(options.allowDirsWhy === undefined ? {} : { allowedWhy: options.allowDirsWhy }),
     ...(options.writableTop === undefined ? {} : { writableTop: options.writableTop }),
     ...(options.writableCheck === undefined ? {} : { writableCheck: options.writableCheck }),
+    ...(options.accessCheck === undefined ? {} : { accessCheck: options.accessCheck }),
   };
   const layers: ChainLayer[] = [];
   const chain: ImageChain = { layers };

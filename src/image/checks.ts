@@ -25,6 +25,8 @@ export interface Walk {
   /** Whether QEMU gets the top layer writable, and a check on such files, run before they are opened. */
   writableTop?: boolean;
   writableCheck?: (t: Target, what: string) => void;
+  /** A check on every file the walk opens or hands on (`writable`: QEMU gets it read-write), run before it is opened: the VM owner's access. */
+  accessCheck?: (t: Target, what: string, writable: boolean) => void;
 }
 
 /** Where a file was named, for refusals: "backing file X (recorded as "N" in OVERLAY)". */
@@ -57,7 +59,8 @@ export function checkAllowed(w: Walk, path: string, real: string | null, what: s
 
 /**
  * The checks that run on a resolved name before it is opened: allowed places, device
- * layers (only the spec's own disk), and the owner check for files QEMU gets writable.
+ * layers (only the spec's own disk), and the owner's access: read for every file, read and
+ * write for files QEMU gets writable (on the target the open then holds: same dev/ino).
  */
 export function guardFor(w: Walk, n: Naming): Guard {
   return (t) => {
@@ -71,6 +74,7 @@ export function guardFor(w: Walk, n: Naming): Guard {
       });
     }
     if (n.writable) w.writableCheck?.(t, n.what);
+    w.accessCheck?.(t, n.what, n.writable);
     return root ?? undefined;
   };
 }

@@ -113,14 +113,15 @@ test('the host policy allows a shared base directory for every disk; a bad polic
   assert.throws(() => loadHostPolicy({ WARDEN_POLICY: join(dir, 'missing.yaml') }), (e: unknown) => e instanceof ImageError && e.code === 'IMAGE_POLICY_INVALID');
 });
 
-test('defence in depth: a writable top layer its owner could not open is refused; read-only disks and root are not checked', async (t) => {
+test('the owner check: a writable top layer its owner could not open is refused, a read-only one its owner could not read too; root is not checked', async (t) => {
   const { img, c } = setup(t);
   c('-f', 'qcow2', 'top.qcow2', '1M');
   const nobody = { uid: 65534, gids: [65534] };
   // img/ is 0700 root: uid 65534 cannot even reach the file.
   assert.match(ownerDenial(join(img, 'top.qcow2'), nobody, true) ?? '', /cannot search the directory/);
   await refused(walkChainConfined({ image: join(img, 'top.qcow2'), format: 'qcow2' }, NO_HOST, { owner: nobody }), 'IMAGE_OWNER_DENIED', join(img, 'top.qcow2'));
-  await walkChainConfined({ image: join(img, 'top.qcow2'), format: 'qcow2', readOnly: true }, NO_HOST, { owner: nobody });
+  const ro = await refused(walkChainConfined({ image: join(img, 'top.qcow2'), format: 'qcow2', readOnly: true }, NO_HOST, { owner: nobody }), 'IMAGE_OWNER_DENIED', join(img, 'top.qcow2'));
+  assert.match(ro.message, /read-only for a VM of uid 65534/);
   await walkChainConfined({ image: join(img, 'top.qcow2'), format: 'qcow2' }, NO_HOST, { owner: { uid: 0, gids: [] } });
   assert.equal(ownerFromUid(0), null, 'root: nothing to check');
   assert.deepEqual(ownerFromUid(65534)?.uid, 65534);

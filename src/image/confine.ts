@@ -6,7 +6,7 @@
  * used only when the spec names them, and nothing is opened before it is checked.
  */
 import { dirname, resolve } from 'node:path';
-import { ownerCheck, type Owner } from './access.js';
+import { ownerAccessCheck, type Owner } from './access.js';
 import { walkChain, type WalkOptions } from './chain.js';
 import { ImageError } from './errors.js';
 import { DEFAULT_POLICY_FILE, type HostPolicy } from './host-policy.js';
@@ -37,7 +37,7 @@ export interface ChainPolicy {
   devices: string[];
   /** QEMU gets the top layer (and its data file) writable. */
   writable: boolean;
-  /** Whose access is checked for writable files (null: the caller is root or owns everything it can open). */
+  /** Whose access is checked: read for every file, read and write for writable ones (null: the caller is root or owns everything it can open). */
   owner: Owner | null;
   allowHint: string;
 }
@@ -62,7 +62,7 @@ export function chainPolicy(disk: DiskPlace, host: HostPolicy, top: { realPath: 
     allowDirs: dirs.map(([d]) => d), allowDirsWhy: dirs.map(([, why]) => why),
     dataFiles: disk.dataFile === undefined ? [] : [resolve(disk.dataFile)],
     devices: isDevice ? [resolve(disk.image)] : [],
-    writable, owner: owner !== null && owner.uid !== 0 && writable ? owner : null,
+    writable, owner: owner !== null && owner.uid !== 0 ? owner : null,
     allowHint: `allow its directory: ${disk.from === undefined ? '--allow-dir' : `${from}.allowDirs in the spec`}, or imageDirs in the host policy ${host.file ?? DEFAULT_POLICY_FILE} ($WARDEN_POLICY)`,
   };
 }
@@ -73,12 +73,12 @@ export function walkOptionsFor(p: ChainPolicy, format: ImageFormat | undefined):
     ...(format === undefined ? {} : { format }),
     allowDirs: p.allowDirs, allowDirsWhy: p.allowDirsWhy, dataFiles: p.dataFiles, devices: p.devices,
     allowHint: p.allowHint, writableTop: p.writable,
-    ...(p.owner === null ? {} : { writableCheck: ownerCheck(p.owner) }),
+    ...(p.owner === null ? {} : { accessCheck: ownerAccessCheck(p.owner) }),
   };
 }
 
 export interface ConfinedWalk {
-  /** Whose access is checked for files QEMU gets writable; the CLI passes its caller (root: nobody is checked). */
+  /** Whose access is checked (read for every file, write too for writable ones); default: the caller (root: nobody is checked). */
   owner?: Owner | null;
   opener?: ImageOpener;
   maxDepth?: number;

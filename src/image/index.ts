@@ -10,7 +10,7 @@ export { ImageError, IMAGE_CODES, IMAGE_POLICY_CODES, type ImageErrorCode } from
 export { walkChainConfined, chainPolicy, chainFiles, callerOwner, walkOptionsFor, type ChainPolicy, type DiskPlace, type ConfinedWalk } from './confine.js';
 export { loadHostPolicy, parseHostPolicy, hostPolicyFile, DEFAULT_POLICY_FILE, type HostPolicy } from './host-policy.js';
 export { openCheckedSync, resolveTarget, O_PATH, type CheckedOpen, type OpenedFile, type FileKind, type Target, type Guard } from './open.js';
-export { ownerDenial, ownerCheck, ownerFromUid, modeAllows, type Owner } from './access.js';
+export { ownerDenial, ownerAccessCheck, ownerFromUid, modeAllows, type Owner } from './access.js';
 export { walkChain, DEFAULT_MAX_DEPTH, type WalkOptions } from './chain.js';
 export { MAX_HEADER_BYTES, readImageInfo, type ByteSource } from './reader.js';
 export { IMAGE_FORMATS, isImageFormat } from './formats/names.js';
@@ -28,4 +28,4 @@ export async function probeImage(path: string, options: { format?: ImageFormat; 
     await src.close();
   }
 }
-export { qcow2Overlay, type OverlaySpec } from './overlay.js';
+export { qcow2Empty, qcow2Overlay, type OverlaySpec } from './overlay.js';

@@ -10,8 +10,9 @@ import { buildPlan, planToJson, renderPlan } from './index.js';
 import { checkJailSpec, defaultJailerConfig } from '../jail/index.js';
 import { actionIssues } from '../net/index.js';
 import { sketchFacts, type FactSketch } from './testing.js';
+import { fileURLToPath } from 'node:url';
 
-const ROOT = new URL('../../../test/golden/plan/', import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL('../../../test/golden/plan/', import.meta.url));
 const QEMU = JSON.parse(readFileSync(join(ROOT, '_facts/qemu-7.2.json'), 'utf8')) as QemuCaps;
 const UPDATE = process.env['UPDATE_GOLDEN'] === '1';
 

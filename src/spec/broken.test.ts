@@ -9,8 +9,9 @@ import { closeSync, cpSync, mkdirSync, mkdtempSync, openSync, readFileSync, read
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { run, type Io } from '../cli/index.js';
+import { fileURLToPath } from 'node:url';
 
-const CORPUS = new URL('../../../test/specs/broken/', import.meta.url).pathname;
+const CORPUS = fileURLToPath(new URL('../../../test/specs/broken/', import.meta.url));
 const files = readdirSync(CORPUS).filter((f) => f.endsWith('.yaml')).sort();
 
 function capture(): Io & { stdout: string; stderr: string } {

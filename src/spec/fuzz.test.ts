@@ -12,8 +12,9 @@ import { SpecError, parseSpec, resolveSpecPaths } from './index.js';
 import { PlanError, buildPlan } from '../plan/index.js';
 import { sketchFacts, type FactSketch } from '../plan/testing.js';
 import type { QemuCaps } from '../qemu/index.js';
+import { fileURLToPath } from 'node:url';
 
-const GOLDEN = new URL('../../../test/golden/plan/', import.meta.url).pathname;
+const GOLDEN = fileURLToPath(new URL('../../../test/golden/plan/', import.meta.url));
 const QEMU = JSON.parse(readFileSync(join(GOLDEN, '_facts/qemu-7.2.json'), 'utf8')) as QemuCaps;
 const seeds = readdirSync(GOLDEN).filter((d) => !d.startsWith('_')).sort().map((d) => ({
   text: readFileSync(join(GOLDEN, d, 'spec.yaml'), 'utf8'),

@@ -3,8 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { specJsonSchema } from './index.js';
+import { fileURLToPath } from 'node:url';
 
-const FILE = new URL('../../../schema/warden-v1.schema.json', import.meta.url).pathname;
+const FILE = fileURLToPath(new URL('../../../schema/warden-v1.schema.json', import.meta.url));
 
 test('schema/warden-v1.schema.json is current (UPDATE_GOLDEN=1 regenerates)', () => {
   const now = `${JSON.stringify(specJsonSchema(), null, 2)}\n`;

@@ -4,6 +4,7 @@
  * as /proc/self/fd/N), and files first made from a template (the VM's UEFI variable store).
  */
 import { closeSync, constants as C, copyFileSync, existsSync, fchmodSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync } from 'node:fs';
+import { ImageError, openCheckedSync, ownerAccessCheck, type Owner } from '../image/index.js';
 import type { NativeAddon } from '../sys/index.js';
 import { VmError } from './errors.js';
 import type { PlannedFdView } from './ports.js';
@@ -35,13 +36,17 @@ export function seedFromTemplates(fds: readonly PlannedFdView[], vm: string): vo
   }
 }
 
-/** Fills a sealed memfd with each planned sealed copy; returns the fds by planned name (the caller closes them). */
-export function openSealedCopies(fds: readonly PlannedFdView[], vm: string, native: Pick<NativeAddon, 'memfdSealed' | 'closeFd'>): Map<string, number> {
+/**
+ * Fills a sealed memfd with each planned sealed copy; returns the fds by planned name (the
+ * caller closes them). With an `owner` (a daemon VM of another uid) each file is opened only
+ * if that uid could read it (IMAGE_OWNER_DENIED), judged on the inode then opened.
+ */
+export function openSealedCopies(fds: readonly PlannedFdView[], vm: string, native: Pick<NativeAddon, 'memfdSealed' | 'closeFd'>, owner: Owner | null = null): Map<string, number> {
   const out = new Map<string, number>();
   try {
     for (const f of fds) {
       if (f.kind !== 'sealed-copy') continue;
-      out.set(f.name, native.memfdSealed(`warden-${f.name}`, readBootFile(f.path, f.from, vm)));
+      out.set(f.name, native.memfdSealed(`warden-${f.name}`, readBootFile(f.path, f.from, vm, owner)));
     }
   } catch (err) {
     for (const fd of out.values()) native.closeFd(fd);
@@ -50,12 +55,17 @@ export function openSealedCopies(fds: readonly PlannedFdView[], vm: string, nati
   return out;
 }
 
-/** The whole file, read through one fd so size and content come from the same file. */
-function readBootFile(path: string, from: string, vm: string): Buffer {
+/** The whole file, read through one fd so size and content come from the same file (checked before open when there is an owner). */
+function readBootFile(path: string, from: string, vm: string, owner: Owner | null): Buffer {
   let fd: number;
   try {
-    fd = openSync(path, C.O_RDONLY);
+    if (owner === null) fd = openSync(path, C.O_RDONLY);
+    else {
+      const check = ownerAccessCheck(owner);
+      fd = openCheckedSync(path, { flags: C.O_RDONLY, kinds: ['file'], doing: `opening ${from} of VM ${vm}`, guard: (t) => check(t, from, false) }).fd;
+    }
   } catch (cause) {
+    if (cause instanceof ImageError && cause.code === 'IMAGE_OWNER_DENIED') throw cause;
     throw new VmError('VM_START_FAILED', `opening ${from} of VM ${vm}, ${path}, failed`, {
       context: { vm, field: from, path }, cause,
       suggestions: ['restore the file; the VM keeps the path its spec had at create (warden validate checks the spec file)'],

@@ -12,7 +12,7 @@ import { VmManager } from './manager.js';
 import { attachLocked, type ConsoleEnd, type ConsoleIo } from './console.js';
 import { asWardenError, logsFromFiles, revertResult, type RevertResult, type CreateOptions, type ListEntry, type RestoreResult, type SaveResult, type SpecSource, type StartResult, type VmService, type IncomingMigration } from './service.js';
 import { saveFileName } from './savefile.js';
-import { listenForMigration } from './migrate-link.js';
+import { listenForMigration, refuseInsecureListen } from './migrate-link.js';
 import type { NbdAddress } from './migrate-nbd.js';
 import type { DiskCopy } from './migrate-disks.js';
 import type { MigrateOptions, MigrateResult, MigrationTarget } from './migrate-run.js';
@@ -322,12 +322,13 @@ export class DaemonService implements VmService {
   }
 
   /**
-   * Live migration, target side: listens on `listenHost`, then runs the incoming start as the
+   * Live migration, target side: listens on `listenHost` (loopback, or any address with `insecure`: the stream is not encrypted), then runs the incoming start as the
    * VM's job; resolves once QEMU waits for the stream (so the source sends into a ready target).
    */
-  async migrateIn(spec: Record<string, unknown>, o: { name?: string; listenHost: string; copies?: DiskCopy[] }): Promise<IncomingMigration> {
+  async migrateIn(spec: Record<string, unknown>, o: { name?: string; listenHost: string; insecure?: boolean; copies?: DiskCopy[] }): Promise<IncomingMigration> {
     const name = o.name ?? String(spec['name']);
     checkName(name);
+    refuseInsecureListen(o.listenHost, o.insecure === true);
     const link = await listenForMigration(o.listenHost, 120_000);
     let ready!: (nbd?: NbdAddress) => void;
     const isReady = new Promise<NbdAddress | undefined>((r) => { ready = r; });

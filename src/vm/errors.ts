@@ -27,7 +27,8 @@ export type VmErrorCode =
   | 'VM_SNAPSHOT_EXISTS'
   | 'VM_SNAPSHOT_FAILED'
   | 'VM_MIGRATE_FAILED'
-  | 'VM_MIGRATE_CANCELLED';
+  | 'VM_MIGRATE_CANCELLED'
+  | 'VM_MIGRATE_REFUSED';
 
 export class VmError extends WardenError {
   declare readonly code: VmErrorCode;

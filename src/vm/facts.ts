@@ -8,7 +8,7 @@ import { constants as C, existsSync, promises as fsp, realpathSync } from 'node:
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { loadHostPolicy, walkChainConfined, type HostPolicy, type ImageChain, type Owner } from '../image/index.js';
+import { callerOwner, loadHostPolicy, ownerAccessCheck, resolveTarget, walkChainConfined, type HostPolicy, type ImageChain, type Owner } from '../image/index.js';
 import { WardenError } from '../errors/index.js';
 import { PASST_BINARY, SWTPM_BINARY, tpmVersion, type Facts } from '../plan/index.js';
 import { loadProgramView, loadQemuCaps, type ProgramView, type QemuCaps } from '../qemu/index.js';
@@ -234,7 +234,10 @@ async function hostFiles(spec: Spec, owner: Owner | null | undefined): Promise<{
   }
   for (const key of ['kernel', 'initrd'] as const) {
     const p = spec.boot?.[key];
-    const err = p === undefined ? null : await bootFileError(p);
+    if (p === undefined) continue;
+    const err = await bootFileError(p);
+    const denied = err === null ? bootOwnerDenied(p, `boot.${key}`, owner === undefined ? callerOwner() : owner) : null;
+    if (denied !== null) issues.push(issueOf(`boot.${key}`, denied));
     if (err !== null) issues.push({ from: `boot.${key}`, code: 'SPEC_FILE', message: err, suggestion: 'the manager reads it (QEMU gets a sealed copy by fd): it must be a regular file root, or the user running warden, can read' });
   }
   return { chains, issues };
@@ -255,6 +258,15 @@ function issueOf(from: string, cause: unknown): HostIssue {
   if (!(cause instanceof WardenError)) return { from, code: 'SPEC_IMAGE', message, cause };
   const hint = cause.suggestions[0];
   return { from, code: cause.code, message, cause, ...(hint === undefined ? {} : { suggestion: hint }) };
+}
+
+/**
+ * The owner's read access to a boot file, as an early error (IMAGE_OWNER_DENIED) for plan and
+ * validate; start checks it again on the inode it opens (vm/boot-fds). Null: allowed.
+ */
+function bootOwnerDenied(path: string, what: string, owner: Owner | null): unknown {
+  if (owner === null || owner.uid === 0) return null;
+  try { ownerAccessCheck(owner)(resolveTarget(resolve(path)), what, false); return null; } catch (err) { return err; }
 }
 
 /** Why a boot file cannot be read by the manager, or null. */

@@ -4,7 +4,7 @@
  * (plan/hotplug) gives the steps, and every step is recorded in the VM's record before the
  * first is made, so a manager killed midway is undone by the next hot-plug command (`recover`).
  */
-import { loadHostPolicy, walkChainConfined, chainFiles } from '../image/index.js';
+import { callerOwner, loadHostPolicy, ownerFromUid, walkChainConfined, chainFiles } from '../image/index.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bootDiskSteps, planDiskAttach, planDiskDetach, SCSI_CONTROLLER, type HotplugStep } from '../plan/index.js';
@@ -127,7 +127,11 @@ export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req
   }
   const disk: Disk = parsed.data;
   const spec = rec.spec as unknown as SpecView & { machine?: 'pc' | 'q35'; disks: Disk[] };
-  const chain = await walkChainConfined({ ...disk, from: '--image' }, loadHostPolicy());
+  // The VM owner's access (read for every layer, read-write for a writable top) is checked on
+  // this walk, whose checked inodes are the ones opened below: an API's earlier check is only
+  // an early error, a file swapped since cannot pass here.
+  const owner = rec.owner === undefined ? callerOwner() : ownerFromUid(rec.owner);
+  const chain = await walkChainConfined({ ...disk, from: '--image' }, loadHostPolicy(), { owner });
   const live = { ...(await liveAllocations(q)), ...(disk.bus === 'scsi' ? await scsiLuns(q) : {}) };
   const plan = planDiskAttach(disk, chain, { machine: spec.machine ?? 'q35', ...live, diskNames: [...spec.disks.map((x) => x.name), ...entriesOf(rec).map((e) => e.name)] });
   if (plan.issues.length > 0) {

@@ -18,9 +18,10 @@ import { signalProc } from './proc.js';
 import { START_STEPS, type StartCtx } from './start.js';
 import { createSaveFile, openSaveFile } from './savefile.js';
 import { restoreSteps, saveToFd, type MigrationFigures } from './state.js';
-import { createSnapshot, findSnapshot, listSnapshots, revertDisks, type CreateRequest, type SnapshotInfo, type SnapshotResult } from './snapshot.js';
+import { checkRevert, createSnapshot, findSnapshot, listSnapshots, revertDisks, type CreateRequest, type SnapshotInfo, type SnapshotResult } from './snapshot.js';
 import { deleteSnapshot } from './snapshot-merge.js';
 import { incomingSteps, type IncomingLink } from './migrate.js';
+import { loadHostPolicy } from '../image/index.js';
 import { createDiskCopies, type DiskCopy } from './migrate-disks.js';
 import { runMigrateOut, type MigrateOptions, type MigrateResult, type MigrationTarget } from './migrate-run.js';
 import type { Step } from './steps.js';
@@ -197,7 +198,7 @@ export class VmManager {
     const figures: { migration?: MigrationFigures } = {};
     let removeCopies = (): void => undefined;
     try {
-      removeCopies = createDiskCopies(o.copies ?? [], o.name);
+      removeCopies = createDiskCopies(o.copies ?? [], o.name, o.copies === undefined ? { file: null, imageDirs: [] } : loadHostPolicy());
       const link = { ...o.link, ...(o.copies === undefined ? {} : { disks: o.copies.map((c) => c.name) }) };
       const r = await this.runStart(o.name, incomingSteps(link, figures), {});
       const { incomingSince: _since, ...record } = r.record;
@@ -363,6 +364,7 @@ export class VmManager {
     const r = await this.locked(name, 'snapshot', async (rec0) => {
       const s = findSnapshot(rec0, snap);
       let rec = rec0;
+      await checkRevert(rec, snap); // its directories as recorded, before the VM is stopped
       if (expectsProcess(rec.phase)) {
         this.progress.begin(`stopping VM ${name} to revert it to snapshot ${snap}`);
         rec = { ...rec, phase: 'stopping', intent: 'stop', updatedAt: this.d.now() };

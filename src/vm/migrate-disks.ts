@@ -3,10 +3,10 @@
  * they land (the user's path map), and the target's new, empty images of the same size and
  * format that the source mirrors into. The mapping is pure; making the images is not.
  */
-import { spawnSync } from 'node:child_process';
-import { closeSync, constants as C, openSync, rmSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
+import { closeSync, constants as C, fstatSync, fsyncSync, ftruncateSync, lstatSync, openSync, readlinkSync, realpathSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, isAbsolute, normalize } from 'node:path';
 import { WardenError } from '../errors/index.js';
+import { DEFAULT_POLICY_FILE, qcow2Empty, type HostPolicy } from '../image/index.js';
 import { VmError } from './errors.js';
 
 /** FROM=TO: a disk image at FROM, or under the directory FROM, is at TO (or under TO) on the target. */
@@ -50,30 +50,75 @@ export function planDiskCopies(spec: Record<string, unknown>, rules: readonly Pa
   return { spec: { ...spec, disks: mapped }, copies };
 }
 
+/** `dir` is `place` or under it (both real paths). */
+const within = (dir: string, place: string): boolean => dir === place || dir.startsWith(place.endsWith('/') ? place : `${place}/`);
+
 /**
- * Target: makes each copy's image, empty, of its size and format; never over an existing file
- * (created O_EXCL first, then formatted by qemu-img). Returns what removes them again.
+ * Target: makes each copy's image, empty, of its size and format, in a place the host's image
+ * policy allows (imageDirs; a path map names any path, so its own directory counts for nothing).
+ * The directory is opened without following its last component and its real path checked; the
+ * file is created through that fd (O_EXCL, O_NOFOLLOW, 0600) and written by the manager (a
+ * qcow2 header, or a raw file's size), never opened by name by a tool. Refusals are
+ * VM_MIGRATE_REFUSED naming `copies[i].path`; nothing is left behind. Returns what removes them.
  */
-export function createDiskCopies(copies: readonly DiskCopy[], vm: string): () => void {
-  const made: string[] = [];
-  const undo = (): void => { for (const p of made) rmSync(p, { force: true }); };
-  try {
-    for (const d of copies) {
-      if (!isAbsolute(d.path) || !Number.isSafeInteger(d.sizeBytes) || d.sizeBytes <= 0 || !/^(qcow2|raw)$/.test(d.format)) {
-        throw new VmError('VM_MIGRATE_FAILED', `disk ${d.name} of VM ${vm} cannot be made here: ${d.path} (${d.format}, ${d.sizeBytes} bytes)`, { context: { vm, disk: d }, suggestions: ['copied disks must be qcow2 or raw, at an absolute path'] });
-      }
-      try {
-        closeSync(openSync(d.path, C.O_CREAT | C.O_EXCL | C.O_WRONLY | C.O_NOFOLLOW, 0o600));
-      } catch (cause) {
-        throw new VmError('VM_MIGRATE_FAILED', `cannot create ${d.path} for disk ${d.name} of VM ${vm} (it must not exist yet)`, { context: { vm, path: d.path }, cause, suggestions: ['map the disk elsewhere: --map-path FROM=TO'] });
-      }
-      made.push(d.path);
-      const r = spawnSync('qemu-img', ['create', '-q', '-f', d.format, d.path, String(d.sizeBytes)], { encoding: 'utf8' });
-      if (r.status !== 0) throw new VmError('VM_MIGRATE_FAILED', `qemu-img could not make ${d.path} for disk ${d.name} of VM ${vm}`, { context: { vm, path: d.path, stderr: r.stderr } });
+export function createDiskCopies(copies: readonly DiskCopy[], vm: string, host: HostPolicy): () => void {
+  const made: Array<{ path: string; dev: number; ino: number }> = [];
+  const undo = (): void => {
+    for (const m of made) {
+      try { const st = lstatSync(m.path); if (st.dev === m.dev && st.ino === m.ino) rmSync(m.path, { force: true }); } catch { /* already gone */ }
     }
+  };
+  try {
+    copies.forEach((d, i) => made.push(createCopy(d, `copies[${i}].path`, vm, host)));
     return undo;
   } catch (err) {
     undo();
     throw err;
+  }
+}
+
+function createCopy(d: DiskCopy, field: string, vm: string, host: HostPolicy): { path: string; dev: number; ino: number } {
+  const ctx = { vm, disk: d.name, field, path: d.path };
+  if (!isAbsolute(d.path) || normalize(d.path) !== d.path || basename(d.path) === '' || !Number.isSafeInteger(d.sizeBytes) || d.sizeBytes <= 0 || d.sizeBytes % 512 !== 0 || !/^(qcow2|raw)$/.test(d.format)) {
+    throw new VmError('VM_MIGRATE_FAILED', `${field}: disk ${d.name} of VM ${vm} cannot be made here: ${d.path} (${d.format}, ${d.sizeBytes} bytes)`, { context: { ...ctx, copy: d }, suggestions: ['copied disks must be qcow2 or raw, of a whole number of 512-byte sectors, at a normalized absolute path'] });
+  }
+  const refuse = (why: string, cause?: unknown): VmError => new VmError('VM_MIGRATE_REFUSED', `${field}: disk ${d.name} of VM ${vm} may not be made at ${d.path}: ${why}`, {
+    context: { ...ctx, imageDirs: host.imageDirs, policy: host.file ?? DEFAULT_POLICY_FILE }, ...(cause === undefined ? {} : { cause }),
+    suggestions: [`map the disk into a directory listed in imageDirs of the host policy ${host.file ?? DEFAULT_POLICY_FILE} ($WARDEN_POLICY) on the target: --map-path FROM=TO`],
+  });
+  let dirFd: number;
+  try {
+    dirFd = openSync(dirname(d.path), C.O_RDONLY | C.O_DIRECTORY | C.O_NOFOLLOW);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw refuse(code === 'ELOOP' || code === 'ENOTDIR' ? `its directory ${dirname(d.path)} is a symbolic link or not a directory` : `its directory ${dirname(d.path)} cannot be opened (${code ?? 'error'})`, cause);
+  }
+  try {
+    const real = readlinkSync(`/proc/self/fd/${dirFd}`);
+    const places = host.imageDirs.flatMap((p) => { try { return [p, realpathSync(p)]; } catch { return [p]; } });
+    if (!places.some((p) => within(real, p))) {
+      throw refuse(host.imageDirs.length === 0 ? `the host policy ${host.file ?? DEFAULT_POLICY_FILE} lists no imageDirs, so no copy may be made` : `its directory is ${real}, outside the host's imageDirs (${host.imageDirs.join(', ')})`);
+    }
+    let fd: number;
+    try {
+      fd = openSync(`/proc/self/fd/${dirFd}/${basename(d.path)}`, C.O_CREAT | C.O_EXCL | C.O_WRONLY | C.O_NOFOLLOW, 0o600);
+    } catch (cause) {
+      throw new VmError('VM_MIGRATE_FAILED', `${field}: cannot create ${d.path} for disk ${d.name} of VM ${vm} (it must not exist yet)`, { context: ctx, cause, suggestions: ['map the disk elsewhere: --map-path FROM=TO'] });
+    }
+    const st = fstatSync(fd);
+    const made = { path: d.path, dev: st.dev, ino: st.ino };
+    try {
+      if (d.format === 'qcow2') { const b = qcow2Empty(d.sizeBytes); let off = 0; while (off < b.length) off += writeSync(fd, b, off, b.length - off, off); }
+      else ftruncateSync(fd, d.sizeBytes);
+      fsyncSync(fd);
+    } catch (cause) {
+      rmSync(`/proc/self/fd/${dirFd}/${basename(d.path)}`, { force: true });
+      throw new VmError('VM_MIGRATE_FAILED', `${field}: cannot write ${d.path} for disk ${d.name} of VM ${vm}`, { context: ctx, cause });
+    } finally {
+      closeSync(fd);
+    }
+    return made;
+  } finally {
+    closeSync(dirFd);
   }
 }

@@ -5,7 +5,7 @@
  * with one byte). Nothing else is read or written, so QEMU gets the stream from its first byte.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer, isIPv4, type AddressInfo, type Socket } from 'node:net';
 import { VmError } from './errors.js';
 
 export const TOKEN_BYTES = 32;
@@ -78,30 +78,92 @@ export function readExactly(s: Socket, n: number, timeoutMs: number): Promise<Bu
   });
 }
 
+/** Whether `host` is this host's loopback (127/8, ::1, ::ffff:127/104, localhost). */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return isIPv4(v4) && v4.startsWith('127.');
+}
+
 /**
- * Listens on `host` (port chosen by the kernel). `accept` waits for the first connection that
- * sends the token, acknowledges it and returns it for QEMU; others are dropped. The listener
- * closes after that, on `close`, or at `timeoutMs`.
+ * The stream is plaintext TCP (QEMU's migration format, disk bytes for NBD): off loopback only
+ * when the request says the link is trusted (`insecure`); there is no TLS on it yet.
  */
-export async function listenForMigration(host: string, timeoutMs: number): Promise<{ address: MigrationAddress; accept(): Promise<LinkEnd>; close(): void }> {
-  const token = randomBytes(TOKEN_BYTES);
-  const server = createServer({ pauseOnConnect: true });
-  await new Promise<void>((res, rej) => { server.once('error', rej); server.listen({ host, port: 0 }, () => res()); });
-  const close = (): void => { server.close(); };
-  const timer = setTimeout(close, timeoutMs);
-  const accept = (): Promise<LinkEnd> => new Promise((resolve, reject) => {
-    if (!server.listening) { reject(new VmError('VM_MIGRATE_FAILED', `no source connected to ${host} within ${timeoutMs} ms`, { context: { host } })); return; }
-    server.once('close', () => reject(new VmError('VM_MIGRATE_FAILED', `no source connected to ${host} within ${timeoutMs} ms`, { context: { host } })));
-    server.on('connection', (s: Socket) => {
-      readExactly(s, TOKEN_BYTES, 10_000).then((got) => {
-        if (!timingSafeEqual(got, token)) throw new Error('wrong token');
-        s.write(ACK);
-        clearTimeout(timer);
-        server.close();
-        resolve({ fd: fdOf(s), close: () => s.destroy() });
-      }).catch(() => s.destroy());
-    });
+export function refuseInsecureListen(host: string, insecure: boolean): void {
+  if (insecure || isLoopback(host)) return;
+  throw new VmError('VM_MIGRATE_REFUSED', `refusing to receive a migration on ${host}: the stream (guest RAM, device state, copied disks) is not encrypted, and ${host} is not a loopback address`, {
+    context: { field: 'listen.host', host },
+    suggestions: ['on a trusted link only: warden migrate --insecure-network (API: insecureNetwork: true; incoming: listen.insecure: true)', 'or migrate over loopback (the default, 127.0.0.1)'],
   });
+}
+
+/** How long a peer has to send the token, and how many such peers may wait at once; later ones are closed at once. */
+export interface GateLimits { authMs: number; maxPending: number }
+export const GATE_LIMITS: GateLimits = { authMs: 5_000, maxPending: 4 };
+
+/**
+ * The connection handler of a token-checked listener, attached when it listens: a peer that
+ * does not send the token within `authMs`, sends a wrong one, or finds `maxPending` peers
+ * already waiting is closed; one that proves itself goes to `admit` (handle stopped, nothing
+ * read past the token). `sockets` holds every connection not yet admitted, for the closer.
+ */
+export function tokenGate(token: Buffer, limits: GateLimits, admit: (s: Socket) => void): { onConnection(s: Socket): void; destroyPending(): void } {
+  const pending = new Set<Socket>();
+  return {
+    onConnection(s: Socket): void {
+      s.on('error', () => undefined); // a reset peer is only a closed connection
+      if (pending.size >= limits.maxPending) { s.destroy(); return; }
+      pending.add(s);
+      readExactly(s, TOKEN_BYTES, limits.authMs).then((got) => {
+        pending.delete(s);
+        if (!timingSafeEqual(got, token)) throw new Error('wrong token');
+        admit(s);
+      }).catch(() => { pending.delete(s); s.destroy(); });
+    },
+    destroyPending(): void { for (const s of pending) s.destroy(); pending.clear(); },
+  };
+}
+
+/**
+ * Listens on `host` (port chosen by the kernel), its gate attached at once: the first peer
+ * that sends the token is acknowledged and kept for `accept`, which returns it for QEMU; any
+ * other peer is closed. The listener closes after that, on `close`, or at `timeoutMs`.
+ */
+export async function listenForMigration(host: string, timeoutMs: number, limits: GateLimits = GATE_LIMITS): Promise<{ address: MigrationAddress; accept(): Promise<LinkEnd>; close(): void }> {
+  const token = randomBytes(TOKEN_BYTES);
+  let admitted: Socket | null = null;
+  let taken = false;
+  let settle!: { resolve(s: Socket): void; reject(e: Error): void };
+  const first = new Promise<Socket>((resolve, reject) => { settle = { resolve, reject }; });
+  first.catch(() => undefined); // nobody may be waiting yet; accept reports it
+  const gate = tokenGate(token, limits, (s) => {
+    if (admitted !== null) { s.destroy(); return; }
+    admitted = s;
+    s.write(ACK);
+    clearTimeout(timer);
+    server.close();
+    gate.destroyPending();
+    settle.resolve(s);
+  });
+  const server = createServer({ pauseOnConnect: true }, (s) => {
+    if (admitted !== null) s.destroy(); else gate.onConnection(s);
+  });
+  await new Promise<void>((res, rej) => { server.once('error', rej); server.listen({ host, port: 0 }, () => res()); });
+  const missed = (): VmError => new VmError('VM_MIGRATE_FAILED', `no source connected to ${host} within ${timeoutMs} ms`, { context: { host } });
+  const close = (): void => {
+    clearTimeout(timer);
+    server.close();
+    gate.destroyPending();
+    if (admitted === null) settle.reject(missed());
+    else if (!taken) admitted.destroy();
+  };
+  const timer = setTimeout(close, timeoutMs);
+  const accept = async (): Promise<LinkEnd> => {
+    const s = await first;
+    taken = true;
+    return { fd: fdOf(s), close: () => s.destroy() };
+  };
   const port = (server.address() as AddressInfo).port;
   return { address: { host, port, token: token.toString('hex') }, accept, close };
 }

@@ -5,14 +5,14 @@
  * the manager's TCP listener, which checks the one-time token and then relays bytes. The
  * source mirrors each disk into an NBD node whose socket is one the manager connected.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { renameSync, rmSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { layerNode } from '../plan/index.js';
 import { VmError } from './errors.js';
-import { ACK, connectForMigration, readExactly, startReading, TOKEN_BYTES, type MigrationAddress } from './migrate-link.js';
+import { ACK, connectForMigration, GATE_LIMITS, readExactly, startReading, TOKEN_BYTES, tokenGate, type GateLimits, type MigrationAddress } from './migrate-link.js';
 import type { QmpConn } from './ports.js';
 
 /** Where the source reaches the target's exports, and each disk's export name. */
@@ -41,7 +41,7 @@ async function listenUnix(path: string): Promise<{ fd: number; server: Server }>
  * writable, and a TCP relay on `host` that admits only peers with the token. `close` stops
  * the relay and the server and removes the socket.
  */
-export async function exportDisks(q: QmpConn, dir: string, host: string, disks: readonly string[]): Promise<{ address: NbdAddress; close(): Promise<void> }> {
+export async function exportDisks(q: QmpConn, dir: string, host: string, disks: readonly string[], limits: GateLimits = GATE_LIMITS): Promise<{ address: NbdAddress; close(): Promise<void> }> {
   const path = join(dir, 'nbd.sock');
   const unix = await listenUnix(path);
   try {
@@ -53,17 +53,19 @@ export async function exportDisks(q: QmpConn, dir: string, host: string, disks: 
   for (const d of disks) await q.execute('block-export-add', { type: 'nbd', id: exportName(d), 'node-name': layerNode(d, 0), name: exportName(d), writable: true });
   const token = randomBytes(TOKEN_BYTES);
   const links = new Set<Socket>();
-  const relay = createServer({ pauseOnConnect: true }, (s) => {
+  const gate = tokenGate(token, limits, (s) => {
     links.add(s);
     s.once('close', () => links.delete(s));
-    void admit(s, token, path, links).catch(() => s.destroy());
+    void relayToNbd(s, path, links, limits.authMs).catch(() => s.destroy());
   });
+  const relay = createServer({ pauseOnConnect: true }, gate.onConnection);
   await new Promise<void>((res, rej) => { relay.once('error', rej); relay.listen({ host, port: 0 }, () => res()); });
   const port = (relay.address() as AddressInfo).port;
   return {
     address: { host, port, token: token.toString('hex'), exports: Object.fromEntries(disks.map((d) => [d, exportName(d)])) },
     async close() {
       relay.close();
+      gate.destroyPending();
       for (const s of links) s.destroy();
       await q.execute('nbd-server-stop').catch(() => undefined);
       rmSync(path, { force: true });
@@ -71,12 +73,10 @@ export async function exportDisks(q: QmpConn, dir: string, host: string, disks: 
   };
 }
 
-/** Token, answer, the peer's go byte (it has stopped reading), then bytes both ways to QEMU's NBD server. */
-async function admit(s: Socket, token: Buffer, path: string, links: Set<Socket>): Promise<void> {
-  const got = await readExactly(s, TOKEN_BYTES, 10_000);
-  if (!timingSafeEqual(got, token)) throw new Error('wrong token');
+/** After the token (checked by the gate): the answer, the peer's go byte (it has stopped reading), then bytes both ways to QEMU's NBD server. */
+async function relayToNbd(s: Socket, path: string, links: Set<Socket>, goMs: number): Promise<void> {
   s.write(ACK);
-  await readExactly(s, ACK.length, 10_000);
+  await readExactly(s, ACK.length, goMs);
   const nbd = connect({ path });
   links.add(nbd);
   nbd.once('close', () => { links.delete(nbd); s.destroy(); });

@@ -26,6 +26,8 @@ export interface MigrationTarget {
   readonly to: string;
   /** The address the target is to listen on for the stream, when the caller chose one (default: the target's loopback). */
   readonly address?: string;
+  /** The caller accepts a stream that is not encrypted on a non-loopback address (a trusted link). */
+  readonly insecureNetwork?: boolean;
   /** The target defines the VM from `spec`, launches it waiting, and says where to send the stream. */
   prepare(req: { name: string; spec: Record<string, unknown>; copies?: DiskCopy[] }): Promise<PreparedTarget>;
 }

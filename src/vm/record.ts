@@ -150,6 +150,8 @@ export interface SnapshotEntry {
   disks: Array<{ disk: string; base: string; baseFormat: string; chain: string[]; overlay: string }>;
   /** Set while the layer above is being merged into `base` (a killed delete is finished by the next command). */
   deleting?: boolean;
+  /** Device and inode of each directory its files were made in (vm/snapshot-dir): later creates and removals there check it. */
+  dirs?: Record<string, { dev: number; ino: number }>;
 }
 
 export interface SnapshotOp {
@@ -163,4 +165,6 @@ export interface SnapshotOp {
   steps: Array<{ command: string; args: Record<string, unknown>; fd?: string; undo: { command: string; args: Record<string, unknown> } | null }>;
   /** The top node a disk's overlay replaces in the transaction: if QEMU shows the overlay there, the transaction happened. */
   check?: { disk: string; node: string };
+  /** Device and inode of each directory `files` are made in (vm/snapshot-dir): an undo removes them only from that directory. */
+  dirs?: Record<string, { dev: number; ino: number }>;
 }

@@ -98,7 +98,7 @@ export interface VmService {
   /** Cancels the migration of `name` in progress (migrate_cancel); the VM runs on here. */
   migrateCancel?(name: string): Promise<void>;
   /** The target side: defines and launches the VM waiting for the stream; resolves once it may be sent (a daemon's only). */
-  migrateIn?(spec: Record<string, unknown>, o: { name?: string; listenHost: string; copies?: DiskCopy[] }): Promise<IncomingMigration>;
+  migrateIn?(spec: Record<string, unknown>, o: { name?: string; listenHost: string; insecure?: boolean; copies?: DiskCopy[] }): Promise<IncomingMigration>;
   close(): Promise<void>;
 }
 

@@ -1,7 +1,7 @@
 /** External disk snapshots: the overlay bytes against qemu-img, the pure plans, and a real QEMU (TCG) guest writing while snapshots are taken, reverted and merged. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { openManager } from './open.js';
 import type { QmpConn } from './ports.js';
 import { createSnapshot } from './snapshot.js';
 import { deleteSnapshot } from './snapshot-merge.js';
+import { DiskDir, removeFiles } from './snapshot-dir.js';
 import type { TeardownDeps } from './teardown.js';
 import { leftovers, testEnv, vmName, waitForText } from './testing.js';
 
@@ -41,6 +42,50 @@ test('qcow2Overlay: qemu-img finds no error, reads the size, backing name and fo
     assert.throws(() => qcow2Overlay({ virtualSize: 1000, backing: 'b', backingFormat: 'raw' }), RangeError);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('DiskDir: files are made and removed only in the directory opened and identified; a swapped directory, a symlink name or another file is refused', () => {
+  const root = mkdtempSync(join(tmpdir(), 'warden-snapdir-'));
+  try {
+    const D = join(root, 'd');
+    const T = join(root, 't');
+    mkdirSync(D);
+    mkdirSync(T, { mode: 0o700 });
+    writeFileSync(join(D, 'top.qcow2'), 'top');
+    writeFileSync(join(T, 'top.qcow2'), 'lure');
+    writeFileSync(join(T, 'victim'), 'secret', { mode: 0o600 });
+    const top = lstatSync(join(D, 'top.qcow2'));
+    const dir = DiskDir.of('vm', join(D, 'top.qcow2'), top);
+    const id = { dev: dir.id.dev, ino: dir.id.ino };
+    symlinkSync(join(T, 'victim'), join(D, 'link'));
+    assert.throws(() => dir.create('link'), (e: Error & { code?: string }) => e.code === 'EEXIST' || e.code === 'ELOOP', 'a symlink name is never created through');
+    assert.throws(() => dir.create('top.qcow2'), (e: Error & { code?: string }) => e.code === 'EEXIST');
+    assert.throws(() => dir.create('../t/x'), RangeError);
+    // The directory swapped for a symlink to T while held: the fd still makes the file in D.
+    renameSync(D, `${D}.real`);
+    symlinkSync(T, D);
+    const fd = dir.create('new.qcow2');
+    writeFileSync(fd, 'made');
+    closeSync(fd);
+    assert.equal(lstatSync(join(`${D}.real`, 'new.qcow2')).mode & 0o7777, 0o600);
+    assert.ok(!existsSync(join(T, 'new.qcow2')));
+    dir.unlink('new.qcow2');
+    assert.ok(!existsSync(join(`${D}.real`, 'new.qcow2')));
+    dir.close();
+    // Opened again by name now: neither its recorded identity nor the layer it must hold is there.
+    assert.throws(() => DiskDir.open('vm', D, id), (e: Error & { code?: string }) => e.code === 'IMAGE_CHANGED');
+    assert.throws(() => DiskDir.of('vm', join(D, 'top.qcow2'), top), (e: Error & { code?: string }) => e.code === 'IMAGE_CHANGED');
+    assert.deepEqual(removeFiles('vm', [join(D, 'victim')], { [D]: id }), [join(D, 'victim')], 'not removed: another directory');
+    assert.deepEqual(removeFiles('vm', [join(D, 'victim')], undefined, new Map([[join(D, 'victim'), { dev: top.dev, ino: top.ino }]])), [join(D, 'victim')], 'not removed: another file');
+    assert.deepEqual(removeFiles('vm', [join(D, 'victim')], undefined), [join(D, 'victim')], 'not removed: nothing identifies it');
+    assert.equal(readFileSync(join(T, 'victim'), 'utf8'), 'secret');
+    unlinkSync(D);
+    renameSync(`${D}.real`, D);
+    assert.deepEqual(removeFiles('vm', [join(D, 'top.qcow2'), join(D, 'gone')], { [D]: id }), [], 'in its own directory: removed (a missing file is fine)');
+    assert.ok(!existsSync(join(D, 'top.qcow2')));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });
 
@@ -217,8 +262,10 @@ test('snapshots of a running guest that writes: revert sees the old data, delete
   sock.destroy();
   await m.kill(name);
   qemuImg('check', '-q', env.overlay);
-  // The in-process "killed" create still holds its fd of the removed file (a dead process would not).
-  assert.deepEqual(leftovers(name, env.stateRoot).filter((l) => !l.includes('.killed.qcow2')), []);
+  // The in-process "killed" create still holds its fd of the removed file and of the disk's directory, the "killed" delete
+  // its read-write fd of the base (a dead process would not); the other tests check that a finished command leaves none.
+  const hung = [`this process: ${env.dir}`, `this process: ${env.overlay}`];
+  assert.deepEqual(leftovers(name, env.stateRoot).filter((l) => !l.includes('.killed.qcow2') && !hung.some((h) => l.endsWith(h))), []);
 });
 
 function capture(): Io & { stdout: string; stderr: string } {
@@ -335,5 +382,54 @@ test('merges in any order: inner layers (block-commit with backing-file) and the
   assert.equal(info['full-backing-filename'], env.base);
   await m.start(name);
   await m.kill(name);
+  assert.deepEqual(leftovers(name, env.stateRoot), []);
+});
+
+test('a disk directory swapped for a symlink to another directory after a snapshot: delete, revert and create are refused, nothing in that directory is created, opened for writing or removed, the VM runs on, its record is as it was', {
+  skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids' : false, timeout: 300_000,
+}, async (t) => {
+  const env = testEnv('warden-snapshot-swap-');
+  const m = openManager({ stateDir: env.stateRoot });
+  const name = vmName('wdv-snaps');
+  t.after(async () => { await m.kill(name).catch(() => undefined); env.cleanup(); });
+  const D = join(env.dir, 'disks');
+  mkdirSync(D, { mode: 0o755 });
+  qemuImg('create', '-q', '-f', 'qcow2', join(D, 'base.qcow2'), '64M');
+  qemuImg('create', '-q', '-f', 'qcow2', '-b', 'base.qcow2', '-F', 'qcow2', join(D, 'disk.qcow2'));
+  await m.create(env.specFile({ name, disk: join(D, 'disk.qcow2') }));
+  const pid = (await m.start(name)).record.run!.qemu.pid;
+  await waitForText(m.store.paths(name).serialLog, GUEST_READY_LINE, 90_000);
+  const s1 = (await m.snapshotCreate(name, { snap: 's1' })).snapshot.disks[0]!.overlay;
+  assert.equal(s1, join(D, `${name}-root.s1.qcow2`));
+  // Another directory (root's, 0700): a 0600 root-owned image of the base's name, and a top of the overlay's name over it, so every walk through the swapped path passes.
+  const T = join(env.dir, 'other');
+  mkdirSync(T, { mode: 0o700 });
+  qemuImg('create', '-q', '-f', 'qcow2', join(T, 'disk.qcow2'), '64M');
+  chmodSync(join(T, 'disk.qcow2'), 0o600);
+  qemuImg('create', '-q', '-f', 'qcow2', '-b', 'disk.qcow2', '-F', 'qcow2', join(T, `${name}-root.s1.qcow2`));
+  const look = (): unknown => [lstatSync(T).mtimeMs, ...readdirSync(T).sort().map((f) => { const st = lstatSync(join(T, f)); return [f, st.mtimeMs, st.ctimeMs, st.size, st.mode, st.uid, readFileSync(join(T, f)).toString('base64')]; })];
+  const seen = look();
+  const rec0 = await m.store.read(name);
+  const held = (r: typeof rec0): unknown => [r.phase, r.run?.qemu.pid, r.spec, r.disks, r.snapshots];
+  renameSync(D, `${D}.real`);
+  symlinkSync(T, D);
+  try {
+    const refused = (e: Error & { code?: string }): boolean => e.code === 'IMAGE_CHANGED';
+    await assert.rejects(m.snapshotDelete(name, 's1'), refused, 'delete: the base is not the layer the run holds');
+    await assert.rejects(m.snapshotRevert(name, 's1'), refused, 'revert: the directory is not the one the snapshot was made in');
+    await assert.rejects(m.snapshotCreate(name, { snap: 's2' }), refused, 'create: the top there is not the one the run holds');
+  } finally {
+    unlinkSync(D);
+    renameSync(`${D}.real`, D);
+  }
+  assert.deepEqual(look(), seen, 'the other directory: same files, same bytes, same times');
+  assert.ok(!qemuFiles(pid).some((f) => f.startsWith(`${T}/`)), 'QEMU was given nothing of it');
+  const rec1 = await m.reconcile(name);
+  assert.deepEqual(held(rec1), held(rec0), 'the VM runs on, its record as it was');
+  // With the directory back, the snapshot deletes as usual.
+  assert.match((await m.snapshotDelete(name, 's1')).steps.join(','), /block-commit,job-complete/);
+  assert.deepEqual([((await m.store.read(name)).spec['disks'] as Array<{ image: string }>)[0]!.image, existsSync(s1)], [join(D, 'disk.qcow2'), false]);
+  await m.kill(name);
+  qemuImg('check', '-q', join(D, 'disk.qcow2'));
   assert.deepEqual(leftovers(name, env.stateRoot), []);
 });

@@ -7,15 +7,16 @@
  * chain (each disk's image is its top), so the next start opens the whole chain by fd.
  * Delete (the merge) is in vm/snapshot-merge.
  */
-import { closeSync, constants as C, fchownSync, fsyncSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fchownSync, fstatSync, fsyncSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { loadHostPolicy, qcow2Overlay, walkChainConfined, chainFiles, type ChainLayer, type ImageChain, type ImageFormat } from '../image/index.js';
+import { callerOwner, loadHostPolicy, ownerFromUid, qcow2Overlay, walkChainConfined, chainFiles, type ChainLayer, type ImageChain, type ImageFormat } from '../image/index.js';
 import { planDiskDetach, planSnapshotCreate, type LiveLayer } from '../plan/index.js';
 import type { Disk } from '../spec/index.js';
 import { VmError } from './errors.js';
 import { OpenFds } from './fds.js';
 import type { QmpConn } from './ports.js';
 import { createSaveFile } from './savefile.js';
+import { DiskDir, removeFiles, type FileId } from './snapshot-dir.js';
 import { saveToFd, type MigrationFigures } from './state.js';
 import type { SnapshotEntry, SnapshotOp, SnapshotState, VmRecord } from './record.js';
 import type { TeardownDeps } from './teardown.js';
@@ -63,7 +64,8 @@ export function notFound(rec: VmRecord, snap: string): VmError {
 
 /** The chain of a spec disk as it is on disk now, under the image policy (the same walk as start and hot-plug). */
 export function walk(rec: VmRecord, disk: Disk, from: string): Promise<ImageChain> {
-  return walkChainConfined({ ...disk, from }, loadHostPolicy());
+  // The VM's owner must be able to open every layer as QEMU gets it, as at start and hot-plug (review F1/F2).
+  return walkChainConfined({ ...disk, from }, loadHostPolicy(), { owner: rec.owner === undefined ? callerOwner() : ownerFromUid(rec.owner) });
 }
 
 /** `chains`: each disk's layer paths now (top first); without them `current` is true when the overlay made with it is a disk's top. */
@@ -88,21 +90,55 @@ export async function listSnapshots(rec: VmRecord): Promise<SnapshotInfo[]> {
 }
 
 /**
- * Writes a new qcow2 overlay over `top` at `path`: created O_EXCL|O_NOFOLLOW (never over a file,
- * never through a link), 0600, owned by the top layer's owner, fsync'd with its directory.
+ * Writes a new qcow2 overlay over `top` as `path` in `dir` (the directory of both, opened and
+ * checked: vm/snapshot-dir): created O_EXCL|O_NOFOLLOW beneath the directory's fd (never over a
+ * file, never through a link), 0600, fchown'd to the owner of the top layer as found in that
+ * directory by its identity (refused if it is another file), fsync'd with the directory.
+ * Returns the new file's identity.
  */
-export function createOverlayFile(path: string, top: ChainLayer): void {
+export function createOverlayFile(dir: DiskDir, path: string, top: ChainLayer): FileId {
+  if (dirname(path) !== dir.path || dirname(top.path) !== dir.path) throw new RangeError(`${path} and ${top.path} are not in ${dir.path}`);
+  const owner = dir.anchor(basename(top.path), top);
   const bytes = qcow2Overlay({ virtualSize: Math.ceil((top.virtualSize ?? top.size) / 512) * 512, backing: basename(top.path), backingFormat: top.format as ImageFormat });
-  const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+  const fd = dir.create(basename(path));
+  let id: FileId;
   try {
     writeSync(fd, bytes, 0, bytes.length, 0);
-    if (process.getuid?.() === 0) { const st = statSync(top.path); fchownSync(fd, st.uid, st.gid); }
+    if (process.getuid?.() === 0) fchownSync(fd, owner.uid, owner.gid);
     fsyncSync(fd);
+    const st = fstatSync(fd);
+    id = { dev: st.dev, ino: st.ino };
   } finally {
     closeSync(fd);
   }
-  const dir = openSync(dirname(path), C.O_RDONLY | C.O_DIRECTORY);
-  try { fsyncSync(dir); } finally { closeSync(dir); }
+  fsyncSync(dir.fd);
+  return id;
+}
+
+/** Opens (and anchors) the directory of each layer in `tops`, one per directory; closes what it opened when one is refused. */
+export function openDirs(rec: VmRecord, tops: ReadonlyArray<{ path: string; dev: number; ino: number }>, known?: Record<string, FileId>): Map<string, DiskDir> {
+  const dirs = new Map<string, DiskDir>();
+  try {
+    for (const t of tops) if (!dirs.has(dirname(t.path))) dirs.set(dirname(t.path), DiskDir.of(rec.name, t.path, t, known?.[dirname(t.path)]));
+  } catch (err) {
+    for (const x of dirs.values()) x.close();
+    throw err;
+  }
+  return dirs;
+}
+
+const idsOf = (dirs: Map<string, DiskDir>): Record<string, FileId> => Object.fromEntries([...dirs].map(([p, x]) => [p, x.id]));
+const closeAll = (dirs: Map<string, DiskDir>): void => { for (const x of dirs.values()) x.close(); };
+
+/** Removes files an operation made, only from the directories it recorded; refuses (the op is kept) if one is another directory now. */
+function removeOpFiles(rec: VmRecord, files: readonly string[], dirs: SnapshotOp['dirs']): void {
+  // An op recorded before directories were (no `dirs`) leaves its files rather than remove them by name.
+  const refused = removeFiles(rec.name, files, dirs);
+  if (refused.length > 0 && dirs !== undefined) {
+    throw new VmError('VM_SNAPSHOT_FAILED', `VM ${rec.name}: ${refused.join(', ')} were not removed: the directory is not the one they were made in, or the file was replaced`, {
+      context: { vm: rec.name, files: refused }, suggestions: ['put the disk\'s directory back where it was, then run the snapshot command again'],
+    });
+  }
 }
 
 /** The layers QEMU holds for `disk` in the current run: recorded by a snapshot of this run, else as start planned them (plan/disks node names, fdsets by opaque). */
@@ -142,7 +178,7 @@ export async function recover(d: TeardownDeps, rec: VmRecord, q: QmpConn | null)
     && ((await q.execute('query-status').catch(() => ({ status: '' }))) as { status: string }).status !== 'running') await q.execute('cont').catch(() => undefined);
   if (op.kind === 'create' && sameRun && op.check !== undefined && (await hasBacking(q, op.check.node).catch(() => false))) return finishCreate(d, rec, op);
   if (sameRun) for (const u of planDiskDetach(op.steps)) await q.execute(u.command, u.args, 5000).catch(() => undefined);
-  for (const f of op.files) rmSync(f, { force: true });
+  removeOpFiles(rec, op.files, op.dirs);
   const { op: _op, ...rest } = st;
   return save(d, rec, { ...rest, owned: st.owned.filter((f) => !op.files.includes(f)) });
 }
@@ -155,7 +191,7 @@ export async function recover(d: TeardownDeps, rec: VmRecord, q: QmpConn | null)
 async function finishCreate(d: TeardownDeps, rec: VmRecord, op: SnapshotOp, memory?: string): Promise<VmRecord> {
   const p = (op as SnapshotOp & { pending?: Pending }).pending;
   if (p === undefined) throw new VmError('VM_SNAPSHOT_FAILED', `VM ${rec.name}: snapshot ${op.snap} was made by QEMU but its record is missing`, { context: { vm: rec.name, snapshot: op.snap } });
-  for (const f of op.files) if (f !== memory && !p.entry.disks.some((x) => x.overlay === f)) rmSync(f, { force: true });
+  removeOpFiles(rec, op.files.filter((f) => f !== memory && !p.entry.disks.some((x) => x.overlay === f)), op.dirs);
   const st = state(rec);
   const { op: _op, ...rest } = st;
   const entry = memory === undefined ? p.entry : { ...p.entry, memory };
@@ -218,28 +254,30 @@ export async function createSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn 
   const plan = q === null ? null : planSnapshotCreate(disks.map((x, i) => ({ disk: x, top: lives.get(x.name)![0]!, path: overlays[i]!, tag: `s${seq + 1 + i}` })),
     ((await q.execute('query-fdsets')) as Array<{ 'fdset-id': number }>).map((f) => f['fdset-id']));
   seq += disks.length;
+  // Each top's directory, opened once and anchored by the top the walk saw (and, while the VM runs, the top its run claims): every file is made in it by fd, never by name.
+  const dirs = openDirs(rec, disks.map((x) => { const top = chains.get(x.name)!.layers[0]!; return (q === null ? undefined : rec.disks?.find((c) => c.path === top.path)) ?? top; }));
   const entry: SnapshotEntry = { name: snap, createdAt: d.now(), vmPhase: rec.phase, disks: disks.map((x, i) => {
     const ch = chains.get(x.name)!;
     return { disk: x.name, base: ch.layers[0]!.path, baseFormat: ch.layers[0]!.format, chain: ch.layers.map((l) => l.path), overlay: overlays[i]! };
-  }) };
+  }), dirs: idsOf(dirs) };
   const memFile = req.memory === true ? join(dirname(overlays[0]!), `${rec.name}.${snap}.vmstate`) : undefined;
   const spec = { ...rec.spec, disks: disksOf(rec).map((x) => { const i = disks.indexOf(x); return i < 0 ? x : { ...x, image: overlays[i]!, format: 'qcow2' }; }) };
   const live = plan === null ? undefined : { run, seq, disks: Object.fromEntries(disks.map((x) => [x.name, [plan.layers[x.name]!, ...lives.get(x.name)!]])) };
   // Recorded before any file or step: the files to remove, the steps to undo, and the record once the transaction is made.
   const op: SnapshotOp & { pending: Pending } = { kind: 'create', snap, run, files: [...overlays, ...(memFile === undefined ? [] : [memFile])], steps: plan?.steps ?? [],
     ...(plan === null ? {} : { check: { disk: disks[0]!.name, node: plan.layers[disks[0]!.name]!.node } }),
-    pending: { entry, spec, ...(live === undefined ? {} : { live }) } };
-  rec = await save(d, rec, { ...st0, owned: [...st0.owned, ...overlays], op });
+    pending: { entry, spec, ...(live === undefined ? {} : { live }) }, dirs: idsOf(dirs) };
+  try { rec = await save(d, rec, { ...st0, owned: [...st0.owned, ...overlays], op }); } catch (err) { closeAll(dirs); throw err; }
   const fds = new OpenFds();
   const made: string[] = [];
   let migration: MigrationFigures | undefined;
   try {
-    disks.forEach((x, i) => createOverlayFile(overlays[i]!, chains.get(x.name)!.layers[0]!));
+    const ids = disks.map((x, i) => createOverlayFile(dirs.get(dirname(overlays[i]!))!, overlays[i]!, chains.get(x.name)!.layers[0]!));
     const probed: ImageChain[] = [];
     for (const [i, x] of disks.entries()) {
       const ch = await walk(rec, { ...x, image: overlays[i]!, format: 'qcow2' }, `snapshot ${snap} of disk ${x.name}`);
       const was = chains.get(x.name)!.layers[0]!;
-      if (ch.layers[1]?.dev !== was.dev || ch.layers[1]?.ino !== was.ino) throw new VmError('VM_SNAPSHOT_FAILED', `the new overlay ${overlays[i]} does not lead to ${was.path}`, { context: { vm: rec.name, overlay: overlays[i] } });
+      if (ch.layers[0]?.dev !== ids[i]!.dev || ch.layers[0]?.ino !== ids[i]!.ino || ch.layers[1]?.dev !== was.dev || ch.layers[1]?.ino !== was.ino) throw new VmError('VM_SNAPSHOT_FAILED', `the new overlay ${overlays[i]} does not lead to ${was.path}`, { context: { vm: rec.name, overlay: overlays[i] } });
       probed.push(ch);
     }
     if (q !== null && plan !== null) {
@@ -255,7 +293,7 @@ export async function createSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn 
       }
       await q.execute(plan.transaction.command, plan.transaction.args, 30_000);
       made.push('transaction');
-      if (memFile !== undefined) migration = await saveMemory(q, memFile, rec, spec, before);
+      if (memFile !== undefined) migration = await saveMemory(q, dirs.get(dirname(memFile))!.via(basename(memFile)), rec, spec, before);
     }
   } catch (cause) {
     if (q !== null && made.includes('stop') && !made.includes('transaction')) await q.execute('cont').catch(() => undefined);
@@ -268,6 +306,7 @@ export async function createSnapshot(d: TeardownDeps, rec: VmRecord, q: QmpConn 
     throw new VmError('VM_SNAPSHOT_FAILED', `snapshot ${snap} of VM ${rec.name} was taken of the disks, but saving its memory failed; it is kept as a disk-only snapshot`, { context: { vm: rec.name, snapshot: snap }, cause });
   } finally {
     await fds.close(false); // QEMU holds its own copies
+    closeAll(dirs);
   }
   rec = await finishCreate(d, rec, op, memFile);
   return { record: rec, result: { vm: rec.name, snapshot: info(rec, findSnapshot(rec, snap)), steps: made, ...(migration === undefined ? {} : { migration }) } };
@@ -295,6 +334,25 @@ async function saveMemory(q: QmpConn, file: string, rec: VmRecord, spec: Record<
 }
 
 /**
+ * Each frozen layer of `s` (walked under the policy) and its directory, opened: the one the
+ * snapshot's files were made in (recorded), holding the layer the walk saw. Refused (IMAGE_CHANGED),
+ * with nothing opened, if a directory on the way was swapped since.
+ */
+async function revertDirs(rec: VmRecord, s: SnapshotEntry): Promise<{ bases: ChainLayer[]; dirs: Map<string, DiskDir> }> {
+  const bases: ChainLayer[] = [];
+  for (const e of s.disks) {
+    const disk = disksOf(rec).find((x) => x.name === e.disk)!;
+    bases.push((await walk(rec, { ...disk, image: e.base, format: e.baseFormat as Disk['format'] }, `snapshot ${s.name} of disk ${e.disk}`)).layers[0]!);
+  }
+  return { bases, dirs: openDirs(rec, bases, s.dirs) };
+}
+
+/** The checks of a revert to `snap`, made before the VM is stopped for it (a refusal leaves it running, its record as it was). */
+export async function checkRevert(rec: VmRecord, snap: string): Promise<void> {
+  closeAll((await revertDirs(rec, findSnapshot(rec, snap))).dirs);
+}
+
+/**
  * Resets the (stopped) VM's disks to snapshot `snap`: a fresh overlay over each frozen layer, so
  * the snapshot can be reverted to again. The layers of the abandoned state that no snapshot
  * builds on are removed (only files the manager made). Returns the record; the caller starts it.
@@ -304,40 +362,50 @@ export async function revertDisks(d: TeardownDeps, rec: VmRecord, snap: string):
   const st = state(rec);
   const s = st.list.find((x) => x.name === snap);
   if (s === undefined) throw notFound(rec, snap);
-  const paths = s.disks.map((e) => {
-    for (let k = 1; ; k++) {
-      const p = join(dirname(e.base), `${rec.name}-${e.disk}.${snap}.r${k}.qcow2`);
-      try { statSync(p); } catch { return p; }
-    }
-  });
-  const op: SnapshotOp = { kind: 'revert', snap, run: '', files: paths, steps: [] };
-  rec = await save(d, rec, { ...st, owned: [...st.owned, ...paths], op });
+  const { bases, dirs } = await revertDirs(rec, s);
   try {
-    for (const [i, e] of s.disks.entries()) {
+    const paths = s.disks.map((e) => {
+      const dir = dirs.get(dirname(e.base))!;
+      for (let k = 1; ; k++) {
+        const name = `${rec.name}-${e.disk}.${snap}.r${k}.qcow2`;
+        if (dir.stat(name) === null) return join(dirname(e.base), name);
+      }
+    });
+    const op: SnapshotOp = { kind: 'revert', snap, run: '', files: paths, steps: [], dirs: idsOf(dirs) };
+    rec = await save(d, rec, { ...st, owned: [...st.owned, ...paths], op });
+    try {
+      for (const [i, e] of s.disks.entries()) {
+        const disk = disksOf(rec).find((x) => x.name === e.disk)!;
+        const id = createOverlayFile(dirs.get(dirname(e.base))!, paths[i]!, bases[i]!);
+        const ch = await walk(rec, { ...disk, image: paths[i]!, format: 'qcow2' }, `snapshot ${snap} of disk ${e.disk}`);
+        if (ch.layers[0]?.dev !== id.dev || ch.layers[0]?.ino !== id.ino || ch.layers[1]?.dev !== bases[i]!.dev || ch.layers[1]?.ino !== bases[i]!.ino) {
+          throw new VmError('VM_SNAPSHOT_FAILED', `the new overlay ${paths[i]} does not lead to ${e.base}`, { context: { vm: rec.name, overlay: paths[i] } });
+        }
+      }
+    } catch (cause) {
+      rec = await recover(d, rec, null);
+      throw new VmError('VM_SNAPSHOT_FAILED', `reverting VM ${rec.name} to snapshot ${snap} failed; its disks are as they were`, { context: { vm: rec.name, snapshot: snap }, cause });
+    }
+    // The abandoned layers: from each old top down to the first layer a snapshot needs.
+    const needed = new Set(st.list.flatMap((x) => x.disks.flatMap((y) => y.chain)));
+    const gone: ChainLayer[] = [];
+    for (const e of s.disks) {
       const disk = disksOf(rec).find((x) => x.name === e.disk)!;
-      const base = await walk(rec, { ...disk, image: e.base, format: e.baseFormat as Disk['format'] }, `snapshot ${snap} of disk ${e.disk}`);
-      createOverlayFile(paths[i]!, base.layers[0]!);
-      await walk(rec, { ...disk, image: paths[i]!, format: 'qcow2' }, `snapshot ${snap} of disk ${e.disk}`);
+      for (const l of (await walk(rec, disk, `disks[${e.disk}]`).catch(() => ({ layers: [] as ChainLayer[] }))).layers) {
+        if (needed.has(l.path) || !st.owned.includes(l.path)) break;
+        gone.push(l);
+      }
     }
-  } catch (cause) {
-    rec = await recover(d, rec, null);
-    throw new VmError('VM_SNAPSHOT_FAILED', `reverting VM ${rec.name} to snapshot ${snap} failed; its disks are as they were`, { context: { vm: rec.name, snapshot: snap }, cause });
+    const spec = { ...rec.spec, disks: disksOf(rec).map((x) => { const i = s.disks.findIndex((e) => e.disk === x.name); return i < 0 ? x : { ...x, image: paths[i]!, format: 'qcow2' }; }) };
+    const { op: _op, live: _live, ...rest } = state(rec);
+    const files = gone.map((l) => l.path);
+    rec = await save(d, rec, { ...rest, owned: rest.owned.filter((f) => !files.includes(f)) }, { spec });
+    // Removed only from the directories the snapshots recorded, or where the walk's layer still is that file; others are left.
+    removeFiles(rec.name, files, Object.assign({}, ...st.list.map((x) => x.dirs ?? {}), idsOf(dirs)) as Record<string, FileId>, new Map(gone.map((l) => [l.path, l])));
+    return rec;
+  } finally {
+    closeAll(dirs);
   }
-  // The abandoned layers: from each old top down to the first layer a snapshot needs.
-  const needed = new Set(st.list.flatMap((x) => x.disks.flatMap((y) => y.chain)));
-  const gone: string[] = [];
-  for (const e of s.disks) {
-    const disk = disksOf(rec).find((x) => x.name === e.disk)!;
-    for (const l of (await walk(rec, disk, `disks[${e.disk}]`).catch(() => ({ layers: [] as ChainLayer[] }))).layers) {
-      if (needed.has(l.path) || !st.owned.includes(l.path)) break;
-      gone.push(l.path);
-    }
-  }
-  const spec = { ...rec.spec, disks: disksOf(rec).map((x) => { const i = s.disks.findIndex((e) => e.disk === x.name); return i < 0 ? x : { ...x, image: paths[i]!, format: 'qcow2' }; }) };
-  const { op: _op, live: _live, ...rest } = state(rec);
-  rec = await save(d, rec, { ...rest, owned: rest.owned.filter((f) => !gone.includes(f)) }, { spec });
-  for (const f of gone) rmSync(f, { force: true });
-  return rec;
 }
 
 /** The snapshot's entry (for revert: memory file and phase). */

@@ -6,7 +6,7 @@
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chainFiles, type ImageChain } from '../image/index.js';
+import { chainFiles, ownerFromUid, type ImageChain } from '../image/index.js';
 import type { Facts } from '../plan/index.js';
 import type { Spec } from '../spec/index.js';
 import { loadNative } from '../sys/index.js';
@@ -154,7 +154,9 @@ const open: Step<StartCtx> = {
     if (noted?.kind !== 'sockets' || noted.paths.join('\0') !== sockets.join('\0')) await recordUndo(c, { kind: 'sockets', paths: sockets });
     const probed = chainFiles(Object.values(c.chains));
     seedFromTemplates(c.plan!.fds, c.rec.name); // the VM's UEFI vars, at its first start
-    for (const [name, fd] of openSealedCopies(c.plan!.fds, c.rec.name, loadNative())) c.fds.adopt(name, fd);
+    // The VM's owner must be able to read its kernel and initrd (checked on the inode opened).
+    const owner = c.rec.owner === undefined ? null : ownerFromUid(c.rec.owner);
+    for (const [name, fd] of openSealedCopies(c.plan!.fds, c.rec.name, loadNative(), owner)) c.fds.adopt(name, fd);
     c.fds.logs.banner = `--- warden: VM ${c.rec.name} starting at ${c.d.now()} ---\n`;
     await c.fds.openAll(c.plan!.fds, c.rec.name, probed);
     const missing = c.plan!.fds.filter((f) => f.kind !== 'socketpair' && !c.fds.byName.has(f.name)); // socketpairs: the helpers step

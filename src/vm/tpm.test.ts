@@ -121,7 +121,9 @@ test('tpm: swtpm jailed as its own uid backs QEMU\'s TPM, the guest sees /dev/tp
   const second = readFileSync(join(stateDir, STATE_FILE));
   const kept = seeds.filter((i) => first[i] === second[i]).length;
   t.diagnostic(`state ${first.length} bytes, ${seeds.length} random bytes, ${kept} kept across the restart`);
-  assert.ok(kept >= seeds.length * 0.95, `the restarted TPM kept its state: ${kept} of ${seeds.length} random bytes unchanged`);
+  // Not every differing byte is a seed: the clock and counters of a TPM's state also differ between two TPMs and move
+  // across a restart (up to ~11% of them seen here). A fresh TPM would match ~1/256 of them by chance; a kept state, most.
+  assert.ok(kept >= seeds.length * 0.5, `the restarted TPM kept its state: ${kept} of ${seeds.length} random bytes unchanged`);
   assert.equal(statSync(stateDir).uid, 0);
   assert.deepEqual(leftovers(name, env.stateRoot), []);
   assert.deepEqual(leftovers(helper2.jailName, env.stateRoot), [], 'nothing of swtpm either (process, cgroup, lease)');

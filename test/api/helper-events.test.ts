@@ -2,28 +2,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { NodeFs } from '../../src/sys/index.js';
 import { waitGone } from '../../src/vm/teardown.js';
-import { leftovers, testEnv, vmName } from '../../src/vm/testing.js';
-import { http, removeDir, socketDir, sse, startDaemonProc, type DaemonProc } from './helpers.js';
+import { leftovers } from '../../src/vm/testing.js';
+import { daemonFixture, http, sse } from './helpers.js';
 
 const root = process.getuid?.() === 0;
 const skip = !root ? 'needs root: the jailer switches uids and creates cgroups'
   : !existsSync('/usr/bin/passt') || !existsSync('/usr/bin/swtpm') ? 'needs passt and swtpm' : false;
 
 test('wardend: kill -9 of passt is a helper-died event on SSE with kind, pid and VM; inspect shows it; the stop after it reports no other helper', { skip, timeout: 240_000 }, async (t) => {
-  const env = testEnv('warden-api-helper-');
-  const sdir = socketDir();
-  const socket = join(sdir, 'warden.sock');
-  const d: DaemonProc = await startDaemonProc(socket, env.stateRoot).catch((err: unknown) => { env.cleanup(); removeDir(sdir); throw err; });
-  const name = vmName('wda-helper');
-  t.after(async () => {
-    await http(socket, 'DELETE', `/v1/vms/${name}?force=1`).catch(() => undefined);
-    await d.stop();
-    env.cleanup();
-    removeDir(sdir);
-  });
+  const { env, socket, name } = await daemonFixture(t, 'warden-api-helper-', 'wda-helper');
   const spec = readFileSync(env.specFile({ name, networks: [{ name: 'net0', type: 'user' }], extra: { tpm: true } }), 'utf8');
   assert.equal((await http(socket, 'POST', '/v1/vms', spec)).status, 201);
   const events = sse(socket, `/v1/events?vm=${name}`);

@@ -5,7 +5,10 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { groupGid } from '../../src/api/auth.js';
+import type { TestContext } from 'node:test';
+import { run, type Io } from '../../src/cli/index.js';
 import { repoRoot } from '../../src/vm/index.js';
+import { testEnv, vmName, type TestEnv } from '../../src/vm/testing.js';
 
 export interface DaemonProc {
   socket: string;
@@ -144,4 +147,44 @@ export function curlAs(user: string, socket: string, method: string, path: strin
 
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** An Io that keeps what a CLI command printed. */
+export function capture(): Io & { stdout: string; stderr: string } {
+  const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } };
+  return io;
+}
+
+export interface DaemonFixture {
+  env: TestEnv;
+  socket: string;
+  daemon: DaemonProc;
+  /** The test's VM name (pid-suffixed). */
+  name: string;
+  /** `warden ARGS --state-dir ROOT` in process: the CLI routes it to the daemon that owns the root. */
+  cli(...args: string[]): Promise<{ code: number; io: ReturnType<typeof capture> }>;
+}
+
+/**
+ * A test's own daemon, started as the README starts it: a 0700 test env, a socket directory,
+ * `warden daemon` on them. After the test the VM is deleted (force), the daemon stopped and
+ * both directories removed, also when the start itself failed.
+ */
+export async function daemonFixture(t: TestContext, envPrefix: string, vmPrefix: string): Promise<DaemonFixture> {
+  const env = testEnv(envPrefix);
+  const sdir = socketDir();
+  const socket = join(sdir, 'warden.sock');
+  const daemon = await startDaemonProc(socket, env.stateRoot).catch((err: unknown) => { env.cleanup(); removeDir(sdir); throw err; });
+  const name = vmName(vmPrefix);
+  t.after(async () => {
+    await http(socket, 'DELETE', `/v1/vms/${name}?force=1`).catch(() => undefined);
+    await daemon.stop();
+    env.cleanup();
+    removeDir(sdir);
+  });
+  const cli = async (...args: string[]): Promise<{ code: number; io: ReturnType<typeof capture> }> => {
+    const io = capture();
+    return { code: await run([...args, '--state-dir', env.stateRoot], io), io };
+  };
+  return { env, socket, daemon, name, cli };
 }

@@ -3,15 +3,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, type Io } from '../../src/cli/index.js';
 import { GUEST_READY_LINE } from '../../src/vm/guest.js';
-import { leftovers, testEnv, vmName, waitForText } from '../../src/vm/testing.js';
-import { http, removeDir, socketDir, startDaemonProc } from './helpers.js';
-
-function capture(): Io & { stdout: string; stderr: string } {
-  const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } };
-  return io;
-}
+import { leftovers, waitForText } from '../../src/vm/testing.js';
+import { daemonFixture, http } from './helpers.js';
 
 function qemuFiles(pid: number): string[] {
   return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => { try { return [readlinkSync(`/proc/${pid}/fd/${fd}`)]; } catch { return []; } });
@@ -20,23 +14,9 @@ function qemuFiles(pid: number): string[] {
 test('warden disk attach/resize/detach through the daemon: 202/operations, PATCH size, fds in and out of QEMU, refusals as the same codes', {
   skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids and creates cgroups' : false, timeout: 180_000,
 }, async (t) => {
-  const env = testEnv('warden-api-hotplug-');
-  const sdir = socketDir();
-  const socket = join(sdir, 'w.sock');
-  const d = await startDaemonProc(socket, env.stateRoot).catch((err: unknown) => { env.cleanup(); removeDir(sdir); throw err; });
-  const name = vmName('wda-hp');
-  t.after(async () => {
-    await http(socket, 'DELETE', `/v1/vms/${name}?force=1`).catch(() => undefined);
-    await d.stop();
-    env.cleanup();
-    removeDir(sdir);
-  });
+  const { env, socket, name, cli } = await daemonFixture(t, 'warden-api-hotplug-', 'wda-hp');
   const file = env.specFile({ name });
   writeFileSync(file, JSON.stringify({ ...(JSON.parse(readFileSync(file, 'utf8')) as object), machine: 'pc' }));
-  const cli = async (...args: string[]): Promise<{ code: number; io: ReturnType<typeof capture> }> => {
-    const io = capture();
-    return { code: await run([...args, '--state-dir', env.stateRoot], io), io };
-  };
   assert.equal((await cli('create', file)).code, 0);
   assert.equal((await cli('start', name)).code, 0);
   await waitForText(join(env.stateRoot, 'vms', name, 'serial.log'), GUEST_READY_LINE, 90_000);

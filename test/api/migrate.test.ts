@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, type Io } from '../../src/cli/index.js';
 import { GUEST_READY_LINE, repoRoot, testEnv, waitForText } from '../../src/vm/index.js';
@@ -23,9 +23,9 @@ function capture(): Io & { stdout: string; stderr: string } {
 interface Daemon { proc: ChildProcess; stop(): Promise<void>; kill(): Promise<void> }
 
 /** `warden daemon` inside netns `ns` only (nsenter --net: the jailer needs the host's /sys cgroup mounts). */
-async function daemonIn(ns: string, socket: string, stateDir: string): Promise<Daemon> {
+async function daemonIn(ns: string, socket: string, stateDir: string, env: NodeJS.ProcessEnv = process.env): Promise<Daemon> {
   const bin = join(repoRoot(), 'dist', 'src', 'cli', 'bin.js');
-  const proc = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', process.execPath, bin, 'daemon', '--socket', socket, '--state-dir', stateDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', process.execPath, bin, 'daemon', '--socket', socket, '--state-dir', stateDir], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let err = '';
   proc.stderr!.on('data', (c: Buffer) => { err += c.toString(); if (process.env['MIG_DEBUG']) process.stderr.write(c); });
   await new Promise<void>((resolve, reject) => {
@@ -80,7 +80,12 @@ test('warden migrate between two daemons in two netns: cancel and a killed targe
   nsRun(nsA, ['ip', 'link', 'set', vethA, 'up']);
   nsRun(nsB, ['ip', 'addr', 'add', `${ipB}/24`, 'dev', vethB]);
   nsRun(nsB, ['ip', 'link', 'set', vethB, 'up']);
-  const a = await daemonIn(nsA, sockA, rootA);
+  // Host A's image policy: disk copies it receives may be made only in host-a-images (stage 4).
+  const copyDir = join(env.dir, 'host-a-images');
+  mkdirSync(copyDir);
+  const policyA = join(env.dir, 'policy-a.yaml');
+  writeFileSync(policyA, `imageDirs: [${copyDir}]\n`);
+  const a = await daemonIn(nsA, sockA, rootA, { ...process.env, WARDEN_POLICY: policyA });
   daemons.push(a);
   let b = await daemonIn(nsB, sockB, rootB);
   daemons.push(b);
@@ -99,7 +104,7 @@ test('warden migrate between two daemons in two netns: cancel and a killed targe
   const recB = (): { run?: { qemu: { pid: number } } } | null => {
     try { return JSON.parse(readFileSync(join(rootB, 'vms', name, 'vm.json'), 'utf8')); } catch { return null; }
   };
-  const slow = JSON.stringify({ target: sockB, address: ipB, maxBandwidth: 4 * 1024 * 1024 });
+  const slow = JSON.stringify({ target: sockB, address: ipB, insecureNetwork: true, maxBandwidth: 4 * 1024 * 1024 });
   const sourceRuns = async (why: string): Promise<void> => {
     const rec = (await http(sockA, 'GET', `/v1/vms/${name}`)).json as { phase: string; run?: { qemu: { pid: number } } };
     assert.equal(rec.phase, 'running', why);
@@ -111,6 +116,12 @@ test('warden migrate between two daemons in two netns: cancel and a killed targe
     assert.deepEqual((await http(sockB, 'GET', '/v1/vms')).json.vms, [], `${why}: no VM on the target`);
     assert.deepEqual(leftovers(name, rootB), [], `${why}: nothing of it on the target's host`);
   };
+
+  // 0. A stream off loopback without the opt-in (it is not encrypted) is refused by the target before it listens or defines anything.
+  assert.equal(await run(['migrate', name, '--to', sockB, '--address', ipB, ...onA], io = capture()), 2, io.stderr + io.stdout);
+  assert.match(io.stderr, /VM_MIGRATE_REFUSED[\s\S]*not encrypted|not encrypted[\s\S]*VM_MIGRATE_REFUSED/, io.stderr);
+  await sourceRuns('after a refused address');
+  await targetEmpty('after a refused address');
 
   // 1. Cancelled midway (DELETE .../migrate, as warden migrate --cancel): the source runs on.
   const op1 = (await http(sockA, 'POST', `/v1/vms/${name}/migrate`, slow)).json.operation as { id: string };
@@ -140,7 +151,7 @@ test('warden migrate between two daemons in two netns: cancel and a killed targe
   const before = Math.max(...ticks(logA));
   const t0 = Date.now();
   const mb = String(32 * 1024 * 1024);
-  assert.equal(await run(['migrate', name, '--to', sockB, '--address', ipB, '--bandwidth', mb, ...onA], io = capture()), 0, io.stderr + io.stdout);
+  assert.equal(await run(['migrate', name, '--to', sockB, '--address', ipB, '--insecure-network', '--bandwidth', mb, ...onA], io = capture()), 0, io.stderr + io.stdout);
   assert.match(io.stdout, new RegExp(`VM ${name} runs on ${sockB} now \\(QEMU: \\d+ ms in all, \\d+ ms downtime`));
   assert.match(io.stderr, /migration active: [\d.]+ MiB sent/, 'progress from query-migrate');
   const moved = (await http(sockB, 'GET', `/v1/vms/${name}`)).json as { phase: string; incomingSince?: string };
@@ -164,13 +175,21 @@ test('warden migrate between two daemons in two netns: cancel and a killed targe
 
   // 4. Back to the first host with storage not shared: host A makes its own copy of the disk (the
   //    path map says where), the source mirrors it over NBD, then the RAM moves; the guest ticks on.
-  const copyDir = join(env.dir, 'host-a-images');
-  mkdirSync(copyDir);
   const copy = join(copyDir, 'disk.qcow2');
+  //    A map target outside host A's imageDirs is refused by A before anything is made; the VM stays on B.
+  const elsewhere = join(env.dir, 'host-a-elsewhere');
+  mkdirSync(elsewhere);
+  assert.equal(await run(['migrate', name, '--to', sockA, '--address', ipA, '--insecure-network', '--map-path', `${env.dir}=${elsewhere}`, '--state-dir', rootB], io = capture()), 2, io.stderr + io.stdout);
+  assert.match(io.stderr, /VM_MIGRATE_REFUSED/, io.stderr);
+  assert.match(io.stderr, /copies\[0\]\.path/, io.stderr);
+  assert.deepEqual(readdirSync(elsewhere), [], 'nothing made outside the policy');
+  assert.equal(((await http(sockB, 'GET', `/v1/vms/${name}`)).json as { phase: string }).phase, 'running', 'the VM runs on at B');
+  assert.equal((await http(sockA, 'GET', `/v1/vms/${name}`)).status, 404, 'A has no VM');
+  assert.deepEqual(leftovers(name, rootA), []);
   const beforeBack = Math.max(...ticks(logB));
   const t1 = Date.now();
   const onB = ['--state-dir', rootB];
-  assert.equal(await run(['migrate', name, '--to', sockA, '--address', ipA, '--map-path', `${env.dir}=${copyDir}`, ...onB], io = capture()), 0, io.stderr + io.stdout);
+  assert.equal(await run(['migrate', name, '--to', sockA, '--address', ipA, '--insecure-network', '--map-path', `${env.dir}=${copyDir}`, ...onB], io = capture()), 0, io.stderr + io.stdout);
   assert.match(io.stderr, /disks: [\d.]+ of 64\.0 MiB copied/, "the disk copy's progress");
   const back = (await http(sockA, 'GET', `/v1/vms/${name}`)).json as { phase: string; spec: { disks: Array<{ image: string }> }; run: { qemu: { pid: number } } };
   assert.equal(back.phase, 'running');

@@ -3,29 +3,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, type Io } from '../../src/cli/index.js';
-import { GUEST_READY_LINE, testEnv, waitForText } from '../../src/vm/index.js';
-import { vmName } from '../../src/vm/testing.js';
-import { http, removeDir, socketDir, startDaemonProc } from './helpers.js';
-
-function capture(): Io & { stdout: string; stderr: string } {
-  const io = { stdout: '', stderr: '', out(t: string) { io.stdout += `${t}\n`; }, err(t: string) { io.stderr += `${t}\n`; } };
-  return io;
-}
+import { run } from '../../src/cli/index.js';
+import { GUEST_READY_LINE, waitForText } from '../../src/vm/index.js';
+import { capture, daemonFixture, http } from './helpers.js';
 
 test('warden save/restore through wardend (POST /v1/vms/NAME/save, POST /v1/restore): the guest continues', { timeout: 240_000 }, async (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root: the jailer switches uids and creates cgroups');
-  const env = testEnv('warden-api-state-');
-  const sdir = socketDir();
-  const socket = join(sdir, 'warden.sock');
-  const d = await startDaemonProc(socket, env.stateRoot).catch((err: unknown) => { env.cleanup(); removeDir(sdir); throw err; });
-  const name = vmName('wda-save');
-  t.after(async () => {
-    await http(socket, 'DELETE', `/v1/vms/${name}?force=1`).catch(() => undefined);
-    await d.stop();
-    env.cleanup();
-    removeDir(sdir);
-  });
+  const { env, socket, name } = await daemonFixture(t, 'warden-api-state-', 'wda-save');
   const state = ['--state-dir', env.stateRoot];
   let io = capture();
   assert.equal(await run(['create', env.specFile({ name, cmdline: 'warden.tick=1' }), ...state], io), 0, io.stderr);

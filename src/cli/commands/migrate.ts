@@ -7,7 +7,7 @@ import { parsePathRule, type MigrateResult, type VmService } from '../../vm/inde
 import { printJson, type Io } from '../output.js';
 import { openService } from './route.js';
 
-interface Opt { to?: string; address?: string; bandwidth?: string; copyStorage?: boolean; mapPath?: string[]; cancel?: boolean; stateDir?: string; json?: boolean }
+interface Opt { to?: string; address?: string; insecureNetwork?: boolean; bandwidth?: string; copyStorage?: boolean; mapPath?: string[]; cancel?: boolean; stateDir?: string; json?: boolean }
 
 function summary(r: MigrateResult): string {
   const m = r.migration;
@@ -25,7 +25,8 @@ export function registerMigrate(program: Command, io: Io): void {
   program.command('migrate').description('move a running VM to another wardend without stopping it (its API socket; storage shared); progress shows QEMU\'s figures')
     .argument('<name>', 'the VM')
     .option('--to <socket>', 'the target daemon\'s API socket')
-    .option('--address <host>', 'the address the target listens on for the stream (default 127.0.0.1)')
+    .option('--address <host>', 'the address the target listens on for the stream (default 127.0.0.1; any other needs --insecure-network)')
+    .option('--insecure-network', 'allow a non-loopback --address: the stream is not encrypted, use only on a trusted link')
     .option('--bandwidth <bytes-per-second>', 'limit the stream (QEMU\'s max-bandwidth)')
     .option('--copy-storage', 'storage not shared: the target makes each writable disk (same size and format) and the source copies it first (NBD, block mirror)')
     .option('--map-path <from=to>', 'where disk images go on the target: a path equal to or under FROM is under TO (repeatable; implies --copy-storage)', (v: string, acc: string[] = []) => [...acc, v])
@@ -46,7 +47,7 @@ export function registerMigrate(program: Command, io: Io): void {
         const bw = o.bandwidth === undefined ? undefined : Number(o.bandwidth);
         if (bw !== undefined && !(Number.isInteger(bw) && bw > 0)) throw new WardenError('USAGE_BAD_NUMBER', `--bandwidth must be a whole number of bytes per second, got ${o.bandwidth}`, {});
         const pathMap = (o.mapPath ?? []).map(parsePathRule);
-        const r = await s.migrate(name, apiMigrationTarget(resolve(o.to), o.address), {
+        const r = await s.migrate(name, apiMigrationTarget(resolve(o.to), o.address, o.insecureNetwork === true), {
           ...(bw === undefined ? {} : { maxBandwidth: bw }), ...(o.copyStorage === true ? { copyStorage: true } : {}), ...(pathMap.length === 0 ? {} : { pathMap }),
         });
         if (o.json) printJson(io, r); else io.out(summary(r));
