@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { apiMigrationTarget } from '../../api/migrate-target.js';
 import { WardenError } from '../../errors/index.js';
-import { parsePathRule, type MigrateResult, type VmService } from '../../vm/index.js';
+import type { MigrateResult, VmService } from '../../vm/index.js';
 import { printJson, type Io } from '../output.js';
 import { openService } from './route.js';
 
@@ -46,6 +46,8 @@ export function registerMigrate(program: Command, io: Io): void {
         if (s.migrate === undefined) throw unsupported(s);
         const bw = o.bandwidth === undefined ? undefined : Number(o.bandwidth);
         if (bw !== undefined && !(Number.isInteger(bw) && bw > 0)) throw new WardenError('USAGE_BAD_NUMBER', `--bandwidth must be a whole number of bytes per second, got ${o.bandwidth}`, {});
+        // Imported here, not at the top: a static import would initialise the vm barrel (and spec) for every command.
+        const { parsePathRule } = await import('../../vm/migrate-disks.js');
         const pathMap = (o.mapPath ?? []).map(parsePathRule);
         const r = await s.migrate(name, apiMigrationTarget(resolve(o.to), o.address, o.insecureNetwork === true), {
           ...(bw === undefined ? {} : { maxBandwidth: bw }), ...(o.copyStorage === true ? { copyStorage: true } : {}), ...(pathMap.length === 0 ? {} : { pathMap }),

@@ -9,7 +9,9 @@ import { dirname, resolve } from 'node:path';
 import { QemuProbeError } from '../../qemu/index.js';
 import { PlanError, buildPlan, type Facts } from '../../plan/index.js';
 import { SpecError, SpecReadError, issueAt, parseSpec, resolveSpecPaths, type Spec } from '../../spec/index.js';
-import { cacheDirOf, defaultStateRoot, factSources, gatherFacts } from '../../vm/index.js';
+// The vm modules these come from, not the vm barrel: the barrel initialises the whole lifecycle (manager, migration, daemon ...) validate never uses.
+import { cacheDirOf, factSources, gatherFacts } from '../../vm/facts.js';
+import { defaultStateRoot } from '../../vm/store.js';
 import { IMAGE_POLICY_CODES } from '../../image/index.js';
 import { printJson, type Io } from '../output.js';
 import { formatWarning, hostNetworkWarnings } from './host-check.js';
