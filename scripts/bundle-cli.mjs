@@ -81,7 +81,21 @@ for (const [name, plugins] of [['warden.cjs', [lazyBuiltins, withoutServer]], ['
 // make the shared ones that a command without its own borrows in a checkout it cannot write.
 const state = mkdtempSync('/tmp/warden-bundle-');
 try {
-  for (const args of [['validate', '--no-images', `${root}examples/hello.yaml`], ['daemon', '--help'], ['--version'], ['list', '--state-dir', state]]) {
+  // validate's own cache comes from a whole check (facts from cached QEMU capabilities, the
+  // planner, the host network checks), as a user's second run makes it: primed with
+  // --no-images, those functions were compiled again on every run (issue 16). The first run
+  // probes QEMU into the temporary state, the second (served from that) makes the code cache.
+  // A host where that fails keeps the --no-images cache.
+  const validateCache = `${dir}/warden.cjs.validate.v8cache`;
+  const whole = ['validate', `${root}examples/hello.yaml`, '--cache-dir', state];
+  const runs = (args) => spawnSync(process.execPath, [`${dir}/boot.cjs`, ...args], { encoding: 'utf8' }).status === 0;
+  let primed = runs(whole);
+  rmSync(validateCache, { force: true });
+  primed = primed && runs(whole);
+  if (!primed) rmSync(validateCache, { force: true });
+  const firstRuns = [['daemon', '--help'], ['--version'], ['list', '--state-dir', state]];
+  if (!primed) firstRuns.unshift(['validate', '--no-images', `${root}examples/hello.yaml`]);
+  for (const args of firstRuns) {
     const r = spawnSync(process.execPath, [`${dir}/boot.cjs`, ...args], { encoding: 'utf8' });
     if (r.status !== 0) {
       console.error(`bundle-cli: the bundled CLI failed its first run (${args.join(' ')}):\n${r.stdout}${r.stderr}`);
