@@ -59,9 +59,15 @@ ln -sf ../bin/busybox "$root/sbin/init"
 # /dev/input/event*); a built-in one is skipped, a missing one is an error, and
 # every dependency named by modinfo must be loaded earlier (or built in).
 mods="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_blk button evdev fuse virtiofs"
+# The scsi stack (modules in the cloud kernel) goes in a second list that /init loads only
+# when a virtio-scsi controller is on the PCI bus, so a guest without one boots as before.
+scsimods="scsi_common scsi_mod sd_mod virtio_scsi"
 loaded=""
 : > "$root/lib/modules/load-order"
-for m in $mods; do
+: > "$root/lib/modules/load-order-scsi"
+for m in $mods $scsimods; do
+  order=load-order
+  case " $scsimods " in *" $m "*) order=load-order-scsi ;; esac
   if grep -q "/$m\.ko" "$moddir/modules.builtin" 2>/dev/null; then loaded="$loaded $m"; continue; fi
   ko=$(find "$moddir/kernel" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -n1)
   [ -n "$ko" ] || { say "module $m is neither built in nor in $kpkg"; exit 1; }
@@ -72,7 +78,7 @@ for m in $mods; do
     esac
   done
   cp "$ko" "$root/lib/modules/$m.ko"
-  echo "$m" >> "$root/lib/modules/load-order"
+  echo "$m" >> "$root/lib/modules/$order"
   loaded="$loaded $m"
 done
 
@@ -85,6 +91,10 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 for m in $(cat /lib/modules/load-order); do insmod "/lib/modules/$m.ko" || echo "warden-guest: insmod $m failed"; done
+# virtio-scsi (1af4:1004 transitional, 1af4:1048 modern): its drivers only when the controller is there.
+if grep -qxE '0x(1004|1048)' /sys/bus/pci/devices/*/device 2>/dev/null; then
+  for m in $(cat /lib/modules/load-order-scsi); do insmod "/lib/modules/$m.ko" || echo "warden-guest: insmod $m failed"; done
+fi
 exec /sbin/init
 EOF
 

@@ -256,7 +256,7 @@ test('q35: a disk hot-plugs behind a reserved root port, a second one is refused
   assert.deepEqual(blocks, ['vda', 'vdb'], 'the guest sees the disk behind the root port');
   await assert.rejects(m.attachDisk(name, { name: 'more', image: disk, format: 'raw', readOnly: true }), (e: Error & { code?: string }) => e.code === 'VM_HOTPLUG_FAILED' && /no free hot-plug slot/.test(e.message));
   // No root port left, but a scsi disk goes on the controller planned at boot (scsiController), at LUN 0; QEMU unplugs it
-  // without asking the guest. (The test guest has no virtio_scsi driver: what the guest sees is not tested.)
+  // without asking the guest. The test guest loads virtio_scsi + sd_mod when the controller is there: it sees an sdX come and go.
   const moreImg = join(env.dir, 'more.raw');
   writeFileSync(moreImg, Buffer.alloc(1 << 20));
   const s = await m.attachDisk(name, { name: 'more', image: moreImg, format: 'raw', readOnly: true, bus: 'scsi' });
@@ -264,8 +264,13 @@ test('q35: a disk hot-plugs behind a reserved root port, a second one is refused
   assert.ok(qemuFiles(pid).includes(moreImg), 'QEMU holds the scsi disk\'s file');
   assert.equal(await m.qmp(name, 'qom-get', { path: '/machine/peripheral/disk-more', property: 'lun' }), 0);
   assert.equal(((await m.qmp(name, 'qom-list', { path: '/machine/peripheral' })) as Array<{ name: string; type: string }>).find((k) => k.name === 'disk-more')?.type, 'child<scsi-hd>');
+  const isSd = (b: string): boolean => /^sd[a-z]+$/.test(b);
+  for (let i = 0; i < 40 && !blocks.some(isSd); i++) { blocks = await guestBlocks(sock, log, `S${i}`); if (!blocks.some(isSd)) await new Promise((res) => setTimeout(res, 500)); }
+  assert.deepEqual([blocks.filter((b) => !isSd(b)), blocks.filter(isSd).length], [['vda', 'vdb'], 1], `the guest sees the scsi disk (${blocks.join()})`);
   assert.equal((await m.detachDisk(name, 'more', { waitMs: 30_000 })).state, 'detached');
   assert.ok(!qemuFiles(pid).includes(moreImg), 'after detach QEMU holds no fd of it');
+  for (let i = 0; i < 40 && blocks.some(isSd); i++) { blocks = await guestBlocks(sock, log, `T${i}`); if (blocks.some(isSd)) await new Promise((res) => setTimeout(res, 500)); }
+  assert.deepEqual(blocks, ['vda', 'vdb'], 'the guest sees the scsi disk go');
   // q35's boot disks sit on pcie.0, which takes no hot-unplug: refused by QEMU, nothing recorded.
   const before = await m.store.read(name);
   await assert.rejects(m.detachDisk(name, 'root'), (e: Error & { code?: string }) => e.code === 'VM_HOTPLUG_FAILED' && /refused device_del/.test(e.message));
