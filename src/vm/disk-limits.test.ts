@@ -2,14 +2,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { run, type Io } from '../cli/index.js';
 import { bootDiskSteps, planDiskAttach, planDiskDetach } from '../plan/index.js';
 import { DiskSchema } from '../spec/index.js';
 import { GUEST_READY_LINE } from './guest.js';
 import { openManager } from './open.js';
-import { leftovers, testEnv, vmName, waitForText } from './testing.js';
+import { leftovers, openConsole, testEnv, vmName, waitForText } from './testing.js';
 
 test('disk limits: a total next to read/write of the same kind is refused, rates take sizes', () => {
   const bad = DiskSchema.safeParse({ name: 'd', image: '/x', format: 'raw', limits: { bps: 1, bpsRead: 2, iops: 3 } });
@@ -73,10 +73,7 @@ test('limits at boot are a throttle group QEMU shows, bound the guest\'s reads, 
   await m.start(name);
   const log = m.store.paths(name).serialLog;
   await waitForText(log, GUEST_READY_LINE, 90_000);
-  const sock = createConnection({ path: m.store.paths(name).serialSocket });
-  await new Promise((r) => sock.once('connect', r));
-  sock.on('error', () => undefined);
-  t.after(() => sock.destroy());
+  const sock = await openConsole(m.store.paths(name).serialSocket, t);
 
   // QEMU has the group with the spec's limit, and the device reads through the throttle node.
   const limits = (await m.qmp(name, 'qom-get', { path: '/objects/tg-data', property: 'limits' })) as Record<string, number>;

@@ -1,11 +1,11 @@
 /** NIC hot-plug by fd: the pure plan against the boot plan, and a real QEMU (TCG, pc) whose test guest sees a NIC appear on a Linux bridge in a test netns. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { spawnSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { inNetns, netSkipReason, nsRun } from '../../test/net/netns.js';
 import { ovsSkipReason, startPrivateOvs } from '../../test/net/ovs.js';
@@ -21,7 +21,7 @@ import { openManager } from './open.js';
 import { isAlive } from './proc.js';
 import { NodeFs } from '../sys/index.js';
 import { run } from '../cli/index.js';
-import { leftovers, testEnv, vmName, waitForText } from './testing.js';
+import { guestSays, leftovers, openConsole, qemuFiles, testEnv, vmName, waitForText } from './testing.js';
 
 const QEMU = JSON.parse(readFileSync(new URL('../../../test/golden/plan/_facts/qemu-7.2.json', import.meta.url), 'utf8')) as QemuCaps;
 const SCENARIOS = fileURLToPath(new URL('./hotplug-nic-scenarios.js', import.meta.url));
@@ -62,22 +62,7 @@ test('planNicAttach: the NIC the boot plan would make (same netdev and device), 
 });
 
 /** Paths QEMU (pid) holds open. */
-function qemuFiles(pid: number): string[] {
-  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => { try { return [readlinkSync(`/proc/${pid}/fd/${fd}`)]; } catch { return []; } });
-}
 const tapFds = (pid: number): number => qemuFiles(pid).filter((f) => f === '/dev/net/tun').length;
-
-/** Runs `cmd` on the guest's console and returns what it printed between unique markers. */
-async function guestSays(sock: Socket, log: string, tag: string, cmd: string, timeoutMs = 120_000): Promise<string> {
-  sock.write(`echo OUT${tag}''-$(${cmd} 2>&1 | tr '\\n' ,)-END\n`); // '' keeps the echoed command line from matching
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = new RegExp(`OUT${tag}-(.*?)-END`).exec(readFileSync(log, 'latin1'));
-    if (m !== null) return m[1]!;
-    if (Date.now() > deadline) throw new Error(`no answer ${tag} to ${cmd} on the console`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function guestLinks(sock: Socket, log: string, tag: string): Promise<string[]> {
   return (await guestSays(sock, log, tag, 'ls /sys/class/net')).split(',').filter((x) => x !== '');
@@ -115,10 +100,7 @@ test('NIC attach/detach on a running guest: a TAP on a Linux bridge by fd, the g
   const m = openManager({ stateDir: w.env.stateRoot }); // records only: every command runs in the netns
   const rec0 = await m.store.read(name);
   await waitForText(vm!.serialLog, GUEST_READY_LINE, 120_000);
-  const sock = createConnection({ path: m.store.paths(name).serialSocket });
-  await new Promise((r) => sock.once('connect', r));
-  sock.on('error', () => undefined);
-  t.after(() => sock.destroy());
+  const sock = await openConsole(m.store.paths(name).serialSocket, t);
   assert.deepEqual(await guestLinks(sock, vm!.serialLog, 'A'), ['lo']);
   const before = tapFds(pid);
 
@@ -243,10 +225,7 @@ test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the gu
   const pid = (await m.start(name)).record.run!.qemu.pid;
   const log = m.store.paths(name).serialLog;
   await waitForText(log, GUEST_READY_LINE, 120_000);
-  const sock = createConnection({ path: m.store.paths(name).serialSocket });
-  await new Promise((r) => sock.once('connect', r));
-  sock.on('error', () => undefined);
-  t.after(() => sock.destroy());
+  const sock = await openConsole(m.store.paths(name).serialSocket, t);
   const io = { stdout: '', stderr: '', out(x: string) { io.stdout += `${x}\n`; }, err(x: string) { io.stderr += `${x}\n`; } };
   assert.equal(await run(['nic', 'attach', name, '--user', '--name', 'u1', '--json', '--state-dir', env.stateRoot], io), 0, io.stdout + io.stderr);
   assert.deepEqual((JSON.parse(io.stdout) as { steps: string[] }).steps, ['helper passt', 'getfd', 'netdev_add', 'device_add']);
@@ -297,10 +276,7 @@ test('user NIC (passt) hot-plugged: its own jailed passt on a socketpair, the gu
   const booted = (): boolean => { const text = readFileSync(log, 'latin1'); return (text.length < mark ? text : text.slice(mark)).includes(GUEST_READY_LINE); };
   for (let i = 0; i < 1800 && !booted(); i++) await new Promise((r) => setTimeout(r, 100));
   assert.ok(booted(), 'the guest booted again');
-  const sock2 = createConnection({ path: m.store.paths(name).serialSocket });
-  await new Promise((r) => sock2.once('connect', r));
-  sock2.on('error', () => undefined);
-  t.after(() => sock2.destroy());
+  const sock2 = await openConsole(m.store.paths(name).serialSocket, t);
   assert.deepEqual(await guestLinks(sock2, log, 'R'), ['eth0', 'lo'], 'the guest boots with the NIC');
   sock2.destroy();
   sock.destroy();

@@ -1,9 +1,9 @@
 /** Disk hot-plug by fd: the pure plan, and a real QEMU (TCG, machine pc) with the test guest seeing the disk come and go. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run, type Io } from '../cli/index.js';
@@ -14,7 +14,7 @@ import { attachDisk } from './hotplug.js';
 import { openManager } from './open.js';
 import type { QmpConn } from './ports.js';
 import type { TeardownDeps } from './teardown.js';
-import { leftovers, testEnv, vmName, waitForText } from './testing.js';
+import { guestSays, leftovers, openConsole, qemuFiles, testEnv, vmName, waitForText } from './testing.js';
 
 const layer = (path: string, format: string, backing: string | null, backingFormat: string | null, ino: number) => ({
   path, format, backingFilename: backing, backingFormat, encrypted: false, dataFilePath: null, dev: 1, ino,
@@ -57,20 +57,9 @@ function img(...args: string[]): void {
 }
 
 /** Paths QEMU (pid) holds open. */
-function qemuFiles(pid: number): string[] {
-  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => { try { return [readlinkSync(`/proc/${pid}/fd/${fd}`)]; } catch { return []; } });
-}
-
 /** The guest's block devices, listed on its console between unique markers. */
 async function guestBlocks(sock: Socket, log: string, tag: string): Promise<string[]> {
-  sock.write(`echo BLK${tag}-$(ls /sys/block | tr '\\n' ,)-END\n`);
-  const deadline = Date.now() + 60_000; // TCG on a loaded machine answers slowly
-  for (;;) {
-    const m = new RegExp(`BLK${tag}-([a-z0-9,]*)-END`).exec(readFileSync(log, 'latin1'));
-    if (m !== null) return m[1]!.split(',').filter((x) => x !== '');
-    if (Date.now() > deadline) throw new Error(`no block list ${tag} on the console`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  return (await guestSays(sock, log, `BLK${tag}`, 'ls /sys/block', 60_000)).split(',').filter((x) => x !== '');
 }
 
 test('disk attach/detach on a running guest: appears with its data, detach removes it and QEMU\'s fds; the spec follows; a second VM is refused; a killed attach is undone', {
@@ -100,10 +89,7 @@ test('disk attach/detach on a running guest: appears with its data, detach remov
   const pid = rec.run!.qemu.pid;
   const log = m.store.paths(a).serialLog;
   await waitForText(log, GUEST_READY_LINE, 90_000);
-  const sock = createConnection({ path: m.store.paths(a).serialSocket });
-  await new Promise((r) => sock.once('connect', r));
-  sock.on('error', () => undefined);
-  t.after(() => sock.destroy());
+  const sock = await openConsole(m.store.paths(a).serialSocket, t);
   assert.deepEqual(await guestBlocks(sock, log, 'A'), ['vda']);
 
   const io = capture();
@@ -245,10 +231,7 @@ test('q35: a disk hot-plugs behind a reserved root port, a second one is refused
   const pid = (await m.start(name)).record.run!.qemu.pid;
   const log = m.store.paths(name).serialLog;
   await waitForText(log, GUEST_READY_LINE, 90_000);
-  const sock = createConnection({ path: m.store.paths(name).serialSocket });
-  await new Promise((r) => sock.once('connect', r));
-  sock.on('error', () => undefined);
-  t.after(() => sock.destroy());
+  const sock = await openConsole(m.store.paths(name).serialSocket, t);
   const r = await m.attachDisk(name, { name: 'keep', image: disk, format: 'raw' });
   assert.equal(r.state, 'attached');
   let blocks: string[] = [];
@@ -287,10 +270,7 @@ test('q35: a disk hot-plugs behind a reserved root port, a second one is refused
     if (Date.now() > deadline) throw new Error('the guest did not come up again after the restart');
     await new Promise((res) => setTimeout(res, 200));
   }
-  const sock2 = createConnection({ path: m.store.paths(name).serialSocket });
-  await new Promise((res) => sock2.once('connect', res));
-  sock2.on('error', () => undefined);
-  t.after(() => sock2.destroy());
+  const sock2 = await openConsole(m.store.paths(name).serialSocket, t);
   assert.deepEqual(await guestBlocks(sock2, log, 'R'), ['vda', 'vdb'], 'the disk is there at the next boot');
   sock2.destroy();
   await m.kill(name);

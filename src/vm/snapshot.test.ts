@@ -1,7 +1,7 @@
 /** External disk snapshots: the overlay bytes against qemu-img, the pure plans, and a real QEMU (TCG) guest writing while snapshots are taken, reverted and merged. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,7 @@ import { createSnapshot } from './snapshot.js';
 import { deleteSnapshot } from './snapshot-merge.js';
 import { DiskDir, removeFiles } from './snapshot-dir.js';
 import type { TeardownDeps } from './teardown.js';
-import { leftovers, testEnv, vmName, waitForText } from './testing.js';
+import { leftovers, qemuFiles, testEnv, vmName, waitForText } from './testing.js';
 
 function qemuImg(...args: string[]): string {
   const r = spawnSync('qemu-img', args, { encoding: 'utf8' });
@@ -111,10 +111,6 @@ test('planSnapshotCreate / planSnapshotMerge: fresh fdsets, backing null, one tr
 });
 
 /** Paths QEMU (pid) holds open. */
-function qemuFiles(pid: number): string[] {
-  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => { try { return [readlinkSync(`/proc/${pid}/fd/${fd}`)]; } catch { return []; } });
-}
-
 /** Runs a shell line on the guest's console and waits for its end marker (computed by the guest, so the echoed command does not match). */
 async function guest(sock: Socket, log: string, line: string, tag: string): Promise<void> {
   const n = Math.floor(Math.random() * 1e6);

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSyn
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createConnection, type Socket } from 'node:net';
 import { ensureTestGuest } from './guest.js';
 import { hostWideName } from '../plan/index.js';
 import { stateRootScope } from './facts.js';
@@ -161,4 +162,30 @@ function inOtherJail(pid: string, hostNames: readonly string[]): boolean {
 
 function safeReaddir(p: string): string[] {
   try { return readdirSync(p); } catch { return []; }
+}
+
+/** Every file process `pid` holds open (the targets of /proc/PID/fd). */
+export function qemuFiles(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => { try { return [readlinkSync(`/proc/${pid}/fd/${fd}`)]; } catch { return []; } });
+}
+
+/** A connection to a VM's serial console socket, closed after the test. */
+export async function openConsole(path: string, t: { after(fn: () => void): void }): Promise<Socket> {
+  const sock = createConnection({ path });
+  await new Promise((r) => sock.once('connect', r));
+  sock.on('error', () => undefined);
+  t.after(() => sock.destroy());
+  return sock;
+}
+
+/** Runs `cmd` on the guest's console and returns what it printed (newlines as commas) between markers unique to `tag`. */
+export async function guestSays(sock: Socket, log: string, tag: string, cmd: string, timeoutMs = 120_000): Promise<string> {
+  sock.write(`echo OUT${tag}''-$(${cmd} 2>&1 | tr '\\n' ,)-END\n`); // '' keeps the echoed command line from matching
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = new RegExp(`OUT${tag}-(.*?)-END`).exec(readFileSync(log, 'latin1'));
+    if (m !== null) return m[1]!;
+    if (Date.now() > deadline) throw new Error(`no answer ${tag} to ${cmd} on the console`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }

@@ -1,15 +1,11 @@
 /** Disk hot-plug through wardend: the CLI verbs route to the daemon (POST/DELETE /v1/vms/NAME/devices) and QEMU gets and drops the fds. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GUEST_READY_LINE } from '../../src/vm/guest.js';
-import { leftovers, waitForText } from '../../src/vm/testing.js';
+import { leftovers, qemuFiles, waitForText } from '../../src/vm/testing.js';
 import { daemonFixture, http } from './helpers.js';
-
-function qemuFiles(pid: number): string[] {
-  return readdirSync(`/proc/${pid}/fd`).flatMap((fd) => { try { return [readlinkSync(`/proc/${pid}/fd/${fd}`)]; } catch { return []; } });
-}
 
 test('warden disk attach/resize/detach through the daemon: 202/operations, PATCH size, fds in and out of QEMU, refusals as the same codes', {
   skip: process.getuid?.() !== 0 ? 'needs root: the jailer switches uids and creates cgroups' : false, timeout: 180_000,
