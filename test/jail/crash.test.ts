@@ -11,19 +11,25 @@ import { isRoot, jailName, probeSpec, tempConfig } from './helpers.js';
 const FIRST = 231128; // this file's slice: 231128-231135
 const launcher = join(fileURLToPath(new URL('.', import.meta.url)), 'crash-launcher.js');
 
+/** A probe jail that leaves /out/marker (a 0777 directory on the host) when its program runs. */
+function markerJail(config: JailerConfig, name: string): { out: string; spec: JailSpec } {
+  const out = join(config.stateDir, '..', 'out');
+  mkdirSync(out);
+  chmodSync(join(config.stateDir, '..'), 0o755);
+  chmodSync(out, 0o777);
+  const spec = probeSpec(name, 'echo ran > /out/marker; exec sleep 30', {
+    mounts: [...probeSpec('x', '').mounts, { type: 'bind', source: out, target: '/out' }],
+  });
+  return { out, spec };
+}
+
 for (const step of ['leased', 'cgroup', 'started'] as const) {
   test(`manager crash after "${step}": teardown removes everything; the program never ran`, async (t) => {
     if (!isRoot()) return t.skip('needs root: uid switch and cgroups');
     const config = tempConfig(t, FIRST, 8);
     const name = jailName(`crash-${step}`);
     t.after(() => teardownJail(name, config));
-    const out = join(config.stateDir, '..', 'out');
-    mkdirSync(out);
-    chmodSync(join(config.stateDir, '..'), 0o755);
-    chmodSync(out, 0o777);
-    const spec = probeSpec(name, 'echo ran > /out/marker; exec sleep 30', {
-      mounts: [...probeSpec('x', '').mounts, { type: 'bind', source: out, target: '/out' }],
-    });
+    const { out, spec } = markerJail(config, name);
     const r = crashAt(config, spec, step);
     assert.equal(r.status, 9, r.stderr);
     const record = await new LeaseStore(config).get(name);
@@ -45,13 +51,7 @@ test('manager crash after "going" (pids not recorded yet): teardown kills the ru
   const config = tempConfig(t, FIRST + 4, 4);
   const name = jailName('crash-going');
   t.after(() => teardownJail(name, config));
-  const out = join(config.stateDir, '..', 'out');
-  mkdirSync(out);
-  chmodSync(join(config.stateDir, '..'), 0o755);
-  chmodSync(out, 0o777);
-  const spec = probeSpec(name, 'echo ran > /out/marker; exec sleep 30', {
-    mounts: [...probeSpec('x', '').mounts, { type: 'bind', source: out, target: '/out' }],
-  });
+  const { out, spec } = markerJail(config, name);
   const r = crashAt(config, spec, 'going');
   assert.equal(r.status, 9, r.stderr);
   const record = await new LeaseStore(config).get(name);
