@@ -1,5 +1,5 @@
 /** @module spec/disk-limits: a disk's I/O limits (QEMU throttle group), their schema and the one mapping to QEMU's ThrottleLimits. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseSize } from './units.js';
 
 /** QEMU's THROTTLE_VALUE_MAX: larger limits are refused by the throttle code. */
