@@ -28,7 +28,7 @@ export function parseSpec(text: string, file: string): Spec {
     throw new SpecError(file, [{ code: 'SPEC_SYNTAX', file, line: pos.line, col: pos.col, path: '', message: firstLine((cause as Error).message) }]);
   }
   const raw: RawIssue[] = [];
-  const parsed = specSchemas().SpecSchema.safeParse(data ?? {});
+  const parsed = specSchemas().SpecSchema.safeParse(data ?? {}, { jitless: true });
   if (!parsed.success) raw.push(...parsed.error.issues.flatMap((i) => fromZod(i, data)), ...checkRawDuplicates(data));
   else raw.push(...checkSpec(parsed.data));
   if (raw.length > 0) {
