@@ -4,7 +4,7 @@
  * and per-VM operation locks that a dead holder cannot keep (the lock names the holder's
  * pid and start time).
  */
-import { closeSync, fsync, linkSync, openSync, promises as fsp, readFileSync, renameSync, rmSync, writeFileSync, constants as C } from 'node:fs';
+import { closeSync, fsync, linkSync, mkdirSync, openSync, promises as fsp, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, constants as C } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Fs } from '../sys/index.js';
@@ -111,7 +111,7 @@ export class StateStore {
 
   async list(): Promise<string[]> {
     try {
-      const names = await fsp.readdir(join(this.root, 'vms'));
+      const names = readdirSync(join(this.root, 'vms'));
       return names.filter((n) => NAME_RE.test(n)).sort();
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
@@ -235,7 +235,7 @@ export class StateStore {
 
   /** The store-wide lock, held briefly around cross-VM checks (disk claims); waits up to `waitMs`. */
   async lockRoot(op: string, waitMs = 10_000): Promise<Lock> {
-    await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
     return this.takeLock(join(this.root, 'store.lock'), 'the state store', op, waitMs);
   }
 
@@ -261,8 +261,9 @@ export class StateStore {
     const deadline = Date.now() + waitMs;
     for (;;) {
       try {
-        await fsp.writeFile(path, body, { flag: 'wx', mode: 0o600 });
-        return { path, release: () => fsp.rm(path, { force: true }) };
+        // Lock files are page-cache calls, made synchronously (a start takes and releases two).
+        writeFileSync(path, body, { flag: 'wx', mode: 0o600 });
+        return { path, release: async () => rmSync(path, { force: true }) };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
@@ -272,7 +273,7 @@ export class StateStore {
         continue;
       }
       if (holder === null || !(await isAlive(this.fs, holder))) {
-        await fsp.rm(path, { force: true }); // stale: its holder died
+        rmSync(path, { force: true }); // stale: its holder died
         continue;
       }
       if (Date.now() >= deadline) {
@@ -286,7 +287,7 @@ export class StateStore {
 
   private async youngerThan(path: string, ms: number): Promise<boolean> {
     try {
-      return Date.now() - (await fsp.stat(path)).mtimeMs < ms;
+      return Date.now() - statSync(path).mtimeMs < ms;
     } catch {
       return false;
     }
@@ -294,7 +295,7 @@ export class StateStore {
 
   private async lockHolder(path: string): Promise<(ProcId & { op: string }) | null> {
     try {
-      const v = JSON.parse(await fsp.readFile(path, 'utf8')) as ProcId & { op: string };
+      const v = JSON.parse(readFileSync(path, 'utf8')) as ProcId & { op: string };
       return typeof v.pid === 'number' && typeof v.startTime === 'number' ? v : null;
     } catch {
       return null;
