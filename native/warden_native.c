@@ -597,7 +597,10 @@ static napi_value nss_names(napi_env env, napi_callback_info info) {
 
 /* procIds() -> Promise<Uint32Array>: for every process in /proc, 9 numbers: pid, then the
  * Uid: line's real, effective, saved, filesystem uids, then the Gid: line's four gids (a
- * process that vanished mid-scan is skipped). One pass on the thread pool, no fs round trips. */
+ * process that vanished mid-scan is skipped, and so is a dead one: a zombie whose every
+ * thread has exited, which runs nothing and holds no resource under its ids; a zombie
+ * leader whose other threads still run counts them in Threads: and is kept). One pass on
+ * the thread pool, no fs round trips. */
 #include <dirent.h>
 typedef struct { napi_async_work work; napi_deferred deferred; uint32_t *rows; size_t n, cap; int err; } proc_job;
 
@@ -607,6 +610,17 @@ static int proc_line(const char *text, const char *key, uint32_t out[4]) {
   p += strlen(key);
   for (int i = 0; i < 4; i++) { char *end; unsigned long v = strtoul(p, &end, 10); if (end == p) return 0; out[i] = (uint32_t)v; p = end; }
   return 1;
+}
+
+/* State Z (zombie) or X (dead) with no thread left running (Threads: counts the zombie leader itself). */
+static int proc_dead(const char *text) {
+  const char *st = strstr(text, "\nState:");
+  if (st == NULL) return 0;
+  st += strlen("\nState:");
+  while (*st == ' ' || *st == '\t') st++;
+  if (*st != 'Z' && *st != 'X') return 0;
+  const char *th = strstr(text, "\nThreads:");
+  return th != NULL && strtoul(th + strlen("\nThreads:"), NULL, 10) <= 1;
 }
 
 static void proc_execute(napi_env env, void *data) {
@@ -625,6 +639,7 @@ static void proc_execute(napi_env env, void *data) {
     close(fd);
     if (len <= 0) continue;
     buf[len] = '\0';
+    if (proc_dead(buf)) continue;
     uint32_t row[9]; row[0] = (uint32_t)pid;
     if (!proc_line(buf, "\nUid:", row + 1) || !proc_line(buf, "\nGid:", row + 5)) continue;
     if (j->n + 9 > j->cap) { size_t cap = j->cap ? j->cap * 2 : 9 * 512; uint32_t *r = realloc(j->rows, cap * sizeof *r); if (r == NULL) { j->err = ENOMEM; break; } j->rows = r; j->cap = cap; }

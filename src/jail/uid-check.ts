@@ -115,7 +115,18 @@ async function nssWindow(ids: readonly number[]): Promise<[Map<number, string>, 
 
 const STATUS_IDS = { Uid: /^Uid:\s+(.*)$/m, Gid: /^Gid:\s+(.*)$/m } as const;
 
-/** uid → a pid, gid → a pid, for every process's real, effective, saved and filesystem ids (status files read in parallel batches). */
+/**
+ * A dead process: a zombie (or exiting, X) none of whose threads runs any more. It runs
+ * nothing and holds nothing under its ids, so it does not keep an id from a lease (zombies
+ * linger until their parent reaps them; here, bwrap's are reaped late by pid 1). A zombie
+ * leader whose other threads still run counts them in Threads: and stays an owner.
+ */
+export function deadProcess(status: string): boolean {
+  const state = /^State:\s+(\S)/m.exec(status)?.[1];
+  return (state === 'Z' || state === 'X') && Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 2) <= 1;
+}
+
+/** uid → a pid, gid → a pid, for every live process's real, effective, saved and filesystem ids (status files read in parallel batches). */
 async function processOwners(procRoot: string): Promise<{ uids: Map<number, number>; gids: Map<number, number> }> {
   const uids = new Map<number, number>();
   const gids = new Map<number, number>();
@@ -134,6 +145,7 @@ async function processOwners(procRoot: string): Promise<{ uids: Map<number, numb
     const batch = pids.slice(i, i + 256);
     const texts = await Promise.all(batch.map((p) => fsp.readFile(join(procRoot, p, 'status'), 'utf8').catch(() => '')));
     texts.forEach((status, j) => {
+      if (deadProcess(status)) return;
       for (const [key, map] of [['Uid', uids], ['Gid', gids]] as const) {
         const m = STATUS_IDS[key].exec(status);
         for (const id of m?.[1]?.trim().split(/\s+/).map(Number) ?? []) if (!map.has(id)) map.set(id, Number(batch[j]));

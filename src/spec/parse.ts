@@ -1,7 +1,7 @@
 /** @module spec/parse: spec text (YAML or JSON) → validated Spec, or one SpecError with every located issue. */
 import { LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
-import { SpecSchema, type Spec } from './schema.js';
+import { specSchemas, type Spec } from './schema.js';
 import { SpecError, type SpecIssue } from './errors.js';
 import { formatPath, locate, parsePath, type PathSeg } from './locate.js';
 import { nearest } from './suggest.js';
@@ -28,7 +28,7 @@ export function parseSpec(text: string, file: string): Spec {
     throw new SpecError(file, [{ code: 'SPEC_SYNTAX', file, line: pos.line, col: pos.col, path: '', message: firstLine((cause as Error).message) }]);
   }
   const raw: RawIssue[] = [];
-  const parsed = SpecSchema.safeParse(data ?? {});
+  const parsed = specSchemas().SpecSchema.safeParse(data ?? {}, { jitless: true });
   if (!parsed.success) raw.push(...parsed.error.issues.flatMap((i) => fromZod(i, data)), ...checkRawDuplicates(data));
   else raw.push(...checkSpec(parsed.data));
   if (raw.length > 0) {
@@ -106,7 +106,7 @@ function fromZod(issue: z.core.$ZodIssue, data: unknown): RawIssue[] {
 
 /** Keys the schema allows for the object at `path` (for "did you mean"). */
 function knownKeys(path: readonly PathSeg[]): string[] {
-  let s: unknown = SpecSchema;
+  let s: unknown = specSchemas().SpecSchema;
   const unwrap = (x: unknown): unknown => {
     let cur = x as { _zod: { def: Record<string, unknown> } };
     for (let i = 0; i < 8; i++) {
