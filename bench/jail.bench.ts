@@ -1,13 +1,14 @@
 /** @module bench/jail: what confinement costs: a jailed start/exit against an unjailed one and the bare setpriv+bwrap chain. */
 import { spawn } from 'node:child_process';
 import type { Duplex } from 'node:stream';
-import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   buildJailArgv, checkJailSpec, defaultJailerConfig, launchJail, LeaseStore, reachableHelper, teardownJail, type JailSpec,
 } from '../src/jail/index.js';
 import { interleavedMedians, le, median, medianMs, type Benchmark, type BenchRow } from './lib.js';
 import { jailParentCgroup } from './in-cgroup.js';
+import { HELPER_TARGET } from '../src/jail/paths.js';
 
 /**
  * A uid range of this run's own (a concurrent run, CI's say, must not find its uids taken):
@@ -35,25 +36,59 @@ function spec(name: string): JailSpec {
   };
 }
 
-/** The jail's own chain (exec helper → setpriv → bwrap with every flag the spec implies), spawned bare: no lease, cgroup, status file or pid checks; the gate opened at once. */
-function ownChainBare(config: ReturnType<typeof defaultJailerConfig>): Promise<void> {
+/** The jail's argv for the bench spec: helper pre → setpriv → bwrap → helper inner → /usr/bin/true, joining no cgroup. */
+function jailArgv(config: ReturnType<typeof defaultJailerConfig>): string[] {
   // The helper as launchJail binds it: in a checkout under /root it is out of the jail uid's reach.
-  const argv = buildJailArgv(spec('warden-test-jail-bare'), { uid: BARE_UID, gid: BARE_UID, groups: [], helperPath: reachableHelper(config.helperPath),
+  return buildJailArgv(spec('warden-test-jail-bare'), { uid: BARE_UID, gid: BARE_UID, groups: [], helperPath: reachableHelper(config.helperPath),
     setprivPath: config.setprivPath, bwrapPath: config.bwrapPath, cgroupProcs: [], statusFd: 3, gateFd: 4, stderrFd: 5, landlockRequired: false });
+}
+
+/**
+ * The fair bare chain: setpriv and bwrap with exactly the jail's options (the same uid drop,
+ * capability sets, namespaces, mounts, /dev, status fd, hostname, environment) running
+ * /usr/bin/true directly: the jail's argv without the exec helper (pre, its bind, inner).
+ */
+export function fairBareChain(jail: readonly string[]): string[] {
+  const setpriv = jail.indexOf('--') + 1;
+  const bwrap = jail.indexOf('--', setpriv) + 1;
+  const inner = jail.indexOf('--', bwrap) + 1;
+  const bwrapArgs = jail.slice(bwrap, inner - 1);
+  const helperBind = bwrapArgs.findIndex((a, i) => a === '--ro-bind' && bwrapArgs[i + 2] === HELPER_TARGET);
+  if (helperBind >= 0) bwrapArgs.splice(helperBind, 3);
+  return [...jail.slice(setpriv, bwrap), ...bwrapArgs, '--', '/usr/bin/true'];
+}
+
+/** Spawns a chain (fd 3: the status fd, to /dev/null; fd 4: a pipe for the gate, written at once) and waits for its exit. */
+function runChain(argv: string[], gated: boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     const status = openSync('/dev/null', 'w');
-    const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'ignore', status, 'pipe', status], env: {} });
+    const p = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'ignore', status, gated ? 'pipe' : 'ignore', status], env: {} });
     closeSync(status);
-    const gate = p.stdio[4] as Duplex;
-    gate.on('error', () => undefined);
-    gate.write('g');
+    const gate = gated ? p.stdio[4] as Duplex : undefined;
+    gate?.on('error', () => undefined);
+    gate?.write('g');
     p.on('error', reject);
-    p.on('exit', (code) => { gate.destroy(); if (code === 0) resolve(); else reject(new Error(`the jail's own chain, spawned bare, exited ${code}`)); });
+    p.on('exit', (code) => { gate?.destroy(); if (code === 0) resolve(); else reject(new Error(`${argv[0]} chain exited ${code}`)); });
   });
 }
 
-const BARE_CHAIN = ['/usr/bin/setpriv', `--reuid=${BARE_UID}`, `--regid=${BARE_UID}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs',
+/** The issue's original baseline: fewer mounts and flags than a jail has (no user/cgroup namespace flags, /dev, hostname, status fd). */
+const MINIMAL_CHAIN = ['/usr/bin/setpriv', `--reuid=${BARE_UID}`, `--regid=${BARE_UID}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs',
   '/usr/bin/bwrap', '--unshare-all', '--new-session', '--ro-bind', '/usr', '/usr', '--proc', '/proc', '--dev', '/dev', '--', '/usr/bin/true'];
+
+/** CPU (ms) of this process and of its reaped children (/proc/self/stat cutime + cstime, in clock ticks). */
+function cpuNow(): number {
+  const f = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /s, '').split(' ');
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000 + (Number(f[13]) + Number(f[14])) * 10; // fields 16, 17; USER_HZ = 100
+}
+
+/** Wraps fn so each measured call adds its CPU (self + children) to `into`. */
+function withCpu(into: number[], fn: () => Promise<unknown>): () => Promise<void> {
+  return async () => { const c0 = cpuNow(); await fn(); into.push(cpuNow() - c0); };
+}
+
+const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
 async function startRows(): Promise<BenchRow[] | string> {
   if (process.getuid?.() !== 0) return 'needs root (uid switch, cgroups)';
@@ -73,30 +108,43 @@ async function startRows(): Promise<BenchRow[] | string> {
       await h.wait({ pollMs: 2 });
       await teardownJail(name, config);
     };
-    // The bare chain again, with this process in a CPU cgroup under the jails' parent: what the jail's chain competes with there.
+    const own = jailArgv(config);
+    const fair = fairBareChain(own);
+    // The fair chain again, joined to a CPU cgroup under the jails' parent by the exec helper (as a
+    // jail's chain joins its own): what the jail's chain competes with there.
     const inParent: number[] = [];
     const cg = jailParentCgroup(config);
-    const bareInParent = async (): Promise<void> => {
-      if (cg === undefined) return;
+    const fairInParentArgv = cg?.joinArgv(reachableHelper(config.helperPath), fair);
+    const fairInParent = async (): Promise<void> => {
+      if (fairInParentArgv === undefined) return;
       const t0 = performance.now();
-      await cg.place(() => run(BARE_CHAIN));
+      await runChain(fairInParentArgv, false);
       inParent.push(performance.now() - t0);
     };
+    const cpu = { fair: [] as number[], own: [] as number[], full: [] as number[] };
     // Interleaved rounds: the baselines and the launch see the same load on this shared host.
-    const m = await interleavedMedians({ unjailed: () => run(['/usr/bin/true']), bare: () => run(BARE_CHAIN), own: () => ownChainBare(config), inParent: bareInParent, full: launch }, 15, 2)
-      .finally(() => cg?.remove());
-    const launchOnly = median(launches.slice(-Math.max(1, launches.length - 2)));
-    const bare = m.bare;
-    const stepRow = (label: string, key: string): BenchRow => ({ group: 'jail', name: `  of which ${label}`, value: median((steps[key] ?? []).slice(-Math.max(1, (steps[key] ?? []).length - 2))), unit: 'ms' });
+    const m = await interleavedMedians({
+      unjailed: () => run(['/usr/bin/true']), minimal: () => run(MINIMAL_CHAIN), fair: withCpu(cpu.fair, () => runChain(fair, false)),
+      own: withCpu(cpu.own, () => runChain(own, true)), inParent: fairInParent, full: withCpu(cpu.full, launch),
+    }, 40, 2).finally(() => cg?.remove());
+    const tail = (xs: number[]): number[] => xs.slice(-Math.max(1, xs.length - 2)); // the measured rounds, warm-up dropped
+    const launchOnly = median(tail(launches));
+    const stepRow = (label: string, key: string): BenchRow => ({ group: 'jail', name: `  of which ${label}`, value: median(tail(steps[key] ?? [])), unit: 'ms' });
+    const exec = 'launchJail until the program has exec\'d';
+    const load = Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
     return [
-      { group: 'jail', name: 'launchJail → exit → teardown (/usr/bin/true)', value: m.full, unit: 'ms', baseline: { name: 'unjailed spawn → exit', value: m.unjailed } },
-      { group: 'jail', name: 'launchJail → exit → teardown (/usr/bin/true)', value: m.full, unit: 'ms', baseline: { name: 'bare setpriv+bwrap chain, no cgroup/lease', value: bare } },
-      { group: 'jail', name: 'launchJail until the program has exec\'d', value: launchOnly, unit: 'ms', baseline: { name: 'bare setpriv+bwrap chain → exit', value: bare }, goal: le(1.5) },
-      { group: 'jail', name: 'launchJail until the program has exec\'d', value: launchOnly, unit: 'ms', baseline: { name: 'the jail\'s own chain and flags spawned bare → exit', value: m.own } },
-      ...(inParent.length === 0 ? [] : [{ group: 'jail', name: 'launchJail until the program has exec\'d', value: launchOnly, unit: 'ms',
-        baseline: { name: 'bare chain → exit in a CPU cgroup under the jails\' parent (shared with every jail here)', value: median(inParent.slice(-Math.max(1, inParent.length - 2))) } }]),
+      { group: 'jail', name: exec, value: launchOnly, unit: 'ms', baseline: { name: 'fair bare chain: setpriv + bwrap with the jail\'s own options, namespaces and mounts → /usr/bin/true → exit', value: m.fair }, goal: le(1.5) },
+      { group: 'jail', name: exec, value: launchOnly, unit: 'ms', baseline: { name: 'the jail\'s own chain (exec helper, gate) spawned bare, no lease/cgroup → exit', value: m.own }, goal: le(1.5) },
+      { group: 'jail', name: exec, value: launchOnly, unit: 'ms', baseline: { name: 'minimal setpriv + bwrap chain (fewer mounts and flags than a jail: not a fair baseline) → exit', value: m.minimal } },
+      ...(inParent.length === 0 ? [] : [{ group: 'jail', name: exec, value: launchOnly, unit: 'ms',
+        baseline: { name: 'fair bare chain → exit, joined by the exec helper to a CPU cgroup under the jails\' parent (shared with every jail here)', value: median(tail(inParent)) } }]),
       stepRow('checks + lease (record written)', 'leased'), stepRow('cgroup created', 'cgroup'), stepRow('chain spawned until its program waits (in its cgroup)', 'started'),
       stepRow('go sent', 'going'), stepRow('exec (pids recorded meanwhile)', 'exec'),
+      { group: 'jail', name: 'launchJail → exit → teardown (/usr/bin/true)', value: m.full, unit: 'ms', baseline: { name: 'fair bare chain → exit', value: m.fair } },
+      { group: 'jail', name: 'launchJail → exit → teardown (/usr/bin/true)', value: m.full, unit: 'ms', baseline: { name: 'unjailed spawn → exit', value: m.unjailed } },
+      { group: 'jail', name: 'CPU per launch → exit → teardown (manager + chain, mean)', value: mean(tail(cpu.full)), unit: 'ms', baseline: { name: 'CPU per fair bare chain', value: Math.max(0.01, mean(tail(cpu.fair))) } },
+      { group: 'jail', name: 'CPU per own chain spawned bare (mean)', value: mean(tail(cpu.own)), unit: 'ms', baseline: { name: 'CPU per fair bare chain', value: Math.max(0.01, mean(tail(cpu.fair))) } },
+      { group: 'jail', name: 'load average (1 min) at the end of the run', value: load, unit: '' },
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -115,7 +163,7 @@ async function pureRows(): Promise<BenchRow[]> {
     const lease = await medianMs(async () => { await store.acquire({ name: 'b', cgroupName: 'b', cgroupLeaves: [], statusFile: '/x' }); await store.release('b'); }, 25, 3);
     return [
       { group: 'jail', name: 'checkJailSpec + buildJailArgv (pure)', value: (pure / n) * 1000, unit: 'µs' },
-      { group: 'jail', name: 'lease acquire + release (lock, fsync, rename)', value: lease, unit: 'ms' },
+      { group: 'jail', name: 'lease acquire + release (host-id probe, lock, write + rename)', value: lease, unit: 'ms' },
     ];
   } finally {
     rmSync(dir, { recursive: true, force: true });

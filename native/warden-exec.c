@@ -1,9 +1,13 @@
 /*
  * warden-exec: the jailer's tiny exec helper, statically linked so it runs in any jail view.
  *
- *   warden-exec pre [--netns PATH] [--cgroup-procs FILE]... -- PROGRAM ARGS...
+ *   warden-exec pre [--netns PATH] [--cgroup-procs FILE]... [--cgroup-tasks FILE]... -- PROGRAM ARGS...
  *     Runs as root outside the sandbox: joins a network namespace, writes its own pid
- *     into each cgroup.procs (so everything it execs starts inside the limits), execs.
+ *     into each cgroup.procs (so everything it execs starts inside the limits), or "0"
+ *     into each cgroup v1 tasks file (moves this thread, which is the whole process: the
+ *     helper has one thread), execs. A v1 tasks write of "0" moves the caller without the
+ *     kernel's global threadgroup lock, whose write side waits for an RCU grace period
+ *     (0-16 ms here) on every cgroup.procs write.
  *
  *   warden-exec inner --keep N [--gate FD] [--stderr-fd FD] [--rlimit NAME=VALUE]...
  *                     [--ll-ro PATH]... [--ll-rw PATH]... [--ll-required] -- PROGRAM ARGS...
@@ -194,9 +198,9 @@ static int run_inner(int argc, char **argv) {
   return 127;
 }
 
-static void write_pid(const char *file) {
+static void write_pid(const char *file, int self_thread) {
   char buf[32];
-  int len = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+  int len = self_thread ? snprintf(buf, sizeof buf, "0\n") : snprintf(buf, sizeof buf, "%d\n", (int)getpid());
   int fd = open(file, O_WRONLY | O_CLOEXEC);
   if (fd < 0) die(122, "cgroup: open", file);
   if (write(fd, buf, (size_t)len) != len) die(122, "cgroup: join", file);
@@ -209,7 +213,7 @@ static int run_pre(int argc, char **argv) {
   for (i = 2; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
     if (i + 1 >= argc) usage("option without a value");
     if (strcmp(argv[i], "--netns") == 0) netns = argv[i + 1];
-    else if (strcmp(argv[i], "--cgroup-procs") != 0) usage("unknown option");
+    else if (strcmp(argv[i], "--cgroup-procs") != 0 && strcmp(argv[i], "--cgroup-tasks") != 0) usage("unknown option");
   }
   if (i + 1 >= argc) usage("pre needs -- PROGRAM");
   /* fd 2 is a pipe to the manager during setup; it may be gone later: never die of writing to it. */
@@ -220,8 +224,10 @@ static int run_pre(int argc, char **argv) {
     close(fd);
   }
   /* Join before exec: the program's first instruction must already run under the limits. */
-  for (int j = 2; j < i; j += 2)
-    if (strcmp(argv[j], "--cgroup-procs") == 0) write_pid(argv[j + 1]);
+  for (int j = 2; j < i; j += 2) {
+    if (strcmp(argv[j], "--cgroup-procs") == 0) write_pid(argv[j + 1], 0);
+    else if (strcmp(argv[j], "--cgroup-tasks") == 0) write_pid(argv[j + 1], 1);
+  }
   execv(argv[i + 1], argv + i + 1);
   die(127, "exec", argv[i + 1]);
   return 127;

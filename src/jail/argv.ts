@@ -12,6 +12,11 @@ export interface JailArgvFacts {
   bwrapPath: string;
   /** cgroup.procs files the helper writes its own pid into before anything else runs. */
   cgroupProcs: string[];
+  /**
+   * cgroup v1 tasks files the helper writes "0" into instead (itself; it has one thread):
+   * the same join without the kernel's global threadgroup lock and its RCU grace period.
+   */
+  cgroupTasks?: string[];
   /** fd (in the launched process) bwrap writes JSON status lines to: child-pid, then exit-code. */
   statusFd: number;
   /** fd the inner helper reads the manager's "go" byte from, before the program starts. */
@@ -79,6 +84,7 @@ function innerArgs(spec: JailSpec, facts: JailArgvFacts): string[] {
 export function buildJailArgv(spec: JailSpec, facts: JailArgvFacts): string[] {
   const pre = [facts.helperPath, 'pre'];
   for (const file of facts.cgroupProcs) pre.push('--cgroup-procs', file);
+  for (const file of facts.cgroupTasks ?? []) pre.push('--cgroup-tasks', file);
   if (spec.network.mode === 'join') pre.push('--netns', spec.network.path);
   const setpriv = [facts.setprivPath, `--reuid=${facts.uid}`, `--regid=${facts.gid}`,
     facts.groups.length > 0 ? `--groups=${facts.groups.join(',')}` : '--clear-groups',

@@ -6,7 +6,7 @@ import type { JailCgroup, JailSpec } from './spec.js';
 import type { JailerConfig } from './config.js';
 import { JailError } from './errors.js';
 import { validateJailSpec } from './validate-host.js';
-import { buildJailArgv } from './argv.js';
+import { buildJailArgv, type JailArgvFacts } from './argv.js';
 import { missingControllers, planCgroup, type CgroupPlan } from './cgroup-plan.js';
 import { cgroupPids, createCgroup, detectCgroupLayout, killCgroup, nodeSignaller, removeCgroup, removeEmptyParents } from './cgroup-fs.js';
 import { checkTools, deviceNumbers, orderedFds } from './host-facts.js';
@@ -71,13 +71,13 @@ async function undoLaunch(fs: Fs, store: LeaseStore, record: JailRecord, cgroupC
 }
 
 /** Opens the status file, builds the argv, spawns the chain and waits until the program is about to start. */
-async function startChain(spec: JailSpec, options: LaunchOptions, record: JailRecord, cgroupProcs: string[], userFds: number[]): Promise<SpawnedJail> {
+async function startChain(spec: JailSpec, options: LaunchOptions, record: JailRecord, joins: Pick<JailArgvFacts, 'cgroupProcs' | 'cgroupTasks'>, userFds: number[]): Promise<SpawnedJail> {
   const { config } = options;
   mkdirSync(dirname(record.statusFile), { recursive: true, mode: 0o700 });
   const fds = chainFds(userFds.length);
   const groups = 'groups' in spec.identity ? spec.identity.groups ?? [] : [];
   const argv = buildJailArgv(spec, { uid: record.uid, gid: record.gid, groups, helperPath: reachableHelper(config.helperPath),
-    setprivPath: config.setprivPath, bwrapPath: config.bwrapPath, cgroupProcs, ...fds, landlockRequired: config.landlockRequired });
+    setprivPath: config.setprivPath, bwrapPath: config.bwrapPath, ...joins, ...fds, landlockRequired: config.landlockRequired });
   const wantStderr = options.stdio?.stderr ?? 'ignore';
   const stderr = wantStderr === 'ignore' ? openSync('/dev/null', 'w') : wantStderr;
   let statusFd: number;
@@ -117,6 +117,16 @@ async function planJailCgroup(fs: Fs, config: JailerConfig, spec: JailSpec): Pro
   return { cg, plan: planCgroup(layout, config.cgroupParent, cg, deviceNumbers(spec)) };
 }
 
+/**
+ * How the helper joins the leaves: on v1 it writes "0" to each tasks file (itself, a single
+ * thread), which the kernel does without its global threadgroup lock, whose write side waits
+ * for an RCU grace period on every cgroup.procs write (0-16 ms on the development host, once
+ * per launch); on v2 (one leaf) it writes its pid to cgroup.procs.
+ */
+export function cgroupJoins(plan: CgroupPlan): Pick<JailArgvFacts, 'cgroupProcs' | 'cgroupTasks'> {
+  return plan.version === 1 ? { cgroupProcs: [], cgroupTasks: plan.leaves.map((l) => `${l}/tasks`) } : { cgroupProcs: plan.leaves.map((l) => `${l}/cgroup.procs`) };
+}
+
 /** Confines `spec.argv` per the spec; the program is inside its cgroup and namespaces before its first instruction. */
 export async function launchJail(spec: JailSpec, options: LaunchOptions): Promise<JailHandle> {
   const { config } = options;
@@ -141,7 +151,7 @@ export async function launchJail(spec: JailSpec, options: LaunchOptions): Promis
     await createCgroup(fs, plan);
     cgroupCreated = true;
     await options.onStep?.('cgroup');
-    const started = await startChain(prepareIdmaps(spec, record.uid, record.gid), options, record, plan.leaves.map((l) => `${l}/cgroup.procs`), userFds);
+    const started = await startChain(prepareIdmaps(spec, record.uid, record.gid), options, record, cgroupJoins(plan), userFds);
     if (!(await cgroupPids(fs, plan.leaves)).includes(started.program.pid)) {
       started.abort();
       throw new JailError('JAIL_LAUNCH_FAILED', `the program of jail "${spec.name}" (pid ${started.program.pid}) is not in its cgroup`, { context: { jail: spec.name, leaves: plan.leaves } });

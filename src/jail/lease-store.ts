@@ -1,10 +1,12 @@
 /** @module jail/lease-store: uid/gid leases and jail records, persisted in one JSON file with atomic writes under a lock file. */
-import { closeSync, fsync, mkdirSync, openSync, promises as fsp, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, promises as fsp, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JailError } from './errors.js';
 import type { JailerConfig } from './config.js';
+import { parseCgroupLayout } from './cgroup-plan.js';
 import { isAlive, processId, type ProcessId } from './procfs.js';
 import { RESERVED_FOR, hostIdProbe, readRangeConflicts, type IdInUse } from './uid-check.js';
+import { loadNative, type NativeAddon } from '../sys/native.js';
 
 /** Everything teardown and reconnection need, written before anything is created on the host. */
 export interface JailRecord {
@@ -45,6 +47,11 @@ export interface LeaseRequest {
 export type LivenessProbe = (record: JailRecord) => Promise<boolean>;
 
 const errno = (e: unknown): string | undefined => (e as NodeJS.ErrnoException)?.code;
+
+/** The addon when it loads, else undefined (the store then renames as before). */
+function optionalNative(): NativeAddon | undefined {
+  try { return loadNative(); } catch { return undefined; }
+}
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export const defaultLiveness: LivenessProbe = async (r) => {
@@ -203,7 +210,12 @@ export class LeaseStore {
     return live;
   }
 
-  private async read(): Promise<LeaseFile> {
+  /**
+   * The lease file. With `setAside` (under the lock), a torn file that can name nothing alive
+   * (tornBeforeBoot) is renamed to leases.json.torn-TIME and the store starts empty; get and
+   * list read it as empty. Any other unreadable file is JAIL_STATE_CORRUPT, left as it is.
+   */
+  private async read(setAside = false): Promise<LeaseFile> {
     let text: string;
     try { text = readFileSync(this.file, 'utf8'); } catch (e) {
       if (errno(e) === 'ENOENT') return { version: 1, jails: {} };
@@ -215,22 +227,49 @@ export class LeaseStore {
       for (const [name, r] of Object.entries(data.jails)) if (r.program === undefined) data.jails[name] = this.withPids(r);
       return data;
     } catch (cause) {
-      throw new JailError('JAIL_STATE_CORRUPT', `the lease file ${this.file} is not a valid lease store`, { cause, context: { file: this.file } });
+      if (!this.tornBeforeBoot()) throw new JailError('JAIL_STATE_CORRUPT', `the lease file ${this.file} is not a valid lease store`, { cause, context: { file: this.file } });
+      if (setAside) renameSync(this.file, `${this.file}.torn-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+      return { version: 1, jails: {} };
     }
   }
 
   /**
-   * Write to a temporary name, fsync, rename: a crash leaves the old or the new file, never
-   * half of one. Only the fsync waits on the thread pool: the rest are page-cache calls, and
-   * each trip through the pool cost more than the call itself on a loaded host.
+   * Whether an unreadable lease file can name nothing alive: it was written before this boot
+   * (a power loss or kernel crash can tear a file renamed in without an fsync; in this boot
+   * it is never torn, the page cache outlives any manager's crash) and no jail cgroup under
+   * the jails' parent holds a process. Every process, cgroup and use of a leased id that its
+   * records named died with the host then.
    */
-  private async write(data: LeaseFile): Promise<void> {
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
+  private tornBeforeBoot(): boolean {
+    let mtimeMs: number;
+    let bootMs: number;
     try {
-      writeFileSync(fd, JSON.stringify(data, null, 2)); // loops until all is written
-      await new Promise<void>((resolve, reject) => { fsync(fd, (e) => (e ? reject(e) : resolve())); });
-    } finally { closeSync(fd); }
+      mtimeMs = statSync(this.file).mtimeMs;
+      bootMs = Number(/^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1]) * 1000;
+    } catch { return false; }
+    return Number.isFinite(bootMs) && mtimeMs < bootMs && liveJailLeaf(this.config) === undefined;
+  }
+
+  /**
+   * Write to a temporary name and rename it in, under the lock: readers see the old file or
+   * the new one, never half of one. No fsync: the records need atomic visibility, not
+   * durability. A manager that dies (SIGKILL included) loses no page-cache write; only a
+   * power loss or kernel crash does, and after one nothing a record names exists any more
+   * (its processes, cgroups, the uid's use by live processes): every record is stale, its uid
+   * free at once, whether the record survived or not. A file torn by one is set aside (read).
+   */
+  private write(data: LeaseFile): void {
+    const tmp = `${this.file}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify(data, null, 2), { mode: 0o600 });
+    // Exchanged in, the old file unlinked: on ext4 a rename over an existing file first starts
+    // writeback of the new one's data (auto_da_alloc: 0.5-3 ms here), an exchange does not.
+    // Readers see the old file or the new one either way.
+    const exchange = optionalNative()?.renameExchange;
+    if (exchange !== undefined) {
+      try { exchange(tmp, this.file); } catch { renameSync(tmp, this.file); return; } // no file yet, or a filesystem without exchange
+      unlinkSync(tmp);
+      return;
+    }
     renameSync(tmp, this.file);
   }
 
@@ -238,9 +277,9 @@ export class LeaseStore {
     mkdirSync(this.config.stateDir, { recursive: true, mode: 0o700 });
     await this.takeLock();
     try {
-      const data = await this.read();
+      const data = await this.read(true);
       const result = await fn(data);
-      await this.write(data);
+      this.write(data);
       return result;
     } finally {
       try { unlinkSync(this.lock); } catch { /* broken by someone who thought us dead */ }
@@ -279,5 +318,29 @@ export class LeaseStore {
     // We moved a fresh lock by mistake: put it back unless someone took the name meanwhile.
     await fsp.link(aside, this.lock).catch(() => undefined);
     await fsp.unlink(aside).catch(() => undefined);
+  }
+}
+
+/**
+ * A jail cgroup leaf under the jails' parent (any hierarchy) that holds a process, or undefined
+ * when none does. A cgroup tree that cannot be read counts as alive (the caller then refuses).
+ */
+function liveJailLeaf(config: JailerConfig): string | undefined {
+  try {
+    const v2 = (m: string): string[] => { try { return readFileSync(join(m, 'cgroup.controllers'), 'utf8').trim().split(/\s+/); } catch { return []; } };
+    const layout = parseCgroupLayout(readFileSync(config.mountsFile, 'utf8'), v2, config.cgroupVersion);
+    if (layout === undefined) return undefined; // no cgroup hierarchy: no jail can run here either
+    for (const root of layout.version === 1 ? new Set(Object.values(layout.mounts)) : [layout.mount]) {
+      const parent = join(root, config.cgroupParent);
+      let leaves: string[];
+      try { leaves = readdirSync(parent, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(parent, e.name)); } catch (e) {
+        if (errno(e) === 'ENOENT') continue;
+        throw e;
+      }
+      for (const leaf of leaves) if (readFileSync(join(leaf, 'cgroup.procs'), 'utf8').trim() !== '') return leaf;
+    }
+    return undefined;
+  } catch {
+    return config.mountsFile;
   }
 }

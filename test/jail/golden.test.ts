@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildJailArgv, checkJailSpec, defaultJailerConfig, missingControllers, parseCgroupLayout, planCgroup, probeJailHost, type JailSpec } from '../../src/jail/index.js';
+import { cgroupJoins } from '../../src/jail/launch.js';
 import { assertGolden, readCase } from './golden.js';
 
 const config = defaultJailerConfig({ uidRange: { first: 231072, count: 128 }, allowedGroups: [993] });
@@ -64,4 +65,15 @@ test('probeJailHost reports this host: cgroup version, Landlock ABI, and a missi
   assert.ok(Number.isInteger(report.landlockAbi) && report.landlockAbi >= 0);
   const broken = await probeJailHost(defaultJailerConfig({ bwrapPath: '/nonexistent/bwrap', landlockRequired: true }));
   assert.ok(broken.problems.some((p) => p.includes('/nonexistent/bwrap')));
+});
+
+test('cgroup joins: on v1 the helper writes "0" to each leaf\'s tasks file (no threadgroup lock), on v2 its pid to cgroup.procs', () => {
+  const v1 = planCgroup({ version: 1, mounts: { cpu: '/c', memory: '/m' } }, 'warden', { name: 'j' }, []);
+  assert.deepEqual(cgroupJoins(v1), { cgroupProcs: [], cgroupTasks: ['/c/warden/j/tasks', '/m/warden/j/tasks'] });
+  const v2 = planCgroup({ version: 2, mount: '/u', controllers: ['memory', 'pids'] }, 'warden', { name: 'j' }, []);
+  assert.deepEqual(cgroupJoins(v2), { cgroupProcs: ['/u/warden/j/cgroup.procs'] });
+  const argv = buildJailArgv(JSON.parse(readCase('busybox', 'spec.json')) as JailSpec, {
+    uid: 231072, gid: 231072, groups: [], helperPath: '/h', setprivPath: '/s', bwrapPath: '/b', ...cgroupJoins(v1), statusFd: 3, gateFd: 4, stderrFd: 5, landlockRequired: false,
+  });
+  assert.deepEqual(argv.slice(0, argv.indexOf('--')), ['/h', 'pre', '--cgroup-tasks', '/c/warden/j/tasks', '--cgroup-tasks', '/m/warden/j/tasks']);
 });

@@ -5,6 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LeaseStore, JailError, rangeConflicts } from '../../src/jail/index.js';
+import { deadProcess } from '../../src/jail/uid-check.js';
 import { tempConfig } from './helpers.js';
 
 const FIRST = 231216; // this file's slice for the process and file cases: 231216-231223
@@ -72,4 +73,24 @@ test('a range that overlaps login.defs\' user range or another user\'s subuids i
   const config = tempConfig(t, 1000, 10);
   await assert.rejects(new LeaseStore(config, async () => true).acquire(req('x')),
     (e: JailError) => e.code === 'JAIL_UID_RANGE_CONFLICT' && /login\.defs/.test(e.message) && /usermod --add-subuids/.test(e.suggestions[0]!));
+});
+
+test('a dead process (a zombie its parent has not reaped yet) does not keep its id from a lease; a zombie leader with live threads does', { timeout: 60_000 }, async (t) => {
+  assert.equal(deadProcess('Name:\tbwrap\nState:\tZ (zombie)\nThreads:\t1\nUid:\t1\t1\t1\t1\n'), true);
+  assert.equal(deadProcess('Name:\tqemu\nState:\tZ (zombie)\nThreads:\t2\nUid:\t1\t1\t1\t1\n'), false, 'its other threads still run');
+  assert.equal(deadProcess('Name:\tsleep\nState:\tS (sleeping)\nThreads:\t1\n'), false);
+  if (process.getuid?.() !== 0) return t.skip('needs root: setpriv');
+  const first = FIRST + 4;
+  const config = tempConfig(t, first, 4);
+  // sh starts a child as `first` that exits at once, then becomes sleep, which never reaps it.
+  const p = spawn('sh', ['-c', `setpriv --reuid=${first} --regid=${first} --clear-groups true & exec sleep 60`], { stdio: 'ignore' });
+  t.after(() => { p.kill('SIGKILL'); });
+  let zombie = false;
+  for (let i = 0; i < 300 && !zombie; i++) {
+    const ps = spawnSync('ps', ['-o', 'stat=', '--ppid', String(p.pid)], { encoding: 'utf8' }).stdout.trim();
+    zombie = ps.startsWith('Z');
+    if (!zombie) await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.ok(zombie, 'the test made its zombie');
+  assert.equal((await new LeaseStore(config, async () => true).acquire(req('a'))).uid, first, 'the zombie\'s id is leased');
 });

@@ -2,11 +2,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LeaseStore, JailError, type JailRecord } from '../../src/jail/index.js';
-import { tempConfig } from './helpers.js';
+import { isRoot, tempConfig } from './helpers.js';
 
 const FIRST = 231152; // this file's slice: 231152-231167
 const req = (name: string, fixed?: { uid: number; gid: number }) => ({ name, cgroupName: name, cgroupLeaves: [], statusFile: '/nonexistent', ...(fixed ? { fixed } : {}) });
@@ -97,4 +97,43 @@ test('pids noted after the record (no lease-file rewrite) are merged by createdA
   await store.release('p');
   assert.ok(!existsSync(file), 'release drops the pids file');
   assert.deepEqual(readdirSync(join(config.runtimeDir, '.pids')), [], 'no temporary files remain');
+});
+
+test('a lease file torn before this boot (a power loss without fsync) is set aside when no jail cgroup holds a process; otherwise it is an error', async (t) => {
+  const config = { ...tempConfig(t, FIRST, 4), cgroupParent: `warden-test-torn-${process.pid}` };
+  const store = new LeaseStore(config, async () => true);
+  await store.acquire(req('old'));
+  const file = join(config.stateDir, 'leases.json');
+  for (const torn of ['', '{"version": 1, "jails": {"old": {"na']) {
+    writeFileSync(file, torn);
+    await assert.rejects(store.get('old'), (e: JailError) => e.code === 'JAIL_STATE_CORRUPT', 'torn in this boot: never by the store, so an error');
+    utimesSync(file, new Date('2001-01-01'), new Date('2001-01-01')); // written before this boot
+    assert.equal(await store.get('old'), undefined, 'read as empty');
+    assert.equal((await store.acquire(req('new'))).uid, FIRST, 'the store starts empty');
+    const aside = readdirSync(config.stateDir).filter((n) => n.startsWith('leases.json.torn-'));
+    assert.equal(aside.length, 1, 'the torn file is kept aside for inspection');
+    assert.equal(readFileSync(join(config.stateDir, aside[0]!), 'utf8'), torn);
+    rmSync(join(config.stateDir, aside[0]!));
+    await store.release('new');
+  }
+  if (!isRoot()) { t.diagnostic('the live-cgroup case needs root'); return; }
+  // A live jail cgroup under the parent: the torn file might name it, so it stays an error.
+  const leaf = `/sys/fs/cgroup/pids/${config.cgroupParent}/live`;
+  if (!existsSync('/sys/fs/cgroup/pids')) { t.diagnostic('no v1 pids hierarchy here'); return; }
+  mkdirSync(leaf, { recursive: true });
+  const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+  t.after(() => { sleeper.kill('SIGKILL'); });
+  await new Promise((r) => sleeper.once('spawn', r));
+  writeFileSync(join(leaf, 'cgroup.procs'), String(sleeper.pid));
+  try {
+    writeFileSync(file, '');
+    utimesSync(file, new Date('2001-01-01'), new Date('2001-01-01'));
+    const v1 = { ...config, cgroupVersion: 1 as const };
+    await assert.rejects(new LeaseStore(v1, async () => true).acquire(req('x')), (e: JailError) => e.code === 'JAIL_STATE_CORRUPT');
+  } finally {
+    sleeper.kill('SIGKILL');
+    await new Promise((r) => sleeper.once('exit', r));
+    for (let i = 0; i < 100; i++) { try { rmdirSync(leaf); break; } catch { await new Promise((r) => setTimeout(r, 10)); } }
+    rmdirSync(dirname(leaf));
+  }
 });
