@@ -11,6 +11,7 @@ import { le, median, n, type Benchmark, type BenchRow } from './lib.js';
 import { jailParentCgroup, type ParentCgroup } from './in-cgroup.js';
 import { defaultJailerConfig, launchJail, teardownJail } from '../src/jail/index.js';
 import { openSealedCopies } from '../src/vm/boot-fds.js';
+import { SealedCopyCache } from '../src/vm/sealed-cache.js';
 import { jailerConfig } from '../src/vm/jailer.js';
 import { loadNative, NodeFs } from '../src/sys/index.js';
 import { DirectLauncher, OpenFds, openManager, realBackends, repoRoot, testEnv, type PlanView } from '../src/vm/index.js';
@@ -25,14 +26,18 @@ export async function bareStart(plan: PlanView, qmpSocket: string, stateRoot: st
   return (await bareStartSplit(plan, qmpSocket, stateRoot, place)).total;
 }
 
-/** bareStart with its phases: open (sealed copies, files), spawn, greeting (QEMU's start-up), cont. */
-export async function bareStartSplit(plan: PlanView, qmpSocket: string, stateRoot: string, place: <T>(start: () => T) => T = (start) => start()): Promise<Split> {
+/**
+ * bareStart with its phases: open (sealed copies, files), spawn, greeting (QEMU's start-up),
+ * cont. With `copies`, the boot files' sealed copies are reused from it as a long-lived
+ * manager reuses them (vm/sealed-cache): each start still opens and checks the files.
+ */
+export async function bareStartSplit(plan: PlanView, qmpSocket: string, stateRoot: string, place: <T>(start: () => T) => T = (start) => start(), copies?: SealedCopyCache): Promise<Split> {
   const fds = new OpenFds();
   const launcher = new DirectLauncher();
   const backends = realBackends({ stateRoot, jail: false });
   const t0 = performance.now();
   // Boot files arrive as sealed memfds filled here (src/vm/boot-fds), as a start's first copy does.
-  for (const [name, fd] of openSealedCopies(plan.fds, 'bench', loadNative())) fds.adopt(name, fd);
+  for (const [name, fd] of openSealedCopies(plan.fds, 'bench', loadNative(), null, copies)) fds.adopt(name, fd);
   await fds.openAll(plan.fds, 'bench');
   const t1 = performance.now();
   const l = await place(() => launcher.launch(plan.jail, fds.byName, 2, join(stateRoot, 'bare.status'), stateRoot)); // spawns before its first await
@@ -52,11 +57,11 @@ export async function bareStartSplit(plan: PlanView, qmpSocket: string, stateRoo
 }
 
 /**
- * QEMU in its jail and nothing of the manager: the same argv and fds (fresh sealed copies),
+ * QEMU in its jail and nothing of the manager: the same argv and fds (sealed copies reused from `copies`),
  * launchJail with the plan's JailSpec (uid lease, cgroups, bwrap mount view, Landlock), QMP,
  * cont. What a start costs above this is the manager's; what this costs above bare is the jail's.
  */
-export async function jailOnlyStart(plan: PlanView, qmpSocket: string, stateRoot: string): Promise<Split> {
+export async function jailOnlyStart(plan: PlanView, qmpSocket: string, stateRoot: string, copies?: SealedCopyCache): Promise<Split> {
   const fds = new OpenFds();
   const backends = realBackends({ stateRoot, jail: true });
   const config = jailerConfig();
@@ -66,7 +71,7 @@ export async function jailOnlyStart(plan: PlanView, qmpSocket: string, stateRoot
   rmSync(statusFile, { force: true });
   const split: Record<string, number> = {};
   const t0 = performance.now();
-  for (const [name, fd] of openSealedCopies(plan.fds, 'bench', loadNative())) fds.adopt(name, fd);
+  for (const [name, fd] of openSealedCopies(plan.fds, 'bench', loadNative(), null, copies)) fds.adopt(name, fd);
   await fds.openAll(plan.fds, 'bench');
   let last = performance.now();
   split['open'] = last - t0;
@@ -103,6 +108,7 @@ export const benchmarks: Benchmark[] = [{
     if (process.getuid?.() !== 0) return 'needs root (the jailer)';
     const env = testEnv('warden-vm-bench-');
     let cg: ParentCgroup | undefined;
+    const copies = new SealedCopyCache(loadNative());
     const m = openManager({ stateDir: env.stateRoot });
     const name = 'wdv-bench';
     try {
@@ -112,6 +118,7 @@ export const benchmarks: Benchmark[] = [{
       const jailOnly: Split[] = [];
       const cold: number[] = [];
       const bareInParent: Split[] = [];
+      const bareReused: Split[] = [];
       // Bare QEMU once more, started in a CPU cgroup under the jails' parent (this process waits outside, as the manager does).
       cg = jailParentCgroup(defaultJailerConfig());
       await m.start(name); // warm-up: QEMU capabilities and the KVM verdict get cached
@@ -125,7 +132,8 @@ export const benchmarks: Benchmark[] = [{
         warm.push({ ...started.run.timings, total: performance.now() - t0 });
         await m.kill(name);
         bare.push(await bareStartSplit(plan, qmpSocket, env.stateRoot));
-        jailOnly.push(await jailOnlyStart(plan, qmpSocket, env.stateRoot));
+        bareReused.push(await bareStartSplit(plan, qmpSocket, env.stateRoot, undefined, copies));
+        jailOnly.push(await jailOnlyStart(plan, qmpSocket, env.stateRoot, copies));
         const parent = cg;
         if (parent !== undefined) bareInParent.push(await bareStartSplit(plan, qmpSocket, env.stateRoot, (start) => parent.place(start)));
         const t1 = performance.now();
@@ -138,7 +146,8 @@ export const benchmarks: Benchmark[] = [{
       const b = medians(bare);
       const j = medians(jailOnly);
       const baseline = { name: 'bare QEMU, same argv and fds (-S, QMP cont)', value: b['total']! };
-      const jailBase = { name: 'QEMU in its jail, same argv and fds, no manager (launchJail, QMP cont)', value: j['total']! };
+      const jailBase = { name: 'QEMU in its jail, same argv and fds, no manager (launchJail, QMP cont; copies reused)', value: j['total']! };
+      const reusedBase = { name: 'bare QEMU, same argv and fds, sealed copies reused as the manager does', value: medians(bareReused)['total']! };
       const row = (label: string, v: number): BenchRow => ({ group: 'vm', name: label, value: v, unit: 'ms' });
       const split = (prefix: string, s: Record<string, number>): BenchRow[] => Object.entries(s)
         .filter(([k, v]) => k !== 'total' && v >= 0.5).map(([k, v]) => row(`  ${prefix} "${k}"`, v));
@@ -146,17 +155,21 @@ export const benchmarks: Benchmark[] = [{
         { ...row('start → running, jailed (warm, in-process)', w['total']!), baseline, goal: le(1.25) },
         ...(bareInParent.length === 0 ? [] : [{ ...row('start → running, jailed (warm, in-process)', w['total']!),
           baseline: { name: 'bare QEMU in a CPU cgroup under the jails\' parent (shared with every jail here)', value: medians(bareInParent)['total']! } }]),
+        // The start reuses the boot files' sealed copies (vm/sealed-cache); bare QEMU doing the same.
+        { ...row('start → running, jailed (warm, in-process)', w['total']!), baseline: reusedBase },
         // Where the ratio goes: the manager's share (start vs the jail alone) and the jail's (the jail alone vs bare).
         { ...row('start → running, jailed (warm, in-process)', w['total']!), baseline: jailBase },
-        { ...row('QEMU in its jail, no manager (launchJail, QMP cont)', j['total']!), baseline },
+        { ...row('QEMU in its jail, no manager (launchJail, QMP cont; copies reused)', j['total']!), baseline: reusedBase },
         ...split('start: step', w),
         ...split('jail alone:', j),
         ...split('bare:', b),
+        ...split('bare, copies reused:', medians(bareReused)),
         { ...row('`warden start` command (cold process)', median(cold)), baseline },
       ];
     } finally {
       for (const n of await m.store.list()) await m.kill(n).catch(() => undefined);
       await cg?.remove();
+      copies.clear();
       env.cleanup();
     }
   },
