@@ -16,7 +16,7 @@ import { jailerConfig } from '../src/vm/jailer.js';
 import { loadNative, NodeFs } from '../src/sys/index.js';
 import { DirectLauncher, OpenFds, openManager, realBackends, repoRoot, testEnv, type PlanView } from '../src/vm/index.js';
 
-const RUNS = n(7, 1);
+const RUNS = n(11, 1);
 
 /** Phase times of one baseline start, in ms; `total` is what the row compares. */
 type Split = Record<string, number> & { total: number };
