@@ -5,7 +5,7 @@
  * next to QEMU launched in its jail with those fds and nothing of the manager around it.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { le, median, n, type Benchmark, type BenchRow } from './lib.js';
 import { jailParentCgroup, type ParentCgroup } from './in-cgroup.js';
@@ -18,8 +18,18 @@ import { DirectLauncher, OpenFds, openManager, realBackends, repoRoot, testEnv, 
 
 const RUNS = n(11, 1);
 
-/** Phase times of one baseline start, in ms; `total` is what the row compares. */
+/** Phase times of one baseline start, in ms; `total` is what the row compares; "cpu ..." keys are CPU ms. */
 type Split = Record<string, number> & { total: number };
+
+/** CPU ms a process and all its threads have run (schedstat: ns on a CPU, exact where clock ticks are 10 ms). */
+export function taskCpuMs(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/task`).reduce((sum, tid) => sum + Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6, 0);
+  } catch { return Number.NaN; }
+}
+
+/** CPU ms this process used since `from` (process.cpuUsage()). */
+const selfCpuMs = (from: NodeJS.CpuUsage): number => { const d = process.cpuUsage(from); return (d.user + d.system) / 1000; };
 
 /** Bare QEMU: the planned argv and fds, spawned directly; ms until QMP reports running after cont. */
 export async function bareStart(plan: PlanView, qmpSocket: string, stateRoot: string, place: <T>(start: () => T) => T = (start) => start()): Promise<number> {
@@ -35,6 +45,7 @@ export async function bareStartSplit(plan: PlanView, qmpSocket: string, stateRoo
   const fds = new OpenFds();
   const launcher = new DirectLauncher();
   const backends = realBackends({ stateRoot, jail: false });
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   // Boot files arrive as sealed memfds filled here (src/vm/boot-fds), as a start's first copy does.
   for (const [name, fd] of openSealedCopies(plan.fds, 'bench', loadNative(), null, copies)) fds.adopt(name, fd);
@@ -48,12 +59,13 @@ export async function bareStartSplit(plan: PlanView, qmpSocket: string, stateRoo
   await q.execute('cont');
   const st = (await q.execute('query-status')) as { status: string };
   const t4 = performance.now();
+  const cpu = { 'cpu self': selfCpuMs(c0), 'cpu QEMU': taskCpuMs(l.pid) };
   if (st.status !== 'running') throw new Error(`bare QEMU is ${st.status}`);
   await q.close();
   process.kill(l.pid, 'SIGKILL');
   await launcher.teardown(plan.jail.name);
   await fds.close(true);
-  return { total: t4 - t0, open: t1 - t0, spawn: t2 - t1, greeting: t3 - t2, cont: t4 - t3 };
+  return { total: t4 - t0, open: t1 - t0, spawn: t2 - t1, greeting: t3 - t2, cont: t4 - t3, ...cpu };
 }
 
 /**
@@ -70,6 +82,7 @@ export async function jailOnlyStart(plan: PlanView, qmpSocket: string, stateRoot
   const statusFile = join(stateRoot, 'jail-only.status');
   rmSync(statusFile, { force: true });
   const split: Record<string, number> = {};
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   for (const [name, fd] of openSealedCopies(plan.fds, 'bench', loadNative(), null, copies)) fds.adopt(name, fd);
   await fds.openAll(plan.fds, 'bench');
@@ -78,7 +91,7 @@ export async function jailOnlyStart(plan: PlanView, qmpSocket: string, stateRoot
   const mark = (k: string): void => { const now = performance.now(); split[k] = now - last; last = now; };
   try {
     // The launch's own steps: leased (checks, lease record), cgroup, started (the chain until its helper waits), going (the go).
-    await launchJail({ ...plan.jail, identity: { lease: true } }, { fds: fds.byName, stdio: { stderr: 2 }, statusFile, owner, config, fs, onStep: (s) => mark(`launch ${s}`) });
+    const h = await launchJail({ ...plan.jail, identity: { lease: true } }, { fds: fds.byName, stdio: { stderr: 2 }, statusFile, owner, config, fs, onStep: (s) => mark(`launch ${s}`) });
     mark('launch exec');
     await fds.close(false);
     const q = await backends.qmpConnect(qmpSocket, 10_000);
@@ -86,6 +99,8 @@ export async function jailOnlyStart(plan: PlanView, qmpSocket: string, stateRoot
     await q.execute('cont');
     const st = (await q.execute('query-status')) as { status: string };
     mark('cont');
+    split['cpu self'] = selfCpuMs(c0);
+    split['cpu QEMU'] = taskCpuMs(h.pid);
     if (st.status !== 'running') throw new Error(`jailed QEMU is ${st.status}`);
     await q.close();
     return { ...split, total: last - t0 };
@@ -127,9 +142,11 @@ export const benchmarks: Benchmark[] = [{
       const qmpSocket = m.store.paths(name).qmpSocket;
       // Round by round (A, B, C, A, B, C ...): the host's load moves all of them alike.
       for (let i = 0; i < RUNS; i++) {
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         const started = await m.start(name);
-        warm.push({ ...started.run.timings, total: performance.now() - t0 });
+        warm.push({ ...started.run.timings, total: performance.now() - t0, 'cpu self': selfCpuMs(c0), 'cpu QEMU': taskCpuMs(started.record.run!.qemu.pid),
+          ...(started.record.run?.logd === undefined ? {} : { 'cpu log writer': taskCpuMs(started.record.run.logd.pid) }) });
         await m.kill(name);
         bare.push(await bareStartSplit(plan, qmpSocket, env.stateRoot));
         bareReused.push(await bareStartSplit(plan, qmpSocket, env.stateRoot, undefined, copies));
@@ -150,7 +167,10 @@ export const benchmarks: Benchmark[] = [{
       const reusedBase = { name: 'bare QEMU, same argv and fds, sealed copies reused as the manager does', value: medians(bareReused)['total']! };
       const row = (label: string, v: number): BenchRow => ({ group: 'vm', name: label, value: v, unit: 'ms' });
       const split = (prefix: string, s: Record<string, number>): BenchRow[] => Object.entries(s)
-        .filter(([k, v]) => k !== 'total' && v >= 0.5).map(([k, v]) => row(`  ${prefix} "${k}"`, v));
+        .filter(([k, v]) => k !== 'total' && !k.startsWith('cpu ') && v >= 0.5).map(([k, v]) => row(`  ${prefix} "${k}"`, v));
+      // CPU, less sensitive to the other engineers' load than wall time: this process's (the manager's, or the baseline's launcher) and QEMU's until it runs.
+      const cpu = (prefix: string, s: Record<string, number>): BenchRow[] => Object.entries(s)
+        .filter(([k]) => k.startsWith('cpu ')).map(([k, v]) => ({ ...row(`  CPU, ${prefix}: ${k.slice(4)}`, v), unit: 'ms CPU' }));
       return [
         { ...row('start → running, jailed (warm, in-process)', w['total']!), baseline, goal: le(1.25) },
         ...(bareInParent.length === 0 ? [] : [{ ...row('start → running, jailed (warm, in-process)', w['total']!),
@@ -164,6 +184,7 @@ export const benchmarks: Benchmark[] = [{
         ...split('jail alone:', j),
         ...split('bare:', b),
         ...split('bare, copies reused:', medians(bareReused)),
+        ...cpu('start', w), ...cpu('jail alone', j), ...cpu('bare', b), ...cpu('bare, copies reused', medians(bareReused)),
         { ...row('`warden start` command (cold process)', median(cold)), baseline },
       ];
     } finally {
