@@ -5,7 +5,7 @@
  * next to QEMU launched in its jail with those fds and nothing of the manager around it.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { le, median, n, type Benchmark, type BenchRow } from './lib.js';
 import { jailParentCgroup, type ParentCgroup } from './in-cgroup.js';
@@ -140,6 +140,7 @@ export const benchmarks: Benchmark[] = [{
       await m.kill(name);
       const plan = JSON.parse(readFileSync(join(m.store.paths(name).dir, 'plan.json'), 'utf8')) as PlanView;
       const qmpSocket = m.store.paths(name).qmpSocket;
+      for (const fd of openSealedCopies(plan.fds, 'bench', loadNative(), null, copies).values()) closeSync(fd); // the baselines' copies made once, as the warm-up start made the manager's
       // Round by round (A, B, C, A, B, C ...): the host's load moves all of them alike.
       for (let i = 0; i < RUNS; i++) {
         const c0 = process.cpuUsage();
