@@ -141,24 +141,31 @@ export const benchmarks: Benchmark[] = [{
       const plan = JSON.parse(readFileSync(join(m.store.paths(name).dir, 'plan.json'), 'utf8')) as PlanView;
       const qmpSocket = m.store.paths(name).qmpSocket;
       for (const fd of openSealedCopies(plan.fds, 'bench', loadNative(), null, copies).values()) closeSync(fd); // the baselines' copies made once, as the warm-up start made the manager's
-      // Round by round (A, B, C, A, B, C ...): the host's load moves all of them alike.
+      const parent = cg;
+      const measures: Array<() => Promise<void>> = [
+        async () => {
+          const c0 = process.cpuUsage();
+          const t0 = performance.now();
+          const started = await m.start(name);
+          warm.push({ ...started.run.timings, total: performance.now() - t0, 'cpu self': selfCpuMs(c0), 'cpu QEMU': taskCpuMs(started.record.run!.qemu.pid),
+            ...(started.record.run?.logd === undefined ? {} : { 'cpu log writer': taskCpuMs(started.record.run.logd.pid) }) });
+          await m.kill(name);
+        },
+        async () => { bare.push(await bareStartSplit(plan, qmpSocket, env.stateRoot)); },
+        async () => { bareReused.push(await bareStartSplit(plan, qmpSocket, env.stateRoot, undefined, copies)); },
+        async () => { jailOnly.push(await jailOnlyStart(plan, qmpSocket, env.stateRoot, copies)); },
+        ...(parent === undefined ? [] : [async () => { bareInParent.push(await bareStartSplit(plan, qmpSocket, env.stateRoot, (start) => parent.place(start))); }]),
+        async () => {
+          const t1 = performance.now();
+          const r = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'boot.cjs'), 'start', name, '--state-dir', env.stateRoot, '--json'], { encoding: 'utf8' });
+          cold.push(performance.now() - t1);
+          if (r.status !== 0) throw new Error(`warden start failed: ${r.stdout}${r.stderr}`);
+          await m.kill(name);
+        },
+      ];
+      // Round by round, each round in a rotated order: no measure always follows the same one (a teardown's tail, a cold process's exit).
       for (let i = 0; i < RUNS; i++) {
-        const c0 = process.cpuUsage();
-        const t0 = performance.now();
-        const started = await m.start(name);
-        warm.push({ ...started.run.timings, total: performance.now() - t0, 'cpu self': selfCpuMs(c0), 'cpu QEMU': taskCpuMs(started.record.run!.qemu.pid),
-          ...(started.record.run?.logd === undefined ? {} : { 'cpu log writer': taskCpuMs(started.record.run.logd.pid) }) });
-        await m.kill(name);
-        bare.push(await bareStartSplit(plan, qmpSocket, env.stateRoot));
-        bareReused.push(await bareStartSplit(plan, qmpSocket, env.stateRoot, undefined, copies));
-        jailOnly.push(await jailOnlyStart(plan, qmpSocket, env.stateRoot, copies));
-        const parent = cg;
-        if (parent !== undefined) bareInParent.push(await bareStartSplit(plan, qmpSocket, env.stateRoot, (start) => parent.place(start)));
-        const t1 = performance.now();
-        const r = spawnSync(process.execPath, [join(repoRoot(), 'dist', 'src', 'cli', 'boot.cjs'), 'start', name, '--state-dir', env.stateRoot, '--json'], { encoding: 'utf8' });
-        cold.push(performance.now() - t1);
-        if (r.status !== 0) throw new Error(`warden start failed: ${r.stdout}${r.stderr}`);
-        await m.kill(name);
+        for (let k = 0; k < measures.length; k++) await measures[(i + k) % measures.length]!();
       }
       const w = medians(warm);
       const b = medians(bare);
