@@ -19,7 +19,11 @@ const WARMUP = n(200, 20);
 /**
  * The smallest honest QMP client: write a line, read a line; same capabilities (oob) as
  * QmpClient. It never looks into a reply; `parse` makes it JSON.parse each one, as any
- * client that uses the result must (a second, stricter baseline).
+ * client that uses the result must (a stricter baseline). `ids` says what it sends as ids:
+ * `reuse` the bytes QmpClient sends (an id is used again once answered: 0 one call at a
+ * time, 0-7 with 8 in flight), `counter` a number that never repeats (0..calls per block).
+ * QEMU reads a monitor one byte per read (~2.5 us a byte here), so the request's length
+ * is most of the round trip: the goal rows compare requests of identical bytes.
  */
 class RawClient {
   private buf = '';
@@ -27,6 +31,7 @@ class RawClient {
   private lines: string[] = [];
 
   parse = false;
+  ids: 'reuse' | 'counter' = 'reuse';
 
   private constructor(private readonly socket: net.Socket) {
     socket.setEncoding('utf8').on('data', (s: string) => {
@@ -51,6 +56,11 @@ class RawClient {
     return c;
   }
 
+  /** query-status with the i-th id of this block (reused ids: i modulo the calls in flight). */
+  query(i: number, inFlight: number): void {
+    this.write(`{"execute":"query-status","id":${this.ids === 'reuse' ? i % inFlight : i}}\n`);
+  }
+
   write(line: string): void {
     this.socket.write(line);
   }
@@ -67,17 +77,17 @@ class RawClient {
 
 async function rawSequential(c: RawClient, n: number): Promise<void> {
   for (let i = 0; i < n; i++) {
-    c.write(`{"execute":"query-status","id":${i}}\n`);
+    c.query(i, 1);
     await c.readLine();
   }
 }
 
 async function rawPipelined(c: RawClient, n: number): Promise<void> {
   let sent = 0;
-  for (; sent < Math.min(WINDOW, n); sent++) c.write(`{"execute":"query-status","id":${sent}}\n`);
+  for (; sent < Math.min(WINDOW, n); sent++) c.query(sent, WINDOW);
   for (let got = 0; got < n; got++) {
     await c.readLine();
-    if (sent < n) c.write(`{"execute":"query-status","id":${sent++}}\n`);
+    if (sent < n) c.query(sent++, WINDOW);
   }
 }
 
@@ -91,10 +101,14 @@ async function clientPipelined(c: QmpClient, n: number): Promise<void> {
   await Promise.all(Array.from({ length: WINDOW }, lane));
 }
 
-async function timed(fn: () => Promise<void>): Promise<number> {
+/** Wall ms and CPU us (user+sys of this process) of one block. */
+async function timed(fn: () => Promise<void>): Promise<{ ms: number; cpuUs: number }> {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   await fn();
-  return performance.now() - t0;
+  const ms = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  return { ms, cpuUs: c.user + c.system };
 }
 
 /** Quartiles of per-round ratios a[i] / b[i], as "q1-q3" text. */
@@ -104,55 +118,91 @@ function spread(a: readonly number[], b: readonly number[]): { median: number; t
   return { median: q(0.5), text: `quartiles ${q(0.25).toFixed(2)}-${q(0.75).toFixed(2)}` };
 }
 
+/**
+ * The blocks in a fresh order each round (a fixed PRNG, so runs repeat): a rotation keeps
+ * each block's predecessor, and the garbage one side leaves is collected in the next block.
+ */
+function shuffled<T>(xs: readonly T[], seed: number): T[] {
+  const out = [...xs];
+  let x = (seed + 1) * 2654435761 >>> 0;
+  for (let i = out.length - 1; i > 0; i--) {
+    x = (x * 1664525 + 1013904223) >>> 0;
+    const j = x % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+type Block = 'raw' | 'cli' | 'raw2' | 'counter' | 'parsed';
+const BLOCKS: readonly Block[] = ['raw', 'cli', 'raw2', 'counter', 'parsed'];
+
 async function run(): Promise<BenchRow[] | string> {
   const qemu = await startQemu({ monitors: 3 }).catch((e: Error) => e);
   if (qemu instanceof Error) return `cannot start QEMU: ${qemu.message}`;
+  let raw: RawClient | undefined;
+  let raw2: RawClient | undefined;
+  let client: QmpClient | undefined;
+  const disconnect = async () => { raw?.close(); raw2?.close(); await client?.close(); };
   try {
-    const raw = await RawClient.connect(qemu.sockets[0]!);
-    const raw2 = await RawClient.connect(qemu.sockets[2]!);
-    const client = await QmpClient.connect({ path: qemu.sockets[1]! });
-    try {
-      await rawSequential(raw, WARMUP);
-      await rawSequential(raw2, WARMUP);
-      await clientSequential(client, WARMUP);
-      // Interleaved in blocks so that drift on a shared machine hits both sides alike.
-      const seq = { raw: [] as number[], cli: [] as number[], parsed: [] as number[], raw2: [] as number[] };
-      const pipe = { raw: [] as number[], cli: [] as number[], raw2: [] as number[] };
-      for (let r = 0; r < ROUNDS; r++) {
-        seq.raw.push(await timed(() => rawSequential(raw, SEQUENTIAL / ROUNDS)));
-        seq.cli.push(await timed(() => clientSequential(client, SEQUENTIAL / ROUNDS)));
-        seq.raw2.push(await timed(() => rawSequential(raw2, SEQUENTIAL / ROUNDS)));
-        raw.parse = true;
-        seq.parsed.push(await timed(() => rawSequential(raw, SEQUENTIAL / ROUNDS)));
-        raw.parse = false;
-        pipe.raw.push(await timed(() => rawPipelined(raw, PIPELINED / ROUNDS)));
-        pipe.cli.push(await timed(() => clientPipelined(client, PIPELINED / ROUNDS)));
-        pipe.raw2.push(await timed(() => rawPipelined(raw2, PIPELINED / ROUNDS)));
-      }
-      const [rawSeq, cliSeq, rawPipe, cliPipe] = [median(seq.raw) * ROUNDS, median(seq.cli) * ROUNDS, median(pipe.raw) * ROUNDS, median(pipe.cli) * ROUNDS];
-      const rawSchema = await medianMs(async () => { raw.write('{"execute":"query-qmp-schema","id":"s"}\n'); await raw.readLine(); }, 15, 2);
-      const cliSchema = await medianMs(() => client.execute('query-qmp-schema'), 15, 2);
-      const us = (ms: number, n: number) => (ms * 1000) / n;
-      const perSec = (ms: number, n: number) => n / (ms / 1000);
-      // Per round: time ratios (sequential: client/raw; pipelined: raw/client, i.e. throughput client/raw).
-      const [seqCli, seqAA, pipeCli, pipeAA] = [spread(seq.cli, seq.raw), spread(seq.raw2, seq.raw), spread(pipe.raw, pipe.cli), spread(pipe.raw, pipe.raw2)];
-      return [
-        { group: 'qmp', name: `query-status sequential round trip (QmpClient, ${SEQUENTIAL} calls)`, value: us(cliSeq, SEQUENTIAL), unit: 'us/call', baseline: { name: 'raw socket client', value: us(rawSeq, SEQUENTIAL) }, goal: le(1.05) },
-        { group: 'qmp', name: `query-status sequential round trip (QmpClient, ${SEQUENTIAL} calls)`, value: us(cliSeq, SEQUENTIAL), unit: 'us/call', baseline: { name: 'raw socket client that JSON.parses each reply', value: us(median(seq.parsed) * ROUNDS, SEQUENTIAL) } },
-        { group: 'qmp', name: `query-status pipelined, window ${WINDOW} (QmpClient, ${PIPELINED} calls)`, value: perSec(cliPipe, PIPELINED), unit: 'calls/s', baseline: { name: 'raw socket client', value: perSec(rawPipe, PIPELINED) }, goal: ge(1.0) },
-        { group: 'qmp', name: 'query-qmp-schema, one ~200 KiB reply line (QmpClient, median of 15)', value: cliSchema, unit: 'ms/call', baseline: { name: 'raw socket client', value: rawSchema } },
-        // The noise floor: the same raw client on a third monitor against the first, interleaved alike.
-        { group: 'qmp', name: `A/A: a second raw client, one call at a time (${SEQUENTIAL} calls)`, value: us(median(seq.raw2) * ROUNDS, SEQUENTIAL), unit: 'us/call', baseline: { name: 'raw socket client', value: us(rawSeq, SEQUENTIAL) } },
-        { group: 'qmp', name: `A/A: a second raw client, window ${WINDOW} (${PIPELINED} calls)`, value: perSec(median(pipe.raw2) * ROUNDS, PIPELINED), unit: 'calls/s', baseline: { name: 'raw socket client', value: perSec(rawPipe, PIPELINED) } },
-        { group: 'qmp', name: `one call at a time: per-round time ratio QmpClient/raw over ${ROUNDS} rounds, ${seqCli.text}; A/A raw/raw ${seqAA.text}`, value: seqCli.median, unit: 'x' },
-        { group: 'qmp', name: `window ${WINDOW}: per-round throughput ratio QmpClient/raw over ${ROUNDS} rounds, ${pipeCli.text}; A/A raw/raw ${pipeAA.text}`, value: pipeCli.median, unit: 'x' },
+    const seq = Object.fromEntries(BLOCKS.map((b) => [b, [] as number[]])) as Record<Block, number[]>;
+    const pipe = Object.fromEntries(BLOCKS.map((b) => [b, [] as number[]])) as Record<Block, number[]>;
+    const cpu = { raw: [] as number[], cli: [] as number[] };
+    const [seqN, pipeN] = [Math.round(SEQUENTIAL / ROUNDS), Math.round(PIPELINED / ROUNDS)];
+    for (let r = 0; r < ROUNDS; r++) {
+      // Each round the three connections move to the next monitor, connect in a rotated
+      // order (QEMU serves the connection it accepted first measurably faster, ~5%) and the
+      // blocks run in a rotated order: no monitor, connection age or place in the round
+      // favours one side.
+      await disconnect();
+      const sockets = qemu.sockets;
+      const connectors = [
+        async () => { raw = await RawClient.connect(sockets[r % 3]!); },
+        async () => { client = await QmpClient.connect({ path: sockets[(r + 1) % 3]! }); },
+        async () => { raw2 = await RawClient.connect(sockets[(r + 2) % 3]!); },
       ];
-    } finally {
-      raw.close();
-      raw2.close();
-      await client.close();
+      for (let i = 0; i < 3; i++) await connectors[(r + i) % 3]!();
+      const [a, c, b] = [raw!, client!, raw2!];
+      await rawSequential(a, WARMUP);
+      await rawSequential(b, WARMUP);
+      await clientSequential(c, WARMUP);
+      const one: Record<Block, (p: boolean) => Promise<void>> = {
+        raw: (p) => (p ? rawPipelined(a, pipeN) : rawSequential(a, seqN)),
+        cli: (p) => (p ? clientPipelined(c, pipeN) : clientSequential(c, seqN)),
+        raw2: (p) => (p ? rawPipelined(b, pipeN) : rawSequential(b, seqN)),
+        counter: async (p) => { a.ids = 'counter'; try { await one.raw(p); } finally { a.ids = 'reuse'; } },
+        parsed: async (p) => { a.parse = true; try { await one.raw(p); } finally { a.parse = false; } },
+      };
+      for (const pipelined of [false, true]) {
+        for (const k of shuffled(BLOCKS, r * 2 + (pipelined ? 1 : 0))) {
+          const t = await timed(() => one[k](pipelined));
+          (pipelined ? pipe : seq)[k].push(t.ms);
+          if (!pipelined && (k === 'raw' || k === 'cli')) cpu[k].push(t.cpuUs / seqN);
+        }
+      }
     }
+    const rawSchema = await medianMs(async () => { raw!.write('{"execute":"query-qmp-schema","id":"s"}\n'); await raw!.readLine(); }, 15, 2);
+    const cliSchema = await medianMs(() => client!.execute('query-qmp-schema'), 15, 2);
+    const us = (xs: number[]) => (median(xs) * 1000) / seqN;
+    const perSec = (xs: number[]) => pipeN / (median(xs) / 1000);
+    // Per round: time ratios (one at a time: client/raw; pipelined: raw/client, i.e. throughput client/raw).
+    const [seqCli, seqAA, pipeCli, pipeAA] = [spread(seq.cli, seq.raw), spread(seq.raw2, seq.raw), spread(pipe.raw, pipe.cli), spread(pipe.raw, pipe.raw2)];
+    const rawBase = 'raw socket client, same request bytes';
+    return [
+      { group: 'qmp', name: `query-status sequential round trip (QmpClient, ${seqN * ROUNDS} calls)`, value: us(seq.cli), unit: 'us/call', baseline: { name: rawBase, value: us(seq.raw) }, goal: le(1.05) },
+      { group: 'qmp', name: `query-status sequential round trip (QmpClient, ${seqN * ROUNDS} calls)`, value: us(seq.cli), unit: 'us/call', baseline: { name: 'the same raw client JSON.parsing each reply', value: us(seq.parsed) } },
+      { group: 'qmp', name: `query-status sequential round trip (QmpClient, ${seqN * ROUNDS} calls)`, value: us(seq.cli), unit: 'us/call', baseline: { name: `raw client whose ids never repeat (0..${seqN - 1})`, value: us(seq.counter) } },
+      { group: 'qmp', name: 'query-status sequential: CPU of this process per call (QmpClient)', value: median(cpu.cli), unit: 'us/call', baseline: { name: rawBase, value: median(cpu.raw) } },
+      { group: 'qmp', name: `query-status pipelined, window ${WINDOW} (QmpClient, ${pipeN * ROUNDS} calls)`, value: perSec(pipe.cli), unit: 'calls/s', baseline: { name: rawBase, value: perSec(pipe.raw) }, goal: ge(1.0) },
+      { group: 'qmp', name: `query-status pipelined, window ${WINDOW} (QmpClient, ${pipeN * ROUNDS} calls)`, value: perSec(pipe.cli), unit: 'calls/s', baseline: { name: `raw client whose ids never repeat (0..${pipeN - 1})`, value: perSec(pipe.counter) } },
+      { group: 'qmp', name: 'query-qmp-schema, one ~200 KiB reply line (QmpClient, median of 15)', value: cliSchema, unit: 'ms/call', baseline: { name: 'raw socket client', value: rawSchema } },
+      // The noise floor: a second, identical raw client, rotated through the monitors and the round alike.
+      { group: 'qmp', name: `A/A: a second raw client, one call at a time (${seqN * ROUNDS} calls)`, value: us(seq.raw2), unit: 'us/call', baseline: { name: rawBase, value: us(seq.raw) } },
+      { group: 'qmp', name: `A/A: a second raw client, window ${WINDOW} (${pipeN * ROUNDS} calls)`, value: perSec(pipe.raw2), unit: 'calls/s', baseline: { name: rawBase, value: perSec(pipe.raw) } },
+      { group: 'qmp', name: `one call at a time: per-round time ratio QmpClient/raw over ${ROUNDS} rounds, ${seqCli.text}; A/A raw/raw ${seqAA.text}`, value: seqCli.median, unit: 'x' },
+      { group: 'qmp', name: `window ${WINDOW}: per-round throughput ratio QmpClient/raw over ${ROUNDS} rounds, ${pipeCli.text}; A/A raw/raw ${pipeAA.text}`, value: pipeCli.median, unit: 'x' },
+    ];
   } finally {
+    await disconnect().catch(() => {});
     await qemu.kill();
   }
 }

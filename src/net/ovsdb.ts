@@ -1,7 +1,7 @@
 /**
  * @module net/ovsdb: Open vSwitch ports through ovsdb-server's JSON-RPC (RFC 7047) on its
- * unix socket: one transaction per change, and a wait for ovs-vswitchd to apply it
- * (next_cfg/cur_cfg, as ovs-vsctl without --no-wait), instead of an ovs-vsctl process each.
+ * unix socket: one transaction per change instead of an ovs-vsctl process each; an added
+ * port is waited for until ovs-vswitchd has applied it (next_cfg/cur_cfg), a removal is not.
  */
 import { connect, type Socket } from 'node:net';
 import type { OvsTarget } from './steps.js';
@@ -9,9 +9,17 @@ import type { OvsTarget } from './steps.js';
 /** Open vSwitch as qemu-warden uses it. Every method throws an OvsdbError on failure. */
 export interface OvsdbPort {
   bridgeExists(t: OvsTarget, bridge: string): Promise<boolean>;
-  /** Replaces any port named `ifname` by one on `bridge` with these external-ids (and VLAN tag); waits for ovs-vswitchd. */
+  /**
+   * Replaces any port named `ifname` by one on `bridge` with these external-ids (and VLAN
+   * tag); first waits until ovs-vswitchd has applied every earlier change (a removal of the
+   * same name, say), then until it has applied this one.
+   */
   addPort(t: OvsTarget, p: { bridge: string; ifname: string; vlan?: number; externalIds: Record<string, string> }): Promise<void>;
-  /** Removes the port named `ifname` from whichever bridge has it; nothing when there is none. */
+  /**
+   * Removes the port named `ifname` from whichever bridge has it; nothing when there is none.
+   * Returns once ovsdb committed it; ovs-vswitchd applies it on its own time (the next
+   * addPort waits for that).
+   */
   delPort(t: OvsTarget, ifname: string): Promise<void>;
   /** Every Interface row: its name and external-ids (for cleanup by owner). */
   interfaces(t: OvsTarget): Promise<Array<{ name: string; externalIds: Record<string, string> }>>;
@@ -178,21 +186,35 @@ const bumpCfg: Json[] = [
   { op: 'select', table: 'Open_vSwitch', where: [], columns: ['next_cfg'] },
 ];
 
-/** Starts the cur_cfg monitor (pipelined with what follows), commits `ops` + bumpCfg, and waits for ovs-vswitchd. */
-async function commitAndWait(s: Session, t: OvsTarget, deadline: number, what: string, ops: Json[]): Promise<void> {
-  const monitor = s.request('monitor', ['Open_vSwitch', 'cfg', { Open_vSwitch: { columns: ['cur_cfg'] } }]);
+/** The next_cfg a reply's select of Open_vSwitch (at `index`) read. */
+function nextCfgOf(results: OpResult[], index: number, t: OvsTarget, what: string): number {
+  const cfg = results[index]?.rows?.[0]?.['next_cfg'];
+  if (typeof cfg !== 'number') throw new OvsdbError('protocol', `ovsdb ${t.db}: no next_cfg in the reply to ${what}`);
+  return cfg;
+}
+
+/** Commits `ops` + bumpCfg; returns the next_cfg that ovs-vswitchd reports as cur_cfg once it has applied them. */
+async function commit(s: Session, t: OvsTarget, what: string, ops: Json[]): Promise<number> {
   const results = await transact(s, what, [...ops, ...bumpCfg, { op: 'comment', comment: `qemu-warden: ${what}` }]);
-  s.noteCfg(await monitor);
-  const target = results[ops.length + 1]?.rows?.[0]?.['next_cfg'];
-  if (typeof target !== 'number') throw new OvsdbError('protocol', `ovsdb ${t.db}: no next_cfg in the reply to ${what}`);
+  return nextCfgOf(results, ops.length + 1, t, what);
+}
+
+/** Waits until ovs-vswitchd reports cur_cfg >= target (the "cfg" monitor must be running). */
+async function applied(s: Session, t: OvsTarget, deadline: number, target: number, what: string): Promise<void> {
   if (!(await s.cfgReached(target, deadline))) {
-    throw new OvsdbError('timeout', `${what} committed, but ovs-vswitchd did not apply it within ${t.timeoutSec} s (is ovs-vswitchd running?)`);
+    throw new OvsdbError('timeout', `${what}: ovs-vswitchd did not apply the change within ${t.timeoutSec} s (is ovs-vswitchd running?)`);
   }
 }
 
-/** uuids of the Port rows named `ifname` (normally none or one), and a wait op that fails the transaction if that changed. */
-async function portsNamed(s: Session, ifname: string): Promise<{ uuids: string[]; still: Json }> {
-  const [sel] = await transact(s, `select Port ${ifname}`, [{ op: 'select', table: 'Port', where: [eq('name', ifname)], columns: ['_uuid'] }]);
+/** The "cfg" monitor of cur_cfg; its reply (the current value) is noted by the caller. */
+function monitorCfg(s: Session): Promise<Json> {
+  return s.request('monitor', ['Open_vSwitch', 'cfg', { Open_vSwitch: { columns: ['cur_cfg'] } }]);
+}
+
+const portSelect = (ifname: string): Json => ({ op: 'select', table: 'Port', where: [eq('name', ifname)], columns: ['_uuid'] });
+
+/** uuids of the Port rows a select returned (normally none or one), and a wait op that fails a later transaction if that changed. */
+function portsNamed(sel: OpResult | undefined, ifname: string): { uuids: string[]; still: Json } {
   const rows = sel?.rows ?? [];
   return {
     uuids: rows.map((r) => (r['_uuid'] as [string, string])[1]),
@@ -211,9 +233,18 @@ export class OvsdbClient implements OvsdbPort {
 
   addPort(t: OvsTarget, p: { bridge: string; ifname: string; vlan?: number; externalIds: Record<string, string> }): Promise<void> {
     return withSession(t, async (s, deadline) => {
-      const old = await portsNamed(s, p.ifname);
+      const what = `add-port ${p.bridge} ${p.ifname}`;
+      // One round trip: the cfg monitor (cur_cfg), the Port rows of that name and next_cfg.
+      const monitor = monitorCfg(s);
+      const read = await transact(s, `select Port ${p.ifname}`, [portSelect(p.ifname), { op: 'select', table: 'Open_vSwitch', where: [], columns: ['next_cfg'] }]);
+      s.noteCfg(await monitor);
+      // Removals return without waiting for ovs-vswitchd: if one (of this very name, say) is
+      // still being applied, let it finish first, so that ovs-vswitchd never sees the old port
+      // and the new one as a single change and keeps the old port's state for the new device.
+      await applied(s, t, deadline, nextCfgOf(read, 1, t, what), `${what}: waiting for earlier changes`);
+      const old = portsNamed(read[0], p.ifname);
       const ids: Json = ['map', Object.keys(p.externalIds).sort().map((k) => [k, p.externalIds[k]!])];
-      await commitAndWait(s, t, deadline, `add-port ${p.bridge} ${p.ifname}`, [
+      const target = await commit(s, t, what, [
         old.still,
         { op: 'wait', table: 'Bridge', where: [eq('name', p.bridge)], columns: ['name'], until: '==', rows: [{ name: p.bridge }], timeout: 0 },
         ...(old.uuids.length === 0 ? [] : [{ op: 'mutate', table: 'Bridge', where: [], mutations: [['ports', 'delete', uuidSet(old.uuids)]] }]),
@@ -221,15 +252,18 @@ export class OvsdbClient implements OvsdbPort {
         { op: 'insert', table: 'Port', row: { name: p.ifname, interfaces: ['named-uuid', 'iface'], ...(p.vlan === undefined ? {} : { tag: p.vlan }) }, 'uuid-name': 'port' },
         { op: 'mutate', table: 'Bridge', where: [eq('name', p.bridge)], mutations: [['ports', 'insert', ['set', [['named-uuid', 'port']]]]] },
       ]);
+      await applied(s, t, deadline, target, `${what} committed, but`);
     });
   }
 
   delPort(t: OvsTarget, ifname: string): Promise<void> {
-    return withSession(t, async (s, deadline) => {
-      const old = await portsNamed(s, ifname);
+    return withSession(t, async (s) => {
+      const [sel] = await transact(s, `select Port ${ifname}`, [portSelect(ifname)]);
+      const old = portsNamed(sel, ifname);
       if (old.uuids.length === 0) return;
       // Port and Interface rows are not roots: once no bridge refers to them, ovsdb removes them.
-      await commitAndWait(s, t, deadline, `del-port ${ifname}`, [old.still,
+      // next_cfg is bumped, so the next addPort can tell whether ovs-vswitchd has applied this.
+      await commit(s, t, `del-port ${ifname}`, [old.still,
         { op: 'mutate', table: 'Bridge', where: [], mutations: [['ports', 'delete', uuidSet(old.uuids)]] }]);
     });
   }

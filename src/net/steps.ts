@@ -178,7 +178,7 @@ export function undoText(e: UndoEntry, o: Pick<CommandOptions, 'ovsTimeoutSec'> 
     case 'bridge-detach': return `RTM_NEWLINK ${e.ifname} master 0 (off bridge ${e.bridge})`;
     case 'ovs-del-port': {
       const t = ovsTarget({ ...e, ...o });
-      return `ovsdb unix:${t.db} transact: remove port ${e.ifname} from its bridge; wait for ovs-vswitchd (timeout ${t.timeoutSec} s)`;
+      return `ovsdb unix:${t.db} transact: remove port ${e.ifname} from its bridge (timeout ${t.timeoutSec} s; ovs-vswitchd applies it on its own)`;
     }
   }
 }

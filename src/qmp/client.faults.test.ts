@@ -152,6 +152,35 @@ test('a peer that never answers: the timeout fires, nothing stays pending, the l
   assert.ok(client.isOpen, 'a timeout does not end the connection');
 });
 
+test('ids are short and used again once answered; an id left unanswered (timed out) is never used again', async (t) => {
+  const peer = await setup(t);
+  const silent: Array<() => void> = [];
+  peer.script = (cmd, conn) => {
+    if (cmd.execute === 'stop') silent.push(() => conn.reply(cmd));
+    else conn.reply(cmd, { id: cmd.id });
+  };
+  const warnings: QmpWarning[] = [];
+  const client = await QmpClient.connect({ path: peer.path }, { onWarning: (w) => warnings.push(w) });
+  t.after(() => client.close());
+  // One call at a time: the same one-digit id every time.
+  for (let i = 0; i < 3; i++) assert.deepEqual(await client.executeUntyped('query-status'), { id: 0 });
+  // In flight together: distinct ids.
+  const both = await Promise.all([client.executeUntyped('query-status'), client.executeUntyped('query-status')]);
+  assert.notEqual((both[0] as { id: number }).id, (both[1] as { id: number }).id);
+  await assert.rejects(client.execute('stop', undefined, { timeoutMs: 30 }), code('QMP_TIMEOUT'));
+  const stopId = peer.received.find((c) => c.execute === 'stop')!.id;
+  const later = [];
+  for (let i = 0; i < 4; i++) later.push(((await client.executeUntyped('query-status')) as { id: number }).id);
+  assert.ok(!later.includes(stopId as number), `the timed-out id ${String(stopId)} was used again: ${later.join(',')}`);
+  // Its late reply is recognised as late, not taken for the answer to a newer command.
+  const pendingNow = client.executeUntyped('query-status');
+  await until(() => silent.length === 1, 'the peer has received the stop');
+  silent.forEach((f) => f());
+  assert.notEqual(((await pendingNow) as { id: number }).id, stopId);
+  assert.deepEqual(warnings.map((w) => [w.kind, w.id]), [['late-reply', stopId]]);
+  assert.ok(/"id":\d+\}$/.test(JSON.stringify(peer.received.at(-1))), 'the id is a plain number');
+});
+
 test('a peer that never greets: connect fails with QMP_CONNECT within its budget and closes the socket', async (t) => {
   const peer = await setup(t, { greet: false });
   await assert.rejects(QmpClient.connect({ path: peer.path }, { timeoutMs: 50 }), (e: QmpError) =>

@@ -44,6 +44,7 @@ export class QmpClient {
   private closedByClient = false;
   private readonly pending = new PendingCalls();
   private readonly subs = new Set<EventSubscription<{ event: string }>>();
+  private readonly heads = new Map<string, string>();
   private readonly decoder: LineDecoder;
   private readonly writer: Writer;
   private greeted: { resolve: (g: QmpGreeting) => void; reject: (e: Error) => void } | undefined;
@@ -95,9 +96,10 @@ export class QmpClient {
   }
 
   /** Runs a command; resolves with its typed `return` value, rejects with a QmpError. */
-  execute<K extends QmpCommandName>(name: K, ...rest: ExecuteRest<K>): Promise<QmpReturn<K>> {
-    const [args, options] = rest as [Record<string, unknown> | undefined, ExecuteOptions | undefined];
-    return this.send(name, args, options) as Promise<QmpReturn<K>>;
+  execute<K extends QmpCommandName>(name: K, ...rest: ExecuteRest<K>): Promise<QmpReturn<K>>;
+  // The implementation takes plain parameters: no rest array per command.
+  execute(name: string, args?: Record<string, unknown>, options?: ExecuteOptions): Promise<unknown> {
+    return this.send(name, args, options);
   }
 
   /** Untyped escape hatch for commands the generated schema does not know (other QEMU versions). */
@@ -140,18 +142,28 @@ export class QmpClient {
     return this.state === 'open';
   }
 
-  private send(name: string, args: Record<string, unknown> | undefined, options: ExecuteOptions = {}): Promise<unknown> {
-    if (this.state === 'closed' || (this.state !== 'open' && name !== 'qmp_capabilities')) {
+  private send(name: string, args: Record<string, unknown> | undefined, options: ExecuteOptions | undefined): Promise<unknown> {
+    if (this.state !== 'open' && (this.state === 'closed' || name !== 'qmp_capabilities')) {
       return Promise.reject(new QmpError('QMP_DISCONNECTED', `running ${name} failed: the QMP connection is closed`, {
         command: name, cause: this.reason, suggestions: ['connect again; re-query state, since pending commands may or may not have run'],
       }));
     }
     const id = this.pending.nextId();
-    // Spelled out rather than JSON.stringify of a fresh object: this runs once per command.
-    const data = `{"${options.oob === true ? 'exec-oob' : 'execute'}":${JSON.stringify(name)}${args === undefined ? '' : `,"arguments":${JSON.stringify(args)}`},"id":"${id}"}\n`;
-    const reply = this.pending.add(id, name, options.timeoutMs ?? this.options.commandTimeoutMs ?? 30_000);
-    this.writer.send(data, options.fds, () => this.pending.has(id))?.catch((err: Error) => this.pending.reject(id, err));
+    // Spelled out rather than JSON.stringify of a fresh object: this runs once per command. And
+    // the shortest line: QEMU reads a monitor one byte per read, so every byte adds to the round trip.
+    const data = `${options?.oob === true ? `{"exec-oob":${JSON.stringify(name)}` : this.head(name)}${args === undefined ? '' : `,"arguments":${JSON.stringify(args)}`},"id":${id}}\n`;
+    const reply = this.pending.add(id, name, options?.timeoutMs ?? this.options.commandTimeoutMs ?? 30_000);
+    const fds = options?.fds;
+    if ((fds === undefined || fds.length === 0) && this.writer.idle) this.writer.write(data);
+    else this.writer.send(data, fds, () => this.pending.has(id))?.catch((err: Error) => this.pending.reject(id, err));
     return reply;
+  }
+
+  /** `{"execute":"NAME"`, made once per command name (a connection uses a handful). */
+  private head(name: string): string {
+    let h = this.heads.get(name);
+    if (h === undefined) this.heads.set(name, (h = `{"execute":${JSON.stringify(name)}`));
+    return h;
   }
 
   private onData(chunk: Buffer): void {
@@ -191,8 +203,8 @@ export class QmpClient {
   private route(id: unknown, error: Extract<QmpMessage, { kind: 'error' }> | undefined, value?: unknown): void {
     const command = this.pending.commandOf(id);
     if (command !== undefined) {
-      if (error === undefined) return this.pending.resolve(id as string, value);
-      return this.pending.reject(id as string, new QmpError('QMP_COMMAND_FAILED', `running ${command} failed: ${error.errorClass}: ${error.desc}`, {
+      if (error === undefined) return this.pending.resolve(id as number, value);
+      return this.pending.rejectAnswered(id as number, new QmpError('QMP_COMMAND_FAILED', `running ${command} failed: ${error.errorClass}: ${error.desc}`, {
         command, errorClass: error.errorClass, desc: error.desc, context: { id },
       }));
     }

@@ -82,8 +82,16 @@ export class Writer {
     for (const item of this.queue.splice(0)) item.reject(error);
   }
 
-  /** No callback per write: a plain command costs what a raw socket write costs (see drained()). */
-  private write(data: Buffer | string): void {
+  /** Nothing queued: a plain message may go out at once through write(). */
+  get idle(): boolean {
+    return this.queue.length === 0;
+  }
+
+  /**
+   * Writes at once; for a plain message only when `idle`, or the order of messages would
+   * break. No callback per write: a plain command costs what a raw socket write costs (see drained()).
+   */
+  write(data: Buffer | string): void {
     this.socket.write(data);
   }
 

@@ -88,6 +88,18 @@ test('Open vSwitch: port with VLAN tag and external-ids; crash; a different proc
   assert.ok(!(b['linksAfter'] as string[]).includes(a['ifname'] as string));
 });
 
+test('Open vSwitch: undo does not wait for ovs-vswitchd, and a re-add of the same port right after still ends attached', { skip: ovsSkip }, async (t) => {
+  const ns = createNetns(t, netnsName('o4'));
+  const { db } = startPrivateOvs(t, ns, 'wdtovs0');
+  const r = await inNetns<{ seen: Array<{ ofport: string; error: string }>; portsAfter: string[]; linksAfter: string[] }>(ns, 'ovsQuickReAdd', { ovsDb: db, rounds: 5 });
+  for (const s of r.seen) {
+    assert.ok(Number(s.ofport) > 0, `ofport ${s.ofport}: ovs-vswitchd did not attach the re-added port`);
+    assert.equal(s.error, '[]');
+  }
+  assert.deepEqual(r.portsAfter, []);
+  assertNoVmLinks(r.linksAfter, ['lo', 'wdtovs0', 'ovs-netdev']);
+});
+
 test('Open vSwitch: kill -9 leaves the port record; cleanupVmNetwork removes it by name and external-ids', { skip: ovsSkip }, async (t) => {
   const ns = createNetns(t, netnsName('o2'));
   const { db } = startPrivateOvs(t, ns, 'wdtovs0');

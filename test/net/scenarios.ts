@@ -171,6 +171,25 @@ export async function ovsApplyAndCrash(a: { ovsDb: string; logPath: string }): P
   // Exiting without undo: the fds close with the process, the OVS record stays.
 }
 
+/**
+ * Undo returns once ovsdb committed the port's removal, before ovs-vswitchd applied it; a
+ * start of the same NIC right after (same port name, a new TAP) waits for that first and
+ * ends attached: ofport assigned, no Interface error. Repeated, so some re-adds race the removal.
+ */
+export async function ovsQuickReAdd(a: { ovsDb: string; rounds: number }): Promise<Record<string, unknown>> {
+  const deps = realDeps({ ovsDb: a.ovsDb });
+  const actions = nicActions('vm-q', 'net0', 'wdtovs0', { vlan: 5 });
+  const ifname = hostIfName('vm-q', 'net0', PREFIX);
+  const seen: Array<{ ofport: string; error: string }> = [];
+  for (let i = 0; i < a.rounds; i++) {
+    const net = await applyHostActions(actions, deps);
+    seen.push({ ofport: ovsGet(a.ovsDb, 'Interface', ifname, 'ofport'), error: ovsGet(a.ovsDb, 'Interface', ifname, 'error') });
+    closeHostFds(net.fds, deps.native);
+    await undoHostActions(net.undo, deps);
+  }
+  return { seen, portsAfter: ovsPorts(a.ovsDb, 'wdtovs0'), linksAfter: links() };
+}
+
 /** A different process undoes from the log file. */
 export async function undoFromFile(a: { ovsDb: string; logPath: string }): Promise<Record<string, unknown>> {
   const log = parseUndoLog(readFileSync(a.logPath, 'utf8'));
