@@ -15,13 +15,12 @@ const LATE_IDS = 1024;
 
 /**
  * Ids are small integers, and an id is used again once QEMU has answered it: QEMU reads a
- * monitor one byte per read (monitor_can_read allows 1), about 2.5 us a byte here, so each
- * byte of a request is on the round trip's critical path, and `"id":0` is 4-5 bytes
+ * monitor one byte per read (monitor_can_read allows 1), about 2 us a byte here, so each
+ * byte of a request is on the round trip's critical path, and `"id":0` is 4-6 bytes
  * shorter than a counter that never repeats (`"id":"w1234"`). An id that left without an
  * answer (timed out, its write failed, the connection ended) is never used again in this
  * connection, so a late reply can never be taken for the answer to a newer command.
- */
-/**
+ *
  * Every call is settled exactly once (reply, timeout, write failure or disconnect). One
  * timer serves every call: it is armed for the earliest deadline, so a round trip costs
  * no timer of its own (creating and clearing one per call was a measurable share of a
