@@ -267,7 +267,7 @@ export class LeaseStore {
     const exchange = optionalNative()?.renameExchange;
     if (exchange !== undefined) {
       try { exchange(tmp, this.file); } catch { renameSync(tmp, this.file); return; } // no file yet, or a filesystem without exchange
-      unlinkSync(tmp);
+      try { unlinkSync(tmp); } catch { /* the old records under this process's tmp name: the next write truncates it */ }
       return;
     }
     renameSync(tmp, this.file);

@@ -5,7 +5,7 @@ import { EventSubscription, DEFAULT_EVENT_BUFFER } from './events.js';
 import type { RawQmpEvent } from './events.js';
 import { DEFAULT_MAX_LINE_BYTES, LineDecoder } from './framing.js';
 import { PendingCalls } from './pending.js';
-import { parseMessage } from './protocol.js';
+import { classify, parseObject } from './protocol.js';
 import type { QmpGreeting, QmpMessage } from './protocol.js';
 import { openSocket, Writer } from './transport.js';
 import type { QmpTarget } from './transport.js';
@@ -170,7 +170,10 @@ export class QmpClient {
     if (this.state === 'closed') return;
     try {
       for (const line of this.decoder.push(chunk)) {
-        this.onMessage(parseMessage(line));
+        const msg = parseObject(line);
+        // A reply, once open: routed without building a QmpMessage (what classify() would make of it).
+        if (this.state === 'open' && 'return' in msg) this.route(msg['id'], undefined, msg['return']);
+        else this.onMessage(classify(msg, line));
         if (this.ended) return;
       }
     } catch (err) {
@@ -201,10 +204,11 @@ export class QmpClient {
   }
 
   private route(id: unknown, error: Extract<QmpMessage, { kind: 'error' }> | undefined, value?: unknown): void {
-    const command = this.pending.commandOf(id);
-    if (command !== undefined) {
-      if (error === undefined) return this.pending.resolve(id as number, value);
-      return this.pending.rejectAnswered(id as number, new QmpError('QMP_COMMAND_FAILED', `running ${command} failed: ${error.errorClass}: ${error.desc}`, {
+    const call = this.pending.answer(id);
+    if (call !== undefined) {
+      if (error === undefined) return call.resolve(value);
+      const command = call.command;
+      return call.reject(new QmpError('QMP_COMMAND_FAILED', `running ${command} failed: ${error.errorClass}: ${error.desc}`, {
         command, errorClass: error.errorClass, desc: error.desc, context: { id },
       }));
     }
@@ -245,6 +249,7 @@ export class QmpClient {
     const why = reason.code === 'QMP_DISCONNECTED' ? 'the QMP connection ended before its reply'
       : reason.code === 'QMP_PROTOCOL' ? 'the QMP connection was dropped after a protocol error' : 'the QMP connection could not be set up';
     this.pending.rejectAll((command, id) => new QmpError(reason.code, `running ${command} failed: ${why}`, { command, context: { id }, cause: reason }));
+    this.pending.dispose();
     const subEnd = reason.code === 'QMP_DISCONNECTED' ? reason : this.disconnected(`waiting for QMP events failed: ${why}`, reason);
     for (const sub of [...this.subs]) sub.end(subEnd);
     this.writer.abort(reason);

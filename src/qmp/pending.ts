@@ -1,7 +1,7 @@
 /** @module qmp/pending: the table of commands awaiting replies: short reused ids, one timer for every deadline, and remembered timed-out ids. */
 import { QmpError } from './errors.js';
 
-interface Call {
+export interface Call {
   command: string;
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
@@ -15,17 +15,18 @@ const LATE_IDS = 1024;
 
 /**
  * Ids are small integers, and an id is used again once QEMU has answered it: QEMU reads a
- * monitor one byte per read (monitor_can_read allows 1), about 2.5 us a byte here, so each
- * byte of a request is on the round trip's critical path, and `"id":0` is 4-5 bytes
+ * monitor one byte per read (monitor_can_read allows 1), about 2 us a byte here, so each
+ * byte of a request is on the round trip's critical path, and `"id":0` is 4-6 bytes
  * shorter than a counter that never repeats (`"id":"w1234"`). An id that left without an
  * answer (timed out, its write failed, the connection ended) is never used again in this
  * connection, so a late reply can never be taken for the answer to a newer command.
- */
-/**
+ *
  * Every call is settled exactly once (reply, timeout, write failure or disconnect). One
  * timer serves every call: it is armed for the earliest deadline, so a round trip costs
  * no timer of its own (creating and clearing one per call was a measurable share of a
- * ~100 us query-status); with nothing pending it is unref'd, so it holds no process open.
+ * ~100 us query-status). The timer is unref'd: it never holds the process open by itself
+ * (the open socket does, and a pending call ends when the socket closes); so a round trip
+ * does not toggle its ref either.
  */
 export class PendingCalls {
   private readonly calls = new Map<number, Call>();
@@ -47,13 +48,22 @@ export class PendingCalls {
     return new Promise((resolve, reject) => {
       this.calls.set(id, { command, resolve, reject, deadline, timeoutMs });
       if (deadline < this.armedFor) this.arm(deadline);
-      else if (deadline !== Infinity) this.timer?.ref();
     });
   }
 
-  /** The command name of a pending id, or undefined. */
-  commandOf(id: unknown): string | undefined {
-    return typeof id === 'number' ? this.calls.get(id)?.command : undefined;
+  /** The pending call QEMU answered with `id`, taken out of the table (the id is free again); undefined when none. */
+  answer(id: unknown): Call | undefined {
+    if (typeof id !== 'number') return undefined;
+    const call = this.take(id);
+    if (call !== undefined) this.free.push(id);
+    return call;
+  }
+
+  /** Stops the timer (the connection ended). */
+  dispose(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.armedFor = Infinity;
   }
 
   has(id: number): boolean {
@@ -69,12 +79,7 @@ export class PendingCalls {
 
   /** Settles a call with QEMU's answer; its id is free again. */
   resolve(id: number, value: unknown): void {
-    this.answered(id)?.resolve(value);
-  }
-
-  /** Settles a call with QEMU's error answer; its id is free again. */
-  rejectAnswered(id: number, error: Error): void {
-    this.answered(id)?.reject(error);
+    this.answer(id)?.resolve(value);
   }
 
   /** Fails a call that QEMU did not answer (write failure, disconnect): its id is retired. */
@@ -91,24 +96,17 @@ export class PendingCalls {
     return this.calls.size;
   }
 
-  private answered(id: number): Call | undefined {
-    const call = this.take(id);
-    if (call !== undefined) this.free.push(id);
-    return call;
-  }
-
   private take(id: number): Call | undefined {
     const call = this.calls.get(id);
     if (call === undefined) return undefined;
     this.calls.delete(id);
-    if (this.calls.size === 0) this.timer?.unref();
     return call;
   }
 
   private arm(deadline: number): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.armedFor = deadline;
-    this.timer = setTimeout(() => this.sweep(), Math.max(0, deadline - performance.now()));
+    this.timer = setTimeout(() => this.sweep(), Math.max(0, deadline - performance.now())).unref();
   }
 
   /** Times out every call whose deadline passed (within the 1 ms timers round to), then re-arms for the next. */

@@ -40,6 +40,11 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /** Classifies one line; throws QMP_PROTOCOL for anything QMP does not send. */
 export function parseMessage(line: string): QmpMessage {
+  return classify(parseObject(line), line);
+}
+
+/** One line as a JSON object; throws QMP_PROTOCOL for anything else. */
+export function parseObject(line: string): Record<string, unknown> {
   let msg: unknown;
   try {
     msg = JSON.parse(line);
@@ -47,6 +52,11 @@ export function parseMessage(line: string): QmpMessage {
     throw protocolError('the line is not valid JSON', line, cause);
   }
   if (!isObject(msg)) throw protocolError('the message is not a JSON object', line);
+  return msg;
+}
+
+/** Classifies a parsed line (a reply when it has `return`: the client's fast path tests the same). */
+export function classify(msg: Record<string, unknown>, line: string): QmpMessage {
   if ('return' in msg) return { kind: 'return', id: msg['id'], value: msg['return'] };
   if ('error' in msg) {
     const e = msg['error'];
