@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseCgroupLayout, type JailerConfig } from '../src/jail/index.js';
 
 /** The CPU hierarchy's mount and this process's cgroup in it, or undefined (no cpu controller here). */
-function cpuHierarchy(config: JailerConfig): { mount: string; own: string } | undefined {
+function cpuHierarchy(config: JailerConfig): { mount: string; own: string; version: 1 | 2 } | undefined {
   const mounts = readFileSync(config.mountsFile, 'utf8');
   const v2 = (m: string): string[] => { try { return readFileSync(join(m, 'cgroup.controllers'), 'utf8').trim().split(/\s+/); } catch { return []; } };
   const layout = parseCgroupLayout(mounts, v2, config.cgroupVersion);
@@ -17,7 +17,7 @@ function cpuHierarchy(config: JailerConfig): { mount: string; own: string } | un
   if (mount === undefined) return undefined;
   const lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n').map((l) => l.split(':'));
   const mine = layout!.version === 1 ? lines.find((f) => f[1]?.split(',').includes('cpu')) : lines.find((f) => f[0] === '0');
-  return { mount, own: join(mount, mine?.[2] ?? '/') };
+  return { mount, own: join(mount, mine?.[2] ?? '/'), version: layout!.version };
 }
 
 /** A CPU cgroup under the jails' parent that spawns can be placed in. */
@@ -28,6 +28,13 @@ export interface ParentCgroup {
    * this process waits for it outside, as a manager waits for its jails.
    */
   place<T>(start: () => T): T;
+  /**
+   * The argv that runs `argv` inside the cgroup as a jail's chain gets there: the exec helper
+   * joins it (a v1 tasks write of "0", no threadgroup lock) and execs. `place` instead moves
+   * this multi-threaded process in and out (cgroup.procs), each move waiting for an RCU grace
+   * period, which the chain's time then includes.
+   */
+  joinArgv(helper: string, argv: readonly string[]): string[];
   /** Removes the cgroup (and the parent, when this made it); call once its processes are gone. */
   remove(): Promise<void>;
 }
@@ -44,6 +51,9 @@ export function jailParentCgroup(config: JailerConfig): ParentCgroup | undefined
     place(start) {
       writeFileSync(join(dir, 'cgroup.procs'), String(process.pid));
       try { return start(); } finally { writeFileSync(join(h.own, 'cgroup.procs'), String(process.pid)); }
+    },
+    joinArgv(helper, argv) {
+      return [helper, 'pre', ...(h.version === 1 ? ['--cgroup-tasks', join(dir, 'tasks')] : ['--cgroup-procs', join(dir, 'cgroup.procs')]), '--', ...argv];
     },
     async remove() {
       await removeWhenEmpty(dir);

@@ -51,7 +51,7 @@ const withoutServer = {
 const dir = `${root}dist/src/cli`;
 for (const [name, plugins] of [['warden.cjs', [lazyBuiltins, withoutServer]], ['wardend.cjs', [lazyBuiltins]]]) {
   const out = `${dir}/${name}`;
-  await build({
+  const { metafile } = await build({
     entryPoints: [`${dir}/bin.js`],
     outfile: out,
     bundle: true,
@@ -68,12 +68,17 @@ for (const [name, plugins] of [['warden.cjs', [lazyBuiltins, withoutServer]], ['
     legalComments: 'none',
     plugins,
     logLevel: 'warning',
+    metafile: true,
   });
   // esbuild escapes non-ASCII (charset ascii) and keeps no comment: boot.cjs reads the file as latin1.
   if (readFileSync(out).some((b) => b > 0x7f)) {
     console.error(`bundle-cli: ${out} has a non-ASCII byte; boot.cjs reads it as latin1`);
     process.exit(1);
   }
+  // `import { z } from 'zod'` (instead of `import * as z`) keeps zod's whole namespace, with its
+  // locales (~60 files): 0.4 MB more to read and deserialise at every start (issue 16).
+  const locales = Object.entries(Object.values(metafile.outputs)[0].inputs).filter(([f, i]) => i.bytesInOutput > 0 && /zod\/v4\/locales\/(?!(en|index)\.js$)/.test(f));
+  if (locales.length > 0) console.error(`bundle-cli: warning: ${out} holds zod's locales (${locales.length} files), every command reads them: import zod as \`import * as z from 'zod'\`, not \`import { z }\``);
   for (const f of readdirSync(dir)) if (f.startsWith(`${name}.`) && f.endsWith('.v8cache')) rmSync(`${dir}/${f}`, { force: true });
 }
 // Code caches (src/cli/boot.cts): one per command, made by its first run. These runs make them

@@ -7,8 +7,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { WardenError } from '../errors/index.js';
-import { parseSpec, resolveSpecPaths, SpecReadError } from '../spec/index.js';
-import { attachConsole, replayProgress, terminalProgress } from '../vm/index.js';
+// The vm modules these come from, not the vm barrel: a CLI verb the daemon serves must not initialise the whole lifecycle (issue 16).
+import { attachConsole } from '../vm/console.js';
+import { replayProgress } from '../vm/events.js';
+import { terminalProgress } from '../vm/progress.js';
 import type { ConsoleEnd, ConsoleIo, CreateOptions, DiskAttachRequest, HotplugResult, LimitsChange, LimitsResult, NicAttachRequest, NicHotplugResult, ResizeResult, OpenOptions, Inspection, ListEntry, Operation, RestoreResult, RevertResult, SaveResult, SnapshotInfo, SnapshotResult, MigrateOptions, MigrateResult, MigrationTarget, SpecSource, StartResult, StopOptions, VmRecord, VmService } from '../vm/index.js';
 import type { ApiClient } from './client.js';
 import type { StateAction } from './schemas.js';
@@ -27,6 +29,8 @@ export class RemoteService implements VmService {
   }
 
   async create(src: SpecSource, o: CreateOptions = {}): Promise<VmRecord> {
+    // Only create parses a spec here: the other verbs do not load the spec module (zod, yaml).
+    const { parseSpec, resolveSpecPaths, SpecReadError } = await import('../spec/index.js');
     let spec: Record<string, unknown>;
     if ('file' in src) {
       const path = resolve(src.file);

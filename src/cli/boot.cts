@@ -59,8 +59,12 @@ function runBundle(): void {
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
   const mod = { exports: {} };
   wrapper.call(mod.exports, mod.exports, nodeModule.createRequire(bundle), mod, bundle, __dirname);
-  // After the command ran, so the cache holds the functions it compiled lazily too.
-  if (own && (cachedData === undefined || script.cachedDataRejected === true)) process.once('beforeExit', () => saveCache(script));
+  // After the command ran, so the cache holds the functions it compiled lazily too; only after
+  // a run that succeeded: a cache is kept until the bundle changes, and one made by a failed
+  // first run (a typo, a missing VM) lacks the code of every later successful one.
+  if (own && (cachedData === undefined || script.cachedDataRejected === true)) {
+    process.once('beforeExit', () => { if ((process.exitCode ?? 0) === 0) saveCache(script); });
+  }
 }
 
 if (mtimeMs(bundle) >= mtimeMs(entry)) runBundle();

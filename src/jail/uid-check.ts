@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, lstatSync, promises as fsp, readdirSync, readFileSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { loadNative, type NativeAddon } from '../sys/native.js';
+import { NssCache, nssCacheKey, type NssAnswer } from './nss-cache.js';
 
 export interface IdRange { first: number; count: number }
 
@@ -105,12 +106,35 @@ function optionalNative(): NativeAddon | undefined {
  * nssNames (NSS on the thread pool, no process), else two getent processes. A failed lookup
  * ("?ERRNO") counts as taken: an id NSS cannot vouch for is not handed out.
  */
-async function nssWindow(ids: readonly number[]): Promise<[Map<number, string>, Map<number, string>]> {
+async function askNss(ids: readonly number[]): Promise<Map<number, NssAnswer>> {
   const native = optionalNative();
-  if (native?.nssNames === undefined) return Promise.all([getentMany('passwd', ids), getentMany('group', ids)]);
+  if (native?.nssNames === undefined) {
+    const [users, groups] = await Promise.all([getentMany('passwd', ids), getentMany('group', ids)]);
+    return new Map(ids.map((id) => [id, [users.get(id) ?? null, groups.get(id) ?? null]]));
+  }
   const { users, groups } = await native.nssNames([...ids]);
-  const toMap = (names: Array<string | null>): Map<number, string> => new Map(ids.flatMap((id, i) => (names[i] === null || names[i] === undefined ? [] : [[id, names[i]!] as [number, string]])));
-  return [toMap(users), toMap(groups)];
+  return new Map(ids.map((id, i) => [id, [users[i] ?? null, groups[i] ?? null]]));
+}
+
+/** This process's NSS answers, while their sources stay as they were (see nss-cache). */
+const nssCache = new NssCache();
+
+/**
+ * The window's answers: from the cache where the passwd and group sources are files that have
+ * not changed since (no thread-pool trip then), else asked (and kept when cacheable).
+ */
+async function nssWindow(ids: readonly number[]): Promise<[Map<number, string>, Map<number, string>]> {
+  // Only the addon tells a failed lookup ("?ERRNO", never kept) from a missing entry; getent's answers are not kept.
+  const key = optionalNative()?.nssNames === undefined ? undefined : nssCacheKey();
+  const known = nssCache.lookup(key, ids);
+  const missing = ids.filter((id) => !known.has(id));
+  if (missing.length > 0) {
+    const asked = await askNss(missing);
+    nssCache.store(key, asked);
+    for (const [id, a] of asked) known.set(id, a);
+  }
+  const pick = (k: 0 | 1): Map<number, string> => new Map([...known].flatMap(([id, a]) => (a[k] === null ? [] : [[id, a[k]!] as [number, string]])));
+  return [pick(0), pick(1)];
 }
 
 const STATUS_IDS = { Uid: /^Uid:\s+(.*)$/m, Gid: /^Gid:\s+(.*)$/m } as const;
@@ -126,14 +150,18 @@ export function deadProcess(status: string): boolean {
   return (state === 'Z' || state === 'X') && Number(/^Threads:\s+(\d+)/m.exec(status)?.[1] ?? 2) <= 1;
 }
 
+/** Up to this many processes, the /proc scan runs on the calling thread (~3 ms at most). */
+export const SYNC_SCAN_MAX = 1000;
+
 /** uid → a pid, gid → a pid, for every live process's real, effective, saved and filesystem ids (status files read in parallel batches). */
 async function processOwners(procRoot: string): Promise<{ uids: Map<number, number>; gids: Map<number, number> }> {
   const uids = new Map<number, number>();
   const gids = new Map<number, number>();
   const native = procRoot === '/proc' ? optionalNative() : undefined;
   if (native?.procIds !== undefined) {
-    // The addon's one pass over /proc (a millisecond for a hundred processes, against several through fs promises).
-    const rows = await native.procIds();
+    // The addon's one pass over /proc (~3 us a process): on this thread while the host has at
+    // most SYNC_SCAN_MAX processes (cheaper than a thread-pool round trip on a busy host), else on the pool.
+    const rows = native.procIdsSync?.(SYNC_SCAN_MAX) ?? await native.procIds();
     for (let i = 0; i + 9 <= rows.length; i += 9) {
       for (let k = 1; k <= 4; k++) if (!uids.has(rows[i + k]!)) uids.set(rows[i + k]!, rows[i]!);
       for (let k = 5; k <= 8; k++) if (!gids.has(rows[i + k]!)) gids.set(rows[i + k]!, rows[i]!);

@@ -47,6 +47,10 @@ export interface NativeAddon {
    * process (pid, the Uid: line's four uids, the Gid: line's four gids). Optional: an older build lacks it.
    */
   procIds?(): Promise<Uint32Array>;
+  /** procIds on the calling thread, or null (nothing read) when /proc lists more than `max` processes. Optional: an older build lacks it. */
+  procIdsSync?(max: number): Uint32Array | null;
+  /** renameat2(a, b, RENAME_EXCHANGE): both names must exist; throws the errno. Optional: an older build lacks it. */
+  renameExchange?(a: string, b: string): void;
   /** An anonymous memory file (memfd) holding `data`, sealed against every change; close-on-exec. */
   memfdSealed(name: string, data: Uint8Array): number;
   /** An AF_NETLINK NETLINK_ROUTE socket (O_CLOEXEC, 5 s receive timeout). */

@@ -69,7 +69,7 @@ function expected(f: PlannedFdView): [RegExp | string, number | null] {
     case 'file': return [realpathSync(f.path), ACCMODE[f.flags.find((x) => x in ACCMODE) ?? 'O_RDONLY']!];
     case 'log': return [/^pipe:\[\d+\]$/, ACCMODE['O_WRONLY']!];
     case 'unix-listen': return [/^socket:\[\d+\]$/, ACCMODE['O_RDWR']!];
-    case 'sealed-copy': return [`/memfd:warden-${f.name} (deleted)`, ACCMODE['O_RDWR']!];
+    case 'sealed-copy': return [`/memfd:warden-${f.name} (deleted)`, ACCMODE['O_RDONLY']!]; // a read-only fd of the sealed copy
     case 'host-action': return [/^\/dev\/net\/tun$|^\/dev\/tap\d+$/, ACCMODE['O_RDWR']!];
     case 'socketpair': return [/^socket:\[\d+\]$/, ACCMODE['O_RDWR']!];
     case 'state-dir': return [realpathSync(f.path), ACCMODE['O_RDONLY']!];

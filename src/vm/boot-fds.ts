@@ -8,6 +8,7 @@ import { ImageError, openCheckedSync, ownerAccessCheck, type Owner } from '../im
 import type { NativeAddon } from '../sys/index.js';
 import { VmError } from './errors.js';
 import type { PlannedFdView } from './ports.js';
+import { reopenReadOnly, type SealedCopyCache } from './sealed-cache.js';
 
 /** A boot file larger than this is refused rather than copied into memory. */
 export const SEALED_COPY_MAX = 1024 ** 3;
@@ -37,16 +38,31 @@ export function seedFromTemplates(fds: readonly PlannedFdView[], vm: string): vo
 }
 
 /**
- * Fills a sealed memfd with each planned sealed copy; returns the fds by planned name (the
- * caller closes them). With an `owner` (a daemon VM of another uid) each file is opened only
- * if that uid could read it (IMAGE_OWNER_DENIED), judged on the inode then opened.
+ * Fills a sealed memfd with each planned sealed copy; returns read-only fds of them by planned
+ * name (the caller closes them). With an `owner` (a daemon VM of another uid) each file is
+ * opened only if that uid could read it (IMAGE_OWNER_DENIED), judged on the inode then opened.
+ * With a `cache`, a copy of the same unchanged file (opened and checked as above) is reused.
  */
-export function openSealedCopies(fds: readonly PlannedFdView[], vm: string, native: Pick<NativeAddon, 'memfdSealed' | 'closeFd'>, owner: Owner | null = null): Map<string, number> {
+export function openSealedCopies(fds: readonly PlannedFdView[], vm: string, native: Pick<NativeAddon, 'memfdSealed' | 'closeFd'>, owner: Owner | null = null, cache?: SealedCopyCache): Map<string, number> {
   const out = new Map<string, number>();
   try {
     for (const f of fds) {
       if (f.kind !== 'sealed-copy') continue;
-      out.set(f.name, native.memfdSealed(`warden-${f.name}`, readBootFile(f.path, f.from, vm, owner)));
+      const statAt = Date.now();
+      const fd = openBootFile(f.path, f.from, vm, owner);
+      try {
+        const st = fstatSync(fd, { bigint: true });
+        if (!st.isFile()) throw new VmError('VM_START_FAILED', `${f.from} of VM ${vm}, ${f.path}, is not a regular file`, { context: { vm, field: f.from, path: f.path } });
+        if (st.size > BigInt(SEALED_COPY_MAX)) throw new VmError('VM_START_FAILED', `${f.from} of VM ${vm}, ${f.path}, is larger than ${SEALED_COPY_MAX} bytes`, { context: { vm, field: f.from, path: f.path, size: Number(st.size) } });
+        const read = (): Buffer => readAll(fd, Number(st.size));
+        if (cache !== undefined) out.set(f.name, cache.take(f.name, st, statAt, read));
+        else {
+          const sealed = native.memfdSealed(`warden-${f.name}`, read());
+          try { out.set(f.name, reopenReadOnly(sealed)); } finally { native.closeFd(sealed); }
+        }
+      } finally {
+        closeSync(fd);
+      }
     }
   } catch (err) {
     for (const fd of out.values()) native.closeFd(fd);
@@ -55,15 +71,12 @@ export function openSealedCopies(fds: readonly PlannedFdView[], vm: string, nati
   return out;
 }
 
-/** The whole file, read through one fd so size and content come from the same file (checked before open when there is an owner). */
-function readBootFile(path: string, from: string, vm: string, owner: Owner | null): Buffer {
-  let fd: number;
+/** The boot file opened read-only (checked before open when there is an owner). */
+function openBootFile(path: string, from: string, vm: string, owner: Owner | null): number {
   try {
-    if (owner === null) fd = openSync(path, C.O_RDONLY);
-    else {
-      const check = ownerAccessCheck(owner);
-      fd = openCheckedSync(path, { flags: C.O_RDONLY, kinds: ['file'], doing: `opening ${from} of VM ${vm}`, guard: (t) => check(t, from, false) }).fd;
-    }
+    if (owner === null) return openSync(path, C.O_RDONLY);
+    const check = ownerAccessCheck(owner);
+    return openCheckedSync(path, { flags: C.O_RDONLY, kinds: ['file'], doing: `opening ${from} of VM ${vm}`, guard: (t) => check(t, from, false) }).fd;
   } catch (cause) {
     if (cause instanceof ImageError && cause.code === 'IMAGE_OWNER_DENIED') throw cause;
     throw new VmError('VM_START_FAILED', `opening ${from} of VM ${vm}, ${path}, failed`, {
@@ -71,19 +84,16 @@ function readBootFile(path: string, from: string, vm: string, owner: Owner | nul
       suggestions: ['restore the file; the VM keeps the path its spec had at create (warden validate checks the spec file)'],
     });
   }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new VmError('VM_START_FAILED', `${from} of VM ${vm}, ${path}, is not a regular file`, { context: { vm, field: from, path } });
-    if (st.size > SEALED_COPY_MAX) throw new VmError('VM_START_FAILED', `${from} of VM ${vm}, ${path}, is larger than ${SEALED_COPY_MAX} bytes`, { context: { vm, field: from, path, size: st.size } });
-    const buf = Buffer.allocUnsafe(st.size);
-    let off = 0;
-    while (off < st.size) {
-      const n = readSync(fd, buf, off, st.size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return buf.subarray(0, off);
-  } finally {
-    closeSync(fd);
+}
+
+/** The whole file through one fd, so size and content come from the same file. */
+function readAll(fd: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(size);
+  let off = 0;
+  while (off < size) {
+    const n = readSync(fd, buf, off, size - off, off);
+    if (n === 0) break;
+    off += n;
   }
+  return buf.subarray(0, off);
 }

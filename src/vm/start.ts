@@ -11,6 +11,7 @@ import type { Facts } from '../plan/index.js';
 import type { Spec } from '../spec/index.js';
 import { loadNative } from '../sys/index.js';
 import { openSealedCopies, seedFromTemplates } from './boot-fds.js';
+import { SealedCopyCache } from './sealed-cache.js';
 import type { HostIssue } from './facts.js';
 import { forwardsOf, type ForwardInfo } from './endpoints.js';
 import { VmError } from './errors.js';
@@ -49,6 +50,12 @@ export interface StartCtx {
   /** The run record's write, overlapped with QEMU's own start-up (awaited by the qmp step). */
   runRecorded?: Promise<void>;
 }
+
+/**
+ * This process's sealed boot-file copies: a manager that lives on (the daemon, a test, the
+ * bench) copies an unchanged kernel and initrd once, not at every start (vm/sealed-cache).
+ */
+let bootCopies: SealedCopyCache | undefined;
 
 /** The log stream that becomes QEMU's stderr (qemu.log). */
 const QEMU_STDERR = 'qemu-stderr';
@@ -156,7 +163,8 @@ const open: Step<StartCtx> = {
     seedFromTemplates(c.plan!.fds, c.rec.name); // the VM's UEFI vars, at its first start
     // The VM's owner must be able to read its kernel and initrd (checked on the inode opened).
     const owner = c.rec.owner === undefined ? null : ownerFromUid(c.rec.owner);
-    for (const [name, fd] of openSealedCopies(c.plan!.fds, c.rec.name, loadNative(), owner)) c.fds.adopt(name, fd);
+    const native = loadNative();
+    for (const [name, fd] of openSealedCopies(c.plan!.fds, c.rec.name, native, owner, bootCopies ??= new SealedCopyCache(native))) c.fds.adopt(name, fd);
     c.fds.logs.banner = `--- warden: VM ${c.rec.name} starting at ${c.d.now()} ---\n`;
     await c.fds.openAll(c.plan!.fds, c.rec.name, probed);
     const missing = c.plan!.fds.filter((f) => f.kind !== 'socketpair' && !c.fds.byName.has(f.name)); // socketpairs: the helpers step

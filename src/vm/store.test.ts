@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeFs } from '../sys/index.js';
@@ -27,7 +27,7 @@ test('create, read, write and list VMs; a second create of the same name is VM_E
   assert.equal((await store.read('wdv-a')).phase, 'stopped');
   await assert.rejects(store.create(rec('wdv-a')), (e) => isVmError(e, 'VM_EXISTS'));
   // Atomic writes leave no temp files behind.
-  assert.deepEqual(readdirSync(store.paths('wdv-a').dir), ['vm.json']);
+  assert.deepEqual(readdirSync(store.paths('wdv-a').dir).sort(), ['vm.durable.json', 'vm.json']);
   await store.remove('wdv-a');
   await assert.rejects(store.read('wdv-a'), (e) => isVmError(e, 'VM_NOT_FOUND') && /warden list/.test(e.suggestions.join()));
   // A verb that read the record just before a concurrent delete gets the typed error, not a raw ENOENT.
@@ -39,7 +39,43 @@ test('bad names and corrupt records are refused with their own codes', async (t)
   await assert.rejects(store.read('../etc'), (e) => isVmError(e, 'VM_BAD_NAME'));
   await store.create(rec('wdv-c'));
   writeFileSync(store.paths('wdv-c').record, '{"version":1,');
-  await assert.rejects(store.read('wdv-c'), (e) => isVmError(e, 'VM_STATE_CORRUPT'));
+  writeFileSync(store.paths('wdv-c').durable, '');
+  await assert.rejects(store.read('wdv-c'), (e) => isVmError(e, 'VM_STATE_CORRUPT') && e.context['path'] === store.paths('wdv-c').record);
+});
+
+test('run state is written without touching the durable copy; a torn vm.json reads as the last durable record', async (t) => {
+  const store = tempStore(t);
+  const p = store.paths('wdv-e');
+  const created = { ...rec('wdv-e'), spec: { name: 'wdv-e', memory: '1Gi' } };
+  await store.create(created);
+  const durableIno = statSync(p.durable).ino;
+  assert.equal(statSync(p.record).ino, durableIno, 'a durable write: vm.json and vm.durable.json are one fsync\'d file');
+  // A start's writes: phase, claims, run, volatile undo entries. vm.durable.json stays the created record.
+  const running: VmRecord = { ...created, phase: 'running', updatedAt: 'u', disks: [{ path: '/d', dev: 1, ino: 2, writable: true }],
+    undo: [{ kind: 'sockets', paths: ['/s'] }, { kind: 'jail', jailName: 'j', owner: '/o' }], run: { qemu: { pid: 1, startTime: 2 }, uid: 1, gid: 1, accel: 'tcg', startedAt: 'u', jailName: 'j', cgroups: [], protectionsOff: [] } };
+  await store.write(running);
+  assert.equal(statSync(p.durable).ino, durableIno, 'run state only: no new durable copy');
+  assert.notEqual(statSync(p.record).ino, durableIno);
+  assert.deepEqual(await store.read('wdv-e'), running);
+  // An undo entry naming what outlives a reboot (host networking: an OVS port) is durable.
+  const withNet: VmRecord = { ...running, undo: [...running.undo!, { kind: 'net', log: { steps: ['ovs'] } }] };
+  await store.write(withNet);
+  assert.notEqual(statSync(p.durable).ino, durableIno, 'a net undo entry is written durably');
+  assert.deepEqual(JSON.parse(readFileSync(p.durable, 'utf8')), withNet);
+  // A power loss after a rename reached the disk before its data: vm.json empty or torn.
+  const { run: _run, ...stopped } = withNet;
+  await store.write({ ...stopped, phase: 'stopped' });
+  for (const torn of ['', '{"version":1,"na']) {
+    writeFileSync(p.record, torn);
+    assert.deepEqual(await store.read('wdv-e'), withNet, 'the last durable record: the spec and the net undo entry survive');
+  }
+  rmSync(p.record);
+  assert.deepEqual(await store.read('wdv-e'), withNet);
+  // The next write repairs vm.json; a spec change is durable again.
+  const edited = { ...withNet, spec: { name: 'wdv-e', memory: '2Gi' } };
+  await store.write(edited);
+  assert.deepEqual(JSON.parse(readFileSync(p.durable, 'utf8')), edited);
+  assert.deepEqual(readdirSync(p.dir).sort(), ['vm.durable.json', 'vm.json']);
 });
 
 test('the operation lock excludes a second holder and is taken over from a dead one', async (t) => {

@@ -1,9 +1,10 @@
 /**
  * @module vm/store: the state store: one directory per VM under a state root, vm.json
- * written atomically (temp file, fsync, rename), and per-VM operation locks that a dead
- * holder cannot keep (the lock names the holder's pid and start time).
+ * written atomically (temp file, rename; fsync'd when what must outlive the host changed),
+ * and per-VM operation locks that a dead holder cannot keep (the lock names the holder's
+ * pid and start time).
  */
-import { closeSync, fsync, openSync, promises as fsp, renameSync, writeFileSync, constants as C } from 'node:fs';
+import { closeSync, fsync, linkSync, mkdirSync, openSync, promises as fsp, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, constants as C } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Fs } from '../sys/index.js';
@@ -24,6 +25,8 @@ export function defaultStateRoot(env: NodeJS.ProcessEnv = process.env, uid = pro
 export interface VmPaths {
   dir: string;
   record: string;
+  /** The record as of its last durable change: a second name of that write's fsync'd file (see StateStore.write). */
+  durable: string;
   qmpSocket: string;
   serialSocket: string;
   serialLog: string;
@@ -47,13 +50,55 @@ export function checkName(name: string): void {
   }
 }
 
+/** Record fields that describe only the current run: nothing they name outlives the host (see StateStore.write). */
+export const VOLATILE = ['phase', 'updatedAt', 'run', 'helpers', 'disks', 'intent', 'warnings'] as const;
+/** Undo kinds whose host objects die with the host: processes (log writer), the jail (cgroups, lease holders), socket listeners. */
+const VOLATILE_UNDO = new Set(['sockets', 'logd', 'jail']);
+
+/** The part of a record that must survive a power loss, as a comparable string. */
+export function durablePart(rec: VmRecord): string {
+  const o: Record<string, unknown> = { ...rec };
+  for (const k of VOLATILE) delete o[k];
+  o['undo'] = (rec.undo ?? []).filter((u) => !VOLATILE_UNDO.has(u.kind));
+  return JSON.stringify(o);
+}
+
+/** durablePart of the record in `path`, or null when there is none readable. */
+function durablePartOf(path: string, name: string): string | null {
+  const r = readRecord(path, name);
+  return r.rec === undefined ? null : durablePart(r.rec);
+}
+
+/** A record file read synchronously (a small page-cache read): the record, or why not. */
+function readRecord(path: string, name: string): { rec?: VmRecord; missing: boolean; error?: VmError } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { missing: true };
+    return { missing: false, error: new VmError('VM_IO', `reading the state of VM ${name} failed`, { context: { vm: name, path }, cause: err }) };
+  }
+  try {
+    const rec = JSON.parse(text) as VmRecord;
+    if (rec.version !== 1 || rec.name !== name || typeof rec.phase !== 'string') throw new Error('unexpected shape');
+    if (rec.undo !== undefined) rec.undo = rec.undo.map(readUndo).filter((u) => u !== null);
+    return { rec, missing: false };
+  } catch (cause) {
+    return { missing: false, error: new VmError('VM_STATE_CORRUPT', `the state file of VM ${name} is not a valid record`, {
+      context: { vm: name, path }, cause, suggestions: [`inspect or remove ${path}`],
+    }) };
+  }
+}
+
+const fsyncAsync = (fd: number): Promise<void> => new Promise((resolve, reject) => { fsync(fd, (e) => (e ? reject(e) : resolve())); });
+
 export class StateStore {
   constructor(readonly root: string, private readonly fs: Fs) {}
 
   paths(name: string): VmPaths {
     const dir = join(this.root, 'vms', name);
     return {
-      dir, record: join(dir, 'vm.json'), qmpSocket: join(dir, 'qmp.sock'), serialSocket: join(dir, 'serial.sock'),
+      dir, record: join(dir, 'vm.json'), durable: join(dir, 'vm.durable.json'), qmpSocket: join(dir, 'qmp.sock'), serialSocket: join(dir, 'serial.sock'),
       serialLog: join(dir, 'serial.log'), qemuLog: join(dir, 'qemu.log'), uefiVars: join(dir, 'uefi-vars.fd'),
       vncSocket: join(dir, 'vnc.sock'), lock: join(dir, 'lock'),
     };
@@ -66,7 +111,7 @@ export class StateStore {
 
   async list(): Promise<string[]> {
     try {
-      const names = await fsp.readdir(join(this.root, 'vms'));
+      const names = readdirSync(join(this.root, 'vms'));
       return names.filter((n) => NAME_RE.test(n)).sort();
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
@@ -85,25 +130,19 @@ export class StateStore {
     return rec;
   }
 
+  /**
+   * The record, or null when the VM does not exist. vm.json is read; when it is missing or not
+   * a valid record, the durable copy is (after a power loss vm.json can be torn: see write()),
+   * and only when that fails too is the record VM_STATE_CORRUPT.
+   */
   async tryRead(name: string): Promise<VmRecord | null> {
-    const path = this.paths(name).record;
-    let text: string;
-    try {
-      text = await fsp.readFile(path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw new VmError('VM_IO', `reading the state of VM ${name} failed`, { context: { vm: name, path }, cause: err });
-    }
-    try {
-      const rec = JSON.parse(text) as VmRecord;
-      if (rec.version !== 1 || rec.name !== name || typeof rec.phase !== 'string') throw new Error('unexpected shape');
-      if (rec.undo !== undefined) rec.undo = rec.undo.map(readUndo).filter((u) => u !== null);
-      return rec;
-    } catch (cause) {
-      throw new VmError('VM_STATE_CORRUPT', `the state file of VM ${name} is not a valid record`, {
-        context: { vm: name, path }, cause, suggestions: [`inspect or remove ${path}`],
-      });
-    }
+    const p = this.paths(name);
+    const main = readRecord(p.record, name);
+    if (main.rec !== undefined) return main.rec;
+    const durable = readRecord(p.durable, name);
+    if (durable.rec !== undefined) return durable.rec;
+    if (main.missing) return null;
+    throw main.error;
   }
 
   /** Creates the VM's directory and first record; VM_EXISTS if the name is taken. */
@@ -127,20 +166,46 @@ export class StateStore {
     await this.write(rec);
   }
 
-  /** Writes vm.json atomically: a reader sees the old or the new record, never a torn one. */
+  /**
+   * Writes vm.json atomically (temp file, rename): a reader sees the old or the new record,
+   * never a torn one, also after this process dies at any point (the page cache outlives it).
+   *
+   * Only a power loss (or a kernel crash) can lose what is not fsync'd, and then nothing of a
+   * run outlives it: QEMU, its jail's processes, cgroups and leases' holders, the log writer,
+   * the sockets' listeners are gone. So run state ({@link VOLATILE} fields, undo entries of
+   * those kinds) needs atomic visibility, not durability. The rest (the spec, owner, save
+   * file, snapshots, hot-plug journal, the net and helper undo entries, which name what can
+   * outlive a reboot: an Open vSwitch port, a state directory lent to a helper's uid) must
+   * survive a power loss, and a file whose rename reached the disk before its data is empty.
+   * Hence: when the durable part differs from vm.durable.json's, the new file is fsync'd,
+   * renamed into place, linked as vm.durable.json, and the directory fsync'd before this
+   * returns; otherwise no fsync at all. After a power loss vm.json is this write or a later
+   * one, or torn; a torn (or missing) vm.json reads as vm.durable.json, whose durable part is
+   * that of every later write. What a start writes (claim, log writer, jail, run, running)
+   * is run state: no fsync on a start's path, unless host networking or helpers are set up.
+   */
   async write(rec: VmRecord): Promise<void> {
     const p = this.paths(rec.name);
     const tmp = `${p.record}.tmp-${process.pid}`;
-    // Only the fsync goes through the thread pool: open, write, close and rename are page-cache
-    // calls, and on a loaded host each pool trip cost more than the call (a start writes ~5 times).
+    const durable = durablePart(rec) !== durablePartOf(p.durable, rec.name);
+    // Open, write, close and rename are page-cache calls, done synchronously: on a loaded host
+    // each thread-pool trip cost more than the call. Only the fsyncs of a durable write go there.
     const fd = openSync(tmp, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o600);
     try {
       writeFileSync(fd, `${JSON.stringify(rec, null, 2)}\n`);
-      await new Promise<void>((resolve, reject) => { fsync(fd, (e) => (e ? reject(e) : resolve())); });
+      if (durable) await fsyncAsync(fd);
     } finally {
       closeSync(fd);
     }
+    if (!durable) { renameSync(tmp, p.record); return; }
+    // vm.json first: a reader falls back to vm.durable.json only when vm.json is unreadable.
+    const link = `${p.durable}.tmp-${process.pid}`;
+    rmSync(link, { force: true });
+    linkSync(tmp, link);
     renameSync(tmp, p.record);
+    renameSync(link, p.durable);
+    const dir = openSync(p.dir, C.O_RDONLY | C.O_DIRECTORY);
+    try { await fsyncAsync(dir); } finally { closeSync(dir); }
   }
 
   /** Removes the VM's directory and everything in it. */
@@ -170,7 +235,7 @@ export class StateStore {
 
   /** The store-wide lock, held briefly around cross-VM checks (disk claims); waits up to `waitMs`. */
   async lockRoot(op: string, waitMs = 10_000): Promise<Lock> {
-    await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
     return this.takeLock(join(this.root, 'store.lock'), 'the state store', op, waitMs);
   }
 
@@ -196,8 +261,9 @@ export class StateStore {
     const deadline = Date.now() + waitMs;
     for (;;) {
       try {
-        await fsp.writeFile(path, body, { flag: 'wx', mode: 0o600 });
-        return { path, release: () => fsp.rm(path, { force: true }) };
+        // Lock files are page-cache calls, made synchronously (a start takes and releases two).
+        writeFileSync(path, body, { flag: 'wx', mode: 0o600 });
+        return { path, release: async () => rmSync(path, { force: true }) };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
@@ -207,7 +273,7 @@ export class StateStore {
         continue;
       }
       if (holder === null || !(await isAlive(this.fs, holder))) {
-        await fsp.rm(path, { force: true }); // stale: its holder died
+        rmSync(path, { force: true }); // stale: its holder died
         continue;
       }
       if (Date.now() >= deadline) {
@@ -221,7 +287,7 @@ export class StateStore {
 
   private async youngerThan(path: string, ms: number): Promise<boolean> {
     try {
-      return Date.now() - (await fsp.stat(path)).mtimeMs < ms;
+      return Date.now() - statSync(path).mtimeMs < ms;
     } catch {
       return false;
     }
@@ -229,7 +295,7 @@ export class StateStore {
 
   private async lockHolder(path: string): Promise<(ProcId & { op: string }) | null> {
     try {
-      const v = JSON.parse(await fsp.readFile(path, 'utf8')) as ProcId & { op: string };
+      const v = JSON.parse(readFileSync(path, 'utf8')) as ProcId & { op: string };
       return typeof v.pid === 'number' && typeof v.startTime === 'number' ? v : null;
     } catch {
       return null;

@@ -7,12 +7,13 @@
 import type { OpenOptions, VmService } from '../../vm/index.js';
 
 // Loaded when a command asks for its service, never at start-up (issue 16): the client side
-// only (not api/index, which loads the server); node:http only when a daemon is there to ask.
+// only (not api/index, which loads the server); node:http only when a daemon is there to ask;
+// the vm lifecycle (the vm barrel) only in direct mode: a verb the daemon serves needs the store's lock only.
 const vm = () => import('../../vm/index.js');
 const api = () => Promise.all([import('../../api/client.js'), import('../../api/remote.js')]);
 
 export async function openService(o: OpenOptions): Promise<VmService> {
-  const [{ LocalService, StateStore, defaultStateRoot, openManager }, { NodeFs }] = await Promise.all([vm(), import('../../sys/index.js')]);
+  const [{ StateStore, defaultStateRoot }, { NodeFs }] = await Promise.all([import('../../vm/store.js'), import('../../sys/index.js')]);
   const root = o.stateDir ?? defaultStateRoot();
   const owner = await new StateStore(root, new NodeFs()).daemonOwner().catch(() => null);
   if (owner !== null) {
@@ -26,6 +27,7 @@ export async function openService(o: OpenOptions): Promise<VmService> {
     const served = await client.root().catch(() => null);
     if (served !== null) return new RemoteService(new ApiClient(socket), served.stateRoot, o.progress);
   }
+  const { LocalService, openManager } = await vm();
   return new LocalService(openManager(o));
 }
 

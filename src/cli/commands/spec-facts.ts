@@ -4,7 +4,7 @@
  * Their commands load this file when they run, so no other command's start-up pays for the
  * spec schemas, the planner and the fact gatherers (issue 16).
  */
-import { promises as fsp } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { QemuProbeError } from '../../qemu/index.js';
 import { PlanError, buildPlan, type Facts } from '../../plan/index.js';
@@ -21,7 +21,8 @@ export interface LoadedSpec { file: string; text: string; spec: Spec }
 /** Reads and parses a spec file; relative paths in it become absolute against its directory. */
 export async function loadSpecFile(file: string): Promise<LoadedSpec> {
   let text: string;
-  try { text = await fsp.readFile(file, 'utf8'); } catch (cause) { throw new SpecReadError(file, cause); }
+  // Synchronously: one small file, read before anything else can run (a thread-pool round trip cost more than the read).
+  try { text = readFileSync(file, 'utf8'); } catch (cause) { throw new SpecReadError(file, cause); }
   const spec = resolveSpecPaths(parseSpec(text, file), dirname(resolve(file)));
   return { file, text, spec };
 }
