@@ -181,14 +181,9 @@ const uuidSet = (uuids: string[]): Json => ['set', uuids.map((u) => ['uuid', u])
  * the whole exchange, connecting included, is bounded by the target's timeout. A session that
  * timed out is closed: its late answers must not reach the next call.
  */
-async function withSession<T>(sessions: Map<string, Session>, t: OvsTarget, fn: (s: Session, deadline: number) => Promise<T>): Promise<T> {
+async function withSession<T>(sessions: Sessions, t: OvsTarget, fn: (s: Session, deadline: number) => Promise<T>): Promise<T> {
   const deadline = Date.now() + t.timeoutSec * 1000;
-  let s = sessions.get(t.db);
-  if (s === undefined || s.failed) {
-    sessions.delete(t.db);
-    s = await Session.open(t.db, t.timeoutSec * 1000);
-    sessions.set(t.db, s);
-  }
+  const s = await sessionFor(sessions, t.db, t.timeoutSec * 1000);
   let timer: NodeJS.Timeout | undefined;
   try {
     const timeout = new Promise<never>((_, reject) => {
@@ -200,7 +195,25 @@ async function withSession<T>(sessions: Map<string, Session>, t: OvsTarget, fn: 
     throw err;
   } finally {
     clearTimeout(timer);
-    if (s.failed && sessions.get(t.db) === s) sessions.delete(t.db);
+  }
+}
+
+/** Sessions (or their opening) by socket path; concurrent calls share one. */
+type Sessions = Map<string, Promise<Session>>;
+
+/** The live session with `db`: the cached one unless it failed, else a new one. */
+async function sessionFor(sessions: Sessions, db: string, timeoutMs: number): Promise<Session> {
+  for (;;) {
+    const cached = sessions.get(db);
+    if (cached === undefined) {
+      const opening = Session.open(db, timeoutMs);
+      sessions.set(db, opening);
+      opening.catch(() => { if (sessions.get(db) === opening) sessions.delete(db); });
+      return opening;
+    }
+    const s = await cached.catch(() => undefined);
+    if (s !== undefined && !s.failed) return s;
+    if (sessions.get(db) === cached) sessions.delete(db);
   }
 }
 
@@ -254,11 +267,11 @@ function portsNamed(sel: OpResult | undefined, ifname: string): { uuids: string[
  * for nothing); `close()` ends them. An idle session does not hold the process open.
  */
 export class OvsdbClient implements OvsdbPort {
-  private readonly sessions = new Map<string, Session>();
+  private readonly sessions: Sessions = new Map();
 
   /** Closes the sessions; a later call opens a new one. */
   close(): void {
-    for (const s of this.sessions.values()) s.close();
+    for (const s of this.sessions.values()) s.then((x) => x.close(), () => {});
     this.sessions.clear();
   }
 
