@@ -42,7 +42,9 @@ export async function probeQemu(runner: ProcessRunner, binary: string, timeoutMs
   const input = SCRIPT.map((c) => JSON.stringify(c)).join('\n') + '\n';
   let res;
   try {
-    res = await runner.run(probeArgv(binary), { input, timeoutMs });
+    // stdin stays open until QEMU quits: at EOF its monitor drops every request it queued but
+    // has not run yet, which under load left a probe with 7 of 23 answers.
+    res = await runner.run(probeArgv(binary), { input, timeoutMs, keepStdinOpen: true });
   } catch (cause) {
     throw new QemuProbeError('HOST_QEMU_MISSING', `starting QEMU binary ${binary} to read its capabilities failed`, { cause, context: { binary }, suggestions: ['install qemu-system-x86 or pass --qemu PATH'] });
   }

@@ -24,7 +24,8 @@ export class NodeProcessRunner implements ProcessRunner {
         resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
       });
       child.stdin.on('error', () => { /* the child may exit before reading its input */ });
-      child.stdin.end(options.input ?? '');
+      if (options.keepStdinOpen === true) child.stdin.write(options.input ?? '');
+      else child.stdin.end(options.input ?? '');
     });
   }
 }

@@ -8,8 +8,13 @@ export interface RunResult {
 }
 
 export interface RunOptions {
-  /** Bytes written to the child's stdin, then closed. */
+  /** Bytes written to the child's stdin, then closed (unless keepStdinOpen). */
   input?: string | Uint8Array;
+  /**
+   * Leave stdin open after the input until the child exits: a QMP monitor on stdio drops the
+   * requests it has queued but not run when it reads EOF (QEMU's CHR_EVENT_CLOSED cleanup).
+   */
+  keepStdinOpen?: boolean;
   env?: Record<string, string>;
   cwd?: string;
   /** Kill the child (SIGKILL) after this many milliseconds. */
