@@ -181,6 +181,32 @@ test('ids are short and used again once answered; an id left unanswered (timed o
   assert.ok(/"id":\d+\}$/.test(JSON.stringify(peer.received.at(-1))), 'the id is a plain number');
 });
 
+test('a reply QEMU misroutes to the next connection (a command left running by a client that went away) is never taken for an answer there', async (t) => {
+  // QEMU 7.2 sends a coroutine command's reply (block_resize, screendump) to whichever client
+  // is connected when it finishes; it runs requests in order, so that reply comes before the
+  // next client's qmp_capabilities is answered.
+  const peer = await setup(t, { autoNegotiate: false });
+  let stale: { id?: unknown } | undefined;
+  peer.script = (cmd, conn) => {
+    if (cmd.execute === 'block_resize') { stale = cmd; return; }
+    if (cmd.execute === 'qmp_capabilities') {
+      if (stale === undefined || peer.connections.length !== 2) { conn.reply(cmd); return; }
+      conn.send({ return: { answerTo: 'block_resize' }, id: stale.id });
+      setTimeout(() => conn.reply(cmd), 50); // in a read of its own
+      return;
+    }
+    conn.reply(cmd, { answerTo: cmd.execute });
+  };
+  const first = await QmpClient.connect({ path: peer.path });
+  await assert.rejects(first.execute('block_resize', { 'node-name': 'd', size: 1 }, { timeoutMs: 30 }), code('QMP_TIMEOUT'));
+  first.close();
+  const warnings: QmpWarning[] = [];
+  const second = await QmpClient.connect({ path: peer.path }, { onWarning: (w) => warnings.push(w) });
+  t.after(() => second.close());
+  for (const name of ['query-status', 'query-block', 'query-name']) assert.deepEqual(await second.executeUntyped(name), { answerTo: name });
+  assert.deepEqual(warnings.map((w) => w.kind), ['unknown-id']);
+});
+
 test('a peer that never greets: connect fails with QMP_CONNECT within its budget and closes the socket', async (t) => {
   const peer = await setup(t, { greet: false });
   await assert.rejects(QmpClient.connect({ path: peer.path }, { timeoutMs: 50 }), (e: QmpError) =>

@@ -148,7 +148,10 @@ export class QmpClient {
         command: name, cause: this.reason, suggestions: ['connect again; re-query state, since pending commands may or may not have run'],
       }));
     }
-    const id = this.pending.nextId();
+    // qmp_capabilities gets an id never used again (-1): QEMU sends the reply of a command a
+    // client left running (block_resize, screendump) to the next client, ahead of its answer to
+    // qmp_capabilities, and with small reused ids that stale reply would match a command here.
+    const id = name === 'qmp_capabilities' ? -1 : this.pending.nextId();
     // Spelled out rather than JSON.stringify of a fresh object: this runs once per command. And
     // the shortest line: QEMU reads a monitor one byte per read, so every byte adds to the round trip.
     const data = `${options?.oob === true ? `{"exec-oob":${JSON.stringify(name)}` : this.head(name)}${args === undefined ? '' : `,"arguments":${JSON.stringify(args)}`},"id":${id}}\n`;

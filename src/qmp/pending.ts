@@ -55,7 +55,7 @@ export class PendingCalls {
   answer(id: unknown): Call | undefined {
     if (typeof id !== 'number') return undefined;
     const call = this.take(id);
-    if (call !== undefined) this.free.push(id);
+    if (call !== undefined && id >= 0) this.free.push(id);
     return call;
   }
 
