@@ -41,7 +41,8 @@ export function seedFromTemplates(fds: readonly PlannedFdView[], vm: string): vo
  * Fills a sealed memfd with each planned sealed copy; returns read-only fds of them by planned
  * name (the caller closes them). With an `owner` (a daemon VM of another uid) each file is
  * opened only if that uid could read it (IMAGE_OWNER_DENIED), judged on the inode then opened.
- * With a `cache`, a copy of the same unchanged file (opened and checked as above) is reused.
+ * With a `cache`, a copy of the same unchanged file (opened and checked as above, for the same
+ * owner) is reused.
  */
 export function openSealedCopies(fds: readonly PlannedFdView[], vm: string, native: Pick<NativeAddon, 'memfdSealed' | 'closeFd'>, owner: Owner | null = null, cache?: SealedCopyCache): Map<string, number> {
   const out = new Map<string, number>();
@@ -55,7 +56,7 @@ export function openSealedCopies(fds: readonly PlannedFdView[], vm: string, nati
         if (!st.isFile()) throw new VmError('VM_START_FAILED', `${f.from} of VM ${vm}, ${f.path}, is not a regular file`, { context: { vm, field: f.from, path: f.path } });
         if (st.size > BigInt(SEALED_COPY_MAX)) throw new VmError('VM_START_FAILED', `${f.from} of VM ${vm}, ${f.path}, is larger than ${SEALED_COPY_MAX} bytes`, { context: { vm, field: f.from, path: f.path, size: Number(st.size) } });
         const read = (): Buffer => readAll(fd, Number(st.size));
-        if (cache !== undefined) out.set(f.name, cache.take(f.name, st, statAt, read));
+        if (cache !== undefined) out.set(f.name, cache.take(owner === null ? 'self' : `uid:${owner.uid}`, f.name, st, statAt, read));
         else {
           const sealed = native.memfdSealed(`warden-${f.name}`, read());
           try { out.set(f.name, reopenReadOnly(sealed)); } finally { native.closeFd(sealed); }

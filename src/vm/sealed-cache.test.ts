@@ -5,13 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync, closeSync } from 'node:fs';
+import { fstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync, closeSync, utimesSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadNative } from '../sys/index.js';
 import { openSealedCopies } from './boot-fds.js';
 import { SealedCopyCache } from './sealed-cache.js';
 import type { PlannedFdView } from './ports.js';
+import type { Owner } from '../image/index.js';
 
 function dir(t: { after(fn: () => void): void }): string {
   const d = mkdtempSync(join(tmpdir(), 'warden-sealed-'));
@@ -22,9 +23,9 @@ function dir(t: { after(fn: () => void): void }): string {
 const planned = (path: string, name = 'kernel'): PlannedFdView[] => [{ kind: 'sealed-copy', name, path, from: `boot.${name}`, target: 3 } as unknown as PlannedFdView];
 
 /** Opens the planned copy through the cache: [inode of the memfd, its content, its access mode]. */
-function take(cache: SealedCopyCache | undefined, path: string, name = 'kernel'): { ino: number; text: string; accmode: number } {
+function take(cache: SealedCopyCache | undefined, path: string, name = 'kernel', owner: Owner | null = null): { ino: number; text: string; accmode: number } {
   const native = loadNative();
-  const fds = openSealedCopies(planned(path, name), 'wdc', native, null, cache);
+  const fds = openSealedCopies(planned(path, name), 'wdc', native, owner, cache);
   const fd = fds.get(name)!;
   try {
     const flags = Number.parseInt(/^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1] ?? '-1', 8);
@@ -74,4 +75,24 @@ test('a file changed within the racy window is not kept, and copies stay under t
   const none = take(undefined, other);
   assert.equal(none.text, 'other file');
   assert.equal(none.accmode, 0, 'without a cache too, a read-only fd');
+});
+
+test('copies are never shared across owners: the same file checked for another uid is copied again', (t) => {
+  const d = dir(t);
+  chmodSync(d, 0o755); // both owners may read it: the check passes for each
+  const file = join(d, 'vmlinuz');
+  writeFileSync(file, 'kernel bytes', { mode: 0o644 });
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(file, old, old);
+  const cache = new SealedCopyCache(loadNative(), 1024 ** 2, 0);
+  t.after(() => cache.clear());
+  const root = take(cache, file);
+  const a1 = take(cache, file, 'kernel', { uid: 4242, gids: [4242] });
+  const a2 = take(cache, file, 'kernel', { uid: 4242, gids: [4242] });
+  const b = take(cache, file, 'kernel', { uid: 4343, gids: [4343] });
+  assert.equal(a1.ino, a2.ino, 'one owner reuses its copy');
+  assert.notEqual(a1.ino, root.ino);
+  assert.notEqual(b.ino, a1.ino, 'another owner gets a copy of its own');
+  assert.equal(b.text, 'kernel bytes');
+  assert.equal(cache.size.copies, 3);
 });

@@ -11,6 +11,9 @@ import type { NativeAddon } from '../sys/index.js';
  * stat was taken: the kernel stamps ctime from a coarse clock, so a write landing within the
  * same tick as the stat would leave (dev, ino, size, mtime, ctime) unchanged while the content
  * changed ("racy" entries, as git calls them). Such a file is copied again at its next use.
+ * Known blind spot (git's too): writes through a shared mapping to a page already dirty do not
+ * move mtime/ctime until writeback, so such a writer may see a start boot the older copy; the
+ * writer could change the file anyway, so this is staleness, not a way in.
  */
 export const RACY_MS = 2000;
 
@@ -31,7 +34,7 @@ export function reopenReadOnly(fd: number): number {
 }
 
 export class SealedCopyCache {
-  /** By "dev:ino"; the Map's order is the use order (first = least recently used). */
+  /** By "scope:dev:ino"; the Map's order is the use order (first = least recently used). */
   private readonly entries = new Map<string, Entry>();
   private bytes = 0n;
 
@@ -41,9 +44,13 @@ export class SealedCopyCache {
    * A read-only fd of a sealed copy of the file whose stat (taken at `statAt`, ms since the
    * epoch) is `st`: the kept copy when its file is unchanged, else a fresh one from `read()`
    * (kept when the file is old enough and fits; the older copy of that inode is dropped).
+   * `scope` names whose check opened the file (the VM owner's uid): copies are never shared
+   * across owners, because (dev, ino, size, mtime, ctime) is forgeable once a device number is
+   * reused (a loop, FUSE or removable mount unmounted and another mounted in its place), and
+   * a collision must reach only the colliding owner's own copies.
    */
-  take(name: string, st: BigIntStats, statAt: number, read: () => Buffer): number {
-    const key = `${st.dev}:${st.ino}`;
+  take(scope: string, name: string, st: BigIntStats, statAt: number, read: () => Buffer): number {
+    const key = `${scope}:${st.dev}:${st.ino}`;
     const kept = this.entries.get(key);
     if (kept !== undefined && same(kept, st)) {
       this.entries.delete(key);
