@@ -217,7 +217,12 @@ export class StateStore {
   /** Removes the VM's directory and everything in it. */
   async remove(name: string): Promise<void> {
     checkName(name);
-    await fsp.rm(this.paths(name).dir, { recursive: true, force: true });
+    const p = this.paths(name);
+    // The durable copy goes first: a manager killed midway must leave vm.json (the VM still
+    // there, deletable again) and never vm.durable.json alone, which reads as the VM brought back.
+    rmSync(p.durable, { force: true });
+    rmSync(p.record, { force: true });
+    await fsp.rm(p.dir, { recursive: true, force: true });
   }
 
   /** Takes the VM's operation lock; VM_BUSY when a live process holds it, a dead holder's lock is taken over. */
