@@ -39,3 +39,20 @@ test('signalProc on a zombie (exited, not yet reaped by its parent) says gone an
   assert.equal(await isAlive(fs, id), false);
   assert.equal(await signalProc(fs, id, 'SIGKILL'), false);
 });
+
+test('a recorded identity from another boot names no live process, even when this boot has its pid and start time', async (t) => {
+  const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+  t.after(() => { child.kill('SIGKILL'); });
+  await new Promise((r) => child.once('spawn', r));
+  const id = (await procId(fs, child.pid!))!;
+  assert.match(id.boot ?? '', /^[0-9a-f-]{36}$/, 'recorded with this boot\'s id');
+  // What a record written before a power loss looks like when an early process of the next boot
+  // got the same pid and start time: it must never be signalled.
+  const before = { ...id, boot: '00000000-0000-0000-0000-000000000000' };
+  assert.equal(await isAlive(fs, before), false);
+  assert.equal(await signalProc(fs, before, 'SIGKILL'), false);
+  assert.ok(await isAlive(fs, id), 'the live process was not touched');
+  // A record of an older version (no boot id) is judged by pid and start time, as before.
+  const { boot: _boot, ...legacy } = id;
+  assert.ok(await isAlive(fs, legacy));
+});

@@ -24,14 +24,32 @@ export async function procStat(fs: Fs, pid: number): Promise<{ state: string; st
   return { state: f[0], ppid: Number(f[1]), startTime };
 }
 
+const bootIds = new Map<string, string | undefined>();
+
+/** This boot's id (/proc/sys/kernel/random/boot_id), read once per Fs root; undefined where there is none. */
+export async function bootId(fs: Fs): Promise<string | undefined> {
+  if (bootIds.has(fs.root)) return bootIds.get(fs.root);
+  let id: string | undefined;
+  try { id = (await fs.readFile('/proc/sys/kernel/random/boot_id')).trim() || undefined; } catch { id = undefined; }
+  bootIds.set(fs.root, id);
+  return id;
+}
+
 /** The identity of a live process, for recording. */
 export async function procId(fs: Fs, pid: number): Promise<ProcId | null> {
   const st = await procStat(fs, pid);
-  return st === null ? null : { pid, startTime: st.startTime };
+  if (st === null) return null;
+  const boot = await bootId(fs);
+  return boot === undefined ? { pid, startTime: st.startTime } : { pid, startTime: st.startTime, boot };
 }
 
-/** True when `id` names a live process (not a zombie) and the same one (start time matches). */
+/**
+ * True when `id` names a live process (not a zombie) and the same one: start time matches, and
+ * it was recorded in this boot (a record from before a power loss names no live process, even
+ * when an early process of this boot has its pid and start time: it must never be signalled).
+ */
 export async function isAlive(fs: Fs, id: ProcId): Promise<boolean> {
+  if (id.boot !== undefined && id.boot !== (await bootId(fs) ?? id.boot)) return false;
   const st = await procStat(fs, id.pid);
   return st !== null && st.startTime === id.startTime && st.state !== 'Z' && st.state !== 'X';
 }

@@ -4,10 +4,16 @@ import type { UndoRecord } from './undo.js';
 
 export type { UndoRecord };
 
-/** A process identity that survives pid reuse: the pid plus its start time in clock ticks since boot. */
+/**
+ * A process identity that survives pid reuse: the pid plus its start time in clock ticks since
+ * boot, and the boot it was recorded in (start times restart at every boot, so after a power
+ * loss an early process of the next boot can have an old record's pid and start time).
+ */
 export interface ProcId {
   pid: number;
   startTime: number;
+  /** /proc/sys/kernel/random/boot_id when recorded; absent in records of older versions. */
+  boot?: string;
 }
 
 /** A disk layer the running VM holds, for the one-writer rule. */
