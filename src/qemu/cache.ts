@@ -1,5 +1,5 @@
 /** @module qemu/cache: capabilities (and helper programs' views) cached per binary, keyed by path, size and mtime, so a changed binary is probed again. */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../sys/sha256.js';
 import { NodeHostFiles, type Fs, type HostFiles, type ProcessRunner } from '../sys/index.js';
 import { probeQemu } from './probe.js';
 import { gatherProgramView, gatherView, viewSources } from './view.js';
@@ -19,7 +19,7 @@ export interface CapsSource {
 
 /** The cache file of one binary version. */
 export function cacheFile(cacheDir: string, binary: string, st: BinaryStat, kind = 'qemu-caps'): string {
-  const key = createHash('sha256').update(`${binary}\0${st.size}\0${Math.trunc(st.mtimeMs)}`).digest('hex').slice(0, 24);
+  const key = sha256Hex(`${binary}\0${st.size}\0${Math.trunc(st.mtimeMs)}`).slice(0, 24);
   return `${cacheDir}/${kind}-${key}.json`;
 }
 

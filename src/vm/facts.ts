@@ -3,7 +3,6 @@
  * the KVM verdict, disk chains, boot files, firmware, the VM's state paths, the uid policy),
  * used alike by `validate`, `plan`, `start` and the daemon, so `plan` shows what `start` does.
  */
-import { createHash } from 'node:crypto';
 import { constants as C, existsSync, promises as fsp, realpathSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo } from 'node:net';
@@ -14,6 +13,7 @@ import { PASST_BINARY, SWTPM_BINARY, tpmVersion, type Facts } from '../plan/inde
 import { loadProgramView, loadQemuCaps, type ProgramView, type QemuCaps } from '../qemu/index.js';
 import type { Disk, Spec } from '../spec/index.js';
 import { NodeFs, NodeProcessRunner, type Fs, type ProcessRunner } from '../sys/index.js';
+import { sha256 } from '../sys/sha256.js';
 import { detectKvm, type KvmVerdict } from './accel.js';
 import { jailerConfig } from './jailer.js';
 import { shareFacts } from './facts-shares.js';
@@ -97,7 +97,7 @@ export interface FactOptions {
 export function stateRootScope(stateRoot: string): string {
   let real = resolve(stateRoot);
   try { real = realpathSync(real); } catch { /* not made yet */ }
-  const h = createHash('sha256').update(`warden-state-root\0${real}`).digest();
+  const h = sha256(`warden-state-root\0${real}`);
   let out = '';
   for (let i = 0; i < 5; i++) out += 'abcdefghijklmnopqrstuvwxyz234567'[h[i]! & 31];
   return out;
