@@ -1,7 +1,8 @@
-/** @module qemu/cache: capabilities (and helper programs' views) cached per binary, keyed by path, size and mtime, so a changed binary is probed again. */
+/** @module qemu/cache: capabilities (and helper programs' views) cached per binary, keyed by path, size and mtime, so a changed binary is probed again; of the QAPI schema only the planner's part. */
 import { sha256Hex } from '../sys/sha256.js';
 import { NodeHostFiles, type Fs, type HostFiles, type ProcessRunner } from '../sys/index.js';
 import { probeQemu } from './probe.js';
+import { plannerSchema } from './qapi.js';
 import { gatherProgramView, gatherView, viewSources } from './view.js';
 import type { ProgramView, QemuCaps } from './types.js';
 
@@ -37,10 +38,19 @@ export async function loadQemuCaps(src: CapsSource, binary: string): Promise<Qem
   if (await src.fs.exists(file)) {
     try {
       const caps = JSON.parse(await src.fs.readFile(file)) as QemuCaps;
-      if (await stillValid(caps, binary, files)) return { ...caps, cached: true };
+      if (await stillValid(caps, binary, files)) {
+        // An entry from before the cache kept only the planner's schema is cut down once (the answer is the same).
+        if (caps.schema !== undefined && caps.schema.some((e) => e['meta-type'] === 'event')) {
+          caps.schema = plannerSchema(caps.schema);
+          await src.fs.writeFile(file, JSON.stringify(caps)).catch(() => { /* read-only: cut again next time */ });
+        }
+        return { ...caps, cached: true };
+      }
     } catch { /* fall through: probe again and overwrite */ }
   }
   const caps = await probeQemu(src.runner, binary);
+  // Only what the planner's check reads of the QAPI schema: a run parses ~100 KB, not 230 (issue 16).
+  if (caps.schema !== undefined) caps.schema = plannerSchema(caps.schema);
   caps.view = await gatherView(src.runner, files, binary);
   try {
     await src.fs.mkdir(src.cacheDir, { recursive: true });
