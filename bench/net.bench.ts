@@ -25,6 +25,8 @@ function rows(kind: string, r: NetBenchResult, goalMs: number): BenchRow[] {
     { group: 'net', name: `apply+undo one TAP NIC on ${kind}`, value: r.applyUndoMs, unit: 'ms', baseline: floor, goal: le(goalMs, 'value') },
     { group: 'net', name: `  the same less the kernel floor (warden's own share)`, value: r.applyUndoMs - r.floorMs, unit: 'ms', goal: le(goalMs, 'value') },
     { group: 'net', name: '  closing a fresh TAP\'s fd alone (the kernel unregisters the device)', value: r.closeMs, unit: 'ms' },
+    { group: 'net', name: '  apply and undo alone, without the close between them (warden\'s own time, timed directly)', value: r.ownMs, unit: 'ms',
+      ...(r.bareOwnMs === undefined ? {} : { baseline: { name: 'the same requests bare, without the close', value: r.bareOwnMs } }) },
   ];
   if (!ovs) {
     out.push({ group: 'net', name: '  apply+undo', value: r.applyUndoMs, unit: 'ms', baseline: { name: 'its netlink requests and ioctl sent bare in a row', value: r.bareMs! } },

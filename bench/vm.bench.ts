@@ -28,6 +28,15 @@ export function taskCpuMs(pid: number): number {
   } catch { return Number.NaN; }
 }
 
+/** Resolves once `pid` has exited (and been reaped), within 10 s. */
+async function gone(pid: number): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    try { process.kill(pid, 0); } catch { return; }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`bare QEMU ${pid} did not exit after SIGKILL`);
+}
+
 /** CPU ms this process used since `from` (process.cpuUsage()). */
 const selfCpuMs = (from: NodeJS.CpuUsage): number => { const d = process.cpuUsage(from); return (d.user + d.system) / 1000; };
 
@@ -64,6 +73,7 @@ export async function bareStartSplit(plan: PlanView, qmpSocket: string, stateRoo
   await q.close();
   process.kill(l.pid, 'SIGKILL');
   await launcher.teardown(plan.jail.name);
+  await gone(l.pid); // its image locks go with it: the next start of the same disks must not race them
   await fds.close(true);
   return { total: t4 - t0, open: t1 - t0, spawn: t2 - t1, greeting: t3 - t2, cont: t4 - t3, ...cpu };
 }

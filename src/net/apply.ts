@@ -70,11 +70,14 @@ export function closeHostFds(fds: Map<string, number>, native: Pick<NativeAddon,
 export async function applyHostActions(actions: readonly HostAction[], netDeps: NetDeps): Promise<AppliedNetwork> {
   validateActions(actions, netDeps.vm);
   const own = netDeps.links === undefined ? new RtnlLinks(loadNative()) : undefined;
-  const deps: RunDeps = { ...netDeps, links: netDeps.links ?? own!, ovsdb: netDeps.ovsdb ?? new OvsdbClient() };
+  // One ovsdb session for the whole apply (bridge check, port adds, a rollback's removals).
+  const ownOvs = netDeps.ovsdb === undefined ? new OvsdbClient() : undefined;
+  const deps: RunDeps = { ...netDeps, links: netDeps.links ?? own!, ovsdb: netDeps.ovsdb ?? ownOvs! };
   try {
     return await apply(actions, deps);
   } finally {
     own?.close();
+    ownOvs?.close();
   }
 }
 

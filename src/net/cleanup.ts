@@ -60,10 +60,12 @@ async function vmOvsPorts(vmName: string, deps: CleanupDeps, ovsdb: OvsdbPort, p
 export async function cleanupVmNetwork(vmName: string, deps: CleanupDeps): Promise<CleanupResult> {
   const prefix = deps.prefix ?? DEFAULT_IF_PREFIX;
   const own = deps.links === undefined ? new RtnlLinks(loadNative()) : undefined;
+  const ownOvs = deps.ovsdb === undefined ? new OvsdbClient() : undefined;
   try {
-    return await cleanup(vmName, { ...deps, links: deps.links ?? own!, ovsdb: deps.ovsdb ?? new OvsdbClient() }, prefix);
+    return await cleanup(vmName, { ...deps, links: deps.links ?? own!, ovsdb: deps.ovsdb ?? ownOvs! }, prefix);
   } finally {
     own?.close();
+    ownOvs?.close();
   }
 }
 

@@ -78,7 +78,12 @@ class Session {
   curCfg = -1;
   private cfgWaiters: Array<() => void> = [];
 
+  private monitoring: Promise<void> | undefined;
+
   private constructor(private readonly socket: Socket, private readonly db: string) {
+    // Held open between the calls of one client (see OvsdbClient), but never holding the
+    // process open by itself: ref'd only while a request is pending.
+    socket.unref();
     socket.setEncoding('utf8');
     socket.on('data', (s: string) => { for (const text of this.splitter.push(s)) this.onMessage(text); });
     socket.on('error', (e) => this.fail(new OvsdbError('connect', `ovsdb ${db}: ${e.message}`)));
@@ -92,6 +97,11 @@ class Session {
       socket.once('connect', () => { clearTimeout(timer); socket.removeAllListeners('error'); resolve(new Session(socket, db)); });
       socket.once('error', (e) => { clearTimeout(timer); reject(new OvsdbError('connect', `connecting to ovsdb ${db} failed: ${e.message}`, { code: (e as NodeJS.ErrnoException).code })); });
     });
+  }
+
+  /** Failed (closed, timed out, protocol error): not to be used again. */
+  get failed(): boolean {
+    return this.failure !== undefined;
   }
 
   private fail(e: Error): void {
@@ -109,6 +119,7 @@ class Session {
     if (typeof m.id !== 'number') return;
     const p = this.pending.get(m.id);
     this.pending.delete(m.id);
+    if (this.pending.size === 0) this.socket.unref();
     if (m.error !== null && m.error !== undefined) p?.reject(new OvsdbError('protocol', `ovsdb ${this.db}: ${JSON.stringify(m.error)}`));
     else p?.resolve(m.result ?? null);
   }
@@ -132,7 +143,14 @@ class Session {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const id = this.nextId++;
     this.send({ method, params, id });
+    if (this.pending.size === 0) this.socket.ref();
     return new Promise((resolve, reject) => this.pending.set(id, { resolve, reject }));
+  }
+
+  /** Starts the "cfg" monitor of cur_cfg once per session (pipelined with what follows); resolves once its first value is noted. */
+  monitorCfg(): Promise<void> {
+    this.monitoring ??= this.request('monitor', ['Open_vSwitch', 'cfg', { Open_vSwitch: { columns: ['cur_cfg'] } }]).then((r) => this.noteCfg(r));
+    return this.monitoring;
   }
 
   /** Resolves once cur_cfg >= target (ovs-vswitchd applied the change), or at the deadline with false. */
@@ -150,6 +168,7 @@ class Session {
   }
 
   close(): void {
+    this.fail(new OvsdbError('connect', `the session with ovsdb ${this.db} was closed`));
     this.socket.destroy();
   }
 }
@@ -157,19 +176,44 @@ class Session {
 const eq = (column: string, value: Json): Json => [column, '==', value];
 const uuidSet = (uuids: string[]): Json => ['set', uuids.map((u) => ['uuid', u])];
 
-/** Runs `fn` on a fresh session, closing it after; the whole exchange is bounded by the target's timeout. */
-async function withSession<T>(t: OvsTarget, fn: (s: Session, deadline: number) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` on the client's session with `t.db` (opened on first use, again after a failure);
+ * the whole exchange, connecting included, is bounded by the target's timeout. A session that
+ * timed out is closed: its late answers must not reach the next call.
+ */
+async function withSession<T>(sessions: Sessions, t: OvsTarget, fn: (s: Session, deadline: number) => Promise<T>): Promise<T> {
   const deadline = Date.now() + t.timeoutSec * 1000;
-  const s = await Session.open(t.db, t.timeoutSec * 1000);
+  const s = await sessionFor(sessions, t.db, t.timeoutSec * 1000);
   let timer: NodeJS.Timeout | undefined;
   try {
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new OvsdbError('timeout', `ovsdb ${t.db} did not answer within ${t.timeoutSec} s`)), t.timeoutSec * 1000);
+      timer = setTimeout(() => reject(new OvsdbError('timeout', `ovsdb ${t.db} did not answer within ${t.timeoutSec} s`)), Math.max(0, deadline - Date.now()));
     });
     return await Promise.race([fn(s, deadline), timeout]);
+  } catch (err) {
+    if (err instanceof OvsdbError && err.kind === 'timeout') s.close();
+    throw err;
   } finally {
     clearTimeout(timer);
-    s.close();
+  }
+}
+
+/** Sessions (or their opening) by socket path; concurrent calls share one. */
+type Sessions = Map<string, Promise<Session>>;
+
+/** The live session with `db`: the cached one unless it failed, else a new one. */
+async function sessionFor(sessions: Sessions, db: string, timeoutMs: number): Promise<Session> {
+  for (;;) {
+    const cached = sessions.get(db);
+    if (cached === undefined) {
+      const opening = Session.open(db, timeoutMs);
+      sessions.set(db, opening);
+      opening.catch(() => { if (sessions.get(db) === opening) sessions.delete(db); });
+      return opening;
+    }
+    const s = await cached.catch(() => undefined);
+    if (s !== undefined && !s.failed) return s;
+    if (sessions.get(db) === cached) sessions.delete(db);
   }
 }
 
@@ -206,11 +250,6 @@ async function applied(s: Session, t: OvsTarget, deadline: number, target: numbe
   }
 }
 
-/** The "cfg" monitor of cur_cfg; its reply (the current value) is noted by the caller. */
-function monitorCfg(s: Session): Promise<Json> {
-  return s.request('monitor', ['Open_vSwitch', 'cfg', { Open_vSwitch: { columns: ['cur_cfg'] } }]);
-}
-
 const portSelect = (ifname: string): Json => ({ op: 'select', table: 'Port', where: [eq('name', ifname)], columns: ['_uuid'] });
 
 /** uuids of the Port rows a select returned (normally none or one), and a wait op that fails a later transaction if that changed. */
@@ -222,22 +261,34 @@ function portsNamed(sel: OpResult | undefined, ifname: string): { uuids: string[
   };
 }
 
-/** The real OvsdbPort: one session per call, JSON-RPC over the db socket. */
+/**
+ * The real OvsdbPort: JSON-RPC over the db socket, one session per socket path kept for the
+ * client's calls (an apply's bridge check and port add, or an undo's removals, reconnect
+ * for nothing); `close()` ends them. An idle session does not hold the process open.
+ */
 export class OvsdbClient implements OvsdbPort {
+  private readonly sessions: Sessions = new Map();
+
+  /** Closes the sessions; a later call opens a new one. */
+  close(): void {
+    for (const s of this.sessions.values()) s.then((x) => x.close(), () => {});
+    this.sessions.clear();
+  }
+
   bridgeExists(t: OvsTarget, bridge: string): Promise<boolean> {
-    return withSession(t, async (s) => {
+    return withSession(this.sessions, t, async (s) => {
       const [sel] = await transact(s, `select Bridge ${bridge}`, [{ op: 'select', table: 'Bridge', where: [eq('name', bridge)], columns: ['name'] }]);
       return (sel?.rows ?? []).length > 0;
     });
   }
 
   addPort(t: OvsTarget, p: { bridge: string; ifname: string; vlan?: number; externalIds: Record<string, string> }): Promise<void> {
-    return withSession(t, async (s, deadline) => {
+    return withSession(this.sessions, t, async (s, deadline) => {
       const what = `add-port ${p.bridge} ${p.ifname}`;
       // One round trip: the cfg monitor (cur_cfg), the Port rows of that name and next_cfg.
-      const monitor = monitorCfg(s);
+      const monitor = s.monitorCfg();
       const read = await transact(s, `select Port ${p.ifname}`, [portSelect(p.ifname), { op: 'select', table: 'Open_vSwitch', where: [], columns: ['next_cfg'] }]);
-      s.noteCfg(await monitor);
+      await monitor;
       // Removals return without waiting for ovs-vswitchd: if one (of this very name, say) is
       // still being applied, let it finish first, so that ovs-vswitchd never sees the old port
       // and the new one as a single change and keeps the old port's state for the new device.
@@ -257,7 +308,7 @@ export class OvsdbClient implements OvsdbPort {
   }
 
   delPort(t: OvsTarget, ifname: string): Promise<void> {
-    return withSession(t, async (s) => {
+    return withSession(this.sessions, t, async (s) => {
       const [sel] = await transact(s, `select Port ${ifname}`, [portSelect(ifname)]);
       const old = portsNamed(sel, ifname);
       if (old.uuids.length === 0) return;
@@ -269,7 +320,7 @@ export class OvsdbClient implements OvsdbPort {
   }
 
   interfaces(t: OvsTarget): Promise<Array<{ name: string; externalIds: Record<string, string> }>> {
-    return withSession(t, async (s) => {
+    return withSession(this.sessions, t, async (s) => {
       const [sel] = await transact(s, 'select Interface', [{ op: 'select', table: 'Interface', where: [], columns: ['name', 'external_ids'] }]);
       return (sel?.rows ?? []).map((r) => ({
         name: String(r['name']),

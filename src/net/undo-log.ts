@@ -112,14 +112,16 @@ function undoOne(e: UndoEntry, d: Resolved): Promise<void> | void {
 /** Runs one entry's undo; returns a failure, or undefined when done (or already done, or no longer ours). */
 export async function undoEntry(e: UndoEntry, deps: UndoDeps): Promise<UndoFailure | undefined> {
   const own = deps.links === undefined ? new RtnlLinks(loadNative()) : undefined;
+  const ownOvs = deps.ovsdb === undefined ? new OvsdbClient() : undefined;
   try {
-    await undoOne(e, { ...deps, links: deps.links ?? own!, ovsdb: deps.ovsdb ?? new OvsdbClient() });
+    await undoOne(e, { ...deps, links: deps.links ?? own!, ovsdb: deps.ovsdb ?? ownOvs! });
     return undefined;
   } catch (cause) {
     const code = (cause as { code?: unknown; kind?: unknown }).code ?? (cause as { kind?: unknown }).kind;
     return { entry: e, action: undoText(e), code: typeof code === 'string' ? code : null, message: cause instanceof Error ? cause.message : String(cause) };
   } finally {
     own?.close();
+    ownOvs?.close();
   }
 }
 
@@ -130,7 +132,8 @@ export async function undoEntry(e: UndoEntry, deps: UndoDeps): Promise<UndoFailu
  */
 export async function undoHostActions(log: UndoLog, deps: UndoDeps): Promise<void> {
   const own = deps.links === undefined ? new RtnlLinks(loadNative()) : undefined;
-  const d: UndoDeps = { ...deps, links: deps.links ?? own!, ovsdb: deps.ovsdb ?? new OvsdbClient() };
+  const ownOvs = deps.ovsdb === undefined ? new OvsdbClient() : undefined;
+  const d: UndoDeps = { ...deps, links: deps.links ?? own!, ovsdb: deps.ovsdb ?? ownOvs! };
   const failures: UndoFailure[] = [];
   try {
     for (const e of [...log.entries].reverse()) {
@@ -139,6 +142,7 @@ export async function undoHostActions(log: UndoLog, deps: UndoDeps): Promise<voi
     }
   } finally {
     own?.close();
+    ownOvs?.close();
   }
   if (failures.length === 0) return;
   const what = failures.map((f) => `${f.entry.kind} ${f.entry.ifname}`).join(', ');

@@ -201,7 +201,13 @@ export class StateStore {
     // vm.json first: a reader falls back to vm.durable.json only when vm.json is unreadable.
     const link = `${p.durable}.tmp-${process.pid}`;
     rmSync(link, { force: true });
-    linkSync(tmp, link);
+    try {
+      linkSync(tmp, link);
+    } catch {
+      // A file system without hard links: a second fsync'd copy instead.
+      const copy = openSync(link, C.O_WRONLY | C.O_CREAT | C.O_TRUNC, 0o600);
+      try { writeFileSync(copy, readFileSync(tmp)); await fsyncAsync(copy); } finally { closeSync(copy); }
+    }
     renameSync(tmp, p.record);
     renameSync(link, p.durable);
     const dir = openSync(p.dir, C.O_RDONLY | C.O_DIRECTORY);

@@ -16,6 +16,10 @@ export interface NetBenchResult {
   closeMs: number;
   /** Linux bridge only: the very netlink requests and ioctl that apply+undo makes, issued bare in a row (no step list, no undo log). */
   bareMs?: number;
+  /** apply and undo alone, less the close between them (the kernel's unregister): warden's own time, measured directly. */
+  ownMs: number;
+  /** Linux bridge only: the bare requests less the close. */
+  bareOwnMs?: number;
   ipSpawnMs: number;
   /** OVS only: `ovs-vsctl add-port` + `del-port` on a TAP (the former executor's two processes, same waits). */
   ovsVsctlMs?: number;
@@ -130,9 +134,13 @@ export async function benchApplyUndo(a: { runs: number; ovsDb?: string }): Promi
   const tap = actions[0] as Extract<(typeof actions)[number], { kind: 'tap' }>;
 
   const applyUndo = async () => {
+    const t0 = performance.now();
     const net = await applyHostActions(actions, deps);
+    const t1 = performance.now();
     closeHostFds(net.fds, deps.native);
+    const t2 = performance.now();
     await undoHostActions(net.undo, deps);
+    return (t1 - t0) + (performance.now() - t2);
   };
   const floor = () => {
     const t = native.openTap('wdtfloor0', 1, true);
@@ -147,15 +155,19 @@ export async function benchApplyUndo(a: { runs: number; ovsDb?: string }): Promi
   };
   /** What apply+undo sends on a Linux bridge, bare: 2 preflight GETLINKs, TUNSETIFF, GETLINK, NEWLINK (MAC, MTU), NEWLINK (master, up), close, the undo's 2 GETLINKs. */
   const bare = () => {
+    const t0 = performance.now();
     links.get(tap.ifname);
     const br = links.get('wdtbr0')!;
     const t = native.openTap(tap.ifname, 1, true);
     const ifindex = links.get(tap.ifname)!.ifindex;
     links.set(ifindex, { address: hostSideMac(tap.mac), mtu: br.mtu });
     links.set(ifindex, { master: br.ifindex, up: true });
+    const t1 = performance.now();
     for (const fd of t.fds) native.closeFd(fd);
+    const t2 = performance.now();
     links.get(tap.ifname);
     links.get(tap.ifname);
+    return (t1 - t0) + (performance.now() - t2);
   };
   /** warden's add and del transactions from a minimal client; waits after the add and/or the del as asked. */
   const rawCycle = async (waitAdd: boolean, waitDel: boolean): Promise<{ add: number; del: number }> => {
@@ -196,21 +208,23 @@ export async function benchApplyUndo(a: { runs: number; ovsDb?: string }): Promi
   // Interleaved round by round. OVS: ovs-vswitchd applies a removal after warden (and the
   // raw client without a wait) returned; each measurement starts once it has caught up
   // (untimed), so one is not charged with the previous one's leftover work.
-  const m: Record<string, number[]> = { applyUndo: [], floor: [], close: [], bare: [], rawNoWait: [], rawAddWait: [], rawDelWait: [], vsctl: [], vsctlNoWait: [] };
-  const timed = async (k: string, fn: () => unknown, keep: boolean) => {
+  const m: Record<string, number[]> = { applyUndo: [], own: [], floor: [], close: [], bare: [], bareOwn: [], rawNoWait: [], rawAddWait: [], rawDelWait: [], vsctl: [], vsctlNoWait: [] };
+  /** Times fn into m[k]; a number it returns (its time less the close) goes to m[part]. */
+  const timed = async (k: string, fn: () => unknown, keep: boolean, part?: string) => {
     await raw?.settle();
     const t0 = performance.now();
-    await fn();
+    const less = await fn();
     if (keep) m[k]!.push(performance.now() - t0);
+    if (keep && part !== undefined) m[part]!.push(less as number);
   };
   for (let round = 0; round <= a.runs; round++) {
     const keep = round > 0;
-    await timed('applyUndo', applyUndo, keep);
+    await timed('applyUndo', applyUndo, keep, 'own');
     await timed('floor', floor, keep);
     await raw?.settle();
     const c = close();
     if (keep) m['close']!.push(c);
-    if (!ovs) await timed('bare', bare, keep);
+    if (!ovs) await timed('bare', bare, keep, 'bareOwn');
     if (ovs) {
       await raw!.settle();
       const noWait = await rawCycle(false, false);
@@ -232,8 +246,8 @@ export async function benchApplyUndo(a: { runs: number; ovsDb?: string }): Promi
   const stepsForUs = await medianMs(() => { for (let i = 0; i < 1000; i++) stepsFor(four); }, 5);
   const md = (k: string) => median(m[k]!);
   return {
-    applyUndoMs: md('applyUndo'), floorMs: md('floor'), closeMs: md('close'), ipSpawnMs, stepsForUs,
+    applyUndoMs: md('applyUndo'), ownMs: md('own'), floorMs: md('floor'), closeMs: md('close'), ipSpawnMs, stepsForUs,
     ...(ovs ? { ovsVsctlMs: md('vsctl'), ovsVsctlNoWaitMs: md('vsctlNoWait'), rawNoWaitMs: md('rawNoWait'), rawAddWaitMs: md('rawAddWait'), rawDelWaitMs: md('rawDelWait') }
-      : { bareMs: md('bare') }),
+      : { bareMs: md('bare'), bareOwnMs: md('bareOwn') }),
   };
 }
