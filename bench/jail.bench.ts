@@ -9,6 +9,7 @@ import {
 import { interleavedMedians, le, median, medianMs, type Benchmark, type BenchRow } from './lib.js';
 import { jailParentCgroup } from './in-cgroup.js';
 import { HELPER_TARGET } from '../src/jail/paths.js';
+import { spawnChain } from '../src/jail/spawn.js';
 
 /**
  * A uid range of this run's own (a concurrent run, CI's say, must not find its uids taken):
@@ -70,6 +71,23 @@ function runChain(argv: string[], gated: boolean): Promise<void> {
     gate?.write('g');
     p.on('error', reject);
     p.on('exit', (code) => { gate?.destroy(); if (code === 0) resolve(); else reject(new Error(`${argv[0]} chain exited ${code}`)); });
+  });
+}
+
+/**
+ * The fair chain started as launchJail starts a jail's chain (spawnChain: the addon's
+ * posix_spawn, no fork of this process, where the build has it), waiting for its exit.
+ * Diagnostic: what the chain costs without Node's fork, which the goal's baselines pay.
+ */
+function runChainAsJail(argv: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const status = openSync('/dev/null', 'w');
+    let child;
+    try { child = spawnChain(argv, { stdin: 'ignore', stdout: 'ignore', stderr: status }, [], status); } finally { closeSync(status); }
+    const hold = setInterval(() => undefined, 1000); // the chain's exit watch does not hold the event loop
+    const done = (err?: Error): void => { clearInterval(hold); for (const s of child.stdio) s?.destroy(); if (err === undefined) resolve(); else reject(err); };
+    child.once('error', done);
+    child.once('exit', (code: number | null) => done(code === 0 ? undefined : new Error(`${argv[0]} chain exited ${code}`)));
   });
 }
 
@@ -136,7 +154,7 @@ async function startRows(): Promise<BenchRow[] | string> {
     // Interleaved rounds: the baselines and the launch see the same load on this shared host.
     const m = await interleavedMedians({
       unjailed: () => run(['/usr/bin/true']), minimal: () => run(MINIMAL_CHAIN), fair: withCpu(cpu.fair, () => runChain(fair, false)),
-      own: withCpu(cpu.own, () => runChain(own, true)), inParent: fairInParent, full: withCpu(cpu.full, launch),
+      own: withCpu(cpu.own, () => runChain(own, true)), inParent: fairInParent, full: withCpu(cpu.full, launch), fairSpawned: () => runChainAsJail(fair),
     }, 40, 2).finally(() => cg?.remove());
     const tail = (xs: number[]): number[] => xs.slice(-Math.max(1, xs.length - 2)); // the measured rounds, warm-up dropped
     const launchOnly = median(tail(launches));
@@ -149,6 +167,7 @@ async function startRows(): Promise<BenchRow[] | string> {
       { group: 'jail', name: exec, value: launchOnly, unit: 'ms', baseline: { name: 'the issue\'s minimal setpriv + bwrap chain (fewer mounts and flags: not fair; now runs its program) → exit', value: m.minimal } },
       ...(inParent.length === 0 ? [] : [{ group: 'jail', name: exec, value: launchOnly, unit: 'ms',
         baseline: { name: 'fair bare chain → exit, joined by the exec helper to a CPU cgroup under the jails\' parent (shared with every jail here)', value: median(tail(inParent)) } }]),
+      { group: 'jail', name: exec, value: launchOnly, unit: 'ms', baseline: { name: 'fair bare chain → exit, started as a jail\'s chain is (spawnChain: posix_spawn, no fork of this process)', value: m.fairSpawned } },
       stepRow('checks + lease (record written)', 'leased'), stepRow('cgroup created', 'cgroup'), stepRow('chain spawned until its program waits (in its cgroup)', 'started'),
       stepRow('go sent', 'going'), stepRow('exec (pids recorded meanwhile)', 'exec'),
       { group: 'jail', name: 'launchJail → exit → teardown (/usr/bin/true)', value: m.full, unit: 'ms', baseline: { name: 'fair bare chain → exit', value: m.fair } },

@@ -343,6 +343,7 @@ static napi_value init(napi_env env, napi_value exports) {
   { void warden_nss_register(napi_env env, napi_value exports); warden_nss_register(env, exports); } /* NSS lookups, defined at the end (policy) */
   { void warden_mount_register(napi_env env, napi_value exports); warden_mount_register(env, exports); } /* idmapped mounts (warden_mount.c) */
   { void warden_image_register(napi_env env, napi_value exports); warden_image_register(env, exports); } /* the prober's opens (warden_image.c) */
+  { void warden_spawn_register(napi_env env, napi_value exports); warden_spawn_register(env, exports); } /* the jail launcher's spawn (warden_spawn.c) */
   napi_property_descriptor props[] = {
     { "openTap", NULL, open_tap, NULL, NULL, NULL, napi_enumerable, NULL },
     { "sendFds", NULL, send_fds, NULL, NULL, NULL, napi_enumerable, NULL },

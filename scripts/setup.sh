@@ -48,7 +48,7 @@ fi
 
 # Native addon (TAP fds, SCM_RIGHTS): rebuild when its source is newer than the build.
 addon=native/build/Release/warden_native.node
-if [ ! -f "$addon" ] || [ -n "$(find native/warden_native.c native/warden_image.c native/warden_mount.c native/binding.gyp -newer "$addon")" ]; then
+if [ ! -f "$addon" ] || [ -n "$(find native/warden_native.c native/warden_image.c native/warden_mount.c native/warden_spawn.c native/binding.gyp -newer "$addon")" ]; then
   say "building the native addon"
   npm run --silent build:native >/dev/null
 fi

@@ -39,10 +39,17 @@ export function probeArgv(binary: string): string[] {
 
 /** Runs the probe and returns the binary's capabilities. */
 export async function probeQemu(runner: ProcessRunner, binary: string, timeoutMs = 60_000): Promise<QemuCaps> {
-  const input = SCRIPT.map((c) => JSON.stringify(c)).join('\n') + '\n';
+  const queries = SCRIPT.slice(0, -1);
+  const input = queries.map((c) => JSON.stringify(c)).join('\n') + '\n';
   let res;
   try {
-    res = await runner.run(probeArgv(binary), { input, timeoutMs });
+    // `quit` goes only once every other answer has been read: QEMU exits on it without
+    // flushing the replies still in its monitor's buffer (a 186 KB schema does not fit a pipe),
+    // which under load, with this process slow to read, left a probe with 7 of 23 answers.
+    res = await runner.run(probeArgv(binary), {
+      input, timeoutMs,
+      followUp: { after: (out) => answers(out) >= queries.length, input: `${JSON.stringify(SCRIPT[SCRIPT.length - 1])}\n` },
+    });
   } catch (cause) {
     throw new QemuProbeError('HOST_QEMU_MISSING', `starting QEMU binary ${binary} to read its capabilities failed`, { cause, context: { binary }, suggestions: ['install qemu-system-x86 or pass --qemu PATH'] });
   }
@@ -58,6 +65,14 @@ export async function probeQemu(runner: ProcessRunner, binary: string, timeoutMs
   const caps = toCaps(binary, replies.map((r) => r['return']));
   caps.sandbox = 'return' in (replies[CORE.length + PROPERTY_DEVICES.length] ?? {});
   return caps;
+}
+
+/** How many whole replies (lines opening with "return" or "error") the output holds so far. */
+function answers(stdout: string): number {
+  let n = 0;
+  const whole = stdout.slice(0, stdout.lastIndexOf('\n') + 1);
+  for (const line of whole.split('\n')) if (line.startsWith('{"return"') || line.startsWith('{"error"')) n++;
+  return n;
 }
 
 /** Replies in order, each {return} or {error} (greeting and events skipped). */

@@ -49,6 +49,14 @@ export interface NativeAddon {
   procIds?(): Promise<Uint32Array>;
   /** procIds on the calling thread, or null (nothing read) when /proc lists more than `max` processes. Optional: an older build lacks it. */
   procIdsSync?(max: number): Uint32Array | null;
+  /**
+   * posix_spawn of `file` (absolute) with `fds[i]` as the child's fd i, a new session, default
+   * signal dispositions, an empty signal mask and environment; returns the pid, throws the
+   * errno name as code (an exec failure too). `onExit` runs once, on the event loop, after the
+   * child was reaped (waitid on its pidfd): the exit code, or null and the signal number. The
+   * watch does not keep the loop alive. Optional: an older build lacks it.
+   */
+  spawnDetached?(file: string, argv: string[], fds: number[], onExit: (code: number | null, signo: number | null) => void): number;
   /** renameat2(a, b, RENAME_EXCHANGE): both names must exist; throws the errno. Optional: an older build lacks it. */
   renameExchange?(a: string, b: string): void;
   /** An anonymous memory file (memfd) holding `data`, sealed against every change; close-on-exec. */

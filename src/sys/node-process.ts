@@ -14,7 +14,15 @@ export class NodeProcessRunner implements ProcessRunner {
       });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
-      child.stdout.on('data', (b: Buffer) => out.push(b));
+      const followUp = options.followUp;
+      let followed = false;
+      child.stdout.on('data', (b: Buffer) => {
+        out.push(b);
+        if (followUp !== undefined && !followed && followUp.after(Buffer.concat(out).toString('utf8'))) {
+          followed = true;
+          child.stdin.end(followUp.input);
+        }
+      });
       child.stderr.on('data', (b: Buffer) => err.push(b));
       const timer = options.timeoutMs === undefined ? undefined
         : setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
@@ -24,7 +32,8 @@ export class NodeProcessRunner implements ProcessRunner {
         resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
       });
       child.stdin.on('error', () => { /* the child may exit before reading its input */ });
-      child.stdin.end(options.input ?? '');
+      if (followUp === undefined) child.stdin.end(options.input ?? '');
+      else child.stdin.write(options.input ?? '');
     });
   }
 }

@@ -8,8 +8,14 @@ export interface RunResult {
 }
 
 export interface RunOptions {
-  /** Bytes written to the child's stdin, then closed. */
+  /** Bytes written to the child's stdin, then closed (unless followUp). */
   input?: string | Uint8Array;
+  /**
+   * Keeps stdin open after the input until stdout so far satisfies `after`, then writes
+   * `input` and closes it: a dialogue whose last request must wait for the earlier answers
+   * (QEMU exits on a QMP `quit` without flushing the replies a slow reader has not taken yet).
+   */
+  followUp?: { after: (stdout: string) => boolean; input: string };
   env?: Record<string, string>;
   cwd?: string;
   /** Kill the child (SIGKILL) after this many milliseconds. */
