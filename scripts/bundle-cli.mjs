@@ -23,12 +23,24 @@ const root = fileURLToPath(new URL('..', import.meta.url));
  * module's exports (esbuild's ESM interop copies them as getters too), so every use still
  * reaches the real function, class or constant; nothing else changes.
  */
-const LAZY_BUILTINS = ['child_process', 'crypto', 'dgram', 'http', 'https', 'net', 'readline', 'tls', 'zlib'];
+const LAZY_BUILTINS = ['child_process', 'crypto', 'dgram', 'http', 'https', 'net', 'os', 'readline', 'stream', 'timers/promises', 'tls', 'zlib'];
+/**
+ * Lazy only where our own sources import them (validate's CPU: stream, os, timers/promises
+ * and fs.promises' users were ~2 ms at every start): node:stream's default export is the
+ * Stream constructor, which a package may extend or test with instanceof, so packages get the
+ * real module.
+ */
+const LAZY_FROM_SOURCES_ONLY = new Set(['stream']);
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(b) {
     const filter = new RegExp(`^(node:)?(${LAZY_BUILTINS.join('|')})$`);
-    b.onResolve({ filter }, (args) => (args.namespace === 'lazy-builtin' ? { path: args.path, external: true } : { path: args.path.replace(/^node:/, ''), namespace: 'lazy-builtin' }));
+    b.onResolve({ filter }, (args) => {
+      if (args.namespace === 'lazy-builtin') return { path: args.path, external: true };
+      const name = args.path.replace(/^node:/, '');
+      if (LAZY_FROM_SOURCES_ONLY.has(name) && args.importer.includes('/node_modules/')) return undefined;
+      return { path: name, namespace: 'lazy-builtin' };
+    });
     b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => {
       const names = Object.keys(createRequire(import.meta.url)(`node:${args.path}`)).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n));
       const getters = names.map((n) => `get ${n}() { return load().${n}; }`).join(',\n');

@@ -4,10 +4,12 @@
  * and issues. Deterministic: numbers depend only on the order of calls.
  */
 import type { HostAction } from '../net/index.js';
+import type { PlannedCommand } from '../qemu/index.js';
 import type { PlanIssue } from './errors.js';
 import type { ArgTrace, HelperPlan, ManifestEntry, ManifestKind, OpenFlag, PlannedFd } from './types.js';
 
-export type QapiCommand = 'blockdev-add' | 'netdev_add' | 'object-add';
+/** qemu/qapi's list: the capability cache keeps the schema of these commands only. */
+export type QapiCommand = PlannedCommand;
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 

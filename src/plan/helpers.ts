@@ -4,13 +4,13 @@
  * passt for user networking (slirp stays out of QEMU), virtiofsd for shares (helpers-virtiofs.ts). The JailSpecs are complete here, so
  * `warden jail` can run any of them alone.
  */
-import { createHash } from 'node:crypto';
 import type { JailMount, JailSpec } from '../jail/index.js';
 import type { ProgramView } from '../qemu/index.js';
 import type { Network, Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts, PlannedFd } from './types.js';
 import { hostWideName } from './scope.js';
+import { sha256Hex } from '../sys/sha256.js';
 import { planShares } from './helpers-virtiofs.js';
 import { planTpm } from './helpers-tpm.js';
 
@@ -27,7 +27,7 @@ const PASST_LIMITS = { memoryBytes: 256 * MiB, pids: 16, nofile: 4096 };
 export function helperJailName(vm: string, kind: string, item: string): string {
   const name = `${vm}-${kind}-${item}`;
   if (name.length <= 63) return name;
-  return `${name.slice(0, 54)}-${createHash('sha256').update(name).digest('hex').slice(0, 8)}`;
+  return `${name.slice(0, 54)}-${sha256Hex(name).slice(0, 8)}`;
 }
 
 /** The program's view: host links, binary, loader and libraries, each bound read-only on its own. */

@@ -4,13 +4,13 @@
  * bridge, ovs and macvtap become TAP fds the net module opens (host actions), passed with
  * fds=; a stable MAC and interface name come from a hash of the VM and NIC names.
  */
-import { createHash } from 'node:crypto';
 import type { HostAction } from '../net/index.js';
 import type { Network, Spec } from '../spec/index.js';
 import type { PlanBuilder } from './builder.js';
 import type { Facts } from './types.js';
 import { chosenNote, planPasst, resolvedForwards } from './helpers.js';
 import { hostWideName } from './scope.js';
+import { sha256 } from '../sys/sha256.js';
 
 const MODEL_DRIVER: Record<Network['model'], string> = { virtio: 'virtio-net-pci', e1000e: 'e1000e', rtl8139: 'rtl8139' };
 
@@ -20,7 +20,7 @@ const MODEL_DRIVER: Record<Network['model'], string> = { virtio: 'virtio-net-pci
  * local copy because plan may import only net's types; a test compares the two.
  */
 function digest(...parts: string[]): Buffer {
-  return createHash('sha256').update(parts.join('\0')).digest();
+  return sha256(parts.join('\0'));
 }
 
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';

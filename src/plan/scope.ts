@@ -1,5 +1,5 @@
 /** @module plan/scope: the host-wide name of a VM (its jail, cgroup and TAP devices' basis): the VM's name, plus its state root's id when the facts carry one. */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../sys/sha256.js';
 
 /** The longest jail or cgroup name the jailer takes (jail/paths NAME_PATTERN). */
 const MAX_NAME = 63;
@@ -12,6 +12,6 @@ export function hostWideName(vm: string, scope?: string): string {
   if (scope === undefined || scope === '') return vm;
   const name = `${vm}-${scope}`;
   if (name.length <= MAX_NAME) return name;
-  const hash = createHash('sha256').update(vm).digest('hex').slice(0, 8);
+  const hash = sha256Hex(vm).slice(0, 8);
   return `${vm.slice(0, MAX_NAME - scope.length - hash.length - 2)}-${hash}-${scope}`;
 }

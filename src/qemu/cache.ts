@@ -1,7 +1,8 @@
-/** @module qemu/cache: capabilities (and helper programs' views) cached per binary, keyed by path, size and mtime, so a changed binary is probed again. */
-import { createHash } from 'node:crypto';
+/** @module qemu/cache: capabilities (and helper programs' views) cached per binary, keyed by path, size and mtime, so a changed binary is probed again; of the QAPI schema only the planner's part. */
+import { sha256Hex } from '../sys/sha256.js';
 import { NodeHostFiles, type Fs, type HostFiles, type ProcessRunner } from '../sys/index.js';
 import { probeQemu } from './probe.js';
+import { plannerSchema } from './qapi.js';
 import { gatherProgramView, gatherView, viewSources } from './view.js';
 import type { ProgramView, QemuCaps } from './types.js';
 
@@ -19,7 +20,7 @@ export interface CapsSource {
 
 /** The cache file of one binary version. */
 export function cacheFile(cacheDir: string, binary: string, st: BinaryStat, kind = 'qemu-caps'): string {
-  const key = createHash('sha256').update(`${binary}\0${st.size}\0${Math.trunc(st.mtimeMs)}`).digest('hex').slice(0, 24);
+  const key = sha256Hex(`${binary}\0${st.size}\0${Math.trunc(st.mtimeMs)}`).slice(0, 24);
   return `${cacheDir}/${kind}-${key}.json`;
 }
 
@@ -37,10 +38,19 @@ export async function loadQemuCaps(src: CapsSource, binary: string): Promise<Qem
   if (await src.fs.exists(file)) {
     try {
       const caps = JSON.parse(await src.fs.readFile(file)) as QemuCaps;
-      if (await stillValid(caps, binary, files)) return { ...caps, cached: true };
+      if (await stillValid(caps, binary, files)) {
+        // An entry from before the cache kept only the planner's schema is cut down once (the answer is the same).
+        if (caps.schema !== undefined && caps.schema.some((e) => e['meta-type'] === 'event')) {
+          caps.schema = plannerSchema(caps.schema);
+          await src.fs.writeFile(file, JSON.stringify(caps)).catch(() => { /* read-only: cut again next time */ });
+        }
+        return { ...caps, cached: true };
+      }
     } catch { /* fall through: probe again and overwrite */ }
   }
   const caps = await probeQemu(src.runner, binary);
+  // Only what the planner's check reads of the QAPI schema: a run parses ~100 KB, not 230 (issue 16).
+  if (caps.schema !== undefined) caps.schema = plannerSchema(caps.schema);
   caps.view = await gatherView(src.runner, files, binary);
   try {
     await src.fs.mkdir(src.cacheDir, { recursive: true });

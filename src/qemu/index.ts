@@ -4,6 +4,6 @@ export { gatherView, gatherProgramView, parseLdd, parseDataDirs } from './view.j
 export { probeQemu, probeArgv, PROPERTY_DEVICES } from './probe.js';
 export { loadQemuCaps, loadProgramView, cacheFile } from './cache.js';
 export type { CapsSource, BinaryStat } from './cache.js';
-export { indexSchema, checkCommandArgs } from './qapi.js';
-export type { QapiIndex } from './qapi.js';
+export { indexSchema, checkCommandArgs, plannerSchema, PLANNED_COMMANDS } from './qapi.js';
+export type { QapiIndex, PlannedCommand } from './qapi.js';
 export { QemuProbeError } from './errors.js';

@@ -1,10 +1,10 @@
 /** Capabilities from the real QEMU binary, the per-binary cache, and the QAPI checker against the real schema. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, promises as fsp, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, promises as fsp, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NodeFs, NodeProcessRunner, type ProcessRunner } from '../sys/index.js';
-import { cacheFile, checkCommandArgs, indexSchema, loadQemuCaps, probeQemu, QemuProbeError } from './index.js';
+import { cacheFile, checkCommandArgs as checkFull, indexSchema, loadQemuCaps, plannerSchema, probeQemu, QemuProbeError, type QapiIndex } from './index.js';
 
 const QEMU = '/usr/bin/qemu-system-x86_64';
 const skip = existsSync(QEMU) ? false : 'qemu-system-x86_64 is not installed';
@@ -26,6 +26,18 @@ test('probe and cache: a second load is served from the cache, a changed binary 
   const second = await loadQemuCaps(src, QEMU);
   assert.equal(second.cached, true);
   assert.deepEqual(second.devices, first.devices);
+  assert.equal(probes, 1);
+  // The cache keeps the planner's part of the QAPI schema; an entry with the whole schema (an older warden's) is cut down once.
+  const whole = (await probeQemu(real, QEMU)).schema!;
+  assert.deepEqual(first.schema, plannerSchema(whole));
+  const st0 = await fsp.stat(QEMU);
+  const entry = cacheFile(src.cacheDir, QEMU, { size: st0.size, mtimeMs: st0.mtimeMs });
+  const { cached: _c, ...stored } = first;
+  writeFileSync(entry, JSON.stringify({ ...stored, schema: whole }));
+  const older = await loadQemuCaps(src, QEMU);
+  assert.equal(older.cached, true);
+  assert.deepEqual(older.schema, first.schema);
+  assert.deepEqual(JSON.parse(readFileSync(entry, 'utf8')), stored);
   assert.equal(probes, 1);
   mtimeShift = 1000; // as if the binary was upgraded in place
   assert.equal((await loadQemuCaps(src, QEMU)).cached, false);
@@ -67,6 +79,14 @@ test('a missing binary and a binary that is not QEMU give typed host errors', as
 test('QAPI checks against the real schema: unions, enums, alternates, required members', { skip, timeout: 30_000 }, async () => {
   const caps = await probeQemu(new NodeProcessRunner(), QEMU);
   const ix = indexSchema(caps.schema!);
+  // What the capability cache keeps answers every check as the whole schema does.
+  const reduced = indexSchema(plannerSchema(caps.schema!));
+  assert.ok(reduced.size < ix.size / 2, `${reduced.size} of ${ix.size} entries`);
+  const checkCommandArgs = (i: QapiIndex, command: string, value: unknown): string[] | null => {
+    const full = checkFull(i, command, value);
+    assert.deepEqual(checkFull(reduced, command, value), full, `${command} ${JSON.stringify(value)}`);
+    return full;
+  };
   const ok = { driver: 'qcow2', 'node-name': 'a', file: 'f', backing: null, 'read-only': true, cache: { direct: false } };
   assert.deepEqual(checkCommandArgs(ix, 'blockdev-add', ok), []);
   assert.deepEqual(checkCommandArgs(ix, 'blockdev-add', { ...ok, backing: 'b' }), []);

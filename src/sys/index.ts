@@ -6,3 +6,4 @@ export { NodeFs } from './node-fs.js';
 export { nodeClock } from './node-clock.js';
 export { loadNative } from './native.js';
 export type { NativeAddon, WatchHandle } from './native.js';
+export { sha256, sha256Hex } from './sha256.js';

@@ -3,8 +3,7 @@
  * the KVM verdict, disk chains, boot files, firmware, the VM's state paths, the uid policy),
  * used alike by `validate`, `plan`, `start` and the daemon, so `plan` shows what `start` does.
  */
-import { createHash } from 'node:crypto';
-import { constants as C, existsSync, promises as fsp, realpathSync } from 'node:fs';
+import { accessSync, constants as C, existsSync, realpathSync, statSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -14,6 +13,7 @@ import { PASST_BINARY, SWTPM_BINARY, tpmVersion, type Facts } from '../plan/inde
 import { loadProgramView, loadQemuCaps, type ProgramView, type QemuCaps } from '../qemu/index.js';
 import type { Disk, Spec } from '../spec/index.js';
 import { NodeFs, NodeProcessRunner, type Fs, type ProcessRunner } from '../sys/index.js';
+import { sha256 } from '../sys/sha256.js';
 import { detectKvm, type KvmVerdict } from './accel.js';
 import { jailerConfig } from './jailer.js';
 import { shareFacts } from './facts-shares.js';
@@ -48,6 +48,12 @@ export interface FactSources {
   programView(binary: string): Promise<ProgramView | null>;
 }
 
+/**
+ * stat() done synchronously (the same result and error): one small page-cache call, where a
+ * thread-pool trip costs a pool thread's wake-up, which a loaded host makes slow (issue 16).
+ */
+const statNow = async (p: string): Promise<{ size: number; mtimeMs: number }> => statSync(p);
+
 /** `kvmCacheDir`: where the KVM verdict is cached when not with the capabilities (plan --cache-dir moves only those). */
 export function factSources(o: { qemu: string; cacheDir: string; kvmCacheDir?: string; runner?: ProcessRunner; fs?: Fs }): FactSources {
   const runner = o.runner ?? new NodeProcessRunner();
@@ -58,7 +64,7 @@ export function factSources(o: { qemu: string; cacheDir: string; kvmCacheDir?: s
   return {
     qemu: o.qemu, cacheDir: o.cacheDir,
     caps() {
-      caps ??= loadQemuCaps({ runner, fs, stat: (p) => fsp.stat(p), cacheDir: o.cacheDir }, o.qemu)
+      caps ??= loadQemuCaps({ runner, fs, stat: statNow, cacheDir: o.cacheDir }, o.qemu)
         .then(({ cached: _cached, ...c }) => c)
         .catch((err: unknown) => { caps = undefined; throw err; });
       return caps;
@@ -69,7 +75,7 @@ export function factSources(o: { qemu: string; cacheDir: string; kvmCacheDir?: s
       // A long-lived process (the daemon) re-resolves once an upgrade removed a file the view names.
       if (held && [held.binary, ...held.libraries].every((f) => existsSync(f.source))) return held;
       // On disk beside QEMU's capabilities: a CLI process would otherwise run ldd at every validate and start.
-      const fresh = loadProgramView({ runner, fs, stat: (p) => fsp.stat(p), cacheDir: o.cacheDir }, binary);
+      const fresh = loadProgramView({ runner, fs, stat: statNow, cacheDir: o.cacheDir }, binary);
       views.set(binary, fresh);
       return fresh;
     },
@@ -97,7 +103,7 @@ export interface FactOptions {
 export function stateRootScope(stateRoot: string): string {
   let real = resolve(stateRoot);
   try { real = realpathSync(real); } catch { /* not made yet */ }
-  const h = createHash('sha256').update(`warden-state-root\0${real}`).digest();
+  const h = sha256(`warden-state-root\0${real}`);
   let out = '';
   for (let i = 0; i < 5; i++) out += 'abcdefghijklmnopqrstuvwxyz234567'[h[i]! & 31];
   return out;
@@ -272,9 +278,10 @@ function bootOwnerDenied(path: string, what: string, owner: Owner | null): unkno
 /** Why a boot file cannot be read by the manager, or null. */
 async function bootFileError(path: string): Promise<string | null> {
   try {
-    const st = await fsp.stat(path);
+    // Synchronously, as statNow: two small calls, not two thread-pool trips.
+    const st = statSync(path);
     if (!st.isFile()) return `${path} is not a regular file`;
-    await fsp.access(path, C.R_OK);
+    accessSync(path, C.R_OK);
     return null;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
