@@ -19,9 +19,17 @@ export const SYSTEMD_USERDB = ['run/systemd/userdb', 'etc/userdb', 'run/userdb',
 /** NSS sources whose answers for an id depend on files alone (systemd: while SYSTEMD_USERDB is absent). */
 const FILE_SOURCES = new Set(['files', 'systemd']);
 
-function identity(path: string): string | undefined {
+/**
+ * A file changed less than this long before its stat is not trusted to key answers: ctime comes
+ * from a coarse clock, so an in-place edit of the same size within that tick would leave the
+ * identity unchanged ("racy", as git calls it). Such a lookup goes to NSS and is not kept.
+ */
+export const NSS_RACY_MS = 2000;
+
+function identity(path: string, now: number, racyMs: number): string | undefined {
   try {
     const st = statSync(path);
+    if (racyMs > 0 && now - st.ctimeMs < racyMs) return undefined;
     return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
   } catch { return undefined; }
 }
@@ -44,10 +52,12 @@ export function fileBackedSources(nsswitch: string): Set<string> | undefined {
 
 /**
  * A key for everything the answers depend on, or undefined when they may change without a
- * file changing (a network or service source, or a systemd userdb source present).
+ * file changing (a network or service source, or a systemd userdb source present), or when a
+ * file changed too recently to tell (NSS_RACY_MS).
  */
-export function nssCacheKey(root = '/'): string | undefined {
-  const files = ['etc/nsswitch.conf', 'etc/passwd', 'etc/group'].map((p) => identity(join(root, p)));
+export function nssCacheKey(root = '/', racyMs = NSS_RACY_MS): string | undefined {
+  const now = Date.now();
+  const files = ['etc/nsswitch.conf', 'etc/passwd', 'etc/group'].map((p) => identity(join(root, p), now, racyMs));
   if (files.some((f) => f === undefined)) return undefined;
   let sources: Set<string> | undefined;
   try { sources = fileBackedSources(readFileSync(join(root, 'etc/nsswitch.conf'), 'utf8')); } catch { return undefined; }
