@@ -15,12 +15,16 @@ import { NodeFs } from '../src/sys/index.js';
 import { le, median, medianMs, n, type Benchmark, type BenchRow } from './lib.js';
 import { bareStart } from './vm.bench.js';
 
-const bin = (): string => join(repoRoot(), 'dist', 'src', 'cli', 'bin.js');
 /** What bin/warden runs (the bundle through its code cache; bin.js while the bundle is stale): the cold CLI a user starts. */
 const boot = (): string => join(repoRoot(), 'dist', 'src', 'cli', 'boot.cjs');
 
 async function daemon(socket: string, stateDir: string): Promise<ChildProcess> {
-  const p = spawn(process.execPath, [bin(), 'daemon', '--socket', socket, '--state-dir', stateDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Through bin/warden, as users and wardend.service run it: its memory settings for the daemon
+  // (a 1 MiB young generation, one malloc arena) and boot.cjs's bundle (dist/src/cli/bin.js
+  // unbundled holds ~25 MiB more at rest). bench/gc-probe.cjs preloaded: a full GC on demand.
+  const probe = `--expose-gc --require ${join(repoRoot(), 'bench', 'gc-probe.cjs')}`;
+  const env = { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} ${probe}`.trim() };
+  const p = spawn(join(repoRoot(), 'bin', 'warden'), ['daemon', '--socket', socket, '--state-dir', stateDir], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let err = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`the daemon did not start within 30 s: ${err}`)); }, 30_000);
@@ -33,6 +37,24 @@ async function daemon(socket: string, stateDir: string): Promise<ChildProcess> {
 function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m?.[1] ?? 0) * 1024;
+}
+
+/** The daemon's RSS and JS heap in use right after a full GC (bench/gc-probe.cjs); bounded, like every wait here. */
+function afterGc(d: ChildProcess): Promise<{ rss: number; heapUsed: number }> {
+  return new Promise((resolve, reject) => {
+    let got = '';
+    const timer = setTimeout(() => { d.stderr!.off('data', on); reject(new Error('the daemon did not report a GC within 10 s')); }, 10_000);
+    function on(c: Buffer): void {
+      got += c.toString();
+      const m = /gc-probe (\{.*\})\n/.exec(got);
+      if (m === null) return;
+      clearTimeout(timer);
+      d.stderr!.off('data', on);
+      resolve(JSON.parse(m[1]!) as { rss: number; heapUsed: number });
+    }
+    d.stderr!.on('data', on);
+    d.kill('SIGUSR2');
+  });
 }
 
 /** Resolves with the time the first `stopped` event for `vm` arrives; every wait is bounded (a dead daemon must not hang the run). */
@@ -127,20 +149,31 @@ export const benchmarks: Benchmark[] = [{
       );
 
       // Per VM: from after the runs above (code paths warm), so what grows is what N supervisors hold.
+      // RSS as it is, and after a full GC (what is held; young-generation and old-space garbage
+      // not collected yet otherwise counts as per-VM memory). The GC at each point comes after the
+      // RSS read, so it only makes the later plain RSS reads start from a collected heap.
       const warmRss = rssBytes(d.pid!);
+      const warmGc = await afterGc(d);
       const paused = n(50, 2);
       let half = warmRss;
+      let halfGc = warmGc;
       for (let i = 0; i < paused; i++) {
-        if (i === paused / 2) half = rssBytes(d.pid!);
+        if (i === paused / 2) { half = rssBytes(d.pid!); halfGc = await afterGc(d); }
         const vm = `wdd-p${i}`;
         await api.createVm(spec(vm));
         await api.setState(vm, { action: 'start', paused: true }, 120);
       }
       const withVms = rssBytes(d.pid!);
+      const withVmsGc = await afterGc(d);
       rows.push({ group: 'daemon', name: 'daemon memory after the start runs above (RSS)', value: warmRss / 2 ** 20, unit: 'MiB' });
       rows.push({ group: 'daemon', name: `daemon memory per paused VM (${paused} VMs, from the start runs)`, value: (withVms - warmRss) / paused / 1024, unit: 'KiB', goal: le(100, 'value') });
       // The second half's growth per VM: heap growth that warm-up left behind counts less.
       rows.push({ group: 'daemon', name: `  the same over VMs ${paused / 2 + 1}-${paused} only`, value: (withVms - half) / (paused / 2) / 1024, unit: 'KiB' });
+      const perVm = (a: number, b: number, count: number): number => (b - a) / count / 1024;
+      rows.push({ group: 'daemon', name: '  after a full GC at each point: RSS per paused VM', value: perVm(warmGc.rss, withVmsGc.rss, paused), unit: 'KiB' });
+      rows.push({ group: 'daemon', name: `    the same over VMs ${paused / 2 + 1}-${paused} only`, value: perVm(halfGc.rss, withVmsGc.rss, paused / 2), unit: 'KiB' });
+      rows.push({ group: 'daemon', name: '  after a full GC at each point: JS heap in use per paused VM', value: perVm(warmGc.heapUsed, withVmsGc.heapUsed, paused), unit: 'KiB' });
+      rows.push({ group: 'daemon', name: `    the same over VMs ${paused / 2 + 1}-${paused} only`, value: perVm(halfGc.heapUsed, withVmsGc.heapUsed, paused / 2), unit: 'KiB' });
 
       for (const count of [n(50, 5), n(200, 20)]) {
         for (let i = (await api.listVms()).length; i < count; i++) await api.createVm({ ...spec(`wdd-l${i}`) });
