@@ -22,7 +22,7 @@ async function daemon(socket: string, stateDir: string): Promise<ChildProcess> {
   // Through bin/warden, as users and wardend.service run it: its memory settings for the daemon
   // (a 1 MiB young generation, one malloc arena) and boot.cjs's bundle (dist/src/cli/bin.js
   // unbundled holds ~25 MiB more at rest). bench/gc-probe.cjs preloaded: a full GC on demand.
-  const probe = `--expose-gc --require "${join(repoRoot(), 'bench', 'gc-probe.cjs')}"`;
+  const probe = `--require "${join(repoRoot(), 'bench', 'gc-probe.cjs')}"`;
   const env = { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} ${probe}`.trim() };
   const p = spawn(join(repoRoot(), 'bin', 'warden'), ['daemon', '--socket', socket, '--state-dir', stateDir], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let err = '';

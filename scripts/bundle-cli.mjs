@@ -113,7 +113,10 @@ try {
   const firstRuns = [['daemon', '--help'], ['--version'], ['list', '--state-dir', state]];
   if (!primed) firstRuns.unshift(['validate', '--no-images', `${root}examples/hello.yaml`]);
   for (const args of firstRuns) {
-    const r = spawnSync(process.execPath, [`${dir}/boot.cjs`, ...args], { encoding: 'utf8' });
+    // The daemon runs with bin/warden's V8 flag for it (keep the two alike): V8 rejects a code
+    // cache made under other flags, and the daemon would compile its bundle from source.
+    const flags = args[0] === 'daemon' ? ['--max-semi-space-size=1'] : [];
+    const r = spawnSync(process.execPath, [...flags, `${dir}/boot.cjs`, ...args], { encoding: 'utf8' });
     if (r.status !== 0) {
       console.error(`bundle-cli: the bundled CLI failed its first run (${args.join(' ')}):\n${r.stdout}${r.stderr}`);
       process.exit(1);
