@@ -77,8 +77,11 @@ export async function recover(d: TeardownDeps, rec: VmRecord, q: QmpConn): Promi
   return finishRemovals(d, rec, q);
 }
 
-/** Under the store-wide lock: the new layers must not conflict with another live VM's, or with this VM's own. */
-async function claim(d: TeardownDeps, rec: VmRecord, mine: DiskClaim[]): Promise<VmRecord> {
+/**
+ * Under the store-wide lock: the new layers must not conflict with another live VM's, or with
+ * this VM's own. The claims and `entries` (the attach's journal entry) go in one write.
+ */
+async function claim(d: TeardownDeps, rec: VmRecord, mine: DiskClaim[], entries: HotplugEntry[]): Promise<VmRecord> {
   const lock = await d.store.lockRoot(`claim hot-plugged disk for ${rec.name}`);
   try {
     const others = [{ name: rec.name, disks: rec.disks ?? [] }];
@@ -94,7 +97,7 @@ async function claim(d: TeardownDeps, rec: VmRecord, mine: DiskClaim[]): Promise
         suggestions: [`detach it from ${hit.other} first, attach it --readonly, or give it its own overlay (qemu-img create -f qcow2 -b ${hit.mine.path} -F FORMAT NEW.qcow2)`],
       });
     }
-    return await save(d, rec, rec.hotplug ?? [], { disks: [...(rec.disks ?? []), ...mine] });
+    return await save(d, rec, entries, { disks: [...(rec.disks ?? []), ...mine] });
   } finally {
     await lock.release();
   }
@@ -140,13 +143,13 @@ export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req
     });
   }
   const mine = claimsFor({ disks: [disk] } as unknown as SpecView, { [disk.name]: chain });
-  rec = await claim(d, rec, mine);
-  // Every step is recorded (as possibly made) before the first is made: one fsync'd write, not
-  // one per step. Safe to undo wholesale: every fdset id, node name and device id in the plan is
+  // Every step is recorded (as possibly made) before the first is made, in the write of the
+  // claims: one write, not one per step (not fsync'd: the journal is run state, vm/store
+  // VOLATILE). Safe to undo wholesale: every fdset id, node name and device id in the plan is
   // fresh (chosen under the VM lock), so an inverse of a step never made only fails "not found".
   const entry: HotplugEntry = { name: disk.name, run: rec.run?.startedAt ?? '', deviceId: plan.deviceId, state: 'attaching', steps: plan.steps, begun: plan.steps.length, claims: mine, disk: disk as unknown as Record<string, unknown>, liveOnly: req.liveOnly === true };
   let entries = [...entriesOf(rec), entry];
-  rec = await save(d, rec, entries);
+  rec = await claim(d, rec, mine, entries);
   const fds = new OpenFds();
   let made = 0;
   try {
