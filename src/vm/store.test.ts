@@ -57,6 +57,12 @@ test('run state is written without touching the durable copy; a torn vm.json rea
   assert.equal(statSync(p.durable).ino, durableIno, 'run state only: no new durable copy');
   assert.notEqual(statSync(p.record).ino, durableIno);
   assert.deepEqual(await store.read('wdv-e'), running);
+  // The hot-plug journal names what lives in the running QEMU: run state too.
+  const plugging: VmRecord = { ...running, hotplug: [{ name: 'd', run: 'u', deviceId: 'disk-d', state: 'attaching', steps: [], begun: 0, claims: [], disk: { name: 'd' }, liveOnly: false }] };
+  await store.write(plugging);
+  assert.equal(statSync(p.durable).ino, durableIno, 'a hot-plug journal entry: no new durable copy');
+  assert.deepEqual(await store.read('wdv-e'), plugging);
+  await store.write(running);
   // An undo entry naming what outlives a reboot (host networking: an OVS port) is durable.
   const withNet: VmRecord = { ...running, undo: [...running.undo!, { kind: 'net', log: { steps: ['ovs'] } }] };
   await store.write(withNet);
