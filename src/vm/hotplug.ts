@@ -103,11 +103,12 @@ async function claim(d: TeardownDeps, rec: VmRecord, mine: DiskClaim[], entries:
   }
 }
 
-/** What QEMU holds now: fdset ids and root-bus PCI slots (facts for the pure planner). */
+/** What QEMU holds now: fdset ids and root-bus PCI slots (facts for the pure planner); both queries pipelined. */
 export async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; pciSlots: number[]; freePorts: string[] }> {
-  const fdsets = ((await q.execute('query-fdsets')) as Array<{ 'fdset-id': number }>).map((f) => f['fdset-id']);
   type Dev = { slot: number; qdev_id?: string; pci_bridge?: { devices?: unknown[] } };
-  const root = ((await q.execute('query-pci')) as Array<{ bus: number; devices: Dev[] }>).filter((b) => b.bus === 0).flatMap((b) => b.devices);
+  const [sets, pci] = await Promise.all([q.execute('query-fdsets'), q.execute('query-pci')]);
+  const fdsets = (sets as Array<{ 'fdset-id': number }>).map((f) => f['fdset-id']);
+  const root = (pci as Array<{ bus: number; devices: Dev[] }>).filter((b) => b.bus === 0).flatMap((b) => b.devices);
   const freePorts = root.filter((x) => /^hp[0-9]+$/.test(x.qdev_id ?? '') && (x.pci_bridge?.devices ?? []).length === 0).map((x) => x.qdev_id!)
     .sort((a, b) => Number(a.slice(2)) - Number(b.slice(2)));
   return { fdsets, pciSlots: root.map((x) => x.slot), freePorts };
@@ -135,7 +136,8 @@ export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req
   // an early error, a file swapped since cannot pass here.
   const owner = rec.owner === undefined ? callerOwner() : ownerFromUid(rec.owner);
   const chain = await walkChainConfined({ ...disk, from: '--image' }, loadHostPolicy(), { owner });
-  const live = { ...(await liveAllocations(q)), ...(disk.bus === 'scsi' ? await scsiLuns(q) : {}) };
+  const [alloc, luns] = await Promise.all([liveAllocations(q), disk.bus === 'scsi' ? scsiLuns(q) : {}]);
+  const live = { ...alloc, ...luns };
   const plan = planDiskAttach(disk, chain, { machine: spec.machine ?? 'q35', ...live, diskNames: [...spec.disks.map((x) => x.name), ...entriesOf(rec).map((e) => e.name)] });
   if (plan.issues.length > 0) {
     throw new VmError('VM_HOTPLUG_FAILED', `cannot attach disk ${disk.name} to VM ${rec.name}: ${plan.issues.map((i) => i.message).join('; ')}`, {
