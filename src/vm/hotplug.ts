@@ -77,8 +77,11 @@ export async function recover(d: TeardownDeps, rec: VmRecord, q: QmpConn): Promi
   return finishRemovals(d, rec, q);
 }
 
-/** Under the store-wide lock: the new layers must not conflict with another live VM's, or with this VM's own. */
-async function claim(d: TeardownDeps, rec: VmRecord, mine: DiskClaim[]): Promise<VmRecord> {
+/**
+ * Under the store-wide lock: the new layers must not conflict with another live VM's, or with
+ * this VM's own. The claims and `entries` (the attach's journal entry) go in one write.
+ */
+async function claim(d: TeardownDeps, rec: VmRecord, mine: DiskClaim[], entries: HotplugEntry[]): Promise<VmRecord> {
   const lock = await d.store.lockRoot(`claim hot-plugged disk for ${rec.name}`);
   try {
     const others = [{ name: rec.name, disks: rec.disks ?? [] }];
@@ -94,17 +97,18 @@ async function claim(d: TeardownDeps, rec: VmRecord, mine: DiskClaim[]): Promise
         suggestions: [`detach it from ${hit.other} first, attach it --readonly, or give it its own overlay (qemu-img create -f qcow2 -b ${hit.mine.path} -F FORMAT NEW.qcow2)`],
       });
     }
-    return await save(d, rec, rec.hotplug ?? [], { disks: [...(rec.disks ?? []), ...mine] });
+    return await save(d, rec, entries, { disks: [...(rec.disks ?? []), ...mine] });
   } finally {
     await lock.release();
   }
 }
 
-/** What QEMU holds now: fdset ids and root-bus PCI slots (facts for the pure planner). */
+/** What QEMU holds now: fdset ids and root-bus PCI slots (facts for the pure planner); both queries pipelined. */
 export async function liveAllocations(q: QmpConn): Promise<{ fdsets: number[]; pciSlots: number[]; freePorts: string[] }> {
-  const fdsets = ((await q.execute('query-fdsets')) as Array<{ 'fdset-id': number }>).map((f) => f['fdset-id']);
   type Dev = { slot: number; qdev_id?: string; pci_bridge?: { devices?: unknown[] } };
-  const root = ((await q.execute('query-pci')) as Array<{ bus: number; devices: Dev[] }>).filter((b) => b.bus === 0).flatMap((b) => b.devices);
+  const [sets, pci] = await Promise.all([q.execute('query-fdsets'), q.execute('query-pci')]);
+  const fdsets = (sets as Array<{ 'fdset-id': number }>).map((f) => f['fdset-id']);
+  const root = (pci as Array<{ bus: number; devices: Dev[] }>).filter((b) => b.bus === 0).flatMap((b) => b.devices);
   const freePorts = root.filter((x) => /^hp[0-9]+$/.test(x.qdev_id ?? '') && (x.pci_bridge?.devices ?? []).length === 0).map((x) => x.qdev_id!)
     .sort((a, b) => Number(a.slice(2)) - Number(b.slice(2)));
   return { fdsets, pciSlots: root.map((x) => x.slot), freePorts };
@@ -132,7 +136,8 @@ export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req
   // an early error, a file swapped since cannot pass here.
   const owner = rec.owner === undefined ? callerOwner() : ownerFromUid(rec.owner);
   const chain = await walkChainConfined({ ...disk, from: '--image' }, loadHostPolicy(), { owner });
-  const live = { ...(await liveAllocations(q)), ...(disk.bus === 'scsi' ? await scsiLuns(q) : {}) };
+  const [alloc, luns] = await Promise.all([liveAllocations(q), disk.bus === 'scsi' ? scsiLuns(q) : {}]);
+  const live = { ...alloc, ...luns };
   const plan = planDiskAttach(disk, chain, { machine: spec.machine ?? 'q35', ...live, diskNames: [...spec.disks.map((x) => x.name), ...entriesOf(rec).map((e) => e.name)] });
   if (plan.issues.length > 0) {
     throw new VmError('VM_HOTPLUG_FAILED', `cannot attach disk ${disk.name} to VM ${rec.name}: ${plan.issues.map((i) => i.message).join('; ')}`, {
@@ -140,13 +145,13 @@ export async function attachDisk(d: TeardownDeps, rec: VmRecord, q: QmpConn, req
     });
   }
   const mine = claimsFor({ disks: [disk] } as unknown as SpecView, { [disk.name]: chain });
-  rec = await claim(d, rec, mine);
-  // Every step is recorded (as possibly made) before the first is made: one fsync'd write, not
-  // one per step. Safe to undo wholesale: every fdset id, node name and device id in the plan is
+  // Every step is recorded (as possibly made) before the first is made, in the write of the
+  // claims: one write, not one per step (not fsync'd: the journal is run state, vm/store
+  // VOLATILE). Safe to undo wholesale: every fdset id, node name and device id in the plan is
   // fresh (chosen under the VM lock), so an inverse of a step never made only fails "not found".
   const entry: HotplugEntry = { name: disk.name, run: rec.run?.startedAt ?? '', deviceId: plan.deviceId, state: 'attaching', steps: plan.steps, begun: plan.steps.length, claims: mine, disk: disk as unknown as Record<string, unknown>, liveOnly: req.liveOnly === true };
   let entries = [...entriesOf(rec), entry];
-  rec = await save(d, rec, entries);
+  rec = await claim(d, rec, mine, entries);
   const fds = new OpenFds();
   let made = 0;
   try {

@@ -27,7 +27,7 @@ import { runMigrateOut, type MigrateOptions, type MigrateResult, type MigrationT
 import type { Step } from './steps.js';
 import { runSteps, silentProgress, type BeforeStep, type Progress, type StepRun } from './steps.js';
 import { endRun, waitGone, type TeardownDeps } from './teardown.js';
-import { reconcileLocked, withQmp } from './reconcile.js';
+import { holdQmp, reconcileLocked, withQmp } from './reconcile.js';
 import { stopRun, type StopOptions } from './stop.js';
 import type { Backends, SpecView } from './ports.js';
 import type { StateStore } from './store.js';
@@ -90,14 +90,17 @@ export class VmManager {
   }
 
   /** Runs `fn` holding the VM's lock, on the reconciled record. */
-  private async locked<T>(name: string, op: Action, fn: (rec: VmRecord) => Promise<T>): Promise<T> {
+  private async locked<T>(name: string, op: Action, fn: (rec: VmRecord, d: TeardownDeps) => Promise<T>): Promise<T> {
     await this.store.read(name);
     const lock = await this.store.lock(name, op);
+    const held = op === 'qmp' ? holdQmp(this.d) : null; // the reconcile's query-status and the verb on one connection
     try {
-      const rec = await reconcileLocked(this.d, await this.store.read(name), op === 'inspect' || op === 'qmp');
+      const d = held?.d ?? this.d;
+      const rec = await reconcileLocked(d, await this.store.read(name), op === 'inspect' || op === 'qmp');
       assertAllowed(name, rec.phase, op);
-      return await fn(rec);
+      return await fn(rec, d);
     } finally {
+      await held?.close();
       await lock.release();
     }
   }
@@ -286,42 +289,42 @@ export class VmManager {
 
   /** Runs one QMP command on a running VM and returns QEMU's reply. */
   async qmp(name: string, command: string, args?: Record<string, unknown>): Promise<unknown> {
-    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => q.execute(command, args)));
+    return this.locked(name, 'qmp', (rec, d) => withQmp(d, rec, (q) => q.execute(command, args)));
   }
 
   /** Hot-plugs a disk into the running VM (vm/hotplug). */
   async attachDisk(name: string, req: DiskAttachRequest): Promise<HotplugResult> {
-    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await attachDisk(this.d, rec, q, req)).result));
+    return this.locked(name, 'qmp', (rec, d) => withQmp(d, rec, async (q) => (await attachDisk(this.d, rec, q, req)).result));
   }
 
   /** Detaches a hot-plugged disk (state `removing` when the guest has not let go within `waitMs`). */
   async detachDisk(name: string, disk: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<HotplugResult> {
-    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await detachDisk(this.d, rec, q, disk, o)).result));
+    return this.locked(name, 'qmp', (rec, d) => withQmp(d, rec, async (q) => (await detachDisk(this.d, rec, q, disk, o)).result));
   }
 
   /** Hot-plugs a NIC into the running VM (vm/hotplug-nic). */
   async attachNic(name: string, req: NicAttachRequest): Promise<NicHotplugResult> {
-    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await attachNic(this.d, rec, q, req)).result));
+    return this.locked(name, 'qmp', (rec, d) => withQmp(d, rec, async (q) => (await attachNic(this.d, rec, q, req)).result));
   }
 
   /** Detaches a hot-plugged NIC (state `removing` when the guest has not let go within `waitMs`). */
   async detachNic(name: string, nic: string, o: { liveOnly?: boolean; waitMs?: number } = {}): Promise<NicHotplugResult> {
-    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await detachNic(this.d, rec, q, nic, o)).result));
+    return this.locked(name, 'qmp', (rec, d) => withQmp(d, rec, async (q) => (await detachNic(this.d, rec, q, nic, o)).result));
   }
 
   /** Grows a disk's top layer while the VM runs (refuses to shrink). */
   async resizeDisk(name: string, disk: string, bytes: number): Promise<ResizeResult> {
-    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => resizeDisk(rec, q, disk, bytes)));
+    return this.locked(name, 'qmp', (rec, d) => withQmp(d, rec, (q) => resizeDisk(rec, q, disk, bytes)));
   }
 
   /** Finishes the removal of every `removing` disk QEMU no longer has (the daemon runs it on DEVICE_DELETED). */
   async finishRemovals(name: string): Promise<VmRecord> {
-    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, (q) => finishRemovals(this.d, rec, q)));
+    return this.locked(name, 'qmp', (rec, d) => withQmp(d, rec, (q) => finishRemovals(this.d, rec, q)));
   }
 
   /** Changes a running disk's I/O limits (vm/disk-limits); the stored spec follows unless live-only. */
   async setDiskLimits(name: string, disk: string, c: LimitsChange): Promise<LimitsResult> {
-    return this.locked(name, 'qmp', (rec) => withQmp(this.d, rec, async (q) => (await setDiskLimits(this.d, rec, q, disk, c)).result));
+    return this.locked(name, 'qmp', (rec, d) => withQmp(d, rec, async (q) => (await setDiskLimits(this.d, rec, q, disk, c)).result));
   }
 
   /** Takes an external snapshot of the VM's disks (and RAM with `memory`), running or stopped (vm/snapshot). */

@@ -23,6 +23,29 @@ export async function withQmp<T>(d: TeardownDeps, rec: VmRecord, fn: (q: QmpConn
   }
 }
 
+/**
+ * Deps whose QMP connects to one socket share one connection, opened on first use and closed by
+ * `close` (call it before anything else may connect: QEMU serves one client at a time): a QMP
+ * verb's deep reconcile (query-status) and the verb itself pay one connect and negotiation, not
+ * two. A use that saw a command fail drops it when closed, so the next connect is a fresh one.
+ */
+export function holdQmp(d: TeardownDeps): { d: TeardownDeps; close(): Promise<void> } {
+  let held: { path: string; q: QmpConn } | undefined;
+  const drop = async (): Promise<void> => { const h = held; held = undefined; await h?.q.close().catch(() => undefined); };
+  const qmpConnect = async (path: string, timeoutMs: number): Promise<QmpConn> => {
+    if (held !== undefined && held.path !== path) return d.backends.qmpConnect(path, timeoutMs);
+    held ??= { path, q: await d.backends.qmpConnect(path, timeoutMs) };
+    const h = held;
+    let failed = false;
+    return {
+      ...h.q,
+      execute: (command, args, t, fds) => h.q.execute(command, args, t, fds).catch((err: unknown) => { failed = true; throw err; }),
+      close: async () => { if (failed && held === h) await drop(); },
+    };
+  };
+  return { d: { ...d, backends: { ...d.backends, qmpConnect } }, close: drop };
+}
+
 /** The caller holds the VM's lock, so a "starting" or "stopping" phase belongs to a process that died. */
 export async function reconcileLocked(d: TeardownDeps, rec: VmRecord, deep: boolean): Promise<VmRecord> {
   if (!expectsProcess(rec.phase)) {

@@ -57,10 +57,24 @@ test('run state is written without touching the durable copy; a torn vm.json rea
   assert.equal(statSync(p.durable).ino, durableIno, 'run state only: no new durable copy');
   assert.notEqual(statSync(p.record).ino, durableIno);
   assert.deepEqual(await store.read('wdv-e'), running);
+  // The hot-plug journal names what lives in the running QEMU: run state too.
+  const plugging: VmRecord = { ...running, hotplug: [{ name: 'd', run: 'u', deviceId: 'disk-d', state: 'attaching', steps: [], begun: 0, claims: [], disk: { name: 'd' }, liveOnly: false }] };
+  await store.write(plugging);
+  assert.equal(statSync(p.durable).ino, durableIno, 'a hot-plug journal entry: no new durable copy');
+  assert.deepEqual(await store.read('wdv-e'), plugging);
+  await store.write(running);
+  // A TAP on a Linux bridge dies with the host: its net undo log is run state.
+  const withTap: VmRecord = { ...running, undo: [...running.undo!, { kind: 'net', log: { version: 1, entries: [{ kind: 'delete-link', nic: 'n', ifname: 't', device: 'tap' }, { kind: 'bridge-detach', nic: 'n', ifname: 't', bridge: 'br0' }] } }] };
+  await store.write(withTap);
+  assert.equal(statSync(p.durable).ino, durableIno, 'a TAP and its bridge port: no new durable copy');
+  await store.write({ ...withTap, undo: [...running.undo!, { kind: 'net', log: { version: 1, entries: [{ kind: 'ovs-del-port', nic: 'n', ifname: 't', bridge: 'ovsbr' }] } }] });
+  assert.notEqual(statSync(p.durable).ino, durableIno, 'an OVS port outlives a reboot: durable');
+  await store.write(running);
   // An undo entry naming what outlives a reboot (host networking: an OVS port) is durable.
   const withNet: VmRecord = { ...running, undo: [...running.undo!, { kind: 'net', log: { steps: ['ovs'] } }] };
+  const beforeNet = statSync(p.durable).ino;
   await store.write(withNet);
-  assert.notEqual(statSync(p.durable).ino, durableIno, 'a net undo entry is written durably');
+  assert.notEqual(statSync(p.durable).ino, beforeNet, 'a net undo entry is written durably');
   assert.deepEqual(JSON.parse(readFileSync(p.durable, 'utf8')), withNet);
   // A power loss after a rename reached the disk before its data: vm.json empty or torn.
   const { run: _run, ...stopped } = withNet;

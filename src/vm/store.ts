@@ -50,16 +50,33 @@ export function checkName(name: string): void {
   }
 }
 
-/** Record fields that describe only the current run: nothing they name outlives the host (see StateStore.write). */
-export const VOLATILE = ['phase', 'updatedAt', 'run', 'helpers', 'disks', 'intent', 'warnings'] as const;
+/**
+ * Record fields that describe only the current run: nothing they name outlives the host (see
+ * StateStore.write). `hotplug` too: its entries name devices, block nodes and fdsets inside the
+ * running QEMU (an entry of an older run is stale: vm/hotplug entriesOf), and what a hot-plugged
+ * NIC leaves that can outlive a reboot (an OVS port, a helper's lent directory) is journalled in
+ * `undo` as well, which stays durable; so does the spec a persistent attach or detach changes.
+ */
+export const VOLATILE = ['phase', 'updatedAt', 'run', 'helpers', 'disks', 'intent', 'warnings', 'hotplug'] as const;
 /** Undo kinds whose host objects die with the host: processes (log writer), the jail (cgroups, lease holders), socket listeners. */
 const VOLATILE_UNDO = new Set(['sockets', 'logd', 'jail']);
+
+/**
+ * Whether a net undo log (src/net UndoLog) names something that outlives the host: an Open
+ * vSwitch port (kept in ovsdb). A TAP or macvtap link and its Linux-bridge port die with the
+ * host. A log of any other shape counts as outliving it (the conservative side).
+ */
+function netLogOutlivesHost(log: unknown): boolean {
+  const entries = (log as { entries?: unknown } | null)?.entries;
+  if (!Array.isArray(entries)) return true;
+  return entries.some((e) => !['delete-link', 'bridge-detach'].includes((e as { kind?: unknown } | null)?.kind as string));
+}
 
 /** The part of a record that must survive a power loss, as a comparable string. */
 export function durablePart(rec: VmRecord): string {
   const o: Record<string, unknown> = { ...rec };
   for (const k of VOLATILE) delete o[k];
-  o['undo'] = (rec.undo ?? []).filter((u) => !VOLATILE_UNDO.has(u.kind));
+  o['undo'] = (rec.undo ?? []).filter((u) => !VOLATILE_UNDO.has(u.kind) && (u.kind !== 'net' || netLogOutlivesHost(u.log)));
   return JSON.stringify(o);
 }
 
@@ -174,7 +191,7 @@ export class StateStore {
    * run outlives it: QEMU, its jail's processes, cgroups and leases' holders, the log writer,
    * the sockets' listeners are gone. So run state ({@link VOLATILE} fields, undo entries of
    * those kinds) needs atomic visibility, not durability. The rest (the spec, owner, save
-   * file, snapshots, hot-plug journal, the net and helper undo entries, which name what can
+   * file, snapshots, the net (when it holds an OVS port: netLogOutlivesHost) and helper undo entries, which name what can
    * outlive a reboot: an Open vSwitch port, a state directory lent to a helper's uid) must
    * survive a power loss, and a file whose rename reached the disk before its data is empty.
    * Hence: when the durable part differs from vm.durable.json's, the new file is fsync'd,
@@ -183,6 +200,9 @@ export class StateStore {
    * one, or torn; a torn (or missing) vm.json reads as vm.durable.json, whose durable part is
    * that of every later write. What a start writes (claim, log writer, jail, run, running)
    * is run state: no fsync on a start's path, unless host networking or helpers are set up.
+   * So is the hot-plug journal (record-before-change against a killed manager needs only the
+   * rename's visibility; after a power loss its QEMU is gone): a live-only disk attach or detach
+   * writes no fsync, a persistent one fsyncs once, for its spec change.
    */
   async write(rec: VmRecord): Promise<void> {
     const p = this.paths(rec.name);
